@@ -1,0 +1,216 @@
+//! `decide`: the business rules for client commands. Provider signals are in `signals`.
+
+use crate::signals;
+use paystate_events::command::{METADATA_ENTRIES_MAX, TEXT_LEN_MAX};
+use paystate_events::{
+    CancelledBy, Command, CommandEnvelope, Event, MinorUnits, Money, OrderState, Rejection,
+    RejectionCode as Code, Status, Timestamp,
+};
+
+/// Bound on commits per order: an order with this many commits takes no more commands.
+/// Real orders have a handful; the bound keeps state (applied command ids) small.
+pub const COMMITS_PER_ORDER_MAX: u64 = 10_000;
+
+/// What a command means for an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Append these events (never empty) as one commit.
+    Commit(Vec<Event>),
+    /// This command id was already applied with the same body, in commit `commit`.
+    /// Idempotency is an outcome, not an error: nothing is appended.
+    AlreadyApplied { commit: u64 },
+}
+
+/// Decides what `cmd` means for the order in `state` (`None`: the order does not exist yet),
+/// at `now` (the broker's receive time of the command). Pure and deterministic.
+pub fn decide(
+    state: Option<&OrderState>,
+    cmd: &CommandEnvelope,
+    now: Timestamp,
+) -> Result<Decision, Rejection> {
+    if let Some(s) = state {
+        if let Some(applied) = s.applied.get(&cmd.command_id) {
+            return if applied.fingerprint == cmd.fingerprint() {
+                Ok(Decision::AlreadyApplied { commit: applied.commit })
+            } else {
+                Err(reject(
+                    Code::IdempotencyKeyReused,
+                    format!("command id {} was used before with a different body", cmd.command_id),
+                ))
+            };
+        }
+        if s.commits >= COMMITS_PER_ORDER_MAX {
+            return Err(reject(Code::OrderHistoryFull, "order reached its bound on commits"));
+        }
+    }
+    let events = match (&cmd.command, state) {
+        (Command::CreateOrder { .. }, None) => create(cmd, now)?,
+        (Command::CreateOrder { .. }, Some(_)) => {
+            return Err(reject(Code::OrderAlreadyExists, format!("order {} already exists", cmd.order_id)))
+        }
+        (_, None) => return Err(reject(Code::OrderNotFound, format!("order {} does not exist", cmd.order_id))),
+        (Command::StartPayment { initiation }, Some(s)) => {
+            require(s, &[Status::Created], "start_payment")?;
+            check_texts(initiation.params.iter().flat_map(|(k, v)| [k, v]))?;
+            vec![Event::PaymentRequested { initiation: initiation.clone() }]
+        }
+        (Command::Capture { amount }, Some(s)) => capture(s, cmd, *amount)?,
+        (Command::Cancel { reason }, Some(s)) => cancel(s, reason.clone())?,
+        (Command::Refund { amount }, Some(s)) => refund(s, cmd, *amount)?,
+        (Command::Expire, Some(s)) => expire(s, now)?,
+        (Command::ProviderSignal { signal }, Some(s)) => {
+            if signal.provider != s.provider {
+                return Err(reject(
+                    Code::ProviderMismatch,
+                    format!("signal from {} for an order with {}", signal.provider, s.provider),
+                ));
+            }
+            signals::decide_signal(s, signal)
+        }
+    };
+    Ok(Decision::Commit(events))
+}
+
+fn create(cmd: &CommandEnvelope, now: Timestamp) -> Result<Vec<Event>, Rejection> {
+    let Command::CreateOrder {
+        merchant_reference,
+        amount,
+        provider,
+        capture_mode,
+        expires_at,
+        merchant_account,
+        metadata,
+    } = &cmd.command
+    else {
+        unreachable!("create is only called for create_order")
+    };
+    if merchant_reference.is_empty() {
+        return Err(reject(Code::InvalidField, "merchant_reference must not be empty"));
+    }
+    if metadata.len() > METADATA_ENTRIES_MAX {
+        return Err(reject(
+            Code::InvalidField,
+            format!("metadata has more than {METADATA_ENTRIES_MAX} entries"),
+        ));
+    }
+    check_texts(
+        std::iter::once(merchant_reference)
+            .chain(merchant_account.iter())
+            .chain(metadata.iter().flat_map(|(k, v)| [k, v])),
+    )?;
+    if let Some(exp) = expires_at {
+        if *exp <= now {
+            return Err(reject(Code::InvalidField, "expires_at is not in the future"));
+        }
+    }
+    Ok(vec![Event::OrderCreated {
+        order_id: cmd.order_id.clone(),
+        merchant_reference: merchant_reference.clone(),
+        amount: *amount,
+        provider: *provider,
+        capture_mode: *capture_mode,
+        expires_at: *expires_at,
+        merchant_account: merchant_account.clone(),
+        metadata: metadata.clone(),
+        created_at: now,
+    }])
+}
+
+fn capture(s: &OrderState, cmd: &CommandEnvelope, amount: Option<Money>) -> Result<Vec<Event>, Rejection> {
+    require(s, &[Status::Authorized], "capture")?;
+    no_operation_in_flight(s)?;
+    let amount = amount_or(s, amount, s.authorized)?;
+    if amount.minor_units.units() > s.authorized {
+        return Err(reject(
+            Code::AmountExceedsAuthorized,
+            format!("capture of {} exceeds the authorized {}", amount.minor_units, s.authorized),
+        ));
+    }
+    Ok(vec![Event::CaptureRequested { capture_id: cmd.command_id.to_string(), amount }])
+}
+
+fn cancel(s: &OrderState, reason: Option<String>) -> Result<Vec<Event>, Rejection> {
+    require(s, &[Status::Created, Status::Pending, Status::Authorized], "cancel")?;
+    check_texts(reason.iter())?;
+    if s.status == Status::Created {
+        // Nothing reached the provider: the cancellation is ours alone.
+        return Ok(vec![Event::OrderCancelled { by: CancelledBy::Merchant, evidence: None }]);
+    }
+    no_operation_in_flight(s)?;
+    Ok(vec![Event::CancelRequested { reason }])
+}
+
+fn refund(s: &OrderState, cmd: &CommandEnvelope, amount: Option<Money>) -> Result<Vec<Event>, Rejection> {
+    require(s, &[Status::Captured], "refund")?;
+    let refundable = s.refundable();
+    if refundable == MinorUnits::ZERO {
+        return Err(reject(Code::AmountExceedsRefundable, "nothing left to refund"));
+    }
+    let amount = amount_or(s, amount, refundable)?;
+    if amount.minor_units.units() > refundable {
+        return Err(reject(
+            Code::AmountExceedsRefundable,
+            format!("refund of {} exceeds the refundable {}", amount.minor_units, refundable),
+        ));
+    }
+    Ok(vec![Event::RefundRequested { refund_id: cmd.command_id.to_string(), amount }])
+}
+
+fn expire(s: &OrderState, now: Timestamp) -> Result<Vec<Event>, Rejection> {
+    match s.expires_at {
+        Some(at) if now >= at => {}
+        Some(at) => return Err(reject(Code::NotExpired, format!("order expires at {at}"))),
+        None => return Err(reject(Code::NotExpired, "order has no expiry")),
+    }
+    require(s, &[Status::Created, Status::Pending, Status::Authorized], "expire")?;
+    match s.status {
+        Status::Authorized => {
+            no_operation_in_flight(s)?;
+            Ok(vec![Event::CancelRequested { reason: Some("expired".into()) }])
+        }
+        _ => Ok(vec![Event::OrderCancelled { by: CancelledBy::Expiry, evidence: None }]),
+    }
+}
+
+/// Rejects unless the order is in one of `allowed`; terminal orders get `order_terminal`.
+fn require(s: &OrderState, allowed: &[Status], what: &str) -> Result<(), Rejection> {
+    if allowed.contains(&s.status) {
+        return Ok(());
+    }
+    let code = if s.status.is_terminal() { Code::OrderTerminal } else { Code::InvalidTransition };
+    Err(reject(code, format!("{what} is not allowed when the order is {}", s.status)))
+}
+
+fn no_operation_in_flight(s: &OrderState) -> Result<(), Rejection> {
+    if s.capture_pending.is_some() || s.cancel_pending {
+        return Err(reject(Code::OperationInProgress, "a capture or cancellation is waiting for the provider"));
+    }
+    Ok(())
+}
+
+/// The command's amount checked against the order currency, or `default` in that currency.
+fn amount_or(s: &OrderState, amount: Option<Money>, default: MinorUnits) -> Result<Money, Rejection> {
+    match amount {
+        Some(m) if m.currency != s.currency() => Err(reject(
+            Code::CurrencyMismatch,
+            format!("amount in {} for an order in {}", m.currency, s.currency()),
+        )),
+        Some(m) => Ok(m),
+        None => paystate_events::Amount::new(default.0)
+            .map(|a| Money::new(a, s.currency()))
+            .map_err(|_| reject(Code::InvalidAmount, "nothing to take: the amount would be zero")),
+    }
+}
+
+fn check_texts<'a>(texts: impl Iterator<Item = &'a String>) -> Result<(), Rejection> {
+    for t in texts {
+        if t.len() > TEXT_LEN_MAX {
+            return Err(reject(Code::InvalidField, format!("a text field exceeds {TEXT_LEN_MAX} bytes")));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn reject(code: Code, message: impl Into<String>) -> Rejection {
+    Rejection::new(code, message)
+}

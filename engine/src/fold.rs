@@ -1,0 +1,69 @@
+//! Folding whole commits, the unit the journal stores. A commit is applied only if it is the
+//! next one of its order (number and hash chain); its events are folded with [`evolve`].
+
+use crate::evolve::{evolve, EvolveError};
+use paystate_events::commit::GENESIS_HASH;
+use paystate_events::{Applied, Commit, OrderState};
+
+/// A commit that does not continue the order's history.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FoldError {
+    #[error("commit {found} follows commit {expected_prev}: history is missing or reordered")]
+    Gap { expected_prev: u64, found: u64 },
+    #[error("commit {commit} names previous hash {found}, but the previous commit hashes to {expected}")]
+    ChainBroken { commit: u64, expected: String, found: String },
+    #[error("commit {commit} is for order {found}, not {expected}")]
+    WrongOrder { commit: u64, expected: String, found: String },
+    #[error("commit {commit} has no events")]
+    Empty { commit: u64 },
+    #[error("commit {commit}: {source}")]
+    Event { commit: u64, source: EvolveError },
+}
+
+/// Folds `commit` (whose bytes hash to `hash`) into `state`.
+pub fn apply_commit(state: Option<OrderState>, commit: &Commit, hash: &str) -> Result<OrderState, FoldError> {
+    let (prev_commits, prev_hash) = match &state {
+        Some(s) => (s.commits, s.head_hash.as_str()),
+        None => (0, GENESIS_HASH),
+    };
+    if commit.commit != prev_commits + 1 {
+        return Err(FoldError::Gap { expected_prev: prev_commits, found: commit.commit });
+    }
+    if commit.prev_hash != prev_hash {
+        return Err(FoldError::ChainBroken {
+            commit: commit.commit,
+            expected: prev_hash.to_string(),
+            found: commit.prev_hash.clone(),
+        });
+    }
+    if let Some(s) = &state {
+        if s.order_id != commit.order_id {
+            return Err(FoldError::WrongOrder {
+                commit: commit.commit,
+                expected: s.order_id.to_string(),
+                found: commit.order_id.to_string(),
+            });
+        }
+    }
+    if commit.events.is_empty() {
+        return Err(FoldError::Empty { commit: commit.commit });
+    }
+    let mut state = state.map(|mut s| {
+        s.commits = commit.commit;
+        s
+    });
+    for event in &commit.events {
+        let mut next = evolve(state, event).map_err(|source| FoldError::Event { commit: commit.commit, source })?;
+        next.commits = commit.commit;
+        state = Some(next);
+    }
+    // Why: the loop ran at least once (events is not empty), so state is Some.
+    let mut s = state.ok_or(FoldError::Empty { commit: commit.commit })?;
+    s.head_hash = hash.to_string();
+    s.updated_at = commit.decided_at;
+    s.applied.insert(
+        commit.command.command_id.clone(),
+        Applied { commit: commit.commit, fingerprint: commit.fingerprint.clone() },
+    );
+    Ok(s)
+}

@@ -1,0 +1,139 @@
+//! Commands: what client services (and adapters, for provider signals) ask of an order.
+//!
+//! On the wire a command is one JSON object: the envelope fields plus a `type` tag and the
+//! command's own fields, e.g.
+//! `{"command_id":"c-1","order_id":"o-1","issued_at":"2026-11-22T10:00:00Z","type":"capture","amount":{"minor_units":500,"currency":"USD"}}`.
+
+use crate::{Amount, CommandId, Currency, Money, OrderId, Provider, ProviderSignal, Timestamp};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+/// Most metadata entries a create command may carry.
+pub const METADATA_ENTRIES_MAX: usize = 32;
+/// Longest merchant reference, metadata key or value accepted.
+pub const TEXT_LEN_MAX: usize = 256;
+
+/// A command with its id, target order and time. The id is the idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CommandEnvelope {
+    /// Idempotency key: the same id twice has the effect of once.
+    pub command_id: CommandId,
+    /// The order this command is about (also the NATS subject token it is published on).
+    pub order_id: OrderId,
+    /// When the caller issued it (the caller's clock; recorded, not trusted for rules).
+    pub issued_at: Timestamp,
+    #[serde(flatten)]
+    pub command: Command,
+}
+
+impl CommandEnvelope {
+    /// A stable fingerprint of the whole command (sha256 of its canonical JSON), used to tell
+    /// a retry (same id, same body) from a reused idempotency key (same id, other body).
+    pub fn fingerprint(&self) -> String {
+        // Why: serializing our own typed value cannot fail (no maps with non-string keys).
+        let bytes = serde_json::to_vec(self).unwrap_or_default();
+        hex::encode(Sha256::digest(&bytes))
+    }
+}
+
+/// Everything that can be asked of an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Command {
+    /// Create a payment order.
+    CreateOrder {
+        merchant_reference: String,
+        amount: Money,
+        provider: Provider,
+        capture_mode: CaptureMode,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires_at: Option<Timestamp>,
+        /// Which configured merchant account of the provider to use (default account if absent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        merchant_account: Option<String>,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        metadata: BTreeMap<String, String>,
+    },
+    /// Start the payment at the provider.
+    StartPayment {
+        #[serde(default)]
+        initiation: PaymentInitiation,
+    },
+    /// Capture authorized funds; `amount` absent captures everything authorized.
+    Capture {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        amount: Option<Money>,
+    },
+    /// Cancel the order (before capture).
+    Cancel {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Refund captured funds; `amount` absent refunds everything still refundable.
+    /// Repeatable; the command id is the refund's id.
+    Refund {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        amount: Option<Money>,
+    },
+    /// Expire the order: after `expires_at` an order that is not yet authorized is cancelled,
+    /// an authorized one has its authorization voided.
+    Expire,
+    /// Apply what a provider reported (sent by adapters, the gateway and the reconciler).
+    ProviderSignal { signal: ProviderSignal },
+}
+
+impl Command {
+    /// The `type` tag, for logs and timelines.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::CreateOrder { .. } => "create_order",
+            Command::StartPayment { .. } => "start_payment",
+            Command::Capture { .. } => "capture",
+            Command::Cancel { .. } => "cancel",
+            Command::Refund { .. } => "refund",
+            Command::Expire => "expire",
+            Command::ProviderSignal { .. } => "provider_signal",
+        }
+    }
+
+    /// Every command `type` tag, for error messages and the README.
+    pub const NAMES: [&'static str; 7] = [
+        "create_order",
+        "start_payment",
+        "capture",
+        "cancel",
+        "refund",
+        "expire",
+        "provider_signal",
+    ];
+}
+
+/// Whether the provider captures by itself after authorization (auto) or waits for a
+/// capture command (manual, pre-authorization).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CaptureMode {
+    Auto,
+    Manual,
+}
+
+/// Provider-specific details for starting a payment. Adapters read what their provider needs
+/// from `params` (e.g. Paykassma `label`, Plural `payment_method`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PaymentInitiation {
+    /// Where the provider sends the customer back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_url: Option<String>,
+    /// The customer's id in the merchant's system.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, String>,
+}
+
+/// Amount in a command's currency check: helper for tests and clients.
+pub fn money(minor: u64, currency: &str) -> Option<Money> {
+    Some(Money::new(Amount::new(minor).ok()?, Currency::parse(currency).ok()?))
+}

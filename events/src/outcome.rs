@@ -1,0 +1,214 @@
+//! What a caller gets back for a command: accepted with the order's new state and events, or
+//! a typed rejection with a stable code. A retry of an already processed command gets the
+//! original outcome again with `duplicate: true`.
+
+use crate::{CommandId, Event, OrderId, OrderState};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Stable rejection codes. The string forms never change meaning; new codes may be added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectionCode {
+    // --- bad input: the message itself is wrong; fix it, do not retry as is ---
+    /// The message is not valid JSON.
+    MalformedJson,
+    /// `type` is missing or not a known command type.
+    UnknownCommand,
+    /// A required field is missing.
+    MissingField,
+    /// A field has the wrong type or an invalid value.
+    InvalidField,
+    /// An order or command id is empty, too long or has characters outside the alphabet.
+    InvalidId,
+    /// An amount is zero, negative or not an integer number of minor units.
+    InvalidAmount,
+    /// An amount exceeds the maximum accepted.
+    AmountOverflow,
+    /// A currency is not an ISO 4217 code with minor units.
+    UnknownCurrency,
+    /// The message exceeds the size limit.
+    CommandTooLarge,
+    /// The order id in the body differs from the subject the command was published on.
+    SubjectMismatch,
+    // --- business rules: the order's state does not allow it ---
+    OrderNotFound,
+    OrderAlreadyExists,
+    /// The command is not allowed in the order's current status.
+    InvalidTransition,
+    /// The order is in a terminal state.
+    OrderTerminal,
+    /// Amount's currency differs from the order's.
+    CurrencyMismatch,
+    /// Capture larger than what is authorized.
+    AmountExceedsAuthorized,
+    /// Refund larger than what is captured and not yet refunded.
+    AmountExceedsRefundable,
+    /// A capture or cancellation is already waiting for the provider.
+    OperationInProgress,
+    /// Expire before the order's `expires_at` (or an order without one).
+    NotExpired,
+    /// A provider signal from a provider other than the order's.
+    ProviderMismatch,
+    /// The same command id was used before with a different body.
+    IdempotencyKeyReused,
+    /// The order reached its bound on commits.
+    OrderHistoryFull,
+    // --- infrastructure: try again later ---
+    /// The engine could not commit after its bounded retries (conflicts or broker errors).
+    Unavailable,
+}
+
+impl RejectionCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectionCode::MalformedJson => "malformed_json",
+            RejectionCode::UnknownCommand => "unknown_command",
+            RejectionCode::MissingField => "missing_field",
+            RejectionCode::InvalidField => "invalid_field",
+            RejectionCode::InvalidId => "invalid_id",
+            RejectionCode::InvalidAmount => "invalid_amount",
+            RejectionCode::AmountOverflow => "amount_overflow",
+            RejectionCode::UnknownCurrency => "unknown_currency",
+            RejectionCode::CommandTooLarge => "command_too_large",
+            RejectionCode::SubjectMismatch => "subject_mismatch",
+            RejectionCode::OrderNotFound => "order_not_found",
+            RejectionCode::OrderAlreadyExists => "order_already_exists",
+            RejectionCode::InvalidTransition => "invalid_transition",
+            RejectionCode::OrderTerminal => "order_terminal",
+            RejectionCode::CurrencyMismatch => "currency_mismatch",
+            RejectionCode::AmountExceedsAuthorized => "amount_exceeds_authorized",
+            RejectionCode::AmountExceedsRefundable => "amount_exceeds_refundable",
+            RejectionCode::OperationInProgress => "operation_in_progress",
+            RejectionCode::NotExpired => "not_expired",
+            RejectionCode::ProviderMismatch => "provider_mismatch",
+            RejectionCode::IdempotencyKeyReused => "idempotency_key_reused",
+            RejectionCode::OrderHistoryFull => "order_history_full",
+            RejectionCode::Unavailable => "unavailable",
+        }
+    }
+
+    pub const ALL: [RejectionCode; 23] = [
+        RejectionCode::MalformedJson,
+        RejectionCode::UnknownCommand,
+        RejectionCode::MissingField,
+        RejectionCode::InvalidField,
+        RejectionCode::InvalidId,
+        RejectionCode::InvalidAmount,
+        RejectionCode::AmountOverflow,
+        RejectionCode::UnknownCurrency,
+        RejectionCode::CommandTooLarge,
+        RejectionCode::SubjectMismatch,
+        RejectionCode::OrderNotFound,
+        RejectionCode::OrderAlreadyExists,
+        RejectionCode::InvalidTransition,
+        RejectionCode::OrderTerminal,
+        RejectionCode::CurrencyMismatch,
+        RejectionCode::AmountExceedsAuthorized,
+        RejectionCode::AmountExceedsRefundable,
+        RejectionCode::OperationInProgress,
+        RejectionCode::NotExpired,
+        RejectionCode::ProviderMismatch,
+        RejectionCode::IdempotencyKeyReused,
+        RejectionCode::OrderHistoryFull,
+        RejectionCode::Unavailable,
+    ];
+
+    pub fn parse(s: &str) -> Option<RejectionCode> {
+        RejectionCode::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// Rejections of the message itself (never stored as an idempotent outcome: the command
+    /// id may not even be readable).
+    pub fn is_bad_input(self) -> bool {
+        use RejectionCode::*;
+        matches!(
+            self,
+            MalformedJson
+                | UnknownCommand
+                | MissingField
+                | InvalidField
+                | InvalidId
+                | InvalidAmount
+                | AmountOverflow
+                | UnknownCurrency
+                | CommandTooLarge
+                | SubjectMismatch
+        )
+    }
+}
+
+impl fmt::Display for RejectionCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A typed rejection: a stable code and a human message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Rejection {
+    pub code: RejectionCode,
+    pub message: String,
+}
+
+impl Rejection {
+    pub fn new(code: RejectionCode, message: impl Into<String>) -> Rejection {
+        Rejection { code, message: message.into() }
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+/// The reply to a command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Committed: the events appended and the order's state after them.
+    Accepted {
+        command_id: CommandId,
+        order_id: OrderId,
+        /// The order's commit number that holds these events.
+        commit: u64,
+        events: Vec<Event>,
+        state: OrderState,
+        /// True when this is a retry of a command processed before: nothing new happened.
+        #[serde(default)]
+        duplicate: bool,
+    },
+    /// Refused; nothing was written.
+    Rejected {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        command_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        order_id: Option<String>,
+        code: RejectionCode,
+        message: String,
+        #[serde(default)]
+        duplicate: bool,
+    },
+}
+
+impl Outcome {
+    pub fn rejection_code(&self) -> Option<RejectionCode> {
+        match self {
+            Outcome::Rejected { code, .. } => Some(*code),
+            Outcome::Accepted { .. } => None,
+        }
+    }
+    pub fn is_duplicate(&self) -> bool {
+        match self {
+            Outcome::Accepted { duplicate, .. } | Outcome::Rejected { duplicate, .. } => *duplicate,
+        }
+    }
+    pub fn state(&self) -> Option<&OrderState> {
+        match self {
+            Outcome::Accepted { state, .. } => Some(state),
+            Outcome::Rejected { .. } => None,
+        }
+    }
+}
