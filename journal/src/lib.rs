@@ -1,1 +1,54 @@
-//! placeholder
+//! The log: every order's commits in one JetStream stream, one subject per order.
+//!
+//! - [`setup`]: stream, consumer and bucket configuration ([`LogSettings`]), created or
+//!   updated idempotently by every process at start.
+//! - [`append`]: one commit = one message, appended atomically with optimistic concurrency
+//!   on the order subject's last sequence (`Nats-Expected-Last-Subject-Sequence`). Conflicts
+//!   (10071, and 10163/10164 on newer servers) come back as [`AppendError::Conflict`].
+//! - [`read`]: an order's commits back in order (leader message-get, read-after-write), the
+//!   order folded to its state, hash and chain verified on the way.
+//!
+//! Layout: stream `PAYSTATE_EVENTS`, subjects `paystate.events.<order_id>`, file storage;
+//! each message is a JSON [`paystate_events::Commit`] with headers `Paystate-Commit-Hash`
+//! (SHA-256 of the body) and `Paystate-Commit` (the order's commit number).
+
+pub mod append;
+pub mod read;
+pub mod setup;
+
+pub use append::{AppendError, Appended};
+pub use read::{LoadedOrder, ReadError, StoredCommit};
+pub use setup::{ensure_log, LogSettings, SetupError};
+
+use async_nats::jetstream::{self, stream::Stream};
+
+/// Handle on the log. Cheap to clone; share one per process.
+#[derive(Clone)]
+pub struct Journal {
+    js: jetstream::Context,
+    events: Stream,
+}
+
+impl Journal {
+    /// Opens the log, creating or updating the stream as `settings` say.
+    pub async fn open(js: jetstream::Context, settings: &LogSettings) -> Result<Journal, SetupError> {
+        let events = ensure_log(&js, settings).await?;
+        Ok(Journal { js, events })
+    }
+
+    /// Opens an existing log without changing its configuration.
+    pub async fn existing(js: jetstream::Context, stream: &str) -> Result<Journal, SetupError> {
+        let events = js
+            .get_stream(stream)
+            .await
+            .map_err(|e| SetupError::Stream(format!("{stream}: {e}")))?;
+        Ok(Journal { js, events })
+    }
+
+    pub fn context(&self) -> &jetstream::Context {
+        &self.js
+    }
+    pub fn stream(&self) -> &Stream {
+        &self.events
+    }
+}

@@ -1,0 +1,144 @@
+//! A child nats-server process with JetStream on loopback.
+
+use crate::{locate, BrokerError};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::process::{Child, Command};
+
+/// How long a starting server may take to accept connections.
+const READY_WAIT_MS_MAX: u64 = 15_000;
+
+/// Options for a child nats-server.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Client port; 0 picks a free one.
+    pub port: u16,
+    /// JetStream store directory; `None` uses a fresh temporary directory (removed on drop).
+    pub store_dir: Option<PathBuf>,
+    /// `sync_interval: always` (fsync every write) instead of the server default.
+    pub sync_always: bool,
+    /// Extra config-file text (e.g. a `cluster {}` block).
+    pub extra_config: String,
+    /// Server name (needed in clusters).
+    pub name: Option<String>,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions { port: 0, store_dir: None, sync_always: false, extra_config: String::new(), name: None }
+    }
+}
+
+/// A running child nats-server. Dropping it kills the process.
+pub struct NatsServer {
+    child: Option<Child>,
+    opts: ServerOptions,
+    port: u16,
+    store: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+    binary: PathBuf,
+}
+
+/// A free TCP port on 127.0.0.1 (bound then released; tiny race, fine for tests).
+pub fn free_port() -> Result<u16, BrokerError> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+impl NatsServer {
+    /// Starts nats-server with JetStream and waits until it accepts connections.
+    pub async fn start(opts: ServerOptions) -> Result<NatsServer, BrokerError> {
+        let binary = locate()?;
+        let port = if opts.port == 0 { free_port()? } else { opts.port };
+        let (store, temp) = match &opts.store_dir {
+            Some(d) => (d.clone(), None),
+            None => {
+                let t = tempfile::Builder::new().prefix("paystate-nats-").tempdir()?;
+                (t.path().to_path_buf(), Some(t))
+            }
+        };
+        std::fs::create_dir_all(&store)?;
+        let mut server = NatsServer { child: None, opts, port, store, _temp: temp, binary };
+        server.spawn().await?;
+        Ok(server)
+    }
+
+    /// `nats://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+    pub fn store_dir(&self) -> &Path {
+        &self.store
+    }
+
+    /// SIGKILL: no clean shutdown, no final fsync.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+        }
+    }
+
+    /// Starts the server again on the same port with the same store.
+    pub async fn restart(&mut self) -> Result<(), BrokerError> {
+        self.kill().await;
+        self.spawn().await
+    }
+
+    async fn spawn(&mut self) -> Result<(), BrokerError> {
+        let conf = self.store.join(format!("nats-{}.conf", self.port));
+        std::fs::write(&conf, self.config_text())?;
+        let log = self.store.join(format!("nats-{}.log", self.port));
+        let child = Command::new(&self.binary)
+            .arg("-c")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| BrokerError::Spawn { path: self.binary.display().to_string(), source })?;
+        self.child = Some(child);
+        self.wait_ready(&log).await
+    }
+
+    fn config_text(&self) -> String {
+        let name = self.opts.name.clone().unwrap_or_else(|| format!("paystate-{}", self.port));
+        let sync = if self.opts.sync_always { "  sync_interval: always\n" } else { "" };
+        format!(
+            "server_name: {name:?}\nlisten: \"127.0.0.1:{port}\"\nmax_payload: 1048576\nlog_file: {log:?}\njetstream {{\n  store_dir: {store:?}\n{sync}}}\n{extra}\n",
+            port = self.port,
+            log = self.store.join(format!("nats-{}.log", self.port)).display().to_string(),
+            store = self.store.display().to_string(),
+            extra = self.opts.extra_config,
+        )
+    }
+
+    async fn wait_ready(&mut self, log: &Path) -> Result<(), BrokerError> {
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_millis(READY_WAIT_MS_MAX) {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(_status)) = child.try_wait() {
+                    break;
+                }
+            }
+            if let Ok(client) = async_nats::connect(self.url()).await {
+                // JetStream answers once the server (and, in a cluster, its meta leader) is up.
+                let js = async_nats::jetstream::new(client);
+                if js.query_account().await.is_ok() {
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(BrokerError::NotReady {
+            port: self.port,
+            waited_ms: started.elapsed().as_millis() as u64,
+            log: std::fs::read_to_string(log).unwrap_or_default().chars().rev().take(2000).collect::<String>().chars().rev().collect(),
+        })
+    }
+}

@@ -1,0 +1,111 @@
+//! Reading an order's commits back, in order, and folding them.
+
+use crate::Journal;
+use async_nats::jetstream::message::StreamMessage;
+use async_nats::jetstream::stream::RawMessageErrorKind;
+use paystate_events::subjects::{events_subject, HASH_HEADER};
+use paystate_events::{Commit, CommitHash, OrderId, OrderState, Timestamp};
+
+/// Most commits read for one order (mirrors the engine's bound on commits per order).
+pub const ORDER_COMMITS_READ_MAX: u64 = paystate_engine::COMMITS_PER_ORDER_MAX + 1;
+
+/// One commit as stored.
+#[derive(Debug, Clone)]
+pub struct StoredCommit {
+    pub sequence: u64,
+    pub subject: String,
+    /// The broker's store time.
+    pub time: Timestamp,
+    /// SHA-256 of the stored bytes (computed, not trusted from the header).
+    pub hash: String,
+    /// The hash header as written by the engine (`None` if absent).
+    pub header_hash: Option<String>,
+    pub commit: Commit,
+}
+
+/// An order folded from the log.
+#[derive(Debug, Clone)]
+pub struct LoadedOrder {
+    /// `None` if the order has no commits.
+    pub state: Option<OrderState>,
+    /// The order subject's last stream sequence (0 if none): the expected sequence for the
+    /// next append.
+    pub last_seq: u64,
+}
+
+/// Why an order could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("broker: {0}")]
+    Broker(String),
+    #[error("order {order} commit at sequence {sequence} is unreadable: {detail}")]
+    Corrupt { order: String, sequence: u64, detail: String },
+    #[error("order {0} has more commits than the bound")]
+    TooLong(String),
+}
+
+impl Journal {
+    /// Every commit of `order`, oldest first.
+    pub async fn read_order(&self, order: &OrderId) -> Result<Vec<StoredCommit>, ReadError> {
+        let subject = events_subject(order);
+        let mut out = Vec::new();
+        let mut next_seq = 1;
+        for _ in 0..ORDER_COMMITS_READ_MAX {
+            let request = self.events.raw_message_builder().sequence(next_seq).next_by_subject(subject.clone());
+            match request.send().await {
+                Ok(msg) => {
+                    next_seq = msg.sequence + 1;
+                    out.push(decode_stored(order, msg)?);
+                }
+                Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => return Ok(out),
+                Err(e) => return Err(ReadError::Broker(e.to_string())),
+            }
+        }
+        Err(ReadError::TooLong(order.to_string()))
+    }
+
+    /// The order folded through the pure core, with the sequence to expect on the next append.
+    pub async fn load(&self, order: &OrderId) -> Result<LoadedOrder, ReadError> {
+        let commits = self.read_order(order).await?;
+        let last_seq = commits.last().map_or(0, |c| c.sequence);
+        Ok(LoadedOrder { state: fold(order, &commits)?, last_seq })
+    }
+}
+
+/// Folds stored commits through `engine::apply_commit`, failing on a broken history.
+pub fn fold(order: &OrderId, commits: &[StoredCommit]) -> Result<Option<OrderState>, ReadError> {
+    let mut state = None;
+    for c in commits {
+        state = Some(paystate_engine::apply_commit(state, &c.commit, &c.hash).map_err(|e| ReadError::Corrupt {
+            order: order.to_string(),
+            sequence: c.sequence,
+            detail: e.to_string(),
+        })?);
+    }
+    Ok(state)
+}
+
+/// Decodes a stored message into a commit, checking its hash header.
+pub fn decode_stored(order: &OrderId, msg: StreamMessage) -> Result<StoredCommit, ReadError> {
+    let corrupt = |detail: String| ReadError::Corrupt { order: order.to_string(), sequence: msg.sequence, detail };
+    let commit = Commit::decode(&msg.payload).map_err(|e| corrupt(e.to_string()))?;
+    let hash = CommitHash::of(&msg.payload).0;
+    let header_hash = msg.headers.get(HASH_HEADER).map(|v| v.as_str().to_string());
+    if header_hash.as_deref() != Some(hash.as_str()) {
+        return Err(corrupt(format!("hash header {header_hash:?} does not match the body's hash {hash}")));
+    }
+    Ok(StoredCommit {
+        sequence: msg.sequence,
+        subject: msg.subject.to_string(),
+        time: to_chrono(msg.time),
+        hash,
+        header_hash,
+        commit,
+    })
+}
+
+/// Converts the broker's timestamp.
+pub fn to_chrono(t: time::OffsetDateTime) -> Timestamp {
+    let nanos = t.unix_timestamp_nanos();
+    chrono::DateTime::from_timestamp((nanos / 1_000_000_000) as i64, (nanos % 1_000_000_000) as u32).unwrap_or_default()
+}

@@ -1,0 +1,80 @@
+//! Stream configuration for the log and the command queue.
+
+use async_nats::jetstream::{self, stream};
+use paystate_events::subjects::{COMMANDS_PREFIX, COMMANDS_STREAM, EVENTS_PREFIX, EVENTS_STREAM};
+use std::time::Duration;
+
+/// Largest message the streams accept (the server's `max_payload`); the engine's own,
+/// smaller limit on commands gives callers a typed rejection instead.
+pub const STREAM_MSG_BYTES_MAX: i32 = 1024 * 1024;
+
+/// How the log and command streams are stored and replicated.
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    pub events_stream: String,
+    pub commands_stream: String,
+    /// 1 for `dev` and tests, 3 in production (R3 across a NATS cluster).
+    pub replicas: usize,
+    /// Refuse the delete-message and purge APIs on the log (production: true). Tests that
+    /// tamper with the log to prove the audit catches it turn this off.
+    pub protect_log: bool,
+    /// `Nats-Msg-Id` duplicate window.
+    pub duplicate_window: Duration,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            events_stream: EVENTS_STREAM.to_string(),
+            commands_stream: COMMANDS_STREAM.to_string(),
+            replicas: 1,
+            protect_log: true,
+            duplicate_window: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Why the streams could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("stream setup failed: {0}")]
+    Stream(String),
+}
+
+/// Creates or updates the log stream and the command queue; returns the log stream.
+pub async fn ensure_log(js: &jetstream::Context, s: &LogSettings) -> Result<stream::Stream, SetupError> {
+    let events = stream::Config {
+        name: s.events_stream.clone(),
+        subjects: vec![format!("{EVENTS_PREFIX}.>")],
+        storage: stream::StorageType::File,
+        retention: stream::RetentionPolicy::Limits,
+        num_replicas: s.replicas,
+        duplicate_window: s.duplicate_window,
+        max_message_size: STREAM_MSG_BYTES_MAX,
+        deny_delete: s.protect_log,
+        deny_purge: s.protect_log,
+        allow_direct: true,
+        description: Some("paystate: every order's hash-chained commits (the source of truth)".into()),
+        ..Default::default()
+    };
+    let commands = stream::Config {
+        name: s.commands_stream.clone(),
+        subjects: vec![format!("{COMMANDS_PREFIX}.>")],
+        storage: stream::StorageType::File,
+        retention: stream::RetentionPolicy::WorkQueue,
+        num_replicas: s.replicas,
+        duplicate_window: s.duplicate_window,
+        max_message_size: STREAM_MSG_BYTES_MAX,
+        description: Some("paystate: commands waiting for an engine (work queue)".into()),
+        ..Default::default()
+    };
+    js.create_or_update_stream(commands)
+        .await
+        .map_err(|e| SetupError::Stream(format!("{}: {e}", s.commands_stream)))?;
+    js.create_or_update_stream(events)
+        .await
+        .map_err(|e| SetupError::Stream(format!("{}: {e}", s.events_stream)))?;
+    js.get_stream(&s.events_stream)
+        .await
+        .map_err(|e| SetupError::Stream(format!("{}: {e}", s.events_stream)))
+}
