@@ -140,12 +140,11 @@ impl TryFrom<serde_json::Number> for Amount {
         if n.as_i64().is_some() {
             return Err(MoneyError::NotPositive.to_string());
         }
-        // A float, or an integer beyond u64: neither is a valid count of minor units.
-        let text = n.to_string();
-        if text.contains(['.', 'e', 'E']) {
-            Err(MoneyError::NotPositive.to_string())
-        } else {
-            Err(MoneyError::Overflow.to_string())
+        // A fraction is never a count of minor units; a huge whole number (which JSON parsers
+        // hand over as a float) is an overflow.
+        match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f > AMOUNT_MINOR_MAX as f64 => Err(MoneyError::Overflow.to_string()),
+            _ => Err(MoneyError::NotPositive.to_string()),
         }
     }
 }

@@ -1,1 +1,32 @@
-//! placeholder
+//! The command service: how commands published to NATS become commits in the log.
+//!
+//! ```text
+//! client ──js publish──▶ PAYSTATE_COMMANDS (work queue, paystate.cmd.<order>)
+//!                              │ durable pull consumer "paystate-engine", shared by every instance
+//!                              ▼
+//!        intake ──by order──▶ partition task: cache ─▶ decide ─▶ journal.append (OCC) ─▶ reply
+//!                                                         ▲ conflict: re-load, re-decide (bounded)
+//! ```
+//!
+//! - [`parse`]: bytes → [`paystate_events::CommandEnvelope`] or a typed rejection.
+//! - [`cache`]: per-partition bounded LRU of order states with their last stream sequence.
+//! - [`outcomes`]: the KV bucket of outcomes by (order, command id): idempotent replies.
+//! - [`processor`]: one command, start to finish (the decide/append loop).
+//! - [`intake`]: the consumer loop, partitioning, acknowledgement, shutdown.
+//! - [`client`]: publishing a command and waiting for its outcome (for Rust callers).
+//!
+//! A command is acknowledged to JetStream only after its outcome is durable (committed, or a
+//! rejection decided), so a crash at any point leads to redelivery, and redelivery is
+//! idempotent: the order's state remembers applied command ids.
+
+pub mod cache;
+pub mod client;
+pub mod config;
+pub mod intake;
+pub mod outcomes;
+pub mod parse;
+pub mod processor;
+
+pub use client::{Client, ClientError};
+pub use config::EngineConfig;
+pub use intake::{run_engine, EngineError, EngineHandle};

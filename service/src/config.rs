@@ -1,0 +1,39 @@
+//! Engine tuning. Every bound is named; defaults suit one 2-core machine.
+
+use std::time::Duration;
+
+/// Largest command accepted, in bytes; larger ones are rejected as `command_too_large`.
+pub const COMMAND_BYTES_MAX: usize = 64 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Partition tasks per instance; each order maps to one, so one instance never races itself.
+    pub partitions: usize,
+    /// Orders cached across all partitions (LRU); a miss re-reads the order from the log.
+    pub cache_orders_max: usize,
+    /// Re-load and re-decide at most this many times on conflicts before giving the command
+    /// back to the queue (it is redelivered later, never dropped).
+    pub conflict_retries_max: u32,
+    /// Commands a partition may have queued before intake waits (back-pressure).
+    pub partition_queue_max: usize,
+    /// Unacknowledged commands per consumer (JetStream `max_ack_pending`).
+    pub ack_pending_max: i64,
+    /// How long JetStream waits for an ack before redelivering to any instance.
+    pub ack_wait: Duration,
+    /// Delay before a command given back after exhausted retries is redelivered.
+    pub retry_later: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            partitions: 32,
+            cache_orders_max: 100_000,
+            conflict_retries_max: 16,
+            partition_queue_max: 256,
+            ack_pending_max: 20_000,
+            ack_wait: Duration::from_secs(30),
+            retry_later: Duration::from_secs(1),
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! The consumer loop: pull commands from the shared durable consumer, route each to the
+//! partition task that owns its order, acknowledge after the outcome is durable.
+
+use crate::cache::OrderCache;
+use crate::config::EngineConfig;
+use crate::outcomes::Outcomes;
+use crate::parse::parse_command;
+use crate::processor::{Disposition, Processor, Stats};
+use async_nats::jetstream::{self, consumer::pull, AckKind};
+use futures::StreamExt;
+use paystate_events::subjects::{order_token, ENGINE_CONSUMER, REPLY_HEADER};
+use paystate_events::{Outcome, Timestamp};
+use paystate_journal::{Journal, LogSettings};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+/// Pause before re-opening the message stream after it failed, growing up to the last value.
+const RESUBSCRIBE_BACKOFF_MS: [u64; 4] = [100, 500, 1000, 2000];
+/// Commands pulled per request from the consumer.
+const PULL_BATCH_MAX: usize = 512;
+
+/// Why the engine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("log setup: {0}")]
+    Setup(String),
+    #[error("consumer setup: {0}")]
+    Consumer(String),
+}
+
+/// A running engine instance.
+pub struct EngineHandle {
+    shutdown: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+    pub stats: Arc<Stats>,
+}
+
+impl EngineHandle {
+    /// Stops pulling, lets every partition finish what it holds, and waits for them.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
+    /// Stops at once, without draining (what a crash looks like to the broker).
+    pub fn abort(mut self) {
+        self.tasks.abort_all();
+    }
+}
+
+/// Starts an engine instance: ensures streams, consumer and outcome bucket, then processes
+/// commands until shut down. Any number of instances may run against the same streams.
+pub async fn run_engine(client: async_nats::Client, log: LogSettings, cfg: EngineConfig) -> Result<EngineHandle, EngineError> {
+    let js = jetstream::new(client.clone());
+    let journal = Journal::open(js.clone(), &log).await.map_err(|e| EngineError::Setup(e.to_string()))?;
+    let outcomes = Outcomes::open(&js, log.replicas).await.map_err(EngineError::Setup)?;
+    let consumer = engine_consumer(&js, &log, &cfg).await?;
+    let stats = Arc::new(Stats::default());
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    let mut senders = Vec::with_capacity(cfg.partitions);
+    for _ in 0..cfg.partitions.max(1) {
+        let (tx, rx) = mpsc::channel(cfg.partition_queue_max.max(1));
+        senders.push(tx);
+        let processor = Processor {
+            journal: journal.clone(),
+            outcomes: outcomes.clone(),
+            cache: OrderCache::new(cfg.cache_orders_max / cfg.partitions.max(1)),
+            cfg: cfg.clone(),
+            stats: stats.clone(),
+        };
+        tasks.spawn(partition(processor, rx, client.clone()));
+    }
+    tasks.spawn(pull_loop(consumer, senders, shutdown_rx));
+    Ok(EngineHandle { shutdown, tasks, stats })
+}
+
+async fn engine_consumer(js: &jetstream::Context, log: &LogSettings, cfg: &EngineConfig) -> Result<jetstream::consumer::Consumer<pull::Config>, EngineError> {
+    let stream = js.get_stream(&log.commands_stream).await.map_err(|e| EngineError::Consumer(e.to_string()))?;
+    let config = pull::Config {
+        durable_name: Some(ENGINE_CONSUMER.to_string()),
+        ack_policy: jetstream::consumer::AckPolicy::Explicit,
+        ack_wait: cfg.ack_wait,
+        max_ack_pending: cfg.ack_pending_max,
+        num_replicas: log.replicas,
+        description: Some("paystate engine instances (competing consumers)".into()),
+        ..Default::default()
+    };
+    stream
+        .get_or_create_consumer(ENGINE_CONSUMER, config)
+        .await
+        .map_err(|e| EngineError::Consumer(e.to_string()))
+}
+
+/// Pulls messages and routes them by order; re-opens the stream after broker trouble.
+async fn pull_loop(
+    consumer: jetstream::consumer::Consumer<pull::Config>,
+    senders: Vec<mpsc::Sender<jetstream::Message>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut failures = 0usize;
+    while !*shutdown.borrow() {
+        let mut messages = match consumer.stream().max_messages_per_batch(PULL_BATCH_MAX).messages().await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot pull commands; retrying");
+                pause(&mut failures).await;
+                continue;
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                next = messages.next() => match next {
+                    Some(Ok(msg)) => {
+                        failures = 0;
+                        let idx = partition_of(&msg.subject, senders.len());
+                        if senders[idx].send(msg).await.is_err() {
+                            return;
+                        }
+                    }
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "command stream error; carrying on");
+                        pause(&mut failures).await;
+                    }
+                    None => break,
+                },
+            }
+        }
+    }
+}
+
+async fn pause(failures: &mut usize) {
+    let idx = (*failures).min(RESUBSCRIBE_BACKOFF_MS.len() - 1);
+    *failures += 1;
+    tokio::time::sleep(Duration::from_millis(RESUBSCRIBE_BACKOFF_MS[idx])).await;
+}
+
+fn partition_of(subject: &str, partitions: usize) -> usize {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    order_token(subject).unwrap_or(subject).hash(&mut h);
+    (h.finish() % partitions as u64) as usize
+}
+
+/// One partition: processes its orders' commands one at a time.
+async fn partition(mut processor: Processor, mut rx: mpsc::Receiver<jetstream::Message>, client: async_nats::Client) {
+    while let Some(msg) = rx.recv().await {
+        let received_at = match msg.info() {
+            Ok(info) => paystate_journal::read::to_chrono(info.published),
+            Err(_) => chrono::Utc::now(), // Why: only a non-JetStream message lacks info; never the case here.
+        };
+        let reply_to = msg.headers.as_ref().and_then(|h| h.get(REPLY_HEADER)).map(|v| v.as_str().to_string());
+        match process(&mut processor, &msg, received_at).await {
+            Disposition::Done(outcome) => {
+                if let Some(to) = reply_to {
+                    reply(&client, to, &outcome).await;
+                }
+                if let Err(e) = msg.ack().await {
+                    tracing::warn!(error = %e, "ack failed; the command will be redelivered and answered idempotently");
+                }
+            }
+            Disposition::RetryLater => {
+                let _ = msg.ack_with(AckKind::Nak(Some(processor.cfg.retry_later))).await;
+            }
+        }
+    }
+}
+
+async fn process(processor: &mut Processor, msg: &jetstream::Message, received_at: Timestamp) -> Disposition {
+    match parse_command(&msg.payload, order_token(&msg.subject)) {
+        Ok(env) => processor.handle(&env, received_at).await,
+        Err(rejection) => {
+            processor.stats.bad_input.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(subject = %msg.subject, code = %rejection.code, message = %rejection.message, "bad command rejected");
+            Disposition::Done(Outcome::Rejected {
+                command_id: command_id_hint(&msg.payload),
+                order_id: order_token(&msg.subject).map(str::to_string),
+                code: rejection.code,
+                message: rejection.message,
+                duplicate: false,
+            })
+        }
+    }
+}
+
+/// The command id of an unparseable command, if one can be read, to help the caller.
+fn command_id_hint(bytes: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    let id = v.get("command_id")?.as_str()?;
+    (id.len() <= paystate_events::ids::COMMAND_ID_LEN_MAX).then(|| id.to_string())
+}
+
+async fn reply(client: &async_nats::Client, to: String, outcome: &Outcome) {
+    match serde_json::to_vec(outcome) {
+        Ok(bytes) => {
+            if let Err(e) = client.publish(to, bytes.into()).await {
+                tracing::warn!(error = %e, "could not publish the outcome (the caller can read it from the outcome bucket)");
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "outcome did not serialize"),
+    }
+}

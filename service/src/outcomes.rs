@@ -1,0 +1,64 @@
+//! Outcomes by (order, command id) in a JetStream KV bucket, so a retried command gets the
+//! same answer — including rejections, which leave no trace in the log. Accepted commands
+//! are also remembered by the order itself (its applied command ids), which is what makes
+//! idempotency hold even if this bucket lost an entry.
+
+use async_nats::jetstream::{self, kv};
+use paystate_events::subjects::OUTCOMES_BUCKET;
+use paystate_events::{CommandId, OrderId, Outcome};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// How long rejected and accepted outcomes stay answerable from the bucket.
+pub const OUTCOME_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// A stored outcome with the fingerprint of the command that produced it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredOutcome {
+    pub fingerprint: String,
+    pub outcome: Outcome,
+}
+
+#[derive(Clone)]
+pub struct Outcomes {
+    kv: kv::Store,
+}
+
+/// The bucket key of a command: `<order_id>.<command_id>` (both are key-safe by construction).
+pub fn key(order: &OrderId, command: &CommandId) -> String {
+    format!("{order}.{command}")
+}
+
+impl Outcomes {
+    pub async fn open(js: &jetstream::Context, replicas: usize) -> Result<Outcomes, String> {
+        let cfg = kv::Config {
+            bucket: OUTCOMES_BUCKET.to_string(),
+            history: 1,
+            max_age: OUTCOME_TTL,
+            storage: jetstream::stream::StorageType::File,
+            num_replicas: replicas,
+            description: "paystate: outcomes of processed commands".into(),
+            ..Default::default()
+        };
+        let kv = match js.get_key_value(OUTCOMES_BUCKET).await {
+            Ok(kv) => kv,
+            Err(_) => js.create_key_value(cfg).await.map_err(|e| e.to_string())?,
+        };
+        Ok(Outcomes { kv })
+    }
+
+    pub async fn get(&self, order: &OrderId, command: &CommandId) -> Result<Option<StoredOutcome>, String> {
+        match self.kv.get(key(order, command)).await {
+            Ok(Some(bytes)) => Ok(serde_json::from_slice(&bytes).ok()),
+            Ok(None) => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Remembers an outcome; failures are logged by the caller and are harmless (the log
+    /// still knows accepted commands; a rejection is simply decided again).
+    pub async fn put(&self, order: &OrderId, command: &CommandId, stored: &StoredOutcome) -> Result<(), String> {
+        let bytes = serde_json::to_vec(stored).map_err(|e| e.to_string())?;
+        self.kv.put(key(order, command), bytes.into()).await.map(|_| ()).map_err(|e| e.to_string())
+    }
+}

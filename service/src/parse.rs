@@ -1,0 +1,98 @@
+//! Parsing a command message. Bad input becomes a typed rejection; it never panics and
+//! never reaches the core.
+
+use crate::config::COMMAND_BYTES_MAX;
+use paystate_events::{Command, CommandEnvelope, Rejection, RejectionCode as Code};
+
+/// Parses `bytes` published on the subject whose order token is `subject_order`.
+pub fn parse_command(bytes: &[u8], subject_order: Option<&str>) -> Result<CommandEnvelope, Rejection> {
+    if bytes.len() > COMMAND_BYTES_MAX {
+        return Err(Rejection::new(
+            Code::CommandTooLarge,
+            format!("command is {} bytes; the limit is {COMMAND_BYTES_MAX}", bytes.len()),
+        ));
+    }
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| Rejection::new(Code::MalformedJson, format!("not valid JSON: {e}")))?;
+    let Some(obj) = value.as_object() else {
+        return Err(Rejection::new(Code::MalformedJson, "a command is a JSON object"));
+    };
+    match obj.get("type").and_then(|t| t.as_str()) {
+        None => return Err(Rejection::new(Code::UnknownCommand, "missing \"type\"")),
+        Some(t) if !Command::NAMES.contains(&t) => {
+            return Err(Rejection::new(
+                Code::UnknownCommand,
+                format!("unknown command type {t:?}; known: {}", Command::NAMES.join(", ")),
+            ))
+        }
+        Some(_) => {}
+    }
+    let env: CommandEnvelope = serde_json::from_value(value).map_err(classify)?;
+    if let Some(order) = subject_order {
+        if order != env.order_id.as_str() {
+            return Err(Rejection::new(
+                Code::SubjectMismatch,
+                format!("published on order {order} but the body names order {}", env.order_id),
+            ));
+        }
+    }
+    Ok(env)
+}
+
+/// Maps a serde error onto a stable code. Our own validators prefix their messages with the
+/// code (`invalid_amount: ...`); serde's own messages are recognised by their wording.
+fn classify(e: serde_json::Error) -> Rejection {
+    let text = e.to_string();
+    let prefix = text.split(':').next().unwrap_or_default();
+    if let Some(code) = Code::parse(prefix) {
+        return Rejection::new(code, text);
+    }
+    if text.starts_with("missing field") {
+        return Rejection::new(Code::MissingField, text);
+    }
+    if text.contains("unknown variant") && text.contains("tag") {
+        return Rejection::new(Code::UnknownCommand, text);
+    }
+    Rejection::new(Code::InvalidField, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(bytes: &[u8]) -> Code {
+        parse_command(bytes, Some("o-1")).unwrap_err().code
+    }
+
+    const CREATE: &str = r#"{"command_id":"c-1","order_id":"o-1","issued_at":"2026-11-22T10:00:00Z","type":"create_order","merchant_reference":"m-1","amount":{"minor_units":AMOUNT,"currency":"CUR"},"provider":"plural","capture_mode":"manual"}"#;
+
+    fn create(amount: &str, currency: &str) -> Vec<u8> {
+        CREATE.replace("AMOUNT", amount).replace("CUR", currency).into_bytes()
+    }
+
+    #[test]
+    fn good_command_parses() {
+        let env = parse_command(&create("1000", "USD"), Some("o-1")).unwrap();
+        assert_eq!(env.command.name(), "create_order");
+    }
+
+    #[test]
+    fn bad_input_is_classified() {
+        assert_eq!(code(b"{not json"), Code::MalformedJson);
+        assert_eq!(code(b"[1,2]"), Code::MalformedJson);
+        assert_eq!(code(br#"{"type":"teleport"}"#), Code::UnknownCommand);
+        assert_eq!(code(br#"{"command_id":"c"}"#), Code::UnknownCommand);
+        assert_eq!(code(br#"{"type":"expire","order_id":"o-1","issued_at":"2026-11-22T10:00:00Z"}"#), Code::MissingField);
+        assert_eq!(code(&create("0", "USD")), Code::InvalidAmount);
+        assert_eq!(code(&create("-5", "USD")), Code::InvalidAmount);
+        assert_eq!(code(&create("12.5", "USD")), Code::InvalidAmount);
+        assert_eq!(code(&create("99999999999999999999999", "USD")), Code::AmountOverflow);
+        assert_eq!(code(&create("1000", "XYZ")), Code::UnknownCurrency);
+        assert_eq!(code(&create("\"1000\"", "USD")), Code::InvalidField);
+        assert_eq!(code(&vec![b' '; COMMAND_BYTES_MAX + 1]), Code::CommandTooLarge);
+        let other_order = parse_command(&create("1000", "USD"), Some("o-2")).unwrap_err();
+        assert_eq!(other_order.code, Code::SubjectMismatch);
+        let bad_id = CREATE.replace("AMOUNT", "1").replace("CUR", "USD").replace("\"c-1\"", "\"c 1\"");
+        assert_eq!(code(bad_id.as_bytes()), Code::InvalidId);
+    }
+}

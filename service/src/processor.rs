@@ -1,0 +1,251 @@
+//! One command, start to finish: stored outcome? → load (cache or log) → decide → append
+//! with optimistic concurrency → remember the outcome. Conflicts re-load and re-decide, up to
+//! a named bound; then the command goes back to the queue (never dropped).
+
+use crate::cache::{CachedOrder, OrderCache};
+use crate::config::EngineConfig;
+use crate::outcomes::{Outcomes, StoredOutcome};
+use paystate_engine::{apply_commit, check_invariants, decide, Decision};
+use paystate_events::{
+    Commit, CommandEnvelope, OrderState, Outcome, Rejection, RejectionCode, Timestamp,
+    COMMIT_SCHEMA_VERSION,
+};
+use paystate_journal::{AppendError, EncodedCommit, Journal};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Pause after a broker error before trying again, growing per attempt up to the last value.
+const BROKER_BACKOFF_MS: [u64; 5] = [5, 20, 100, 300, 1000];
+
+/// What to do with the command message after processing.
+#[derive(Debug)]
+pub enum Disposition {
+    /// Acknowledge; reply with the outcome.
+    Done(Outcome),
+    /// Give it back to the queue (broker trouble or too many conflicts); it is redelivered.
+    RetryLater,
+}
+
+/// Counters for tests, benchmarks and logs.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub accepted: AtomicU64,
+    pub rejected: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub conflicts: AtomicU64,
+    pub retried_later: AtomicU64,
+    pub bad_input: AtomicU64,
+}
+
+pub struct Processor {
+    pub journal: Journal,
+    pub outcomes: Outcomes,
+    pub cache: OrderCache,
+    pub cfg: EngineConfig,
+    pub stats: Arc<Stats>,
+}
+
+impl Processor {
+    /// Processes `env`, received by the broker at `now`.
+    pub async fn handle(&mut self, env: &CommandEnvelope, now: Timestamp) -> Disposition {
+        let fingerprint = env.fingerprint();
+        match self.outcomes.get(&env.order_id, &env.command_id).await {
+            Ok(Some(stored)) if stored.fingerprint == fingerprint => {
+                self.stats.duplicates.fetch_add(1, Relaxed);
+                return Disposition::Done(as_duplicate(stored.outcome));
+            }
+            Ok(Some(_)) => return Disposition::Done(self.reused(env)),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "outcome lookup failed; retrying later");
+                return self.retry_later();
+            }
+        }
+        for attempt in 0..=self.cfg.conflict_retries_max {
+            let current = match self.current(env).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(order = %env.order_id, error = %e, "order read failed");
+                    backoff(attempt).await;
+                    continue;
+                }
+            };
+            match decide(current.state.as_ref(), env, now) {
+                Err(rejection) => return Disposition::Done(self.rejected(env, &fingerprint, rejection).await),
+                Ok(Decision::AlreadyApplied { commit }) => {
+                    self.stats.duplicates.fetch_add(1, Relaxed);
+                    if let Some(outcome) = self.already_applied(env, &current, commit).await {
+                        self.remember(env, &fingerprint, &outcome).await;
+                        return Disposition::Done(as_duplicate(outcome));
+                    }
+                    backoff(attempt).await;
+                }
+                Ok(Decision::Commit(events)) => {
+                    let commit = next_commit(current.state.as_ref(), env, &fingerprint, now, events);
+                    match self.commit(env, current, commit).await {
+                        Ok(outcome) => {
+                            self.remember(env, &fingerprint, &outcome).await;
+                            return Disposition::Done(outcome);
+                        }
+                        Err(Retry::Conflict) => {
+                            self.stats.conflicts.fetch_add(1, Relaxed);
+                        }
+                        Err(Retry::Broker) => backoff(attempt).await,
+                        Err(Retry::Refused(outcome)) => return Disposition::Done(outcome),
+                    }
+                }
+            }
+        }
+        self.retry_later()
+    }
+
+    /// The order from the cache, or folded from the log on a miss.
+    async fn current(&mut self, env: &CommandEnvelope) -> Result<CachedOrder, String> {
+        if let Some(hit) = self.cache.get(&env.order_id) {
+            return Ok(hit);
+        }
+        let loaded = self.journal.load(&env.order_id).await.map_err(|e| e.to_string())?;
+        let entry = CachedOrder { state: loaded.state, last_seq: loaded.last_seq };
+        self.cache.put(env.order_id.clone(), entry.clone());
+        Ok(entry)
+    }
+
+    /// Folds and checks the commit, then appends it; on success the cache holds the new state.
+    async fn commit(&mut self, env: &CommandEnvelope, current: CachedOrder, commit: Commit) -> Result<Outcome, Retry> {
+        let encoded = EncodedCommit::new(commit);
+        let state = match apply_commit(current.state, &encoded.commit, &encoded.hash) {
+            Ok(s) => s,
+            Err(e) => return Err(Retry::Refused(self.internal(env, format!("commit does not fold: {e}")))),
+        };
+        let violations = check_invariants(&state);
+        if !violations.is_empty() {
+            return Err(Retry::Refused(self.internal(env, format!("invariants would break: {violations:?}"))));
+        }
+        match self.journal.append(&encoded, current.last_seq).await {
+            Ok(appended) if appended.duplicate => {
+                // Our own earlier write of this very command: re-read to answer from the log.
+                self.cache.forget(&env.order_id);
+                Err(Retry::Conflict)
+            }
+            Ok(appended) => {
+                self.cache.put(env.order_id.clone(), CachedOrder { state: Some(state.clone()), last_seq: appended.sequence });
+                self.stats.accepted.fetch_add(1, Relaxed);
+                Ok(Outcome::Accepted {
+                    command_id: env.command_id.clone(),
+                    order_id: env.order_id.clone(),
+                    commit: encoded.commit.commit,
+                    events: encoded.commit.events,
+                    state,
+                    duplicate: false,
+                })
+            }
+            Err(AppendError::Conflict) => {
+                self.cache.forget(&env.order_id);
+                Err(Retry::Conflict)
+            }
+            Err(AppendError::Unconfirmed(e)) => {
+                tracing::warn!(order = %env.order_id, error = %e, "append not confirmed; re-reading the order");
+                self.cache.forget(&env.order_id);
+                Err(Retry::Broker)
+            }
+        }
+    }
+
+    /// The outcome of a command found in the order's history: its commit, the state now.
+    async fn already_applied(&mut self, env: &CommandEnvelope, current: &CachedOrder, commit: u64) -> Option<Outcome> {
+        let stored = self.journal.read_order(&env.order_id).await.ok()?;
+        let found = stored.into_iter().find(|c| c.commit.commit == commit)?;
+        Some(Outcome::Accepted {
+            command_id: env.command_id.clone(),
+            order_id: env.order_id.clone(),
+            commit,
+            events: found.commit.events,
+            state: current.state.clone()?,
+            duplicate: true,
+        })
+    }
+
+    async fn rejected(&mut self, env: &CommandEnvelope, fingerprint: &str, r: Rejection) -> Outcome {
+        self.stats.rejected.fetch_add(1, Relaxed);
+        let outcome = rejection(env, r.code, r.message);
+        if r.code != RejectionCode::IdempotencyKeyReused {
+            self.remember(env, fingerprint, &outcome).await;
+        }
+        outcome
+    }
+
+    fn reused(&self, env: &CommandEnvelope) -> Outcome {
+        self.stats.rejected.fetch_add(1, Relaxed);
+        let message = format!("command id {} was used before with a different body", env.command_id);
+        rejection(env, RejectionCode::IdempotencyKeyReused, message)
+    }
+
+    fn internal(&self, env: &CommandEnvelope, detail: String) -> Outcome {
+        tracing::error!(order = %env.order_id, command = %env.command_id, %detail, "refusing a decision that breaks the core's own rules");
+        self.stats.rejected.fetch_add(1, Relaxed);
+        rejection(env, RejectionCode::Unavailable, format!("internal check failed, nothing written: {detail}"))
+    }
+
+    async fn remember(&self, env: &CommandEnvelope, fingerprint: &str, outcome: &Outcome) {
+        let stored = StoredOutcome { fingerprint: fingerprint.to_string(), outcome: outcome.clone() };
+        if let Err(e) = self.outcomes.put(&env.order_id, &env.command_id, &stored).await {
+            tracing::warn!(order = %env.order_id, error = %e, "could not store the outcome (harmless: the log is the truth)");
+        }
+    }
+
+    fn retry_later(&self) -> Disposition {
+        self.stats.retried_later.fetch_add(1, Relaxed);
+        Disposition::RetryLater
+    }
+}
+
+enum Retry {
+    Conflict,
+    Broker,
+    Refused(Outcome),
+}
+
+fn next_commit(state: Option<&OrderState>, env: &CommandEnvelope, fingerprint: &str, now: Timestamp, events: Vec<paystate_events::Event>) -> Commit {
+    let (commits, prev_hash) = match state {
+        Some(s) => (s.commits, s.head_hash.clone()),
+        None => (0, paystate_events::commit::GENESIS_HASH.to_string()),
+    };
+    Commit {
+        v: COMMIT_SCHEMA_VERSION,
+        order_id: env.order_id.clone(),
+        commit: commits + 1,
+        prev_hash,
+        decided_at: now,
+        fingerprint: fingerprint.to_string(),
+        command: env.clone(),
+        events,
+    }
+}
+
+/// A rejection outcome for a parsed command.
+pub fn rejection(env: &CommandEnvelope, code: RejectionCode, message: String) -> Outcome {
+    Outcome::Rejected {
+        command_id: Some(env.command_id.to_string()),
+        order_id: Some(env.order_id.to_string()),
+        code,
+        message,
+        duplicate: false,
+    }
+}
+
+fn as_duplicate(outcome: Outcome) -> Outcome {
+    match outcome {
+        Outcome::Accepted { command_id, order_id, commit, events, state, .. } => {
+            Outcome::Accepted { command_id, order_id, commit, events, state, duplicate: true }
+        }
+        Outcome::Rejected { command_id, order_id, code, message, .. } => {
+            Outcome::Rejected { command_id, order_id, code, message, duplicate: true }
+        }
+    }
+}
+
+async fn backoff(attempt: u32) {
+    let idx = (attempt as usize).min(BROKER_BACKOFF_MS.len() - 1);
+    tokio::time::sleep(Duration::from_millis(BROKER_BACKOFF_MS[idx])).await;
+}
