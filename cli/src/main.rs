@@ -1,1 +1,63 @@
-fn main() {}
+//! `paystate`: the binary. Thin: parse arguments, load settings, run one subcommand.
+
+mod cmd;
+mod settings;
+mod timeline;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "paystate", version, about = "Event-sourced payment state machine engine on NATS JetStream")]
+struct Cli {
+    /// Settings file (TOML). Default: ./paystate.toml if present. Environment variables
+    /// PAYSTATE_* override it (e.g. PAYSTATE_NATS_URL, PAYSTATE_ENGINE__PARTITIONS).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Everything on one machine: a local nats-server (started if none answers), the engine,
+    /// and a sample order driven through its lifecycle with its timeline printed.
+    Dev(cmd::dev::Args),
+    /// Run an engine instance against the configured NATS until Ctrl-C.
+    Run(cmd::run::Args),
+    /// Publish a command (JSON from a file or stdin) and print its outcome.
+    Send(cmd::send::Args),
+    /// Show one order's commits, events and state, read from the log.
+    Show(cmd::show::Args),
+    /// Write (or with --check, verify) the JSON Schemas of every command and event.
+    Schemas(cmd::schemas::Args),
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let result = match settings::Settings::load(cli.config.as_deref()) {
+        Err(e) => Err(e),
+        Ok(settings) => match cli.command {
+            Command::Dev(a) => cmd::dev::run(settings, a).await,
+            Command::Run(a) => cmd::run::run(settings, a).await,
+            Command::Send(a) => cmd::send::run(settings, a).await,
+            Command::Show(a) => cmd::show::run(settings, a).await,
+            Command::Schemas(a) => cmd::schemas::run(a),
+        },
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PAYSTATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}

@@ -21,6 +21,7 @@ pub mod ids;
 pub mod money;
 pub mod outcome;
 pub mod provider;
+pub mod schemas;
 pub mod signal;
 pub mod state;
 pub mod subjects;

@@ -1,0 +1,17 @@
+//! `paystate run`: an engine instance against the configured NATS, until Ctrl-C.
+
+use crate::settings::{connect, Settings};
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub async fn run(settings: Settings, _args: Args) -> anyhow::Result<ExitCode> {
+    let client = connect(&settings.nats_url).await?;
+    let engine = paystate_service::run_engine(client, settings.log(), settings.engine()).await?;
+    eprintln!("paystate engine running against {} (Ctrl-C to stop)", settings.nats_url);
+    tokio::signal::ctrl_c().await?;
+    eprintln!("stopping: finishing commands in hand");
+    engine.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}

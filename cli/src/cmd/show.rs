@@ -1,0 +1,40 @@
+//! `paystate show <order_id>`: the order's commits, events and state, from the log.
+
+use crate::settings::{connect, Settings};
+use anyhow::bail;
+use paystate_events::OrderId;
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct Args {
+    order_id: String,
+    /// Machine output: the commits and the folded state as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
+    let order = match OrderId::parse(args.order_id.clone()) {
+        Ok(o) => o,
+        Err(e) => bail!("invalid order id {:?}: {e}", args.order_id),
+    };
+    let js = async_nats::jetstream::new(connect(&settings.nats_url).await?);
+    let journal = paystate_journal::Journal::existing(js, &settings.log().events_stream).await?;
+    let commits = journal.read_order(&order).await?;
+    if commits.is_empty() {
+        eprintln!("order {order} not found");
+        return Ok(ExitCode::from(1));
+    }
+    if args.json {
+        let state = paystate_journal::read::fold(&order, &commits)?;
+        let list: Vec<_> = commits
+            .iter()
+            .map(|c| serde_json::json!({"sequence": c.sequence, "time": c.time, "hash": c.hash, "commit": c.commit}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"commits": list, "state": state}))?);
+    } else {
+        println!("order {order}");
+        print!("{}", crate::timeline::render(&commits));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,114 @@
+//! Settings: defaults, then a TOML file, then `PAYSTATE_*` environment variables (nested keys
+//! with `__`, e.g. `PAYSTATE_ENGINE__PARTITIONS=8`). Validated at start.
+
+use anyhow::{bail, Context};
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// NATS server URL.
+    pub nats_url: String,
+    /// Where `dev` keeps its nats-server store and logs.
+    pub data_dir: PathBuf,
+    /// Stream replicas: 1 (dev) or 3 / 5 (a NATS cluster).
+    pub replicas: usize,
+    /// Refuse delete/purge on the log stream.
+    pub protect_log: bool,
+    /// How long `send` and `dev` wait for an outcome, in ms.
+    pub wait_ms: u64,
+    pub engine: EngineSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineSettings {
+    pub partitions: usize,
+    pub cache_orders_max: usize,
+    pub conflict_retries_max: u32,
+    pub ack_wait_ms: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let e = paystate_service::EngineConfig::default();
+        Settings {
+            nats_url: "nats://127.0.0.1:4222".into(),
+            data_dir: PathBuf::from(".paystate"),
+            replicas: 1,
+            protect_log: true,
+            wait_ms: 10_000,
+            engine: EngineSettings {
+                partitions: e.partitions,
+                cache_orders_max: e.cache_orders_max,
+                conflict_retries_max: e.conflict_retries_max,
+                ack_wait_ms: e.ack_wait.as_millis() as u64,
+            },
+        }
+    }
+}
+
+impl Settings {
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Settings> {
+        let mut fig = Figment::from(Serialized::defaults(Settings::default()));
+        match file {
+            Some(f) if !f.is_file() => bail!("settings file {} does not exist", f.display()),
+            Some(f) => fig = fig.merge(Toml::file(f)),
+            None => fig = fig.merge(Toml::file("paystate.toml")),
+        }
+        let settings: Settings = fig
+            .merge(Env::prefixed("PAYSTATE_").split("__").ignore(&["log", "nats_server"]))
+            .extract()
+            .context("invalid settings")?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if ![1, 3, 5].contains(&self.replicas) {
+            bail!("replicas must be 1, 3 or 5 (got {})", self.replicas);
+        }
+        if self.engine.partitions == 0 || self.engine.partitions > 1024 {
+            bail!("engine.partitions must be 1..=1024 (got {})", self.engine.partitions);
+        }
+        if self.engine.cache_orders_max == 0 {
+            bail!("engine.cache_orders_max must be positive");
+        }
+        if !self.nats_url.starts_with("nats://") && !self.nats_url.starts_with("tls://") {
+            bail!("nats_url must start with nats:// or tls:// (got {:?})", self.nats_url);
+        }
+        Ok(())
+    }
+
+    pub fn log(&self) -> paystate_journal::LogSettings {
+        paystate_journal::LogSettings { replicas: self.replicas, protect_log: self.protect_log, ..Default::default() }
+    }
+
+    pub fn engine(&self) -> paystate_service::EngineConfig {
+        paystate_service::EngineConfig {
+            partitions: self.engine.partitions,
+            cache_orders_max: self.engine.cache_orders_max,
+            conflict_retries_max: self.engine.conflict_retries_max,
+            ack_wait: Duration::from_millis(self.engine.ack_wait_ms),
+            ..Default::default()
+        }
+    }
+
+    pub fn wait(&self) -> Duration {
+        Duration::from_millis(self.wait_ms)
+    }
+}
+
+/// Connects to NATS with unlimited reconnects (the engine rides out broker restarts).
+pub async fn connect(url: &str) -> anyhow::Result<async_nats::Client> {
+    async_nats::ConnectOptions::new()
+        .name("paystate")
+        .max_reconnects(None)
+        .connect(url)
+        .await
+        .with_context(|| format!("cannot connect to NATS at {url}"))
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs the pinned nats-server if absent, checks
+# formatting, lints, schemas, then runs every test (unit, proptest, sandbox, end-to-end
+# against real nats-server processes on free loopback ports).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/install-nats.sh
+export PAYSTATE_NATS_SERVER="$PWD/.tools/nats/bin/nats-server"
+start=$(date +%s)
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "== cargo test"
+cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.txt
+passed=$(grep -Eo '[0-9]+ passed' target/test-output.txt | awk '{s+=$1} END {print s+0}')
+failed=$(grep -Eo '[0-9]+ failed' target/test-output.txt | awk '{s+=$1} END {print s+0}')
+echo "suite took $(( $(date +%s) - start )) s"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
