@@ -5,9 +5,12 @@
 //! - One module per provider, each with `signature` (and, later, flows and wire types):
 //!   [`plexy`], [`paykassma`], [`plural`], [`exchanger`], [`flitt`].
 
+pub mod config;
 pub mod crypto;
 pub mod exchanger;
+pub mod executor;
 pub mod flitt;
+pub mod http;
 pub mod paykassma;
 pub mod plexy;
 pub mod plural;
