@@ -35,18 +35,33 @@ pub enum AppendError {
     Unconfirmed(String),
 }
 
-impl Journal {
-    /// Appends `commit` to its order's subject if the subject's last stream sequence is still
-    /// `expected_last_seq` (0: the order has no commit yet).
-    pub async fn append(&self, commit: &Commit, expected_last_seq: u64) -> Result<Appended, AppendError> {
+/// A commit with its bytes and hash, encoded once: the bytes folded are the bytes stored.
+#[derive(Debug, Clone)]
+pub struct EncodedCommit {
+    pub commit: Commit,
+    pub bytes: Vec<u8>,
+    pub hash: String,
+}
+
+impl EncodedCommit {
+    pub fn new(commit: Commit) -> EncodedCommit {
         let bytes = commit.encode();
         let hash = CommitHash::of(&bytes).0;
+        EncodedCommit { commit, bytes, hash }
+    }
+}
+
+impl Journal {
+    /// Appends the commit to its order's subject if the subject's last stream sequence is
+    /// still `expected_last_seq` (0: the order has no commit yet).
+    pub async fn append(&self, encoded: &EncodedCommit, expected_last_seq: u64) -> Result<Appended, AppendError> {
+        let (commit, hash) = (&encoded.commit, encoded.hash.clone());
         let mut headers = HeaderMap::new();
         headers.insert(HASH_HEADER, hash.as_str());
         headers.insert(COMMIT_HEADER, commit.commit.to_string().as_str());
         let msg_id = format!("{}:{}", commit.order_id, commit.command.command_id);
         let publish = PublishMessage::build()
-            .payload(bytes.into())
+            .payload(encoded.bytes.clone().into())
             .headers(headers)
             .message_id(msg_id)
             .expected_last_subject_sequence(expected_last_seq);

@@ -16,7 +16,7 @@ pub mod append;
 pub mod read;
 pub mod setup;
 
-pub use append::{AppendError, Appended};
+pub use append::{AppendError, Appended, EncodedCommit};
 pub use read::{LoadedOrder, ReadError, StoredCommit};
 pub use setup::{ensure_log, LogSettings, SetupError};
 

@@ -47,9 +47,15 @@ pub enum ReadError {
 impl Journal {
     /// Every commit of `order`, oldest first.
     pub async fn read_order(&self, order: &OrderId) -> Result<Vec<StoredCommit>, ReadError> {
+        self.read_order_from(order, 1).await
+    }
+
+    /// The commits of `order` stored at stream sequence `from_seq` or later: the tail after a
+    /// cached state. Reads go to the stream leader, so a write acknowledged before is seen.
+    pub async fn read_order_from(&self, order: &OrderId, from_seq: u64) -> Result<Vec<StoredCommit>, ReadError> {
         let subject = events_subject(order);
         let mut out = Vec::new();
-        let mut next_seq = 1;
+        let mut next_seq = from_seq.max(1);
         for _ in 0..ORDER_COMMITS_READ_MAX {
             let request = self.events.raw_message_builder().sequence(next_seq).next_by_subject(subject.clone());
             match request.send().await {

@@ -62,16 +62,31 @@ impl Processor {
                 return self.retry_later();
             }
         }
+        let mut caught_up: Option<Current> = None;
         for attempt in 0..=self.cfg.conflict_retries_max {
-            let current = match self.current(env).await {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(order = %env.order_id, error = %e, "order read failed");
-                    backoff(attempt).await;
-                    continue;
-                }
+            let current = match caught_up.take() {
+                Some(c) => c,
+                None => match self.current(env).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(order = %env.order_id, error = %e, "order read failed");
+                        backoff(attempt).await;
+                        continue;
+                    }
+                },
             };
             match decide(current.state.as_ref(), env, now) {
+                Err(rejection) if !current.fresh => {
+                    // Decided on a cached state: another instance may have moved the order.
+                    // A rejection stands only once the log's tail confirms the cache.
+                    match self.catch_up(env, current).await {
+                        Ok(fresh) => caught_up = Some(fresh),
+                        Err(e) => {
+                            tracing::warn!(order = %env.order_id, error = %e, %rejection, "catch-up failed");
+                            backoff(attempt).await;
+                        }
+                    }
+                }
                 Err(rejection) => return Disposition::Done(self.rejected(env, &fingerprint, rejection).await),
                 Ok(Decision::AlreadyApplied { commit }) => {
                     self.stats.duplicates.fetch_add(1, Relaxed);
@@ -100,19 +115,38 @@ impl Processor {
         self.retry_later()
     }
 
-    /// The order from the cache, or folded from the log on a miss.
-    async fn current(&mut self, env: &CommandEnvelope) -> Result<CachedOrder, String> {
+    /// The order from the cache, or folded from the log on a miss (then marked fresh).
+    async fn current(&mut self, env: &CommandEnvelope) -> Result<Current, String> {
         if let Some(hit) = self.cache.get(&env.order_id) {
-            return Ok(hit);
+            return Ok(Current { state: hit.state, last_seq: hit.last_seq, fresh: false });
         }
         let loaded = self.journal.load(&env.order_id).await.map_err(|e| e.to_string())?;
         let entry = CachedOrder { state: loaded.state, last_seq: loaded.last_seq };
         self.cache.put(env.order_id.clone(), entry.clone());
-        Ok(entry)
+        Ok(Current { state: entry.state, last_seq: entry.last_seq, fresh: true })
+    }
+
+    /// Folds the log's tail after the cached state into the cache: the result is current.
+    async fn catch_up(&mut self, env: &CommandEnvelope, current: Current) -> Result<Current, String> {
+        let tail = self.journal.read_order_from(&env.order_id, current.last_seq + 1).await.map_err(|e| e.to_string())?;
+        let mut state = current.state;
+        let mut last_seq = current.last_seq;
+        for c in &tail {
+            match apply_commit(state.take(), &c.commit, &c.hash) {
+                Ok(s) => state = Some(s),
+                Err(e) => {
+                    self.cache.forget(&env.order_id);
+                    return Err(format!("tail does not fold: {e}"));
+                }
+            }
+            last_seq = c.sequence;
+        }
+        self.cache.put(env.order_id.clone(), CachedOrder { state: state.clone(), last_seq });
+        Ok(Current { state, last_seq, fresh: true })
     }
 
     /// Folds and checks the commit, then appends it; on success the cache holds the new state.
-    async fn commit(&mut self, env: &CommandEnvelope, current: CachedOrder, commit: Commit) -> Result<Outcome, Retry> {
+    async fn commit(&mut self, env: &CommandEnvelope, current: Current, commit: Commit) -> Result<Outcome, Retry> {
         let encoded = EncodedCommit::new(commit);
         let state = match apply_commit(current.state, &encoded.commit, &encoded.hash) {
             Ok(s) => s,
@@ -153,7 +187,7 @@ impl Processor {
     }
 
     /// The outcome of a command found in the order's history: its commit, the state now.
-    async fn already_applied(&mut self, env: &CommandEnvelope, current: &CachedOrder, commit: u64) -> Option<Outcome> {
+    async fn already_applied(&mut self, env: &CommandEnvelope, current: &Current, commit: u64) -> Option<Outcome> {
         let stored = self.journal.read_order(&env.order_id).await.ok()?;
         let found = stored.into_iter().find(|c| c.commit.commit == commit)?;
         Some(Outcome::Accepted {
@@ -198,6 +232,13 @@ impl Processor {
         self.stats.retried_later.fetch_add(1, Relaxed);
         Disposition::RetryLater
     }
+}
+
+/// An order as this attempt sees it; `fresh` when just read from the log (not the cache).
+struct Current {
+    state: Option<OrderState>,
+    last_seq: u64,
+    fresh: bool,
 }
 
 enum Retry {
