@@ -1,2 +1,274 @@
-//! (filled in step 4)
+//! Flitt (Pay by Payme).
+//!
+//! - [`signature`]: protocol 1.0 / 2.0 signatures, as the official SDKs compute them.
+//! - [`transformers`]: signed request builders, response checks, status map.
+//! - This file: the flows. `start_payment` calls `/api/checkout/url` (or
+//!   `/api/checkout/token` when `initiation.params.flitt_checkout = "token"`); a create
+//!   refused because the order id already exists is resolved by a status query (our order id
+//!   is Flitt's `order_id`, so an existing order is ours). `cancel` is a full reversal
+//!   (voids a preauth); `refund` a reversal with `reverse_id` derived from the refund id.
+//!   Callbacks (JSON or form) are verified with the account password and parsed by
+//!   [`parse_callback`].
+
 pub mod signature;
+pub mod transformers;
+
+use crate::callback::{Ack, InboundCallback, OrderHint, ParsedCallback};
+use crate::config::{FlittAccount, ProviderConfig};
+use crate::error::{AdapterError, CallbackError, Op};
+use crate::flow::{send, Ctx, Reported};
+use crate::http::HttpResponse;
+use paystate_events::{Money, OrderId, OrderState, PaymentInitiation, Provider};
+use serde_json::{Map, Value};
+use transformers::{self as tf, Checkout, ResponseError};
+
+const P: Provider = Provider::Flitt;
+
+/// One Flitt flow: configuration and executor.
+pub struct Flitt<'a> {
+    pub cfg: &'a ProviderConfig<FlittAccount>,
+    pub ctx: Ctx<'a>,
+}
+
+impl Flitt<'_> {
+    pub async fn start_payment(
+        &self,
+        order: &OrderState,
+        initiation: &PaymentInitiation,
+    ) -> Result<Reported, AdapterError> {
+        let (_, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
+        let kind = match initiation.params.get("flitt_checkout").map(String::as_str) {
+            Some("token") => Checkout::Token,
+            _ => Checkout::Url,
+        };
+        let r = send(
+            self.ctx,
+            Op::Payment,
+            &tf::checkout_request(self.cfg, account, order, initiation, kind),
+        )
+        .await?;
+        let params = match params(Op::Payment, &r, account) {
+            Err(AdapterError::Rejected { code, message, .. }) => {
+                return self.existing_or(order, code, message).await
+            }
+            other => other?,
+        };
+        let action =
+            tf::checkout_action(&params, kind).map_err(|e| unreadable(Op::Payment, &r, e))?;
+        let signals = vec![paystate_events::SignalKind::Accepted {
+            action: Some(action),
+        }];
+        Ok(Reported {
+            provider_ref: tf::text(&params, "payment_id"),
+            signals,
+            call_ref: order.order_id.to_string(),
+        })
+    }
+
+    /// After a refused create: if Flitt knows the order (a replay of ours), report its status;
+    /// otherwise the refusal stands.
+    async fn existing_or(
+        &self,
+        order: &OrderState,
+        code: String,
+        message: String,
+    ) -> Result<Reported, AdapterError> {
+        match self.status(order).await {
+            Ok(reported) => Ok(reported),
+            Err(_) => Err(AdapterError::Rejected {
+                provider: P,
+                op: Op::Payment,
+                code,
+                message,
+            }),
+        }
+    }
+
+    pub async fn capture(
+        &self,
+        order: &OrderState,
+        capture_id: &str,
+        amount: Money,
+    ) -> Result<Reported, AdapterError> {
+        let (_, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
+        let r = send(
+            self.ctx,
+            Op::Capture,
+            &tf::capture_request(self.cfg, account, order, amount),
+        )
+        .await?;
+        let params = params(Op::Capture, &r, account)?;
+        let signals = tf::capture_signals(&params, amount);
+        Ok(Reported {
+            provider_ref: order.provider_ref.clone(),
+            signals,
+            call_ref: format!("{}:capture:{capture_id}", order.order_id),
+        })
+    }
+
+    /// Void: a full reversal of the order amount.
+    pub async fn cancel(&self, order: &OrderState) -> Result<Reported, AdapterError> {
+        let (_, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
+        let reverse_id = tf::reverse_id(order, "cancel", "all");
+        let req = tf::reverse_request(self.cfg, account, order, order.amount, &reverse_id);
+        let r = send(self.ctx, Op::Cancel, &req).await?;
+        let params = params(Op::Cancel, &r, account)?;
+        let signals = tf::reverse_signals(&params, order.amount, None);
+        Ok(Reported {
+            provider_ref: order.provider_ref.clone(),
+            signals,
+            call_ref: reverse_id,
+        })
+    }
+
+    pub async fn refund(
+        &self,
+        order: &OrderState,
+        refund_id: &str,
+        amount: Money,
+    ) -> Result<Reported, AdapterError> {
+        let (_, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
+        let reverse_id = tf::reverse_id(order, "refund", refund_id);
+        let r = send(
+            self.ctx,
+            Op::Refund,
+            &tf::reverse_request(self.cfg, account, order, amount, &reverse_id),
+        )
+        .await?;
+        let params = params(Op::Refund, &r, account)?;
+        let signals = tf::reverse_signals(&params, amount, Some(refund_id));
+        Ok(Reported {
+            provider_ref: order.provider_ref.clone(),
+            signals,
+            call_ref: reverse_id,
+        })
+    }
+
+    pub async fn status(&self, order: &OrderState) -> Result<Reported, AdapterError> {
+        let (_, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
+        let r = send(
+            self.ctx,
+            Op::Status,
+            &tf::status_request(self.cfg, account, order),
+        )
+        .await?;
+        let params = params(Op::Status, &r, account)?;
+        let signals = tf::order_signals(&params).map_err(|e| unreadable(Op::Status, &r, e))?;
+        let provider_ref = tf::text(&params, "payment_id").or_else(|| order.provider_ref.clone());
+        Ok(Reported {
+            provider_ref,
+            signals,
+            call_ref: format!("{}:status", order.order_id),
+        })
+    }
+}
+
+fn unreadable(op: Op, r: &HttpResponse, e: impl std::fmt::Display) -> AdapterError {
+    crate::flow::unreadable(P, op, r, e)
+}
+
+/// The verified `response` parameters, or the error they stand for. A bad-signature failure
+/// (1007) is our configuration, not a payment refusal.
+fn params(
+    op: Op,
+    r: &HttpResponse,
+    account: &FlittAccount,
+) -> Result<Map<String, Value>, AdapterError> {
+    match tf::response_params(r, account.password.expose()) {
+        Ok(p) if r.is_success() => Ok(p),
+        Ok(_) => Err(AdapterError::Rejected {
+            provider: P,
+            op,
+            code: format!("http_{}", r.status),
+            message: r.body_excerpt(),
+        }),
+        Err(ResponseError::Failure { code, .. }) if code == tf::ERROR_BAD_SIGNATURE => {
+            Err(AdapterError::Unauthorized {
+                provider: P,
+                op,
+                status: r.status,
+            })
+        }
+        Err(ResponseError::Failure { code, message }) => Err(AdapterError::Rejected {
+            provider: P,
+            op,
+            code,
+            message,
+        }),
+        Err(ResponseError::Unreadable(e)) => Err(unreadable(op, r, e)),
+    }
+}
+
+/// Verifies and translates a server callback: flat JSON parameters (or `{"response": {...}}`,
+/// or a form) signed with the merchant password. Acknowledged with HTTP 200.
+pub fn parse_callback(
+    cfg: &ProviderConfig<FlittAccount>,
+    cb: &InboundCallback<'_>,
+) -> Result<ParsedCallback, CallbackError> {
+    let params = callback_params(cb)?;
+    let merchant_id = tf::text(&params, "merchant_id");
+    let account = cfg
+        .accounts
+        .iter()
+        .filter(|(_, a)| {
+            merchant_id
+                .as_deref()
+                .is_none_or(|m| m == a.merchant_id.to_string())
+        })
+        .find(|(_, a)| signature::verify(a.password.expose(), &params))
+        .map(|(name, _)| name.clone())
+        .ok_or(CallbackError::BadSignature {
+            provider: P,
+            reason: signature::SignatureError::Mismatch,
+        })?;
+    let signals = tf::order_signals(&params).map_err(|detail| CallbackError::Malformed {
+        provider: P,
+        detail,
+    })?;
+    let order_id = tf::text(&params, "order_id");
+    let dedup_key = [
+        tf::text(&params, "payment_id"),
+        tf::text(&params, "order_status"),
+        tf::text(&params, "reversal_amount"),
+    ]
+    .map(Option::unwrap_or_default)
+    .join(":");
+    Ok(ParsedCallback {
+        provider: P,
+        merchant_account: account,
+        hint: OrderHint {
+            order_id: order_id.as_deref().and_then(|o| OrderId::parse(o).ok()),
+            provider_ref: tf::text(&params, "payment_id"),
+        },
+        dedup_key: Some(dedup_key),
+        observed_at: None,
+        signals,
+        ack: Ack::empty_ok(),
+    })
+}
+
+fn callback_params(cb: &InboundCallback<'_>) -> Result<Map<String, Value>, CallbackError> {
+    let malformed = |detail: String| CallbackError::Malformed {
+        provider: P,
+        detail,
+    };
+    if cb.content_type_is("x-www-form-urlencoded") {
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_bytes(cb.body).map_err(|e| malformed(e.to_string()))?;
+        return Ok(pairs
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect());
+    }
+    match serde_json::from_slice::<Value>(cb.body).map_err(|e| malformed(e.to_string()))? {
+        Value::Object(mut m) => match m.remove("response") {
+            Some(Value::Object(inner)) => Ok(inner),
+            Some(other) => {
+                m.insert("response".into(), other);
+                Ok(m)
+            }
+            None => Ok(m),
+        },
+        _ => Err(malformed("callback is not a JSON object".into())),
+    }
+}

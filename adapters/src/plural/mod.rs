@@ -1,2 +1,371 @@
-//! (filled in step 4)
+//! Plural (Pine Labs Online).
+//!
+//! - [`signature`]: return-URL HMAC and webhook signatures.
+//! - [`token`]: bearer tokens and the pure [`token::TokenCache`].
+//! - [`transformers`]: wire types, request builders, status map.
+//! - This file: the flows. `start_payment` = token → create order (`pre_auth` in manual
+//!   capture mode) → create payment → `challenge_url` as a `Challenge` customer action; the
+//!   Plural order id is the provider reference for everything after. `status` reads the
+//!   order. Webhooks are verified and parsed by [`parse_callback`]; their order is not
+//!   guaranteed (PROCESSED may precede AUTHORIZED), which the engine handles.
+//!
+//! A request refused with 401 clears the cached token and is retried once with a new one.
+
 pub mod signature;
+pub mod token;
+pub mod transformers;
+
+use crate::callback::{Ack, InboundCallback, OrderHint, ParsedCallback};
+use crate::config::{PluralAccount, ProviderConfig};
+use crate::error::{AdapterError, CallbackError, Op};
+use crate::flow::{send, unreadable, Ctx, Reported};
+use crate::http::{HttpRequest, HttpResponse};
+use crate::secret::Secret;
+use paystate_events::{Money, OrderState, PaymentInitiation, Provider, Timestamp};
+use std::collections::BTreeMap;
+use token::{Token, TokenCache};
+use transformers as tf;
+
+const P: Provider = Provider::Plural;
+
+/// Cached tokens by account name.
+pub type TokenStore = tokio::sync::Mutex<BTreeMap<String, TokenCache>>;
+
+/// One Plural flow: configuration, executor and token cache, at a given time.
+pub struct Plural<'a> {
+    pub cfg: &'a ProviderConfig<PluralAccount>,
+    pub ctx: Ctx<'a>,
+    pub tokens: &'a TokenStore,
+    pub now: Timestamp,
+}
+
+impl Plural<'_> {
+    pub async fn start_payment(
+        &self,
+        order: &OrderState,
+        initiation: &PaymentInitiation,
+    ) -> Result<Reported, AdapterError> {
+        let (name, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
+        let spec = tf::payment_spec(initiation).map_err(|detail| AdapterError::InvalidInput {
+            provider: P,
+            op: Op::Payment,
+            detail,
+        })?;
+        let r = self
+            .call(Op::Payment, name, account, |t| {
+                tf::create_order_request(self.cfg, t, order, initiation)
+            })
+            .await?;
+        let created = order_data(Op::Payment, &r)?;
+        let build =
+            |t: &Secret| tf::create_payment_request(self.cfg, t, &created.order_id, order, &spec);
+        let r = self.call(Op::Payment, name, account, build).await?;
+        let paid = order_data(Op::Payment, &r)?;
+        let signals = tf::order_signals(&paid).map_err(|e| unreadable(P, Op::Payment, &r, e))?;
+        Ok(Reported {
+            provider_ref: Some(paid.order_id),
+            signals,
+            call_ref: tf::order_reference(order),
+        })
+    }
+
+    pub async fn capture(
+        &self,
+        order: &OrderState,
+        capture_id: &str,
+        amount: Money,
+    ) -> Result<Reported, AdapterError> {
+        let (name, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
+        let id = plural_id(order, Op::Capture)?;
+        let reference = tf::capture_reference(order, capture_id);
+        let r = self
+            .call(Op::Capture, name, account, |t| {
+                tf::capture_request(self.cfg, t, id, &reference, amount)
+            })
+            .await?;
+        let d = order_data(Op::Capture, &r)?;
+        let signals = tf::order_signals(&d).map_err(|e| unreadable(P, Op::Capture, &r, e))?;
+        Ok(Reported {
+            provider_ref: Some(d.order_id),
+            signals,
+            call_ref: reference,
+        })
+    }
+
+    pub async fn cancel(&self, order: &OrderState) -> Result<Reported, AdapterError> {
+        let (name, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
+        let id = plural_id(order, Op::Cancel)?;
+        let r = self
+            .call(Op::Cancel, name, account, |t| {
+                tf::cancel_request(self.cfg, t, id)
+            })
+            .await?;
+        let d = order_data(Op::Cancel, &r)?;
+        let signals = tf::order_signals(&d).map_err(|e| unreadable(P, Op::Cancel, &r, e))?;
+        Ok(Reported {
+            provider_ref: Some(d.order_id),
+            signals,
+            call_ref: format!("{id}:cancel"),
+        })
+    }
+
+    pub async fn refund(
+        &self,
+        order: &OrderState,
+        refund_id: &str,
+        amount: Money,
+    ) -> Result<Reported, AdapterError> {
+        let (name, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
+        let id = plural_id(order, Op::Refund)?;
+        let reference = tf::refund_reference(order, refund_id);
+        let r = self
+            .call(Op::Refund, name, account, |t| {
+                tf::refund_request(self.cfg, t, id, &reference, amount)
+            })
+            .await?;
+        let d = order_data(Op::Refund, &r)?;
+        let signals = tf::refund_signals(&d, refund_id, amount);
+        Ok(Reported {
+            provider_ref: Some(id.to_string()),
+            signals,
+            call_ref: reference,
+        })
+    }
+
+    pub async fn status(&self, order: &OrderState) -> Result<Reported, AdapterError> {
+        let (name, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
+        let id = plural_id(order, Op::Status)?;
+        let r = self
+            .call(Op::Status, name, account, |t| {
+                tf::get_order_request(self.cfg, t, id)
+            })
+            .await?;
+        let d = order_data(Op::Status, &r)?;
+        let signals = tf::order_signals(&d).map_err(|e| unreadable(P, Op::Status, &r, e))?;
+        Ok(Reported {
+            provider_ref: Some(d.order_id),
+            signals,
+            call_ref: format!("{id}:status"),
+        })
+    }
+
+    /// Sends a request built with a valid token; on 401 renews the token and tries once more.
+    async fn call(
+        &self,
+        op: Op,
+        name: &str,
+        account: &PluralAccount,
+        build: impl Fn(&Secret) -> HttpRequest,
+    ) -> Result<HttpResponse, AdapterError> {
+        let token = self.token(name, account).await?;
+        match send(self.ctx, op, &build(&token)).await {
+            Err(AdapterError::Unauthorized { .. }) => {
+                self.tokens
+                    .lock()
+                    .await
+                    .entry(name.to_string())
+                    .or_default()
+                    .clear();
+                let token = self.token(name, account).await?;
+                send(self.ctx, op, &build(&token)).await
+            }
+            other => other,
+        }
+    }
+
+    async fn token(&self, name: &str, account: &PluralAccount) -> Result<Secret, AdapterError> {
+        let mut tokens = self.tokens.lock().await;
+        let cache = tokens.entry(name.to_string()).or_default();
+        if let Some(t) = cache.valid(self.now) {
+            return Ok(t.clone());
+        }
+        let r = send(self.ctx, Op::Token, &tf::token_request(self.cfg, account)).await?;
+        if !r.is_success() {
+            let (code, message) = tf::error_of(&r);
+            return Err(AdapterError::Rejected {
+                provider: P,
+                op: Op::Token,
+                code,
+                message,
+            });
+        }
+        let body: tf::TokenResponse = r.json().map_err(|e| unreadable(P, Op::Token, &r, e))?;
+        let expires_in = body
+            .expires_in
+            .or_else(|| seconds_until(body.expires_at.as_deref(), self.now));
+        let token = Token::received(body.access_token, self.now, expires_in);
+        let value = token.value.clone();
+        cache.store(token);
+        Ok(value)
+    }
+}
+
+fn seconds_until(expires_at: Option<&str>, now: Timestamp) -> Option<i64> {
+    let at = chrono::DateTime::parse_from_rfc3339(expires_at?).ok()?;
+    Some((at.with_timezone(&chrono::Utc) - now).num_seconds())
+}
+
+fn plural_id(order: &OrderState, op: Op) -> Result<&str, AdapterError> {
+    order
+        .provider_ref
+        .as_deref()
+        .ok_or_else(|| AdapterError::InvalidInput {
+            provider: P,
+            op,
+            detail: "order has no Plural order id (payment not started)".to_string(),
+        })
+}
+
+/// The order object of a successful response, or the error the response stands for.
+fn order_data(op: Op, r: &HttpResponse) -> Result<tf::OrderData, AdapterError> {
+    if r.status == 404 {
+        let (_, detail) = tf::error_of(r);
+        return Err(AdapterError::NotFound {
+            provider: P,
+            op,
+            detail,
+        });
+    }
+    if !r.is_success() {
+        let (code, message) = tf::error_of(r);
+        return Err(AdapterError::Rejected {
+            provider: P,
+            op,
+            code,
+            message,
+        });
+    }
+    r.json::<tf::OrderEnvelope>()
+        .map(|e| e.data)
+        .map_err(|e| unreadable(P, op, r, e))
+}
+
+/// Verifies and translates a webhook (`webhook-id`/`-timestamp`/`-signature` headers) or a
+/// return-URL redirect (fields with `signature` in the query). Tries each account's secret.
+pub fn parse_callback(
+    cfg: &ProviderConfig<PluralAccount>,
+    cb: &InboundCallback<'_>,
+    now: Timestamp,
+) -> Result<ParsedCallback, CallbackError> {
+    if cb.header("webhook-signature").is_some() {
+        parse_webhook(cfg, cb, now)
+    } else {
+        parse_return(cfg, cb)
+    }
+}
+
+fn parse_webhook(
+    cfg: &ProviderConfig<PluralAccount>,
+    cb: &InboundCallback<'_>,
+    now: Timestamp,
+) -> Result<ParsedCallback, CallbackError> {
+    let id = cb.header("webhook-id").unwrap_or_default();
+    let ts = cb.header("webhook-timestamp").unwrap_or_default();
+    let sig = cb.header("webhook-signature").unwrap_or_default();
+    let mut last = signature::SignatureError::Missing;
+    let mut matched = None;
+    for (name, account) in &cfg.accounts {
+        match signature::verify_webhook(
+            account.webhook_secret.expose(),
+            id,
+            ts,
+            cb.body,
+            sig,
+            now.timestamp(),
+        ) {
+            Ok(()) => {
+                matched = Some(name.clone());
+                break;
+            }
+            Err(e) => last = e,
+        }
+    }
+    let account = matched.ok_or(CallbackError::BadSignature {
+        provider: P,
+        reason: last,
+    })?;
+    let hook: tf::Webhook =
+        serde_json::from_slice(cb.body).map_err(|e| CallbackError::Malformed {
+            provider: P,
+            detail: e.to_string(),
+        })?;
+    let signals = tf::order_signals(&hook.data).map_err(|detail| CallbackError::Malformed {
+        provider: P,
+        detail,
+    })?;
+    let observed_at = ts
+        .parse::<i64>()
+        .ok()
+        .and_then(|s| chrono::DateTime::from_timestamp(s, 0));
+    Ok(ParsedCallback {
+        provider: P,
+        merchant_account: account,
+        hint: OrderHint {
+            order_id: None,
+            provider_ref: Some(hook.data.order_id.clone()),
+        },
+        dedup_key: Some(format!("{id}:{}", hook.event_type)),
+        observed_at,
+        signals,
+        ack: Ack::empty_ok(),
+    })
+}
+
+fn parse_return(
+    cfg: &ProviderConfig<PluralAccount>,
+    cb: &InboundCallback<'_>,
+) -> Result<ParsedCallback, CallbackError> {
+    let pairs = cb.query_pairs();
+    let fields: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let account = cfg
+        .accounts
+        .iter()
+        .find(|(_, a)| {
+            a.return_url_secret_hex
+                .as_ref()
+                .is_some_and(|s| signature::verify_return_url(s.expose(), &fields))
+        })
+        .map(|(name, _)| name.clone())
+        .ok_or(CallbackError::BadSignature {
+            provider: P,
+            reason: signature::SignatureError::Mismatch,
+        })?;
+    let get = |k: &str| {
+        fields
+            .iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| v.to_string())
+    };
+    let malformed = |detail: &str| CallbackError::Malformed {
+        provider: P,
+        detail: detail.to_string(),
+    };
+    let order_id = get("order_id").ok_or_else(|| malformed("no order_id"))?;
+    let status = get("payment_status")
+        .or_else(|| get("status"))
+        .ok_or_else(|| malformed("no status"))?;
+    let data = tf::OrderData {
+        order_id: order_id.clone(),
+        merchant_order_reference: None,
+        status,
+        challenge_url: None,
+        order_amount: None,
+        payments: vec![],
+    };
+    let signals = tf::order_signals(&data).map_err(|d| malformed(&d))?;
+    Ok(ParsedCallback {
+        provider: P,
+        merchant_account: account,
+        hint: OrderHint {
+            order_id: None,
+            provider_ref: Some(order_id),
+        },
+        dedup_key: None,
+        observed_at: None,
+        signals,
+        ack: Ack::empty_ok(),
+    })
+}

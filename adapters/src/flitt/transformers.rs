@@ -1,0 +1,360 @@
+//! Flitt wire types, signed request builders and status translation. Pure: no IO.
+//!
+//! Every request is `{"request": {...params, "signature"}}` signed with protocol 1.0.
+//! Responses are `{"response": {...}}`; those that carry a `signature` are verified.
+
+use super::signature;
+use crate::config::{FlittAccount, ProviderConfig};
+use crate::flow::{json_minor, minor_money};
+use crate::http::{HttpRequest, HttpResponse, Method, Replay};
+use crate::keys::{self, KeyRules};
+use paystate_events::{
+    CaptureMode, CustomerAction, CustomerActionKind, Money, Operation, OrderState,
+    PaymentInitiation, SignalKind,
+};
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+
+pub const CHECKOUT_URL_PATH: &str = "/api/checkout/url";
+pub const CHECKOUT_TOKEN_PATH: &str = "/api/checkout/token";
+pub const STATUS_PATH: &str = "/api/status/order_id";
+pub const CAPTURE_PATH: &str = "/api/capture/order_id";
+pub const REVERSE_PATH: &str = "/api/reverse/order_id";
+/// Pay by Payme needs both `payment_systems` and `payment_method` set to this.
+pub const PAYBYPAYME: &str = "paybypayme";
+/// Flitt's error code for a bad signature.
+pub const ERROR_BAD_SIGNATURE: &str = "1007";
+const REVERSE_RULES: KeyRules = KeyRules {
+    len_max: 100,
+    sep: '-',
+};
+
+/// Which checkout call starts the payment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checkout {
+    /// Hosted page: redirect the customer to `checkout_url`.
+    Url,
+    /// Embedded checkout: the front end uses the token.
+    Token,
+}
+
+/// `reverse_id` for our refund id (or `cancel` for the full reversal that voids a preauth).
+pub fn reverse_id(order: &OrderState, op: &str, id: &str) -> String {
+    keys::derive_key(&order.order_id, op, id, REVERSE_RULES)
+}
+
+/// Signs `params` and wraps them as Flitt expects.
+pub fn signed_request(
+    url: String,
+    password: &str,
+    mut params: Map<String, Value>,
+    replay: Replay,
+) -> HttpRequest {
+    let sig = signature::sign(password, &params);
+    params.insert(signature::SIGNATURE_FIELD.to_string(), Value::String(sig));
+    HttpRequest::new(Method::Post, url, replay).json(json!({ "request": params }))
+}
+
+/// Checkout URL or token request. Our order id is Flitt's `order_id` (unique per merchant,
+/// so a replay cannot create a second order). `preauth: "Y"` in manual capture mode.
+pub fn checkout_request(
+    cfg: &ProviderConfig<FlittAccount>,
+    account: &FlittAccount,
+    order: &OrderState,
+    initiation: &PaymentInitiation,
+    kind: Checkout,
+) -> HttpRequest {
+    let mut p = Map::new();
+    p.insert("order_id".into(), json!(order.order_id.as_str()));
+    p.insert("merchant_id".into(), json!(account.merchant_id));
+    p.insert("order_desc".into(), json!(order_desc(order, initiation)));
+    p.insert("amount".into(), json!(order.amount.minor_units.get()));
+    p.insert("currency".into(), json!(order.currency().code()));
+    p.insert("payment_systems".into(), json!(PAYBYPAYME));
+    p.insert("payment_method".into(), json!(PAYBYPAYME));
+    p.insert(
+        "server_callback_url".into(),
+        json!(cfg.callback_url.clone().unwrap_or_default()),
+    );
+    p.insert(
+        "response_url".into(),
+        json!(initiation.return_url.clone().unwrap_or_default()),
+    );
+    if order.capture_mode == CaptureMode::Manual {
+        p.insert("preauth".into(), json!("Y"));
+    }
+    let path = match kind {
+        Checkout::Url => CHECKOUT_URL_PATH,
+        Checkout::Token => CHECKOUT_TOKEN_PATH,
+    };
+    signed_request(cfg.url(path), account.password.expose(), p, Replay::Safe)
+}
+
+fn order_desc(order: &OrderState, initiation: &PaymentInitiation) -> String {
+    initiation
+        .params
+        .get("order_desc")
+        .cloned()
+        .unwrap_or_else(|| format!("Order {}", order.merchant_reference))
+}
+
+fn base_params(account: &FlittAccount, order: &OrderState) -> Map<String, Value> {
+    let mut p = Map::new();
+    p.insert("order_id".into(), json!(order.order_id.as_str()));
+    p.insert("merchant_id".into(), json!(account.merchant_id));
+    p
+}
+
+pub fn status_request(
+    cfg: &ProviderConfig<FlittAccount>,
+    account: &FlittAccount,
+    order: &OrderState,
+) -> HttpRequest {
+    signed_request(
+        cfg.url(STATUS_PATH),
+        account.password.expose(),
+        base_params(account, order),
+        Replay::Safe,
+    )
+}
+
+/// Capture (one capture per order, so a replay cannot capture twice).
+pub fn capture_request(
+    cfg: &ProviderConfig<FlittAccount>,
+    account: &FlittAccount,
+    order: &OrderState,
+    amount: Money,
+) -> HttpRequest {
+    let mut p = base_params(account, order);
+    p.insert("amount".into(), json!(amount.minor_units.get()));
+    p.insert("currency".into(), json!(amount.currency.code()));
+    signed_request(
+        cfg.url(CAPTURE_PATH),
+        account.password.expose(),
+        p,
+        Replay::Safe,
+    )
+}
+
+/// Reverse (refund, or void before capture); `reverse_id` is the idempotency key.
+pub fn reverse_request(
+    cfg: &ProviderConfig<FlittAccount>,
+    account: &FlittAccount,
+    order: &OrderState,
+    amount: Money,
+    reverse_id: &str,
+) -> HttpRequest {
+    let mut p = base_params(account, order);
+    p.insert("amount".into(), json!(amount.minor_units.get()));
+    p.insert("currency".into(), json!(amount.currency.code()));
+    p.insert("reverse_id".into(), json!(reverse_id));
+    signed_request(
+        cfg.url(REVERSE_PATH),
+        account.password.expose(),
+        p,
+        Replay::Safe,
+    )
+}
+
+/// Why a Flitt response could not be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResponseError {
+    /// `response_status: failure` with Flitt's code and message.
+    Failure { code: String, message: String },
+    /// Not `{"response": {...}}`, or a signature that does not verify.
+    Unreadable(String),
+}
+
+/// The `response` object of a 2xx (or error) answer, failure mapped, signature verified
+/// when present.
+pub fn response_params(
+    r: &HttpResponse,
+    password: &str,
+) -> Result<Map<String, Value>, ResponseError> {
+    let body: Value = r
+        .json()
+        .map_err(|e| ResponseError::Unreadable(e.to_string()))?;
+    let Some(Value::Object(params)) = body.get("response").cloned() else {
+        return Err(ResponseError::Unreadable("no response object".into()));
+    };
+    if text(&params, "response_status").as_deref() == Some("failure") {
+        return Err(ResponseError::Failure {
+            code: text(&params, "error_code").unwrap_or_else(|| "failure".into()),
+            message: text(&params, "error_message").unwrap_or_default(),
+        });
+    }
+    if params.contains_key(signature::SIGNATURE_FIELD) && !signature::verify(password, &params) {
+        return Err(ResponseError::Unreadable(
+            "response signature does not verify".into(),
+        ));
+    }
+    Ok(params)
+}
+
+/// A parameter as text (numbers too); `None` when absent, null or empty.
+pub fn text(p: &Map<String, Value>, key: &str) -> Option<String> {
+    match p.get(key)? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// The customer action of a checkout response.
+pub fn checkout_action(p: &Map<String, Value>, kind: Checkout) -> Result<CustomerAction, String> {
+    let mut details = BTreeMap::new();
+    let url = match kind {
+        Checkout::Url => Some(text(p, "checkout_url").ok_or("no checkout_url")?),
+        Checkout::Token => {
+            details.insert("token".to_string(), text(p, "token").ok_or("no token")?);
+            None
+        }
+    };
+    Ok(CustomerAction {
+        kind: CustomerActionKind::Redirect,
+        url,
+        details,
+    })
+}
+
+/// Flitt order statuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlittStatus {
+    Created,
+    Processing,
+    Approved,
+    Declined,
+    Expired,
+    Reversed,
+}
+
+impl FlittStatus {
+    pub fn parse(s: &str) -> Option<FlittStatus> {
+        Some(match s {
+            "created" => FlittStatus::Created,
+            "processing" => FlittStatus::Processing,
+            "approved" => FlittStatus::Approved,
+            "declined" => FlittStatus::Declined,
+            "expired" => FlittStatus::Expired,
+            "reversed" => FlittStatus::Reversed,
+            _ => return None,
+        })
+    }
+}
+
+/// What an order report (callback or status response) means.
+///
+/// `approved` is "authorized" for a preauth order not yet captured (`preauth: Y`, or a
+/// `capture_status` other than `captured`), else "captured"; a partial reversal keeps
+/// `approved` with `reversal_amount > 0` and adds a refund of that amount. `reversed` is
+/// "cancelled" before capture and "returned" after.
+pub fn order_signals(p: &Map<String, Value>) -> Result<Vec<SignalKind>, String> {
+    let raw = text(p, "order_status").ok_or("no order_status")?;
+    let Some(status) = FlittStatus::parse(&raw) else {
+        return Ok(vec![SignalKind::Unrecognised { raw_status: raw }]);
+    };
+    let preauth_held = is_preauth(p) && text(p, "capture_status").as_deref() != Some("captured");
+    Ok(match status {
+        FlittStatus::Created | FlittStatus::Processing => {
+            vec![SignalKind::Accepted { action: None }]
+        }
+        FlittStatus::Approved if preauth_held => vec![SignalKind::Authorized {
+            amount: amount_of(p, "amount")?,
+        }],
+        FlittStatus::Approved => approved_captured(p)?,
+        FlittStatus::Declined => vec![SignalKind::Failed {
+            operation: Operation::Payment,
+            code: text(p, "response_code").unwrap_or_else(|| "declined".into()),
+            message: text(p, "response_description").unwrap_or_else(|| "declined".into()),
+            refund_id: None,
+        }],
+        FlittStatus::Expired => vec![SignalKind::Cancelled],
+        FlittStatus::Reversed if preauth_held => vec![SignalKind::Cancelled],
+        FlittStatus::Reversed => vec![SignalKind::Refunded {
+            refund_id: None,
+            amount: None,
+        }],
+    })
+}
+
+fn approved_captured(p: &Map<String, Value>) -> Result<Vec<SignalKind>, String> {
+    let captured = match amount_of(p, "capture_amount")? {
+        Some(m) => Some(m),
+        None => amount_of(p, "amount")?,
+    };
+    let mut out = vec![SignalKind::Captured { amount: captured }];
+    if let Some(reversed) = amount_of(p, "reversal_amount")? {
+        out.push(SignalKind::Refunded {
+            refund_id: None,
+            amount: Some(reversed),
+        });
+    }
+    Ok(out)
+}
+
+fn is_preauth(p: &Map<String, Value>) -> bool {
+    text(p, "preauth").as_deref() == Some("Y") || p.contains_key("capture_status")
+}
+
+/// A minor-unit amount field in the report's `currency`; zero or absent is `None`.
+fn amount_of(p: &Map<String, Value>, key: &str) -> Result<Option<Money>, String> {
+    let Some(v) = p
+        .get(key)
+        .filter(|v| !v.is_null() && v.as_str() != Some(""))
+    else {
+        return Ok(None);
+    };
+    let minor = json_minor(v).ok_or_else(|| format!("{key} is not an amount"))?;
+    if minor == 0 {
+        return Ok(None);
+    }
+    let currency = text(p, "currency").ok_or("no currency")?;
+    minor_money(minor, &currency).map(Some)
+}
+
+/// The capture call's answer: `captured` is done; `hold` (or anything else) is not final.
+pub fn capture_signals(p: &Map<String, Value>, amount: Money) -> Vec<SignalKind> {
+    match text(p, "capture_status").as_deref() {
+        Some("captured") => vec![SignalKind::Captured {
+            amount: Some(amount),
+        }],
+        Some("hold") | None => vec![],
+        Some(other) => vec![SignalKind::Unrecognised {
+            raw_status: format!("capture_status:{other}"),
+        }],
+    }
+}
+
+/// The reverse call's answer for a refund (`cancel = false`) or a void (`cancel = true`).
+pub fn reverse_signals(
+    p: &Map<String, Value>,
+    amount: Money,
+    refund_id: Option<&str>,
+) -> Vec<SignalKind> {
+    let status = text(p, "reverse_status").unwrap_or_default();
+    let operation = if refund_id.is_some() {
+        Operation::Refund
+    } else {
+        Operation::Cancel
+    };
+    match status.as_str() {
+        "approved" if refund_id.is_none() => vec![SignalKind::Cancelled],
+        "approved" => vec![SignalKind::Refunded {
+            refund_id: refund_id.map(str::to_string),
+            amount: Some(amount),
+        }],
+        "declined" => vec![SignalKind::Failed {
+            operation,
+            code: text(p, "response_code").unwrap_or_else(|| "declined".into()),
+            message: text(p, "response_description").unwrap_or_else(|| "reverse declined".into()),
+            refund_id: refund_id.map(str::to_string),
+        }],
+        "created" | "processing" => vec![],
+        other => vec![SignalKind::Unrecognised {
+            raw_status: format!("reverse_status:{other}"),
+        }],
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,217 @@
+use super::*;
+use crate::testing::{money, order};
+use paystate_events::Provider;
+
+fn cfg() -> ProviderConfig<FlittAccount> {
+    toml::from_str(
+        r#"base_url = "https://pay.flitt.test"
+        callback_url = "https://shop.example/cb"
+        [accounts.default]
+        merchant_id = 1549901
+        password = "test""#,
+    )
+    .expect("valid config")
+}
+
+fn account() -> FlittAccount {
+    cfg().accounts.remove("default").expect("default account")
+}
+
+fn obj(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => panic!("not an object"),
+    }
+}
+
+#[test]
+fn checkout_request_is_signed_like_the_sdk() {
+    let mut o = order(Provider::Flitt, 12500, "GEL", CaptureMode::Auto);
+    o.order_id = paystate_events::OrderId::parse("ord-1001").expect("id");
+    o.merchant_reference = "x".into();
+    let init = PaymentInitiation {
+        params: [("order_desc".to_string(), "Test order".to_string())].into(),
+        ..Default::default()
+    };
+    let req = checkout_request(&cfg(), &account(), &o, &init, Checkout::Url);
+    assert_eq!(req.url, "https://pay.flitt.test/api/checkout/url");
+    let params = obj(req.json_body().expect("json")["request"].clone());
+    assert_eq!(params["payment_systems"], "paybypayme");
+    assert_eq!(params["payment_method"], "paybypayme");
+    assert_eq!(params["amount"], 12500);
+    assert!(!params.contains_key("preauth"));
+    assert!(signature::verify("test", &params));
+    // The providers.md vector is this request without the Payme fields.
+    let mut vector = params.clone();
+    vector.remove("payment_systems");
+    vector.remove("payment_method");
+    vector.remove("signature");
+    assert_eq!(
+        signature::sign("test", &vector),
+        "cdd4b5535a3c985d47d38ef2d755ab952a95a2bd"
+    );
+    let manual = order(Provider::Flitt, 12500, "GEL", CaptureMode::Manual);
+    let token = checkout_request(&cfg(), &account(), &manual, &init, Checkout::Token);
+    assert_eq!(token.url, "https://pay.flitt.test/api/checkout/token");
+    assert_eq!(token.json_body().expect("json")["request"]["preauth"], "Y");
+}
+
+#[test]
+fn reverse_and_capture_requests() {
+    let o = order(Provider::Flitt, 12500, "GEL", CaptureMode::Manual);
+    let rid = reverse_id(&o, "refund", "r-1");
+    assert_eq!(rid, "ord-1-refund-r-1");
+    let req = reverse_request(&cfg(), &account(), &o, money(500, "GEL"), &rid);
+    let params = obj(req.json_body().expect("json")["request"].clone());
+    assert_eq!(
+        (params["reverse_id"].clone(), params["amount"].clone()),
+        (json!("ord-1-refund-r-1"), json!(500))
+    );
+    assert!(signature::verify("test", &params));
+    let cap = capture_request(&cfg(), &account(), &o, money(12500, "GEL"));
+    assert_eq!(cap.url, "https://pay.flitt.test/api/capture/order_id");
+}
+
+fn resp(body: Value) -> HttpResponse {
+    HttpResponse {
+        status: 200,
+        headers: vec![],
+        body: body.to_string().into(),
+    }
+}
+
+#[test]
+fn responses_are_checked() {
+    let ok = resp(
+        json!({"response": {"checkout_url": "https://pay/x", "payment_id": "150009301", "response_status": "success"}}),
+    );
+    let p = response_params(&ok, "test").expect("success");
+    let action = checkout_action(&p, Checkout::Url).expect("url");
+    assert_eq!(action.url.as_deref(), Some("https://pay/x"));
+    let fail = resp(
+        json!({"response": {"response_status": "failure", "error_code": 1007, "error_message": "Invalid signature"}}),
+    );
+    assert_eq!(
+        response_params(&fail, "test"),
+        Err(ResponseError::Failure {
+            code: "1007".into(),
+            message: "Invalid signature".into()
+        })
+    );
+    let mut signed =
+        obj(json!({"order_id": "ord-1", "order_status": "approved", "response_status": "success"}));
+    signed.insert("signature".into(), json!(signature::sign("test", &signed)));
+    assert!(response_params(&resp(json!({"response": signed.clone()})), "test").is_ok());
+    signed.insert("order_status".into(), json!("declined"));
+    assert!(matches!(
+        response_params(&resp(json!({"response": signed})), "test"),
+        Err(ResponseError::Unreadable(_))
+    ));
+}
+
+#[test]
+fn every_order_status_maps() {
+    let gel = |m| Some(money(m, "GEL"));
+    let base = |status: &str, extra: Value| {
+        let mut p = obj(json!({"order_status": status, "amount": 12500, "currency": "GEL"}));
+        p.extend(obj(extra));
+        order_signals(&p).expect("maps")
+    };
+    assert_eq!(
+        base("created", json!({})),
+        vec![SignalKind::Accepted { action: None }]
+    );
+    assert_eq!(
+        base("processing", json!({})),
+        vec![SignalKind::Accepted { action: None }]
+    );
+    assert_eq!(
+        base("approved", json!({})),
+        vec![SignalKind::Captured { amount: gel(12500) }]
+    );
+    assert_eq!(
+        base("approved", json!({"preauth": "Y"})),
+        vec![SignalKind::Authorized { amount: gel(12500) }]
+    );
+    assert_eq!(
+        base("approved", json!({"capture_status": "hold"})),
+        vec![SignalKind::Authorized { amount: gel(12500) }]
+    );
+    assert_eq!(
+        base(
+            "approved",
+            json!({"preauth": "Y", "capture_status": "captured", "capture_amount": "10000"})
+        ),
+        vec![SignalKind::Captured { amount: gel(10000) }]
+    );
+    assert_eq!(
+        base("approved", json!({"reversal_amount": "2500"})),
+        vec![
+            SignalKind::Captured { amount: gel(12500) },
+            SignalKind::Refunded {
+                refund_id: None,
+                amount: gel(2500)
+            }
+        ]
+    );
+    assert_eq!(
+        base("approved", json!({"reversal_amount": 0})),
+        vec![SignalKind::Captured { amount: gel(12500) }]
+    );
+    assert!(
+        matches!(base("declined", json!({"response_code": 1014})).as_slice(),
+        [SignalKind::Failed { operation: Operation::Payment, code, .. }] if code == "1014")
+    );
+    assert_eq!(base("expired", json!({})), vec![SignalKind::Cancelled]);
+    assert_eq!(
+        base("reversed", json!({"preauth": "Y"})),
+        vec![SignalKind::Cancelled]
+    );
+    assert_eq!(
+        base("reversed", json!({})),
+        vec![SignalKind::Refunded {
+            refund_id: None,
+            amount: None
+        }]
+    );
+    assert_eq!(
+        base("frozen", json!({})),
+        vec![SignalKind::Unrecognised {
+            raw_status: "frozen".into()
+        }]
+    );
+    assert!(order_signals(&obj(json!({"amount": 1}))).is_err());
+    assert!(order_signals(&obj(
+        json!({"order_status": "approved", "amount": "1.5", "currency": "GEL"})
+    ))
+    .is_err());
+}
+
+#[test]
+fn capture_and_reverse_answers() {
+    let m = money(500, "GEL");
+    assert_eq!(
+        capture_signals(&obj(json!({"capture_status": "captured"})), m),
+        vec![SignalKind::Captured { amount: Some(m) }]
+    );
+    assert!(capture_signals(&obj(json!({"capture_status": "hold"})), m).is_empty());
+    assert_eq!(
+        reverse_signals(&obj(json!({"reverse_status": "approved"})), m, Some("r-1")),
+        vec![SignalKind::Refunded {
+            refund_id: Some("r-1".into()),
+            amount: Some(m)
+        }]
+    );
+    assert_eq!(
+        reverse_signals(&obj(json!({"reverse_status": "approved"})), m, None),
+        vec![SignalKind::Cancelled]
+    );
+    assert!(matches!(
+        reverse_signals(&obj(json!({"reverse_status": "declined"})), m, None).as_slice(),
+        [SignalKind::Failed {
+            operation: Operation::Cancel,
+            ..
+        }]
+    ));
+    assert!(reverse_signals(&obj(json!({"reverse_status": "created"})), m, Some("r")).is_empty());
+}
