@@ -142,6 +142,13 @@ fn cancel(s: &OrderState, reason: Option<String>) -> Result<Vec<Event>, Rejectio
 
 fn refund(s: &OrderState, cmd: &CommandEnvelope, amount: Option<Money>) -> Result<Vec<Event>, Rejection> {
     require(s, &[Status::Captured], "refund")?;
+    if s.refunds_completed.contains_key(cmd.command_id.as_str()) {
+        // The command id is the refund id; the provider already reported a refund under it.
+        return Err(reject(
+            Code::IdempotencyKeyReused,
+            format!("refund id {} is already a completed refund of this order", cmd.command_id),
+        ));
+    }
     let refundable = s.refundable();
     if refundable == MinorUnits::ZERO {
         return Err(reject(Code::AmountExceedsRefundable, "nothing left to refund"));

@@ -43,6 +43,8 @@ pub fn evolve(state: Option<OrderState>, event: &Event) -> Result<OrderState, Ev
             s.captured = amount.minor_units.units();
             s.authorized = s.authorized.max(s.captured);
             s.capture_pending = None;
+            // A capture answers a cancellation still waiting: the void lost the race.
+            s.cancel_pending = false;
             s.customer_action = None;
             remember_ref(&mut s, &evidence.provider_ref);
         }

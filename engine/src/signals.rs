@@ -133,10 +133,11 @@ fn refunded(
     refund_id: Option<&str>,
     amount: Option<Money>,
 ) -> Vec<Event> {
-    if let Some(id) = refund_id {
-        if s.refunds_completed.contains_key(id) {
-            return record(sig, Disposition::Duplicate);
-        }
+    // A refund we did not ask for is kept under `provider:<evidence>`: the same evidence again
+    // is the same refund, not a second one.
+    let unrequested_id = format!("provider:{}", sig.evidence_ref);
+    if s.refunds_completed.contains_key(refund_id.unwrap_or(&unrequested_id)) {
+        return record(sig, Disposition::Duplicate);
     }
     match s.status {
         Status::Captured => {}
@@ -158,7 +159,7 @@ fn refunded(
     if units == MinorUnits::ZERO || units > s.refundable() {
         return discrepancy(sig, "refund_exceeds_captured", format!("refund of {units} exceeds what is refundable"));
     }
-    let id = refund_id.map(str::to_string).unwrap_or_else(|| format!("provider:{}", sig.evidence_ref));
+    let id = refund_id.map(str::to_string).unwrap_or(unrequested_id);
     vec![Event::RefundCompleted { refund_id: id, amount: with_units(s, units), evidence: ev }]
 }
 
