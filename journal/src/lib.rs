@@ -7,6 +7,8 @@
 //!   (10071, and 10163/10164 on newer servers) come back as [`AppendError::Conflict`].
 //! - [`read`]: an order's commits back in order (leader message-get, read-after-write), the
 //!   order folded to its state, hash and chain verified on the way.
+//! - [`scan`]: the whole log in stream order (ordered consumer), raw, up to a snapshot of its
+//!   last sequence: for projection rebuilds, audits, exports.
 //!
 //! Layout: stream `PAYSTATE_EVENTS`, subjects `paystate.events.<order_id>`, file storage;
 //! each message is a JSON [`paystate_events::Commit`] with headers `Paystate-Commit-Hash`
@@ -14,10 +16,12 @@
 
 pub mod append;
 pub mod read;
+pub mod scan;
 pub mod setup;
 
 pub use append::{AppendError, Appended, EncodedCommit};
 pub use read::{LoadedOrder, ReadError, StoredCommit};
+pub use scan::{LogScan, RawEntry, ScanOptions};
 pub use setup::{ensure_log, LogSettings, SetupError};
 
 use async_nats::jetstream::{self, stream::Stream};
