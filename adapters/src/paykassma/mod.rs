@@ -1,2 +1,163 @@
-//! (filled in step 4)
+//! Paykassma (wallet transfer, `bnb_ml`).
+//!
+//! - [`signature`]: postback signature over `additional_data` as received.
+//! - [`transformers`]: requests, answers, postback translation.
+//! - This file: the flows. `start_payment` creates the wallet transaction and reports the
+//!   wallet as a `WalletTransfer` action; after paying, the customer's 12-digit number and
+//!   screenshot are sent with [`Paykassma::activate`] (multipart). The postback
+//!   (`direction: ingoing`) settles the order. Paykassma has no capture, cancel, refund or
+//!   status query: those are `Unsupported`. Postbacks are resent until answered with
+//!   [`transformers::POSTBACK_ACK`]; the account is chosen by the postback's `access_key`.
+
 pub mod signature;
+pub mod transformers;
+
+use crate::callback::{Ack, InboundCallback, OrderHint, ParsedCallback};
+use crate::config::{PaykassmaAccount, ProviderConfig};
+use crate::error::{AdapterError, CallbackError, Op};
+use crate::flow::{send, unreadable, Ctx, Reported};
+use crate::http::HttpResponse;
+use paystate_events::{OrderState, PaymentInitiation, Provider, SignalKind};
+use transformers::{self as tf, Activation};
+
+const P: Provider = Provider::Paykassma;
+
+/// One Paykassma flow: configuration and executor.
+pub struct Paykassma<'a> {
+    pub cfg: &'a ProviderConfig<PaykassmaAccount>,
+    pub ctx: Ctx<'a>,
+}
+
+impl Paykassma<'_> {
+    pub async fn start_payment(
+        &self,
+        order: &OrderState,
+        initiation: &PaymentInitiation,
+    ) -> Result<Reported, AdapterError> {
+        let (_, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
+        let label = tf::label(initiation).map_err(|detail| AdapterError::InvalidInput {
+            provider: P,
+            op: Op::Payment,
+            detail,
+        })?;
+        let r = send(
+            self.ctx,
+            Op::Payment,
+            &tf::create_request(self.cfg, account, order, &label),
+        )
+        .await?;
+        let answer = answer(Op::Payment, &r)?;
+        let action = tf::wallet_action(&answer).map_err(|e| unreadable(P, Op::Payment, &r, e))?;
+        let signals = vec![SignalKind::Accepted {
+            action: Some(action),
+        }];
+        Ok(Reported {
+            provider_ref: None,
+            signals,
+            call_ref: format!("{}:create", order.order_id),
+        })
+    }
+
+    /// Sends the customer's transaction number and screenshot. Accepted means "verifying":
+    /// the order stays pending until the postback.
+    pub async fn activate(
+        &self,
+        order: &OrderState,
+        activation: &Activation,
+    ) -> Result<Reported, AdapterError> {
+        let (_, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
+        let req =
+            tf::activation_request(self.cfg, account, order, activation).map_err(|detail| {
+                AdapterError::InvalidInput {
+                    provider: P,
+                    op: Op::Activation,
+                    detail,
+                }
+            })?;
+        let r = send(self.ctx, Op::Activation, &req).await?;
+        answer(Op::Activation, &r)?;
+        let call_ref = tf::custom_transaction_id(&order.order_id, &activation.activation_id);
+        Ok(Reported {
+            provider_ref: None,
+            signals: vec![SignalKind::Accepted { action: None }],
+            call_ref,
+        })
+    }
+}
+
+fn answer(op: Op, r: &HttpResponse) -> Result<tf::ApiAnswer, AdapterError> {
+    let parsed: Result<tf::ApiAnswer, _> = r.json();
+    match parsed {
+        Ok(a) if r.is_success() && tf::answer_ok(&a) => Ok(a),
+        Ok(a) => {
+            let (code, message) = tf::refusal(&a, r);
+            Err(AdapterError::Rejected {
+                provider: P,
+                op,
+                code,
+                message,
+            })
+        }
+        Err(_) if !r.is_success() => Err(AdapterError::Rejected {
+            provider: P,
+            op,
+            code: format!("http_{}", r.status),
+            message: r.body_excerpt(),
+        }),
+        Err(e) => Err(unreadable(P, op, r, e)),
+    }
+}
+
+/// Verifies a postback (the account whose `access_key` it names; signature over
+/// `additional_data` as received) and translates it. Answer: 200 `{"status":"ok"}`, also
+/// for resends.
+pub fn parse_callback(
+    cfg: &ProviderConfig<PaykassmaAccount>,
+    cb: &InboundCallback<'_>,
+) -> Result<ParsedCallback, CallbackError> {
+    let malformed = |detail: String| CallbackError::Malformed {
+        provider: P,
+        detail,
+    };
+    let body = std::str::from_utf8(cb.body).map_err(|e| malformed(e.to_string()))?;
+    let parts = signature::signed_parts(body).map_err(|reason| match reason {
+        signature::SignatureError::Malformed(d) => malformed(d),
+        other => CallbackError::BadSignature {
+            provider: P,
+            reason: other,
+        },
+    })?;
+    let (name, account) = cfg
+        .accounts
+        .iter()
+        .find(|(_, a)| a.access_key == parts.access_key)
+        .ok_or(CallbackError::BadSignature {
+            provider: P,
+            reason: signature::SignatureError::Mismatch,
+        })?;
+    signature::verify_postback_body(body, &account.access_key, account.private_key.expose())
+        .map_err(|reason| CallbackError::BadSignature {
+            provider: P,
+            reason,
+        })?;
+    let postback: tf::Postback =
+        serde_json::from_str(body).map_err(|e| malformed(e.to_string()))?;
+    let signals = tf::postback_signals(&postback).map_err(malformed)?;
+    let item = postback.additional_data.first();
+    let custom = item.and_then(|i| i.plugin_custom_order_id.clone());
+    let tx_id = item
+        .and_then(|i| i.transaction_id.as_ref())
+        .and_then(crate::flow::json_text);
+    Ok(ParsedCallback {
+        provider: P,
+        merchant_account: name.clone(),
+        hint: OrderHint {
+            order_id: custom.as_deref().and_then(crate::keys::order_id_of),
+            provider_ref: tx_id.clone(),
+        },
+        dedup_key: tx_id,
+        observed_at: None,
+        signals,
+        ack: Ack::json(200, tf::POSTBACK_ACK),
+    })
+}

@@ -1,0 +1,267 @@
+//! Paykassma wire types, request builders and postback translation. Pure: no IO.
+//!
+//! The plugin API secret travels as `?secret=` (a [`crate::http::Value::Secret`], never
+//! printed). Activation `amount` is an integer: we read it as whole currency units (the seed's
+//! example is 300 BTN) and refuse orders whose amount has a fractional part.
+
+use crate::config::{PaykassmaAccount, ProviderConfig};
+use crate::flow::json_decimal_money;
+use crate::http::{HttpRequest, HttpResponse, Method, Part, Replay};
+use crate::keys::{self, KeyRules};
+use bytes::Bytes;
+use paystate_events::{
+    Currency, CustomerAction, CustomerActionKind, Operation, OrderId, OrderState,
+    PaymentInitiation, SignalKind,
+};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+pub const CREATE_PATH: &str = "/api/v1/transaction/create";
+pub const ACTIVATE_PATH: &str = "/api/v1/possible-transaction";
+/// What Paykassma must receive, with HTTP 200, to stop resending a postback.
+pub const POSTBACK_ACK: &str = r#"{"status":"ok"}"#;
+/// Longest `label` and `custom_transaction_id`.
+pub const TEXT_LEN_MAX: usize = 190;
+/// Digits in the customer's transaction number (`key1`).
+pub const KEY1_DIGITS: usize = 12;
+/// Largest screenshot we upload.
+pub const SCREENSHOT_LEN_MAX: usize = 10 * 1024 * 1024;
+const KEY_RULES: KeyRules = KeyRules {
+    len_max: TEXT_LEN_MAX,
+    sep: '.',
+};
+
+/// The payer label: `initiation.params.label`, else the customer id.
+pub fn label(initiation: &PaymentInitiation) -> Result<String, String> {
+    let label = initiation
+        .params
+        .get("label")
+        .or(initiation.customer_id.as_ref())
+        .ok_or("label (payer id) is required")?;
+    if label.is_empty() || label.len() > TEXT_LEN_MAX {
+        return Err(format!("label must be 1..={TEXT_LEN_MAX} characters"));
+    }
+    Ok(label.clone())
+}
+
+/// Create the wallet transaction. No idempotency key exists: not replay-safe.
+pub fn create_request(
+    cfg: &ProviderConfig<PaykassmaAccount>,
+    account: &PaykassmaAccount,
+    order: &OrderState,
+    label: &str,
+) -> HttpRequest {
+    let url = cfg.url(&format!("{CREATE_PATH}/{}", account.wallet_type));
+    HttpRequest::new(Method::Post, url, Replay::Unsafe)
+        .secret_query("secret", account.plugin_secret.clone())
+        .json(json!({"currency": order.currency().code(), "label": label}))
+}
+
+/// `{"status":"ok","params":{"Wallet number","Account name","is_check_amount"}}` or
+/// `{"status":"fail","message"}`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ApiAnswer {
+    pub status: String,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub params: Option<BTreeMap<String, Value>>,
+    #[serde(default)]
+    pub code: Option<Value>,
+}
+
+/// The wallet to pay into, as a `WalletTransfer` action (`wallet_number`, `account_name`,
+/// and `is_check_amount` when given).
+pub fn wallet_action(answer: &ApiAnswer) -> Result<CustomerAction, String> {
+    let params = answer.params.as_ref().ok_or("no params")?;
+    let text = |k: &str| params.get(k).and_then(crate::flow::json_text);
+    let mut details = BTreeMap::new();
+    details.insert(
+        "wallet_number".to_string(),
+        text("Wallet number").ok_or("no Wallet number")?,
+    );
+    details.insert(
+        "account_name".to_string(),
+        text("Account name").unwrap_or_default(),
+    );
+    if let Some(v) = params.get("is_check_amount").filter(|v| !v.is_null()) {
+        details.insert("is_check_amount".to_string(), v.to_string());
+    }
+    Ok(CustomerAction {
+        kind: CustomerActionKind::WalletTransfer,
+        url: None,
+        details,
+    })
+}
+
+/// What the customer gives us after paying: their transaction number and a screenshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Activation {
+    /// Our id for this activation attempt (e.g. the command id); part of
+    /// `custom_transaction_id`.
+    pub activation_id: String,
+    /// The customer's 12-digit transaction number.
+    pub key1: String,
+    pub label: String,
+    pub screenshot: Screenshot,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Screenshot {
+    pub file_name: String,
+    pub content_type: String,
+    pub bytes: Bytes,
+}
+
+/// `custom_transaction_id`: `{order_id}.act.{activation_id}`; postbacks echo it as
+/// `plugin_custom_order_id`, which gives the order back.
+pub fn custom_transaction_id(order_id: &OrderId, activation_id: &str) -> String {
+    keys::derive_key(order_id, "act", activation_id, KEY_RULES)
+}
+
+/// Activation multipart request, validated: `key1` is 12 digits, the amount is whole units.
+/// Replay-safe: `custom_transaction_id` must be unique, so the provider refuses a second one.
+pub fn activation_request(
+    cfg: &ProviderConfig<PaykassmaAccount>,
+    account: &PaykassmaAccount,
+    order: &OrderState,
+    a: &Activation,
+) -> Result<HttpRequest, String> {
+    if a.key1.len() != KEY1_DIGITS || !a.key1.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("key1 must be exactly {KEY1_DIGITS} digits"));
+    }
+    if a.screenshot.bytes.is_empty() || a.screenshot.bytes.len() > SCREENSHOT_LEN_MAX {
+        return Err(format!("screenshot must be 1..={SCREENSHOT_LEN_MAX} bytes"));
+    }
+    let units = whole_units(order)?;
+    let text = |name: &str, value: String| Part::Text {
+        name: name.to_string(),
+        value,
+    };
+    let parts = vec![
+        text("currency_code", order.currency().code().to_string()),
+        text("wallet_type", account.wallet_type.clone()),
+        text("label", a.label.clone()),
+        text("key1", a.key1.clone()),
+        Part::File {
+            name: "screenshot".into(),
+            file_name: a.screenshot.file_name.clone(),
+            content_type: a.screenshot.content_type.clone(),
+            bytes: a.screenshot.bytes.clone(),
+        },
+        text("amount", units.to_string()),
+        text(
+            "custom_transaction_id",
+            custom_transaction_id(&order.order_id, &a.activation_id),
+        ),
+    ];
+    Ok(
+        HttpRequest::new(Method::Post, cfg.url(ACTIVATE_PATH), Replay::Safe)
+            .secret_query("secret", account.plugin_secret.clone())
+            .multipart(parts),
+    )
+}
+
+fn whole_units(order: &OrderState) -> Result<u64, String> {
+    let scale = 10u64.pow(u32::from(order.currency().exponent()));
+    let minor = order.amount.minor_units.get();
+    if minor % scale != 0 {
+        return Err(format!(
+            "Paykassma takes whole amounts; {} has a fractional part",
+            order.amount
+        ));
+    }
+    Ok(minor / scale)
+}
+
+/// `ok` (create) or `success` (activation) is success; anything else is a refusal.
+pub fn answer_ok(answer: &ApiAnswer) -> bool {
+    matches!(answer.status.as_str(), "ok" | "success")
+}
+
+pub fn refusal(answer: &ApiAnswer, r: &HttpResponse) -> (String, String) {
+    let code = answer
+        .code
+        .as_ref()
+        .and_then(crate::flow::json_text)
+        .unwrap_or_else(|| answer.status.clone());
+    (
+        code,
+        answer
+            .message
+            .clone()
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| r.body_excerpt()),
+    )
+}
+
+/// A postback's fields we use (the signature is checked separately on the raw text).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Postback {
+    #[serde(default)]
+    pub direction: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub currency_code: Option<String>,
+    #[serde(default)]
+    pub additional_data: Vec<PostbackItem>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PostbackItem {
+    #[serde(default)]
+    pub transaction_id: Option<Value>,
+    #[serde(default)]
+    pub plugin_custom_order_id: Option<String>,
+    #[serde(default)]
+    pub amount: Option<Value>,
+    #[serde(default)]
+    pub currency_code: Option<String>,
+}
+
+/// What a postback means: `ingoing` is money credited (settled, amount from
+/// `additional_data[].amount`, exact); a `status` of `fail`/`failed` is a failed payment;
+/// any other direction is recorded as unrecognised.
+pub fn postback_signals(p: &Postback) -> Result<Vec<SignalKind>, String> {
+    if let Some(status @ ("fail" | "failed")) = p.status.as_deref() {
+        let code = status.to_string();
+        return Ok(vec![SignalKind::Failed {
+            operation: Operation::Payment,
+            code,
+            message: "postback reports failure".into(),
+            refund_id: None,
+        }]);
+    }
+    match p.direction.as_deref() {
+        Some("ingoing") => Ok(vec![SignalKind::Settled {
+            amount: postback_amount(p)?,
+        }]),
+        Some(other) => Ok(vec![SignalKind::Unrecognised {
+            raw_status: format!("direction:{other}"),
+        }]),
+        None => Ok(vec![SignalKind::Unrecognised {
+            raw_status: p.status.clone().unwrap_or_default(),
+        }]),
+    }
+}
+
+fn postback_amount(p: &Postback) -> Result<Option<paystate_events::Money>, String> {
+    let Some(item) = p.additional_data.first() else {
+        return Ok(None);
+    };
+    let Some(v) = item.amount.as_ref().filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let code = item
+        .currency_code
+        .as_deref()
+        .or(p.currency_code.as_deref())
+        .ok_or("amount without currency")?;
+    let currency = Currency::parse(code).map_err(|e| e.to_string())?;
+    json_decimal_money(v, currency).map(Some)
+}
+
+#[cfg(test)]
+mod tests;

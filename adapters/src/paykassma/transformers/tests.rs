@@ -1,0 +1,135 @@
+use super::*;
+use crate::testing::{money, order};
+use paystate_events::{CaptureMode, Provider};
+
+fn cfg() -> ProviderConfig<PaykassmaAccount> {
+    toml::from_str(
+        r#"base_url = "https://api.paykassma.test"
+        [accounts.default]
+        plugin_secret = "plug-1"
+        access_key = "uowkn0b3LfBxpcWYHi4_"
+        private_key = "PRIVATE_test_key_1""#,
+    )
+    .expect("valid config")
+}
+
+fn activation(key1: &str) -> Activation {
+    Activation {
+        activation_id: "cmd-9".into(),
+        key1: key1.into(),
+        label: "payer-1".into(),
+        screenshot: Screenshot {
+            file_name: "s.png".into(),
+            content_type: "image/png".into(),
+            bytes: Bytes::from_static(b"png"),
+        },
+    }
+}
+
+#[test]
+fn create_request_and_wallet_action() {
+    let c = cfg();
+    let o = order(Provider::Paykassma, 30000, "BTN", CaptureMode::Auto);
+    let req = create_request(&c, &c.accounts["default"], &o, "eligen1di1");
+    assert_eq!(
+        req.url,
+        "https://api.paykassma.test/api/v1/transaction/create/bnb_ml"
+    );
+    assert_eq!(req.query[0].0, "secret");
+    assert!(!format!("{req:?}").contains("plug-1"));
+    assert_eq!(
+        req.json_body(),
+        Some(&json!({"currency": "BTN", "label": "eligen1di1"}))
+    );
+    let ok: ApiAnswer = serde_json::from_value(
+        json!({"status": "ok", "params": {"Wallet number": "wallet_number",
+        "Account name": "Account_name", "is_check_amount": null}}),
+    )
+    .expect("answer");
+    let action = wallet_action(&ok).expect("wallet");
+    assert_eq!(action.kind, CustomerActionKind::WalletTransfer);
+    assert_eq!(action.details["wallet_number"], "wallet_number");
+    assert_eq!(action.details["account_name"], "Account_name");
+    assert!(!action.details.contains_key("is_check_amount"));
+    let fail: ApiAnswer =
+        serde_json::from_value(json!({"status": "fail", "message": "MESSAGE"})).expect("answer");
+    assert!(!answer_ok(&fail));
+    assert!(label(&PaymentInitiation::default()).is_err());
+}
+
+#[test]
+fn activation_is_validated_multipart() {
+    let c = cfg();
+    let o = order(Provider::Paykassma, 30000, "BTN", CaptureMode::Auto);
+    let req = activation_request(&c, &c.accounts["default"], &o, &activation("123456789012"))
+        .expect("valid");
+    assert_eq!(
+        req.url,
+        "https://api.paykassma.test/api/v1/possible-transaction"
+    );
+    let crate::http::Body::Multipart(parts) = &req.body else {
+        panic!("not multipart")
+    };
+    let text = |n: &str| {
+        parts.iter().find_map(|p| match p {
+            Part::Text { name, value } if name == n => Some(value.clone()),
+            _ => None,
+        })
+    };
+    assert_eq!(text("amount").as_deref(), Some("300"));
+    assert_eq!(
+        text("custom_transaction_id").as_deref(),
+        Some("ord-1.act.cmd-9")
+    );
+    assert_eq!(text("wallet_type").as_deref(), Some("bnb_ml"));
+    assert!(parts
+        .iter()
+        .any(|p| matches!(p, Part::File { name, .. } if name == "screenshot")));
+    for bad in ["12345678901", "1234567890123", "12345678901a", ""] {
+        assert!(
+            activation_request(&c, &c.accounts["default"], &o, &activation(bad)).is_err(),
+            "{bad}"
+        );
+    }
+    let fractional = order(Provider::Paykassma, 30050, "BTN", CaptureMode::Auto);
+    assert!(activation_request(
+        &c,
+        &c.accounts["default"],
+        &fractional,
+        &activation("123456789012")
+    )
+    .is_err());
+    assert_eq!(
+        keys::order_id_of("ord-1.act.cmd-9")
+            .map(|o| o.to_string())
+            .as_deref(),
+        Some("ord-1")
+    );
+}
+
+#[test]
+fn postback_statuses() {
+    let ingoing: Postback = serde_json::from_value(json!({"direction": "ingoing", "currency_code": "BTN",
+        "additional_data": [{"amount": "300", "currency_code": "BTN", "transaction_id": "293397556789"}]})).expect("pb");
+    assert_eq!(
+        postback_signals(&ingoing).expect("maps"),
+        vec![SignalKind::Settled {
+            amount: Some(money(30000, "BTN"))
+        }]
+    );
+    let outgoing: Postback = serde_json::from_value(json!({"direction": "outgoing"})).expect("pb");
+    assert_eq!(
+        postback_signals(&outgoing).expect("maps"),
+        vec![SignalKind::Unrecognised {
+            raw_status: "direction:outgoing".into()
+        }]
+    );
+    let failed: Postback =
+        serde_json::from_value(json!({"status": "fail", "direction": "ingoing"})).expect("pb");
+    assert!(matches!(
+        postback_signals(&failed).expect("maps").as_slice(),
+        [SignalKind::Failed { .. }]
+    ));
+    let bad: Postback = serde_json::from_value(json!({"direction": "ingoing", "additional_data": [{"amount": "3.005", "currency_code": "BTN"}]})).expect("pb");
+    assert!(postback_signals(&bad).is_err());
+}

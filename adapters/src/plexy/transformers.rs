@@ -1,0 +1,344 @@
+//! Plexy wire types, request builders and status translation. Pure: no IO.
+//!
+//! Paths are relative to the host (`base_url` = `https://api.plexypay.com`): the live API
+//! lives under `/v1`. Payment-link amounts are integer minor units (documented); transaction,
+//! webhook, capture and refund amounts are decimals in major units (the API's
+//! `DecimalAmount`), converted exactly. Capture/cancel/refund paths follow the older official
+//! docs (`/payments/{transactionId}/...`); the link cancel/expiry paths are our reading of
+//! the docs' operation names. All of them are constants here, the one place to change.
+
+use crate::config::{PlexyAccount, PlexyConfig};
+use crate::flow::json_decimal_money;
+use crate::http::{HttpRequest, HttpResponse, Method, Replay};
+use crate::secret::Secret;
+use paystate_events::{
+    CaptureMode, Currency, CustomerAction, CustomerActionKind, Money, Operation, OrderState,
+    PaymentInitiation, SignalKind, Timestamp,
+};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+pub const LINKS_PATH: &str = "/v1/payment-links";
+pub const TX_BY_LINK_PATH: &str = "/v1/transactions/by-payment-link";
+pub const PAYMENTS_PATH: &str = "/v1/payments";
+/// Webhook event names are `transaction.<status>`.
+pub const WEBHOOK_PREFIX: &str = "transaction.";
+
+fn authed(method: Method, url: String, account: &PlexyAccount, replay: Replay) -> HttpRequest {
+    HttpRequest::new(method, url, replay).secret_header("Authorization", account.api_key.clone())
+}
+
+/// Create a payment link. `orderReference` is our order id; `autoClearing` is auto capture.
+/// Not replay-safe: Plexy documents no de-duplication by reference.
+pub fn create_link_request(
+    cfg: &PlexyConfig,
+    account: &PlexyAccount,
+    order: &OrderState,
+    initiation: &PaymentInitiation,
+    expires_at: Timestamp,
+) -> HttpRequest {
+    let url = |k: &str| {
+        initiation
+            .params
+            .get(k)
+            .cloned()
+            .or_else(|| initiation.return_url.clone())
+    };
+    let body = json!({
+        "amount": order.amount.minor_units.get(),
+        "currency": order.currency().code(),
+        "customerId": initiation.customer_id,
+        "description": initiation.params.get("description").cloned().unwrap_or_else(|| order.merchant_reference.clone()),
+        "expiresAt": expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "metadata": {"successUrl": url("success_url"), "failureUrl": url("failure_url"), "cancelUrl": url("cancel_url")},
+        "orderReference": order.order_id.as_str(),
+        "autoClearing": order.capture_mode == CaptureMode::Auto,
+    });
+    authed(
+        Method::Post,
+        cfg.common.url(LINKS_PATH),
+        account,
+        Replay::Unsafe,
+    )
+    .json(body)
+}
+
+pub fn cancel_link_request(
+    cfg: &PlexyConfig,
+    account: &PlexyAccount,
+    link_id: &str,
+) -> HttpRequest {
+    authed(
+        Method::Post,
+        cfg.common.url(&format!("{LINKS_PATH}/{link_id}/cancel")),
+        account,
+        Replay::Safe,
+    )
+}
+
+pub fn update_expiry_request(
+    cfg: &PlexyConfig,
+    account: &PlexyAccount,
+    link_id: &str,
+    at: Timestamp,
+) -> HttpRequest {
+    let body = json!({"expiresAt": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)});
+    authed(
+        Method::Put,
+        cfg.common
+            .url(&format!("{LINKS_PATH}/{link_id}/expiration")),
+        account,
+        Replay::Safe,
+    )
+    .json(body)
+}
+
+pub fn transactions_request(
+    cfg: &PlexyConfig,
+    account: &PlexyAccount,
+    link_id: &str,
+) -> HttpRequest {
+    authed(
+        Method::Get,
+        cfg.common.url(&format!("{TX_BY_LINK_PATH}/{link_id}")),
+        account,
+        Replay::Safe,
+    )
+}
+
+/// Capture, cancel or refund one transaction. Capture and refund take a decimal amount
+/// (`null` = full). No idempotency key is documented: not replay-safe.
+pub fn payment_op_request(
+    cfg: &PlexyConfig,
+    account: &PlexyAccount,
+    tx_id: &str,
+    op: &str,
+    amount: Option<Money>,
+) -> HttpRequest {
+    let url = cfg.common.url(&format!("{PAYMENTS_PATH}/{tx_id}/{op}"));
+    let req = authed(Method::Post, url, account, Replay::Unsafe);
+    match op {
+        "cancel" => req,
+        _ => req.json(json!({"amount": amount.map(|m| m.to_decimal())})),
+    }
+}
+
+/// The created link.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PaymentLink {
+    pub id: String,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+pub fn link_action(link: &PaymentLink) -> CustomerAction {
+    CustomerAction {
+        kind: CustomerActionKind::Redirect,
+        url: link.url.clone(),
+        details: BTreeMap::new(),
+    }
+}
+
+/// A transaction (API responses and webhook `data`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Transaction {
+    pub id: String,
+    pub status: String,
+    #[serde(default)]
+    pub amount: Option<Value>,
+    #[serde(default)]
+    pub processed_amount: Option<Value>,
+    #[serde(default)]
+    pub currency: Option<String>,
+    #[serde(default)]
+    pub merchant_reference: Option<String>,
+    #[serde(default)]
+    pub order_reference: Option<String>,
+}
+
+/// The transactions of a link: a bare array, or an object holding one under `data`,
+/// `transactions` or `items` (the list schema's envelope is not in the seed).
+pub fn transactions_of(body: &Value) -> Result<Vec<Transaction>, String> {
+    let list = match body {
+        Value::Array(_) => body,
+        Value::Object(m) => ["data", "transactions", "items"]
+            .iter()
+            .find_map(|k| m.get(*k).filter(|v| v.is_array()))
+            .ok_or("no transaction list")?,
+        _ => return Err("transactions response is not a list".into()),
+    };
+    serde_json::from_value(list.clone()).map_err(|e| e.to_string())
+}
+
+/// The transaction an operation acts on: the first in `wanted` status order.
+pub fn pick<'t>(txs: &'t [Transaction], wanted: &[&str]) -> Option<&'t Transaction> {
+    wanted
+        .iter()
+        .find_map(|w| txs.iter().find(|t| t.status == *w))
+}
+
+/// Plexy transaction statuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlexyStatus {
+    Created,
+    ThreeD,
+    Authorized,
+    Charged,
+    Cancelled,
+    Refunded,
+    Rejected,
+    Failed,
+}
+
+impl PlexyStatus {
+    pub fn parse(s: &str) -> Option<PlexyStatus> {
+        Some(match s {
+            "created" => PlexyStatus::Created,
+            "3d" => PlexyStatus::ThreeD,
+            "authorized" => PlexyStatus::Authorized,
+            "charged" => PlexyStatus::Charged,
+            "cancelled" => PlexyStatus::Cancelled,
+            "refunded" => PlexyStatus::Refunded,
+            "rejected" => PlexyStatus::Rejected,
+            "failed" => PlexyStatus::Failed,
+            _ => return None,
+        })
+    }
+}
+
+/// What a transaction's status means. `rejected` is a bank decline, `failed` a system error.
+pub fn transaction_signals(t: &Transaction) -> Result<Vec<SignalKind>, String> {
+    let Some(status) = PlexyStatus::parse(&t.status) else {
+        return Ok(vec![SignalKind::Unrecognised {
+            raw_status: t.status.clone(),
+        }]);
+    };
+    let failed = |code: &str| SignalKind::Failed {
+        operation: Operation::Payment,
+        code: code.to_string(),
+        message: format!("transaction {}", t.status),
+        refund_id: None,
+    };
+    Ok(match status {
+        PlexyStatus::Created | PlexyStatus::ThreeD => vec![SignalKind::Accepted { action: None }],
+        PlexyStatus::Authorized => vec![SignalKind::Authorized {
+            amount: amount(t, &t.amount)?,
+        }],
+        PlexyStatus::Charged => {
+            let processed = amount(t, &t.processed_amount)?;
+            vec![SignalKind::Captured {
+                amount: processed.or(amount(t, &t.amount)?),
+            }]
+        }
+        PlexyStatus::Cancelled => vec![SignalKind::Cancelled],
+        PlexyStatus::Refunded => vec![SignalKind::Refunded {
+            refund_id: None,
+            amount: None,
+        }],
+        PlexyStatus::Rejected => vec![failed("rejected")],
+        PlexyStatus::Failed => vec![failed("failed")],
+    })
+}
+
+fn amount(t: &Transaction, v: &Option<Value>) -> Result<Option<Money>, String> {
+    let Some(v) = v.as_ref().filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let currency = Currency::parse(t.currency.as_deref().ok_or("amount without currency")?)
+        .map_err(|e| e.to_string())?;
+    match json_decimal_money(v, currency) {
+        Ok(m) => Ok(Some(m)),
+        Err(_) if v.as_f64() == Some(0.0) || v.as_str() == Some("0") => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// A webhook: `{"name": "transaction.<status>", "merchantId", "data": {...}}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Webhook {
+    pub name: String,
+    #[serde(default)]
+    pub merchant_id: Option<Value>,
+    pub data: Value,
+}
+
+impl Webhook {
+    /// The transaction; its status from `data.status`, else from the event name.
+    pub fn transaction(&self) -> Result<Transaction, String> {
+        let mut data = self.data.clone();
+        if data.get("status").is_none() {
+            let status = self
+                .name
+                .strip_prefix(WEBHOOK_PREFIX)
+                .ok_or("event name is not transaction.<status>")?;
+            data["status"] = json!(status);
+        }
+        serde_json::from_value(data).map_err(|e| e.to_string())
+    }
+}
+
+/// Code and message of an error response (`{"code","message"}` or `{"error": ...}`).
+pub fn error_of(r: &HttpResponse) -> (String, String) {
+    let v: Value = r.json().unwrap_or(Value::Null);
+    let code = v
+        .get("code")
+        .or_else(|| v.get("error"))
+        .and_then(crate::flow::json_text);
+    let message = v.get("message").and_then(crate::flow::json_text);
+    (
+        code.unwrap_or_else(|| format!("http_{}", r.status)),
+        message.unwrap_or_else(|| r.body_excerpt()),
+    )
+}
+
+/// Tilda form fields for an order, signed. `reference` = `<project_id>_<order id>`.
+pub fn tilda_form(
+    store_id: &str,
+    secret: &Secret,
+    mode: super::signature::TildaMode,
+    project_id: &str,
+    order: &OrderState,
+) -> Vec<(String, String)> {
+    let currency = order.currency().code();
+    let amount = order.amount.minor_units.get().to_string();
+    let signature =
+        super::signature::tilda_signature(store_id, currency, &amount, secret.expose(), mode);
+    vec![
+        ("order[store_id]".into(), store_id.into()),
+        ("order[currency]".into(), currency.into()),
+        ("order[amount]".into(), amount),
+        (
+            "order[reference]".into(),
+            format!("{project_id}_{}", order.order_id),
+        ),
+        ("signature".into(), signature),
+    ]
+}
+
+/// Verifies a received Tilda form's signature over its own fields.
+pub fn verify_tilda_form(
+    fields: &[(String, String)],
+    secret: &Secret,
+    mode: super::signature::TildaMode,
+) -> bool {
+    let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    match (
+        get("order[store_id]"),
+        get("order[currency]"),
+        get("order[amount]"),
+        get("signature"),
+    ) {
+        (Some(s), Some(c), Some(a), Some(sig)) => {
+            super::signature::verify_tilda(s, c, a, secret.expose(), mode, sig)
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests;

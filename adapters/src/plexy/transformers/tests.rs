@@ -1,0 +1,161 @@
+use super::*;
+use crate::plexy::signature::TildaMode;
+use crate::testing::{money, order, t0};
+use paystate_events::Provider;
+
+fn cfg() -> PlexyConfig {
+    toml::from_str(
+        r#"base_url = "https://api.plexy.test"
+        [accounts.default]
+        api_key = "sk_live_1"
+        webhook_token = "whk""#,
+    )
+    .expect("valid config")
+}
+
+#[test]
+fn link_request_shape() {
+    let c = cfg();
+    let account = &c.common.accounts["default"];
+    let o = order(Provider::Plexy, 999, "USD", CaptureMode::Manual);
+    let init = PaymentInitiation {
+        return_url: Some("https://shop/back".into()),
+        customer_id: Some("cus_1".into()),
+        ..Default::default()
+    };
+    let req = create_link_request(&c, account, &o, &init, t0());
+    assert_eq!(req.url, "https://api.plexy.test/v1/payment-links");
+    assert_eq!(
+        req.header_value("authorization"),
+        Some("sk_live_1"),
+        "no Bearer prefix"
+    );
+    let b = req.json_body().expect("json");
+    assert_eq!(
+        (b["amount"].clone(), b["currency"].clone()),
+        (json!(999), json!("USD"))
+    );
+    assert_eq!(b["orderReference"], "ord-1");
+    assert_eq!(b["autoClearing"], false);
+    assert_eq!(b["expiresAt"], "2024-07-19T09:33:23Z");
+    assert_eq!(b["metadata"]["successUrl"], "https://shop/back");
+    let cap = payment_op_request(&c, account, "tx_1", "capture", Some(money(950, "USD")));
+    assert_eq!(cap.url, "https://api.plexy.test/v1/payments/tx_1/capture");
+    assert_eq!(cap.json_body().expect("json")["amount"], "9.50");
+    assert!(payment_op_request(&c, account, "tx_1", "cancel", None)
+        .json_body()
+        .is_none());
+}
+
+fn tx(status: &str) -> Transaction {
+    serde_json::from_value(
+        json!({"id": "tx_1", "status": status, "amount": "9.99", "currency": "USD"}),
+    )
+    .expect("tx")
+}
+
+#[test]
+fn every_status_maps() {
+    let usd = Some(money(999, "USD"));
+    assert_eq!(
+        transaction_signals(&tx("created")).expect("maps"),
+        vec![SignalKind::Accepted { action: None }]
+    );
+    assert_eq!(
+        transaction_signals(&tx("3d")).expect("maps"),
+        vec![SignalKind::Accepted { action: None }]
+    );
+    assert_eq!(
+        transaction_signals(&tx("authorized")).expect("maps"),
+        vec![SignalKind::Authorized { amount: usd }]
+    );
+    assert_eq!(
+        transaction_signals(&tx("charged")).expect("maps"),
+        vec![SignalKind::Captured { amount: usd }]
+    );
+    assert_eq!(
+        transaction_signals(&tx("cancelled")).expect("maps"),
+        vec![SignalKind::Cancelled]
+    );
+    assert_eq!(
+        transaction_signals(&tx("refunded")).expect("maps"),
+        vec![SignalKind::Refunded {
+            refund_id: None,
+            amount: None
+        }]
+    );
+    for s in ["rejected", "failed"] {
+        assert!(
+            matches!(transaction_signals(&tx(s)).expect("maps").as_slice(),
+            [SignalKind::Failed { operation: Operation::Payment, code, .. }] if code == s)
+        );
+    }
+    assert_eq!(
+        transaction_signals(&tx("chargeback")).expect("maps"),
+        vec![SignalKind::Unrecognised {
+            raw_status: "chargeback".into()
+        }]
+    );
+    let mut partial = tx("charged");
+    partial.processed_amount = Some(json!(5.5));
+    assert_eq!(
+        transaction_signals(&partial).expect("maps"),
+        vec![SignalKind::Captured {
+            amount: Some(money(550, "USD"))
+        }]
+    );
+    partial.processed_amount = Some(json!("5.555"));
+    assert!(transaction_signals(&partial).is_err(), "never rounds");
+}
+
+#[test]
+fn transaction_lists_and_picking() {
+    let list =
+        json!({"data": [{"id": "a", "status": "created"}, {"id": "b", "status": "authorized"}]});
+    let txs = transactions_of(&list).expect("list");
+    assert_eq!(
+        pick(&txs, &["authorized"]).map(|t| t.id.as_str()),
+        Some("b")
+    );
+    assert!(pick(&txs, &["charged"]).is_none());
+    assert_eq!(
+        transactions_of(&json!([{"id": "c", "status": "charged"}]))
+            .expect("bare")
+            .len(),
+        1
+    );
+    assert!(transactions_of(&json!({"nothing": 1})).is_err());
+}
+
+#[test]
+fn webhook_status_from_data_or_name() {
+    let hook: Webhook =
+        serde_json::from_value(json!({"name": "transaction.charged", "merchantId": "m1",
+        "data": {"id": "tx_9", "amount": "9.99", "currency": "USD", "merchantReference": "ord-1"}}))
+        .expect("hook");
+    let t = hook.transaction().expect("tx");
+    assert_eq!(
+        (t.status.as_str(), t.merchant_reference.as_deref()),
+        ("charged", Some("ord-1"))
+    );
+    let bad: Webhook =
+        serde_json::from_value(json!({"name": "payout.done", "data": {"id": "x"}})).expect("hook");
+    assert!(bad.transaction().is_err());
+}
+
+#[test]
+fn tilda_form_round_trip() {
+    let o = order(Provider::Plexy, 999, "USD", CaptureMode::Auto);
+    let secret = Secret::new("s3cr3t");
+    let form = tilda_form("store-42", &secret, TildaMode::HmacMd5, "P7", &o);
+    assert!(form.contains(&(
+        "signature".into(),
+        "c9fc193bd7ecd2ac2a60196570db3aaa".into()
+    )));
+    assert!(form.contains(&("order[reference]".into(), "P7_ord-1".into())));
+    assert!(verify_tilda_form(&form, &secret, TildaMode::HmacMd5));
+    assert!(!verify_tilda_form(&form, &secret, TildaMode::PlainMd5));
+    let mut tampered = form.clone();
+    tampered[2].1 = "1".into();
+    assert!(!verify_tilda_form(&tampered, &secret, TildaMode::HmacMd5));
+}
