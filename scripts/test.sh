@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-nats.sh
+./scripts/install-old-nats.sh
 export PAYSTATE_NATS_SERVER="$PWD/.tools/nats/bin/nats-server"
 start=$(date +%s)
 echo "== cargo fmt --check"

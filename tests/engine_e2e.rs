@@ -14,18 +14,37 @@ async fn full_lifecycle_through_nats_matches_the_log() {
     let client = nats.client().await;
     let o = order("life");
     accept(&client, env(&o, create(10_000))).await;
-    assert_eq!(accept(&client, env(&o, start())).await.status, Status::Pending);
-    assert_eq!(accept(&client, env(&o, authorized())).await.status, Status::Authorized);
+    assert_eq!(
+        accept(&client, env(&o, start())).await.status,
+        Status::Pending
+    );
+    assert_eq!(
+        accept(&client, env(&o, authorized())).await.status,
+        Status::Authorized
+    );
     accept(&client, env(&o, capture(Some(6_000)))).await;
-    assert_eq!(accept(&client, env(&o, captured(6_000))).await.status, Status::Captured);
+    assert_eq!(
+        accept(&client, env(&o, captured(6_000))).await.status,
+        Status::Captured
+    );
     let refund_cmd = env(&o, refund(Some(2_500)));
     let refund_id = refund_cmd.command_id.to_string();
     accept(&client, refund_cmd).await;
-    let done = paystate_events::SignalKind::Refunded { refund_id: Some(refund_id), amount: None };
+    let done = paystate_events::SignalKind::Refunded {
+        refund_id: Some(refund_id),
+        amount: None,
+    };
     let last = accept(&client, env(&o, signal(done, "ev-refund"))).await;
-    assert_eq!((last.captured.0, last.refunded.0, last.status), (6_000, 2_500, Status::Captured));
+    assert_eq!(
+        (last.captured.0, last.refunded.0, last.status),
+        (6_000, 2_500, Status::Captured)
+    );
     let loaded = nats.journal().await.load(&o).await.expect("load");
-    assert_eq!(loaded.state.as_ref(), Some(&last), "state read back from the log equals the engine's");
+    assert_eq!(
+        loaded.state.as_ref(),
+        Some(&last),
+        "state read back from the log equals the engine's"
+    );
     assert_eq!(last.commits, 7);
 }
 
@@ -42,7 +61,9 @@ async fn eight_clients_hammering_one_order_lose_nothing() {
     let mut tasks = Vec::new();
     for i in 0..8u64 {
         let (c, o) = (client.clone(), o.clone());
-        tasks.push(tokio::spawn(async move { c.send(&env(&o, capture(Some(50_000 + i))), WAIT).await }));
+        tasks.push(tokio::spawn(async move {
+            c.send(&env(&o, capture(Some(50_000 + i))), WAIT).await
+        }));
     }
     let mut won = Vec::new();
     for t in tasks {
@@ -52,7 +73,9 @@ async fn eight_clients_hammering_one_order_lose_nothing() {
         }
     }
     assert_eq!(won.len(), 1, "exactly one capture accepted");
-    let paystate_events::Event::CaptureRequested { amount, .. } = &won[0][0] else { panic!("capture requested") };
+    let paystate_events::Event::CaptureRequested { amount, .. } = &won[0][0] else {
+        panic!("capture requested")
+    };
     accept(&client, env(&o, captured(amount.minor_units.get()))).await;
     let captured_total = amount.minor_units.get();
     // 8 clients x 25 refunds of varying size: no lost update, nothing over-refunded.
@@ -63,9 +86,15 @@ async fn eight_clients_hammering_one_order_lose_nothing() {
             let mut accepted = 0u64;
             for i in 0..25u64 {
                 let minor = 100 + (client_no * 37 + i * 53) % 900;
-                match c.send(&env(&o, refund(Some(minor))), WAIT).await.expect("answered") {
+                match c
+                    .send(&env(&o, refund(Some(minor))), WAIT)
+                    .await
+                    .expect("answered")
+                {
                     Outcome::Accepted { .. } => accepted += minor,
-                    Outcome::Rejected { code, .. } => assert_eq!(code, RejectionCode::AmountExceedsRefundable),
+                    Outcome::Rejected { code, .. } => {
+                        assert_eq!(code, RejectionCode::AmountExceedsRefundable)
+                    }
                 }
             }
             accepted
@@ -77,10 +106,19 @@ async fn eight_clients_hammering_one_order_lose_nothing() {
     }
     let commits = nats.journal().await.read_order(&o).await.expect("read");
     assert_each_command_once(&commits);
-    let state = paystate_journal::read::fold(&o, &commits).expect("fold").expect("exists");
-    assert!(check_invariants(&state).is_empty(), "{:?}", check_invariants(&state));
+    let state = paystate_journal::read::fold(&o, &commits)
+        .expect("fold")
+        .expect("exists");
+    assert!(
+        check_invariants(&state).is_empty(),
+        "{:?}",
+        check_invariants(&state)
+    );
     let pending: u64 = state.refunds_pending.values().map(|m| m.0).sum();
-    assert_eq!(pending, requested, "every accepted refund is in the log exactly once");
+    assert_eq!(
+        pending, requested,
+        "every accepted refund is in the log exactly once"
+    );
     assert!(pending <= captured_total);
 }
 
@@ -94,13 +132,28 @@ async fn duplicate_command_ids_have_the_effect_of_once() {
     let a = client.send(&first, WAIT).await.expect("outcome");
     let b = client.send(&first, WAIT).await.expect("outcome");
     assert!(!a.is_duplicate() && b.is_duplicate());
-    let (Outcome::Accepted { events: ea, commit: ca, .. }, Outcome::Accepted { events: eb, commit: cb, .. }) = (&a, &b) else {
+    let (
+        Outcome::Accepted {
+            events: ea,
+            commit: ca,
+            ..
+        },
+        Outcome::Accepted {
+            events: eb,
+            commit: cb,
+            ..
+        },
+    ) = (&a, &b)
+    else {
         panic!("both accepted: {a:?} {b:?}")
     };
     assert_eq!((ea, ca), (eb, cb), "the retry gets the same outcome");
     let other_body = env_with_id(&o, "create-1", create(7_000));
     let c = client.send(&other_body, WAIT).await.expect("outcome");
-    assert_eq!(c.rejection_code(), Some(RejectionCode::IdempotencyKeyReused));
+    assert_eq!(
+        c.rejection_code(),
+        Some(RejectionCode::IdempotencyKeyReused)
+    );
     // A rejected command retried gets the same rejection, even after the state changed.
     let early = env_with_id(&o, "capture-early", capture(None));
     let r1 = client.send(&early, WAIT).await.expect("outcome");
@@ -112,7 +165,11 @@ async fn duplicate_command_ids_have_the_effect_of_once() {
     assert_eq!(r2.rejection_code(), Some(RejectionCode::InvalidTransition));
     assert!(r2.is_duplicate());
     let commits = nats.journal().await.read_order(&o).await.expect("read");
-    assert_eq!(commits.len(), 3, "create, start, authorized: nothing else written");
+    assert_eq!(
+        commits.len(),
+        3,
+        "create, start, authorized: nothing else written"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -121,25 +178,81 @@ async fn every_bad_input_gets_its_typed_rejection_and_writes_nothing() {
     let _engine = nats.engine().await;
     let client = nats.client().await;
     let base = r#"{"command_id":"c-1","order_id":"bad-1","issued_at":"2026-11-22T10:00:00Z","type":"create_order","merchant_reference":"m","amount":{"minor_units":AMOUNT,"currency":"CUR"},"provider":"plural","capture_mode":"manual"}"#;
-    let body = |amount: &str, currency: &str| base.replace("AMOUNT", amount).replace("CUR", currency).into_bytes();
+    let body = |amount: &str, currency: &str| {
+        base.replace("AMOUNT", amount)
+            .replace("CUR", currency)
+            .into_bytes()
+    };
     let cases: Vec<(&str, Vec<u8>, RejectionCode)> = vec![
-        ("malformed json", b"{\"type\": ".to_vec(), RejectionCode::MalformedJson),
-        ("unknown type", br#"{"type":"teleport","command_id":"c","order_id":"bad-1"}"#.to_vec(), RejectionCode::UnknownCommand),
-        ("missing fields", br#"{"type":"capture","order_id":"bad-1"}"#.to_vec(), RejectionCode::MissingField),
-        ("zero amount", body("0", "USD"), RejectionCode::InvalidAmount),
-        ("negative amount", body("-100", "USD"), RejectionCode::InvalidAmount),
-        ("fractional amount", body("10.5", "USD"), RejectionCode::InvalidAmount),
-        ("overflowing amount", body("184467440737095516150", "USD"), RejectionCode::AmountOverflow),
-        ("unknown currency", body("100", "ABC"), RejectionCode::UnknownCurrency),
-        ("oversize", vec![b' '; 100 * 1024], RejectionCode::CommandTooLarge),
-        ("bad command id", base.replace("\"c-1\"", "\"c 1\"").replace("AMOUNT", "1").replace("CUR", "USD").into_bytes(), RejectionCode::InvalidId),
+        (
+            "malformed json",
+            b"{\"type\": ".to_vec(),
+            RejectionCode::MalformedJson,
+        ),
+        (
+            "unknown type",
+            br#"{"type":"teleport","command_id":"c","order_id":"bad-1"}"#.to_vec(),
+            RejectionCode::UnknownCommand,
+        ),
+        (
+            "missing fields",
+            br#"{"type":"capture","order_id":"bad-1"}"#.to_vec(),
+            RejectionCode::MissingField,
+        ),
+        (
+            "zero amount",
+            body("0", "USD"),
+            RejectionCode::InvalidAmount,
+        ),
+        (
+            "negative amount",
+            body("-100", "USD"),
+            RejectionCode::InvalidAmount,
+        ),
+        (
+            "fractional amount",
+            body("10.5", "USD"),
+            RejectionCode::InvalidAmount,
+        ),
+        (
+            "overflowing amount",
+            body("184467440737095516150", "USD"),
+            RejectionCode::AmountOverflow,
+        ),
+        (
+            "unknown currency",
+            body("100", "ABC"),
+            RejectionCode::UnknownCurrency,
+        ),
+        (
+            "oversize",
+            vec![b' '; 100 * 1024],
+            RejectionCode::CommandTooLarge,
+        ),
+        (
+            "bad command id",
+            base.replace("\"c-1\"", "\"c 1\"")
+                .replace("AMOUNT", "1")
+                .replace("CUR", "USD")
+                .into_bytes(),
+            RejectionCode::InvalidId,
+        ),
     ];
     for (name, bytes, want) in cases {
-        let outcome = client.send_raw("bad-1", bytes, WAIT).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        let outcome = client
+            .send_raw("bad-1", bytes, WAIT)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(outcome.rejection_code(), Some(want), "{name}: {outcome:?}");
     }
-    let mismatch = client.send_raw("bad-2", body("100", "USD"), WAIT).await.expect("outcome");
-    assert_eq!(mismatch.rejection_code(), Some(RejectionCode::SubjectMismatch));
+    let mismatch = client
+        .send_raw("bad-2", body("100", "USD"), WAIT)
+        .await
+        .expect("outcome");
+    assert_eq!(
+        mismatch.rejection_code(),
+        Some(RejectionCode::SubjectMismatch)
+    );
     let journal = nats.journal().await;
     let info = journal.stream().get_info().await.expect("info");
     assert_eq!(info.state.messages, 0, "no bad input wrote an event");
@@ -155,14 +268,22 @@ async fn commands_published_while_no_engine_runs_are_processed_when_one_starts()
     let client = nats.client().await;
     let orders: Vec<_> = (0..20).map(|i| order(&format!("offline{i}"))).collect();
     for o in &orders {
-        client.publish(&env(o, create(1_000))).await.expect("broker accepts");
-        client.publish(&env(o, start())).await.expect("broker accepts");
+        client
+            .publish(&env(o, create(1_000)))
+            .await
+            .expect("broker accepts");
+        client
+            .publish(&env(o, start()))
+            .await
+            .expect("broker accepts");
     }
     let _engine = nats.engine().await;
     let journal = nats.journal().await;
     for o in &orders {
         let commits = wait_for_commits(&journal, o, 2).await;
-        let state = paystate_journal::read::fold(o, &commits).expect("fold").expect("exists");
+        let state = paystate_journal::read::fold(o, &commits)
+            .expect("fold")
+            .expect("exists");
         assert_eq!(state.status, Status::Pending);
     }
 }
@@ -178,7 +299,13 @@ async fn two_engine_instances_share_the_order_space() {
         let c = client.clone();
         tasks.push(tokio::spawn(async move {
             let o = order(&format!("multi{i}"));
-            for cmd in [create(9_000), start(), authorized(), capture(Some(9_000)), captured(9_000)] {
+            for cmd in [
+                create(9_000),
+                start(),
+                authorized(),
+                capture(Some(9_000)),
+                captured(9_000),
+            ] {
                 accept(&c, env(&o, cmd)).await;
             }
             for _ in 0..3 {
@@ -192,7 +319,9 @@ async fn two_engine_instances_share_the_order_space() {
         let o = t.await.expect("task");
         let commits = journal.read_order(&o).await.expect("read");
         assert_each_command_once(&commits);
-        let s = paystate_journal::read::fold(&o, &commits).expect("fold").expect("exists");
+        let s = paystate_journal::read::fold(&o, &commits)
+            .expect("fold")
+            .expect("exists");
         assert_eq!((s.commits, s.refunds_pending.len()), (8, 3));
         assert!(check_invariants(&s).is_empty());
     }

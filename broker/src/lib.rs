@@ -7,11 +7,15 @@
 //!   directory; it can be killed (SIGKILL) and restarted on the same port and store, which
 //!   is how the fault tests take the broker away mid-flow.
 //!
+//! - [`Cluster`]: three (or more) such servers routed into one JetStream cluster.
+//!
 //! `paystate dev`, the end-to-end tests and `paystate bench` all start servers through here.
 
+mod cluster;
 mod locate;
 mod server;
 
+pub use cluster::{Cluster, CLUSTER_NAME};
 pub use locate::{locate, server_version, Version, PINNED_VERSION};
 pub use server::{free_port, NatsServer, ServerOptions};
 
@@ -21,9 +25,16 @@ pub enum BrokerError {
     #[error("nats-server not found: set PAYSTATE_NATS_SERVER, run scripts/install-nats.sh, or put it on PATH")]
     NotFound,
     #[error("could not run {path}: {source}")]
-    Spawn { path: String, source: std::io::Error },
+    Spawn {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("nats-server on port {port} did not accept connections within {waited_ms} ms; its log: {log}")]
-    NotReady { port: u16, waited_ms: u64, log: String },
+    NotReady {
+        port: u16,
+        waited_ms: u64,
+        log: String,
+    },
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -48,7 +48,11 @@ impl Version {
     pub fn parse(text: &str) -> Option<Version> {
         let v = text.trim().rsplit(' ').next()?.trim_start_matches('v');
         let mut parts = v.split(['.', '-']).map(|p| p.parse::<u32>().ok());
-        Some(Version(parts.next()??, parts.next()??, parts.next().flatten().unwrap_or(0)))
+        Some(Version(
+            parts.next()??,
+            parts.next()??,
+            parts.next().flatten().unwrap_or(0),
+        ))
     }
 }
 
@@ -63,7 +67,10 @@ pub fn server_version(path: &Path) -> Result<Version, BrokerError> {
     let out = Command::new(path)
         .arg("--version")
         .output()
-        .map_err(|source| BrokerError::Spawn { path: path.display().to_string(), source })?;
+        .map_err(|source| BrokerError::Spawn {
+            path: path.display().to_string(),
+            source,
+        })?;
     let text = String::from_utf8_lossy(&out.stdout);
     Version::parse(&text).ok_or_else(|| BrokerError::Spawn {
         path: path.display().to_string(),
@@ -77,7 +84,10 @@ mod tests {
 
     #[test]
     fn versions_parse_and_compare() {
-        assert_eq!(Version::parse("nats-server: v2.15.1"), Some(Version(2, 15, 1)));
+        assert_eq!(
+            Version::parse("nats-server: v2.15.1"),
+            Some(Version(2, 15, 1))
+        );
         assert_eq!(Version::parse("2.9.10"), Some(Version(2, 9, 10)));
         assert!(Version(2, 9, 10) < Version(2, 9, 21));
         assert!(Version(2, 10, 0) > Version(2, 9, 21));

@@ -22,11 +22,20 @@ pub struct ServerOptions {
     pub extra_config: String,
     /// Server name (needed in clusters).
     pub name: Option<String>,
+    /// A specific nats-server binary instead of the located one (e.g. an old version).
+    pub binary: Option<PathBuf>,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
-        ServerOptions { port: 0, store_dir: None, sync_always: false, extra_config: String::new(), name: None }
+        ServerOptions {
+            port: 0,
+            store_dir: None,
+            sync_always: false,
+            extra_config: String::new(),
+            name: None,
+            binary: None,
+        }
     }
 }
 
@@ -49,17 +58,33 @@ pub fn free_port() -> Result<u16, BrokerError> {
 impl NatsServer {
     /// Starts nats-server with JetStream and waits until it accepts connections.
     pub async fn start(opts: ServerOptions) -> Result<NatsServer, BrokerError> {
-        let binary = locate()?;
-        let port = if opts.port == 0 { free_port()? } else { opts.port };
+        let binary = match &opts.binary {
+            Some(b) => b.clone(),
+            None => locate()?,
+        };
+        let port = if opts.port == 0 {
+            free_port()?
+        } else {
+            opts.port
+        };
         let (store, temp) = match &opts.store_dir {
             Some(d) => (d.clone(), None),
             None => {
-                let t = tempfile::Builder::new().prefix("paystate-nats-").tempdir()?;
+                let t = tempfile::Builder::new()
+                    .prefix("paystate-nats-")
+                    .tempdir()?;
                 (t.path().to_path_buf(), Some(t))
             }
         };
         std::fs::create_dir_all(&store)?;
-        let mut server = NatsServer { child: None, opts, port, store, _temp: temp, binary };
+        let mut server = NatsServer {
+            child: None,
+            opts,
+            port,
+            store,
+            _temp: temp,
+            binary,
+        };
         server.spawn().await?;
         Ok(server)
     }
@@ -101,14 +126,25 @@ impl NatsServer {
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|source| BrokerError::Spawn { path: self.binary.display().to_string(), source })?;
+            .map_err(|source| BrokerError::Spawn {
+                path: self.binary.display().to_string(),
+                source,
+            })?;
         self.child = Some(child);
         self.wait_ready(&log).await
     }
 
     fn config_text(&self) -> String {
-        let name = self.opts.name.clone().unwrap_or_else(|| format!("paystate-{}", self.port));
-        let sync = if self.opts.sync_always { "  sync_interval: always\n" } else { "" };
+        let name = self
+            .opts
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("paystate-{}", self.port));
+        let sync = if self.opts.sync_always {
+            "  sync_interval: always\n"
+        } else {
+            ""
+        };
         format!(
             "server_name: {name:?}\nlisten: \"127.0.0.1:{port}\"\nmax_payload: 1048576\nlog_file: {log:?}\njetstream {{\n  store_dir: {store:?}\n{sync}}}\n{extra}\n",
             port = self.port,
@@ -128,9 +164,18 @@ impl NatsServer {
             }
             if let Ok(client) = async_nats::connect(self.url()).await {
                 // JetStream answers once the server (and, in a cluster, its meta leader) is up.
-                let js = async_nats::jetstream::new(client);
-                if js.query_account().await.is_ok() {
-                    return Ok(());
+                // Any well-formed answer without an error counts (old servers included).
+                let answer = tokio::time::timeout(
+                    Duration::from_secs(2),
+                    client.request("$JS.API.INFO", "".into()),
+                )
+                .await;
+                if let Ok(Ok(msg)) = answer {
+                    let body: serde_json::Value =
+                        serde_json::from_slice(&msg.payload).unwrap_or_default();
+                    if body.get("error").is_none() && body.get("type").is_some() {
+                        return Ok(());
+                    }
                 }
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -138,7 +183,15 @@ impl NatsServer {
         Err(BrokerError::NotReady {
             port: self.port,
             waited_ms: started.elapsed().as_millis() as u64,
-            log: std::fs::read_to_string(log).unwrap_or_default().chars().rev().take(2000).collect::<String>().chars().rev().collect(),
+            log: std::fs::read_to_string(log)
+                .unwrap_or_default()
+                .chars()
+                .rev()
+                .take(2000)
+                .collect::<String>()
+                .chars()
+                .rev()
+                .collect(),
         })
     }
 }

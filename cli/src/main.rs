@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "paystate", version, about = "Event-sourced payment state machine engine on NATS JetStream")]
+#[command(
+    name = "paystate",
+    version,
+    about = "Event-sourced payment state machine engine on NATS JetStream"
+)]
 struct Cli {
     /// Settings file (TOML). Default: ./paystate.toml if present. Environment variables
     /// PAYSTATE_* override it (e.g. PAYSTATE_NATS_URL, PAYSTATE_ENGINE__PARTITIONS).
@@ -59,5 +63,8 @@ async fn main() -> std::process::ExitCode {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PAYSTATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }

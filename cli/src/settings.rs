@@ -61,7 +61,11 @@ impl Settings {
             None => fig = fig.merge(Toml::file("paystate.toml")),
         }
         let settings: Settings = fig
-            .merge(Env::prefixed("PAYSTATE_").split("__").ignore(&["log", "nats_server"]))
+            .merge(
+                Env::prefixed("PAYSTATE_")
+                    .split("__")
+                    .ignore(&["log", "nats_server"]),
+            )
             .extract()
             .context("invalid settings")?;
         settings.validate()?;
@@ -73,19 +77,31 @@ impl Settings {
             bail!("replicas must be 1, 3 or 5 (got {})", self.replicas);
         }
         if self.engine.partitions == 0 || self.engine.partitions > 1024 {
-            bail!("engine.partitions must be 1..=1024 (got {})", self.engine.partitions);
+            bail!(
+                "engine.partitions must be 1..=1024 (got {})",
+                self.engine.partitions
+            );
         }
         if self.engine.cache_orders_max == 0 {
             bail!("engine.cache_orders_max must be positive");
         }
-        if !self.nats_url.starts_with("nats://") && !self.nats_url.starts_with("tls://") {
-            bail!("nats_url must start with nats:// or tls:// (got {:?})", self.nats_url);
+        for url in self.nats_url.split(',') {
+            if !url.trim().starts_with("nats://") && !url.trim().starts_with("tls://") {
+                bail!(
+                    "nats_url must be nats:// or tls:// URLs, comma-separated (got {:?})",
+                    self.nats_url
+                );
+            }
         }
         Ok(())
     }
 
     pub fn log(&self) -> paystate_journal::LogSettings {
-        paystate_journal::LogSettings { replicas: self.replicas, protect_log: self.protect_log, ..Default::default() }
+        paystate_journal::LogSettings {
+            replicas: self.replicas,
+            protect_log: self.protect_log,
+            ..Default::default()
+        }
     }
 
     pub fn engine(&self) -> paystate_service::EngineConfig {
@@ -103,12 +119,9 @@ impl Settings {
     }
 }
 
-/// Connects to NATS with unlimited reconnects (the engine rides out broker restarts).
+/// Connects to NATS (one URL or a comma-separated cluster list), reconnecting forever.
 pub async fn connect(url: &str) -> anyhow::Result<async_nats::Client> {
-    async_nats::ConnectOptions::new()
-        .name("paystate")
-        .max_reconnects(None)
-        .connect(url)
+    paystate_service::connect(url, "paystate")
         .await
-        .with_context(|| format!("cannot connect to NATS at {url}"))
+        .map_err(anyhow::Error::msg)
 }

@@ -11,7 +11,9 @@ pub fn render(commits: &[StoredCommit]) -> String {
     let mut state: Option<OrderState> = None;
     for c in commits {
         state = paystate_engine::apply_commit(state.take(), &c.commit, &c.hash).ok();
-        let status = state.as_ref().map_or("?".to_string(), |s| s.status.to_string());
+        let status = state
+            .as_ref()
+            .map_or("?".to_string(), |s| s.status.to_string());
         let _ = writeln!(
             out,
             "  #{:<3} seq {:<6} {}  {:<34} -> {}",
@@ -34,27 +36,50 @@ pub fn render(commits: &[StoredCommit]) -> String {
 /// What caused a commit: the command, or the provider's report.
 pub fn cause(cmd: &Command) -> String {
     match cmd {
-        Command::ProviderSignal { signal } => format!("{} reports {}", signal.provider, signal.kind.name()),
+        Command::ProviderSignal { signal } => {
+            format!("{} reports {}", signal.provider, signal.kind.name())
+        }
         other => format!("command {}", other.name()),
     }
 }
 
 pub fn describe(e: &Event) -> String {
     match e {
-        Event::OrderCreated { amount, provider, capture_mode, .. } => {
+        Event::OrderCreated {
+            amount,
+            provider,
+            capture_mode,
+            ..
+        } => {
             format!("order_created {amount} via {provider} ({capture_mode:?} capture)")
         }
         Event::PaymentAuthorized { amount, .. } => format!("payment_authorized {amount}"),
         Event::CaptureRequested { amount, .. } => format!("capture_requested {amount}"),
         Event::PaymentCaptured { amount, .. } => format!("payment_captured {amount}"),
-        Event::RefundRequested { amount, refund_id } => format!("refund_requested {amount} ({refund_id})"),
-        Event::RefundCompleted { amount, refund_id, .. } => format!("refund_completed {amount} ({refund_id})"),
-        Event::PaymentFailed { code, message, .. } => format!("payment_failed {code}: {message}"),
-        Event::CustomerActionRequired { action: Some(a), .. } => {
-            format!("customer_action_required {:?} {}", a.kind, a.url.clone().unwrap_or_default())
+        Event::RefundRequested { amount, refund_id } => {
+            format!("refund_requested {amount} ({refund_id})")
         }
-        Event::SignalRecorded { signal, disposition } => {
-            format!("signal_recorded {} ({disposition:?})", signal_name(&signal.kind))
+        Event::RefundCompleted {
+            amount, refund_id, ..
+        } => format!("refund_completed {amount} ({refund_id})"),
+        Event::PaymentFailed { code, message, .. } => format!("payment_failed {code}: {message}"),
+        Event::CustomerActionRequired {
+            action: Some(a), ..
+        } => {
+            format!(
+                "customer_action_required {:?} {}",
+                a.kind,
+                a.url.clone().unwrap_or_default()
+            )
+        }
+        Event::SignalRecorded {
+            signal,
+            disposition,
+        } => {
+            format!(
+                "signal_recorded {} ({disposition:?})",
+                signal_name(&signal.kind)
+            )
         }
         Event::DiscrepancyDetected { code, detail, .. } => format!("DISCREPANCY {code}: {detail}"),
         other => other.name().to_string(),
@@ -78,6 +103,10 @@ pub fn summary(s: &OrderState) -> String {
         paystate_events::money::minor_to_decimal(s.captured.0, c.exponent()),
         paystate_events::money::minor_to_decimal(s.refunded.0, c.exponent()),
         s.commits,
-        if s.discrepancies.is_empty() { String::new() } else { format!(" | {} discrepancies", s.discrepancies.len()) }
+        if s.discrepancies.is_empty() {
+            String::new()
+        } else {
+            format!(" | {} discrepancies", s.discrepancies.len())
+        }
     )
 }

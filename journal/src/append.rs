@@ -47,14 +47,22 @@ impl EncodedCommit {
     pub fn new(commit: Commit) -> EncodedCommit {
         let bytes = commit.encode();
         let hash = CommitHash::of(&bytes).0;
-        EncodedCommit { commit, bytes, hash }
+        EncodedCommit {
+            commit,
+            bytes,
+            hash,
+        }
     }
 }
 
 impl Journal {
     /// Appends the commit to its order's subject if the subject's last stream sequence is
     /// still `expected_last_seq` (0: the order has no commit yet).
-    pub async fn append(&self, encoded: &EncodedCommit, expected_last_seq: u64) -> Result<Appended, AppendError> {
+    pub async fn append(
+        &self,
+        encoded: &EncodedCommit,
+        expected_last_seq: u64,
+    ) -> Result<Appended, AppendError> {
         let (commit, hash) = (&encoded.commit, encoded.hash.clone());
         let mut headers = HeaderMap::new();
         headers.insert(HASH_HEADER, hash.as_str());
@@ -71,7 +79,11 @@ impl Journal {
             Err(e) => Err(e),
         };
         match ack {
-            Ok(ack) => Ok(Appended { sequence: ack.sequence, hash, duplicate: ack.duplicate }),
+            Ok(ack) => Ok(Appended {
+                sequence: ack.sequence,
+                hash,
+                duplicate: ack.duplicate,
+            }),
             Err(e) if is_conflict(&e) => Err(AppendError::Conflict),
             Err(e) => Err(AppendError::Unconfirmed(e.to_string())),
         }

@@ -22,7 +22,7 @@ pub mod setup;
 pub use append::{AppendError, Appended, EncodedCommit};
 pub use read::{LoadedOrder, ReadError, StoredCommit};
 pub use scan::{LogScan, RawEntry, ScanOptions};
-pub use setup::{ensure_log, LogSettings, SetupError};
+pub use setup::{check_server_version, ensure_log, LogSettings, SetupError, SERVER_VERSION_MIN};
 
 use async_nats::jetstream::{self, stream::Stream};
 
@@ -35,7 +35,10 @@ pub struct Journal {
 
 impl Journal {
     /// Opens the log, creating or updating the stream as `settings` say.
-    pub async fn open(js: jetstream::Context, settings: &LogSettings) -> Result<Journal, SetupError> {
+    pub async fn open(
+        js: jetstream::Context,
+        settings: &LogSettings,
+    ) -> Result<Journal, SetupError> {
         let events = ensure_log(&js, settings).await?;
         Ok(Journal { js, events })
     }

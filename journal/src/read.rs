@@ -39,7 +39,11 @@ pub enum ReadError {
     #[error("broker: {0}")]
     Broker(String),
     #[error("order {order} commit at sequence {sequence} is unreadable: {detail}")]
-    Corrupt { order: String, sequence: u64, detail: String },
+    Corrupt {
+        order: String,
+        sequence: u64,
+        detail: String,
+    },
     #[error("order {0} has more commits than the bound")]
     TooLong(String),
 }
@@ -52,12 +56,20 @@ impl Journal {
 
     /// The commits of `order` stored at stream sequence `from_seq` or later: the tail after a
     /// cached state. Reads go to the stream leader, so a write acknowledged before is seen.
-    pub async fn read_order_from(&self, order: &OrderId, from_seq: u64) -> Result<Vec<StoredCommit>, ReadError> {
+    pub async fn read_order_from(
+        &self,
+        order: &OrderId,
+        from_seq: u64,
+    ) -> Result<Vec<StoredCommit>, ReadError> {
         let subject = events_subject(order);
         let mut out = Vec::new();
         let mut next_seq = from_seq.max(1);
         for _ in 0..ORDER_COMMITS_READ_MAX {
-            let request = self.events.raw_message_builder().sequence(next_seq).next_by_subject(subject.clone());
+            let request = self
+                .events
+                .raw_message_builder()
+                .sequence(next_seq)
+                .next_by_subject(subject.clone());
             match request.send().await {
                 Ok(msg) => {
                     next_seq = msg.sequence + 1;
@@ -74,7 +86,10 @@ impl Journal {
     pub async fn load(&self, order: &OrderId) -> Result<LoadedOrder, ReadError> {
         let commits = self.read_order(order).await?;
         let last_seq = commits.last().map_or(0, |c| c.sequence);
-        Ok(LoadedOrder { state: fold(order, &commits)?, last_seq })
+        Ok(LoadedOrder {
+            state: fold(order, &commits)?,
+            last_seq,
+        })
     }
 }
 
@@ -82,23 +97,33 @@ impl Journal {
 pub fn fold(order: &OrderId, commits: &[StoredCommit]) -> Result<Option<OrderState>, ReadError> {
     let mut state = None;
     for c in commits {
-        state = Some(paystate_engine::apply_commit(state, &c.commit, &c.hash).map_err(|e| ReadError::Corrupt {
-            order: order.to_string(),
-            sequence: c.sequence,
-            detail: e.to_string(),
-        })?);
+        state = Some(
+            paystate_engine::apply_commit(state, &c.commit, &c.hash).map_err(|e| {
+                ReadError::Corrupt {
+                    order: order.to_string(),
+                    sequence: c.sequence,
+                    detail: e.to_string(),
+                }
+            })?,
+        );
     }
     Ok(state)
 }
 
 /// Decodes a stored message into a commit, checking its hash header.
 pub fn decode_stored(order: &OrderId, msg: StreamMessage) -> Result<StoredCommit, ReadError> {
-    let corrupt = |detail: String| ReadError::Corrupt { order: order.to_string(), sequence: msg.sequence, detail };
+    let corrupt = |detail: String| ReadError::Corrupt {
+        order: order.to_string(),
+        sequence: msg.sequence,
+        detail,
+    };
     let commit = Commit::decode(&msg.payload).map_err(|e| corrupt(e.to_string()))?;
     let hash = CommitHash::of(&msg.payload).0;
     let header_hash = msg.headers.get(HASH_HEADER).map(|v| v.as_str().to_string());
     if header_hash.as_deref() != Some(hash.as_str()) {
-        return Err(corrupt(format!("hash header {header_hash:?} does not match the body's hash {hash}")));
+        return Err(corrupt(format!(
+            "hash header {header_hash:?} does not match the body's hash {hash}"
+        )));
     }
     Ok(StoredCommit {
         sequence: msg.sequence,
@@ -113,5 +138,9 @@ pub fn decode_stored(order: &OrderId, msg: StreamMessage) -> Result<StoredCommit
 /// Converts the broker's timestamp.
 pub fn to_chrono(t: time::OffsetDateTime) -> Timestamp {
     let nanos = t.unix_timestamp_nanos();
-    chrono::DateTime::from_timestamp((nanos / 1_000_000_000) as i64, (nanos % 1_000_000_000) as u32).unwrap_or_default()
+    chrono::DateTime::from_timestamp(
+        (nanos / 1_000_000_000) as i64,
+        (nanos % 1_000_000_000) as u32,
+    )
+    .unwrap_or_default()
 }

@@ -34,7 +34,10 @@ pub struct RawEntry {
 impl RawEntry {
     /// The hash header as written (`None` if absent).
     pub fn header_hash(&self) -> Option<&str> {
-        self.headers.as_ref().and_then(|h| h.get(HASH_HEADER)).map(|v| v.as_str())
+        self.headers
+            .as_ref()
+            .and_then(|h| h.get(HASH_HEADER))
+            .map(|v| v.as_str())
     }
 
     /// The order named by the subject, if the subject is a well-formed order subject.
@@ -45,14 +48,27 @@ impl RawEntry {
     /// Decodes the commit, checking the hash header against the body (as `read` does).
     pub fn decode(&self) -> Result<StoredCommit, ReadError> {
         let order = self.subject_order().unwrap_or("?").to_string();
-        let corrupt = |detail: String| ReadError::Corrupt { order: order.clone(), sequence: self.sequence, detail };
+        let corrupt = |detail: String| ReadError::Corrupt {
+            order: order.clone(),
+            sequence: self.sequence,
+            detail,
+        };
         let commit = Commit::decode(&self.payload).map_err(|e| corrupt(e.to_string()))?;
         let hash = CommitHash::of(&self.payload).0;
         let header_hash = self.header_hash().map(str::to_string);
         if header_hash.as_deref() != Some(hash.as_str()) {
-            return Err(corrupt(format!("hash header {header_hash:?} does not match the body's hash {hash}")));
+            return Err(corrupt(format!(
+                "hash header {header_hash:?} does not match the body's hash {hash}"
+            )));
         }
-        Ok(StoredCommit { sequence: self.sequence, subject: self.subject.clone(), time: self.time, hash, header_hash, commit })
+        Ok(StoredCommit {
+            sequence: self.sequence,
+            subject: self.subject.clone(),
+            time: self.time,
+            hash,
+            header_hash,
+            commit,
+        })
     }
 }
 
@@ -80,11 +96,25 @@ pub struct LogScan {
 impl Journal {
     /// Opens a scan of the log in stream order, up to its current last sequence.
     pub async fn scan(&self, opts: ScanOptions) -> Result<LogScan, ReadError> {
-        let info = self.stream().get_info().await.map_err(|e| ReadError::Broker(e.to_string()))?;
-        let (first_seq, end_seq, total) = (info.state.first_sequence, info.state.last_sequence, info.state.messages);
+        let info = self
+            .stream()
+            .get_info()
+            .await
+            .map_err(|e| ReadError::Broker(e.to_string()))?;
+        let (first_seq, end_seq, total) = (
+            info.state.first_sequence,
+            info.state.last_sequence,
+            info.state.messages,
+        );
         let start = opts.from_seq.max(1);
         if total == 0 || start > end_seq {
-            return Ok(LogScan { messages: None, end_seq, first_seq, messages_total: total, done: true });
+            return Ok(LogScan {
+                messages: None,
+                end_seq,
+                first_seq,
+                messages_total: total,
+                done: true,
+            });
         }
         let filter_subject = match &opts.order {
             Some(o) => paystate_events::subjects::events_subject(o),
@@ -92,13 +122,28 @@ impl Journal {
         };
         let config = OrderedConfig {
             filter_subject,
-            deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: start },
+            deliver_policy: DeliverPolicy::ByStartSequence {
+                start_sequence: start,
+            },
             description: Some("paystate: whole-log scan".into()),
             ..Default::default()
         };
-        let consumer = self.stream().create_consumer(config).await.map_err(|e| ReadError::Broker(e.to_string()))?;
-        let messages = consumer.messages().await.map_err(|e| ReadError::Broker(e.to_string()))?;
-        Ok(LogScan { messages: Some(messages), end_seq, first_seq, messages_total: total, done: false })
+        let consumer = self
+            .stream()
+            .create_consumer(config)
+            .await
+            .map_err(|e| ReadError::Broker(e.to_string()))?;
+        let messages = consumer
+            .messages()
+            .await
+            .map_err(|e| ReadError::Broker(e.to_string()))?;
+        Ok(LogScan {
+            messages: Some(messages),
+            end_seq,
+            first_seq,
+            messages_total: total,
+            done: false,
+        })
     }
 }
 
@@ -113,11 +158,19 @@ impl LogScan {
             Ok(Some(Ok(msg))) => msg,
             Ok(Some(Err(e))) => return Some(Err(self.fail(e.to_string()))),
             Ok(None) => return Some(Err(self.fail("the consumer closed".into()))),
-            Err(_) => return Some(Err(self.fail(format!("no message for {SCAN_IDLE_TIMEOUT:?}")))),
+            Err(_) => {
+                return Some(Err(
+                    self.fail(format!("no message for {SCAN_IDLE_TIMEOUT:?}"))
+                ))
+            }
         };
         let info = match next.info() {
             Ok(i) => (i.stream_sequence, i.pending, to_chrono(i.published)),
-            Err(e) => return Some(Err(self.fail(format!("message without JetStream metadata: {e}")))),
+            Err(e) => {
+                return Some(Err(
+                    self.fail(format!("message without JetStream metadata: {e}"))
+                ))
+            }
         };
         let (sequence, pending, time) = info;
         if sequence >= self.end_seq || pending == 0 {
@@ -128,7 +181,13 @@ impl LogScan {
             return None;
         }
         let msg = next.message;
-        Some(Ok(RawEntry { sequence, subject: msg.subject.to_string(), time, headers: msg.headers, payload: msg.payload }))
+        Some(Ok(RawEntry {
+            sequence,
+            subject: msg.subject.to_string(),
+            time,
+            headers: msg.headers,
+            payload: msg.payload,
+        }))
     }
 
     fn fail(&mut self, detail: String) -> ReadError {

@@ -34,15 +34,47 @@ impl Default for LogSettings {
     }
 }
 
+/// The oldest nats-server paystate runs against. The per-subject expected-sequence check
+/// that serialises each order's commits has a race on replicated streams before 2.9.21, and
+/// the 2.9 line is out of support; paystate is tested on 2.10+ (pinned: 2.15.1).
+pub const SERVER_VERSION_MIN: (u32, u32, u32) = (2, 10, 0);
+
 /// Why the streams could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
     #[error("stream setup failed: {0}")]
     Stream(String),
+    #[error(
+        "nats-server {found} is older than the minimum paystate supports ({}.{}.{}): its optimistic-concurrency check is unreliable on replicated streams before 2.9.21 and 2.9 is out of support; upgrade nats-server (scripts/install-nats.sh installs 2.15.1)",
+        SERVER_VERSION_MIN.0, SERVER_VERSION_MIN.1, SERVER_VERSION_MIN.2
+    )]
+    ServerTooOld { found: String },
+}
+
+/// Refuses servers older than [`SERVER_VERSION_MIN`].
+pub fn check_server_version(client: &async_nats::Client) -> Result<(), SetupError> {
+    let found = client.server_info().version;
+    let mut parts = found
+        .trim_start_matches('v')
+        .split(['.', '-'])
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let version = (
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+    );
+    if version < SERVER_VERSION_MIN {
+        return Err(SetupError::ServerTooOld { found });
+    }
+    Ok(())
 }
 
 /// Creates or updates the log stream and the command queue; returns the log stream.
-pub async fn ensure_log(js: &jetstream::Context, s: &LogSettings) -> Result<stream::Stream, SetupError> {
+pub async fn ensure_log(
+    js: &jetstream::Context,
+    s: &LogSettings,
+) -> Result<stream::Stream, SetupError> {
+    check_server_version(&js.client())?;
     let events = stream::Config {
         name: s.events_stream.clone(),
         subjects: vec![format!("{EVENTS_PREFIX}.>")],
@@ -54,7 +86,9 @@ pub async fn ensure_log(js: &jetstream::Context, s: &LogSettings) -> Result<stre
         deny_delete: s.protect_log,
         deny_purge: s.protect_log,
         allow_direct: true,
-        description: Some("paystate: every order's hash-chained commits (the source of truth)".into()),
+        description: Some(
+            "paystate: every order's hash-chained commits (the source of truth)".into(),
+        ),
         ..Default::default()
     };
     let commands = stream::Config {

@@ -22,7 +22,9 @@ impl OrderCache {
     /// A cache holding at most `orders_max` orders (at least one).
     pub fn new(orders_max: usize) -> OrderCache {
         let cap = NonZeroUsize::new(orders_max.max(1)).unwrap_or(NonZeroUsize::MIN);
-        OrderCache { entries: LruCache::new(cap) }
+        OrderCache {
+            entries: LruCache::new(cap),
+        }
     }
     pub fn get(&mut self, order: &OrderId) -> Option<CachedOrder> {
         self.entries.get(order).cloned()

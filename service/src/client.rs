@@ -35,19 +35,33 @@ impl Client {
     }
 
     /// Publishes `cmd` durably and waits up to `wait` for its outcome.
-    pub async fn send(&self, cmd: &CommandEnvelope, wait: Duration) -> Result<Outcome, ClientError> {
+    pub async fn send(
+        &self,
+        cmd: &CommandEnvelope,
+        wait: Duration,
+    ) -> Result<Outcome, ClientError> {
         let bytes = serde_json::to_vec(cmd).map_err(|e| ClientError::NotAccepted(e.to_string()))?;
         self.send_raw(cmd.order_id.as_str(), bytes, wait).await
     }
 
     /// Publishes raw bytes as a command for `order_token` (used for bad-input tests and the
     /// CLI) and waits for the outcome.
-    pub async fn send_raw(&self, order_token: &str, bytes: Vec<u8>, wait: Duration) -> Result<Outcome, ClientError> {
+    pub async fn send_raw(
+        &self,
+        order_token: &str,
+        bytes: Vec<u8>,
+        wait: Duration,
+    ) -> Result<Outcome, ClientError> {
         let inbox = self.nats.new_inbox();
-        let mut replies = self.nats.subscribe(inbox.clone()).await.map_err(|e| ClientError::NotAccepted(e.to_string()))?;
+        let mut replies = self
+            .nats
+            .subscribe(inbox.clone())
+            .await
+            .map_err(|e| ClientError::NotAccepted(e.to_string()))?;
         self.publish_raw(order_token, bytes, Some(&inbox)).await?;
         match tokio::time::timeout(wait, replies.next()).await {
-            Ok(Some(msg)) => serde_json::from_slice(&msg.payload).map_err(|e| ClientError::BadReply(e.to_string())),
+            Ok(Some(msg)) => serde_json::from_slice(&msg.payload)
+                .map_err(|e| ClientError::BadReply(e.to_string())),
             Ok(None) | Err(_) => Err(ClientError::Timeout(wait)),
         }
     }
@@ -58,15 +72,27 @@ impl Client {
         self.publish_raw(cmd.order_id.as_str(), bytes, None).await
     }
 
-    async fn publish_raw(&self, order_token: &str, bytes: Vec<u8>, reply_to: Option<&str>) -> Result<(), ClientError> {
+    async fn publish_raw(
+        &self,
+        order_token: &str,
+        bytes: Vec<u8>,
+        reply_to: Option<&str>,
+    ) -> Result<(), ClientError> {
         let mut headers = HeaderMap::new();
         if let Some(to) = reply_to {
             headers.insert(REPLY_HEADER, to);
         }
-        let publish = PublishMessage::build().payload(bytes.into()).headers(headers);
+        let publish = PublishMessage::build()
+            .payload(bytes.into())
+            .headers(headers);
         let subject = format!("{COMMANDS_PREFIX}.{order_token}");
-        let ack = self.js.send_publish(subject, publish).await.map_err(|e| ClientError::NotAccepted(e.to_string()))?;
-        ack.await.map_err(|e| ClientError::NotAccepted(e.to_string()))?;
+        let ack = self
+            .js
+            .send_publish(subject, publish)
+            .await
+            .map_err(|e| ClientError::NotAccepted(e.to_string()))?;
+        ack.await
+            .map_err(|e| ClientError::NotAccepted(e.to_string()))?;
         Ok(())
     }
 }

@@ -19,6 +19,8 @@ use tokio::task::JoinSet;
 
 /// Pause before re-opening the message stream after it failed, growing up to the last value.
 const RESUBSCRIBE_BACKOFF_MS: [u64; 4] = [100, 500, 1000, 2000];
+/// Attempts at creating streams, bucket and consumer, one second apart (cluster elections).
+const SETUP_ATTEMPTS_MAX: u32 = 30;
 /// Commands pulled per request from the consumer.
 const PULL_BATCH_MAX: usize = 512;
 
@@ -52,11 +54,13 @@ impl EngineHandle {
 
 /// Starts an engine instance: ensures streams, consumer and outcome bucket, then processes
 /// commands until shut down. Any number of instances may run against the same streams.
-pub async fn run_engine(client: async_nats::Client, log: LogSettings, cfg: EngineConfig) -> Result<EngineHandle, EngineError> {
+pub async fn run_engine(
+    client: async_nats::Client,
+    log: LogSettings,
+    cfg: EngineConfig,
+) -> Result<EngineHandle, EngineError> {
     let js = jetstream::new(client.clone());
-    let journal = Journal::open(js.clone(), &log).await.map_err(|e| EngineError::Setup(e.to_string()))?;
-    let outcomes = Outcomes::open(&js, log.replicas).await.map_err(EngineError::Setup)?;
-    let consumer = engine_consumer(&js, &log, &cfg).await?;
+    let (journal, outcomes, consumer) = setup(&js, &log, &cfg).await?;
     let stats = Arc::new(Stats::default());
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -74,11 +78,67 @@ pub async fn run_engine(client: async_nats::Client, log: LogSettings, cfg: Engin
         tasks.spawn(partition(processor, rx, client.clone()));
     }
     tasks.spawn(pull_loop(consumer, senders, shutdown_rx));
-    Ok(EngineHandle { shutdown, tasks, stats })
+    Ok(EngineHandle {
+        shutdown,
+        tasks,
+        stats,
+    })
 }
 
-async fn engine_consumer(js: &jetstream::Context, log: &LogSettings, cfg: &EngineConfig) -> Result<jetstream::consumer::Consumer<pull::Config>, EngineError> {
-    let stream = js.get_stream(&log.commands_stream).await.map_err(|e| EngineError::Consumer(e.to_string()))?;
+/// Streams, bucket and consumer, retried while the cluster elects leaders (bounded). A
+/// server older than the supported minimum is refused at once.
+async fn setup(
+    js: &jetstream::Context,
+    log: &LogSettings,
+    cfg: &EngineConfig,
+) -> Result<
+    (
+        Journal,
+        Outcomes,
+        jetstream::consumer::Consumer<pull::Config>,
+    ),
+    EngineError,
+> {
+    let mut last = None;
+    for attempt in 0..SETUP_ATTEMPTS_MAX {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        let journal = match Journal::open(js.clone(), log).await {
+            Ok(j) => j,
+            Err(e @ paystate_journal::SetupError::ServerTooOld { .. }) => {
+                return Err(EngineError::Setup(e.to_string()))
+            }
+            Err(e) => {
+                last = Some(EngineError::Setup(e.to_string()));
+                continue;
+            }
+        };
+        let outcomes = match Outcomes::open(js, log.replicas).await {
+            Ok(o) => o,
+            Err(e) => {
+                last = Some(EngineError::Setup(e));
+                continue;
+            }
+        };
+        match engine_consumer(js, log, cfg).await {
+            Ok(consumer) => return Ok((journal, outcomes, consumer)),
+            Err(e) => last = Some(e),
+        }
+        tracing::warn!(attempt, "setup not complete yet; retrying");
+    }
+    Err(last.unwrap_or_else(|| EngineError::Setup("setup failed".into())))
+}
+
+async fn engine_consumer(
+    js: &jetstream::Context,
+    log: &LogSettings,
+    cfg: &EngineConfig,
+) -> Result<jetstream::consumer::Consumer<pull::Config>, EngineError> {
+    let stream = js
+        .get_stream(&log.commands_stream)
+        .await
+        .map_err(|e| EngineError::Consumer(e.to_string()))?;
     let config = pull::Config {
         durable_name: Some(ENGINE_CONSUMER.to_string()),
         ack_policy: jetstream::consumer::AckPolicy::Explicit,
@@ -102,7 +162,12 @@ async fn pull_loop(
 ) {
     let mut failures = 0usize;
     while !*shutdown.borrow() {
-        let mut messages = match consumer.stream().max_messages_per_batch(PULL_BATCH_MAX).messages().await {
+        let mut messages = match consumer
+            .stream()
+            .max_messages_per_batch(PULL_BATCH_MAX)
+            .messages()
+            .await
+        {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot pull commands; retrying");
@@ -145,13 +210,21 @@ fn partition_of(subject: &str, partitions: usize) -> usize {
 }
 
 /// One partition: processes its orders' commands one at a time.
-async fn partition(mut processor: Processor, mut rx: mpsc::Receiver<jetstream::Message>, client: async_nats::Client) {
+async fn partition(
+    mut processor: Processor,
+    mut rx: mpsc::Receiver<jetstream::Message>,
+    client: async_nats::Client,
+) {
     while let Some(msg) = rx.recv().await {
         let received_at = match msg.info() {
             Ok(info) => paystate_journal::read::to_chrono(info.published),
             Err(_) => chrono::Utc::now(), // Why: only a non-JetStream message lacks info; never the case here.
         };
-        let reply_to = msg.headers.as_ref().and_then(|h| h.get(REPLY_HEADER)).map(|v| v.as_str().to_string());
+        let reply_to = msg
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(REPLY_HEADER))
+            .map(|v| v.as_str().to_string());
         match process(&mut processor, &msg, received_at).await {
             Disposition::Done(outcome) => {
                 if let Some(to) = reply_to {
@@ -162,17 +235,26 @@ async fn partition(mut processor: Processor, mut rx: mpsc::Receiver<jetstream::M
                 }
             }
             Disposition::RetryLater => {
-                let _ = msg.ack_with(AckKind::Nak(Some(processor.cfg.retry_later))).await;
+                let _ = msg
+                    .ack_with(AckKind::Nak(Some(processor.cfg.retry_later)))
+                    .await;
             }
         }
     }
 }
 
-async fn process(processor: &mut Processor, msg: &jetstream::Message, received_at: Timestamp) -> Disposition {
+async fn process(
+    processor: &mut Processor,
+    msg: &jetstream::Message,
+    received_at: Timestamp,
+) -> Disposition {
     match parse_command(&msg.payload, order_token(&msg.subject)) {
         Ok(env) => processor.handle(&env, received_at).await,
         Err(rejection) => {
-            processor.stats.bad_input.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            processor
+                .stats
+                .bad_input
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::warn!(subject = %msg.subject, code = %rejection.code, message = %rejection.message, "bad command rejected");
             Disposition::Done(Outcome::Rejected {
                 command_id: command_id_hint(&msg.payload),

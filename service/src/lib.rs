@@ -22,6 +22,7 @@
 pub mod cache;
 pub mod client;
 pub mod config;
+pub mod connect;
 pub mod intake;
 pub mod outcomes;
 pub mod parse;
@@ -29,4 +30,5 @@ pub mod processor;
 
 pub use client::{Client, ClientError};
 pub use config::EngineConfig;
+pub use connect::{connect, connect_patiently};
 pub use intake::{run_engine, EngineError, EngineHandle};

@@ -47,7 +47,11 @@ impl Outcomes {
         Ok(Outcomes { kv })
     }
 
-    pub async fn get(&self, order: &OrderId, command: &CommandId) -> Result<Option<StoredOutcome>, String> {
+    pub async fn get(
+        &self,
+        order: &OrderId,
+        command: &CommandId,
+    ) -> Result<Option<StoredOutcome>, String> {
         match self.kv.get(key(order, command)).await {
             Ok(Some(bytes)) => Ok(serde_json::from_slice(&bytes).ok()),
             Ok(None) => Ok(None),
@@ -57,8 +61,17 @@ impl Outcomes {
 
     /// Remembers an outcome; failures are logged by the caller and are harmless (the log
     /// still knows accepted commands; a rejection is simply decided again).
-    pub async fn put(&self, order: &OrderId, command: &CommandId, stored: &StoredOutcome) -> Result<(), String> {
+    pub async fn put(
+        &self,
+        order: &OrderId,
+        command: &CommandId,
+        stored: &StoredOutcome,
+    ) -> Result<(), String> {
         let bytes = serde_json::to_vec(stored).map_err(|e| e.to_string())?;
-        self.kv.put(key(order, command), bytes.into()).await.map(|_| ()).map_err(|e| e.to_string())
+        self.kv
+            .put(key(order, command), bytes.into())
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 }

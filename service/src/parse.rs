@@ -5,24 +5,36 @@ use crate::config::COMMAND_BYTES_MAX;
 use paystate_events::{Command, CommandEnvelope, Rejection, RejectionCode as Code};
 
 /// Parses `bytes` published on the subject whose order token is `subject_order`.
-pub fn parse_command(bytes: &[u8], subject_order: Option<&str>) -> Result<CommandEnvelope, Rejection> {
+pub fn parse_command(
+    bytes: &[u8],
+    subject_order: Option<&str>,
+) -> Result<CommandEnvelope, Rejection> {
     if bytes.len() > COMMAND_BYTES_MAX {
         return Err(Rejection::new(
             Code::CommandTooLarge,
-            format!("command is {} bytes; the limit is {COMMAND_BYTES_MAX}", bytes.len()),
+            format!(
+                "command is {} bytes; the limit is {COMMAND_BYTES_MAX}",
+                bytes.len()
+            ),
         ));
     }
     let value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| Rejection::new(Code::MalformedJson, format!("not valid JSON: {e}")))?;
     let Some(obj) = value.as_object() else {
-        return Err(Rejection::new(Code::MalformedJson, "a command is a JSON object"));
+        return Err(Rejection::new(
+            Code::MalformedJson,
+            "a command is a JSON object",
+        ));
     };
     match obj.get("type").and_then(|t| t.as_str()) {
         None => return Err(Rejection::new(Code::UnknownCommand, "missing \"type\"")),
         Some(t) if !Command::NAMES.contains(&t) => {
             return Err(Rejection::new(
                 Code::UnknownCommand,
-                format!("unknown command type {t:?}; known: {}", Command::NAMES.join(", ")),
+                format!(
+                    "unknown command type {t:?}; known: {}",
+                    Command::NAMES.join(", ")
+                ),
             ))
         }
         Some(_) => {}
@@ -32,7 +44,10 @@ pub fn parse_command(bytes: &[u8], subject_order: Option<&str>) -> Result<Comman
         if order != env.order_id.as_str() {
             return Err(Rejection::new(
                 Code::SubjectMismatch,
-                format!("published on order {order} but the body names order {}", env.order_id),
+                format!(
+                    "published on order {order} but the body names order {}",
+                    env.order_id
+                ),
             ));
         }
     }
@@ -67,7 +82,10 @@ mod tests {
     const CREATE: &str = r#"{"command_id":"c-1","order_id":"o-1","issued_at":"2026-11-22T10:00:00Z","type":"create_order","merchant_reference":"m-1","amount":{"minor_units":AMOUNT,"currency":"CUR"},"provider":"plural","capture_mode":"manual"}"#;
 
     fn create(amount: &str, currency: &str) -> Vec<u8> {
-        CREATE.replace("AMOUNT", amount).replace("CUR", currency).into_bytes()
+        CREATE
+            .replace("AMOUNT", amount)
+            .replace("CUR", currency)
+            .into_bytes()
     }
 
     #[test]
@@ -82,17 +100,29 @@ mod tests {
         assert_eq!(code(b"[1,2]"), Code::MalformedJson);
         assert_eq!(code(br#"{"type":"teleport"}"#), Code::UnknownCommand);
         assert_eq!(code(br#"{"command_id":"c"}"#), Code::UnknownCommand);
-        assert_eq!(code(br#"{"type":"expire","order_id":"o-1","issued_at":"2026-11-22T10:00:00Z"}"#), Code::MissingField);
+        assert_eq!(
+            code(br#"{"type":"expire","order_id":"o-1","issued_at":"2026-11-22T10:00:00Z"}"#),
+            Code::MissingField
+        );
         assert_eq!(code(&create("0", "USD")), Code::InvalidAmount);
         assert_eq!(code(&create("-5", "USD")), Code::InvalidAmount);
         assert_eq!(code(&create("12.5", "USD")), Code::InvalidAmount);
-        assert_eq!(code(&create("99999999999999999999999", "USD")), Code::AmountOverflow);
+        assert_eq!(
+            code(&create("99999999999999999999999", "USD")),
+            Code::AmountOverflow
+        );
         assert_eq!(code(&create("1000", "XYZ")), Code::UnknownCurrency);
         assert_eq!(code(&create("\"1000\"", "USD")), Code::InvalidField);
-        assert_eq!(code(&vec![b' '; COMMAND_BYTES_MAX + 1]), Code::CommandTooLarge);
+        assert_eq!(
+            code(&vec![b' '; COMMAND_BYTES_MAX + 1]),
+            Code::CommandTooLarge
+        );
         let other_order = parse_command(&create("1000", "USD"), Some("o-2")).unwrap_err();
         assert_eq!(other_order.code, Code::SubjectMismatch);
-        let bad_id = CREATE.replace("AMOUNT", "1").replace("CUR", "USD").replace("\"c-1\"", "\"c 1\"");
+        let bad_id = CREATE
+            .replace("AMOUNT", "1")
+            .replace("CUR", "USD")
+            .replace("\"c-1\"", "\"c 1\"");
         assert_eq!(code(bad_id.as_bytes()), Code::InvalidId);
     }
 }

@@ -7,7 +7,7 @@ use crate::config::EngineConfig;
 use crate::outcomes::{Outcomes, StoredOutcome};
 use paystate_engine::{apply_commit, check_invariants, decide, Decision};
 use paystate_events::{
-    Commit, CommandEnvelope, OrderState, Outcome, Rejection, RejectionCode, Timestamp,
+    CommandEnvelope, Commit, OrderState, Outcome, Rejection, RejectionCode, Timestamp,
     COMMIT_SCHEMA_VERSION,
 };
 use paystate_journal::{AppendError, EncodedCommit, Journal};
@@ -87,7 +87,9 @@ impl Processor {
                         }
                     }
                 }
-                Err(rejection) => return Disposition::Done(self.rejected(env, &fingerprint, rejection).await),
+                Err(rejection) => {
+                    return Disposition::Done(self.rejected(env, &fingerprint, rejection).await)
+                }
                 Ok(Decision::AlreadyApplied { commit }) => {
                     self.stats.duplicates.fetch_add(1, Relaxed);
                     if let Some(outcome) = self.already_applied(env, &current, commit).await {
@@ -97,7 +99,8 @@ impl Processor {
                     backoff(attempt).await;
                 }
                 Ok(Decision::Commit(events)) => {
-                    let commit = next_commit(current.state.as_ref(), env, &fingerprint, now, events);
+                    let commit =
+                        next_commit(current.state.as_ref(), env, &fingerprint, now, events);
                     match self.commit(env, current, commit).await {
                         Ok(outcome) => {
                             self.remember(env, &fingerprint, &outcome).await;
@@ -118,17 +121,40 @@ impl Processor {
     /// The order from the cache, or folded from the log on a miss (then marked fresh).
     async fn current(&mut self, env: &CommandEnvelope) -> Result<Current, String> {
         if let Some(hit) = self.cache.get(&env.order_id) {
-            return Ok(Current { state: hit.state, last_seq: hit.last_seq, fresh: false });
+            return Ok(Current {
+                state: hit.state,
+                last_seq: hit.last_seq,
+                fresh: false,
+            });
         }
-        let loaded = self.journal.load(&env.order_id).await.map_err(|e| e.to_string())?;
-        let entry = CachedOrder { state: loaded.state, last_seq: loaded.last_seq };
+        let loaded = self
+            .journal
+            .load(&env.order_id)
+            .await
+            .map_err(|e| e.to_string())?;
+        let entry = CachedOrder {
+            state: loaded.state,
+            last_seq: loaded.last_seq,
+        };
         self.cache.put(env.order_id.clone(), entry.clone());
-        Ok(Current { state: entry.state, last_seq: entry.last_seq, fresh: true })
+        Ok(Current {
+            state: entry.state,
+            last_seq: entry.last_seq,
+            fresh: true,
+        })
     }
 
     /// Folds the log's tail after the cached state into the cache: the result is current.
-    async fn catch_up(&mut self, env: &CommandEnvelope, current: Current) -> Result<Current, String> {
-        let tail = self.journal.read_order_from(&env.order_id, current.last_seq + 1).await.map_err(|e| e.to_string())?;
+    async fn catch_up(
+        &mut self,
+        env: &CommandEnvelope,
+        current: Current,
+    ) -> Result<Current, String> {
+        let tail = self
+            .journal
+            .read_order_from(&env.order_id, current.last_seq + 1)
+            .await
+            .map_err(|e| e.to_string())?;
         let mut state = current.state;
         let mut last_seq = current.last_seq;
         for c in &tail {
@@ -141,20 +167,41 @@ impl Processor {
             }
             last_seq = c.sequence;
         }
-        self.cache.put(env.order_id.clone(), CachedOrder { state: state.clone(), last_seq });
-        Ok(Current { state, last_seq, fresh: true })
+        self.cache.put(
+            env.order_id.clone(),
+            CachedOrder {
+                state: state.clone(),
+                last_seq,
+            },
+        );
+        Ok(Current {
+            state,
+            last_seq,
+            fresh: true,
+        })
     }
 
     /// Folds and checks the commit, then appends it; on success the cache holds the new state.
-    async fn commit(&mut self, env: &CommandEnvelope, current: Current, commit: Commit) -> Result<Outcome, Retry> {
+    async fn commit(
+        &mut self,
+        env: &CommandEnvelope,
+        current: Current,
+        commit: Commit,
+    ) -> Result<Outcome, Retry> {
         let encoded = EncodedCommit::new(commit);
         let state = match apply_commit(current.state, &encoded.commit, &encoded.hash) {
             Ok(s) => s,
-            Err(e) => return Err(Retry::Refused(self.internal(env, format!("commit does not fold: {e}")))),
+            Err(e) => {
+                return Err(Retry::Refused(
+                    self.internal(env, format!("commit does not fold: {e}")),
+                ))
+            }
         };
         let violations = check_invariants(&state);
         if !violations.is_empty() {
-            return Err(Retry::Refused(self.internal(env, format!("invariants would break: {violations:?}"))));
+            return Err(Retry::Refused(
+                self.internal(env, format!("invariants would break: {violations:?}")),
+            ));
         }
         match self.journal.append(&encoded, current.last_seq).await {
             Ok(appended) if appended.duplicate => {
@@ -163,7 +210,13 @@ impl Processor {
                 Err(Retry::Conflict)
             }
             Ok(appended) => {
-                self.cache.put(env.order_id.clone(), CachedOrder { state: Some(state.clone()), last_seq: appended.sequence });
+                self.cache.put(
+                    env.order_id.clone(),
+                    CachedOrder {
+                        state: Some(state.clone()),
+                        last_seq: appended.sequence,
+                    },
+                );
                 self.stats.accepted.fetch_add(1, Relaxed);
                 Ok(Outcome::Accepted {
                     command_id: env.command_id.clone(),
@@ -187,7 +240,12 @@ impl Processor {
     }
 
     /// The outcome of a command found in the order's history: its commit, the state now.
-    async fn already_applied(&mut self, env: &CommandEnvelope, current: &Current, commit: u64) -> Option<Outcome> {
+    async fn already_applied(
+        &mut self,
+        env: &CommandEnvelope,
+        current: &Current,
+        commit: u64,
+    ) -> Option<Outcome> {
         let stored = self.journal.read_order(&env.order_id).await.ok()?;
         let found = stored.into_iter().find(|c| c.commit.commit == commit)?;
         Some(Outcome::Accepted {
@@ -200,7 +258,12 @@ impl Processor {
         })
     }
 
-    async fn rejected(&mut self, env: &CommandEnvelope, fingerprint: &str, r: Rejection) -> Outcome {
+    async fn rejected(
+        &mut self,
+        env: &CommandEnvelope,
+        fingerprint: &str,
+        r: Rejection,
+    ) -> Outcome {
         self.stats.rejected.fetch_add(1, Relaxed);
         let outcome = rejection(env, r.code, r.message);
         if r.code != RejectionCode::IdempotencyKeyReused {
@@ -211,19 +274,33 @@ impl Processor {
 
     fn reused(&self, env: &CommandEnvelope) -> Outcome {
         self.stats.rejected.fetch_add(1, Relaxed);
-        let message = format!("command id {} was used before with a different body", env.command_id);
+        let message = format!(
+            "command id {} was used before with a different body",
+            env.command_id
+        );
         rejection(env, RejectionCode::IdempotencyKeyReused, message)
     }
 
     fn internal(&self, env: &CommandEnvelope, detail: String) -> Outcome {
         tracing::error!(order = %env.order_id, command = %env.command_id, %detail, "refusing a decision that breaks the core's own rules");
         self.stats.rejected.fetch_add(1, Relaxed);
-        rejection(env, RejectionCode::Unavailable, format!("internal check failed, nothing written: {detail}"))
+        rejection(
+            env,
+            RejectionCode::Unavailable,
+            format!("internal check failed, nothing written: {detail}"),
+        )
     }
 
     async fn remember(&self, env: &CommandEnvelope, fingerprint: &str, outcome: &Outcome) {
-        let stored = StoredOutcome { fingerprint: fingerprint.to_string(), outcome: outcome.clone() };
-        if let Err(e) = self.outcomes.put(&env.order_id, &env.command_id, &stored).await {
+        let stored = StoredOutcome {
+            fingerprint: fingerprint.to_string(),
+            outcome: outcome.clone(),
+        };
+        if let Err(e) = self
+            .outcomes
+            .put(&env.order_id, &env.command_id, &stored)
+            .await
+        {
             tracing::warn!(order = %env.order_id, error = %e, "could not store the outcome (harmless: the log is the truth)");
         }
     }
@@ -247,7 +324,13 @@ enum Retry {
     Refused(Outcome),
 }
 
-fn next_commit(state: Option<&OrderState>, env: &CommandEnvelope, fingerprint: &str, now: Timestamp, events: Vec<paystate_events::Event>) -> Commit {
+fn next_commit(
+    state: Option<&OrderState>,
+    env: &CommandEnvelope,
+    fingerprint: &str,
+    now: Timestamp,
+    events: Vec<paystate_events::Event>,
+) -> Commit {
     let (commits, prev_hash) = match state {
         Some(s) => (s.commits, s.head_hash.clone()),
         None => (0, paystate_events::commit::GENESIS_HASH.to_string()),
@@ -277,12 +360,34 @@ pub fn rejection(env: &CommandEnvelope, code: RejectionCode, message: String) ->
 
 fn as_duplicate(outcome: Outcome) -> Outcome {
     match outcome {
-        Outcome::Accepted { command_id, order_id, commit, events, state, .. } => {
-            Outcome::Accepted { command_id, order_id, commit, events, state, duplicate: true }
-        }
-        Outcome::Rejected { command_id, order_id, code, message, .. } => {
-            Outcome::Rejected { command_id, order_id, code, message, duplicate: true }
-        }
+        Outcome::Accepted {
+            command_id,
+            order_id,
+            commit,
+            events,
+            state,
+            ..
+        } => Outcome::Accepted {
+            command_id,
+            order_id,
+            commit,
+            events,
+            state,
+            duplicate: true,
+        },
+        Outcome::Rejected {
+            command_id,
+            order_id,
+            code,
+            message,
+            ..
+        } => Outcome::Rejected {
+            command_id,
+            order_id,
+            code,
+            message,
+            duplicate: true,
+        },
     }
 }
 

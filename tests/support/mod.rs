@@ -2,6 +2,8 @@
 //! its own store, and engines in-process or as real `paystate run` processes.
 #![allow(dead_code)]
 
+pub mod load;
+
 use paystate_broker::{NatsServer, ServerOptions};
 use paystate_events::command::money;
 use paystate_events::{
@@ -17,12 +19,19 @@ pub const PROVIDER: Provider = Provider::Plural;
 
 /// The log as tests configure it: unprotected, so tamper tests can delete messages.
 pub fn log_settings() -> LogSettings {
-    LogSettings { protect_log: false, ..Default::default() }
+    LogSettings {
+        protect_log: false,
+        ..Default::default()
+    }
 }
 
 /// Engine settings for tests: short ack wait so redeliveries after a crash come quickly.
 pub fn engine_config() -> EngineConfig {
-    EngineConfig { partitions: 8, ack_wait: Duration::from_secs(2), ..Default::default() }
+    EngineConfig {
+        partitions: 8,
+        ack_wait: Duration::from_secs(2),
+        ..Default::default()
+    }
 }
 
 pub struct TestNats {
@@ -31,7 +40,9 @@ pub struct TestNats {
 
 impl TestNats {
     pub async fn start() -> TestNats {
-        let server = NatsServer::start(ServerOptions::default()).await.expect("nats-server starts (scripts/install-nats.sh)");
+        let server = NatsServer::start(ServerOptions::default())
+            .await
+            .expect("nats-server starts (scripts/install-nats.sh)");
         TestNats { server }
     }
     pub fn url(&self) -> String {
@@ -48,10 +59,17 @@ impl TestNats {
         Client::new(self.connect().await)
     }
     pub async fn engine(&self) -> EngineHandle {
-        run_engine(self.connect().await, log_settings(), engine_config()).await.expect("engine starts")
+        run_engine(self.connect().await, log_settings(), engine_config())
+            .await
+            .expect("engine starts")
     }
     pub async fn journal(&self) -> Journal {
-        Journal::open(async_nats::jetstream::new(self.connect().await), &log_settings()).await.expect("journal")
+        Journal::open(
+            async_nats::jetstream::new(self.connect().await),
+            &log_settings(),
+        )
+        .await
+        .expect("journal")
     }
 }
 
@@ -59,17 +77,31 @@ impl TestNats {
 pub struct EngineProcess {
     child: Option<tokio::process::Child>,
     url: String,
+    extra_env: Vec<(String, String)>,
 }
 
 impl EngineProcess {
     pub fn start(url: &str) -> EngineProcess {
-        let mut p = EngineProcess { child: None, url: url.to_string() };
+        EngineProcess::start_with(url, &[])
+    }
+    /// With extra environment, e.g. `PAYSTATE_REPLICAS=3` on a cluster.
+    pub fn start_with(url: &str, extra_env: &[(&str, &str)]) -> EngineProcess {
+        let extra_env = extra_env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut p = EngineProcess {
+            child: None,
+            url: url.to_string(),
+            extra_env,
+        };
         p.spawn();
         p
     }
     fn spawn(&mut self) {
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_paystate"))
             .arg("run")
+            .envs(self.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("PAYSTATE_NATS_URL", &self.url)
             .env("PAYSTATE_PROTECT_LOG", "false")
             .env("PAYSTATE_ENGINE__ACK_WAIT_MS", "2000")
@@ -94,7 +126,11 @@ impl EngineProcess {
 }
 
 pub fn order(name: &str) -> OrderId {
-    OrderId::parse(format!("{name}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])).expect("valid order id")
+    OrderId::parse(format!(
+        "{name}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    ))
+    .expect("valid order id")
 }
 
 pub fn env_with_id(order: &OrderId, id: &str, command: Command) -> CommandEnvelope {
@@ -123,15 +159,21 @@ pub fn create(amount_minor: u64) -> Command {
 }
 
 pub fn start() -> Command {
-    Command::StartPayment { initiation: Default::default() }
+    Command::StartPayment {
+        initiation: Default::default(),
+    }
 }
 
 pub fn capture(minor: Option<u64>) -> Command {
-    Command::Capture { amount: minor.and_then(|m| money(m, "USD")) }
+    Command::Capture {
+        amount: minor.and_then(|m| money(m, "USD")),
+    }
 }
 
 pub fn refund(minor: Option<u64>) -> Command {
-    Command::Refund { amount: minor.and_then(|m| money(m, "USD")) }
+    Command::Refund {
+        amount: minor.and_then(|m| money(m, "USD")),
+    }
 }
 
 pub fn signal(kind: SignalKind, evidence: &str) -> Command {
@@ -151,26 +193,42 @@ pub fn authorized() -> Command {
 }
 
 pub fn captured(minor: u64) -> Command {
-    signal(SignalKind::Captured { amount: money(minor, "USD") }, "ev-capture")
+    signal(
+        SignalKind::Captured {
+            amount: money(minor, "USD"),
+        },
+        "ev-capture",
+    )
 }
 
 /// Sends and expects acceptance; returns the state.
 pub async fn accept(client: &Client, cmd: CommandEnvelope) -> OrderState {
     match client.send(&cmd, WAIT).await.expect("an outcome") {
         Outcome::Accepted { state, .. } => state,
-        other => panic!("expected acceptance of {}, got {other:?}", cmd.command.name()),
+        other => panic!(
+            "expected acceptance of {}, got {other:?}",
+            cmd.command.name()
+        ),
     }
 }
 
 /// Polls the log until `order` has `commits` commits (or panics after `WAIT`).
-pub async fn wait_for_commits(journal: &Journal, order: &OrderId, commits: usize) -> Vec<StoredCommit> {
+pub async fn wait_for_commits(
+    journal: &Journal,
+    order: &OrderId,
+    commits: usize,
+) -> Vec<StoredCommit> {
     let started = Instant::now();
     loop {
         let got = journal.read_order(order).await.unwrap_or_default();
         if got.len() >= commits {
             return got;
         }
-        assert!(started.elapsed() < WAIT * 3, "order {order} has {} of {commits} commits", got.len());
+        assert!(
+            started.elapsed() < WAIT * 3,
+            "order {order} has {} of {commits} commits",
+            got.len()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -179,6 +237,10 @@ pub async fn wait_for_commits(journal: &Journal, order: &OrderId, commits: usize
 pub fn assert_each_command_once(commits: &[StoredCommit]) {
     let mut seen = std::collections::HashSet::new();
     for c in commits {
-        assert!(seen.insert(c.commit.command.command_id.clone()), "command {} applied twice", c.commit.command.command_id);
+        assert!(
+            seen.insert(c.commit.command.command_id.clone()),
+            "command {} applied twice",
+            c.commit.command.command_id
+        );
     }
 }

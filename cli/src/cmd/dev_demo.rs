@@ -10,24 +10,56 @@ use paystate_service::Client;
 use std::time::Duration;
 
 pub async fn sample_order(client: &Client, wait: Duration) -> anyhow::Result<OrderId> {
-    let order = OrderId::parse(format!("demo-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]))?;
+    let order = OrderId::parse(format!(
+        "demo-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    ))?;
     println!("\nsample order {order}: 100.00 USD via {DEMO_PROVIDER}, manual capture");
     let amount = money(10_000, "USD");
     let steps: Vec<(&str, Command)> = vec![
-        ("create_order 100.00 USD", Command::CreateOrder {
-            merchant_reference: format!("shop-{order}"),
-            amount: amount.unwrap_or_else(|| unreachable!()),
-            provider: DEMO_PROVIDER,
-            capture_mode: DEMO_CAPTURE,
-            expires_at: None,
-            merchant_account: None,
-            metadata: Default::default(),
-        }),
-        ("start_payment", Command::StartPayment { initiation: PaymentInitiation::default() }),
-        ("(simulated provider) authorized", signal(SignalKind::Authorized { amount: None }, "sim-auth")),
-        ("capture 60.00 USD", Command::Capture { amount: money(6_000, "USD") }),
-        ("(simulated provider) captured", signal(SignalKind::Captured { amount: money(6_000, "USD") }, "sim-capture")),
-        ("refund 25.00 USD", Command::Refund { amount: money(2_500, "USD") }),
+        (
+            "create_order 100.00 USD",
+            Command::CreateOrder {
+                merchant_reference: format!("shop-{order}"),
+                amount: amount.unwrap_or_else(|| unreachable!()),
+                provider: DEMO_PROVIDER,
+                capture_mode: DEMO_CAPTURE,
+                expires_at: None,
+                merchant_account: None,
+                metadata: Default::default(),
+            },
+        ),
+        (
+            "start_payment",
+            Command::StartPayment {
+                initiation: PaymentInitiation::default(),
+            },
+        ),
+        (
+            "(simulated provider) authorized",
+            signal(SignalKind::Authorized { amount: None }, "sim-auth"),
+        ),
+        (
+            "capture 60.00 USD",
+            Command::Capture {
+                amount: money(6_000, "USD"),
+            },
+        ),
+        (
+            "(simulated provider) captured",
+            signal(
+                SignalKind::Captured {
+                    amount: money(6_000, "USD"),
+                },
+                "sim-capture",
+            ),
+        ),
+        (
+            "refund 25.00 USD",
+            Command::Refund {
+                amount: money(2_500, "USD"),
+            },
+        ),
     ];
     let mut refund_id = None;
     for (step, command) in steps {
@@ -41,8 +73,13 @@ pub async fn sample_order(client: &Client, wait: Duration) -> anyhow::Result<Ord
             bail!("the sample order was rejected at {step}: {code}");
         }
     }
-    let refunded = SignalKind::Refunded { refund_id, amount: money(2_500, "USD") };
-    let outcome = client.send(&envelope(&order, signal(refunded, "sim-refund")), wait).await?;
+    let refunded = SignalKind::Refunded {
+        refund_id,
+        amount: money(2_500, "USD"),
+    };
+    let outcome = client
+        .send(&envelope(&order, signal(refunded, "sim-refund")), wait)
+        .await?;
     print_outcome("(simulated provider) refunded", &outcome);
     Ok(order)
 }

@@ -1,15 +1,20 @@
 //! `paystate run`: an engine instance against the configured NATS, until Ctrl-C.
 
-use crate::settings::{connect, Settings};
+use crate::settings::Settings;
 use std::process::ExitCode;
 
 #[derive(clap::Args)]
 pub struct Args {}
 
 pub async fn run(settings: Settings, _args: Args) -> anyhow::Result<ExitCode> {
-    let client = connect(&settings.nats_url).await?;
+    let client = paystate_service::connect_patiently(&settings.nats_url, "paystate-engine")
+        .await
+        .map_err(anyhow::Error::msg)?;
     let engine = paystate_service::run_engine(client, settings.log(), settings.engine()).await?;
-    eprintln!("paystate engine running against {} (Ctrl-C to stop)", settings.nats_url);
+    eprintln!(
+        "paystate engine running against {} (Ctrl-C to stop)",
+        settings.nats_url
+    );
     tokio::signal::ctrl_c().await?;
     eprintln!("stopping: finishing commands in hand");
     engine.shutdown().await;

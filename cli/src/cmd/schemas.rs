@@ -15,7 +15,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    std::fs::create_dir_all(&args.dir).with_context(|| format!("cannot create {}", args.dir.display()))?;
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("cannot create {}", args.dir.display()))?;
     let mut drifted = Vec::new();
     for (name, schema) in paystate_events::schemas::all() {
         let path = args.dir.join(name);
@@ -25,12 +26,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 drifted.push(name);
             }
         } else {
-            std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+            std::fs::write(&path, text)
+                .with_context(|| format!("cannot write {}", path.display()))?;
             println!("wrote {}", path.display());
         }
     }
     if !drifted.is_empty() {
-        bail!("schemas drifted from the types: {} (run `paystate schemas`)", drifted.join(", "));
+        bail!(
+            "schemas drifted from the types: {} (run `paystate schemas`)",
+            drifted.join(", ")
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

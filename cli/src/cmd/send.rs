@@ -18,13 +18,18 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
     if args.file.as_os_str() == "-" {
         std::io::stdin().read_to_end(&mut bytes)?;
     } else {
-        bytes = std::fs::read(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
+        bytes = std::fs::read(&args.file)
+            .with_context(|| format!("cannot read {}", args.file.display()))?;
     }
     // The subject needs the order id; bad bodies still go to the engine, which answers with a
     // typed rejection, under a placeholder subject token.
     let order = serde_json::from_slice::<serde_json::Value>(&bytes)
         .ok()
-        .and_then(|v| v.get("order_id").and_then(|o| o.as_str()).map(str::to_string))
+        .and_then(|v| {
+            v.get("order_id")
+                .and_then(|o| o.as_str())
+                .map(str::to_string)
+        })
         .filter(|o| paystate_events::OrderId::parse(o.clone()).is_ok())
         .unwrap_or_else(|| "_invalid".to_string());
     let client = paystate_service::Client::new(connect(&settings.nats_url).await?);

@@ -31,7 +31,10 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|c| serde_json::json!({"sequence": c.sequence, "time": c.time, "hash": c.hash, "commit": c.commit}))
             .collect();
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"commits": list, "state": state}))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"commits": list, "state": state}))?
+        );
     } else {
         println!("order {order}");
         print!("{}", crate::timeline::render(&commits));

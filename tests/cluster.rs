@@ -1,0 +1,173 @@
+//! Beyond one machine: a three-node NATS cluster on loopback with R3 streams, engines as real
+//! processes, the stream leader's server and an engine SIGKILLed under load; two engines
+//! racing on the same orders; a server older than the minimum refused.
+
+mod support;
+
+use paystate_broker::{Cluster, NatsServer, ServerOptions};
+use paystate_engine::check_invariants;
+use paystate_events::subjects::EVENTS_STREAM;
+use paystate_events::{Outcome, RejectionCode};
+use paystate_journal::Journal;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+use support::load::*;
+use support::*;
+
+const R3: [(&str, &str); 1] = [("PAYSTATE_REPLICAS", "3")];
+
+async fn existing_journal(urls: &str) -> Journal {
+    let client = paystate_service::connect(urls, "test")
+        .await
+        .expect("connect");
+    for _ in 0..600 {
+        if let Ok(j) =
+            Journal::existing(async_nats::jetstream::new(client.clone()), EVENTS_STREAM).await
+        {
+            return j;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the engines never created the log");
+}
+
+async fn leader_index(cluster: &Cluster, journal: &Journal) -> usize {
+    let info = journal.stream().get_info().await.expect("stream info");
+    let leader = info
+        .cluster
+        .and_then(|c| c.leader)
+        .expect("an R3 stream has a leader");
+    cluster.index_of(&leader).expect("leader is one of ours")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r3_cluster_survives_leader_and_engine_kills_with_nothing_lost_or_duplicated() {
+    let mut cluster = Cluster::start(3)
+        .await
+        .expect("three nats-servers form a cluster");
+    let urls = cluster.urls();
+    let mut engine_a = EngineProcess::start_with(&urls, &R3);
+    let _engine_b = EngineProcess::start_with(&urls, &R3);
+    let journal = existing_journal(&urls).await;
+    let replicas = journal
+        .stream()
+        .get_info()
+        .await
+        .expect("info")
+        .config
+        .num_replicas;
+    assert_eq!(replicas, 3);
+    let client = paystate_service::Client::new(
+        paystate_service::connect(&urls, "test-client")
+            .await
+            .expect("connect"),
+    );
+    let tasks = spawn_clients(&client, "r3");
+    wait_for_log_messages(&journal, 40).await;
+    let leader = leader_index(&cluster, &journal).await;
+    cluster.nodes[leader].kill().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    cluster.nodes[leader]
+        .restart()
+        .await
+        .expect("the old leader comes back");
+    wait_for_log_messages(&journal, 120).await;
+    engine_a.kill9().await;
+    let (orders, commands) = assert_all_complete(&journal, tasks).await;
+    assert_eq!(orders, CLIENTS * ORDERS_PER_CLIENT);
+    eprintln!("R3 cluster, leader n{} and one engine SIGKILLed: {commands} commands accepted, 0 lost, 0 duplicated", leader + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_engines_racing_on_the_same_orders_break_no_rule() {
+    let nats = TestNats::start().await;
+    let a = nats.engine().await;
+    let b = nats.engine().await;
+    let client = nats.client().await;
+    let o = order("race");
+    for cmd in [
+        create(1_000_000),
+        start(),
+        authorized(),
+        capture(None),
+        captured(1_000_000),
+    ] {
+        accept(&client, env(&o, cmd)).await;
+    }
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (c, o) = (client.clone(), o.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut accepted = 0u64;
+            for _ in 0..40 {
+                match c
+                    .send(&env(&o, refund(Some(3_000))), WAIT)
+                    .await
+                    .expect("answered")
+                {
+                    Outcome::Accepted { .. } => accepted += 3_000,
+                    Outcome::Rejected { code, .. } => {
+                        assert_eq!(code, RejectionCode::AmountExceedsRefundable)
+                    }
+                }
+            }
+            accepted
+        }));
+    }
+    let mut requested = 0;
+    for t in tasks {
+        requested += t.await.expect("client");
+    }
+    let commits = nats.journal().await.read_order(&o).await.expect("read");
+    assert_each_command_once(&commits);
+    let s = paystate_journal::read::fold(&o, &commits)
+        .expect("fold")
+        .expect("exists");
+    assert!(check_invariants(&s).is_empty());
+    assert_eq!(
+        s.refunds_pending.values().map(|m| m.0).sum::<u64>(),
+        requested
+    );
+    let conflicts = a.stats.conflicts.load(Relaxed) + b.stats.conflicts.load(Relaxed);
+    eprintln!(
+        "two engines, one order, 320 refunds: {} accepted, {conflicts} conflicts retried",
+        s.refunds_pending.len()
+    );
+    assert!(
+        conflicts > 0,
+        "two instances on one order must have raced at least once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_older_than_the_minimum_is_refused() {
+    let old =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.tools/nats-old/usr/sbin/nats-server");
+    assert!(
+        old.is_file(),
+        "run scripts/install-old-nats.sh (Debian's nats-server 2.9.10) first"
+    );
+    let server = NatsServer::start(ServerOptions {
+        binary: Some(old),
+        ..Default::default()
+    })
+    .await
+    .expect("old server starts");
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_paystate"))
+            .arg("run")
+            .env("PAYSTATE_NATS_URL", server.url())
+            .output(),
+    )
+    .await
+    .expect("paystate exits instead of running")
+    .expect("paystate runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "exit code must be non-zero");
+    assert!(
+        stderr.contains("2.9.10") && stderr.contains("older than the minimum"),
+        "clear refusal, got: {stderr}"
+    );
+}
