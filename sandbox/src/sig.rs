@@ -4,7 +4,7 @@
 //! `corrupt` spoils a finished signature for the bad-signature fault: it stays well-formed
 //! (same length and alphabet) so only a real verification notices.
 
-use paystate_adapters::{exchanger, flitt, paykassma, plexy, plural};
+use paystate_adapters::{exchanger, flitt, paykassma, plural};
 use serde_json::{Map, Value};
 
 pub(crate) fn plural_webhook(secret: &str, id: &str, timestamp: &str, body: &[u8]) -> String {
@@ -38,22 +38,6 @@ pub(crate) fn exchanger_ipn(fields: [&str; 7], secret: &str) -> String {
     let [order_id, status, in_amount, out_amount, xml_from, xml_to, timestamp] = fields;
     exchanger::signature::ipn_signature(
         order_id, status, in_amount, out_amount, xml_from, xml_to, timestamp, secret,
-    )
-}
-
-/// True when the Tilda form signature matches (HMAC-MD5 reading, the adapters' default).
-pub(crate) fn plexy_tilda_ok(
-    store_id: &str,
-    currency: &str,
-    amount: &str,
-    secret: &str,
-    received: &str,
-) -> bool {
-    let expected =
-        plexy::signature::tilda_signature(store_id, currency, amount, secret, Default::default());
-    crate::sig::ct_eq(
-        expected.as_bytes(),
-        received.to_ascii_lowercase().as_bytes(),
     )
 }
 
