@@ -138,7 +138,7 @@ async fn create_link(State(s): S, headers: HeaderMap, body: Bytes) -> Response {
 }
 
 async fn get_link(State(s): S, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    read(&s, &headers, &id, |l| wire::link_json(l)).await
+    read(&s, &headers, &id, wire::link_json).await
 }
 
 async fn by_link(State(s): S, headers: HeaderMap, Path(id): Path<String>) -> Response {
