@@ -1,0 +1,422 @@
+//! The live projector: a durable consumer on the log that folds each commit into its order's
+//! record in the live generation's bucket, following the pointer across swaps.
+//!
+//! Per batch: load each order's record (bounded LRU cache, else KV with its revision), apply
+//! the batch's commits in log order ([`crate::record::apply`]), write each changed record once
+//! with compare-and-set on its revision, then acknowledge. A crash anywhere leads to
+//! redelivery, and redelivery is harmless: a record remembers its last applied sequence.
+//! A commit whose predecessor is not applied yet is given back (nak) and comes again; after
+//! [`ProjectorConfig::ahead_deliveries_max`] deliveries it is recorded as a problem.
+//! Any number of projectors may share a generation's consumer: compare-and-set writes and
+//! the sequence check keep them from losing or repeating updates.
+
+use crate::layout::{order_key, Generation};
+use crate::record::{apply, ProjectedOrder, Step};
+use crate::store::{broker, get_record, ProjectionStore};
+use crate::ProjectionError;
+use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+use async_nats::jetstream::{kv, AckKind, Message};
+use futures::StreamExt;
+use lru::LruCache;
+use paystate_events::subjects::EVENTS_PREFIX;
+use paystate_events::OrderId;
+use paystate_journal::read::to_chrono;
+use paystate_journal::RawEntry;
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Pause after a broker error before trying again, growing per failure up to the last value.
+const FAILURE_BACKOFF_MS: [u64; 4] = [100, 500, 1000, 2000];
+
+/// Projector tuning; every bound named.
+#[derive(Debug, Clone)]
+pub struct ProjectorConfig {
+    /// Most commits handled per batch (one KV write per changed order per batch).
+    pub batch_max: usize,
+    /// Order records cached (LRU) between batches.
+    pub cache_orders_max: usize,
+    /// Unacknowledged commits the consumer hands out (JetStream `max_ack_pending`).
+    pub ack_pending_max: i64,
+    /// How long JetStream waits for an ack before redelivering.
+    pub ack_wait: Duration,
+    /// Deliveries of a commit whose predecessor is still missing before it counts as broken.
+    pub ahead_deliveries_max: i64,
+    /// Delay before a given-back commit is delivered again.
+    pub retry_delay: Duration,
+    /// How often the pointer is re-read to notice a swap (and, catching up, the lag).
+    pub pointer_check: Duration,
+    /// KV writes in flight per batch.
+    pub write_concurrency: usize,
+}
+
+impl Default for ProjectorConfig {
+    fn default() -> Self {
+        ProjectorConfig {
+            batch_max: 512,
+            cache_orders_max: 20_000,
+            ack_pending_max: 10_000,
+            ack_wait: Duration::from_secs(30),
+            ahead_deliveries_max: 5,
+            retry_delay: Duration::from_millis(500),
+            pointer_check: Duration::from_millis(500),
+            write_concurrency: 64,
+        }
+    }
+}
+
+/// Counters for tests, benchmarks and logs.
+#[derive(Debug, Default)]
+pub struct ProjectorStats {
+    pub applied: AtomicU64,
+    pub already_applied: AtomicU64,
+    pub given_back: AtomicU64,
+    pub broken: AtomicU64,
+    pub write_conflicts: AtomicU64,
+    pub batches: AtomicU64,
+}
+
+/// A running projector.
+pub struct ProjectorHandle {
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<()>,
+    pub stats: Arc<ProjectorStats>,
+}
+
+impl ProjectorHandle {
+    /// Finishes the batch in hand, then stops.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+    /// Stops at once (what a crash looks like to the broker).
+    pub fn abort(self) {
+        self.task.abort();
+    }
+}
+
+/// Starts a projector. Before returning it makes sure a live generation exists (creating
+/// generation 1, which folds the log from its start, when there is none).
+pub async fn start_projector(store: ProjectionStore, cfg: ProjectorConfig) -> Result<ProjectorHandle, ProjectionError> {
+    ensure_generation(&store).await?;
+    let (shutdown, rx) = watch::channel(false);
+    let stats = Arc::new(ProjectorStats::default());
+    let task = tokio::spawn(run(store, cfg, stats.clone(), rx));
+    Ok(ProjectorHandle { shutdown, task, stats })
+}
+
+/// The live generation, creating generation 1 if there is none yet.
+pub async fn ensure_generation(store: &ProjectionStore) -> Result<Generation, ProjectionError> {
+    if let Some((g, _)) = store.current().await? {
+        return Ok(g);
+    }
+    let first = Generation::new(1, 1, chrono::Utc::now());
+    create_bucket(store, &first).await?;
+    durable_consumer(store, &first, &ProjectorConfig::default()).await?;
+    match store.set_pointer(&first, 0).await {
+        Ok(_) => Ok(first),
+        // Another projector created it first: use theirs.
+        Err(ProjectionError::SwapRace(_)) => store.live().await,
+        Err(e) => Err(e),
+    }
+}
+
+/// Why [`follow`] returned.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Exit {
+    Shutdown,
+    Swapped,
+    CaughtUp,
+}
+
+async fn run(store: ProjectionStore, cfg: ProjectorConfig, stats: Arc<ProjectorStats>, mut shutdown: watch::Receiver<bool>) {
+    let mut failures = 0usize;
+    while !*shutdown.borrow() {
+        let generation = match store.live().await {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::warn!(error = %e, "projection pointer unreadable; retrying");
+                pause(&mut failures).await;
+                continue;
+            }
+        };
+        match follow(&store, &generation, &cfg, &stats, &mut shutdown, false).await {
+            Ok(Exit::Shutdown) => return,
+            Ok(_) => failures = 0,
+            Err(e) => {
+                tracing::warn!(generation = generation.generation, error = %e, "projector stopped; restarting");
+                pause(&mut failures).await;
+            }
+        }
+    }
+}
+
+/// Projects `generation` until shut down, swapped out or (with `until_caught_up`) level
+/// with the log.
+pub(crate) async fn follow(
+    store: &ProjectionStore,
+    generation: &Generation,
+    cfg: &ProjectorConfig,
+    stats: &ProjectorStats,
+    shutdown: &mut watch::Receiver<bool>,
+    until_caught_up: bool,
+) -> Result<Exit, ProjectionError> {
+    let consumer = durable_consumer(store, generation, cfg).await?;
+    let bucket = store.bucket(generation).await?;
+    let mut cache = LruCache::new(NonZeroUsize::new(cfg.cache_orders_max.max(1)).unwrap_or(NonZeroUsize::MIN));
+    let messages = consumer.stream().max_messages_per_batch(cfg.batch_max).messages().await.map_err(broker)?;
+    let mut batches = messages.ready_chunks(cfg.batch_max.max(1));
+    let mut ticker = tokio::time::interval(cfg.pointer_check);
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return Ok(Exit::Shutdown),
+            _ = ticker.tick() => {
+                if store.live().await?.generation != generation.generation && !until_caught_up {
+                    return Ok(Exit::Swapped);
+                }
+                if until_caught_up && lag(store, generation).await? == 0 {
+                    return Ok(Exit::CaughtUp);
+                }
+            }
+            next = batches.next() => {
+                let Some(batch) = next else { return Err(ProjectionError::Broker("consumer closed".into())) };
+                let mut msgs = Vec::with_capacity(batch.len());
+                for m in batch {
+                    msgs.push(m.map_err(broker)?);
+                }
+                process_batch(&bucket, &mut cache, msgs, cfg, stats).await;
+            }
+        }
+    }
+}
+
+/// Events of the log not yet applied by `generation`'s consumer.
+pub(crate) async fn lag(store: &ProjectionStore, generation: &Generation) -> Result<u64, ProjectionError> {
+    let stream = store.context().get_stream(&store.events_stream).await.map_err(broker)?;
+    let info = stream.consumer_info(&generation.consumer).await.map_err(broker)?;
+    Ok(info.num_pending + info.num_ack_pending as u64)
+}
+
+/// An order's record as loaded for a batch, with its KV revision (0: not in the bucket).
+struct Slot {
+    record: Option<ProjectedOrder>,
+    revision: u64,
+    dirty: bool,
+}
+
+type Cache = LruCache<OrderId, (Option<ProjectedOrder>, u64)>;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Ack,
+    GiveBack,
+}
+
+async fn process_batch(bucket: &kv::Store, cache: &mut Cache, batch: Vec<Message>, cfg: &ProjectorConfig, stats: &ProjectorStats) {
+    stats.batches.fetch_add(1, Relaxed);
+    let mut slots: HashMap<OrderId, Slot> = HashMap::new();
+    let mut plan: Vec<(Option<OrderId>, Message, Action)> = Vec::with_capacity(batch.len());
+    for msg in batch {
+        let (entry, delivered) = match raw_entry(&msg) {
+            Some(x) => x,
+            None => {
+                plan.push((None, msg, Action::Ack));
+                continue;
+            }
+        };
+        let order = entry.subject_order().and_then(|t| OrderId::parse(t).ok());
+        let (Some(order), Ok(stored)) = (order, entry.decode()) else {
+            // Not a commit this projector can read: the audit reports it with its sequence.
+            tracing::warn!(seq = entry.sequence, subject = %entry.subject, "unreadable commit skipped by the projector");
+            plan.push((None, msg, Action::Ack));
+            continue;
+        };
+        if !slots.contains_key(&order) {
+            match load(bucket, cache, &order).await {
+                Ok(slot) => slots.insert(order.clone(), slot),
+                Err(e) => {
+                    tracing::warn!(%order, error = %e, "record unreadable; giving the commit back");
+                    plan.push((Some(order), msg, Action::GiveBack));
+                    continue;
+                }
+            };
+        }
+        let Some(slot) = slots.get_mut(&order) else { continue };
+        let action = match apply(&mut slot.record, &stored, delivered >= cfg.ahead_deliveries_max) {
+            Step::Applied => {
+                stats.applied.fetch_add(1, Relaxed);
+                slot.dirty = true;
+                Action::Ack
+            }
+            Step::AlreadyApplied => {
+                stats.already_applied.fetch_add(1, Relaxed);
+                Action::Ack
+            }
+            Step::Ahead { .. } => {
+                stats.given_back.fetch_add(1, Relaxed);
+                Action::GiveBack
+            }
+            Step::Broken(detail) => {
+                tracing::warn!(%order, seq = stored.sequence, %detail, "commit does not continue the order's history");
+                stats.broken.fetch_add(1, Relaxed);
+                slot.dirty = slot.record.is_some();
+                Action::Ack
+            }
+        };
+        plan.push((Some(order), msg, action));
+    }
+    let failed = write_slots(bucket, cache, slots, cfg, stats).await;
+    settle(plan, &failed, cfg).await;
+}
+
+fn raw_entry(msg: &Message) -> Option<(RawEntry, i64)> {
+    let info = msg.info().ok()?;
+    let entry = RawEntry {
+        sequence: info.stream_sequence,
+        subject: msg.subject.to_string(),
+        time: to_chrono(info.published),
+        headers: msg.headers.clone(),
+        payload: msg.payload.clone(),
+    };
+    Some((entry, info.delivered))
+}
+
+async fn load(bucket: &kv::Store, cache: &mut Cache, order: &OrderId) -> Result<Slot, ProjectionError> {
+    if let Some((record, revision)) = cache.pop(order) {
+        return Ok(Slot { record, revision, dirty: false });
+    }
+    let (record, revision) = match get_record(bucket, order).await? {
+        Some((r, rev)) => (Some(r), rev),
+        None => (None, 0),
+    };
+    Ok(Slot { record, revision, dirty: false })
+}
+
+/// Writes every changed record with compare-and-set; returns the orders whose write failed
+/// (their commits are given back; the cache forgets them).
+async fn write_slots(
+    bucket: &kv::Store,
+    cache: &mut Cache,
+    slots: HashMap<OrderId, Slot>,
+    cfg: &ProjectorConfig,
+    stats: &ProjectorStats,
+) -> std::collections::HashSet<OrderId> {
+    let mut clean = Vec::new();
+    let mut writes = Vec::new();
+    for (order, slot) in slots {
+        match (slot.dirty, &slot.record) {
+            (true, Some(record)) => writes.push((order, slot.revision, record.clone())),
+            _ => clean.push((order, slot)),
+        }
+    }
+    for (order, slot) in clean {
+        cache.put(order, (slot.record, slot.revision));
+    }
+    let results: Vec<_> = futures::stream::iter(writes)
+        .map(|(order, revision, record)| async move {
+            let result = write_record(bucket, &order, revision, &record).await;
+            (order, record, result)
+        })
+        .buffer_unordered(cfg.write_concurrency.max(1))
+        .collect()
+        .await;
+    let mut failed = std::collections::HashSet::new();
+    for (order, record, result) in results {
+        match result {
+            Ok(revision) => {
+                cache.put(order, (Some(record), revision));
+            }
+            Err(e) => {
+                stats.write_conflicts.fetch_add(1, Relaxed);
+                tracing::debug!(%order, error = %e, "record write failed; commits given back");
+                failed.insert(order);
+            }
+        }
+    }
+    failed
+}
+
+async fn write_record(bucket: &kv::Store, order: &OrderId, revision: u64, record: &ProjectedOrder) -> Result<u64, String> {
+    let bytes = serde_json::to_vec(record).map_err(|e| e.to_string())?;
+    if revision == 0 {
+        bucket.create(order_key(order), bytes.into()).await.map_err(|e| e.to_string())
+    } else {
+        bucket.update(order_key(order), bytes.into(), revision).await.map_err(|e| e.to_string())
+    }
+}
+
+async fn settle(plan: Vec<(Option<OrderId>, Message, Action)>, failed: &std::collections::HashSet<OrderId>, cfg: &ProjectorConfig) {
+    for (order, msg, action) in plan {
+        let give_back = action == Action::GiveBack || order.as_ref().is_some_and(|o| failed.contains(o));
+        let result = if give_back { msg.ack_with(AckKind::Nak(Some(cfg.retry_delay))).await } else { msg.ack().await };
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "ack failed; the commit will be redelivered and skipped");
+        }
+    }
+}
+
+/// The generation's bucket, created if missing.
+pub(crate) async fn create_bucket(store: &ProjectionStore, generation: &Generation) -> Result<kv::Store, ProjectionError> {
+    let js = store.context();
+    if let Ok(kv) = js.get_key_value(&generation.bucket).await {
+        return Ok(kv);
+    }
+    js.create_key_value(kv::Config {
+        bucket: generation.bucket.clone(),
+        history: 1,
+        storage: async_nats::jetstream::stream::StorageType::File,
+        num_replicas: store.replicas,
+        description: format!("paystate: order projection, generation {}", generation.generation),
+        ..Default::default()
+    })
+    .await
+    .map_err(broker)
+}
+
+/// The generation's durable consumer on the log, created if missing.
+pub(crate) async fn durable_consumer(
+    store: &ProjectionStore,
+    generation: &Generation,
+    cfg: &ProjectorConfig,
+) -> Result<async_nats::jetstream::consumer::Consumer<pull::Config>, ProjectionError> {
+    let stream = store.context().get_stream(&store.events_stream).await.map_err(broker)?;
+    let deliver_policy = match generation.start_seq {
+        0 | 1 => DeliverPolicy::All,
+        start_sequence => DeliverPolicy::ByStartSequence { start_sequence },
+    };
+    let config = pull::Config {
+        durable_name: Some(generation.consumer.clone()),
+        ack_policy: AckPolicy::Explicit,
+        ack_wait: cfg.ack_wait,
+        max_ack_pending: cfg.ack_pending_max,
+        deliver_policy,
+        filter_subject: format!("{EVENTS_PREFIX}.>"),
+        num_replicas: store.replicas,
+        description: Some(format!("paystate projector, generation {}", generation.generation)),
+        ..Default::default()
+    };
+    stream.get_or_create_consumer(&generation.consumer, config).await.map_err(broker)
+}
+
+async fn pause(failures: &mut usize) {
+    let idx = (*failures).min(FAILURE_BACKOFF_MS.len() - 1);
+    *failures += 1;
+    tokio::time::sleep(Duration::from_millis(FAILURE_BACKOFF_MS[idx])).await;
+}
+
+/// Waits until `generation` has no lag (or `timeout` passes); returns the last lag seen.
+pub async fn wait_caught_up(store: &ProjectionStore, timeout: Duration) -> Result<u64, ProjectionError> {
+    let started = Instant::now();
+    loop {
+        let generation = store.live().await?;
+        let lag = lag(store, &generation).await?;
+        if lag == 0 || started.elapsed() >= timeout {
+            return Ok(lag);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,246 @@
+//! Rebuilding the projection from scratch into a fresh generation, then swapping it in.
+//!
+//! 1. Fold the whole log (a [`paystate_journal::LogScan`] snapshot) in memory, one record per
+//!    order, writing changed records to the new bucket every [`RebuildOptions::flush_every`]
+//!    commits with pipelined puts (the new bucket has no other writer yet).
+//! 2. Create the generation's durable consumer starting right after the snapshot and catch up
+//!    with the live projector's code until the lag is zero.
+//! 3. Swap: compare-and-set the pointer from the old generation to the new one. Readers that
+//!    resolved the old pointer keep reading the old bucket, which is removed only after a
+//!    grace period (or kept with `keep_old`).
+
+use crate::layout::{order_key, Generation};
+use crate::projector::{create_bucket, durable_consumer, follow, Exit, ProjectorConfig, ProjectorStats};
+use crate::record::{apply, ProjectedOrder, Step};
+use crate::store::{broker, ProjectionStore};
+use crate::ProjectionError;
+use async_nats::jetstream::context::PublishAckFuture;
+use paystate_events::OrderId;
+use paystate_journal::{Journal, ScanOptions};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+/// Puts in flight while writing a rebuilt bucket.
+const PUT_WINDOW_MAX: usize = 4096;
+/// How long an old generation keeps serving readers that resolved the pointer before a swap.
+pub const RETIRE_GRACE: Duration = Duration::from_secs(2);
+/// Progress is reported every this many commits.
+pub const PROGRESS_EVERY: u64 = 4096;
+
+#[derive(Debug, Clone)]
+pub struct RebuildOptions {
+    /// Point readers at the new generation when it has caught up.
+    pub swap: bool,
+    /// Keep the old generation's bucket after the swap (its consumer is removed either way).
+    pub keep_old: bool,
+    /// Write changed records every this many commits (bounds the unwritten work, not memory).
+    pub flush_every: u64,
+    /// Longest wait for the new generation to catch up with the live log before swapping.
+    pub catch_up_timeout: Duration,
+}
+
+impl Default for RebuildOptions {
+    fn default() -> Self {
+        RebuildOptions { swap: true, keep_old: false, flush_every: 100_000, catch_up_timeout: Duration::from_secs(60) }
+    }
+}
+
+/// What a rebuild did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RebuildReport {
+    pub generation: Generation,
+    pub previous: Option<Generation>,
+    /// Commits read from the log snapshot.
+    pub commits: u64,
+    pub orders: u64,
+    /// Commits that could not be applied (broken history; see `paystate audit`).
+    pub broken: u64,
+    /// Records written (an order spanning flushes is written more than once).
+    pub writes: u64,
+    pub snapshot_last_seq: u64,
+    pub swapped: bool,
+    /// Time to read and fold the snapshot and write the bucket.
+    pub fold_ms: u64,
+    pub total_ms: u64,
+}
+
+/// Rebuilds into generation (live + 1) and, with `opts.swap`, swaps it in. `progress` is called
+/// with (commits read, commits in the snapshot).
+pub async fn rebuild(
+    store: &ProjectionStore,
+    journal: &Journal,
+    opts: &RebuildOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<RebuildReport, ProjectionError> {
+    let started = Instant::now();
+    let previous = store.current().await?;
+    let number = previous.as_ref().map_or(0, |(g, _)| g.generation) + 1;
+    let draft = Generation::new(number, 1, chrono::Utc::now());
+    discard(store, &draft).await; // leftovers of an interrupted rebuild of the same number
+    create_bucket(store, &draft).await?;
+    let mut folded = fold_snapshot(store, journal, &draft, opts, progress).await?;
+    let generation = Generation { start_seq: folded.snapshot_last_seq + 1, ..draft };
+    folded.generation = generation.clone();
+    folded.fold_ms = started.elapsed().as_millis() as u64;
+    let cfg = ProjectorConfig::default();
+    durable_consumer(store, &generation, &cfg).await?;
+    catch_up(store, &generation, &cfg, opts.catch_up_timeout).await?;
+    if opts.swap {
+        store.set_pointer(&generation, previous.as_ref().map_or(0, |(_, rev)| *rev)).await?;
+        folded.swapped = true;
+        if let Some((old, _)) = &previous {
+            retire(store, old, opts.keep_old).await;
+        }
+    }
+    folded.previous = previous.map(|(g, _)| g);
+    folded.total_ms = started.elapsed().as_millis() as u64;
+    Ok(folded)
+}
+
+async fn fold_snapshot(
+    store: &ProjectionStore,
+    journal: &Journal,
+    generation: &Generation,
+    opts: &RebuildOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<RebuildReport, ProjectionError> {
+    let mut scan = journal.scan(ScanOptions::default()).await?;
+    let mut records: HashMap<OrderId, Option<ProjectedOrder>> = HashMap::new();
+    let mut dirty: HashSet<OrderId> = HashSet::new();
+    let mut writer = BulkWriter::new(store, generation);
+    let (mut commits, mut broken) = (0u64, 0u64);
+    while let Some(entry) = scan.next().await {
+        let entry = entry?;
+        commits += 1;
+        if commits % PROGRESS_EVERY == 0 {
+            progress(commits, scan.messages_total);
+        }
+        let order = entry.subject_order().and_then(|t| OrderId::parse(t).ok());
+        let (Some(order), Ok(stored)) = (order, entry.decode()) else {
+            broken += 1;
+            continue;
+        };
+        let slot = records.entry(order.clone()).or_default();
+        match apply(slot, &stored, true) {
+            Step::Applied => {
+                dirty.insert(order);
+            }
+            Step::Broken(_) => {
+                broken += 1;
+                dirty.insert(order);
+            }
+            Step::AlreadyApplied | Step::Ahead { .. } => {}
+        }
+        if commits % opts.flush_every.max(1) == 0 {
+            writer.flush(&records, &mut dirty).await?;
+        }
+    }
+    writer.flush(&records, &mut dirty).await?;
+    writer.finish().await?;
+    progress(commits, scan.messages_total);
+    Ok(RebuildReport {
+        generation: generation.clone(),
+        previous: None,
+        commits,
+        orders: records.values().filter(|r| r.is_some()).count() as u64,
+        broken,
+        writes: writer.written,
+        snapshot_last_seq: scan.end_seq,
+        swapped: false,
+        fold_ms: 0,
+        total_ms: 0,
+    })
+}
+
+/// Runs the live projector's loop on `generation` until its lag is zero.
+async fn catch_up(store: &ProjectionStore, generation: &Generation, cfg: &ProjectorConfig, timeout: Duration) -> Result<(), ProjectionError> {
+    let stats = ProjectorStats::default();
+    let (_keep, mut never) = tokio::sync::watch::channel(false);
+    match tokio::time::timeout(timeout, follow(store, generation, cfg, &stats, &mut never, true)).await {
+        Ok(Ok(Exit::CaughtUp)) => Ok(()),
+        Ok(Ok(other)) => Err(ProjectionError::Broker(format!("catching up stopped: {other:?}"))),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(ProjectionError::Broker(format!("generation {} did not catch up within {timeout:?}", generation.generation))),
+    }
+}
+
+/// Points readers at an existing generation (after `paystate project rebuild --no-swap`).
+pub async fn swap_to(store: &ProjectionStore, generation: u64, keep_old: bool) -> Result<Generation, ProjectionError> {
+    let current = store.current().await?;
+    let target = Generation::new(generation, 1, chrono::Utc::now());
+    let bucket = store.bucket(&target).await.map_err(|_| ProjectionError::Broker(format!("generation {generation} has no bucket")))?;
+    let stream = store.context().get_stream(&store.events_stream).await.map_err(broker)?;
+    let info = stream.consumer_info(&target.consumer).await.map_err(|e| ProjectionError::Broker(format!("generation {generation} has no consumer: {e}")))?;
+    drop(bucket);
+    let start_seq = match info.config.deliver_policy {
+        async_nats::jetstream::consumer::DeliverPolicy::ByStartSequence { start_sequence } => start_sequence,
+        _ => 1,
+    };
+    let target = Generation { start_seq, ..target };
+    store.set_pointer(&target, current.as_ref().map_or(0, |(_, rev)| *rev)).await?;
+    if let Some((old, _)) = current.filter(|(g, _)| g.generation != generation) {
+        retire(store, &old, keep_old).await;
+    }
+    Ok(target)
+}
+
+/// Removes an old generation's consumer and, after the grace period, its bucket.
+async fn retire(store: &ProjectionStore, old: &Generation, keep_bucket: bool) {
+    if let Ok(stream) = store.context().get_stream(&store.events_stream).await {
+        let _ = stream.delete_consumer(&old.consumer).await;
+    }
+    if !keep_bucket {
+        tokio::time::sleep(RETIRE_GRACE).await;
+        let _ = store.context().delete_key_value(&old.bucket).await;
+    }
+}
+
+/// Removes a non-live generation's bucket and consumer, if any.
+async fn discard(store: &ProjectionStore, generation: &Generation) {
+    if let Ok(stream) = store.context().get_stream(&store.events_stream).await {
+        let _ = stream.delete_consumer(&generation.consumer).await;
+    }
+    let _ = store.context().delete_key_value(&generation.bucket).await;
+}
+
+/// Pipelined puts into a bucket nobody else writes yet.
+struct BulkWriter {
+    js: async_nats::jetstream::Context,
+    subject_prefix: String,
+    inflight: VecDeque<PublishAckFuture>,
+    written: u64,
+}
+
+impl BulkWriter {
+    fn new(store: &ProjectionStore, generation: &Generation) -> BulkWriter {
+        BulkWriter {
+            js: store.context().clone(),
+            subject_prefix: format!("$KV.{}.", generation.bucket),
+            inflight: VecDeque::new(),
+            written: 0,
+        }
+    }
+
+    async fn flush(&mut self, records: &HashMap<OrderId, Option<ProjectedOrder>>, dirty: &mut HashSet<OrderId>) -> Result<(), ProjectionError> {
+        for order in dirty.drain() {
+            let Some(Some(record)) = records.get(&order) else { continue };
+            let bytes = serde_json::to_vec(record).map_err(broker)?;
+            if self.inflight.len() >= PUT_WINDOW_MAX {
+                if let Some(ack) = self.inflight.pop_front() {
+                    ack.await.map_err(broker)?;
+                }
+            }
+            let subject = format!("{}{}", self.subject_prefix, order_key(&order));
+            self.inflight.push_back(self.js.publish(subject, bytes.into()).await.map_err(broker)?);
+            self.written += 1;
+        }
+        Ok(())
+    }
+
+    async fn finish(&mut self) -> Result<(), ProjectionError> {
+        while let Some(ack) = self.inflight.pop_front() {
+            ack.await.map_err(broker)?;
+        }
+        Ok(())
+    }
+}
