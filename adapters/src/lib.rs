@@ -1,9 +1,23 @@
-//! paystate's payment provider adapters.
+//! paystate's payment provider adapters: they translate between paystate's vocabulary
+//! (`paystate-events`) and five providers' protocols. Modeled on hyperswitch's connectors:
+//! providers build requests and parse responses and callbacks but do no IO; one shared
+//! executor makes every HTTP call.
 //!
-//! - [`secret`]: [`Secret`], a credential that prints as `***`.
-//! - [`crypto`]: digests, HMACs, constant-time comparison, [`SignatureError`].
-//! - One module per provider, each with `signature` (and, later, flows and wire types):
-//!   [`plexy`], [`paykassma`], [`plural`], [`exchanger`], [`flitt`].
+//! Map of the crate:
+//! - [`facade`]: [`Adapters`], the provider-neutral entry point (start payment, capture,
+//!   cancel, refund, status, verify-and-parse callback). Start here.
+//! - [`features`]: [`features::FEATURES`], provider × operation support, as data.
+//! - [`error`]: [`AdapterError`] / [`CallbackError`], split by how the caller handles them.
+//! - [`callback`]: [`InboundCallback`] in, [`ParsedCallback`] (hint, signals, ack) out.
+//! - [`flow`]: [`Reported`] (what an operation reported) and the send-and-classify helper.
+//! - [`executor`]: the one HTTP client: timeouts, bounded retries with backoff and jitter,
+//!   "not sent" vs "outcome unknown". [`http`]: its request/response types.
+//! - [`config`]: per-provider base URL, timeouts, callback URL and named merchant accounts.
+//! - [`secret`]: [`Secret`], a credential that prints as `***`. [`crypto`]: digests, HMACs,
+//!   constant-time comparison. [`keys`]: provider idempotency keys derived from our ids.
+//! - One module per provider, each split into the flow (`mod.rs`), `transformers` (wire
+//!   types, builders, exhaustive status map) and `signature`: [`plexy`], [`paykassma`],
+//!   [`plural`], [`exchanger`], [`flitt`].
 
 pub mod callback;
 pub mod config;
@@ -11,6 +25,8 @@ pub mod crypto;
 pub mod error;
 pub mod exchanger;
 pub mod executor;
+pub mod facade;
+pub mod features;
 pub mod flitt;
 pub mod flow;
 pub mod http;
@@ -22,5 +38,11 @@ pub mod secret;
 #[cfg(test)]
 mod testing;
 
+pub use callback::{Ack, InboundCallback, OrderHint, ParsedCallback};
+pub use config::AdaptersConfig;
 pub use crypto::SignatureError;
+pub use error::{AdapterError, CallbackError, Op};
+pub use executor::{CallError, CallOutcome, Executor};
+pub use facade::Adapters;
+pub use flow::Reported;
 pub use secret::Secret;

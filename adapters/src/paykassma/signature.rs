@@ -149,6 +149,12 @@ fn string_literal_len(s: &str) -> usize {
     bytes.len()
 }
 
+/// The seed's postback example (test fixture for other modules).
+#[cfg(test)]
+pub(crate) fn tests_seed_postback() -> String {
+    tests::SEED_POSTBACK.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
