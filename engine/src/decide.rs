@@ -31,28 +31,46 @@ pub fn decide(
     if let Some(s) = state {
         if let Some(applied) = s.applied.get(&cmd.command_id) {
             return if applied.fingerprint == cmd.fingerprint() {
-                Ok(Decision::AlreadyApplied { commit: applied.commit })
+                Ok(Decision::AlreadyApplied {
+                    commit: applied.commit,
+                })
             } else {
                 Err(reject(
                     Code::IdempotencyKeyReused,
-                    format!("command id {} was used before with a different body", cmd.command_id),
+                    format!(
+                        "command id {} was used before with a different body",
+                        cmd.command_id
+                    ),
                 ))
             };
         }
         if s.commits >= COMMITS_PER_ORDER_MAX {
-            return Err(reject(Code::OrderHistoryFull, "order reached its bound on commits"));
+            return Err(reject(
+                Code::OrderHistoryFull,
+                "order reached its bound on commits",
+            ));
         }
     }
     let events = match (&cmd.command, state) {
         (Command::CreateOrder { .. }, None) => create(cmd, now)?,
         (Command::CreateOrder { .. }, Some(_)) => {
-            return Err(reject(Code::OrderAlreadyExists, format!("order {} already exists", cmd.order_id)))
+            return Err(reject(
+                Code::OrderAlreadyExists,
+                format!("order {} already exists", cmd.order_id),
+            ))
         }
-        (_, None) => return Err(reject(Code::OrderNotFound, format!("order {} does not exist", cmd.order_id))),
+        (_, None) => {
+            return Err(reject(
+                Code::OrderNotFound,
+                format!("order {} does not exist", cmd.order_id),
+            ))
+        }
         (Command::StartPayment { initiation }, Some(s)) => {
             require(s, &[Status::Created], "start_payment")?;
             check_texts(initiation.params.iter().flat_map(|(k, v)| [k, v]))?;
-            vec![Event::PaymentRequested { initiation: initiation.clone() }]
+            vec![Event::PaymentRequested {
+                initiation: initiation.clone(),
+            }]
         }
         (Command::Capture { amount }, Some(s)) => capture(s, cmd, *amount)?,
         (Command::Cancel { reason }, Some(s)) => cancel(s, reason.clone())?,
@@ -62,7 +80,10 @@ pub fn decide(
             if signal.provider != s.provider {
                 return Err(reject(
                     Code::ProviderMismatch,
-                    format!("signal from {} for an order with {}", signal.provider, s.provider),
+                    format!(
+                        "signal from {} for an order with {}",
+                        signal.provider, s.provider
+                    ),
                 ));
             }
             signals::decide_signal(s, signal)
@@ -85,7 +106,10 @@ fn create(cmd: &CommandEnvelope, now: Timestamp) -> Result<Vec<Event>, Rejection
         unreachable!("create is only called for create_order")
     };
     if merchant_reference.is_empty() {
-        return Err(reject(Code::InvalidField, "merchant_reference must not be empty"));
+        return Err(reject(
+            Code::InvalidField,
+            "merchant_reference must not be empty",
+        ));
     }
     if metadata.len() > METADATA_ENTRIES_MAX {
         return Err(reject(
@@ -100,7 +124,10 @@ fn create(cmd: &CommandEnvelope, now: Timestamp) -> Result<Vec<Event>, Rejection
     )?;
     if let Some(exp) = expires_at {
         if *exp <= now {
-            return Err(reject(Code::InvalidField, "expires_at is not in the future"));
+            return Err(reject(
+                Code::InvalidField,
+                "expires_at is not in the future",
+            ));
         }
     }
     Ok(vec![Event::OrderCreated {
@@ -116,51 +143,84 @@ fn create(cmd: &CommandEnvelope, now: Timestamp) -> Result<Vec<Event>, Rejection
     }])
 }
 
-fn capture(s: &OrderState, cmd: &CommandEnvelope, amount: Option<Money>) -> Result<Vec<Event>, Rejection> {
+fn capture(
+    s: &OrderState,
+    cmd: &CommandEnvelope,
+    amount: Option<Money>,
+) -> Result<Vec<Event>, Rejection> {
     require(s, &[Status::Authorized], "capture")?;
     no_operation_in_flight(s)?;
     let amount = amount_or(s, amount, s.authorized)?;
     if amount.minor_units.units() > s.authorized {
         return Err(reject(
             Code::AmountExceedsAuthorized,
-            format!("capture of {} exceeds the authorized {}", amount.minor_units, s.authorized),
+            format!(
+                "capture of {} exceeds the authorized {}",
+                amount.minor_units, s.authorized
+            ),
         ));
     }
-    Ok(vec![Event::CaptureRequested { capture_id: cmd.command_id.to_string(), amount }])
+    Ok(vec![Event::CaptureRequested {
+        capture_id: cmd.command_id.to_string(),
+        amount,
+    }])
 }
 
 fn cancel(s: &OrderState, reason: Option<String>) -> Result<Vec<Event>, Rejection> {
-    require(s, &[Status::Created, Status::Pending, Status::Authorized], "cancel")?;
+    require(
+        s,
+        &[Status::Created, Status::Pending, Status::Authorized],
+        "cancel",
+    )?;
     check_texts(reason.iter())?;
     if s.status == Status::Created {
         // Nothing reached the provider: the cancellation is ours alone.
-        return Ok(vec![Event::OrderCancelled { by: CancelledBy::Merchant, evidence: None }]);
+        return Ok(vec![Event::OrderCancelled {
+            by: CancelledBy::Merchant,
+            evidence: None,
+        }]);
     }
     no_operation_in_flight(s)?;
     Ok(vec![Event::CancelRequested { reason }])
 }
 
-fn refund(s: &OrderState, cmd: &CommandEnvelope, amount: Option<Money>) -> Result<Vec<Event>, Rejection> {
+fn refund(
+    s: &OrderState,
+    cmd: &CommandEnvelope,
+    amount: Option<Money>,
+) -> Result<Vec<Event>, Rejection> {
     require(s, &[Status::Captured], "refund")?;
     if s.refunds_completed.contains_key(cmd.command_id.as_str()) {
         // The command id is the refund id; the provider already reported a refund under it.
         return Err(reject(
             Code::IdempotencyKeyReused,
-            format!("refund id {} is already a completed refund of this order", cmd.command_id),
+            format!(
+                "refund id {} is already a completed refund of this order",
+                cmd.command_id
+            ),
         ));
     }
     let refundable = s.refundable();
     if refundable == MinorUnits::ZERO {
-        return Err(reject(Code::AmountExceedsRefundable, "nothing left to refund"));
+        return Err(reject(
+            Code::AmountExceedsRefundable,
+            "nothing left to refund",
+        ));
     }
     let amount = amount_or(s, amount, refundable)?;
     if amount.minor_units.units() > refundable {
         return Err(reject(
             Code::AmountExceedsRefundable,
-            format!("refund of {} exceeds the refundable {}", amount.minor_units, refundable),
+            format!(
+                "refund of {} exceeds the refundable {}",
+                amount.minor_units, refundable
+            ),
         ));
     }
-    Ok(vec![Event::RefundRequested { refund_id: cmd.command_id.to_string(), amount }])
+    Ok(vec![Event::RefundRequested {
+        refund_id: cmd.command_id.to_string(),
+        amount,
+    }])
 }
 
 fn expire(s: &OrderState, now: Timestamp) -> Result<Vec<Event>, Rejection> {
@@ -169,13 +229,22 @@ fn expire(s: &OrderState, now: Timestamp) -> Result<Vec<Event>, Rejection> {
         Some(at) => return Err(reject(Code::NotExpired, format!("order expires at {at}"))),
         None => return Err(reject(Code::NotExpired, "order has no expiry")),
     }
-    require(s, &[Status::Created, Status::Pending, Status::Authorized], "expire")?;
+    require(
+        s,
+        &[Status::Created, Status::Pending, Status::Authorized],
+        "expire",
+    )?;
     match s.status {
         Status::Authorized => {
             no_operation_in_flight(s)?;
-            Ok(vec![Event::CancelRequested { reason: Some("expired".into()) }])
+            Ok(vec![Event::CancelRequested {
+                reason: Some("expired".into()),
+            }])
         }
-        _ => Ok(vec![Event::OrderCancelled { by: CancelledBy::Expiry, evidence: None }]),
+        _ => Ok(vec![Event::OrderCancelled {
+            by: CancelledBy::Expiry,
+            evidence: None,
+        }]),
     }
 }
 
@@ -184,19 +253,33 @@ fn require(s: &OrderState, allowed: &[Status], what: &str) -> Result<(), Rejecti
     if allowed.contains(&s.status) {
         return Ok(());
     }
-    let code = if s.status.is_terminal() { Code::OrderTerminal } else { Code::InvalidTransition };
-    Err(reject(code, format!("{what} is not allowed when the order is {}", s.status)))
+    let code = if s.status.is_terminal() {
+        Code::OrderTerminal
+    } else {
+        Code::InvalidTransition
+    };
+    Err(reject(
+        code,
+        format!("{what} is not allowed when the order is {}", s.status),
+    ))
 }
 
 fn no_operation_in_flight(s: &OrderState) -> Result<(), Rejection> {
     if s.capture_pending.is_some() || s.cancel_pending {
-        return Err(reject(Code::OperationInProgress, "a capture or cancellation is waiting for the provider"));
+        return Err(reject(
+            Code::OperationInProgress,
+            "a capture or cancellation is waiting for the provider",
+        ));
     }
     Ok(())
 }
 
 /// The command's amount checked against the order currency, or `default` in that currency.
-fn amount_or(s: &OrderState, amount: Option<Money>, default: MinorUnits) -> Result<Money, Rejection> {
+fn amount_or(
+    s: &OrderState,
+    amount: Option<Money>,
+    default: MinorUnits,
+) -> Result<Money, Rejection> {
     match amount {
         Some(m) if m.currency != s.currency() => Err(reject(
             Code::CurrencyMismatch,
@@ -205,14 +288,22 @@ fn amount_or(s: &OrderState, amount: Option<Money>, default: MinorUnits) -> Resu
         Some(m) => Ok(m),
         None => paystate_events::Amount::new(default.0)
             .map(|a| Money::new(a, s.currency()))
-            .map_err(|_| reject(Code::InvalidAmount, "nothing to take: the amount would be zero")),
+            .map_err(|_| {
+                reject(
+                    Code::InvalidAmount,
+                    "nothing to take: the amount would be zero",
+                )
+            }),
     }
 }
 
 fn check_texts<'a>(texts: impl Iterator<Item = &'a String>) -> Result<(), Rejection> {
     for t in texts {
         if t.len() > TEXT_LEN_MAX {
-            return Err(reject(Code::InvalidField, format!("a text field exceeds {TEXT_LEN_MAX} bytes")));
+            return Err(reject(
+                Code::InvalidField,
+                format!("a text field exceeds {TEXT_LEN_MAX} bytes"),
+            ));
         }
     }
     Ok(())

@@ -1,9 +1,7 @@
 //! `evolve`: folds one event into the state. No rules here (those are in `decide`): only
 //! bookkeeping, so that replaying the log can never disagree with what was decided.
 
-use paystate_events::{
-    Discrepancy, Event, MinorUnits, OrderState, SignalDisposition, Status,
-};
+use paystate_events::{Discrepancy, Event, MinorUnits, OrderState, SignalDisposition, Status};
 
 /// An event that cannot be folded: the log is not one this engine could have written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -58,11 +56,15 @@ pub fn evolve(state: Option<OrderState>, event: &Event) -> Result<OrderState, Ev
         }
         Event::CancelFailed { .. } => s.cancel_pending = false,
         Event::RefundRequested { refund_id, amount } => {
-            s.refunds_pending.insert(refund_id.clone(), amount.minor_units.units());
+            s.refunds_pending
+                .insert(refund_id.clone(), amount.minor_units.units());
         }
-        Event::RefundCompleted { refund_id, amount, .. } => {
+        Event::RefundCompleted {
+            refund_id, amount, ..
+        } => {
             s.refunds_pending.remove(refund_id);
-            s.refunds_completed.insert(refund_id.clone(), amount.minor_units.units());
+            s.refunds_completed
+                .insert(refund_id.clone(), amount.minor_units.units());
             s.refunded = s.refunded.plus(amount.minor_units.units());
             if s.refunded >= s.captured && s.captured > MinorUnits::ZERO {
                 s.status = Status::Returned;
@@ -83,9 +85,14 @@ pub fn evolve(state: Option<OrderState>, event: &Event) -> Result<OrderState, Ev
             SignalDisposition::Duplicate
             | SignalDisposition::Late
             | SignalDisposition::Unrecognised
-            | SignalDisposition::OutcomeUnknown => {}
+            | SignalDisposition::OutcomeUnknown
+            | SignalDisposition::Probe => {}
         },
-        Event::DiscrepancyDetected { signal, code, detail } => {
+        Event::DiscrepancyDetected {
+            signal,
+            code,
+            detail,
+        } => {
             s.needs_review = true;
             s.discrepancies.push(Discrepancy {
                 code: code.clone(),

@@ -10,10 +10,20 @@ use paystate_events::{Applied, Commit, OrderState};
 pub enum FoldError {
     #[error("commit {found} follows commit {expected_prev}: history is missing or reordered")]
     Gap { expected_prev: u64, found: u64 },
-    #[error("commit {commit} names previous hash {found}, but the previous commit hashes to {expected}")]
-    ChainBroken { commit: u64, expected: String, found: String },
+    #[error(
+        "commit {commit} names previous hash {found}, but the previous commit hashes to {expected}"
+    )]
+    ChainBroken {
+        commit: u64,
+        expected: String,
+        found: String,
+    },
     #[error("commit {commit} is for order {found}, not {expected}")]
-    WrongOrder { commit: u64, expected: String, found: String },
+    WrongOrder {
+        commit: u64,
+        expected: String,
+        found: String,
+    },
     #[error("commit {commit} has no events")]
     Empty { commit: u64 },
     #[error("commit {commit}: {source}")]
@@ -21,13 +31,20 @@ pub enum FoldError {
 }
 
 /// Folds `commit` (whose bytes hash to `hash`) into `state`.
-pub fn apply_commit(state: Option<OrderState>, commit: &Commit, hash: &str) -> Result<OrderState, FoldError> {
+pub fn apply_commit(
+    state: Option<OrderState>,
+    commit: &Commit,
+    hash: &str,
+) -> Result<OrderState, FoldError> {
     let (prev_commits, prev_hash) = match &state {
         Some(s) => (s.commits, s.head_hash.as_str()),
         None => (0, GENESIS_HASH),
     };
     if commit.commit != prev_commits + 1 {
-        return Err(FoldError::Gap { expected_prev: prev_commits, found: commit.commit });
+        return Err(FoldError::Gap {
+            expected_prev: prev_commits,
+            found: commit.commit,
+        });
     }
     if commit.prev_hash != prev_hash {
         return Err(FoldError::ChainBroken {
@@ -46,24 +63,34 @@ pub fn apply_commit(state: Option<OrderState>, commit: &Commit, hash: &str) -> R
         }
     }
     if commit.events.is_empty() {
-        return Err(FoldError::Empty { commit: commit.commit });
+        return Err(FoldError::Empty {
+            commit: commit.commit,
+        });
     }
     let mut state = state.map(|mut s| {
         s.commits = commit.commit;
         s
     });
     for event in &commit.events {
-        let mut next = evolve(state, event).map_err(|source| FoldError::Event { commit: commit.commit, source })?;
+        let mut next = evolve(state, event).map_err(|source| FoldError::Event {
+            commit: commit.commit,
+            source,
+        })?;
         next.commits = commit.commit;
         state = Some(next);
     }
     // Why: the loop ran at least once (events is not empty), so state is Some.
-    let mut s = state.ok_or(FoldError::Empty { commit: commit.commit })?;
+    let mut s = state.ok_or(FoldError::Empty {
+        commit: commit.commit,
+    })?;
     s.head_hash = hash.to_string();
     s.updated_at = commit.decided_at;
     s.applied.insert(
         commit.command.command_id.clone(),
-        Applied { commit: commit.commit, fingerprint: commit.fingerprint.clone() },
+        Applied {
+            commit: commit.commit,
+            fingerprint: commit.fingerprint.clone(),
+        },
     );
     Ok(s)
 }

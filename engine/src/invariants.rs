@@ -15,26 +15,56 @@ pub struct Violation {
 pub fn check_invariants(s: &OrderState) -> Vec<Violation> {
     let mut v = Vec::new();
     let amount = s.amount.minor_units.units();
-    let pending_refunds = s.refunds_pending.values().fold(MinorUnits::ZERO, |a, b| a.plus(*b));
-    let completed_refunds = s.refunds_completed.values().fold(MinorUnits::ZERO, |a, b| a.plus(*b));
+    let pending_refunds = s
+        .refunds_pending
+        .values()
+        .fold(MinorUnits::ZERO, |a, b| a.plus(*b));
+    let completed_refunds = s
+        .refunds_completed
+        .values()
+        .fold(MinorUnits::ZERO, |a, b| a.plus(*b));
     let mut check = |ok: bool, code: &'static str, detail: String| {
         if !ok {
             v.push(Violation { code, detail });
         }
     };
-    check(s.authorized <= amount, "authorized_exceeds_amount", format!("{} > {}", s.authorized, amount));
-    check(s.captured <= s.authorized, "captured_exceeds_authorized", format!("{} > {}", s.captured, s.authorized));
-    check(s.refunded <= s.captured, "refunded_exceeds_captured", format!("{} > {}", s.refunded, s.captured));
+    check(
+        s.authorized <= amount,
+        "authorized_exceeds_amount",
+        format!("{} > {}", s.authorized, amount),
+    );
+    check(
+        s.captured <= s.authorized,
+        "captured_exceeds_authorized",
+        format!("{} > {}", s.captured, s.authorized),
+    );
+    check(
+        s.refunded <= s.captured,
+        "refunded_exceeds_captured",
+        format!("{} > {}", s.refunded, s.captured),
+    );
     check(
         s.refunded.plus(pending_refunds) <= s.captured,
         "refunds_in_flight_exceed_captured",
         format!("{} + {} > {}", s.refunded, pending_refunds, s.captured),
     );
-    check(completed_refunds == s.refunded, "refund_ledger_mismatch", format!("{} != {}", completed_refunds, s.refunded));
+    check(
+        completed_refunds == s.refunded,
+        "refund_ledger_mismatch",
+        format!("{} != {}", completed_refunds, s.refunded),
+    );
     if let Some((_, c)) = &s.capture_pending {
-        check(*c <= s.authorized, "capture_pending_exceeds_authorized", format!("{} > {}", c, s.authorized));
+        check(
+            *c <= s.authorized,
+            "capture_pending_exceeds_authorized",
+            format!("{} > {}", c, s.authorized),
+        );
     }
-    check(s.applied.len() as u64 == s.commits, "applied_commands_mismatch", format!("{} commands for {} commits", s.applied.len(), s.commits));
+    check(
+        s.applied.len() as u64 == s.commits,
+        "applied_commands_mismatch",
+        format!("{} commands for {} commits", s.applied.len(), s.commits),
+    );
     let (captured, refunded) = (s.captured > MinorUnits::ZERO, s.refunded > MinorUnits::ZERO);
     let ok = match s.status {
         Status::Created | Status::Pending => !captured && s.authorized == MinorUnits::ZERO,
@@ -44,7 +74,14 @@ pub fn check_invariants(s: &OrderState) -> Vec<Violation> {
         Status::Returned => captured && s.refunded == s.captured,
         Status::Cancelled | Status::Failed => !captured && !refunded,
     };
-    check(ok, "status_inconsistent_with_amounts", format!("{} with authorized {} captured {} refunded {}", s.status, s.authorized, s.captured, s.refunded));
+    check(
+        ok,
+        "status_inconsistent_with_amounts",
+        format!(
+            "{} with authorized {} captured {} refunded {}",
+            s.status, s.authorized, s.captured, s.refunded
+        ),
+    );
     if s.status.is_terminal() {
         check(
             s.capture_pending.is_none() && !s.cancel_pending,

@@ -135,5 +135,8 @@ pub struct PaymentInitiation {
 
 /// Amount in a command's currency check: helper for tests and clients.
 pub fn money(minor: u64, currency: &str) -> Option<Money> {
-    Some(Money::new(Amount::new(minor).ok()?, Currency::parse(currency).ok()?))
+    Some(Money::new(
+        Amount::new(minor).ok()?,
+        Currency::parse(currency).ok()?,
+    ))
 }

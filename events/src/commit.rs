@@ -45,7 +45,9 @@ pub struct Commit {
 pub enum DecodeError {
     #[error("commit is not JSON: {0}")]
     Json(#[from] serde_json::Error),
-    #[error("commit schema version {0} is newer than this build understands ({COMMIT_SCHEMA_VERSION})")]
+    #[error(
+        "commit schema version {0} is newer than this build understands ({COMMIT_SCHEMA_VERSION})"
+    )]
     UnknownVersion(u64),
     #[error("commit has no schema version")]
     NoVersion,

@@ -53,6 +53,8 @@ pub enum SignalDisposition {
     Unrecognised,
     /// A provider call whose outcome is unknown; a status query will resolve it.
     OutcomeUnknown,
+    /// A reconciler probe whose answer changes nothing.
+    Probe,
 }
 
 /// Everything that can happen to an order.
@@ -74,18 +76,33 @@ pub enum Event {
         created_at: Timestamp,
     },
     /// Adapter work: start the payment at the provider.
-    PaymentRequested { initiation: PaymentInitiation },
+    PaymentRequested {
+        initiation: PaymentInitiation,
+    },
     /// The provider accepted the payment; the customer may have to act.
     CustomerActionRequired {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         action: Option<CustomerAction>,
         evidence: Evidence,
     },
-    PaymentAuthorized { amount: Money, evidence: Evidence },
+    PaymentAuthorized {
+        amount: Money,
+        evidence: Evidence,
+    },
     /// Adapter work: capture `amount` (the capture id is the command id that asked for it).
-    CaptureRequested { capture_id: String, amount: Money },
-    PaymentCaptured { amount: Money, evidence: Evidence },
-    CaptureFailed { code: String, message: String, evidence: Evidence },
+    CaptureRequested {
+        capture_id: String,
+        amount: Money,
+    },
+    PaymentCaptured {
+        amount: Money,
+        evidence: Evidence,
+    },
+    CaptureFailed {
+        code: String,
+        message: String,
+        evidence: Evidence,
+    },
     /// Adapter work: void the authorization / cancel the payment at the provider.
     CancelRequested {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -96,18 +113,47 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         evidence: Option<Evidence>,
     },
-    CancelFailed { code: String, message: String, evidence: Evidence },
+    CancelFailed {
+        code: String,
+        message: String,
+        evidence: Evidence,
+    },
     /// Adapter work: refund `amount` (the refund id is the command id that asked for it).
-    RefundRequested { refund_id: String, amount: Money },
-    RefundCompleted { refund_id: String, amount: Money, evidence: Evidence },
-    RefundFailed { refund_id: String, code: String, message: String, evidence: Evidence },
-    OrderSettled { evidence: Evidence },
-    PaymentFailed { code: String, message: String, evidence: Evidence },
+    RefundRequested {
+        refund_id: String,
+        amount: Money,
+    },
+    RefundCompleted {
+        refund_id: String,
+        amount: Money,
+        evidence: Evidence,
+    },
+    RefundFailed {
+        refund_id: String,
+        code: String,
+        message: String,
+        evidence: Evidence,
+    },
+    OrderSettled {
+        evidence: Evidence,
+    },
+    PaymentFailed {
+        code: String,
+        message: String,
+        evidence: Evidence,
+    },
     /// A signal kept for the audit trail that does not move the order.
-    SignalRecorded { signal: ProviderSignal, disposition: SignalDisposition },
+    SignalRecorded {
+        signal: ProviderSignal,
+        disposition: SignalDisposition,
+    },
     /// A signal that contradicts the log (e.g. captured after cancelled), or a provider report
     /// that needs a person. Surfaced by projections and audits.
-    DiscrepancyDetected { signal: ProviderSignal, code: String, detail: String },
+    DiscrepancyDetected {
+        signal: ProviderSignal,
+        code: String,
+        detail: String,
+    },
 }
 
 impl Event {

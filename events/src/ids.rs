@@ -28,10 +28,9 @@ fn check(s: &str, max: usize, allow_dot: bool) -> Result<(), IdError> {
     if s.len() > max {
         return Err(IdError::TooLong { max });
     }
-    match s
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-' || (allow_dot && *c == '.')))
-    {
+    match s.chars().find(|c| {
+        !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-' || (allow_dot && *c == '.'))
+    }) {
         Some(c) => Err(IdError::BadChar(c)),
         None => Ok(()),
     }
@@ -103,7 +102,10 @@ mod tests {
         assert_eq!(OrderId::parse(""), Err(IdError::Empty));
         assert_eq!(OrderId::parse("a.b"), Err(IdError::BadChar('.')));
         assert_eq!(OrderId::parse("a*"), Err(IdError::BadChar('*')));
-        assert_eq!(OrderId::parse("x".repeat(65)), Err(IdError::TooLong { max: 64 }));
+        assert_eq!(
+            OrderId::parse("x".repeat(65)),
+            Err(IdError::TooLong { max: 64 })
+        );
         assert!(CommandId::parse("sig.plural.abc-1").is_ok());
         assert!(CommandId::parse("a b").is_err());
     }

@@ -22,8 +22,14 @@ pub enum MoneyError {
     UnknownCurrency(String),
     #[error("invalid_amount: {0:?} is not a decimal amount")]
     BadDecimal(String),
-    #[error("invalid_amount: {value:?} has more decimal places than {currency} allows ({exponent})")]
-    TooPrecise { value: String, currency: String, exponent: u16 },
+    #[error(
+        "invalid_amount: {value:?} has more decimal places than {currency} allows ({exponent})"
+    )]
+    TooPrecise {
+        value: String,
+        currency: String,
+        exponent: u16,
+    },
 }
 
 /// An ISO 4217 currency with a defined minor-unit exponent (funds codes and metals such as
@@ -78,7 +84,20 @@ impl fmt::Display for Currency {
 }
 
 /// A non-negative count of minor units: totals such as captured or refunded (may be zero).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+)]
 #[serde(transparent)]
 pub struct MinorUnits(pub u64);
 
@@ -143,7 +162,9 @@ impl TryFrom<serde_json::Number> for Amount {
         // A fraction is never a count of minor units; a huge whole number (which JSON parsers
         // hand over as a float) is an overflow.
         match n.as_f64() {
-            Some(f) if f.fract() == 0.0 && f > AMOUNT_MINOR_MAX as f64 => Err(MoneyError::Overflow.to_string()),
+            Some(f) if f.fract() == 0.0 && f > AMOUNT_MINOR_MAX as f64 => {
+                Err(MoneyError::Overflow.to_string())
+            }
             _ => Err(MoneyError::NotPositive.to_string()),
         }
     }
@@ -169,7 +190,10 @@ pub struct Money {
 
 impl Money {
     pub fn new(minor_units: Amount, currency: Currency) -> Money {
-        Money { minor_units, currency }
+        Money {
+            minor_units,
+            currency,
+        }
     }
 
     /// Converts a provider's decimal string ("12.50", "100", "0.5") exactly into minor units.
@@ -202,7 +226,9 @@ pub fn decimal_to_minor(text: &str, exponent: u16) -> Result<u64, MoneyError> {
     if int_part.is_empty() || !int_part.bytes().all(|b| b.is_ascii_digit()) {
         return Err(bad());
     }
-    if !frac_part.bytes().all(|b| b.is_ascii_digit()) || (text.contains('.') && frac_part.is_empty()) {
+    if !frac_part.bytes().all(|b| b.is_ascii_digit())
+        || (text.contains('.') && frac_part.is_empty())
+    {
         return Err(bad());
     }
     let exp = exponent as usize;
@@ -234,7 +260,12 @@ pub fn minor_to_decimal(minor: u64, exponent: u16) -> String {
         return minor.to_string();
     }
     let scale = 10u64.pow(exponent as u32);
-    format!("{}.{:0width$}", minor / scale, minor % scale, width = exponent as usize)
+    format!(
+        "{}.{:0width$}",
+        minor / scale,
+        minor % scale,
+        width = exponent as usize
+    )
 }
 
 #[cfg(test)]
@@ -257,30 +288,78 @@ mod tests {
 
     #[test]
     fn decimals_convert_exactly() {
-        assert_eq!(Money::from_decimal("12.50", usd()).unwrap().minor_units.get(), 1250);
-        assert_eq!(Money::from_decimal("12.5", usd()).unwrap().minor_units.get(), 1250);
-        assert_eq!(Money::from_decimal("100", usd()).unwrap().minor_units.get(), 10000);
-        assert_eq!(Money::from_decimal("0.01", usd()).unwrap().minor_units.get(), 1);
-        assert_eq!(Money::from_decimal("12.500", usd()).unwrap().minor_units.get(), 1250);
-        assert!(matches!(Money::from_decimal("12.505", usd()), Err(MoneyError::TooPrecise { .. })));
+        assert_eq!(
+            Money::from_decimal("12.50", usd())
+                .unwrap()
+                .minor_units
+                .get(),
+            1250
+        );
+        assert_eq!(
+            Money::from_decimal("12.5", usd())
+                .unwrap()
+                .minor_units
+                .get(),
+            1250
+        );
+        assert_eq!(
+            Money::from_decimal("100", usd()).unwrap().minor_units.get(),
+            10000
+        );
+        assert_eq!(
+            Money::from_decimal("0.01", usd())
+                .unwrap()
+                .minor_units
+                .get(),
+            1
+        );
+        assert_eq!(
+            Money::from_decimal("12.500", usd())
+                .unwrap()
+                .minor_units
+                .get(),
+            1250
+        );
+        assert!(matches!(
+            Money::from_decimal("12.505", usd()),
+            Err(MoneyError::TooPrecise { .. })
+        ));
         assert!(Money::from_decimal("-1", usd()).is_err());
         assert!(Money::from_decimal("1e3", usd()).is_err());
         assert!(Money::from_decimal("1.", usd()).is_err());
         assert!(Money::from_decimal(".5", usd()).is_err());
-        assert_eq!(Money::from_decimal("0.00", usd()), Err(MoneyError::NotPositive));
-        assert_eq!(Money::from_decimal("99999999999999999999", usd()), Err(MoneyError::Overflow));
-        assert_eq!(Money::from_decimal("0.00153", Currency::parse("KWD").unwrap()).ok(), None);
+        assert_eq!(
+            Money::from_decimal("0.00", usd()),
+            Err(MoneyError::NotPositive)
+        );
+        assert_eq!(
+            Money::from_decimal("99999999999999999999", usd()),
+            Err(MoneyError::Overflow)
+        );
+        assert_eq!(
+            Money::from_decimal("0.00153", Currency::parse("KWD").unwrap()).ok(),
+            None
+        );
     }
 
     #[test]
     fn amounts_refuse_zero_negative_float_and_overflow() {
         assert!(serde_json::from_str::<Amount>("1").is_ok());
-        for bad in ["0", "-5", "1.5", "1e3", "18446744073709551616", "1000000000000001"] {
+        for bad in [
+            "0",
+            "-5",
+            "1.5",
+            "1e3",
+            "18446744073709551616",
+            "1000000000000001",
+        ] {
             assert!(serde_json::from_str::<Amount>(bad).is_err(), "{bad}");
         }
         let e = serde_json::from_str::<Amount>("0").unwrap_err().to_string();
         assert!(e.starts_with("invalid_amount"), "{e}");
-        let e = serde_json::from_str::<Amount>("1000000000000001").unwrap_err().to_string();
+        let e = serde_json::from_str::<Amount>("1000000000000001")
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("amount_overflow"), "{e}");
     }
 

@@ -154,7 +154,10 @@ pub struct Rejection {
 
 impl Rejection {
     pub fn new(code: RejectionCode, message: impl Into<String>) -> Rejection {
-        Rejection { code, message: message.into() }
+        Rejection {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -165,6 +168,9 @@ impl fmt::Display for Rejection {
 }
 
 /// The reply to a command.
+// Why: an outcome is built once per command and serialized straight away; boxing the state
+// would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {

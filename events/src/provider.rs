@@ -6,7 +6,9 @@ use std::fmt;
 
 /// A payment provider. Lowercase names are used on the wire, in URLs (`/callbacks/{provider}`)
 /// and in configuration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Provider {
     /// PlexyPay: payment links, capture/cancel/refund, token-authenticated webhooks.

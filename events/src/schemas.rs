@@ -1,7 +1,7 @@
 //! JSON Schemas of every wire type, generated from the Rust types. `paystate schemas` writes
 //! them into `schemas/`; a test fails when the committed files drift from the types.
 
-use crate::{Commit, CommandEnvelope, Event, OrderState, Outcome, ProviderSignal};
+use crate::{CommandEnvelope, Commit, Event, OrderState, Outcome, ProviderSignal};
 
 /// (file name, schema) for every published type.
 pub fn all() -> Vec<(&'static str, serde_json::Value)> {

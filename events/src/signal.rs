@@ -75,10 +75,16 @@ pub enum SignalKind {
     Unrecognised { raw_status: String },
     /// A provider call whose outcome is unknown (timed out after sending). Recorded; a status
     /// query resolves it.
-    OutcomeUnknown { operation: Operation, detail: String },
+    OutcomeUnknown {
+        operation: Operation,
+        detail: String,
+    },
     /// Someone must look at this order (e.g. exchanger `errorPayout` after funds arrived, or
     /// an order the reconciler could not resolve before its final deadline).
     NeedsReview { reason: String },
+    /// The reconciler asked the provider and learned nothing that moves the order (e.g.
+    /// still pending). Recorded, so the audit trail shows every probe and its answer.
+    Probed { answer: String },
 }
 
 impl SignalKind {
@@ -95,12 +101,15 @@ impl SignalKind {
             SignalKind::Unrecognised { .. } => "unrecognised",
             SignalKind::OutcomeUnknown { .. } => "outcome_unknown",
             SignalKind::NeedsReview { .. } => "needs_review",
+            SignalKind::Probed { .. } => "probed",
         }
     }
 }
 
 /// Which provider operation a failure or unknown outcome concerns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Operation {
     Payment,

@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 /// The canonical lifecycle states.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Order exists; nothing sent to the provider yet.
@@ -46,7 +48,10 @@ impl Status {
 
     /// Terminal states never move again.
     pub fn is_terminal(self) -> bool {
-        matches!(self, Status::Done | Status::Cancelled | Status::Returned | Status::Failed)
+        matches!(
+            self,
+            Status::Done | Status::Cancelled | Status::Returned | Status::Failed
+        )
     }
 
     pub fn as_str(self) -> &'static str {
@@ -151,7 +156,12 @@ impl OrderState {
     }
     /// Captured and not refunded, less refunds in flight: what a new refund may take.
     pub fn refundable(&self) -> MinorUnits {
-        let in_flight = self.refunds_pending.values().fold(MinorUnits::ZERO, |a, b| a.plus(*b));
-        self.captured.saturating_sub(self.refunded).saturating_sub(in_flight)
+        let in_flight = self
+            .refunds_pending
+            .values()
+            .fold(MinorUnits::ZERO, |a, b| a.plus(*b));
+        self.captured
+            .saturating_sub(self.refunded)
+            .saturating_sub(in_flight)
     }
 }
