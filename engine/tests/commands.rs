@@ -617,7 +617,7 @@ fn expire_of_a_cancelled_order_is_rejected() {
 #[test]
 fn a_retried_command_is_already_applied() {
     let g = given(in_authorized()).and_id("cap-1", capture(usd(400)));
-    let commit = g.state().applied[&"cap-1".parse_id()].commit;
+    let commit = g.state().applied[&command_id("cap-1")].commit;
     assert_eq!(commit, 4);
     g.when_id("cap-1", capture(usd(400)))
         .then_already_applied(4);
@@ -664,12 +664,25 @@ fn a_command_id_reused_with_another_body_is_rejected() {
 #[test]
 fn a_rejected_command_id_is_not_remembered() {
     // A rejection appends nothing, so the id is free for a corrected command.
-    let g = given(in_authorized());
-    g.when_id("cap-1", capture(usd(AMOUNT + 1)))
-        .then_rejected(Code::AmountExceedsAuthorized);
     given(in_authorized())
+        .when_id("cap-1", capture(usd(AMOUNT + 1)))
+        .then_rejected(Code::AmountExceedsAuthorized)
+        .then_state(|s| assert!(!s.applied.contains_key(&command_id("cap-1"))))
+        .and_then()
         .when_id("cap-1", capture(usd(AMOUNT)))
         .then_event_names(&["capture_requested"]);
+}
+
+#[test]
+fn a_retry_after_the_order_moved_on_is_still_already_applied() {
+    given(in_authorized())
+        .when_id("cap-1", capture(usd(400)))
+        .then_event_names(&["capture_requested"])
+        .and_then()
+        .and(vec![signal(captured(None))])
+        .when_id("cap-1", capture(usd(400)))
+        .then_already_applied(4)
+        .then_status(Status::Captured);
 }
 
 #[test]
@@ -695,15 +708,4 @@ fn a_retry_is_still_already_applied_at_the_bound_on_commits() {
         .tamper(|s| s.commits = COMMITS_PER_ORDER_MAX)
         .when_id("cap-1", capture_all())
         .then_already_applied(4);
-}
-
-/// Parsing a command id in a test.
-trait ParseId {
-    fn parse_id(&self) -> paystate_events::CommandId;
-}
-
-impl ParseId for str {
-    fn parse_id(&self) -> paystate_events::CommandId {
-        paystate_events::CommandId::parse(self).expect("valid command id")
-    }
 }

@@ -109,6 +109,7 @@ const EXPECTED_COVERAGE: &[&str] = &[
     "recorded:Late",
     "recorded:Unrecognised",
     "recorded:OutcomeUnknown",
+    "recorded:Probe",
 ];
 
 // =======================================================================================
@@ -187,6 +188,7 @@ enum SigSpec {
     Unrecognised,
     OutcomeUnknown,
     NeedsReview,
+    Probed,
 }
 
 #[derive(Debug, Clone)]
@@ -327,6 +329,7 @@ fn sig_spec() -> impl Strategy<Value = SigSpec> {
         1 => Just(SigSpec::Unrecognised),
         1 => Just(SigSpec::OutcomeUnknown),
         1 => Just(SigSpec::NeedsReview),
+        1 => Just(SigSpec::Probed),
     ]
 }
 
@@ -692,13 +695,13 @@ impl Model {
             Shape::Discrepancy
         } else {
             match &sig.kind {
-                SignalKind::Unrecognised { .. } | SignalKind::OutcomeUnknown { .. } => {
-                    Shape::Recorded
-                }
+                SignalKind::Unrecognised { .. }
+                | SignalKind::OutcomeUnknown { .. }
+                | SignalKind::Probed { .. } => Shape::Recorded,
                 SignalKind::NeedsReview { .. } => Shape::Discrepancy,
-                SignalKind::Accepted { .. }
-                    if matches!(v.status, Status::Created | Status::Pending) =>
-                {
+                // Generated accepted signals carry no customer action: on a pending order
+                // that is nothing new.
+                SignalKind::Accepted { .. } if v.status == Status::Created => {
                     next.status = Status::Pending;
                     Shape::Moves
                 }
@@ -1053,6 +1056,9 @@ impl World {
                     },
                     SigSpec::NeedsReview => SignalKind::NeedsReview {
                         reason: "look".into(),
+                    },
+                    SigSpec::Probed => SignalKind::Probed {
+                        answer: "still pending".into(),
                     },
                 };
                 Command::ProviderSignal {

@@ -34,6 +34,37 @@ fn accepted_moves_a_created_or_pending_order_to_pending() {
 }
 
 #[test]
+fn accepted_again_with_nothing_new_is_a_duplicate() {
+    let s = sig(accepted());
+    let again = sig(accepted());
+    given(in_pending())
+        .and(vec![provider_signal(s)])
+        .when(provider_signal(again))
+        .then_recorded(Disposition::Duplicate);
+    given(in_pending())
+        .when(signal(paystate_events::SignalKind::Accepted {
+            action: None,
+        }))
+        .then_recorded(Disposition::Duplicate);
+}
+
+#[test]
+fn accepted_with_a_new_customer_action_replaces_the_old_one() {
+    let challenge = paystate_events::CustomerAction {
+        kind: paystate_events::CustomerActionKind::Challenge,
+        url: Some("https://acs.example/3ds".into()),
+        details: Default::default(),
+    };
+    given(in_pending())
+        .and(vec![signal(accepted())])
+        .when(signal(paystate_events::SignalKind::Accepted {
+            action: Some(challenge.clone()),
+        }))
+        .then_event_names(&["customer_action_required"])
+        .then_state(|st| assert_eq!(st.customer_action, Some(challenge)));
+}
+
+#[test]
 fn accepted_after_the_order_moved_on_is_late() {
     for status in [
         Status::Authorized,
@@ -722,6 +753,15 @@ fn outcome_unknown_is_recorded_in_every_status() {
         given(in_status(status))
             .when(signal(outcome_unknown()))
             .then_recorded(Disposition::OutcomeUnknown);
+    }
+}
+
+#[test]
+fn probed_is_recorded_in_every_status() {
+    for status in ALL {
+        given(in_status(status))
+            .when(signal(probed()))
+            .then_recorded(Disposition::Probe);
     }
 }
 

@@ -60,6 +60,10 @@ pub fn eur(minor: u64) -> Money {
     money(minor, "EUR")
 }
 
+pub fn command_id(id: &str) -> CommandId {
+    CommandId::parse(id).expect("valid command id")
+}
+
 pub fn order_id() -> OrderId {
     OrderId::parse(ORDER_ID).expect("valid order id")
 }
@@ -263,6 +267,12 @@ pub fn outcome_unknown() -> SignalKind {
     SignalKind::OutcomeUnknown {
         operation: Operation::Capture,
         detail: "timed out".into(),
+    }
+}
+
+pub fn probed() -> SignalKind {
+    SignalKind::Probed {
+        answer: "still pending".into(),
     }
 }
 
@@ -509,12 +519,14 @@ impl Given {
             before_bytes, after_bytes,
             "decide changed the state it was given"
         );
+        let mut log = self.log;
         let after = match &result {
             Ok(Decision::Commit(events)) => {
                 assert!(!events.is_empty(), "a commit decision must carry events");
                 let commit = commit_after(self.state.as_ref(), &env, events.clone(), self.now);
                 let after = fold_one(self.state.clone(), &commit);
                 assert_step_ok(self.state.as_ref(), &after, "when");
+                log.push(commit);
                 Some(after)
             }
             Ok(Decision::AlreadyApplied { .. }) | Err(_) => None,
@@ -523,6 +535,9 @@ impl Given {
             before: self.state,
             result,
             after,
+            log,
+            now: self.now,
+            seq: self.seq,
         }
     }
 }
@@ -533,6 +548,10 @@ pub struct Then {
     result: Result<Decision, Rejection>,
     /// The folded state after an accepted decision (`None` when rejected or already applied).
     after: Option<OrderState>,
+    /// What `and_then` continues from.
+    log: Vec<Commit>,
+    now: Timestamp,
+    seq: usize,
 }
 
 impl Then {
@@ -629,5 +648,17 @@ impl Then {
     pub fn then_state(self, check: impl FnOnce(&OrderState)) -> Then {
         check(self.state());
         self
+    }
+
+    /// Continues from the order as `when` left it (unchanged if rejected), for rules about
+    /// what a second command sees.
+    pub fn and_then(self) -> Given {
+        let state = self.after.or(self.before);
+        Given {
+            state,
+            log: self.log,
+            now: self.now,
+            seq: self.seq,
+        }
     }
 }
