@@ -1,0 +1,258 @@
+//! The audit fold: every message of the log, in stream order, checked and folded through the
+//! pure core. Synchronous and IO-free: the caller feeds it messages.
+//!
+//! Per message: stream-sequence gap (deleted messages), readable commit, hash header = body
+//! hash, subject = order, fingerprint = command's, commit number and `prev_hash` continue the
+//! order's chain, and the re-decision: `engine::decide(state before, command, decided_at)`
+//! must give exactly the commit's events (anything else was not written by the engine's
+//! rules). Then the fold (`engine::apply_commit`), the lifecycle transition and the
+//! invariants. After a break in an order's history the order is re-synchronised on the
+//! commit that follows it and its later commits are folded but not re-decided (counted as
+//! unverified), so one deletion reports once instead of cascading.
+
+use crate::report::{DiscrepancyEntry, Finding, FindingKind, OrderSummary, Report, DISCREPANCIES_LISTED_MAX};
+use paystate_engine::{apply_commit, check_invariants, decide, is_legal_transition, Decision};
+use paystate_events::commit::GENESIS_HASH;
+use paystate_events::{Commit, CommitHash, Event, OrderId, OrderState};
+use paystate_journal::RawEntry;
+use std::collections::HashMap;
+
+/// What the audit keeps per order: small, and never the order's commits.
+#[derive(Debug, Default)]
+pub struct OrderTrack {
+    pub state: Option<OrderState>,
+    pub last_seq: u64,
+    pub commits_seen: u64,
+    /// The sequence of the first break in the order's history, if any.
+    pub broken_at: Option<u64>,
+    pub findings: u64,
+    pub discrepancies: u64,
+    pub unverified: u64,
+}
+
+/// Feeds on log messages in stream order; see the module docs.
+pub struct Auditor {
+    pub orders: HashMap<OrderId, OrderTrack>,
+    pub report: Report,
+    next_seq: u64,
+    /// Chain breaks seen: (order, sequence of the commit before the break, sequence after),
+    /// to name the order of a stream gap.
+    breaks: Vec<(String, u64, u64)>,
+}
+
+impl Auditor {
+    pub fn new(stream: &str, snapshot_last_seq: u64) -> Auditor {
+        let report = Report { stream: stream.to_string(), snapshot_last_seq, ..Default::default() };
+        Auditor { orders: HashMap::new(), report, next_seq: 1, breaks: Vec::new() }
+    }
+
+    /// Checks and folds one message.
+    pub fn observe(&mut self, entry: &RawEntry) {
+        self.report.commits += 1;
+        if entry.sequence > self.next_seq {
+            self.gap(self.next_seq, entry.sequence - 1);
+        }
+        self.next_seq = self.next_seq.max(entry.sequence + 1);
+        let Some(order) = entry.subject_order().and_then(|t| OrderId::parse(t).ok()) else {
+            self.finding(FindingKind::Unreadable, None, entry.sequence, None, format!("subject {:?} is not an order subject", entry.subject));
+            return;
+        };
+        let commit = match Commit::decode(&entry.payload) {
+            Ok(c) => c,
+            Err(e) => {
+                self.finding(FindingKind::Unreadable, Some(&order), entry.sequence, None, format!("not a commit: {e}"));
+                return;
+            }
+        };
+        let hash = CommitHash::of(&entry.payload).0;
+        if entry.header_hash() != Some(hash.as_str()) {
+            let detail = format!("hash header {:?} but the body hashes to {hash}: the body was edited", entry.header_hash());
+            self.finding(FindingKind::HashMismatch, Some(&order), entry.sequence, Some(commit.commit), detail);
+        }
+        self.check_identity(&order, entry.sequence, &commit);
+        let mut track = self.orders.remove(&order).unwrap_or_default();
+        self.fold(&order, &mut track, entry.sequence, &commit, &hash);
+        track.last_seq = entry.sequence;
+        track.commits_seen += 1;
+        self.report.events += commit.events.len() as u64;
+        self.orders.insert(order, track);
+    }
+
+    fn check_identity(&mut self, order: &OrderId, seq: u64, commit: &Commit) {
+        if &commit.order_id != order || &commit.command.order_id != order {
+            let detail = format!("stored under order {order}, commit names {} and its command {}", commit.order_id, commit.command.order_id);
+            self.finding(FindingKind::SubjectMismatch, Some(order), seq, Some(commit.commit), detail);
+        }
+        if commit.fingerprint != commit.command.fingerprint() {
+            let detail = "the fingerprint is not the command's: the command was edited".to_string();
+            self.finding(FindingKind::FingerprintMismatch, Some(order), seq, Some(commit.commit), detail);
+        }
+    }
+
+    /// Chain, re-decision, fold, transition and invariants for one commit of `order`.
+    fn fold(&mut self, order: &OrderId, track: &mut OrderTrack, seq: u64, commit: &Commit, hash: &str) {
+        let (expected, head) = match &track.state {
+            Some(s) => (s.commits + 1, s.head_hash.as_str()),
+            None => (1, GENESIS_HASH),
+        };
+        if commit.commit != expected || commit.prev_hash != head {
+            let detail = chain_detail(expected, head, commit, track.last_seq, seq);
+            self.breaks.push((order.to_string(), track.last_seq, seq));
+            self.finding_for(track, FindingKind::ChainBroken, order, seq, commit.commit, detail);
+            track.broken_at.get_or_insert(seq);
+            if !resync(&mut track.state, commit) {
+                return;
+            }
+        }
+        let verify = track.broken_at.is_none();
+        if verify {
+            self.redecide(order, track, seq, commit);
+        } else {
+            track.unverified += 1;
+        }
+        let before = track.state.as_ref().map(|s| s.status);
+        let backup = needs_backup(track.state.as_ref(), commit).then(|| track.state.clone()).flatten();
+        match apply_commit(track.state.take(), commit, hash) {
+            Ok(s) => track.state = Some(s),
+            Err(e) => {
+                track.state = backup;
+                self.finding_for(track, FindingKind::IllegalCommit, order, seq, commit.commit, format!("does not fold: {e}"));
+                return;
+            }
+        }
+        self.discrepancies(order, track, seq, commit);
+        let Some(after) = &track.state else { return };
+        if !verify {
+            return;
+        }
+        let after_status = after.status;
+        let violations = check_invariants(after);
+        if let Some(from) = before.filter(|from| !is_legal_transition(*from, after_status)) {
+            let detail = format!("{from} -> {after_status}");
+            self.finding_for(track, FindingKind::IllegalTransition, order, seq, commit.commit, detail);
+        }
+        for v in violations {
+            self.finding_for(track, FindingKind::InvariantViolation, order, seq, commit.commit, format!("{}: {}", v.code, v.detail));
+        }
+    }
+
+    /// The commit must be exactly what the core decides for its command on the state before.
+    fn redecide(&mut self, order: &OrderId, track: &mut OrderTrack, seq: u64, commit: &Commit) {
+        let decided = decide(track.state.as_ref(), &commit.command, commit.decided_at);
+        let detail = match decided {
+            Ok(Decision::Commit(events)) if events == commit.events => return,
+            Ok(Decision::Commit(events)) => {
+                format!("the core decides [{}] for {} but the log has [{}]", names(&events), commit.command.command.name(), names(&commit.events))
+            }
+            Ok(Decision::AlreadyApplied { commit: earlier }) => {
+                format!("command {} was already applied in commit {earlier}: a repeated commit", commit.command.command_id)
+            }
+            Err(rejection) => format!("the core rejects this {} ({}) but the log has [{}]", commit.command.command.name(), rejection, names(&commit.events)),
+        };
+        self.finding_for(track, FindingKind::IllegalCommit, order, seq, commit.commit, detail);
+    }
+
+    fn discrepancies(&mut self, order: &OrderId, track: &mut OrderTrack, seq: u64, commit: &Commit) {
+        for e in &commit.events {
+            if let Event::DiscrepancyDetected { code, detail, .. } = e {
+                track.discrepancies += 1;
+                self.report.discrepancies_total += 1;
+                if self.report.discrepancies.len() < DISCREPANCIES_LISTED_MAX {
+                    self.report.discrepancies.push(DiscrepancyEntry {
+                        order: order.to_string(),
+                        sequence: seq,
+                        commit: commit.commit,
+                        code: code.clone(),
+                        detail: detail.clone(),
+                    });
+                }
+            }
+        }
+    }
+
+    fn gap(&mut self, first: u64, last: u64) {
+        let detail = if first == last {
+            format!("stream sequence {first} is missing (deleted)")
+        } else {
+            format!("stream sequences {first}..={last} are missing (deleted)")
+        };
+        self.report.add(Finding { kind: FindingKind::SequenceGap, order: None, sequence: Some(first), commit: None, detail });
+    }
+
+    fn finding(&mut self, kind: FindingKind, order: Option<&OrderId>, seq: u64, commit: Option<u64>, detail: String) {
+        if let Some(o) = order {
+            self.orders.entry(o.clone()).or_default().findings += 1;
+        }
+        self.report.add(Finding { kind, order: order.map(|o| o.to_string()), sequence: Some(seq), commit, detail });
+    }
+
+    fn finding_for(&mut self, track: &mut OrderTrack, kind: FindingKind, order: &OrderId, seq: u64, commit: u64, detail: String) {
+        track.findings += 1;
+        self.report.add(Finding { kind, order: Some(order.to_string()), sequence: Some(seq), commit: Some(commit), detail });
+    }
+
+    /// Closes the fold at the snapshot's end: trailing gap, gap attribution, per-order totals.
+    pub fn finish(&mut self, seen_last_seq: u64) {
+        let end = self.report.snapshot_last_seq;
+        if end >= self.next_seq && end > seen_last_seq {
+            self.gap(self.next_seq, end);
+        }
+        for f in self.report.findings.iter_mut().filter(|f| f.kind == FindingKind::SequenceGap) {
+            let Some(gap) = f.sequence else { continue };
+            let mut owners = self.breaks.iter().filter(|(_, before, after)| *before < gap && gap < *after);
+            if let (Some((order, _, _)), None) = (owners.next(), owners.next()) {
+                f.order = Some(order.clone());
+                f.detail.push_str(&format!("; order {order}'s chain breaks over it"));
+            }
+        }
+        self.report.orders = self.orders.len() as u64;
+        for (order, t) in &self.orders {
+            if t.findings > 0 || t.discrepancies > 0 || t.unverified > 0 {
+                self.report.orders_flagged.push(OrderSummary {
+                    order: order.to_string(),
+                    commits: t.commits_seen,
+                    last_sequence: t.last_seq,
+                    status: t.state.as_ref().map(|s| s.status.to_string()),
+                    findings: t.findings,
+                    discrepancies: t.discrepancies,
+                    unverified_commits: t.unverified,
+                });
+            }
+        }
+        self.report.orders_flagged.sort_by(|a, b| a.order.cmp(&b.order));
+    }
+}
+
+/// Puts the order's chain head where `commit` says it was, so folding can go on after a break.
+/// False when there is nothing to fold onto (the order's creation is missing).
+fn resync(state: &mut Option<OrderState>, commit: &Commit) -> bool {
+    match state {
+        Some(s) => {
+            s.commits = commit.commit.saturating_sub(1);
+            s.head_hash = commit.prev_hash.clone();
+            true
+        }
+        None => commit.commit == 1 && commit.prev_hash == GENESIS_HASH,
+    }
+}
+
+fn chain_detail(expected: u64, head: &str, commit: &Commit, prev_seq: u64, seq: u64) -> String {
+    if commit.commit > expected {
+        let missing = if commit.commit - expected == 1 { format!("commit {expected} is") } else { format!("commits {expected}..={} are", commit.commit - 1) };
+        return format!("commit {} follows commit {}: {missing} missing (stored between seq {prev_seq} and {seq})", commit.commit, expected - 1);
+    }
+    if commit.commit < expected {
+        return format!("commit {} comes again after commit {}: a repeated or reordered commit", commit.commit, expected - 1);
+    }
+    format!("prev_hash {} is not the hash {head} of commit {}: the previous commit was edited or replaced", commit.prev_hash, expected - 1)
+}
+
+fn needs_backup(state: Option<&OrderState>, commit: &Commit) -> bool {
+    state.is_some_and(|s| {
+        s.order_id != commit.order_id || commit.events.is_empty() || commit.events.iter().any(|e| matches!(e, Event::OrderCreated { .. }))
+    })
+}
+
+fn names(events: &[Event]) -> String {
+    events.iter().map(|e| e.name()).collect::<Vec<_>>().join(", ")
+}

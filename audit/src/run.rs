@@ -1,0 +1,165 @@
+//! Running an audit against NATS: scan the log into the [`Auditor`], then compare the
+//! projection's records with the fold.
+
+use crate::check::{Auditor, OrderTrack};
+use crate::report::{Finding, FindingKind, ProjectionCheck, Report};
+use crate::AuditError;
+use paystate_events::OrderId;
+use paystate_journal::{Journal, ScanOptions};
+use paystate_projection::{ProjectedOrder, ProjectionStore};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// Progress is reported every this many commits.
+pub const PROGRESS_EVERY: u64 = 4096;
+
+#[derive(Debug, Clone)]
+pub struct AuditOptions {
+    /// Compare the live projection with the fold.
+    pub compare_projection: bool,
+    /// Longest wait for the projector to acknowledge the snapshot before comparing.
+    pub projection_wait: Duration,
+}
+
+impl Default for AuditOptions {
+    fn default() -> Self {
+        AuditOptions { compare_projection: true, projection_wait: Duration::from_secs(10) }
+    }
+}
+
+/// Audits the log (and the projection, when there is one). `progress` gets (commits read,
+/// messages in the snapshot).
+pub async fn audit(
+    journal: &Journal,
+    projection: Option<&ProjectionStore>,
+    opts: &AuditOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Report, AuditError> {
+    let started = Instant::now();
+    let mut scan = journal.scan(ScanOptions::default()).await?;
+    let stream = journal.stream().cached_info().config.name.clone();
+    let mut auditor = Auditor::new(&stream, scan.end_seq);
+    let mut seen_last = 0;
+    while let Some(entry) = scan.next().await {
+        let entry = entry?;
+        seen_last = entry.sequence;
+        auditor.observe(&entry);
+        if auditor.report.commits % PROGRESS_EVERY == 0 {
+            progress(auditor.report.commits, scan.messages_total);
+        }
+    }
+    progress(auditor.report.commits, scan.messages_total);
+    auditor.finish(seen_last);
+    let Auditor { orders, mut report, .. } = auditor;
+    if let (true, Some(store)) = (opts.compare_projection, projection) {
+        report.projection = compare_projection(store, &orders, &mut report, opts.projection_wait).await?;
+    }
+    report.elapsed_ms = started.elapsed().as_millis() as u64;
+    report.commits_per_sec = report.commits as f64 / started.elapsed().as_secs_f64().max(1e-9);
+    Ok(report)
+}
+
+/// Compares every projection record with the fold; `None` when there is no projection.
+async fn compare_projection(
+    store: &ProjectionStore,
+    orders: &HashMap<OrderId, OrderTrack>,
+    report: &mut Report,
+    wait: Duration,
+) -> Result<Option<ProjectionCheck>, AuditError> {
+    let Some((generation, _)) = store.current().await? else { return Ok(None) };
+    let snapshot = report.snapshot_last_seq;
+    let (acked, lag) = wait_for_projector(store, snapshot, wait).await;
+    let mut check = ProjectionCheck { generation: generation.generation, lag, ..Default::default() };
+    let mut seen: HashMap<&OrderId, ()> = HashMap::with_capacity(orders.len());
+    let mut findings = Vec::new();
+    store
+        .scan(&generation, |record| {
+            check.records += 1;
+            if record.seq > snapshot {
+                check.newer += 1;
+                if let Some((k, _)) = orders.get_key_value(&record.state.order_id) {
+                    seen.insert(k, ());
+                }
+                return true;
+            }
+            check.compared += 1;
+            match orders.get_key_value(&record.state.order_id) {
+                Some((k, track)) => {
+                    seen.insert(k, ());
+                    findings.extend(compare_one(&record, track, acked));
+                }
+                None => findings.push(unknown_order(&record)),
+            }
+            true
+        })
+        .await?;
+    for (order, track) in orders {
+        if !seen.contains_key(order) && track.state.is_some() {
+            let kind = if acked { FindingKind::ProjectionMissing } else { FindingKind::ProjectionLagging };
+            findings.push(Finding { kind, order: Some(order.to_string()), sequence: Some(track.last_seq), commit: None, detail: "the projection has no record of this order".into() });
+        }
+    }
+    for f in findings {
+        report.add(f);
+    }
+    Ok(Some(check))
+}
+
+/// Waits until the live projector has acknowledged every commit up to `snapshot`; returns
+/// whether it did, and its lag.
+async fn wait_for_projector(store: &ProjectionStore, snapshot: u64, wait: Duration) -> (bool, u64) {
+    let started = Instant::now();
+    loop {
+        let Ok(status) = store.status().await else { return (false, 0) };
+        let done = status.applied_seq >= snapshot || status.lag == 0;
+        if done || started.elapsed() >= wait {
+            return (done, status.lag);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn compare_one(record: &ProjectedOrder, track: &OrderTrack, acked: bool) -> Option<Finding> {
+    let order = Some(record.state.order_id.to_string());
+    if record.seq > track.last_seq {
+        let detail = format!("the projection applied a commit at seq {} but the order's last commit in the log is at seq {}: that commit is gone from the log", record.seq, track.last_seq);
+        return Some(Finding { kind: FindingKind::ProjectionUnknown, order, sequence: Some(record.seq), commit: Some(record.state.commits), detail });
+    }
+    if record.seq < track.last_seq {
+        let kind = if acked { FindingKind::ProjectionMissing } else { FindingKind::ProjectionLagging };
+        let detail = format!("the projection is at seq {} but the order's last commit is at seq {}", record.seq, track.last_seq);
+        return Some(Finding { kind, order, sequence: Some(track.last_seq), commit: None, detail });
+    }
+    if track.broken_at.is_some() {
+        return None; // reported as a chain break; the two folds differ by construction
+    }
+    match &track.state {
+        Some(state) if *state == record.state => None,
+        Some(state) => {
+            let detail = format!("the projection differs from the fold in: {}", differing_fields(state, &record.state).join(", "));
+            Some(Finding { kind: FindingKind::ProjectionDiffers, order, sequence: Some(record.seq), commit: Some(state.commits), detail })
+        }
+        None => Some(unknown_order(record)),
+    }
+}
+
+fn unknown_order(record: &ProjectedOrder) -> Finding {
+    Finding {
+        kind: FindingKind::ProjectionUnknown,
+        order: Some(record.state.order_id.to_string()),
+        sequence: Some(record.seq),
+        commit: Some(record.state.commits),
+        detail: "the projection has an order the log does not fold to".into(),
+    }
+}
+
+/// Top-level fields whose JSON differs.
+fn differing_fields<T: serde::Serialize>(a: &T, b: &T) -> Vec<String> {
+    let (Ok(serde_json::Value::Object(a)), Ok(serde_json::Value::Object(b))) = (serde_json::to_value(a), serde_json::to_value(b)) else {
+        return vec!["(unserializable)".into()];
+    };
+    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter().filter(|k| a.get(*k) != b.get(*k)).cloned().collect()
+}
