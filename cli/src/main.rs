@@ -35,6 +35,25 @@ enum Command {
     Show(cmd::show::Args),
     /// Write (or with --check, verify) the JSON Schemas of every command and event.
     Schemas(cmd::schemas::Args),
+    /// One order from the projection (`order show <id>`).
+    #[command(subcommand)]
+    Order(cmd::order::Command),
+    /// Orders from the projection, filtered (`orders list --state captured ...`).
+    #[command(subcommand)]
+    Orders(cmd::orders::Command),
+    /// An order's timeline re-derived from the log, and its state at a sequence or time.
+    Replay(cmd::replay::Args),
+    /// Re-fold the whole log through the core and report everything wrong (exit 1 if any).
+    Audit(cmd::audit::Args),
+    /// Write the log (or a range) as JSON Lines.
+    Export(cmd::export::Args),
+    /// Load an export into an empty log stream (refused if any hash chain is broken).
+    Import(cmd::import::Args),
+    /// The order projection: run the projector, rebuild and swap, status and lag.
+    #[command(subcommand)]
+    Project(cmd::project::Command),
+    /// Benchmark re-reading the log: raw ordered read vs audit vs projection rebuild (release).
+    BenchRead(cmd::bench_read::Args),
 }
 
 #[tokio::main]
@@ -49,6 +68,14 @@ async fn main() -> std::process::ExitCode {
             Command::Send(a) => cmd::send::run(settings, a).await,
             Command::Show(a) => cmd::show::run(settings, a).await,
             Command::Schemas(a) => cmd::schemas::run(a),
+            Command::Order(c) => cmd::order::run(settings, c).await,
+            Command::Orders(c) => cmd::orders::run(settings, c).await,
+            Command::Replay(a) => cmd::replay::run(settings, a).await,
+            Command::Audit(a) => cmd::audit::run(settings, a).await,
+            Command::Export(a) => cmd::export::run(settings, a).await,
+            Command::Import(a) => cmd::import::run(settings, a).await,
+            Command::Project(c) => cmd::project::run(settings, c).await,
+            Command::BenchRead(a) => cmd::bench_read::run(a).await,
         },
     };
     match result {

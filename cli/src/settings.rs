@@ -21,6 +21,8 @@ pub struct Settings {
     pub protect_log: bool,
     /// How long `send` and `dev` wait for an outcome, in ms.
     pub wait_ms: u64,
+    /// Where the gateway's HTTP server listens (`run` and `dev`).
+    pub http: String,
     pub engine: EngineSettings,
 }
 
@@ -42,6 +44,7 @@ impl Default for Settings {
             replicas: 1,
             protect_log: true,
             wait_ms: 10_000,
+            http: "127.0.0.1:8080".into(),
             engine: EngineSettings {
                 partitions: e.partitions,
                 cache_orders_max: e.cache_orders_max,

@@ -23,6 +23,8 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
         "engine: running ({} partitions)",
         settings.engine.partitions
     );
+    let query = crate::cmd::serving::start(client.clone(), &settings.log().events_stream, settings.replicas, &settings.http).await?;
+    println!("projector: running; gateway: {}/orders", query.url());
     let order = crate::cmd::dev_demo::sample_order(
         &paystate_service::Client::new(client.clone()),
         settings.wait(),
@@ -34,12 +36,16 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
     let commits = journal.read_order(&order).await?;
     println!("\ntimeline of order {order} (read back from the log):");
     print!("{}", crate::timeline::render(&commits));
+    crate::cmd::serving::show_projected(&query, &order).await;
     if args.exit_after_demo {
+        query.shutdown().await;
         engine.shutdown().await;
         return Ok(ExitCode::SUCCESS);
     }
     println!("\nserving on {url}; publish commands to paystate.cmd.<order_id> (Ctrl-C to stop)");
+    println!("order queries: curl {}/orders/{order}", query.url());
     tokio::signal::ctrl_c().await?;
+    query.shutdown().await;
     engine.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }

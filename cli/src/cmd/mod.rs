@@ -1,8 +1,20 @@
 //! One module per subcommand.
 
+pub mod audit;
+pub mod bench_fill;
+pub mod bench_read;
+pub mod common;
 pub mod dev;
 pub mod dev_demo;
+pub mod export;
+pub mod import;
+pub mod order;
+pub mod orders;
+pub mod progress;
+pub mod project;
+pub mod replay;
 pub mod run;
 pub mod schemas;
 pub mod send;
+pub mod serving;
 pub mod show;

@@ -1,0 +1,32 @@
+//! Handles shared by the query-side commands: the log and the projection, from settings.
+
+use crate::settings::{connect, Settings};
+use paystate_journal::Journal;
+use paystate_projection::ProjectionStore;
+
+/// The existing log and the projection handle.
+pub struct Handles {
+    pub journal: Journal,
+    pub projection: ProjectionStore,
+}
+
+pub async fn open(settings: &Settings) -> anyhow::Result<Handles> {
+    let client = connect(&settings.nats_url).await?;
+    let js = async_nats::jetstream::new(client);
+    let log = settings.log();
+    let journal = Journal::existing(js.clone(), &log.events_stream).await?;
+    let projection = ProjectionStore::open(js, &log.events_stream, settings.replicas).await?;
+    Ok(Handles { journal, projection })
+}
+
+/// Parses an order id argument.
+pub fn order_id(text: &str) -> anyhow::Result<paystate_events::OrderId> {
+    paystate_events::OrderId::parse(text).map_err(|e| anyhow::anyhow!("invalid order id {text:?}: {e}"))
+}
+
+/// Parses an RFC 3339 instant argument.
+pub fn instant(text: &str) -> anyhow::Result<paystate_events::Timestamp> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| anyhow::anyhow!("{text:?} is not an RFC 3339 time: {e}"))
+}
