@@ -29,11 +29,25 @@ pub struct CommandEnvelope {
 }
 
 impl CommandEnvelope {
-    /// A stable fingerprint of the whole command (sha256 of its canonical JSON), used to tell
-    /// a retry (same id, same body) from a reused idempotency key (same id, other body).
+    /// A stable fingerprint of the command (sha256 of its canonical JSON, without
+    /// `issued_at`), used to tell a retry (same id, same request) from a reused idempotency
+    /// key (same id, another request). A client that retries with a fresh timestamp is still
+    /// retrying the same request.
     pub fn fingerprint(&self) -> String {
+        #[derive(Serialize)]
+        struct Canonical<'a> {
+            command_id: &'a CommandId,
+            order_id: &'a OrderId,
+            #[serde(flatten)]
+            command: &'a Command,
+        }
+        let canonical = Canonical {
+            command_id: &self.command_id,
+            order_id: &self.order_id,
+            command: &self.command,
+        };
         // Why: serializing our own typed value cannot fail (no maps with non-string keys).
-        let bytes = serde_json::to_vec(self).unwrap_or_default();
+        let bytes = serde_json::to_vec(&canonical).unwrap_or_default();
         hex::encode(Sha256::digest(&bytes))
     }
 }

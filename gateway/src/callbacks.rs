@@ -21,7 +21,9 @@ use axum::Router;
 use base64::Engine as _;
 use paystate_adapters::callback::{Ack, InboundCallback, ParsedCallback};
 use paystate_adapters::Adapters;
-use paystate_events::{Command, CommandEnvelope, CommandId, OrderId, Provider, ProviderSignal, Timestamp};
+use paystate_events::{
+    Command, CommandEnvelope, CommandId, OrderId, Provider, ProviderSignal, Timestamp,
+};
 use paystate_service::refs::ProviderRefs;
 use paystate_service::Client;
 use sha2::{Digest, Sha256};
@@ -65,7 +67,11 @@ struct Inner {
 
 impl Callbacks {
     /// Ensures the callback stream and buckets exist.
-    pub async fn open(nats: async_nats::Client, adapters: Arc<Adapters>, replicas: usize) -> Result<Callbacks, String> {
+    pub async fn open(
+        nats: async_nats::Client,
+        adapters: Arc<Adapters>,
+        replicas: usize,
+    ) -> Result<Callbacks, String> {
         let js = jetstream::new(nats.clone());
         js.create_or_update_stream(stream::Config {
             name: CALLBACKS_STREAM.into(),
@@ -80,13 +86,27 @@ impl Callbacks {
         let seen = match js.get_key_value(SEEN_BUCKET).await {
             Ok(s) => s,
             Err(_) => js
-                .create_key_value(kv::Config { bucket: SEEN_BUCKET.into(), history: 1, num_replicas: replicas, ..Default::default() })
+                .create_key_value(kv::Config {
+                    bucket: SEEN_BUCKET.into(),
+                    history: 1,
+                    num_replicas: replicas,
+                    ..Default::default()
+                })
                 .await
                 .map_err(|e| e.to_string())?,
         };
         let refs = ProviderRefs::open(&js, replicas).await?;
         let stats = Arc::new(CallbackStats::default());
-        Ok(Callbacks { inner: Arc::new(Inner { adapters, js, seen, refs, client: Client::new(nats), stats }) })
+        Ok(Callbacks {
+            inner: Arc::new(Inner {
+                adapters,
+                js,
+                seen,
+                refs,
+                client: Client::new(nats),
+                stats,
+            }),
+        })
     }
 
     pub fn stats(&self) -> Arc<CallbackStats> {
@@ -110,41 +130,70 @@ async fn receive(
     body: Bytes,
 ) -> Response {
     let Some(provider) = Provider::parse(&provider) else {
-        return ApiError::new(StatusCode::NOT_FOUND, "unknown_provider", format!("no provider {provider:?}")).into_response();
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_provider",
+            format!("no provider {provider:?}"),
+        )
+        .into_response();
     };
     let inner = &cb.inner;
     inner.stats.received.fetch_add(1, Relaxed);
     let received_at = chrono::Utc::now();
     let pairs = header_pairs(&headers);
     let query = query.unwrap_or_default();
-    let raw_seq = match inner.store_raw(provider, &pairs, &query, &body, received_at).await {
+    let raw_seq = match inner
+        .store_raw(provider, &pairs, &query, &body, received_at)
+        .await
+    {
         Ok(seq) => seq,
         Err(e) => {
             tracing::warn!(%provider, error = %e, "could not store a callback; asking the provider to retry");
             return (StatusCode::SERVICE_UNAVAILABLE, "storage unavailable").into_response();
         }
     };
-    let inbound = InboundCallback { headers: &pairs, query: &query, body: &body };
-    let parsed = match inner.adapters.verify_and_parse_callback(provider, &inbound, received_at) {
+    let inbound = InboundCallback {
+        headers: &pairs,
+        query: &query,
+        body: &body,
+    };
+    let parsed = match inner
+        .adapters
+        .verify_and_parse_callback(provider, &inbound, received_at)
+    {
         Ok(p) => p,
         Err(e) => {
             inner.stats.rejected.fetch_add(1, Relaxed);
             tracing::warn!(%provider, raw_seq, error = %e, "callback rejected; recorded, not applied");
-            inner.verdict(provider, raw_seq, "rejected", &e.to_string(), None).await;
+            inner
+                .verdict(provider, raw_seq, "rejected", &e.to_string(), None)
+                .await;
             return ack(&e.ack());
         }
     };
-    match inner.apply(provider, raw_seq, &parsed, received_at, &body).await {
+    match inner
+        .apply(provider, raw_seq, &parsed, received_at, &body)
+        .await
+    {
         Ok(()) => ack(&parsed.ack),
         Err((status, reason)) => {
-            inner.verdict(provider, raw_seq, "not_applied", &reason, None).await;
+            inner
+                .verdict(provider, raw_seq, "not_applied", &reason, None)
+                .await;
             (status, reason).into_response()
         }
     }
 }
 
 impl Inner {
-    async fn store_raw(&self, provider: Provider, headers: &[(String, String)], query: &str, body: &[u8], at: Timestamp) -> Result<u64, String> {
+    async fn store_raw(
+        &self,
+        provider: Provider,
+        headers: &[(String, String)],
+        query: &str,
+        body: &[u8],
+        at: Timestamp,
+    ) -> Result<u64, String> {
         let record = serde_json::json!({
             "provider": provider,
             "received_at": at,
@@ -153,11 +202,22 @@ impl Inner {
             "body_b64": base64::engine::general_purpose::STANDARD.encode(body),
         });
         let bytes = serde_json::to_vec(&record).map_err(|e| e.to_string())?;
-        let ack = self.js.publish(format!("{CALLBACKS_PREFIX}.{provider}.raw"), bytes.into()).await.map_err(|e| e.to_string())?;
+        let ack = self
+            .js
+            .publish(format!("{CALLBACKS_PREFIX}.{provider}.raw"), bytes.into())
+            .await
+            .map_err(|e| e.to_string())?;
         ack.await.map(|a| a.sequence).map_err(|e| e.to_string())
     }
 
-    async fn verdict(&self, provider: Provider, raw_seq: u64, verdict: &str, detail: &str, order: Option<&OrderId>) {
+    async fn verdict(
+        &self,
+        provider: Provider,
+        raw_seq: u64,
+        verdict: &str,
+        detail: &str,
+        order: Option<&OrderId>,
+    ) {
         let record = serde_json::json!({"raw_seq": raw_seq, "verdict": verdict, "detail": detail, "order_id": order});
         let bytes = serde_json::to_vec(&record).unwrap_or_default();
         let subject = format!("{CALLBACKS_PREFIX}.{provider}.verdict");
@@ -172,51 +232,101 @@ impl Inner {
     }
 
     /// Routes the signals to their order and publishes them, once per dedup key.
-    async fn apply(&self, provider: Provider, raw_seq: u64, parsed: &ParsedCallback, at: Timestamp, body: &[u8]) -> Result<(), (StatusCode, String)> {
+    async fn apply(
+        &self,
+        provider: Provider,
+        raw_seq: u64,
+        parsed: &ParsedCallback,
+        at: Timestamp,
+        body: &[u8],
+    ) -> Result<(), (StatusCode, String)> {
         let dedup = dedup_hash(provider, parsed.dedup_key.as_deref(), body);
         let seen_key = format!("{provider}.{dedup}");
         if let Ok(Some(_)) = self.seen.get(&seen_key).await {
             self.stats.duplicates.fetch_add(1, Relaxed);
-            self.verdict(provider, raw_seq, "duplicate", "already applied", None).await;
+            self.verdict(provider, raw_seq, "duplicate", "already applied", None)
+                .await;
             return Ok(());
         }
         if parsed.signals.is_empty() {
-            self.verdict(provider, raw_seq, "no_signal", "the report carries no state", None).await;
+            self.verdict(
+                provider,
+                raw_seq,
+                "no_signal",
+                "the report carries no state",
+                None,
+            )
+            .await;
             return Ok(());
         }
         let order = self.order_of(provider, parsed).await?;
         let commands = commands(&order, provider, parsed, &dedup, raw_seq, at);
         for c in &commands {
-            self.client.publish(c).await.map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, format!("could not submit: {e}")))?;
+            self.client.publish(c).await.map_err(|e| {
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("could not submit: {e}"),
+                )
+            })?;
         }
         if let Some(r) = &parsed.hint.provider_ref {
             let _ = self.refs.remember(provider, r, &order).await;
         }
-        if let Err(e) = self.seen.put(&seen_key, raw_seq.to_string().into_bytes().into()).await {
+        if let Err(e) = self
+            .seen
+            .put(&seen_key, raw_seq.to_string().into_bytes().into())
+            .await
+        {
             tracing::warn!(raw_seq, error = %e, "dedup key not stored; a resend would be re-submitted (and applied once by the engine)");
         }
         self.stats.applied.fetch_add(1, Relaxed);
-        self.verdict(provider, raw_seq, "applied", &format!("{} signal(s)", commands.len()), Some(&order)).await;
+        self.verdict(
+            provider,
+            raw_seq,
+            "applied",
+            &format!("{} signal(s)", commands.len()),
+            Some(&order),
+        )
+        .await;
         Ok(())
     }
 
-    async fn order_of(&self, provider: Provider, parsed: &ParsedCallback) -> Result<OrderId, (StatusCode, String)> {
+    async fn order_of(
+        &self,
+        provider: Provider,
+        parsed: &ParsedCallback,
+    ) -> Result<OrderId, (StatusCode, String)> {
         if let Some(o) = &parsed.hint.order_id {
             return Ok(o.clone());
         }
-        let unknown = || (StatusCode::SERVICE_UNAVAILABLE, "order not known (yet); retry later".to_string());
+        let unknown = || {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "order not known (yet); retry later".to_string(),
+            )
+        };
         let reference = parsed.hint.provider_ref.as_deref().ok_or_else(unknown)?;
         match self.refs.lookup(provider, reference).await {
             Ok(Some(o)) => Ok(o),
             Ok(None) => Err(unknown()),
-            Err(e) => Err((StatusCode::SERVICE_UNAVAILABLE, format!("refs lookup failed: {e}"))),
+            Err(e) => Err((
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("refs lookup failed: {e}"),
+            )),
         }
     }
 }
 
 /// One `provider_signal` command per signal; ids are derived from the dedup key, so a resend
 /// that slips past the seen-bucket gets the same ids and is applied once by the engine.
-fn commands(order: &OrderId, provider: Provider, parsed: &ParsedCallback, dedup: &str, raw_seq: u64, at: Timestamp) -> Vec<CommandEnvelope> {
+fn commands(
+    order: &OrderId,
+    provider: Provider,
+    parsed: &ParsedCallback,
+    dedup: &str,
+    raw_seq: u64,
+    at: Timestamp,
+) -> Vec<CommandEnvelope> {
     parsed
         .signals
         .iter()
@@ -231,7 +341,12 @@ fn commands(order: &OrderId, provider: Provider, parsed: &ParsedCallback, dedup:
                 observed_at,
                 kind: kind.clone(),
             };
-            Some(CommandEnvelope { command_id, order_id: order.clone(), issued_at: at, command: Command::ProviderSignal { signal } })
+            Some(CommandEnvelope {
+                command_id,
+                order_id: order.clone(),
+                issued_at: at,
+                command: Command::ProviderSignal { signal },
+            })
         })
         .collect()
 }
@@ -249,7 +364,11 @@ fn dedup_hash(provider: Provider, key: Option<&str>, body: &[u8]) -> String {
 fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
     headers
         .iter()
-        .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
+        .filter_map(|(k, v)| {
+            v.to_str()
+                .ok()
+                .map(|v| (k.as_str().to_string(), v.to_string()))
+        })
         .collect()
 }
 
@@ -264,5 +383,10 @@ fn redact(name: &str, value: &str) -> String {
 
 fn ack(a: &Ack) -> Response {
     let status = StatusCode::from_u16(a.status).unwrap_or(StatusCode::OK);
-    (status, [(axum::http::header::CONTENT_TYPE, a.content_type)], a.body.clone()).into_response()
+    (
+        status,
+        [(axum::http::header::CONTENT_TYPE, a.content_type)],
+        a.body.clone(),
+    )
+        .into_response()
 }

@@ -155,7 +155,8 @@ async fn engine_consumer(
 }
 
 /// Pulls messages and routes them by order; re-opens the stream after broker trouble.
-async fn pull_loop(
+/// Shared by every partitioned consumer (engine intake, adapter workers).
+pub async fn pull_loop(
     consumer: jetstream::consumer::Consumer<pull::Config>,
     senders: Vec<mpsc::Sender<jetstream::Message>>,
     mut shutdown: watch::Receiver<bool>,
@@ -203,7 +204,9 @@ async fn pause(failures: &mut usize) {
     tokio::time::sleep(Duration::from_millis(RESUBSCRIBE_BACKOFF_MS[idx])).await;
 }
 
-fn partition_of(subject: &str, partitions: usize) -> usize {
+/// The partition of a message: by the order token of its subject, so one order's messages
+/// are always handled by the same task, in order.
+pub fn partition_of(subject: &str, partitions: usize) -> usize {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     order_token(subject).unwrap_or(subject).hash(&mut h);
     (h.finish() % partitions as u64) as usize

@@ -13,6 +13,7 @@
 //! - [`outcomes`]: the KV bucket of outcomes by (order, command id): idempotent replies.
 //! - [`processor`]: one command, start to finish (the decide/append loop).
 //! - [`intake`]: the consumer loop, partitioning, acknowledgement, shutdown.
+//! - [`refs`]: provider references → order ids (for callbacks that name only the former).
 //! - [`client`]: publishing a command and waiting for its outcome (for Rust callers).
 //!
 //! A command is acknowledged to JetStream only after its outcome is durable (committed, or a
@@ -27,6 +28,7 @@ pub mod intake;
 pub mod outcomes;
 pub mod parse;
 pub mod processor;
+pub mod refs;
 
 pub use client::{Client, ClientError};
 pub use config::EngineConfig;
