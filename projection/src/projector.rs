@@ -5,8 +5,10 @@
 //! the batch's commits in log order ([`crate::record::apply`]), write each changed record once
 //! with compare-and-set on its revision, then acknowledge. A crash anywhere leads to
 //! redelivery, and redelivery is harmless: a record remembers its last applied sequence.
-//! A commit whose predecessor is not applied yet is given back (nak) and comes again; after
-//! [`ProjectorConfig::ahead_deliveries_max`] deliveries it is recorded as a problem.
+//! A commit whose predecessors are not applied yet (their delivery went to a projector that
+//! died; they come back only after the ack wait) is not waited for: the order's missing
+//! commits are read from the log by subject and applied first. Only a commit that is truly
+//! gone from the log makes the record note a problem.
 //! Any number of projectors may share a generation's consumer: compare-and-set writes and
 //! the sequence check keep them from losing or repeating updates.
 
@@ -21,7 +23,7 @@ use lru::LruCache;
 use paystate_events::subjects::EVENTS_PREFIX;
 use paystate_events::OrderId;
 use paystate_journal::read::to_chrono;
-use paystate_journal::RawEntry;
+use paystate_journal::{Journal, RawEntry, StoredCommit};
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -44,8 +46,6 @@ pub struct ProjectorConfig {
     pub ack_pending_max: i64,
     /// How long JetStream waits for an ack before redelivering.
     pub ack_wait: Duration,
-    /// Deliveries of a commit whose predecessor is still missing before it counts as broken.
-    pub ahead_deliveries_max: i64,
     /// Delay before a given-back commit is delivered again.
     pub retry_delay: Duration,
     /// How often the pointer is re-read to notice a swap (and, catching up, the lag).
@@ -60,8 +60,7 @@ impl Default for ProjectorConfig {
             batch_max: 512,
             cache_orders_max: 20_000,
             ack_pending_max: 10_000,
-            ack_wait: Duration::from_secs(30),
-            ahead_deliveries_max: 5,
+            ack_wait: Duration::from_secs(5),
             retry_delay: Duration::from_millis(500),
             pointer_check: Duration::from_millis(500),
             write_concurrency: 64,
@@ -167,6 +166,7 @@ pub(crate) async fn follow(
 ) -> Result<Exit, ProjectionError> {
     let consumer = durable_consumer(store, generation, cfg).await?;
     let bucket = store.bucket(generation).await?;
+    let journal = Journal::existing(store.context().clone(), &store.events_stream).await.map_err(broker)?;
     let mut cache = LruCache::new(NonZeroUsize::new(cfg.cache_orders_max.max(1)).unwrap_or(NonZeroUsize::MIN));
     let messages = consumer.stream().max_messages_per_batch(cfg.batch_max).messages().await.map_err(broker)?;
     let mut batches = messages.ready_chunks(cfg.batch_max.max(1));
@@ -175,11 +175,12 @@ pub(crate) async fn follow(
         tokio::select! {
             _ = shutdown.changed() => return Ok(Exit::Shutdown),
             _ = ticker.tick() => {
-                if store.live().await?.generation != generation.generation && !until_caught_up {
+                if until_caught_up {
+                    if lag(store, generation).await? == 0 {
+                        return Ok(Exit::CaughtUp);
+                    }
+                } else if store.live().await?.generation != generation.generation {
                     return Ok(Exit::Swapped);
-                }
-                if until_caught_up && lag(store, generation).await? == 0 {
-                    return Ok(Exit::CaughtUp);
                 }
             }
             next = batches.next() => {
@@ -188,7 +189,7 @@ pub(crate) async fn follow(
                 for m in batch {
                     msgs.push(m.map_err(broker)?);
                 }
-                process_batch(&bucket, &mut cache, msgs, cfg, stats).await;
+                process_batch(&bucket, &journal, &mut cache, msgs, cfg, stats).await;
             }
         }
     }
@@ -216,12 +217,12 @@ enum Action {
     GiveBack,
 }
 
-async fn process_batch(bucket: &kv::Store, cache: &mut Cache, batch: Vec<Message>, cfg: &ProjectorConfig, stats: &ProjectorStats) {
+async fn process_batch(bucket: &kv::Store, journal: &Journal, cache: &mut Cache, batch: Vec<Message>, cfg: &ProjectorConfig, stats: &ProjectorStats) {
     stats.batches.fetch_add(1, Relaxed);
     let mut slots: HashMap<OrderId, Slot> = HashMap::new();
     let mut plan: Vec<(Option<OrderId>, Message, Action)> = Vec::with_capacity(batch.len());
     for msg in batch {
-        let (entry, delivered) = match raw_entry(&msg) {
+        let entry = match raw_entry(&msg) {
             Some(x) => x,
             None => {
                 plan.push((None, msg, Action::Ack));
@@ -246,7 +247,11 @@ async fn process_batch(bucket: &kv::Store, cache: &mut Cache, batch: Vec<Message
             };
         }
         let Some(slot) = slots.get_mut(&order) else { continue };
-        let action = match apply(&mut slot.record, &stored, delivered >= cfg.ahead_deliveries_max) {
+        let step = match apply(&mut slot.record, &stored, false) {
+            Step::Ahead { .. } => fill_gap(journal, &mut slot.record, &order, &stored).await,
+            other => other,
+        };
+        let action = match step {
             Step::Applied => {
                 stats.applied.fetch_add(1, Relaxed);
                 slot.dirty = true;
@@ -273,7 +278,7 @@ async fn process_batch(bucket: &kv::Store, cache: &mut Cache, batch: Vec<Message
     settle(plan, &failed, cfg).await;
 }
 
-fn raw_entry(msg: &Message) -> Option<(RawEntry, i64)> {
+fn raw_entry(msg: &Message) -> Option<RawEntry> {
     let info = msg.info().ok()?;
     let entry = RawEntry {
         sequence: info.stream_sequence,
@@ -282,7 +287,27 @@ fn raw_entry(msg: &Message) -> Option<(RawEntry, i64)> {
         headers: msg.headers.clone(),
         payload: msg.payload.clone(),
     };
-    Some((entry, info.delivered))
+    Some(entry)
+}
+
+/// The commits of `order` between the record and `current` were delivered elsewhere (to a
+/// projector that died) or not yet: read them from the log and apply them, then `current`.
+/// A broker failure gives `current` back; a commit missing from the log is final (broken).
+async fn fill_gap(journal: &Journal, record: &mut Option<ProjectedOrder>, order: &OrderId, current: &StoredCommit) -> Step {
+    let from = record.as_ref().map_or(1, |r| r.seq + 1);
+    let tail = match journal.read_order_from(order, from).await {
+        Ok(tail) => tail,
+        Err(e) => {
+            tracing::warn!(%order, error = %e, "cannot read the order's missing commits; giving the commit back");
+            return Step::Ahead { expected: record.as_ref().map_or(1, |r| r.state.commits + 1), found: current.commit.commit };
+        }
+    };
+    for c in tail.iter().filter(|c| c.sequence < current.sequence) {
+        if let Step::Broken(detail) = apply(record, c, true) {
+            return Step::Broken(detail);
+        }
+    }
+    apply(record, current, true)
 }
 
 async fn load(bucket: &kv::Store, cache: &mut Cache, order: &OrderId) -> Result<Slot, ProjectionError> {

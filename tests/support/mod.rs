@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod load;
+pub mod providers;
 
 use paystate_broker::{NatsServer, ServerOptions};
 use paystate_events::command::money;
@@ -242,5 +243,210 @@ pub fn assert_each_command_once(commits: &[StoredCommit]) {
             "command {} applied twice",
             c.commit.command.command_id
         );
+    }
+}
+
+// ---- Projection, replay, audit and CLI helpers (projection_e2e, audit_e2e) ----
+
+use paystate_projection::{ProjectedOrder, ProjectionStore};
+use proptest::strategy::{Strategy, ValueTree};
+
+/// Runs the real `paystate` binary against `url`: (exit code, stdout, stderr).
+pub async fn paystate_cli(url: &str, args: &[&str]) -> (i32, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_paystate"))
+        .args(args)
+        .env("PAYSTATE_NATS_URL", url)
+        .env("PAYSTATE_PROTECT_LOG", "false")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .expect("paystate binary runs");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// The projection handle on the test server's log.
+pub async fn projection_store(nats: &TestNats) -> ProjectionStore {
+    let js = async_nats::jetstream::new(nats.connect().await);
+    ProjectionStore::open(js, &log_settings().events_stream, 1).await.expect("projection store")
+}
+
+/// Waits until the live projection has no lag (panics after a while).
+pub async fn wait_projection_caught_up(store: &ProjectionStore) {
+    let lag = paystate_projection::wait_caught_up(store, WAIT * 3).await.expect("projection status");
+    assert_eq!(lag, 0, "the projection did not catch up");
+}
+
+/// Every projection record equals a fresh fold of its order's commits (state and sequence).
+pub async fn assert_projection_equals_fold(store: &ProjectionStore, journal: &Journal, orders: &[OrderId]) {
+    for o in orders {
+        let commits = journal.read_order(o).await.expect("read order");
+        let fresh = paystate_projection::fold_fresh(&commits);
+        let projected = store.get(o).await.expect("projection get");
+        assert_eq!(projected.as_ref().map(|r| r.seq), fresh.as_ref().map(|r| r.seq), "order {o}: last applied sequence");
+        assert_eq!(projected, fresh, "order {o}: projection vs fresh fold");
+        if let Some(r) = &projected {
+            let folded = paystate_journal::read::fold(o, &commits).expect("fold").expect("exists");
+            assert_eq!(r.state, folded, "order {o}: projection vs journal fold");
+            assert_eq!(r.state.applied.len() as u64, r.state.commits, "order {o}: each commit applied once");
+        }
+    }
+}
+
+/// One step of a random workload: a client command or a provider report.
+#[derive(Debug, Clone)]
+pub enum Op {
+    Start,
+    Authorized(Option<u64>),
+    Capture(Option<u64>),
+    Captured(Option<u64>),
+    Cancel,
+    Cancelled,
+    Refund(Option<u64>),
+    /// Completes the order's latest refund (or an unrequested one).
+    Refunded(Option<u64>),
+    Failed,
+    Settled,
+    Unrecognised,
+}
+
+fn amount() -> impl Strategy<Value = Option<u64>> {
+    proptest::option::of(1u64..=12_000)
+}
+
+pub fn op_strategy() -> proptest::strategy::BoxedStrategy<Op> {
+    proptest::prop_oneof![
+        3 => proptest::strategy::Just(Op::Start),
+        3 => amount().prop_map(Op::Authorized),
+        3 => amount().prop_map(Op::Capture),
+        3 => amount().prop_map(Op::Captured),
+        1 => proptest::strategy::Just(Op::Cancel),
+        1 => proptest::strategy::Just(Op::Cancelled),
+        2 => amount().prop_map(Op::Refund),
+        2 => amount().prop_map(Op::Refunded),
+        1 => proptest::strategy::Just(Op::Failed),
+        1 => proptest::strategy::Just(Op::Settled),
+        1 => proptest::strategy::Just(Op::Unrecognised),
+    ]
+    .boxed()
+}
+
+/// `orders` orders, each with up to `ops_max` steps after its creation.
+pub fn workload_strategy(orders: usize, ops_max: usize) -> impl Strategy<Value = Vec<Vec<Op>>> {
+    proptest::collection::vec(proptest::collection::vec(op_strategy(), 1..=ops_max), orders)
+}
+
+/// One value of `strategy` from `seed` (printed by callers so a failure can be replayed
+/// with PAYSTATE_TEST_SEED).
+pub fn sample<S: Strategy>(strategy: S, seed: u64) -> S::Value {
+    let mut bytes = [0u8; 32];
+    bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    let rng = proptest::test_runner::TestRng::from_seed(proptest::test_runner::RngAlgorithm::ChaCha, &bytes);
+    let mut runner = proptest::test_runner::TestRunner::new_with_rng(proptest::test_runner::Config::default(), rng);
+    strategy.new_tree(&mut runner).expect("strategy").current()
+}
+
+/// The seed for this run: PAYSTATE_TEST_SEED, or a fresh one.
+pub fn test_seed() -> u64 {
+    std::env::var("PAYSTATE_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| uuid::Uuid::new_v4().as_u64_pair().0)
+}
+
+fn op_command(op: &Op, evidence: &str, last_refund: Option<&String>) -> Command {
+    let m = |a: Option<u64>| a.and_then(|x| money(x, "USD"));
+    match op {
+        Op::Start => start(),
+        Op::Authorized(a) => signal(SignalKind::Authorized { amount: m(*a) }, evidence),
+        Op::Capture(a) => capture(*a),
+        Op::Captured(a) => signal(SignalKind::Captured { amount: m(*a) }, evidence),
+        Op::Cancel => Command::Cancel { reason: None },
+        Op::Cancelled => signal(SignalKind::Cancelled, evidence),
+        Op::Refund(a) => refund(*a),
+        Op::Refunded(a) => signal(SignalKind::Refunded { refund_id: last_refund.cloned(), amount: m(*a) }, evidence),
+        Op::Failed => signal(
+            SignalKind::Failed { operation: paystate_events::Operation::Payment, code: "declined".into(), message: "declined".into(), refund_id: None },
+            evidence,
+        ),
+        Op::Settled => signal(SignalKind::Settled { amount: None }, evidence),
+        Op::Unrecognised => signal(SignalKind::Unrecognised { raw_status: "WEIRD".into() }, evidence),
+    }
+}
+
+/// Drives every order's steps (orders concurrently, each order's steps in turn) and returns
+/// each order with its outcomes (one per command, creation first).
+pub async fn run_workload(client: &Client, prefix: &str, workload: Vec<Vec<Op>>) -> Vec<(OrderId, Vec<Outcome>)> {
+    let mut tasks = Vec::new();
+    for (i, ops) in workload.into_iter().enumerate() {
+        let (c, o) = (client.clone(), order(&format!("{prefix}{i}")));
+        tasks.push(tokio::spawn(async move {
+            let mut outcomes = vec![c.send(&env(&o, create(10_000)), WAIT).await.expect("outcome")];
+            let mut last_refund: Option<String> = None;
+            for (n, op) in ops.iter().enumerate() {
+                let cmd = env(&o, op_command(op, &format!("ev-{n}"), last_refund.as_ref()));
+                if matches!(op, Op::Refund(_)) {
+                    last_refund = Some(cmd.command_id.to_string());
+                }
+                outcomes.push(c.send(&cmd, WAIT).await.expect("outcome"));
+            }
+            (o, outcomes)
+        }));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.expect("workload task"));
+    }
+    out
+}
+
+/// Every record of the live projection, by order.
+pub async fn projection_records(store: &ProjectionStore) -> std::collections::BTreeMap<String, ProjectedOrder> {
+    let generation = store.live().await.expect("live generation");
+    let mut out = std::collections::BTreeMap::new();
+    store
+        .scan(&generation, |r| {
+            out.insert(r.state.order_id.to_string(), r);
+            true
+        })
+        .await
+        .expect("scan");
+    out
+}
+
+/// A real `paystate project run` process (SIGKILL-able).
+pub struct ProjectorProcess {
+    child: Option<tokio::process::Child>,
+    url: String,
+}
+
+impl ProjectorProcess {
+    pub fn start(url: &str) -> ProjectorProcess {
+        let mut p = ProjectorProcess { child: None, url: url.to_string() };
+        p.spawn();
+        p
+    }
+    pub fn spawn(&mut self) {
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_paystate"))
+            .args(["project", "run"])
+            .env("PAYSTATE_NATS_URL", &self.url)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("paystate binary runs");
+        self.child = Some(child);
+    }
+    pub async fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.start_kill().expect("SIGKILL");
+            let _ = c.wait().await;
+        }
+    }
+}
+
+/// Waits until some projector has created the live generation.
+pub async fn wait_until_live(store: &ProjectionStore) {
+    let started = Instant::now();
+    while store.live().await.is_err() {
+        assert!(started.elapsed() < WAIT, "no projection generation appeared");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

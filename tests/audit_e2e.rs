@@ -1,0 +1,182 @@
+//! Replay and audit through a real nats-server and the real `paystate` binary: a deleted
+//! message and a forged commit are each caught with their order and sequence; replay `--at`
+//! gives the state the engine reported; export → import into a fresh server → audit is clean
+//! and the projections are identical; a tampered export is refused.
+
+mod support;
+
+use paystate_events::subjects::{events_subject, COMMIT_HEADER, HASH_HEADER};
+use paystate_events::{Commit, Event, Evidence, OrderState, Outcome};
+use paystate_journal::EncodedCommit;
+use paystate_projection::{start_projector, ProjectorConfig};
+use support::*;
+
+/// Runs `paystate audit --report` and returns (exit code, report JSON, stdout).
+async fn audit_cli(url: &str) -> (i32, serde_json::Value, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("report.json");
+    let (code, out, err) = paystate_cli(url, &["audit", "--report", path.to_str().expect("utf-8 path"), "--projection-wait-ms", "5000"]).await;
+    let report = std::fs::read(&path).map(|b| serde_json::from_slice(&b).expect("report is JSON")).unwrap_or_else(|_| panic!("no report: {out}\n{err}"));
+    (code, report, out)
+}
+
+fn findings_of<'a>(report: &'a serde_json::Value, kind: &str) -> Vec<&'a serde_json::Value> {
+    report["findings"].as_array().expect("findings").iter().filter(|f| f["kind"] == kind).collect()
+}
+
+/// A few complete orders with a projector running; returns their ids.
+async fn healthy_log(nats: &TestNats, prefix: &str, n: usize) -> Vec<paystate_events::OrderId> {
+    let client = nats.client().await;
+    let mut orders = Vec::new();
+    for i in 0..n {
+        let o = order(&format!("{prefix}{i}"));
+        for cmd in [create(10_000), start(), authorized(), capture(Some(6_000)), captured(6_000)] {
+            accept(&client, env(&o, cmd)).await;
+        }
+        orders.push(o);
+    }
+    orders
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_catches_a_deleted_message_with_its_order_and_sequence() {
+    let nats = TestNats::start().await;
+    let _engine = nats.engine().await;
+    let store = projection_store(&nats).await;
+    let projector = start_projector(store.clone(), ProjectorConfig::default()).await.expect("projector");
+    let orders = healthy_log(&nats, "del", 4).await;
+    wait_projection_caught_up(&store).await;
+    let (code, report, out) = audit_cli(&nats.url()).await;
+    assert_eq!(code, 0, "a healthy log audits clean: {out}");
+    assert_eq!(report["errors_total"], 0);
+    let journal = nats.journal().await;
+    let victim = &orders[1];
+    let commits = journal.read_order(victim).await.expect("read");
+    let (deleted, next) = (commits[2].sequence, commits[3].sequence);
+    assert!(journal.stream().delete_message(deleted).await.expect("delete-message API"));
+    let (code, report, out) = audit_cli(&nats.url()).await;
+    assert_eq!(code, 1, "audit fails after a deletion: {out}");
+    let gaps = findings_of(&report, "sequence_gap");
+    assert!(gaps.iter().any(|f| f["sequence"] == deleted && f["order"] == victim.as_str()), "gap named with order and sequence: {report:#}");
+    let breaks = findings_of(&report, "chain_broken");
+    assert!(breaks.iter().any(|f| f["order"] == victim.as_str() && f["sequence"] == next && f["commit"] == 4), "{report:#}");
+    assert!(out.contains(victim.as_str()), "the printed report names the order: {out}");
+    projector.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_catches_a_forged_commit_that_bypasses_the_engine() {
+    let nats = TestNats::start().await;
+    let _engine = nats.engine().await;
+    let store = projection_store(&nats).await;
+    let projector = start_projector(store.clone(), ProjectorConfig::default()).await.expect("projector");
+    let client = nats.client().await;
+    let o = order("forged");
+    let mut state = OrderState::clone(&accept(&client, env(&o, create(10_000))).await);
+    for cmd in [start(), authorized()] {
+        state = accept(&client, env(&o, cmd)).await;
+    }
+    let journal = nats.journal().await;
+    let last_seq = journal.read_order(&o).await.expect("read").last().expect("commits").sequence;
+    // A chain-perfect commit whose events do not follow from its command: a capture command
+    // "answered" with funds captured, as if the provider had confirmed.
+    let command = env(&o, capture(Some(10_000)));
+    let amount = paystate_events::command::money(10_000, "USD").expect("amount");
+    let evidence = Evidence { provider_ref: None, evidence_ref: "forged".into(), observed_at: command.issued_at };
+    let forged = EncodedCommit::new(Commit {
+        v: paystate_events::COMMIT_SCHEMA_VERSION,
+        order_id: o.clone(),
+        commit: state.commits + 1,
+        prev_hash: state.head_hash.clone(),
+        decided_at: chrono::Utc::now(),
+        fingerprint: command.fingerprint(),
+        command,
+        events: vec![Event::PaymentCaptured { amount, evidence }],
+    });
+    let js = async_nats::jetstream::new(nats.connect().await);
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(HASH_HEADER, forged.hash.as_str());
+    headers.insert(COMMIT_HEADER, forged.commit.commit.to_string().as_str());
+    let publish = async_nats::jetstream::message::PublishMessage::build()
+        .payload(forged.bytes.clone().into())
+        .headers(headers)
+        .expected_last_subject_sequence(last_seq);
+    let ack = js.send_publish(events_subject(&o), publish).await.expect("publish").await.expect("stored");
+    wait_projection_caught_up(&store).await;
+    let (code, report, out) = audit_cli(&nats.url()).await;
+    assert_eq!(code, 1, "audit fails on a forged commit: {out}");
+    let illegal = findings_of(&report, "illegal_commit");
+    assert!(illegal.iter().any(|f| f["order"] == o.as_str() && f["sequence"] == ack.sequence), "forgery named with order and sequence: {report:#}");
+    projector.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_at_a_sequence_or_time_gives_the_state_the_engine_reported() {
+    let nats = TestNats::start().await;
+    let _engine = nats.engine().await;
+    let client = nats.client().await;
+    let journal = nats.journal().await;
+    let o = order("replay");
+    let refund_cmd = env(&o, refund(Some(2_000)));
+    let refund_id = refund_cmd.command_id.to_string();
+    let done = paystate_events::SignalKind::Refunded { refund_id: Some(refund_id), amount: None };
+    let script = vec![env(&o, create(10_000)), env(&o, start()), env(&o, authorized()), env(&o, capture(Some(8_000))), env(&o, captured(8_000)), refund_cmd, env(&o, signal(done, "ev-r"))];
+    let mut reported = Vec::new();
+    for cmd in script {
+        let state = accept(&client, cmd).await;
+        let seq = journal.read_order(&o).await.expect("read").last().expect("commit").sequence;
+        reported.push((seq, chrono::Utc::now(), state));
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    for (seq, at, state) in &reported {
+        for point in [seq.to_string(), at.to_rfc3339()] {
+            let (code, out, err) = paystate_cli(&nats.url(), &["replay", o.as_str(), "--at", &point, "--json"]).await;
+            assert_eq!(code, 0, "{err}");
+            let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+            let replayed: OrderState = serde_json::from_value(v["state"].clone()).expect("a state");
+            assert_eq!(&replayed, state, "replay --at {point}");
+            assert_eq!(v["entries"].as_array().expect("entries").len() as u64, state.commits);
+        }
+    }
+    let (code, out, _) = paystate_cli(&nats.url(), &["replay", o.as_str()]).await;
+    assert_eq!(code, 0);
+    assert!(out.contains("plural reported captured") && out.contains("command refund"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_import_into_a_fresh_server_audits_clean_with_identical_projections() {
+    let a = TestNats::start().await;
+    let _engine = a.engine().await;
+    let store_a = projection_store(&a).await;
+    let projector = start_projector(store_a.clone(), ProjectorConfig::default()).await.expect("projector");
+    let done = run_workload(&a.client().await, "exp", sample(workload_strategy(12, 8), test_seed())).await;
+    assert!(done.iter().all(|(_, outs)| matches!(outs[0], Outcome::Accepted { .. })));
+    wait_projection_caught_up(&store_a).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("log.jsonl");
+    let file_arg = file.to_str().expect("utf-8 path");
+    let (code, _, err) = paystate_cli(&a.url(), &["export", "--out", file_arg, "--quiet"]).await;
+    assert_eq!(code, 0, "{err}");
+    let b = TestNats::start().await;
+    let (code, _, err) = paystate_cli(&b.url(), &["import", file_arg, "--quiet"]).await;
+    assert_eq!(code, 0, "import: {err}");
+    let (code, out, err) = paystate_cli(&b.url(), &["project", "rebuild", "--quiet"]).await;
+    assert_eq!(code, 0, "rebuild: {out} {err}");
+    let (code, report, out) = audit_cli(&b.url()).await;
+    assert_eq!(code, 0, "the imported log audits clean: {out}");
+    assert_eq!(report["projection"]["compared"], report["orders"]);
+    let store_b = projection_store(&b).await;
+    assert_eq!(projection_records(&store_b).await, projection_records(&store_a).await, "identical projections");
+    // Importing again into the now non-empty stream is refused; so is a tampered file.
+    let (code, _, err) = paystate_cli(&b.url(), &["import", file_arg, "--quiet"]).await;
+    assert_eq!(code, 1, "{err}");
+    let text = std::fs::read_to_string(&file).expect("export");
+    let tampered = text.replacen("\"minor_units\":10000", "\"minor_units\":90000", 1);
+    assert_ne!(tampered, text);
+    let bad = dir.path().join("tampered.jsonl");
+    std::fs::write(&bad, tampered).expect("write");
+    let (code, _, err) = paystate_cli(&b.url(), &["import", bad.to_str().expect("utf-8"), "--verify-only"]).await;
+    assert_eq!(code, 1, "a tampered export is refused: {err}");
+    assert!(err.contains("refused"), "{err}");
+    projector.shutdown().await;
+}
