@@ -9,8 +9,8 @@ use tokio::process::{Child, Command};
 /// How long a starting server may take to accept connections.
 const READY_WAIT_MS_MAX: u64 = 15_000;
 
-/// Options for a child nats-server.
-#[derive(Debug, Clone)]
+/// Options for a child nats-server (defaults: a free port, a fresh temporary store).
+#[derive(Debug, Clone, Default)]
 pub struct ServerOptions {
     /// Client port; 0 picks a free one.
     pub port: u16,
@@ -26,18 +26,6 @@ pub struct ServerOptions {
     pub binary: Option<PathBuf>,
 }
 
-impl Default for ServerOptions {
-    fn default() -> Self {
-        ServerOptions {
-            port: 0,
-            store_dir: None,
-            sync_always: false,
-            extra_config: String::new(),
-            name: None,
-            binary: None,
-        }
-    }
-}
 
 /// A running child nats-server. Dropping it kills the process.
 pub struct NatsServer {

@@ -1,10 +1,10 @@
 //! `decide`: the business rules for client commands. Provider signals are in `signals`.
 
 use crate::signals;
-use paystate_events::command::{METADATA_ENTRIES_MAX, TEXT_LEN_MAX};
+use paystate_events::command::{Attachment, METADATA_ENTRIES_MAX, TEXT_LEN_MAX};
 use paystate_events::{
-    CancelledBy, Command, CommandEnvelope, Event, MinorUnits, Money, OrderState, Rejection,
-    RejectionCode as Code, Status, Timestamp,
+    CancelledBy, Command, CommandEnvelope, Event, MinorUnits, Money, OrderState, Provider,
+    Rejection, RejectionCode as Code, Status, Timestamp,
 };
 
 /// Bound on commits per order: an order with this many commits takes no more commands.
@@ -76,6 +76,13 @@ pub fn decide(
         (Command::Cancel { reason }, Some(s)) => cancel(s, reason.clone())?,
         (Command::Refund { amount }, Some(s)) => refund(s, cmd, *amount)?,
         (Command::Expire, Some(s)) => expire(s, now)?,
+        (
+            Command::ConfirmTransfer {
+                reference,
+                attachment,
+            },
+            Some(s),
+        ) => confirm_transfer(s, cmd, reference, attachment)?,
         (Command::ProviderSignal { signal }, Some(s)) => {
             if signal.provider != s.provider {
                 return Err(reject(
@@ -220,6 +227,47 @@ fn refund(
     Ok(vec![Event::RefundRequested {
         refund_id: cmd.command_id.to_string(),
         amount,
+    }])
+}
+
+/// Providers whose customers pay by transfer and then confirm it.
+const TRANSFER_PROVIDERS: [Provider; 1] = [Provider::Paykassma];
+/// Digits in a transfer reference (Paykassma `key1`).
+const TRANSFER_REFERENCE_DIGITS: usize = 12;
+
+fn confirm_transfer(
+    s: &OrderState,
+    cmd: &CommandEnvelope,
+    reference: &str,
+    attachment: &Attachment,
+) -> Result<Vec<Event>, Rejection> {
+    if !TRANSFER_PROVIDERS.contains(&s.provider) {
+        return Err(reject(
+            Code::UnsupportedByProvider,
+            format!("{} has no transfer confirmation", s.provider),
+        ));
+    }
+    require(s, &[Status::Pending], "confirm_transfer")?;
+    if reference.len() != TRANSFER_REFERENCE_DIGITS
+        || !reference.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(reject(
+            Code::InvalidField,
+            format!("reference must be exactly {TRANSFER_REFERENCE_DIGITS} digits"),
+        ));
+    }
+    check_texts(
+        [
+            &attachment.object,
+            &attachment.file_name,
+            &attachment.content_type,
+        ]
+        .into_iter(),
+    )?;
+    Ok(vec![Event::TransferConfirmationSubmitted {
+        confirmation_id: cmd.command_id.to_string(),
+        reference: reference.to_string(),
+        attachment: attachment.clone(),
     }])
 }
 

@@ -70,6 +70,8 @@ pub fn evolve(state: Option<OrderState>, event: &Event) -> Result<OrderState, Ev
                 s.status = Status::Returned;
             }
         }
+        // The confirmation travels to the provider; the order stays pending until it answers.
+        Event::TransferConfirmationSubmitted { .. } => {}
         Event::RefundFailed { refund_id, .. } => {
             s.refunds_pending.remove(refund_id);
         }

@@ -69,10 +69,12 @@ const EXPECTED_COVERAGE: &[&str] = &[
     "rejected:operation_in_progress",
     "rejected:not_expired",
     "rejected:provider_mismatch",
+    "rejected:unsupported_by_provider",
     "rejected:idempotency_key_reused",
     "rejected:idempotency_key_reused:refund",
     "event:order_created",
     "event:payment_requested",
+    "event:transfer_confirmation_submitted",
     "event:customer_action_required",
     "event:payment_authorized",
     "event:capture_requested",
@@ -199,6 +201,8 @@ enum Action {
     Cancel,
     Refund(Option<AmountSpec>),
     Expire,
+    /// A transfer confirmation with a well-formed (12-digit) reference or not.
+    ConfirmTransfer(bool),
     Signal {
         kind: SigSpec,
         wrong_provider: bool,
@@ -354,6 +358,7 @@ fn action() -> impl Strategy<Value = Action> {
         4 => Just(Action::Cancel),
         8 => some_amount().prop_map(Action::Refund),
         3 => Just(Action::Expire),
+        3 => any::<bool>().prop_map(Action::ConfirmTransfer),
         30 => signal,
         4 => any::<usize>().prop_map(Action::ResendSignal),
     ]
@@ -536,6 +541,19 @@ impl Model {
             Command::Cancel { .. } => self.predict_cancel(),
             Command::Refund { amount } => self.predict_refund(env.command_id.as_str(), *amount),
             Command::Expire => self.predict_expire(now),
+            Command::ConfirmTransfer { .. } if self.provider != Provider::Paykassma => {
+                Expect::Rejected(vec![Code::UnsupportedByProvider])
+            }
+            Command::ConfirmTransfer { reference, .. } => {
+                let well_formed =
+                    reference.len() == 12 && reference.bytes().all(|b| b.is_ascii_digit());
+                let broken = if well_formed {
+                    Vec::new()
+                } else {
+                    vec![Code::InvalidField]
+                };
+                self.gated(&[Status::Pending], broken, |_| {})
+            }
             Command::ProviderSignal { signal } if signal.provider != self.provider => {
                 Expect::Rejected(vec![Code::ProviderMismatch])
             }
@@ -1014,6 +1032,16 @@ impl World {
             Action::Cancel => Command::Cancel { reason: None },
             Action::Refund(a) => Command::Refund { amount: amount(a) },
             Action::Expire => Command::Expire,
+            Action::ConfirmTransfer(valid) => Command::ConfirmTransfer {
+                reference: if *valid { "123456789012" } else { "12345x" }.to_string(),
+                attachment: paystate_events::command::Attachment {
+                    object: "screenshot-1".into(),
+                    file_name: "transfer.png".into(),
+                    content_type: "image/png".into(),
+                    sha256: "00".repeat(32),
+                    size: 1,
+                },
+            },
             Action::ResendSignal(n) => self.earlier_signal(order, *n),
             Action::Signal {
                 kind,

@@ -91,6 +91,14 @@ pub enum Command {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         amount: Option<Money>,
     },
+    /// The customer says they made the wallet transfer (Paykassma): their transaction number
+    /// and a screenshot, uploaded first as an attachment. Adapter workers send it to the
+    /// provider for activation.
+    ConfirmTransfer {
+        /// The customer's transaction number (Paykassma `key1`: exactly 12 digits).
+        reference: String,
+        attachment: Attachment,
+    },
     /// Expire the order: after `expires_at` an order that is not yet authorized is cancelled,
     /// an authorized one has its authorization voided.
     Expire,
@@ -107,18 +115,20 @@ impl Command {
             Command::Capture { .. } => "capture",
             Command::Cancel { .. } => "cancel",
             Command::Refund { .. } => "refund",
+            Command::ConfirmTransfer { .. } => "confirm_transfer",
             Command::Expire => "expire",
             Command::ProviderSignal { .. } => "provider_signal",
         }
     }
 
     /// Every command `type` tag, for error messages and the README.
-    pub const NAMES: [&'static str; 7] = [
+    pub const NAMES: [&'static str; 8] = [
         "create_order",
         "start_payment",
         "capture",
         "cancel",
         "refund",
+        "confirm_transfer",
         "expire",
         "provider_signal",
     ];
@@ -145,6 +155,19 @@ pub struct PaymentInitiation {
     pub customer_id: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub params: BTreeMap<String, String>,
+}
+
+/// A file a command refers to, stored in the `paystate_attachments` object store bucket
+/// (commands stay small; the file is fetched by the worker that needs it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Attachment {
+    /// Object name in the bucket.
+    pub object: String,
+    pub file_name: String,
+    pub content_type: String,
+    /// SHA-256 of the bytes, hex; checked when the file is read back.
+    pub sha256: String,
+    pub size: u64,
 }
 
 /// Amount in a command's currency check: helper for tests and clients.

@@ -2,6 +2,7 @@
 //! folds them into [`crate::OrderState`]. Events are tagged by `type`; the commit envelope
 //! carries the schema version used for upcasting (see `commit`).
 
+use crate::command::Attachment;
 use crate::{
     CaptureMode, CustomerAction, Money, OrderId, PaymentInitiation, Provider, ProviderSignal,
     Timestamp,
@@ -118,6 +119,13 @@ pub enum Event {
         message: String,
         evidence: Evidence,
     },
+    /// Adapter work: send the customer's transfer confirmation (Paykassma activation); the
+    /// confirmation id is the command id.
+    TransferConfirmationSubmitted {
+        confirmation_id: String,
+        reference: String,
+        attachment: Attachment,
+    },
     /// Adapter work: refund `amount` (the refund id is the command id that asked for it).
     RefundRequested {
         refund_id: String,
@@ -170,6 +178,7 @@ impl Event {
             Event::CancelRequested { .. } => "cancel_requested",
             Event::OrderCancelled { .. } => "order_cancelled",
             Event::CancelFailed { .. } => "cancel_failed",
+            Event::TransferConfirmationSubmitted { .. } => "transfer_confirmation_submitted",
             Event::RefundRequested { .. } => "refund_requested",
             Event::RefundCompleted { .. } => "refund_completed",
             Event::RefundFailed { .. } => "refund_failed",
@@ -188,6 +197,7 @@ impl Event {
                 | Event::CaptureRequested { .. }
                 | Event::CancelRequested { .. }
                 | Event::RefundRequested { .. }
+                | Event::TransferConfirmationSubmitted { .. }
         )
     }
 }

@@ -51,6 +51,9 @@ pub enum RejectionCode {
     NotExpired,
     /// A provider signal from a provider other than the order's.
     ProviderMismatch,
+    /// The order's provider has no such operation (e.g. a transfer confirmation for a card
+    /// provider).
+    UnsupportedByProvider,
     /// The same command id was used before with a different body.
     IdempotencyKeyReused,
     /// The order reached its bound on commits.
@@ -83,13 +86,14 @@ impl RejectionCode {
             RejectionCode::OperationInProgress => "operation_in_progress",
             RejectionCode::NotExpired => "not_expired",
             RejectionCode::ProviderMismatch => "provider_mismatch",
+            RejectionCode::UnsupportedByProvider => "unsupported_by_provider",
             RejectionCode::IdempotencyKeyReused => "idempotency_key_reused",
             RejectionCode::OrderHistoryFull => "order_history_full",
             RejectionCode::Unavailable => "unavailable",
         }
     }
 
-    pub const ALL: [RejectionCode; 23] = [
+    pub const ALL: [RejectionCode; 24] = [
         RejectionCode::MalformedJson,
         RejectionCode::UnknownCommand,
         RejectionCode::MissingField,
@@ -110,6 +114,7 @@ impl RejectionCode {
         RejectionCode::OperationInProgress,
         RejectionCode::NotExpired,
         RejectionCode::ProviderMismatch,
+        RejectionCode::UnsupportedByProvider,
         RejectionCode::IdempotencyKeyReused,
         RejectionCode::OrderHistoryFull,
         RejectionCode::Unavailable,

@@ -20,6 +20,7 @@
 //! - `outbox`: callback queues, retry schedules and acknowledgement rules.
 //! - `server`: the accept loop (which can drop a connection after acting) and the handle.
 //! - `sig`: the signature functions, taken from `paystate-adapters`.
+//! - [`wiring`]: the adapter configuration that points paystate at this sandbox.
 //!
 //! Wire handling here is written from the provider documents, independently of the
 //! adapters' parsers, so the two cross-check each other; only signatures are shared.
@@ -43,6 +44,7 @@ pub mod plural;
 mod server;
 mod shared;
 mod sig;
+pub mod wiring;
 
 pub use config::{
     DuplicateReference, ExchangerConfig, ExchangerRoute, FlittConfig, PaykassmaConfig, PlexyConfig,

@@ -13,6 +13,7 @@
 //! - [`outcomes`]: the KV bucket of outcomes by (order, command id): idempotent replies.
 //! - [`processor`]: one command, start to finish (the decide/append loop).
 //! - [`intake`]: the consumer loop, partitioning, acknowledgement, shutdown.
+//! - [`attachments`]: files commands refer to (object store), checked by hash on read.
 //! - [`refs`]: provider references → order ids (for callbacks that name only the former).
 //! - [`client`]: publishing a command and waiting for its outcome (for Rust callers).
 //!
@@ -20,6 +21,7 @@
 //! rejection decided), so a crash at any point leads to redelivery, and redelivery is
 //! idempotent: the order's state remembers applied command ids.
 
+pub mod attachments;
 pub mod cache;
 pub mod client;
 pub mod config;

@@ -20,6 +20,8 @@ const BROKER_BACKOFF_MS: [u64; 5] = [5, 20, 100, 300, 1000];
 
 /// What to do with the command message after processing.
 #[derive(Debug)]
+// Why: one per command, consumed at once; boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum Disposition {
     /// Acknowledge; reply with the outcome.
     Done(Outcome),
@@ -318,6 +320,8 @@ struct Current {
     fresh: bool,
 }
 
+// Why: as for `Disposition`.
+#[allow(clippy::large_enum_variant)]
 enum Retry {
     Conflict,
     Broker,

@@ -24,6 +24,7 @@ pub enum Done {
 /// Shared handles a work item needs.
 pub struct Env<'a> {
     pub adapters: &'a Adapters,
+    pub attachments: &'a async_nats::jetstream::object_store::ObjectStore,
     pub journal: &'a Journal,
     pub client: &'a Client,
     pub refs: &'a ProviderRefs,
@@ -49,7 +50,17 @@ pub async fn perform(
         return Done::AlreadyResolved;
     }
     let (op, refund_id) = operation(event);
-    let result = call(env.adapters, &state, event).await;
+    let result = match event {
+        Event::TransferConfirmationSubmitted {
+            confirmation_id,
+            reference,
+            attachment,
+        } => match activation(env, &state, confirmation_id, reference, attachment).await {
+            Ok(a) => env.adapters.paykassma_activate(&state, &a).await,
+            Err(reason) => return Done::RetryLater(reason),
+        },
+        _ => call(env.adapters, &state, event).await,
+    };
     let prefix = format!("w.{seq}.{index}");
     let signals = match result {
         Ok(reported) => reported_signals(env, &state, &prefix, reported).await,
@@ -100,6 +111,8 @@ fn still_pending(s: &OrderState, event: &Event) -> bool {
             .is_some_and(|(id, _)| id == capture_id),
         Event::CancelRequested { .. } => s.cancel_pending,
         Event::RefundRequested { refund_id, .. } => s.refunds_pending.contains_key(refund_id),
+        // Pending until the provider credits the transfer (or refuses the confirmation).
+        Event::TransferConfirmationSubmitted { .. } => s.status == Status::Pending,
         _ => false,
     }
 }
@@ -133,6 +146,47 @@ async fn call(
             detail: format!("{} is not provider work", other.name()),
         }),
     }
+}
+
+/// The Paykassma activation for a transfer confirmation: the screenshot from the attachment
+/// store, the payer label the payment was started with (from the order's log).
+async fn activation(
+    env: &Env<'_>,
+    state: &OrderState,
+    confirmation_id: &str,
+    reference: &str,
+    attachment: &paystate_events::command::Attachment,
+) -> Result<paystate_adapters::paykassma::transformers::Activation, String> {
+    let bytes = paystate_service::attachments::fetch(env.attachments, attachment).await?;
+    let commits = env
+        .journal
+        .read_order(&state.order_id)
+        .await
+        .map_err(|e| e.to_string())?;
+    let initiation = commits
+        .iter()
+        .flat_map(|c| c.commit.events.iter())
+        .find_map(|e| match e {
+            Event::PaymentRequested { initiation } => Some(initiation.clone()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    let label = initiation
+        .params
+        .get("label")
+        .cloned()
+        .or(initiation.customer_id)
+        .unwrap_or_else(|| state.order_id.to_string());
+    Ok(paystate_adapters::paykassma::transformers::Activation {
+        activation_id: confirmation_id.to_string(),
+        key1: reference.to_string(),
+        label,
+        screenshot: paystate_adapters::paykassma::transformers::Screenshot {
+            file_name: attachment.file_name.clone(),
+            content_type: attachment.content_type.clone(),
+            bytes: bytes.into(),
+        },
+    })
 }
 
 /// A refusal that carries no provider signal of its own (unsupported, invalid input, not

@@ -78,6 +78,7 @@ pub async fn run_workers(
         .await
         .map_err(|e| e.to_string())?;
     let refs = ProviderRefs::open(&js, log.replicas).await?;
+    let attachments = paystate_service::attachments::open(&js, log.replicas).await?;
     let consumer = journal
         .stream()
         .get_or_create_consumer(
@@ -102,6 +103,7 @@ pub async fn run_workers(
         senders.push(tx);
         let shared = Shared {
             adapters: adapters.clone(),
+            attachments: attachments.clone(),
             journal: journal.clone(),
             client: Client::new(nats.clone()),
             refs: refs.clone(),
@@ -123,6 +125,7 @@ pub async fn run_workers(
 
 struct Shared {
     adapters: Arc<Adapters>,
+    attachments: async_nats::jetstream::object_store::ObjectStore,
     journal: Journal,
     client: Client,
     refs: ProviderRefs,
@@ -132,6 +135,7 @@ struct Shared {
 async fn partition(shared: Shared, mut rx: mpsc::Receiver<jetstream::Message>) {
     let env = Env {
         adapters: &shared.adapters,
+        attachments: &shared.attachments,
         journal: &shared.journal,
         client: &shared.client,
         refs: &shared.refs,

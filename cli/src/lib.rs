@@ -1,0 +1,9 @@
+//! The `paystate` package's library half: how paystate's parts are composed into running
+//! processes. The binary (`main.rs`) and the end-to-end tests both use it.
+//!
+//! - [`stack`]: engine, projector, adapter workers, reconciler and gateway (queries and
+//!   callbacks) over one NATS connection, each optional; and [`stack::with_sandbox`], the same
+//!   wired to a local sandbox of all five providers (what `paystate dev` and the provider
+//!   tests run).
+
+pub mod stack;

@@ -1,0 +1,153 @@
+//! Composing paystate's parts into one process. Every part is optional, so the same code runs
+//! `paystate run` (roles chosen by flags), `paystate dev` (everything plus sandboxes) and the
+//! end-to-end tests (everything, with short deadlines).
+
+use anyhow::Context;
+use paystate_adapters::config::AdaptersConfig;
+use paystate_adapters::Adapters;
+use paystate_gateway::callbacks::Callbacks;
+use paystate_journal::LogSettings;
+use paystate_projection::{start_projector, ProjectionStore, ProjectorConfig, ProjectorHandle};
+use paystate_sandbox::{Sandbox, SandboxConfig, SandboxHandle};
+use paystate_service::{run_engine, EngineConfig, EngineHandle};
+use paystate_workers::{run_reconciler, run_workers, ReconcilerConfig, ReconcilerHandle, WorkerConfig, WorkersHandle};
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Which parts to run, and how.
+pub struct StackOptions {
+    pub log: LogSettings,
+    pub engine: Option<EngineConfig>,
+    pub projector: bool,
+    pub workers: Option<WorkerConfig>,
+    pub reconciler: Option<ReconcilerConfig>,
+    /// The gateway's listener (bound by the caller, so its address can be handed to
+    /// providers before it serves).
+    pub gateway: Option<TcpListener>,
+    /// Provider configuration: needed by workers, the reconciler and callbacks.
+    pub adapters: Option<AdaptersConfig>,
+}
+
+/// The running parts.
+pub struct Stack {
+    pub engine: Option<EngineHandle>,
+    pub projector: Option<ProjectorHandle>,
+    pub workers: Option<WorkersHandle>,
+    pub reconciler: Option<ReconcilerHandle>,
+    pub callbacks: Option<Callbacks>,
+    pub projection: ProjectionStore,
+    /// `http://addr` of the gateway, if it runs.
+    pub gateway_url: Option<String>,
+    gateway: Option<(oneshot::Sender<()>, JoinHandle<std::io::Result<()>>)>,
+}
+
+impl Stack {
+    /// Starts the chosen parts: the engine first (it creates the streams), then the rest.
+    pub async fn start(nats: async_nats::Client, opts: StackOptions) -> anyhow::Result<Stack> {
+        let engine = match opts.engine {
+            Some(cfg) => Some(run_engine(nats.clone(), opts.log.clone(), cfg).await?),
+            None => None,
+        };
+        let js = async_nats::jetstream::new(nats.clone());
+        let projection = ProjectionStore::open(js, &opts.log.events_stream, opts.log.replicas).await?;
+        let projector = match opts.projector {
+            true => Some(start_projector(projection.clone(), ProjectorConfig::default()).await?),
+            false => None,
+        };
+        let adapters = match opts.adapters {
+            Some(cfg) => Some(Arc::new(Adapters::new(cfg).context("provider configuration")?)),
+            None => None,
+        };
+        let need = |what: &str| anyhow::anyhow!("{what} needs provider configuration (adapters)");
+        let workers = match opts.workers {
+            Some(cfg) => Some(run_workers(nats.clone(), &opts.log, adapters.clone().ok_or_else(|| need("workers"))?, cfg).await.map_err(anyhow::Error::msg)?),
+            None => None,
+        };
+        let reconciler = match opts.reconciler {
+            Some(cfg) => Some(run_reconciler(nats.clone(), &opts.log.events_stream, adapters.clone().ok_or_else(|| need("the reconciler"))?, cfg).await.map_err(anyhow::Error::msg)?),
+            None => None,
+        };
+        let callbacks = match &adapters {
+            Some(a) if opts.gateway.is_some() => Some(Callbacks::open(nats.clone(), a.clone(), opts.log.replicas).await.map_err(anyhow::Error::msg)?),
+            _ => None,
+        };
+        let (gateway_url, gateway) = match opts.gateway {
+            Some(listener) => {
+                let url = format!("http://{}", listener.local_addr()?);
+                let state = paystate_gateway::AppState { projection: projection.clone() };
+                let router = match &callbacks {
+                    Some(cb) => paystate_gateway::router_with_callbacks(state, cb.clone()),
+                    None => paystate_gateway::router(state),
+                };
+                let (stop, stopped) = oneshot::channel::<()>();
+                let task = tokio::spawn(paystate_gateway::serve(listener, router, async move {
+                    let _ = stopped.await;
+                }));
+                (Some(url), Some((stop, task)))
+            }
+            None => (None, None),
+        };
+        Ok(Stack { engine, projector, workers, reconciler, callbacks, projection, gateway_url, gateway })
+    }
+
+    /// Stops the gateway (answers in hand finish), then the workers, reconciler, projector
+    /// and engine.
+    pub async fn shutdown(self) {
+        if let Some((stop, task)) = self.gateway {
+            let _ = stop.send(());
+            let _ = task.await;
+        }
+        if let Some(w) = self.workers {
+            w.shutdown().await;
+        }
+        if let Some(r) = self.reconciler {
+            r.shutdown().await;
+        }
+        if let Some(p) = self.projector {
+            p.shutdown().await;
+        }
+        if let Some(e) = self.engine {
+            e.shutdown().await;
+        }
+    }
+
+    /// Stops the gateway at once (in-flight requests are cut), as a crash would.
+    pub async fn kill_gateway(&mut self) {
+        if let Some((_, task)) = self.gateway.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+/// Everything plus a sandbox of all five providers, wired together: the gateway listens on
+/// `gateway_addr` (port 0 for any), the sandbox calls it back, the adapters call the sandbox.
+pub async fn with_sandbox(
+    nats: async_nats::Client,
+    log: LogSettings,
+    engine: EngineConfig,
+    workers: WorkerConfig,
+    reconciler: ReconcilerConfig,
+    sandbox_cfg: SandboxConfig,
+    gateway_addr: &str,
+) -> anyhow::Result<(Stack, SandboxHandle, SandboxConfig)> {
+    let listener = TcpListener::bind(gateway_addr).await.with_context(|| format!("gateway cannot listen on {gateway_addr}"))?;
+    let gateway_url = format!("http://{}", listener.local_addr()?);
+    let mut sandbox_cfg = sandbox_cfg;
+    sandbox_cfg.gateway_url = Some(gateway_url.clone());
+    let sandbox = Sandbox::start(sandbox_cfg.clone()).await.map_err(|e| anyhow::anyhow!("sandbox: {e}"))?;
+    let adapters = paystate_sandbox::wiring::adapters_config(&sandbox, &sandbox_cfg, &gateway_url).map_err(anyhow::Error::msg)?;
+    let opts = StackOptions {
+        log,
+        engine: Some(engine),
+        projector: true,
+        workers: Some(workers),
+        reconciler: Some(reconciler),
+        gateway: Some(listener),
+        adapters: Some(adapters),
+    };
+    let stack = Stack::start(nats, opts).await?;
+    Ok((stack, sandbox, sandbox_cfg))
+}

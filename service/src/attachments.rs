@@ -1,0 +1,85 @@
+//! Files that commands refer to (e.g. the screenshot of a wallet transfer), in a JetStream
+//! object store bucket. Commands carry only an [`Attachment`] (name, size, SHA-256), so they
+//! stay small; the worker that needs the file reads it back and checks its hash.
+
+use async_nats::jetstream::{self, object_store};
+use paystate_events::command::Attachment;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncReadExt;
+
+/// Object store bucket of attachments.
+pub const ATTACHMENTS_BUCKET: &str = "paystate_attachments";
+/// Largest attachment accepted.
+pub const ATTACHMENT_BYTES_MAX: usize = 10 * 1024 * 1024;
+
+/// Opens (or creates) the bucket.
+pub async fn open(
+    js: &jetstream::Context,
+    replicas: usize,
+) -> Result<object_store::ObjectStore, String> {
+    match js.get_object_store(ATTACHMENTS_BUCKET).await {
+        Ok(s) => Ok(s),
+        Err(_) => js
+            .create_object_store(object_store::Config {
+                bucket: ATTACHMENTS_BUCKET.into(),
+                description: Some("paystate: files commands refer to".into()),
+                num_replicas: replicas,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| e.to_string()),
+    }
+}
+
+/// Stores `bytes` under a name derived from their hash (storing the same file twice is one
+/// object) and returns the attachment to put in a command.
+pub async fn put(
+    store: &object_store::ObjectStore,
+    file_name: &str,
+    content_type: &str,
+    bytes: &[u8],
+) -> Result<Attachment, String> {
+    if bytes.len() > ATTACHMENT_BYTES_MAX {
+        return Err(format!(
+            "attachment is {} bytes; the limit is {ATTACHMENT_BYTES_MAX}",
+            bytes.len()
+        ));
+    }
+    let sha256 = hex::encode(Sha256::digest(bytes));
+    let object = format!("sha256-{sha256}");
+    let mut reader = bytes;
+    store
+        .put(object.as_str(), &mut reader)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Attachment {
+        object,
+        file_name: file_name.into(),
+        content_type: content_type.into(),
+        sha256,
+        size: bytes.len() as u64,
+    })
+}
+
+/// Reads an attachment back, refusing it if its size or hash differ from the command's.
+pub async fn fetch(store: &object_store::ObjectStore, a: &Attachment) -> Result<Vec<u8>, String> {
+    if a.size as usize > ATTACHMENT_BYTES_MAX {
+        return Err(format!("attachment {} is larger than the limit", a.object));
+    }
+    let mut object = store
+        .get(&a.object)
+        .await
+        .map_err(|e| format!("attachment {}: {e}", a.object))?;
+    let mut bytes = Vec::with_capacity(a.size as usize);
+    object
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 != a.size || hex::encode(Sha256::digest(&bytes)) != a.sha256 {
+        return Err(format!(
+            "attachment {} does not match its size or hash",
+            a.object
+        ));
+    }
+    Ok(bytes)
+}
