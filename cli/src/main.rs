@@ -54,6 +54,10 @@ enum Command {
     Project(cmd::project::Command),
     /// Benchmark re-reading the log: raw ordered read vs audit vs projection rebuild (release).
     BenchRead(cmd::bench_read::Args),
+    /// Benchmark the whole engine against the raw JetStream yardstick in the same run: table
+    /// (or --json) of throughput, latency, contention, reads, pure core, memory, durability
+    /// (release build; about 10 minutes, --quick about one).
+    Bench(cmd::bench::Args),
 }
 
 #[tokio::main]
@@ -76,6 +80,7 @@ async fn main() -> std::process::ExitCode {
             Command::Import(a) => cmd::import::run(settings, a).await,
             Command::Project(c) => cmd::project::run(settings, c).await,
             Command::BenchRead(a) => cmd::bench_read::run(a).await,
+            Command::Bench(a) => cmd::bench::run(a).await,
         },
     };
     match result {

@@ -38,13 +38,13 @@ pub struct Args {
 
 /// One measured step.
 #[derive(Debug, Clone, serde::Serialize)]
-struct Row {
-    step: &'static str,
-    seconds: f64,
-    commits_per_sec: f64,
-    events_per_sec: f64,
-    ratio_to_raw: f64,
-    rss_mb: f64,
+pub struct Row {
+    pub step: &'static str,
+    pub seconds: f64,
+    pub commits_per_sec: f64,
+    pub events_per_sec: f64,
+    pub ratio_to_raw: f64,
+    pub rss_mb: f64,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -65,20 +65,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let fill_secs = started.elapsed().as_secs_f64();
     let info = journal.stream().get_info().await?;
     eprintln!("filled in {fill_secs:.1}s: {} commits, {} events, {} orders, {} MB stored", filled.commits, filled.events, filled.orders, info.state.bytes / 1_000_000);
-    let mut rows = Vec::new();
-    let raw = raw_read(&journal).await?;
-    rows.push(row("raw ordered read", raw, raw, &filled));
-    let t = Instant::now();
-    let report = audit(&journal, None, &AuditOptions { compare_projection: false, ..Default::default() }, &mut |_, _| {}).await?;
-    let audit_secs = t.elapsed().as_secs_f64();
-    anyhow::ensure!(report.is_clean(false), "the benchmark log did not audit clean: {}", report.render(10));
-    rows.push(row("audit", audit_secs, raw, &filled));
-    let store = ProjectionStore::open(js.clone(), &log.events_stream, 1).await?;
-    let t = Instant::now();
-    let rebuilt = rebuild(&store, &journal, &RebuildOptions::default(), &mut |_, _| {}).await?;
-    let rebuild_secs = t.elapsed().as_secs_f64();
-    rows.push(row("projection rebuild", rebuild_secs, raw, &filled));
-    print_table(&rows, &filled, info.state.bytes, rebuilt.writes);
+    let (rows, writes) = measure(&journal, &js, &log, &filled).await?;
+    print_table(&rows, &filled, info.state.bytes, writes);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&serde_json::json!({"filled": filled, "rows": rows}))?);
     }
@@ -87,6 +75,26 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     println!("goal rebuild >= {REBUILD_GOAL}x raw: {}", if rebuild_ok { "met" } else { "NOT met" });
     drop(server);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The three steps over the log as it is: raw ordered read (the yardstick), audit, projection
+/// rebuild; rows in that order, and the records the rebuild wrote. `paystate bench` calls
+/// this for its read rows, over the log its engine scenario wrote.
+pub async fn measure(journal: &Journal, js: &async_nats::jetstream::Context, log: &LogSettings, filled: &Filled) -> anyhow::Result<(Vec<Row>, u64)> {
+    let mut rows = Vec::new();
+    let raw = raw_read(journal).await?;
+    rows.push(row("raw ordered read", raw, raw, filled));
+    let t = Instant::now();
+    let report = audit(journal, None, &AuditOptions { compare_projection: false, ..Default::default() }, &mut |_, _| {}).await?;
+    let audit_secs = t.elapsed().as_secs_f64();
+    anyhow::ensure!(report.is_clean(false), "the benchmark log did not audit clean: {}", report.render(10));
+    rows.push(row("audit", audit_secs, raw, filled));
+    let store = ProjectionStore::open(js.clone(), &log.events_stream, 1).await?;
+    let t = Instant::now();
+    let rebuilt = rebuild(&store, journal, &RebuildOptions::default(), &mut |_, _| {}).await?;
+    let rebuild_secs = t.elapsed().as_secs_f64();
+    rows.push(row("projection rebuild", rebuild_secs, raw, filled));
+    Ok((rows, rebuilt.writes))
 }
 
 /// Reads the whole log with the same ordered-consumer scan the audit uses, doing nothing

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod audit;
+pub mod bench;
 pub mod bench_fill;
 pub mod bench_read;
 pub mod common;

@@ -1,0 +1,98 @@
+//! Rows 2, 3 and 8: the command service end to end. Engines run in this process on their own
+//! NATS connections (as `paystate run` does, with the default settings); clients publish
+//! commands to the command stream and wait for each outcome on their reply inbox.
+
+use super::load::{clients, closed_loop, open_loop, ClosedLoop, LoadReport, Mix};
+use paystate_journal::LogSettings;
+use paystate_service::processor::Stats;
+use paystate_service::{run_engine, EngineConfig, EngineHandle};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// NATS connections the clients share.
+pub const CLIENT_CONNECTIONS: usize = 4;
+
+/// Engine counters summed over instances.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Counters {
+    pub accepted: u64,
+    pub rejected: u64,
+    pub conflicts: u64,
+    pub retried_later: u64,
+}
+
+/// Engine instances running in this process.
+pub struct Engines {
+    handles: Vec<EngineHandle>,
+}
+
+impl Engines {
+    /// Starts `n` instances with the default engine settings, each on its own connection.
+    pub async fn start(url: &str, n: usize) -> anyhow::Result<Engines> {
+        let mut handles = Vec::with_capacity(n);
+        for _ in 0..n.max(1) {
+            let nats = paystate_service::connect(url, "paystate-bench-engine")
+                .await
+                .map_err(anyhow::Error::msg)?;
+            handles.push(run_engine(nats, LogSettings::default(), EngineConfig::default()).await?);
+        }
+        Ok(Engines { handles })
+    }
+
+    pub fn counters(&self) -> Counters {
+        let mut c = Counters::default();
+        for h in &self.handles {
+            let s: &Stats = &h.stats;
+            c.accepted += s.accepted.load(Relaxed);
+            c.rejected += s.rejected.load(Relaxed);
+            c.conflicts += s.conflicts.load(Relaxed);
+            c.retried_later += s.retried_later.load(Relaxed);
+        }
+        c
+    }
+
+    /// Drains and stops every instance (the next scenario starts its own).
+    pub async fn stop(self) {
+        for h in self.handles {
+            h.shutdown().await;
+        }
+    }
+}
+
+/// Row 2 (and 8 on a syncing server): `orders` lifecycles from `concurrency` clients.
+pub async fn throughput(
+    url: &str,
+    tag: &'static str,
+    orders: usize,
+    concurrency: usize,
+) -> anyhow::Result<LoadReport> {
+    let engines = Engines::start(url, 1).await?;
+    let clients = clients(url, CLIENT_CONNECTIONS).await?;
+    let report = closed_loop(
+        &clients,
+        ClosedLoop {
+            tag,
+            orders,
+            concurrency,
+            mix: Mix::Lifecycle,
+            done: Arc::new(AtomicU64::new(0)),
+        },
+    )
+    .await;
+    engines.stop().await;
+    Ok(report)
+}
+
+/// Row 3: lifecycles at a fixed offered rate; latency percentiles of every command.
+pub async fn latency(
+    url: &str,
+    commands_per_s: f64,
+    duration: Duration,
+) -> anyhow::Result<LoadReport> {
+    let engines = Engines::start(url, 1).await?;
+    let clients = clients(url, CLIENT_CONNECTIONS).await?;
+    let report = open_loop(&clients, "lat", commands_per_s, duration).await;
+    engines.stop().await;
+    Ok(report)
+}

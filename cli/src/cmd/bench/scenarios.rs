@@ -1,0 +1,267 @@
+//! Each scenario run and turned into report rows (with yardsticks, ratios and goals).
+
+use super::table::{human, Report, Row};
+use super::{contention, engine, memory, pure, raw, read, Plan};
+
+/// Goal: engine throughput at least this share of the raw append rate.
+pub const THROUGHPUT_GOAL_RATIO: f64 = 0.5;
+/// Goal: p99 command-to-outcome latency under this, at the latency run's offered rate.
+pub const LATENCY_P99_GOAL_MS: f64 = 5.0;
+/// Goal: events decided and folded per second on one thread.
+pub const CORE_GOAL_PER_S: f64 = 5_000_000.0;
+/// Goal: peak resident memory of `paystate run` at the default cache.
+pub const MEMORY_GOAL_MIB: f64 = 300.0;
+/// Goals of the read rows (from the projections issue), as shares of the raw read.
+const AUDIT_GOAL_RATIO: f64 = crate::cmd::bench_read::AUDIT_GOAL;
+const REBUILD_GOAL_RATIO: f64 = crate::cmd::bench_read::REBUILD_GOAL;
+
+/// Rows 1, 2, 5, 3 and 4, in that order, on one server with the default fsync interval.
+pub async fn on_default_server(url: &str, plan: &Plan, report: &mut Report) -> anyhow::Result<()> {
+    if plan.runs("raw") {
+        eprintln!("1 raw append: {} messages", plan.raw_messages);
+        let r = raw::append(
+            paystate_service::connect(url, "paystate-bench-raw")
+                .await
+                .map_err(anyhow::Error::msg)?,
+            plan.raw_messages,
+        )
+        .await?;
+        report.rows.push(
+            Row::new("raw_append", 1, "raw append (yardstick)", r.per_s, "msg/s").detail(format!(
+                "{} messages of {} bytes, expected-sequence header, {} refused",
+                r.messages, r.bytes_per_message, r.errors
+            )),
+        );
+    }
+    if plan.runs("engine") {
+        eprintln!(
+            "2 engine throughput: {} orders x 6 commands, {} clients",
+            plan.orders, plan.clients
+        );
+        let r = engine::throughput(url, "thr", plan.orders, plan.clients).await?;
+        let mut row = Row::new(
+            "engine_throughput",
+            2,
+            "engine throughput",
+            r.per_s(),
+            "cmd/s",
+        );
+        if let Some(raw) = report.value("raw_append") {
+            row = row.against("raw append", raw);
+            let ratio = row.ratio.unwrap_or(0.0);
+            row = row.goal(
+                format!(">= {THROUGHPUT_GOAL_RATIO}x raw append"),
+                ratio >= THROUGHPUT_GOAL_RATIO,
+            );
+        }
+        report.rows.push(row.detail(load_detail(r)));
+        if plan.runs("read") {
+            read_rows(url, plan, report).await?;
+        }
+    }
+    if plan.runs("latency") {
+        latency(url, plan, report).await?;
+    }
+    if plan.runs("contention") {
+        eprintln!(
+            "4 hot orders: {} refunds on {} orders from {} clients",
+            plan.hot_commands, plan.hot_orders, plan.hot_clients
+        );
+        let c = contention::hot_orders(url, plan.hot_orders, plan.hot_clients, plan.hot_commands)
+            .await?;
+        let mut r = c.report;
+        let mut row = Row::new("hot_orders", 4, "hot order contention", r.per_s(), "cmd/s");
+        if let Some(base) = report.value("engine_throughput") {
+            row = row.against("engine throughput", base);
+        }
+        let detail = format!(
+            "{} clients on {} orders, {} engines: {} conflict retries ({:.2} per command), {} given back; p50 {:.1} ms, p99 {:.1} ms; {}",
+            c.clients, c.orders, contention::ENGINES, c.counters.conflicts,
+            c.counters.conflicts as f64 / r.commands.max(1) as f64, c.counters.retried_later,
+            r.percentile_ms(50.0), r.percentile_ms(99.0), outcomes(&r),
+        );
+        report.rows.push(row.detail(detail));
+    }
+    Ok(())
+}
+
+async fn latency(url: &str, plan: &Plan, report: &mut Report) -> anyhow::Result<()> {
+    let Some(max) = report.value("engine_throughput") else {
+        eprintln!("3 latency: skipped (needs the throughput row for its offered rate)");
+        return Ok(());
+    };
+    let rate = max * plan.latency_share;
+    eprintln!(
+        "3 engine latency: {rate:.0} cmd/s offered for {:?}",
+        plan.latency_run
+    );
+    let mut r = engine::latency(url, rate, plan.latency_run).await?;
+    let (p50, p99, p999) = (
+        r.percentile_ms(50.0),
+        r.percentile_ms(99.0),
+        r.percentile_ms(99.9),
+    );
+    let row = Row::new("engine_latency_p99", 3, "engine latency p99", p99, "ms")
+        .goal(format!("p99 < {LATENCY_P99_GOAL_MS} ms"), p99 < LATENCY_P99_GOAL_MS)
+        .detail(format!(
+            "offered {} cmd/s ({:.0}% of row 2), achieved {}: p50 {p50:.2} ms, p99 {p99:.2} ms, p99.9 {p999:.2} ms, max {:.1} ms; {}",
+            human(rate), plan.latency_share * 100.0, human(r.per_s()), r.percentile_ms(100.0), outcomes(&r)
+        ));
+    report.rows.push(Row::new(
+        "engine_latency_p50",
+        3,
+        "engine latency p50",
+        p50,
+        "ms",
+    ));
+    report.rows.push(row);
+    report.rows.push(Row::new(
+        "engine_latency_p999",
+        3,
+        "engine latency p99.9",
+        p999,
+        "ms",
+    ));
+    Ok(())
+}
+
+async fn read_rows(url: &str, plan: &Plan, report: &mut Report) -> anyhow::Result<()> {
+    eprintln!("5 read: raw ordered read, audit, projection rebuild over the engine's log");
+    let rows = read::rows(url, plan.orders as u64).await?;
+    let ids = [
+        ("raw_read", "raw read (yardstick)"),
+        ("audit", "audit"),
+        ("projection_rebuild", "projection rebuild"),
+    ];
+    let raw = rows.first().map_or(f64::NAN, |r| r.commits_per_sec);
+    for (r, (id, name)) in rows.iter().zip(ids) {
+        let mut row = Row::new(id, 5, name, r.commits_per_sec, "commit/s").detail(format!(
+            "{:.2} s, {:.0} events/s",
+            r.seconds, r.events_per_sec
+        ));
+        match id {
+            "audit" => {
+                row = row.against("raw read", raw);
+                row = row.goal(
+                    format!(">= {AUDIT_GOAL_RATIO}x raw read"),
+                    r.ratio_to_raw >= AUDIT_GOAL_RATIO,
+                );
+            }
+            "projection_rebuild" => {
+                row = row.against("raw read", raw);
+                row = row.goal(
+                    format!(">= {REBUILD_GOAL_RATIO}x raw read"),
+                    r.ratio_to_raw >= REBUILD_GOAL_RATIO,
+                );
+            }
+            _ => {}
+        }
+        report.rows.push(row);
+    }
+    Ok(())
+}
+
+/// Row 6, in this process, single thread.
+pub fn pure_core(plan: &Plan, report: &mut Report) {
+    if !plan.runs("core") {
+        return;
+    }
+    eprintln!("6 pure core: decide + evolve, one thread");
+    let rates = pure::measure(plan.core_budget);
+    report.rows.push(
+        Row::new(
+            "core_decide_evolve",
+            6,
+            "pure core decide+evolve",
+            rates.decide_evolve_per_s,
+            "event/s",
+        )
+        .goal(
+            format!(">= {} event/s", human(CORE_GOAL_PER_S)),
+            rates.decide_evolve_per_s >= CORE_GOAL_PER_S,
+        )
+        .detail(format!(
+            "evolve alone (replay, audit, projections): {} event/s",
+            human(rates.evolve_per_s)
+        )),
+    );
+}
+
+/// Row 7, on its own fresh server.
+pub async fn memory(url: &str, plan: &Plan, report: &mut Report) -> anyhow::Result<()> {
+    let cache = paystate_service::EngineConfig::default().cache_orders_max;
+    eprintln!(
+        "7 memory: `paystate run` (cache {cache} orders) fed {} orders",
+        plan.memory_orders
+    );
+    let m = memory::engine_process(url, plan.memory_orders, cache, plan.clients).await?;
+    let curve: Vec<String> = m
+        .samples
+        .iter()
+        .map(|(n, mib)| format!("{} orders: {mib:.0} MiB", human(*n as f64)))
+        .collect();
+    report.rows.push(
+        Row::new("memory_peak", 7, "memory: peak RSS", m.peak_mib, "MiB")
+            .goal(format!("<= {MEMORY_GOAL_MIB} MiB at cache {}", human(m.cache_orders_max as f64)), m.peak_mib <= MEMORY_GOAL_MIB)
+            .detail(format!(
+                "{} orders in {:.0} s ({} cmd/s; engine + projector + HTTP, as `paystate run`); resident: {}; {}",
+                human(m.orders as f64), m.report.elapsed.as_secs_f64(), human(m.report.per_s()), curve.join(", "), outcomes(&m.report)
+            )),
+    );
+    Ok(())
+}
+
+/// Row 8: rows 1 and 2 again with an fsync on every write.
+pub async fn durability(url: &str, plan: &Plan, report: &mut Report) -> anyhow::Result<()> {
+    eprintln!("8 durability: sync_interval: always");
+    let nats = paystate_service::connect(url, "paystate-bench-raw")
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let r = raw::append(nats, plan.durable_raw_messages).await?;
+    let mut raw_row = Row::new(
+        "raw_append_sync",
+        8,
+        "raw append, fsync always",
+        r.per_s,
+        "msg/s",
+    );
+    if let Some(base) = report.value("raw_append") {
+        raw_row = raw_row.against("raw append", base);
+    }
+    report.rows.push(raw_row);
+    let e = engine::throughput(url, "dur", plan.durable_orders, plan.clients).await?;
+    let mut row = Row::new(
+        "engine_throughput_sync",
+        8,
+        "engine, fsync always",
+        e.per_s(),
+        "cmd/s",
+    );
+    if let Some(base) = report.value("engine_throughput") {
+        row = row.against("engine throughput", base);
+    }
+    let vs_raw = e.per_s() / r.per_s;
+    report.rows.push(row.detail(format!(
+        "{vs_raw:.2}x raw append with fsync always; {}",
+        load_detail(e)
+    )));
+    Ok(())
+}
+
+fn load_detail(mut r: super::load::LoadReport) -> String {
+    format!(
+        "{} commands in {:.1} s; p50 {:.1} ms, p99 {:.1} ms at saturation; {}",
+        human(r.commands as f64),
+        r.elapsed.as_secs_f64(),
+        r.percentile_ms(50.0),
+        r.percentile_ms(99.0),
+        outcomes(&r)
+    )
+}
+
+fn outcomes(r: &super::load::LoadReport) -> String {
+    format!(
+        "{} accepted, {} rejected, {} resent, {} unanswered",
+        r.accepted, r.rejected, r.resent, r.unanswered
+    )
+}
