@@ -3,10 +3,16 @@
 
 use async_nats::jetstream::{self, message::PublishMessage};
 use async_nats::HeaderMap;
+use bytes::Bytes;
 use futures::StreamExt;
 use paystate_events::subjects::{COMMANDS_PREFIX, REPLY_HEADER};
 use paystate_events::{CommandEnvelope, Outcome};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::{oneshot, OnceCell};
+use tokio::task::AbortHandle;
 
 /// Why a command got no outcome.
 #[derive(Debug, thiserror::Error)]
@@ -21,17 +27,96 @@ pub enum ClientError {
     BadReply(String),
 }
 
-/// A paystate client over one NATS connection.
+/// A paystate client over one NATS connection. Outcomes come back on one wildcard inbox
+/// subscription per client (`<inbox>.<n>`, one `n` per command), shared by every clone: no
+/// subscribe/unsubscribe per command, which costs the broker and the client more than the
+/// command itself at high rates.
 #[derive(Clone)]
 pub struct Client {
     nats: async_nats::Client,
     js: jetstream::Context,
+    replies: Arc<Replies>,
+}
+
+/// Commands waiting for their outcome, by reply token.
+struct Replies {
+    /// `_INBOX.<unique>`; replies arrive on `<prefix>.<token>`.
+    prefix: String,
+    next_token: AtomicU64,
+    waiting: Mutex<HashMap<u64, oneshot::Sender<Bytes>>>,
+    /// The task routing replies to waiters, started on first use; stopped when the last
+    /// clone of the client is dropped (its subscription goes with it).
+    router: OnceCell<AbortHandle>,
+}
+
+impl Drop for Replies {
+    fn drop(&mut self) {
+        if let Some(router) = self.router.get() {
+            router.abort();
+        }
+    }
+}
+
+impl Replies {
+    fn wait_for(&self) -> (u64, oneshot::Receiver<Bytes>) {
+        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.lock().insert(token, tx);
+        (token, rx)
+    }
+
+    fn forget(&self, token: u64) {
+        self.lock().remove(&token);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<Bytes>>> {
+        // Why: the map stays consistent even if a holder panicked (single inserts/removes).
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Routes each reply to the command waiting for it; replies nobody waits for (a duplicate
+/// reply after a redelivery, or one that came after its timeout) are dropped.
+async fn route_replies(mut sub: async_nats::Subscriber, replies: std::sync::Weak<Replies>) {
+    while let Some(msg) = sub.next().await {
+        let Some(replies) = replies.upgrade() else {
+            return;
+        };
+        let token = msg.subject.rsplit('.').next().and_then(|t| t.parse().ok());
+        let waiter = token.and_then(|t| replies.lock().remove(&t));
+        if let Some(tx) = waiter {
+            let _ = tx.send(msg.payload);
+        }
+    }
 }
 
 impl Client {
     pub fn new(nats: async_nats::Client) -> Client {
         let js = jetstream::new(nats.clone());
-        Client { nats, js }
+        let replies = Arc::new(Replies {
+            prefix: nats.new_inbox(),
+            next_token: AtomicU64::new(0),
+            waiting: Mutex::new(HashMap::new()),
+            router: OnceCell::new(),
+        });
+        Client { nats, js, replies }
+    }
+
+    /// Subscribes to the client's reply inbox once; later calls return at once.
+    async fn ensure_router(&self) -> Result<(), ClientError> {
+        self.replies
+            .router
+            .get_or_try_init(|| async {
+                let sub = self
+                    .nats
+                    .subscribe(format!("{}.*", self.replies.prefix))
+                    .await
+                    .map_err(|e| ClientError::NotAccepted(e.to_string()))?;
+                let task = tokio::spawn(route_replies(sub, Arc::downgrade(&self.replies)));
+                Ok::<_, ClientError>(task.abort_handle())
+            })
+            .await
+            .map(|_| ())
     }
 
     /// Publishes `cmd` durably and waits up to `wait` for its outcome.
@@ -52,17 +137,21 @@ impl Client {
         bytes: Vec<u8>,
         wait: Duration,
     ) -> Result<Outcome, ClientError> {
-        let inbox = self.nats.new_inbox();
-        let mut replies = self
-            .nats
-            .subscribe(inbox.clone())
-            .await
-            .map_err(|e| ClientError::NotAccepted(e.to_string()))?;
-        self.publish_raw(order_token, bytes, Some(&inbox)).await?;
-        match tokio::time::timeout(wait, replies.next()).await {
-            Ok(Some(msg)) => serde_json::from_slice(&msg.payload)
-                .map_err(|e| ClientError::BadReply(e.to_string())),
-            Ok(None) | Err(_) => Err(ClientError::Timeout(wait)),
+        self.ensure_router().await?;
+        let (token, reply) = self.replies.wait_for();
+        let inbox = format!("{}.{token}", self.replies.prefix);
+        if let Err(e) = self.publish_raw(order_token, bytes, Some(&inbox)).await {
+            self.replies.forget(token);
+            return Err(e);
+        }
+        match tokio::time::timeout(wait, reply).await {
+            Ok(Ok(payload)) => {
+                serde_json::from_slice(&payload).map_err(|e| ClientError::BadReply(e.to_string()))
+            }
+            Ok(Err(_)) | Err(_) => {
+                self.replies.forget(token);
+                Err(ClientError::Timeout(wait))
+            }
         }
     }
 

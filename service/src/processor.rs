@@ -65,10 +65,12 @@ impl Processor {
             }
         }
         let mut caught_up: Option<Current> = None;
+        // Set after a conflict or an unconfirmed append: the cached state is behind the log.
+        let mut behind = false;
         for attempt in 0..=self.cfg.conflict_retries_max {
             let current = match caught_up.take() {
                 Some(c) => c,
-                None => match self.current(env).await {
+                None => match self.current(env, std::mem::take(&mut behind)).await {
                     Ok(c) => c,
                     Err(e) => {
                         tracing::warn!(order = %env.order_id, error = %e, "order read failed");
@@ -110,8 +112,12 @@ impl Processor {
                         }
                         Err(Retry::Conflict) => {
                             self.stats.conflicts.fetch_add(1, Relaxed);
+                            behind = true;
                         }
-                        Err(Retry::Broker) => backoff(attempt).await,
+                        Err(Retry::Broker) => {
+                            behind = true;
+                            backoff(attempt).await
+                        }
                         Err(Retry::Refused(outcome)) => return Disposition::Done(outcome),
                     }
                 }
@@ -121,13 +127,22 @@ impl Processor {
     }
 
     /// The order from the cache, or folded from the log on a miss (then marked fresh).
-    async fn current(&mut self, env: &CommandEnvelope) -> Result<Current, String> {
+    /// `behind`: the log moved past the cached state (a conflict, an unconfirmed append), so
+    /// the cache is caught up with the log's tail first. The cached state is always a prefix
+    /// of the order's history, so its tail is all that is missing; re-reading a long order
+    /// whole would cost one request per commit (hot orders have hundreds).
+    async fn current(&mut self, env: &CommandEnvelope, behind: bool) -> Result<Current, String> {
         if let Some(hit) = self.cache.get(&env.order_id) {
-            return Ok(Current {
+            let cached = Current {
                 state: hit.state,
                 last_seq: hit.last_seq,
                 fresh: false,
-            });
+            };
+            return if behind {
+                self.catch_up(env, cached).await
+            } else {
+                Ok(cached)
+            };
         }
         let loaded = self
             .journal
@@ -207,8 +222,7 @@ impl Processor {
         }
         match self.journal.append(&encoded, current.last_seq).await {
             Ok(appended) if appended.duplicate => {
-                // Our own earlier write of this very command: re-read to answer from the log.
-                self.cache.forget(&env.order_id);
+                // Our own earlier write of this very command: catch up to answer from the log.
                 Err(Retry::Conflict)
             }
             Ok(appended) => {
@@ -229,13 +243,11 @@ impl Processor {
                     duplicate: false,
                 })
             }
-            Err(AppendError::Conflict) => {
-                self.cache.forget(&env.order_id);
-                Err(Retry::Conflict)
-            }
+            // The cache keeps the state before this attempt (a prefix of the log); the next
+            // attempt reads only the log's tail after it.
+            Err(AppendError::Conflict) => Err(Retry::Conflict),
             Err(AppendError::Unconfirmed(e)) => {
-                tracing::warn!(order = %env.order_id, error = %e, "append not confirmed; re-reading the order");
-                self.cache.forget(&env.order_id);
+                tracing::warn!(order = %env.order_id, error = %e, "append not confirmed; catching up with the log");
                 Err(Retry::Broker)
             }
         }
