@@ -7,6 +7,7 @@
 //! [`AdaptersConfig::validate`] checks bounds once at start. Credentials are [`Secret`]s.
 
 use crate::plexy::signature::TildaMode;
+use crate::plexy::transformers::AmountUnit;
 use crate::secret::Secret;
 use paystate_events::Provider;
 use serde::Deserialize;
@@ -150,6 +151,9 @@ pub struct PlexyConfig {
     /// How Tilda signatures are computed (unconfirmed reading; see `plexy::signature`).
     #[serde(default)]
     pub tilda_mode: TildaMode,
+    /// The unit of transaction and webhook amounts (undocumented; see `plexy::transformers`).
+    #[serde(default)]
+    pub transaction_amounts: AmountUnit,
     /// How long a payment link lives when the order has no `expires_at`.
     #[serde(default = "default_link_ttl_s")]
     pub link_ttl_s: u64,

@@ -256,6 +256,11 @@ impl SandboxHandle {
         crate::plural::expire_tokens(&self.shared);
     }
 
+    /// How many Plural access tokens were issued since start.
+    pub fn plural_tokens_issued(&self) -> u64 {
+        crate::plural::tokens_issued(&self.shared)
+    }
+
     /// Every callback delivery attempt of `provider` remembered so far.
     pub fn deliveries(&self, provider: Provider) -> Vec<DeliveryRecord> {
         self.shared.outbox.deliveries(provider)

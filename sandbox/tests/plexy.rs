@@ -86,7 +86,28 @@ async fn link_authorize_capture_refund_with_webhooks() {
     .await;
     assert_eq!(
         (status, v["status"].as_str(), v["refundedAmount"].as_u64()),
-        (200, Some("refunded"), Some(550))
+        (200, Some("charged"), Some(550)),
+        "a partial refund leaves the transaction charged"
+    );
+    let (status, v) = call(
+        &sb,
+        KEY,
+        &format!("/v1/payments/{tx}/refund"),
+        Some(json!({"amount": "6.00"})),
+    )
+    .await;
+    assert_eq!(status, 400, "more than what is left: {v}");
+    let (status, v) = call(
+        &sb,
+        KEY,
+        &format!("/v1/payments/{tx}/refund"),
+        Some(json!({"amount": null})),
+    )
+    .await;
+    assert_eq!(
+        (status, v["status"].as_str(), v["refundedAmount"].as_u64()),
+        (200, Some("refunded"), Some(1050)),
+        "the rest: fully refunded"
     );
     assert!(sb.wait_callbacks_idle(common::WAIT).await);
     let names: Vec<String> = rx
@@ -114,7 +135,7 @@ async fn link_authorize_capture_refund_with_webhooks() {
             c.callbacks_delivered,
             c.callbacks_bad_signature
         ),
-        (1, 1, 1, 4, 1)
+        (1, 1, 2, 4, 1)
     );
     sb.shutdown().await;
 }
@@ -150,5 +171,77 @@ async fn auth_duplicates_decline_and_auto_clearing() {
         ]
     );
     assert_eq!(rx.hits()[0].json()["data"]["merchantReference"], "proj_2");
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn links_are_cancelled_and_their_expiry_moved_only_while_unpaid() {
+    let sb = sandbox(|_| {}).await;
+    let put = |path: String, body: Value| {
+        let url = format!("{}{path}", sb.base_url(P));
+        async move {
+            let resp = client()
+                .put(url)
+                .header("authorization", KEY)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            resp.status().as_u16()
+        }
+    };
+    let open = link(&sb, "proj_4", false).await;
+    let expiry = json!({"expiresAt": "2031-01-02T03:04:05Z"});
+    assert_eq!(
+        put(
+            format!("/v1/payment-links/{open}/expiration"),
+            expiry.clone()
+        )
+        .await,
+        200
+    );
+    assert_eq!(sb.order(P, &open)["expiresAt"], "2031-01-02T03:04:05Z");
+    let bad = json!({"expiresAt": "tomorrow"});
+    assert_eq!(
+        put(format!("/v1/payment-links/{open}/expiration"), bad).await,
+        400
+    );
+    let (status, v) = call(
+        &sb,
+        KEY,
+        &format!("/v1/payment-links/{open}/cancel"),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!((status, v["status"].as_str()), (200, Some("cancelled")));
+    assert!(
+        sb.approve(P, &open).is_err(),
+        "a cancelled link takes no payment"
+    );
+    assert_eq!(
+        put(format!("/v1/payment-links/{open}/expiration"), expiry).await,
+        400
+    );
+    let paid = link(&sb, "proj_5", false).await;
+    sb.approve(P, &paid).unwrap();
+    let (status, _) = call(
+        &sb,
+        KEY,
+        &format!("/v1/payment-links/{paid}/cancel"),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(
+        status, 400,
+        "a paid link is not cancelled (void the transaction instead)"
+    );
+    let (status, _) = call(
+        &sb,
+        KEY,
+        "/v1/payment-links/pl_nope/cancel",
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 404);
     sb.shutdown().await;
 }

@@ -4,6 +4,7 @@
 
 pub mod load;
 pub mod providers;
+pub mod tuned;
 
 use paystate_broker::{NatsServer, ServerOptions};
 use paystate_events::command::money;

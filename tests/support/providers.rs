@@ -25,22 +25,55 @@ pub fn fast_reconciler() -> ReconcilerConfig {
 
 impl ProviderStack {
     pub async fn start() -> ProviderStack {
-        ProviderStack::start_with(SandboxConfig { time_scale: TimeScale::MILLIS, ..Default::default() }, fast_reconciler()).await
+        ProviderStack::start_with(
+            SandboxConfig {
+                time_scale: TimeScale::MILLIS,
+                ..Default::default()
+            },
+            fast_reconciler(),
+        )
+        .await
     }
 
-    pub async fn start_with(sandbox_cfg: SandboxConfig, reconciler: ReconcilerConfig) -> ProviderStack {
+    pub async fn start_with(
+        sandbox_cfg: SandboxConfig,
+        reconciler: ReconcilerConfig,
+    ) -> ProviderStack {
         let nats = TestNats::start().await;
-        let workers = WorkerConfig { ack_wait: Duration::from_secs(10), ..Default::default() };
-        let (stack, sandbox, sandbox_cfg) = with_sandbox(nats.connect().await, log_settings(), engine_config(), workers, reconciler, sandbox_cfg, "127.0.0.1:0")
-            .await
-            .expect("stack starts");
+        let workers = WorkerConfig {
+            ack_wait: Duration::from_secs(10),
+            ..Default::default()
+        };
+        let (stack, sandbox, sandbox_cfg) = with_sandbox(
+            nats.connect().await,
+            log_settings(),
+            engine_config(),
+            workers,
+            reconciler,
+            sandbox_cfg,
+            "127.0.0.1:0",
+        )
+        .await
+        .expect("stack starts");
         let client = nats.client().await;
         let journal = nats.journal().await;
-        ProviderStack { nats, stack, sandbox, sandbox_cfg, client, journal }
+        ProviderStack {
+            nats,
+            stack,
+            sandbox,
+            sandbox_cfg,
+            client,
+            journal,
+        }
     }
 
     /// Polls the log until `pred` holds for the order's state (panics after `WAIT`).
-    pub async fn wait_until(&self, order: &OrderId, what: &str, pred: impl Fn(&OrderState) -> bool) -> OrderState {
+    pub async fn wait_until(
+        &self,
+        order: &OrderId,
+        what: &str,
+        pred: impl Fn(&OrderState) -> bool,
+    ) -> OrderState {
         let started = Instant::now();
         let mut last = None;
         while started.elapsed() < WAIT {
@@ -58,13 +91,17 @@ impl ProviderStack {
     }
 
     pub async fn wait_status(&self, order: &OrderId, status: Status) -> OrderState {
-        self.wait_until(order, status.as_str(), |s| s.status == status).await
+        self.wait_until(order, status.as_str(), |s| s.status == status)
+            .await
     }
 }
 
 /// A create command for `provider` in `currency`.
 pub fn create_for(provider: Provider, minor: u64, currency: &str, mode: CaptureMode) -> Command {
-    let amount = Money::new(paystate_events::Amount::new(minor).expect("amount"), Currency::parse(currency).expect("currency"));
+    let amount = Money::new(
+        paystate_events::Amount::new(minor).expect("amount"),
+        Currency::parse(currency).expect("currency"),
+    );
     Command::CreateOrder {
         merchant_reference: "shop-1".into(),
         amount,
@@ -79,4 +116,213 @@ pub fn create_for(provider: Provider, minor: u64, currency: &str, mode: CaptureM
 /// `refund`/`capture` amounts in a currency other than USD.
 pub fn money_in(minor: u64, currency: &str) -> Option<Money> {
     paystate_events::command::money(minor, currency)
+}
+
+// ---- Helpers for the Plexy, Paykassma, exchanger and reconciler tests ----
+
+use futures::StreamExt as _;
+use paystate_adapters::Adapters;
+use paystate_events::command::Attachment;
+use paystate_events::Event;
+
+/// One `provider_signal` command in an order's log: its evidence, what it said, and the
+/// events the engine made of it.
+#[derive(Debug, Clone)]
+pub struct SignalCommit {
+    pub evidence_ref: String,
+    pub kind: SignalKind,
+    pub events: Vec<Event>,
+}
+
+impl SignalCommit {
+    pub fn event_names(&self) -> Vec<&'static str> {
+        self.events.iter().map(Event::name).collect()
+    }
+}
+
+impl ProviderStack {
+    /// `http://addr` of the stack's gateway.
+    pub fn gateway_url(&self) -> String {
+        self.stack.gateway_url.clone().expect("the gateway runs")
+    }
+
+    /// Adapters configured like the stack's own (to call provider operations directly).
+    pub fn adapters(&self) -> Adapters {
+        let cfg = paystate_sandbox::wiring::adapters_config(
+            &self.sandbox,
+            &self.sandbox_cfg,
+            &self.gateway_url(),
+        )
+        .expect("wiring");
+        Adapters::new(cfg).expect("adapters")
+    }
+
+    /// Uploads a file as a raw body to the gateway's `POST /attachments`.
+    pub async fn upload(&self, file_name: &str, content_type: &str, bytes: Vec<u8>) -> Attachment {
+        let resp = reqwest::Client::new()
+            .post(format!(
+                "{}/attachments?name={file_name}",
+                self.gateway_url()
+            ))
+            .header("content-type", content_type)
+            .body(bytes)
+            .send()
+            .await
+            .expect("upload sent");
+        assert_eq!(resp.status().as_u16(), 201, "upload accepted");
+        resp.json().await.expect("attachment JSON")
+    }
+
+    /// Every provider signal in the order's log, in order.
+    pub async fn signals(&self, order: &OrderId) -> Vec<SignalCommit> {
+        let commits = self.journal.read_order(order).await.expect("read order");
+        commits
+            .into_iter()
+            .filter_map(|c| match c.commit.command.command {
+                Command::ProviderSignal { signal } => Some(SignalCommit {
+                    evidence_ref: signal.evidence_ref,
+                    kind: signal.kind,
+                    events: c.commit.events,
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+impl ProviderStack {
+    /// Every verdict the gateway recorded for `provider`'s callbacks (`applied`,
+    /// `duplicate`, `rejected`, ...), oldest first.
+    pub async fn callback_verdicts(&self, provider: Provider) -> Vec<serde_json::Value> {
+        callbacks_subject(
+            &self.nats,
+            &format!("paystate.callbacks.{provider}.verdict"),
+        )
+        .await
+    }
+
+    /// Every raw callback the gateway stored for `provider`, oldest first.
+    pub async fn raw_callbacks(&self, provider: Provider) -> Vec<serde_json::Value> {
+        callbacks_subject(&self.nats, &format!("paystate.callbacks.{provider}.raw")).await
+    }
+}
+
+/// The JSON records of one subject of the callbacks stream, oldest first.
+async fn callbacks_subject(nats: &TestNats, subject: &str) -> Vec<serde_json::Value> {
+    use async_nats::jetstream::consumer::pull::OrderedConfig;
+    let js = async_nats::jetstream::new(nats.connect().await);
+    let stream = js
+        .get_stream(paystate_gateway::callbacks::CALLBACKS_STREAM)
+        .await
+        .expect("callbacks stream");
+    let mut consumer = stream
+        .create_consumer(OrderedConfig {
+            filter_subject: subject.to_string(),
+            ..Default::default()
+        })
+        .await
+        .expect("ordered consumer");
+    let pending = consumer.info().await.expect("consumer info").num_pending;
+    let mut messages = consumer.messages().await.expect("messages");
+    let mut out = Vec::new();
+    for _ in 0..pending {
+        let msg = tokio::time::timeout(WAIT, messages.next())
+            .await
+            .expect("stored record")
+            .expect("stream open")
+            .expect("message");
+        out.push(serde_json::from_slice(&msg.payload).unwrap_or(serde_json::Value::Null));
+    }
+    out
+}
+
+/// A second gateway (callbacks, uploads and queries) in its own runtime, so that a crash cuts
+/// everything it holds (listener, keep-alive connections, requests in hand) at once, and a
+/// restart serves the same address with fresh process state.
+pub struct CrashableGateway {
+    pub addr: std::net::SocketAddr,
+    nats_url: String,
+    adapters: paystate_adapters::AdaptersConfig,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl CrashableGateway {
+    /// Starts on a free port with the stack's provider configuration.
+    pub async fn start(ps: &ProviderStack) -> CrashableGateway {
+        let cfg = paystate_sandbox::wiring::adapters_config(
+            &ps.sandbox,
+            &ps.sandbox_cfg,
+            &ps.gateway_url(),
+        )
+        .expect("wiring");
+        let mut g = CrashableGateway {
+            addr: "127.0.0.1:0".parse().expect("addr"),
+            nats_url: ps.nats.url(),
+            adapters: cfg,
+            runtime: None,
+        };
+        g.serve().await;
+        g
+    }
+
+    /// `http://addr/callbacks/{provider}`.
+    pub fn callback_url(&self, provider: Provider) -> String {
+        format!("http://{}/callbacks/{provider}", self.addr)
+    }
+
+    /// Everything stops at once: no answer is finished, every connection is cut.
+    pub fn crash(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+
+    /// Serves again on the same address, with fresh state (as a restarted process).
+    pub async fn restart(&mut self) {
+        self.crash();
+        self.serve().await;
+    }
+
+    async fn serve(&mut self) {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let (addr, url, adapters) = (self.addr, self.nats_url.clone(), self.adapters.clone());
+        rt.spawn(async move {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .expect("gateway address free");
+            let bound = listener.local_addr().expect("bound");
+            let nats = async_nats::connect(url).await.expect("nats");
+            let adapters = std::sync::Arc::new(Adapters::new(adapters).expect("adapters"));
+            let callbacks = paystate_gateway::callbacks::Callbacks::open(nats.clone(), adapters, 1)
+                .await
+                .expect("callbacks");
+            let js = async_nats::jetstream::new(nats);
+            let projection =
+                paystate_projection::ProjectionStore::open(js, &log_settings().events_stream, 1)
+                    .await
+                    .expect("projection");
+            let router = paystate_gateway::router_with_callbacks(
+                paystate_gateway::AppState { projection },
+                callbacks,
+            );
+            let _ = ready_tx.send(bound);
+            let _ = paystate_gateway::serve(listener, router, std::future::pending()).await;
+        });
+        self.addr = tokio::time::timeout(WAIT, ready_rx)
+            .await
+            .expect("gateway ready in time")
+            .expect("gateway started");
+        self.runtime = Some(rt);
+    }
+}
+
+impl Drop for CrashableGateway {
+    fn drop(&mut self) {
+        self.crash();
+    }
 }

@@ -269,7 +269,7 @@ fn flitt_and_plexy_callbacks_through_the_facade() {
         .verify_and_parse_callback(Provider::Flitt, &cb(&[], "", forged.as_bytes()), t0())
         .is_err());
 
-    let hook = br#"{"name":"transaction.authorized","merchantId":"m","data":{"id":"tx_1","status":"authorized","amount":"9.99","currency":"USD","merchantReference":"ord-1"}}"#;
+    let hook = br#"{"name":"transaction.authorized","merchantId":"m","data":{"id":"tx_1","status":"authorized","amount":999,"currency":"USD","merchantReference":"ord-1"}}"#;
     let good = headers(&[("authorization", "Bearer whk_1")]);
     let parsed = adapters
         .verify_and_parse_callback(Provider::Plexy, &cb(&good, "", hook), t0())

@@ -5,9 +5,12 @@
 //! - This file: the flows. `start_payment` creates a payment link (the link id is the
 //!   provider reference; the link URL is a `Redirect`). Capture, cancel and refund act on a
 //!   transaction, so they first list the link's transactions and pick the one in the right
-//!   state (`authorized` for capture/cancel, `charged` for refund). `status` reports the
-//!   link's most advanced transaction. Webhooks (`transaction.<status>`) are checked against
-//!   each account's webhook token ([`parse_callback`]).
+//!   state (`authorized` for capture/cancel, `charged` for refund). Cancelling an order
+//!   nobody has paid yet (no transaction, or only an unfinished one) cancels the payment
+//!   link itself. `status` reports the link's most advanced transaction, or, when there is
+//!   none, the link's own status (a cancelled or expired link is a cancelled payment).
+//!   Webhooks (`transaction.<status>`) are checked against each account's webhook token
+//!   ([`parse_callback`]).
 
 pub mod signature;
 pub mod transformers;
@@ -97,10 +100,27 @@ impl Plexy<'_> {
         .await
     }
 
+    /// Voids the authorized transaction; with no payment yet, cancels the link instead.
     pub async fn cancel(&self, order: &OrderState) -> Result<Reported, AdapterError> {
-        let tx = self.transaction(order, Op::Cancel, &["authorized"]).await?;
-        self.payment_op(order, Op::Cancel, &tx, None, format!("{}:cancel", tx.id))
-            .await
+        let txs = self.transactions(order, Op::Cancel).await?;
+        if let Some(tx) = tf::pick(&txs, &["authorized"]) {
+            return self
+                .payment_op(order, Op::Cancel, tx, None, format!("{}:cancel", tx.id))
+                .await;
+        }
+        if !txs.iter().all(tf::is_open) {
+            return Err(AdapterError::NotFound {
+                provider: P,
+                op: Op::Cancel,
+                detail: "no authorized transaction on the payment link".into(),
+            });
+        }
+        self.cancel_link_as(order, Op::Cancel).await?;
+        Ok(Reported {
+            provider_ref: order.provider_ref.clone(),
+            signals: vec![SignalKind::Cancelled],
+            call_ref: format!("{}:cancel-link", link_id(order, Op::Cancel)?),
+        })
     }
 
     /// A successful refund call is reported as our refund of `amount` (a partial refund may
@@ -133,9 +153,10 @@ impl Plexy<'_> {
     pub async fn status(&self, order: &OrderState) -> Result<Reported, AdapterError> {
         let txs = self.transactions(order, Op::Status).await?;
         let signals = match tf::pick(&txs, &STATUS_ORDER).or(txs.first()) {
-            Some(tx) => tf::transaction_signals(tx).map_err(|detail| bad(Op::Status, detail))?,
-            // A link nobody has paid yet.
-            None => vec![SignalKind::Accepted { action: None }],
+            Some(tx) => tf::transaction_signals(tx, self.cfg.transaction_amounts)
+                .map_err(|detail| bad(Op::Status, detail))?,
+            // Nobody has paid: the link's own status says whether it is still open.
+            None => self.link_signals(order).await?,
         };
         Ok(Reported {
             provider_ref: order.provider_ref.clone(),
@@ -146,14 +167,40 @@ impl Plexy<'_> {
 
     /// Cancels the payment link itself (no transaction yet).
     pub async fn cancel_link(&self, order: &OrderState) -> Result<(), AdapterError> {
-        let link = link_id(order, Op::LinkUpdate)?;
+        self.cancel_link_as(order, Op::LinkUpdate).await
+    }
+
+    async fn cancel_link_as(&self, order: &OrderState, op: Op) -> Result<(), AdapterError> {
+        let link = link_id(order, op)?;
         let r = send(
             self.ctx,
-            Op::LinkUpdate,
+            op,
             &tf::cancel_link_request(self.cfg, self.account(order)?, link),
         )
         .await?;
-        check(Op::LinkUpdate, &r)
+        check(op, &r)
+    }
+
+    /// A link without transactions: `active` (or any open status) is still waiting for the
+    /// customer; `cancelled` / `expired` closed it without payment.
+    async fn link_signals(&self, order: &OrderState) -> Result<Vec<SignalKind>, AdapterError> {
+        let link = link_id(order, Op::Status)?;
+        let r = send(
+            self.ctx,
+            Op::Status,
+            &tf::link_request(self.cfg, self.account(order)?, link),
+        )
+        .await?;
+        check(Op::Status, &r)?;
+        let link: tf::PaymentLink = r.json().map_err(|e| unreadable(P, Op::Status, &r, e))?;
+        let closed = link
+            .status
+            .as_deref()
+            .is_some_and(|s| tf::LINK_CLOSED_STATUSES.contains(&s));
+        Ok(vec![match closed {
+            true => SignalKind::Cancelled,
+            false => SignalKind::Accepted { action: None },
+        }])
     }
 
     pub async fn update_link_expiry(
@@ -217,7 +264,8 @@ impl Plexy<'_> {
         let r = send(self.ctx, op, &req).await?;
         check(op, &r)?;
         let answered: tf::Transaction = r.json().map_err(|e| unreadable(P, op, &r, e))?;
-        let signals = tf::transaction_signals(&answered).map_err(|e| unreadable(P, op, &r, e))?;
+        let signals = tf::transaction_signals(&answered, self.cfg.transaction_amounts)
+            .map_err(|e| unreadable(P, op, &r, e))?;
         Ok(Reported {
             provider_ref: order.provider_ref.clone(),
             signals,
@@ -289,7 +337,7 @@ pub fn parse_callback(
     let hook: tf::Webhook =
         serde_json::from_slice(cb.body).map_err(|e| malformed(e.to_string()))?;
     let tx = hook.transaction().map_err(malformed)?;
-    let signals = tf::transaction_signals(&tx).map_err(malformed)?;
+    let signals = tf::transaction_signals(&tx, cfg.transaction_amounts).map_err(malformed)?;
     let reference = tx
         .merchant_reference
         .clone()

@@ -1,14 +1,16 @@
 //! Plexy wire types, request builders and status translation. Pure: no IO.
 //!
 //! Paths are relative to the host (`base_url` = `https://api.plexypay.com`): the live API
-//! lives under `/v1`. Payment-link amounts are integer minor units (documented); transaction,
-//! webhook, capture and refund amounts are decimals in major units (the API's
-//! `DecimalAmount`), converted exactly. Capture/cancel/refund paths follow the older official
+//! lives under `/v1`. Payment-link amounts are integer minor units (documented); capture and
+//! refund amounts are decimals in major units (older docs), converted exactly. The unit of
+//! transaction and webhook amounts (`amount`, `processedAmount`) is not documented: it is
+//! [`AmountUnit`] configuration, minor units by default (the transaction echoes the link's
+//! `amount`, which is documented in minor units). Capture/cancel/refund paths follow the older official
 //! docs (`/payments/{transactionId}/...`); the link cancel/expiry paths are our reading of
 //! the docs' operation names. All of them are constants here, the one place to change.
 
 use crate::config::{PlexyAccount, PlexyConfig};
-use crate::flow::json_decimal_money;
+use crate::flow::{json_decimal_money, json_minor, minor_money};
 use crate::http::{HttpRequest, HttpResponse, Method, Replay};
 use crate::secret::Secret;
 use paystate_events::{
@@ -77,6 +79,16 @@ pub fn cancel_link_request(
     )
 }
 
+/// Reads one payment link (its status tells an unpaid link that was closed).
+pub fn link_request(cfg: &PlexyConfig, account: &PlexyAccount, link_id: &str) -> HttpRequest {
+    authed(
+        Method::Get,
+        cfg.common.url(&format!("{LINKS_PATH}/{link_id}")),
+        account,
+        Replay::Safe,
+    )
+}
+
 pub fn update_expiry_request(
     cfg: &PlexyConfig,
     account: &PlexyAccount,
@@ -123,6 +135,21 @@ pub fn payment_op_request(
         _ => req.json(json!({"amount": amount.map(|m| m.to_decimal())})),
     }
 }
+
+/// How transaction and webhook amounts are written (unconfirmed upstream: configuration).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AmountUnit {
+    /// Integer minor units (`1050` = 10.50 USD), like the payment link's `amount`.
+    #[default]
+    MinorUnits,
+    /// Decimal major units (`10.5` or `"10.50"`), like the capture/refund request amount.
+    Decimal,
+}
+
+/// Link statuses a link without a transaction can be in: `active` (waiting for the
+/// customer), or closed without payment (`cancelled`, `expired`).
+pub const LINK_CLOSED_STATUSES: [&str; 2] = ["cancelled", "expired"];
 
 /// The created link.
 #[derive(Debug, Clone, Deserialize)]
@@ -210,8 +237,17 @@ impl PlexyStatus {
     }
 }
 
+/// True for a transaction the customer has not finished (`created`, `3d`).
+pub fn is_open(t: &Transaction) -> bool {
+    matches!(
+        PlexyStatus::parse(&t.status),
+        Some(PlexyStatus::Created | PlexyStatus::ThreeD)
+    )
+}
+
 /// What a transaction's status means. `rejected` is a bank decline, `failed` a system error.
-pub fn transaction_signals(t: &Transaction) -> Result<Vec<SignalKind>, String> {
+/// `refunded` means everything charged was refunded (a partial refund leaves `charged`).
+pub fn transaction_signals(t: &Transaction, unit: AmountUnit) -> Result<Vec<SignalKind>, String> {
     let Some(status) = PlexyStatus::parse(&t.status) else {
         return Ok(vec![SignalKind::Unrecognised {
             raw_status: t.status.clone(),
@@ -226,12 +262,12 @@ pub fn transaction_signals(t: &Transaction) -> Result<Vec<SignalKind>, String> {
     Ok(match status {
         PlexyStatus::Created | PlexyStatus::ThreeD => vec![SignalKind::Accepted { action: None }],
         PlexyStatus::Authorized => vec![SignalKind::Authorized {
-            amount: amount(t, &t.amount)?,
+            amount: amount(t, &t.amount, unit)?,
         }],
         PlexyStatus::Charged => {
-            let processed = amount(t, &t.processed_amount)?;
+            let processed = amount(t, &t.processed_amount, unit)?;
             vec![SignalKind::Captured {
-                amount: processed.or(amount(t, &t.amount)?),
+                amount: processed.or(amount(t, &t.amount, unit)?),
             }]
         }
         PlexyStatus::Cancelled => vec![SignalKind::Cancelled],
@@ -244,12 +280,20 @@ pub fn transaction_signals(t: &Transaction) -> Result<Vec<SignalKind>, String> {
     })
 }
 
-fn amount(t: &Transaction, v: &Option<Value>) -> Result<Option<Money>, String> {
+/// A transaction amount in `unit`; zero and absent mean "not said".
+fn amount(t: &Transaction, v: &Option<Value>, unit: AmountUnit) -> Result<Option<Money>, String> {
     let Some(v) = v.as_ref().filter(|v| !v.is_null()) else {
         return Ok(None);
     };
-    let currency = Currency::parse(t.currency.as_deref().ok_or("amount without currency")?)
-        .map_err(|e| e.to_string())?;
+    let code = t.currency.as_deref().ok_or("amount without currency")?;
+    if unit == AmountUnit::MinorUnits {
+        return match json_minor(v) {
+            Some(0) => Ok(None),
+            Some(minor) => minor_money(minor, code).map(Some),
+            None => Err(format!("amount {v} is not a count of minor units")),
+        };
+    }
+    let currency = Currency::parse(code).map_err(|e| e.to_string())?;
     match json_decimal_money(v, currency) {
         Ok(m) => Ok(Some(m)),
         Err(_) if v.as_f64() == Some(0.0) || v.as_str() == Some("0") => Ok(None),

@@ -21,7 +21,7 @@ use crate::error::{AdapterError, CallbackError, Op};
 use crate::flow::{send, unreadable, Ctx, Reported};
 use crate::http::{HttpRequest, HttpResponse};
 use crate::secret::Secret;
-use paystate_events::{Money, OrderState, PaymentInitiation, Provider, Timestamp};
+use paystate_events::{Money, OrderState, PaymentInitiation, Provider, SignalKind, Timestamp};
 use std::collections::BTreeMap;
 use token::{Token, TokenCache};
 use transformers as tf;
@@ -57,16 +57,71 @@ impl Plural<'_> {
             })
             .await?;
         let created = order_data(Op::Payment, &r)?;
-        let build =
-            |t: &Secret| tf::create_payment_request(self.cfg, t, &created.order_id, order, &spec);
-        let r = self.call(Op::Payment, name, account, build).await?;
-        let paid = order_data(Op::Payment, &r)?;
-        let signals = tf::order_signals(&paid).map_err(|e| unreadable(P, Op::Payment, &r, e))?;
-        Ok(Reported {
-            provider_ref: Some(paid.order_id),
-            signals,
-            call_ref: tf::order_reference(order),
-        })
+        if created.status != tf::STATUS_CREATED {
+            // The reference named an order that already has its payment: a replay of ours
+            // (work redelivered after Plural acted). Report where it stands; never pay twice.
+            let signals =
+                tf::order_signals(&created).map_err(|e| unreadable(P, Op::Payment, &r, e))?;
+            return Ok(reported(
+                created.order_id,
+                signals,
+                tf::order_reference(order),
+            ));
+        }
+        let id = created.order_id.as_str();
+        let pay = |t: &Secret| tf::create_payment_request(self.cfg, t, id, order, &spec);
+        let (mut signals, paid) = match self.call(Op::Payment, name, account, &pay).await {
+            Err(AdapterError::OutcomeUnknown { detail, .. }) => {
+                self.resolve_unknown(Op::Payment, name, account, id, detail, &pay)
+                    .await?
+            }
+            other => (Vec::new(), other?),
+        };
+        let d = order_data(Op::Payment, &paid)?;
+        signals.extend(tf::order_signals(&d).map_err(|e| unreadable(P, Op::Payment, &paid, e))?);
+        Ok(reported(d.order_id, signals, tf::order_reference(order)))
+    }
+
+    /// A write without an idempotency key (create payment, cancel) whose outcome is unknown:
+    /// records that, asks Plural where the order stands, and only when the answer shows the
+    /// write did not happen (the order is still where the write starts from) makes it once
+    /// more. Returns the unknown-outcome signal and the answer to report.
+    async fn resolve_unknown(
+        &self,
+        op: Op,
+        name: &str,
+        account: &PluralAccount,
+        id: &str,
+        detail: String,
+        redo: &(dyn Fn(&Secret) -> HttpRequest + Sync),
+    ) -> Result<(Vec<SignalKind>, HttpResponse), AdapterError> {
+        let unknown = AdapterError::OutcomeUnknown {
+            provider: P,
+            op,
+            detail: detail.clone(),
+        };
+        let recorded = unknown.signal(None).into_iter().collect();
+        let Ok(r) = self
+            .call(Op::Status, name, account, |t| {
+                tf::get_order_request(self.cfg, t, id)
+            })
+            .await
+        else {
+            return Err(unknown);
+        };
+        let Ok(d) = order_data(Op::Status, &r) else {
+            return Err(unknown);
+        };
+        let not_done = match op {
+            Op::Payment => tf::STATUS_CREATED,
+            _ => tf::STATUS_AUTHORIZED,
+        };
+        if d.status != not_done {
+            return Ok((recorded, r));
+        }
+        tracing::info!(%op, plural_order = id, "status query shows the write did not happen; making it once more");
+        let again = self.call(op, name, account, redo).await?;
+        Ok((recorded, again))
     }
 
     pub async fn capture(
@@ -92,21 +147,23 @@ impl Plural<'_> {
         })
     }
 
+    /// Cancels an authorized order. Plural has no idempotency key for cancel and refuses a
+    /// second one, so the request is not replayed blindly: an unknown outcome is resolved by
+    /// a status query.
     pub async fn cancel(&self, order: &OrderState) -> Result<Reported, AdapterError> {
         let (name, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
         let id = plural_id(order, Op::Cancel)?;
-        let r = self
-            .call(Op::Cancel, name, account, |t| {
-                tf::cancel_request(self.cfg, t, id)
-            })
-            .await?;
+        let cancel = |t: &Secret| tf::cancel_request(self.cfg, t, id);
+        let (mut signals, r) = match self.call(Op::Cancel, name, account, &cancel).await {
+            Err(AdapterError::OutcomeUnknown { detail, .. }) => {
+                self.resolve_unknown(Op::Cancel, name, account, id, detail, &cancel)
+                    .await?
+            }
+            other => (Vec::new(), other?),
+        };
         let d = order_data(Op::Cancel, &r)?;
-        let signals = tf::order_signals(&d).map_err(|e| unreadable(P, Op::Cancel, &r, e))?;
-        Ok(Reported {
-            provider_ref: Some(d.order_id),
-            signals,
-            call_ref: format!("{id}:cancel"),
-        })
+        signals.extend(tf::order_signals(&d).map_err(|e| unreadable(P, Op::Cancel, &r, e))?);
+        Ok(reported(d.order_id, signals, format!("{id}:cancel")))
     }
 
     pub async fn refund(
@@ -197,6 +254,14 @@ impl Plural<'_> {
         let value = token.value.clone();
         cache.store(token);
         Ok(value)
+    }
+}
+
+fn reported(plural_order_id: String, signals: Vec<SignalKind>, call_ref: String) -> Reported {
+    Reported {
+        provider_ref: Some(plural_order_id),
+        signals,
+        call_ref,
     }
 }
 

@@ -22,6 +22,10 @@ const REF_RULES: KeyRules = KeyRules {
     len_max: REFERENCE_LEN_MAX,
     sep: '-',
 };
+/// Order status before any payment: create payment starts from here.
+pub const STATUS_CREATED: &str = "CREATED";
+/// Order status that capture and cancel start from.
+pub const STATUS_AUTHORIZED: &str = "AUTHORIZED";
 /// Payment method when the initiation names none.
 pub const PAYMENT_METHOD_DEFAULT: &str = "CARD";
 
@@ -183,7 +187,9 @@ pub fn capture_request(
     .json(body)
 }
 
-/// Cancel (void) an authorized order. Cancelling twice has the effect of once.
+/// Cancel (void) an authorized order. Not replay-safe: there is no idempotency key, and a
+/// second cancel is refused (the order is no longer AUTHORIZED), so an unanswered cancel is
+/// resolved by a status query, not by sending it again.
 pub fn cancel_request(
     cfg: &ProviderConfig<PluralAccount>,
     token: &Secret,
@@ -193,7 +199,7 @@ pub fn cancel_request(
         Method::Put,
         cfg.url(&format!("{ORDERS_PATH}/{plural_order_id}/cancel")),
         token,
-        Replay::Safe,
+        Replay::Unsafe,
     )
 }
 

@@ -24,6 +24,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/", get(index))
         .route("/wait-idle", post(wait_idle))
+        .route("/plural/tokens", get(tokens_issued))
         .route("/plural/tokens/expire", post(expire_tokens))
         .route("/exchanger/ipn-drop", put(set_ipn_drop))
         .route("/{provider}/orders", get(list_orders))
@@ -77,6 +78,11 @@ async fn wait_idle(State(s): State<Arc<Shared>>, Query(q): Query<WaitIdle>) -> R
     let ms = q.ms.unwrap_or(5_000).min(WAIT_IDLE_MS_MAX);
     let idle = s.outbox.wait_idle(Duration::from_millis(ms)).await;
     json(StatusCode::OK, json!({ "idle": idle }))
+}
+
+async fn tokens_issued(State(s): State<Arc<Shared>>) -> Response {
+    let issued = crate::plural::tokens_issued(&s);
+    json(StatusCode::OK, json!({ "issued": issued }))
 }
 
 async fn expire_tokens(State(s): State<Arc<Shared>>) -> Response {

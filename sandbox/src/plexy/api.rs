@@ -1,5 +1,6 @@
-//! Plexy's HTTP API: `/v1/payment-links`, `/v1/transactions/...`, and
-//! `/payments/{id}/capture|cancel|refund` (served with and without the `/v1` prefix).
+//! Plexy's HTTP API: `/v1/payment-links` (create, read, cancel, expiry update),
+//! `/v1/transactions/...`, and `/payments/{id}/capture|cancel|refund` (served with and
+//! without the `/v1` prefix).
 
 use super::wire::{self, error};
 use super::{now, set_status, Link, TxStatus, P};
@@ -11,7 +12,7 @@ use crate::shared::{lock, Shared};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use bytes::Bytes;
 use serde_json::{json, Value};
@@ -23,6 +24,8 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
     let mut r = Router::new()
         .route("/v1/payment-links", post(create_link))
         .route("/v1/payment-links/{id}", get(get_link))
+        .route("/v1/payment-links/{id}/cancel", post(cancel_link))
+        .route("/v1/payment-links/{id}/expiration", put(update_expiration))
         .route("/v1/transactions/by-payment-link/{id}", get(by_link))
         .route("/v1/transactions/{id}", get(get_tx));
     for prefix in ["", "/v1"] {
@@ -141,6 +144,79 @@ async fn get_link(State(s): S, headers: HeaderMap, Path(id): Path<String>) -> Re
     read(&s, &headers, &id, wire::link_json).await
 }
 
+/// Closes an unpaid link (`active` → `cancelled`); a paid or closed link is 400.
+async fn cancel_link(State(s): S, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    change_link(&s, &headers, &id, Op::Cancel, |l| {
+        if l.status != "active" || l.tx.as_ref().is_some_and(|t| !t.status.is_open()) {
+            return Err(format!(
+                "payment link is {}; only an unpaid active link can be cancelled",
+                l.status
+            ));
+        }
+        l.status = "cancelled";
+        Ok(())
+    })
+    .await
+}
+
+/// `{"expiresAt": "<RFC 3339>"}` on an active link.
+async fn update_expiration(
+    State(s): S,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let body = match authorize(&s, &headers).and_then(|_| parse(&body)) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let at = body
+        .get("expiresAt")
+        .and_then(Value::as_str)
+        .filter(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok())
+        .map(str::to_string);
+    let Some(at) = at else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "expiresAt (RFC 3339) is required",
+        );
+    };
+    change_link(&s, &headers, &id, Op::Status, move |l| {
+        if l.status != "active" {
+            return Err(format!("payment link is {}", l.status));
+        }
+        l.echo.insert("expiresAt".into(), json!(at));
+        Ok(())
+    })
+    .await
+}
+
+/// Applies `change` to one link and answers the link (404 unknown, 400 refused).
+async fn change_link(
+    s: &Shared,
+    headers: &HeaderMap,
+    id: &str,
+    op: Op,
+    change: impl FnOnce(&mut Link) -> Result<(), String>,
+) -> Response {
+    if let Err(r) = authorize(s, headers) {
+        return r;
+    }
+    gated(s, P, op, Some(id), || {
+        let mut st = lock(&s.plexy);
+        let resp = match st.links.get_mut(id) {
+            None => error(StatusCode::NOT_FOUND, "not_found", "payment link not found"),
+            Some(l) => match change(l) {
+                Ok(()) => json(StatusCode::OK, wire::link_json(l)),
+                Err(m) => error(StatusCode::BAD_REQUEST, "invalid_request", &m),
+            },
+        };
+        (id.to_string(), resp)
+    })
+    .await
+}
+
 async fn by_link(State(s): S, headers: HeaderMap, Path(id): Path<String>) -> Response {
     read(&s, &headers, &id, |l| {
         let txs: Vec<Value> = l.tx.iter().map(|t| wire::tx_json(l, t)).collect();
@@ -225,11 +301,15 @@ async fn manage(s: &Shared, headers: &HeaderMap, tx: &str, body: &[u8], op: Op) 
     .await
 }
 
+/// Capture (partial allowed, once) and cancel from `authorized`; refund from `charged`,
+/// repeatable while something is left: a partial refund keeps the transaction `charged`
+/// (no webhook; the answer carries `refundedAmount`), the refund that reaches the charged
+/// amount moves it to `refunded`.
 fn apply(s: &Shared, link: &mut Link, body: &Value, op: Op) -> Result<(), String> {
     let requested = wire::decimal_amount(body, &link.currency)?;
     let amount = link.amount;
     let tx = link.tx.as_mut().ok_or("transaction not found")?;
-    let (from, to) = match op {
+    let (from, mut to) = match op {
         Op::Capture => (TxStatus::Authorized, TxStatus::Charged),
         Op::Cancel => (TxStatus::Authorized, TxStatus::Cancelled),
         _ => (TxStatus::Charged, TxStatus::Refunded),
@@ -250,13 +330,22 @@ fn apply(s: &Shared, link: &mut Link, body: &Value, op: Op) -> Result<(), String
             tx.processed_amount = value;
         }
         Op::Refund => {
-            let value = requested.unwrap_or(tx.processed_amount);
-            if value == 0 || value > tx.processed_amount {
-                return Err("amount exceeds the charged amount".into());
+            let left = tx.processed_amount.saturating_sub(tx.refunded_amount);
+            let value = requested.unwrap_or(left);
+            if value == 0 || value > left {
+                return Err("amount exceeds what is left to refund".into());
             }
-            tx.refunded_amount = value;
+            tx.refunded_amount += value;
+            if tx.refunded_amount < tx.processed_amount {
+                to = TxStatus::Charged;
+            }
         }
         _ => {}
+    }
+    if to == TxStatus::Charged && op == Op::Refund {
+        tx.updated_at = now();
+        s.counters.bump(P, &link.id, |c| c.refunded += 1);
+        return Ok(());
     }
     set_status(s, link, to);
     Ok(())

@@ -101,6 +101,7 @@ async fn token(State(s): S, body: Bytes) -> Response {
         }
         st.tokens
             .insert(token.clone(), Instant::now() + Duration::from_secs(ttl));
+        st.tokens_issued += 1;
         (
             "-".into(),
             json(

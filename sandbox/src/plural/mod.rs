@@ -116,6 +116,8 @@ impl Order {
 #[derive(Debug, Default)]
 pub(crate) struct State {
     tokens: HashMap<String, Instant>,
+    /// Access tokens issued since start (tests check the adapter's token cache).
+    tokens_issued: u64,
     orders: BTreeMap<String, Order>,
     by_reference: HashMap<String, String>,
     /// Refund `merchant_order_reference` → parent order id.
@@ -131,6 +133,11 @@ pub(crate) fn now() -> String {
 /// Invalidates every token issued so far.
 pub(crate) fn expire_tokens(shared: &Shared) {
     lock(&shared.plural).tokens.clear();
+}
+
+/// How many access tokens were issued since start.
+pub(crate) fn tokens_issued(shared: &Shared) -> u64 {
+    lock(&shared.plural).tokens_issued
 }
 
 /// Applies a customer action: the challenge succeeds (AUTHORIZED, then PROCESSED without

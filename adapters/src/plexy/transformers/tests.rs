@@ -47,6 +47,11 @@ fn link_request_shape() {
         .is_none());
 }
 
+/// What a transaction with decimal amounts (`AmountUnit::Decimal`) means.
+fn decimal_signals(status: &str) -> Result<Vec<SignalKind>, String> {
+    transaction_signals(&tx(status), AmountUnit::Decimal)
+}
+
 fn tx(status: &str) -> Transaction {
     serde_json::from_value(
         json!({"id": "tx_1", "status": status, "amount": "9.99", "currency": "USD"}),
@@ -58,27 +63,27 @@ fn tx(status: &str) -> Transaction {
 fn every_status_maps() {
     let usd = Some(money(999, "USD"));
     assert_eq!(
-        transaction_signals(&tx("created")).expect("maps"),
+        decimal_signals("created").expect("maps"),
         vec![SignalKind::Accepted { action: None }]
     );
     assert_eq!(
-        transaction_signals(&tx("3d")).expect("maps"),
+        decimal_signals("3d").expect("maps"),
         vec![SignalKind::Accepted { action: None }]
     );
     assert_eq!(
-        transaction_signals(&tx("authorized")).expect("maps"),
+        decimal_signals("authorized").expect("maps"),
         vec![SignalKind::Authorized { amount: usd }]
     );
     assert_eq!(
-        transaction_signals(&tx("charged")).expect("maps"),
+        decimal_signals("charged").expect("maps"),
         vec![SignalKind::Captured { amount: usd }]
     );
     assert_eq!(
-        transaction_signals(&tx("cancelled")).expect("maps"),
+        decimal_signals("cancelled").expect("maps"),
         vec![SignalKind::Cancelled]
     );
     assert_eq!(
-        transaction_signals(&tx("refunded")).expect("maps"),
+        decimal_signals("refunded").expect("maps"),
         vec![SignalKind::Refunded {
             refund_id: None,
             amount: None
@@ -86,12 +91,12 @@ fn every_status_maps() {
     );
     for s in ["rejected", "failed"] {
         assert!(
-            matches!(transaction_signals(&tx(s)).expect("maps").as_slice(),
+            matches!(decimal_signals(s).expect("maps").as_slice(),
             [SignalKind::Failed { operation: Operation::Payment, code, .. }] if code == s)
         );
     }
     assert_eq!(
-        transaction_signals(&tx("chargeback")).expect("maps"),
+        decimal_signals("chargeback").expect("maps"),
         vec![SignalKind::Unrecognised {
             raw_status: "chargeback".into()
         }]
@@ -99,13 +104,34 @@ fn every_status_maps() {
     let mut partial = tx("charged");
     partial.processed_amount = Some(json!(5.5));
     assert_eq!(
-        transaction_signals(&partial).expect("maps"),
+        transaction_signals(&partial, AmountUnit::Decimal).expect("maps"),
         vec![SignalKind::Captured {
             amount: Some(money(550, "USD"))
         }]
     );
     partial.processed_amount = Some(json!("5.555"));
-    assert!(transaction_signals(&partial).is_err(), "never rounds");
+    assert!(transaction_signals(&partial, AmountUnit::Decimal).is_err(), "never rounds");
+}
+
+#[test]
+fn minor_unit_amounts_are_the_default() {
+    assert_eq!(cfg().transaction_amounts, AmountUnit::MinorUnits);
+    let t: Transaction = serde_json::from_value(json!({"id": "tx_1", "status": "charged",
+        "amount": 1050, "processedAmount": 550, "currency": "USD"}))
+    .expect("tx");
+    assert_eq!(
+        transaction_signals(&t, AmountUnit::MinorUnits).expect("maps"),
+        vec![SignalKind::Captured {
+            amount: Some(money(550, "USD"))
+        }]
+    );
+    let mut decimal = t.clone();
+    decimal.processed_amount = Some(json!("5.50"));
+    assert!(
+        transaction_signals(&decimal, AmountUnit::MinorUnits).is_err(),
+        "a decimal where minor units are expected is refused, not guessed"
+    );
+    assert!(is_open(&tx("3d")) && !is_open(&tx("authorized")));
 }
 
 #[test]

@@ -1,0 +1,353 @@
+//! Plexy (PlexyPay) end to end: commands → engine → adapter worker → sandbox → webhooks →
+//! gateway → engine, over a real nats-server and real HTTP on loopback. Payment links,
+//! partial capture, repeated partial refunds, void, link cancellation and expiry, declines
+//! and system failures, bearer-token webhooks (a wrong token is rejected and recorded), and
+//! the Tilda form signature.
+
+mod support;
+
+use paystate_adapters::plexy::signature::{tilda_signature, verify_tilda, TildaMode};
+use paystate_adapters::plexy::transformers::{tilda_form, verify_tilda_form};
+use paystate_adapters::Secret;
+use paystate_events::OrderId;
+use paystate_events::{CaptureMode, Command, CustomerActionKind, Provider, Status};
+use paystate_sandbox::{Action, FaultKind, FaultRule};
+use support::providers::*;
+use support::*;
+
+const P: Provider = Provider::Plexy;
+
+/// Creates and starts a Plexy order; returns it with its payment link id once the link is
+/// shown to the customer.
+async fn started(
+    ps: &ProviderStack,
+    name: &str,
+    minor: u64,
+    mode: CaptureMode,
+) -> (OrderId, String) {
+    let o = order(name);
+    accept(&ps.client, env(&o, create_for(P, minor, "USD", mode))).await;
+    accept(&ps.client, env(&o, start())).await;
+    let pending = ps
+        .wait_until(&o, "showing the payment link", |s| {
+            s.customer_action.is_some()
+        })
+        .await;
+    let action = pending.customer_action.expect("customer action");
+    assert_eq!(action.kind, CustomerActionKind::Redirect);
+    let link = pending.provider_ref.expect("payment link id recorded");
+    assert!(link.starts_with("pl_"), "{link}");
+    assert_eq!(
+        action.url.as_deref(),
+        ps.sandbox.order(P, &link)["url"].as_str(),
+        "the hosted checkout is shown"
+    );
+    (o, link)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plexy_link_3ds_partial_capture_and_repeated_partial_refunds() {
+    let ps = ProviderStack::start().await;
+    let (o, link) = started(&ps, "plexy", 10_000, CaptureMode::Manual).await;
+    ps.sandbox
+        .act(P, &link, Action::Challenge)
+        .expect("3DS step");
+    ps.sandbox
+        .act(P, &link, Action::Complete3ds { success: true })
+        .expect("customer passes 3DS");
+    let authorized = ps.wait_status(&o, Status::Authorized).await;
+    assert_eq!(authorized.authorized.0, 10_000);
+    accept(
+        &ps.client,
+        env(
+            &o,
+            Command::Capture {
+                amount: money_in(6_000, "USD"),
+            },
+        ),
+    )
+    .await;
+    let captured = ps.wait_status(&o, Status::Captured).await;
+    assert_eq!(captured.captured.0, 6_000, "partial capture");
+    for (i, part) in [2_000, 1_500].into_iter().enumerate() {
+        accept(
+            &ps.client,
+            env(
+                &o,
+                Command::Refund {
+                    amount: money_in(part, "USD"),
+                },
+            ),
+        )
+        .await;
+        let want = [2_000, 3_500][i];
+        ps.wait_until(&o, "partly refunded", |s| {
+            s.refunded.0 == want && s.refunds_pending.is_empty()
+        })
+        .await;
+    }
+    let partly = ps.wait_status(&o, Status::Captured).await;
+    assert_eq!(
+        partly.refunds_completed.len(),
+        2,
+        "two partial refunds: {partly:#?}"
+    );
+    accept(&ps.client, env(&o, Command::Refund { amount: None })).await;
+    let returned = ps.wait_status(&o, Status::Returned).await;
+    assert_eq!((returned.captured.0, returned.refunded.0), (6_000, 6_000));
+    assert!(ps.sandbox.wait_callbacks_idle(WAIT).await);
+    let tx = &ps.sandbox.order(P, &link)["transaction"];
+    assert_eq!(
+        (tx["status"].as_str(), tx["refundedAmount"].as_u64()),
+        (Some("refunded"), Some(6_000))
+    );
+    let c = ps.sandbox.counters(P, &link);
+    assert_eq!(
+        (c.authorized, c.captured, c.refunded),
+        (1, 1, 3),
+        "the provider saw each effect once: {c:?}"
+    );
+    let settled = ps
+        .journal
+        .load(&o)
+        .await
+        .expect("load")
+        .state
+        .expect("order");
+    assert!(
+        settled.discrepancies.is_empty(),
+        "webhooks and answers agree: {:#?}",
+        settled.discrepancies
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plexy_auto_capture_decline_and_system_failure() {
+    let ps = ProviderStack::start().await;
+    let (auto, auto_link) = started(&ps, "plexy-auto", 4_200, CaptureMode::Auto).await;
+    let (declined, declined_link) = started(&ps, "plexy-decl", 4_200, CaptureMode::Manual).await;
+    let (broken, broken_link) = started(&ps, "plexy-fail", 4_200, CaptureMode::Manual).await;
+    ps.sandbox.approve(P, &auto_link).expect("customer pays");
+    ps.sandbox
+        .decline(P, &declined_link)
+        .expect("bank declines");
+    ps.sandbox
+        .act(P, &broken_link, Action::Fail)
+        .expect("system error");
+    let auto = ps.wait_status(&auto, Status::Captured).await;
+    assert_eq!(
+        auto.captured.0, 4_200,
+        "autoClearing captured the whole amount"
+    );
+    let declined = ps.wait_status(&declined, Status::Failed).await;
+    assert_eq!(
+        declined.failure.map(|f| f.0).as_deref(),
+        Some("rejected"),
+        "bank decline"
+    );
+    let broken = ps.wait_status(&broken, Status::Failed).await;
+    assert_eq!(
+        broken.failure.map(|f| f.0).as_deref(),
+        Some("failed"),
+        "system error"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plexy_void_link_cancel_and_expiry_update() {
+    let ps = ProviderStack::start().await;
+    let (voided, voided_link) = started(&ps, "plexy-void", 3_000, CaptureMode::Manual).await;
+    ps.sandbox.approve(P, &voided_link).expect("customer pays");
+    ps.wait_status(&voided, Status::Authorized).await;
+    accept(
+        &ps.client,
+        env(
+            &voided,
+            Command::Cancel {
+                reason: Some("out of stock".into()),
+            },
+        ),
+    )
+    .await;
+    ps.wait_status(&voided, Status::Cancelled).await;
+    assert_eq!(
+        ps.sandbox.order(P, &voided_link)["transaction"]["status"],
+        "cancelled"
+    );
+    assert_eq!(ps.sandbox.counters(P, &voided_link).cancelled, 1);
+
+    // Nobody paid yet: cancelling the order cancels the payment link itself.
+    let (unpaid, unpaid_link) = started(&ps, "plexy-link", 3_000, CaptureMode::Manual).await;
+    accept(&ps.client, env(&unpaid, Command::Cancel { reason: None })).await;
+    ps.wait_status(&unpaid, Status::Cancelled).await;
+    assert_eq!(ps.sandbox.order(P, &unpaid_link)["status"], "cancelled");
+    assert!(
+        ps.sandbox.approve(P, &unpaid_link).is_err(),
+        "a cancelled link takes no payment"
+    );
+
+    // Moving a live link's expiry.
+    let (live, live_link) = started(&ps, "plexy-exp", 3_000, CaptureMode::Manual).await;
+    let state = ps
+        .journal
+        .load(&live)
+        .await
+        .expect("load")
+        .state
+        .expect("order");
+    let at: paystate_events::Timestamp = "2031-01-02T03:04:05Z".parse().expect("time");
+    ps.adapters()
+        .plexy_update_link_expiry(&state, at)
+        .await
+        .expect("expiry updated");
+    assert_eq!(
+        ps.sandbox.order(P, &live_link)["expiresAt"],
+        "2031-01-02T03:04:05Z"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plexy_webhook_with_a_wrong_token_is_rejected_and_recorded() {
+    let ps = ProviderStack::start().await;
+    let (o, link) = started(&ps, "plexy-tok", 2_500, CaptureMode::Manual).await;
+    ps.sandbox.add_fault(
+        P,
+        FaultRule::once(FaultKind::BadSignatureCallback).on_order(&link),
+    );
+    ps.sandbox.approve(P, &link).expect("customer pays");
+    // The first attempt carries a wrong token and is refused; Plexy's retry is signed.
+    ps.wait_status(&o, Status::Authorized).await;
+    let forged = reqwest::Client::new()
+        .post(format!("{}/callbacks/plexy", ps.gateway_url()))
+        .header("authorization", "Bearer not-the-webhook-token")
+        .header("content-type", "application/json")
+        .body(r#"{"name":"transaction.charged","merchantId":"merchant-1","data":{"id":"tx-1","status":"charged","amount":2500,"currency":"USD"}}"#)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(forged.status().as_u16(), 401);
+    assert!(ps.sandbox.wait_callbacks_idle(WAIT).await, "Plexy's retry delivered");
+    let deliveries = ps.sandbox.deliveries(P);
+    let bad: Vec<_> = deliveries.iter().filter(|d| d.bad_signature).collect();
+    assert_eq!(bad.len(), 1, "{deliveries:#?}");
+    assert_eq!(bad[0].status, Some(401), "the wrong token was refused");
+    let verdicts = ps.callback_verdicts(P).await;
+    let rejected: Vec<_> = verdicts
+        .iter()
+        .filter(|v| v["verdict"] == "rejected")
+        .collect();
+    assert_eq!(
+        rejected.len(),
+        2,
+        "both forged webhooks recorded: {verdicts:#?}"
+    );
+    assert!(rejected
+        .iter()
+        .all(|v| v["detail"].as_str().unwrap_or("").contains("bad signature")));
+    let raw = ps.raw_callbacks(P).await;
+    for v in &rejected {
+        let seq = v["raw_seq"].as_u64().expect("raw_seq");
+        assert!(seq > 0, "stored raw before the verdict: {v}");
+    }
+    let forged_raw = raw
+        .iter()
+        .filter(|r| r["headers"].to_string().contains("redacted"))
+        .count();
+    assert!(
+        raw.len() >= 3 && forged_raw == raw.len(),
+        "every webhook stored raw, credentials redacted: {raw:#?}"
+    );
+    let state = ps.wait_status(&o, Status::Authorized).await;
+    assert!(
+        state.discrepancies.is_empty(),
+        "the forged 'charged' was never applied"
+    );
+    let stats = ps.stack.callbacks.as_ref().expect("callbacks").stats();
+    assert_eq!(stats.rejected.load(std::sync::atomic::Ordering::Relaxed), 2);
+}
+
+#[test]
+fn tilda_signature_vectors_and_tampering() {
+    // providers.md: HMAC-MD5(key `s3cr3t`, `store-42:USD:999:s3cr3t`).
+    let sig = tilda_signature("store-42", "USD", "999", "s3cr3t", TildaMode::HmacMd5);
+    assert_eq!(sig, "c9fc193bd7ecd2ac2a60196570db3aaa");
+    assert!(verify_tilda(
+        "store-42",
+        "USD",
+        "999",
+        "s3cr3t",
+        TildaMode::HmacMd5,
+        &sig
+    ));
+    for (store, cur, amount, secret) in [
+        ("store-43", "USD", "999", "s3cr3t"),
+        ("store-42", "EUR", "999", "s3cr3t"),
+        ("store-42", "USD", "998", "s3cr3t"),
+        ("store-42", "USD", "999", "s3cr3T"),
+    ] {
+        assert!(
+            !verify_tilda(store, cur, amount, secret, TildaMode::HmacMd5, &sig),
+            "tampered {store} {cur} {amount} {secret}"
+        );
+    }
+    // The other reading (plain MD5) is an option, and the two never verify each other.
+    let plain = tilda_signature("store-42", "USD", "999", "s3cr3t", TildaMode::PlainMd5);
+    assert_eq!(plain.len(), 32);
+    assert_ne!(plain, sig);
+    assert!(verify_tilda(
+        "store-42",
+        "USD",
+        "999",
+        "s3cr3t",
+        TildaMode::PlainMd5,
+        &plain
+    ));
+    assert!(!verify_tilda(
+        "store-42",
+        "USD",
+        "999",
+        "s3cr3t",
+        TildaMode::HmacMd5,
+        &plain
+    ));
+
+    // A form we produce verifies; any edited field does not.
+    let state = paystate_engine::evolve(None, &tilda_order()).expect("order");
+    let secret = Secret::new("s3cr3t");
+    for mode in [TildaMode::HmacMd5, TildaMode::PlainMd5] {
+        let form = tilda_form("store-42", &secret, mode, "proj7", &state);
+        assert!(verify_tilda_form(&form, &secret, mode), "{form:?}");
+        assert!(form
+            .iter()
+            .any(|(k, v)| k == "order[reference]" && v.starts_with("proj7_")));
+        for field in [
+            "order[store_id]",
+            "order[currency]",
+            "order[amount]",
+            "signature",
+        ] {
+            let mut edited = form.clone();
+            for (k, v) in edited.iter_mut() {
+                if k == field {
+                    v.push('1');
+                }
+            }
+            assert!(!verify_tilda_form(&edited, &secret, mode), "edited {field}");
+        }
+        assert!(!verify_tilda_form(&form, &Secret::new("other"), mode));
+    }
+}
+
+fn tilda_order() -> paystate_events::Event {
+    paystate_events::Event::OrderCreated {
+        order_id: OrderId::parse("tilda-1").expect("id"),
+        merchant_reference: "shop-1".into(),
+        amount: money_in(999, "USD").expect("amount"),
+        provider: P,
+        capture_mode: CaptureMode::Auto,
+        expires_at: None,
+        merchant_account: None,
+        metadata: Default::default(),
+        created_at: "2026-11-22T10:00:00Z".parse().expect("time"),
+    }
+}
