@@ -84,6 +84,10 @@ impl NatsServer {
     pub fn port(&self) -> u16 {
         self.port
     }
+    /// The server's process id while it runs (benchmarks read its CPU time from /proc).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(|c| c.id())
+    }
     pub fn store_dir(&self) -> &Path {
         &self.store
     }

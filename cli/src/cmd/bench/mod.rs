@@ -16,6 +16,7 @@
 //! [`load`] drives clients, [`workload`] makes the commands, [`table`] prints the report.
 
 mod contention;
+mod cpu;
 mod engine;
 mod load;
 mod memory;
@@ -134,7 +135,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     {
         let server = NatsServer::start(ServerOptions::default()).await?;
-        scenarios::on_default_server(&server.url(), &plan, &mut report).await?;
+        scenarios::on_default_server(&server.url(), server.pid(), &plan, &mut report).await?;
     }
     scenarios::pure_core(&plan, &mut report);
     if plan.runs("memory") {
@@ -147,7 +148,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             ..Default::default()
         })
         .await?;
-        scenarios::durability(&server.url(), &plan, &mut report).await?;
+        scenarios::durability(&server.url(), server.pid(), &plan, &mut report).await?;
     }
     report.seconds = started.elapsed().as_secs_f64();
     report.load_after = table::load_average();

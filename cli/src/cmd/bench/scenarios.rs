@@ -1,5 +1,6 @@
 //! Each scenario run and turned into report rows (with yardsticks, ratios and goals).
 
+use super::cpu::CpuMeter;
 use super::table::{human, Report, Row};
 use super::{contention, engine, memory, pure, raw, read, Plan};
 
@@ -16,36 +17,29 @@ const AUDIT_GOAL_RATIO: f64 = crate::cmd::bench_read::AUDIT_GOAL;
 const REBUILD_GOAL_RATIO: f64 = crate::cmd::bench_read::REBUILD_GOAL;
 
 /// Rows 1, 2, 5, 3 and 4, in that order, on one server with the default fsync interval.
-pub async fn on_default_server(url: &str, plan: &Plan, report: &mut Report) -> anyhow::Result<()> {
+pub async fn on_default_server(
+    url: &str,
+    server_pid: Option<u32>,
+    plan: &Plan,
+    report: &mut Report,
+) -> anyhow::Result<()> {
     if plan.runs("raw") {
         eprintln!("1 raw append: {} messages", plan.raw_messages);
-        let r = raw::append(
-            paystate_service::connect(url, "paystate-bench-raw")
-                .await
-                .map_err(anyhow::Error::msg)?,
-            plan.raw_messages,
-        )
-        .await?;
-        report.rows.push(
-            Row::new("raw_append", 1, "raw append (yardstick)", r.per_s, "msg/s").detail(format!(
-                "{} messages of {} bytes, expected-sequence header, {} refused",
-                r.messages, r.bytes_per_message, r.errors
-            )),
-        );
+        let row = raw_row(url, server_pid, plan.raw_messages).await?;
+        report.rows.push(row);
     }
     if plan.runs("engine") {
         eprintln!(
             "2 engine throughput: {} orders x 6 commands, {} clients",
             plan.orders, plan.clients
         );
-        let r = engine::throughput(url, "thr", plan.orders, plan.clients).await?;
-        let mut row = Row::new(
-            "engine_throughput",
-            2,
-            "engine throughput",
-            r.per_s(),
-            "cmd/s",
-        );
+        let row = throughput_row(url, server_pid, "thr", plan.orders, plan.clients).await?;
+        let mut row = Row {
+            id: "engine_throughput",
+            number: 2,
+            name: "engine throughput",
+            ..row
+        };
         if let Some(raw) = report.value("raw_append") {
             row = row.against("raw append", raw);
             let ratio = row.ratio.unwrap_or(0.0);
@@ -54,7 +48,7 @@ pub async fn on_default_server(url: &str, plan: &Plan, report: &mut Report) -> a
                 ratio >= THROUGHPUT_GOAL_RATIO,
             );
         }
-        report.rows.push(row.detail(load_detail(r)));
+        report.rows.push(with_cpu_ratio(row, report, "raw_append"));
         if plan.runs("read") {
             read_rows(url, plan, report).await?;
         }
@@ -212,40 +206,101 @@ pub async fn memory(url: &str, plan: &Plan, report: &mut Report) -> anyhow::Resu
 }
 
 /// Row 8: rows 1 and 2 again with an fsync on every write.
-pub async fn durability(url: &str, plan: &Plan, report: &mut Report) -> anyhow::Result<()> {
+pub async fn durability(
+    url: &str,
+    server_pid: Option<u32>,
+    plan: &Plan,
+    report: &mut Report,
+) -> anyhow::Result<()> {
     eprintln!("8 durability: sync_interval: always");
-    let nats = paystate_service::connect(url, "paystate-bench-raw")
-        .await
-        .map_err(anyhow::Error::msg)?;
-    let r = raw::append(nats, plan.durable_raw_messages).await?;
-    let mut raw_row = Row::new(
-        "raw_append_sync",
-        8,
-        "raw append, fsync always",
-        r.per_s,
-        "msg/s",
-    );
+    let raw = raw_row(url, server_pid, plan.durable_raw_messages).await?;
+    let mut raw = Row {
+        id: "raw_append_sync",
+        number: 8,
+        name: "raw append, fsync always",
+        ..raw
+    };
     if let Some(base) = report.value("raw_append") {
-        raw_row = raw_row.against("raw append", base);
+        raw = raw.against("raw append", base);
     }
-    report.rows.push(raw_row);
-    let e = engine::throughput(url, "dur", plan.durable_orders, plan.clients).await?;
-    let mut row = Row::new(
-        "engine_throughput_sync",
-        8,
-        "engine, fsync always",
-        e.per_s(),
-        "cmd/s",
-    );
+    let raw_per_s = raw.value;
+    report.rows.push(raw);
+    let row = throughput_row(url, server_pid, "dur", plan.durable_orders, plan.clients).await?;
+    let mut row = Row {
+        id: "engine_throughput_sync",
+        number: 8,
+        name: "engine, fsync always",
+        ..row
+    };
     if let Some(base) = report.value("engine_throughput") {
         row = row.against("engine throughput", base);
     }
-    let vs_raw = e.per_s() / r.per_s;
-    report.rows.push(row.detail(format!(
-        "{vs_raw:.2}x raw append with fsync always; {}",
-        load_detail(e)
-    )));
+    row.detail = format!(
+        "{:.2}x raw append with fsync always; {}",
+        row.value / raw_per_s,
+        row.detail
+    );
+    report
+        .rows
+        .push(with_cpu_ratio(row, report, "raw_append_sync"));
     Ok(())
+}
+
+/// The raw append yardstick as a row (row 1; row 8 renames it).
+async fn raw_row(url: &str, server_pid: Option<u32>, messages: usize) -> anyhow::Result<Row> {
+    let nats = paystate_service::connect(url, "paystate-bench-raw")
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let cpu = CpuMeter::start(server_pid);
+    let r = raw::append(nats, messages).await?;
+    let cpu = cpu.per_op(r.messages);
+    Ok(
+        Row::new("raw_append", 1, "raw append (yardstick)", r.per_s, "msg/s")
+            .cpu(cpu)
+            .detail(format!(
+                "{} messages of {} bytes, expected-sequence header, {} refused",
+                r.messages, r.bytes_per_message, r.errors
+            )),
+    )
+}
+
+/// Lifecycles through one engine in this process, as a row (row 2; row 8 renames it).
+async fn throughput_row(
+    url: &str,
+    server_pid: Option<u32>,
+    tag: &'static str,
+    orders: usize,
+    clients: usize,
+) -> anyhow::Result<Row> {
+    let cpu = CpuMeter::start(server_pid);
+    let r = engine::throughput(url, tag, orders, clients).await?;
+    let cpu = cpu.per_op(r.commands);
+    Ok(Row::new(
+        "engine_throughput",
+        2,
+        "engine throughput",
+        r.per_s(),
+        "cmd/s",
+    )
+    .cpu(cpu)
+    .detail(load_detail(r)))
+}
+
+/// Adds the load-independent comparison: yardstick CPU per message / CPU per command.
+fn with_cpu_ratio(mut row: Row, report: &Report, yardstick: &str) -> Row {
+    let base = report
+        .rows
+        .iter()
+        .find(|r| r.id == yardstick)
+        .and_then(|r| r.cpu);
+    if let (Some(base), Some(own)) = (base, row.cpu) {
+        row.detail = format!(
+            "{}; by CPU per operation (steadier on a shared machine): {:.2}x {yardstick}",
+            row.detail,
+            base.total_us() / own.total_us()
+        );
+    }
+    row
 }
 
 fn load_detail(mut r: super::load::LoadReport) -> String {

@@ -36,6 +36,8 @@ pub struct Row {
     pub holds: Option<bool>,
     /// Further figures (percentiles, counts) in words.
     pub detail: String,
+    /// CPU per operation (message or command), where measured.
+    pub cpu: Option<super::cpu::CpuPerOp>,
 }
 
 impl Row {
@@ -57,6 +59,7 @@ impl Row {
             goal: None,
             holds: None,
             detail: String::new(),
+            cpu: None,
         }
     }
 
@@ -70,6 +73,11 @@ impl Row {
     pub fn goal(mut self, goal: impl Into<String>, holds: bool) -> Row {
         self.goal = Some(goal.into());
         self.holds = Some(holds);
+        self
+    }
+
+    pub fn cpu(mut self, cpu: super::cpu::CpuPerOp) -> Row {
+        self.cpu = Some(cpu);
         self
     }
 
@@ -113,6 +121,15 @@ impl Report {
             );
             if !r.detail.is_empty() {
                 out += &format!("    {}\n", r.detail);
+            }
+            if let Some(c) = r.cpu {
+                out += &format!(
+                    "    CPU per {}: {:.1} us bench process + {:.1} us nats-server = {:.1} us\n",
+                    r.unit.trim_end_matches("/s"),
+                    c.bench_us,
+                    c.server_us,
+                    c.total_us()
+                );
             }
         }
         out

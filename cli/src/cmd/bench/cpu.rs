@@ -1,0 +1,70 @@
+//! CPU time spent by this process (clients and in-process engines) and by the nats-server,
+//! per operation. Unlike rates, CPU per operation hardly moves when other work shares the
+//! machine, so it is the steadier comparison on a busy 2-core box.
+
+/// Clock ticks per second of /proc's utime and stime (USER_HZ; 100 on Linux everywhere).
+const TICKS_PER_S: f64 = 100.0;
+
+/// CPU seconds used so far by this process and the server.
+pub struct CpuMeter {
+    server_pid: Option<u32>,
+    own_s: f64,
+    server_s: f64,
+}
+
+/// Microseconds of CPU per operation.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct CpuPerOp {
+    /// This process: clients and (where they run here) engines.
+    pub bench_us: f64,
+    pub server_us: f64,
+}
+
+impl CpuPerOp {
+    pub fn total_us(&self) -> f64 {
+        self.bench_us + self.server_us
+    }
+}
+
+impl CpuMeter {
+    pub fn start(server_pid: Option<u32>) -> CpuMeter {
+        CpuMeter {
+            server_pid,
+            own_s: cpu_s("self"),
+            server_s: server_pid.map_or(0.0, |p| cpu_s(&p.to_string())),
+        }
+    }
+
+    /// CPU used since `start`, per operation of `ops`.
+    pub fn per_op(&self, ops: u64) -> CpuPerOp {
+        let ops = ops.max(1) as f64;
+        let own = cpu_s("self") - self.own_s;
+        let server = self
+            .server_pid
+            .map_or(0.0, |p| cpu_s(&p.to_string()) - self.server_s);
+        CpuPerOp {
+            bench_us: own * 1e6 / ops,
+            server_us: server * 1e6 / ops,
+        }
+    }
+}
+
+/// utime + stime of /proc/<pid>/stat in seconds (0 where unreadable).
+fn cpu_s(pid: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line; `rest` starts at field 3.
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / TICKS_PER_S
+}
