@@ -7,6 +7,7 @@
 //! [`AdaptersConfig::validate`] checks bounds once at start. Credentials are [`Secret`]s.
 
 use crate::plexy::signature::TildaMode;
+use crate::exchanger::transformers::Encoding as ExchangerEncoding;
 use crate::plexy::transformers::AmountUnit;
 use crate::secret::Secret;
 use paystate_events::Provider;
@@ -219,6 +220,12 @@ pub struct ExchangerConfig {
     /// Header that carries `api_key` when one is configured.
     #[serde(default = "default_exchanger_auth_header")]
     pub auth_header: String,
+    /// JSON or PHP-style form bodies for create and status.
+    #[serde(default)]
+    pub encoding: ExchangerEncoding,
+    /// The status request's field naming the order (its value: the create answer's `orderId`).
+    #[serde(default = "default_exchanger_status_id_field")]
+    pub status_id_field: String,
     /// Where customers pay: `{payment_page_base}/{lang}/payment/{uid}/{secret}`; the base URL
     /// when absent.
     #[serde(default)]
@@ -233,6 +240,9 @@ fn default_exchanger_status_path() -> String {
 }
 fn default_exchanger_auth_header() -> String {
     "Authorization".to_string()
+}
+fn default_exchanger_status_id_field() -> String {
+    "orderId".to_string()
 }
 
 /// Flitt: merchant id and password (the signing key).

@@ -3,8 +3,8 @@
 //! - [`signature`]: IPN SHA-256 over colon-joined fields.
 //! - [`transformers`]: our documented choice of the undocumented create/status shapes (see
 //!   its module docs), the status map, IPN fields.
-//! - This file: the flows. `start_payment` creates the order (uid = provider reference;
-//!   payment page as a `Redirect`); `status` polls it — the IPN is sent once and may never
+//! - This file: the flows. `start_payment` creates the order (`orderId` = provider
+//!   reference; payment page as a `Redirect`); `status` polls it — the IPN is sent once and may never
 //!   arrive, so the reconciler relies on this. No capture, cancel or refund API exists:
 //!   `Unsupported`. IPNs (form-urlencoded) are verified with each account's `ipnSecret`.
 
@@ -63,18 +63,20 @@ impl Exchanger<'_> {
             .cfg
             .common
             .account(P, order.merchant_account.as_deref())?;
-        let uid = order
-            .provider_ref
-            .as_deref()
-            .ok_or_else(|| AdapterError::InvalidInput {
-                provider: P,
-                op: Op::Status,
-                detail: "order has no exchanger uid (create outcome unknown: needs review)".into(),
-            })?;
+        let reference =
+            order
+                .provider_ref
+                .as_deref()
+                .ok_or_else(|| AdapterError::InvalidInput {
+                    provider: P,
+                    op: Op::Status,
+                    detail: "order has no exchanger reference (create outcome unknown: needs review)"
+                        .into(),
+                })?;
         let r = send(
             self.ctx,
             Op::Status,
-            &tf::status_request(self.cfg, account, uid),
+            &tf::status_request(self.cfg, account, reference),
         )
         .await?;
         let body = json_ok(Op::Status, &r)?;
@@ -90,9 +92,9 @@ impl Exchanger<'_> {
         )
         .map_err(|e| unreadable(P, Op::Status, &r, e))?;
         Ok(Reported {
-            provider_ref: Some(uid.to_string()),
+            provider_ref: Some(reference.to_string()),
             signals,
-            call_ref: format!("{uid}:status"),
+            call_ref: format!("{reference}:status"),
         })
     }
 }
@@ -117,7 +119,7 @@ fn json_ok(op: Op, r: &HttpResponse) -> Result<serde_json::Value, AdapterError> 
 }
 
 /// Verifies and translates an IPN (form-urlencoded). Our `ipnUrl` carries `?order_id=`, so
-/// the hint names our order; `orderUID` is the provider reference. Answered `200 OK`.
+/// the hint names our order; `orderId` is the provider reference. Answered `200 OK`.
 pub fn parse_callback(
     cfg: &ExchangerConfig,
     cb: &InboundCallback<'_>,
@@ -165,7 +167,7 @@ pub fn parse_callback(
         merchant_account: account,
         hint: OrderHint {
             order_id: ours,
-            provider_ref: ipn.get("orderUID").map(str::to_string),
+            provider_ref: ipn.get("orderId").map(str::to_string),
         },
         dedup_key: Some(format!(
             "{}:{}:{}",

@@ -193,7 +193,7 @@ fn paykassma_postback_through_the_facade() {
         }]
     );
     assert_eq!(parsed.ack.body, r#"{"status":"ok"}"#);
-    assert_eq!(parsed.dedup_key.as_deref(), Some("293397556789"));
+    assert_eq!(parsed.dedup_key.as_deref(), Some("293397556789:ingoing"));
     let forged = body.replace("\"amount\": \"300\"", "\"amount\": \"900\"");
     let err = adapters
         .verify_and_parse_callback(Provider::Paykassma, &cb(&[], "", forged.as_bytes()), t0())
@@ -219,7 +219,11 @@ fn exchanger_ipn_through_the_facade() {
         parsed.hint.order_id.map(|o| o.to_string()).as_deref(),
         Some("ord-1")
     );
-    assert_eq!(parsed.hint.provider_ref.as_deref(), Some("1409"));
+    assert_eq!(
+        parsed.hint.provider_ref.as_deref(),
+        Some("65a1f0c2e4b0a1b2c3d4e5f6"),
+        "orderId, the id the IPN signs, is the reference"
+    );
     let forged = body.replace("newStatus=done", "newStatus=returned");
     assert!(adapters
         .verify_and_parse_callback(Provider::Exchanger, &cb(&h, "", forged.as_bytes()), t0())

@@ -41,19 +41,31 @@ fn create_request_and_payment_page() {
         "https://gw.example/callbacks/exchanger?order_id=ord-1"
     );
     assert_eq!(b["partner"], "p1");
-    let (uid, action) = created(
+    let (reference, action) = created(
         &c,
         account,
-        &json!({"uid": 1409, "secret": "dGqwF2M2eBPaSN1G5ljMS1cb"}),
+        &json!({"status": "success", "data": {"orderId": "65a1f0c2e4b0a1b2c3d4e5f6",
+            "orderUID": 1409, "secret": "dGqwF2M2eBPaSN1G5ljMS1cb"}}),
     )
     .expect("created");
-    assert_eq!(uid, "1409");
+    assert_eq!(reference, "65a1f0c2e4b0a1b2c3d4e5f6");
     assert_eq!(
         action.url.as_deref(),
         Some("https://www.exchanger.test/en/payment/1409/dGqwF2M2eBPaSN1G5ljMS1cb")
     );
-    assert!(created(&c, account, &json!({"data": {"uid": "7", "secret": "s"}})).is_ok());
+    assert_eq!(
+        created(&c, account, &json!({"data": {"uid": "7", "secret": "s"}}))
+            .expect("uid only")
+            .0,
+        "7",
+        "without orderId the uid is the reference"
+    );
     assert!(created(&c, account, &json!({"uid": "7"})).is_err());
+    assert_eq!(
+        amount_number(money(10_000, "UAH")).expect("whole").to_string(),
+        "100",
+        "a whole amount is an integer, not 100.0"
+    );
     assert_eq!(
         amount_number(money(1700, "JPY"))
             .expect("exact")
@@ -83,10 +95,16 @@ fn every_status_maps() {
         s("inProgressPayout"),
         vec![SignalKind::Captured { amount: None }]
     );
-    assert!(matches!(
-        s("errorPayout").as_slice(),
-        [SignalKind::NeedsReview { .. }]
-    ));
+    assert!(
+        matches!(
+            s("errorPayout").as_slice(),
+            [
+                SignalKind::Captured { amount: None },
+                SignalKind::NeedsReview { .. }
+            ]
+        ),
+        "the funds arrived, then the payout failed: not a plain failure"
+    );
     assert_eq!(s("done"), vec![SignalKind::Settled { amount: None }]);
     assert_eq!(
         s("returned"),
@@ -112,4 +130,34 @@ fn every_status_maps() {
         }]
     );
     assert!(status_signals("done", Some("1.005"), Some("UAH")).is_err());
+}
+
+#[test]
+fn form_encoding_and_status_request() {
+    let mut c = cfg();
+    let account = c.common.accounts["default"].clone();
+    let status = status_request(&c, &account, "65a1f0c2e4b0a1b2c3d4e5f6");
+    assert_eq!(
+        status.json_body().expect("json"),
+        &json!({"orderId": "65a1f0c2e4b0a1b2c3d4e5f6"})
+    );
+    c.encoding = Encoding::Form;
+    c.status_id_field = "uid".into();
+    let o = order(Provider::Exchanger, 10050, "UAH", CaptureMode::Auto);
+    let mut init = PaymentInitiation::default();
+    init.params.insert("to.wallet".into(), "bc1q".into());
+    let req = create_request(&c, &account, &o, &init).expect("valid");
+    assert!(req.json_body().is_none(), "a form, not JSON");
+    let fields = form_fields(&json!({"amount": 100.5, "clientCallbackUrl": null, "agreement": true,
+        "toValues": [{"key": "wallet", "value": "bc1q"}]}));
+    assert_eq!(
+        fields,
+        vec![
+            ("agreement".to_string(), "true".to_string()),
+            ("amount".to_string(), "100.5".to_string()),
+            ("toValues[0][key]".to_string(), "wallet".to_string()),
+            ("toValues[0][value]".to_string(), "bc1q".to_string()),
+        ]
+    );
+    assert!(status_request(&c, &account, "1409").json_body().is_none());
 }
