@@ -148,6 +148,12 @@ pub fn parse_callback(
     let tx_id = item
         .and_then(|i| i.transaction_id.as_ref())
         .and_then(crate::flow::json_text);
+    // Resends of one postback share the key; a different outcome for the same transfer
+    // (rejected first, credited on a second activation) is a different report.
+    let outcome = postback.status.as_deref().or(postback.direction.as_deref());
+    let dedup_key = tx_id
+        .as_ref()
+        .map(|t| format!("{t}:{}", outcome.unwrap_or("-")));
     Ok(ParsedCallback {
         provider: P,
         merchant_account: name.clone(),
@@ -155,7 +161,7 @@ pub fn parse_callback(
             order_id: custom.as_deref().and_then(crate::keys::order_id_of),
             provider_ref: tx_id.clone(),
         },
-        dedup_key: tx_id,
+        dedup_key,
         observed_at: None,
         signals,
         ack: Ack::json(200, tf::POSTBACK_ACK),
