@@ -169,17 +169,52 @@ pub enum CallbackError {
     },
 }
 
+/// Most characters of the reason quoted back to a provider in a 4xx answer.
+pub const ACK_REASON_CHARS_MAX: usize = 200;
+
 impl CallbackError {
     /// What to answer the provider: 401 for a bad signature, 400 for malformed input, 503 when
-    /// we cannot check (configuration), so the provider retries once we are fixed.
+    /// we cannot check (configuration), so the provider retries once we are fixed. 4xx bodies
+    /// say why (`bad signature: <reason>`, `malformed: <what>`), never with secrets: the
+    /// reasons name checks and JSON positions, not expected values.
     pub fn ack(&self) -> crate::callback::Ack {
         use crate::callback::Ack;
+        let text = |status: u16, kind: &str, reason: &str| {
+            let reason: String = reason.chars().take(ACK_REASON_CHARS_MAX).collect();
+            Ack::text(status, &format!("{kind}: {reason}"))
+        };
         match self {
-            CallbackError::BadSignature { .. } => Ack::text(401, "bad signature"),
-            CallbackError::Malformed { .. } | CallbackError::Unsupported { .. } => {
-                Ack::text(400, "malformed")
+            CallbackError::BadSignature { reason, .. } => {
+                text(401, "bad signature", &reason.to_string())
             }
+            CallbackError::Malformed { detail, .. } => text(400, "malformed", detail),
+            CallbackError::Unsupported { detail, .. } => text(400, "unsupported", detail),
             CallbackError::Config(_) => Ack::text(503, "not configured"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_say_why_in_bounded_text() {
+        let bad = CallbackError::BadSignature {
+            provider: Provider::Flitt,
+            reason: SignatureError::Mismatch,
+        };
+        assert_eq!(
+            (bad.ack().status, bad.ack().body),
+            (401, "bad signature: signature mismatch".to_string())
+        );
+        let long = CallbackError::Malformed {
+            provider: Provider::Plural,
+            detail: "x".repeat(10 * ACK_REASON_CHARS_MAX),
+        };
+        let ack = long.ack();
+        assert_eq!(ack.status, 400);
+        assert!(ack.body.starts_with("malformed: xxx"));
+        assert_eq!(ack.body.len(), "malformed: ".len() + ACK_REASON_CHARS_MAX);
     }
 }

@@ -3,7 +3,7 @@
 //! - [`signature`]: protocol 1.0 / 2.0 signatures, as the official SDKs compute them.
 //! - [`transformers`]: signed request builders, response checks, status map.
 //! - This file: the flows. `start_payment` calls `/api/checkout/url` (or
-//!   `/api/checkout/token` when `initiation.params.flitt_checkout = "token"`); a create
+//!   `/api/checkout/token` when `initiation.params.flow = "token"`); a create
 //!   refused because the order id already exists is resolved by a status query (our order id
 //!   is Flitt's `order_id`, so an existing order is ours). `cancel` is a full reversal
 //!   (voids a preauth); `refund` a reversal with `reverse_id` derived from the refund id.
@@ -20,7 +20,7 @@ use crate::flow::{send, Ctx, Reported};
 use crate::http::HttpResponse;
 use paystate_events::{Money, OrderId, OrderState, PaymentInitiation, Provider};
 use serde_json::{Map, Value};
-use transformers::{self as tf, Checkout, ResponseError};
+use transformers::{self as tf, ResponseError};
 
 const P: Provider = Provider::Flitt;
 
@@ -37,10 +37,11 @@ impl Flitt<'_> {
         initiation: &PaymentInitiation,
     ) -> Result<Reported, AdapterError> {
         let (_, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
-        let kind = match initiation.params.get("flitt_checkout").map(String::as_str) {
-            Some("token") => Checkout::Token,
-            _ => Checkout::Url,
-        };
+        let kind = tf::checkout_kind(initiation).map_err(|detail| AdapterError::InvalidInput {
+            provider: P,
+            op: Op::Payment,
+            detail,
+        })?;
         let r = send(
             self.ctx,
             Op::Payment,
@@ -153,7 +154,8 @@ impl Flitt<'_> {
         )
         .await?;
         let params = params(Op::Status, &r, account)?;
-        let signals = tf::order_signals(&params).map_err(|e| unreadable(Op::Status, &r, e))?;
+        let signals =
+            tf::order_signals(&params, Some(order)).map_err(|e| unreadable(Op::Status, &r, e))?;
         let provider_ref = tf::text(&params, "payment_id").or_else(|| order.provider_ref.clone());
         Ok(Reported {
             provider_ref,
@@ -221,18 +223,12 @@ pub fn parse_callback(
             provider: P,
             reason: signature::SignatureError::Mismatch,
         })?;
-    let signals = tf::order_signals(&params).map_err(|detail| CallbackError::Malformed {
+    let signals = tf::order_signals(&params, None).map_err(|detail| CallbackError::Malformed {
         provider: P,
         detail,
     })?;
     let order_id = tf::text(&params, "order_id");
-    let dedup_key = [
-        tf::text(&params, "payment_id"),
-        tf::text(&params, "order_status"),
-        tf::text(&params, "reversal_amount"),
-    ]
-    .map(Option::unwrap_or_default)
-    .join(":");
+    let dedup_key = tf::callback_identity(&params);
     Ok(ParsedCallback {
         provider: P,
         merchant_account: account,

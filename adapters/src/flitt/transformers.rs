@@ -38,6 +38,26 @@ pub enum Checkout {
     Token,
 }
 
+/// `initiation.params` key that chooses the checkout: `url` (default) or `token`.
+pub const FLOW_PARAM: &str = "flow";
+/// Earlier name of [`FLOW_PARAM`], still read.
+pub const FLOW_PARAM_LEGACY: &str = "flitt_checkout";
+
+/// The checkout the initiation asks for; an unknown value is refused, not guessed.
+pub fn checkout_kind(initiation: &PaymentInitiation) -> Result<Checkout, String> {
+    let params = &initiation.params;
+    let chosen = params
+        .get(FLOW_PARAM)
+        .or_else(|| params.get(FLOW_PARAM_LEGACY));
+    match chosen.map(String::as_str) {
+        None | Some("url") => Ok(Checkout::Url),
+        Some("token") => Ok(Checkout::Token),
+        Some(other) => Err(format!(
+            "{FLOW_PARAM} must be \"url\" or \"token\", not {other:?}"
+        )),
+    }
+}
+
 /// `reverse_id` for our refund id (or `cancel` for the full reversal that voids a preauth).
 pub fn reverse_id(order: &OrderState, op: &str, id: &str) -> String {
     keys::derive_key(&order.order_id, op, id, REVERSE_RULES)
@@ -242,13 +262,20 @@ impl FlittStatus {
     }
 }
 
-/// What an order report (callback or status response) means.
+/// What an order report (callback or status response) means. `known` is the order as
+/// paystate knows it (status queries have it; callbacks do not).
 ///
 /// `approved` is "authorized" for a preauth order not yet captured (`preauth: Y`, or a
-/// `capture_status` other than `captured`), else "captured"; a partial reversal keeps
-/// `approved` with `reversal_amount > 0` and adds a refund of that amount. `reversed` is
-/// "cancelled" before capture and "returned" after.
-pub fn order_signals(p: &Map<String, Value>) -> Result<Vec<SignalKind>, String> {
+/// non-empty `capture_status` other than `captured`), else "captured". A partial reversal
+/// keeps `approved` with `reversal_amount` > 0, the total reversed so far: with `known`, the
+/// part paystate has not recorded yet is reported as a refund (our pending refund of that
+/// amount, if there is one); without it, nothing is said about refunds, because each
+/// reversal is reported by the reverse call with our refund id and a total cannot be told
+/// apart from a new refund. `reversed` is "cancelled" before capture and "returned" after.
+pub fn order_signals(
+    p: &Map<String, Value>,
+    known: Option<&OrderState>,
+) -> Result<Vec<SignalKind>, String> {
     let raw = text(p, "order_status").ok_or("no order_status")?;
     let Some(status) = FlittStatus::parse(&raw) else {
         return Ok(vec![SignalKind::Unrecognised { raw_status: raw }]);
@@ -261,7 +288,7 @@ pub fn order_signals(p: &Map<String, Value>) -> Result<Vec<SignalKind>, String> 
         FlittStatus::Approved if preauth_held => vec![SignalKind::Authorized {
             amount: amount_of(p, "amount")?,
         }],
-        FlittStatus::Approved => approved_captured(p)?,
+        FlittStatus::Approved => approved_captured(p, known)?,
         FlittStatus::Declined => vec![SignalKind::Failed {
             operation: Operation::Payment,
             code: text(p, "response_code").unwrap_or_else(|| "declined".into()),
@@ -277,24 +304,63 @@ pub fn order_signals(p: &Map<String, Value>) -> Result<Vec<SignalKind>, String> 
     })
 }
 
-fn approved_captured(p: &Map<String, Value>) -> Result<Vec<SignalKind>, String> {
+fn approved_captured(
+    p: &Map<String, Value>,
+    known: Option<&OrderState>,
+) -> Result<Vec<SignalKind>, String> {
     let captured = match amount_of(p, "capture_amount")? {
         Some(m) => Some(m),
         None => amount_of(p, "amount")?,
     };
     let mut out = vec![SignalKind::Captured { amount: captured }];
-    if let Some(reversed) = amount_of(p, "reversal_amount")? {
-        out.push(SignalKind::Refunded {
-            refund_id: None,
-            amount: Some(reversed),
-        });
+    if let (Some(total), Some(order)) = (amount_of(p, "reversal_amount")?, known) {
+        out.extend(unrecorded_reversal(total, order)?);
     }
     Ok(out)
 }
 
-fn is_preauth(p: &Map<String, Value>) -> bool {
-    text(p, "preauth").as_deref() == Some("Y") || p.contains_key("capture_status")
+/// The part of a reversal total that `order` does not show as refunded yet, as a refund:
+/// the pending refund of exactly that amount when there is one.
+fn unrecorded_reversal(total: Money, order: &OrderState) -> Result<Option<SignalKind>, String> {
+    let new = total.minor_units.get().saturating_sub(order.refunded.0);
+    if new == 0 {
+        return Ok(None);
+    }
+    let refund_id = order
+        .refunds_pending
+        .iter()
+        .find(|(_, pending)| pending.0 == new)
+        .map(|(id, _)| id.clone());
+    Ok(Some(SignalKind::Refunded {
+        refund_id,
+        amount: Some(minor_money(new, total.currency.code())?),
+    }))
 }
+
+/// A preauth order: `preauth: Y`, or a `capture_status` that says something (Flitt sends it
+/// empty for orders without preauth).
+fn is_preauth(p: &Map<String, Value>) -> bool {
+    text(p, "preauth").as_deref() == Some("Y") || text(p, "capture_status").is_some()
+}
+
+/// What tells one callback apart from another of the same order: the transaction and the
+/// state it reports (a preauth approval, its capture and each reversal all say `approved`;
+/// they differ in `tran_type`, `capture_status` and the amounts). Resends are identical.
+pub fn callback_identity(p: &Map<String, Value>) -> String {
+    CALLBACK_IDENTITY_FIELDS
+        .map(|k| text(p, k).unwrap_or_default())
+        .join(":")
+}
+
+/// The parameters [`callback_identity`] is made of.
+pub const CALLBACK_IDENTITY_FIELDS: [&str; 6] = [
+    "payment_id",
+    "order_status",
+    "tran_type",
+    "capture_status",
+    "capture_amount",
+    "reversal_amount",
+];
 
 /// A minor-unit amount field in the report's `currency`; zero or absent is `None`.
 fn amount_of(p: &Map<String, Value>, key: &str) -> Result<Option<Money>, String> {

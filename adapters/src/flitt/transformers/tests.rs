@@ -115,7 +115,7 @@ fn every_order_status_maps() {
     let base = |status: &str, extra: Value| {
         let mut p = obj(json!({"order_status": status, "amount": 12500, "currency": "GEL"}));
         p.extend(obj(extra));
-        order_signals(&p).expect("maps")
+        order_signals(&p, None).expect("maps")
     };
     assert_eq!(
         base("created", json!({})),
@@ -146,13 +146,13 @@ fn every_order_status_maps() {
     );
     assert_eq!(
         base("approved", json!({"reversal_amount": "2500"})),
-        vec![
-            SignalKind::Captured { amount: gel(12500) },
-            SignalKind::Refunded {
-                refund_id: None,
-                amount: gel(2500)
-            }
-        ]
+        vec![SignalKind::Captured { amount: gel(12500) }],
+        "a callback's reversal total says nothing about which refund it is"
+    );
+    assert_eq!(
+        base("approved", json!({"preauth": "N", "capture_status": ""})),
+        vec![SignalKind::Captured { amount: gel(12500) }],
+        "an empty capture_status is not a preauth"
     );
     assert_eq!(
         base("approved", json!({"reversal_amount": 0})),
@@ -180,11 +180,111 @@ fn every_order_status_maps() {
             raw_status: "frozen".into()
         }]
     );
-    assert!(order_signals(&obj(json!({"amount": 1}))).is_err());
-    assert!(order_signals(&obj(
-        json!({"order_status": "approved", "amount": "1.5", "currency": "GEL"})
-    ))
+    assert!(order_signals(&obj(json!({"amount": 1})), None).is_err());
+    assert!(order_signals(
+        &obj(json!({"order_status": "approved", "amount": "1.5", "currency": "GEL"})),
+        None
+    )
     .is_err());
+}
+
+/// Regression: every callback after a partial reversal carried the reversal total, and each
+/// was taken for a new refund (refunded twice, or a discrepancy). A status query knows the
+/// order, so it reports only what the order does not show yet.
+#[test]
+fn reversal_totals_become_refunds_only_against_the_known_order() {
+    let report = obj(
+        json!({"order_status": "approved", "amount": 12500, "currency": "GEL",
+        "preauth": "Y", "capture_status": "captured", "capture_amount": "10000",
+        "reversal_amount": "4000"}),
+    );
+    let mut o = crate::testing::order(Provider::Flitt, 12500, "GEL", CaptureMode::Manual);
+    o.status = paystate_events::Status::Captured;
+    o.captured = paystate_events::MinorUnits(10000);
+    o.refunded = paystate_events::MinorUnits(1500);
+    o.refunds_pending
+        .insert("r-2".into(), paystate_events::MinorUnits(2500));
+    let captured = SignalKind::Captured {
+        amount: Some(money(10000, "GEL")),
+    };
+    assert_eq!(
+        order_signals(&report, Some(&o)).expect("maps"),
+        vec![
+            captured.clone(),
+            SignalKind::Refunded {
+                refund_id: Some("r-2".into()),
+                amount: Some(money(2500, "GEL"))
+            }
+        ]
+    );
+    o.refunds_pending.clear();
+    o.refunded = paystate_events::MinorUnits(4000);
+    assert_eq!(
+        order_signals(&report, Some(&o)).expect("maps"),
+        vec![captured.clone()],
+        "nothing new"
+    );
+    o.refunded = paystate_events::MinorUnits(3000);
+    assert_eq!(
+        order_signals(&report, Some(&o)).expect("maps"),
+        vec![
+            captured,
+            SignalKind::Refunded {
+                refund_id: None,
+                amount: Some(money(1000, "GEL"))
+            }
+        ],
+        "a reversal paystate did not ask for"
+    );
+}
+
+/// Regression: a preauth approval and its capture both say `approved` and were taken for
+/// resends of each other, so the capture callback was dropped as a duplicate.
+#[test]
+fn callbacks_of_one_order_have_distinct_identities() {
+    let hold = obj(
+        json!({"payment_id": 7, "order_status": "approved", "tran_type": "purchase",
+        "capture_status": "hold", "capture_amount": "0", "reversal_amount": "0"}),
+    );
+    let mut captured = hold.clone();
+    captured.insert("tran_type".into(), json!("capture"));
+    captured.insert("capture_status".into(), json!("captured"));
+    captured.insert("capture_amount".into(), json!("10000"));
+    let mut reversed = captured.clone();
+    reversed.insert("tran_type".into(), json!("reverse"));
+    reversed.insert("reversal_amount".into(), json!("2500"));
+    let ids = [&hold, &captured, &reversed].map(callback_identity);
+    assert!(
+        ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2],
+        "{ids:?}"
+    );
+    assert_eq!(
+        callback_identity(&hold.clone()),
+        ids[0],
+        "a resend is the same"
+    );
+}
+
+#[test]
+fn checkout_flow_is_chosen_by_a_param() {
+    let with = |k: &str, v: &str| PaymentInitiation {
+        params: [(k.to_string(), v.to_string())].into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        checkout_kind(&PaymentInitiation::default()),
+        Ok(Checkout::Url)
+    );
+    assert_eq!(checkout_kind(&with(FLOW_PARAM, "url")), Ok(Checkout::Url));
+    assert_eq!(
+        checkout_kind(&with(FLOW_PARAM, "token")),
+        Ok(Checkout::Token)
+    );
+    assert_eq!(
+        checkout_kind(&with(FLOW_PARAM_LEGACY, "token")),
+        Ok(Checkout::Token)
+    );
+    assert!(checkout_kind(&with(FLOW_PARAM, "tokn")).is_err());
 }
 
 #[test]

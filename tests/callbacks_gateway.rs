@@ -1,0 +1,837 @@
+//! The callback gateway (`POST /callbacks/{provider}`) under load and abuse, over a real
+//! nats-server and real HTTP on loopback: a flood of 1,000 Plural and Flitt callbacks (a third
+//! of them resends, some reordered) posted concurrently; bad and missing signatures; the body
+//! cap; malformed bodies; resends; a gateway crashed in the middle of a burst; and adapter
+//! workers killed in the middle of provider calls.
+//!
+//! Callbacks posted here are signed exactly as the providers sign them
+//! (`plural::signature::webhook_signature`, `flitt::signature::sign`): a faithful stand-in for
+//! the providers' own sends and resends, which the sandbox delivers one at a time.
+
+mod support;
+
+use futures::StreamExt;
+use paystate_adapters::{flitt, plural};
+use paystate_events::{CaptureMode, Command, OrderId, OrderState, Provider, Status};
+use paystate_sandbox::{FaultKind, FaultRule, Op};
+use serde_json::{json, Value};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use support::providers::*;
+use support::tuned::*;
+use support::*;
+
+const AMOUNT: u64 = 10_000;
+/// Orders per provider in the flood; each gets two distinct callbacks.
+const FLOOD_ORDERS_PER_PROVIDER: usize = 167;
+/// Callbacks in the flood, resends included.
+const FLOOD_CALLBACKS: usize = 1_000;
+/// Requests in flight at once during the flood.
+const FLOOD_CONCURRENCY: usize = 32;
+/// Commands in flight at once while the flood's orders are set up.
+const SETUP_CONCURRENCY: usize = 16;
+
+/// One callback as the provider sends it.
+#[derive(Clone, Debug)]
+struct Hook {
+    provider: Provider,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+/// A Plural webhook for `plural_order` now at `status`, signed for this attempt's time.
+fn plural_hook(ps: &ProviderStack, webhook_id: &str, plural_order: &str, status: &str) -> Hook {
+    let body = json!({"event_type": format!("ORDER_{status}"), "data": {
+        "order_id": plural_order, "status": status, "order_amount": {"value": AMOUNT, "currency": "INR"}}});
+    let body = serde_json::to_vec(&body).expect("json");
+    plural_signed(ps, webhook_id, body, chrono::Utc::now().timestamp())
+}
+
+fn plural_signed(ps: &ProviderStack, webhook_id: &str, body: Vec<u8>, ts: i64) -> Hook {
+    let ts = ts.to_string();
+    let sig = plural::signature::webhook_signature(
+        &ps.sandbox_cfg.plural.webhook_secret,
+        webhook_id,
+        &ts,
+        &body,
+    );
+    let headers = [
+        ("content-type", "application/json"),
+        ("webhook-id", webhook_id),
+        ("webhook-timestamp", &ts),
+        ("webhook-signature", &sig),
+    ];
+    Hook {
+        provider: Provider::Plural,
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        body,
+    }
+}
+
+/// A Flitt callback for a preauth order: the approval on hold, or its capture.
+fn flitt_params(
+    ps: &ProviderStack,
+    order: &OrderId,
+    payment_id: &str,
+    captured: bool,
+) -> serde_json::Map<String, Value> {
+    let (tran_type, capture_status, capture_amount) = if captured {
+        ("capture", "captured", AMOUNT)
+    } else {
+        ("purchase", "hold", 0)
+    };
+    let v = json!({"order_id": order.as_str(), "merchant_id": ps.sandbox_cfg.flitt.merchant_id,
+        "amount": AMOUNT.to_string(), "currency": "GEL", "order_status": "approved", "response_status": "success",
+        "tran_type": tran_type, "payment_id": payment_id.parse::<u64>().expect("numeric payment_id"), "preauth": "Y",
+        "capture_status": capture_status, "capture_amount": capture_amount.to_string(), "reversal_amount": "0",
+        "response_code": "", "rrn": "111111111111", "approval_code": "123456"});
+    match v {
+        Value::Object(m) => m,
+        _ => unreachable!("a JSON object literal"),
+    }
+}
+
+fn flitt_signed(ps: &ProviderStack, mut params: serde_json::Map<String, Value>) -> Hook {
+    let sig = flitt::signature::sign(&ps.sandbox_cfg.flitt.password, &params);
+    params.insert("signature".into(), json!(sig));
+    let headers = vec![("content-type".to_string(), "application/json".to_string())];
+    Hook {
+        provider: Provider::Flitt,
+        headers,
+        body: serde_json::to_vec(&params).expect("json"),
+    }
+}
+
+/// Posts one callback; `None` when no answer came (connection refused or cut).
+async fn post(http: &reqwest::Client, base: &str, hook: &Hook) -> Option<(u16, String)> {
+    let mut req = http
+        .post(format!("{base}/callbacks/{}", hook.provider))
+        .body(hook.body.clone());
+    for (k, v) in &hook.headers {
+        req = req.header(k, v);
+    }
+    let resp = req.send().await.ok()?;
+    let status = resp.status().as_u16();
+    Some((status, resp.text().await.ok()?))
+}
+
+/// Creates `n` orders of `provider` and starts their payments, `SETUP_CONCURRENCY` at a time;
+/// returns each order with its state once its customer action is shown.
+async fn started_orders(
+    ps: &ProviderStack,
+    provider: Provider,
+    n: usize,
+    mode: CaptureMode,
+) -> Vec<(OrderId, OrderState)> {
+    let currency = if provider == Provider::Plural {
+        "INR"
+    } else {
+        "GEL"
+    };
+    let orders: Vec<OrderId> = (0..n).map(|i| order(&format!("{provider}-{i}"))).collect();
+    futures::stream::iter(orders.iter().cloned())
+        .map(|o| async move {
+            accept(
+                &ps.client,
+                env(&o, create_for(provider, AMOUNT, currency, mode)),
+            )
+            .await;
+            accept(&ps.client, env(&o, start())).await;
+        })
+        .buffer_unordered(SETUP_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await;
+    let mut out = Vec::new();
+    for o in orders {
+        let s = ps
+            .wait_until(&o, "started at the provider", |s| {
+                s.customer_action.is_some() && s.provider_ref.is_some()
+            })
+            .await;
+        out.push((o, s));
+    }
+    out
+}
+
+/// Posts every hook, `concurrency` at a time; returns the answers in the hooks' order.
+async fn post_all(base: &str, hooks: &[Hook], concurrency: usize) -> Vec<Option<(u16, String)>> {
+    let http = reqwest::Client::new();
+    futures::stream::iter(hooks.iter())
+        .map(|h| post(&http, base, h))
+        .buffered(concurrency)
+        .collect()
+        .await
+}
+
+/// The callback commits (`cb.*` command ids) of an order.
+fn callback_steps(t: &[Step]) -> Vec<&Step> {
+    t.iter()
+        .filter(|s| s.command_id.starts_with("cb."))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flood_of_1000_callbacks_a_third_resent_some_reordered() {
+    let t = Tuned::start(Tuning::default()).await;
+    let ps = &t.ps;
+    let base = ps.gateway_url();
+    let plural_orders = started_orders(
+        ps,
+        Provider::Plural,
+        FLOOD_ORDERS_PER_PROVIDER,
+        CaptureMode::Auto,
+    )
+    .await;
+    let flitt_orders = started_orders(
+        ps,
+        Provider::Flitt,
+        FLOOD_ORDERS_PER_PROVIDER - 1,
+        CaptureMode::Manual,
+    )
+    .await;
+    // Two distinct callbacks per order: the first stage (authorized / approved on hold) and the
+    // second (processed / captured). Every third order gets the second stage first.
+    let mut first = Vec::new();
+    let mut second = Vec::new();
+    let mut reordered = Vec::new();
+    for (i, (o, s)) in plural_orders.iter().enumerate() {
+        let r = s.provider_ref.as_deref().expect("Plural order id");
+        let pair = [
+            plural_hook(ps, &format!("msg_a_{i}"), r, "AUTHORIZED"),
+            plural_hook(ps, &format!("msg_p_{i}"), r, "PROCESSED"),
+        ];
+        split(pair, i % 3 == 0, &mut first, &mut second, &mut reordered, o);
+    }
+    for (i, (o, s)) in flitt_orders.iter().enumerate() {
+        let pid = s.provider_ref.as_deref().expect("payment_id");
+        let pair = [
+            flitt_signed(ps, flitt_params(ps, o, pid, false)),
+            flitt_signed(ps, flitt_params(ps, o, pid, true)),
+        ];
+        split(pair, i % 3 == 1, &mut first, &mut second, &mut reordered, o);
+    }
+    let unique = first.len() + second.len();
+    // Resends: a third of the flood, spread over both waves (some in flight with the original).
+    let resends = FLOOD_CALLBACKS - unique;
+    let mut waves = [first.clone(), second.clone()];
+    for k in 0..resends {
+        let (wave, source) = if k % 2 == 0 {
+            (0, &first)
+        } else {
+            (1, &second)
+        };
+        let hook = source[(k * 7) % source.len()].clone();
+        waves[wave].push(hook);
+    }
+    for w in &mut waves {
+        interleave(w);
+    }
+    let started = Instant::now();
+    let mut answers = Vec::new();
+    for w in &waves {
+        answers.extend(post_all(&base, w, FLOOD_CONCURRENCY).await);
+    }
+    let flood_s = started.elapsed().as_secs_f64();
+    let sent = answers.len();
+    let acknowledged = answers
+        .iter()
+        .filter(|a| matches!(a, Some((200, _))))
+        .count();
+    assert_eq!(sent, FLOOD_CALLBACKS);
+    assert_eq!(
+        acknowledged,
+        FLOOD_CALLBACKS,
+        "every callback answered HTTP 200: {:?}",
+        answers
+            .iter()
+            .filter(|a| !matches!(a, Some((200, _))))
+            .take(5)
+            .collect::<Vec<_>>()
+    );
+    let all: Vec<&(OrderId, OrderState)> =
+        plural_orders.iter().chain(flitt_orders.iter()).collect();
+    let mut applied = 0;
+    for (o, _) in &all {
+        let s = ps.wait_status(o, Status::Captured).await;
+        assert_eq!(s.captured.0, AMOUNT, "{o}");
+        let tr = trail(&ps.journal, o).await;
+        let cbs = callback_steps(&tr);
+        assert_eq!(cbs.len(), 2, "each distinct callback applied once: {tr:#?}");
+        assert!(no_discrepancy(&tr), "{tr:#?}");
+        if reordered.contains(o) {
+            assert_eq!(cbs[0].signal.as_deref(), Some("captured"), "{tr:#?}");
+            assert_eq!(
+                cbs[1].events,
+                ["signal_recorded:late"],
+                "the late first stage changes nothing: {tr:#?}"
+            );
+        }
+        applied += cbs.len();
+    }
+    let stats = t.callback_stats();
+    let (received, recognised) = (
+        stats.received.load(Ordering::SeqCst),
+        stats.duplicates.load(Ordering::SeqCst),
+    );
+    let rejected = stats.rejected.load(Ordering::SeqCst);
+    println!(
+        "flood: sent {sent}, acknowledged {acknowledged} (HTTP 200), distinct {unique}, resends {resends}, applied once {applied}, \
+         resends recognised by the seen bucket {recognised} (the rest were in flight with their original and were \
+         de-duplicated by command id), reordered orders {}, rejected {rejected}, received {received}, {flood_s:.2} s ({:.0}/s)",
+        reordered.len(),
+        sent as f64 / flood_s
+    );
+    assert_eq!(applied, unique);
+    assert_eq!(received as usize, FLOOD_CALLBACKS);
+    assert_eq!(rejected, 0);
+    assert!(
+        recognised > 0 && recognised as usize <= resends,
+        "{recognised}"
+    );
+}
+
+/// Puts a pair of stage hooks into the waves: normally first stage in wave one, second in
+/// wave two; `reorder` swaps them.
+fn split(
+    pair: [Hook; 2],
+    reorder: bool,
+    first: &mut Vec<Hook>,
+    second: &mut Vec<Hook>,
+    reordered: &mut Vec<OrderId>,
+    o: &OrderId,
+) {
+    let [a, b] = pair;
+    if reorder {
+        reordered.push(o.clone());
+        first.push(b);
+        second.push(a);
+    } else {
+        first.push(a);
+        second.push(b);
+    }
+}
+
+/// A deterministic shuffle (so a failure replays): interleaves the front and back halves,
+/// then rotates, so resends sit near and far from their originals.
+fn interleave(hooks: &mut Vec<Hook>) {
+    let half = hooks.len() / 2;
+    let back = hooks.split_off(half);
+    let front = std::mem::take(hooks);
+    let mut b = back.into_iter();
+    for a in front {
+        hooks.push(a);
+        hooks.extend(b.next());
+    }
+    hooks.extend(b);
+    let by = hooks.len() / 3;
+    hooks.rotate_left(by);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_and_missing_signatures_are_refused_recorded_never_applied() {
+    let t = Tuned::start(Tuning::default()).await;
+    let ps = &t.ps;
+    let base = ps.gateway_url();
+    let http = reqwest::Client::new();
+    let (po, ps_state) = started_orders(ps, Provider::Plural, 1, CaptureMode::Manual)
+        .await
+        .remove(0);
+    let (fo, fs_state) = started_orders(ps, Provider::Flitt, 1, CaptureMode::Manual)
+        .await
+        .remove(0);
+    let plural_ref = ps_state.provider_ref.clone().expect("ref");
+    let good = plural_hook(ps, "msg_1", &plural_ref, "AUTHORIZED");
+    let mut wrong_key = good.clone();
+    let forged = plural::signature::webhook_signature(
+        "not-the-secret",
+        "msg_1",
+        &good.headers[2].1,
+        &good.body,
+    );
+    wrong_key.headers[3].1 = forged;
+    let mut unsigned = good.clone();
+    unsigned.headers.retain(|(k, _)| !k.starts_with("webhook-"));
+    let stale = plural_signed(
+        ps,
+        "msg_1",
+        good.body.clone(),
+        chrono::Utc::now().timestamp() - 3_600,
+    );
+    let mut tampered_body = good.clone();
+    tampered_body.body = String::from_utf8(good.body.clone())
+        .expect("utf8")
+        .replace("AUTHORIZED", "CANCELLED")
+        .into_bytes();
+    let pid = fs_state.provider_ref.clone().expect("payment_id");
+    let flitt_good = flitt_signed(ps, flitt_params(ps, &fo, &pid, false));
+    let mut flitt_tampered = flitt_good.clone();
+    flitt_tampered.body = String::from_utf8(flitt_good.body.clone())
+        .expect("utf8")
+        .replace("\"amount\":\"10000\"", "\"amount\":\"1\"")
+        .into_bytes();
+    assert_ne!(
+        flitt_tampered.body, flitt_good.body,
+        "the amount was changed"
+    );
+    let mut flitt_unsigned = flitt_good.clone();
+    let mut params = flitt_params(ps, &fo, &pid, false);
+    params.remove("signature");
+    flitt_unsigned.body = serde_json::to_vec(&params).expect("json");
+    let bad = [
+        &wrong_key,
+        &unsigned,
+        &stale,
+        &tampered_body,
+        &flitt_tampered,
+        &flitt_unsigned,
+    ];
+    for hook in bad {
+        let (status, body) = post(&http, &base, hook).await.expect("an answer");
+        assert_eq!(status, 401, "{hook:?}: {body}");
+        assert!(body.starts_with("bad signature"), "a clear reason: {body}");
+    }
+    for (p, o, n) in [(Provider::Plural, &po, 4), (Provider::Flitt, &fo, 2)] {
+        let v = verdicts_of(&ps.nats, p).await;
+        assert_eq!(
+            v.iter().filter(|v| v["verdict"] == "rejected").count(),
+            n,
+            "{v:#?}"
+        );
+        let raw = ps.raw_callbacks(p).await;
+        assert_eq!(
+            raw.len(),
+            n,
+            "each refused callback is kept raw as evidence"
+        );
+        let tr = trail(&ps.journal, o).await;
+        assert!(
+            callback_steps(&tr).is_empty(),
+            "nothing refused was applied: {tr:#?}"
+        );
+        assert_eq!(
+            ps.journal
+                .load(o)
+                .await
+                .expect("load")
+                .state
+                .expect("order")
+                .status,
+            Status::Pending
+        );
+    }
+    assert_eq!(post(&http, &base, &good).await.map(|a| a.0), Some(200));
+    assert_eq!(
+        post(&http, &base, &flitt_good).await.map(|a| a.0),
+        Some(200)
+    );
+    ps.wait_status(&po, Status::Authorized).await;
+    ps.wait_status(&fo, Status::Authorized).await;
+    assert_eq!(t.callback_stats().rejected.load(Ordering::SeqCst), 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_and_malformed_callbacks_get_clear_4xx() {
+    let t = Tuned::start(Tuning::default()).await;
+    let ps = &t.ps;
+    let base = ps.gateway_url();
+    let http = reqwest::Client::new();
+    let cap = paystate_gateway::callbacks::CALLBACK_BODY_BYTES_MAX;
+    let huge = Hook {
+        provider: Provider::Flitt,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: vec![b' '; cap + 1],
+    };
+    assert_eq!(post(&http, &base, &huge).await.map(|a| a.0), Some(413));
+    assert!(
+        ps.raw_callbacks(Provider::Flitt).await.is_empty(),
+        "an oversized body is refused before it is stored"
+    );
+    let mut at_cap = huge.clone();
+    at_cap.body.truncate(cap);
+    let (status, body) = post(&http, &base, &at_cap).await.expect("answer");
+    assert_eq!(
+        status, 400,
+        "a body at the cap is read (and is malformed): {body}"
+    );
+    let flitt_cases: [(&str, &[u8]); 3] = [
+        ("not JSON", b"{not json"),
+        ("an array", b"[1,2]"),
+        ("empty", b""),
+    ];
+    for (what, bytes) in flitt_cases {
+        let hook = Hook {
+            body: bytes.to_vec(),
+            ..huge.clone()
+        };
+        let (status, body) = post(&http, &base, &hook).await.expect("answer");
+        assert_eq!(status, 400, "{what}: {body}");
+        assert!(
+            body.starts_with("malformed: "),
+            "{what}: the answer says why: {body}"
+        );
+    }
+    let (po, s) = started_orders(ps, Provider::Plural, 1, CaptureMode::Manual)
+        .await
+        .remove(0);
+    let signed_garbage = plural_signed(
+        ps,
+        "msg_g",
+        b"{\"event_type\":\"ORDER_AUTHORIZED\"}".to_vec(),
+        chrono::Utc::now().timestamp(),
+    );
+    let (status, body) = post(&http, &base, &signed_garbage).await.expect("answer");
+    assert_eq!(
+        (status, body.starts_with("malformed: ")),
+        (400, true),
+        "{body}"
+    );
+    let unknown = plural_hook(
+        ps,
+        "msg_u",
+        &s.provider_ref.clone().expect("ref"),
+        "WEIRD_STATE",
+    );
+    assert_eq!(
+        post(&http, &base, &unknown).await.map(|a| a.0),
+        Some(200),
+        "an unknown status is kept, not refused"
+    );
+    let tr = ps
+        .wait_until(&po, "the unknown status recorded", |s| s.commits >= 4)
+        .await;
+    assert_eq!(tr.status, Status::Pending);
+    assert_eq!(
+        signal_kinds(&trail(&ps.journal, &po).await)
+            .last()
+            .map(String::as_str),
+        Some("unrecognised")
+    );
+    let nowhere = http
+        .post(format!("{base}/callbacks/acme"))
+        .body("{}")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(nowhere.status().as_u16(), 404);
+    let raw = ps.raw_callbacks(Provider::Flitt).await;
+    assert_eq!(raw.len(), 4, "malformed bodies are kept raw as evidence");
+    let v = verdicts_of(&ps.nats, Provider::Flitt).await;
+    assert!(
+        v.iter().all(|v| v["verdict"] == "rejected"
+            && v["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("malformed")),
+        "{v:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resends_are_applied_once_and_answered_alike() {
+    let t = Tuned::start(Tuning::default()).await;
+    let ps = &t.ps;
+    let base = ps.gateway_url();
+    let http = reqwest::Client::new();
+    let (po, s) = started_orders(ps, Provider::Plural, 1, CaptureMode::Manual)
+        .await
+        .remove(0);
+    let plural_ref = s.provider_ref.clone().expect("ref");
+    let (fo, fs) = started_orders(ps, Provider::Flitt, 1, CaptureMode::Manual)
+        .await
+        .remove(0);
+    let flitt_hook = flitt_signed(
+        ps,
+        flitt_params(ps, &fo, &fs.provider_ref.clone().expect("pid"), false),
+    );
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        // Plural resends carry the same webhook-id with the attempt's own time and signature.
+        answers.push(
+            post(
+                &http,
+                &base,
+                &plural_hook(ps, "msg_same", &plural_ref, "AUTHORIZED"),
+            )
+            .await,
+        );
+        answers.push(post(&http, &base, &flitt_hook).await);
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+    }
+    assert!(
+        answers.iter().all(|a| a == &Some((200, String::new()))),
+        "every resend answered as the first: {answers:?}"
+    );
+    for (p, o) in [(Provider::Plural, &po), (Provider::Flitt, &fo)] {
+        ps.wait_status(o, Status::Authorized).await;
+        let tr = trail(&ps.journal, o).await;
+        assert_eq!(callback_steps(&tr).len(), 1, "applied once: {tr:#?}");
+        let v = verdicts_of(&ps.nats, p).await;
+        let count = |what: &str| v.iter().filter(|v| v["verdict"] == what).count();
+        assert_eq!((count("applied"), count("duplicate")), (1, 2), "{v:#?}");
+    }
+    // A callback for an order the gateway cannot find yet is refused with a 5xx, so the
+    // provider retries it; once the order is known, the retry is applied.
+    let unknown_ref = "v1-0000000000-aa-NoSuch";
+    let early = plural_hook(ps, "msg_early", unknown_ref, "AUTHORIZED");
+    assert_eq!(post(&http, &base, &early).await.map(|a| a.0), Some(503));
+    let v = verdicts_of(&ps.nats, Provider::Plural).await;
+    assert_eq!(
+        v.last().map(|v| v["verdict"].clone()),
+        Some(json!("not_applied")),
+        "{v:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_crash_in_a_burst_loses_nothing() {
+    let t = Tuned::start(Tuning::default()).await;
+    let ps = &t.ps;
+    let orders = started_orders(ps, Provider::Flitt, 40, CaptureMode::Manual).await;
+    let hooks: Vec<Hook> = orders
+        .iter()
+        .flat_map(|(o, s)| {
+            let pid = s.provider_ref.clone().expect("payment_id");
+            [
+                flitt_signed(ps, flitt_params(ps, o, &pid, false)),
+                flitt_signed(ps, flitt_params(ps, o, &pid, true)),
+            ]
+        })
+        .collect();
+    let mut gateway = CrashableGateway::start(ps).await;
+    let base = format!("http://{}", gateway.addr);
+    let http = reqwest::Client::new();
+    let mut inflight = futures::stream::iter(hooks.iter().enumerate())
+        .map(|(i, h)| {
+            let (http, base) = (http.clone(), base.clone());
+            async move { (i, post(&http, &base, h).await) }
+        })
+        .buffer_unordered(8);
+    let mut answered = vec![false; hooks.len()];
+    let mut seen = 0;
+    while let Some((i, answer)) = inflight.next().await {
+        answered[i] = matches!(answer, Some((200, _)));
+        seen += 1;
+        if seen == 20 {
+            gateway.crash();
+        }
+    }
+    let lost = answered.iter().filter(|a| !**a).count();
+    assert!(lost > 0, "the crash cut some callbacks");
+    gateway.restart().await;
+    let base = format!("http://{}", gateway.addr);
+    // The provider resends what was not acknowledged (and, to be sure, everything once more).
+    let resend: Vec<Hook> = hooks
+        .iter()
+        .zip(&answered)
+        .filter(|(_, a)| !**a)
+        .map(|(h, _)| h.clone())
+        .collect();
+    let again = post_all(&base, &resend, 8).await;
+    assert!(
+        again.iter().all(|a| matches!(a, Some((200, _)))),
+        "{again:?}"
+    );
+    let all_again = post_all(&base, &hooks, 8).await;
+    assert!(all_again.iter().all(|a| matches!(a, Some((200, _)))));
+    for (o, _) in &orders {
+        ps.wait_status(o, Status::Captured).await;
+        let tr = trail(&ps.journal, o).await;
+        assert_eq!(
+            callback_steps(&tr).len(),
+            2,
+            "both callbacks applied, once each: {tr:#?}"
+        );
+    }
+    println!("gateway crash: {} callbacks, {} acknowledged before the crash cut the rest, {lost} resent after restart", hooks.len(), hooks.len() - lost);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_killed_and_restarted_provider_retries_deliver() {
+    let mut t = Tuned::start(Tuning::default()).await;
+    let plural_order = {
+        let ps = &t.ps;
+        let (po, s) = started_orders(ps, Provider::Plural, 1, CaptureMode::Manual)
+            .await
+            .remove(0);
+        (po, s.provider_ref.expect("ref"))
+    };
+    let (fo, _) = started_orders(&t.ps, Provider::Flitt, 1, CaptureMode::Manual)
+        .await
+        .remove(0);
+    t.ps.stack.kill_gateway().await;
+    t.ps.sandbox
+        .approve(Provider::Plural, &plural_order.1)
+        .expect("approve");
+    t.ps.sandbox
+        .approve(Provider::Flitt, fo.as_str())
+        .expect("approve");
+    let failed_attempts = |p: Provider| {
+        t.ps.sandbox
+            .deliveries(p)
+            .iter()
+            .filter(|d| !d.acknowledged)
+            .count()
+    };
+    let started = Instant::now();
+    while (failed_attempts(Provider::Plural) < 3 || failed_attempts(Provider::Flitt) < 3)
+        && started.elapsed() < WAIT
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        failed_attempts(Provider::Plural) >= 3 && failed_attempts(Provider::Flitt) >= 3,
+        "the providers kept trying"
+    );
+    let gateway = t.restart_gateway().await;
+    t.ps.wait_status(&plural_order.0, Status::Authorized).await;
+    t.ps.wait_status(&fo, Status::Authorized).await;
+    for p in [Provider::Plural, Provider::Flitt] {
+        let c = t.ps.sandbox.totals(p);
+        assert_eq!(
+            (c.callbacks_delivered, c.callbacks_abandoned),
+            (1, 0),
+            "{p}: {c:?}"
+        );
+        assert!(c.callbacks_resent >= 3, "{p}: {c:?}");
+    }
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_killed_mid_call_lose_nothing_and_act_once() {
+    let mut t = Tuned::start(Tuning {
+        request_timeout_ms: 30_000,
+        ..Tuning::default()
+    })
+    .await;
+    let withheld = FaultKind::WithholdResponse { ms: 2_000 };
+    // Plural: killed while create-payment is answered late; the redelivered start must not pay
+    // twice (Plural refuses a second payment on the order) and must show the challenge.
+    t.ps.sandbox.add_fault(
+        Provider::Plural,
+        FaultRule::once(withheld).on_op(Op::CreatePayment),
+    );
+    let po = order("plural-kill");
+    accept(
+        &t.ps.client,
+        env(
+            &po,
+            create_for(Provider::Plural, AMOUNT, "INR", CaptureMode::Manual),
+        ),
+    )
+    .await;
+    accept(&t.ps.client, env(&po, start())).await;
+    wait_effect(&t, Provider::Plural, |c| c.attempted == 1).await;
+    t.kill_workers();
+    t.restart_workers().await;
+    let pending =
+        t.ps.wait_until(&po, "challenge shown", |s| s.customer_action.is_some())
+            .await;
+    let plural_order = pending.provider_ref.expect("ref");
+    t.ps.sandbox
+        .approve(Provider::Plural, &plural_order)
+        .expect("approve");
+    t.ps.wait_status(&po, Status::Authorized).await;
+    // Killed while the capture is answered late, its webhook lost: the redelivered capture
+    // carries the same merchant_capture_reference and is applied once.
+    t.ps.sandbox.add_fault(
+        Provider::Plural,
+        FaultRule::once(withheld).on_op(Op::Capture),
+    );
+    t.ps.sandbox.add_fault(
+        Provider::Plural,
+        FaultRule::once(FaultKind::DropCallback).on_order(&plural_order),
+    );
+    accept(
+        &t.ps.client,
+        env(
+            &po,
+            Command::Capture {
+                amount: money_in(AMOUNT, "INR"),
+            },
+        ),
+    )
+    .await;
+    wait_effect(&t, Provider::Plural, |c| c.captured == 1).await;
+    t.kill_workers();
+    t.restart_workers().await;
+    t.ps.wait_status(&po, Status::Captured).await;
+    let c = t.ps.sandbox.counters(Provider::Plural, &plural_order);
+    assert_eq!(
+        (c.created, c.attempted, c.authorized, c.captured),
+        (1, 1, 1, 1),
+        "Plural acted once each: {c:?}"
+    );
+
+    // Flitt: killed while a refund (reverse) is answered late, its callback lost: the
+    // redelivered refund carries the same reverse_id.
+    let fo = order("flitt-kill");
+    accept(
+        &t.ps.client,
+        env(
+            &fo,
+            create_for(Provider::Flitt, AMOUNT, "GEL", CaptureMode::Auto),
+        ),
+    )
+    .await;
+    accept(&t.ps.client, env(&fo, start())).await;
+    t.ps.wait_until(&fo, "checkout shown", |s| s.customer_action.is_some())
+        .await;
+    t.ps.sandbox
+        .approve(Provider::Flitt, fo.as_str())
+        .expect("approve");
+    t.ps.wait_status(&fo, Status::Captured).await;
+    callbacks_idle(&t.ps.sandbox).await;
+    t.ps.sandbox.add_fault(
+        Provider::Flitt,
+        FaultRule::once(withheld).on_op(Op::Reverse),
+    );
+    t.ps.sandbox.add_fault(
+        Provider::Flitt,
+        FaultRule::once(FaultKind::DropCallback).on_order(fo.as_str()),
+    );
+    accept(
+        &t.ps.client,
+        env(
+            &fo,
+            Command::Refund {
+                amount: money_in(3_000, "GEL"),
+            },
+        ),
+    )
+    .await;
+    wait_effect(&t, Provider::Flitt, |c| c.refunded == 1).await;
+    t.kill_workers();
+    t.restart_workers().await;
+    let s =
+        t.ps.wait_until(&fo, "refunded", |s| s.refunded.0 == 3_000)
+            .await;
+    assert_eq!(s.status, Status::Captured);
+    let c = t.ps.sandbox.counters(Provider::Flitt, fo.as_str());
+    assert_eq!(
+        (c.created, c.captured, c.refunded),
+        (1, 1, 1),
+        "Flitt acted once each: {c:?}"
+    );
+    for o in [&po, &fo] {
+        let commits = t.ps.journal.read_order(o).await.expect("read");
+        assert_each_command_once(&commits);
+        assert!(no_discrepancy(&trail(&t.ps.journal, o).await));
+    }
+}
+
+/// Waits until the provider's totals satisfy `pred` (the provider acted).
+async fn wait_effect(t: &Tuned, p: Provider, pred: impl Fn(&paystate_sandbox::Counters) -> bool) {
+    let started = Instant::now();
+    while !pred(&t.ps.sandbox.totals(p)) {
+        assert!(
+            started.elapsed() < WAIT,
+            "{p} never acted: {:?}",
+            t.ps.sandbox.totals(p)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

@@ -1,0 +1,503 @@
+//! Flitt (Pay by Payme) end to end: commands → engine → adapter worker → sandbox → signed
+//! callbacks → gateway → engine, over a real nats-server and real HTTP on loopback.
+//!
+//! Both checkout flows (URL and token), manual capture with a partial capture and two
+//! refunds, automatic capture, decline, expiry and void; SHA-1 signatures on requests
+//! (a wrong password is refused), responses and callbacks; and every injected fault: slow
+//! answers, 5xx, answers dropped or withheld after Flitt acted, duplicate / reordered /
+//! badly signed callbacks. Each fault test checks the final state, that Flitt saw each
+//! effect once (the sandbox counts) and what the log recorded on the way.
+
+mod support;
+
+use paystate_adapters::error::AdapterError;
+use paystate_adapters::Secret;
+use paystate_events::{CaptureMode, Command, OrderId, PaymentInitiation, Provider, Status};
+use paystate_sandbox::{FaultKind, FaultRule, Op};
+use std::sync::atomic::Ordering;
+use support::providers::*;
+use support::tuned::*;
+use support::*;
+
+const P: Provider = Provider::Flitt;
+const AMOUNT: u64 = 10_000;
+
+fn start_with(params: &[(&str, &str)]) -> Command {
+    let initiation = PaymentInitiation {
+        return_url: Some("https://shop.example/back".into()),
+        params: params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..Default::default()
+    };
+    Command::StartPayment { initiation }
+}
+
+/// Creates an order and starts its payment (checkout URL unless `params` say otherwise);
+/// returns the state once the customer action is shown. Flitt's order id is ours.
+async fn started(
+    ps: &ProviderStack,
+    o: &OrderId,
+    mode: CaptureMode,
+    params: &[(&str, &str)],
+) -> paystate_events::OrderState {
+    let created = accept(&ps.client, env(o, create_for(P, AMOUNT, "GEL", mode))).await;
+    assert_eq!(created.status, Status::Created);
+    accept(&ps.client, env(o, start_with(params))).await;
+    let pending = ps
+        .wait_until(o, "waiting for the customer", |s| {
+            s.customer_action.is_some()
+        })
+        .await;
+    assert_eq!(pending.status, Status::Pending);
+    pending
+}
+
+/// A preauth order approved by the customer in the Payme app.
+async fn authorized(ps: &ProviderStack, o: &OrderId) {
+    started(ps, o, CaptureMode::Manual, &[]).await;
+    ps.sandbox
+        .approve(P, o.as_str())
+        .expect("customer approves");
+    let s = ps.wait_status(o, Status::Authorized).await;
+    assert_eq!(s.authorized.0, AMOUNT);
+}
+
+fn gel(minor: u64) -> Option<paystate_events::Money> {
+    money_in(minor, "GEL")
+}
+
+/// The order's log once every callback was delivered: no discrepancy, each command once.
+async fn settled_trail(ps: &ProviderStack, o: &OrderId) -> Vec<Step> {
+    callbacks_idle(&ps.sandbox).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_each_command_once(&ps.journal.read_order(o).await.expect("read"));
+    let t = trail(&ps.journal, o).await;
+    assert!(no_discrepancy(&t), "no discrepancy expected: {t:#?}");
+    t
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flitt_lifecycle_checkout_url_preauth_partial_capture_two_refunds() {
+    let ps = ProviderStack::start().await;
+    let o = order("flitt");
+    let pending = started(&ps, &o, CaptureMode::Manual, &[]).await;
+    assert!(
+        pending.provider_ref.is_some(),
+        "payment_id recorded: {pending:?}"
+    );
+    let action = pending.customer_action.expect("action");
+    assert!(
+        action
+            .url
+            .as_deref()
+            .is_some_and(|u| u.contains("/merchants/")),
+        "checkout URL: {action:?}"
+    );
+    ps.sandbox
+        .approve(P, o.as_str())
+        .expect("customer approves");
+    ps.wait_status(&o, Status::Authorized).await;
+    accept(&ps.client, env(&o, Command::Capture { amount: gel(6_000) })).await;
+    let captured = ps.wait_status(&o, Status::Captured).await;
+    assert_eq!(captured.captured.0, 6_000);
+    accept(&ps.client, env(&o, Command::Refund { amount: gel(2_500) })).await;
+    let refunded = ps
+        .wait_until(&o, "partly refunded", |s| s.refunded.0 == 2_500)
+        .await;
+    assert_eq!(refunded.status, Status::Captured);
+    callbacks_idle(&ps.sandbox).await;
+    accept(&ps.client, env(&o, Command::Refund { amount: gel(3_500) })).await;
+    let returned = ps.wait_status(&o, Status::Returned).await;
+    assert_eq!((returned.captured.0, returned.refunded.0), (6_000, 6_000));
+    settled_trail(&ps, &o).await;
+    let after = ps
+        .journal
+        .load(&o)
+        .await
+        .expect("load")
+        .state
+        .expect("order");
+    assert_eq!(
+        after.refunded.0, 6_000,
+        "callbacks after the refunds did not refund again"
+    );
+    assert_eq!(ps.sandbox.order(P, o.as_str())["order_status"], "reversed");
+    let c = ps.sandbox.counters(P, o.as_str());
+    assert_eq!(
+        (c.created, c.authorized, c.captured, c.refunded),
+        (1, 1, 1, 2),
+        "Flitt saw each effect once: {c:?}"
+    );
+    assert_eq!(
+        c.callbacks_delivered, c.callbacks_enqueued,
+        "every callback acknowledged with HTTP 200: {c:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flitt_token_flow_with_automatic_capture() {
+    let ps = ProviderStack::start().await;
+    let o = order("flitt-token");
+    let pending = started(&ps, &o, CaptureMode::Auto, &[("flow", "token")]).await;
+    let action = pending.customer_action.expect("action");
+    assert_eq!(
+        action.url, None,
+        "the token flow has no page to redirect to"
+    );
+    assert_eq!(
+        action.details.get("token").map(String::len),
+        Some(40),
+        "{action:?}"
+    );
+    ps.sandbox
+        .approve(P, o.as_str())
+        .expect("customer approves");
+    let captured = ps.wait_status(&o, Status::Captured).await;
+    assert_eq!(captured.captured.0, AMOUNT);
+    assert!(
+        captured.provider_ref.is_some(),
+        "the token answer has no payment_id; the callback told it: {captured:?}"
+    );
+    let tr = settled_trail(&ps, &o).await;
+    assert_eq!(
+        signals_named(&tr, "authorized").len(),
+        0,
+        "no preauth, no authorization step: {tr:#?}"
+    );
+    let bad = order("flitt-bad-flow");
+    accept(
+        &ps.client,
+        env(&bad, create_for(P, AMOUNT, "GEL", CaptureMode::Auto)),
+    )
+    .await;
+    accept(&ps.client, env(&bad, start_with(&[("flow", "qr")]))).await;
+    let failed = ps.wait_status(&bad, Status::Failed).await;
+    assert_eq!(
+        failed.failure.as_ref().map(|f| f.0.as_str()),
+        Some("invalid_input"),
+        "{failed:?}"
+    );
+    assert_eq!(
+        ps.sandbox.counters(P, bad.as_str()).created,
+        0,
+        "nothing reached Flitt"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flitt_decline_expiry_and_void() {
+    let ps = ProviderStack::start().await;
+    let declined = order("flitt-decline");
+    started(&ps, &declined, CaptureMode::Manual, &[]).await;
+    ps.sandbox
+        .decline(P, declined.as_str())
+        .expect("the bank declines");
+    let f = ps.wait_status(&declined, Status::Failed).await;
+    assert!(f.failure.is_some(), "{f:?}");
+    let expired = order("flitt-expire");
+    started(&ps, &expired, CaptureMode::Auto, &[]).await;
+    ps.sandbox
+        .expire(P, expired.as_str())
+        .expect("the customer walks away");
+    ps.wait_status(&expired, Status::Cancelled).await;
+    let voided = order("flitt-void");
+    authorized(&ps, &voided).await;
+    accept(&ps.client, env(&voided, Command::Cancel { reason: None })).await;
+    ps.wait_status(&voided, Status::Cancelled).await;
+    for o in [&declined, &expired, &voided] {
+        settled_trail(&ps, o).await;
+    }
+    assert_eq!(
+        ps.sandbox.order(P, voided.as_str())["order_status"],
+        "reversed"
+    );
+    let c = ps.sandbox.counters(P, voided.as_str());
+    assert_eq!(
+        (c.authorized, c.cancelled, c.captured, c.refunded),
+        (1, 1, 0, 0),
+        "the hold was voided: {c:?}"
+    );
+    assert_eq!(ps.sandbox.counters(P, declined.as_str()).declined, 1);
+    assert_eq!(ps.sandbox.counters(P, expired.as_str()).expired, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flitt_requests_signed_with_a_wrong_password_are_refused() {
+    let t = Tuned::start(Tuning::default()).await;
+    let ps = &t.ps;
+    let o = order("flitt-wrong-key");
+    accept(
+        &ps.client,
+        env(&o, create_for(P, AMOUNT, "GEL", CaptureMode::Auto)),
+    )
+    .await;
+    let state = ps
+        .journal
+        .load(&o)
+        .await
+        .expect("load")
+        .state
+        .expect("order");
+    let mut cfg = t.adapters_cfg.clone();
+    for account in cfg.flitt.as_mut().expect("flitt").accounts.values_mut() {
+        account.password = Secret::new("not-the-password");
+    }
+    let adapters = paystate_adapters::Adapters::new(cfg).expect("adapters");
+    let refused = adapters
+        .start_payment(&state, &PaymentInitiation::default())
+        .await;
+    assert!(
+        matches!(refused, Err(AdapterError::Unauthorized { .. })),
+        "error 1007 is a credentials problem: {refused:?}"
+    );
+    assert_eq!(
+        ps.sandbox.counters(P, o.as_str()).created,
+        0,
+        "Flitt did not act"
+    );
+    let reported = t
+        .adapters()
+        .start_payment(&state, &PaymentInitiation::default())
+        .await
+        .expect("the right password");
+    assert_eq!(ps.sandbox.counters(P, o.as_str()).created, 1);
+    let status = t
+        .adapters()
+        .status(&state)
+        .await
+        .expect("a signed status answer verifies");
+    assert_eq!(status.provider_ref, reported.provider_ref);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flitt_badly_signed_callback_rejected_then_retry_applied() {
+    let t = Tuned::start(Tuning::default()).await;
+    let ps = &t.ps;
+    let o = order("flitt-badsig");
+    started(ps, &o, CaptureMode::Manual, &[]).await;
+    ps.sandbox.add_fault(
+        P,
+        FaultRule::once(FaultKind::BadSignatureCallback).on_order(o.as_str()),
+    );
+    ps.sandbox
+        .approve(P, o.as_str())
+        .expect("customer approves");
+    ps.wait_status(&o, Status::Authorized).await;
+    let tr = settled_trail(ps, &o).await;
+    assert_eq!(signals_named(&tr, "authorized").len(), 1, "{tr:#?}");
+    let attempts: Vec<_> = ps
+        .sandbox
+        .deliveries(P)
+        .into_iter()
+        .filter(|d| d.order == o.as_str())
+        .collect();
+    assert_eq!(attempts.len(), 2, "{attempts:#?}");
+    assert!(
+        attempts[0].bad_signature && attempts[0].status == Some(401) && !attempts[0].acknowledged,
+        "{attempts:#?}"
+    );
+    assert!(
+        attempts[1].acknowledged && attempts[1].status == Some(200) && attempts[1].attempt == 1,
+        "Flitt retried after 2 s (scaled): {attempts:#?}"
+    );
+    let v = verdicts_of(&ps.nats, P).await;
+    assert_eq!(
+        v.iter().filter(|v| v["verdict"] == "rejected").count(),
+        1,
+        "{v:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flitt_slow_answers_and_server_errors() {
+    let t = Tuned::start(Tuning::default()).await;
+    let ps = &t.ps;
+    let o = order("flitt-5xx");
+    ps.sandbox.add_fault(
+        P,
+        FaultRule::once(FaultKind::Delay {
+            ms: TUNED_REQUEST_TIMEOUT_MS + 1_000,
+        })
+        .on_op(Op::Create),
+    );
+    authorized(ps, &o).await;
+    ps.sandbox.add_fault(
+        P,
+        FaultRule::once(FaultKind::ServerError { status: 502 })
+            .on_op(Op::Capture)
+            .times(2),
+    );
+    accept(&ps.client, env(&o, Command::Capture { amount: gel(7_000) })).await;
+    ps.wait_status(&o, Status::Captured).await;
+    ps.sandbox.add_fault(
+        P,
+        FaultRule::once(FaultKind::Delay { ms: 400 }).on_op(Op::Reverse),
+    );
+    ps.sandbox.add_fault(
+        P,
+        FaultRule::once(FaultKind::ServerError { status: 500 }).on_op(Op::Reverse),
+    );
+    accept(&ps.client, env(&o, Command::Refund { amount: gel(1_000) })).await;
+    let done = ps
+        .wait_until(&o, "refunded", |s| s.refunded.0 == 1_000)
+        .await;
+    assert_eq!((done.status, done.captured.0), (Status::Captured, 7_000));
+    settled_trail(ps, &o).await;
+    let c = ps.sandbox.counters(P, o.as_str());
+    assert_eq!(
+        (c.created, c.authorized, c.captured, c.refunded),
+        (1, 1, 1, 1),
+        "{c:?}"
+    );
+    assert_eq!(c.injected_errors, 3, "capture twice, reverse once: {c:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flitt_dropped_and_withheld_answers_after_acting() {
+    let t = Tuned::start(Tuning::default()).await;
+    let ps = &t.ps;
+    let o = order("flitt-drop");
+    ps.sandbox.add_fault(
+        P,
+        FaultRule::once(FaultKind::DropResponse).on_op(Op::Create),
+    );
+    authorized(ps, &o).await;
+    callbacks_idle(&ps.sandbox).await;
+    // Every answer to the capture is lost, and so is its callback: only a status query can
+    // tell what happened.
+    ps.sandbox.add_fault(
+        P,
+        FaultRule::once(FaultKind::DropResponse)
+            .on_op(Op::Capture)
+            .times(3),
+    );
+    ps.sandbox.add_fault(
+        P,
+        FaultRule::once(FaultKind::DropCallback).on_order(o.as_str()),
+    );
+    accept(&ps.client, env(&o, Command::Capture { amount: gel(6_000) })).await;
+    let captured = ps.wait_status(&o, Status::Captured).await;
+    assert_eq!(captured.captured.0, 6_000);
+    let late = TUNED_REQUEST_TIMEOUT_MS + 1_500;
+    ps.sandbox.add_fault(
+        P,
+        FaultRule::once(FaultKind::WithholdResponse { ms: late }).on_op(Op::Reverse),
+    );
+    accept(&ps.client, env(&o, Command::Refund { amount: gel(2_000) })).await;
+    ps.wait_until(&o, "refunded", |s| s.refunded.0 == 2_000)
+        .await;
+    let tr = settled_trail(ps, &o).await;
+    let unknown = signals_named(&tr, "outcome_unknown");
+    assert_eq!(
+        unknown.len(),
+        1,
+        "the capture whose every answer was lost is recorded as unknown: {tr:#?}"
+    );
+    let resolved = tr
+        .iter()
+        .skip_while(|s| s.signal.as_deref() != Some("outcome_unknown"))
+        .nth(1)
+        .expect("a step after");
+    assert_eq!(
+        (resolved.signal.as_deref(), resolved.evidence.as_deref()),
+        (Some("captured"), Some(format!("call:{o}:status").as_str())),
+        "resolved by a status query: {tr:#?}"
+    );
+    assert_eq!(
+        resolved.events,
+        ["payment_captured"],
+        "the status query moved the order: {tr:#?}"
+    );
+    let c = ps.sandbox.counters(P, o.as_str());
+    assert_eq!(
+        (c.created, c.authorized, c.captured, c.refunded),
+        (1, 1, 1, 1),
+        "{c:?}"
+    );
+    assert_eq!(
+        c.dropped_responses, 5,
+        "create once, capture three times, reverse once: {c:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flitt_duplicate_and_reordered_callbacks() {
+    let t = Tuned::start(Tuning::default()).await;
+    let ps = &t.ps;
+    let o = order("flitt-dup");
+    started(ps, &o, CaptureMode::Manual, &[]).await;
+    ps.sandbox.add_fault(
+        P,
+        FaultRule::once(FaultKind::DuplicateCallback)
+            .on_order(o.as_str())
+            .times(10),
+    );
+    ps.sandbox
+        .approve(P, o.as_str())
+        .expect("customer approves");
+    ps.wait_status(&o, Status::Authorized).await;
+    accept(
+        &ps.client,
+        env(
+            &o,
+            Command::Capture {
+                amount: gel(AMOUNT),
+            },
+        ),
+    )
+    .await;
+    ps.wait_status(&o, Status::Captured).await;
+    callbacks_idle(&ps.sandbox).await;
+    ps.sandbox.clear_faults(P);
+    ps.sandbox.add_fault(
+        P,
+        FaultRule::once(FaultKind::ReorderCallbacks).on_order(o.as_str()),
+    );
+    accept(&ps.client, env(&o, Command::Refund { amount: gel(4_000) })).await;
+    ps.wait_until(&o, "partly refunded", |s| s.refunded.0 == 4_000)
+        .await;
+    accept(&ps.client, env(&o, Command::Refund { amount: gel(6_000) })).await;
+    let returned = ps.wait_status(&o, Status::Returned).await;
+    assert_eq!(returned.refunded.0, AMOUNT);
+    let tr = settled_trail(ps, &o).await;
+    let callbacks: Vec<_> = tr
+        .iter()
+        .filter(|s| s.command_id.starts_with("cb."))
+        .collect();
+    assert_eq!(
+        callbacks.len(),
+        4,
+        "approval, capture and two reversals, each applied once: {tr:#?}"
+    );
+    let last = callbacks.last().expect("callbacks");
+    assert_eq!(
+        last.signal.as_deref(),
+        Some("captured"),
+        "the partial reversal's callback came last: {tr:#?}"
+    );
+    assert_eq!(last.events, ["signal_recorded:duplicate"], "{tr:#?}");
+    let c = ps.sandbox.counters(P, o.as_str());
+    assert_eq!(
+        (c.callbacks_duplicated, c.callbacks_reordered),
+        (2, 1),
+        "{c:?}"
+    );
+    assert_eq!(
+        c.callbacks_delivered, c.callbacks_attempts,
+        "every copy answered HTTP 200: {c:?}"
+    );
+    assert_eq!(t.callback_stats().duplicates.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        ps.journal
+            .load(&o)
+            .await
+            .expect("load")
+            .state
+            .expect("order")
+            .refunded
+            .0,
+        AMOUNT
+    );
+}
