@@ -7,7 +7,7 @@ use crate::config::EngineConfig;
 use crate::outcomes::{Outcomes, StoredOutcome};
 use paystate_engine::{apply_commit, check_invariants, decide, Decision};
 use paystate_events::{
-    CommandEnvelope, Commit, OrderState, Outcome, Rejection, RejectionCode, Timestamp,
+    Command, CommandEnvelope, Commit, OrderState, Outcome, Rejection, RejectionCode, Timestamp,
     COMMIT_SCHEMA_VERSION,
 };
 use paystate_journal::{AppendError, EncodedCommit, Journal};
@@ -143,6 +143,19 @@ impl Processor {
             } else {
                 Ok(cached)
             };
+        }
+        if matches!(env.command, Command::CreateOrder { .. }) && !behind {
+            // A create is decided on "no such order" without reading the log: the append's
+            // expected last subject sequence 0 lets it land only if the order has no commit,
+            // which is what a read would have shown (and the read was only ever a hint: the
+            // optimistic-concurrency check is what protects). If the order exists, the
+            // append conflicts and the next attempt reads it; a rejection decided on the
+            // assumption is confirmed against the log like any other (not `fresh`).
+            return Ok(Current {
+                state: None,
+                last_seq: 0,
+                fresh: false,
+            });
         }
         let loaded = self
             .journal
