@@ -63,6 +63,8 @@ struct Inner {
     refs: ProviderRefs,
     client: Client,
     stats: Arc<CallbackStats>,
+    /// Files that commands refer to (uploaded at `POST /attachments`, see `attachments`).
+    attachments: jetstream::object_store::ObjectStore,
 }
 
 impl Callbacks {
@@ -96,6 +98,7 @@ impl Callbacks {
                 .map_err(|e| e.to_string())?,
         };
         let refs = ProviderRefs::open(&js, replicas).await?;
+        let attachments = paystate_service::attachments::open(&js, replicas).await?;
         let stats = Arc::new(CallbackStats::default());
         Ok(Callbacks {
             inner: Arc::new(Inner {
@@ -105,12 +108,18 @@ impl Callbacks {
                 refs,
                 client: Client::new(nats),
                 stats,
+                attachments,
             }),
         })
     }
 
     pub fn stats(&self) -> Arc<CallbackStats> {
         self.inner.stats.clone()
+    }
+
+    /// The attachment store, for the upload route that sits beside the callbacks.
+    pub fn attachments(&self) -> jetstream::object_store::ObjectStore {
+        self.inner.attachments.clone()
     }
 }
 

@@ -5,12 +5,14 @@
 //!   projection (JSON; unknown order → 404 with a JSON error).
 //! - [`callbacks`]: `POST /callbacks/{provider}`: stored raw first, verified, translated
 //!   into provider signals, answered as each provider expects.
+//! - [`attachments`]: `POST /attachments`: files that commands refer to (raw or multipart).
 //! - [`router`]: composes every concern's routes over one shared [`AppState`].
 //! - [`serve`]: runs a router on a listener until the caller's shutdown future completes.
 //!
 //! Errors are JSON everywhere: `{"error": {"code": "...", "message": "..."}}` with a stable
 //! code, so clients branch on the code, not on the text.
 
+pub mod attachments;
 pub mod callbacks;
 pub mod queries;
 
@@ -32,9 +34,13 @@ pub fn router(state: AppState) -> Router {
     Router::new().merge(queries::routes()).with_state(state)
 }
 
-/// The gateway's router with the callback routes (which carry their own state).
+/// The gateway's router with the callback routes and, beside them, the attachment uploads
+/// (both carry their own state).
 pub fn router_with_callbacks(state: AppState, callbacks: callbacks::Callbacks) -> Router {
-    router(state).merge(callbacks::routes(callbacks))
+    let uploads = attachments::routes(callbacks.attachments());
+    router(state)
+        .merge(callbacks::routes(callbacks))
+        .merge(uploads)
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then finishes requests in hand.

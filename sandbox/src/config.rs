@@ -97,6 +97,9 @@ pub struct PaykassmaConfig {
     pub postback_url: Option<String>,
     /// Credit automatically when an activation names a transfer the customer made.
     pub auto_credit: bool,
+    /// Send a `"status": "fail"` postback when an activation is rejected (undocumented
+    /// upstream; off = a rejection is silent and only the merchant's own follow-up finds it).
+    pub postback_on_reject: bool,
 }
 
 impl Default for PaykassmaConfig {
@@ -107,6 +110,7 @@ impl Default for PaykassmaConfig {
             private_key: "PRIVATE_test_key_1".into(),
             postback_url: None,
             auto_credit: true,
+            postback_on_reject: true,
         }
     }
 }

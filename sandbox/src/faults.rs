@@ -56,6 +56,10 @@ pub enum FaultKind {
     BadSignatureCallback,
     /// Never send the next callback.
     DropCallback,
+    /// The receiver's answer to the next callback attempt is lost on the way back (the
+    /// receiver did process it), so the provider takes it as unanswered and resends: what a
+    /// receiver crash between acting and answering looks like from the provider's side.
+    LoseCallbackAck,
 }
 
 impl FaultKind {

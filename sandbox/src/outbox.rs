@@ -85,6 +85,10 @@ pub struct DeliveryRecord {
     pub status: Option<u16>,
     pub acknowledged: bool,
     pub bad_signature: bool,
+    /// The receiver answered, but the answer was lost (`LoseCallbackAck` fault).
+    pub ack_lost: bool,
+    /// The receiver's answer body (cut at [`ACK_BODY_MAX`] bytes), if it answered.
+    pub answer: Option<String>,
     pub error: Option<String>,
 }
 
@@ -344,7 +348,7 @@ async fn attempt(outbox: &Outbox, job: &Job) -> bool {
         req = req.header(name.as_str(), value.as_str());
     }
     let result = req.body(out.body).send().await;
-    let (status, acknowledged, error) = match result {
+    let (status, answer, error) = match result {
         Ok(resp) => {
             let status = resp.status().as_u16();
             let body = resp
@@ -352,10 +356,16 @@ async fn attempt(outbox: &Outbox, job: &Job) -> bool {
                 .await
                 .map(|b| b.slice(..b.len().min(ACK_BODY_MAX)))
                 .unwrap_or_default();
-            (Some(status), is_ack(cb.policy.ack, status, &body), None)
+            (Some(status), Some(body), None)
         }
-        Err(e) => (None, false, Some(e.to_string())),
+        Err(e) => (None, None, Some(e.to_string())),
     };
+    let ack_lost = answer.is_some()
+        && outbox
+            .faults
+            .take_callback(cb.provider, &cb.key, FaultKind::LoseCallbackAck);
+    let acknowledged = !ack_lost
+        && matches!((status, &answer), (Some(st), Some(body)) if is_ack(cb.policy.ack, st, body));
     outbox.counters.bump(cb.provider, &cb.key, |c| {
         c.callbacks_attempts += 1;
         c.callbacks_resent += u32::from(job.attempt > 0);
@@ -370,6 +380,8 @@ async fn attempt(outbox: &Outbox, job: &Job) -> bool {
         status,
         acknowledged,
         bad_signature: corrupt,
+        ack_lost,
+        answer: answer.map(|b| String::from_utf8_lossy(&b).into_owned()),
         error,
     });
     acknowledged

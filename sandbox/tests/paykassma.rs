@@ -151,10 +151,93 @@ async fn secret_validation_and_back_office_decisions() {
     assert_eq!(sb.decline(P, "c-no").unwrap().status, "rejected");
     assert!(sb.approve(P, "c-no").is_err());
     assert!(sb.wait_callbacks_idle(common::WAIT).await);
+    let hits = rx.hits();
+    let outcomes: Vec<(String, Option<String>)> = hits
+        .iter()
+        .map(|h| {
+            let v = h.json();
+            let tx = v["additional_data"][0]["plugin_custom_order_id"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            (tx, v["status"].as_str().map(str::to_string))
+        })
+        .collect();
     assert_eq!(
-        rx.hits().len(),
-        1,
-        "only the credited activation gets a postback"
+        outcomes,
+        [
+            ("c-wait".to_string(), None),
+            ("c-no".to_string(), Some("fail".to_string()))
+        ],
+        "credited: the documented postback; rejected: status fail"
     );
+    for h in &hits {
+        verify_postback_body(
+            &String::from_utf8(h.body.clone()).unwrap(),
+            "uowkn0b3LfBxpcWYHi4_",
+            "PRIVATE_test_key_1",
+        )
+        .expect("both signed");
+    }
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_rejection_can_be_silent() {
+    let rx = Receiver::start().await;
+    let url = rx.url.clone();
+    let sb = sandbox(|c| {
+        c.paykassma.postback_url = Some(url);
+        c.paykassma.postback_on_reject = false;
+    })
+    .await;
+    create(&sb, SECRET, "u2").await;
+    activate(&sb, "u2", "111122225555", 100, "c-silent")
+        .await
+        .unwrap();
+    assert_eq!(sb.decline(P, "c-silent").unwrap().status, "rejected");
+    assert!(sb.wait_callbacks_idle(common::WAIT).await);
+    assert!(
+        rx.hits().is_empty(),
+        "no postback on rejection when configured so"
+    );
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_lost_answer_is_taken_as_no_answer_and_resent() {
+    let rx = Receiver::start().await;
+    let url = rx.url.clone();
+    let sb = sandbox(|c| c.paykassma.postback_url = Some(url)).await;
+    sb.add_fault(
+        P,
+        paystate_sandbox::FaultRule::once(paystate_sandbox::FaultKind::LoseCallbackAck)
+            .on_order("c-lost")
+            .times(2),
+    );
+    create(&sb, SECRET, "u3").await;
+    let key1 = sb
+        .act(P, "u3", Action::TransferMade { amount: 50 })
+        .unwrap()
+        .reference
+        .unwrap();
+    activate(&sb, "u3", &key1, 50, "c-lost").await.unwrap();
+    assert!(sb.wait_callbacks_idle(common::WAIT).await);
+    assert_eq!(rx.hits().len(), 3, "the receiver saw every attempt");
+    let d = sb.deliveries(P);
+    let seen: Vec<(bool, bool, Option<&str>)> = d
+        .iter()
+        .map(|r| (r.ack_lost, r.acknowledged, r.answer.as_deref()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (true, false, Some(r#"{"status":"ok"}"#)),
+            (true, false, Some(r#"{"status":"ok"}"#)),
+            (false, true, Some(r#"{"status":"ok"}"#)),
+        ]
+    );
+    let c = sb.counters(P, "c-lost");
+    assert_eq!((c.callbacks_resent, c.callbacks_delivered), (2, 1));
     sb.shutdown().await;
 }

@@ -4,6 +4,8 @@
 //! merchant answers HTTP 200 with `{"status":"ok"}`.
 //!
 //! Activation statuses here: verifying → credited | rejected. No authorize, cancel or refund.
+//! A rejection sends a postback with `"status": "fail"` (the public docs show only the
+//! success postback; `PaykassmaConfig::postback_on_reject` turns it off).
 
 mod api;
 
@@ -136,6 +138,10 @@ pub(crate) fn act(
         Action::Decline | Action::Expire => {
             a.status = Status::Rejected;
             shared.counters.bump(P, id, |c| c.declined += 1);
+            if shared.config.paykassma.postback_on_reject {
+                state.next_stockpiling_id += 1;
+                postback(shared, a, a.amount, state.next_stockpiling_id);
+            }
         }
         other => return Err(ControlError::unsupported(P, &other)),
     }
@@ -148,6 +154,13 @@ pub(crate) fn credit(shared: &Shared, a: &mut Activation, amount: u64, stockpili
     shared
         .counters
         .bump(P, &a.custom_transaction_id, |c| c.credited += 1);
+    postback(shared, a, amount, stockpiling_id);
+}
+
+/// Queues the postback of a decided activation: `ingoing` when credited, with
+/// `"status": "fail"` added when rejected.
+fn postback(shared: &Shared, a: &Activation, amount: u64, stockpiling_id: u64) {
+    let failed = a.status == Status::Rejected;
     let extra = AdditionalData {
         activated_datetime: a.activated_at.clone(),
         exchanger_identifier: None,
@@ -171,6 +184,7 @@ pub(crate) fn credit(shared: &Shared, a: &mut Activation, amount: u64, stockpili
     };
     let cfg = &shared.config.paykassma;
     let render = Postback {
+        status: failed.then_some("fail"),
         wallet_type: a.wallet_type.clone(),
         amount,
         currency_code: a.currency.clone(),
@@ -183,7 +197,7 @@ pub(crate) fn credit(shared: &Shared, a: &mut Activation, amount: u64, stockpili
     shared.outbox.enqueue(Callback {
         provider: P,
         key: a.custom_transaction_id.clone(),
-        label: "postback:ingoing".into(),
+        label: if failed { "postback:fail" } else { "postback:ingoing" }.into(),
         url: shared.callback_url(P),
         policy: Policy {
             retry_delays_s: &POSTBACK_RESEND_DELAYS_S,
@@ -223,6 +237,8 @@ struct BankDetails {
 
 /// The postback, rendered per attempt (same body every time unless the signature is spoiled).
 struct Postback {
+    /// `Some("fail")` for a rejected activation; absent on success (as in the docs).
+    status: Option<&'static str>,
     wallet_type: String,
     amount: u64,
     currency_code: String,
@@ -237,6 +253,8 @@ struct Postback {
 #[derive(Serialize)]
 struct PostbackBody<'a> {
     signature: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<&'a str>,
     wallet_type: &'a str,
     amount: u64,
     currency_code: &'a str,
@@ -256,6 +274,7 @@ impl Render for Postback {
         }
         let body = PostbackBody {
             signature,
+            status: self.status,
             wallet_type: &self.wallet_type,
             amount: self.amount,
             currency_code: &self.currency_code,
