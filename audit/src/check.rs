@@ -14,6 +14,7 @@ use crate::report::{DiscrepancyEntry, Finding, FindingKind, OrderSummary, Report
 use paystate_engine::{apply_commit, check_invariants, decide, is_legal_transition, Decision};
 use paystate_events::commit::GENESIS_HASH;
 use paystate_events::{Commit, CommitHash, Event, OrderId, OrderState};
+
 use paystate_journal::RawEntry;
 use std::collections::HashMap;
 
@@ -34,30 +35,26 @@ pub struct OrderTrack {
 pub struct Auditor {
     pub orders: HashMap<OrderId, OrderTrack>,
     pub report: Report,
-    next_seq: u64,
     /// Chain breaks seen: (order, sequence of the commit before the break, sequence after),
     /// to name the order of a stream gap.
-    breaks: Vec<(String, u64, u64)>,
+    pub breaks: Vec<(String, u64, u64)>,
 }
 
 impl Auditor {
     pub fn new(stream: &str, snapshot_last_seq: u64) -> Auditor {
         let report = Report { stream: stream.to_string(), snapshot_last_seq, ..Default::default() };
-        Auditor { orders: HashMap::new(), report, next_seq: 1, breaks: Vec::new() }
+        Auditor { orders: HashMap::new(), report, breaks: Vec::new() }
     }
 
-    /// Checks and folds one message.
+    /// Checks and folds one message. Messages of one order must come in stream order (those of
+    /// different orders may be split over several auditors; see [`assemble`]).
     pub fn observe(&mut self, entry: &RawEntry) {
         self.report.commits += 1;
-        if entry.sequence > self.next_seq {
-            self.gap(self.next_seq, entry.sequence - 1);
-        }
-        self.next_seq = self.next_seq.max(entry.sequence + 1);
         let Some(order) = entry.subject_order().and_then(|t| OrderId::parse(t).ok()) else {
             self.finding(FindingKind::Unreadable, None, entry.sequence, None, format!("subject {:?} is not an order subject", entry.subject));
             return;
         };
-        let commit = match Commit::decode(&entry.payload) {
+        let commit = match paystate_journal::scan::decode_commit(&entry.payload) {
             Ok(c) => c,
             Err(e) => {
                 self.finding(FindingKind::Unreadable, Some(&order), entry.sequence, None, format!("not a commit: {e}"));
@@ -170,15 +167,6 @@ impl Auditor {
         }
     }
 
-    fn gap(&mut self, first: u64, last: u64) {
-        let detail = if first == last {
-            format!("stream sequence {first} is missing (deleted)")
-        } else {
-            format!("stream sequences {first}..={last} are missing (deleted)")
-        };
-        self.report.add(Finding { kind: FindingKind::SequenceGap, order: None, sequence: Some(first), commit: None, detail });
-    }
-
     fn finding(&mut self, kind: FindingKind, order: Option<&OrderId>, seq: u64, commit: Option<u64>, detail: String) {
         if let Some(o) = order {
             self.orders.entry(o.clone()).or_default().findings += 1;
@@ -191,36 +179,85 @@ impl Auditor {
         self.report.add(Finding { kind, order: Some(order.to_string()), sequence: Some(seq), commit: Some(commit), detail });
     }
 
-    /// Closes the fold at the snapshot's end: trailing gap, gap attribution, per-order totals.
-    pub fn finish(&mut self, seen_last_seq: u64) {
-        let end = self.report.snapshot_last_seq;
-        if end >= self.next_seq && end > seen_last_seq {
+}
+
+/// Stream-level check: sequence numbers missing between the messages read (deleted ones).
+#[derive(Debug, Default)]
+pub struct SequenceGaps {
+    next_seq: u64,
+    pub findings: Vec<Finding>,
+}
+
+impl SequenceGaps {
+    pub fn new() -> SequenceGaps {
+        SequenceGaps { next_seq: 1, findings: Vec::new() }
+    }
+
+    /// Notes the next message's sequence (messages in stream order).
+    pub fn observe(&mut self, seq: u64) {
+        if seq > self.next_seq {
+            self.gap(self.next_seq, seq - 1);
+        }
+        self.next_seq = self.next_seq.max(seq + 1);
+    }
+
+    /// The snapshot ended at `end`: anything after the last message read is missing too.
+    pub fn finish(&mut self, end: u64) {
+        if end >= self.next_seq {
             self.gap(self.next_seq, end);
         }
-        for f in self.report.findings.iter_mut().filter(|f| f.kind == FindingKind::SequenceGap) {
-            let Some(gap) = f.sequence else { continue };
-            let mut owners = self.breaks.iter().filter(|(_, before, after)| *before < gap && gap < *after);
+    }
+
+    fn gap(&mut self, first: u64, last: u64) {
+        let detail = if first == last {
+            format!("stream sequence {first} is missing (deleted)")
+        } else {
+            format!("stream sequences {first}..={last} are missing (deleted)")
+        };
+        self.findings.push(Finding { kind: FindingKind::SequenceGap, order: None, sequence: Some(first), commit: None, detail });
+    }
+}
+
+/// Joins the stream-level gaps and the auditors that shared the orders into one report (and
+/// every order's track, for the projection comparison). A gap inside exactly one order's
+/// chain break is attributed to that order.
+pub fn assemble(stream: &str, snapshot_last_seq: u64, gaps: SequenceGaps, parts: Vec<Auditor>) -> (Report, HashMap<OrderId, OrderTrack>) {
+    let mut report = Report { stream: stream.to_string(), snapshot_last_seq, ..Default::default() };
+    let mut orders = HashMap::new();
+    let mut breaks = Vec::new();
+    for part in parts {
+        report.absorb(part.report);
+        breaks.extend(part.breaks);
+        orders.extend(part.orders);
+    }
+    for mut f in gaps.findings {
+        if let Some(gap) = f.sequence {
+            let mut owners = breaks.iter().filter(|(_, before, after)| *before < gap && gap < *after);
             if let (Some((order, _, _)), None) = (owners.next(), owners.next()) {
                 f.order = Some(order.clone());
                 f.detail.push_str(&format!("; order {order}'s chain breaks over it"));
             }
         }
-        self.report.orders = self.orders.len() as u64;
-        for (order, t) in &self.orders {
-            if t.findings > 0 || t.discrepancies > 0 || t.unverified > 0 {
-                self.report.orders_flagged.push(OrderSummary {
-                    order: order.to_string(),
-                    commits: t.commits_seen,
-                    last_sequence: t.last_seq,
-                    status: t.state.as_ref().map(|s| s.status.to_string()),
-                    findings: t.findings,
-                    discrepancies: t.discrepancies,
-                    unverified_commits: t.unverified,
-                });
-            }
-        }
-        self.report.orders_flagged.sort_by(|a, b| a.order.cmp(&b.order));
+        report.add(f);
     }
+    report.findings.sort_by_key(|f| (f.sequence, f.kind));
+    report.discrepancies.sort_by_key(|d| d.sequence);
+    report.orders = orders.len() as u64;
+    for (order, t) in &orders {
+        if t.findings > 0 || t.discrepancies > 0 || t.unverified > 0 {
+            report.orders_flagged.push(OrderSummary {
+                order: order.to_string(),
+                commits: t.commits_seen,
+                last_sequence: t.last_seq,
+                status: t.state.as_ref().map(|s| s.status.to_string()),
+                findings: t.findings,
+                discrepancies: t.discrepancies,
+                unverified_commits: t.unverified,
+            });
+        }
+    }
+    report.orders_flagged.sort_by(|a, b| a.order.cmp(&b.order));
+    (report, orders)
 }
 
 /// Puts the order's chain head where `commit` says it was, so folding can go on after a break.

@@ -135,6 +135,22 @@ impl Report {
         }
     }
 
+    /// Adds another part's counts and listings (see `check::assemble`).
+    pub(crate) fn absorb(&mut self, other: Report) {
+        self.commits += other.commits;
+        self.events += other.events;
+        self.findings_total += other.findings_total;
+        self.errors_total += other.errors_total;
+        for (kind, n) in other.findings_by_kind {
+            *self.findings_by_kind.entry(kind).or_default() += n;
+        }
+        let room = FINDINGS_LISTED_MAX.saturating_sub(self.findings.len());
+        self.findings.extend(other.findings.into_iter().take(room));
+        self.discrepancies_total += other.discrepancies_total;
+        let room = DISCREPANCIES_LISTED_MAX.saturating_sub(self.discrepancies.len());
+        self.discrepancies.extend(other.discrepancies.into_iter().take(room));
+    }
+
     /// True when nothing is wrong (`strict`: no warnings and no discrepancies either).
     pub fn is_clean(&self, strict: bool) -> bool {
         if strict {

@@ -1,11 +1,11 @@
 //! Running an audit against NATS: scan the log into the [`Auditor`], then compare the
 //! projection's records with the fold.
 
-use crate::check::{Auditor, OrderTrack};
+use crate::check::{assemble, Auditor, OrderTrack, SequenceGaps};
 use crate::report::{Finding, FindingKind, ProjectionCheck, Report};
 use crate::AuditError;
 use paystate_events::OrderId;
-use paystate_journal::{Journal, ScanOptions};
+use paystate_journal::{Journal, LogScan, RawEntry, ScanOptions};
 use paystate_projection::{ProjectedOrder, ProjectionStore};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -27,6 +27,15 @@ impl Default for AuditOptions {
     }
 }
 
+/// Threads folding the audit: orders are split among them by a hash of the order id, so
+/// each order's commits stay in stream order while the CPU work (decode, hash, re-decide,
+/// fold) runs beside the reader.
+pub const AUDIT_WORKERS: usize = 2;
+/// Messages handed to a worker at a time.
+const BATCH_MAX: usize = 256;
+/// Batches queued per worker before the reader waits (bounds memory).
+const QUEUE_BATCHES_MAX: usize = 16;
+
 /// Audits the log (and the projection, when there is one). `progress` gets (commits read,
 /// messages in the snapshot).
 pub async fn audit(
@@ -38,25 +47,90 @@ pub async fn audit(
     let started = Instant::now();
     let mut scan = journal.scan(ScanOptions::default()).await?;
     let stream = journal.stream().cached_info().config.name.clone();
-    let mut auditor = Auditor::new(&stream, scan.end_seq);
-    let mut seen_last = 0;
-    while let Some(entry) = scan.next().await {
-        let entry = entry?;
-        seen_last = entry.sequence;
-        auditor.observe(&entry);
-        if auditor.report.commits % PROGRESS_EVERY == 0 {
-            progress(auditor.report.commits, scan.messages_total);
-        }
-    }
-    progress(auditor.report.commits, scan.messages_total);
-    auditor.finish(seen_last);
-    let Auditor { orders, mut report, .. } = auditor;
+    let (mut report, orders) = fold_log(&mut scan, &stream, progress).await?;
     if let (true, Some(store)) = (opts.compare_projection, projection) {
         report.projection = compare_projection(store, &orders, &mut report, opts.projection_wait).await?;
     }
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     report.commits_per_sec = report.commits as f64 / started.elapsed().as_secs_f64().max(1e-9);
     Ok(report)
+}
+
+/// Reads the snapshot, checking sequence gaps here and handing each order's messages to its
+/// worker thread; then joins the workers' results.
+async fn fold_log(
+    scan: &mut LogScan,
+    stream: &str,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(Report, HashMap<OrderId, OrderTrack>), AuditError> {
+    let (senders, workers) = spawn_workers(stream, scan.end_seq);
+    let mut batches: Vec<Vec<RawEntry>> = (0..AUDIT_WORKERS).map(|_| Vec::with_capacity(BATCH_MAX)).collect();
+    let mut gaps = SequenceGaps::new();
+    let (mut read, mut failure) = (0u64, None);
+    while let Some(entry) = scan.next().await {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        };
+        read += 1;
+        gaps.observe(entry.sequence);
+        let w = partition(entry.subject_order().unwrap_or(&entry.subject));
+        batches[w].push(entry);
+        if batches[w].len() >= BATCH_MAX {
+            let full = std::mem::replace(&mut batches[w], Vec::with_capacity(BATCH_MAX));
+            if senders[w].send(full).await.is_err() {
+                break; // the worker is gone; joining it below reports why
+            }
+        }
+        if read % PROGRESS_EVERY == 0 {
+            progress(read, scan.messages_total);
+        }
+    }
+    for (w, batch) in batches.into_iter().enumerate().filter(|(_, b)| !b.is_empty()) {
+        let _ = senders[w].send(batch).await;
+    }
+    drop(senders);
+    progress(read, scan.messages_total);
+    let parts = tokio::task::spawn_blocking(move || workers.into_iter().map(|h| h.join()).collect::<Result<Vec<_>, _>>())
+        .await
+        .map_err(|e| AuditError::Internal(e.to_string()))?
+        .map_err(|_| AuditError::Internal("an audit worker panicked".into()))?;
+    if let Some(e) = failure {
+        return Err(e.into());
+    }
+    gaps.finish(scan.end_seq);
+    Ok(assemble(stream, scan.end_seq, gaps, parts))
+}
+
+type Workers = (Vec<tokio::sync::mpsc::Sender<Vec<RawEntry>>>, Vec<std::thread::JoinHandle<Auditor>>);
+
+fn spawn_workers(stream: &str, end_seq: u64) -> Workers {
+    let mut senders = Vec::with_capacity(AUDIT_WORKERS);
+    let mut handles = Vec::with_capacity(AUDIT_WORKERS);
+    for _ in 0..AUDIT_WORKERS {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<RawEntry>>(QUEUE_BATCHES_MAX);
+        let stream = stream.to_string();
+        handles.push(std::thread::spawn(move || {
+            let mut auditor = Auditor::new(&stream, end_seq);
+            while let Some(batch) = rx.blocking_recv() {
+                for entry in &batch {
+                    auditor.observe(entry);
+                }
+            }
+            auditor
+        }));
+        senders.push(tx);
+    }
+    (senders, handles)
+}
+
+/// Which worker folds an order (FNV-1a over the order id: stable and cheap).
+fn partition(order: &str) -> usize {
+    let hash = order.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3));
+    (hash % AUDIT_WORKERS as u64) as usize
 }
 
 /// Compares every projection record with the fold; `None` when there is no projection.

@@ -53,7 +53,7 @@ impl RawEntry {
             sequence: self.sequence,
             detail,
         };
-        let commit = Commit::decode(&self.payload).map_err(|e| corrupt(e.to_string()))?;
+        let commit = decode_commit(&self.payload).map_err(|e| corrupt(e.to_string()))?;
         let hash = CommitHash::of(&self.payload).0;
         let header_hash = self.header_hash().map(str::to_string);
         if header_hash.as_deref() != Some(hash.as_str()) {
@@ -69,6 +69,16 @@ impl RawEntry {
             header_hash,
             commit,
         })
+    }
+}
+
+/// [`Commit::decode`] in one pass for the current schema version (the common case on a long
+/// read), falling back to it for anything else so old versions upcast and errors read the
+/// same.
+pub fn decode_commit(bytes: &[u8]) -> Result<Commit, paystate_events::commit::DecodeError> {
+    match serde_json::from_slice::<Commit>(bytes) {
+        Ok(c) if c.v == paystate_events::COMMIT_SCHEMA_VERSION => Ok(c),
+        _ => Commit::decode(bytes),
     }
 }
 

@@ -1,8 +1,9 @@
 //! Rebuilding the projection from scratch into a fresh generation, then swapping it in.
 //!
 //! 1. Fold the whole log (a [`paystate_journal::LogScan`] snapshot) in memory, one record per
-//!    order, writing changed records to the new bucket every [`RebuildOptions::flush_every`]
-//!    commits with pipelined puts (the new bucket has no other writer yet).
+//!    order, on [`REBUILD_WORKERS`] threads that split the orders (each order's commits stay
+//!    in stream order), then write every record to the new bucket with pipelined puts (the
+//!    new bucket has no other writer yet). Memory: one record per order, never the log.
 //! 2. Create the generation's durable consumer starting right after the snapshot and catch up
 //!    with the live projector's code until the lag is zero.
 //! 3. Swap: compare-and-set the pointer from the old generation to the new one. Readers that
@@ -16,12 +17,13 @@ use crate::store::{broker, ProjectionStore};
 use crate::ProjectionError;
 use async_nats::jetstream::context::PublishAckFuture;
 use paystate_events::OrderId;
-use paystate_journal::{Journal, ScanOptions};
-use std::collections::{HashMap, HashSet, VecDeque};
+use paystate_journal::{Journal, RawEntry, ScanOptions};
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-/// Puts in flight while writing a rebuilt bucket.
-const PUT_WINDOW_MAX: usize = 4096;
+/// Puts in flight while writing a rebuilt bucket; below async-nats' default bound on
+/// unacknowledged publishes per context (5000), which would otherwise block the sender.
+const PUT_WINDOW_MAX: usize = 2048;
 /// How long an old generation keeps serving readers that resolved the pointer before a swap.
 pub const RETIRE_GRACE: Duration = Duration::from_secs(2);
 /// Progress is reported every this many commits.
@@ -33,15 +35,13 @@ pub struct RebuildOptions {
     pub swap: bool,
     /// Keep the old generation's bucket after the swap (its consumer is removed either way).
     pub keep_old: bool,
-    /// Write changed records every this many commits (bounds the unwritten work, not memory).
-    pub flush_every: u64,
     /// Longest wait for the new generation to catch up with the live log before swapping.
     pub catch_up_timeout: Duration,
 }
 
 impl Default for RebuildOptions {
     fn default() -> Self {
-        RebuildOptions { swap: true, keep_old: false, flush_every: 100_000, catch_up_timeout: Duration::from_secs(60) }
+        RebuildOptions { swap: true, keep_old: false, catch_up_timeout: Duration::from_secs(60) }
     }
 }
 
@@ -55,7 +55,7 @@ pub struct RebuildReport {
     pub orders: u64,
     /// Commits that could not be applied (broken history; see `paystate audit`).
     pub broken: u64,
-    /// Records written (an order spanning flushes is written more than once).
+    /// Records written.
     pub writes: u64,
     pub snapshot_last_seq: u64,
     pub swapped: bool,
@@ -78,7 +78,7 @@ pub async fn rebuild(
     let draft = Generation::new(number, 1, chrono::Utc::now());
     discard(store, &draft).await; // leftovers of an interrupted rebuild of the same number
     create_bucket(store, &draft).await?;
-    let mut folded = fold_snapshot(store, journal, &draft, opts, progress).await?;
+    let mut folded = fold_snapshot(store, journal, &draft, progress).await?;
     let generation = Generation { start_seq: folded.snapshot_last_seq + 1, ..draft };
     folded.generation = generation.clone();
     folded.fold_ms = started.elapsed().as_millis() as u64;
@@ -101,55 +101,121 @@ async fn fold_snapshot(
     store: &ProjectionStore,
     journal: &Journal,
     generation: &Generation,
-    opts: &RebuildOptions,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<RebuildReport, ProjectionError> {
     let mut scan = journal.scan(ScanOptions::default()).await?;
-    let mut records: HashMap<OrderId, Option<ProjectedOrder>> = HashMap::new();
-    let mut dirty: HashSet<OrderId> = HashSet::new();
-    let mut writer = BulkWriter::new(store, generation);
-    let (mut commits, mut broken) = (0u64, 0u64);
+    let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Vec<(OrderId, Vec<u8>)>>(QUEUE_BATCHES_MAX);
+    let (senders, workers) = spawn_workers(out_tx);
+    let mut batches: Vec<Vec<RawEntry>> = (0..REBUILD_WORKERS).map(|_| Vec::with_capacity(BATCH_MAX)).collect();
+    let (mut commits, mut failure) = (0u64, None);
     while let Some(entry) = scan.next().await {
-        let entry = entry?;
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        };
         commits += 1;
         if commits % PROGRESS_EVERY == 0 {
             progress(commits, scan.messages_total);
         }
-        let order = entry.subject_order().and_then(|t| OrderId::parse(t).ok());
-        let (Some(order), Ok(stored)) = (order, entry.decode()) else {
-            broken += 1;
-            continue;
-        };
-        let slot = records.entry(order.clone()).or_default();
-        match apply(slot, &stored, true) {
-            Step::Applied => {
-                dirty.insert(order);
+        let w = partition(entry.subject_order().unwrap_or(&entry.subject));
+        batches[w].push(entry);
+        if batches[w].len() >= BATCH_MAX {
+            let full = std::mem::replace(&mut batches[w], Vec::with_capacity(BATCH_MAX));
+            if senders[w].send(full).await.is_err() {
+                break; // the worker is gone; joining it below reports why
             }
-            Step::Broken(_) => {
-                broken += 1;
-                dirty.insert(order);
-            }
-            Step::AlreadyApplied | Step::Ahead { .. } => {}
-        }
-        if commits % opts.flush_every.max(1) == 0 {
-            writer.flush(&records, &mut dirty).await?;
         }
     }
-    writer.flush(&records, &mut dirty).await?;
-    writer.finish().await?;
+    for (w, batch) in batches.into_iter().enumerate().filter(|(_, b)| !b.is_empty()) {
+        let _ = senders[w].send(batch).await;
+    }
+    drop(senders); // the workers now serialize their records into `out_rx`
     progress(commits, scan.messages_total);
+    let mut writer = BulkWriter::new(store, generation);
+    while let Some(records) = out_rx.recv().await {
+        writer.put_all(records).await?;
+    }
+    writer.finish().await?;
+    let parts = tokio::task::spawn_blocking(move || workers.into_iter().map(|h| h.join()).collect::<Result<Vec<_>, _>>())
+        .await
+        .map_err(broker)?
+        .map_err(|_| ProjectionError::Broker("a rebuild worker panicked".into()))?;
+    if let Some(e) = failure {
+        return Err(e.into());
+    }
     Ok(RebuildReport {
         generation: generation.clone(),
         previous: None,
         commits,
-        orders: records.values().filter(|r| r.is_some()).count() as u64,
-        broken,
+        orders: parts.iter().map(|p| p.0).sum(),
+        broken: parts.iter().map(|p| p.1).sum(),
         writes: writer.written,
         snapshot_last_seq: scan.end_seq,
         swapped: false,
         fold_ms: 0,
         total_ms: 0,
     })
+}
+
+/// Threads folding a rebuild (orders split by a hash of the order id).
+pub const REBUILD_WORKERS: usize = 2;
+/// Messages (or serialized records) handed over at a time.
+const BATCH_MAX: usize = 256;
+/// Batches queued per channel before the sender waits (bounds memory).
+const QUEUE_BATCHES_MAX: usize = 16;
+
+type Workers = (Vec<tokio::sync::mpsc::Sender<Vec<RawEntry>>>, Vec<std::thread::JoinHandle<(u64, u64)>>);
+
+/// Each worker folds its orders' commits, then sends its records serialized to `out`; it
+/// returns (orders, commits that could not be applied).
+fn spawn_workers(out: tokio::sync::mpsc::Sender<Vec<(OrderId, Vec<u8>)>>) -> Workers {
+    let mut senders = Vec::with_capacity(REBUILD_WORKERS);
+    let mut handles = Vec::with_capacity(REBUILD_WORKERS);
+    for _ in 0..REBUILD_WORKERS {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<RawEntry>>(QUEUE_BATCHES_MAX);
+        let out = out.clone();
+        handles.push(std::thread::spawn(move || {
+            let mut records: HashMap<OrderId, Option<ProjectedOrder>> = HashMap::new();
+            let mut broken = 0u64;
+            while let Some(batch) = rx.blocking_recv() {
+                for entry in &batch {
+                    broken += u64::from(!fold_one(&mut records, entry));
+                }
+            }
+            let orders = records.values().filter(|r| r.is_some()).count() as u64;
+            let mut chunk = Vec::with_capacity(BATCH_MAX);
+            for (order, record) in records {
+                let Some(record) = record else { continue };
+                // Why: serializing our own typed value cannot fail (all map keys are strings).
+                chunk.push((order, serde_json::to_vec(&record).unwrap_or_default()));
+                if chunk.len() >= BATCH_MAX && out.blocking_send(std::mem::take(&mut chunk)).is_err() {
+                    return (orders, broken);
+                }
+            }
+            if !chunk.is_empty() {
+                let _ = out.blocking_send(chunk);
+            }
+            (orders, broken)
+        }));
+        senders.push(tx);
+    }
+    (senders, handles)
+}
+
+/// Applies one message to its order's record; false when it could not be applied.
+fn fold_one(records: &mut HashMap<OrderId, Option<ProjectedOrder>>, entry: &RawEntry) -> bool {
+    let order = entry.subject_order().and_then(|t| OrderId::parse(t).ok());
+    let (Some(order), Ok(stored)) = (order, entry.decode()) else { return false };
+    !matches!(apply(records.entry(order).or_default(), &stored, true), Step::Broken(_))
+}
+
+/// Which worker folds an order (FNV-1a over the order id: stable and cheap).
+fn partition(order: &str) -> usize {
+    let hash = order.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3));
+    (hash % REBUILD_WORKERS as u64) as usize
 }
 
 /// Runs the live projector's loop on `generation` until its lag is zero.
@@ -221,10 +287,8 @@ impl BulkWriter {
         }
     }
 
-    async fn flush(&mut self, records: &HashMap<OrderId, Option<ProjectedOrder>>, dirty: &mut HashSet<OrderId>) -> Result<(), ProjectionError> {
-        for order in dirty.drain() {
-            let Some(Some(record)) = records.get(&order) else { continue };
-            let bytes = serde_json::to_vec(record).map_err(broker)?;
+    async fn put_all(&mut self, records: Vec<(OrderId, Vec<u8>)>) -> Result<(), ProjectionError> {
+        for (order, bytes) in records {
             if self.inflight.len() >= PUT_WINDOW_MAX {
                 if let Some(ack) = self.inflight.pop_front() {
                     ack.await.map_err(broker)?;

@@ -21,8 +21,9 @@ use paystate_journal::{EncodedCommit, Journal};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-/// Appends (or command publishes) in flight while filling.
-const PUBLISH_WINDOW_MAX: usize = 8192;
+/// Appends (or command publishes) in flight while filling; below async-nats' default bound on
+/// unacknowledged publishes per context (5000), which would otherwise block the sender.
+const PUBLISH_WINDOW_MAX: usize = 2048;
 /// Longest wait for the engine to process everything published.
 const ENGINE_DRAIN_TIMEOUT: Duration = Duration::from_secs(1800);
 

@@ -44,6 +44,8 @@ pub struct Row {
     pub commits_per_sec: f64,
     pub events_per_sec: f64,
     pub ratio_to_raw: f64,
+    /// CPU seconds this process used in the step (the broker's are not counted).
+    pub cpu_seconds: f64,
     pub rss_mb: f64,
 }
 
@@ -67,6 +69,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     eprintln!("filled in {fill_secs:.1}s: {} commits, {} events, {} orders, {} MB stored", filled.commits, filled.events, filled.orders, info.state.bytes / 1_000_000);
     let (rows, writes) = measure(&journal, &js, &log, &filled).await?;
     print_table(&rows, &filled, info.state.bytes, writes);
+    let (decode_us, audit_us) = cpu_costs(&journal).await?;
+    println!("CPU per commit, in memory: decode + hash {decode_us:.2} us; whole audit check {audit_us:.2} us");
     if args.json {
         println!("{}", serde_json::to_string_pretty(&serde_json::json!({"filled": filled, "rows": rows}))?);
     }
@@ -82,18 +86,21 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// this for its read rows, over the log its engine scenario wrote.
 pub async fn measure(journal: &Journal, js: &async_nats::jetstream::Context, log: &LogSettings, filled: &Filled) -> anyhow::Result<(Vec<Row>, u64)> {
     let mut rows = Vec::new();
+    let cpu = cpu_seconds();
     let raw = raw_read(journal).await?;
-    rows.push(row("raw ordered read", raw, raw, filled));
+    rows.push(row("raw ordered read", raw, raw, filled, cpu));
+    let cpu = cpu_seconds();
     let t = Instant::now();
     let report = audit(journal, None, &AuditOptions { compare_projection: false, ..Default::default() }, &mut |_, _| {}).await?;
     let audit_secs = t.elapsed().as_secs_f64();
     anyhow::ensure!(report.is_clean(false), "the benchmark log did not audit clean: {}", report.render(10));
-    rows.push(row("audit", audit_secs, raw, filled));
+    rows.push(row("audit", audit_secs, raw, filled, cpu));
     let store = ProjectionStore::open(js.clone(), &log.events_stream, 1).await?;
+    let cpu = cpu_seconds();
     let t = Instant::now();
     let rebuilt = rebuild(&store, journal, &RebuildOptions::default(), &mut |_, _| {}).await?;
     let rebuild_secs = t.elapsed().as_secs_f64();
-    rows.push(row("projection rebuild", rebuild_secs, raw, filled));
+    rows.push(row("projection rebuild", rebuild_secs, raw, filled, cpu));
     Ok((rows, rebuilt.writes))
 }
 
@@ -112,7 +119,7 @@ async fn raw_read(journal: &Journal) -> anyhow::Result<f64> {
     Ok(secs)
 }
 
-fn row(step: &'static str, seconds: f64, raw_seconds: f64, filled: &Filled) -> Row {
+fn row(step: &'static str, seconds: f64, raw_seconds: f64, filled: &Filled, cpu_before: f64) -> Row {
     let secs = seconds.max(1e-9);
     Row {
         step,
@@ -120,6 +127,7 @@ fn row(step: &'static str, seconds: f64, raw_seconds: f64, filled: &Filled) -> R
         commits_per_sec: filled.commits as f64 / secs,
         events_per_sec: filled.events as f64 / secs,
         ratio_to_raw: raw_seconds / secs,
+        cpu_seconds: cpu_seconds() - cpu_before,
         rss_mb: rss_mb(),
     }
 }
@@ -127,12 +135,29 @@ fn row(step: &'static str, seconds: f64, raw_seconds: f64, filled: &Filled) -> R
 fn print_table(rows: &[Row], filled: &Filled, stored_bytes: u64, writes: u64) {
     println!();
     println!("log: {} events in {} commits of {} orders, {:.0} MB stored; rebuild wrote {writes} records", filled.events, filled.commits, filled.orders, stored_bytes as f64 / 1e6);
-    println!("{:<20} {:>9} {:>13} {:>13} {:>8} {:>9}", "step", "seconds", "commits/s", "events/s", "x raw", "RSS MB");
+    println!("{:<20} {:>9} {:>13} {:>13} {:>8} {:>8} {:>9}", "step", "seconds", "commits/s", "events/s", "x raw", "CPU s", "RSS MB");
     for r in rows {
-        println!("{:<20} {:>9.2} {:>13.0} {:>13.0} {:>8.2} {:>9.0}", r.step, r.seconds, r.commits_per_sec, r.events_per_sec, r.ratio_to_raw, r.rss_mb);
+        println!(
+            "{:<20} {:>9.2} {:>13.0} {:>13.0} {:>8.2} {:>8.2} {:>9.0}",
+            r.step, r.seconds, r.commits_per_sec, r.events_per_sec, r.ratio_to_raw, r.cpu_seconds, r.rss_mb
+        );
     }
     println!("peak RSS of this process: {:.0} MB", peak_rss_mb());
 }
+
+/// CPU time (user + system) this process has used, from /proc (0 where unavailable).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the stat line: 12 and 13 after the name.
+    (ticks(11) + ticks(12)) / CLOCK_TICKS_PER_SEC
+}
+
+/// The kernel's USER_HZ on Linux.
+const CLOCK_TICKS_PER_SEC: f64 = 100.0;
 
 /// Resident memory now, from /proc (0 where unavailable).
 fn rss_mb() -> f64 {
@@ -148,4 +173,33 @@ fn proc_status_kb(field: &str) -> f64 {
         .ok()
         .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
         .unwrap_or(0.0)
+}
+
+/// Commits held in memory for the CPU-cost breakdown.
+const COST_SAMPLE_MAX: u64 = 50_000;
+
+/// Where an audit's CPU goes, per commit, on an in-memory sample of the log (no broker):
+/// decoding alone, and the whole audit check. Printed after the table.
+pub async fn cpu_costs(journal: &Journal) -> anyhow::Result<(f64, f64)> {
+    let mut scan = journal.scan(ScanOptions::default()).await?;
+    let mut sample = Vec::new();
+    while let Some(entry) = scan.next().await {
+        sample.push(entry?);
+        if sample.len() as u64 >= COST_SAMPLE_MAX {
+            break;
+        }
+    }
+    let n = sample.len().max(1) as f64;
+    let t = Instant::now();
+    for e in &sample {
+        let _ = std::hint::black_box(e.decode());
+    }
+    let decode_us = t.elapsed().as_secs_f64() * 1e6 / n;
+    let t = Instant::now();
+    let mut auditor = paystate_audit::Auditor::new("sample", u64::MAX);
+    for e in &sample {
+        auditor.observe(e);
+    }
+    let audit_us = t.elapsed().as_secs_f64() * 1e6 / n;
+    Ok((decode_us, audit_us))
 }
