@@ -501,3 +501,36 @@ async fn flitt_duplicate_and_reordered_callbacks() {
         AMOUNT
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flitt_checkout_whose_every_answer_is_lost() {
+    let t = Tuned::start(Tuning::default()).await;
+    let ps = &t.ps;
+    let o = order("flitt-lost-checkout");
+    // The executor sends the (replay-safe) create three times; each time Flitt acts and the
+    // answer is lost. The outcome is unknown; the status query shows the order waiting at
+    // Flitt, whose checkout is then asked for again under the same order_id.
+    ps.sandbox.add_fault(
+        P,
+        FaultRule::once(FaultKind::DropResponse)
+            .on_op(Op::Create)
+            .times(3),
+    );
+    let pending = started(ps, &o, CaptureMode::Auto, &[]).await;
+    assert!(
+        pending.customer_action.and_then(|a| a.url).is_some(),
+        "the customer gets the checkout"
+    );
+    let tr = settled_trail(ps, &o).await;
+    assert_eq!(signals_named(&tr, "outcome_unknown").len(), 1, "{tr:#?}");
+    ps.sandbox
+        .approve(P, o.as_str())
+        .expect("customer approves");
+    ps.wait_status(&o, Status::Captured).await;
+    let c = ps.sandbox.counters(P, o.as_str());
+    assert_eq!(
+        (c.created, c.captured, c.dropped_responses),
+        (1, 1, 3),
+        "one Flitt order: {c:?}"
+    );
+}

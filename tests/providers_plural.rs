@@ -475,3 +475,29 @@ async fn plural_badly_signed_webhook_rejected_then_retry_applied() {
         "{rejected:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plural_order_create_whose_every_answer_is_lost() {
+    let t = Tuned::start(Tuning::default()).await;
+    let ps = &t.ps;
+    // The executor sends the create (keyed by merchant_order_reference) three times; each time
+    // Plural acts and the answer is lost. Plural has no lookup by our reference: the keyed
+    // create, answered with the existing order, is the status query.
+    ps.sandbox.add_fault(
+        P,
+        FaultRule::once(FaultKind::DropResponse)
+            .on_op(Op::Create)
+            .times(3),
+    );
+    let o = order("plural-lost-create");
+    let plural_order = started(ps, &o, CaptureMode::Auto).await;
+    let tr = settled_trail(ps, &o).await;
+    assert_eq!(signals_named(&tr, "outcome_unknown").len(), 1, "{tr:#?}");
+    ps.sandbox
+        .approve(P, &plural_order)
+        .expect("customer approves");
+    ps.wait_status(&o, Status::Captured).await;
+    let c = ps.sandbox.all_counters(P);
+    assert_eq!(ps.sandbox.totals(P).created, 1, "one Plural order: {c:?}");
+    assert_eq!(ps.sandbox.counters(P, &plural_order).attempted, 1);
+}

@@ -5,7 +5,9 @@
 //! - This file: the flows. `start_payment` calls `/api/checkout/url` (or
 //!   `/api/checkout/token` when `initiation.params.flow = "token"`); a create
 //!   refused because the order id already exists is resolved by a status query (our order id
-//!   is Flitt's `order_id`, so an existing order is ours). `cancel` is a full reversal
+//!   is Flitt's `order_id`, so an existing order is ours); a create whose every answer was
+//!   lost is recorded as unknown and resolved by a status query, then the checkout is asked
+//!   for again under the same `order_id`. `cancel` is a full reversal
 //!   (voids a preauth); `refund` a reversal with `reverse_id` derived from the refund id.
 //!   Callbacks (JSON or form) are verified with the account password and parsed by
 //!   [`parse_callback`].
@@ -18,7 +20,9 @@ use crate::config::{FlittAccount, ProviderConfig};
 use crate::error::{AdapterError, CallbackError, Op};
 use crate::flow::{send, Ctx, Reported};
 use crate::http::HttpResponse;
-use paystate_events::{Money, OrderId, OrderState, PaymentInitiation, Provider};
+use paystate_events::{
+    Money, Operation, OrderId, OrderState, PaymentInitiation, Provider, SignalKind,
+};
 use serde_json::{Map, Value};
 use transformers::{self as tf, ResponseError};
 
@@ -36,12 +40,27 @@ impl Flitt<'_> {
         order: &OrderState,
         initiation: &PaymentInitiation,
     ) -> Result<Reported, AdapterError> {
-        let (_, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
         let kind = tf::checkout_kind(initiation).map_err(|detail| AdapterError::InvalidInput {
             provider: P,
             op: Op::Payment,
             detail,
         })?;
+        match self.checkout(order, initiation, kind).await {
+            Err(AdapterError::OutcomeUnknown { detail, .. }) => {
+                self.after_unknown_checkout(order, initiation, kind, detail)
+                    .await
+            }
+            other => other,
+        }
+    }
+
+    async fn checkout(
+        &self,
+        order: &OrderState,
+        initiation: &PaymentInitiation,
+        kind: tf::Checkout,
+    ) -> Result<Reported, AdapterError> {
+        let (_, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
         let r = send(
             self.ctx,
             Op::Payment,
@@ -56,7 +75,7 @@ impl Flitt<'_> {
         };
         let action =
             tf::checkout_action(&params, kind).map_err(|e| unreadable(Op::Payment, &r, e))?;
-        let signals = vec![paystate_events::SignalKind::Accepted {
+        let signals = vec![SignalKind::Accepted {
             action: Some(action),
         }];
         Ok(Reported {
@@ -64,6 +83,30 @@ impl Flitt<'_> {
             signals,
             call_ref: order.order_id.to_string(),
         })
+    }
+
+    /// A checkout whose every answer was lost: records that, asks Flitt where the order
+    /// stands and, when it still waits for the customer (or Flitt does not know it), asks for
+    /// the checkout again under the same `order_id`: Flitt never opens a second order for one
+    /// `order_id` and answers an identical repeat with the same checkout, which the customer
+    /// needs and a status answer does not carry.
+    async fn after_unknown_checkout(
+        &self,
+        order: &OrderState,
+        initiation: &PaymentInitiation,
+        kind: tf::Checkout,
+        detail: String,
+    ) -> Result<Reported, AdapterError> {
+        let unknown = SignalKind::OutcomeUnknown {
+            operation: Operation::Payment,
+            detail,
+        };
+        let mut reported = match self.status(order).await {
+            Ok(r) if !still_at_checkout(&r.signals) => r,
+            _ => self.checkout(order, initiation, kind).await?,
+        };
+        reported.signals.insert(0, unknown);
+        Ok(reported)
     }
 
     /// After a refused create: if Flitt knows the order (a replay of ours), report its status;
@@ -163,6 +206,13 @@ impl Flitt<'_> {
             call_ref: format!("{}:status", order.order_id),
         })
     }
+}
+
+/// True when a report says only that the order waits for the customer.
+fn still_at_checkout(signals: &[SignalKind]) -> bool {
+    signals
+        .iter()
+        .all(|s| matches!(s, SignalKind::Accepted { .. }))
 }
 
 fn unreadable(op: Op, r: &HttpResponse, e: impl std::fmt::Display) -> AdapterError {

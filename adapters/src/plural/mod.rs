@@ -9,6 +9,14 @@
 //!   order. Webhooks are verified and parsed by [`parse_callback`]; their order is not
 //!   guaranteed (PROCESSED may precede AUTHORIZED), which the engine handles.
 //!
+//! Unknown outcomes: create order and capture/refund carry our references, so the executor
+//! replays them and Plural answers a repeat with what it already did; when every answer to
+//! the create is lost, the same keyed create once more is the status query (Plural has no
+//! lookup by our reference). Create payment and cancel have no key: an unknown outcome is
+//! recorded (`outcome_unknown`), the order is read, and the write is made once more only
+//! when the order shows it did not happen. A start that finds its Plural order past CREATED
+//! (work redelivered after a crash) reports it instead of paying again.
+//!
 //! A request refused with 401 clears the cached token and is retried once with a new one.
 
 pub mod signature;
@@ -51,35 +59,41 @@ impl Plural<'_> {
             op: Op::Payment,
             detail,
         })?;
-        let r = self
-            .call(Op::Payment, name, account, |t| {
-                tf::create_order_request(self.cfg, t, order, initiation)
-            })
-            .await?;
+        let create = |t: &Secret| tf::create_order_request(self.cfg, t, order, initiation);
+        let (mut signals, r) = match self.call(Op::Payment, name, account, &create).await {
+            // Every answer to the keyed create was lost. Plural has no lookup by our
+            // reference: the same create, answered with the existing order, is the query.
+            Err(AdapterError::OutcomeUnknown { detail, .. }) => (
+                unknown_signal(Op::Payment, detail),
+                self.call(Op::Payment, name, account, &create).await?,
+            ),
+            other => (Vec::new(), other?),
+        };
         let created = order_data(Op::Payment, &r)?;
+        let reference = tf::order_reference(order);
         if created.status != tf::STATUS_CREATED {
             // The reference named an order that already has its payment: a replay of ours
             // (work redelivered after Plural acted). Report where it stands; never pay twice.
-            let signals =
-                tf::order_signals(&created).map_err(|e| unreadable(P, Op::Payment, &r, e))?;
-            return Ok(reported(
-                created.order_id,
-                signals,
-                tf::order_reference(order),
-            ));
+            signals.extend(
+                tf::order_signals(&created).map_err(|e| unreadable(P, Op::Payment, &r, e))?,
+            );
+            return Ok(reported(created.order_id, signals, reference));
         }
         let id = created.order_id.as_str();
         let pay = |t: &Secret| tf::create_payment_request(self.cfg, t, id, order, &spec);
-        let (mut signals, paid) = match self.call(Op::Payment, name, account, &pay).await {
+        let paid = match self.call(Op::Payment, name, account, &pay).await {
             Err(AdapterError::OutcomeUnknown { detail, .. }) => {
-                self.resolve_unknown(Op::Payment, name, account, id, detail, &pay)
-                    .await?
+                let (recorded, r) = self
+                    .resolve_unknown(Op::Payment, name, account, id, detail, &pay)
+                    .await?;
+                signals.extend(recorded);
+                r
             }
-            other => (Vec::new(), other?),
+            other => other?,
         };
         let d = order_data(Op::Payment, &paid)?;
         signals.extend(tf::order_signals(&d).map_err(|e| unreadable(P, Op::Payment, &paid, e))?);
-        Ok(reported(d.order_id, signals, tf::order_reference(order)))
+        Ok(reported(d.order_id, signals, reference))
     }
 
     /// A write without an idempotency key (create payment, cancel) whose outcome is unknown:
@@ -95,12 +109,12 @@ impl Plural<'_> {
         detail: String,
         redo: &(dyn Fn(&Secret) -> HttpRequest + Sync),
     ) -> Result<(Vec<SignalKind>, HttpResponse), AdapterError> {
+        let recorded = unknown_signal(op, detail.clone());
         let unknown = AdapterError::OutcomeUnknown {
             provider: P,
             op,
-            detail: detail.clone(),
+            detail,
         };
-        let recorded = unknown.signal(None).into_iter().collect();
         let Ok(r) = self
             .call(Op::Status, name, account, |t| {
                 tf::get_order_request(self.cfg, t, id)
@@ -255,6 +269,16 @@ impl Plural<'_> {
         cache.store(token);
         Ok(value)
     }
+}
+
+/// The signal that records a write whose outcome was unknown.
+fn unknown_signal(op: Op, detail: String) -> Vec<SignalKind> {
+    let e = AdapterError::OutcomeUnknown {
+        provider: P,
+        op,
+        detail,
+    };
+    e.signal(None).into_iter().collect()
 }
 
 fn reported(plural_order_id: String, signals: Vec<SignalKind>, call_ref: String) -> Reported {
