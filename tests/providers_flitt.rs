@@ -534,3 +534,51 @@ async fn flitt_checkout_whose_every_answer_is_lost() {
         "one Flitt order: {c:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flitt_refund_whose_every_answer_is_lost() {
+    let t = Tuned::start(Tuning::default()).await;
+    let ps = &t.ps;
+    let o = order("flitt-lost-refund");
+    started(ps, &o, CaptureMode::Auto, &[]).await;
+    ps.sandbox
+        .approve(P, o.as_str())
+        .expect("customer approves");
+    ps.wait_status(&o, Status::Captured).await;
+    callbacks_idle(&ps.sandbox).await;
+    ps.sandbox.add_fault(
+        P,
+        FaultRule::once(FaultKind::DropResponse)
+            .on_op(Op::Reverse)
+            .times(3),
+    );
+    ps.sandbox.add_fault(
+        P,
+        FaultRule::once(FaultKind::DropCallback).on_order(o.as_str()),
+    );
+    accept(&ps.client, env(&o, Command::Refund { amount: gel(3_000) })).await;
+    let s = ps
+        .wait_until(&o, "refunded", |s| {
+            s.refunded.0 == 3_000 && s.refunds_pending.is_empty()
+        })
+        .await;
+    assert_eq!(s.status, Status::Captured);
+    let tr = settled_trail(ps, &o).await;
+    assert_eq!(signals_named(&tr, "outcome_unknown").len(), 1, "{tr:#?}");
+    let refunds: Vec<_> = tr
+        .iter()
+        .filter(|s| s.events.iter().any(|e| e == "refund_completed"))
+        .collect();
+    assert_eq!(refunds.len(), 1, "{tr:#?}");
+    assert_eq!(
+        refunds[0].evidence.as_deref(),
+        Some(format!("call:{o}:status").as_str()),
+        "the status query told the refund: {tr:#?}"
+    );
+    let c = ps.sandbox.counters(P, o.as_str());
+    assert_eq!(
+        (c.refunded, c.dropped_responses),
+        (1, 3),
+        "one reversal at Flitt: {c:?}"
+    );
+}

@@ -501,3 +501,35 @@ async fn plural_order_create_whose_every_answer_is_lost() {
     assert_eq!(ps.sandbox.totals(P).created, 1, "one Plural order: {c:?}");
     assert_eq!(ps.sandbox.counters(P, &plural_order).attempted, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plural_refund_whose_every_answer_is_lost() {
+    let t = Tuned::start(Tuning::default()).await;
+    let ps = &t.ps;
+    let o = order("plural-lost-refund");
+    let plural_order = authorized(ps, &o).await;
+    accept(&ps.client, env(&o, capture_inr(AMOUNT))).await;
+    ps.wait_status(&o, Status::Captured).await;
+    callbacks_idle(&ps.sandbox).await;
+    ps.sandbox.add_fault(
+        P,
+        FaultRule::once(FaultKind::DropResponse)
+            .on_op(Op::Refund)
+            .times(3),
+    );
+    accept(&ps.client, env(&o, refund_inr(3_000))).await;
+    let s = ps
+        .wait_until(&o, "refunded", |s| {
+            s.refunded.0 == 3_000 && s.refunds_pending.is_empty()
+        })
+        .await;
+    assert_eq!(s.status, Status::Captured);
+    let tr = settled_trail(ps, &o).await;
+    assert_eq!(signals_named(&tr, "outcome_unknown").len(), 1, "{tr:#?}");
+    let c = ps.sandbox.counters(P, &plural_order);
+    assert_eq!(
+        (c.refunded, c.dropped_responses),
+        (1, 3),
+        "one refund at Plural: {c:?}"
+    );
+}

@@ -11,8 +11,9 @@
 //!
 //! Unknown outcomes: create order and capture/refund carry our references, so the executor
 //! replays them and Plural answers a repeat with what it already did; when every answer to
-//! the create is lost, the same keyed create once more is the status query (Plural has no
-//! lookup by our reference). Create payment and cancel have no key: an unknown outcome is
+//! a create or refund is lost, it is recorded and the same keyed request once more is the
+//! status query (Plural has no lookup by our reference; its order shows no refunds).
+//! Capture is resolved by the worker's status query (the order shows the capture). Create payment and cancel have no key: an unknown outcome is
 //! recorded (`outcome_unknown`), the order is read, and the write is made once more only
 //! when the order shows it did not happen. A start that finds its Plural order past CREATED
 //! (work redelivered after a crash) reports it instead of paying again.
@@ -60,15 +61,7 @@ impl Plural<'_> {
             detail,
         })?;
         let create = |t: &Secret| tf::create_order_request(self.cfg, t, order, initiation);
-        let (mut signals, r) = match self.call(Op::Payment, name, account, &create).await {
-            // Every answer to the keyed create was lost. Plural has no lookup by our
-            // reference: the same create, answered with the existing order, is the query.
-            Err(AdapterError::OutcomeUnknown { detail, .. }) => (
-                unknown_signal(Op::Payment, detail),
-                self.call(Op::Payment, name, account, &create).await?,
-            ),
-            other => (Vec::new(), other?),
-        };
+        let (mut signals, r) = self.keyed_call(Op::Payment, name, account, &create).await?;
         let created = order_data(Op::Payment, &r)?;
         let reference = tf::order_reference(order);
         if created.status != tf::STATUS_CREATED {
@@ -94,6 +87,25 @@ impl Plural<'_> {
         let d = order_data(Op::Payment, &paid)?;
         signals.extend(tf::order_signals(&d).map_err(|e| unreadable(P, Op::Payment, &paid, e))?);
         Ok(reported(d.order_id, signals, reference))
+    }
+
+    /// Sends a write that carries one of our references. When every answer was lost (the
+    /// executor already replayed it), records that and sends it once more: Plural answers a
+    /// repeated reference with what it already did, the only lookup by our reference it has.
+    async fn keyed_call(
+        &self,
+        op: Op,
+        name: &str,
+        account: &PluralAccount,
+        build: &(dyn Fn(&Secret) -> HttpRequest + Sync),
+    ) -> Result<(Vec<SignalKind>, HttpResponse), AdapterError> {
+        match self.call(op, name, account, build).await {
+            Err(AdapterError::OutcomeUnknown { detail, .. }) => Ok((
+                unknown_signal(op, detail),
+                self.call(op, name, account, build).await?,
+            )),
+            other => Ok((Vec::new(), other?)),
+        }
     }
 
     /// A write without an idempotency key (create payment, cancel) whose outcome is unknown:
@@ -189,13 +201,10 @@ impl Plural<'_> {
         let (name, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
         let id = plural_id(order, Op::Refund)?;
         let reference = tf::refund_reference(order, refund_id);
-        let r = self
-            .call(Op::Refund, name, account, |t| {
-                tf::refund_request(self.cfg, t, id, &reference, amount)
-            })
-            .await?;
+        let refund = |t: &Secret| tf::refund_request(self.cfg, t, id, &reference, amount);
+        let (mut signals, r) = self.keyed_call(Op::Refund, name, account, &refund).await?;
         let d = order_data(Op::Refund, &r)?;
-        let signals = tf::refund_signals(&d, refund_id, amount);
+        signals.extend(tf::refund_signals(&d, refund_id, amount));
         Ok(Reported {
             provider_ref: Some(id.to_string()),
             signals,
