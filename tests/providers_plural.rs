@@ -283,6 +283,21 @@ async fn plural_slow_answers_and_server_errors() {
         1,
         "the slow create made one Plural order: {c:?}"
     );
+
+    // A 5xx on cancel (no idempotency key): recorded as unknown, the order read, and the
+    // cancel made once more because the order was still AUTHORIZED.
+    let v = order("plural-5xx-cancel");
+    let plural_void = authorized(ps, &v).await;
+    ps.sandbox.add_fault(
+        P,
+        FaultRule::once(FaultKind::ServerError { status: 503 }).on_op(Op::Cancel),
+    );
+    accept(&ps.client, env(&v, Command::Cancel { reason: None })).await;
+    ps.wait_status(&v, Status::Cancelled).await;
+    let tr = settled_trail(ps, &v).await;
+    assert_eq!(signals_named(&tr, "outcome_unknown").len(), 1, "{tr:#?}");
+    let c = ps.sandbox.counters(P, &plural_void);
+    assert_eq!((c.cancelled, c.injected_errors), (1, 1), "{c:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
