@@ -3,16 +3,21 @@
 //! on it for too long, and submits what it learns as signals.
 //!
 //! It follows the log with an ordered consumer (from the start at boot, then live), keeping
-//! the state of every order that waits on a provider: status `pending`, or a capture,
-//! cancellation or refund in flight. An order becomes due a per-provider deadline after it
+//! the state of every order that waits on a provider: status `pending`, a capture,
+//! cancellation or refund in flight, or (for providers that finish after capturing, see
+//! [`SETTLES_AFTER_CAPTURE`]) a captured order not yet settled. Orders flagged for review
+//! (`needs_review`, by a provider report or by this reconciler) belong to a person and are
+//! not probed again, also after a restart. An order becomes due a per-provider deadline after it
 //! started waiting; each probe is a status query whose answer is submitted as signals (or as
 //! a `probed` record when it changes nothing), so the audit shows every question and answer.
 //! Probes back off per order along a schedule; an order still waiting past the final
-//! deadline gets one `needs_review` signal and is no longer probed.
+//! deadline gets one `needs_review` signal and is no longer probed. Providers without a status
+//! query (Paykassma) are never probed: their orders only meet the final deadline.
 
 use crate::submit::{publish_all, signal_command};
 use async_nats::jetstream::{self, consumer};
 use futures::StreamExt;
+use paystate_adapters::features::{supports, Feature};
 use paystate_adapters::Adapters;
 use paystate_events::subjects::{order_token, EVENTS_PREFIX};
 use paystate_events::{
@@ -31,6 +36,12 @@ use tokio::task::JoinSet;
 pub const TRACKED_ORDERS_MAX: usize = 1_000_000;
 /// Most probes per tick, so a backlog cannot flood a provider.
 pub const PROBES_PER_TICK_MAX: usize = 64;
+/// First probe of a provider the configuration does not name.
+const FIRST_PROBE_AFTER_DEFAULT: Duration = Duration::from_secs(900);
+/// Providers whose captured orders still wait on them: the exchanger's `inProgressPayout`
+/// (funds received, queued for payout) is captured, and only `done`, `returned` or
+/// `errorPayout` finish it.
+pub const SETTLES_AFTER_CAPTURE: [Provider; 1] = [Provider::Exchanger];
 
 #[derive(Debug, Clone)]
 pub struct ReconcilerConfig {
@@ -239,12 +250,18 @@ impl Reconciler {
         let tracked = match previous {
             Some(p) if p.waiting_on == waiting_on => Tracked { state, ..p },
             _ => {
-                let first = self
-                    .cfg
-                    .first_probe_after
-                    .get(&state.provider)
-                    .copied()
-                    .unwrap_or(Duration::from_secs(900));
+                // A provider without a status query cannot be asked: the order only waits
+                // for its final deadline (and a callback that may still come).
+                let first = match supports(state.provider, Feature::StatusQuery) {
+                    true => self
+                        .cfg
+                        .first_probe_after
+                        .get(&state.provider)
+                        .copied()
+                        .unwrap_or(FIRST_PROBE_AFTER_DEFAULT)
+                        .min(self.cfg.final_deadline),
+                    false => self.cfg.final_deadline,
+                };
                 Tracked {
                     state,
                     waiting_on,
@@ -300,7 +317,8 @@ impl Reconciler {
             .or(self.cfg.backoff.last())
             .copied()
             .unwrap_or(Duration::from_secs(3600));
-        t.next_probe = now + chrono_dur(pause);
+        // Never past the final deadline: the flag comes on time, not one pause late.
+        t.next_probe = (now + chrono_dur(pause)).min(t.since + chrono_dur(self.cfg.final_deadline));
         let state = t.state.clone();
         self.stats.probes.fetch_add(1, Relaxed);
         let prefix = format!("r.{}.{}", state.commits, attempt);
@@ -374,11 +392,17 @@ impl Reconciler {
     }
 }
 
-/// What the order waits on a provider for; empty when nothing.
+/// What the order waits on a provider for; empty when nothing (or when a person owns it).
 fn waiting_on(s: &OrderState) -> String {
     let mut parts = Vec::new();
+    if s.needs_review {
+        return String::new();
+    }
     if s.status == Status::Pending {
         parts.push("payment".to_string());
+    }
+    if s.status == Status::Captured && SETTLES_AFTER_CAPTURE.contains(&s.provider) {
+        parts.push("settlement".to_string());
     }
     if let Some((id, _)) = &s.capture_pending {
         parts.push(format!("capture {id}"));
@@ -394,4 +418,46 @@ fn waiting_on(s: &OrderState) -> String {
 
 fn chrono_dur(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paystate_events::{CaptureMode, Event};
+
+    fn order(provider: Provider, status: Status) -> OrderState {
+        let created = Event::OrderCreated {
+            order_id: OrderId::parse("o-1").expect("id"),
+            merchant_reference: "m".into(),
+            amount: paystate_events::command::money(100, "USD").expect("money"),
+            provider,
+            capture_mode: CaptureMode::Auto,
+            expires_at: None,
+            merchant_account: None,
+            metadata: Default::default(),
+            created_at: "2026-01-01T00:00:00Z".parse().expect("time"),
+        };
+        let mut s = paystate_engine::evolve(None, &created).expect("created");
+        s.status = status;
+        s
+    }
+
+    #[test]
+    fn what_an_order_waits_for() {
+        assert_eq!(waiting_on(&order(Provider::Plural, Status::Pending)), "payment");
+        assert_eq!(waiting_on(&order(Provider::Plural, Status::Captured)), "");
+        assert_eq!(
+            waiting_on(&order(Provider::Exchanger, Status::Captured)),
+            "settlement",
+            "captured is not final at the exchanger: the payout is still to come"
+        );
+        let mut refunding = order(Provider::Plexy, Status::Captured);
+        refunding
+            .refunds_pending
+            .insert("r1".into(), paystate_events::MinorUnits(50));
+        assert_eq!(waiting_on(&refunding), "refund r1");
+        let mut flagged = order(Provider::Exchanger, Status::Pending);
+        flagged.needs_review = true;
+        assert_eq!(waiting_on(&flagged), "", "a person owns a flagged order");
+    }
 }

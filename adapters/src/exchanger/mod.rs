@@ -19,6 +19,14 @@ use crate::http::HttpResponse;
 use paystate_events::{OrderId, OrderState, PaymentInitiation, Provider, SignalKind};
 use transformers as tf;
 
+/// Longest provider status text copied into a probe's evidence reference.
+const RAW_STATUS_IN_EVIDENCE_MAX: usize = 64;
+
+/// A provider's status text, bounded, for evidence references.
+fn short(raw: &str) -> String {
+    raw.chars().take(RAW_STATUS_IN_EVIDENCE_MAX).collect()
+}
+
 const P: Provider = Provider::Exchanger;
 
 /// One exchanger flow: configuration and executor.
@@ -94,7 +102,8 @@ impl Exchanger<'_> {
         Ok(Reported {
             provider_ref: Some(reference.to_string()),
             signals,
-            call_ref: format!("{reference}:status"),
+            // The raw answer goes into the evidence: an audit sees what the exchanger said.
+            call_ref: format!("{reference}:status={}", short(&raw)),
         })
     }
 }

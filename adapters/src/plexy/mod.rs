@@ -25,6 +25,14 @@ use paystate_events::{
 };
 use transformers as tf;
 
+/// Longest provider status text copied into a probe's evidence reference.
+const RAW_STATUS_IN_EVIDENCE_MAX: usize = 64;
+
+/// A provider's status text, bounded, for evidence references.
+fn short(raw: &str) -> String {
+    raw.chars().take(RAW_STATUS_IN_EVIDENCE_MAX).collect()
+}
+
 const P: Provider = Provider::Plexy;
 /// Transaction states in order of preference for a status report (most advanced first).
 const STATUS_ORDER: [&str; 8] = [
@@ -152,16 +160,20 @@ impl Plexy<'_> {
 
     pub async fn status(&self, order: &OrderState) -> Result<Reported, AdapterError> {
         let txs = self.transactions(order, Op::Status).await?;
-        let signals = match tf::pick(&txs, &STATUS_ORDER).or(txs.first()) {
-            Some(tx) => tf::transaction_signals(tx, self.cfg.transaction_amounts)
-                .map_err(|detail| bad(Op::Status, detail))?,
+        let (signals, raw) = match tf::pick(&txs, &STATUS_ORDER).or(txs.first()) {
+            Some(tx) => (
+                tf::transaction_signals(tx, self.cfg.transaction_amounts)
+                    .map_err(|detail| bad(Op::Status, detail))?,
+                format!("transaction.{}", tx.status),
+            ),
             // Nobody has paid: the link's own status says whether it is still open.
             None => self.link_signals(order).await?,
         };
         Ok(Reported {
             provider_ref: order.provider_ref.clone(),
             signals,
-            call_ref: format!("{}:status", order.order_id),
+            // The raw answer goes into the evidence: an audit sees what Plexy said.
+            call_ref: format!("{}:status={}", order.order_id, short(&raw)),
         })
     }
 
@@ -183,7 +195,10 @@ impl Plexy<'_> {
 
     /// A link without transactions: `active` (or any open status) is still waiting for the
     /// customer; `cancelled` / `expired` closed it without payment.
-    async fn link_signals(&self, order: &OrderState) -> Result<Vec<SignalKind>, AdapterError> {
+    async fn link_signals(
+        &self,
+        order: &OrderState,
+    ) -> Result<(Vec<SignalKind>, String), AdapterError> {
         let link = link_id(order, Op::Status)?;
         let r = send(
             self.ctx,
@@ -197,10 +212,12 @@ impl Plexy<'_> {
             .status
             .as_deref()
             .is_some_and(|s| tf::LINK_CLOSED_STATUSES.contains(&s));
-        Ok(vec![match closed {
+        let signal = match closed {
             true => SignalKind::Cancelled,
             false => SignalKind::Accepted { action: None },
-        }])
+        };
+        let raw = format!("link.{}", link.status.as_deref().unwrap_or("unknown"));
+        Ok((vec![signal], raw))
     }
 
     pub async fn update_link_expiry(

@@ -1,0 +1,401 @@
+//! The reconciler end to end: where callbacks are lost (the exchanger with every IPN
+//! dropped; Plural and Plexy with their webhooks dropped), orders still reach their true
+//! final state by status probes, each probe recorded as evidence; probing backs off and is
+//! bounded; an order the provider never resolves, or a provider that cannot be asked
+//! (Paykassma), is flagged for manual review at the final deadline, not guessed; a restarted
+//! reconciler leaves flagged orders alone. Deadlines are milliseconds here, not hours.
+
+mod support;
+
+use paystate_events::{
+    CaptureMode, Command, OrderId, OrderState, PaymentInitiation, Provider, SignalKind, Status,
+};
+use paystate_sandbox::{Action, FaultKind, FaultRule, SandboxConfig, TimeScale};
+use paystate_workers::ReconcilerConfig;
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+use support::providers::*;
+use support::*;
+
+const EX: Provider = Provider::Exchanger;
+/// First probe of an order waiting on the exchanger (the default is a minute).
+const EXCHANGER_FIRST_PROBE: Duration = Duration::from_millis(100);
+/// The shape of the default schedule (1 min, 5 min, 30 min, 2 h, then daily), shrunk.
+const BACKOFF_MS: [u64; 5] = [100, 250, 500, 1_000, 2_000];
+const FINAL_DEADLINE: Duration = Duration::from_millis(5_000);
+
+fn reconciler(first: &[(Provider, Duration)]) -> ReconcilerConfig {
+    let mut first_probe_after: HashMap<Provider, Duration> = Provider::ALL
+        .into_iter()
+        .map(|p| (p, Duration::from_secs(3600)))
+        .collect();
+    first_probe_after.extend(first.iter().copied());
+    ReconcilerConfig {
+        first_probe_after,
+        backoff: BACKOFF_MS.map(Duration::from_millis).to_vec(),
+        final_deadline: FINAL_DEADLINE,
+        tick: Duration::from_millis(20),
+        instance: 0,
+        instances: 1,
+    }
+}
+
+fn sandbox_cfg() -> SandboxConfig {
+    SandboxConfig {
+        time_scale: TimeScale::MILLIS,
+        ..Default::default()
+    }
+}
+
+/// The most probes an order can get before its final deadline with this schedule.
+fn probes_max() -> usize {
+    let mut at = EXCHANGER_FIRST_PROBE;
+    let mut n = 0;
+    while at < FINAL_DEADLINE {
+        n += 1;
+        let pause = BACKOFF_MS
+            .get(n - 1)
+            .or(BACKOFF_MS.last())
+            .copied()
+            .unwrap_or(0);
+        at += Duration::from_millis(pause);
+    }
+    n
+}
+
+/// The distinct probes an order's log records: one evidence reference
+/// (`probe:<n>:call:<what was asked>:status=<what was answered>`) per probe, shared by the
+/// signals of one answer.
+async fn probes(ps: &ProviderStack, o: &OrderId) -> BTreeSet<String> {
+    ps.signals(o)
+        .await
+        .into_iter()
+        .map(|s| s.evidence_ref)
+        .filter(|e| e.starts_with("probe:"))
+        .collect()
+}
+
+async fn start_exchanger(ps: &ProviderStack, name: &str) -> (OrderId, String) {
+    let o = order(name);
+    accept(
+        &ps.client,
+        env(&o, create_for(EX, 10_000, "UAH", CaptureMode::Auto)),
+    )
+    .await;
+    accept(&ps.client, env(&o, start())).await;
+    let s = ps
+        .wait_until(&o, "created at the exchanger", |s| s.provider_ref.is_some())
+        .await;
+    (o, s.provider_ref.expect("orderId"))
+}
+
+/// Waits for `pred` and reports how long it took from `since`.
+async fn reached(
+    ps: &ProviderStack,
+    o: &OrderId,
+    what: &str,
+    since: Instant,
+    pred: impl Fn(&OrderState) -> bool,
+) -> (OrderState, Duration) {
+    let s = ps.wait_until(o, what, pred).await;
+    (s, since.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exchanger_with_every_ipn_dropped_still_reaches_the_truth() {
+    let ps =
+        ProviderStack::start_with(sandbox_cfg(), reconciler(&[(EX, EXCHANGER_FIRST_PROBE)])).await;
+    ps.sandbox.set_ipn_drop_percent(100);
+    let names = [
+        "rec-done",
+        "rec-errpay",
+        "rec-errpayout",
+        "rec-deleted",
+        "rec-returned",
+        "rec-stuck",
+    ];
+    let mut orders = Vec::new();
+    for n in names {
+        orders.push(start_exchanger(&ps, n).await);
+    }
+    let t0 = Instant::now();
+    let [done, errpay, errpayout, deleted, returned, stuck] = &orders[..] else {
+        unreachable!("six orders")
+    };
+    // The customer pays; the captured order is probed again until its payout is done.
+    ps.sandbox.approve(EX, &done.1).expect("paid");
+    let (_, t_captured) = reached(&ps, &done.0, "captured", t0, |s| {
+        s.status == Status::Captured
+    })
+    .await;
+    ps.sandbox
+        .act(EX, &done.1, Action::PayoutDone)
+        .expect("paid out");
+    ps.sandbox.decline(EX, &errpay.1).expect("errorPayment");
+    ps.sandbox.approve(EX, &errpayout.1).expect("paid");
+    ps.sandbox
+        .act(EX, &errpayout.1, Action::ErrorPayout)
+        .expect("errorPayout");
+    ps.sandbox.expire(EX, &deleted.1).expect("deleted");
+    ps.sandbox.approve(EX, &returned.1).expect("paid");
+    ps.sandbox
+        .act(
+            EX,
+            &returned.1,
+            Action::SetStatus {
+                status: "hold".into(),
+            },
+        )
+        .expect("hold");
+    ps.sandbox
+        .act(
+            EX,
+            &returned.1,
+            Action::SetStatus {
+                status: "returned".into(),
+            },
+        )
+        .expect("returned");
+
+    let (_, t_done) = reached(&ps, &done.0, "done", t0, |s| s.status == Status::Done).await;
+    let (failed, t_failed) =
+        reached(&ps, &errpay.0, "failed", t0, |s| s.status == Status::Failed).await;
+    assert_eq!(failed.failure.map(|f| f.0).as_deref(), Some("errorPayment"));
+    let (review, t_review) = reached(&ps, &errpayout.0, "flagged", t0, |s| s.needs_review).await;
+    assert_eq!(
+        (review.status, review.captured.0),
+        (Status::Captured, 10_000),
+        "errorPayout: the money arrived"
+    );
+    assert!(
+        review
+            .discrepancies
+            .iter()
+            .any(|d| d.detail.contains("errorPayout")),
+        "{:#?}",
+        review.discrepancies
+    );
+    let (_, t_cancelled) = reached(&ps, &deleted.0, "cancelled", t0, |s| {
+        s.status == Status::Cancelled
+    })
+    .await;
+    let (back, t_returned) = reached(&ps, &returned.0, "returned", t0, |s| {
+        s.status == Status::Returned
+    })
+    .await;
+    assert_eq!(back.refunded.0, 10_000);
+    let (flagged, t_flagged) = reached(&ps, &stuck.0, "flagged at the final deadline", t0, |s| {
+        s.needs_review
+    })
+    .await;
+    assert_eq!(flagged.status, Status::Pending, "never guessed");
+    eprintln!(
+        "exchanger, all IPNs dropped: captured {t_captured:?}, done {t_done:?}, failed {t_failed:?}, \
+         errorPayout flagged {t_review:?}, cancelled {t_cancelled:?}, returned {t_returned:?}, \
+         unresolved flagged {t_flagged:?} (final deadline {FINAL_DEADLINE:?})"
+    );
+    assert!(
+        t_flagged >= FINAL_DEADLINE - Duration::from_millis(500),
+        "not before the final deadline"
+    );
+
+    let c = ps.sandbox.totals(EX);
+    assert!(c.callbacks_enqueued >= 8, "{c:?}");
+    assert_eq!(
+        (c.callbacks_dropped, c.callbacks_attempts),
+        (c.callbacks_enqueued, 0),
+        "no IPN ever arrived: {c:?}"
+    );
+    for (o, _) in &orders {
+        let signals = ps.signals(o).await;
+        // After the worker's create call, everything the order learned came from probes.
+        for s in signals
+            .iter()
+            .filter(|s| !s.evidence_ref.starts_with("call:"))
+        {
+            assert!(
+                s.evidence_ref.starts_with("probe:")
+                    || s.evidence_ref == "reconciler:final-deadline",
+                "{o}: {s:?}"
+            );
+        }
+        let n = probes(&ps, o).await.len();
+        eprintln!("{o}: {n} probes");
+        assert!(
+            (1..=probes_max()).contains(&n),
+            "{o}: {n} probes, at most {}",
+            probes_max()
+        );
+    }
+    // The audit sees what was asked and what the exchanger answered.
+    let stuck_signals = ps.signals(&stuck.0).await;
+    assert!(
+        stuck_signals
+            .iter()
+            .any(|s| s.evidence_ref.ends_with(":status=new")),
+        "{stuck_signals:#?}"
+    );
+    let flags: Vec<_> = stuck_signals
+        .iter()
+        .filter(|s| matches!(s.kind, SignalKind::NeedsReview { .. }))
+        .collect();
+    assert_eq!(flags.len(), 1, "flagged once");
+    assert_eq!(flags[0].evidence_ref, "reconciler:final-deadline");
+    let stuck_probes = probes(&ps, &stuck.0).await.len();
+    assert!(
+        (probes_max() - 1..=probes_max()).contains(&stuck_probes),
+        "the unresolved order was probed along the schedule: {stuck_probes} of {}",
+        probes_max()
+    );
+
+    // A restarted reconciler (fresh memory) leaves flagged orders alone.
+    let mut ps = ps;
+    if let Some(r) = ps.stack.reconciler.take() {
+        r.shutdown().await;
+    }
+    let adapters = std::sync::Arc::new(ps.adapters());
+    let cfg = reconciler(&[(EX, EXCHANGER_FIRST_PROBE)]);
+    let restarted = paystate_workers::run_reconciler(
+        ps.nats.connect().await,
+        &log_settings().events_stream,
+        adapters,
+        cfg,
+    )
+    .await
+    .expect("reconciler restarts");
+    let before = ps.signals(&stuck.0).await.len();
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert_eq!(
+        ps.signals(&stuck.0).await.len(),
+        before,
+        "no new probe or flag after a restart"
+    );
+    assert_eq!(
+        ps.signals(&errpayout.0)
+            .await
+            .iter()
+            .filter(|s| s.kind.name() == "needs_review")
+            .count(),
+        1
+    );
+    restarted.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plural_and_plexy_with_webhooks_dropped_are_authorized_by_probes() {
+    let first = [
+        (Provider::Plural, Duration::from_millis(150)),
+        (Provider::Plexy, Duration::from_millis(150)),
+    ];
+    let ps = ProviderStack::start_with(sandbox_cfg(), reconciler(&first)).await;
+    let mut waiting = Vec::new();
+    for p in [Provider::Plural, Provider::Plexy] {
+        let currency = if p == Provider::Plural { "INR" } else { "USD" };
+        ps.sandbox
+            .add_fault(p, FaultRule::once(FaultKind::DropCallback).times(100));
+        let o = order(&format!("rec-{p}"));
+        accept(
+            &ps.client,
+            env(&o, create_for(p, 5_000, currency, CaptureMode::Manual)),
+        )
+        .await;
+        accept(&ps.client, env(&o, start())).await;
+        let s = ps
+            .wait_until(&o, "waiting for the customer", |s| {
+                s.customer_action.is_some()
+            })
+            .await;
+        let reference = s.provider_ref.expect("provider reference");
+        ps.sandbox.approve(p, &reference).expect("customer pays");
+        waiting.push((p, o, reference));
+    }
+    let t0 = Instant::now();
+    for (p, o, reference) in &waiting {
+        let (s, took) = reached(&ps, o, "authorized", t0, |s| s.status == Status::Authorized).await;
+        assert_eq!(s.authorized.0, 5_000);
+        let c = ps.sandbox.counters(*p, reference);
+        assert_eq!(c.callbacks_delivered, 0, "{p}: no webhook arrived: {c:?}");
+        assert!(c.callbacks_dropped >= 1, "{p}: {c:?}");
+        let signals = ps.signals(o).await;
+        let authorized = signals
+            .iter()
+            .find(|s| s.kind.name() == "authorized")
+            .expect("authorized");
+        assert!(
+            authorized.evidence_ref.starts_with("probe:"),
+            "{p}: {authorized:?}"
+        );
+        eprintln!(
+            "{p}: webhooks dropped, authorized by probe {} after {took:?}",
+            authorized.evidence_ref
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paykassma_silent_rejection_is_flagged_at_the_final_deadline_without_probes() {
+    let mut sb = sandbox_cfg();
+    sb.paykassma.postback_on_reject = false;
+    let ps = ProviderStack::start_with(
+        sb,
+        reconciler(&[(Provider::Paykassma, Duration::from_millis(50))]),
+    )
+    .await;
+    let o = order("rec-pk");
+    accept(
+        &ps.client,
+        env(
+            &o,
+            create_for(Provider::Paykassma, 30_000, "BTN", CaptureMode::Auto),
+        ),
+    )
+    .await;
+    let initiation = PaymentInitiation {
+        customer_id: Some(o.to_string()),
+        ..Default::default()
+    };
+    accept(&ps.client, env(&o, Command::StartPayment { initiation })).await;
+    ps.wait_until(&o, "wallet shown", |s| s.customer_action.is_some())
+        .await;
+    let shot = ps
+        .upload("shot.png", "image/png", b"\x89PNG\r\n\x1a\n".to_vec())
+        .await;
+    let confirm = env(
+        &o,
+        Command::ConfirmTransfer {
+            reference: "555566667777".into(),
+            attachment: shot,
+        },
+    );
+    let activation = paystate_adapters::paykassma::transformers::custom_transaction_id(
+        &o,
+        confirm.command_id.as_str(),
+    );
+    accept(&ps.client, confirm).await;
+    let t0 = Instant::now();
+    for _ in 0..400 {
+        if ps.sandbox.order(Provider::Paykassma, &activation)["status"] == "verifying" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    ps.sandbox
+        .decline(Provider::Paykassma, &activation)
+        .expect("rejected, silently");
+    let (flagged, took) = reached(&ps, &o, "flagged", t0, |s| s.needs_review).await;
+    assert_eq!(
+        flagged.status,
+        Status::Pending,
+        "no postback, no status API: not guessed"
+    );
+    eprintln!("paykassma: silent rejection flagged after {took:?}");
+    assert!(
+        probes(&ps, &o).await.is_empty(),
+        "Paykassma cannot be asked: no probes"
+    );
+    let signals = ps.signals(&o).await;
+    assert_eq!(
+        signals.last().map(|s| s.evidence_ref.as_str()),
+        Some("reconciler:final-deadline")
+    );
+}
