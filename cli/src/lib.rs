@@ -5,5 +5,8 @@
 //!   callbacks) over one NATS connection, each optional; and [`stack::with_sandbox`], the same
 //!   wired to a local sandbox of all five providers (what `paystate dev` and the provider
 //!   tests run).
+//! - [`demo`]: one sample order through each of the five providers against a sandbox,
+//!   playing the customer through the sandbox's control API (for `paystate dev`).
 
+pub mod demo;
 pub mod stack;
