@@ -548,3 +548,60 @@ async fn plural_refund_whose_every_answer_is_lost() {
         "one refund at Plural: {c:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plural_signed_return_urls_of_two_orders_are_both_applied() {
+    let t = Tuned::start(Tuning::default()).await;
+    let ps = &t.ps;
+    let return_to = format!(
+        "{}/callbacks/plural",
+        ps.stack.gateway_url.clone().expect("gateway")
+    );
+    let http = reqwest::Client::new();
+    let mut landed = Vec::new();
+    for name in ["plural-ret-a", "plural-ret-b"] {
+        let o = order(name);
+        accept(
+            &ps.client,
+            env(&o, create_for(P, AMOUNT, "INR", CaptureMode::Manual)),
+        )
+        .await;
+        let initiation = paystate_events::PaymentInitiation {
+            return_url: Some(return_to.clone()),
+            ..Default::default()
+        };
+        accept(&ps.client, env(&o, Command::StartPayment { initiation })).await;
+        let s = ps
+            .wait_until(&o, "challenge shown", |s| s.customer_action.is_some())
+            .await;
+        let plural_order = s.provider_ref.expect("ref");
+        // Webhooks go nowhere here: only the customer's return brings the news.
+        ps.sandbox.add_fault(
+            P,
+            FaultRule::once(FaultKind::DropCallback).on_order(&plural_order),
+        );
+        let outcome = ps.sandbox.approve(P, &plural_order).expect("approve");
+        let url = outcome.return_url.expect("a signed return URL");
+        assert!(
+            url.starts_with(&return_to) && url.contains("signature="),
+            "{url}"
+        );
+        let resp = http.post(&url).send().await.expect("return posted");
+        assert_eq!(resp.status().as_u16(), 200, "{url}");
+        let mut forged = url.replace("status=AUTHORIZED", "status=PROCESSED");
+        forged.push_str("&x=1");
+        assert_eq!(
+            http.post(&forged)
+                .send()
+                .await
+                .expect("sent")
+                .status()
+                .as_u16(),
+            401
+        );
+        landed.push(o);
+    }
+    for o in &landed {
+        ps.wait_status(o, Status::Authorized).await;
+    }
+}

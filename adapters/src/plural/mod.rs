@@ -454,6 +454,9 @@ fn parse_return(
         payments: vec![],
     };
     let signals = tf::order_signals(&data).map_err(|d| malformed(&d))?;
+    // The redirect has no body and no id: what it says (the signed fields) identifies it, so
+    // a reloaded page is a resend and another order's return is not.
+    let dedup_key = Some(format!("return:{}", signature::return_url_message(&fields)));
     Ok(ParsedCallback {
         provider: P,
         merchant_account: account,
@@ -461,7 +464,7 @@ fn parse_return(
             order_id: None,
             provider_ref: Some(order_id),
         },
-        dedup_key: None,
+        dedup_key,
         observed_at: None,
         signals,
         ack: Ack::empty_ok(),
