@@ -461,3 +461,60 @@ async fn paykassma_postback_signature_vector_and_tampered_variants() {
         "{verdicts:#?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paykassma_activation_faults_never_activate_twice() {
+    use paystate_sandbox::Op;
+    let ps = ProviderStack::start().await;
+    // A 503 before Paykassma acts: the activation (unique custom_transaction_id, replay-safe)
+    // is simply sent again.
+    let retried = started(&ps, "pk-503").await;
+    ps.sandbox.add_fault(
+        P,
+        FaultRule::once(FaultKind::ServerError { status: 503 }).on_op(Op::Activate),
+    );
+    let key1 = transfer(&ps, &retried);
+    let shot = ps.upload("a.png", "image/png", SCREENSHOT.to_vec()).await;
+    let first = confirm(&ps, &retried, &key1, shot.clone()).await;
+    ps.wait_status(&retried, Status::Done).await;
+    // Paykassma acts, the answer is lost: resent with the same custom_transaction_id, which
+    // Paykassma answers without acting again; the postback settles the order.
+    let lost = started(&ps, "pk-drop").await;
+    ps.sandbox.add_fault(
+        P,
+        FaultRule::once(FaultKind::DropResponse).on_op(Op::Activate),
+    );
+    let key1 = transfer(&ps, &lost);
+    let second = confirm(&ps, &lost, &key1, shot).await;
+    ps.wait_status(&lost, Status::Done).await;
+    assert!(ps.sandbox.wait_callbacks_idle(WAIT).await);
+    for (id, what) in [(&first, "503"), (&second, "dropped answer")] {
+        let c = ps.sandbox.counters(P, id);
+        assert_eq!(
+            (c.activated, c.credited, c.callbacks_delivered),
+            (1, 1, 1),
+            "{what}: {c:?}"
+        );
+    }
+    assert_eq!(
+        ps.sandbox.counters(P, &first).injected_errors,
+        1,
+        "the 503 happened"
+    );
+    assert_eq!(
+        ps.sandbox.counters(P, &second).dropped_responses,
+        1,
+        "the answer was lost"
+    );
+    for o in [&retried, &lost] {
+        let signals = ps.signals(o).await;
+        assert_eq!(
+            (
+                events_named(&signals, "payment_captured"),
+                events_named(&signals, "order_settled")
+            ),
+            (1, 1),
+            "{o}"
+        );
+    }
+}

@@ -226,7 +226,10 @@ async fn plexy_webhook_with_a_wrong_token_is_rejected_and_recorded() {
         .await
         .expect("sent");
     assert_eq!(forged.status().as_u16(), 401);
-    assert!(ps.sandbox.wait_callbacks_idle(WAIT).await, "Plexy's retry delivered");
+    assert!(
+        ps.sandbox.wait_callbacks_idle(WAIT).await,
+        "Plexy's retry delivered"
+    );
     let deliveries = ps.sandbox.deliveries(P);
     let bad: Vec<_> = deliveries.iter().filter(|d| d.bad_signature).collect();
     assert_eq!(bad.len(), 1, "{deliveries:#?}");
@@ -350,4 +353,79 @@ fn tilda_order() -> paystate_events::Event {
         metadata: Default::default(),
         created_at: "2026-11-22T10:00:00Z".parse().expect("time"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plexy_lost_capture_answer_and_duplicate_webhooks_take_effect_once() {
+    let ps = ProviderStack::start().await;
+    let (o, link) = started(&ps, "plexy-fault", 8_000, CaptureMode::Manual).await;
+    ps.sandbox.add_fault(
+        P,
+        FaultRule::once(FaultKind::DuplicateCallback)
+            .on_order(&link)
+            .times(5),
+    );
+    ps.sandbox.approve(P, &link).expect("customer pays");
+    ps.wait_status(&o, Status::Authorized).await;
+    // Plexy captures, then the connection closes before its answer: the outcome is unknown,
+    // recorded as such, and resolved by asking, never by capturing again.
+    ps.sandbox.add_fault(
+        P,
+        FaultRule::once(FaultKind::DropResponse)
+            .on_op(paystate_sandbox::Op::Capture)
+            .on_order(&link),
+    );
+    accept(
+        &ps.client,
+        env(
+            &o,
+            Command::Capture {
+                amount: money_in(5_000, "USD"),
+            },
+        ),
+    )
+    .await;
+    let captured = ps.wait_status(&o, Status::Captured).await;
+    assert_eq!(captured.captured.0, 5_000);
+    assert!(ps.sandbox.wait_callbacks_idle(WAIT).await);
+    let c = ps.sandbox.counters(P, &link);
+    assert_eq!(
+        (c.authorized, c.captured, c.dropped_responses),
+        (1, 1, 1),
+        "{c:?}"
+    );
+    assert!(c.callbacks_duplicated >= 2, "{c:?}");
+    let signals = ps.signals(&o).await;
+    let kinds: Vec<&str> = signals.iter().map(|s| s.kind.name()).collect();
+    assert!(kinds.contains(&"outcome_unknown"), "{kinds:?}");
+    let resolved = signals
+        .iter()
+        .find(|s| s.event_names() == ["payment_captured"])
+        .expect("captured once");
+    assert!(
+        resolved.evidence_ref.contains(":status=")
+            || resolved.evidence_ref.starts_with("callbacks:"),
+        "learned by asking or from the webhook: {resolved:?}"
+    );
+    let effects: usize = signals
+        .iter()
+        .filter(|s| {
+            matches!(
+                s.event_names().as_slice(),
+                ["payment_authorized"] | ["payment_captured"]
+            )
+        })
+        .count();
+    assert_eq!(
+        effects, 2,
+        "each effect applied once despite duplicates: {kinds:?}"
+    );
+    let state = ps
+        .journal
+        .load(&o)
+        .await
+        .expect("load")
+        .state
+        .expect("order");
+    assert!(state.discrepancies.is_empty(), "{:#?}", state.discrepancies);
 }

@@ -399,3 +399,70 @@ async fn paykassma_silent_rejection_is_flagged_at_the_final_deadline_without_pro
         Some("reconciler:final-deadline")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exchanger_lost_create_answer_and_failing_probes_are_recorded_not_guessed() {
+    use paystate_sandbox::Op;
+    let mut cfg = reconciler(&[(EX, EXCHANGER_FIRST_PROBE)]);
+    cfg.final_deadline = Duration::from_millis(2_500);
+    let ps = ProviderStack::start_with(sandbox_cfg(), cfg).await;
+    ps.sandbox.set_ipn_drop_percent(100);
+    // The exchanger creates the order but its answer is lost: we hold no reference to ask
+    // about, so the order can only be flagged for a person (it exists at the exchanger).
+    ps.sandbox.add_fault(
+        EX,
+        FaultRule::once(FaultKind::DropResponse).on_op(Op::Create),
+    );
+    let lost = order("rec-lost");
+    accept(
+        &ps.client,
+        env(&lost, create_for(EX, 10_000, "UAH", CaptureMode::Auto)),
+    )
+    .await;
+    accept(&ps.client, env(&lost, start())).await;
+    // Status queries fail for a while (every retry of two probes): each failed probe is
+    // recorded, and a later one learns the truth.
+    let (ok, reference) = start_exchanger(&ps, "rec-503").await;
+    let executor_attempts = 3; // the wiring's `attempts_max`
+    ps.sandbox.add_fault(
+        EX,
+        FaultRule::once(FaultKind::ServerError { status: 503 })
+            .on_op(Op::Status)
+            .on_order(&reference)
+            .times(2 * executor_attempts),
+    );
+    ps.sandbox.approve(EX, &reference).expect("paid");
+    ps.sandbox
+        .act(EX, &reference, Action::PayoutDone)
+        .expect("paid out");
+    ps.wait_status(&ok, Status::Done).await;
+    let signals = ps.signals(&ok).await;
+    let failed_probes: Vec<_> = signals
+        .iter()
+        .filter(|s| s.evidence_ref.starts_with("probe:") && s.evidence_ref.ends_with(":error"))
+        .collect();
+    assert_eq!(failed_probes.len(), 2, "{signals:#?}");
+    assert!(failed_probes
+        .iter()
+        .all(|s| matches!(&s.kind, SignalKind::Probed { answer } if answer.contains("503"))));
+    assert_eq!(ps.sandbox.counters(EX, &reference).injected_errors, 6);
+
+    let flagged = ps.wait_until(&lost, "flagged", |s| s.needs_review).await;
+    assert_eq!(
+        (flagged.status, flagged.provider_ref.as_deref()),
+        (Status::Pending, None)
+    );
+    let trail = ps.signals(&lost).await;
+    let kinds: Vec<&str> = trail.iter().map(|s| s.kind.name()).collect();
+    assert_eq!(kinds.first(), Some(&"outcome_unknown"), "{kinds:?}");
+    assert_eq!(kinds.last(), Some(&"needs_review"), "{kinds:?}");
+    assert!(
+        trail.iter().any(|s| matches!(&s.kind, SignalKind::Probed { answer } if answer.contains("no exchanger reference"))),
+        "the probes say why they cannot ask: {trail:#?}"
+    );
+    assert_eq!(
+        ps.sandbox.totals(EX).created,
+        2,
+        "the lost order does exist at the exchanger"
+    );
+}
