@@ -15,13 +15,30 @@ use support::*;
 async fn audit_cli(url: &str) -> (i32, serde_json::Value, String) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("report.json");
-    let (code, out, err) = paystate_cli(url, &["audit", "--report", path.to_str().expect("utf-8 path"), "--projection-wait-ms", "5000"]).await;
-    let report = std::fs::read(&path).map(|b| serde_json::from_slice(&b).expect("report is JSON")).unwrap_or_else(|_| panic!("no report: {out}\n{err}"));
+    let (code, out, err) = paystate_cli(
+        url,
+        &[
+            "audit",
+            "--report",
+            path.to_str().expect("utf-8 path"),
+            "--projection-wait-ms",
+            "5000",
+        ],
+    )
+    .await;
+    let report = std::fs::read(&path)
+        .map(|b| serde_json::from_slice(&b).expect("report is JSON"))
+        .unwrap_or_else(|_| panic!("no report: {out}\n{err}"));
     (code, report, out)
 }
 
 fn findings_of<'a>(report: &'a serde_json::Value, kind: &str) -> Vec<&'a serde_json::Value> {
-    report["findings"].as_array().expect("findings").iter().filter(|f| f["kind"] == kind).collect()
+    report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["kind"] == kind)
+        .collect()
 }
 
 /// A few complete orders with a projector running; returns their ids.
@@ -30,7 +47,13 @@ async fn healthy_log(nats: &TestNats, prefix: &str, n: usize) -> Vec<paystate_ev
     let mut orders = Vec::new();
     for i in 0..n {
         let o = order(&format!("{prefix}{i}"));
-        for cmd in [create(10_000), start(), authorized(), capture(Some(6_000)), captured(6_000)] {
+        for cmd in [
+            create(10_000),
+            start(),
+            authorized(),
+            capture(Some(6_000)),
+            captured(6_000),
+        ] {
             accept(&client, env(&o, cmd)).await;
         }
         orders.push(o);
@@ -43,7 +66,9 @@ async fn audit_catches_a_deleted_message_with_its_order_and_sequence() {
     let nats = TestNats::start().await;
     let _engine = nats.engine().await;
     let store = projection_store(&nats).await;
-    let projector = start_projector(store.clone(), ProjectorConfig::default()).await.expect("projector");
+    let projector = start_projector(store.clone(), ProjectorConfig::default())
+        .await
+        .expect("projector");
     let orders = healthy_log(&nats, "del", 4).await;
     wait_projection_caught_up(&store).await;
     let (code, report, out) = audit_cli(&nats.url()).await;
@@ -53,14 +78,30 @@ async fn audit_catches_a_deleted_message_with_its_order_and_sequence() {
     let victim = &orders[1];
     let commits = journal.read_order(victim).await.expect("read");
     let (deleted, next) = (commits[2].sequence, commits[3].sequence);
-    assert!(journal.stream().delete_message(deleted).await.expect("delete-message API"));
+    assert!(journal
+        .stream()
+        .delete_message(deleted)
+        .await
+        .expect("delete-message API"));
     let (code, report, out) = audit_cli(&nats.url()).await;
     assert_eq!(code, 1, "audit fails after a deletion: {out}");
     let gaps = findings_of(&report, "sequence_gap");
-    assert!(gaps.iter().any(|f| f["sequence"] == deleted && f["order"] == victim.as_str()), "gap named with order and sequence: {report:#}");
+    assert!(
+        gaps.iter()
+            .any(|f| f["sequence"] == deleted && f["order"] == victim.as_str()),
+        "gap named with order and sequence: {report:#}"
+    );
     let breaks = findings_of(&report, "chain_broken");
-    assert!(breaks.iter().any(|f| f["order"] == victim.as_str() && f["sequence"] == next && f["commit"] == 4), "{report:#}");
-    assert!(out.contains(victim.as_str()), "the printed report names the order: {out}");
+    assert!(
+        breaks
+            .iter()
+            .any(|f| f["order"] == victim.as_str() && f["sequence"] == next && f["commit"] == 4),
+        "{report:#}"
+    );
+    assert!(
+        out.contains(victim.as_str()),
+        "the printed report names the order: {out}"
+    );
     projector.shutdown().await;
 }
 
@@ -69,7 +110,9 @@ async fn audit_catches_a_forged_commit_that_bypasses_the_engine() {
     let nats = TestNats::start().await;
     let _engine = nats.engine().await;
     let store = projection_store(&nats).await;
-    let projector = start_projector(store.clone(), ProjectorConfig::default()).await.expect("projector");
+    let projector = start_projector(store.clone(), ProjectorConfig::default())
+        .await
+        .expect("projector");
     let client = nats.client().await;
     let o = order("forged");
     let mut state = OrderState::clone(&accept(&client, env(&o, create(10_000))).await);
@@ -77,12 +120,22 @@ async fn audit_catches_a_forged_commit_that_bypasses_the_engine() {
         state = accept(&client, env(&o, cmd)).await;
     }
     let journal = nats.journal().await;
-    let last_seq = journal.read_order(&o).await.expect("read").last().expect("commits").sequence;
+    let last_seq = journal
+        .read_order(&o)
+        .await
+        .expect("read")
+        .last()
+        .expect("commits")
+        .sequence;
     // A chain-perfect commit whose events do not follow from its command: a capture command
     // "answered" with funds captured, as if the provider had confirmed.
     let command = env(&o, capture(Some(10_000)));
     let amount = paystate_events::command::money(10_000, "USD").expect("amount");
-    let evidence = Evidence { provider_ref: None, evidence_ref: "forged".into(), observed_at: command.issued_at };
+    let evidence = Evidence {
+        provider_ref: None,
+        evidence_ref: "forged".into(),
+        observed_at: command.issued_at,
+    };
     let forged = EncodedCommit::new(Commit {
         v: paystate_events::COMMIT_SCHEMA_VERSION,
         order_id: o.clone(),
@@ -101,12 +154,22 @@ async fn audit_catches_a_forged_commit_that_bypasses_the_engine() {
         .payload(forged.bytes.clone().into())
         .headers(headers)
         .expected_last_subject_sequence(last_seq);
-    let ack = js.send_publish(events_subject(&o), publish).await.expect("publish").await.expect("stored");
+    let ack = js
+        .send_publish(events_subject(&o), publish)
+        .await
+        .expect("publish")
+        .await
+        .expect("stored");
     wait_projection_caught_up(&store).await;
     let (code, report, out) = audit_cli(&nats.url()).await;
     assert_eq!(code, 1, "audit fails on a forged commit: {out}");
     let illegal = findings_of(&report, "illegal_commit");
-    assert!(illegal.iter().any(|f| f["order"] == o.as_str() && f["sequence"] == ack.sequence), "forgery named with order and sequence: {report:#}");
+    assert!(
+        illegal
+            .iter()
+            .any(|f| f["order"] == o.as_str() && f["sequence"] == ack.sequence),
+        "forgery named with order and sequence: {report:#}"
+    );
     projector.shutdown().await;
 }
 
@@ -119,28 +182,55 @@ async fn replay_at_a_sequence_or_time_gives_the_state_the_engine_reported() {
     let o = order("replay");
     let refund_cmd = env(&o, refund(Some(2_000)));
     let refund_id = refund_cmd.command_id.to_string();
-    let done = paystate_events::SignalKind::Refunded { refund_id: Some(refund_id), amount: None };
-    let script = vec![env(&o, create(10_000)), env(&o, start()), env(&o, authorized()), env(&o, capture(Some(8_000))), env(&o, captured(8_000)), refund_cmd, env(&o, signal(done, "ev-r"))];
+    let done = paystate_events::SignalKind::Refunded {
+        refund_id: Some(refund_id),
+        amount: None,
+    };
+    let script = vec![
+        env(&o, create(10_000)),
+        env(&o, start()),
+        env(&o, authorized()),
+        env(&o, capture(Some(8_000))),
+        env(&o, captured(8_000)),
+        refund_cmd,
+        env(&o, signal(done, "ev-r")),
+    ];
     let mut reported = Vec::new();
     for cmd in script {
         let state = accept(&client, cmd).await;
-        let seq = journal.read_order(&o).await.expect("read").last().expect("commit").sequence;
+        let seq = journal
+            .read_order(&o)
+            .await
+            .expect("read")
+            .last()
+            .expect("commit")
+            .sequence;
         reported.push((seq, chrono::Utc::now(), state));
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     for (seq, at, state) in &reported {
         for point in [seq.to_string(), at.to_rfc3339()] {
-            let (code, out, err) = paystate_cli(&nats.url(), &["replay", o.as_str(), "--at", &point, "--json"]).await;
+            let (code, out, err) = paystate_cli(
+                &nats.url(),
+                &["replay", o.as_str(), "--at", &point, "--json"],
+            )
+            .await;
             assert_eq!(code, 0, "{err}");
             let v: serde_json::Value = serde_json::from_str(&out).expect("json");
             let replayed: OrderState = serde_json::from_value(v["state"].clone()).expect("a state");
             assert_eq!(&replayed, state, "replay --at {point}");
-            assert_eq!(v["entries"].as_array().expect("entries").len() as u64, state.commits);
+            assert_eq!(
+                v["entries"].as_array().expect("entries").len() as u64,
+                state.commits
+            );
         }
     }
     let (code, out, _) = paystate_cli(&nats.url(), &["replay", o.as_str()]).await;
     assert_eq!(code, 0);
-    assert!(out.contains("plural reported captured") && out.contains("command refund"), "{out}");
+    assert!(
+        out.contains("plural reported captured") && out.contains("command refund"),
+        "{out}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -148,9 +238,18 @@ async fn export_import_into_a_fresh_server_audits_clean_with_identical_projectio
     let a = TestNats::start().await;
     let _engine = a.engine().await;
     let store_a = projection_store(&a).await;
-    let projector = start_projector(store_a.clone(), ProjectorConfig::default()).await.expect("projector");
-    let done = run_workload(&a.client().await, "exp", sample(workload_strategy(12, 8), test_seed())).await;
-    assert!(done.iter().all(|(_, outs)| matches!(outs[0], Outcome::Accepted { .. })));
+    let projector = start_projector(store_a.clone(), ProjectorConfig::default())
+        .await
+        .expect("projector");
+    let done = run_workload(
+        &a.client().await,
+        "exp",
+        sample(workload_strategy(12, 8), test_seed()),
+    )
+    .await;
+    assert!(done
+        .iter()
+        .all(|(_, outs)| matches!(outs[0], Outcome::Accepted { .. })));
     wait_projection_caught_up(&store_a).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("log.jsonl");
@@ -166,7 +265,11 @@ async fn export_import_into_a_fresh_server_audits_clean_with_identical_projectio
     assert_eq!(code, 0, "the imported log audits clean: {out}");
     assert_eq!(report["projection"]["compared"], report["orders"]);
     let store_b = projection_store(&b).await;
-    assert_eq!(projection_records(&store_b).await, projection_records(&store_a).await, "identical projections");
+    assert_eq!(
+        projection_records(&store_b).await,
+        projection_records(&store_a).await,
+        "identical projections"
+    );
     // Importing again into the now non-empty stream is refused; so is a tampered file.
     let (code, _, err) = paystate_cli(&b.url(), &["import", file_arg, "--quiet"]).await;
     assert_eq!(code, 1, "{err}");
@@ -175,7 +278,11 @@ async fn export_import_into_a_fresh_server_audits_clean_with_identical_projectio
     assert_ne!(tampered, text);
     let bad = dir.path().join("tampered.jsonl");
     std::fs::write(&bad, tampered).expect("write");
-    let (code, _, err) = paystate_cli(&b.url(), &["import", bad.to_str().expect("utf-8"), "--verify-only"]).await;
+    let (code, _, err) = paystate_cli(
+        &b.url(),
+        &["import", bad.to_str().expect("utf-8"), "--verify-only"],
+    )
+    .await;
     assert_eq!(code, 1, "a tampered export is refused: {err}");
     assert!(err.contains("refused"), "{err}");
     projector.shutdown().await;

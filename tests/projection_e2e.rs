@@ -15,7 +15,15 @@ async fn random_workload_projection_equals_a_fresh_fold_of_the_log() {
     let nats = TestNats::start().await;
     let (_a, _b) = (nats.engine().await, nats.engine().await);
     let store = projection_store(&nats).await;
-    let projector = start_projector(store.clone(), ProjectorConfig { batch_max: 64, ..Default::default() }).await.expect("projector");
+    let projector = start_projector(
+        store.clone(),
+        ProjectorConfig {
+            batch_max: 64,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("projector");
     let seed = test_seed();
     eprintln!("workload seed {seed} (PAYSTATE_TEST_SEED={seed} replays it)");
     let workload = sample(workload_strategy(24, 12), seed);
@@ -27,11 +35,24 @@ async fn random_workload_projection_equals_a_fresh_fold_of_the_log() {
     assert_projection_equals_fold(&store, &journal, &orders).await;
     // The projection also agrees with what the engine answered last for each order.
     for (o, outcomes) in &done {
-        let last_state = outcomes.iter().rev().find_map(Outcome::state).expect("creation was accepted");
+        let last_state = outcomes
+            .iter()
+            .rev()
+            .find_map(Outcome::state)
+            .expect("creation was accepted");
         let record = store.get(o).await.expect("get").expect("projected");
-        assert_eq!(&record.state, last_state, "order {o}: projection vs the engine's last reported state");
+        assert_eq!(
+            &record.state, last_state,
+            "order {o}: projection vs the engine's last reported state"
+        );
     }
-    assert!(projector.stats.applied.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    assert!(
+        projector
+            .stats
+            .applied
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
+    );
     projector.shutdown().await;
 }
 
@@ -77,7 +98,11 @@ async fn projector_killed_mid_stream_and_restarted_applies_everything_exactly_on
     assert_projection_equals_fold(&store, &journal, &orders).await;
     for o in &orders {
         let r = store.get(o).await.expect("get").expect("projected");
-        assert_eq!((r.state.status, r.state.commits, r.state.captured.0), (Status::Captured, 5, 7_000), "order {o}");
+        assert_eq!(
+            (r.state.status, r.state.commits, r.state.captured.0),
+            (Status::Captured, 5, 7_000),
+            "order {o}"
+        );
     }
     projector.kill9().await;
 }
@@ -87,26 +112,55 @@ async fn rebuild_swaps_in_a_fresh_generation_while_the_old_one_serves_and_http_q
     let nats = TestNats::start().await;
     let _engine = nats.engine().await;
     let store = projection_store(&nats).await;
-    let projector = start_projector(store.clone(), ProjectorConfig::default()).await.expect("projector");
+    let projector = start_projector(store.clone(), ProjectorConfig::default())
+        .await
+        .expect("projector");
     let client = nats.client().await;
-    let done = run_workload(&client, "gen", sample(workload_strategy(10, 8), test_seed())).await;
+    let done = run_workload(
+        &client,
+        "gen",
+        sample(workload_strategy(10, 8), test_seed()),
+    )
+    .await;
     let captured_order = order("cap");
-    for cmd in [create(5_000), start(), authorized(), capture(None), captured(5_000)] {
+    for cmd in [
+        create(5_000),
+        start(),
+        authorized(),
+        capture(None),
+        captured(5_000),
+    ] {
         accept(&client, env(&captured_order, cmd)).await;
     }
     wait_projection_caught_up(&store).await;
     let before = projection_records(&store).await;
     let old = store.live().await.expect("live");
     let journal = nats.journal().await;
-    let opts = RebuildOptions { keep_old: true, ..Default::default() };
-    let report = rebuild(&store, &journal, &opts, &mut |_, _| {}).await.expect("rebuild");
+    let opts = RebuildOptions {
+        keep_old: true,
+        ..Default::default()
+    };
+    let report = rebuild(&store, &journal, &opts, &mut |_, _| {})
+        .await
+        .expect("rebuild");
     assert!(report.swapped);
     assert_eq!(report.generation.generation, old.generation + 1);
-    assert_eq!(store.live().await.expect("live").generation, report.generation.generation);
+    assert_eq!(
+        store.live().await.expect("live").generation,
+        report.generation.generation
+    );
     // The kept old bucket still answers, and the new one holds exactly the same records.
     let old_bucket = store.bucket(&old).await.expect("old bucket kept");
-    assert!(old_bucket.get(paystate_projection::layout::order_key(&captured_order)).await.expect("get").is_some());
-    assert_eq!(projection_records(&store).await, before, "rebuilt generation equals the live one it replaced");
+    assert!(old_bucket
+        .get(paystate_projection::layout::order_key(&captured_order))
+        .await
+        .expect("get")
+        .is_some());
+    assert_eq!(
+        projection_records(&store).await,
+        before,
+        "rebuilt generation equals the live one it replaced"
+    );
     // The running projector follows the swap: new commands land in the new generation.
     let late = order("late");
     accept(&client, env(&late, create(1_000))).await;
@@ -119,10 +173,17 @@ async fn rebuild_swaps_in_a_fresh_generation_while_the_old_one_serves_and_http_q
     projector.shutdown().await;
 }
 
-async fn http_queries(store: &paystate_projection::ProjectionStore, captured_order: &paystate_events::OrderId) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+async fn http_queries(
+    store: &paystate_projection::ProjectionStore,
+    captured_order: &paystate_events::OrderId,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let router = paystate_gateway::router(paystate_gateway::AppState { projection: store.clone() });
+    let router = paystate_gateway::router(paystate_gateway::AppState {
+        projection: store.clone(),
+    });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(paystate_gateway::serve(listener, router, async move {
         let _ = stopped.await;
@@ -130,7 +191,11 @@ async fn http_queries(store: &paystate_projection::ProjectionStore, captured_ord
     let (status, body) = http_get(addr, &format!("/orders/{captured_order}")).await;
     assert_eq!(status, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).expect("json");
-    assert_eq!((v["status"].as_str(), v["captured"]["minor_units"].as_u64()), (Some("captured"), Some(5_000)), "{body}");
+    assert_eq!(
+        (v["status"].as_str(), v["captured"]["minor_units"].as_u64()),
+        (Some("captured"), Some(5_000)),
+        "{body}"
+    );
     let (status, body) = http_get(addr, "/orders/no-such-order").await;
     assert_eq!(status, 404, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).expect("a JSON error");
@@ -140,23 +205,48 @@ async fn http_queries(store: &paystate_projection::ProjectionStore, captured_ord
     let v: serde_json::Value = serde_json::from_str(&body).expect("json");
     let listed = v["orders"].as_array().expect("orders");
     assert!(listed.iter().all(|o| o["status"] == "captured"));
-    assert!(listed.iter().any(|o| o["order_id"] == captured_order.as_str()));
+    assert!(listed
+        .iter()
+        .any(|o| o["order_id"] == captured_order.as_str()));
     let (status, body) = http_get(addr, "/orders?state=teleported").await;
-    assert_eq!((status, serde_json::from_str::<serde_json::Value>(&body).expect("json")["error"]["code"].clone()), (400, "invalid_query".into()));
+    assert_eq!(
+        (
+            status,
+            serde_json::from_str::<serde_json::Value>(&body).expect("json")["error"]["code"]
+                .clone()
+        ),
+        (400, "invalid_query".into())
+    );
     let _ = stop.send(());
     let _ = server.await;
 }
 
 async fn cli_queries(url: &str, captured_order: &paystate_events::OrderId) {
-    let (code, out, err) = paystate_cli(url, &["order", "show", captured_order.as_str(), "--json"]).await;
+    let (code, out, err) =
+        paystate_cli(url, &["order", "show", captured_order.as_str(), "--json"]).await;
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("\"status\": \"captured\""), "{out}");
     let (code, _, _) = paystate_cli(url, &["order", "show", "no-such-order"]).await;
     assert_eq!(code, 1);
-    let (code, out, err) = paystate_cli(url, &["orders", "list", "--state", "captured", "--created-after", "2000-01-01T00:00:00Z"]).await;
+    let (code, out, err) = paystate_cli(
+        url,
+        &[
+            "orders",
+            "list",
+            "--state",
+            "captured",
+            "--created-after",
+            "2000-01-01T00:00:00Z",
+        ],
+    )
+    .await;
     assert_eq!(code, 0, "{err}");
     assert!(out.contains(captured_order.as_str()), "{out}");
-    let (code, out, _) = paystate_cli(url, &["orders", "list", "--has-discrepancy", "--state", "created"]).await;
+    let (code, out, _) = paystate_cli(
+        url,
+        &["orders", "list", "--has-discrepancy", "--state", "created"],
+    )
+    .await;
     assert_eq!(code, 0);
     assert!(!out.contains(captured_order.as_str()), "{out}");
 }
@@ -169,7 +259,14 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     s.write_all(req.as_bytes()).await.expect("write");
     let mut buf = String::new();
     s.read_to_string(&mut buf).await.expect("read");
-    let status = buf.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let status = buf
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (status, body)
 }

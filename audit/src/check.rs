@@ -10,7 +10,9 @@
 //! commit that follows it and its later commits are folded but not re-decided (counted as
 //! unverified), so one deletion reports once instead of cascading.
 
-use crate::report::{DiscrepancyEntry, Finding, FindingKind, OrderSummary, Report, DISCREPANCIES_LISTED_MAX};
+use crate::report::{
+    DiscrepancyEntry, Finding, FindingKind, OrderSummary, Report, DISCREPANCIES_LISTED_MAX,
+};
 use paystate_engine::{apply_commit, check_invariants, decide, is_legal_transition, Decision};
 use paystate_events::commit::GENESIS_HASH;
 use paystate_events::{Commit, CommitHash, Event, OrderId, OrderState};
@@ -42,8 +44,16 @@ pub struct Auditor {
 
 impl Auditor {
     pub fn new(stream: &str, snapshot_last_seq: u64) -> Auditor {
-        let report = Report { stream: stream.to_string(), snapshot_last_seq, ..Default::default() };
-        Auditor { orders: HashMap::new(), report, breaks: Vec::new() }
+        let report = Report {
+            stream: stream.to_string(),
+            snapshot_last_seq,
+            ..Default::default()
+        };
+        Auditor {
+            orders: HashMap::new(),
+            report,
+            breaks: Vec::new(),
+        }
     }
 
     /// Checks and folds one message. Messages of one order must come in stream order (those of
@@ -51,20 +61,41 @@ impl Auditor {
     pub fn observe(&mut self, entry: &RawEntry) {
         self.report.commits += 1;
         let Some(order) = entry.subject_order().and_then(|t| OrderId::parse(t).ok()) else {
-            self.finding(FindingKind::Unreadable, None, entry.sequence, None, format!("subject {:?} is not an order subject", entry.subject));
+            self.finding(
+                FindingKind::Unreadable,
+                None,
+                entry.sequence,
+                None,
+                format!("subject {:?} is not an order subject", entry.subject),
+            );
             return;
         };
         let commit = match paystate_journal::scan::decode_commit(&entry.payload) {
             Ok(c) => c,
             Err(e) => {
-                self.finding(FindingKind::Unreadable, Some(&order), entry.sequence, None, format!("not a commit: {e}"));
+                self.finding(
+                    FindingKind::Unreadable,
+                    Some(&order),
+                    entry.sequence,
+                    None,
+                    format!("not a commit: {e}"),
+                );
                 return;
             }
         };
         let hash = CommitHash::of(&entry.payload).0;
         if entry.header_hash() != Some(hash.as_str()) {
-            let detail = format!("hash header {:?} but the body hashes to {hash}: the body was edited", entry.header_hash());
-            self.finding(FindingKind::HashMismatch, Some(&order), entry.sequence, Some(commit.commit), detail);
+            let detail = format!(
+                "hash header {:?} but the body hashes to {hash}: the body was edited",
+                entry.header_hash()
+            );
+            self.finding(
+                FindingKind::HashMismatch,
+                Some(&order),
+                entry.sequence,
+                Some(commit.commit),
+                detail,
+            );
         }
         self.check_identity(&order, entry.sequence, &commit);
         let mut track = self.orders.remove(&order).unwrap_or_default();
@@ -77,17 +108,39 @@ impl Auditor {
 
     fn check_identity(&mut self, order: &OrderId, seq: u64, commit: &Commit) {
         if &commit.order_id != order || &commit.command.order_id != order {
-            let detail = format!("stored under order {order}, commit names {} and its command {}", commit.order_id, commit.command.order_id);
-            self.finding(FindingKind::SubjectMismatch, Some(order), seq, Some(commit.commit), detail);
+            let detail = format!(
+                "stored under order {order}, commit names {} and its command {}",
+                commit.order_id, commit.command.order_id
+            );
+            self.finding(
+                FindingKind::SubjectMismatch,
+                Some(order),
+                seq,
+                Some(commit.commit),
+                detail,
+            );
         }
         if commit.fingerprint != commit.command.fingerprint() {
             let detail = "the fingerprint is not the command's: the command was edited".to_string();
-            self.finding(FindingKind::FingerprintMismatch, Some(order), seq, Some(commit.commit), detail);
+            self.finding(
+                FindingKind::FingerprintMismatch,
+                Some(order),
+                seq,
+                Some(commit.commit),
+                detail,
+            );
         }
     }
 
     /// Chain, re-decision, fold, transition and invariants for one commit of `order`.
-    fn fold(&mut self, order: &OrderId, track: &mut OrderTrack, seq: u64, commit: &Commit, hash: &str) {
+    fn fold(
+        &mut self,
+        order: &OrderId,
+        track: &mut OrderTrack,
+        seq: u64,
+        commit: &Commit,
+        hash: &str,
+    ) {
         let (expected, head) = match &track.state {
             Some(s) => (s.commits + 1, s.head_hash.as_str()),
             None => (1, GENESIS_HASH),
@@ -95,7 +148,14 @@ impl Auditor {
         if commit.commit != expected || commit.prev_hash != head {
             let detail = chain_detail(expected, head, commit, track.last_seq, seq);
             self.breaks.push((order.to_string(), track.last_seq, seq));
-            self.finding_for(track, FindingKind::ChainBroken, order, seq, commit.commit, detail);
+            self.finding_for(
+                track,
+                FindingKind::ChainBroken,
+                order,
+                seq,
+                commit.commit,
+                detail,
+            );
             track.broken_at.get_or_insert(seq);
             if !resync(&mut track.state, commit) {
                 return;
@@ -108,12 +168,21 @@ impl Auditor {
             track.unverified += 1;
         }
         let before = track.state.as_ref().map(|s| s.status);
-        let backup = needs_backup(track.state.as_ref(), commit).then(|| track.state.clone()).flatten();
+        let backup = needs_backup(track.state.as_ref(), commit)
+            .then(|| track.state.clone())
+            .flatten();
         match apply_commit(track.state.take(), commit, hash) {
             Ok(s) => track.state = Some(s),
             Err(e) => {
                 track.state = backup;
-                self.finding_for(track, FindingKind::IllegalCommit, order, seq, commit.commit, format!("does not fold: {e}"));
+                self.finding_for(
+                    track,
+                    FindingKind::IllegalCommit,
+                    order,
+                    seq,
+                    commit.commit,
+                    format!("does not fold: {e}"),
+                );
                 return;
             }
         }
@@ -126,10 +195,24 @@ impl Auditor {
         let violations = check_invariants(after);
         if let Some(from) = before.filter(|from| !is_legal_transition(*from, after_status)) {
             let detail = format!("{from} -> {after_status}");
-            self.finding_for(track, FindingKind::IllegalTransition, order, seq, commit.commit, detail);
+            self.finding_for(
+                track,
+                FindingKind::IllegalTransition,
+                order,
+                seq,
+                commit.commit,
+                detail,
+            );
         }
         for v in violations {
-            self.finding_for(track, FindingKind::InvariantViolation, order, seq, commit.commit, format!("{}: {}", v.code, v.detail));
+            self.finding_for(
+                track,
+                FindingKind::InvariantViolation,
+                order,
+                seq,
+                commit.commit,
+                format!("{}: {}", v.code, v.detail),
+            );
         }
     }
 
@@ -139,17 +222,43 @@ impl Auditor {
         let detail = match decided {
             Ok(Decision::Commit(events)) if events == commit.events => return,
             Ok(Decision::Commit(events)) => {
-                format!("the core decides [{}] for {} but the log has [{}]", names(&events), commit.command.command.name(), names(&commit.events))
+                format!(
+                    "the core decides [{}] for {} but the log has [{}]",
+                    names(&events),
+                    commit.command.command.name(),
+                    names(&commit.events)
+                )
             }
             Ok(Decision::AlreadyApplied { commit: earlier }) => {
-                format!("command {} was already applied in commit {earlier}: a repeated commit", commit.command.command_id)
+                format!(
+                    "command {} was already applied in commit {earlier}: a repeated commit",
+                    commit.command.command_id
+                )
             }
-            Err(rejection) => format!("the core rejects this {} ({}) but the log has [{}]", commit.command.command.name(), rejection, names(&commit.events)),
+            Err(rejection) => format!(
+                "the core rejects this {} ({}) but the log has [{}]",
+                commit.command.command.name(),
+                rejection,
+                names(&commit.events)
+            ),
         };
-        self.finding_for(track, FindingKind::IllegalCommit, order, seq, commit.commit, detail);
+        self.finding_for(
+            track,
+            FindingKind::IllegalCommit,
+            order,
+            seq,
+            commit.commit,
+            detail,
+        );
     }
 
-    fn discrepancies(&mut self, order: &OrderId, track: &mut OrderTrack, seq: u64, commit: &Commit) {
+    fn discrepancies(
+        &mut self,
+        order: &OrderId,
+        track: &mut OrderTrack,
+        seq: u64,
+        commit: &Commit,
+    ) {
         for e in &commit.events {
             if let Event::DiscrepancyDetected { code, detail, .. } = e {
                 track.discrepancies += 1;
@@ -167,18 +276,44 @@ impl Auditor {
         }
     }
 
-    fn finding(&mut self, kind: FindingKind, order: Option<&OrderId>, seq: u64, commit: Option<u64>, detail: String) {
+    fn finding(
+        &mut self,
+        kind: FindingKind,
+        order: Option<&OrderId>,
+        seq: u64,
+        commit: Option<u64>,
+        detail: String,
+    ) {
         if let Some(o) = order {
             self.orders.entry(o.clone()).or_default().findings += 1;
         }
-        self.report.add(Finding { kind, order: order.map(|o| o.to_string()), sequence: Some(seq), commit, detail });
+        self.report.add(Finding {
+            kind,
+            order: order.map(|o| o.to_string()),
+            sequence: Some(seq),
+            commit,
+            detail,
+        });
     }
 
-    fn finding_for(&mut self, track: &mut OrderTrack, kind: FindingKind, order: &OrderId, seq: u64, commit: u64, detail: String) {
+    fn finding_for(
+        &mut self,
+        track: &mut OrderTrack,
+        kind: FindingKind,
+        order: &OrderId,
+        seq: u64,
+        commit: u64,
+        detail: String,
+    ) {
         track.findings += 1;
-        self.report.add(Finding { kind, order: Some(order.to_string()), sequence: Some(seq), commit: Some(commit), detail });
+        self.report.add(Finding {
+            kind,
+            order: Some(order.to_string()),
+            sequence: Some(seq),
+            commit: Some(commit),
+            detail,
+        });
     }
-
 }
 
 /// Stream-level check: sequence numbers missing between the messages read (deleted ones).
@@ -190,7 +325,10 @@ pub struct SequenceGaps {
 
 impl SequenceGaps {
     pub fn new() -> SequenceGaps {
-        SequenceGaps { next_seq: 1, findings: Vec::new() }
+        SequenceGaps {
+            next_seq: 1,
+            findings: Vec::new(),
+        }
     }
 
     /// Notes the next message's sequence (messages in stream order).
@@ -214,15 +352,30 @@ impl SequenceGaps {
         } else {
             format!("stream sequences {first}..={last} are missing (deleted)")
         };
-        self.findings.push(Finding { kind: FindingKind::SequenceGap, order: None, sequence: Some(first), commit: None, detail });
+        self.findings.push(Finding {
+            kind: FindingKind::SequenceGap,
+            order: None,
+            sequence: Some(first),
+            commit: None,
+            detail,
+        });
     }
 }
 
 /// Joins the stream-level gaps and the auditors that shared the orders into one report (and
 /// every order's track, for the projection comparison). A gap inside exactly one order's
 /// chain break is attributed to that order.
-pub fn assemble(stream: &str, snapshot_last_seq: u64, gaps: SequenceGaps, parts: Vec<Auditor>) -> (Report, HashMap<OrderId, OrderTrack>) {
-    let mut report = Report { stream: stream.to_string(), snapshot_last_seq, ..Default::default() };
+pub fn assemble(
+    stream: &str,
+    snapshot_last_seq: u64,
+    gaps: SequenceGaps,
+    parts: Vec<Auditor>,
+) -> (Report, HashMap<OrderId, OrderTrack>) {
+    let mut report = Report {
+        stream: stream.to_string(),
+        snapshot_last_seq,
+        ..Default::default()
+    };
     let mut orders = HashMap::new();
     let mut breaks = Vec::new();
     for part in parts {
@@ -232,10 +385,13 @@ pub fn assemble(stream: &str, snapshot_last_seq: u64, gaps: SequenceGaps, parts:
     }
     for mut f in gaps.findings {
         if let Some(gap) = f.sequence {
-            let mut owners = breaks.iter().filter(|(_, before, after)| *before < gap && gap < *after);
+            let mut owners = breaks
+                .iter()
+                .filter(|(_, before, after)| *before < gap && gap < *after);
             if let (Some((order, _, _)), None) = (owners.next(), owners.next()) {
                 f.order = Some(order.clone());
-                f.detail.push_str(&format!("; order {order}'s chain breaks over it"));
+                f.detail
+                    .push_str(&format!("; order {order}'s chain breaks over it"));
             }
         }
         report.add(f);
@@ -275,21 +431,38 @@ fn resync(state: &mut Option<OrderState>, commit: &Commit) -> bool {
 
 fn chain_detail(expected: u64, head: &str, commit: &Commit, prev_seq: u64, seq: u64) -> String {
     if commit.commit > expected {
-        let missing = if commit.commit - expected == 1 { format!("commit {expected} is") } else { format!("commits {expected}..={} are", commit.commit - 1) };
+        let missing = if commit.commit - expected == 1 {
+            format!("commit {expected} is")
+        } else {
+            format!("commits {expected}..={} are", commit.commit - 1)
+        };
         return format!("commit {} follows commit {}: {missing} missing (stored between seq {prev_seq} and {seq})", commit.commit, expected - 1);
     }
     if commit.commit < expected {
-        return format!("commit {} comes again after commit {}: a repeated or reordered commit", commit.commit, expected - 1);
+        return format!(
+            "commit {} comes again after commit {}: a repeated or reordered commit",
+            commit.commit,
+            expected - 1
+        );
     }
     format!("prev_hash {} is not the hash {head} of commit {}: the previous commit was edited or replaced", commit.prev_hash, expected - 1)
 }
 
 fn needs_backup(state: Option<&OrderState>, commit: &Commit) -> bool {
     state.is_some_and(|s| {
-        s.order_id != commit.order_id || commit.events.is_empty() || commit.events.iter().any(|e| matches!(e, Event::OrderCreated { .. }))
+        s.order_id != commit.order_id
+            || commit.events.is_empty()
+            || commit
+                .events
+                .iter()
+                .any(|e| matches!(e, Event::OrderCreated { .. }))
     })
 }
 
 fn names(events: &[Event]) -> String {
-    events.iter().map(|e| e.name()).collect::<Vec<_>>().join(", ")
+    events
+        .iter()
+        .map(|e| e.name())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

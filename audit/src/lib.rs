@@ -38,12 +38,19 @@ pub enum AuditError {
     Io(String),
     /// The import file is refused (unreadable line, broken chain); nothing was imported.
     #[error("refused at line {line}{}: {detail}", place(order, sequence))]
-    Refused { line: u64, order: Option<String>, sequence: Option<u64>, detail: String },
+    Refused {
+        line: u64,
+        order: Option<String>,
+        sequence: Option<u64>,
+        detail: String,
+    },
     /// A bug: a worker thread failed.
     #[error("internal: {0}")]
     Internal(String),
     /// Import only loads into an empty stream.
-    #[error("stream {stream} already holds {messages} messages; import loads only into an empty stream")]
+    #[error(
+        "stream {stream} already holds {messages} messages; import loads only into an empty stream"
+    )]
     NotEmpty { stream: String, messages: u64 },
 }
 

@@ -148,7 +148,8 @@ impl Report {
         self.findings.extend(other.findings.into_iter().take(room));
         self.discrepancies_total += other.discrepancies_total;
         let room = DISCREPANCIES_LISTED_MAX.saturating_sub(self.discrepancies.len());
-        self.discrepancies.extend(other.discrepancies.into_iter().take(room));
+        self.discrepancies
+            .extend(other.discrepancies.into_iter().take(room));
     }
 
     /// True when nothing is wrong (`strict`: no warnings and no discrepancies either).
@@ -178,13 +179,32 @@ impl Report {
         if let Some(p) = &self.projection {
             let _ = writeln!(out, "projection generation {}: {} records, {} compared, {} newer than the snapshot, lag {}", p.generation, p.records, p.compared, p.newer, p.lag);
         }
-        let _ = writeln!(out, "discrepancies recorded: {} (provider reports that contradict the log; for review)", self.discrepancies_total);
+        let _ = writeln!(
+            out,
+            "discrepancies recorded: {} (provider reports that contradict the log; for review)",
+            self.discrepancies_total
+        );
         for d in self.discrepancies.iter().take(findings_shown_max) {
-            let _ = writeln!(out, "  order {} seq {} commit {}: {} {}", d.order, d.sequence, d.commit, d.code, d.detail);
+            let _ = writeln!(
+                out,
+                "  order {} seq {} commit {}: {} {}",
+                d.order, d.sequence, d.commit, d.code, d.detail
+            );
         }
-        let _ = writeln!(out, "findings: {} ({} errors)", self.findings_total, self.errors_total);
+        let _ = writeln!(
+            out,
+            "findings: {} ({} errors)",
+            self.findings_total, self.errors_total
+        );
         for (kind, n) in &self.findings_by_kind {
-            let _ = writeln!(out, "  {:<22} {n}", serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default());
+            let _ = writeln!(
+                out,
+                "  {:<22} {n}",
+                serde_json::to_value(kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            );
         }
         for f in self.findings.iter().take(findings_shown_max) {
             let _ = writeln!(
@@ -198,7 +218,11 @@ impl Report {
             );
         }
         if self.findings.len() > findings_shown_max {
-            let _ = writeln!(out, "  ... {} more in the JSON report (--report FILE)", self.findings_total - findings_shown_max as u64);
+            let _ = writeln!(
+                out,
+                "  ... {} more in the JSON report (--report FILE)",
+                self.findings_total - findings_shown_max as u64
+            );
         }
         out
     }

@@ -23,7 +23,10 @@ pub struct AuditOptions {
 
 impl Default for AuditOptions {
     fn default() -> Self {
-        AuditOptions { compare_projection: true, projection_wait: Duration::from_secs(10) }
+        AuditOptions {
+            compare_projection: true,
+            projection_wait: Duration::from_secs(10),
+        }
     }
 }
 
@@ -49,7 +52,8 @@ pub async fn audit(
     let stream = journal.stream().cached_info().config.name.clone();
     let (mut report, orders) = fold_log(&mut scan, &stream, progress).await?;
     if let (true, Some(store)) = (opts.compare_projection, projection) {
-        report.projection = compare_projection(store, &orders, &mut report, opts.projection_wait).await?;
+        report.projection =
+            compare_projection(store, &orders, &mut report, opts.projection_wait).await?;
     }
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     report.commits_per_sec = report.commits as f64 / started.elapsed().as_secs_f64().max(1e-9);
@@ -64,7 +68,9 @@ async fn fold_log(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<(Report, HashMap<OrderId, OrderTrack>), AuditError> {
     let (senders, workers) = spawn_workers(stream, scan.end_seq);
-    let mut batches: Vec<Vec<RawEntry>> = (0..AUDIT_WORKERS).map(|_| Vec::with_capacity(BATCH_MAX)).collect();
+    let mut batches: Vec<Vec<RawEntry>> = (0..AUDIT_WORKERS)
+        .map(|_| Vec::with_capacity(BATCH_MAX))
+        .collect();
     let mut gaps = SequenceGaps::new();
     let (mut read, mut failure) = (0u64, None);
     while let Some(entry) = scan.next().await {
@@ -85,19 +91,28 @@ async fn fold_log(
                 break; // the worker is gone; joining it below reports why
             }
         }
-        if read % PROGRESS_EVERY == 0 {
+        if read.is_multiple_of(PROGRESS_EVERY) {
             progress(read, scan.messages_total);
         }
     }
-    for (w, batch) in batches.into_iter().enumerate().filter(|(_, b)| !b.is_empty()) {
+    for (w, batch) in batches
+        .into_iter()
+        .enumerate()
+        .filter(|(_, b)| !b.is_empty())
+    {
         let _ = senders[w].send(batch).await;
     }
     drop(senders);
     progress(read, scan.messages_total);
-    let parts = tokio::task::spawn_blocking(move || workers.into_iter().map(|h| h.join()).collect::<Result<Vec<_>, _>>())
-        .await
-        .map_err(|e| AuditError::Internal(e.to_string()))?
-        .map_err(|_| AuditError::Internal("an audit worker panicked".into()))?;
+    let parts = tokio::task::spawn_blocking(move || {
+        workers
+            .into_iter()
+            .map(|h| h.join())
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await
+    .map_err(|e| AuditError::Internal(e.to_string()))?
+    .map_err(|_| AuditError::Internal("an audit worker panicked".into()))?;
     if let Some(e) = failure {
         return Err(e.into());
     }
@@ -105,7 +120,10 @@ async fn fold_log(
     Ok(assemble(stream, scan.end_seq, gaps, parts))
 }
 
-type Workers = (Vec<tokio::sync::mpsc::Sender<Vec<RawEntry>>>, Vec<std::thread::JoinHandle<Auditor>>);
+type Workers = (
+    Vec<tokio::sync::mpsc::Sender<Vec<RawEntry>>>,
+    Vec<std::thread::JoinHandle<Auditor>>,
+);
 
 fn spawn_workers(stream: &str, end_seq: u64) -> Workers {
     let mut senders = Vec::with_capacity(AUDIT_WORKERS);
@@ -129,7 +147,9 @@ fn spawn_workers(stream: &str, end_seq: u64) -> Workers {
 
 /// Which worker folds an order (FNV-1a over the order id: stable and cheap).
 fn partition(order: &str) -> usize {
-    let hash = order.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3));
+    let hash = order.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
     (hash % AUDIT_WORKERS as u64) as usize
 }
 
@@ -140,10 +160,16 @@ async fn compare_projection(
     report: &mut Report,
     wait: Duration,
 ) -> Result<Option<ProjectionCheck>, AuditError> {
-    let Some((generation, _)) = store.current().await? else { return Ok(None) };
+    let Some((generation, _)) = store.current().await? else {
+        return Ok(None);
+    };
     let snapshot = report.snapshot_last_seq;
     let (acked, lag) = wait_for_projector(store, snapshot, wait).await;
-    let mut check = ProjectionCheck { generation: generation.generation, lag, ..Default::default() };
+    let mut check = ProjectionCheck {
+        generation: generation.generation,
+        lag,
+        ..Default::default()
+    };
     let mut seen: HashMap<&OrderId, ()> = HashMap::with_capacity(orders.len());
     let mut findings = Vec::new();
     store
@@ -169,8 +195,18 @@ async fn compare_projection(
         .await?;
     for (order, track) in orders {
         if !seen.contains_key(order) && track.state.is_some() {
-            let kind = if acked { FindingKind::ProjectionMissing } else { FindingKind::ProjectionLagging };
-            findings.push(Finding { kind, order: Some(order.to_string()), sequence: Some(track.last_seq), commit: None, detail: "the projection has no record of this order".into() });
+            let kind = if acked {
+                FindingKind::ProjectionMissing
+            } else {
+                FindingKind::ProjectionLagging
+            };
+            findings.push(Finding {
+                kind,
+                order: Some(order.to_string()),
+                sequence: Some(track.last_seq),
+                commit: None,
+                detail: "the projection has no record of this order".into(),
+            });
         }
     }
     for f in findings {
@@ -184,7 +220,9 @@ async fn compare_projection(
 async fn wait_for_projector(store: &ProjectionStore, snapshot: u64, wait: Duration) -> (bool, u64) {
     let started = Instant::now();
     loop {
-        let Ok(status) = store.status().await else { return (false, 0) };
+        let Ok(status) = store.status().await else {
+            return (false, 0);
+        };
         let done = status.applied_seq >= snapshot || status.lag == 0;
         if done || started.elapsed() >= wait {
             return (done, status.lag);
@@ -197,12 +235,31 @@ fn compare_one(record: &ProjectedOrder, track: &OrderTrack, acked: bool) -> Opti
     let order = Some(record.state.order_id.to_string());
     if record.seq > track.last_seq {
         let detail = format!("the projection applied a commit at seq {} but the order's last commit in the log is at seq {}: that commit is gone from the log", record.seq, track.last_seq);
-        return Some(Finding { kind: FindingKind::ProjectionUnknown, order, sequence: Some(record.seq), commit: Some(record.state.commits), detail });
+        return Some(Finding {
+            kind: FindingKind::ProjectionUnknown,
+            order,
+            sequence: Some(record.seq),
+            commit: Some(record.state.commits),
+            detail,
+        });
     }
     if record.seq < track.last_seq {
-        let kind = if acked { FindingKind::ProjectionMissing } else { FindingKind::ProjectionLagging };
-        let detail = format!("the projection is at seq {} but the order's last commit is at seq {}", record.seq, track.last_seq);
-        return Some(Finding { kind, order, sequence: Some(track.last_seq), commit: None, detail });
+        let kind = if acked {
+            FindingKind::ProjectionMissing
+        } else {
+            FindingKind::ProjectionLagging
+        };
+        let detail = format!(
+            "the projection is at seq {} but the order's last commit is at seq {}",
+            record.seq, track.last_seq
+        );
+        return Some(Finding {
+            kind,
+            order,
+            sequence: Some(track.last_seq),
+            commit: None,
+            detail,
+        });
     }
     if track.broken_at.is_some() {
         return None; // reported as a chain break; the two folds differ by construction
@@ -210,8 +267,17 @@ fn compare_one(record: &ProjectedOrder, track: &OrderTrack, acked: bool) -> Opti
     match &track.state {
         Some(state) if *state == record.state => None,
         Some(state) => {
-            let detail = format!("the projection differs from the fold in: {}", differing_fields(state, &record.state).join(", "));
-            Some(Finding { kind: FindingKind::ProjectionDiffers, order, sequence: Some(record.seq), commit: Some(state.commits), detail })
+            let detail = format!(
+                "the projection differs from the fold in: {}",
+                differing_fields(state, &record.state).join(", ")
+            );
+            Some(Finding {
+                kind: FindingKind::ProjectionDiffers,
+                order,
+                sequence: Some(record.seq),
+                commit: Some(state.commits),
+                detail,
+            })
         }
         None => Some(unknown_order(record)),
     }
@@ -229,11 +295,16 @@ fn unknown_order(record: &ProjectedOrder) -> Finding {
 
 /// Top-level fields whose JSON differs.
 fn differing_fields<T: serde::Serialize>(a: &T, b: &T) -> Vec<String> {
-    let (Ok(serde_json::Value::Object(a)), Ok(serde_json::Value::Object(b))) = (serde_json::to_value(a), serde_json::to_value(b)) else {
+    let (Ok(serde_json::Value::Object(a)), Ok(serde_json::Value::Object(b))) =
+        (serde_json::to_value(a), serde_json::to_value(b))
+    else {
         return vec!["(unserializable)".into()];
     };
     let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
     keys.sort();
     keys.dedup();
-    keys.into_iter().filter(|k| a.get(*k) != b.get(*k)).cloned().collect()
+    keys.into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .cloned()
+        .collect()
 }

@@ -15,7 +15,10 @@ use serde::Serialize;
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Cause {
     /// A client command.
-    Command { name: &'static str, command_id: String },
+    Command {
+        name: &'static str,
+        command_id: String,
+    },
     /// A provider's report, with where its evidence is kept.
     Provider {
         provider: String,
@@ -40,7 +43,10 @@ impl Cause {
                 observed_at: signal.observed_at,
                 command_id,
             },
-            other => Cause::Command { name: other.name(), command_id },
+            other => Cause::Command {
+                name: other.name(),
+                command_id,
+            },
         }
     }
 }
@@ -132,5 +138,7 @@ pub fn until(entries: &[Entry], point: Option<Point>) -> &[Entry] {
 /// The order's state at `point`: after the last commit at or before it (`None`: the order did
 /// not exist yet, or its history does not fold there).
 pub fn state_at(entries: &[Entry], point: Option<Point>) -> Option<&OrderState> {
-    until(entries, point).last().and_then(|e| e.state_after.as_ref())
+    until(entries, point)
+        .last()
+        .and_then(|e| e.state_after.as_ref())
 }

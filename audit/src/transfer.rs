@@ -28,7 +28,12 @@ const IMPORT_WINDOW_MAX: usize = 1024;
 /// Longest line accepted on import (the stream's message limit plus headers and framing).
 pub const LINE_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// Headers never copied on import: they are the exporter's publish conditions.
-const SKIPPED_HEADERS: [&str; 4] = ["Nats-Expected-Last-Sequence", "Nats-Expected-Last-Subject-Sequence", "Nats-Expected-Stream", "Nats-Expected-Last-Msg-Id"];
+const SKIPPED_HEADERS: [&str; 4] = [
+    "Nats-Expected-Last-Sequence",
+    "Nats-Expected-Last-Subject-Sequence",
+    "Nats-Expected-Stream",
+    "Nats-Expected-Last-Msg-Id",
+];
 
 /// One exported message.
 #[derive(Debug, Serialize, Deserialize)]
@@ -49,7 +54,10 @@ impl Line {
         let mut headers = BTreeMap::new();
         if let Some(h) = &entry.headers {
             for (name, values) in h.iter() {
-                headers.insert(name.to_string(), values.iter().map(|v| v.as_str().to_string()).collect());
+                headers.insert(
+                    name.to_string(),
+                    values.iter().map(|v| v.as_str().to_string()).collect(),
+                );
             }
         }
         let verbatim = (!entry.payload.contains(&b'\n'))
@@ -57,15 +65,26 @@ impl Line {
             .flatten()
             .and_then(|text| RawValue::from_string(text.to_string()).ok())
             .filter(|raw| raw.get().as_bytes() == &entry.payload[..]);
-        let body_base64 = verbatim.is_none().then(|| base64::engine::general_purpose::STANDARD.encode(&entry.payload));
-        Line { sequence: entry.sequence, subject: entry.subject.clone(), time: entry.time, headers, body: verbatim, body_base64 }
+        let body_base64 = verbatim
+            .is_none()
+            .then(|| base64::engine::general_purpose::STANDARD.encode(&entry.payload));
+        Line {
+            sequence: entry.sequence,
+            subject: entry.subject.clone(),
+            time: entry.time,
+            headers,
+            body: verbatim,
+            body_base64,
+        }
     }
 
     /// The stored bytes.
     pub fn body_bytes(&self) -> Result<Vec<u8>, String> {
         match (&self.body, &self.body_base64) {
             (Some(raw), _) => Ok(raw.get().as_bytes().to_vec()),
-            (None, Some(b64)) => base64::engine::general_purpose::STANDARD.decode(b64).map_err(|e| e.to_string()),
+            (None, Some(b64)) => base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map_err(|e| e.to_string()),
             (None, None) => Err("no body".into()),
         }
     }
@@ -101,25 +120,32 @@ pub async fn export(
 ) -> Result<TransferSummary, AuditError> {
     let single = (filter.orders.len() == 1).then(|| filter.orders[0].clone());
     let wanted: HashSet<&str> = filter.orders.iter().map(|o| o.as_str()).collect();
-    let opts = ScanOptions { from_seq: filter.from_seq.unwrap_or(1), order: single };
+    let opts = ScanOptions {
+        from_seq: filter.from_seq.unwrap_or(1),
+        order: single,
+    };
     let mut scan = journal.scan(opts).await?;
     let (mut summary, mut read, mut orders) = (TransferSummary::default(), 0u64, HashSet::new());
     while let Some(entry) = scan.next().await {
         let entry = entry?;
         read += 1;
-        if read % 4096 == 0 {
+        if read.is_multiple_of(4096) {
             progress(read, scan.messages_total);
         }
         if filter.to_seq.is_some_and(|to| entry.sequence > to) {
             break;
         }
-        let in_time = filter.since.is_none_or(|t| entry.time >= t) && filter.until.is_none_or(|t| entry.time < t);
-        let in_orders = wanted.is_empty() || entry.subject_order().is_some_and(|o| wanted.contains(o));
+        let in_time = filter.since.is_none_or(|t| entry.time >= t)
+            && filter.until.is_none_or(|t| entry.time < t);
+        let in_orders =
+            wanted.is_empty() || entry.subject_order().is_some_and(|o| wanted.contains(o));
         if !(in_time && in_orders) {
             continue;
         }
-        serde_json::to_writer(&mut *out, &Line::of(&entry)).map_err(|e| AuditError::Io(e.to_string()))?;
-        out.write_all(b"\n").map_err(|e| AuditError::Io(e.to_string()))?;
+        serde_json::to_writer(&mut *out, &Line::of(&entry))
+            .map_err(|e| AuditError::Io(e.to_string()))?;
+        out.write_all(b"\n")
+            .map_err(|e| AuditError::Io(e.to_string()))?;
         if summary.messages == 0 {
             summary.first_seq = entry.sequence;
         }
@@ -142,20 +168,45 @@ pub fn verify_file(input: &mut dyn BufRead) -> Result<TransferSummary, AuditErro
     let mut last_seq = 0u64;
     for_each_line(input, |n, line| {
         let bytes = line.body_bytes().map_err(|e| refused(n, &line, e))?;
-        let token = order_token(&line.subject).ok_or_else(|| refused(n, &line, "not an order subject".into()))?;
+        let token = order_token(&line.subject)
+            .ok_or_else(|| refused(n, &line, "not an order subject".into()))?;
         let commit = Commit::decode(&bytes).map_err(|e| refused(n, &line, e.to_string()))?;
         let hash = CommitHash::of(&bytes).0;
-        let header = line.headers.get(paystate_events::subjects::HASH_HEADER).and_then(|v| v.first());
+        let header = line
+            .headers
+            .get(paystate_events::subjects::HASH_HEADER)
+            .and_then(|v| v.first());
         if header != Some(&hash) {
-            return Err(refused(n, &line, format!("hash header {header:?} does not match the body's hash {hash}")));
+            return Err(refused(
+                n,
+                &line,
+                format!("hash header {header:?} does not match the body's hash {hash}"),
+            ));
         }
         if commit.order_id.as_str() != token {
-            return Err(refused(n, &line, format!("commit of order {} under subject {}", commit.order_id, line.subject)));
+            return Err(refused(
+                n,
+                &line,
+                format!(
+                    "commit of order {} under subject {}",
+                    commit.order_id, line.subject
+                ),
+            ));
         }
         if line.sequence <= last_seq {
-            return Err(refused(n, &line, format!("sequence {} after {last_seq}: lines out of order", line.sequence)));
+            return Err(refused(
+                n,
+                &line,
+                format!(
+                    "sequence {} after {last_seq}: lines out of order",
+                    line.sequence
+                ),
+            ));
         }
-        let (prev_commit, prev_hash) = heads.get(token).cloned().unwrap_or((0, GENESIS_HASH.to_string()));
+        let (prev_commit, prev_hash) = heads
+            .get(token)
+            .cloned()
+            .unwrap_or((0, GENESIS_HASH.to_string()));
         if commit.commit != prev_commit + 1 || commit.prev_hash != prev_hash {
             let detail = format!("commit {} (prev_hash {}) does not continue commit {prev_commit} (hash {prev_hash}): the chain is broken", commit.commit, commit.prev_hash);
             return Err(refused(n, &line, detail));
@@ -174,10 +225,21 @@ pub fn verify_file(input: &mut dyn BufRead) -> Result<TransferSummary, AuditErro
 }
 
 /// Loads a verified export into the (empty) log stream in file order.
-pub async fn import(journal: &Journal, input: &mut dyn BufRead, progress: &mut dyn FnMut(u64)) -> Result<u64, AuditError> {
-    let info = journal.stream().get_info().await.map_err(|e| AuditError::Broker(e.to_string()))?;
+pub async fn import(
+    journal: &Journal,
+    input: &mut dyn BufRead,
+    progress: &mut dyn FnMut(u64),
+) -> Result<u64, AuditError> {
+    let info = journal
+        .stream()
+        .get_info()
+        .await
+        .map_err(|e| AuditError::Broker(e.to_string()))?;
     if info.state.messages > 0 {
-        return Err(AuditError::NotEmpty { stream: info.config.name, messages: info.state.messages });
+        return Err(AuditError::NotEmpty {
+            stream: info.config.name,
+            messages: info.state.messages,
+        });
     }
     let mut expected_last = info.state.last_sequence;
     let js = journal.context().clone();
@@ -187,21 +249,32 @@ pub async fn import(journal: &Journal, input: &mut dyn BufRead, progress: &mut d
     while let Some((n, line)) = reader.next(input)? {
         let bytes = line.body_bytes().map_err(|e| refused(n, &line, e))?;
         let mut headers = HeaderMap::new();
-        for (name, values) in line.headers.iter().filter(|(k, _)| !SKIPPED_HEADERS.contains(&k.as_str())) {
+        for (name, values) in line
+            .headers
+            .iter()
+            .filter(|(k, _)| !SKIPPED_HEADERS.contains(&k.as_str()))
+        {
             for v in values {
                 headers.append(name.as_str(), v.as_str());
             }
         }
-        let publish = PublishMessage::build().payload(bytes.into()).headers(headers).expected_last_sequence(expected_last);
+        let publish = PublishMessage::build()
+            .payload(bytes.into())
+            .headers(headers)
+            .expected_last_sequence(expected_last);
         if inflight.len() >= IMPORT_WINDOW_MAX {
             if let Some(ack) = inflight.pop_front() {
                 wait_ack(ack).await?;
             }
         }
-        inflight.push_back(js.send_publish(line.subject.clone(), publish).await.map_err(|e| AuditError::Broker(e.to_string()))?);
+        inflight.push_back(
+            js.send_publish(line.subject.clone(), publish)
+                .await
+                .map_err(|e| AuditError::Broker(e.to_string()))?,
+        );
         expected_last += 1;
         published += 1;
-        if published % 4096 == 0 {
+        if published.is_multiple_of(4096) {
             progress(published);
         }
     }
@@ -213,10 +286,17 @@ pub async fn import(journal: &Journal, input: &mut dyn BufRead, progress: &mut d
 }
 
 async fn wait_ack(ack: async_nats::jetstream::context::PublishAckFuture) -> Result<(), AuditError> {
-    ack.await.map(|_| ()).map_err(|e| AuditError::Broker(format!("import interrupted (delete the stream and import again): {e}")))
+    ack.await.map(|_| ()).map_err(|e| {
+        AuditError::Broker(format!(
+            "import interrupted (delete the stream and import again): {e}"
+        ))
+    })
 }
 
-fn for_each_line(input: &mut dyn BufRead, mut f: impl FnMut(u64, Line) -> Result<(), AuditError>) -> Result<(), AuditError> {
+fn for_each_line(
+    input: &mut dyn BufRead,
+    mut f: impl FnMut(u64, Line) -> Result<(), AuditError>,
+) -> Result<(), AuditError> {
     let mut reader = LineReader::default();
     while let Some((n, line)) = reader.next(input)? {
         f(n, line)?;
@@ -235,25 +315,41 @@ impl LineReader {
     fn next(&mut self, input: &mut dyn BufRead) -> Result<Option<(u64, Line)>, AuditError> {
         loop {
             self.buf.clear();
-            let read = input.read_line(&mut self.buf).map_err(|e| AuditError::Io(e.to_string()))?;
+            let read = input
+                .read_line(&mut self.buf)
+                .map_err(|e| AuditError::Io(e.to_string()))?;
             if read == 0 {
                 return Ok(None);
             }
             self.n += 1;
             let n = self.n;
             if read > LINE_BYTES_MAX {
-                return Err(AuditError::Refused { line: n, order: None, sequence: None, detail: format!("line longer than {LINE_BYTES_MAX} bytes") });
+                return Err(AuditError::Refused {
+                    line: n,
+                    order: None,
+                    sequence: None,
+                    detail: format!("line longer than {LINE_BYTES_MAX} bytes"),
+                });
             }
             if self.buf.trim().is_empty() {
                 continue;
             }
-            let line: Line = serde_json::from_str(&self.buf)
-                .map_err(|e| AuditError::Refused { line: n, order: None, sequence: None, detail: format!("not an export line: {e}") })?;
+            let line: Line = serde_json::from_str(&self.buf).map_err(|e| AuditError::Refused {
+                line: n,
+                order: None,
+                sequence: None,
+                detail: format!("not an export line: {e}"),
+            })?;
             return Ok(Some((n, line)));
         }
     }
 }
 
 fn refused(n: u64, line: &Line, detail: String) -> AuditError {
-    AuditError::Refused { line: n, order: order_token(&line.subject).map(str::to_string), sequence: Some(line.sequence), detail }
+    AuditError::Refused {
+        line: n,
+        order: order_token(&line.subject).map(str::to_string),
+        sequence: Some(line.sequence),
+        detail,
+    }
 }

@@ -14,7 +14,10 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use paystate_events::{OrderId, Provider, Status, Timestamp};
-use paystate_projection::{list, OrderFilter, OrderList, OrderView, ProjectionError, ProjectionStatus, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX};
+use paystate_projection::{
+    list, OrderFilter, OrderList, OrderView, ProjectionError, ProjectionStatus, LIST_LIMIT_DEFAULT,
+    LIST_LIMIT_MAX,
+};
 use serde::Deserialize;
 
 /// The query routes.
@@ -25,12 +28,24 @@ pub fn routes() -> Router<AppState> {
         .route("/projection", get(projection_status))
 }
 
-async fn show_order(State(app): State<AppState>, Path(id): Path<String>) -> Result<Json<OrderView>, ApiError> {
-    let order = OrderId::parse(id.clone())
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_id", format!("{id:?} is not an order id: {e}")))?;
+async fn show_order(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<OrderView>, ApiError> {
+    let order = OrderId::parse(id.clone()).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_id",
+            format!("{id:?} is not an order id: {e}"),
+        )
+    })?;
     match app.projection.get(&order).await {
         Ok(Some(record)) => Ok(Json(OrderView::from(&record))),
-        Ok(None) => Err(ApiError::new(StatusCode::NOT_FOUND, "order_not_found", format!("order {order} not found"))),
+        Ok(None) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "order_not_found",
+            format!("order {order} not found"),
+        )),
         Err(e) => Err(unavailable(e)),
     }
 }
@@ -49,19 +64,65 @@ pub struct ListQuery {
 impl ListQuery {
     /// Parses the filters, naming the first bad one.
     pub fn parse(&self) -> Result<(OrderFilter, usize), String> {
-        let status = self.state.as_deref().map(|s| Status::parse(s).ok_or(format!("state {s:?} is not one of {:?}", Status::ALL.map(|s| s.as_str())))).transpose()?;
-        let provider = self.provider.as_deref().map(|p| Provider::parse(p).ok_or(format!("provider {p:?} is not one of {:?}", Provider::ALL.map(|p| p.as_str())))).transpose()?;
-        let created_before = self.created_before.as_deref().map(|t| time("created_before", t)).transpose()?;
-        let created_after = self.created_after.as_deref().map(|t| time("created_after", t)).transpose()?;
-        let has_discrepancy = self.has_discrepancy.as_deref().map(|b| b.parse::<bool>().map_err(|_| format!("has_discrepancy {b:?} is not true or false"))).transpose()?;
+        let status = self
+            .state
+            .as_deref()
+            .map(|s| {
+                Status::parse(s).ok_or(format!(
+                    "state {s:?} is not one of {:?}",
+                    Status::ALL.map(|s| s.as_str())
+                ))
+            })
+            .transpose()?;
+        let provider = self
+            .provider
+            .as_deref()
+            .map(|p| {
+                Provider::parse(p).ok_or(format!(
+                    "provider {p:?} is not one of {:?}",
+                    Provider::ALL.map(|p| p.as_str())
+                ))
+            })
+            .transpose()?;
+        let created_before = self
+            .created_before
+            .as_deref()
+            .map(|t| time("created_before", t))
+            .transpose()?;
+        let created_after = self
+            .created_after
+            .as_deref()
+            .map(|t| time("created_after", t))
+            .transpose()?;
+        let has_discrepancy = self
+            .has_discrepancy
+            .as_deref()
+            .map(|b| {
+                b.parse::<bool>()
+                    .map_err(|_| format!("has_discrepancy {b:?} is not true or false"))
+            })
+            .transpose()?;
         let limit = match self.limit.as_deref() {
             None => LIST_LIMIT_DEFAULT,
             Some(l) => match l.parse::<usize>() {
                 Ok(n) if (1..=LIST_LIMIT_MAX).contains(&n) => n,
-                _ => return Err(format!("limit {l:?} is not a number in 1..={LIST_LIMIT_MAX}")),
+                _ => {
+                    return Err(format!(
+                        "limit {l:?} is not a number in 1..={LIST_LIMIT_MAX}"
+                    ))
+                }
             },
         };
-        Ok((OrderFilter { status, provider, created_before, created_after, has_discrepancy }, limit))
+        Ok((
+            OrderFilter {
+                status,
+                provider,
+                created_before,
+                created_after,
+                has_discrepancy,
+            },
+            limit,
+        ))
     }
 }
 
@@ -71,16 +132,30 @@ fn time(name: &str, text: &str) -> Result<Timestamp, String> {
         .map_err(|e| format!("{name} {text:?} is not an RFC 3339 time: {e}"))
 }
 
-async fn list_orders(State(app): State<AppState>, Query(q): Query<ListQuery>) -> Result<Json<OrderList>, ApiError> {
-    let (filter, limit) = q.parse().map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", m))?;
-    list(&app.projection, &filter, limit).await.map(Json).map_err(unavailable)
+async fn list_orders(
+    State(app): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<OrderList>, ApiError> {
+    let (filter, limit) = q
+        .parse()
+        .map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", m))?;
+    list(&app.projection, &filter, limit)
+        .await
+        .map(Json)
+        .map_err(unavailable)
 }
 
-async fn projection_status(State(app): State<AppState>) -> Result<Json<ProjectionStatus>, ApiError> {
+async fn projection_status(
+    State(app): State<AppState>,
+) -> Result<Json<ProjectionStatus>, ApiError> {
     app.projection.status().await.map(Json).map_err(unavailable)
 }
 
 fn unavailable(e: ProjectionError) -> ApiError {
     tracing::warn!(error = %e, "order query failed");
-    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "projection_unavailable", e.to_string())
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "projection_unavailable",
+        e.to_string(),
+    )
 }

@@ -20,7 +20,10 @@ pub mod record;
 pub mod store;
 
 pub use layout::Generation;
-pub use projector::{ensure_generation, start_projector, wait_caught_up, ProjectorConfig, ProjectorHandle, ProjectorStats};
+pub use projector::{
+    ensure_generation, start_projector, wait_caught_up, ProjectorConfig, ProjectorHandle,
+    ProjectorStats,
+};
 pub use query::{list, OrderFilter, OrderList, OrderView, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX};
 pub use rebuild::{rebuild, swap_to, RebuildOptions, RebuildReport};
 pub use record::{fold_fresh, ProjectedOrder, Step};

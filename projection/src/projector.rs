@@ -100,12 +100,19 @@ impl ProjectorHandle {
 
 /// Starts a projector. Before returning it makes sure a live generation exists (creating
 /// generation 1, which folds the log from its start, when there is none).
-pub async fn start_projector(store: ProjectionStore, cfg: ProjectorConfig) -> Result<ProjectorHandle, ProjectionError> {
+pub async fn start_projector(
+    store: ProjectionStore,
+    cfg: ProjectorConfig,
+) -> Result<ProjectorHandle, ProjectionError> {
     ensure_generation(&store).await?;
     let (shutdown, rx) = watch::channel(false);
     let stats = Arc::new(ProjectorStats::default());
     let task = tokio::spawn(run(store, cfg, stats.clone(), rx));
-    Ok(ProjectorHandle { shutdown, task, stats })
+    Ok(ProjectorHandle {
+        shutdown,
+        task,
+        stats,
+    })
 }
 
 /// The live generation, creating generation 1 if there is none yet.
@@ -132,7 +139,12 @@ pub(crate) enum Exit {
     CaughtUp,
 }
 
-async fn run(store: ProjectionStore, cfg: ProjectorConfig, stats: Arc<ProjectorStats>, mut shutdown: watch::Receiver<bool>) {
+async fn run(
+    store: ProjectionStore,
+    cfg: ProjectorConfig,
+    stats: Arc<ProjectorStats>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut failures = 0usize;
     while !*shutdown.borrow() {
         let generation = match store.live().await {
@@ -166,9 +178,17 @@ pub(crate) async fn follow(
 ) -> Result<Exit, ProjectionError> {
     let consumer = durable_consumer(store, generation, cfg).await?;
     let bucket = store.bucket(generation).await?;
-    let journal = Journal::existing(store.context().clone(), &store.events_stream).await.map_err(broker)?;
-    let mut cache = LruCache::new(NonZeroUsize::new(cfg.cache_orders_max.max(1)).unwrap_or(NonZeroUsize::MIN));
-    let messages = consumer.stream().max_messages_per_batch(cfg.batch_max).messages().await.map_err(broker)?;
+    let journal = Journal::existing(store.context().clone(), &store.events_stream)
+        .await
+        .map_err(broker)?;
+    let mut cache =
+        LruCache::new(NonZeroUsize::new(cfg.cache_orders_max.max(1)).unwrap_or(NonZeroUsize::MIN));
+    let messages = consumer
+        .stream()
+        .max_messages_per_batch(cfg.batch_max)
+        .messages()
+        .await
+        .map_err(broker)?;
     let mut batches = messages.ready_chunks(cfg.batch_max.max(1));
     let mut ticker = tokio::time::interval(cfg.pointer_check);
     loop {
@@ -196,9 +216,19 @@ pub(crate) async fn follow(
 }
 
 /// Events of the log not yet applied by `generation`'s consumer.
-pub(crate) async fn lag(store: &ProjectionStore, generation: &Generation) -> Result<u64, ProjectionError> {
-    let stream = store.context().get_stream(&store.events_stream).await.map_err(broker)?;
-    let info = stream.consumer_info(&generation.consumer).await.map_err(broker)?;
+pub(crate) async fn lag(
+    store: &ProjectionStore,
+    generation: &Generation,
+) -> Result<u64, ProjectionError> {
+    let stream = store
+        .context()
+        .get_stream(&store.events_stream)
+        .await
+        .map_err(broker)?;
+    let info = stream
+        .consumer_info(&generation.consumer)
+        .await
+        .map_err(broker)?;
     Ok(info.num_pending + info.num_ack_pending as u64)
 }
 
@@ -217,7 +247,14 @@ enum Action {
     GiveBack,
 }
 
-async fn process_batch(bucket: &kv::Store, journal: &Journal, cache: &mut Cache, batch: Vec<Message>, cfg: &ProjectorConfig, stats: &ProjectorStats) {
+async fn process_batch(
+    bucket: &kv::Store,
+    journal: &Journal,
+    cache: &mut Cache,
+    batch: Vec<Message>,
+    cfg: &ProjectorConfig,
+    stats: &ProjectorStats,
+) {
     stats.batches.fetch_add(1, Relaxed);
     let mut slots: HashMap<OrderId, Slot> = HashMap::new();
     let mut plan: Vec<(Option<OrderId>, Message, Action)> = Vec::with_capacity(batch.len());
@@ -246,7 +283,9 @@ async fn process_batch(bucket: &kv::Store, journal: &Journal, cache: &mut Cache,
                 }
             };
         }
-        let Some(slot) = slots.get_mut(&order) else { continue };
+        let Some(slot) = slots.get_mut(&order) else {
+            continue;
+        };
         let step = match apply(&mut slot.record, &stored, false) {
             Step::Ahead { .. } => fill_gap(journal, &mut slot.record, &order, &stored).await,
             other => other,
@@ -293,13 +332,21 @@ fn raw_entry(msg: &Message) -> Option<RawEntry> {
 /// The commits of `order` between the record and `current` were delivered elsewhere (to a
 /// projector that died) or not yet: read them from the log and apply them, then `current`.
 /// A broker failure gives `current` back; a commit missing from the log is final (broken).
-async fn fill_gap(journal: &Journal, record: &mut Option<ProjectedOrder>, order: &OrderId, current: &StoredCommit) -> Step {
+async fn fill_gap(
+    journal: &Journal,
+    record: &mut Option<ProjectedOrder>,
+    order: &OrderId,
+    current: &StoredCommit,
+) -> Step {
     let from = record.as_ref().map_or(1, |r| r.seq + 1);
     let tail = match journal.read_order_from(order, from).await {
         Ok(tail) => tail,
         Err(e) => {
             tracing::warn!(%order, error = %e, "cannot read the order's missing commits; giving the commit back");
-            return Step::Ahead { expected: record.as_ref().map_or(1, |r| r.state.commits + 1), found: current.commit.commit };
+            return Step::Ahead {
+                expected: record.as_ref().map_or(1, |r| r.state.commits + 1),
+                found: current.commit.commit,
+            };
         }
     };
     for c in tail.iter().filter(|c| c.sequence < current.sequence) {
@@ -310,15 +357,27 @@ async fn fill_gap(journal: &Journal, record: &mut Option<ProjectedOrder>, order:
     apply(record, current, true)
 }
 
-async fn load(bucket: &kv::Store, cache: &mut Cache, order: &OrderId) -> Result<Slot, ProjectionError> {
+async fn load(
+    bucket: &kv::Store,
+    cache: &mut Cache,
+    order: &OrderId,
+) -> Result<Slot, ProjectionError> {
     if let Some((record, revision)) = cache.pop(order) {
-        return Ok(Slot { record, revision, dirty: false });
+        return Ok(Slot {
+            record,
+            revision,
+            dirty: false,
+        });
     }
     let (record, revision) = match get_record(bucket, order).await? {
         Some((r, rev)) => (Some(r), rev),
         None => (None, 0),
     };
-    Ok(Slot { record, revision, dirty: false })
+    Ok(Slot {
+        record,
+        revision,
+        dirty: false,
+    })
 }
 
 /// Writes every changed record with compare-and-set; returns the orders whose write failed
@@ -365,19 +424,39 @@ async fn write_slots(
     failed
 }
 
-async fn write_record(bucket: &kv::Store, order: &OrderId, revision: u64, record: &ProjectedOrder) -> Result<u64, String> {
+async fn write_record(
+    bucket: &kv::Store,
+    order: &OrderId,
+    revision: u64,
+    record: &ProjectedOrder,
+) -> Result<u64, String> {
     let bytes = serde_json::to_vec(record).map_err(|e| e.to_string())?;
     if revision == 0 {
-        bucket.create(order_key(order), bytes.into()).await.map_err(|e| e.to_string())
+        bucket
+            .create(order_key(order), bytes.into())
+            .await
+            .map_err(|e| e.to_string())
     } else {
-        bucket.update(order_key(order), bytes.into(), revision).await.map_err(|e| e.to_string())
+        bucket
+            .update(order_key(order), bytes.into(), revision)
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 
-async fn settle(plan: Vec<(Option<OrderId>, Message, Action)>, failed: &std::collections::HashSet<OrderId>, cfg: &ProjectorConfig) {
+async fn settle(
+    plan: Vec<(Option<OrderId>, Message, Action)>,
+    failed: &std::collections::HashSet<OrderId>,
+    cfg: &ProjectorConfig,
+) {
     for (order, msg, action) in plan {
-        let give_back = action == Action::GiveBack || order.as_ref().is_some_and(|o| failed.contains(o));
-        let result = if give_back { msg.ack_with(AckKind::Nak(Some(cfg.retry_delay))).await } else { msg.ack().await };
+        let give_back =
+            action == Action::GiveBack || order.as_ref().is_some_and(|o| failed.contains(o));
+        let result = if give_back {
+            msg.ack_with(AckKind::Nak(Some(cfg.retry_delay))).await
+        } else {
+            msg.ack().await
+        };
         if let Err(e) = result {
             tracing::debug!(error = %e, "ack failed; the commit will be redelivered and skipped");
         }
@@ -385,7 +464,10 @@ async fn settle(plan: Vec<(Option<OrderId>, Message, Action)>, failed: &std::col
 }
 
 /// The generation's bucket, created if missing.
-pub(crate) async fn create_bucket(store: &ProjectionStore, generation: &Generation) -> Result<kv::Store, ProjectionError> {
+pub(crate) async fn create_bucket(
+    store: &ProjectionStore,
+    generation: &Generation,
+) -> Result<kv::Store, ProjectionError> {
     let js = store.context();
     if let Ok(kv) = js.get_key_value(&generation.bucket).await {
         return Ok(kv);
@@ -395,7 +477,10 @@ pub(crate) async fn create_bucket(store: &ProjectionStore, generation: &Generati
         history: 1,
         storage: async_nats::jetstream::stream::StorageType::File,
         num_replicas: store.replicas,
-        description: format!("paystate: order projection, generation {}", generation.generation),
+        description: format!(
+            "paystate: order projection, generation {}",
+            generation.generation
+        ),
         ..Default::default()
     })
     .await
@@ -408,7 +493,11 @@ pub(crate) async fn durable_consumer(
     generation: &Generation,
     cfg: &ProjectorConfig,
 ) -> Result<async_nats::jetstream::consumer::Consumer<pull::Config>, ProjectionError> {
-    let stream = store.context().get_stream(&store.events_stream).await.map_err(broker)?;
+    let stream = store
+        .context()
+        .get_stream(&store.events_stream)
+        .await
+        .map_err(broker)?;
     let deliver_policy = match generation.start_seq {
         0 | 1 => DeliverPolicy::All,
         start_sequence => DeliverPolicy::ByStartSequence { start_sequence },
@@ -421,10 +510,16 @@ pub(crate) async fn durable_consumer(
         deliver_policy,
         filter_subject: format!("{EVENTS_PREFIX}.>"),
         num_replicas: store.replicas,
-        description: Some(format!("paystate projector, generation {}", generation.generation)),
+        description: Some(format!(
+            "paystate projector, generation {}",
+            generation.generation
+        )),
         ..Default::default()
     };
-    stream.get_or_create_consumer(&generation.consumer, config).await.map_err(broker)
+    stream
+        .get_or_create_consumer(&generation.consumer, config)
+        .await
+        .map_err(broker)
 }
 
 async fn pause(failures: &mut usize) {
@@ -434,7 +529,10 @@ async fn pause(failures: &mut usize) {
 }
 
 /// Waits until `generation` has no lag (or `timeout` passes); returns the last lag seen.
-pub async fn wait_caught_up(store: &ProjectionStore, timeout: Duration) -> Result<u64, ProjectionError> {
+pub async fn wait_caught_up(
+    store: &ProjectionStore,
+    timeout: Duration,
+) -> Result<u64, ProjectionError> {
     let started = Instant::now();
     loop {
         let generation = store.live().await?;

@@ -35,7 +35,9 @@ impl OrderFilter {
             && self.provider.is_none_or(|p| s.provider == p)
             && self.created_before.is_none_or(|t| s.created_at < t)
             && self.created_after.is_none_or(|t| s.created_at >= t)
-            && self.has_discrepancy.is_none_or(|want| want == !s.discrepancies.is_empty())
+            && self
+                .has_discrepancy
+                .is_none_or(|want| want != s.discrepancies.is_empty())
     }
 }
 
@@ -48,7 +50,10 @@ pub struct AmountView {
 
 impl AmountView {
     fn of(units: MinorUnits, currency: Currency) -> AmountView {
-        AmountView { minor_units: units.0, decimal: minor_to_decimal(units.0, currency.exponent()) }
+        AmountView {
+            minor_units: units.0,
+            decimal: minor_to_decimal(units.0, currency.exponent()),
+        }
     }
 }
 
@@ -95,7 +100,11 @@ impl From<&ProjectedOrder> for OrderView {
     fn from(r: &ProjectedOrder) -> OrderView {
         let s = &r.state;
         let c = s.currency();
-        let amounts = |m: &BTreeMap<String, MinorUnits>| m.iter().map(|(k, v)| (k.clone(), AmountView::of(*v, c))).collect();
+        let amounts = |m: &BTreeMap<String, MinorUnits>| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), AmountView::of(*v, c)))
+                .collect()
+        };
         OrderView {
             order_id: s.order_id.to_string(),
             status: s.status,
@@ -122,7 +131,10 @@ impl From<&ProjectedOrder> for OrderView {
             updated_at: s.updated_at,
             commits: s.commits,
             last_sequence: r.seq,
-            projection_problem: r.problem.as_ref().map(|p| format!("seq {}: {}", p.seq, p.detail)),
+            projection_problem: r
+                .problem
+                .as_ref()
+                .map(|p| format!("seq {}: {}", p.seq, p.detail)),
         }
     }
 }
@@ -141,7 +153,11 @@ pub struct OrderList {
 
 /// Lists the live generation's orders matching `filter`, at most `limit` (capped at
 /// [`LIST_LIMIT_MAX`]), in the bucket's key order.
-pub async fn list(store: &ProjectionStore, filter: &OrderFilter, limit: usize) -> Result<OrderList, ProjectionError> {
+pub async fn list(
+    store: &ProjectionStore,
+    filter: &OrderFilter,
+    limit: usize,
+) -> Result<OrderList, ProjectionError> {
     let generation = store.live().await?;
     let limit = limit.clamp(1, LIST_LIMIT_MAX);
     let mut orders = Vec::new();
@@ -159,5 +175,10 @@ pub async fn list(store: &ProjectionStore, filter: &OrderFilter, limit: usize) -
             true
         })
         .await?;
-    Ok(OrderList { orders, scanned, truncated, generation: generation.generation })
+    Ok(OrderList {
+        orders,
+        scanned,
+        truncated,
+        generation: generation.generation,
+    })
 }

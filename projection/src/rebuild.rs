@@ -11,7 +11,9 @@
 //!    grace period (or kept with `keep_old`).
 
 use crate::layout::{order_key, Generation};
-use crate::projector::{create_bucket, durable_consumer, follow, Exit, ProjectorConfig, ProjectorStats};
+use crate::projector::{
+    create_bucket, durable_consumer, follow, Exit, ProjectorConfig, ProjectorStats,
+};
 use crate::record::{apply, ProjectedOrder, Step};
 use crate::store::{broker, ProjectionStore};
 use crate::ProjectionError;
@@ -41,7 +43,11 @@ pub struct RebuildOptions {
 
 impl Default for RebuildOptions {
     fn default() -> Self {
-        RebuildOptions { swap: true, keep_old: false, catch_up_timeout: Duration::from_secs(60) }
+        RebuildOptions {
+            swap: true,
+            keep_old: false,
+            catch_up_timeout: Duration::from_secs(60),
+        }
     }
 }
 
@@ -79,14 +85,19 @@ pub async fn rebuild(
     discard(store, &draft).await; // leftovers of an interrupted rebuild of the same number
     create_bucket(store, &draft).await?;
     let mut folded = fold_snapshot(store, journal, &draft, progress).await?;
-    let generation = Generation { start_seq: folded.snapshot_last_seq + 1, ..draft };
+    let generation = Generation {
+        start_seq: folded.snapshot_last_seq + 1,
+        ..draft
+    };
     folded.generation = generation.clone();
     folded.fold_ms = started.elapsed().as_millis() as u64;
     let cfg = ProjectorConfig::default();
     durable_consumer(store, &generation, &cfg).await?;
     catch_up(store, &generation, &cfg, opts.catch_up_timeout).await?;
     if opts.swap {
-        store.set_pointer(&generation, previous.as_ref().map_or(0, |(_, rev)| *rev)).await?;
+        store
+            .set_pointer(&generation, previous.as_ref().map_or(0, |(_, rev)| *rev))
+            .await?;
         folded.swapped = true;
         if let Some((old, _)) = &previous {
             retire(store, old, opts.keep_old).await;
@@ -104,9 +115,12 @@ async fn fold_snapshot(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<RebuildReport, ProjectionError> {
     let mut scan = journal.scan(ScanOptions::default()).await?;
-    let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Vec<(OrderId, Vec<u8>)>>(QUEUE_BATCHES_MAX);
+    let (out_tx, mut out_rx) =
+        tokio::sync::mpsc::channel::<Vec<(OrderId, Vec<u8>)>>(QUEUE_BATCHES_MAX);
     let (senders, workers) = spawn_workers(out_tx);
-    let mut batches: Vec<Vec<RawEntry>> = (0..REBUILD_WORKERS).map(|_| Vec::with_capacity(BATCH_MAX)).collect();
+    let mut batches: Vec<Vec<RawEntry>> = (0..REBUILD_WORKERS)
+        .map(|_| Vec::with_capacity(BATCH_MAX))
+        .collect();
     let (mut commits, mut failure) = (0u64, None);
     while let Some(entry) = scan.next().await {
         let entry = match entry {
@@ -117,7 +131,7 @@ async fn fold_snapshot(
             }
         };
         commits += 1;
-        if commits % PROGRESS_EVERY == 0 {
+        if commits.is_multiple_of(PROGRESS_EVERY) {
             progress(commits, scan.messages_total);
         }
         let w = partition(entry.subject_order().unwrap_or(&entry.subject));
@@ -129,7 +143,11 @@ async fn fold_snapshot(
             }
         }
     }
-    for (w, batch) in batches.into_iter().enumerate().filter(|(_, b)| !b.is_empty()) {
+    for (w, batch) in batches
+        .into_iter()
+        .enumerate()
+        .filter(|(_, b)| !b.is_empty())
+    {
         let _ = senders[w].send(batch).await;
     }
     drop(senders); // the workers now serialize their records into `out_rx`
@@ -139,10 +157,15 @@ async fn fold_snapshot(
         writer.put_all(records).await?;
     }
     writer.finish().await?;
-    let parts = tokio::task::spawn_blocking(move || workers.into_iter().map(|h| h.join()).collect::<Result<Vec<_>, _>>())
-        .await
-        .map_err(broker)?
-        .map_err(|_| ProjectionError::Broker("a rebuild worker panicked".into()))?;
+    let parts = tokio::task::spawn_blocking(move || {
+        workers
+            .into_iter()
+            .map(|h| h.join())
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await
+    .map_err(broker)?
+    .map_err(|_| ProjectionError::Broker("a rebuild worker panicked".into()))?;
     if let Some(e) = failure {
         return Err(e.into());
     }
@@ -167,7 +190,10 @@ const BATCH_MAX: usize = 256;
 /// Batches queued per channel before the sender waits (bounds memory).
 const QUEUE_BATCHES_MAX: usize = 16;
 
-type Workers = (Vec<tokio::sync::mpsc::Sender<Vec<RawEntry>>>, Vec<std::thread::JoinHandle<(u64, u64)>>);
+type Workers = (
+    Vec<tokio::sync::mpsc::Sender<Vec<RawEntry>>>,
+    Vec<std::thread::JoinHandle<(u64, u64)>>,
+);
 
 /// Each worker folds its orders' commits, then sends its records serialized to `out`; it
 /// returns (orders, commits that could not be applied).
@@ -191,7 +217,9 @@ fn spawn_workers(out: tokio::sync::mpsc::Sender<Vec<(OrderId, Vec<u8>)>>) -> Wor
                 let Some(record) = record else { continue };
                 // Why: serializing our own typed value cannot fail (all map keys are strings).
                 chunk.push((order, serde_json::to_vec(&record).unwrap_or_default()));
-                if chunk.len() >= BATCH_MAX && out.blocking_send(std::mem::take(&mut chunk)).is_err() {
+                if chunk.len() >= BATCH_MAX
+                    && out.blocking_send(std::mem::take(&mut chunk)).is_err()
+                {
                     return (orders, broken);
                 }
             }
@@ -208,42 +236,84 @@ fn spawn_workers(out: tokio::sync::mpsc::Sender<Vec<(OrderId, Vec<u8>)>>) -> Wor
 /// Applies one message to its order's record; false when it could not be applied.
 fn fold_one(records: &mut HashMap<OrderId, Option<ProjectedOrder>>, entry: &RawEntry) -> bool {
     let order = entry.subject_order().and_then(|t| OrderId::parse(t).ok());
-    let (Some(order), Ok(stored)) = (order, entry.decode()) else { return false };
-    !matches!(apply(records.entry(order).or_default(), &stored, true), Step::Broken(_))
+    let (Some(order), Ok(stored)) = (order, entry.decode()) else {
+        return false;
+    };
+    !matches!(
+        apply(records.entry(order).or_default(), &stored, true),
+        Step::Broken(_)
+    )
 }
 
 /// Which worker folds an order (FNV-1a over the order id: stable and cheap).
 fn partition(order: &str) -> usize {
-    let hash = order.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3));
+    let hash = order.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
     (hash % REBUILD_WORKERS as u64) as usize
 }
 
 /// Runs the live projector's loop on `generation` until its lag is zero.
-async fn catch_up(store: &ProjectionStore, generation: &Generation, cfg: &ProjectorConfig, timeout: Duration) -> Result<(), ProjectionError> {
+async fn catch_up(
+    store: &ProjectionStore,
+    generation: &Generation,
+    cfg: &ProjectorConfig,
+    timeout: Duration,
+) -> Result<(), ProjectionError> {
     let stats = ProjectorStats::default();
     let (_keep, mut never) = tokio::sync::watch::channel(false);
-    match tokio::time::timeout(timeout, follow(store, generation, cfg, &stats, &mut never, true)).await {
+    match tokio::time::timeout(
+        timeout,
+        follow(store, generation, cfg, &stats, &mut never, true),
+    )
+    .await
+    {
         Ok(Ok(Exit::CaughtUp)) => Ok(()),
-        Ok(Ok(other)) => Err(ProjectionError::Broker(format!("catching up stopped: {other:?}"))),
+        Ok(Ok(other)) => Err(ProjectionError::Broker(format!(
+            "catching up stopped: {other:?}"
+        ))),
         Ok(Err(e)) => Err(e),
-        Err(_) => Err(ProjectionError::Broker(format!("generation {} did not catch up within {timeout:?}", generation.generation))),
+        Err(_) => Err(ProjectionError::Broker(format!(
+            "generation {} did not catch up within {timeout:?}",
+            generation.generation
+        ))),
     }
 }
 
 /// Points readers at an existing generation (after `paystate project rebuild --no-swap`).
-pub async fn swap_to(store: &ProjectionStore, generation: u64, keep_old: bool) -> Result<Generation, ProjectionError> {
+pub async fn swap_to(
+    store: &ProjectionStore,
+    generation: u64,
+    keep_old: bool,
+) -> Result<Generation, ProjectionError> {
     let current = store.current().await?;
     let target = Generation::new(generation, 1, chrono::Utc::now());
-    let bucket = store.bucket(&target).await.map_err(|_| ProjectionError::Broker(format!("generation {generation} has no bucket")))?;
-    let stream = store.context().get_stream(&store.events_stream).await.map_err(broker)?;
-    let info = stream.consumer_info(&target.consumer).await.map_err(|e| ProjectionError::Broker(format!("generation {generation} has no consumer: {e}")))?;
+    let bucket = store
+        .bucket(&target)
+        .await
+        .map_err(|_| ProjectionError::Broker(format!("generation {generation} has no bucket")))?;
+    let stream = store
+        .context()
+        .get_stream(&store.events_stream)
+        .await
+        .map_err(broker)?;
+    let info = stream.consumer_info(&target.consumer).await.map_err(|e| {
+        ProjectionError::Broker(format!("generation {generation} has no consumer: {e}"))
+    })?;
     drop(bucket);
     let start_seq = match info.config.deliver_policy {
-        async_nats::jetstream::consumer::DeliverPolicy::ByStartSequence { start_sequence } => start_sequence,
+        async_nats::jetstream::consumer::DeliverPolicy::ByStartSequence { start_sequence } => {
+            start_sequence
+        }
         _ => 1,
     };
-    let target = Generation { start_seq, ..target };
-    store.set_pointer(&target, current.as_ref().map_or(0, |(_, rev)| *rev)).await?;
+    let target = Generation {
+        start_seq,
+        ..target
+    };
+    store
+        .set_pointer(&target, current.as_ref().map_or(0, |(_, rev)| *rev))
+        .await?;
     if let Some((old, _)) = current.filter(|(g, _)| g.generation != generation) {
         retire(store, &old, keep_old).await;
     }
@@ -295,7 +365,12 @@ impl BulkWriter {
                 }
             }
             let subject = format!("{}{}", self.subject_prefix, order_key(&order));
-            self.inflight.push_back(self.js.publish(subject, bytes.into()).await.map_err(broker)?);
+            self.inflight.push_back(
+                self.js
+                    .publish(subject, bytes.into())
+                    .await
+                    .map_err(broker)?,
+            );
             self.written += 1;
         }
         Ok(())

@@ -57,7 +57,10 @@ pub fn apply(slot: &mut Option<ProjectedOrder>, c: &StoredCommit, ahead_is_final
     }
     let expected = slot.as_ref().map_or(1, |r| r.state.commits + 1);
     if commit.commit > expected && !ahead_is_final {
-        return Step::Ahead { expected, found: commit.commit };
+        return Step::Ahead {
+            expected,
+            found: commit.commit,
+        };
     }
     let record = slot.take();
     let (state, refs) = match record {
@@ -66,26 +69,56 @@ pub fn apply(slot: &mut Option<ProjectedOrder>, c: &StoredCommit, ahead_is_final
     };
     // Why keep a copy: apply_commit consumes the state, and the checks it does on a commit
     // that mentions order creation or another order can fail after the state was moved.
-    let backup = if needs_backup(state.as_ref(), commit) { state.clone() } else { None };
-    let chained = state.as_ref().is_none_or(|s| s.commits + 1 == commit.commit && s.head_hash == commit.prev_hash);
+    let backup = if needs_backup(state.as_ref(), commit) {
+        state.clone()
+    } else {
+        None
+    };
+    let chained = state
+        .as_ref()
+        .is_none_or(|s| s.commits + 1 == commit.commit && s.head_hash == commit.prev_hash);
     if !chained {
         let detail = match state.as_ref() {
-            Some(s) => format!("commit {} does not continue commit {} (hash chain or numbering)", commit.commit, s.commits),
+            Some(s) => format!(
+                "commit {} does not continue commit {} (hash chain or numbering)",
+                commit.commit, s.commits
+            ),
             None => format!("commit {} has no earlier commits", commit.commit),
         };
-        *slot = state.map(|state| ProjectedOrder { seq, state, provider_refs: refs, problem: Some(Problem { seq, detail: detail.clone() }) });
+        *slot = state.map(|state| ProjectedOrder {
+            seq,
+            state,
+            provider_refs: refs,
+            problem: Some(Problem {
+                seq,
+                detail: detail.clone(),
+            }),
+        });
         return Step::Broken(detail);
     }
     match paystate_engine::apply_commit(state, commit, &c.hash) {
         Ok(state) => {
             let mut provider_refs = refs;
             remember_refs(&mut provider_refs, commit);
-            *slot = Some(ProjectedOrder { seq, state, provider_refs, problem: None });
+            *slot = Some(ProjectedOrder {
+                seq,
+                state,
+                provider_refs,
+                problem: None,
+            });
             Step::Applied
         }
         Err(e) => {
             let detail = e.to_string();
-            *slot = backup.map(|state| ProjectedOrder { seq, state, provider_refs: refs, problem: Some(Problem { seq, detail: detail.clone() }) });
+            *slot = backup.map(|state| ProjectedOrder {
+                seq,
+                state,
+                provider_refs: refs,
+                problem: Some(Problem {
+                    seq,
+                    detail: detail.clone(),
+                }),
+            });
             Step::Broken(detail)
         }
     }
@@ -104,7 +137,10 @@ fn needs_backup(state: Option<&paystate_events::OrderState>, commit: &Commit) ->
     state.is_some_and(|s| {
         s.order_id != commit.order_id
             || commit.events.is_empty()
-            || commit.events.iter().any(|e| matches!(e, Event::OrderCreated { .. }))
+            || commit
+                .events
+                .iter()
+                .any(|e| matches!(e, Event::OrderCreated { .. }))
     })
 }
 

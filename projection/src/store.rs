@@ -44,7 +44,11 @@ pub struct ProjectionStatus {
 
 impl ProjectionStore {
     /// Opens (creating if needed) the pointer bucket.
-    pub async fn open(js: jetstream::Context, events_stream: &str, replicas: usize) -> Result<ProjectionStore, ProjectionError> {
+    pub async fn open(
+        js: jetstream::Context,
+        events_stream: &str,
+        replicas: usize,
+    ) -> Result<ProjectionStore, ProjectionError> {
         let pointer = match js.get_key_value(POINTER_BUCKET).await {
             Ok(kv) => kv,
             Err(_) => js
@@ -59,7 +63,12 @@ impl ProjectionStore {
                 .await
                 .map_err(broker)?,
         };
-        Ok(ProjectionStore { js, pointer, replicas, events_stream: events_stream.to_string() })
+        Ok(ProjectionStore {
+            js,
+            pointer,
+            replicas,
+            events_stream: events_stream.to_string(),
+        })
     }
 
     pub fn context(&self) -> &jetstream::Context {
@@ -70,8 +79,11 @@ impl ProjectionStore {
     pub async fn current(&self) -> Result<Option<(Generation, u64)>, ProjectionError> {
         match self.pointer.entry(POINTER_KEY).await.map_err(broker)? {
             Some(e) if e.operation == Operation::Put => {
-                let generation = serde_json::from_slice(&e.value)
-                    .map_err(|err| ProjectionError::Corrupt { key: POINTER_KEY.into(), detail: err.to_string() })?;
+                let generation =
+                    serde_json::from_slice(&e.value).map_err(|err| ProjectionError::Corrupt {
+                        key: POINTER_KEY.into(),
+                        detail: err.to_string(),
+                    })?;
                 Ok(Some((generation, e.revision)))
             }
             _ => Ok(None),
@@ -80,16 +92,29 @@ impl ProjectionStore {
 
     /// The live generation, or [`ProjectionError::NoProjection`].
     pub async fn live(&self) -> Result<Generation, ProjectionError> {
-        self.current().await?.map(|(g, _)| g).ok_or(ProjectionError::NoProjection)
+        self.current()
+            .await?
+            .map(|(g, _)| g)
+            .ok_or(ProjectionError::NoProjection)
     }
 
     /// Points readers at `next` if the pointer is still at `expected_revision` (0: unset).
-    pub async fn set_pointer(&self, next: &Generation, expected_revision: u64) -> Result<u64, ProjectionError> {
+    pub async fn set_pointer(
+        &self,
+        next: &Generation,
+        expected_revision: u64,
+    ) -> Result<u64, ProjectionError> {
         let bytes = serde_json::to_vec(next).map_err(|e| ProjectionError::Broker(e.to_string()))?;
         let result = if expected_revision == 0 {
-            self.pointer.create(POINTER_KEY, bytes.into()).await.map_err(|e| e.to_string())
+            self.pointer
+                .create(POINTER_KEY, bytes.into())
+                .await
+                .map_err(|e| e.to_string())
         } else {
-            self.pointer.update(POINTER_KEY, bytes.into(), expected_revision).await.map_err(|e| e.to_string())
+            self.pointer
+                .update(POINTER_KEY, bytes.into(), expected_revision)
+                .await
+                .map_err(|e| e.to_string())
         };
         match result {
             Ok(rev) => Ok(rev),
@@ -102,19 +127,28 @@ impl ProjectionStore {
 
     /// The bucket of a generation.
     pub async fn bucket(&self, generation: &Generation) -> Result<kv::Store, ProjectionError> {
-        self.js.get_key_value(&generation.bucket).await.map_err(broker)
+        self.js
+            .get_key_value(&generation.bucket)
+            .await
+            .map_err(broker)
     }
 
     /// One order's record from the live generation (`None`: the projection has no such order).
     pub async fn get(&self, order: &OrderId) -> Result<Option<ProjectedOrder>, ProjectionError> {
         let generation = self.live().await?;
-        get_record(&self.bucket(&generation).await?, order).await.map(|e| e.map(|(r, _)| r))
+        get_record(&self.bucket(&generation).await?, order)
+            .await
+            .map(|e| e.map(|(r, _)| r))
     }
 
     /// Calls `visit` with every order record of `generation`'s bucket (latest values), in key
     /// order of the bucket's stream. Stops early when `visit` returns false. Returns the number
     /// of records visited.
-    pub async fn scan<F>(&self, generation: &Generation, mut visit: F) -> Result<u64, ProjectionError>
+    pub async fn scan<F>(
+        &self,
+        generation: &Generation,
+        mut visit: F,
+    ) -> Result<u64, ProjectionError>
     where
         F: FnMut(ProjectedOrder) -> bool,
     {
@@ -125,7 +159,11 @@ impl ProjectionStore {
             description: Some("paystate: projection scan".into()),
             ..Default::default()
         };
-        let mut consumer = bucket.stream.create_consumer(config).await.map_err(broker)?;
+        let mut consumer = bucket
+            .stream
+            .create_consumer(config)
+            .await
+            .map_err(broker)?;
         if consumer.info().await.map_err(broker)?.num_pending == 0 {
             return Ok(0);
         }
@@ -135,7 +173,9 @@ impl ProjectionStore {
             let msg = match tokio::time::timeout(SCAN_IDLE_TIMEOUT, messages.next()).await {
                 Ok(Some(Ok(m))) => m,
                 Ok(Some(Err(e))) => return Err(broker(e)),
-                Ok(None) | Err(_) => return Err(ProjectionError::Broker("projection scan stalled".into())),
+                Ok(None) | Err(_) => {
+                    return Err(ProjectionError::Broker("projection scan stalled".into()))
+                }
             };
             let pending = msg.info().map(|i| i.pending).unwrap_or(0);
             if !is_delete(&msg.message) {
@@ -154,28 +194,58 @@ impl ProjectionStore {
     /// The live generation's lag behind the log.
     pub async fn status(&self) -> Result<ProjectionStatus, ProjectionError> {
         let generation = self.live().await?;
-        let stream = self.js.get_stream(&self.events_stream).await.map_err(broker)?;
+        let stream = self
+            .js
+            .get_stream(&self.events_stream)
+            .await
+            .map_err(broker)?;
         let log_last_seq = stream.get_info().await.map_err(broker)?.state.last_sequence;
         let (lag, applied_seq) = match stream.consumer_info(&generation.consumer).await {
-            Ok(info) => (info.num_pending + info.num_ack_pending as u64, info.ack_floor.stream_sequence),
-            Err(_) => (log_last_seq.saturating_sub(generation.start_seq.saturating_sub(1)), generation.start_seq.saturating_sub(1)),
+            Ok(info) => (
+                info.num_pending + info.num_ack_pending as u64,
+                info.ack_floor.stream_sequence,
+            ),
+            Err(_) => (
+                log_last_seq.saturating_sub(generation.start_seq.saturating_sub(1)),
+                generation.start_seq.saturating_sub(1),
+            ),
         };
         let mut bucket = self.bucket(&generation).await?;
-        let orders = bucket.stream.info().await.map_err(broker)?.state.subjects_count;
-        Ok(ProjectionStatus { generation, lag, applied_seq, log_last_seq, orders })
+        let orders = bucket
+            .stream
+            .info()
+            .await
+            .map_err(broker)?
+            .state
+            .subjects_count;
+        Ok(ProjectionStatus {
+            generation,
+            lag,
+            applied_seq,
+            log_last_seq,
+            orders,
+        })
     }
 }
 
 /// An order's record and its KV revision.
-pub async fn get_record(bucket: &kv::Store, order: &OrderId) -> Result<Option<(ProjectedOrder, u64)>, ProjectionError> {
+pub async fn get_record(
+    bucket: &kv::Store,
+    order: &OrderId,
+) -> Result<Option<(ProjectedOrder, u64)>, ProjectionError> {
     match bucket.entry(order_key(order)).await.map_err(broker)? {
-        Some(e) if e.operation == Operation::Put => Ok(Some((decode(&e.key, &e.value)?, e.revision))),
+        Some(e) if e.operation == Operation::Put => {
+            Ok(Some((decode(&e.key, &e.value)?, e.revision)))
+        }
         _ => Ok(None),
     }
 }
 
 fn decode(key: &str, bytes: &[u8]) -> Result<ProjectedOrder, ProjectionError> {
-    serde_json::from_slice(bytes).map_err(|e| ProjectionError::Corrupt { key: key.to_string(), detail: e.to_string() })
+    serde_json::from_slice(bytes).map_err(|e| ProjectionError::Corrupt {
+        key: key.to_string(),
+        detail: e.to_string(),
+    })
 }
 
 fn is_delete(msg: &async_nats::Message) -> bool {

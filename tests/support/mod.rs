@@ -262,33 +262,55 @@ pub async fn paystate_cli(url: &str, args: &[&str]) -> (i32, String, String) {
         .output()
         .await
         .expect("paystate binary runs");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// The projection handle on the test server's log.
 pub async fn projection_store(nats: &TestNats) -> ProjectionStore {
     let js = async_nats::jetstream::new(nats.connect().await);
-    ProjectionStore::open(js, &log_settings().events_stream, 1).await.expect("projection store")
+    ProjectionStore::open(js, &log_settings().events_stream, 1)
+        .await
+        .expect("projection store")
 }
 
 /// Waits until the live projection has no lag (panics after a while).
 pub async fn wait_projection_caught_up(store: &ProjectionStore) {
-    let lag = paystate_projection::wait_caught_up(store, WAIT * 3).await.expect("projection status");
+    let lag = paystate_projection::wait_caught_up(store, WAIT * 3)
+        .await
+        .expect("projection status");
     assert_eq!(lag, 0, "the projection did not catch up");
 }
 
 /// Every projection record equals a fresh fold of its order's commits (state and sequence).
-pub async fn assert_projection_equals_fold(store: &ProjectionStore, journal: &Journal, orders: &[OrderId]) {
+pub async fn assert_projection_equals_fold(
+    store: &ProjectionStore,
+    journal: &Journal,
+    orders: &[OrderId],
+) {
     for o in orders {
         let commits = journal.read_order(o).await.expect("read order");
         let fresh = paystate_projection::fold_fresh(&commits);
         let projected = store.get(o).await.expect("projection get");
-        assert_eq!(projected.as_ref().map(|r| r.seq), fresh.as_ref().map(|r| r.seq), "order {o}: last applied sequence");
+        assert_eq!(
+            projected.as_ref().map(|r| r.seq),
+            fresh.as_ref().map(|r| r.seq),
+            "order {o}: last applied sequence"
+        );
         assert_eq!(projected, fresh, "order {o}: projection vs fresh fold");
         if let Some(r) = &projected {
-            let folded = paystate_journal::read::fold(o, &commits).expect("fold").expect("exists");
+            let folded = paystate_journal::read::fold(o, &commits)
+                .expect("fold")
+                .expect("exists");
             assert_eq!(r.state, folded, "order {o}: projection vs journal fold");
-            assert_eq!(r.state.applied.len() as u64, r.state.commits, "order {o}: each commit applied once");
+            assert_eq!(
+                r.state.applied.len() as u64,
+                r.state.commits,
+                "order {o}: each commit applied once"
+            );
         }
     }
 }
@@ -333,7 +355,10 @@ pub fn op_strategy() -> proptest::strategy::BoxedStrategy<Op> {
 
 /// `orders` orders, each with up to `ops_max` steps after its creation.
 pub fn workload_strategy(orders: usize, ops_max: usize) -> impl Strategy<Value = Vec<Vec<Op>>> {
-    proptest::collection::vec(proptest::collection::vec(op_strategy(), 1..=ops_max), orders)
+    proptest::collection::vec(
+        proptest::collection::vec(op_strategy(), 1..=ops_max),
+        orders,
+    )
 }
 
 /// One value of `strategy` from `seed` (printed by callers so a failure can be replayed
@@ -341,14 +366,23 @@ pub fn workload_strategy(orders: usize, ops_max: usize) -> impl Strategy<Value =
 pub fn sample<S: Strategy>(strategy: S, seed: u64) -> S::Value {
     let mut bytes = [0u8; 32];
     bytes[..8].copy_from_slice(&seed.to_le_bytes());
-    let rng = proptest::test_runner::TestRng::from_seed(proptest::test_runner::RngAlgorithm::ChaCha, &bytes);
-    let mut runner = proptest::test_runner::TestRunner::new_with_rng(proptest::test_runner::Config::default(), rng);
+    let rng = proptest::test_runner::TestRng::from_seed(
+        proptest::test_runner::RngAlgorithm::ChaCha,
+        &bytes,
+    );
+    let mut runner = proptest::test_runner::TestRunner::new_with_rng(
+        proptest::test_runner::Config::default(),
+        rng,
+    );
     strategy.new_tree(&mut runner).expect("strategy").current()
 }
 
 /// The seed for this run: PAYSTATE_TEST_SEED, or a fresh one.
 pub fn test_seed() -> u64 {
-    std::env::var("PAYSTATE_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| uuid::Uuid::new_v4().as_u64_pair().0)
+    std::env::var("PAYSTATE_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| uuid::Uuid::new_v4().as_u64_pair().0)
 }
 
 fn op_command(op: &Op, evidence: &str, last_refund: Option<&String>) -> Command {
@@ -361,24 +395,47 @@ fn op_command(op: &Op, evidence: &str, last_refund: Option<&String>) -> Command 
         Op::Cancel => Command::Cancel { reason: None },
         Op::Cancelled => signal(SignalKind::Cancelled, evidence),
         Op::Refund(a) => refund(*a),
-        Op::Refunded(a) => signal(SignalKind::Refunded { refund_id: last_refund.cloned(), amount: m(*a) }, evidence),
+        Op::Refunded(a) => signal(
+            SignalKind::Refunded {
+                refund_id: last_refund.cloned(),
+                amount: m(*a),
+            },
+            evidence,
+        ),
         Op::Failed => signal(
-            SignalKind::Failed { operation: paystate_events::Operation::Payment, code: "declined".into(), message: "declined".into(), refund_id: None },
+            SignalKind::Failed {
+                operation: paystate_events::Operation::Payment,
+                code: "declined".into(),
+                message: "declined".into(),
+                refund_id: None,
+            },
             evidence,
         ),
         Op::Settled => signal(SignalKind::Settled { amount: None }, evidence),
-        Op::Unrecognised => signal(SignalKind::Unrecognised { raw_status: "WEIRD".into() }, evidence),
+        Op::Unrecognised => signal(
+            SignalKind::Unrecognised {
+                raw_status: "WEIRD".into(),
+            },
+            evidence,
+        ),
     }
 }
 
 /// Drives every order's steps (orders concurrently, each order's steps in turn) and returns
 /// each order with its outcomes (one per command, creation first).
-pub async fn run_workload(client: &Client, prefix: &str, workload: Vec<Vec<Op>>) -> Vec<(OrderId, Vec<Outcome>)> {
+pub async fn run_workload(
+    client: &Client,
+    prefix: &str,
+    workload: Vec<Vec<Op>>,
+) -> Vec<(OrderId, Vec<Outcome>)> {
     let mut tasks = Vec::new();
     for (i, ops) in workload.into_iter().enumerate() {
         let (c, o) = (client.clone(), order(&format!("{prefix}{i}")));
         tasks.push(tokio::spawn(async move {
-            let mut outcomes = vec![c.send(&env(&o, create(10_000)), WAIT).await.expect("outcome")];
+            let mut outcomes = vec![c
+                .send(&env(&o, create(10_000)), WAIT)
+                .await
+                .expect("outcome")];
             let mut last_refund: Option<String> = None;
             for (n, op) in ops.iter().enumerate() {
                 let cmd = env(&o, op_command(op, &format!("ev-{n}"), last_refund.as_ref()));
@@ -398,7 +455,9 @@ pub async fn run_workload(client: &Client, prefix: &str, workload: Vec<Vec<Op>>)
 }
 
 /// Every record of the live projection, by order.
-pub async fn projection_records(store: &ProjectionStore) -> std::collections::BTreeMap<String, ProjectedOrder> {
+pub async fn projection_records(
+    store: &ProjectionStore,
+) -> std::collections::BTreeMap<String, ProjectedOrder> {
     let generation = store.live().await.expect("live generation");
     let mut out = std::collections::BTreeMap::new();
     store
@@ -419,7 +478,10 @@ pub struct ProjectorProcess {
 
 impl ProjectorProcess {
     pub fn start(url: &str) -> ProjectorProcess {
-        let mut p = ProjectorProcess { child: None, url: url.to_string() };
+        let mut p = ProjectorProcess {
+            child: None,
+            url: url.to_string(),
+        };
         p.spawn();
         p
     }
@@ -447,7 +509,10 @@ impl ProjectorProcess {
 pub async fn wait_until_live(store: &ProjectionStore) {
     let started = Instant::now();
     while store.live().await.is_err() {
-        assert!(started.elapsed() < WAIT, "no projection generation appeared");
+        assert!(
+            started.elapsed() < WAIT,
+            "no projection generation appeared"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -32,13 +32,21 @@ pub struct Args {
 
 pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
     let h = common::open(&settings).await?;
-    let opts = AuditOptions { compare_projection: !args.no_projection, projection_wait: Duration::from_millis(args.projection_wait_ms) };
+    let opts = AuditOptions {
+        compare_projection: !args.no_projection,
+        projection_wait: Duration::from_millis(args.projection_wait_ms),
+    };
     let mut progress = Progress::new("audit", "commits", args.quiet);
     let mut last = (0, 0);
-    let report = audit(&h.journal, Some(&h.projection), &opts, &mut |done, total| {
-        last = (done, total);
-        progress.update(done, total);
-    })
+    let report = audit(
+        &h.journal,
+        Some(&h.projection),
+        &opts,
+        &mut |done, total| {
+            last = (done, total);
+            progress.update(done, total);
+        },
+    )
     .await?;
     progress.finish(last.0, last.1);
     print!("{}", report.render(FINDINGS_SHOWN_MAX));
@@ -47,6 +55,17 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
         println!("report written to {}", path.display());
     }
     let clean = report.is_clean(args.strict);
-    println!("{}", if clean { "audit: clean" } else { "audit: FAILED" });
-    Ok(if clean { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    println!(
+        "{}",
+        if clean {
+            "audit: clean"
+        } else {
+            "audit: FAILED"
+        }
+    );
+    Ok(if clean {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

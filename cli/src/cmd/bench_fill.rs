@@ -44,7 +44,12 @@ struct Script {
 
 impl Script {
     fn new(n: u64) -> Script {
-        Script { order: OrderId::parse(format!("bench-{n:08}")).unwrap_or_else(|_| unreachable!("digits are a valid id")), kind: n % 20, step: 0 }
+        Script {
+            order: OrderId::parse(format!("bench-{n:08}"))
+                .unwrap_or_else(|_| unreachable!("digits are a valid id")),
+            kind: n % 20,
+            step: 0,
+        }
     }
 
     /// The next command and the events it yields, or `None` when the story is over.
@@ -54,25 +59,66 @@ impl Script {
         let usd = |m| money(m, "USD").unwrap_or_else(|| unreachable!("valid amount"));
         let sig = |kind, ev: &str| signal(kind, &format!("bench:{o}:{ev}"), now);
         let (command, events) = match (self.kind, self.step) {
-            (_, 0) => (create(usd(10_000), if self.kind == 19 { CaptureMode::Auto } else { CaptureMode::Manual }), 1),
-            (_, 1) => (Command::StartPayment { initiation: Default::default() }, 1),
+            (_, 0) => (
+                create(
+                    usd(10_000),
+                    if self.kind == 19 {
+                        CaptureMode::Auto
+                    } else {
+                        CaptureMode::Manual
+                    },
+                ),
+                1,
+            ),
+            (_, 1) => (
+                Command::StartPayment {
+                    initiation: Default::default(),
+                },
+                1,
+            ),
             (19, 2) => (sig(SignalKind::Accepted { action: None }, "acc"), 1),
             (19, 3) => (sig(SignalKind::Settled { amount: None }, "settled"), 2),
-            (19, 4) => (sig(SignalKind::Settled { amount: None }, "settled-again"), 1),
+            (19, 4) => (
+                sig(SignalKind::Settled { amount: None }, "settled-again"),
+                1,
+            ),
             (18, 2) | (18, 3) => (sig(failed(), "failed"), 1),
             (_, 2) if self.kind < 18 => (sig(SignalKind::Authorized { amount: None }, "auth"), 1),
-            (16 | 17, 3) => (Command::Cancel { reason: Some("customer".into()) }, 1),
+            (16 | 17, 3) => (
+                Command::Cancel {
+                    reason: Some("customer".into()),
+                },
+                1,
+            ),
             (16 | 17, 4) => (sig(SignalKind::Cancelled, "void"), 1),
-            (16 | 17, 5) => (sig(SignalKind::Captured { amount: None }, "late-capture"), 1),
+            (16 | 17, 5) => (
+                sig(SignalKind::Captured { amount: None }, "late-capture"),
+                1,
+            ),
             (0..=15, 3) => (Command::Capture { amount: None }, 1),
             (0..=15, 4) => (sig(SignalKind::Captured { amount: None }, "captured"), 1),
-            (0..=15, 5) => (Command::Refund { amount: money(3_000, "USD") }, 1),
-            (0..=15, 6) => (sig(SignalKind::Refunded { refund_id: Some(refund_id), amount: None }, "refunded"), 1),
+            (0..=15, 5) => (
+                Command::Refund {
+                    amount: money(3_000, "USD"),
+                },
+                1,
+            ),
+            (0..=15, 6) => (
+                sig(
+                    SignalKind::Refunded {
+                        refund_id: Some(refund_id),
+                        amount: None,
+                    },
+                    "refunded",
+                ),
+                1,
+            ),
             (0..=15, 7) => (sig(SignalKind::Settled { amount: None }, "settled"), 1),
             _ => return None,
         };
         let env = CommandEnvelope {
-            command_id: CommandId::parse(format!("{o}.{}", self.step)).unwrap_or_else(|_| unreachable!("valid id")),
+            command_id: CommandId::parse(format!("{o}.{}", self.step))
+                .unwrap_or_else(|_| unreachable!("valid id")),
             order_id: self.order.clone(),
             issued_at: now,
             command,
@@ -95,19 +141,35 @@ fn create(amount: paystate_events::Money, capture_mode: CaptureMode) -> Command 
 }
 
 fn failed() -> SignalKind {
-    SignalKind::Failed { operation: paystate_events::Operation::Payment, code: "declined".into(), message: "card declined".into(), refund_id: None }
+    SignalKind::Failed {
+        operation: paystate_events::Operation::Payment,
+        code: "declined".into(),
+        message: "card declined".into(),
+        refund_id: None,
+    }
 }
 
 fn signal(kind: SignalKind, evidence_ref: &str, now: Timestamp) -> Command {
     Command::ProviderSignal {
-        signal: ProviderSignal { provider: Provider::Plural, provider_ref: Some("pl-ref".into()), evidence_ref: evidence_ref.into(), observed_at: now, kind },
+        signal: ProviderSignal {
+            provider: Provider::Plural,
+            provider_ref: Some("pl-ref".into()),
+            evidence_ref: evidence_ref.into(),
+            observed_at: now,
+            kind,
+        },
     }
 }
 
 /// Interleaves scripts, `in_flight` at a time, until `events` events; calls `emit` with each
 /// command in log order.
 /// Orders are numbered from `first_order`.
-fn interleave(first_order: u64, events: u64, in_flight: usize, mut emit: impl FnMut(&mut Script, CommandEnvelope, u64) -> anyhow::Result<()>) -> anyhow::Result<Filled> {
+fn interleave(
+    first_order: u64,
+    events: u64,
+    in_flight: usize,
+    mut emit: impl FnMut(&mut Script, CommandEnvelope, u64) -> anyhow::Result<()>,
+) -> anyhow::Result<Filled> {
     let base: Timestamp = "2026-11-01T00:00:00Z".parse().unwrap_or_default();
     let mut filled = Filled::default();
     let mut running: VecDeque<Script> = VecDeque::new();
@@ -118,7 +180,9 @@ fn interleave(first_order: u64, events: u64, in_flight: usize, mut emit: impl Fn
             next_order += 1;
             filled.orders += 1;
         }
-        let Some(mut script) = running.pop_front() else { break };
+        let Some(mut script) = running.pop_front() else {
+            break;
+        };
         let now = base + chrono::Duration::milliseconds(filled.commits as i64);
         if let Some((env, n)) = script.next(now) {
             emit(&mut script, env, n)?;
@@ -131,8 +195,13 @@ fn interleave(first_order: u64, events: u64, in_flight: usize, mut emit: impl Fn
 }
 
 /// Fills through the pure core: decide, fold, append (pipelined, same headers as the journal).
-pub async fn fill_via_core(js: &jetstream::Context, events: u64, in_flight: usize) -> anyhow::Result<Filled> {
-    let mut states: std::collections::HashMap<OrderId, OrderState> = std::collections::HashMap::new();
+pub async fn fill_via_core(
+    js: &jetstream::Context,
+    events: u64,
+    in_flight: usize,
+) -> anyhow::Result<Filled> {
+    let mut states: std::collections::HashMap<OrderId, OrderState> =
+        std::collections::HashMap::new();
     let mut pending: Vec<(String, EncodedCommit)> = Vec::new();
     let mut inflight: VecDeque<PublishAckFuture> = VecDeque::new();
     let progress = Instant::now();
@@ -145,7 +214,8 @@ pub async fn fill_via_core(js: &jetstream::Context, events: u64, in_flight: usiz
             let state = states.remove(&env.order_id);
             let commit = decide_commit(state.as_ref(), &env)?;
             let encoded = EncodedCommit::new(commit);
-            let folded = apply_commit(state, &encoded.commit, &encoded.hash).context("the core refused its own commit")?;
+            let folded = apply_commit(state, &encoded.commit, &encoded.hash)
+                .context("the core refused its own commit")?;
             states.insert(env.order_id.clone(), folded);
             pending.push((events_subject(&env.order_id), encoded));
             Ok(())
@@ -164,7 +234,11 @@ pub async fn fill_via_core(js: &jetstream::Context, events: u64, in_flight: usiz
         filled.events += f.events;
         filled.orders += f.orders;
         remaining = remaining.saturating_sub(f.events.max(1));
-        eprintln!("  filled {} events ({:.0}/s)", filled.events, filled.events as f64 / progress.elapsed().as_secs_f64().max(1e-9));
+        eprintln!(
+            "  filled {} events ({:.0}/s)",
+            filled.events,
+            filled.events as f64 / progress.elapsed().as_secs_f64().max(1e-9)
+        );
     }
     while let Some(ack) = inflight.pop_front() {
         ack.await?;
@@ -179,7 +253,10 @@ fn decide_commit(state: Option<&OrderState>, env: &CommandEnvelope) -> anyhow::R
         Ok(Decision::AlreadyApplied { .. }) => anyhow::bail!("benchmark script repeated a command"),
         Err(r) => anyhow::bail!("benchmark script rejected at {}: {r}", env.command_id),
     };
-    let (commits, prev_hash) = state.map_or((0, paystate_events::commit::GENESIS_HASH.to_string()), |s| (s.commits, s.head_hash.clone()));
+    let (commits, prev_hash) = state.map_or(
+        (0, paystate_events::commit::GENESIS_HASH.to_string()),
+        |s| (s.commits, s.head_hash.clone()),
+    );
     Ok(Commit {
         v: COMMIT_SCHEMA_VERSION,
         order_id: env.order_id.clone(),
@@ -196,14 +273,30 @@ fn append_message(encoded: &EncodedCommit) -> PublishMessage {
     let mut headers = HeaderMap::new();
     headers.insert(HASH_HEADER, encoded.hash.as_str());
     headers.insert(COMMIT_HEADER, encoded.commit.commit.to_string().as_str());
-    let id = format!("{}:{}", encoded.commit.order_id, encoded.commit.command.command_id);
-    PublishMessage::build().payload(encoded.bytes.clone().into()).headers(headers).message_id(id)
+    let id = format!(
+        "{}:{}",
+        encoded.commit.order_id, encoded.commit.command.command_id
+    );
+    PublishMessage::build()
+        .payload(encoded.bytes.clone().into())
+        .headers(headers)
+        .message_id(id)
 }
 
 /// Fills through the real engine: every order's whole script is published (the engine
 /// applies an order's commands in order), then waits until the log holds every commit.
-pub async fn fill_via_engine(client: async_nats::Client, journal: &Journal, events: u64, in_flight: usize) -> anyhow::Result<Filled> {
-    let engine = paystate_service::run_engine(client.clone(), paystate_journal::LogSettings::default(), paystate_service::EngineConfig::default()).await?;
+pub async fn fill_via_engine(
+    client: async_nats::Client,
+    journal: &Journal,
+    events: u64,
+    in_flight: usize,
+) -> anyhow::Result<Filled> {
+    let engine = paystate_service::run_engine(
+        client.clone(),
+        paystate_journal::LogSettings::default(),
+        paystate_service::EngineConfig::default(),
+    )
+    .await?;
     let js = jetstream::new(client);
     let mut envelopes = Vec::new();
     let filled = interleave(0, events, in_flight, |_, env, _| {
@@ -218,7 +311,13 @@ pub async fn fill_via_engine(client: async_nats::Client, journal: &Journal, even
             }
         }
         let bytes = serde_json::to_vec(&env)?;
-        inflight.push_back(js.send_publish(command_subject(&env.order_id), PublishMessage::build().payload(bytes.into())).await?);
+        inflight.push_back(
+            js.send_publish(
+                command_subject(&env.order_id),
+                PublishMessage::build().payload(bytes.into()),
+            )
+            .await?,
+        );
     }
     while let Some(ack) = inflight.pop_front() {
         ack.await?;
@@ -229,7 +328,11 @@ pub async fn fill_via_engine(client: async_nats::Client, journal: &Journal, even
         if have >= filled.commits {
             break;
         }
-        anyhow::ensure!(started.elapsed() < ENGINE_DRAIN_TIMEOUT, "the engine appended {have} of {} commits in time", filled.commits);
+        anyhow::ensure!(
+            started.elapsed() < ENGINE_DRAIN_TIMEOUT,
+            "the engine appended {have} of {} commits in time",
+            filled.commits
+        );
         eprintln!("  engine: {have}/{} commits", filled.commits);
         tokio::time::sleep(Duration::from_secs(2)).await;
     }

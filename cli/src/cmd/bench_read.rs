@@ -51,32 +51,62 @@ pub struct Row {
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     if cfg!(debug_assertions) {
-        eprintln!("warning: a debug build; measure with `cargo run --release -p paystate -- bench-read`");
+        eprintln!(
+            "warning: a debug build; measure with `cargo run --release -p paystate -- bench-read`"
+        );
     }
     let server = NatsServer::start(ServerOptions::default()).await?;
-    let client = async_nats::ConnectOptions::new().connect(server.url()).await?;
+    let client = async_nats::ConnectOptions::new()
+        .connect(server.url())
+        .await?;
     let js = async_nats::jetstream::new(client.clone());
     let log = LogSettings::default();
     let journal = Journal::open(js.clone(), &log).await?;
-    eprintln!("filling {} with {} events via {} on {}", log.events_stream, args.events, args.via, server.url());
+    eprintln!(
+        "filling {} with {} events via {} on {}",
+        log.events_stream,
+        args.events,
+        args.via,
+        server.url()
+    );
     let started = Instant::now();
     let filled = match args.via.as_str() {
-        "engine" => fill_via_engine(client.clone(), &journal, args.events, args.orders_in_flight).await?,
+        "engine" => {
+            fill_via_engine(client.clone(), &journal, args.events, args.orders_in_flight).await?
+        }
         _ => fill_via_core(&js, args.events, args.orders_in_flight).await?,
     };
     let fill_secs = started.elapsed().as_secs_f64();
     let info = journal.stream().get_info().await?;
-    eprintln!("filled in {fill_secs:.1}s: {} commits, {} events, {} orders, {} MB stored", filled.commits, filled.events, filled.orders, info.state.bytes / 1_000_000);
+    eprintln!(
+        "filled in {fill_secs:.1}s: {} commits, {} events, {} orders, {} MB stored",
+        filled.commits,
+        filled.events,
+        filled.orders,
+        info.state.bytes / 1_000_000
+    );
     let (rows, writes) = measure(&journal, &js, &log, &filled).await?;
     print_table(&rows, &filled, info.state.bytes, writes);
     let (decode_us, audit_us) = cpu_costs(&journal).await?;
     println!("CPU per commit, in memory: decode + hash {decode_us:.2} us; whole audit check {audit_us:.2} us");
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"filled": filled, "rows": rows}))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"filled": filled, "rows": rows}))?
+        );
     }
-    let (audit_ok, rebuild_ok) = (rows[1].ratio_to_raw >= AUDIT_GOAL, rows[2].ratio_to_raw >= REBUILD_GOAL);
-    println!("goal audit >= {AUDIT_GOAL}x raw: {}", if audit_ok { "met" } else { "NOT met" });
-    println!("goal rebuild >= {REBUILD_GOAL}x raw: {}", if rebuild_ok { "met" } else { "NOT met" });
+    let (audit_ok, rebuild_ok) = (
+        rows[1].ratio_to_raw >= AUDIT_GOAL,
+        rows[2].ratio_to_raw >= REBUILD_GOAL,
+    );
+    println!(
+        "goal audit >= {AUDIT_GOAL}x raw: {}",
+        if audit_ok { "met" } else { "NOT met" }
+    );
+    println!(
+        "goal rebuild >= {REBUILD_GOAL}x raw: {}",
+        if rebuild_ok { "met" } else { "NOT met" }
+    );
     drop(server);
     Ok(ExitCode::SUCCESS)
 }
@@ -84,16 +114,34 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// The three steps over the log as it is: raw ordered read (the yardstick), audit, projection
 /// rebuild; rows in that order, and the records the rebuild wrote. `paystate bench` calls
 /// this for its read rows, over the log its engine scenario wrote.
-pub async fn measure(journal: &Journal, js: &async_nats::jetstream::Context, log: &LogSettings, filled: &Filled) -> anyhow::Result<(Vec<Row>, u64)> {
+pub async fn measure(
+    journal: &Journal,
+    js: &async_nats::jetstream::Context,
+    log: &LogSettings,
+    filled: &Filled,
+) -> anyhow::Result<(Vec<Row>, u64)> {
     let mut rows = Vec::new();
     let cpu = cpu_seconds();
     let raw = raw_read(journal).await?;
     rows.push(row("raw ordered read", raw, raw, filled, cpu));
     let cpu = cpu_seconds();
     let t = Instant::now();
-    let report = audit(journal, None, &AuditOptions { compare_projection: false, ..Default::default() }, &mut |_, _| {}).await?;
+    let report = audit(
+        journal,
+        None,
+        &AuditOptions {
+            compare_projection: false,
+            ..Default::default()
+        },
+        &mut |_, _| {},
+    )
+    .await?;
     let audit_secs = t.elapsed().as_secs_f64();
-    anyhow::ensure!(report.is_clean(false), "the benchmark log did not audit clean: {}", report.render(10));
+    anyhow::ensure!(
+        report.is_clean(false),
+        "the benchmark log did not audit clean: {}",
+        report.render(10)
+    );
     rows.push(row("audit", audit_secs, raw, filled, cpu));
     let store = ProjectionStore::open(js.clone(), &log.events_stream, 1).await?;
     let cpu = cpu_seconds();
@@ -115,11 +163,20 @@ async fn raw_read(journal: &Journal) -> anyhow::Result<f64> {
         n += 1;
     }
     let secs = t.elapsed().as_secs_f64();
-    eprintln!("raw read: {n} messages, {} MB in {secs:.2}s", bytes / 1_000_000);
+    eprintln!(
+        "raw read: {n} messages, {} MB in {secs:.2}s",
+        bytes / 1_000_000
+    );
     Ok(secs)
 }
 
-fn row(step: &'static str, seconds: f64, raw_seconds: f64, filled: &Filled, cpu_before: f64) -> Row {
+fn row(
+    step: &'static str,
+    seconds: f64,
+    raw_seconds: f64,
+    filled: &Filled,
+    cpu_before: f64,
+) -> Row {
     let secs = seconds.max(1e-9);
     Row {
         step,
@@ -135,11 +192,20 @@ fn row(step: &'static str, seconds: f64, raw_seconds: f64, filled: &Filled, cpu_
 fn print_table(rows: &[Row], filled: &Filled, stored_bytes: u64, writes: u64) {
     println!();
     println!("log: {} events in {} commits of {} orders, {:.0} MB stored; rebuild wrote {writes} records", filled.events, filled.commits, filled.orders, stored_bytes as f64 / 1e6);
-    println!("{:<20} {:>9} {:>13} {:>13} {:>8} {:>8} {:>9}", "step", "seconds", "commits/s", "events/s", "x raw", "CPU s", "RSS MB");
+    println!(
+        "{:<20} {:>9} {:>13} {:>13} {:>8} {:>8} {:>9}",
+        "step", "seconds", "commits/s", "events/s", "x raw", "CPU s", "RSS MB"
+    );
     for r in rows {
         println!(
             "{:<20} {:>9.2} {:>13.0} {:>13.0} {:>8.2} {:>8.2} {:>9.0}",
-            r.step, r.seconds, r.commits_per_sec, r.events_per_sec, r.ratio_to_raw, r.cpu_seconds, r.rss_mb
+            r.step,
+            r.seconds,
+            r.commits_per_sec,
+            r.events_per_sec,
+            r.ratio_to_raw,
+            r.cpu_seconds,
+            r.rss_mb
         );
     }
     println!("peak RSS of this process: {:.0} MB", peak_rss_mb());
@@ -151,7 +217,12 @@ fn cpu_seconds() -> f64 {
     // Fields after the command name (which may hold spaces) start after the last ')'.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     // utime and stime are fields 14 and 15 of the stat line: 12 and 13 after the name.
     (ticks(11) + ticks(12)) / CLOCK_TICKS_PER_SEC
 }
@@ -171,7 +242,11 @@ fn peak_rss_mb() -> f64 {
 fn proc_status_kb(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0.0)
 }
 

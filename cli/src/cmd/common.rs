@@ -16,12 +16,16 @@ pub async fn open(settings: &Settings) -> anyhow::Result<Handles> {
     let log = settings.log();
     let journal = Journal::existing(js.clone(), &log.events_stream).await?;
     let projection = ProjectionStore::open(js, &log.events_stream, settings.replicas).await?;
-    Ok(Handles { journal, projection })
+    Ok(Handles {
+        journal,
+        projection,
+    })
 }
 
 /// Parses an order id argument.
 pub fn order_id(text: &str) -> anyhow::Result<paystate_events::OrderId> {
-    paystate_events::OrderId::parse(text).map_err(|e| anyhow::anyhow!("invalid order id {text:?}: {e}"))
+    paystate_events::OrderId::parse(text)
+        .map_err(|e| anyhow::anyhow!("invalid order id {text:?}: {e}"))
 }
 
 /// Parses an RFC 3339 instant argument.

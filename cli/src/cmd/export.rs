@@ -38,7 +38,11 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
         to_seq: args.to_seq,
         since: args.since.as_deref().map(common::instant).transpose()?,
         until: args.until.as_deref().map(common::instant).transpose()?,
-        orders: args.orders.iter().map(|o| common::order_id(o)).collect::<Result<_, _>>()?,
+        orders: args
+            .orders
+            .iter()
+            .map(|o| common::order_id(o))
+            .collect::<Result<_, _>>()?,
     };
     let h = common::open(&settings).await?;
     let mut out: Box<dyn Write> = if args.out.as_os_str() == "-" {
@@ -55,7 +59,10 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
     .await?;
     progress.finish(last.0, last.1);
     if !args.quiet {
-        eprintln!("exported {} messages of {} orders (seq {}..={})", summary.messages, summary.orders, summary.first_seq, summary.last_seq);
+        eprintln!(
+            "exported {} messages of {} orders (seq {}..={})",
+            summary.messages, summary.orders, summary.first_seq, summary.last_seq
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

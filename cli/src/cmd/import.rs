@@ -21,7 +21,9 @@ pub struct Args {
 }
 
 pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
-    let open = || -> anyhow::Result<BufReader<std::fs::File>> { Ok(BufReader::new(std::fs::File::open(&args.file)?)) };
+    let open = || -> anyhow::Result<BufReader<std::fs::File>> {
+        Ok(BufReader::new(std::fs::File::open(&args.file)?))
+    };
     let summary = match verify_file(&mut open()?) {
         Ok(s) => s,
         Err(e) => {
@@ -29,7 +31,10 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
-    eprintln!("verified {} messages of {} orders: every chain is whole", summary.messages, summary.orders);
+    eprintln!(
+        "verified {} messages of {} orders: every chain is whole",
+        summary.messages, summary.orders
+    );
     if args.verify_only {
         return Ok(ExitCode::SUCCESS);
     }
@@ -45,6 +50,9 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     progress.finish(imported, total);
-    eprintln!("imported {imported} messages into {}", settings.log().events_stream);
+    eprintln!(
+        "imported {imported} messages into {}",
+        settings.log().events_stream
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -41,7 +41,11 @@ pub fn render(v: &OrderView) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     let c = v.currency;
-    let _ = writeln!(out, "order {}  ({} via {}, {:?} capture, ref {})", v.order_id, v.status, v.provider, v.capture_mode, v.merchant_reference);
+    let _ = writeln!(
+        out,
+        "order {}  ({} via {}, {:?} capture, ref {})",
+        v.order_id, v.status, v.provider, v.capture_mode, v.merchant_reference
+    );
     let _ = writeln!(out, "  amount      {} {c}", v.amount.decimal);
     let _ = writeln!(out, "  authorized  {} {c}", v.authorized.decimal);
     let _ = writeln!(out, "  captured    {} {c}", v.captured.decimal);
@@ -49,16 +53,40 @@ pub fn render(v: &OrderView) -> String {
     for (id, a) in &v.refunds_pending {
         let _ = writeln!(out, "  refund pending   {id}: {} {c}", a.decimal);
     }
-    let refs = if v.provider_refs.is_empty() { "-".to_string() } else { v.provider_refs.join(", ") };
+    let refs = if v.provider_refs.is_empty() {
+        "-".to_string()
+    } else {
+        v.provider_refs.join(", ")
+    };
     let _ = writeln!(out, "  provider refs  {refs}");
     if let Some((code, message)) = &v.failure {
         let _ = writeln!(out, "  failure     {code}: {message}");
     }
-    let _ = writeln!(out, "  discrepancies  {}{}", v.discrepancies.len(), if v.needs_review { " (needs review)" } else { "" });
+    let _ = writeln!(
+        out,
+        "  discrepancies  {}{}",
+        v.discrepancies.len(),
+        if v.needs_review {
+            " (needs review)"
+        } else {
+            ""
+        }
+    );
     for d in &v.discrepancies {
-        let _ = writeln!(out, "    commit {}: {} ({} reported; evidence {}): {}", d.commit, d.code, d.signal, d.evidence_ref, d.detail);
+        let _ = writeln!(
+            out,
+            "    commit {}: {} ({} reported; evidence {}): {}",
+            d.commit, d.code, d.signal, d.evidence_ref, d.detail
+        );
     }
-    let _ = writeln!(out, "  created {}  updated {}  commits {}  last seq {}", v.created_at.to_rfc3339(), v.updated_at.to_rfc3339(), v.commits, v.last_sequence);
+    let _ = writeln!(
+        out,
+        "  created {}  updated {}  commits {}  last seq {}",
+        v.created_at.to_rfc3339(),
+        v.updated_at.to_rfc3339(),
+        v.commits,
+        v.last_sequence
+    );
     if let Some(p) = &v.projection_problem {
         let _ = writeln!(out, "  PROJECTION PROBLEM {p} (run `paystate audit`)");
     }

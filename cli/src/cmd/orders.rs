@@ -38,11 +38,17 @@ pub struct ListArgs {
 }
 
 fn parse_status(s: &str) -> Result<Status, String> {
-    Status::parse(s).ok_or_else(|| format!("not a state; one of {:?}", Status::ALL.map(|s| s.as_str())))
+    Status::parse(s)
+        .ok_or_else(|| format!("not a state; one of {:?}", Status::ALL.map(|s| s.as_str())))
 }
 
 fn parse_provider(s: &str) -> Result<Provider, String> {
-    Provider::parse(s).ok_or_else(|| format!("not a provider; one of {:?}", Provider::ALL.map(|p| p.as_str())))
+    Provider::parse(s).ok_or_else(|| {
+        format!(
+            "not a provider; one of {:?}",
+            Provider::ALL.map(|p| p.as_str())
+        )
+    })
 }
 
 pub async fn run(settings: Settings, cmd: Command) -> anyhow::Result<ExitCode> {
@@ -50,8 +56,16 @@ pub async fn run(settings: Settings, cmd: Command) -> anyhow::Result<ExitCode> {
     let filter = OrderFilter {
         status: a.state,
         provider: a.provider,
-        created_before: a.created_before.as_deref().map(common::instant).transpose()?,
-        created_after: a.created_after.as_deref().map(common::instant).transpose()?,
+        created_before: a
+            .created_before
+            .as_deref()
+            .map(common::instant)
+            .transpose()?,
+        created_after: a
+            .created_after
+            .as_deref()
+            .map(common::instant)
+            .transpose()?,
         has_discrepancy: a.has_discrepancy,
     };
     let h = common::open(&settings).await?;
@@ -60,7 +74,10 @@ pub async fn run(settings: Settings, cmd: Command) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&page)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:<40} {:<10} {:<10} {:>14} {:>14} {:>14} {:>5}  created", "order", "state", "provider", "amount", "captured", "refunded", "disc");
+    println!(
+        "{:<40} {:<10} {:<10} {:>14} {:>14} {:>14} {:>5}  created",
+        "order", "state", "provider", "amount", "captured", "refunded", "disc"
+    );
     for v in &page.orders {
         println!(
             "{:<40} {:<10} {:<10} {:>10} {} {:>14} {:>14} {:>5}  {}",
@@ -75,7 +92,16 @@ pub async fn run(settings: Settings, cmd: Command) -> anyhow::Result<ExitCode> {
             v.created_at.format("%Y-%m-%dT%H:%M:%SZ")
         );
     }
-    let more = if page.truncated { " (more match: raise --limit or narrow the filters)" } else { "" };
-    println!("{} orders shown of {} scanned (generation {}){more}", page.orders.len(), page.scanned, page.generation);
+    let more = if page.truncated {
+        " (more match: raise --limit or narrow the filters)"
+    } else {
+        ""
+    };
+    println!(
+        "{} orders shown of {} scanned (generation {}){more}",
+        page.orders.len(),
+        page.scanned,
+        page.generation
+    );
     Ok(ExitCode::SUCCESS)
 }

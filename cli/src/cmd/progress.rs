@@ -21,14 +21,21 @@ impl Progress {
     pub fn new(label: &str, unit: &str, quiet: bool) -> Progress {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
-            let template = format!("{label} [{{bar:40}}] {{pos}}/{{len}} {unit} {{per_sec}} ETA {{eta}}");
+            let template =
+                format!("{label} [{{bar:40}}] {{pos}}/{{len}} {unit} {{per_sec}} ETA {{eta}}");
             if let Ok(style) = ProgressStyle::with_template(&template) {
                 bar.set_style(style.progress_chars("=> "));
             }
             bar
         });
         let now = Instant::now();
-        Progress { label: label.to_string(), bar, started: now, last_line: now, quiet }
+        Progress {
+            label: label.to_string(),
+            bar,
+            started: now,
+            last_line: now,
+            quiet,
+        }
     }
 
     /// `done` of `total` so far (`total` 0: unknown).
@@ -48,9 +55,20 @@ impl Progress {
     fn line(&self, done: u64, total: u64) -> String {
         let secs = self.started.elapsed().as_secs_f64().max(1e-9);
         let rate = done as f64 / secs;
-        let eta = if rate > 0.0 && total > done { format!("{:.0}s", (total - done) as f64 / rate) } else { "-".into() };
-        let pct = if total > 0 { done as f64 * 100.0 / total as f64 } else { 0.0 };
-        format!("{}: {done}/{total} ({pct:.0}%), {rate:.0}/s, ETA {eta}", self.label)
+        let eta = if rate > 0.0 && total > done {
+            format!("{:.0}s", (total - done) as f64 / rate)
+        } else {
+            "-".into()
+        };
+        let pct = if total > 0 {
+            done as f64 * 100.0 / total as f64
+        } else {
+            0.0
+        };
+        format!(
+            "{}: {done}/{total} ({pct:.0}%), {rate:.0}/s, ETA {eta}",
+            self.label
+        )
     }
 
     pub fn finish(&mut self, done: u64, total: u64) {
@@ -60,7 +78,11 @@ impl Progress {
             bar.finish_and_clear();
         }
         if !self.quiet {
-            eprintln!("{} in {:.2}s", self.line(done, total), self.started.elapsed().as_secs_f64());
+            eprintln!(
+                "{} in {:.2}s",
+                self.line(done, total),
+                self.started.elapsed().as_secs_f64()
+            );
         }
     }
 }

@@ -42,13 +42,21 @@ pub async fn run(settings: Settings, cmd: Command) -> anyhow::Result<ExitCode> {
     let h = common::open(&settings).await?;
     match cmd {
         Command::Run => {
-            let projector = start_projector(h.projection.clone(), ProjectorConfig::default()).await?;
-            eprintln!("projector running against {} (Ctrl-C to stop)", settings.nats_url);
+            let projector =
+                start_projector(h.projection.clone(), ProjectorConfig::default()).await?;
+            eprintln!(
+                "projector running against {} (Ctrl-C to stop)",
+                settings.nats_url
+            );
             tokio::signal::ctrl_c().await?;
             projector.shutdown().await;
         }
         Command::Rebuild(a) => {
-            let opts = RebuildOptions { swap: !a.no_swap, keep_old: a.keep_old, ..Default::default() };
+            let opts = RebuildOptions {
+                swap: !a.no_swap,
+                keep_old: a.keep_old,
+                ..Default::default()
+            };
             let mut progress = Progress::new("rebuild", "commits", a.quiet);
             let mut last = (0, 0);
             let report = rebuild(&h.projection, &h.journal, &opts, &mut |d, t| {
@@ -69,7 +77,10 @@ pub async fn run(settings: Settings, cmd: Command) -> anyhow::Result<ExitCode> {
                 if report.swapped { "swapped in".to_string() } else { format!("not swapped (`paystate project swap {}`)", report.generation.generation) }
             );
         }
-        Command::Swap { generation, keep_old } => {
+        Command::Swap {
+            generation,
+            keep_old,
+        } => {
             let g = swap_to(&h.projection, generation, keep_old).await?;
             println!("generation {} is live (bucket {})", g.generation, g.bucket);
         }

@@ -31,16 +31,30 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
     let shown = timeline::until(&all, args.at);
     let state = timeline::state_at(&all, args.at);
     if args.json {
-        let out = serde_json::json!({"order_id": order, "at": args.at, "entries": shown, "state": state});
+        let out =
+            serde_json::json!({"order_id": order, "at": args.at, "entries": shown, "state": state});
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("order {order}: {} of {} commits{}", shown.len(), all.len(), args.at.map(|p| format!(" up to {}", describe(p))).unwrap_or_default());
+    println!(
+        "order {order}: {} of {} commits{}",
+        shown.len(),
+        all.len(),
+        args.at
+            .map(|p| format!(" up to {}", describe(p)))
+            .unwrap_or_default()
+    );
     for e in shown {
         print!("{}", render(e));
     }
     match state {
-        Some(s) => println!("state{}: {}", args.at.map(|p| format!(" at {}", describe(p))).unwrap_or_default(), crate::timeline::summary(s)),
+        Some(s) => println!(
+            "state{}: {}",
+            args.at
+                .map(|p| format!(" at {}", describe(p)))
+                .unwrap_or_default(),
+            crate::timeline::summary(s)
+        ),
         None => println!("state: the order did not exist yet at that point"),
     }
     Ok(ExitCode::SUCCESS)
@@ -58,14 +72,31 @@ fn render(e: &Entry) -> String {
     let mut out = String::new();
     let cause = match &e.cause {
         Cause::Command { name, command_id } => format!("command {name} ({command_id})"),
-        Cause::Provider { provider, status, provider_ref, evidence_ref, observed_at, .. } => format!(
+        Cause::Provider {
+            provider,
+            status,
+            provider_ref,
+            evidence_ref,
+            observed_at,
+            ..
+        } => format!(
             "{provider} reported {status} (ref {}, evidence {evidence_ref}, observed {})",
             provider_ref.as_deref().unwrap_or("-"),
             observed_at.to_rfc3339()
         ),
     };
-    let status = e.state_after.as_ref().map_or("?".to_string(), |s| s.status.to_string());
-    let _ = writeln!(out, "seq {:<8} #{:<3} decided {}  stored {}  -> {status}", e.sequence, e.commit, e.decided_at.to_rfc3339(), e.time.to_rfc3339());
+    let status = e
+        .state_after
+        .as_ref()
+        .map_or("?".to_string(), |s| s.status.to_string());
+    let _ = writeln!(
+        out,
+        "seq {:<8} #{:<3} decided {}  stored {}  -> {status}",
+        e.sequence,
+        e.commit,
+        e.decided_at.to_rfc3339(),
+        e.time.to_rfc3339()
+    );
     let _ = writeln!(out, "    cause: {cause}");
     for ev in &e.events {
         let _ = writeln!(out, "    · {}", crate::timeline::describe(ev));

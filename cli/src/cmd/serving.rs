@@ -17,7 +17,12 @@ pub struct QuerySide {
 
 /// Starts the projector and the HTTP server on `http_addr`. A taken address is a warning,
 /// not a failure: the engine next to it must keep running.
-pub async fn start(client: async_nats::Client, events_stream: &str, replicas: usize, http_addr: &str) -> anyhow::Result<QuerySide> {
+pub async fn start(
+    client: async_nats::Client,
+    events_stream: &str,
+    replicas: usize,
+    http_addr: &str,
+) -> anyhow::Result<QuerySide> {
     let js = async_nats::jetstream::new(client);
     let projection = ProjectionStore::open(js, events_stream, replicas).await?;
     let projector = start_projector(projection.clone(), ProjectorConfig::default()).await?;
@@ -25,7 +30,9 @@ pub async fn start(client: async_nats::Client, events_stream: &str, replicas: us
     let (http, server) = match tokio::net::TcpListener::bind(http_addr).await {
         Ok(listener) => {
             let http = listener.local_addr().ok();
-            let router = paystate_gateway::router(paystate_gateway::AppState { projection: projection.clone() });
+            let router = paystate_gateway::router(paystate_gateway::AppState {
+                projection: projection.clone(),
+            });
             let server = tokio::spawn(paystate_gateway::serve(listener, router, async move {
                 let _ = stopped.await;
             }));
@@ -36,7 +43,13 @@ pub async fn start(client: async_nats::Client, events_stream: &str, replicas: us
             (None, None)
         }
     };
-    Ok(QuerySide { projector, projection, http, stop_http, server })
+    Ok(QuerySide {
+        projector,
+        projection,
+        http,
+        stop_http,
+        server,
+    })
 }
 
 impl QuerySide {
@@ -50,7 +63,10 @@ impl QuerySide {
 
     /// `http://addr` or a note that there is none.
     pub fn url(&self) -> String {
-        self.http.map_or("(no HTTP: address taken)".to_string(), |a| format!("http://{a}"))
+        self.http
+            .map_or("(no HTTP: address taken)".to_string(), |a| {
+                format!("http://{a}")
+            })
     }
 }
 
@@ -63,7 +79,10 @@ pub async fn show_projected(query: &QuerySide, order: &paystate_events::OrderId)
     match query.projection.get(order).await {
         Ok(Some(record)) => {
             println!("\nprojected (GET {}/orders/{order}):", query.url());
-            print!("{}", crate::cmd::order::render(&paystate_projection::OrderView::from(&record)));
+            print!(
+                "{}",
+                crate::cmd::order::render(&paystate_projection::OrderView::from(&record))
+            );
         }
         Ok(None) => println!("\nthe projection has not caught up with order {order} yet"),
         Err(e) => println!("\nprojection unavailable: {e}"),
