@@ -18,6 +18,10 @@ struct Cli {
     /// PAYSTATE_* override it (e.g. PAYSTATE_NATS_URL, PAYSTATE_ENGINE__PARTITIONS).
     #[arg(long, global = true)]
     config: Option<PathBuf>,
+    /// Parse the arguments and settings, report them valid, and stop (used to check
+    /// deployment files against this binary's real flags).
+    #[arg(long, global = true, hide = true)]
+    dry_run: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -29,6 +33,10 @@ enum Command {
     Dev(cmd::dev::Args),
     /// Run an engine instance against the configured NATS until Ctrl-C.
     Run(cmd::run::Args),
+    /// The provider sandboxes as a standalone server.
+    Sandbox(cmd::sandbox::Args),
+    /// Health check: NATS reachable, new enough, log present (exit 0 / 1).
+    Check(cmd::check::Args),
     /// Publish a command (JSON from a file or stdin) and print its outcome.
     Send(cmd::send::Args),
     /// Show one order's commits, events and state, read from the log.
@@ -66,9 +74,12 @@ async fn main() -> std::process::ExitCode {
     init_tracing();
     let result = match settings::Settings::load(cli.config.as_deref()) {
         Err(e) => Err(e),
+        Ok(settings) if cli.dry_run => dry_run(&settings, &cli.command),
         Ok(settings) => match cli.command {
             Command::Dev(a) => cmd::dev::run(settings, a).await,
             Command::Run(a) => cmd::run::run(settings, a).await,
+            Command::Sandbox(a) => cmd::sandbox::run(a).await,
+            Command::Check(a) => cmd::check::run(settings, a).await,
             Command::Send(a) => cmd::send::run(settings, a).await,
             Command::Show(a) => cmd::show::run(settings, a).await,
             Command::Schemas(a) => cmd::schemas::run(a),
@@ -90,6 +101,19 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::from(2)
         }
     }
+}
+
+/// `--dry-run`: the arguments parsed and the settings loaded; `run` also checks its roles
+/// and the providers file. Nothing connects or listens.
+fn dry_run(
+    settings: &settings::Settings,
+    command: &Command,
+) -> anyhow::Result<std::process::ExitCode> {
+    if let Command::Run(args) = command {
+        args.check(settings)?;
+    }
+    println!("ok: arguments and settings are valid");
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 fn init_tracing() {

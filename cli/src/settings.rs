@@ -23,6 +23,9 @@ pub struct Settings {
     pub wait_ms: u64,
     /// Where the gateway's HTTP server listens (`run` and `dev`).
     pub http: String,
+    /// Provider configuration (TOML: base URLs, accounts, secrets; see
+    /// deploy/providers.sandbox.toml). Needed by the workers, the reconciler and callbacks.
+    pub providers_file: Option<PathBuf>,
     pub engine: EngineSettings,
 }
 
@@ -45,6 +48,7 @@ impl Default for Settings {
             protect_log: true,
             wait_ms: 10_000,
             http: "127.0.0.1:8080".into(),
+            providers_file: None,
             engine: EngineSettings {
                 partitions: e.partitions,
                 cache_orders_max: e.cache_orders_max,
@@ -67,7 +71,7 @@ impl Settings {
             .merge(
                 Env::prefixed("PAYSTATE_")
                     .split("__")
-                    .ignore(&["log", "nats_server"]),
+                    .ignore(&["log", "nats_server", "roles"]),
             )
             .extract()
             .context("invalid settings")?;
@@ -119,6 +123,21 @@ impl Settings {
 
     pub fn wait(&self) -> Duration {
         Duration::from_millis(self.wait_ms)
+    }
+
+    /// The provider configuration from `providers_file`, validated; `None` when unset.
+    pub fn providers(&self) -> anyhow::Result<Option<paystate_adapters::config::AdaptersConfig>> {
+        let Some(path) = &self.providers_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read providers file {}", path.display()))?;
+        let config: paystate_adapters::config::AdaptersConfig = toml::from_str(&text)
+            .with_context(|| format!("invalid providers file {}", path.display()))?;
+        config
+            .validate()
+            .with_context(|| format!("invalid providers file {}", path.display()))?;
+        Ok(Some(config))
     }
 }
 

@@ -66,11 +66,9 @@ pub fn describe(e: &Event) -> String {
         Event::CustomerActionRequired {
             action: Some(a), ..
         } => {
-            format!(
-                "customer_action_required {:?} {}",
-                a.kind,
-                a.url.clone().unwrap_or_default()
-            )
+            let details: Vec<String> = a.details.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let shown = a.url.clone().unwrap_or_else(|| details.join(" "));
+            format!("customer_action_required {:?} {shown}", a.kind)
         }
         Event::SignalRecorded {
             signal,

@@ -1,52 +1,90 @@
-//! `paystate dev`: everything on one machine, then a sample order through its lifecycle.
+//! `paystate dev`: everything on one machine — a local nats-server (started if none answers),
+//! the engine, projector, adapter workers, reconciler and gateway, and a sandbox of all five
+//! providers — then one sample order through each provider, with its timeline.
 
 use crate::settings::{connect, Settings};
 use anyhow::Context;
 use paystate_broker::{NatsServer, ServerOptions};
-use paystate_events::{CaptureMode, Command, CommandEnvelope, OrderId, Outcome, Provider};
+use paystate_sandbox::{SandboxConfig, TimeScale};
+use paystate_workers::{ReconcilerConfig, WorkerConfig};
 use std::process::ExitCode;
 use std::time::Duration;
 
+/// `dev` runs the reconciler 60× faster than production (a minute is a second), so a lost
+/// exchanger IPN is resolved while you watch.
+const DEV_RECONCILER_SPEEDUP: u32 = 60;
+
 #[derive(clap::Args)]
 pub struct Args {
-    /// Stop after the sample order instead of serving until Ctrl-C.
+    /// Stop after the sample orders instead of serving until Ctrl-C.
     #[arg(long)]
     exit_after_demo: bool,
 }
 
 pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
     let (url, _server) = ensure_nats(&settings).await?;
-    let client = connect(&url).await?;
-    let engine =
-        paystate_service::run_engine(client.clone(), settings.log(), settings.engine()).await?;
+    let nats = connect(&url).await?;
+    let listener = match tokio::net::TcpListener::bind(&settings.http).await {
+        Ok(_) => settings.http.clone(),
+        Err(e) => {
+            println!(
+                "gateway: {} is taken ({e}); using a free port",
+                settings.http
+            );
+            "127.0.0.1:0".to_string()
+        }
+    };
+    let sandbox_cfg = SandboxConfig {
+        time_scale: TimeScale(0.01),
+        ..Default::default()
+    };
+    let reconciler = ReconcilerConfig::default().scaled(DEV_RECONCILER_SPEEDUP);
+    let (stack, sandbox, _) = paystate::stack::with_sandbox(
+        nats.clone(),
+        settings.log(),
+        settings.engine(),
+        WorkerConfig::default(),
+        reconciler,
+        sandbox_cfg,
+        &listener,
+    )
+    .await?;
+    let gateway = stack.gateway_url.clone().unwrap_or_default();
     println!(
-        "engine: running ({} partitions)",
+        "engine: {} partitions | projector | adapter workers | reconciler",
         settings.engine.partitions
     );
-    let query = crate::cmd::serving::start(client.clone(), &settings.log().events_stream, settings.replicas, &settings.http).await?;
-    println!("projector: running; gateway: {}/orders", query.url());
-    let order = crate::cmd::dev_demo::sample_order(
-        &paystate_service::Client::new(client.clone()),
-        settings.wait(),
+    println!("gateway: {gateway} (GET /orders, POST /callbacks/<provider>, POST /attachments)");
+    println!(
+        "sandboxes: {} (control API {})",
+        sandbox.addr(),
+        sandbox.control_url()
+    );
+    let client = paystate_service::Client::new(nats.clone());
+    let journal = paystate_journal::Journal::existing(
+        async_nats::jetstream::new(nats),
+        &settings.log().events_stream,
     )
-    .await;
-    let js = async_nats::jetstream::new(client);
-    let journal = paystate_journal::Journal::existing(js, &settings.log().events_stream).await?;
-    let order = order?;
-    let commits = journal.read_order(&order).await?;
-    println!("\ntimeline of order {order} (read back from the log):");
-    print!("{}", crate::timeline::render(&commits));
-    crate::cmd::serving::show_projected(&query, &order).await;
+    .await?;
+    let orders = paystate::demo::drive_all(&client, &sandbox, &journal, settings.wait()).await;
+    let orders = orders.context("a sample order did not complete")?;
+    for (provider, order) in &orders {
+        let commits = journal.read_order(order).await?;
+        println!("\n{provider}: order {order} (timeline read back from the log)");
+        print!("{}", crate::timeline::render(&commits));
+    }
+    if let Some((_, first)) = orders.first() {
+        crate::cmd::serving::show_projected(&stack.projection, &gateway, first).await;
+    }
     if args.exit_after_demo {
-        query.shutdown().await;
-        engine.shutdown().await;
+        stack.shutdown().await;
+        sandbox.shutdown().await;
         return Ok(ExitCode::SUCCESS);
     }
-    println!("\nserving on {url}; publish commands to paystate.cmd.<order_id> (Ctrl-C to stop)");
-    println!("order queries: curl {}/orders/{order}", query.url());
+    println!("\nserving on {url}; publish commands to paystate.cmd.<order_id>; try `paystate orders list` (Ctrl-C to stop)");
     tokio::signal::ctrl_c().await?;
-    query.shutdown().await;
-    engine.shutdown().await;
+    stack.shutdown().await;
+    sandbox.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -84,34 +122,3 @@ async fn ensure_nats(settings: &Settings) -> anyhow::Result<(String, Option<Nats
     );
     Ok((server.url(), Some(server)))
 }
-
-/// A command envelope for the demo and the tests.
-pub fn envelope(order: &OrderId, command: Command) -> CommandEnvelope {
-    CommandEnvelope {
-        command_id: paystate_events::CommandId::parse(uuid::Uuid::new_v4().to_string())
-            .unwrap_or_else(|_| unreachable!("uuids are valid ids")),
-        order_id: order.clone(),
-        issued_at: chrono::Utc::now(),
-        command,
-    }
-}
-
-/// Prints one outcome line.
-pub fn print_outcome(step: &str, outcome: &Outcome) {
-    match outcome {
-        Outcome::Accepted { state, events, .. } => {
-            let names: Vec<_> = events.iter().map(|e| e.name()).collect();
-            println!(
-                "  {step:<40} accepted -> {:<10} [{}]",
-                state.status.to_string(),
-                names.join(", ")
-            );
-        }
-        Outcome::Rejected { code, message, .. } => {
-            println!("  {step:<40} rejected {code}: {message}")
-        }
-    }
-}
-
-pub const DEMO_PROVIDER: Provider = Provider::Plural;
-pub const DEMO_CAPTURE: CaptureMode = CaptureMode::Manual;

@@ -1,25 +1,115 @@
-//! `paystate run`: an engine instance against the configured NATS, until Ctrl-C.
+//! `paystate run`: one paystate process against the configured NATS, until Ctrl-C. Which
+//! parts it runs is chosen with `--roles` (several processes with different roles make a
+//! deployment; see docker-compose.yml).
 
 use crate::settings::Settings;
+use anyhow::bail;
+use paystate::stack::{Stack, StackOptions};
+use paystate_workers::{ReconcilerConfig, WorkerConfig};
 use std::process::ExitCode;
 
-#[derive(clap::Args)]
-pub struct Args {}
+/// Every role a process can take.
+pub const ROLES: [&str; 5] = ["engine", "projector", "workers", "reconciler", "gateway"];
 
-pub async fn run(settings: Settings, _args: Args) -> anyhow::Result<ExitCode> {
-    let client = paystate_service::connect_patiently(&settings.nats_url, "paystate-engine")
+#[derive(clap::Args)]
+pub struct Args {
+    /// Comma-separated roles: engine, projector, workers, reconciler, gateway, or `all`.
+    /// `all` runs workers and the reconciler only when `providers_file` is set; naming them
+    /// without it is an error.
+    #[arg(long, env = "PAYSTATE_ROLES", default_value = "all")]
+    roles: String,
+    /// Where the gateway listens (overrides the `http` setting).
+    #[arg(long)]
+    http: Option<String>,
+}
+
+impl Args {
+    /// Checks the roles against the settings (for `--dry-run`).
+    pub fn check(&self, settings: &Settings) -> anyhow::Result<()> {
+        parse_roles(&self.roles, settings.providers()?.is_some()).map(|_| ())
+    }
+}
+
+/// The roles named in `text`, checked.
+pub fn parse_roles(text: &str, have_providers: bool) -> anyhow::Result<Vec<&'static str>> {
+    if text.trim() == "all" {
+        let all = ROLES.iter().copied();
+        return Ok(all
+            .filter(|r| have_providers || !matches!(*r, "workers" | "reconciler"))
+            .collect());
+    }
+    let mut roles = Vec::new();
+    for r in text.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+        match ROLES.iter().find(|k| **k == r) {
+            Some(k) if matches!(*k, "workers" | "reconciler") && !have_providers => {
+                bail!("role {k} needs provider configuration: set providers_file (PAYSTATE_PROVIDERS_FILE)")
+            }
+            Some(k) => roles.push(*k),
+            None => bail!("unknown role {r:?}; roles are {} or all", ROLES.join(", ")),
+        }
+    }
+    if roles.is_empty() {
+        bail!("no roles given");
+    }
+    Ok(roles)
+}
+
+pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
+    let providers = settings.providers()?;
+    let roles = parse_roles(&args.roles, providers.is_some())?;
+    let http = args.http.unwrap_or_else(|| settings.http.clone());
+    let nats = paystate_service::connect_patiently(&settings.nats_url, "paystate")
         .await
         .map_err(anyhow::Error::msg)?;
-    let engine = paystate_service::run_engine(client.clone(), settings.log(), settings.engine()).await?;
-    let query = crate::cmd::serving::start(client, &settings.log().events_stream, settings.replicas, &settings.http).await?;
+    let has = |r: &str| roles.contains(&r);
+    let gateway = match has("gateway") {
+        true => Some(
+            tokio::net::TcpListener::bind(&http)
+                .await
+                .map_err(|e| anyhow::anyhow!("gateway cannot listen on {http}: {e}"))?,
+        ),
+        false => None,
+    };
+    let opts = StackOptions {
+        log: settings.log(),
+        engine: has("engine").then(|| settings.engine()),
+        projector: has("projector"),
+        workers: has("workers").then(WorkerConfig::default),
+        reconciler: has("reconciler").then(ReconcilerConfig::default),
+        gateway,
+        adapters: providers,
+    };
+    let stack = Stack::start(nats, opts).await?;
     eprintln!(
-        "paystate engine running against {} (Ctrl-C to stop)",
-        settings.nats_url
+        "paystate running against {} with roles {} (Ctrl-C to stop)",
+        settings.nats_url,
+        roles.join(",")
     );
-    eprintln!("projector running; order queries on {}/orders", query.url());
+    if let Some(url) = &stack.gateway_url {
+        eprintln!(
+            "gateway: {url}/orders (queries), {url}/callbacks/<provider> (provider callbacks)"
+        );
+    }
     tokio::signal::ctrl_c().await?;
-    eprintln!("stopping: finishing commands in hand");
-    query.shutdown().await;
-    engine.shutdown().await;
+    eprintln!("stopping: finishing work in hand");
+    stack.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_parse_and_need_providers_where_they_call_providers() {
+        assert_eq!(
+            parse_roles("all", false).unwrap(),
+            vec!["engine", "projector", "gateway"]
+        );
+        assert_eq!(parse_roles("all", true).unwrap().len(), 5);
+        assert_eq!(parse_roles("engine", false).unwrap(), vec!["engine"]);
+        assert!(parse_roles("workers", false).is_err());
+        assert!(parse_roles("engine,teleporter", true).is_err());
+        assert!(parse_roles("", true).is_err());
+    }
 }

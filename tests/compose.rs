@@ -1,0 +1,249 @@
+//! docker-compose.yml, checked against the real binary (Docker cannot run here): every
+//! service, port, volume, health check and command. paystate commands are run through the
+//! binary with `--dry-run` under the service's environment, so a flag or setting the binary
+//! does not know fails this test.
+
+use serde_norway::Value;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn compose() -> Value {
+    let text = std::fs::read_to_string(root().join("docker-compose.yml"))
+        .expect("docker-compose.yml exists");
+    let mut v: Value = serde_norway::from_str(&text).expect("valid YAML");
+    v.apply_merge().expect("merge keys resolve");
+    v
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_sequence()
+        .map(|s| {
+            s.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn is_paystate(svc: &Value) -> bool {
+    svc.get("build").is_some()
+}
+
+/// The port a command listens on (`--http` / `--listen` host:port), if it names one.
+fn listen_port(cmd: &[String]) -> Option<u16> {
+    let at = cmd.iter().position(|a| a == "--http" || a == "--listen")?;
+    cmd.get(at + 1)?.rsplit(':').next()?.parse().ok()
+}
+
+/// Runs `paystate <args> --dry-run` with the service's environment, the mounted providers
+/// file mapped back to the repository.
+fn dry_run(name: &str, svc: &Value, args: &[String]) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_paystate"));
+    cmd.args(args)
+        .arg("--dry-run")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    let mounts: Vec<(String, String)> = strings(svc.get("volumes").unwrap_or(&Value::Null))
+        .iter()
+        .filter_map(|m| {
+            let mut p = m.split(':');
+            Some((p.next()?.to_string(), p.next()?.to_string()))
+        })
+        .collect();
+    if let Some(env) = svc.get("environment").and_then(|e| e.as_mapping()) {
+        for (k, v) in env {
+            let (Some(k), Some(v)) = (k.as_str(), v.as_str()) else {
+                panic!("{name}: environment values must be strings")
+            };
+            let v = mounts
+                .iter()
+                .find(|(_, target)| target == v)
+                .map(|(src, _)| root().join(src).display().to_string())
+                .unwrap_or(v.to_string());
+            cmd.env(k, v);
+        }
+    }
+    let out = cmd.output().expect("paystate runs");
+    assert!(
+        out.status.success(),
+        "{name}: `paystate {}` is not valid for this binary: {}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn every_service_is_complete_and_its_command_is_real() {
+    let v = compose();
+    let services = v
+        .get("services")
+        .and_then(|s| s.as_mapping())
+        .expect("services");
+    let names: BTreeSet<String> = services
+        .keys()
+        .filter_map(|k| k.as_str().map(str::to_string))
+        .collect();
+    for expected in [
+        "nats-1",
+        "nats-2",
+        "nats-3",
+        "engine-1",
+        "engine-2",
+        "workers",
+        "projector",
+        "gateway",
+        "sandboxes",
+    ] {
+        assert!(names.contains(expected), "service {expected} missing");
+    }
+    for (name, svc) in services {
+        let name = name.as_str().expect("service names are strings");
+        assert!(
+            svc.get("image").is_some() || svc.get("build").is_some(),
+            "{name}: no image or build"
+        );
+        let health = svc
+            .get("healthcheck")
+            .and_then(|h| h.get("test"))
+            .map(strings)
+            .unwrap_or_default();
+        assert!(!health.is_empty(), "{name}: no health check");
+        for dep in svc
+            .get("depends_on")
+            .and_then(|d| d.as_mapping())
+            .map(|m| m.keys().cloned().collect::<Vec<_>>())
+            .unwrap_or_default()
+        {
+            assert!(
+                names.contains(dep.as_str().unwrap_or_default()),
+                "{name}: depends on unknown {dep:?}"
+            );
+        }
+        let command = strings(svc.get("command").unwrap_or(&Value::Null));
+        if is_paystate(svc) {
+            dry_run(name, svc, &command);
+            assert_eq!(
+                health.get(1).map(String::as_str),
+                Some("paystate"),
+                "{name}: health check runs paystate"
+            );
+            dry_run(name, svc, &health[2..]);
+        } else {
+            nats_service(name, &command, &names);
+        }
+        for port in strings(svc.get("ports").unwrap_or(&Value::Null)) {
+            let container: u16 = port
+                .rsplit(':')
+                .next()
+                .and_then(|p| p.parse().ok())
+                .expect("port mapping");
+            let listens = if is_paystate(svc) {
+                listen_port(&command)
+            } else {
+                Some(4222)
+            };
+            assert_eq!(
+                listens,
+                Some(container),
+                "{name}: publishes {port} but listens on {listens:?}"
+            );
+        }
+    }
+}
+
+/// A NATS node: JetStream on, a store directory, routes to the other nodes only.
+fn nats_service(name: &str, command: &[String], names: &BTreeSet<String>) {
+    for flag in [
+        "--js",
+        "--sd",
+        "--cluster_name",
+        "--cluster",
+        "--routes",
+        "--name",
+    ] {
+        assert!(
+            command.iter().any(|a| a == flag),
+            "{name}: nats-server needs {flag}"
+        );
+    }
+    let routes = command
+        .iter()
+        .position(|a| a == "--routes")
+        .and_then(|i| command.get(i + 1))
+        .expect("routes");
+    for route in routes.split(',') {
+        let host = route
+            .trim_start_matches("nats://")
+            .split(':')
+            .next()
+            .unwrap_or_default();
+        assert!(
+            names.contains(host) && host != name,
+            "{name}: route to {host}"
+        );
+    }
+}
+
+#[test]
+fn volumes_and_mounts_exist() {
+    let v = compose();
+    let declared: BTreeSet<String> = v
+        .get("volumes")
+        .and_then(|m| m.as_mapping())
+        .map(|m| {
+            m.keys()
+                .filter_map(|k| k.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    for (name, svc) in v
+        .get("services")
+        .and_then(|s| s.as_mapping())
+        .expect("services")
+    {
+        for mount in strings(svc.get("volumes").unwrap_or(&Value::Null)) {
+            let source = mount.split(':').next().unwrap_or_default();
+            if source.starts_with("./") || source.starts_with('/') {
+                assert!(
+                    root().join(source).exists(),
+                    "{name:?}: bind mount {source} does not exist"
+                );
+            } else {
+                assert!(
+                    declared.contains(source),
+                    "{name:?}: volume {source} not declared"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_engines_share_the_cluster_with_replicated_streams() {
+    let v = compose();
+    for name in ["engine-1", "engine-2", "workers", "projector", "gateway"] {
+        let env = &v["services"][name]["environment"];
+        assert_eq!(
+            env["PAYSTATE_REPLICAS"].as_str(),
+            Some("3"),
+            "{name}: R3 streams"
+        );
+        let urls = env["PAYSTATE_NATS_URL"].as_str().expect("nats url");
+        assert_eq!(
+            urls.split(',').count(),
+            3,
+            "{name}: connects to all three nodes"
+        );
+    }
+    let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).expect("Dockerfile exists");
+    assert!(
+        dockerfile.contains("cargo build --release -p paystate")
+            && dockerfile.contains("ENTRYPOINT [\"paystate\"]")
+    );
+    assert!(Path::new(&root().join("deploy/providers.sandbox.toml")).is_file());
+}
