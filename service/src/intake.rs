@@ -230,12 +230,29 @@ async fn partition(
             .map(|v| v.as_str().to_string());
         match process(&mut processor, &msg, received_at).await {
             Disposition::Done(outcome) => {
-                if let Some(to) = reply_to {
-                    reply(&client, to, &outcome).await;
+                if let (Some(to), Some(bytes)) = (reply_to, encode(&outcome)) {
+                    reply(&client, to, bytes).await;
                 }
-                if let Err(e) = msg.ack().await {
-                    tracing::warn!(error = %e, "ack failed; the command will be redelivered and answered idempotently");
+                ack(&msg).await;
+            }
+            Disposition::Committed {
+                outcome,
+                order,
+                command,
+                fingerprint,
+            } => {
+                // The commit is durable in the log: answer first, then fill the outcome bucket
+                // with the same bytes, then acknowledge (a crash in between redelivers the
+                // command, which the log answers as a duplicate).
+                if let Some(bytes) = encode(&outcome) {
+                    if let Some(to) = reply_to {
+                        reply(&client, to, bytes.clone()).await;
+                    }
+                    processor
+                        .remember_encoded(&order, &command, &fingerprint, &bytes)
+                        .await;
                 }
+                ack(&msg).await;
             }
             Disposition::RetryLater => {
                 let _ = msg
@@ -243,6 +260,12 @@ async fn partition(
                     .await;
             }
         }
+    }
+}
+
+async fn ack(msg: &jetstream::Message) {
+    if let Err(e) = msg.ack().await {
+        tracing::warn!(error = %e, "ack failed; the command will be redelivered and answered idempotently");
     }
 }
 
@@ -277,13 +300,19 @@ fn command_id_hint(bytes: &[u8]) -> Option<String> {
     (id.len() <= paystate_events::ids::COMMAND_ID_LEN_MAX).then(|| id.to_string())
 }
 
-async fn reply(client: &async_nats::Client, to: String, outcome: &Outcome) {
+/// The outcome as JSON, encoded once for the reply and the outcome bucket.
+fn encode(outcome: &Outcome) -> Option<bytes::Bytes> {
     match serde_json::to_vec(outcome) {
-        Ok(bytes) => {
-            if let Err(e) = client.publish(to, bytes.into()).await {
-                tracing::warn!(error = %e, "could not publish the outcome (the caller can read it from the outcome bucket)");
-            }
+        Ok(bytes) => Some(bytes.into()),
+        Err(e) => {
+            tracing::error!(error = %e, "outcome did not serialize");
+            None
         }
-        Err(e) => tracing::error!(error = %e, "outcome did not serialize"),
+    }
+}
+
+async fn reply(client: &async_nats::Client, to: String, outcome_json: bytes::Bytes) {
+    if let Err(e) = client.publish(to, outcome_json).await {
+        tracing::warn!(error = %e, "could not publish the outcome (the caller can read it from the outcome bucket)");
     }
 }

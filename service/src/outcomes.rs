@@ -59,6 +59,23 @@ impl Outcomes {
         }
     }
 
+    /// Remembers an outcome already encoded as JSON (the bytes the caller was sent), without
+    /// encoding it a second time; stored exactly as [`StoredOutcome`] would be.
+    pub async fn put_encoded(
+        &self,
+        order: &OrderId,
+        command: &CommandId,
+        fingerprint: &str,
+        outcome_json: &[u8],
+    ) -> Result<(), String> {
+        let bytes = encode_stored(fingerprint, outcome_json).map_err(|e| e.to_string())?;
+        self.kv
+            .put(key(order, command), bytes.into())
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
     /// Remembers an outcome; failures are logged by the caller and are harmless (the log
     /// still knows accepted commands; a rejection is simply decided again).
     pub async fn put(
@@ -73,5 +90,42 @@ impl Outcomes {
             .await
             .map(|_| ())
             .map_err(|e| e.to_string())
+    }
+}
+
+/// `{"fingerprint":<fingerprint>,"outcome":<outcome_json>}`: a [`StoredOutcome`] around an
+/// outcome that is JSON already.
+pub fn encode_stored(fingerprint: &str, outcome_json: &[u8]) -> serde_json::Result<Vec<u8>> {
+    let fingerprint = serde_json::to_vec(fingerprint)?;
+    let mut bytes = Vec::with_capacity(outcome_json.len() + fingerprint.len() + 32);
+    bytes.extend_from_slice(b"{\"fingerprint\":");
+    bytes.extend_from_slice(&fingerprint);
+    bytes.extend_from_slice(b",\"outcome\":");
+    bytes.extend_from_slice(outcome_json);
+    bytes.push(b'}');
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paystate_events::RejectionCode;
+
+    #[test]
+    fn encoded_outcomes_read_back_as_stored_outcomes() {
+        let outcome = Outcome::Rejected {
+            command_id: Some("c-1".into()),
+            order_id: Some("o-1".into()),
+            code: RejectionCode::OrderNotFound,
+            message: "order o-1 does not exist \"quoted\"".into(),
+            duplicate: false,
+        };
+        let json = serde_json::to_vec(&outcome).unwrap();
+        let bytes = encode_stored("ab12", &json).unwrap();
+        let stored: StoredOutcome = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(
+            (stored.fingerprint.as_str(), stored.outcome),
+            ("ab12", outcome)
+        );
     }
 }

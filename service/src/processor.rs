@@ -7,8 +7,8 @@ use crate::config::EngineConfig;
 use crate::outcomes::{Outcomes, StoredOutcome};
 use paystate_engine::{apply_commit, check_invariants, decide, Decision};
 use paystate_events::{
-    Command, CommandEnvelope, Commit, OrderState, Outcome, Rejection, RejectionCode, Timestamp,
-    COMMIT_SCHEMA_VERSION,
+    Command, CommandEnvelope, CommandId, Commit, OrderId, OrderState, Outcome, Rejection,
+    RejectionCode, Timestamp, COMMIT_SCHEMA_VERSION,
 };
 use paystate_journal::{AppendError, EncodedCommit, Journal};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -25,6 +25,15 @@ const BROKER_BACKOFF_MS: [u64; 5] = [5, 20, 100, 300, 1000];
 pub enum Disposition {
     /// Acknowledge; reply with the outcome.
     Done(Outcome),
+    /// A new commit, already in the log: reply with the outcome, then store it in the outcome
+    /// bucket ([`Processor::remember_encoded`], the same bytes as the reply), then acknowledge.
+    /// The log holds the outcome already, so the caller does not wait for the bucket.
+    Committed {
+        outcome: Outcome,
+        order: OrderId,
+        command: CommandId,
+        fingerprint: String,
+    },
     /// Give it back to the queue (broker trouble or too many conflicts); it is redelivered.
     RetryLater,
 }
@@ -107,8 +116,12 @@ impl Processor {
                         next_commit(current.state.as_ref(), env, &fingerprint, now, events);
                     match self.commit(env, current, commit).await {
                         Ok(outcome) => {
-                            self.remember(env, &fingerprint, &outcome).await;
-                            return Disposition::Done(outcome);
+                            return Disposition::Committed {
+                                outcome,
+                                order: env.order_id.clone(),
+                                command: env.command_id.clone(),
+                                fingerprint,
+                            }
                         }
                         Err(Retry::Conflict) => {
                             self.stats.conflicts.fetch_add(1, Relaxed);
@@ -329,6 +342,23 @@ impl Processor {
             .await
         {
             tracing::warn!(order = %env.order_id, error = %e, "could not store the outcome (harmless: the log is the truth)");
+        }
+    }
+
+    /// Stores a committed command's outcome, given as the JSON bytes its caller was sent.
+    pub async fn remember_encoded(
+        &self,
+        order: &OrderId,
+        command: &CommandId,
+        fingerprint: &str,
+        outcome_json: &[u8],
+    ) {
+        if let Err(e) = self
+            .outcomes
+            .put_encoded(order, command, fingerprint, outcome_json)
+            .await
+        {
+            tracing::warn!(%order, error = %e, "could not store the outcome (harmless: the log is the truth)");
         }
     }
 
