@@ -177,26 +177,75 @@ fn callback_steps(t: &[Step]) -> Vec<&Step> {
 async fn flood_of_1000_callbacks_a_third_resent_some_reordered() {
     let t = Tuned::start(Tuning::default()).await;
     let ps = &t.ps;
-    let base = ps.gateway_url();
-    let plural_orders = started_orders(
-        ps,
-        Provider::Plural,
-        FLOOD_ORDERS_PER_PROVIDER,
-        CaptureMode::Auto,
-    )
-    .await;
-    let flitt_orders = started_orders(
-        ps,
-        Provider::Flitt,
-        FLOOD_ORDERS_PER_PROVIDER - 1,
-        CaptureMode::Manual,
-    )
-    .await;
-    // Two distinct callbacks per order: the first stage (authorized / approved on hold) and the
-    // second (processed / captured). Every third order gets the second stage first.
-    let mut first = Vec::new();
-    let mut second = Vec::new();
-    let mut reordered = Vec::new();
+    let n = FLOOD_ORDERS_PER_PROVIDER;
+    let plural_orders = started_orders(ps, Provider::Plural, n, CaptureMode::Auto).await;
+    let flitt_orders = started_orders(ps, Provider::Flitt, n - 1, CaptureMode::Manual).await;
+    let flood = flood_of(ps, &plural_orders, &flitt_orders);
+    let started = Instant::now();
+    let mut answers = Vec::new();
+    for w in &flood.waves {
+        answers.extend(post_all(&ps.gateway_url(), w, FLOOD_CONCURRENCY).await);
+    }
+    let flood_s = started.elapsed().as_secs_f64();
+    let sent = answers.len();
+    let not_ok: Vec<_> = answers
+        .iter()
+        .filter(|a| !matches!(a, Some((200, _))))
+        .collect();
+    let acknowledged = sent - not_ok.len();
+    assert_eq!(sent, FLOOD_CALLBACKS);
+    assert!(
+        not_ok.is_empty(),
+        "every callback answered HTTP 200: {not_ok:?}"
+    );
+    let all: Vec<&OrderId> = plural_orders
+        .iter()
+        .chain(&flitt_orders)
+        .map(|(o, _)| o)
+        .collect();
+    let applied = check_flooded(ps, &all, &flood.reordered).await;
+    let stats = t.callback_stats();
+    let received = stats.received.load(Ordering::SeqCst) as usize;
+    let recognised = stats.duplicates.load(Ordering::SeqCst) as usize;
+    let rejected = stats.rejected.load(Ordering::SeqCst);
+    println!(
+        "flood: sent {sent}, acknowledged {acknowledged} (HTTP 200), distinct {}, resends {}, \
+         applied once {applied}, resends recognised by the seen bucket {recognised} (the rest \
+         raced their original and were de-duplicated by command id), orders reordered {}, \
+         rejected {rejected}, {flood_s:.2} s ({:.0}/s)",
+        flood.unique,
+        flood.resends,
+        flood.reordered.len(),
+        sent as f64 / flood_s
+    );
+    assert_eq!(
+        (applied, received, rejected),
+        (flood.unique, FLOOD_CALLBACKS, 0)
+    );
+    assert!(
+        recognised > 0 && recognised <= flood.resends,
+        "{recognised}"
+    );
+}
+
+/// The flood: two waves of callbacks, resends included.
+struct Flood {
+    waves: [Vec<Hook>; 2],
+    unique: usize,
+    resends: usize,
+    reordered: Vec<OrderId>,
+}
+
+/// Two distinct callbacks per order: the first stage (authorized / approved on hold) in wave
+/// one and the second (processed / captured) in wave two, except every third order, whose
+/// stages are swapped. Resends make up the rest of [`FLOOD_CALLBACKS`], spread over both
+/// waves (some race their original, some come long after).
+fn flood_of(
+    ps: &ProviderStack,
+    plural_orders: &[(OrderId, OrderState)],
+    flitt_orders: &[(OrderId, OrderState)],
+) -> Flood {
+    let (mut first, mut second, mut reordered) = (Vec::new(), Vec::new(), Vec::new());
     for (i, (o, s)) in plural_orders.iter().enumerate() {
         let r = s.provider_ref.as_deref().expect("Plural order id");
         let pair = [
@@ -214,7 +263,6 @@ async fn flood_of_1000_callbacks_a_third_resent_some_reordered() {
         split(pair, i % 3 == 1, &mut first, &mut second, &mut reordered, o);
     }
     let unique = first.len() + second.len();
-    // Resends: a third of the flood, spread over both waves (some in flight with the original).
     let resends = FLOOD_CALLBACKS - unique;
     let mut waves = [first.clone(), second.clone()];
     for k in 0..resends {
@@ -223,38 +271,24 @@ async fn flood_of_1000_callbacks_a_third_resent_some_reordered() {
         } else {
             (1, &second)
         };
-        let hook = source[(k * 7) % source.len()].clone();
-        waves[wave].push(hook);
+        waves[wave].push(source[(k * 7) % source.len()].clone());
     }
     for w in &mut waves {
         interleave(w);
     }
-    let started = Instant::now();
-    let mut answers = Vec::new();
-    for w in &waves {
-        answers.extend(post_all(&base, w, FLOOD_CONCURRENCY).await);
+    Flood {
+        waves,
+        unique,
+        resends,
+        reordered,
     }
-    let flood_s = started.elapsed().as_secs_f64();
-    let sent = answers.len();
-    let acknowledged = answers
-        .iter()
-        .filter(|a| matches!(a, Some((200, _))))
-        .count();
-    assert_eq!(sent, FLOOD_CALLBACKS);
-    assert_eq!(
-        acknowledged,
-        FLOOD_CALLBACKS,
-        "every callback answered HTTP 200: {:?}",
-        answers
-            .iter()
-            .filter(|a| !matches!(a, Some((200, _))))
-            .take(5)
-            .collect::<Vec<_>>()
-    );
-    let all: Vec<&(OrderId, OrderState)> =
-        plural_orders.iter().chain(flitt_orders.iter()).collect();
+}
+
+/// Every flooded order ends captured, with each of its two callbacks applied once (the late
+/// first stage of a reordered order changes nothing). Returns the callbacks applied.
+async fn check_flooded(ps: &ProviderStack, orders: &[&OrderId], reordered: &[OrderId]) -> usize {
     let mut applied = 0;
-    for (o, _) in &all {
+    for o in orders {
         let s = ps.wait_status(o, Status::Captured).await;
         assert_eq!(s.captured.0, AMOUNT, "{o}");
         let tr = trail(&ps.journal, o).await;
@@ -263,34 +297,11 @@ async fn flood_of_1000_callbacks_a_third_resent_some_reordered() {
         assert!(no_discrepancy(&tr), "{tr:#?}");
         if reordered.contains(o) {
             assert_eq!(cbs[0].signal.as_deref(), Some("captured"), "{tr:#?}");
-            assert_eq!(
-                cbs[1].events,
-                ["signal_recorded:late"],
-                "the late first stage changes nothing: {tr:#?}"
-            );
+            assert_eq!(cbs[1].events, ["signal_recorded:late"], "{tr:#?}");
         }
         applied += cbs.len();
     }
-    let stats = t.callback_stats();
-    let (received, recognised) = (
-        stats.received.load(Ordering::SeqCst),
-        stats.duplicates.load(Ordering::SeqCst),
-    );
-    let rejected = stats.rejected.load(Ordering::SeqCst);
-    println!(
-        "flood: sent {sent}, acknowledged {acknowledged} (HTTP 200), distinct {unique}, resends {resends}, applied once {applied}, \
-         resends recognised by the seen bucket {recognised} (the rest were in flight with their original and were \
-         de-duplicated by command id), reordered orders {}, rejected {rejected}, received {received}, {flood_s:.2} s ({:.0}/s)",
-        reordered.len(),
-        sent as f64 / flood_s
-    );
-    assert_eq!(applied, unique);
-    assert_eq!(received as usize, FLOOD_CALLBACKS);
-    assert_eq!(rejected, 0);
-    assert!(
-        recognised > 0 && recognised as usize <= resends,
-        "{recognised}"
-    );
+    applied
 }
 
 /// Puts a pair of stage hooks into the waves: normally first stage in wave one, second in
@@ -334,64 +345,31 @@ fn interleave(hooks: &mut Vec<Hook>) {
 async fn bad_and_missing_signatures_are_refused_recorded_never_applied() {
     let t = Tuned::start(Tuning::default()).await;
     let ps = &t.ps;
-    let base = ps.gateway_url();
-    let http = reqwest::Client::new();
-    let (po, ps_state) = started_orders(ps, Provider::Plural, 1, CaptureMode::Manual)
+    let (base, http) = (ps.gateway_url(), reqwest::Client::new());
+    let (po, p_state) = started_orders(ps, Provider::Plural, 1, CaptureMode::Manual)
         .await
         .remove(0);
-    let (fo, fs_state) = started_orders(ps, Provider::Flitt, 1, CaptureMode::Manual)
+    let (fo, f_state) = started_orders(ps, Provider::Flitt, 1, CaptureMode::Manual)
         .await
         .remove(0);
-    let plural_ref = ps_state.provider_ref.clone().expect("ref");
-    let good = plural_hook(ps, "msg_1", &plural_ref, "AUTHORIZED");
-    let mut wrong_key = good.clone();
-    let forged = plural::signature::webhook_signature(
-        "not-the-secret",
-        "msg_1",
-        &good.headers[2].1,
-        &good.body,
-    );
-    wrong_key.headers[3].1 = forged;
-    let mut unsigned = good.clone();
-    unsigned.headers.retain(|(k, _)| !k.starts_with("webhook-"));
-    let stale = plural_signed(
+    let good = plural_hook(
         ps,
         "msg_1",
-        good.body.clone(),
-        chrono::Utc::now().timestamp() - 3_600,
+        &p_state.provider_ref.clone().expect("ref"),
+        "AUTHORIZED",
     );
-    let mut tampered_body = good.clone();
-    tampered_body.body = String::from_utf8(good.body.clone())
-        .expect("utf8")
-        .replace("AUTHORIZED", "CANCELLED")
-        .into_bytes();
-    let pid = fs_state.provider_ref.clone().expect("payment_id");
+    let pid = f_state.provider_ref.clone().expect("payment_id");
     let flitt_good = flitt_signed(ps, flitt_params(ps, &fo, &pid, false));
-    let mut flitt_tampered = flitt_good.clone();
-    flitt_tampered.body = String::from_utf8(flitt_good.body.clone())
-        .expect("utf8")
-        .replace("\"amount\":\"10000\"", "\"amount\":\"1\"")
-        .into_bytes();
-    assert_ne!(
-        flitt_tampered.body, flitt_good.body,
-        "the amount was changed"
-    );
-    let mut flitt_unsigned = flitt_good.clone();
-    let mut params = flitt_params(ps, &fo, &pid, false);
-    params.remove("signature");
-    flitt_unsigned.body = serde_json::to_vec(&params).expect("json");
-    let bad = [
-        &wrong_key,
-        &unsigned,
-        &stale,
-        &tampered_body,
-        &flitt_tampered,
-        &flitt_unsigned,
-    ];
-    for hook in bad {
+    for hook in plural_forgeries(ps, &good)
+        .iter()
+        .chain(&flitt_forgeries(&flitt_good))
+    {
         let (status, body) = post(&http, &base, hook).await.expect("an answer");
         assert_eq!(status, 401, "{hook:?}: {body}");
-        assert!(body.starts_with("bad signature"), "a clear reason: {body}");
+        assert!(
+            body.starts_with("bad signature: "),
+            "a clear reason: {body}"
+        );
     }
     for (p, o, n) in [(Provider::Plural, &po, 4), (Provider::Flitt, &fo, 2)] {
         let v = verdicts_of(&ps.nats, p).await;
@@ -400,9 +378,8 @@ async fn bad_and_missing_signatures_are_refused_recorded_never_applied() {
             n,
             "{v:#?}"
         );
-        let raw = ps.raw_callbacks(p).await;
         assert_eq!(
-            raw.len(),
+            ps.raw_callbacks(p).await.len(),
             n,
             "each refused callback is kept raw as evidence"
         );
@@ -411,16 +388,14 @@ async fn bad_and_missing_signatures_are_refused_recorded_never_applied() {
             callback_steps(&tr).is_empty(),
             "nothing refused was applied: {tr:#?}"
         );
-        assert_eq!(
-            ps.journal
-                .load(o)
-                .await
-                .expect("load")
-                .state
-                .expect("order")
-                .status,
-            Status::Pending
-        );
+        let state = ps
+            .journal
+            .load(o)
+            .await
+            .expect("load")
+            .state
+            .expect("order");
+        assert_eq!(state.status, Status::Pending);
     }
     assert_eq!(post(&http, &base, &good).await.map(|a| a.0), Some(200));
     assert_eq!(
@@ -432,56 +407,107 @@ async fn bad_and_missing_signatures_are_refused_recorded_never_applied() {
     assert_eq!(t.callback_stats().rejected.load(Ordering::SeqCst), 6);
 }
 
+/// A Plural webhook signed with another secret, without signature headers, signed an hour
+/// ago (a replay), and with its body changed after signing.
+fn plural_forgeries(ps: &ProviderStack, good: &Hook) -> Vec<Hook> {
+    let (id, ts) = (&good.headers[1].1, &good.headers[2].1);
+    let mut wrong_key = good.clone();
+    wrong_key.headers[3].1 =
+        plural::signature::webhook_signature("not-the-secret", id, ts, &good.body);
+    let mut unsigned = good.clone();
+    unsigned.headers.retain(|(k, _)| !k.starts_with("webhook-"));
+    let an_hour_ago = chrono::Utc::now().timestamp() - 3_600;
+    let stale = plural_signed(ps, id, good.body.clone(), an_hour_ago);
+    let mut tampered = good.clone();
+    tampered.body = replaced(&good.body, "AUTHORIZED", "CANCELLED");
+    vec![wrong_key, unsigned, stale, tampered]
+}
+
+/// A Flitt callback with its amount changed after signing, and one without a signature.
+fn flitt_forgeries(good: &Hook) -> Vec<Hook> {
+    let mut tampered = good.clone();
+    tampered.body = replaced(&good.body, "\"amount\":\"10000\"", "\"amount\":\"1\"");
+    assert_ne!(tampered.body, good.body, "the amount was changed");
+    let mut params: serde_json::Map<String, Value> =
+        serde_json::from_slice(&good.body).expect("json");
+    params.remove("signature");
+    let mut unsigned = good.clone();
+    unsigned.body = serde_json::to_vec(&params).expect("json");
+    vec![tampered, unsigned]
+}
+
+fn replaced(body: &[u8], from: &str, to: &str) -> Vec<u8> {
+    String::from_utf8_lossy(body).replace(from, to).into_bytes()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_and_malformed_callbacks_get_clear_4xx() {
     let t = Tuned::start(Tuning::default()).await;
     let ps = &t.ps;
-    let base = ps.gateway_url();
-    let http = reqwest::Client::new();
+    let (base, http) = (ps.gateway_url(), reqwest::Client::new());
     let cap = paystate_gateway::callbacks::CALLBACK_BODY_BYTES_MAX;
-    let huge = Hook {
+    let json = vec![("content-type".to_string(), "application/json".to_string())];
+    let body = |bytes: &[u8]| Hook {
         provider: Provider::Flitt,
-        headers: vec![("content-type".into(), "application/json".into())],
-        body: vec![b' '; cap + 1],
+        headers: json.clone(),
+        body: bytes.to_vec(),
     };
-    assert_eq!(post(&http, &base, &huge).await.map(|a| a.0), Some(413));
+    assert_eq!(
+        post(&http, &base, &body(&vec![b' '; cap + 1]))
+            .await
+            .map(|a| a.0),
+        Some(413)
+    );
     assert!(
         ps.raw_callbacks(Provider::Flitt).await.is_empty(),
         "an oversized body is refused before it is stored"
     );
-    let mut at_cap = huge.clone();
-    at_cap.body.truncate(cap);
-    let (status, body) = post(&http, &base, &at_cap).await.expect("answer");
-    assert_eq!(
-        status, 400,
-        "a body at the cap is read (and is malformed): {body}"
-    );
-    let flitt_cases: [(&str, &[u8]); 3] = [
+    let cases: [(&str, &[u8]); 4] = [
+        ("at the cap", &vec![b' '; cap]),
         ("not JSON", b"{not json"),
         ("an array", b"[1,2]"),
         ("empty", b""),
     ];
-    for (what, bytes) in flitt_cases {
-        let hook = Hook {
-            body: bytes.to_vec(),
-            ..huge.clone()
-        };
-        let (status, body) = post(&http, &base, &hook).await.expect("answer");
-        assert_eq!(status, 400, "{what}: {body}");
+    for (what, bytes) in cases {
+        let (status, answer) = post(&http, &base, &body(bytes)).await.expect("answer");
+        assert_eq!(status, 400, "{what}: {answer}");
         assert!(
-            body.starts_with("malformed: "),
-            "{what}: the answer says why: {body}"
+            answer.starts_with("malformed: "),
+            "{what}: the answer says why: {answer}"
         );
     }
+    let nowhere = http
+        .post(format!("{base}/callbacks/acme"))
+        .body("{}")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(nowhere.status().as_u16(), 404);
+    assert_eq!(
+        ps.raw_callbacks(Provider::Flitt).await.len(),
+        4,
+        "malformed bodies are kept raw as evidence"
+    );
+    let v = verdicts_of(&ps.nats, Provider::Flitt).await;
+    let malformed = |v: &Value| {
+        v["verdict"] == "rejected"
+            && v["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("malformed"))
+    };
+    assert!(v.len() == 4 && v.iter().all(malformed), "{v:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_signed_webhook_refused_unknown_status_kept() {
+    let t = Tuned::start(Tuning::default()).await;
+    let ps = &t.ps;
+    let (base, http) = (ps.gateway_url(), reqwest::Client::new());
     let (po, s) = started_orders(ps, Provider::Plural, 1, CaptureMode::Manual)
         .await
         .remove(0);
-    let signed_garbage = plural_signed(
-        ps,
-        "msg_g",
-        b"{\"event_type\":\"ORDER_AUTHORIZED\"}".to_vec(),
-        chrono::Utc::now().timestamp(),
-    );
+    let no_data = b"{\"event_type\":\"ORDER_AUTHORIZED\"}".to_vec();
+    let signed_garbage = plural_signed(ps, "msg_g", no_data, chrono::Utc::now().timestamp());
     let (status, body) = post(&http, &base, &signed_garbage).await.expect("answer");
     assert_eq!(
         (status, body.starts_with("malformed: ")),
@@ -494,38 +520,17 @@ async fn oversized_and_malformed_callbacks_get_clear_4xx() {
         &s.provider_ref.clone().expect("ref"),
         "WEIRD_STATE",
     );
-    assert_eq!(
-        post(&http, &base, &unknown).await.map(|a| a.0),
-        Some(200),
-        "an unknown status is kept, not refused"
-    );
-    let tr = ps
+    let answer = post(&http, &base, &unknown).await.map(|a| a.0);
+    assert_eq!(answer, Some(200), "an unknown status is kept, not refused");
+    let state = ps
         .wait_until(&po, "the unknown status recorded", |s| s.commits >= 4)
         .await;
-    assert_eq!(tr.status, Status::Pending);
+    assert_eq!(state.status, Status::Pending);
+    let kinds = signal_kinds(&trail(&ps.journal, &po).await);
     assert_eq!(
-        signal_kinds(&trail(&ps.journal, &po).await)
-            .last()
-            .map(String::as_str),
-        Some("unrecognised")
-    );
-    let nowhere = http
-        .post(format!("{base}/callbacks/acme"))
-        .body("{}")
-        .send()
-        .await
-        .expect("answer");
-    assert_eq!(nowhere.status().as_u16(), 404);
-    let raw = ps.raw_callbacks(Provider::Flitt).await;
-    assert_eq!(raw.len(), 4, "malformed bodies are kept raw as evidence");
-    let v = verdicts_of(&ps.nats, Provider::Flitt).await;
-    assert!(
-        v.iter().all(|v| v["verdict"] == "rejected"
-            && v["detail"]
-                .as_str()
-                .unwrap_or_default()
-                .contains("malformed")),
-        "{v:#?}"
+        kinds.last().map(String::as_str),
+        Some("unrecognised"),
+        "{kinds:?}"
     );
 }
 
@@ -700,49 +705,56 @@ async fn gateway_killed_and_restarted_provider_retries_deliver() {
     gateway.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn workers_killed_mid_call_lose_nothing_and_act_once() {
-    let mut t = Tuned::start(Tuning {
+/// Workers answered late by the sandbox (not timed out), so a kill lands mid-call.
+fn patient() -> Tuning {
+    Tuning {
         request_timeout_ms: 30_000,
         ..Tuning::default()
-    })
-    .await;
-    let withheld = FaultKind::WithholdResponse { ms: 2_000 };
-    // Plural: killed while create-payment is answered late; the redelivered start must not pay
-    // twice (Plural refuses a second payment on the order) and must show the challenge.
-    t.ps.sandbox.add_fault(
-        Provider::Plural,
-        FaultRule::once(withheld).on_op(Op::CreatePayment),
-    );
+    }
+}
+
+/// The sandbox acts, then holds its answer this long: the workers are killed meanwhile.
+const WITHHELD: FaultKind = FaultKind::WithholdResponse { ms: 2_000 };
+
+/// The worker crashes right after `provider` acted (`acted` holds), and a new one takes over.
+async fn crash_workers_after(
+    t: &mut Tuned,
+    provider: Provider,
+    acted: impl Fn(&paystate_sandbox::Counters) -> bool,
+) {
+    wait_effect(t, provider, acted).await;
+    t.kill_workers();
+    t.restart_workers().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plural_workers_killed_mid_call_lose_nothing_and_act_once() {
+    let mut t = Tuned::start(patient()).await;
+    const P: Provider = Provider::Plural;
+    // Killed while create-payment is answered late: the redelivered start must not pay twice
+    // (Plural refuses a second payment on the order) and must show the challenge.
+    t.ps.sandbox
+        .add_fault(P, FaultRule::once(WITHHELD).on_op(Op::CreatePayment));
     let po = order("plural-kill");
     accept(
         &t.ps.client,
-        env(
-            &po,
-            create_for(Provider::Plural, AMOUNT, "INR", CaptureMode::Manual),
-        ),
+        env(&po, create_for(P, AMOUNT, "INR", CaptureMode::Manual)),
     )
     .await;
     accept(&t.ps.client, env(&po, start())).await;
-    wait_effect(&t, Provider::Plural, |c| c.attempted == 1).await;
-    t.kill_workers();
-    t.restart_workers().await;
+    crash_workers_after(&mut t, P, |c| c.attempted == 1).await;
     let pending =
         t.ps.wait_until(&po, "challenge shown", |s| s.customer_action.is_some())
             .await;
     let plural_order = pending.provider_ref.expect("ref");
-    t.ps.sandbox
-        .approve(Provider::Plural, &plural_order)
-        .expect("approve");
+    t.ps.sandbox.approve(P, &plural_order).expect("approve");
     t.ps.wait_status(&po, Status::Authorized).await;
     // Killed while the capture is answered late, its webhook lost: the redelivered capture
     // carries the same merchant_capture_reference and is applied once.
+    t.ps.sandbox
+        .add_fault(P, FaultRule::once(WITHHELD).on_op(Op::Capture));
     t.ps.sandbox.add_fault(
-        Provider::Plural,
-        FaultRule::once(withheld).on_op(Op::Capture),
-    );
-    t.ps.sandbox.add_fault(
-        Provider::Plural,
+        P,
         FaultRule::once(FaultKind::DropCallback).on_order(&plural_order),
     );
     accept(
@@ -755,42 +767,40 @@ async fn workers_killed_mid_call_lose_nothing_and_act_once() {
         ),
     )
     .await;
-    wait_effect(&t, Provider::Plural, |c| c.captured == 1).await;
-    t.kill_workers();
-    t.restart_workers().await;
+    crash_workers_after(&mut t, P, |c| c.captured == 1).await;
     t.ps.wait_status(&po, Status::Captured).await;
-    let c = t.ps.sandbox.counters(Provider::Plural, &plural_order);
+    let c = t.ps.sandbox.counters(P, &plural_order);
     assert_eq!(
         (c.created, c.attempted, c.authorized, c.captured),
         (1, 1, 1, 1),
         "Plural acted once each: {c:?}"
     );
+    assert_each_command_once(&t.ps.journal.read_order(&po).await.expect("read"));
+    assert!(no_discrepancy(&trail(&t.ps.journal, &po).await));
+}
 
-    // Flitt: killed while a refund (reverse) is answered late, its callback lost: the
-    // redelivered refund carries the same reverse_id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flitt_workers_killed_mid_refund_lose_nothing_and_act_once() {
+    let mut t = Tuned::start(patient()).await;
+    const P: Provider = Provider::Flitt;
     let fo = order("flitt-kill");
     accept(
         &t.ps.client,
-        env(
-            &fo,
-            create_for(Provider::Flitt, AMOUNT, "GEL", CaptureMode::Auto),
-        ),
+        env(&fo, create_for(P, AMOUNT, "GEL", CaptureMode::Auto)),
     )
     .await;
     accept(&t.ps.client, env(&fo, start())).await;
     t.ps.wait_until(&fo, "checkout shown", |s| s.customer_action.is_some())
         .await;
-    t.ps.sandbox
-        .approve(Provider::Flitt, fo.as_str())
-        .expect("approve");
+    t.ps.sandbox.approve(P, fo.as_str()).expect("approve");
     t.ps.wait_status(&fo, Status::Captured).await;
     callbacks_idle(&t.ps.sandbox).await;
+    // Killed while the reverse is answered late, its callback lost: the redelivered refund
+    // carries the same reverse_id.
+    t.ps.sandbox
+        .add_fault(P, FaultRule::once(WITHHELD).on_op(Op::Reverse));
     t.ps.sandbox.add_fault(
-        Provider::Flitt,
-        FaultRule::once(withheld).on_op(Op::Reverse),
-    );
-    t.ps.sandbox.add_fault(
-        Provider::Flitt,
+        P,
         FaultRule::once(FaultKind::DropCallback).on_order(fo.as_str()),
     );
     accept(
@@ -803,24 +813,19 @@ async fn workers_killed_mid_call_lose_nothing_and_act_once() {
         ),
     )
     .await;
-    wait_effect(&t, Provider::Flitt, |c| c.refunded == 1).await;
-    t.kill_workers();
-    t.restart_workers().await;
+    crash_workers_after(&mut t, P, |c| c.refunded == 1).await;
     let s =
         t.ps.wait_until(&fo, "refunded", |s| s.refunded.0 == 3_000)
             .await;
     assert_eq!(s.status, Status::Captured);
-    let c = t.ps.sandbox.counters(Provider::Flitt, fo.as_str());
+    let c = t.ps.sandbox.counters(P, fo.as_str());
     assert_eq!(
         (c.created, c.captured, c.refunded),
         (1, 1, 1),
         "Flitt acted once each: {c:?}"
     );
-    for o in [&po, &fo] {
-        let commits = t.ps.journal.read_order(o).await.expect("read");
-        assert_each_command_once(&commits);
-        assert!(no_discrepancy(&trail(&t.ps.journal, o).await));
-    }
+    assert_each_command_once(&t.ps.journal.read_order(&fo).await.expect("read"));
+    assert!(no_discrepancy(&trail(&t.ps.journal, &fo).await));
 }
 
 /// Waits until the provider's totals satisfy `pred` (the provider acted).

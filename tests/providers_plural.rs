@@ -283,7 +283,12 @@ async fn plural_slow_answers_and_server_errors() {
         1,
         "the slow create made one Plural order: {c:?}"
     );
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plural_server_error_on_cancel() {
+    let t = Tuned::start(Tuning::default()).await;
+    let ps = &t.ps;
     // A 5xx on cancel (no idempotency key): recorded as unknown, the order read, and the
     // cancel made once more because the order was still AUTHORIZED.
     let v = order("plural-5xx-cancel");
@@ -362,85 +367,77 @@ async fn plural_dropped_and_withheld_answers_after_acting() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn plural_processed_before_authorized_and_duplicate_webhooks() {
+async fn plural_processed_before_authorized() {
     let t = Tuned::start(Tuning::default()).await;
     let ps = &t.ps;
-    let reordered = order("plural-reorder");
-    let plural_reordered = started(ps, &reordered, CaptureMode::Auto).await;
+    let o = order("plural-reorder");
+    let plural_order = started(ps, &o, CaptureMode::Auto).await;
     ps.sandbox.add_fault(
         P,
-        FaultRule::once(FaultKind::ReorderCallbacks).on_order(&plural_reordered),
+        FaultRule::once(FaultKind::ReorderCallbacks).on_order(&plural_order),
     );
     ps.sandbox
-        .approve(P, &plural_reordered)
+        .approve(P, &plural_order)
         .expect("customer approves");
-    let s = ps.wait_status(&reordered, Status::Captured).await;
+    let s = ps.wait_status(&o, Status::Captured).await;
     assert_eq!(s.captured.0, AMOUNT);
-    let tr = settled_trail(ps, &reordered).await;
+    let tr = settled_trail(ps, &o).await;
     let webhooks: Vec<_> = tr
         .iter()
         .filter(|s| s.command_id.starts_with("cb."))
         .collect();
-    assert_eq!(
-        webhooks
-            .iter()
-            .map(|s| s.signal.clone().unwrap_or_default())
-            .collect::<Vec<_>>(),
-        ["captured", "authorized"],
-        "{tr:#?}"
-    );
+    let kinds: Vec<_> = webhooks
+        .iter()
+        .map(|s| s.signal.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(kinds, ["captured", "authorized"], "{tr:#?}");
     assert_eq!(
         webhooks[1].events,
         ["signal_recorded:late"],
         "AUTHORIZED after PROCESSED changes nothing"
     );
+    let c = ps.sandbox.counters(P, &plural_order);
+    assert_eq!(
+        (c.callbacks_reordered, c.authorized, c.captured),
+        (1, 1, 1),
+        "{c:?}"
+    );
+}
 
-    let duplicated = order("plural-dup");
-    let plural_duplicated = started(ps, &duplicated, CaptureMode::Auto).await;
-    ps.sandbox.add_fault(
-        P,
-        FaultRule::once(FaultKind::DuplicateCallback)
-            .on_order(&plural_duplicated)
-            .times(2),
-    );
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plural_duplicate_webhooks_applied_once_and_acknowledged() {
+    let t = Tuned::start(Tuning::default()).await;
+    let ps = &t.ps;
+    let o = order("plural-dup");
+    let plural_order = started(ps, &o, CaptureMode::Auto).await;
+    let twice = FaultRule::once(FaultKind::DuplicateCallback)
+        .on_order(&plural_order)
+        .times(2);
+    ps.sandbox.add_fault(P, twice);
     ps.sandbox
-        .approve(P, &plural_duplicated)
+        .approve(P, &plural_order)
         .expect("customer approves");
-    ps.wait_status(&duplicated, Status::Captured).await;
-    let tr = settled_trail(ps, &duplicated).await;
-    assert_eq!(
-        tr.iter()
-            .filter(|s| s.command_id.starts_with("cb."))
-            .count(),
-        2,
-        "two webhooks, each applied once: {tr:#?}"
+    ps.wait_status(&o, Status::Captured).await;
+    let tr = settled_trail(ps, &o).await;
+    let applied = tr
+        .iter()
+        .filter(|s| s.command_id.starts_with("cb."))
+        .count();
+    assert_eq!(applied, 2, "two webhooks, each applied once: {tr:#?}");
+    let c = ps.sandbox.counters(P, &plural_order);
+    let seen = (
+        c.callbacks_duplicated,
+        c.callbacks_attempts,
+        c.callbacks_delivered,
     );
-    let c = ps.sandbox.counters(P, &plural_duplicated);
-    assert_eq!(
-        (
-            c.callbacks_duplicated,
-            c.callbacks_attempts,
-            c.callbacks_delivered
-        ),
-        (2, 4, 4),
-        "every copy acknowledged: {c:?}"
-    );
-    assert_eq!(
-        t.callback_stats().duplicates.load(Ordering::SeqCst),
-        2,
-        "the copies were recognised"
-    );
+    assert_eq!(seen, (2, 4, 4), "every copy acknowledged: {c:?}");
+    let recognised = t.callback_stats().duplicates.load(Ordering::SeqCst);
+    assert_eq!(recognised, 2, "the copies were recognised");
     let v = verdicts_of(&ps.nats, P).await;
     assert_eq!(
         v.iter().filter(|v| v["verdict"] == "duplicate").count(),
         2,
         "{v:#?}"
-    );
-    let c = ps.sandbox.counters(P, &plural_reordered);
-    assert_eq!(
-        (c.callbacks_reordered, c.authorized, c.captured),
-        (1, 1, 1),
-        "{c:?}"
     );
 }
 
