@@ -172,6 +172,25 @@ async fn paykassma_rejection_fails_cancel_is_refused_expiry_cancels() {
     assert_eq!(resp.status().as_u16(), 201, "multipart upload");
     let shot: Attachment = resp.json().await.expect("attachment");
     assert_eq!(shot.file_name, "shot.png");
+    let raw_upload = |body: Vec<u8>| {
+        let url = format!("{}/attachments?name=x.png", ps.gateway_url());
+        async move {
+            let resp = reqwest::Client::new()
+                .post(url)
+                .body(body)
+                .send()
+                .await
+                .expect("sent");
+            resp.status().as_u16()
+        }
+    };
+    assert_eq!(
+        raw_upload(Vec::new()).await,
+        400,
+        "an empty file is refused"
+    );
+    let too_big = vec![0u8; paystate_service::attachments::ATTACHMENT_BYTES_MAX + 1];
+    assert_eq!(raw_upload(too_big).await, 413, "uploads are size-capped");
     let bad_key = env(
         &rejected,
         Command::ConfirmTransfer {

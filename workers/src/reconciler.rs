@@ -157,6 +157,8 @@ pub async fn run_reconciler(
         })
         .await
         .map_err(|e| e.to_string())?;
+    // Nothing to replay: probing may start at once; otherwise after the history is folded.
+    let caught_up = follower.cached_info().num_pending == 0;
     let messages = follower.messages().await.map_err(|e| e.to_string())?;
     let stats = Arc::new(ReconcilerStats::default());
     let (shutdown, rx) = watch::channel(false);
@@ -167,6 +169,7 @@ pub async fn run_reconciler(
         client: Client::new(nats),
         tracked: HashMap::new(),
         stats: stats.clone(),
+        caught_up,
     };
     tasks.spawn(r.run(messages, rx));
     Ok(ReconcilerHandle {
@@ -182,6 +185,9 @@ struct Reconciler {
     client: Client,
     tracked: HashMap<OrderId, Tracked>,
     stats: Arc<ReconcilerStats>,
+    /// True once the history that existed at start is folded: before that, a tracked state
+    /// may be stale (an order flagged or finished later in the log), so nothing is probed.
+    caught_up: bool,
 }
 
 impl Reconciler {
@@ -194,9 +200,12 @@ impl Reconciler {
         loop {
             tokio::select! {
                 _ = shutdown.changed() => return,
-                _ = tick.tick() => self.probe_due(chrono::Utc::now()).await,
+                _ = tick.tick(), if self.caught_up => self.probe_due(chrono::Utc::now()).await,
                 next = messages.next() => match next {
-                    Some(Ok(msg)) => self.follow(&msg.subject, &msg.payload),
+                    Some(Ok(msg)) => {
+                        self.follow(&msg.subject, &msg.payload);
+                        self.caught_up |= msg.info().is_ok_and(|i| i.pending == 0);
+                    }
                     Some(Err(e)) => tracing::warn!(error = %e, "reconciler: log stream error; carrying on"),
                     None => return,
                 },
