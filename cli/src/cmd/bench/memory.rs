@@ -1,5 +1,5 @@
 //! Row 7, memory: a real `paystate run` process (this very binary) against the benchmark's
-//! nats-server, fed a million orders (creates, one in twenty through its whole lifecycle);
+//! nats-server, fed a million orders (creates, one in fifty through its whole lifecycle);
 //! its resident memory is sampled as orders complete and its peak (VmHWM) read at the end.
 //! Bounded memory means the curve flattens once the order cache is full.
 
@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// One order in this many goes through its whole lifecycle; the rest are only created.
-const LIFECYCLE_EVERY: usize = 20;
+const LIFECYCLE_EVERY: usize = 50;
 /// Resident-memory samples taken during the run (at equal shares of the orders).
 const CHECKPOINTS: u64 = 4;
 /// How often the sampler looks at the process.

@@ -103,8 +103,8 @@ impl Plan {
             hot_commands: pick(4_000, 400),
             core_budget: Duration::from_millis(pick(2_000, 300) as u64),
             memory_orders: args.memory_orders.unwrap_or(pick(1_000_000, 20_000)),
-            durable_raw_messages: pick(30_000, 3_000),
-            durable_orders: pick(3_000, 300),
+            durable_raw_messages: pick(5_000, 1_000),
+            durable_orders: pick(1_000, 100),
             skip: args.skip.clone(),
         }
     }

@@ -175,7 +175,8 @@ pub fn pure_core(plan: &Plan, report: &mut Report) {
             rates.decide_evolve_per_s >= CORE_GOAL_PER_S,
         )
         .detail(format!(
-            "evolve alone (replay, audit, projections): {} event/s",
+            "per CPU second of the thread; {} event/s by the wall clock (other processes preempt it); evolve alone (replay, audit, projections): {} event/s",
+                human(rates.decide_evolve_per_wall_s),
             human(rates.evolve_per_s)
         )),
     );
