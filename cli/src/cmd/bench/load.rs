@@ -78,7 +78,7 @@ fn script(mix: Mix, tag: &str, i: usize) -> Vec<CommandEnvelope> {
     let order = order_id(tag, i);
     match mix {
         Mix::Lifecycle => lifecycle(&order),
-        Mix::CreatesWithLifecycleEvery(n) if i % n.max(1) == 0 => lifecycle(&order),
+        Mix::CreatesWithLifecycleEvery(n) if i.is_multiple_of(n.max(1)) => lifecycle(&order),
         Mix::CreatesWithLifecycleEvery(_) => create_only(&order),
     }
 }
