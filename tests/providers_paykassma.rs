@@ -151,59 +151,70 @@ async fn paykassma_transfer_confirmed_with_a_screenshot_and_credited() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn paykassma_rejection_fails_cancel_is_refused_expiry_cancels() {
-    let ps = ProviderStack::start().await;
-    let rejected = started(&ps, "pk-rej").await;
-    // A number no transfer carries: Paykassma verifies, then rejects.
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(SCREENSHOT.to_vec())
-            .file_name("shot.png")
-            .mime_str("image/png")
-            .expect("mime"),
-    );
+/// Uploads through the gateway as `multipart/form-data`; returns the HTTP status and body.
+async fn upload_multipart(ps: &ProviderStack, bytes: &[u8]) -> (u16, String) {
+    let part = reqwest::multipart::Part::bytes(bytes.to_vec())
+        .file_name("shot.png")
+        .mime_str("image/png")
+        .expect("mime");
     let resp = reqwest::Client::new()
         .post(format!("{}/attachments", ps.gateway_url()))
-        .multipart(form)
+        .multipart(reqwest::multipart::Form::new().part("file", part))
         .send()
         .await
         .expect("upload");
-    assert_eq!(resp.status().as_u16(), 201, "multipart upload");
-    let shot: Attachment = resp.json().await.expect("attachment");
+    (
+        resp.status().as_u16(),
+        resp.text().await.unwrap_or_default(),
+    )
+}
+
+/// Uploads a raw body through the gateway; returns the HTTP status.
+async fn upload_raw(ps: &ProviderStack, body: Vec<u8>) -> u16 {
+    let url = format!("{}/attachments?name=x.png", ps.gateway_url());
+    let resp = reqwest::Client::new()
+        .post(url)
+        .body(body)
+        .send()
+        .await
+        .expect("sent");
+    resp.status().as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paykassma_rejected_activation_fails_the_order() {
+    let ps = ProviderStack::start().await;
+    let rejected = started(&ps, "pk-rej").await;
+    let (status, body) = upload_multipart(&ps, SCREENSHOT).await;
+    assert_eq!(status, 201, "multipart upload: {body}");
+    let shot: Attachment = serde_json::from_str(&body).expect("attachment");
     assert_eq!(shot.file_name, "shot.png");
-    let raw_upload = |body: Vec<u8>| {
-        let url = format!("{}/attachments?name=x.png", ps.gateway_url());
-        async move {
-            let resp = reqwest::Client::new()
-                .post(url)
-                .body(body)
-                .send()
-                .await
-                .expect("sent");
-            resp.status().as_u16()
-        }
-    };
     assert_eq!(
-        raw_upload(Vec::new()).await,
+        upload_raw(&ps, Vec::new()).await,
         400,
         "an empty file is refused"
     );
     let too_big = vec![0u8; paystate_service::attachments::ATTACHMENT_BYTES_MAX + 1];
-    assert_eq!(raw_upload(too_big).await, 413, "uploads are size-capped");
-    let bad_key = env(
-        &rejected,
-        Command::ConfirmTransfer {
-            reference: "12345".into(),
-            attachment: shot.clone(),
-        },
+    assert_eq!(
+        upload_raw(&ps, too_big).await,
+        413,
+        "uploads are size-capped"
     );
-    let outcome = ps.client.send(&bad_key, WAIT).await.expect("outcome");
+    let confirm_short = Command::ConfirmTransfer {
+        reference: "12345".into(),
+        attachment: shot.clone(),
+    };
+    let outcome = ps
+        .client
+        .send(&env(&rejected, confirm_short), WAIT)
+        .await
+        .expect("outcome");
     assert_eq!(
         outcome.rejection_code(),
         Some(RejectionCode::InvalidField),
         "key1 must be 12 digits: {outcome:?}"
     );
+    // A number no transfer carries: Paykassma verifies, then rejects (a `fail` postback).
     let activation = confirm(&ps, &rejected, "999988887777", shot).await;
     let verifying = wait_sandbox(&ps, &activation, "verifying").await;
     assert_eq!(verifying["key1"], "999988887777");
@@ -212,7 +223,11 @@ async fn paykassma_rejection_fails_cancel_is_refused_expiry_cancels() {
         .expect("back office rejects");
     let failed = ps.wait_status(&rejected, Status::Failed).await;
     assert_eq!(failed.failure.map(|f| f.0).as_deref(), Some("fail"));
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paykassma_cancel_is_refused_and_expiry_cancels() {
+    let ps = ProviderStack::start().await;
     // Paykassma has no cancel: the request is recorded and refused, the order keeps waiting.
     let kept = started(&ps, "pk-cancel").await;
     accept(&ps.client, env(&kept, Command::Cancel { reason: None })).await;
@@ -392,8 +407,34 @@ const SEED_POSTBACK: &str = r#"{
 ]
 }"#;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn paykassma_postback_signature_vector_and_tampered_variants() {
+const ACCESS_KEY: &str = "uowkn0b3LfBxpcWYHi4_";
+const PRIVATE_KEY: &str = "PRIVATE_test_key_1";
+
+/// `body` with its signature replaced by the right one for its `additional_data`.
+fn resigned(body: &str) -> String {
+    use paystate_adapters::paykassma::signature::{postback_signature, signed_parts};
+    let parts = signed_parts(body).expect("parts");
+    let sig = postback_signature(ACCESS_KEY, PRIVATE_KEY, &parts.additional_data_compact);
+    body.replace("caa5b706a406b7d08ff6712ac9972342f7950a85", &sig)
+}
+
+/// Posts a postback to the gateway: (HTTP status, answer body).
+async fn post_postback(ps: &ProviderStack, body: String) -> (u16, String) {
+    let resp = reqwest::Client::new()
+        .post(format!("{}/callbacks/paykassma", ps.gateway_url()))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("sent");
+    (
+        resp.status().as_u16(),
+        resp.text().await.unwrap_or_default(),
+    )
+}
+
+#[test]
+fn paykassma_postback_signature_vector() {
     use paystate_adapters::paykassma::signature::{
         postback_signature, signed_parts, verify_postback_body,
     };
@@ -407,16 +448,23 @@ async fn paykassma_postback_signature_vector_and_tampered_variants() {
         md5, "3329502fd3d15b5624e2ba80c76cfc18",
         "providers.md: md5 of the compact additional_data"
     );
-    let sig = postback_signature(
-        "uowkn0b3LfBxpcWYHi4_",
-        "PRIVATE_test_key_1",
-        &parts.additional_data_compact,
-    );
+    let sig = postback_signature(ACCESS_KEY, PRIVATE_KEY, &parts.additional_data_compact);
     assert_eq!(sig, "caa5b706a406b7d08ff6712ac9972342f7950a85");
-    assert!(verify_postback_body(&seed, "uowkn0b3LfBxpcWYHi4_", "PRIVATE_test_key_1").is_ok());
-    assert!(verify_postback_body(&seed, "uowkn0b3LfBxpcWYHi4_", "PRIVATE_other").is_err());
+    assert!(verify_postback_body(&seed, ACCESS_KEY, PRIVATE_KEY).is_ok());
+    assert!(verify_postback_body(&seed, ACCESS_KEY, "PRIVATE_other").is_err());
+    let reordered = seed.replace("\"comment\": \"\",\n", "").replace(
+        "\"activated_datetime\"",
+        "\"comment\": \"\",\n\"activated_datetime\"",
+    );
+    assert_ne!(reordered, seed);
+    assert!(
+        verify_postback_body(&reordered, ACCESS_KEY, PRIVATE_KEY).is_err(),
+        "key order as received is signed"
+    );
+}
 
-    // Through the gateway: the vector is accepted and applied; tampered variants are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paykassma_tampered_postbacks_are_refused_the_genuine_applied_once() {
     let ps = ProviderStack::start().await;
     let o = order("pk-vec");
     accept(
@@ -424,51 +472,22 @@ async fn paykassma_postback_signature_vector_and_tampered_variants() {
         env(&o, create_for(P, 30_000, "BTN", CaptureMode::Auto)),
     )
     .await;
-    let post = |body: String| {
-        let url = format!("{}/callbacks/paykassma", ps.gateway_url());
-        async move {
-            let resp = reqwest::Client::new()
-                .post(url)
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await
-                .expect("sent");
-            (
-                resp.status().as_u16(),
-                resp.text().await.unwrap_or_default(),
-            )
-        }
-    };
-    let signed = SEED_POSTBACK.replace("ORDER", o.as_str());
-    let resigned = |body: &str| {
-        let parts = signed_parts(body).expect("parts");
-        let sig = postback_signature(
-            "uowkn0b3LfBxpcWYHi4_",
-            "PRIVATE_test_key_1",
-            &parts.additional_data_compact,
-        );
-        body.replace("caa5b706a406b7d08ff6712ac9972342f7950a85", &sig)
-    };
-    let genuine = resigned(&signed);
+    let genuine = resigned(&SEED_POSTBACK.replace("ORDER", o.as_str()));
     let tampered = [
         genuine.replace("\"amount\": \"300\"", "\"amount\": \"3000\""),
         genuine.replace(
             "\"transaction_id\": \"293397556789\"",
             "\"transaction_id\": \"293397556780\"",
         ),
-        genuine.replace("uowkn0b3LfBxpcWYHi4_", "someone-elses-key"),
+        genuine.replace(ACCESS_KEY, "someone-elses-key"),
         genuine.replace("\"signature\": \"", "\"signature\": \"0"),
     ];
     for t in tampered {
-        assert_eq!(post(t).await.0, 401);
+        assert_eq!(post_postback(&ps, t).await.0, 401);
     }
     for _ in 0..3 {
-        assert_eq!(
-            post(genuine.clone()).await,
-            (200, OK.to_string()),
-            "resends get the same answer"
-        );
+        let answer = post_postback(&ps, genuine.clone()).await;
+        assert_eq!(answer, (200, OK.to_string()), "resends get the same answer");
     }
     let done = ps.wait_status(&o, Status::Done).await;
     assert_eq!(done.captured.0, 30_000);

@@ -101,104 +101,141 @@ async fn reached(
     (s, since.elapsed())
 }
 
+/// The six exchanger orders of the dropped-IPN test, by the truth each is driven to.
+struct Six {
+    done: (OrderId, String),
+    errpay: (OrderId, String),
+    errpayout: (OrderId, String),
+    deleted: (OrderId, String),
+    returned: (OrderId, String),
+    stuck: (OrderId, String),
+}
+
+impl Six {
+    async fn start(ps: &ProviderStack) -> Six {
+        Six {
+            done: start_exchanger(ps, "rec-done").await,
+            errpay: start_exchanger(ps, "rec-errpay").await,
+            errpayout: start_exchanger(ps, "rec-errpayout").await,
+            deleted: start_exchanger(ps, "rec-deleted").await,
+            returned: start_exchanger(ps, "rec-returned").await,
+            stuck: start_exchanger(ps, "rec-stuck").await,
+        }
+    }
+
+    fn all(&self) -> [&OrderId; 6] {
+        [
+            &self.done.0,
+            &self.errpay.0,
+            &self.errpayout.0,
+            &self.deleted.0,
+            &self.returned.0,
+            &self.stuck.0,
+        ]
+    }
+
+    /// The customer and the exchanger's back office act; nothing tells paystate. The paid
+    /// order is first seen captured by a probe, then paid out and probed again.
+    async fn act(&self, ps: &ProviderStack, t0: Instant) -> Duration {
+        let set = |status: &str| Action::SetStatus {
+            status: status.into(),
+        };
+        ps.sandbox.approve(EX, &self.done.1).expect("paid");
+        let (_, t_captured) = reached(ps, &self.done.0, "captured", t0, |s| {
+            s.status == Status::Captured
+        })
+        .await;
+        ps.sandbox
+            .act(EX, &self.done.1, Action::PayoutDone)
+            .expect("paid out");
+        ps.sandbox
+            .decline(EX, &self.errpay.1)
+            .expect("errorPayment");
+        ps.sandbox.approve(EX, &self.errpayout.1).expect("paid");
+        ps.sandbox
+            .act(EX, &self.errpayout.1, Action::ErrorPayout)
+            .expect("errorPayout");
+        ps.sandbox.expire(EX, &self.deleted.1).expect("deleted");
+        ps.sandbox.approve(EX, &self.returned.1).expect("paid");
+        ps.sandbox
+            .act(EX, &self.returned.1, set("hold"))
+            .expect("hold");
+        ps.sandbox
+            .act(EX, &self.returned.1, set("returned"))
+            .expect("returned");
+        t_captured
+    }
+
+    /// Each order reaches its true state; returns how long each took.
+    async fn truths(&self, ps: &ProviderStack, t0: Instant) -> [Duration; 6] {
+        let (_, t_done) = reached(ps, &self.done.0, "done", t0, |s| s.status == Status::Done).await;
+        let (failed, t_failed) = reached(ps, &self.errpay.0, "failed", t0, |s| {
+            s.status == Status::Failed
+        })
+        .await;
+        assert_eq!(failed.failure.map(|f| f.0).as_deref(), Some("errorPayment"));
+        let (review, t_review) =
+            reached(ps, &self.errpayout.0, "flagged", t0, |s| s.needs_review).await;
+        assert_eq!(
+            (review.status, review.captured.0),
+            (Status::Captured, 10_000),
+            "errorPayout: the money arrived"
+        );
+        assert!(
+            review
+                .discrepancies
+                .iter()
+                .any(|d| d.detail.contains("errorPayout")),
+            "{:#?}",
+            review.discrepancies
+        );
+        let (_, t_cancelled) = reached(ps, &self.deleted.0, "cancelled", t0, |s| {
+            s.status == Status::Cancelled
+        })
+        .await;
+        let (back, t_returned) = reached(ps, &self.returned.0, "returned", t0, |s| {
+            s.status == Status::Returned
+        })
+        .await;
+        assert_eq!(back.refunded.0, 10_000);
+        let (flagged, t_flagged) = reached(
+            ps,
+            &self.stuck.0,
+            "flagged at the final deadline",
+            t0,
+            |s| s.needs_review,
+        )
+        .await;
+        assert_eq!(flagged.status, Status::Pending, "never guessed");
+        assert!(
+            t_flagged >= FINAL_DEADLINE - Duration::from_millis(500),
+            "not before the final deadline"
+        );
+        [
+            t_done,
+            t_failed,
+            t_review,
+            t_cancelled,
+            t_returned,
+            t_flagged,
+        ]
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exchanger_with_every_ipn_dropped_still_reaches_the_truth() {
-    let ps =
+    let mut ps =
         ProviderStack::start_with(sandbox_cfg(), reconciler(&[(EX, EXCHANGER_FIRST_PROBE)])).await;
     ps.sandbox.set_ipn_drop_percent(100);
-    let names = [
-        "rec-done",
-        "rec-errpay",
-        "rec-errpayout",
-        "rec-deleted",
-        "rec-returned",
-        "rec-stuck",
-    ];
-    let mut orders = Vec::new();
-    for n in names {
-        orders.push(start_exchanger(&ps, n).await);
-    }
+    let six = Six::start(&ps).await;
     let t0 = Instant::now();
-    let [done, errpay, errpayout, deleted, returned, stuck] = &orders[..] else {
-        unreachable!("six orders")
-    };
-    // The customer pays; the captured order is probed again until its payout is done.
-    ps.sandbox.approve(EX, &done.1).expect("paid");
-    let (_, t_captured) = reached(&ps, &done.0, "captured", t0, |s| {
-        s.status == Status::Captured
-    })
-    .await;
-    ps.sandbox
-        .act(EX, &done.1, Action::PayoutDone)
-        .expect("paid out");
-    ps.sandbox.decline(EX, &errpay.1).expect("errorPayment");
-    ps.sandbox.approve(EX, &errpayout.1).expect("paid");
-    ps.sandbox
-        .act(EX, &errpayout.1, Action::ErrorPayout)
-        .expect("errorPayout");
-    ps.sandbox.expire(EX, &deleted.1).expect("deleted");
-    ps.sandbox.approve(EX, &returned.1).expect("paid");
-    ps.sandbox
-        .act(
-            EX,
-            &returned.1,
-            Action::SetStatus {
-                status: "hold".into(),
-            },
-        )
-        .expect("hold");
-    ps.sandbox
-        .act(
-            EX,
-            &returned.1,
-            Action::SetStatus {
-                status: "returned".into(),
-            },
-        )
-        .expect("returned");
-
-    let (_, t_done) = reached(&ps, &done.0, "done", t0, |s| s.status == Status::Done).await;
-    let (failed, t_failed) =
-        reached(&ps, &errpay.0, "failed", t0, |s| s.status == Status::Failed).await;
-    assert_eq!(failed.failure.map(|f| f.0).as_deref(), Some("errorPayment"));
-    let (review, t_review) = reached(&ps, &errpayout.0, "flagged", t0, |s| s.needs_review).await;
-    assert_eq!(
-        (review.status, review.captured.0),
-        (Status::Captured, 10_000),
-        "errorPayout: the money arrived"
-    );
-    assert!(
-        review
-            .discrepancies
-            .iter()
-            .any(|d| d.detail.contains("errorPayout")),
-        "{:#?}",
-        review.discrepancies
-    );
-    let (_, t_cancelled) = reached(&ps, &deleted.0, "cancelled", t0, |s| {
-        s.status == Status::Cancelled
-    })
-    .await;
-    let (back, t_returned) = reached(&ps, &returned.0, "returned", t0, |s| {
-        s.status == Status::Returned
-    })
-    .await;
-    assert_eq!(back.refunded.0, 10_000);
-    let (flagged, t_flagged) = reached(&ps, &stuck.0, "flagged at the final deadline", t0, |s| {
-        s.needs_review
-    })
-    .await;
-    assert_eq!(flagged.status, Status::Pending, "never guessed");
+    let t_captured = six.act(&ps, t0).await;
+    let [done, failed, review, cancelled, returned, flagged] = six.truths(&ps, t0).await;
     eprintln!(
-        "exchanger, all IPNs dropped: captured {t_captured:?}, done {t_done:?}, failed {t_failed:?}, \
-         errorPayout flagged {t_review:?}, cancelled {t_cancelled:?}, returned {t_returned:?}, \
-         unresolved flagged {t_flagged:?} (final deadline {FINAL_DEADLINE:?})"
+        "exchanger, all IPNs dropped: captured {t_captured:?}, done {done:?}, failed {failed:?}, \
+         errorPayout flagged {review:?}, cancelled {cancelled:?}, returned {returned:?}, \
+         unresolved flagged {flagged:?} (final deadline {FINAL_DEADLINE:?})"
     );
-    assert!(
-        t_flagged >= FINAL_DEADLINE - Duration::from_millis(500),
-        "not before the final deadline"
-    );
-
     let c = ps.sandbox.totals(EX);
     assert!(c.callbacks_enqueued >= 8, "{c:?}");
     assert_eq!(
@@ -206,50 +243,61 @@ async fn exchanger_with_every_ipn_dropped_still_reaches_the_truth() {
         (c.callbacks_enqueued, 0),
         "no IPN ever arrived: {c:?}"
     );
-    for (o, _) in &orders {
-        let signals = ps.signals(o).await;
-        // After the worker's create call, everything the order learned came from probes.
-        for s in signals
-            .iter()
-            .filter(|s| !s.evidence_ref.starts_with("call:"))
-        {
-            assert!(
-                s.evidence_ref.starts_with("probe:")
-                    || s.evidence_ref == "reconciler:final-deadline",
-                "{o}: {s:?}"
-            );
-        }
-        let n = probes(&ps, o).await.len();
-        eprintln!("{o}: {n} probes");
-        assert!(
-            (1..=probes_max()).contains(&n),
-            "{o}: {n} probes, at most {}",
-            probes_max()
-        );
+    for o in six.all() {
+        assert_learned_by_probes(&ps, o).await;
     }
-    // The audit sees what was asked and what the exchanger answered.
-    let stuck_signals = ps.signals(&stuck.0).await;
+    assert_flagged_once_after_the_schedule(&ps, &six.stuck.0).await;
+    restart_leaves_flagged_orders_alone(&mut ps, &six).await;
+}
+
+/// After the worker's create call, everything the order learned came from probes (or the
+/// final deadline), within the schedule's bound.
+async fn assert_learned_by_probes(ps: &ProviderStack, o: &OrderId) {
+    for s in ps
+        .signals(o)
+        .await
+        .iter()
+        .filter(|s| !s.evidence_ref.starts_with("call:"))
+    {
+        let by_probe =
+            s.evidence_ref.starts_with("probe:") || s.evidence_ref == "reconciler:final-deadline";
+        assert!(by_probe, "{o}: {s:?}");
+    }
+    let n = probes(ps, o).await.len();
+    eprintln!("{o}: {n} probes");
     assert!(
-        stuck_signals
+        (1..=probes_max()).contains(&n),
+        "{o}: {n} probes, at most {}",
+        probes_max()
+    );
+}
+
+/// The unresolved order: probed along the whole schedule, each answer in the log, then
+/// flagged exactly once by the final deadline.
+async fn assert_flagged_once_after_the_schedule(ps: &ProviderStack, stuck: &OrderId) {
+    let signals = ps.signals(stuck).await;
+    assert!(
+        signals
             .iter()
             .any(|s| s.evidence_ref.ends_with(":status=new")),
-        "{stuck_signals:#?}"
+        "what was asked and answered: {signals:#?}"
     );
-    let flags: Vec<_> = stuck_signals
+    let flags: Vec<_> = signals
         .iter()
         .filter(|s| matches!(s.kind, SignalKind::NeedsReview { .. }))
         .collect();
     assert_eq!(flags.len(), 1, "flagged once");
     assert_eq!(flags[0].evidence_ref, "reconciler:final-deadline");
-    let stuck_probes = probes(&ps, &stuck.0).await.len();
+    let n = probes(ps, stuck).await.len();
     assert!(
-        (probes_max() - 1..=probes_max()).contains(&stuck_probes),
-        "the unresolved order was probed along the schedule: {stuck_probes} of {}",
+        (probes_max() - 1..=probes_max()).contains(&n),
+        "probed along the schedule: {n} of {}",
         probes_max()
     );
+}
 
-    // A restarted reconciler (fresh memory) leaves flagged orders alone.
-    let mut ps = ps;
+/// A restarted reconciler (fresh memory, the whole log replayed) leaves flagged orders alone.
+async fn restart_leaves_flagged_orders_alone(ps: &mut ProviderStack, six: &Six) {
     if let Some(r) = ps.stack.reconciler.take() {
         r.shutdown().await;
     }
@@ -263,21 +311,20 @@ async fn exchanger_with_every_ipn_dropped_still_reaches_the_truth() {
     )
     .await
     .expect("reconciler restarts");
-    let before = ps.signals(&stuck.0).await.len();
+    let before = ps.signals(&six.stuck.0).await.len();
     tokio::time::sleep(Duration::from_millis(1_000)).await;
     assert_eq!(
-        ps.signals(&stuck.0).await.len(),
+        ps.signals(&six.stuck.0).await.len(),
         before,
         "no new probe or flag after a restart"
     );
-    assert_eq!(
-        ps.signals(&errpayout.0)
-            .await
-            .iter()
-            .filter(|s| s.kind.name() == "needs_review")
-            .count(),
-        1
-    );
+    let flags = ps
+        .signals(&six.errpayout.0)
+        .await
+        .iter()
+        .filter(|s| s.kind.name() == "needs_review")
+        .count();
+    assert_eq!(flags, 1, "errorPayout flagged once");
     restarted.shutdown().await;
 }
 
