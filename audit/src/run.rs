@@ -19,6 +19,8 @@ pub struct AuditOptions {
     pub compare_projection: bool,
     /// Longest wait for the projector to acknowledge the snapshot before comparing.
     pub projection_wait: Duration,
+    /// Threads folding the log (orders are split among them); default: one per core.
+    pub workers: usize,
 }
 
 impl Default for AuditOptions {
@@ -26,14 +28,22 @@ impl Default for AuditOptions {
         AuditOptions {
             compare_projection: true,
             projection_wait: Duration::from_secs(10),
+            workers: default_workers(),
         }
     }
 }
 
-/// Threads folding the audit: orders are split among them by a hash of the order id, so
-/// each order's commits stay in stream order while the CPU work (decode, hash, re-decide,
-/// fold) runs beside the reader.
-pub const AUDIT_WORKERS: usize = 2;
+/// Most threads folding an audit. Orders are split among the threads by a hash of the order
+/// id, so each order's commits stay in stream order while the CPU work (decode, hash,
+/// re-decide, fold) runs beside the reader.
+pub const AUDIT_WORKERS_MAX: usize = 16;
+
+/// One worker per core, within 1..=[`AUDIT_WORKERS_MAX`].
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, AUDIT_WORKERS_MAX)
+}
 /// Messages handed to a worker at a time.
 const BATCH_MAX: usize = 256;
 /// Batches queued per worker before the reader waits (bounds memory).
@@ -50,7 +60,13 @@ pub async fn audit(
     let started = Instant::now();
     let mut scan = journal.scan(ScanOptions::default()).await?;
     let stream = journal.stream().cached_info().config.name.clone();
-    let (mut report, orders) = fold_log(&mut scan, &stream, progress).await?;
+    let (mut report, orders) = fold_log(
+        &mut scan,
+        &stream,
+        opts.workers.clamp(1, AUDIT_WORKERS_MAX),
+        progress,
+    )
+    .await?;
     if let (true, Some(store)) = (opts.compare_projection, projection) {
         report.projection =
             compare_projection(store, &orders, &mut report, opts.projection_wait).await?;
@@ -65,10 +81,11 @@ pub async fn audit(
 async fn fold_log(
     scan: &mut LogScan,
     stream: &str,
+    workers_n: usize,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<(Report, HashMap<OrderId, OrderTrack>), AuditError> {
-    let (senders, workers) = spawn_workers(stream, scan.end_seq);
-    let mut batches: Vec<Vec<RawEntry>> = (0..AUDIT_WORKERS)
+    let (senders, workers) = spawn_workers(stream, scan.end_seq, workers_n);
+    let mut batches: Vec<Vec<RawEntry>> = (0..workers_n)
         .map(|_| Vec::with_capacity(BATCH_MAX))
         .collect();
     let mut gaps = SequenceGaps::new();
@@ -83,7 +100,7 @@ async fn fold_log(
         };
         read += 1;
         gaps.observe(entry.sequence);
-        let w = partition(entry.subject_order().unwrap_or(&entry.subject));
+        let w = partition(entry.subject_order().unwrap_or(&entry.subject), workers_n);
         batches[w].push(entry);
         if batches[w].len() >= BATCH_MAX {
             let full = std::mem::replace(&mut batches[w], Vec::with_capacity(BATCH_MAX));
@@ -125,10 +142,10 @@ type Workers = (
     Vec<std::thread::JoinHandle<Auditor>>,
 );
 
-fn spawn_workers(stream: &str, end_seq: u64) -> Workers {
-    let mut senders = Vec::with_capacity(AUDIT_WORKERS);
-    let mut handles = Vec::with_capacity(AUDIT_WORKERS);
-    for _ in 0..AUDIT_WORKERS {
+fn spawn_workers(stream: &str, end_seq: u64, n: usize) -> Workers {
+    let mut senders = Vec::with_capacity(n);
+    let mut handles = Vec::with_capacity(n);
+    for _ in 0..n {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<RawEntry>>(QUEUE_BATCHES_MAX);
         let stream = stream.to_string();
         handles.push(std::thread::spawn(move || {
@@ -146,11 +163,11 @@ fn spawn_workers(stream: &str, end_seq: u64) -> Workers {
 }
 
 /// Which worker folds an order (FNV-1a over the order id: stable and cheap).
-fn partition(order: &str) -> usize {
+fn partition(order: &str, n: usize) -> usize {
     let hash = order.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     });
-    (hash % AUDIT_WORKERS as u64) as usize
+    (hash % n as u64) as usize
 }
 
 /// Compares every projection record with the fold; `None` when there is no projection.

@@ -28,6 +28,9 @@ pub struct Args {
     /// No progress output.
     #[arg(long, short)]
     quiet: bool,
+    /// Threads folding the log (default: one per core).
+    #[arg(long, default_value_t = paystate_audit::run::default_workers())]
+    workers: usize,
 }
 
 pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
@@ -35,6 +38,7 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
     let opts = AuditOptions {
         compare_projection: !args.no_projection,
         projection_wait: Duration::from_millis(args.projection_wait_ms),
+        workers: args.workers,
     };
     let mut progress = Progress::new("audit", "commits", args.quiet);
     let mut last = (0, 0);

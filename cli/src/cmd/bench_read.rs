@@ -126,16 +126,17 @@ pub async fn measure(
     rows.push(row("raw ordered read", raw, raw, filled, cpu));
     let cpu = cpu_seconds();
     let t = Instant::now();
-    let report = audit(
-        journal,
-        None,
-        &AuditOptions {
-            compare_projection: false,
-            ..Default::default()
-        },
-        &mut |_, _| {},
-    )
-    .await?;
+    // BENCH_AUDIT_WORKERS overrides the worker count (one per core) for experiments.
+    let workers = std::env::var("BENCH_AUDIT_WORKERS")
+        .ok()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or_else(paystate_audit::run::default_workers);
+    let opts = AuditOptions {
+        compare_projection: false,
+        workers,
+        ..Default::default()
+    };
+    let report = audit(journal, None, &opts, &mut |_, _| {}).await?;
     let audit_secs = t.elapsed().as_secs_f64();
     anyhow::ensure!(
         report.is_clean(false),
@@ -148,6 +149,10 @@ pub async fn measure(
     let t = Instant::now();
     let rebuilt = rebuild(&store, journal, &RebuildOptions::default(), &mut |_, _| {}).await?;
     let rebuild_secs = t.elapsed().as_secs_f64();
+    eprintln!(
+        "rebuild: fold and write {} ms of {} ms ({} records)",
+        rebuilt.fold_ms, rebuilt.total_ms, rebuilt.writes
+    );
     rows.push(row("projection rebuild", rebuild_secs, raw, filled, cpu));
     Ok((rows, rebuilt.writes))
 }
