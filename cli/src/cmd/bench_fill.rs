@@ -52,6 +52,16 @@ impl Script {
         }
     }
 
+    /// Events the whole story appends (see `next`).
+    fn planned_events(&self) -> u64 {
+        match self.kind {
+            0..=15 => 8,
+            16 | 17 => 6,
+            18 => 4,
+            _ => 6, // 19: five commits, the settlement from pending has two events
+        }
+    }
+
     /// The next command and the events it yields, or `None` when the story is over.
     fn next(&mut self, now: Timestamp) -> Option<(CommandEnvelope, u64)> {
         let o = self.order.as_str();
@@ -174,9 +184,14 @@ fn interleave(
     let mut filled = Filled::default();
     let mut running: VecDeque<Script> = VecDeque::new();
     let mut next_order = first_order;
-    while filled.events < events || !running.is_empty() {
-        while running.len() < in_flight.max(1) && filled.events < events {
-            running.push_back(Script::new(next_order));
+    // Events of the orders started so far, once their stories are told: no order is started
+    // once the target is covered.
+    let mut planned = 0u64;
+    while planned < events || !running.is_empty() {
+        while running.len() < in_flight.max(1) && planned < events {
+            let script = Script::new(next_order);
+            planned += script.planned_events();
+            running.push_back(script);
             next_order += 1;
             filled.orders += 1;
         }
