@@ -44,8 +44,7 @@ pub async fn engine_process(
         .await
         .map_err(anyhow::Error::msg)?;
     Journal::open(async_nats::jetstream::new(nats), &LogSettings::default()).await?;
-    let exe = std::env::current_exe().context("locating the paystate binary")?;
-    let mut child = tokio::process::Command::new(exe)
+    let mut child = tokio::process::Command::new(paystate_binary()?)
         .arg("run")
         .env("PAYSTATE_NATS_URL", url)
         .env(
@@ -104,6 +103,20 @@ async fn sample(pid: u32, done: Arc<AtomicU64>, orders: u64) -> Vec<(u64, f64)> 
         }
     }
     samples
+}
+
+/// This very binary. If it was rebuilt while the bench ran, Linux names the running one
+/// `<path> (deleted)`; the new build at `<path>` is used then.
+fn paystate_binary() -> anyhow::Result<std::path::PathBuf> {
+    let exe = std::env::current_exe().context("locating the paystate binary")?;
+    if exe.is_file() {
+        return Ok(exe);
+    }
+    let path = exe.to_string_lossy();
+    match path.strip_suffix(" (deleted)") {
+        Some(rebuilt) if std::path::Path::new(rebuilt).is_file() => Ok(rebuilt.into()),
+        _ => anyhow::bail!("the paystate binary {path} is gone"),
+    }
 }
 
 /// A `kB` field of /proc/<pid>/status (Linux).

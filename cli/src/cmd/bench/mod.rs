@@ -140,7 +140,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     scenarios::pure_core(&plan, &mut report);
     if plan.runs("memory") {
         let server = NatsServer::start(ServerOptions::default()).await?;
-        scenarios::memory(&server.url(), &plan, &mut report).await?;
+        let result = scenarios::memory(&server.url(), &plan, &mut report).await;
+        failed(&mut report, "memory", result);
     }
     if plan.runs("durability") {
         let server = NatsServer::start(ServerOptions {
@@ -148,7 +149,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             ..Default::default()
         })
         .await?;
-        scenarios::durability(&server.url(), server.pid(), &plan, &mut report).await?;
+        let result = scenarios::durability(&server.url(), server.pid(), &plan, &mut report).await;
+        failed(&mut report, "durability", result);
     }
     report.seconds = started.elapsed().as_secs_f64();
     report.load_after = table::load_average();
@@ -159,4 +161,15 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("{}", report.render());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A scenario that failed leaves a note in the report; the other rows still print.
+fn failed(report: &mut Report, scenario: &'static str, result: anyhow::Result<()>) {
+    if let Err(e) = result {
+        eprintln!("{scenario}: failed: {e:#}");
+        report.rows.push(
+            table::Row::new("failed", 0, scenario, f64::NAN, "")
+                .detail(format!("{scenario} failed: {e:#}")),
+        );
+    }
 }
