@@ -48,10 +48,11 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
         print!("{}", render(e));
     }
     match state {
+        // `summary` reads "state: <status> | amounts ...".
         Some(s) => println!(
-            "state{}: {}",
+            "{}{}",
             args.at
-                .map(|p| format!(" at {}", describe(p)))
+                .map(|p| format!("at {}, ", describe(p)))
                 .unwrap_or_default(),
             crate::timeline::summary(s)
         ),
