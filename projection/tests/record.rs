@@ -1,0 +1,143 @@
+//! Applying commits to a projected record: idempotent on redelivery, "try later" when ahead
+//! (live), a problem when the history is broken (rebuild), and equal to the engine's fold.
+
+use paystate_engine::{apply_commit, decide, Decision};
+use paystate_events::command::money;
+use paystate_events::{
+    CaptureMode, Command, CommandEnvelope, CommandId, Commit, OrderId, OrderState, Provider,
+    ProviderSignal, SignalKind, Timestamp, COMMIT_SCHEMA_VERSION,
+};
+use paystate_journal::{EncodedCommit, StoredCommit};
+use paystate_projection::record::{apply, fold_fresh, Step};
+
+fn at(secs: i64) -> Timestamp {
+    chrono::DateTime::from_timestamp(1_800_000_000 + secs, 0).expect("time")
+}
+
+/// An order's commits as stored at sequences 10, 20, 30, ... (other orders in between).
+fn stored(order: &str) -> (Vec<StoredCommit>, OrderState) {
+    let order = OrderId::parse(order).expect("id");
+    let sig = |kind| Command::ProviderSignal {
+        signal: ProviderSignal {
+            provider: Provider::Plural,
+            provider_ref: Some("pl-1".into()),
+            evidence_ref: "e".into(),
+            observed_at: at(0),
+            kind,
+        },
+    };
+    let commands = vec![
+        Command::CreateOrder {
+            merchant_reference: "m".into(),
+            amount: money(10_000, "USD").expect("money"),
+            provider: Provider::Plural,
+            capture_mode: CaptureMode::Manual,
+            expires_at: None,
+            merchant_account: None,
+            metadata: Default::default(),
+        },
+        Command::StartPayment {
+            initiation: Default::default(),
+        },
+        sig(SignalKind::Authorized { amount: None }),
+    ];
+    let mut state: Option<OrderState> = None;
+    let mut out = Vec::new();
+    for (n, command) in commands.into_iter().enumerate() {
+        let env = CommandEnvelope {
+            command_id: CommandId::parse(format!("c{n}")).expect("id"),
+            order_id: order.clone(),
+            issued_at: at(0),
+            command,
+        };
+        let Ok(Decision::Commit(events)) = decide(state.as_ref(), &env, at(n as i64)) else {
+            panic!("accepted")
+        };
+        let (commits, prev_hash) = state.as_ref().map_or(
+            (0, paystate_events::commit::GENESIS_HASH.to_string()),
+            |s| (s.commits, s.head_hash.clone()),
+        );
+        let commit = Commit {
+            v: COMMIT_SCHEMA_VERSION,
+            order_id: order.clone(),
+            commit: commits + 1,
+            prev_hash,
+            decided_at: at(n as i64),
+            fingerprint: env.fingerprint(),
+            command: env,
+            events,
+        };
+        let e = EncodedCommit::new(commit);
+        state = Some(apply_commit(state, &e.commit, &e.hash).expect("folds"));
+        let sequence = (n as u64 + 1) * 10;
+        out.push(StoredCommit {
+            sequence,
+            subject: format!("paystate.events.{order}"),
+            time: at(0),
+            hash: e.hash.clone(),
+            header_hash: Some(e.hash),
+            commit: e.commit,
+        });
+    }
+    (out, state.expect("state"))
+}
+
+#[test]
+fn the_record_is_the_engines_fold_with_the_last_sequence_and_provider_refs() {
+    let (commits, state) = stored("o1");
+    let record = fold_fresh(&commits).expect("record");
+    assert_eq!((record.seq, &record.state), (30, &state));
+    assert_eq!(
+        record.provider_refs.iter().collect::<Vec<_>>(),
+        vec!["pl-1"]
+    );
+    assert!(record.problem.is_none());
+}
+
+#[test]
+fn redelivered_commits_are_already_applied_and_change_nothing() {
+    let (commits, _) = stored("o2");
+    let mut slot = None;
+    for c in &commits {
+        assert_eq!(apply(&mut slot, c, false), Step::Applied);
+    }
+    let before = slot.clone();
+    for c in &commits {
+        assert_eq!(apply(&mut slot, c, false), Step::AlreadyApplied);
+    }
+    assert_eq!(slot, before, "nothing double-counted");
+}
+
+#[test]
+fn a_commit_ahead_waits_live_and_is_a_problem_in_a_rebuild() {
+    let (commits, _) = stored("o3");
+    let mut live = None;
+    apply(&mut live, &commits[0], false);
+    assert_eq!(
+        apply(&mut live, &commits[2], false),
+        Step::Ahead {
+            expected: 2,
+            found: 3
+        }
+    );
+    assert_eq!(
+        live.as_ref().map(|r| r.seq),
+        Some(10),
+        "unchanged while waiting"
+    );
+    apply(&mut live, &commits[1], false);
+    assert_eq!(apply(&mut live, &commits[2], false), Step::Applied);
+    let mut rebuilt = None;
+    apply(&mut rebuilt, &commits[0], true);
+    assert!(matches!(
+        apply(&mut rebuilt, &commits[2], true),
+        Step::Broken(_)
+    ));
+    let record = rebuilt.expect("record kept");
+    assert_eq!(
+        (record.seq, record.state.commits),
+        (30, 1),
+        "moves past the commit, keeps the state"
+    );
+    assert_eq!(record.problem.as_ref().map(|p| p.seq), Some(30));
+}
