@@ -10,7 +10,9 @@ use paystate_journal::LogSettings;
 use paystate_projection::{start_projector, ProjectionStore, ProjectorConfig, ProjectorHandle};
 use paystate_sandbox::{Sandbox, SandboxConfig, SandboxHandle};
 use paystate_service::{run_engine, EngineConfig, EngineHandle};
-use paystate_workers::{run_reconciler, run_workers, ReconcilerConfig, ReconcilerHandle, WorkerConfig, WorkersHandle};
+use paystate_workers::{
+    run_reconciler, run_workers, ReconcilerConfig, ReconcilerHandle, WorkerConfig, WorkersHandle,
+};
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -51,32 +53,59 @@ impl Stack {
             None => None,
         };
         let js = async_nats::jetstream::new(nats.clone());
-        let projection = ProjectionStore::open(js, &opts.log.events_stream, opts.log.replicas).await?;
+        let projection =
+            ProjectionStore::open(js, &opts.log.events_stream, opts.log.replicas).await?;
         let projector = match opts.projector {
             true => Some(start_projector(projection.clone(), ProjectorConfig::default()).await?),
             false => None,
         };
         let adapters = match opts.adapters {
-            Some(cfg) => Some(Arc::new(Adapters::new(cfg).context("provider configuration")?)),
+            Some(cfg) => Some(Arc::new(
+                Adapters::new(cfg).context("provider configuration")?,
+            )),
             None => None,
         };
         let need = |what: &str| anyhow::anyhow!("{what} needs provider configuration (adapters)");
         let workers = match opts.workers {
-            Some(cfg) => Some(run_workers(nats.clone(), &opts.log, adapters.clone().ok_or_else(|| need("workers"))?, cfg).await.map_err(anyhow::Error::msg)?),
+            Some(cfg) => Some(
+                run_workers(
+                    nats.clone(),
+                    &opts.log,
+                    adapters.clone().ok_or_else(|| need("workers"))?,
+                    cfg,
+                )
+                .await
+                .map_err(anyhow::Error::msg)?,
+            ),
             None => None,
         };
         let reconciler = match opts.reconciler {
-            Some(cfg) => Some(run_reconciler(nats.clone(), &opts.log.events_stream, adapters.clone().ok_or_else(|| need("the reconciler"))?, cfg).await.map_err(anyhow::Error::msg)?),
+            Some(cfg) => Some(
+                run_reconciler(
+                    nats.clone(),
+                    &opts.log.events_stream,
+                    adapters.clone().ok_or_else(|| need("the reconciler"))?,
+                    cfg,
+                )
+                .await
+                .map_err(anyhow::Error::msg)?,
+            ),
             None => None,
         };
         let callbacks = match &adapters {
-            Some(a) if opts.gateway.is_some() => Some(Callbacks::open(nats.clone(), a.clone(), opts.log.replicas).await.map_err(anyhow::Error::msg)?),
+            Some(a) if opts.gateway.is_some() => Some(
+                Callbacks::open(nats.clone(), a.clone(), opts.log.replicas)
+                    .await
+                    .map_err(anyhow::Error::msg)?,
+            ),
             _ => None,
         };
         let (gateway_url, gateway) = match opts.gateway {
             Some(listener) => {
                 let url = format!("http://{}", listener.local_addr()?);
-                let state = paystate_gateway::AppState { projection: projection.clone() };
+                let state = paystate_gateway::AppState {
+                    projection: projection.clone(),
+                };
                 let router = match &callbacks {
                     Some(cb) => paystate_gateway::router_with_callbacks(state, cb.clone()),
                     None => paystate_gateway::router(state),
@@ -89,7 +118,16 @@ impl Stack {
             }
             None => (None, None),
         };
-        Ok(Stack { engine, projector, workers, reconciler, callbacks, projection, gateway_url, gateway })
+        Ok(Stack {
+            engine,
+            projector,
+            workers,
+            reconciler,
+            callbacks,
+            projection,
+            gateway_url,
+            gateway,
+        })
     }
 
     /// Stops the gateway (answers in hand finish), then the workers, reconciler, projector
@@ -133,12 +171,17 @@ pub async fn with_sandbox(
     sandbox_cfg: SandboxConfig,
     gateway_addr: &str,
 ) -> anyhow::Result<(Stack, SandboxHandle, SandboxConfig)> {
-    let listener = TcpListener::bind(gateway_addr).await.with_context(|| format!("gateway cannot listen on {gateway_addr}"))?;
+    let listener = TcpListener::bind(gateway_addr)
+        .await
+        .with_context(|| format!("gateway cannot listen on {gateway_addr}"))?;
     let gateway_url = format!("http://{}", listener.local_addr()?);
     let mut sandbox_cfg = sandbox_cfg;
     sandbox_cfg.gateway_url = Some(gateway_url.clone());
-    let sandbox = Sandbox::start(sandbox_cfg.clone()).await.map_err(|e| anyhow::anyhow!("sandbox: {e}"))?;
-    let adapters = paystate_sandbox::wiring::adapters_config(&sandbox, &sandbox_cfg, &gateway_url).map_err(anyhow::Error::msg)?;
+    let sandbox = Sandbox::start(sandbox_cfg.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("sandbox: {e}"))?;
+    let adapters = paystate_sandbox::wiring::adapters_config(&sandbox, &sandbox_cfg, &gateway_url)
+        .map_err(anyhow::Error::msg)?;
     let opts = StackOptions {
         log,
         engine: Some(engine),
