@@ -6,8 +6,8 @@
 //! Everything deserializes with serde (the binary loads TOML, then environment overrides);
 //! [`AdaptersConfig::validate`] checks bounds once at start. Credentials are [`Secret`]s.
 
-use crate::plexy::signature::TildaMode;
 use crate::exchanger::transformers::Encoding as ExchangerEncoding;
+use crate::plexy::signature::TildaMode;
 use crate::plexy::transformers::AmountUnit;
 use crate::secret::Secret;
 use paystate_events::Provider;

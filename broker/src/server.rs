@@ -26,7 +26,6 @@ pub struct ServerOptions {
     pub binary: Option<PathBuf>,
 }
 
-
 /// A running child nats-server. Dropping it kills the process.
 pub struct NatsServer {
     child: Option<Child>,

@@ -76,8 +76,7 @@ async fn upload(
         Ok(attachment) => (StatusCode::CREATED, Json::<Attachment>(attachment)).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "attachment not stored");
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", e)
-                .into_response()
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", e).into_response()
         }
     }
 }
@@ -141,7 +140,9 @@ async fn first_file(mut form: Multipart) -> Result<File, ApiError> {
             bytes,
         });
     }
-    Err(invalid(format!("no file part in the first {PARTS_MAX} parts")))
+    Err(invalid(format!(
+        "no file part in the first {PARTS_MAX} parts"
+    )))
 }
 
 fn text_header(headers: &HeaderMap, name: &str) -> Option<String> {

@@ -1,7 +1,7 @@
 //! Rebuilding the projection from scratch into a fresh generation, then swapping it in.
 //!
 //! 1. Fold the whole log (a [`paystate_journal::LogScan`] snapshot) in memory, one record per
-//!    order, on [`REBUILD_WORKERS`] threads that split the orders (each order's commits stay
+//!    order, on one thread per core ([`rebuild_workers`]) that split the orders (each order's commits stay
 //!    in stream order), then write every record to the new bucket with pipelined puts (the
 //!    new bucket has no other writer yet). Memory: one record per order, never the log.
 //! 2. Create the generation's durable consumer starting right after the snapshot and catch up
@@ -117,8 +117,9 @@ async fn fold_snapshot(
     let mut scan = journal.scan(ScanOptions::default()).await?;
     let (out_tx, mut out_rx) =
         tokio::sync::mpsc::channel::<Vec<(OrderId, Vec<u8>)>>(QUEUE_BATCHES_MAX);
-    let (senders, workers) = spawn_workers(out_tx);
-    let mut batches: Vec<Vec<RawEntry>> = (0..REBUILD_WORKERS)
+    let workers_n = rebuild_workers();
+    let (senders, workers) = spawn_workers(out_tx, workers_n);
+    let mut batches: Vec<Vec<RawEntry>> = (0..workers_n)
         .map(|_| Vec::with_capacity(BATCH_MAX))
         .collect();
     let (mut commits, mut failure) = (0u64, None);
@@ -134,7 +135,7 @@ async fn fold_snapshot(
         if commits.is_multiple_of(PROGRESS_EVERY) {
             progress(commits, scan.messages_total);
         }
-        let w = partition(entry.subject_order().unwrap_or(&entry.subject));
+        let w = partition(entry.subject_order().unwrap_or(&entry.subject), workers_n);
         batches[w].push(entry);
         if batches[w].len() >= BATCH_MAX {
             let full = std::mem::replace(&mut batches[w], Vec::with_capacity(BATCH_MAX));
@@ -183,8 +184,15 @@ async fn fold_snapshot(
     })
 }
 
-/// Threads folding a rebuild (orders split by a hash of the order id).
-pub const REBUILD_WORKERS: usize = 2;
+/// Most threads folding a rebuild (orders split by a hash of the order id).
+pub const REBUILD_WORKERS_MAX: usize = 16;
+
+/// One fold thread per core, within 1..=[`REBUILD_WORKERS_MAX`].
+pub fn rebuild_workers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, REBUILD_WORKERS_MAX)
+}
 /// Messages (or serialized records) handed over at a time.
 const BATCH_MAX: usize = 256;
 /// Batches queued per channel before the sender waits (bounds memory).
@@ -197,10 +205,10 @@ type Workers = (
 
 /// Each worker folds its orders' commits, then sends its records serialized to `out`; it
 /// returns (orders, commits that could not be applied).
-fn spawn_workers(out: tokio::sync::mpsc::Sender<Vec<(OrderId, Vec<u8>)>>) -> Workers {
-    let mut senders = Vec::with_capacity(REBUILD_WORKERS);
-    let mut handles = Vec::with_capacity(REBUILD_WORKERS);
-    for _ in 0..REBUILD_WORKERS {
+fn spawn_workers(out: tokio::sync::mpsc::Sender<Vec<(OrderId, Vec<u8>)>>, n: usize) -> Workers {
+    let mut senders = Vec::with_capacity(n);
+    let mut handles = Vec::with_capacity(n);
+    for _ in 0..n {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<RawEntry>>(QUEUE_BATCHES_MAX);
         let out = out.clone();
         handles.push(std::thread::spawn(move || {
@@ -246,11 +254,11 @@ fn fold_one(records: &mut HashMap<OrderId, Option<ProjectedOrder>>, entry: &RawE
 }
 
 /// Which worker folds an order (FNV-1a over the order id: stable and cheap).
-fn partition(order: &str) -> usize {
+fn partition(order: &str, n: usize) -> usize {
     let hash = order.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     });
-    (hash % REBUILD_WORKERS as u64) as usize
+    (hash % n as u64) as usize
 }
 
 /// Runs the live projector's loop on `generation` until its lag is zero.

@@ -453,7 +453,10 @@ mod tests {
 
     #[test]
     fn what_an_order_waits_for() {
-        assert_eq!(waiting_on(&order(Provider::Plural, Status::Pending)), "payment");
+        assert_eq!(
+            waiting_on(&order(Provider::Plural, Status::Pending)),
+            "payment"
+        );
         assert_eq!(waiting_on(&order(Provider::Plural, Status::Captured)), "");
         assert_eq!(
             waiting_on(&order(Provider::Exchanger, Status::Captured)),

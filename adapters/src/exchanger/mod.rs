@@ -78,8 +78,9 @@ impl Exchanger<'_> {
                 .ok_or_else(|| AdapterError::InvalidInput {
                     provider: P,
                     op: Op::Status,
-                    detail: "order has no exchanger reference (create outcome unknown: needs review)"
-                        .into(),
+                    detail:
+                        "order has no exchanger reference (create outcome unknown: needs review)"
+                            .into(),
                 })?;
         let r = send(
             self.ctx,

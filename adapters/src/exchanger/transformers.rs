@@ -188,7 +188,9 @@ pub fn created(
 ) -> Result<(String, CustomerAction), String> {
     let obj = body.get("data").filter(|d| d.is_object()).unwrap_or(body);
     let text = |k: &str| obj.get(k).and_then(json_text);
-    let uid = text("orderUID").or_else(|| text("uid")).ok_or("no orderUID")?;
+    let uid = text("orderUID")
+        .or_else(|| text("uid"))
+        .ok_or("no orderUID")?;
     let secret = text("secret").ok_or("no secret")?;
     let reference = text("orderId").unwrap_or_else(|| uid.clone());
     let base = cfg
@@ -276,8 +278,7 @@ pub fn status_signals(
         ExchangerStatus::ErrorPayout => vec![
             SignalKind::Captured { amount },
             SignalKind::NeedsReview {
-                reason: "exchanger errorPayout: payout failed after the funds were received"
-                    .into(),
+                reason: "exchanger errorPayout: payout failed after the funds were received".into(),
             },
         ],
         ExchangerStatus::Done => vec![SignalKind::Settled { amount }],

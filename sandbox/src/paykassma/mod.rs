@@ -197,7 +197,12 @@ fn postback(shared: &Shared, a: &Activation, amount: u64, stockpiling_id: u64) {
     shared.outbox.enqueue(Callback {
         provider: P,
         key: a.custom_transaction_id.clone(),
-        label: if failed { "postback:fail" } else { "postback:ingoing" }.into(),
+        label: if failed {
+            "postback:fail"
+        } else {
+            "postback:ingoing"
+        }
+        .into(),
         url: shared.callback_url(P),
         policy: Policy {
             retry_delays_s: &POSTBACK_RESEND_DELAYS_S,

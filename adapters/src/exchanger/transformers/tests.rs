@@ -62,7 +62,9 @@ fn create_request_and_payment_page() {
     );
     assert!(created(&c, account, &json!({"uid": "7"})).is_err());
     assert_eq!(
-        amount_number(money(10_000, "UAH")).expect("whole").to_string(),
+        amount_number(money(10_000, "UAH"))
+            .expect("whole")
+            .to_string(),
         "100",
         "a whole amount is an integer, not 100.0"
     );
@@ -148,8 +150,10 @@ fn form_encoding_and_status_request() {
     init.params.insert("to.wallet".into(), "bc1q".into());
     let req = create_request(&c, &account, &o, &init).expect("valid");
     assert!(req.json_body().is_none(), "a form, not JSON");
-    let fields = form_fields(&json!({"amount": 100.5, "clientCallbackUrl": null, "agreement": true,
-        "toValues": [{"key": "wallet", "value": "bc1q"}]}));
+    let fields = form_fields(
+        &json!({"amount": 100.5, "clientCallbackUrl": null, "agreement": true,
+        "toValues": [{"key": "wallet", "value": "bc1q"}]}),
+    );
     assert_eq!(
         fields,
         vec![

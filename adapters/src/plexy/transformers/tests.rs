@@ -90,10 +90,8 @@ fn every_status_maps() {
         }]
     );
     for s in ["rejected", "failed"] {
-        assert!(
-            matches!(decimal_signals(s).expect("maps").as_slice(),
-            [SignalKind::Failed { operation: Operation::Payment, code, .. }] if code == s)
-        );
+        assert!(matches!(decimal_signals(s).expect("maps").as_slice(),
+            [SignalKind::Failed { operation: Operation::Payment, code, .. }] if code == s));
     }
     assert_eq!(
         decimal_signals("chargeback").expect("maps"),
@@ -110,7 +108,10 @@ fn every_status_maps() {
         }]
     );
     partial.processed_amount = Some(json!("5.555"));
-    assert!(transaction_signals(&partial, AmountUnit::Decimal).is_err(), "never rounds");
+    assert!(
+        transaction_signals(&partial, AmountUnit::Decimal).is_err(),
+        "never rounds"
+    );
 }
 
 #[test]
