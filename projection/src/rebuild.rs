@@ -1,8 +1,9 @@
 //! Rebuilding the projection from scratch into a fresh generation, then swapping it in.
 //!
 //! 1. Fold the whole log (a [`paystate_journal::LogScan`] snapshot) in memory, one record per
-//!    order, on one thread per core ([`rebuild_workers`]) that split the orders (each order's commits stay
-//!    in stream order), then write every record to the new bucket with pipelined puts (the
+//!    order, on one thread per core ([`rebuild_workers`]) that split the orders (each order's
+//!    commits stay in stream order). Changed records are handed to a writer every
+//!    [`FLUSH_EVERY`] commits and written with pipelined puts while the read goes on (the
 //!    new bucket has no other writer yet). Memory: one record per order, never the log.
 //! 2. Create the generation's durable consumer starting right after the snapshot and catch up
 //!    with the live projector's code until the lag is zero.
@@ -20,7 +21,7 @@ use crate::ProjectionError;
 use async_nats::jetstream::context::PublishAckFuture;
 use paystate_events::OrderId;
 use paystate_journal::{Journal, RawEntry, ScanOptions};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 /// Puts in flight while writing a rebuilt bucket; below async-nats' default bound on
@@ -61,7 +62,7 @@ pub struct RebuildReport {
     pub orders: u64,
     /// Commits that could not be applied (broken history; see `paystate audit`).
     pub broken: u64,
-    /// Records written.
+    /// Records written (an order open across a hand-over to the writer is written again).
     pub writes: u64,
     pub snapshot_last_seq: u64,
     pub swapped: bool,
@@ -119,6 +120,16 @@ async fn fold_snapshot(
         tokio::sync::mpsc::channel::<Vec<(OrderId, Vec<u8>)>>(QUEUE_BATCHES_MAX);
     let workers_n = rebuild_workers();
     let (senders, workers) = spawn_workers(out_tx, workers_n);
+    // Records are written while the log is still being read (workers hand over what changed
+    // every `FLUSH_EVERY` commits), so the bucket fills alongside the fold.
+    let mut bulk = BulkWriter::new(store, generation);
+    let writer = tokio::spawn(async move {
+        while let Some(records) = out_rx.recv().await {
+            bulk.put_all(records).await?;
+        }
+        bulk.finish().await?;
+        Ok::<u64, ProjectionError>(bulk.written)
+    });
     let mut batches: Vec<Vec<RawEntry>> = (0..workers_n)
         .map(|_| Vec::with_capacity(BATCH_MAX))
         .collect();
@@ -151,13 +162,9 @@ async fn fold_snapshot(
     {
         let _ = senders[w].send(batch).await;
     }
-    drop(senders); // the workers now serialize their records into `out_rx`
+    drop(senders); // the workers now write what they still hold
     progress(commits, scan.messages_total);
-    let mut writer = BulkWriter::new(store, generation);
-    while let Some(records) = out_rx.recv().await {
-        writer.put_all(records).await?;
-    }
-    writer.finish().await?;
+    let written = writer.await.map_err(broker)??;
     let parts = tokio::task::spawn_blocking(move || {
         workers
             .into_iter()
@@ -176,7 +183,7 @@ async fn fold_snapshot(
         commits,
         orders: parts.iter().map(|p| p.0).sum(),
         broken: parts.iter().map(|p| p.1).sum(),
-        writes: writer.written,
+        writes: written,
         snapshot_last_seq: scan.end_seq,
         swapped: false,
         fold_ms: 0,
@@ -197,14 +204,17 @@ pub fn rebuild_workers() -> usize {
 const BATCH_MAX: usize = 256;
 /// Batches queued per channel before the sender waits (bounds memory).
 const QUEUE_BATCHES_MAX: usize = 16;
+/// A worker hands its changed records to the writer every this many commits. Orders open
+/// across a hand-over are written again later (the last write is the full record).
+pub const FLUSH_EVERY: u64 = 32_768;
 
 type Workers = (
     Vec<tokio::sync::mpsc::Sender<Vec<RawEntry>>>,
     Vec<std::thread::JoinHandle<(u64, u64)>>,
 );
 
-/// Each worker folds its orders' commits, then sends its records serialized to `out`; it
-/// returns (orders, commits that could not be applied).
+/// Each worker folds its orders' commits, sending changed records serialized to `out` as it
+/// goes and the rest at the end; it returns (orders, commits that could not be applied).
 fn spawn_workers(out: tokio::sync::mpsc::Sender<Vec<(OrderId, Vec<u8>)>>, n: usize) -> Workers {
     let mut senders = Vec::with_capacity(n);
     let mut handles = Vec::with_capacity(n);
@@ -213,27 +223,20 @@ fn spawn_workers(out: tokio::sync::mpsc::Sender<Vec<(OrderId, Vec<u8>)>>, n: usi
         let out = out.clone();
         handles.push(std::thread::spawn(move || {
             let mut records: HashMap<OrderId, Option<ProjectedOrder>> = HashMap::new();
-            let mut broken = 0u64;
+            let mut dirty: HashSet<OrderId> = HashSet::new();
+            let (mut broken, mut folded) = (0u64, 0u64);
             while let Some(batch) = rx.blocking_recv() {
                 for entry in &batch {
-                    broken += u64::from(!fold_one(&mut records, entry));
+                    broken += u64::from(!fold_one(&mut records, &mut dirty, entry));
                 }
+                folded += batch.len() as u64;
+                if folded >= FLUSH_EVERY && !hand_over(&records, &mut dirty, &out) {
+                    break; // the writer failed; its error is reported
+                }
+                folded %= FLUSH_EVERY;
             }
+            hand_over(&records, &mut dirty, &out);
             let orders = records.values().filter(|r| r.is_some()).count() as u64;
-            let mut chunk = Vec::with_capacity(BATCH_MAX);
-            for (order, record) in records {
-                let Some(record) = record else { continue };
-                // Why: serializing our own typed value cannot fail (all map keys are strings).
-                chunk.push((order, serde_json::to_vec(&record).unwrap_or_default()));
-                if chunk.len() >= BATCH_MAX
-                    && out.blocking_send(std::mem::take(&mut chunk)).is_err()
-                {
-                    return (orders, broken);
-                }
-            }
-            if !chunk.is_empty() {
-                let _ = out.blocking_send(chunk);
-            }
             (orders, broken)
         }));
         senders.push(tx);
@@ -241,16 +244,42 @@ fn spawn_workers(out: tokio::sync::mpsc::Sender<Vec<(OrderId, Vec<u8>)>>, n: usi
     (senders, handles)
 }
 
-/// Applies one message to its order's record; false when it could not be applied.
-fn fold_one(records: &mut HashMap<OrderId, Option<ProjectedOrder>>, entry: &RawEntry) -> bool {
+/// Serializes the changed records and sends them to the writer; false if it is gone.
+fn hand_over(
+    records: &HashMap<OrderId, Option<ProjectedOrder>>,
+    dirty: &mut HashSet<OrderId>,
+    out: &tokio::sync::mpsc::Sender<Vec<(OrderId, Vec<u8>)>>,
+) -> bool {
+    let mut chunk = Vec::with_capacity(BATCH_MAX);
+    for order in dirty.drain() {
+        let Some(Some(record)) = records.get(&order) else {
+            continue;
+        };
+        // Why: serializing our own typed value cannot fail (all map keys are strings).
+        chunk.push((order, serde_json::to_vec(record).unwrap_or_default()));
+        if chunk.len() >= BATCH_MAX && out.blocking_send(std::mem::take(&mut chunk)).is_err() {
+            return false;
+        }
+    }
+    chunk.is_empty() || out.blocking_send(chunk).is_ok()
+}
+
+/// Applies one message to its order's record (noting the order as changed); false when it
+/// could not be applied.
+fn fold_one(
+    records: &mut HashMap<OrderId, Option<ProjectedOrder>>,
+    dirty: &mut HashSet<OrderId>,
+    entry: &RawEntry,
+) -> bool {
     let order = entry.subject_order().and_then(|t| OrderId::parse(t).ok());
     let (Some(order), Ok(stored)) = (order, entry.decode()) else {
         return false;
     };
-    !matches!(
-        apply(records.entry(order).or_default(), &stored, true),
-        Step::Broken(_)
-    )
+    let step = apply(records.entry(order.clone()).or_default(), &stored, true);
+    if matches!(step, Step::Applied | Step::Broken(_)) {
+        dirty.insert(order);
+    }
+    !matches!(step, Step::Broken(_))
 }
 
 /// Which worker folds an order (FNV-1a over the order id: stable and cheap).

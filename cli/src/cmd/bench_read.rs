@@ -154,6 +154,21 @@ pub async fn measure(
         rebuilt.fold_ms, rebuilt.total_ms, rebuilt.writes
     );
     rows.push(row("projection rebuild", rebuild_secs, raw, filled, cpu));
+    // Not timed: the rebuilt projection must equal the audit's fold, order by order.
+    let check = AuditOptions {
+        compare_projection: true,
+        ..opts
+    };
+    let compared = audit(journal, Some(&store), &check, &mut |_, _| {}).await?;
+    anyhow::ensure!(
+        compared.is_clean(false),
+        "the rebuilt projection differs from the fold: {}",
+        compared.render(10)
+    );
+    eprintln!(
+        "rebuilt projection equals the fold: {} records compared",
+        compared.projection.map_or(0, |p| p.compared)
+    );
     Ok((rows, rebuilt.writes))
 }
 
