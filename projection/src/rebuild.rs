@@ -11,7 +11,7 @@
 //!    resolved the old pointer keep reading the old bucket, which is removed only after a
 //!    grace period (or kept with `keep_old`).
 
-use crate::layout::{order_key, Generation};
+use crate::layout::{Generation, ORDER_KEY_PREFIX};
 use crate::projector::{
     create_bucket, durable_consumer, follow, Exit, ProjectorConfig, ProjectorStats,
 };
@@ -117,7 +117,7 @@ async fn fold_snapshot(
 ) -> Result<RebuildReport, ProjectionError> {
     let mut scan = journal.scan(ScanOptions::default()).await?;
     let (out_tx, mut out_rx) =
-        tokio::sync::mpsc::channel::<Vec<(OrderId, Vec<u8>)>>(QUEUE_BATCHES_MAX);
+        tokio::sync::mpsc::channel::<Vec<(String, Vec<u8>)>>(QUEUE_BATCHES_MAX);
     let workers_n = rebuild_workers();
     let (senders, workers) = spawn_workers(out_tx, workers_n);
     // Records are written while the log is still being read (workers hand over what changed
@@ -191,6 +191,11 @@ async fn fold_snapshot(
     })
 }
 
+/// A worker's records by order id.
+type Records = HashMap<String, Option<ProjectedOrder>>;
+/// Serialized records on their way to the writer: (KV key, value).
+type RecordsOut = tokio::sync::mpsc::Sender<Vec<(String, Vec<u8>)>>;
+
 /// Most threads folding a rebuild (orders split by a hash of the order id).
 pub const REBUILD_WORKERS_MAX: usize = 16;
 
@@ -215,15 +220,15 @@ type Workers = (
 
 /// Each worker folds its orders' commits, sending changed records serialized to `out` as it
 /// goes and the rest at the end; it returns (orders, commits that could not be applied).
-fn spawn_workers(out: tokio::sync::mpsc::Sender<Vec<(OrderId, Vec<u8>)>>, n: usize) -> Workers {
+fn spawn_workers(out: RecordsOut, n: usize) -> Workers {
     let mut senders = Vec::with_capacity(n);
     let mut handles = Vec::with_capacity(n);
     for _ in 0..n {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<RawEntry>>(QUEUE_BATCHES_MAX);
         let out = out.clone();
         handles.push(std::thread::spawn(move || {
-            let mut records: HashMap<OrderId, Option<ProjectedOrder>> = HashMap::new();
-            let mut dirty: HashSet<OrderId> = HashSet::new();
+            let mut records = Records::new();
+            let mut dirty: HashSet<String> = HashSet::new();
             let (mut broken, mut folded) = (0u64, 0u64);
             while let Some(batch) = rx.blocking_recv() {
                 for entry in &batch {
@@ -245,18 +250,15 @@ fn spawn_workers(out: tokio::sync::mpsc::Sender<Vec<(OrderId, Vec<u8>)>>, n: usi
 }
 
 /// Serializes the changed records and sends them to the writer; false if it is gone.
-fn hand_over(
-    records: &HashMap<OrderId, Option<ProjectedOrder>>,
-    dirty: &mut HashSet<OrderId>,
-    out: &tokio::sync::mpsc::Sender<Vec<(OrderId, Vec<u8>)>>,
-) -> bool {
+fn hand_over(records: &Records, dirty: &mut HashSet<String>, out: &RecordsOut) -> bool {
     let mut chunk = Vec::with_capacity(BATCH_MAX);
     for order in dirty.drain() {
         let Some(Some(record)) = records.get(&order) else {
             continue;
         };
         // Why: serializing our own typed value cannot fail (all map keys are strings).
-        chunk.push((order, serde_json::to_vec(record).unwrap_or_default()));
+        let bytes = serde_json::to_vec(record).unwrap_or_default();
+        chunk.push((format!("{ORDER_KEY_PREFIX}{order}"), bytes));
         if chunk.len() >= BATCH_MAX && out.blocking_send(std::mem::take(&mut chunk)).is_err() {
             return false;
         }
@@ -265,19 +267,23 @@ fn hand_over(
 }
 
 /// Applies one message to its order's record (noting the order as changed); false when it
-/// could not be applied.
-fn fold_one(
-    records: &mut HashMap<OrderId, Option<ProjectedOrder>>,
-    dirty: &mut HashSet<OrderId>,
-    entry: &RawEntry,
-) -> bool {
-    let order = entry.subject_order().and_then(|t| OrderId::parse(t).ok());
-    let (Some(order), Ok(stored)) = (order, entry.decode()) else {
+/// could not be applied. Keys are the order ids as text, so a known order costs no allocation.
+fn fold_one(records: &mut Records, dirty: &mut HashSet<String>, entry: &RawEntry) -> bool {
+    let Some(token) = entry.subject_order() else {
         return false;
     };
-    let step = apply(records.entry(order.clone()).or_default(), &stored, true);
-    if matches!(step, Step::Applied | Step::Broken(_)) {
-        dirty.insert(order);
+    if !records.contains_key(token) {
+        if OrderId::parse(token).is_err() {
+            return false;
+        }
+        records.insert(token.to_string(), None);
+    }
+    let (Some(slot), Ok(stored)) = (records.get_mut(token), entry.decode()) else {
+        return false;
+    };
+    let step = apply(slot, &stored, true);
+    if matches!(step, Step::Applied | Step::Broken(_)) && !dirty.contains(token) {
+        dirty.insert(token.to_string());
     }
     !matches!(step, Step::Broken(_))
 }
@@ -394,14 +400,14 @@ impl BulkWriter {
         }
     }
 
-    async fn put_all(&mut self, records: Vec<(OrderId, Vec<u8>)>) -> Result<(), ProjectionError> {
-        for (order, bytes) in records {
+    async fn put_all(&mut self, records: Vec<(String, Vec<u8>)>) -> Result<(), ProjectionError> {
+        for (key, bytes) in records {
             if self.inflight.len() >= PUT_WINDOW_MAX {
                 if let Some(ack) = self.inflight.pop_front() {
                     ack.await.map_err(broker)?;
                 }
             }
-            let subject = format!("{}{}", self.subject_prefix, order_key(&order));
+            let subject = format!("{}{key}", self.subject_prefix);
             self.inflight.push_back(
                 self.js
                     .publish(subject, bytes.into())
