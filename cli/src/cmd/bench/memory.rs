@@ -46,6 +46,8 @@ pub async fn engine_process(
     Journal::open(async_nats::jetstream::new(nats), &LogSettings::default()).await?;
     let mut child = tokio::process::Command::new(paystate_binary()?)
         .arg("run")
+        // Any free port: `run` refuses to start when its gateway address is taken.
+        .args(["--http", "127.0.0.1:0"])
         .env("PAYSTATE_NATS_URL", url)
         .env(
             "PAYSTATE_ENGINE__CACHE_ORDERS_MAX",
@@ -61,7 +63,7 @@ pub async fn engine_process(
     let done = Arc::new(AtomicU64::new(0));
     let sampler = tokio::spawn(sample(pid, done.clone(), orders as u64));
     let clients = clients(url, CLIENT_CONNECTIONS).await?;
-    let report = closed_loop(
+    let load = closed_loop(
         &clients,
         ClosedLoop {
             tag: "mem",
@@ -70,8 +72,12 @@ pub async fn engine_process(
             mix: Mix::CreatesWithLifecycleEvery(LIFECYCLE_EVERY),
             done,
         },
-    )
-    .await;
+    );
+    // If the engine process dies, nothing would answer the clients: stop at once.
+    let report = tokio::select! {
+        report = load => report,
+        status = child.wait() => anyhow::bail!("`paystate run` exited during the run: {status:?}"),
+    };
     let peak_mib = status_kib(pid, "VmHWM:").map_or(f64::NAN, |k| k / 1024.0);
     let samples = tokio::time::timeout(SAMPLER_GRACE, sampler)
         .await
