@@ -113,9 +113,13 @@ pub async fn assert_all_complete(
     (orders, commands)
 }
 
+/// How long a fault test waits for the log to grow (leader elections on a loaded 2-core
+/// machine take seconds).
+pub const LOG_WAIT_MS_MAX: u64 = 90_000;
+
 /// Waits until the log holds at least `at_least` messages.
 pub async fn wait_for_log_messages(journal: &Journal, at_least: u64) {
-    for _ in 0..800 {
+    for _ in 0..(LOG_WAIT_MS_MAX / 25) {
         if journal
             .stream()
             .get_info()

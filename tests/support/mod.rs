@@ -102,7 +102,7 @@ impl EngineProcess {
     }
     fn spawn(&mut self) {
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_paystate"))
-            .arg("run")
+            .args(["run", "--roles", "engine"])
             .envs(self.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("PAYSTATE_NATS_URL", &self.url)
             .env("PAYSTATE_PROTECT_LOG", "false")
