@@ -6,7 +6,7 @@
 use super::workload::{create_only, lifecycle, order_id, LIFECYCLE_COMMANDS};
 use paystate_events::{CommandEnvelope, Outcome};
 use paystate_service::{Client, ClientError};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
@@ -175,9 +175,23 @@ pub async fn open_loop(
     total
 }
 
+/// Set once a command went unanswered through all its attempts: something is broken (the
+/// engine died, the broker stopped answering), so every later send gives up at once instead
+/// of waiting out its own attempts. A bench that stalled exits with a failure.
+static STALLED: AtomicBool = AtomicBool::new(false);
+
+/// Whether some command got no outcome at all during this run.
+pub fn stalled() -> bool {
+    STALLED.load(Relaxed)
+}
+
 /// Sends `cmd` until an outcome comes back (resending the same command id), recording it.
 pub async fn send_answered(client: &Client, cmd: &CommandEnvelope, report: &mut LoadReport) {
     report.commands += 1;
+    if stalled() {
+        report.unanswered += 1;
+        return;
+    }
     let started = Instant::now();
     for _ in 0..SEND_ATTEMPTS_MAX {
         match client.send(cmd, OUTCOME_WAIT).await {
@@ -198,6 +212,7 @@ pub async fn send_answered(client: &Client, cmd: &CommandEnvelope, report: &mut 
         }
     }
     report.unanswered += 1;
+    STALLED.store(true, Relaxed);
 }
 
 /// `n` clients, each on its own NATS connection.

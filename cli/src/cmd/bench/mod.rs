@@ -160,6 +160,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         println!("{}", report.render());
     }
+    if load::stalled() {
+        eprintln!("error: some commands got no outcome at all (see `unanswered` above): the figures are not valid");
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(ExitCode::SUCCESS)
 }
 
