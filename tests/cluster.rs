@@ -49,6 +49,7 @@ async fn r3_cluster_survives_leader_and_engine_kills_with_nothing_lost_or_duplic
     let urls = cluster.urls();
     let mut engine_a = EngineProcess::start_with(&urls, &R3);
     let _engine_b = EngineProcess::start_with(&urls, &R3);
+    let _projector = EngineProcess::start_roles(&urls, "projector", &R3);
     let journal = existing_journal(&urls).await;
     let replicas = journal
         .stream()
@@ -77,6 +78,7 @@ async fn r3_cluster_survives_leader_and_engine_kills_with_nothing_lost_or_duplic
     let (orders, commands) = assert_all_complete(&journal, tasks).await;
     assert_eq!(orders, CLIENTS * ORDERS_PER_CLIENT);
     eprintln!("R3 cluster, leader n{} and one engine SIGKILLed: {commands} commands accepted, 0 lost, 0 duplicated", leader + 1);
+    audit_is_clean_with_matching_projection(&urls).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -170,4 +172,30 @@ async fn a_server_older_than_the_minimum_is_refused() {
         stderr.contains("2.9.10") && stderr.contains("older than the minimum"),
         "clear refusal, got: {stderr}"
     );
+}
+
+/// `paystate audit --strict` against the cluster: the log re-folds cleanly (chains, re-decided
+/// commits, invariants) and the projection equals the fold (retried while the projector
+/// catches up).
+async fn audit_is_clean_with_matching_projection(urls: &str) {
+    let mut last = String::new();
+    for _ in 0..10 {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_paystate"))
+            .args(["audit", "--strict", "--quiet"])
+            .env("PAYSTATE_NATS_URL", urls)
+            .env("PAYSTATE_REPLICAS", "3")
+            .output()
+            .await
+            .expect("paystate audit runs");
+        if out.status.success() {
+            return;
+        }
+        last = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    panic!("audit not clean on the cluster: {last}");
 }

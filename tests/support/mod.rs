@@ -80,6 +80,7 @@ pub struct EngineProcess {
     child: Option<tokio::process::Child>,
     url: String,
     extra_env: Vec<(String, String)>,
+    roles: String,
 }
 
 impl EngineProcess {
@@ -88,6 +89,10 @@ impl EngineProcess {
     }
     /// With extra environment, e.g. `PAYSTATE_REPLICAS=3` on a cluster.
     pub fn start_with(url: &str, extra_env: &[(&str, &str)]) -> EngineProcess {
+        EngineProcess::start_roles(url, "engine", extra_env)
+    }
+    /// A `paystate run --roles <roles>` process (e.g. `projector`).
+    pub fn start_roles(url: &str, roles: &str, extra_env: &[(&str, &str)]) -> EngineProcess {
         let extra_env = extra_env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -96,13 +101,14 @@ impl EngineProcess {
             child: None,
             url: url.to_string(),
             extra_env,
+            roles: roles.to_string(),
         };
         p.spawn();
         p
     }
     fn spawn(&mut self) {
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_paystate"))
-            .args(["run", "--roles", "engine"])
+            .args(["run", "--roles", &self.roles])
             .envs(self.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("PAYSTATE_NATS_URL", &self.url)
             .env("PAYSTATE_PROTECT_LOG", "false")
