@@ -1,6 +1,6 @@
 # paystate: one image for every role (engine, workers, reconciler, projector, gateway,
 # sandboxes); the compose file picks the role with `paystate run --roles ...`.
-FROM rust:1.85-bookworm AS build
+FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
 RUN cargo build --release -p paystate
