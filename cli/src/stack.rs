@@ -160,8 +160,8 @@ impl Stack {
     }
 }
 
-/// Everything plus a sandbox of all five providers, wired together: the gateway listens on
-/// `gateway_addr` (port 0 for any), the sandbox calls it back, the adapters call the sandbox.
+/// Everything plus a sandbox of all five providers, wired together: the gateway serves on
+/// `listener` (bound by the caller), the sandbox calls it back, the adapters call the sandbox.
 pub async fn with_sandbox(
     nats: async_nats::Client,
     log: LogSettings,
@@ -169,11 +169,8 @@ pub async fn with_sandbox(
     workers: WorkerConfig,
     reconciler: ReconcilerConfig,
     sandbox_cfg: SandboxConfig,
-    gateway_addr: &str,
+    listener: TcpListener,
 ) -> anyhow::Result<(Stack, SandboxHandle, SandboxConfig)> {
-    let listener = TcpListener::bind(gateway_addr)
-        .await
-        .with_context(|| format!("gateway cannot listen on {gateway_addr}"))?;
     let gateway_url = format!("http://{}", listener.local_addr()?);
     let mut sandbox_cfg = sandbox_cfg;
     sandbox_cfg.gateway_url = Some(gateway_url.clone());

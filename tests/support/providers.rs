@@ -51,7 +51,9 @@ impl ProviderStack {
             workers,
             reconciler,
             sandbox_cfg,
-            "127.0.0.1:0",
+            tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("a free loopback port"),
         )
         .await
         .expect("stack starts");

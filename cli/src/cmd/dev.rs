@@ -24,14 +24,17 @@ pub struct Args {
 pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
     let (url, _server) = ensure_nats(&settings).await?;
     let nats = connect(&url).await?;
+    // The gateway keeps the socket it probed with: no second bind, no window to lose it.
     let listener = match tokio::net::TcpListener::bind(&settings.http).await {
-        Ok(_) => settings.http.clone(),
+        Ok(l) => l,
         Err(e) => {
             println!(
                 "gateway: {} is taken ({e}); using a free port",
                 settings.http
             );
-            "127.0.0.1:0".to_string()
+            tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .context("gateway cannot listen")?
         }
     };
     let sandbox_cfg = SandboxConfig {
@@ -46,7 +49,7 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
         WorkerConfig::default(),
         reconciler,
         sandbox_cfg,
-        &listener,
+        listener,
     )
     .await?;
     let gateway = stack.gateway_url.clone().unwrap_or_default();
