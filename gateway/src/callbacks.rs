@@ -249,14 +249,6 @@ impl Inner {
         at: Timestamp,
         body: &[u8],
     ) -> Result<(), (StatusCode, String)> {
-        let dedup = dedup_hash(provider, parsed.dedup_key.as_deref(), body);
-        let seen_key = format!("{provider}.{dedup}");
-        if let Ok(Some(_)) = self.seen.get(&seen_key).await {
-            self.stats.duplicates.fetch_add(1, Relaxed);
-            self.verdict(provider, raw_seq, "duplicate", "already applied", None)
-                .await;
-            return Ok(());
-        }
         if parsed.signals.is_empty() {
             self.verdict(
                 provider,
@@ -268,7 +260,17 @@ impl Inner {
             .await;
             return Ok(());
         }
+        // A provider's report id is unique only per order at best (and a provider's test
+        // environment may reuse it), so the dedup key is scoped to the order.
         let order = self.order_of(provider, parsed).await?;
+        let dedup = dedup_hash(provider, &order, parsed.dedup_key.as_deref(), body);
+        let seen_key = format!("{provider}.{dedup}");
+        if let Ok(Some(_)) = self.seen.get(&seen_key).await {
+            self.stats.duplicates.fetch_add(1, Relaxed);
+            self.verdict(provider, raw_seq, "duplicate", "already applied", None)
+                .await;
+            return Ok(());
+        }
         let commands = commands(&order, provider, parsed, &dedup, raw_seq, at);
         for c in &commands {
             self.client.publish(c).await.map_err(|e| {
@@ -360,9 +362,10 @@ fn commands(
         .collect()
 }
 
-fn dedup_hash(provider: Provider, key: Option<&str>, body: &[u8]) -> String {
+fn dedup_hash(provider: Provider, order: &OrderId, key: Option<&str>, body: &[u8]) -> String {
     let mut h = Sha256::new();
     h.update(provider.as_str().as_bytes());
+    h.update(order.as_str().as_bytes());
     match key {
         Some(k) => h.update(k.as_bytes()),
         None => h.update(body),
