@@ -19,6 +19,8 @@ pub enum IdError {
     TooLong { max: usize },
     #[error("character {0:?} is not allowed (use A-Z a-z 0-9 _ - and, in command ids, . )")]
     BadChar(char),
+    #[error("a dot may stand only between two other characters (not first, last or doubled)")]
+    BadDot,
 }
 
 fn check(s: &str, max: usize, allow_dot: bool) -> Result<(), IdError> {
@@ -32,12 +34,15 @@ fn check(s: &str, max: usize, allow_dot: bool) -> Result<(), IdError> {
         !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-' || (allow_dot && *c == '.'))
     }) {
         Some(c) => Err(IdError::BadChar(c)),
+        // Why: ids become KV keys and subject-like tokens, where an empty dot-separated token
+        // is invalid; refusing it here makes the alphabet exactly what every key accepts.
+        None if allow_dot && s.split('.').any(str::is_empty) => Err(IdError::BadDot),
         None => Ok(()),
     }
 }
 
 macro_rules! id_type {
-    ($(#[$doc:meta])* $name:ident, $max:expr, $dot:expr, $pattern:expr) => {
+    ($(#[$doc:meta])* $name:ident, $max:expr, $dot:expr, $pattern:expr, $len:expr) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
@@ -48,7 +53,7 @@ macro_rules! id_type {
                 stringify!($name).into()
             }
             fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-                schemars::json_schema!({"type": "string", "pattern": $pattern})
+                schemars::json_schema!({"type": "string", "pattern": $pattern, "minLength": 1, "maxLength": $len})
             }
         }
 
@@ -84,12 +89,13 @@ macro_rules! id_type {
 
 id_type!(
     /// A payment order's id: 1..=64 of `A-Z a-z 0-9 _ -`. It is the order's NATS subject token.
-    OrderId, ORDER_ID_LEN_MAX, false, "^[A-Za-z0-9_-]{1,64}$"
+    OrderId, ORDER_ID_LEN_MAX, false, "^[A-Za-z0-9_-]+$", 64
 );
 id_type!(
-    /// A command's id, the idempotency key: 1..=128 of `A-Z a-z 0-9 _ - .`.
+    /// A command's id, the idempotency key: 1..=128 of `A-Z a-z 0-9 _ - .`, a dot only between
+    /// two other characters (never first, last or doubled: the id is part of KV keys).
     /// The same id twice has the effect of once.
-    CommandId, COMMAND_ID_LEN_MAX, true, "^[A-Za-z0-9_.-]{1,128}$"
+    CommandId, COMMAND_ID_LEN_MAX, true, "^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$", 128
 );
 
 #[cfg(test)]
@@ -108,6 +114,9 @@ mod tests {
         );
         assert!(CommandId::parse("sig.plural.abc-1").is_ok());
         assert!(CommandId::parse("a b").is_err());
+        for bad in ["cap.", ".cap", "a..b", "."] {
+            assert_eq!(CommandId::parse(bad), Err(IdError::BadDot), "{bad}");
+        }
     }
 
     #[test]

@@ -30,8 +30,20 @@ pub enum RejectionCode {
     UnknownCurrency,
     /// The message exceeds the size limit.
     CommandTooLarge,
-    /// The order id in the body differs from the subject the command was published on.
+    /// The order id in the body differs from the subject the command was published on, or
+    /// the command type does not belong on that subject's plane (only `provider_signal` on
+    /// `paystate.signal.<order>`).
     SubjectMismatch,
+    /// The same key appears twice in one JSON object: readers disagree on which one counts.
+    DuplicateKey,
+    /// Card data (a 13–19 digit number passing the Luhn check, or a field named like a PAN,
+    /// CVV or CVC) would enter the immutable log.
+    SensitiveData,
+    /// A `provider_signal` published on the client command subjects: provider reports come
+    /// only from the signal-reporting role, on `paystate.signal.<order>`.
+    SignalNotAllowed,
+    /// The `Paystate-Reply-To` header names a subject that is not a reply inbox.
+    ReplyTargetRefused,
     // --- business rules: the order's state does not allow it ---
     OrderNotFound,
     OrderAlreadyExists,
@@ -58,9 +70,15 @@ pub enum RejectionCode {
     IdempotencyKeyReused,
     /// The order reached its bound on commits.
     OrderHistoryFull,
+    /// The order's log holds a message that is not a valid commit; an operator must repair
+    /// it (docs/security.md) before the order takes commands again.
+    OrderUnreadable,
     // --- infrastructure: try again later ---
     /// The engine could not commit after its bounded retries (conflicts or broker errors).
     Unavailable,
+    /// The command failed on every one of its bounded deliveries and was moved to the
+    /// dead-letter stream with its reason; nothing was written to the log.
+    DeadLettered,
 }
 
 impl RejectionCode {
@@ -76,6 +94,10 @@ impl RejectionCode {
             RejectionCode::UnknownCurrency => "unknown_currency",
             RejectionCode::CommandTooLarge => "command_too_large",
             RejectionCode::SubjectMismatch => "subject_mismatch",
+            RejectionCode::DuplicateKey => "duplicate_key",
+            RejectionCode::SensitiveData => "sensitive_data",
+            RejectionCode::SignalNotAllowed => "signal_not_allowed",
+            RejectionCode::ReplyTargetRefused => "reply_target_refused",
             RejectionCode::OrderNotFound => "order_not_found",
             RejectionCode::OrderAlreadyExists => "order_already_exists",
             RejectionCode::InvalidTransition => "invalid_transition",
@@ -89,11 +111,13 @@ impl RejectionCode {
             RejectionCode::UnsupportedByProvider => "unsupported_by_provider",
             RejectionCode::IdempotencyKeyReused => "idempotency_key_reused",
             RejectionCode::OrderHistoryFull => "order_history_full",
+            RejectionCode::OrderUnreadable => "order_unreadable",
             RejectionCode::Unavailable => "unavailable",
+            RejectionCode::DeadLettered => "dead_lettered",
         }
     }
 
-    pub const ALL: [RejectionCode; 24] = [
+    pub const ALL: [RejectionCode; 30] = [
         RejectionCode::MalformedJson,
         RejectionCode::UnknownCommand,
         RejectionCode::MissingField,
@@ -104,6 +128,10 @@ impl RejectionCode {
         RejectionCode::UnknownCurrency,
         RejectionCode::CommandTooLarge,
         RejectionCode::SubjectMismatch,
+        RejectionCode::DuplicateKey,
+        RejectionCode::SensitiveData,
+        RejectionCode::SignalNotAllowed,
+        RejectionCode::ReplyTargetRefused,
         RejectionCode::OrderNotFound,
         RejectionCode::OrderAlreadyExists,
         RejectionCode::InvalidTransition,
@@ -117,7 +145,9 @@ impl RejectionCode {
         RejectionCode::UnsupportedByProvider,
         RejectionCode::IdempotencyKeyReused,
         RejectionCode::OrderHistoryFull,
+        RejectionCode::OrderUnreadable,
         RejectionCode::Unavailable,
+        RejectionCode::DeadLettered,
     ];
 
     pub fn parse(s: &str) -> Option<RejectionCode> {
@@ -140,6 +170,10 @@ impl RejectionCode {
                 | UnknownCurrency
                 | CommandTooLarge
                 | SubjectMismatch
+                | DuplicateKey
+                | SensitiveData
+                | SignalNotAllowed
+                | ReplyTargetRefused
         )
     }
 }

@@ -9,8 +9,21 @@ pub const EVENTS_STREAM: &str = "PAYSTATE_EVENTS";
 pub const EVENTS_PREFIX: &str = "paystate.events";
 /// Stream holding commands until an engine has processed them (work queue).
 pub const COMMANDS_STREAM: &str = "PAYSTATE_COMMANDS";
-/// Subject prefix of commands: `paystate.cmd.<order_id>`.
+/// Subject prefix of client commands: `paystate.cmd.<order_id>` (the client plane; a
+/// `provider_signal` here is refused as `signal_not_allowed`).
 pub const COMMANDS_PREFIX: &str = "paystate.cmd";
+/// Subject prefix of provider signals: `paystate.signal.<order_id>` (the signal plane, in the
+/// same command stream; only the signal-reporting role may publish here, and only
+/// `provider_signal` is accepted).
+pub const SIGNALS_PREFIX: &str = "paystate.signal";
+/// Stream of commands that failed on every bounded delivery, kept with their reason.
+pub const DEAD_LETTERS_STREAM: &str = "PAYSTATE_DEAD_LETTERS";
+/// Subject prefix of dead letters: `paystate.dead.<source>.<order_id>`.
+pub const DEAD_LETTERS_PREFIX: &str = "paystate.dead";
+/// Header of a dead letter naming why it was set aside.
+pub const DEAD_REASON_HEADER: &str = "Paystate-Dead-Reason";
+/// Default prefix of reply inboxes: the engine publishes outcomes only below it.
+pub const INBOX_PREFIX_DEFAULT: &str = "_INBOX.";
 /// Durable consumer shared by every engine instance (competing consumers).
 pub const ENGINE_CONSUMER: &str = "paystate-engine";
 /// KV bucket of command outcomes by command id (idempotent replies).
@@ -30,11 +43,170 @@ pub fn command_subject(order: &OrderId) -> String {
     format!("{COMMANDS_PREFIX}.{order}")
 }
 
-/// The order id token of an events or commands subject, if it has one.
+pub fn signal_subject(order: &OrderId) -> String {
+    format!("{SIGNALS_PREFIX}.{order}")
+}
+
+/// Which plane a command arrived on: who could have published it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plane {
+    /// `paystate.cmd.<order>`: client services.
+    Client,
+    /// `paystate.signal.<order>`: adapter workers, gateway and reconciler only.
+    Signal,
+}
+
+/// The plane of a command subject (`None` for any other subject).
+pub fn plane_of(subject: &str) -> Option<Plane> {
+    let token = |prefix: &str| {
+        subject
+            .strip_prefix(prefix)
+            .is_some_and(|r| r.starts_with('.'))
+    };
+    if token(COMMANDS_PREFIX) {
+        Some(Plane::Client)
+    } else if token(SIGNALS_PREFIX) {
+        Some(Plane::Signal)
+    } else {
+        None
+    }
+}
+
+/// The order id token of an events, commands or signals subject, if it has one.
 pub fn order_token(subject: &str) -> Option<&str> {
     subject
         .strip_prefix(EVENTS_PREFIX)
         .or_else(|| subject.strip_prefix(COMMANDS_PREFIX))
+        .or_else(|| subject.strip_prefix(SIGNALS_PREFIX))
         .and_then(|rest| rest.strip_prefix('.'))
         .filter(|t| !t.is_empty() && !t.contains('.'))
+}
+
+/// Longest reply subject the engine publishes to.
+pub const REPLY_SUBJECT_LEN_MAX: usize = 256;
+
+/// Why a reply target was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplyTargetError {
+    #[error("reply subject is longer than {REPLY_SUBJECT_LEN_MAX} bytes")]
+    TooLong,
+    #[error("reply subject {0:?} is not a plain subject (empty token, wildcard, space or control character)")]
+    NotASubject(String),
+    #[error("reply subject {subject:?} is not below an inbox prefix ({allowed})")]
+    NotAnInbox { subject: String, allowed: String },
+}
+
+/// Checks that `subject` is a literal subject strictly below one of the inbox `prefixes`
+/// (each ending in `.`, none of them a paystate, `$JS`, `$KV` or `$SYS` subject; see
+/// [`inbox_prefix_ok`]). The engine publishes outcomes only to subjects that pass.
+pub fn check_reply_target(subject: &str, prefixes: &[String]) -> Result<(), ReplyTargetError> {
+    if subject.len() > REPLY_SUBJECT_LEN_MAX {
+        return Err(ReplyTargetError::TooLong);
+    }
+    let literal = !subject.is_empty()
+        && subject
+            .split('.')
+            .all(|t| !t.is_empty() && t != "*" && t != ">")
+        && subject
+            .chars()
+            .all(|c| c.is_ascii_graphic() && c != '*' && c != '>');
+    if !literal {
+        return Err(ReplyTargetError::NotASubject(excerpt(subject)));
+    }
+    let below = prefixes
+        .iter()
+        .any(|p| inbox_prefix_ok(p) && subject.len() > p.len() && subject.starts_with(p.as_str()));
+    if !below {
+        return Err(ReplyTargetError::NotAnInbox {
+            subject: excerpt(subject),
+            allowed: prefixes.join(", "),
+        });
+    }
+    Ok(())
+}
+
+/// An inbox prefix may be configured only if it ends in `.`, is a literal subject prefix and
+/// does not reach into paystate's own subjects or the server's APIs.
+pub fn inbox_prefix_ok(prefix: &str) -> bool {
+    let body = prefix.strip_suffix('.').unwrap_or_default();
+    let literal = !body.is_empty()
+        && body.split('.').all(|t| {
+            !t.is_empty()
+                && t.chars()
+                    .all(|c| c.is_ascii_graphic() && c != '*' && c != '>')
+        });
+    // `$` covers `$JS`, `$KV`, `$SYS` and every other server-internal subject.
+    literal && !prefix.starts_with('$') && !prefix.starts_with("paystate.")
+}
+
+fn excerpt(s: &str) -> String {
+    s.chars().take(80).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inbox() -> Vec<String> {
+        vec![INBOX_PREFIX_DEFAULT.to_string()]
+    }
+
+    #[test]
+    fn replies_go_only_below_an_inbox_prefix() {
+        assert!(check_reply_target("_INBOX.abc.1", &inbox()).is_ok());
+        for bad in [
+            "paystate.events.o-1",
+            "$KV.paystate_outcomes.o-1.c-1",
+            "$JS.API.STREAM.DELETE.PAYSTATE_EVENTS",
+            "$SYS.REQ.SERVER.PING",
+            "_INBOX.",
+            "_INBOX",
+            "_INBOX.*",
+            "_INBOX.>",
+            "_INBOX..a",
+            "_INBOX.a b",
+            "_INBOX.a\u{7f}",
+            "",
+            "x_INBOX.a",
+        ] {
+            assert!(check_reply_target(bad, &inbox()).is_err(), "{bad:?}");
+        }
+        let long = format!("_INBOX.{}", "a".repeat(REPLY_SUBJECT_LEN_MAX));
+        assert_eq!(
+            check_reply_target(&long, &inbox()),
+            Err(ReplyTargetError::TooLong)
+        );
+    }
+
+    #[test]
+    fn inbox_prefixes_cannot_reach_paystate_or_server_subjects() {
+        assert!(inbox_prefix_ok("_INBOX."));
+        assert!(inbox_prefix_ok("shop.replies."));
+        for bad in [
+            "paystate.",
+            "$JS.",
+            "$KV.",
+            "$SYS.",
+            "_INBOX",
+            "",
+            ".",
+            "a..",
+            "a.*.",
+            ">.",
+        ] {
+            assert!(!inbox_prefix_ok(bad), "{bad:?}");
+        }
+        // A bad configured prefix never lets a reply through.
+        let cfg = vec!["paystate.".to_string()];
+        assert!(check_reply_target("paystate.events.o-1", &cfg).is_err());
+    }
+
+    #[test]
+    fn planes_and_order_tokens() {
+        assert_eq!(plane_of("paystate.cmd.o-1"), Some(Plane::Client));
+        assert_eq!(plane_of("paystate.signal.o-1"), Some(Plane::Signal));
+        assert_eq!(plane_of("paystate.cmdx.o-1"), None);
+        assert_eq!(order_token("paystate.signal.o-1"), Some("o-1"));
+        assert_eq!(order_token("paystate.signal.o.1"), None);
+    }
 }

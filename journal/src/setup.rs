@@ -1,7 +1,10 @@
 //! Stream configuration for the log and the command queue.
 
 use async_nats::jetstream::{self, stream};
-use paystate_events::subjects::{COMMANDS_PREFIX, COMMANDS_STREAM, EVENTS_PREFIX, EVENTS_STREAM};
+use paystate_events::subjects::{
+    COMMANDS_PREFIX, COMMANDS_STREAM, DEAD_LETTERS_PREFIX, DEAD_LETTERS_STREAM, EVENTS_PREFIX,
+    EVENTS_STREAM, SIGNALS_PREFIX,
+};
 use std::time::Duration;
 
 /// Largest message the streams accept (the server's `max_payload`); the engine's own,
@@ -93,7 +96,12 @@ pub async fn ensure_log(
     };
     let commands = stream::Config {
         name: s.commands_stream.clone(),
-        subjects: vec![format!("{COMMANDS_PREFIX}.>")],
+        // Two planes in one queue: clients publish on the first, the signal-reporting role
+        // on the second; NATS permissions keep them apart (deploy/nats/).
+        subjects: vec![
+            format!("{COMMANDS_PREFIX}.>"),
+            format!("{SIGNALS_PREFIX}.>"),
+        ],
         storage: stream::StorageType::File,
         retention: stream::RetentionPolicy::WorkQueue,
         num_replicas: s.replicas,
@@ -105,10 +113,42 @@ pub async fn ensure_log(
     js.create_or_update_stream(commands)
         .await
         .map_err(|e| SetupError::Stream(format!("{}: {e}", s.commands_stream)))?;
+    ensure_dead_letters(js, s.replicas).await?;
     js.create_or_update_stream(events)
         .await
         .map_err(|e| SetupError::Stream(format!("{}: {e}", s.events_stream)))?;
     js.get_stream(&s.events_stream)
         .await
         .map_err(|e| SetupError::Stream(format!("{}: {e}", s.events_stream)))
+}
+
+/// How long dead letters are kept, and how much of them at most (oldest dropped first).
+pub const DEAD_LETTERS_AGE_MAX: Duration = Duration::from_secs(90 * 24 * 3600);
+pub const DEAD_LETTERS_BYTES_MAX: i64 = 1024 * 1024 * 1024;
+
+/// The dead-letter stream: commands that failed on every bounded delivery, with their reason
+/// in a header, kept for an operator (bounded by age and size).
+pub async fn ensure_dead_letters(
+    js: &jetstream::Context,
+    replicas: usize,
+) -> Result<stream::Stream, SetupError> {
+    let cfg = stream::Config {
+        name: DEAD_LETTERS_STREAM.to_string(),
+        subjects: vec![format!("{DEAD_LETTERS_PREFIX}.>")],
+        storage: stream::StorageType::File,
+        retention: stream::RetentionPolicy::Limits,
+        num_replicas: replicas,
+        max_age: DEAD_LETTERS_AGE_MAX,
+        max_bytes: DEAD_LETTERS_BYTES_MAX,
+        discard: stream::DiscardPolicy::Old,
+        max_message_size: STREAM_MSG_BYTES_MAX,
+        description: Some("paystate: commands set aside after their bounded deliveries".into()),
+        ..Default::default()
+    };
+    js.create_or_update_stream(cfg)
+        .await
+        .map_err(|e| SetupError::Stream(format!("{DEAD_LETTERS_STREAM}: {e}")))?;
+    js.get_stream(DEAD_LETTERS_STREAM)
+        .await
+        .map_err(|e| SetupError::Stream(format!("{DEAD_LETTERS_STREAM}: {e}")))
 }

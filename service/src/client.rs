@@ -5,8 +5,8 @@ use async_nats::jetstream::{self, message::PublishMessage};
 use async_nats::HeaderMap;
 use bytes::Bytes;
 use futures::StreamExt;
-use paystate_events::subjects::{COMMANDS_PREFIX, REPLY_HEADER};
-use paystate_events::{CommandEnvelope, Outcome};
+use paystate_events::subjects::{COMMANDS_PREFIX, REPLY_HEADER, SIGNALS_PREFIX};
+use paystate_events::{Command, CommandEnvelope, Outcome};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -75,6 +75,16 @@ impl Replies {
     }
 }
 
+/// The subject a command is published on: provider signals on the signal plane (only the
+/// signal-reporting role may publish there), everything else on the client plane.
+pub fn subject_of(cmd: &CommandEnvelope) -> String {
+    let prefix = match cmd.command {
+        Command::ProviderSignal { .. } => SIGNALS_PREFIX,
+        _ => COMMANDS_PREFIX,
+    };
+    format!("{prefix}.{}", cmd.order_id)
+}
+
 /// Routes each reply to the command waiting for it; replies nobody waits for (a duplicate
 /// reply after a redelivery, or one that came after its timeout) are dropped.
 async fn route_replies(mut sub: async_nats::Subscriber, replies: std::sync::Weak<Replies>) {
@@ -126,7 +136,8 @@ impl Client {
         wait: Duration,
     ) -> Result<Outcome, ClientError> {
         let bytes = serde_json::to_vec(cmd).map_err(|e| ClientError::NotAccepted(e.to_string()))?;
-        self.send_raw(cmd.order_id.as_str(), bytes, wait).await
+        let subject = subject_of(cmd);
+        self.send_to(subject, bytes, wait).await
     }
 
     /// Publishes raw bytes as a command for `order_token` (used for bad-input tests and the
@@ -137,10 +148,21 @@ impl Client {
         bytes: Vec<u8>,
         wait: Duration,
     ) -> Result<Outcome, ClientError> {
+        self.send_to(format!("{COMMANDS_PREFIX}.{order_token}"), bytes, wait)
+            .await
+    }
+
+    /// Publishes raw bytes to `subject` (a command or signal subject) and waits for the outcome.
+    pub async fn send_to(
+        &self,
+        subject: String,
+        bytes: Vec<u8>,
+        wait: Duration,
+    ) -> Result<Outcome, ClientError> {
         self.ensure_router().await?;
         let (token, reply) = self.replies.wait_for();
         let inbox = format!("{}.{token}", self.replies.prefix);
-        if let Err(e) = self.publish_raw(order_token, bytes, Some(&inbox)).await {
+        if let Err(e) = self.publish_raw(subject, bytes, Some(&inbox)).await {
             self.replies.forget(token);
             return Err(e);
         }
@@ -158,12 +180,12 @@ impl Client {
     /// Publishes durably without waiting for the outcome; returns once the broker stored it.
     pub async fn publish(&self, cmd: &CommandEnvelope) -> Result<(), ClientError> {
         let bytes = serde_json::to_vec(cmd).map_err(|e| ClientError::NotAccepted(e.to_string()))?;
-        self.publish_raw(cmd.order_id.as_str(), bytes, None).await
+        self.publish_raw(subject_of(cmd), bytes, None).await
     }
 
     async fn publish_raw(
         &self,
-        order_token: &str,
+        subject: String,
         bytes: Vec<u8>,
         reply_to: Option<&str>,
     ) -> Result<(), ClientError> {
@@ -174,7 +196,6 @@ impl Client {
         let publish = PublishMessage::build()
             .payload(bytes.into())
             .headers(headers);
-        let subject = format!("{COMMANDS_PREFIX}.{order_token}");
         let ack = self
             .js
             .send_publish(subject, publish)
