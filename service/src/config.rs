@@ -5,6 +5,10 @@ use std::time::Duration;
 /// Largest command accepted, in bytes; larger ones are rejected as `command_too_large`.
 pub const COMMAND_BYTES_MAX: usize = 64 * 1024;
 
+/// Default for [`EngineConfig::deliveries_max`]: with `retry_later` of a second and conflict
+/// retries within each delivery, a command that cannot be committed for about 20 s is given up.
+pub const DELIVERIES_MAX_DEFAULT: i64 = 20;
+
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     /// Partition tasks per instance; each order maps to one, so one instance never races itself.
@@ -22,6 +26,12 @@ pub struct EngineConfig {
     pub ack_wait: Duration,
     /// Delay before a command given back after exhausted retries is redelivered.
     pub retry_later: Duration,
+    /// Deliveries of one command before it is set aside in the dead-letter stream and its
+    /// caller gets `dead_lettered`: nothing is redelivered forever.
+    pub deliveries_max: i64,
+    /// Subject prefixes (each ending in `.`) below which outcomes may be published: the
+    /// `Paystate-Reply-To` header must name a subject below one of them.
+    pub inbox_prefixes: Vec<String>,
 }
 
 impl Default for EngineConfig {
@@ -34,6 +44,8 @@ impl Default for EngineConfig {
             ack_pending_max: 20_000,
             ack_wait: Duration::from_secs(30),
             retry_later: Duration::from_secs(1),
+            deliveries_max: DELIVERIES_MAX_DEFAULT,
+            inbox_prefixes: vec![paystate_events::subjects::INBOX_PREFIX_DEFAULT.to_string()],
         }
     }
 }

@@ -8,10 +8,14 @@ use crate::parse::parse_command;
 use crate::processor::{Disposition, Processor, Stats};
 use async_nats::jetstream::{self, consumer::pull, AckKind};
 use futures::StreamExt;
-use paystate_events::subjects::{order_token, ENGINE_CONSUMER, REPLY_HEADER};
-use paystate_events::{Outcome, Timestamp};
+use paystate_events::subjects::{
+    check_reply_target, order_token, ReplyTargetError, DEAD_LETTERS_PREFIX, DEAD_REASON_HEADER,
+    ENGINE_CONSUMER, REPLY_HEADER,
+};
+use paystate_events::{Outcome, RejectionCode, Timestamp};
 use paystate_journal::{Journal, LogSettings};
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -219,15 +223,21 @@ async fn partition(
     client: async_nats::Client,
 ) {
     while let Some(msg) = rx.recv().await {
-        let received_at = match msg.info() {
-            Ok(info) => paystate_journal::read::to_chrono(info.published),
-            Err(_) => chrono::Utc::now(), // Why: only a non-JetStream message lacks info; never the case here.
+        let (received_at, delivered) = match msg.info() {
+            Ok(info) => (
+                paystate_journal::read::to_chrono(info.published),
+                info.delivered,
+            ),
+            Err(_) => (chrono::Utc::now(), 1), // Why: only a non-JetStream message lacks info; never the case here.
         };
-        let reply_to = msg
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(REPLY_HEADER))
-            .map(|v| v.as_str().to_string());
+        let reply_to = match reply_target(&msg, &processor.cfg.inbox_prefixes) {
+            Ok(to) => to,
+            Err(refused) => {
+                refuse_reply_target(&mut processor, &msg, refused).await;
+                ack(&msg).await;
+                continue;
+            }
+        };
         match process(&mut processor, &msg, received_at).await {
             Disposition::Done(outcome) => {
                 if let (Some(to), Some(bytes)) = (reply_to, encode(&outcome)) {
@@ -254,6 +264,9 @@ async fn partition(
                 }
                 ack(&msg).await;
             }
+            Disposition::RetryLater if delivered >= processor.cfg.deliveries_max => {
+                dead_letter(&processor, &client, &msg, reply_to, delivered).await;
+            }
             Disposition::RetryLater => {
                 let _ = msg
                     .ack_with(AckKind::Nak(Some(processor.cfg.retry_later)))
@@ -261,6 +274,84 @@ async fn partition(
             }
         }
     }
+}
+
+/// The command's reply subject: `None` without the header, an error for a subject outside
+/// the configured inboxes (the engine never publishes there, whatever the command says).
+fn reply_target(
+    msg: &jetstream::Message,
+    inboxes: &[String],
+) -> Result<Option<String>, ReplyTargetError> {
+    let Some(value) = msg.headers.as_ref().and_then(|h| h.get(REPLY_HEADER)) else {
+        return Ok(None);
+    };
+    let to = value.as_str();
+    check_reply_target(to, inboxes)?;
+    Ok(Some(to.to_string()))
+}
+
+/// A command whose reply header names a forbidden subject is not processed; its rejection
+/// is recorded in the outcome bucket (the only place its caller can read it) when the
+/// command can be parsed, and published nowhere.
+async fn refuse_reply_target(
+    processor: &mut Processor,
+    msg: &jetstream::Message,
+    refused: ReplyTargetError,
+) {
+    processor.stats.bad_input.fetch_add(1, Relaxed);
+    tracing::warn!(subject = %msg.subject, reason = %refused, "reply target refused; command not processed");
+    if let Ok(env) = parse_command(&msg.payload, &msg.subject) {
+        let outcome = crate::processor::rejection(
+            &env,
+            RejectionCode::ReplyTargetRefused,
+            format!("{refused}; the command was not processed (retry with a reply inbox)"),
+        );
+        processor.remember_refusal(&env, &outcome).await;
+    }
+}
+
+/// The last delivery of a command that could not be processed: set it aside with its reason
+/// in the dead-letter stream, tell the caller, and take it off the queue. If the dead-letter
+/// write fails the command stays queued (redelivered later): nothing is dropped.
+async fn dead_letter(
+    processor: &Processor,
+    client: &async_nats::Client,
+    msg: &jetstream::Message,
+    reply_to: Option<String>,
+    delivered: i64,
+) {
+    let reason = format!(
+        "not processed after {delivered} deliveries (broker trouble or conflicts each time)"
+    );
+    let order = order_token(&msg.subject).unwrap_or("_");
+    let subject = format!("{DEAD_LETTERS_PREFIX}.cmd.{order}");
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(DEAD_REASON_HEADER, reason.as_str());
+    headers.insert("Paystate-Dead-Subject", msg.subject.as_str());
+    let js = jetstream::new(client.clone());
+    let stored = match js
+        .publish_with_headers(subject, headers, msg.payload.clone())
+        .await
+    {
+        Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = stored {
+        tracing::error!(subject = %msg.subject, error = %e, "dead-letter write failed; the command stays queued");
+        let _ = msg
+            .ack_with(AckKind::Nak(Some(processor.cfg.retry_later)))
+            .await;
+        return;
+    }
+    processor.stats.dead_lettered.fetch_add(1, Relaxed);
+    tracing::error!(subject = %msg.subject, %reason, "command moved to the dead-letter stream");
+    if let Ok(env) = parse_command(&msg.payload, &msg.subject) {
+        let outcome = crate::processor::rejection(&env, RejectionCode::DeadLettered, reason);
+        if let (Some(to), Some(bytes)) = (reply_to, encode(&outcome)) {
+            reply(client, to, bytes).await;
+        }
+    }
+    let _ = msg.ack_with(AckKind::Term).await;
 }
 
 async fn ack(msg: &jetstream::Message) {
@@ -274,16 +365,18 @@ async fn process(
     msg: &jetstream::Message,
     received_at: Timestamp,
 ) -> Disposition {
-    match parse_command(&msg.payload, order_token(&msg.subject)) {
+    match parse_command(&msg.payload, &msg.subject) {
         Ok(env) => processor.handle(&env, received_at).await,
         Err(rejection) => {
-            processor
-                .stats
-                .bad_input
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            processor.stats.bad_input.fetch_add(1, Relaxed);
             tracing::warn!(subject = %msg.subject, code = %rejection.code, message = %rejection.message, "bad command rejected");
+            let command_id = match rejection.code {
+                // Why: the id itself may be where the card number is.
+                RejectionCode::SensitiveData => None,
+                _ => command_id_hint(&msg.payload),
+            };
             Disposition::Done(Outcome::Rejected {
-                command_id: command_id_hint(&msg.payload),
+                command_id,
                 order_id: order_token(&msg.subject).map(str::to_string),
                 code: rejection.code,
                 message: rejection.message,

@@ -1,14 +1,16 @@
 //! The command service: how commands published to NATS become commits in the log.
 //!
 //! ```text
-//! client ──js publish──▶ PAYSTATE_COMMANDS (work queue, paystate.cmd.<order>)
+//! client ──js publish──▶ PAYSTATE_COMMANDS (work queue, paystate.cmd.<order>: client plane;
+//! reporter ─────────────▶                   paystate.signal.<order>: provider signals only)
 //!                              │ durable pull consumer "paystate-engine", shared by every instance
 //!                              ▼
 //!        intake ──by order──▶ partition task: cache ─▶ decide ─▶ journal.append (OCC) ─▶ reply
 //!                                                         ▲ conflict: re-load, re-decide (bounded)
 //! ```
 //!
-//! - [`parse`]: bytes → [`paystate_events::CommandEnvelope`] or a typed rejection.
+//! - [`parse`]: bytes → [`paystate_events::CommandEnvelope`] or a typed rejection; with
+//!   [`strict_json`] (no repeated keys) and [`card_data`] (no PAN/CVV into the log).
 //! - [`cache`]: per-partition bounded LRU of order states with their last stream sequence.
 //! - [`outcomes`]: the KV bucket of outcomes by (order, command id): idempotent replies.
 //! - [`processor`]: one command, start to finish (the decide/append loop).
@@ -23,6 +25,7 @@
 
 pub mod attachments;
 pub mod cache;
+pub mod card_data;
 pub mod client;
 pub mod config;
 pub mod connect;
@@ -31,8 +34,12 @@ pub mod outcomes;
 pub mod parse;
 pub mod processor;
 pub mod refs;
+pub mod strict_json;
 
 pub use client::{Client, ClientError};
 pub use config::EngineConfig;
-pub use connect::{connect, connect_patiently};
+pub use connect::{
+    connect, connect_patiently, connect_with, connect_with_patiently, NatsAuth, NatsOptions,
+    NatsTls, Secret,
+};
 pub use intake::{run_engine, EngineError, EngineHandle};

@@ -2,13 +2,16 @@
 //! never reaches the core.
 
 use crate::config::COMMAND_BYTES_MAX;
+use crate::{card_data, strict_json};
+use paystate_events::subjects::{order_token, plane_of, Plane};
 use paystate_events::{Command, CommandEnvelope, Rejection, RejectionCode as Code};
 
-/// Parses `bytes` published on the subject whose order token is `subject_order`.
-pub fn parse_command(
-    bytes: &[u8],
-    subject_order: Option<&str>,
-) -> Result<CommandEnvelope, Rejection> {
+/// Parses `bytes` published on `subject` (`paystate.cmd.<order>` or `paystate.signal.<order>`).
+/// In order: size, JSON without repeated keys, a known type allowed on the subject's plane,
+/// no card data (client plane), the typed command, the order id matching the subject.
+pub fn parse_command(bytes: &[u8], subject: &str) -> Result<CommandEnvelope, Rejection> {
+    let subject_order = order_token(subject);
+    let plane = plane_of(subject).unwrap_or(Plane::Client);
     if bytes.len() > COMMAND_BYTES_MAX {
         return Err(Rejection::new(
             Code::CommandTooLarge,
@@ -18,8 +21,11 @@ pub fn parse_command(
             ),
         ));
     }
-    let value: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|e| Rejection::new(Code::MalformedJson, format!("not valid JSON: {e}")))?;
+    let value =
+        strict_json::from_slice(bytes).map_err(|e| match strict_json::is_duplicate_key(&e) {
+            true => Rejection::new(Code::DuplicateKey, e.to_string()),
+            false => Rejection::new(Code::MalformedJson, format!("not valid JSON: {e}")),
+        })?;
     let Some(obj) = value.as_object() else {
         return Err(Rejection::new(
             Code::MalformedJson,
@@ -37,7 +43,20 @@ pub fn parse_command(
                 ),
             ))
         }
-        Some(_) => {}
+        Some(t) => check_plane(t, plane)?,
+    }
+    if plane == Plane::Client {
+        // Provider signals (signal plane) carry provider references and evidence, which may
+        // be long digit strings by chance; what a client sends is scanned.
+        if let Some(found) = card_data::find(&value) {
+            return Err(Rejection::new(
+                Code::SensitiveData,
+                format!(
+                    "{} holds {}: card data must never enter the log (send a token or a masked number)",
+                    found.path, found.what
+                ),
+            ));
+        }
     }
     let env: CommandEnvelope = serde_json::from_value(value).map_err(classify)?;
     if let Some(order) = subject_order {
@@ -52,6 +71,22 @@ pub fn parse_command(
         }
     }
     Ok(env)
+}
+
+/// Provider signals only on the signal plane, and only provider signals there.
+fn check_plane(command_type: &str, plane: Plane) -> Result<(), Rejection> {
+    let signal = command_type == "provider_signal";
+    match (plane, signal) {
+        (Plane::Client, true) => Err(Rejection::new(
+            Code::SignalNotAllowed,
+            "provider_signal is not accepted on paystate.cmd.*: provider reports come only from the signal-reporting role on paystate.signal.<order_id>",
+        )),
+        (Plane::Signal, false) => Err(Rejection::new(
+            Code::SubjectMismatch,
+            format!("only provider_signal is accepted on paystate.signal.*; publish {command_type} on paystate.cmd.<order_id>"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Maps a serde error onto a stable code. Our own validators prefix their messages with the
@@ -76,7 +111,7 @@ mod tests {
     use super::*;
 
     fn code(bytes: &[u8]) -> Code {
-        parse_command(bytes, Some("o-1")).unwrap_err().code
+        parse_command(bytes, "paystate.cmd.o-1").unwrap_err().code
     }
 
     const CREATE: &str = r#"{"command_id":"c-1","order_id":"o-1","issued_at":"2026-11-22T10:00:00Z","type":"create_order","merchant_reference":"m-1","amount":{"minor_units":AMOUNT,"currency":"CUR"},"provider":"plural","capture_mode":"manual"}"#;
@@ -90,7 +125,7 @@ mod tests {
 
     #[test]
     fn good_command_parses() {
-        let env = parse_command(&create("1000", "USD"), Some("o-1")).unwrap();
+        let env = parse_command(&create("1000", "USD"), "paystate.cmd.o-1").unwrap();
         assert_eq!(env.command.name(), "create_order");
     }
 
@@ -117,7 +152,7 @@ mod tests {
             code(&vec![b' '; COMMAND_BYTES_MAX + 1]),
             Code::CommandTooLarge
         );
-        let other_order = parse_command(&create("1000", "USD"), Some("o-2")).unwrap_err();
+        let other_order = parse_command(&create("1000", "USD"), "paystate.cmd.o-2").unwrap_err();
         assert_eq!(other_order.code, Code::SubjectMismatch);
         let bad_id = CREATE
             .replace("AMOUNT", "1")

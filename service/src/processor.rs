@@ -47,6 +47,8 @@ pub struct Stats {
     pub conflicts: AtomicU64,
     pub retried_later: AtomicU64,
     pub bad_input: AtomicU64,
+    pub dead_lettered: AtomicU64,
+    pub unreadable: AtomicU64,
 }
 
 pub struct Processor {
@@ -62,6 +64,10 @@ impl Processor {
     pub async fn handle(&mut self, env: &CommandEnvelope, now: Timestamp) -> Disposition {
         let fingerprint = env.fingerprint();
         match self.outcomes.get(&env.order_id, &env.command_id).await {
+            // A refused reply target was recorded only so its caller could read why; the
+            // command itself was never processed, so a retry with a good inbox proceeds.
+            Ok(Some(stored))
+                if stored.outcome.rejection_code() == Some(RejectionCode::ReplyTargetRefused) => {}
             Ok(Some(stored)) if stored.fingerprint == fingerprint => {
                 self.stats.duplicates.fetch_add(1, Relaxed);
                 return Disposition::Done(as_duplicate(stored.outcome));
@@ -81,7 +87,10 @@ impl Processor {
                 Some(c) => c,
                 None => match self.current(env, std::mem::take(&mut behind)).await {
                     Ok(c) => c,
-                    Err(e) => {
+                    Err(LoadError::Unreadable(detail)) => {
+                        return Disposition::Done(self.unreadable(env, detail))
+                    }
+                    Err(LoadError::Broker(e)) => {
                         tracing::warn!(order = %env.order_id, error = %e, "order read failed");
                         backoff(attempt).await;
                         continue;
@@ -94,6 +103,9 @@ impl Processor {
                     // A rejection stands only once the log's tail confirms the cache.
                     match self.catch_up(env, current).await {
                         Ok(fresh) => caught_up = Some(fresh),
+                        Err(LoadError::Unreadable(detail)) => {
+                            return Disposition::Done(self.unreadable(env, detail))
+                        }
                         Err(e) => {
                             tracing::warn!(order = %env.order_id, error = %e, %rejection, "catch-up failed");
                             backoff(attempt).await;
@@ -144,7 +156,7 @@ impl Processor {
     /// the cache is caught up with the log's tail first. The cached state is always a prefix
     /// of the order's history, so its tail is all that is missing; re-reading a long order
     /// whole would cost one request per commit (hot orders have hundreds).
-    async fn current(&mut self, env: &CommandEnvelope, behind: bool) -> Result<Current, String> {
+    async fn current(&mut self, env: &CommandEnvelope, behind: bool) -> Result<Current, LoadError> {
         if let Some(hit) = self.cache.get(&env.order_id) {
             let cached = Current {
                 state: hit.state,
@@ -170,11 +182,7 @@ impl Processor {
                 fresh: false,
             });
         }
-        let loaded = self
-            .journal
-            .load(&env.order_id)
-            .await
-            .map_err(|e| e.to_string())?;
+        let loaded = self.journal.load(&env.order_id).await?;
         let entry = CachedOrder {
             state: loaded.state,
             last_seq: loaded.last_seq,
@@ -192,12 +200,11 @@ impl Processor {
         &mut self,
         env: &CommandEnvelope,
         current: Current,
-    ) -> Result<Current, String> {
+    ) -> Result<Current, LoadError> {
         let tail = self
             .journal
             .read_order_from(&env.order_id, current.last_seq + 1)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         let mut state = current.state;
         let mut last_seq = current.last_seq;
         for c in &tail {
@@ -205,7 +212,10 @@ impl Processor {
                 Ok(s) => state = Some(s),
                 Err(e) => {
                     self.cache.forget(&env.order_id);
-                    return Err(format!("tail does not fold: {e}"));
+                    return Err(LoadError::Unreadable(format!(
+                        "commit at sequence {} does not fold: {e}",
+                        c.sequence
+                    )));
                 }
             }
             last_seq = c.sequence;
@@ -312,6 +322,23 @@ impl Processor {
         outcome
     }
 
+    /// The order's log holds something that is not a valid commit: refuse at once (no retry
+    /// loop, nothing stored, so the order answers normally again once an operator repaired it).
+    fn unreadable(&self, env: &CommandEnvelope, detail: String) -> Outcome {
+        self.stats.unreadable.fetch_add(1, Relaxed);
+        tracing::error!(order = %env.order_id, %detail, "order unreadable; refusing its commands until it is repaired");
+        rejection(
+            env,
+            RejectionCode::OrderUnreadable,
+            format!("order {} cannot be read from the log ({detail}); nothing was written; an operator must repair it (docs/security.md)", env.order_id),
+        )
+    }
+
+    /// Records a refused reply target's rejection (see `intake`), so the caller can read it.
+    pub async fn remember_refusal(&self, env: &CommandEnvelope, outcome: &Outcome) {
+        self.remember(env, &env.fingerprint(), outcome).await;
+    }
+
     fn reused(&self, env: &CommandEnvelope) -> Outcome {
         self.stats.rejected.fetch_add(1, Relaxed);
         let message = format!(
@@ -365,6 +392,31 @@ impl Processor {
     fn retry_later(&self) -> Disposition {
         self.stats.retried_later.fetch_add(1, Relaxed);
         Disposition::RetryLater
+    }
+}
+
+/// Why an order could not be loaded: the broker (retry) or the log's content (refuse).
+enum LoadError {
+    Broker(String),
+    Unreadable(String),
+}
+
+impl From<paystate_journal::ReadError> for LoadError {
+    fn from(e: paystate_journal::ReadError) -> Self {
+        match e {
+            paystate_journal::ReadError::Corrupt { .. } => LoadError::Unreadable(e.to_string()),
+            paystate_journal::ReadError::Broker(_) | paystate_journal::ReadError::TooLong(_) => {
+                LoadError::Broker(e.to_string())
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoadError::Broker(e) | LoadError::Unreadable(e) => f.write_str(e),
+        }
     }
 }
 

@@ -20,7 +20,22 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
     };
     let js = async_nats::jetstream::new(connect(&settings.nats_url).await?);
     let journal = paystate_journal::Journal::existing(js, &settings.log().events_stream).await?;
-    let commits = journal.read_order(&order).await?;
+    let commits = match journal.read_order(&order).await {
+        Ok(c) => c,
+        Err(paystate_journal::ReadError::Corrupt {
+            sequence, detail, ..
+        }) => {
+            eprintln!(
+                "order {order} is unreadable: the message at stream sequence {sequence} of {} on \
+                 paystate.events.{order} is not a valid paystate commit ({detail}).\n\
+                 The engine refuses this order's commands with order_unreadable until an operator \
+                 repairs the log; docs/security.md (\"Repairing an unreadable order\") says how.",
+                settings.log().events_stream
+            );
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => return Err(e.into()),
+    };
     if commits.is_empty() {
         eprintln!("order {order} not found");
         return Ok(ExitCode::from(1));
