@@ -160,4 +160,27 @@ mod tests {
             .replace("\"c-1\"", "\"c 1\"");
         assert_eq!(code(bad_id.as_bytes()), Code::InvalidId);
     }
+
+    #[test]
+    fn ambiguity_card_data_and_planes_are_refused() {
+        let dup = r#"{"command_id":"a","command_id":"b","order_id":"o-1","issued_at":"2026-11-22T10:00:00Z","type":"expire"}"#;
+        assert_eq!(code(dup.as_bytes()), Code::DuplicateKey);
+        let two_amounts = CREATE
+            .replace("AMOUNT", "1000,\"minor_units\":1")
+            .replace("CUR", "USD");
+        assert_eq!(code(two_amounts.as_bytes()), Code::DuplicateKey);
+        let pan = r#"{"command_id":"c-2","order_id":"o-1","issued_at":"2026-11-22T10:00:00Z","type":"start_payment","initiation":{"params":{"payment_option":"4111 1111 1111 1111"}}}"#;
+        let r = parse_command(pan.as_bytes(), "paystate.cmd.o-1").unwrap_err();
+        assert_eq!(r.code, Code::SensitiveData);
+        assert!(r.message.contains("initiation.params.payment_option"));
+        assert!(
+            !r.message.contains("4111"),
+            "the message never repeats card data"
+        );
+        let signal = r#"{"command_id":"s-1","order_id":"o-1","issued_at":"2026-11-22T10:00:00Z","type":"provider_signal","signal":{"provider":"plural","evidence_ref":"e","observed_at":"2026-11-22T10:00:00Z","status":"cancelled"}}"#;
+        assert_eq!(code(signal.as_bytes()), Code::SignalNotAllowed);
+        assert!(parse_command(signal.as_bytes(), "paystate.signal.o-1").is_ok());
+        let not_signal = parse_command(&create("1000", "USD"), "paystate.signal.o-1").unwrap_err();
+        assert_eq!(not_signal.code, Code::SubjectMismatch);
+    }
 }
