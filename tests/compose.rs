@@ -247,3 +247,37 @@ fn the_engines_share_the_cluster_with_replicated_streams() {
     );
     assert!(Path::new(&root().join("deploy/providers.sandbox.toml")).is_file());
 }
+
+/// The value after `flag` in a command.
+fn flag_value<'a>(cmd: &'a [String], flag: &str) -> Option<&'a str> {
+    let at = cmd.iter().position(|a| a == flag)?;
+    cmd.get(at + 1).map(String::as_str)
+}
+
+#[test]
+fn only_the_public_listener_is_published() {
+    let v = compose();
+    let gateway = &v["services"]["gateway"];
+    let command = strings(&gateway["command"]);
+    let port_of = |flag: &str| -> Option<u16> {
+        flag_value(&command, flag)?.rsplit(':').next()?.parse().ok()
+    };
+    let public = port_of("--http").expect("the gateway names its public listener");
+    let private = port_of("--http-private").expect("the gateway names its private listener");
+    assert_ne!(public, private);
+    let published: Vec<u16> = strings(&gateway["ports"])
+        .iter()
+        .filter_map(|p| p.rsplit(':').next()?.parse().ok())
+        .collect();
+    assert_eq!(
+        published,
+        vec![public],
+        "the gateway publishes its public listener only"
+    );
+    let sandboxes = strings(&v["services"]["sandboxes"]["command"]);
+    assert_eq!(
+        flag_value(&sandboxes, "--gateway-url"),
+        Some(format!("http://gateway:{public}").as_str()),
+        "providers call the public listener back"
+    );
+}

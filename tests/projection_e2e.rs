@@ -181,13 +181,21 @@ async fn http_queries(
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let router = paystate_gateway::router(paystate_gateway::AppState {
-        projection: store.clone(),
-    });
+    let router = paystate_gateway::private_router(
+        paystate_gateway::AppState {
+            projection: store.clone(),
+        },
+        None,
+        api_keys(),
+        Default::default(),
+    );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(paystate_gateway::serve(listener, router, async move {
         let _ = stopped.await;
     }));
+    let (status, body) = http_get_as(addr, &format!("/orders/{captured_order}"), None).await;
+    assert_eq!(status, 401, "the private listener needs a key: {body}");
+    assert!(!body.contains(captured_order.as_str()), "{body}");
     let (status, body) = http_get(addr, &format!("/orders/{captured_order}")).await;
     assert_eq!(status, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).expect("json");
@@ -252,10 +260,18 @@ async fn cli_queries(url: &str, captured_order: &paystate_events::OrderId) {
 }
 
 /// A minimal HTTP/1.1 GET: (status, body).
+/// A GET on the private listener with the test read key.
 async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    http_get_as(addr, path, Some(&test_keys().read)).await
+}
+
+async fn http_get_as(addr: std::net::SocketAddr, path: &str, key: Option<&str>) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let req = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    let auth = key
+        .map(|k| format!("Authorization: Bearer {k}\r\n"))
+        .unwrap_or_default();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: test\r\n{auth}Connection: close\r\n\r\n");
     s.write_all(req.as_bytes()).await.expect("write");
     let mut buf = String::new();
     s.read_to_string(&mut buf).await.expect("read");

@@ -158,7 +158,8 @@ async fn upload_multipart(ps: &ProviderStack, bytes: &[u8]) -> (u16, String) {
         .mime_str("image/png")
         .expect("mime");
     let resp = reqwest::Client::new()
-        .post(format!("{}/attachments", ps.gateway_url()))
+        .post(format!("{}/attachments", ps.private_url()))
+        .bearer_auth(&test_keys().write)
         .multipart(reqwest::multipart::Form::new().part("file", part))
         .send()
         .await
@@ -171,9 +172,10 @@ async fn upload_multipart(ps: &ProviderStack, bytes: &[u8]) -> (u16, String) {
 
 /// Uploads a raw body through the gateway; returns the HTTP status.
 async fn upload_raw(ps: &ProviderStack, body: Vec<u8>) -> u16 {
-    let url = format!("{}/attachments?name=x.png", ps.gateway_url());
+    let url = format!("{}/attachments?name=x.png", ps.private_url());
     let resp = reqwest::Client::new()
         .post(url)
+        .bearer_auth(&test_keys().write)
         .body(body)
         .send()
         .await

@@ -65,6 +65,9 @@ enum Command {
     /// The order projection: run the projector, rebuild and swap, status and lag.
     #[command(subcommand)]
     Project(cmd::project::Command),
+    /// API keys of the gateway's private listener (`apikey new --scope read`).
+    #[command(subcommand)]
+    Apikey(cmd::apikey::Command),
     /// Benchmark re-reading the log: raw ordered read vs audit vs projection rebuild (release).
     BenchRead(cmd::bench_read::Args),
     /// Benchmark the whole engine against the raw JetStream yardstick in the same run: table
@@ -95,6 +98,7 @@ async fn main() -> std::process::ExitCode {
             Command::Export(a) => cmd::export::run(settings, a).await,
             Command::Import(a) => cmd::import::run(settings, a).await,
             Command::Project(c) => cmd::project::run(settings, c).await,
+            Command::Apikey(c) => cmd::apikey::run(c),
             Command::BenchRead(a) => cmd::bench_read::run(a).await,
             Command::Bench(a) => cmd::bench::run(a).await,
         },

@@ -21,12 +21,28 @@ pub struct Settings {
     pub protect_log: bool,
     /// How long `send` and `dev` wait for an outcome, in ms.
     pub wait_ms: u64,
-    /// Where the gateway's HTTP server listens (`run` and `dev`).
+    /// Where the gateway's public listener (provider callbacks only) listens (`run`, `dev`).
     pub http: String,
+    /// Where the gateway's private listener (queries, attachments; API keys) listens.
+    pub http_private: String,
     /// Provider configuration (TOML: base URLs, accounts, secrets; see
     /// deploy/providers.sandbox.toml). Needed by the workers, the reconciler and callbacks.
     pub providers_file: Option<PathBuf>,
     pub engine: EngineSettings,
+    pub gateway: GatewaySettings,
+}
+
+/// The gateway's bounds and the private listener's API keys.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySettings {
+    /// Time for one whole request on either listener, in ms (408 after it).
+    pub request_timeout_ms: u64,
+    /// Requests served at once per listener; more wait (within their timeout).
+    pub concurrency_max: usize,
+    /// Keys of the private listener: `{name, sha256, scope}` (scope read, write or admin;
+    /// sha256 of the key as `paystate apikey new` prints it; never the key itself).
+    pub api_keys: Vec<paystate_gateway::auth::ApiKeyConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -41,6 +57,7 @@ pub struct EngineSettings {
 impl Default for Settings {
     fn default() -> Self {
         let e = paystate_service::EngineConfig::default();
+        let g = paystate_gateway::limits::HttpLimits::default();
         Settings {
             nats_url: "nats://127.0.0.1:4222".into(),
             data_dir: PathBuf::from(".paystate"),
@@ -48,12 +65,18 @@ impl Default for Settings {
             protect_log: true,
             wait_ms: 10_000,
             http: "127.0.0.1:8080".into(),
+            http_private: "127.0.0.1:8081".into(),
             providers_file: None,
             engine: EngineSettings {
                 partitions: e.partitions,
                 cache_orders_max: e.cache_orders_max,
                 conflict_retries_max: e.conflict_retries_max,
                 ack_wait_ms: e.ack_wait.as_millis() as u64,
+            },
+            gateway: GatewaySettings {
+                request_timeout_ms: g.request_timeout.as_millis() as u64,
+                concurrency_max: g.concurrency_max,
+                api_keys: Vec::new(),
             },
         }
     }
@@ -92,6 +115,17 @@ impl Settings {
         if self.engine.cache_orders_max == 0 {
             bail!("engine.cache_orders_max must be positive");
         }
+        if self.gateway.request_timeout_ms == 0 || self.gateway.concurrency_max == 0 {
+            bail!("gateway.request_timeout_ms and gateway.concurrency_max must be positive");
+        }
+        if self.http == self.http_private {
+            bail!(
+                "http and http_private must differ: callbacks and the private API never share \
+                 a listener (both are {:?})",
+                self.http
+            );
+        }
+        self.api_keys()?;
         for url in self.nats_url.split(',') {
             if !url.trim().starts_with("nats://") && !url.trim().starts_with("tls://") {
                 bail!(
@@ -118,6 +152,20 @@ impl Settings {
             conflict_retries_max: self.engine.conflict_retries_max,
             ack_wait: Duration::from_millis(self.engine.ack_wait_ms),
             ..Default::default()
+        }
+    }
+
+    /// The private listener's keys, checked (hashes only; see `paystate apikey new`).
+    pub fn api_keys(&self) -> anyhow::Result<paystate_gateway::auth::ApiKeys> {
+        paystate_gateway::auth::ApiKeys::new(&self.gateway.api_keys)
+            .map_err(|e| anyhow::anyhow!("gateway.api_keys: {e}"))
+    }
+
+    /// Both listeners' timeout and concurrency limit.
+    pub fn http_limits(&self) -> paystate_gateway::limits::HttpLimits {
+        paystate_gateway::limits::HttpLimits {
+            request_timeout: Duration::from_millis(self.gateway.request_timeout_ms),
+            concurrency_max: self.gateway.concurrency_max,
         }
     }
 

@@ -15,7 +15,7 @@ use paystate_workers::{
 };
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// Which parts to run, and how.
@@ -25,11 +25,42 @@ pub struct StackOptions {
     pub projector: bool,
     pub workers: Option<WorkerConfig>,
     pub reconciler: Option<ReconcilerConfig>,
-    /// The gateway's listener (bound by the caller, so its address can be handed to
-    /// providers before it serves).
-    pub gateway: Option<TcpListener>,
+    /// The gateway's two listeners (bound by the caller, so the public address can be handed
+    /// to providers before it serves), its keys and bounds.
+    pub gateway: Option<GatewayListeners>,
     /// Provider configuration: needed by workers, the reconciler and callbacks.
     pub adapters: Option<AdaptersConfig>,
+}
+
+/// The gateway: a public listener (provider callbacks only) and a private one (queries and
+/// attachments, behind API keys), with the bounds both get.
+pub struct GatewayListeners {
+    pub public: TcpListener,
+    pub private: TcpListener,
+    pub keys: paystate_gateway::auth::ApiKeys,
+    pub limits: paystate_gateway::limits::HttpLimits,
+}
+
+impl GatewayListeners {
+    /// Binds both addresses.
+    pub async fn bind(
+        public: &str,
+        private: &str,
+        keys: paystate_gateway::auth::ApiKeys,
+        limits: paystate_gateway::limits::HttpLimits,
+    ) -> anyhow::Result<GatewayListeners> {
+        let bind = |addr: String, what: &'static str| async move {
+            TcpListener::bind(&addr)
+                .await
+                .with_context(|| format!("the gateway's {what} listener cannot listen on {addr}"))
+        };
+        Ok(GatewayListeners {
+            public: bind(public.to_string(), "public").await?,
+            private: bind(private.to_string(), "private").await?,
+            keys,
+            limits,
+        })
+    }
 }
 
 /// The running parts.
@@ -40,9 +71,11 @@ pub struct Stack {
     pub reconciler: Option<ReconcilerHandle>,
     pub callbacks: Option<Callbacks>,
     pub projection: ProjectionStore,
-    /// `http://addr` of the gateway, if it runs.
+    /// `http://addr` of the gateway's public listener (callbacks), if it runs.
     pub gateway_url: Option<String>,
-    gateway: Option<(oneshot::Sender<()>, JoinHandle<std::io::Result<()>>)>,
+    /// `http://addr` of the gateway's private listener (queries, attachments), if it runs.
+    pub private_url: Option<String>,
+    gateway: Option<(watch::Sender<()>, JoinHandle<std::io::Result<()>>)>,
 }
 
 impl Stack {
@@ -100,23 +133,35 @@ impl Stack {
             ),
             _ => None,
         };
-        let (gateway_url, gateway) = match opts.gateway {
-            Some(listener) => {
-                let url = format!("http://{}", listener.local_addr()?);
+        let (gateway_url, private_url, gateway) = match opts.gateway {
+            Some(g) => {
+                let url = format!("http://{}", g.public.local_addr()?);
+                let private_url = format!("http://{}", g.private.local_addr()?);
                 let state = paystate_gateway::AppState {
                     projection: projection.clone(),
                 };
-                let router = match &callbacks {
-                    Some(cb) => paystate_gateway::router_with_callbacks(state, cb.clone()),
-                    None => paystate_gateway::router(state),
+                let public = paystate_gateway::public_router(callbacks.clone(), g.limits);
+                let private = paystate_gateway::private_router(
+                    state,
+                    callbacks.as_ref().map(Callbacks::attachments),
+                    g.keys,
+                    g.limits,
+                );
+                let (stop, stopped) = watch::channel(());
+                let stopping = |mut rx: watch::Receiver<()>| async move {
+                    let _ = rx.changed().await;
                 };
-                let (stop, stopped) = oneshot::channel::<()>();
-                let task = tokio::spawn(paystate_gateway::serve(listener, router, async move {
-                    let _ = stopped.await;
-                }));
-                (Some(url), Some((stop, task)))
+                let (on_public, on_private) = (stopping(stopped.clone()), stopping(stopped));
+                let task = tokio::spawn(async move {
+                    let (public, private) = tokio::join!(
+                        paystate_gateway::serve(g.public, public, on_public),
+                        paystate_gateway::serve(g.private, private, on_private),
+                    );
+                    public.and(private)
+                });
+                (Some(url), Some(private_url), Some((stop, task)))
             }
-            None => (None, None),
+            None => (None, None, None),
         };
         Ok(Stack {
             engine,
@@ -126,6 +171,7 @@ impl Stack {
             callbacks,
             projection,
             gateway_url,
+            private_url,
             gateway,
         })
     }
@@ -161,7 +207,8 @@ impl Stack {
 }
 
 /// Everything plus a sandbox of all five providers, wired together: the gateway serves on
-/// `listener` (bound by the caller), the sandbox calls it back, the adapters call the sandbox.
+/// `gateway`'s listeners (bound by the caller), the sandbox calls the public one back, the
+/// adapters call the sandbox.
 pub async fn with_sandbox(
     nats: async_nats::Client,
     log: LogSettings,
@@ -169,9 +216,9 @@ pub async fn with_sandbox(
     workers: WorkerConfig,
     reconciler: ReconcilerConfig,
     sandbox_cfg: SandboxConfig,
-    listener: TcpListener,
+    gateway: GatewayListeners,
 ) -> anyhow::Result<(Stack, SandboxHandle, SandboxConfig)> {
-    let gateway_url = format!("http://{}", listener.local_addr()?);
+    let gateway_url = format!("http://{}", gateway.public.local_addr()?);
     let mut sandbox_cfg = sandbox_cfg;
     sandbox_cfg.gateway_url = Some(gateway_url.clone());
     let sandbox = Sandbox::start(sandbox_cfg.clone())
@@ -185,7 +232,7 @@ pub async fn with_sandbox(
         projector: true,
         workers: Some(workers),
         reconciler: Some(reconciler),
-        gateway: Some(listener),
+        gateway: Some(gateway),
         adapters: Some(adapters),
     };
     let stack = Stack::start(nats, opts).await?;

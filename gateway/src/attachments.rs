@@ -8,10 +8,12 @@
 //!
 //! The file is stored with [`paystate_service::attachments::put`] (object named by its
 //! SHA-256, so uploading the same file twice is one object) and the answer, `201` with the
-//! [`Attachment`] JSON, is what goes into e.g. `confirm_transfer`. Errors: 400
+//! [`Attachment`] JSON, is what goes into e.g. `confirm_transfer`. It is served on the
+//! private listener and needs a `write` key (see [`crate::auth`]). Errors: 400
 //! `empty_upload` / `invalid_upload`, 413 `upload_too_large` (over
 //! [`ATTACHMENT_BYTES_MAX`]), 503 `storage_unavailable`.
 
+use crate::limits::UPLOAD_BODY_BYTES_MAX;
 use crate::ApiError;
 use async_nats::jetstream::object_store::ObjectStore;
 use axum::body::Bytes;
@@ -24,8 +26,6 @@ use paystate_events::command::Attachment;
 use paystate_service::attachments::{put, ATTACHMENT_BYTES_MAX};
 use serde::Deserialize;
 
-/// Room for multipart boundaries and part headers on top of the file itself.
-const MULTIPART_OVERHEAD_BYTES: usize = 64 * 1024;
 /// Parts looked at in one multipart upload before giving up on finding the file.
 const PARTS_MAX: usize = 16;
 /// Longest file name or content type kept (commands cap their texts at 256 bytes).
@@ -38,9 +38,7 @@ const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
 pub fn routes(store: ObjectStore) -> Router {
     Router::new()
         .route("/attachments", post(upload))
-        .layer(DefaultBodyLimit::max(
-            ATTACHMENT_BYTES_MAX + MULTIPART_OVERHEAD_BYTES,
-        ))
+        .layer(DefaultBodyLimit::max(UPLOAD_BODY_BYTES_MAX))
         .with_state(store)
 }
 

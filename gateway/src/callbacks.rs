@@ -30,8 +30,9 @@ use sha2::{Digest, Sha256};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
-/// Largest callback body accepted; larger ones get 413 before anything is stored.
-pub const CALLBACK_BODY_BYTES_MAX: usize = 256 * 1024;
+/// Largest callback body accepted; larger ones get 413 before anything is stored (defined
+/// with the gateway's other bounds in [`crate::limits`]).
+pub use crate::limits::CALLBACK_BODY_BYTES_MAX;
 /// Stream of raw callbacks and their verdicts.
 pub const CALLBACKS_STREAM: &str = "PAYSTATE_CALLBACKS";
 /// Subject prefix: `paystate.callbacks.<provider>.raw` and `.verdict`.

@@ -19,6 +19,47 @@ use std::time::{Duration, Instant};
 pub const WAIT: Duration = Duration::from_secs(20);
 pub const PROVIDER: Provider = Provider::Plural;
 
+/// API keys of every scope for the gateway's private listener in tests (made once per test
+/// binary; the gateways are configured with their hashes only).
+pub struct TestKeys {
+    pub read: String,
+    pub write: String,
+    pub admin: String,
+    pub configs: Vec<paystate_gateway::auth::ApiKeyConfig>,
+}
+
+pub fn test_keys() -> &'static TestKeys {
+    use paystate_gateway::auth::{generate, Scope};
+    static KEYS: std::sync::OnceLock<TestKeys> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        let [read, write, admin] = [Scope::Read, Scope::Write, Scope::Admin]
+            .map(|s| generate(s.as_str(), s).expect("key"));
+        TestKeys {
+            read: read.key,
+            write: write.key,
+            admin: admin.key,
+            configs: vec![read.config, write.config, admin.config],
+        }
+    })
+}
+
+/// The test keys as a gateway holds them.
+pub fn api_keys() -> paystate_gateway::auth::ApiKeys {
+    paystate_gateway::auth::ApiKeys::new(&test_keys().configs).expect("test keys")
+}
+
+/// A gateway's two listeners on free loopback ports, with the test keys and default bounds.
+pub async fn gateway_listeners() -> paystate::stack::GatewayListeners {
+    paystate::stack::GatewayListeners::bind(
+        "127.0.0.1:0",
+        "127.0.0.1:0",
+        api_keys(),
+        Default::default(),
+    )
+    .await
+    .expect("two free loopback ports")
+}
+
 /// The log as tests configure it: unprotected, so tamper tests can delete messages.
 pub fn log_settings() -> LogSettings {
     LogSettings {

@@ -51,9 +51,7 @@ impl ProviderStack {
             workers,
             reconciler,
             sandbox_cfg,
-            tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("a free loopback port"),
+            gateway_listeners().await,
         )
         .await
         .expect("stack starts");
@@ -143,9 +141,14 @@ impl SignalCommit {
 }
 
 impl ProviderStack {
-    /// `http://addr` of the stack's gateway.
+    /// `http://addr` of the stack's gateway: its public listener (provider callbacks).
     pub fn gateway_url(&self) -> String {
         self.stack.gateway_url.clone().expect("the gateway runs")
+    }
+
+    /// `http://addr` of the gateway's private listener (queries, attachments; API keys).
+    pub fn private_url(&self) -> String {
+        self.stack.private_url.clone().expect("the gateway runs")
     }
 
     /// Adapters configured like the stack's own (to call provider operations directly).
@@ -159,13 +162,14 @@ impl ProviderStack {
         Adapters::new(cfg).expect("adapters")
     }
 
-    /// Uploads a file as a raw body to the gateway's `POST /attachments`.
+    /// Uploads a file as a raw body to the gateway's `POST /attachments` (write key).
     pub async fn upload(&self, file_name: &str, content_type: &str, bytes: Vec<u8>) -> Attachment {
         let resp = reqwest::Client::new()
             .post(format!(
                 "{}/attachments?name={file_name}",
-                self.gateway_url()
+                self.private_url()
             ))
+            .bearer_auth(&test_keys().write)
             .header("content-type", content_type)
             .body(bytes)
             .send()
@@ -238,7 +242,7 @@ async fn callbacks_subject(nats: &TestNats, subject: &str) -> Vec<serde_json::Va
     out
 }
 
-/// A second gateway (callbacks, uploads and queries) in its own runtime, so that a crash cuts
+/// A second gateway's public listener (provider callbacks) in its own runtime, so that a crash cuts
 /// everything it holds (listener, keep-alive connections, requests in hand) at once, and a
 /// restart serves the same address with fresh process state.
 pub struct CrashableGateway {
@@ -303,15 +307,7 @@ impl CrashableGateway {
             let callbacks = paystate_gateway::callbacks::Callbacks::open(nats.clone(), adapters, 1)
                 .await
                 .expect("callbacks");
-            let js = async_nats::jetstream::new(nats);
-            let projection =
-                paystate_projection::ProjectionStore::open(js, &log_settings().events_stream, 1)
-                    .await
-                    .expect("projection");
-            let router = paystate_gateway::router_with_callbacks(
-                paystate_gateway::AppState { projection },
-                callbacks,
-            );
+            let router = paystate_gateway::public_router(Some(callbacks), Default::default());
             let _ = ready_tx.send(bound);
             let _ = paystate_gateway::serve(listener, router, std::future::pending()).await;
         });

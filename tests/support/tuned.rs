@@ -56,10 +56,8 @@ pub struct Tuned {
 impl Tuned {
     pub async fn start(t: Tuning) -> Tuned {
         let nats = TestNats::start().await;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("gateway port");
-        let gateway_url = format!("http://{}", listener.local_addr().expect("addr"));
+        let gateway = gateway_listeners().await;
+        let gateway_url = format!("http://{}", gateway.public.local_addr().expect("addr"));
         let mut sandbox_cfg = t.sandbox;
         sandbox_cfg.gateway_url = Some(gateway_url.clone());
         let sandbox = Sandbox::start(sandbox_cfg.clone())
@@ -75,7 +73,7 @@ impl Tuned {
             projector: true,
             workers: Some(t.workers.clone()),
             reconciler: Some(t.reconciler),
-            gateway: Some(listener),
+            gateway: Some(gateway),
             adapters: Some(adapters_cfg.clone()),
         };
         let stack = Stack::start(nats.connect().await, opts)
@@ -128,8 +126,9 @@ impl Tuned {
         self.ps.stack.workers = Some(w);
     }
 
-    /// A new gateway on the killed one's address (after `Stack::kill_gateway`), with its own
-    /// callback handler state, as a restarted process would have.
+    /// A new gateway's public listener (provider callbacks) on the killed one's address (after
+    /// `Stack::kill_gateway`), with its own callback handler state, as a restarted process
+    /// would have.
     pub async fn restart_gateway(&self) -> GatewayProcess {
         let url = self
             .ps
@@ -142,10 +141,7 @@ impl Tuned {
         let callbacks = Callbacks::open(self.ps.nats.connect().await, Arc::new(self.adapters()), 1)
             .await
             .expect("callbacks");
-        let state = paystate_gateway::AppState {
-            projection: self.ps.stack.projection.clone(),
-        };
-        let router = paystate_gateway::router_with_callbacks(state, callbacks.clone());
+        let router = paystate_gateway::public_router(Some(callbacks.clone()), Default::default());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(paystate_gateway::serve(listener, router, async move {
             let _ = stopped.await;

@@ -4,7 +4,9 @@
 
 use crate::settings::{connect, Settings};
 use anyhow::Context;
+use paystate::stack::GatewayListeners;
 use paystate_broker::{NatsServer, ServerOptions};
+use paystate_gateway::auth::Scope;
 use paystate_sandbox::{SandboxConfig, TimeScale};
 use paystate_workers::{ReconcilerConfig, WorkerConfig};
 use std::process::ExitCode;
@@ -13,6 +15,8 @@ use std::time::Duration;
 /// `dev` runs the reconciler 60× faster than production (a minute is a second), so a lost
 /// exchanger IPN is resolved while you watch.
 const DEV_RECONCILER_SPEEDUP: u32 = 60;
+/// Name of the admin key `dev` makes for each run.
+const DEV_KEY_NAME: &str = "paystate-dev";
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -24,18 +28,21 @@ pub struct Args {
 pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
     let (url, _server) = ensure_nats(&settings).await?;
     let nats = connect(&url).await?;
-    // The gateway keeps the socket it probed with: no second bind, no window to lose it.
-    let listener = match tokio::net::TcpListener::bind(&settings.http).await {
-        Ok(l) => l,
-        Err(e) => {
-            println!(
-                "gateway: {} is taken ({e}); using a free port",
-                settings.http
-            );
-            tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .context("gateway cannot listen")?
-        }
+    // The gateway keeps the sockets it probed with: no second bind, no window to lose them.
+    let public = bind_or_free_port(&settings.http, "public").await?;
+    let private = bind_or_free_port(&settings.http_private, "private").await?;
+    // A fresh admin key for this run, so the demo's queries and uploads work; it is printed
+    // once below and only its hash is held.
+    let dev_key =
+        paystate_gateway::auth::generate(DEV_KEY_NAME, Scope::Admin).map_err(anyhow::Error::msg)?;
+    let mut keys = settings.gateway.api_keys.clone();
+    keys.push(dev_key.config.clone());
+    let keys = paystate_gateway::auth::ApiKeys::new(&keys).map_err(anyhow::Error::msg)?;
+    let gateway = GatewayListeners {
+        public,
+        private,
+        keys,
+        limits: settings.http_limits(),
     };
     let sandbox_cfg = SandboxConfig {
         time_scale: TimeScale(0.01),
@@ -49,15 +56,21 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
         WorkerConfig::default(),
         reconciler,
         sandbox_cfg,
-        listener,
+        gateway,
     )
     .await?;
     let gateway = stack.gateway_url.clone().unwrap_or_default();
+    let private = stack.private_url.clone().unwrap_or_default();
     println!(
         "engine: {} partitions | projector | adapter workers | reconciler",
         settings.engine.partitions
     );
-    println!("gateway: {gateway} (GET /orders, POST /callbacks/<provider>, POST /attachments)");
+    println!("gateway: {gateway} (public: POST /callbacks/<provider>)");
+    println!("gateway: {private} (private: GET /orders, GET /orders/<id>, POST /attachments)");
+    println!(
+        "gateway: dev API key (admin, this run only): {}\n  try: curl -H 'Authorization: Bearer {}' {private}/orders",
+        dev_key.key, dev_key.key
+    );
     println!(
         "sandboxes: {} (control API {})",
         sandbox.addr(),
@@ -77,7 +90,7 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
         print!("{}", crate::timeline::render(&commits));
     }
     if let Some((_, first)) = orders.first() {
-        crate::cmd::serving::show_projected(&stack.projection, &gateway, first).await;
+        crate::cmd::serving::show_projected(&stack.projection, &private, first).await;
     }
     if args.exit_after_demo {
         stack.shutdown().await;
@@ -89,6 +102,19 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
     stack.shutdown().await;
     sandbox.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Binds `addr`, or a free loopback port if it is taken.
+async fn bind_or_free_port(addr: &str, what: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => Ok(l),
+        Err(e) => {
+            println!("gateway: {addr} ({what}) is taken ({e}); using a free port");
+            tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .with_context(|| format!("the gateway's {what} listener cannot listen"))
+        }
+    }
 }
 
 /// Uses the configured NATS if it answers; otherwise starts nats-server as a child process

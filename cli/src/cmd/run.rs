@@ -4,7 +4,7 @@
 
 use crate::settings::Settings;
 use anyhow::bail;
-use paystate::stack::{Stack, StackOptions};
+use paystate::stack::{GatewayListeners, Stack, StackOptions};
 use paystate_workers::{ReconcilerConfig, WorkerConfig};
 use std::process::ExitCode;
 
@@ -18,9 +18,14 @@ pub struct Args {
     /// without it is an error.
     #[arg(long, env = "PAYSTATE_ROLES", default_value = "all")]
     roles: String,
-    /// Where the gateway listens (overrides the `http` setting).
+    /// Where the gateway's public listener (provider callbacks) listens (overrides the
+    /// `http` setting).
     #[arg(long)]
     http: Option<String>,
+    /// Where the gateway's private listener (queries, attachments; API keys) listens
+    /// (overrides the `http_private` setting).
+    #[arg(long)]
+    http_private: Option<String>,
 }
 
 impl Args {
@@ -58,15 +63,22 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
     let providers = settings.providers()?;
     let roles = parse_roles(&args.roles, providers.is_some())?;
     let http = args.http.unwrap_or_else(|| settings.http.clone());
+    let http_private = args
+        .http_private
+        .unwrap_or_else(|| settings.http_private.clone());
     let nats = paystate_service::connect_patiently(&settings.nats_url, "paystate")
         .await
         .map_err(anyhow::Error::msg)?;
     let has = |r: &str| roles.contains(&r);
     let gateway = match has("gateway") {
         true => Some(
-            tokio::net::TcpListener::bind(&http)
-                .await
-                .map_err(|e| anyhow::anyhow!("gateway cannot listen on {http}: {e}"))?,
+            GatewayListeners::bind(
+                &http,
+                &http_private,
+                settings.api_keys()?,
+                settings.http_limits(),
+            )
+            .await?,
         ),
         false => None,
     };
@@ -85,10 +97,14 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
         settings.nats_url,
         roles.join(",")
     );
-    if let Some(url) = &stack.gateway_url {
+    if let (Some(public), Some(private)) = (&stack.gateway_url, &stack.private_url) {
+        eprintln!("gateway: {public}/callbacks/<provider> (public: provider callbacks)");
         eprintln!(
-            "gateway: {url}/orders (queries), {url}/callbacks/<provider> (provider callbacks)"
+            "gateway: {private}/orders, {private}/attachments (private: Authorization: Bearer <key>)"
         );
+        if settings.gateway.api_keys.is_empty() {
+            eprintln!("gateway: no API keys configured (gateway.api_keys): the private API answers 401 to everyone; create one with `paystate apikey new --scope read`");
+        }
     }
     tokio::signal::ctrl_c().await?;
     eprintln!("stopping: finishing work in hand");

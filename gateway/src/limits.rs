@@ -1,0 +1,75 @@
+//! Every HTTP bound of the gateway, defined once, with the constraints that tie them together
+//! checked at compile time.
+//!
+//! - **Callbacks** (public, unauthenticated): a provider notification is a few kilobytes and
+//!   becomes at most a handful of signal commands, so its body is capped at the command size
+//!   limit ([`COMMAND_BYTES_MAX`], 64 KiB). Its raw record (body base64-encoded, plus
+//!   headers) must also fit one stream message, or it could not be stored as evidence.
+//! - **Queries** (private): `GET` requests; bodies are ignored, so almost none is accepted.
+//! - **Attachments** (private, `write` key): files such as transfer screenshots are larger
+//!   than any command by nature. They never travel inside a command (the command carries only
+//!   name, size and SHA-256) and go to the object store, which chunks them, so the message
+//!   size does not bound them; [`ATTACHMENT_BYTES_MAX`] (10 MiB) does, plus room for the
+//!   multipart framing. Only holders of a write key can send them.
+//!
+//! Per listener, at run time ([`HttpLimits`]): a request timeout (the whole request, body
+//! included, so a slow sender cannot hold a connection forever) and a concurrency limit
+//! (requests beyond it wait, and time out if they wait too long).
+
+use paystate_journal::setup::STREAM_MSG_BYTES_MAX;
+pub use paystate_service::attachments::ATTACHMENT_BYTES_MAX;
+pub use paystate_service::config::COMMAND_BYTES_MAX;
+use std::time::Duration;
+
+/// Largest callback body; larger ones get 413 before anything is stored.
+pub const CALLBACK_BODY_BYTES_MAX: usize = COMMAND_BYTES_MAX;
+/// Largest body on a query route (they read none).
+pub const QUERY_BODY_BYTES_MAX: usize = 1024;
+/// Room for multipart boundaries and part headers on top of an attachment.
+pub const MULTIPART_OVERHEAD_BYTES: usize = 64 * 1024;
+/// Largest `POST /attachments` body: one attachment plus its multipart framing.
+pub const UPLOAD_BODY_BYTES_MAX: usize = ATTACHMENT_BYTES_MAX + MULTIPART_OVERHEAD_BYTES;
+/// Request head (line and headers) hyper buffers at most with its defaults (8 KiB + 100
+/// headers of 4 KiB): what a stored raw callback may carry besides the body.
+pub const REQUEST_HEAD_BYTES_MAX: usize = 8 * 1024 + 100 * 4 * 1024;
+/// JSON framing of a raw callback record (field names, provider, time, query).
+const RAW_RECORD_OVERHEAD_BYTES: usize = 16 * 1024;
+
+const fn base64_len(n: usize) -> usize {
+    n.div_ceil(3) * 4
+}
+
+// A callback is no bigger than a command.
+const _: () = assert!(CALLBACK_BODY_BYTES_MAX <= COMMAND_BYTES_MAX);
+// Its raw record (body in base64, headers, framing) fits one stream message.
+const _: () = assert!(
+    base64_len(CALLBACK_BODY_BYTES_MAX) + REQUEST_HEAD_BYTES_MAX + RAW_RECORD_OVERHEAD_BYTES
+        <= STREAM_MSG_BYTES_MAX as usize
+);
+// The upload limit lets through every attachment the store accepts, and queries read less
+// than any command.
+const _: () = assert!(UPLOAD_BODY_BYTES_MAX > ATTACHMENT_BYTES_MAX);
+const _: () = assert!(QUERY_BODY_BYTES_MAX < COMMAND_BYTES_MAX);
+
+/// Default time for one whole request (head, body, answer).
+pub const REQUEST_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
+/// Default requests served at once per listener.
+pub const CONCURRENCY_MAX_DEFAULT: usize = 256;
+
+/// The run-time bounds of one listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// A request not answered in this time gets 408 `request_timeout`.
+    pub request_timeout: Duration,
+    /// Requests in hand at once; more wait for a slot (within their timeout).
+    pub concurrency_max: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            request_timeout: REQUEST_TIMEOUT_DEFAULT,
+            concurrency_max: CONCURRENCY_MAX_DEFAULT,
+        }
+    }
+}
