@@ -17,7 +17,7 @@ mod server;
 
 pub use cluster::{Cluster, CLUSTER_NAME};
 pub use locate::{locate, server_version, Version, PINNED_VERSION};
-pub use server::{free_port, NatsServer, ServerOptions};
+pub use server::{free_port, NatsServer, Probe, ServerEnv, ServerOptions};
 
 /// Why a nats-server could not be found or started.
 #[derive(Debug, thiserror::Error)]

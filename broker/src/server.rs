@@ -24,6 +24,53 @@ pub struct ServerOptions {
     pub name: Option<String>,
     /// A specific nats-server binary instead of the located one (e.g. an old version).
     pub binary: Option<PathBuf>,
+    /// Environment of the server process (e.g. the passwords its config names as
+    /// `$PAYSTATE_NATS_ENGINE_PASSWORD`); values never printed.
+    pub env: ServerEnv,
+    /// How the readiness probe connects when the config asks for credentials or TLS.
+    pub probe: Probe,
+}
+
+/// Environment variables for the server process. `Debug` shows the names only.
+#[derive(Clone, Default)]
+pub struct ServerEnv(pub Vec<(String, String)>);
+
+impl std::fmt::Debug for ServerEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(k, _)| k))
+            .finish()
+    }
+}
+
+/// The readiness probe's connection: a user and password allowed `$JS.API.INFO`, and the CA
+/// of a TLS server. `Debug` hides the password.
+#[derive(Clone, Default)]
+pub struct Probe {
+    pub user_password: Option<(String, String)>,
+    pub ca_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Probe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Probe")
+            .field("user", &self.user_password.as_ref().map(|(u, _)| u))
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
+}
+
+impl Probe {
+    async fn connect(&self, url: String) -> Result<async_nats::Client, async_nats::ConnectError> {
+        let mut opts = match &self.user_password {
+            Some((u, p)) => async_nats::ConnectOptions::with_user_and_password(u.clone(), p.clone()),
+            None => async_nats::ConnectOptions::new(),
+        };
+        if let Some(ca) = &self.ca_file {
+            opts = opts.add_root_certificates(ca.clone()).require_tls(true);
+        }
+        opts.connect(url).await
+    }
 }
 
 /// A running child nats-server. Dropping it kills the process.
@@ -91,6 +138,11 @@ impl NatsServer {
         &self.store
     }
 
+    /// The server's log file (permission violations are logged here).
+    pub fn log_path(&self) -> PathBuf {
+        self.store.join(format!("nats-{}.log", self.port))
+    }
+
     /// SIGKILL: no clean shutdown, no final fsync.
     pub async fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -112,6 +164,7 @@ impl NatsServer {
         let child = Command::new(&self.binary)
             .arg("-c")
             .arg(&conf)
+            .envs(self.opts.env.0.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -153,7 +206,7 @@ impl NatsServer {
                     break;
                 }
             }
-            if let Ok(client) = async_nats::connect(self.url()).await {
+            if let Ok(client) = self.opts.probe.connect(self.url()).await {
                 // JetStream answers once the server (and, in a cluster, its meta leader) is up.
                 // Any well-formed answer without an error counts (old servers included).
                 let answer = tokio::time::timeout(

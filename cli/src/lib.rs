@@ -9,4 +9,5 @@
 //!   playing the customer through the sandbox's control API (for `paystate dev`).
 
 pub mod demo;
+pub mod permissions;
 pub mod stack;

@@ -8,11 +8,16 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use paystate::permissions::Role;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// NATS server URL.
     pub nats_url: String,
+    /// How to authenticate to NATS, TLS, the inbox prefix, per-role credentials.
+    #[serde(default)]
+    pub nats: NatsSettings,
     /// Where `dev` keeps its nats-server store and logs.
     pub data_dir: PathBuf,
     /// Stream replicas: 1 (dev) or 3 / 5 (a NATS cluster).
@@ -60,6 +65,7 @@ impl Default for Settings {
         let g = paystate_gateway::limits::HttpLimits::default();
         Settings {
             nats_url: "nats://127.0.0.1:4222".into(),
+            nats: NatsSettings::default(),
             data_dir: PathBuf::from(".paystate"),
             replicas: 1,
             protect_log: true,
@@ -94,7 +100,9 @@ impl Settings {
             .merge(
                 Env::prefixed("PAYSTATE_")
                     .split("__")
-                    .ignore(&["log", "nats_server", "roles"]),
+                    .ignore(&["log", "nats_server", "roles"])
+                    // nats-server's password variables (deploy/nats/paystate-users.conf).
+                    .filter(|k| !is_server_password_var(k.as_str())),
             )
             .extract()
             .context("invalid settings")?;
@@ -126,6 +134,7 @@ impl Settings {
             );
         }
         self.api_keys()?;
+        self.nats.validate(&self.nats_url)?;
         for url in self.nats_url.split(',') {
             if !url.trim().starts_with("nats://") && !url.trim().starts_with("tls://") {
                 bail!(
@@ -194,4 +203,151 @@ pub async fn connect(url: &str) -> anyhow::Result<async_nats::Client> {
     paystate_service::connect(url, "paystate")
         .await
         .map_err(anyhow::Error::msg)
+}
+
+/// `PAYSTATE_NATS_<ROLE>_PASSWORD` (and the dev user's): variables for nats-server's config,
+/// not paystate settings.
+fn is_server_password_var(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    key.starts_with("nats_") && key.ends_with("_password") && !key.contains('.')
+}
+
+/// `[nats]`: authentication (at most one method), TLS, the reply-inbox prefix, and
+/// `[nats.roles.<role>]` overrides of the authentication for each permission role (client,
+/// engine, reporter, projector, operator, admin). Env: `PAYSTATE_NATS__USER`,
+/// `PAYSTATE_NATS__TLS__CA_FILE`, `PAYSTATE_NATS__ROLES__ENGINE__PASSWORD`, ...
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NatsSettings {
+    pub user: Option<String>,
+    pub password: Option<paystate_service::Secret>,
+    pub token: Option<paystate_service::Secret>,
+    pub nkey_seed: Option<paystate_service::Secret>,
+    pub nkey_seed_file: Option<PathBuf>,
+    pub creds_file: Option<PathBuf>,
+    /// Prefix of reply inboxes (default `_INBOX`); the engine must be configured to accept it.
+    pub inbox_prefix: Option<String>,
+    pub tls: paystate_service::NatsTls,
+    pub roles: std::collections::BTreeMap<String, RoleNats>,
+}
+
+/// One role's credentials: when any of these is set it replaces the top-level authentication
+/// for that role (TLS CA and `required` stay shared; a client certificate may be per role).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoleNats {
+    pub user: Option<String>,
+    pub password: Option<paystate_service::Secret>,
+    pub token: Option<paystate_service::Secret>,
+    pub nkey_seed: Option<paystate_service::Secret>,
+    pub nkey_seed_file: Option<PathBuf>,
+    pub creds_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+}
+
+impl NatsSettings {
+    fn auth(&self) -> paystate_service::NatsAuth {
+        paystate_service::NatsAuth {
+            user: self.user.clone(),
+            password: self.password.clone(),
+            token: self.token.clone(),
+            nkey_seed: self.nkey_seed.clone(),
+            nkey_seed_file: self.nkey_seed_file.clone(),
+            creds_file: self.creds_file.clone(),
+        }
+    }
+
+    /// The connection options of `role` (its override, else the top-level authentication).
+    pub fn for_role(&self, urls: &str, role: Role) -> paystate_service::NatsOptions {
+        let mut auth = self.auth();
+        let mut tls = self.tls.clone();
+        if let Some(r) = self.roles.get(role.name()) {
+            let own = paystate_service::NatsAuth {
+                user: r.user.clone(),
+                password: r.password.clone(),
+                token: r.token.clone(),
+                nkey_seed: r.nkey_seed.clone(),
+                nkey_seed_file: r.nkey_seed_file.clone(),
+                creds_file: r.creds_file.clone(),
+            };
+            if own.is_set() {
+                auth = own;
+            }
+            if r.cert_file.is_some() || r.key_file.is_some() {
+                tls.cert_file = r.cert_file.clone();
+                tls.key_file = r.key_file.clone();
+            }
+        }
+        paystate_service::NatsOptions {
+            urls: urls.to_string(),
+            auth,
+            tls,
+            inbox_prefix: self.inbox_prefix.clone(),
+        }
+    }
+
+    /// Every role's options valid, role names known. Errors never quote secrets.
+    pub fn validate(&self, urls: &str) -> anyhow::Result<()> {
+        for name in self.roles.keys() {
+            if Role::parse(name).is_none() {
+                let known: Vec<&str> = Role::ALL.iter().map(|r| r.name()).collect();
+                bail!(
+                    "nats.roles.{name}: unknown role; roles are {}",
+                    known.join(", ")
+                );
+            }
+        }
+        self.auth().validate("nats").map_err(anyhow::Error::msg)?;
+        for role in Role::ALL {
+            self.for_role(urls, role)
+                .validate()
+                .map_err(|e| anyhow::anyhow!("nats.roles.{role}: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+impl Settings {
+    /// The NATS connection options of `role`.
+    pub fn nats_for(&self, role: Role) -> paystate_service::NatsOptions {
+        self.nats.for_role(&self.nats_url, role)
+    }
+
+    /// Connects as `role` (fails fast).
+    pub async fn connect_as(&self, role: Role) -> anyhow::Result<async_nats::Client> {
+        paystate_service::connect_with(&self.nats_for(role), &format!("paystate-{role}"))
+            .await
+            .map_err(anyhow::Error::msg)
+    }
+
+    /// One connection per distinct credential set among `roles` (retried while the broker
+    /// is not up yet when `patient`): roles that share credentials share a connection.
+    pub async fn connections(
+        &self,
+        roles: &[Role],
+        patient: bool,
+    ) -> anyhow::Result<paystate::stack::Connections> {
+        let mut opened: Vec<(paystate_service::NatsOptions, async_nats::Client)> = Vec::new();
+        let mut by_role = std::collections::BTreeMap::new();
+        for role in roles {
+            let opts = self.nats_for(*role);
+            let client = match opened.iter().find(|(o, _)| *o == opts) {
+                Some((_, c)) => c.clone(),
+                None => {
+                    let name = format!("paystate-{role}");
+                    let c = if patient {
+                        paystate_service::connect_with_patiently(&opts, &name).await
+                    } else {
+                        paystate_service::connect_with(&opts, &name).await
+                    }
+                    .map_err(|e| anyhow::anyhow!("role {role}: {e}"))?;
+                    opened.push((opts, c.clone()));
+                    c
+                }
+            };
+            by_role.insert(*role, client);
+        }
+        Ok(paystate::stack::Connections::per_role(by_role))
+    }
 }

@@ -13,6 +13,8 @@ use paystate_service::{run_engine, EngineConfig, EngineHandle};
 use paystate_workers::{
     run_reconciler, run_workers, ReconcilerConfig, ReconcilerHandle, WorkerConfig, WorkersHandle,
 };
+use crate::permissions::Role;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -63,6 +65,47 @@ impl GatewayListeners {
     }
 }
 
+/// The NATS connections of a stack: one shared by every part, or one per permission role
+/// (each part connects as its role's NATS user; see [`crate::permissions`]).
+#[derive(Clone)]
+pub struct Connections {
+    shared: Option<async_nats::Client>,
+    by_role: BTreeMap<Role, async_nats::Client>,
+}
+
+impl Connections {
+    /// One connection for every part.
+    pub fn shared(client: async_nats::Client) -> Connections {
+        Connections {
+            shared: Some(client),
+            by_role: BTreeMap::new(),
+        }
+    }
+
+    /// One connection per role; a part whose role has none is an error at start.
+    pub fn per_role(by_role: BTreeMap<Role, async_nats::Client>) -> Connections {
+        Connections {
+            shared: None,
+            by_role,
+        }
+    }
+
+    /// The connection of `role`'s parts.
+    pub fn get(&self, role: Role) -> anyhow::Result<async_nats::Client> {
+        self.by_role
+            .get(&role)
+            .or(self.shared.as_ref())
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("no NATS connection for role {role}"))
+    }
+}
+
+impl From<async_nats::Client> for Connections {
+    fn from(client: async_nats::Client) -> Connections {
+        Connections::shared(client)
+    }
+}
+
 /// The running parts.
 pub struct Stack {
     pub engine: Option<EngineHandle>,
@@ -80,12 +123,24 @@ pub struct Stack {
 
 impl Stack {
     /// Starts the chosen parts: the engine first (it creates the streams), then the rest.
-    pub async fn start(nats: async_nats::Client, opts: StackOptions) -> anyhow::Result<Stack> {
+    ///
+    /// `nats` is one connection for every part (an `async_nats::Client`) or one per
+    /// permission role ([`Connections::per_role`]): each part uses its role's.
+    pub async fn start(nats: impl Into<Connections>, opts: StackOptions) -> anyhow::Result<Stack> {
+        let nats: Connections = nats.into();
         let engine = match opts.engine {
-            Some(cfg) => Some(run_engine(nats.clone(), opts.log.clone(), cfg).await?),
+            Some(cfg) => Some(run_engine(nats.get(Role::Engine)?, opts.log.clone(), cfg).await?),
             None => None,
         };
-        let js = async_nats::jetstream::new(nats.clone());
+        // The projection handle: the projector's, else the gateway's (queries), else any.
+        let reader = if opts.projector {
+            Role::Projector
+        } else if opts.gateway.is_some() || opts.workers.is_some() || opts.reconciler.is_some() {
+            Role::Reporter
+        } else {
+            Role::Engine
+        };
+        let js = async_nats::jetstream::new(nats.get(reader)?);
         let projection =
             ProjectionStore::open(js, &opts.log.events_stream, opts.log.replicas).await?;
         let projector = match opts.projector {
@@ -102,7 +157,7 @@ impl Stack {
         let workers = match opts.workers {
             Some(cfg) => Some(
                 run_workers(
-                    nats.clone(),
+                    nats.get(Role::Reporter)?,
                     &opts.log,
                     adapters.clone().ok_or_else(|| need("workers"))?,
                     cfg,
@@ -115,7 +170,7 @@ impl Stack {
         let reconciler = match opts.reconciler {
             Some(cfg) => Some(
                 run_reconciler(
-                    nats.clone(),
+                    nats.get(Role::Reporter)?,
                     &opts.log.events_stream,
                     adapters.clone().ok_or_else(|| need("the reconciler"))?,
                     cfg,
@@ -127,7 +182,7 @@ impl Stack {
         };
         let callbacks = match &adapters {
             Some(a) if opts.gateway.is_some() => Some(
-                Callbacks::open(nats.clone(), a.clone(), opts.log.replicas)
+                Callbacks::open(nats.get(Role::Reporter)?, a.clone(), opts.log.replicas)
                     .await
                     .map_err(anyhow::Error::msg)?,
             ),
@@ -210,7 +265,7 @@ impl Stack {
 /// `gateway`'s listeners (bound by the caller), the sandbox calls the public one back, the
 /// adapters call the sandbox.
 pub async fn with_sandbox(
-    nats: async_nats::Client,
+    nats: impl Into<Connections>,
     log: LogSettings,
     engine: EngineConfig,
     workers: WorkerConfig,

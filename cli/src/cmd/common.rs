@@ -1,6 +1,7 @@
 //! Handles shared by the query-side commands: the log and the projection, from settings.
 
-use crate::settings::{connect, Settings};
+use crate::settings::Settings;
+use paystate::permissions::Role;
 use paystate_journal::Journal;
 use paystate_projection::ProjectionStore;
 
@@ -10,8 +11,14 @@ pub struct Handles {
     pub projection: ProjectionStore,
 }
 
+/// Opens both as the operator (read-only commands and projection rebuilds).
 pub async fn open(settings: &Settings) -> anyhow::Result<Handles> {
-    let client = connect(&settings.nats_url).await?;
+    open_as(settings, Role::Operator).await
+}
+
+/// Opens both with `role`'s NATS credentials.
+pub async fn open_as(settings: &Settings, role: Role) -> anyhow::Result<Handles> {
+    let client = settings.connect_as(role).await?;
     let js = async_nats::jetstream::new(client);
     let log = settings.log();
     let journal = Journal::existing(js.clone(), &log.events_stream).await?;

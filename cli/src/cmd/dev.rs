@@ -2,7 +2,8 @@
 //! the engine, projector, adapter workers, reconciler and gateway, and a sandbox of all five
 //! providers — then one sample order through each provider, with its timeline.
 
-use crate::settings::{connect, Settings};
+use crate::settings::{RoleNats, Settings};
+use paystate::permissions::Role;
 use anyhow::Context;
 use paystate::stack::GatewayListeners;
 use paystate_broker::{NatsServer, ServerOptions};
@@ -26,8 +27,11 @@ pub struct Args {
 }
 
 pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
-    let (url, _server) = ensure_nats(&settings).await?;
-    let nats = connect(&url).await?;
+    let (url, _server, settings) = ensure_nats(settings).await?;
+    // Each part runs as its role's NATS user; the demo sends as a client and reads the log
+    // (and uploads its screenshot, as the gateway would) as the reporter.
+    let roles = [Role::Engine, Role::Projector, Role::Reporter, Role::Client];
+    let nats = settings.connections(&roles, false).await?;
     // The gateway keeps the sockets it probed with: no second bind, no window to lose them.
     let public = bind_or_free_port(&settings.http, "public").await?;
     let private = bind_or_free_port(&settings.http_private, "private").await?;
@@ -76,9 +80,9 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
         sandbox.addr(),
         sandbox.control_url()
     );
-    let client = paystate_service::Client::new(nats.clone());
+    let client = paystate_service::Client::new(nats.get(Role::Client)?);
     let journal = paystate_journal::Journal::existing(
-        async_nats::jetstream::new(nats),
+        async_nats::jetstream::new(nats.get(Role::Reporter)?),
         &settings.log().events_stream,
     )
     .await?;
@@ -117,17 +121,35 @@ async fn bind_or_free_port(addr: &str, what: &str) -> anyhow::Result<tokio::net:
     }
 }
 
-/// Uses the configured NATS if it answers; otherwise starts nats-server as a child process
-/// with its store under the data directory.
-async fn ensure_nats(settings: &Settings) -> anyhow::Result<(String, Option<NatsServer>)> {
+/// Uses the configured NATS (with the configured credentials) if something listens there;
+/// otherwise starts nats-server as a child process with its store under the data directory,
+/// the shipped per-role users (fresh random passwords each start, handed to the server in its
+/// environment and to the parts in memory only) and a convenience user for the CLI. Returns
+/// the settings the parts connect with.
+async fn ensure_nats(
+    mut settings: Settings,
+) -> anyhow::Result<(String, Option<NatsServer>, Settings)> {
+    let first = settings.nats_url.split(',').next().unwrap_or_default();
+    let host_port = first
+        .trim()
+        .trim_start_matches("nats://")
+        .trim_start_matches("tls://")
+        .trim_end_matches('/')
+        .rsplit('@')
+        .next()
+        .unwrap_or_default()
+        .to_string();
     let probe = tokio::time::timeout(
         Duration::from_secs(2),
-        async_nats::connect(&settings.nats_url),
+        tokio::net::TcpStream::connect(host_port),
     )
     .await;
     if let Ok(Ok(_)) = probe {
-        println!("nats: using the server at {}", settings.nats_url);
-        return Ok((settings.nats_url.clone(), None));
+        println!(
+            "nats: using the server at {} with the configured credentials",
+            settings.nats_url
+        );
+        return Ok((settings.nats_url.clone(), None, settings));
     }
     let port = settings
         .nats_url
@@ -136,9 +158,34 @@ async fn ensure_nats(settings: &Settings) -> anyhow::Result<(String, Option<Nats
         .and_then(|p| p.trim_end_matches('/').parse::<u16>().ok())
         .unwrap_or(4222);
     let store = settings.data_dir.join("nats");
+    let mut env = Vec::new();
+    settings.nats = Default::default();
+    for role in Role::ALL {
+        let password = random_password();
+        env.push((role.password_env(), password.clone()));
+        settings.nats.roles.insert(
+            role.name().to_string(),
+            RoleNats {
+                user: Some(role.user()),
+                password: Some(paystate_service::Secret::new(password)),
+                ..Default::default()
+            },
+        );
+    }
+    env.push((DEV_CLI_PASSWORD_ENV.to_string(), random_password()));
+    let dev_user = paystate::permissions::render_user(
+        paystate::permissions::DEV_CLI_USER,
+        Some(&format!("${DEV_CLI_PASSWORD_ENV}")),
+        &paystate::permissions::dev_cli_permissions(),
+    );
     let opts = ServerOptions {
         port,
         store_dir: Some(store.clone()),
+        extra_config: paystate::permissions::render_authorization(
+            &dev_user,
+            Some(paystate::permissions::DEV_CLI_USER),
+        ),
+        env: paystate_broker::ServerEnv(env),
         ..Default::default()
     };
     let server = NatsServer::start(opts).await.context(
@@ -149,5 +196,29 @@ async fn ensure_nats(settings: &Settings) -> anyhow::Result<(String, Option<Nats
         server.url(),
         store.display()
     );
-    Ok((server.url(), Some(server)))
+    let users: Vec<String> = Role::ALL.iter().map(|r| r.user()).collect();
+    println!(
+        "nats: one user per role ({}; passwords generated for this run, held in memory only); \
+         the parts run as engine, projector, reporter; the demo sends as client",
+        users.join(", ")
+    );
+    println!(
+        "nats: connections without credentials (the CLI, `nats` tools) are {}: send commands, \
+         read the log, outcomes and projection; no provider signals, no log or bucket writes",
+        paystate::permissions::DEV_CLI_USER
+    );
+    settings.nats_url = server.url();
+    Ok((server.url(), Some(server), settings))
+}
+
+/// nats-server's variable for the dev CLI user's password.
+const DEV_CLI_PASSWORD_ENV: &str = "PAYSTATE_NATS_DEV_CLI_PASSWORD";
+
+/// 244 random bits (two v4 UUIDs), hex.
+fn random_password() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
 }

@@ -2,7 +2,7 @@
 //! order's hash chain in the file (a broken file is refused whole; nothing is written).
 
 use crate::cmd::progress::Progress;
-use crate::settings::{connect, Settings};
+use crate::settings::Settings;
 use paystate_audit::{import, verify_file};
 use paystate_journal::Journal;
 use std::io::BufReader;
@@ -38,7 +38,9 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
     if args.verify_only {
         return Ok(ExitCode::SUCCESS);
     }
-    let client = connect(&settings.nats_url).await?;
+    let client = settings
+        .connect_as(paystate::permissions::Role::Admin)
+        .await?;
     let journal = Journal::open(async_nats::jetstream::new(client), &settings.log()).await?;
     let mut progress = Progress::new("import", "messages", args.quiet);
     let total = summary.messages;

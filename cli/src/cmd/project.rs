@@ -39,7 +39,11 @@ pub struct RebuildArgs {
 }
 
 pub async fn run(settings: Settings, cmd: Command) -> anyhow::Result<ExitCode> {
-    let h = common::open(&settings).await?;
+    let role = match cmd {
+        Command::Run => paystate::permissions::Role::Projector,
+        _ => paystate::permissions::Role::Operator,
+    };
+    let h = common::open_as(&settings, role).await?;
     match cmd {
         Command::Run => {
             let projector =

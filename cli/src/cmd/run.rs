@@ -35,6 +35,17 @@ impl Args {
     }
 }
 
+/// The permission roles (NATS users) the parts run with, without repeats.
+pub fn permission_roles(parts: &[&str]) -> Vec<paystate::permissions::Role> {
+    let mut out: Vec<_> = parts
+        .iter()
+        .filter_map(|p| paystate::permissions::Role::of_part(p))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// The roles named in `text`, checked.
 pub fn parse_roles(text: &str, have_providers: bool) -> anyhow::Result<Vec<&'static str>> {
     if text.trim() == "all" {
@@ -66,9 +77,9 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
     let http_private = args
         .http_private
         .unwrap_or_else(|| settings.http_private.clone());
-    let nats = paystate_service::connect_patiently(&settings.nats_url, "paystate")
-        .await
-        .map_err(anyhow::Error::msg)?;
+    // One NATS connection per permission role the parts need (one per distinct credential
+    // set: roles configured with the same credentials share it).
+    let nats = settings.connections(&permission_roles(&roles), true).await?;
     let has = |r: &str| roles.contains(&r);
     let gateway = match has("gateway") {
         true => Some(

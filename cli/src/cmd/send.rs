@@ -1,6 +1,6 @@
 //! `paystate send`: publish a command from JSON and print the outcome.
 
-use crate::settings::{connect, Settings};
+use crate::settings::Settings;
 use anyhow::Context;
 use paystate_events::Outcome;
 use std::io::Read;
@@ -32,7 +32,11 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
         })
         .filter(|o| paystate_events::OrderId::parse(o.clone()).is_ok())
         .unwrap_or_else(|| "_invalid".to_string());
-    let client = paystate_service::Client::new(connect(&settings.nats_url).await?);
+    let client = paystate_service::Client::new(
+        settings
+            .connect_as(paystate::permissions::Role::Client)
+            .await?,
+    );
     let outcome = client.send_raw(&order, bytes, settings.wait()).await?;
     println!("{}", serde_json::to_string_pretty(&outcome)?);
     Ok(match outcome {

@@ -1,6 +1,6 @@
 //! `paystate show <order_id>`: the order's commits, events and state, from the log.
 
-use crate::settings::{connect, Settings};
+use crate::settings::Settings;
 use anyhow::bail;
 use paystate_events::OrderId;
 use std::process::ExitCode;
@@ -18,7 +18,11 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
         Ok(o) => o,
         Err(e) => bail!("invalid order id {:?}: {e}", args.order_id),
     };
-    let js = async_nats::jetstream::new(connect(&settings.nats_url).await?);
+    let js = async_nats::jetstream::new(
+        settings
+            .connect_as(paystate::permissions::Role::Operator)
+            .await?,
+    );
     let journal = paystate_journal::Journal::existing(js, &settings.log().events_stream).await?;
     let commits = match journal.read_order(&order).await {
         Ok(c) => c,

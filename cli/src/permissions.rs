@@ -1,0 +1,792 @@
+//! Who may publish and subscribe to what on NATS: one NATS user per permission role, with
+//! exact allow (and deny) lists. This module is the one source of truth: the shipped
+//! nats-server config `deploy/nats/paystate-users.conf`, the README's permission table,
+//! `paystate dev`'s server config and `paystate check` are all generated from it.
+//!
+//! Roles and who runs with them:
+//!
+//! | role | who |
+//! |---|---|
+//! | `client` | client services: send commands, read outcomes and the projection |
+//! | `engine` | `run --roles engine`: the only writer of the log and the outcome bucket |
+//! | `reporter` | adapter workers, reconciler, gateway: the only publishers of provider signals |
+//! | `projector` | `run --roles projector` / `project run`: writes the projection buckets |
+//! | `operator` | audit, show, replay, export, orders, projection rebuild/swap |
+//! | `admin` | everything (import, repairs) |
+//!
+//! JetStream is reached through subjects: `$JS.API.<op>.<stream>...` requests,
+//! `$JS.ACK.<stream>.<consumer>...` acknowledgements, `$KV.<bucket>.<key>` KV writes and
+//! `$O.<bucket>...` object-store writes. NATS wildcards are token-wide (`*` one token, `>` the
+//! rest), so generation-numbered names (`paystate_orders_g<N>`) need a token wildcard; those
+//! places are narrowed with deny lists (a deny always wins over an allow).
+
+use paystate_events::subjects::{
+    COMMANDS_PREFIX, COMMANDS_STREAM, DEAD_LETTERS_PREFIX, DEAD_LETTERS_STREAM, ENGINE_CONSUMER,
+    EVENTS_PREFIX, EVENTS_STREAM, OUTCOMES_BUCKET, SIGNALS_PREFIX,
+};
+use paystate_gateway::callbacks::{CALLBACKS_PREFIX, CALLBACKS_STREAM, SEEN_BUCKET};
+use paystate_projection::layout::{ORDER_KEY_PREFIX, POINTER_BUCKET};
+use paystate_service::attachments::ATTACHMENTS_BUCKET;
+use paystate_service::refs::REFS_BUCKET;
+use paystate_workers::worker::WORKERS_CONSUMER;
+use std::collections::BTreeSet;
+
+/// A permission role: one NATS user each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    Client,
+    Engine,
+    Reporter,
+    Projector,
+    Operator,
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 6] = [
+        Role::Client,
+        Role::Engine,
+        Role::Reporter,
+        Role::Projector,
+        Role::Operator,
+        Role::Admin,
+    ];
+
+    /// The role's name in settings (`[nats.roles.<name>]`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Client => "client",
+            Role::Engine => "engine",
+            Role::Reporter => "reporter",
+            Role::Projector => "projector",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.name() == name)
+    }
+
+    /// The NATS user name in the shipped config.
+    pub fn user(self) -> String {
+        format!("paystate-{}", self.name())
+    }
+
+    /// The environment variable nats-server reads the user's password from.
+    pub fn password_env(self) -> String {
+        format!("PAYSTATE_NATS_{}_PASSWORD", self.name().to_uppercase())
+    }
+
+    /// Who runs with this role.
+    pub fn who(self) -> &'static str {
+        match self {
+            Role::Client => "client services (and `paystate send`)",
+            Role::Engine => "`run --roles engine`",
+            Role::Reporter => "`run --roles workers,reconciler,gateway`",
+            Role::Projector => "`run --roles projector`, `project run`",
+            Role::Operator => "audit, show, replay, export, order(s), project rebuild/swap/status",
+            Role::Admin => "import and repairs",
+        }
+    }
+
+    /// The permission role a `paystate run` part runs with.
+    pub fn of_part(part: &str) -> Option<Role> {
+        match part {
+            "engine" => Some(Role::Engine),
+            "projector" => Some(Role::Projector),
+            "workers" | "reconciler" | "gateway" => Some(Role::Reporter),
+            _ => None,
+        }
+    }
+
+    pub fn permissions(self) -> Permissions {
+        layout(self)
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Allow and deny lists for one direction.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rules {
+    pub allow: Vec<String>,
+    pub deny: Vec<String>,
+}
+
+/// A user's permissions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Permissions {
+    pub publish: Rules,
+    pub subscribe: Rules,
+}
+
+/// Builds allow/deny lists without duplicates, in the order added.
+#[derive(Default)]
+struct Builder {
+    p: Permissions,
+}
+
+impl Builder {
+    fn publish(&mut self, subjects: impl IntoIterator<Item = String>) -> &mut Self {
+        push_all(&mut self.p.publish.allow, subjects);
+        self
+    }
+    fn deny_publish(&mut self, subjects: impl IntoIterator<Item = String>) -> &mut Self {
+        push_all(&mut self.p.publish.deny, subjects);
+        self
+    }
+    fn subscribe(&mut self, subjects: impl IntoIterator<Item = String>) -> &mut Self {
+        push_all(&mut self.p.subscribe.allow, subjects);
+        self
+    }
+    fn deny_subscribe(&mut self, subjects: impl IntoIterator<Item = String>) -> &mut Self {
+        push_all(&mut self.p.subscribe.deny, subjects);
+        self
+    }
+}
+
+fn push_all(list: &mut Vec<String>, subjects: impl IntoIterator<Item = String>) {
+    for s in subjects {
+        if !list.contains(&s) {
+            list.push(s);
+        }
+    }
+}
+
+fn kv_stream(bucket: &str) -> String {
+    format!("KV_{bucket}")
+}
+
+fn obj_stream(bucket: &str) -> String {
+    format!("OBJ_{bucket}")
+}
+
+/// `$JS.API.<op>.<stream>`.
+fn api(op: &str, stream: &str) -> String {
+    format!("$JS.API.{op}.{stream}")
+}
+
+/// What every user may do: ask who it is, ask JetStream account info, receive replies.
+fn base(b: &mut Builder) {
+    b.publish(["$SYS.REQ.USER.INFO".into(), "$JS.API.INFO".into()])
+        .subscribe(["_INBOX.>".into()]);
+}
+
+/// Stream info (read-only metadata) of any stream: the projection's buckets are
+/// generation-numbered, so their names need a token wildcard.
+fn stream_info_any(b: &mut Builder) {
+    b.publish([api("STREAM.INFO", "*")]);
+}
+
+/// Create (or, for `update`, change) a stream: creating an existing stream with another
+/// configuration is refused by the server.
+fn create_stream(b: &mut Builder, stream: &str, update: bool) {
+    b.publish([api("STREAM.INFO", stream), api("STREAM.CREATE", stream)]);
+    if update {
+        b.publish([api("STREAM.UPDATE", stream)]);
+    }
+}
+
+/// Direct reads of a stream (by sequence and last by subject) and the leader's message get.
+fn read_stream(b: &mut Builder, stream: &str) {
+    b.publish([
+        api("STREAM.INFO", stream),
+        api("DIRECT.GET", stream),
+        format!("{}.>", api("DIRECT.GET", stream)),
+        api("STREAM.MSG.GET", stream),
+    ]);
+}
+
+/// Ephemeral ordered pull consumers on a stream (whole-stream reads): create, info, next.
+fn scan_stream(b: &mut Builder, stream: &str) {
+    b.publish([
+        api("CONSUMER.CREATE", stream),
+        format!("{}.>", api("CONSUMER.CREATE", stream)),
+        format!("{}.*", api("CONSUMER.INFO", stream)),
+        format!("{}.*", api("CONSUMER.MSG.NEXT", stream)),
+        format!("{}.*", api("CONSUMER.DELETE", stream)),
+    ]);
+}
+
+/// One durable pull consumer: create (with or without a filter token), info, next, ack.
+fn durable(b: &mut Builder, stream: &str, consumer: &str) {
+    b.publish([
+        format!("{}.{consumer}", api("CONSUMER.CREATE", stream)),
+        format!("{}.{consumer}.>", api("CONSUMER.CREATE", stream)),
+        format!("{}.{consumer}", api("CONSUMER.DURABLE.CREATE", stream)),
+        format!("{}.{consumer}", api("CONSUMER.INFO", stream)),
+        format!("{}.{consumer}", api("CONSUMER.MSG.NEXT", stream)),
+        format!("$JS.ACK.{stream}.{consumer}.>"),
+    ]);
+}
+
+/// A KV bucket: open/create it, read and write its keys.
+fn kv_write(b: &mut Builder, bucket: &str) {
+    create_stream(b, &kv_stream(bucket), false);
+    read_stream(b, &kv_stream(bucket));
+    b.publish([format!("$KV.{bucket}.>")]);
+}
+
+/// Reading the outcome bucket.
+fn read_outcomes(b: &mut Builder) {
+    read_stream(b, &kv_stream(OUTCOMES_BUCKET));
+}
+
+/// Reading the projection: the pointer bucket and the live generation's bucket.
+fn read_projection(b: &mut Builder) {
+    stream_info_any(b);
+    read_stream(b, &kv_stream(POINTER_BUCKET));
+    b.publish([
+        // Last value of `order.<id>` in any generation bucket (`KV_paystate_orders_g<N>`).
+        format!("$JS.API.DIRECT.GET.*.$KV.*.{ORDER_KEY_PREFIX}>"),
+    ]);
+}
+
+/// Scanning the projection (`orders list`): ordered consumers on the generation buckets.
+fn scan_projection(b: &mut Builder) {
+    b.publish([
+        "$JS.API.CONSUMER.CREATE.*".into(),
+        "$JS.API.CONSUMER.CREATE.*.>".into(),
+        "$JS.API.CONSUMER.INFO.*.*".into(),
+        "$JS.API.CONSUMER.MSG.NEXT.*.*".into(),
+        "$JS.API.CONSUMER.DELETE.*.*".into(),
+    ]);
+}
+
+/// Opening the projection store creates its pointer bucket when it is missing.
+fn open_projection(b: &mut Builder) {
+    read_projection(b);
+    create_stream(b, &kv_stream(POINTER_BUCKET), false);
+}
+
+/// Reading the log: one order (message get), whole-log scans.
+fn read_log(b: &mut Builder) {
+    read_stream(b, EVENTS_STREAM);
+    scan_stream(b, EVENTS_STREAM);
+}
+
+/// Never for anyone but the admin: deleting or purging a stream or a message, changing or
+/// deleting paystate's streams and the engine's work queue consumer, writing the log,
+/// outcome, reference or callback buckets.
+fn deny_destructive(b: &mut Builder) {
+    b.deny_publish([
+        "$JS.API.STREAM.PURGE.>".into(),
+        "$JS.API.STREAM.MSG.DELETE.>".into(),
+        "$JS.API.STREAM.RESTORE.>".into(),
+        "$JS.API.STREAM.SNAPSHOT.>".into(),
+        "$JS.API.STREAM.PEER.>".into(),
+        "$JS.API.STREAM.LEADER.>".into(),
+        "$JS.API.META.>".into(),
+        "$JS.API.ACCOUNT.>".into(),
+    ]);
+    for s in [
+        EVENTS_STREAM.to_string(),
+        COMMANDS_STREAM.to_string(),
+        DEAD_LETTERS_STREAM.to_string(),
+        kv_stream(OUTCOMES_BUCKET),
+        kv_stream(REFS_BUCKET),
+        kv_stream(SEEN_BUCKET),
+        kv_stream(POINTER_BUCKET),
+        CALLBACKS_STREAM.to_string(),
+        obj_stream(ATTACHMENTS_BUCKET),
+    ] {
+        b.deny_publish([api("STREAM.DELETE", &s)]);
+    }
+}
+
+/// Denied to everyone but the engine: the log, dead letters, outcomes, and the engine's
+/// work queue (its consumer, which is the only one that may exist on it).
+fn deny_engine_only(b: &mut Builder) {
+    b.deny_publish([
+        format!("{EVENTS_PREFIX}.>"),
+        format!("{DEAD_LETTERS_PREFIX}.>"),
+        format!("$KV.{OUTCOMES_BUCKET}.>"),
+        api("STREAM.UPDATE", EVENTS_STREAM),
+        api("STREAM.UPDATE", COMMANDS_STREAM),
+        api("STREAM.UPDATE", DEAD_LETTERS_STREAM),
+        api("CONSUMER.CREATE", COMMANDS_STREAM),
+        format!("{}.>", api("CONSUMER.CREATE", COMMANDS_STREAM)),
+        format!("{}.>", api("CONSUMER.DURABLE.CREATE", COMMANDS_STREAM)),
+        format!("{}.>", api("CONSUMER.DELETE", COMMANDS_STREAM)),
+        format!("{}.>", api("CONSUMER.MSG.NEXT", COMMANDS_STREAM)),
+        format!("$JS.ACK.{COMMANDS_STREAM}.>"),
+    ]);
+}
+
+/// Denied to everyone but the reporter: the signal plane and the gateway's own buckets.
+fn deny_reporter_only(b: &mut Builder) {
+    b.deny_publish([
+        format!("{SIGNALS_PREFIX}.>"),
+        format!("{CALLBACKS_PREFIX}.>"),
+        format!("$KV.{REFS_BUCKET}.>"),
+        format!("$KV.{SEEN_BUCKET}.>"),
+        format!("$O.{ATTACHMENTS_BUCKET}.>"),
+    ]);
+}
+
+/// The layout of one role.
+pub fn layout(role: Role) -> Permissions {
+    let mut b = Builder::default();
+    match role {
+        Role::Admin => {
+            b.publish([">".into()]).subscribe([">".into()]);
+            return b.p;
+        }
+        Role::Client => {
+            base(&mut b);
+            b.publish([format!("{COMMANDS_PREFIX}.>")]);
+            read_outcomes(&mut b);
+            read_projection(&mut b);
+            deny_destructive(&mut b);
+            deny_engine_only(&mut b);
+            deny_reporter_only(&mut b);
+            b.deny_publish([
+                "$KV.>".into(),
+                "$O.>".into(),
+                "$JS.API.STREAM.CREATE.>".into(),
+                "$JS.API.STREAM.UPDATE.>".into(),
+                "$JS.API.STREAM.DELETE.>".into(),
+                "$JS.API.CONSUMER.>".into(),
+            ]);
+        }
+        Role::Engine => {
+            base(&mut b);
+            for s in [EVENTS_STREAM, COMMANDS_STREAM, DEAD_LETTERS_STREAM] {
+                create_stream(&mut b, s, true);
+            }
+            read_log(&mut b);
+            durable(&mut b, COMMANDS_STREAM, ENGINE_CONSUMER);
+            kv_write(&mut b, OUTCOMES_BUCKET);
+            open_projection(&mut b);
+            b.publish([
+                // Appends (JetStream publishes with expected-sequence headers).
+                format!("{EVENTS_PREFIX}.>"),
+                format!("{DEAD_LETTERS_PREFIX}.>"),
+                // Outcomes go to the requester's inbox, and nowhere else.
+                "_INBOX.>".into(),
+            ]);
+            deny_destructive(&mut b);
+            deny_reporter_only(&mut b);
+            b.deny_publish([format!("{COMMANDS_PREFIX}.>")]);
+        }
+        Role::Reporter => {
+            base(&mut b);
+            b.publish([format!("{SIGNALS_PREFIX}.>")]);
+            // Workers: the durable consumer on the log; reconciler: an ordered read of it.
+            read_log(&mut b);
+            durable(&mut b, EVENTS_STREAM, WORKERS_CONSUMER);
+            kv_write(&mut b, REFS_BUCKET);
+            // Attachments: an object store (chunks under `$O.<bucket>.C.*`, meta `.M.*`).
+            let obj = obj_stream(ATTACHMENTS_BUCKET);
+            create_stream(&mut b, &obj, false);
+            read_stream(&mut b, &obj);
+            scan_stream(&mut b, &obj);
+            b.publish([format!("$O.{ATTACHMENTS_BUCKET}.>")]);
+            // Gateway: raw callbacks and verdicts, dedup bucket, projection queries.
+            create_stream(&mut b, CALLBACKS_STREAM, true);
+            b.publish([format!("{CALLBACKS_PREFIX}.>")]);
+            kv_write(&mut b, SEEN_BUCKET);
+            open_projection(&mut b);
+            deny_destructive(&mut b);
+            deny_engine_only(&mut b);
+            b.deny_publish([format!("{COMMANDS_PREFIX}.>")]);
+        }
+        Role::Projector => {
+            base(&mut b);
+            read_log(&mut b);
+            open_projection(&mut b);
+            // Generation buckets `KV_paystate_orders_g<N>` and their durable consumers
+            // `paystate-projector-g<N>` on the log: token wildcards, narrowed by the denies.
+            b.publish([
+                "$JS.API.STREAM.CREATE.*".into(),
+                format!("$KV.*.{ORDER_KEY_PREFIX}>"),
+                format!("$KV.{POINTER_BUCKET}.>"),
+                format!("$JS.ACK.{EVENTS_STREAM}.*.>"),
+            ]);
+            scan_projection(&mut b);
+            deny_destructive(&mut b);
+            deny_engine_only(&mut b);
+            deny_reporter_only(&mut b);
+            b.deny_publish([
+                format!("{COMMANDS_PREFIX}.>"),
+                format!("$JS.ACK.{EVENTS_STREAM}.{WORKERS_CONSUMER}.>"),
+            ]);
+        }
+        Role::Operator => {
+            base(&mut b);
+            operator_reads(&mut b);
+            // Projection rebuild and swap: new generation buckets and consumers, the pointer,
+            // dropping an old generation.
+            b.publish([
+                "$JS.API.STREAM.CREATE.*".into(),
+                "$JS.API.STREAM.DELETE.*".into(),
+                format!("$KV.*.{ORDER_KEY_PREFIX}>"),
+                format!("$KV.{POINTER_BUCKET}.>"),
+                format!("$JS.ACK.{EVENTS_STREAM}.*.>"),
+            ]);
+            deny_destructive(&mut b);
+            deny_engine_only(&mut b);
+            deny_reporter_only(&mut b);
+            b.deny_publish([
+                format!("{COMMANDS_PREFIX}.>"),
+                format!("$JS.ACK.{EVENTS_STREAM}.{WORKERS_CONSUMER}.>"),
+            ]);
+        }
+    }
+    b.deny_subscribe(Vec::new());
+    b.p
+}
+
+/// What an operator reads: the log, every bucket, stream and consumer listings.
+fn operator_reads(b: &mut Builder) {
+    read_log(b);
+    read_outcomes(b);
+    open_projection(b);
+    scan_projection(b);
+    b.publish([
+        "$JS.API.STREAM.NAMES".into(),
+        "$JS.API.STREAM.LIST".into(),
+        "$JS.API.DIRECT.GET.>".into(),
+        "$JS.API.STREAM.MSG.GET.*".into(),
+        "$JS.API.CONSUMER.NAMES.*".into(),
+        "$JS.API.CONSUMER.LIST.*".into(),
+    ]);
+}
+
+/// `paystate dev`'s convenience user (the server's `no_auth_user`): what a client and a
+/// read-only operator may do; no signals, no log, bucket or projection writes.
+pub fn dev_cli_permissions() -> Permissions {
+    let mut b = Builder::default();
+    base(&mut b);
+    b.publish([format!("{COMMANDS_PREFIX}.>")]);
+    operator_reads(&mut b);
+    deny_destructive(&mut b);
+    deny_engine_only(&mut b);
+    deny_reporter_only(&mut b);
+    b.deny_publish([
+        "$KV.>".into(),
+        "$O.>".into(),
+        "$JS.API.STREAM.UPDATE.>".into(),
+        "$JS.API.STREAM.DELETE.>".into(),
+        format!("$JS.ACK.{EVENTS_STREAM}.*.>"),
+    ]);
+    b.p
+}
+
+/// The dev convenience user's name.
+pub const DEV_CLI_USER: &str = "paystate-dev-cli";
+
+// ---- Rendering: the nats-server config and the README table ----
+
+/// The header of the generated config.
+const CONF_HEADER: &str = "# NATS users and permissions for paystate, one user per role.\n\
+# Generated by `paystate schemas` from cli/src/permissions.rs: do not edit by hand\n\
+# (tests/nats_permissions.rs fails when this file drifts from the code).\n\
+# Passwords come from the environment of nats-server: set PAYSTATE_NATS_<ROLE>_PASSWORD for\n\
+# every role below (nats-server refuses to start when one is missing).\n\
+# Include it from your server config: `include paystate-users.conf`.\n";
+
+fn quote_list(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| format!("{s:?}")).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+fn render_rules(name: &str, r: &Rules, indent: &str) -> String {
+    let mut out = format!("{indent}{name}: {{\n");
+    out.push_str(&format!("{indent}  allow: {}\n", quote_list(&r.allow)));
+    if !r.deny.is_empty() {
+        out.push_str(&format!("{indent}  deny: {}\n", quote_list(&r.deny)));
+    }
+    out.push_str(&format!("{indent}}}\n"));
+    out
+}
+
+/// One user entry (`password` is config text: a `$VARIABLE` or a quoted string).
+pub fn render_user(user: &str, password: Option<&str>, p: &Permissions) -> String {
+    let mut out = format!("    {{\n      user: {user:?}\n");
+    if let Some(pw) = password {
+        out.push_str(&format!("      password: {pw}\n"));
+    }
+    out.push_str("      permissions: {\n");
+    out.push_str(&render_rules("publish", &p.publish, "        "));
+    out.push_str(&render_rules("subscribe", &p.subscribe, "        "));
+    out.push_str("      }\n    }\n");
+    out
+}
+
+/// The `authorization { users = [...] }` block for the roles, passwords from environment
+/// variables; `extra` users (already rendered) and `no_auth_user` are added as given.
+pub fn render_authorization(extra: &str, no_auth_user: Option<&str>) -> String {
+    let mut out = String::from("authorization {\n");
+    if let Some(u) = no_auth_user {
+        out.push_str(&format!("  # Clients that send no credentials are {u}.\n"));
+    }
+    out.push_str("  users = [\n");
+    for role in Role::ALL {
+        out.push_str(&format!("    # {role}: {}\n", role.who()));
+        out.push_str(&render_user(
+            &role.user(),
+            Some(&format!("${}", role.password_env())),
+            &role.permissions(),
+        ));
+    }
+    out.push_str(extra);
+    out.push_str("  ]\n}\n");
+    if let Some(u) = no_auth_user {
+        out.push_str(&format!("no_auth_user: {u:?}\n"));
+    }
+    out
+}
+
+/// The shipped `deploy/nats/paystate-users.conf`.
+pub fn users_conf() -> String {
+    format!("{CONF_HEADER}\n{}", render_authorization("", None))
+}
+
+/// Where the shipped config lives, relative to the repository root.
+pub const USERS_CONF_PATH: &str = "deploy/nats/paystate-users.conf";
+
+/// Markers around the generated table in README.md.
+pub const README_BEGIN: &str = "<!-- permissions:begin (generated by `paystate schemas`) -->";
+pub const README_END: &str = "<!-- permissions:end -->";
+
+fn cell(items: &[String]) -> String {
+    if items.is_empty() {
+        return "—".into();
+    }
+    items
+        .iter()
+        .map(|s| format!("`{s}`"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The markdown table of the layout (between the README markers).
+pub fn markdown_table() -> String {
+    let mut out = String::from(
+        "| role (NATS user) | runs | publish allow | publish deny | subscribe allow |\n|---|---|---|---|---|\n",
+    );
+    for role in Role::ALL {
+        let p = role.permissions();
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} |\n",
+            role.user(),
+            role.who(),
+            cell(&p.publish.allow),
+            cell(&p.publish.deny),
+            cell(&p.subscribe.allow),
+        ));
+    }
+    out
+}
+
+/// `text` with the part between the README markers replaced by the table; `None` if the
+/// markers are missing.
+pub fn with_readme_table(text: &str) -> Option<String> {
+    let start = text.find(README_BEGIN)? + README_BEGIN.len();
+    let end = start + text[start..].find(README_END)?;
+    Some(format!(
+        "{}\n{}{}",
+        &text[..start],
+        markdown_table(),
+        &text[end..]
+    ))
+}
+
+// ---- Matching: what a user's permissions allow (for `paystate check`) ----
+
+fn tokens(s: &str) -> Vec<&str> {
+    s.split('.').collect()
+}
+
+/// Whether `pattern` (with `*` and `>` wildcards) matches every subject `required` matches
+/// (`required` may itself hold wildcards): the NATS subset relation.
+pub fn covers(pattern: &str, required: &str) -> bool {
+    let (p, r) = (tokens(pattern), tokens(required));
+    for (i, pt) in p.iter().enumerate() {
+        if *pt == ">" {
+            return r.len() > i;
+        }
+        let Some(rt) = r.get(i) else {
+            return false;
+        };
+        match (*pt, *rt) {
+            (_, ">") => return false,
+            ("*", _) => {}
+            (_, "*") => return false,
+            (a, b) if a == b => {}
+            _ => return false,
+        }
+    }
+    p.len() == r.len()
+}
+
+/// Whether some subject matches both `a` and `b`.
+pub fn intersects(a: &str, b: &str) -> bool {
+    let (a, b) = (tokens(a), tokens(b));
+    let mut i = 0;
+    loop {
+        match (a.get(i), b.get(i)) {
+            (Some(&">"), Some(_)) | (Some(_), Some(&">")) => return true,
+            (Some(x), Some(y)) => {
+                if *x != "*" && *y != "*" && x != y {
+                    return false;
+                }
+            }
+            (None, None) => return true,
+            _ => return false,
+        }
+        i += 1;
+    }
+}
+
+/// Why `required` is not (fully) permitted by `rules`, if it is not. No allow list means
+/// everything is allowed (NATS semantics).
+pub fn missing(rules: Option<&Rules>, required: &str) -> Option<String> {
+    let rules = rules?;
+    let allowed = rules.allow.is_empty() || rules.allow.iter().any(|a| covers(a, required));
+    if !allowed {
+        return Some("not in the allow list".into());
+    }
+    rules
+        .deny
+        .iter()
+        .find(|d| intersects(d, required))
+        .map(|d| format!("denied by {d:?}"))
+}
+
+/// Every subject the role must be allowed to publish / subscribe to (its allow lists),
+/// minus what its own deny list takes back (those are meant to be partial).
+pub fn required(role: Role) -> (BTreeSet<String>, BTreeSet<String>) {
+    let p = role.permissions();
+    (
+        p.publish.allow.into_iter().collect(),
+        p.subscribe.allow.into_iter().collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn covers_is_the_nats_subset_relation() {
+        assert!(covers(">", "a"));
+        assert!(covers(">", "a.b.>"));
+        assert!(covers("a.>", "a.b"));
+        assert!(covers("a.>", "a.*.c"));
+        assert!(!covers("a.>", "a"));
+        assert!(covers("a.*", "a.b"));
+        assert!(covers("a.*", "a.*"));
+        assert!(!covers("a.*", "a.>"));
+        assert!(!covers("a.*", "a.b.c"));
+        assert!(!covers("a.b", "a.*"));
+        assert!(covers("a.b", "a.b"));
+        assert!(!covers("a.b", "a.b.c"));
+        assert!(!covers("a.b.c", "a.b"));
+        assert!(covers("$JS.API.STREAM.INFO.*", "$JS.API.STREAM.INFO.PAYSTATE_EVENTS"));
+        assert!(!covers("$JS.API.STREAM.INFO.*", "$JS.API.STREAM.INFO"));
+    }
+
+    #[test]
+    fn intersects_finds_a_common_subject() {
+        assert!(intersects("a.>", "a.b"));
+        assert!(intersects("a.*", "*.b"));
+        assert!(intersects("a.b", "a.b"));
+        assert!(!intersects("a.b", "a.c"));
+        assert!(!intersects("a.>", "a"));
+        assert!(!intersects("a.*", "a.b.c"));
+        assert!(intersects("a.*.c", "a.>"));
+        assert!(intersects(">", "x.y"));
+    }
+
+    #[test]
+    fn missing_honours_allow_and_deny() {
+        let r = Rules {
+            allow: vec!["paystate.>".into()],
+            deny: vec!["paystate.signal.>".into()],
+        };
+        assert_eq!(missing(Some(&r), "paystate.cmd.o1"), None);
+        assert!(missing(Some(&r), "paystate.signal.o1").is_some());
+        assert!(missing(Some(&r), "paystate.>").is_some());
+        assert!(missing(Some(&r), "other").is_some());
+        assert_eq!(missing(None, "anything"), None);
+    }
+
+    #[test]
+    fn the_client_may_never_signal_write_the_log_or_buckets_or_delete() {
+        let p = Role::Client.permissions();
+        for s in [
+            "paystate.signal.o1",
+            "paystate.events.o1",
+            "paystate.dead.x.o1",
+            "$KV.paystate_outcomes.o1.c1",
+            "$KV.paystate_orders_g1.order.o1",
+            "$KV.paystate_projection.orders",
+            "$JS.API.STREAM.DELETE.PAYSTATE_EVENTS",
+            "$JS.API.STREAM.PURGE.PAYSTATE_COMMANDS",
+            "$JS.API.STREAM.MSG.DELETE.PAYSTATE_EVENTS",
+            "$JS.API.CONSUMER.CREATE.PAYSTATE_COMMANDS",
+            "$JS.ACK.PAYSTATE_COMMANDS.paystate-engine.1.1.1.1.1",
+        ] {
+            assert!(missing(Some(&p.publish), s).is_some(), "client may publish {s}");
+        }
+        assert_eq!(missing(Some(&p.publish), "paystate.cmd.o1"), None);
+    }
+
+    #[test]
+    fn only_the_reporter_signals_and_only_the_engine_writes_the_log() {
+        for role in Role::ALL {
+            let p = role.permissions();
+            let signal = missing(Some(&p.publish), "paystate.signal.o1").is_none();
+            let log = missing(Some(&p.publish), "paystate.events.o1").is_none();
+            let outcomes = missing(Some(&p.publish), "$KV.paystate_outcomes.o.c").is_none();
+            assert_eq!(
+                signal,
+                matches!(role, Role::Reporter | Role::Admin),
+                "{role} signal"
+            );
+            assert_eq!(log, matches!(role, Role::Engine | Role::Admin), "{role} log");
+            assert_eq!(
+                outcomes,
+                matches!(role, Role::Engine | Role::Admin),
+                "{role} outcomes"
+            );
+        }
+        let dev = dev_cli_permissions();
+        assert!(missing(Some(&dev.publish), "paystate.signal.o1").is_some());
+        assert!(missing(Some(&dev.publish), "paystate.events.o1").is_some());
+        assert!(missing(Some(&dev.publish), "paystate.cmd.o1").is_none());
+    }
+
+    #[test]
+    fn the_engine_replies_only_to_inboxes() {
+        let p = Role::Engine.permissions();
+        assert!(missing(Some(&p.publish), "_INBOX.abc.1").is_none());
+        for s in ["paystate.cmd.o1", "other.subject", "$KV.paystate_refs.x"] {
+            assert!(missing(Some(&p.publish), s).is_some(), "engine may publish {s}");
+        }
+    }
+
+    #[test]
+    fn every_user_may_ask_who_it_is() {
+        for role in Role::ALL {
+            let p = role.permissions();
+            assert!(missing(Some(&p.publish), "$SYS.REQ.USER.INFO").is_none());
+        }
+    }
+
+    #[test]
+    fn the_readme_table_replaces_only_its_section() {
+        let text = format!("a\n{README_BEGIN}\nold\n{README_END}\nb\n");
+        let new = with_readme_table(&text).unwrap();
+        assert!(new.starts_with("a\n") && new.ends_with(&format!("{README_END}\nb\n")));
+        assert!(new.contains("paystate-engine") && !new.contains("old"));
+        assert!(with_readme_table("no markers").is_none());
+    }
+}
