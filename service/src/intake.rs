@@ -351,7 +351,7 @@ async fn dead_letter(
             reply(client, to, bytes).await;
         }
     }
-    let _ = msg.ack_with(AckKind::Term).await;
+    ack(msg).await;
 }
 
 async fn ack(msg: &jetstream::Message) {

@@ -1,0 +1,514 @@
+//! The engine's NATS edge against hostile publishers, through a real nats-server: replies only
+//! to inboxes, provider signals only on their own plane, ambiguous JSON and card data refused
+//! with nothing written, an unreadable order refused at once, every documented id answered,
+//! poison that cannot delay valid commands, and commands that keep failing dead-lettered.
+//! (NATS permissions per role are tested in `nats_permissions`.)
+
+mod support;
+
+use async_nats::jetstream;
+use async_nats::HeaderMap;
+use paystate_events::subjects::{
+    events_subject, DEAD_LETTERS_STREAM, DEAD_REASON_HEADER, OUTCOMES_BUCKET, REPLY_HEADER,
+};
+use paystate_events::{Outcome, RejectionCode, Status};
+use paystate_service::outcomes::StoredOutcome;
+use proptest::prelude::*;
+use std::time::{Duration, Instant};
+use support::*;
+
+/// Publishes raw bytes to `subject` durably, with an optional `Paystate-Reply-To` header.
+async fn publish_raw(js: &jetstream::Context, subject: String, body: String, reply: Option<&str>) {
+    let mut headers = HeaderMap::new();
+    if let Some(r) = reply {
+        headers.insert(REPLY_HEADER, r);
+    }
+    js.publish_with_headers(subject, headers, body.into())
+        .await
+        .expect("publish")
+        .await
+        .expect("stored");
+}
+
+fn create_json(order: &str, command_id: &str, extra: &str) -> String {
+    format!(
+        r#"{{"command_id":"{command_id}","order_id":"{order}","issued_at":"2026-11-22T10:00:00Z","type":"create_order","merchant_reference":"m-1","amount":{{"minor_units":1000,"currency":"USD"}},"provider":"plural","capture_mode":"manual"{extra}}}"#
+    )
+}
+
+/// The stored outcome of a command, polled until present (or `None` after `wait`).
+async fn stored_outcome(
+    js: &jetstream::Context,
+    key: &str,
+    wait: Duration,
+) -> Option<StoredOutcome> {
+    let kv = js
+        .get_key_value(OUTCOMES_BUCKET)
+        .await
+        .expect("outcome bucket");
+    let started = Instant::now();
+    while started.elapsed() < wait {
+        if let Ok(Some(bytes)) = kv.get(key).await {
+            return serde_json::from_slice(&bytes).ok();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+/// Every message stored on `paystate.events.<order>`, as raw bodies.
+async fn log_messages(js: &jetstream::Context, order: &str) -> Vec<Vec<u8>> {
+    let stream = js.get_stream("PAYSTATE_EVENTS").await.expect("log stream");
+    let mut out = Vec::new();
+    let mut seq = 1;
+    loop {
+        match stream
+            .raw_message_builder()
+            .sequence(seq)
+            .next_by_subject(format!("paystate.events.{order}"))
+            .send()
+            .await
+        {
+            Ok(m) => {
+                seq = m.sequence + 1;
+                out.push(m.payload.to_vec());
+            }
+            Err(_) => return out,
+        }
+    }
+}
+
+/// Sends `cmd` after the hostile message on the same order and waits for its outcome: the
+/// engine handles one order's commands in order, so once this is answered the hostile one
+/// was processed (the engine is quiet for this order).
+async fn marker(client: &paystate_service::Client, o: &paystate_events::OrderId) -> Outcome {
+    client
+        .send(&env(o, paystate_events::Command::Expire), WAIT)
+        .await
+        .expect("marker answered")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reply_header_attack_leaves_the_victim_working_and_the_log_clean() {
+    let nats = TestNats::start().await;
+    let _engine = nats.engine().await;
+    let client = nats.client().await;
+    let js = jetstream::new(nats.connect().await);
+    let victim = order("victim");
+    accept(&client, env(&victim, create(10_000))).await;
+    let attacker = order("attacker");
+    let targets = [
+        events_subject(&victim),
+        format!("$KV.{OUTCOMES_BUCKET}.{victim}.planted"),
+        "$JS.API.STREAM.DELETE.PAYSTATE_EVENTS".to_string(),
+        "paystate.cmd.victim".to_string(),
+        "_INBOX.>".to_string(),
+        "_INBOX".to_string(),
+    ];
+    for (i, target) in targets.iter().enumerate() {
+        let id = format!("atk-{i}");
+        publish_raw(
+            &js,
+            format!("paystate.cmd.{attacker}"),
+            create_json(attacker.as_str(), &id, ""),
+            Some(target),
+        )
+        .await;
+        let stored = stored_outcome(&js, &format!("{attacker}.{id}"), WAIT)
+            .await
+            .expect("the refusal is recorded in the outcome bucket");
+        assert_eq!(
+            stored.outcome.rejection_code(),
+            Some(RejectionCode::ReplyTargetRefused),
+            "{target}"
+        );
+    }
+    // Nothing reached the victim's log, the bucket or the streams; the victim works.
+    assert_eq!(log_messages(&js, victim.as_str()).await.len(), 1);
+    assert!(stored_outcome(
+        &js,
+        &format!("{victim}.planted"),
+        Duration::from_millis(100)
+    )
+    .await
+    .is_none());
+    assert_eq!(
+        accept(&client, env(&victim, start())).await.status,
+        Status::Pending
+    );
+    // The attacker's command was never processed: a retry with a real inbox creates it.
+    let retry = create_json(attacker.as_str(), "atk-0", "");
+    match client
+        .send_raw(attacker.as_str(), retry.into_bytes(), WAIT)
+        .await
+        .expect("answered")
+    {
+        Outcome::Accepted { duplicate, .. } => assert!(!duplicate),
+        other => panic!("retry with an inbox proceeds: {other:?}"),
+    }
+    let (code, out, err) = paystate_cli(&nats.url(), &["audit"]).await;
+    assert_eq!(code, 0, "audit clean after the attack:\n{out}\n{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_signals_on_the_client_plane_are_refused_with_nothing_written() {
+    let nats = TestNats::start().await;
+    let _engine = nats.engine().await;
+    let client = nats.client().await;
+    let js = jetstream::new(nats.connect().await);
+    let o = order("forge");
+    accept(&client, env(&o, create(10_000))).await;
+    accept(&client, env(&o, start())).await;
+    let forged = serde_json::to_vec(&env(&o, authorized())).expect("json");
+    match client
+        .send_raw(o.as_str(), forged, WAIT)
+        .await
+        .expect("answered")
+    {
+        Outcome::Rejected { code, .. } => assert_eq!(code, RejectionCode::SignalNotAllowed),
+        other => panic!("forged signal refused: {other:?}"),
+    }
+    marker(&client, &o).await;
+    let commits = nats.journal().await.read_order(&o).await.expect("read");
+    assert!(
+        commits
+            .iter()
+            .all(|c| c.commit.command.command.name() != "provider_signal"),
+        "no provider signal in the log"
+    );
+    // The signal plane (the reporter role's) takes it.
+    assert_eq!(
+        accept(&client, env(&o, authorized())).await.status,
+        Status::Authorized
+    );
+    assert_eq!(log_messages(&js, o.as_str()).await.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_keys_and_card_data_are_refused_with_nothing_written() {
+    let nats = TestNats::start().await;
+    let _engine = nats.engine().await;
+    let client = nats.client().await;
+    let js = jetstream::new(nats.connect().await);
+    let o = order("strict");
+    let cases = [
+        (
+            r#"{"command_id":"a","command_id":"b","order_id":"ORDER","issued_at":"2026-11-22T10:00:00Z","type":"create_order","merchant_reference":"m","amount":{"minor_units":1000,"currency":"USD"},"provider":"plural","capture_mode":"manual"}"#.to_string(),
+            RejectionCode::DuplicateKey,
+        ),
+        (
+            r#"{"command_id":"d","order_id":"ORDER","issued_at":"2026-11-22T10:00:00Z","type":"create_order","merchant_reference":"m","amount":{"minor_units":1000,"minor_units":1,"currency":"USD"},"provider":"plural","capture_mode":"manual"}"#.to_string(),
+            RejectionCode::DuplicateKey,
+        ),
+        (
+            create_json("ORDER", "p", r#","metadata":{"note":"card 4111-1111-1111-1111"}"#),
+            RejectionCode::SensitiveData,
+        ),
+    ];
+    for (body, expected) in cases {
+        let body = body.replace("ORDER", o.as_str());
+        match client
+            .send_raw(o.as_str(), body.into_bytes(), WAIT)
+            .await
+            .expect("answered")
+        {
+            Outcome::Rejected { code, message, .. } => {
+                assert_eq!(code, expected);
+                assert!(!message.contains("4111"), "no card data in the answer");
+            }
+            other => panic!("refused: {other:?}"),
+        }
+    }
+    accept(&client, env(&o, create(10_000))).await;
+    let pan = format!(
+        r#"{{"command_id":"s","order_id":"{o}","issued_at":"2026-11-22T10:00:00Z","type":"start_payment","initiation":{{"params":{{"payment_option":"5555555555554444"}}}}}}"#
+    );
+    let outcome = client
+        .send_raw(o.as_str(), pan.into_bytes(), WAIT)
+        .await
+        .expect("answered");
+    assert_eq!(outcome.rejection_code(), Some(RejectionCode::SensitiveData));
+    marker(&client, &o).await;
+    let log = log_messages(&js, o.as_str()).await;
+    assert_eq!(log.len(), 1, "only the clean create is in the log");
+    for body in &log {
+        let text = String::from_utf8_lossy(body);
+        assert!(!text.contains("5555555555554444") && !text.contains("4111"));
+    }
+    for id in ["a", "b", "d", "p", "s"] {
+        assert!(
+            stored_outcome(&js, &format!("{o}.{id}"), Duration::from_millis(50))
+                .await
+                .is_none(),
+            "no outcome stored for {id}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_message_in_an_order_log_is_reported_not_retried() {
+    let nats = TestNats::start().await;
+    let _engine = nats.engine().await;
+    let client = nats.client().await;
+    let js = jetstream::new(nats.connect().await);
+    let o = order("foreign");
+    accept(&client, env(&o, create(10_000))).await;
+    // An operator mistake (or an old bug): something that is not a commit on the order's log.
+    js.publish(events_subject(&o), r#"{"outcome":"rejected"}"#.into())
+        .await
+        .expect("publish")
+        .await
+        .expect("stored");
+    let started = Instant::now();
+    let outcome = client
+        .send(&env(&o, start()), WAIT)
+        .await
+        .expect("answered");
+    assert_eq!(
+        outcome.rejection_code(),
+        Some(RejectionCode::OrderUnreadable)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "refused at once, not after retries"
+    );
+    // Other orders are unaffected; the command is not redelivered in a loop.
+    let other = order("healthy");
+    accept(&client, env(&other, create(500))).await;
+    let again = client
+        .send(&env(&o, start()), WAIT)
+        .await
+        .expect("answered");
+    assert_eq!(again.rejection_code(), Some(RejectionCode::OrderUnreadable));
+    let (code, out, err) = paystate_cli(&nats.url(), &["audit"]).await;
+    assert_eq!(code, 1, "audit fails");
+    assert!(
+        format!("{out}{err}").contains(&format!("order {o} seq 2")),
+        "audit names the order and its sequence:\n{out}\n{err}"
+    );
+    let (code, _, err) = paystate_cli(&nats.url(), &["show", o.as_str()]).await;
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("unreadable") && err.contains("repair"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_commands_do_not_delay_valid_ones() {
+    const POISON: usize = 25_000;
+    const VALID: usize = 100;
+    let nats = TestNats::start().await;
+    let _engine = nats.engine().await;
+    let client = nats.client().await;
+    let raw = nats.connect().await;
+    let victim = order("poisoned");
+    accept(&client, env(&victim, create(10_000))).await;
+    // Every kind of junk that used to wedge or loop: ids that make invalid keys, repeated
+    // keys, forged signals, reply targets in the log, card data, not JSON at all.
+    let started = Instant::now();
+    for i in 0..POISON {
+        let o = format!("p{}", i % 64);
+        let (body, reply): (String, Option<String>) = match i % 6 {
+            0 => (create_json(&o, &format!("cap{i}."), ""), None),
+            1 => (
+                create_json(&o, &format!("d{i}"), "")
+                    .replace(r#""type":"#, r#""type":"expire","type":"#),
+                None,
+            ),
+            2 => (
+                format!(
+                    r#"{{"command_id":"s{i}","order_id":"{o}","issued_at":"2026-11-22T10:00:00Z","type":"provider_signal","signal":{{"provider":"plural","evidence_ref":"e","observed_at":"2026-11-22T10:00:00Z","status":"captured"}}}}"#
+                ),
+                None,
+            ),
+            3 => (
+                create_json(&o, &format!("r{i}"), ""),
+                Some(events_subject(&victim)),
+            ),
+            4 => (
+                create_json(&o, &format!("c{i}"), r#","metadata":{"cvv":"123"}"#),
+                None,
+            ),
+            _ => ("\u{0}not json".to_string(), None),
+        };
+        let mut headers = HeaderMap::new();
+        if let Some(r) = &reply {
+            headers.insert(REPLY_HEADER, r.as_str());
+        }
+        raw.publish_with_headers(format!("paystate.cmd.{o}"), headers, body.into())
+            .await
+            .expect("publish");
+    }
+    raw.flush().await.expect("flush");
+    let published = started.elapsed();
+    let mut tasks = Vec::new();
+    for i in 0..VALID {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let o = order(&format!("valid{i}"));
+            let sent = Instant::now();
+            let outcome = client
+                .send(&env(&o, create(1_000)), Duration::from_secs(60))
+                .await;
+            (outcome, sent.elapsed())
+        }));
+    }
+    let mut slowest = Duration::ZERO;
+    for t in tasks {
+        let (outcome, took) = t.await.expect("task");
+        assert!(
+            matches!(outcome, Ok(Outcome::Accepted { .. })),
+            "{outcome:?}"
+        );
+        slowest = slowest.max(took);
+    }
+    eprintln!("{POISON} poison published in {published:?}; slowest of {VALID} valid answered in {slowest:?}");
+    assert!(
+        slowest < Duration::from_secs(10),
+        "slowest valid command took {slowest:?}"
+    );
+    assert_eq!(
+        accept(&client, env(&victim, start())).await.status,
+        Status::Pending
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_that_keeps_failing_is_dead_lettered_with_its_reason() {
+    let nats = TestNats::start().await;
+    let cfg = paystate_service::EngineConfig {
+        deliveries_max: 3,
+        retry_later: Duration::from_millis(100),
+        conflict_retries_max: 0,
+        ..engine_config()
+    };
+    let _engine = paystate_service::run_engine(nats.connect().await, log_settings(), cfg)
+        .await
+        .expect("engine");
+    let client = nats.client().await;
+    let js = jetstream::new(nats.connect().await);
+    // Every outcome lookup now fails: the command cannot be processed on any delivery.
+    js.delete_key_value(OUTCOMES_BUCKET)
+        .await
+        .expect("bucket deleted");
+    let o = order("doomed");
+    let outcome = client
+        .send(&env(&o, create(1_000)), WAIT)
+        .await
+        .expect("answered");
+    assert_eq!(outcome.rejection_code(), Some(RejectionCode::DeadLettered));
+    let dead = js
+        .get_stream(DEAD_LETTERS_STREAM)
+        .await
+        .expect("dead letters");
+    let msg = dead
+        .get_last_raw_message_by_subject(&format!("paystate.dead.cmd.{o}"))
+        .await
+        .expect("the command is in the dead-letter stream");
+    let reason = msg
+        .headers
+        .get(DEAD_REASON_HEADER)
+        .expect("reason")
+        .to_string();
+    assert!(reason.contains("3 deliveries"), "{reason}");
+    let commands = js.get_stream("PAYSTATE_COMMANDS").await.expect("queue");
+    let mut info = commands.clone();
+    let left = info.info().await.expect("info").state.messages;
+    assert_eq!(left, 0, "taken off the queue");
+}
+
+/// Ids drawn from the documented alphabet, dots at both ends and doubled included.
+fn command_id_strategy() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[A-Za-z0-9_.-]{1,128}",
+        "[.]{1,3}[A-Za-z0-9_-]{0,8}",
+        "[A-Za-z0-9_-]{0,8}[.]{1,3}",
+        "[A-Za-z0-9_-]{1,8}[.]{2,3}[A-Za-z0-9_-]{1,8}",
+        "[A-Za-z0-9_-]{1,4}(\\.[A-Za-z0-9_-]{1,4}){1,6}",
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_documented_id_gets_an_outcome_through_every_subject_and_key() {
+    let nats = TestNats::start().await;
+    let _engine = nats.engine().await;
+    let client = nats.client().await;
+    let js = jetstream::new(nats.connect().await);
+    let store = projection_store(&nats).await;
+    let _projector = paystate_projection::start_projector(store.clone(), Default::default())
+        .await
+        .expect("projector");
+    let journal = nats.journal().await;
+    let seed = test_seed();
+    let ids: Vec<(String, String)> = (0..48)
+        .map(|i| {
+            (
+                sample("[A-Za-z0-9_-]{1,64}", seed + i),
+                sample(command_id_strategy(), seed + 1000 + i),
+            )
+        })
+        .chain([
+            ("o".into(), "cap.".into()),
+            ("-".into(), ".cap".into()),
+            ("_".into(), "a..b".into()),
+            ("O-".repeat(32), ".".into()),
+            ("x".into(), "a.b.c".into()),
+        ])
+        .collect();
+    for (order_id, command_id) in &ids {
+        let valid = paystate_events::CommandId::parse(command_id.clone()).is_ok();
+        // A fresh order per case (sampled ids may repeat).
+        let order_id = format!(
+            "{}{}",
+            &order_id[..order_id.len().min(56)],
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        let body = create_json(&order_id, command_id, "");
+        let outcome = client
+            .send_raw(&order_id, body.into_bytes(), WAIT)
+            .await
+            .unwrap_or_else(|e| panic!("{order_id}/{command_id:?} answered: {e}"));
+        if !valid {
+            assert_eq!(
+                outcome.rejection_code(),
+                Some(RejectionCode::InvalidId),
+                "{command_id:?}"
+            );
+            continue;
+        }
+        assert!(
+            matches!(outcome, Outcome::Accepted { .. }),
+            "{command_id:?}: {outcome:?}"
+        );
+        let o = paystate_events::OrderId::parse(order_id.clone()).expect("order id");
+        // The outcome key, the log subject, the signal plane, the projection key.
+        let key = format!("{order_id}.{command_id}");
+        assert!(
+            stored_outcome(&js, &key, WAIT).await.is_some(),
+            "outcome key {key}"
+        );
+        let signal = env(&o, authorized());
+        let _ = client.send(&signal, WAIT).await.expect("signal answered");
+        let retry = create_json(&order_id, command_id, "");
+        let again = client
+            .send_raw(&order_id, retry.into_bytes(), WAIT)
+            .await
+            .expect("retry");
+        assert!(
+            again.is_duplicate(),
+            "retry of {command_id:?} is a duplicate"
+        );
+        assert!(journal
+            .load(&o)
+            .await
+            .expect("log readable")
+            .state
+            .is_some());
+        let started = Instant::now();
+        while store.get(&o).await.ok().flatten().is_none() {
+            assert!(started.elapsed() < WAIT, "projection of {order_id}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
