@@ -6,6 +6,11 @@
 //! record. Unsupported operations (see [`crate::features::FEATURES`]) are
 //! `AdapterError::Unsupported`.
 //!
+//! Secrets: every result leaves through [`Adapters::guard`] / the callback path, which
+//! pass all provider text through the one [`Redactor`] built from the configuration (see
+//! [`crate::redact`]). Nothing a provider says reaches signals, errors, logs or answers
+//! unredacted.
+//!
 //! Time: the adapters read the clock only here (Plural token expiry, Plexy link expiry),
 //! through an injectable clock, never in the translation code.
 
@@ -15,6 +20,7 @@ use crate::error::{AdapterError, CallbackError, Op};
 use crate::executor::Executor;
 use crate::features::{supports, Feature};
 use crate::flow::{Ctx, Reported};
+use crate::redact::{self, Redact, Redactor};
 use crate::{exchanger, flitt, paykassma, plexy, plural};
 use paystate_events::{Money, OrderState, PaymentInitiation, Provider, Timestamp};
 
@@ -31,6 +37,7 @@ pub struct Adapters {
     executor: Executor,
     plural_tokens: plural::TokenStore,
     clock: Clock,
+    redactor: Redactor,
 }
 
 impl Adapters {
@@ -38,12 +45,31 @@ impl Adapters {
     pub fn new(config: AdaptersConfig) -> Result<Adapters, AdapterError> {
         config.validate()?;
         let executor = Executor::new(&config.http)?;
+        let redactor = Redactor::from_config(&config);
         Ok(Adapters {
             config,
             executor,
             plural_tokens: Default::default(),
             clock: system_clock,
+            redactor,
         })
+    }
+
+    /// The redactor of every configured secret, for text about provider calls that is
+    /// produced outside the adapters.
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
+    /// The boundary: runs one provider operation with the redactor in scope (so excerpts are
+    /// redacted before they are cut) and redacts everything it returns.
+    async fn guard<T: Redact>(
+        &self,
+        op: impl std::future::Future<Output = Result<T, AdapterError>>,
+    ) -> Result<T, AdapterError> {
+        redact::scope(self.redactor.clone(), op)
+            .await
+            .redact(&self.redactor)
     }
 
     pub fn with_clock(mut self, clock: Clock) -> Adapters {
@@ -109,13 +135,16 @@ impl Adapters {
         order: &OrderState,
         initiation: &PaymentInitiation,
     ) -> Result<Reported, AdapterError> {
-        match order.provider {
-            Provider::Plexy => self.plexy()?.start_payment(order, initiation).await,
-            Provider::Paykassma => self.paykassma()?.start_payment(order, initiation).await,
-            Provider::Plural => self.plural()?.start_payment(order, initiation).await,
-            Provider::Exchanger => self.exchanger()?.start_payment(order, initiation).await,
-            Provider::Flitt => self.flitt()?.start_payment(order, initiation).await,
-        }
+        self.guard(async {
+            match order.provider {
+                Provider::Plexy => self.plexy()?.start_payment(order, initiation).await,
+                Provider::Paykassma => self.paykassma()?.start_payment(order, initiation).await,
+                Provider::Plural => self.plural()?.start_payment(order, initiation).await,
+                Provider::Exchanger => self.exchanger()?.start_payment(order, initiation).await,
+                Provider::Flitt => self.flitt()?.start_payment(order, initiation).await,
+            }
+        })
+        .await
     }
 
     /// Captures `amount` (the `CaptureRequested` work); `capture_id` keys the provider call.
@@ -126,29 +155,35 @@ impl Adapters {
         amount: Money,
     ) -> Result<Reported, AdapterError> {
         unsupported(order.provider, Feature::PartialCapture, Op::Capture)?;
-        match order.provider {
-            Provider::Plexy => self.plexy()?.capture(order, capture_id, amount).await,
-            Provider::Plural => self.plural()?.capture(order, capture_id, amount).await,
-            Provider::Flitt => self.flitt()?.capture(order, capture_id, amount).await,
-            Provider::Paykassma | Provider::Exchanger => Err(AdapterError::Unsupported {
-                provider: order.provider,
-                op: Op::Capture,
-            }),
-        }
+        self.guard(async {
+            match order.provider {
+                Provider::Plexy => self.plexy()?.capture(order, capture_id, amount).await,
+                Provider::Plural => self.plural()?.capture(order, capture_id, amount).await,
+                Provider::Flitt => self.flitt()?.capture(order, capture_id, amount).await,
+                Provider::Paykassma | Provider::Exchanger => Err(AdapterError::Unsupported {
+                    provider: order.provider,
+                    op: Op::Capture,
+                }),
+            }
+        })
+        .await
     }
 
     /// Cancels (voids) the payment (the `CancelRequested` work).
     pub async fn cancel(&self, order: &OrderState) -> Result<Reported, AdapterError> {
         unsupported(order.provider, Feature::Cancel, Op::Cancel)?;
-        match order.provider {
-            Provider::Plexy => self.plexy()?.cancel(order).await,
-            Provider::Plural => self.plural()?.cancel(order).await,
-            Provider::Flitt => self.flitt()?.cancel(order).await,
-            Provider::Paykassma | Provider::Exchanger => Err(AdapterError::Unsupported {
-                provider: order.provider,
-                op: Op::Cancel,
-            }),
-        }
+        self.guard(async {
+            match order.provider {
+                Provider::Plexy => self.plexy()?.cancel(order).await,
+                Provider::Plural => self.plural()?.cancel(order).await,
+                Provider::Flitt => self.flitt()?.cancel(order).await,
+                Provider::Paykassma | Provider::Exchanger => Err(AdapterError::Unsupported {
+                    provider: order.provider,
+                    op: Op::Cancel,
+                }),
+            }
+        })
+        .await
     }
 
     /// Refunds `amount` (the `RefundRequested` work); `refund_id` keys the provider call and
@@ -160,30 +195,36 @@ impl Adapters {
         amount: Money,
     ) -> Result<Reported, AdapterError> {
         unsupported(order.provider, Feature::Refund, Op::Refund)?;
-        match order.provider {
-            Provider::Plexy => self.plexy()?.refund(order, refund_id, amount).await,
-            Provider::Plural => self.plural()?.refund(order, refund_id, amount).await,
-            Provider::Flitt => self.flitt()?.refund(order, refund_id, amount).await,
-            Provider::Paykassma | Provider::Exchanger => Err(AdapterError::Unsupported {
-                provider: order.provider,
-                op: Op::Refund,
-            }),
-        }
+        self.guard(async {
+            match order.provider {
+                Provider::Plexy => self.plexy()?.refund(order, refund_id, amount).await,
+                Provider::Plural => self.plural()?.refund(order, refund_id, amount).await,
+                Provider::Flitt => self.flitt()?.refund(order, refund_id, amount).await,
+                Provider::Paykassma | Provider::Exchanger => Err(AdapterError::Unsupported {
+                    provider: order.provider,
+                    op: Op::Refund,
+                }),
+            }
+        })
+        .await
     }
 
     /// Asks the provider where the order stands (reconciler, unknown outcomes).
     pub async fn status(&self, order: &OrderState) -> Result<Reported, AdapterError> {
         unsupported(order.provider, Feature::StatusQuery, Op::Status)?;
-        match order.provider {
-            Provider::Plexy => self.plexy()?.status(order).await,
-            Provider::Plural => self.plural()?.status(order).await,
-            Provider::Exchanger => self.exchanger()?.status(order).await,
-            Provider::Flitt => self.flitt()?.status(order).await,
-            Provider::Paykassma => Err(AdapterError::Unsupported {
-                provider: order.provider,
-                op: Op::Status,
-            }),
-        }
+        self.guard(async {
+            match order.provider {
+                Provider::Plexy => self.plexy()?.status(order).await,
+                Provider::Plural => self.plural()?.status(order).await,
+                Provider::Exchanger => self.exchanger()?.status(order).await,
+                Provider::Flitt => self.flitt()?.status(order).await,
+                Provider::Paykassma => Err(AdapterError::Unsupported {
+                    provider: order.provider,
+                    op: Op::Status,
+                }),
+            }
+        })
+        .await
     }
 
     /// Paykassma only: send the customer's transaction number and screenshot.
@@ -192,25 +233,30 @@ impl Adapters {
         order: &OrderState,
         activation: &paykassma::transformers::Activation,
     ) -> Result<Reported, AdapterError> {
-        match order.provider {
-            Provider::Paykassma => self.paykassma()?.activate(order, activation).await,
-            other => Err(AdapterError::Unsupported {
-                provider: other,
-                op: Op::Activation,
-            }),
-        }
+        self.guard(async {
+            match order.provider {
+                Provider::Paykassma => self.paykassma()?.activate(order, activation).await,
+                other => Err(AdapterError::Unsupported {
+                    provider: other,
+                    op: Op::Activation,
+                }),
+            }
+        })
+        .await
     }
 
     /// Plexy only: cancel the payment link, or move its expiry.
     pub async fn plexy_cancel_link(&self, order: &OrderState) -> Result<(), AdapterError> {
-        self.plexy()?.cancel_link(order).await
+        self.guard(async { self.plexy()?.cancel_link(order).await })
+            .await
     }
     pub async fn plexy_update_link_expiry(
         &self,
         order: &OrderState,
         at: Timestamp,
     ) -> Result<(), AdapterError> {
-        self.plexy()?.update_link_expiry(order, at).await
+        self.guard(async { self.plexy()?.update_link_expiry(order, at).await })
+            .await
     }
 
     /// Verifies a callback's signature (against every configured account of the provider) and
@@ -222,13 +268,14 @@ impl Adapters {
         callback: &InboundCallback<'_>,
         now: Timestamp,
     ) -> Result<ParsedCallback, CallbackError> {
-        match provider {
+        let parsed = (|| match provider {
             Provider::Plexy => plexy::parse_callback(self.config.plexy()?, callback),
             Provider::Paykassma => paykassma::parse_callback(self.config.paykassma()?, callback),
             Provider::Plural => plural::parse_callback(self.config.plural()?, callback, now),
             Provider::Exchanger => exchanger::parse_callback(self.config.exchanger()?, callback),
             Provider::Flitt => flitt::parse_callback(self.config.flitt()?, callback),
-        }
+        })();
+        parsed.redact(&self.redactor)
     }
 }
 

@@ -176,9 +176,12 @@ impl HttpResponse {
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
     }
-    /// The body as text, lossily (for error messages; truncated).
+    /// The body as text, lossily (for error messages; truncated). Inside a facade call the
+    /// configured secrets are redacted from the whole body before it is cut, so the cut never
+    /// leaves part of a secret behind (see [`crate::redact`]).
     pub fn body_excerpt(&self) -> String {
         let text = String::from_utf8_lossy(&self.body);
+        let text = crate::redact::in_scope(&text);
         text.chars().take(BODY_EXCERPT_CHARS_MAX).collect()
     }
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {

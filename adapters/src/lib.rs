@@ -13,6 +13,8 @@
 //! - [`executor`]: the one HTTP client: timeouts, bounded retries with backoff and jitter,
 //!   "not sent" vs "outcome unknown". [`http`]: its request/response types.
 //! - [`config`]: per-provider base URL, timeouts, callback URL and named merchant accounts.
+//! - [`redact`]: [`Redactor`], every configured secret (raw, URL-encoded, JSON/HTML-escaped,
+//!   base64, hex) cut out of provider text at the facade, before it leaves the adapters.
 //! - [`secret`]: [`Secret`], a credential that prints as `***`. [`crypto`]: digests, HMACs,
 //!   constant-time comparison. [`keys`]: provider idempotency keys derived from our ids.
 //! - One module per provider, each split into the flow (`mod.rs`), `transformers` (wire
@@ -34,6 +36,7 @@ pub mod keys;
 pub mod paykassma;
 pub mod plexy;
 pub mod plural;
+pub mod redact;
 pub mod secret;
 #[cfg(test)]
 mod testing;
@@ -45,4 +48,5 @@ pub use error::{AdapterError, CallbackError, Op};
 pub use executor::{CallError, CallOutcome, Executor};
 pub use facade::Adapters;
 pub use flow::Reported;
+pub use redact::Redactor;
 pub use secret::Secret;
