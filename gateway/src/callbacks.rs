@@ -39,8 +39,18 @@ pub const CALLBACKS_STREAM: &str = "PAYSTATE_CALLBACKS";
 pub const CALLBACKS_PREFIX: &str = "paystate.callbacks";
 /// Bucket of callback dedup keys already turned into commands.
 pub const SEEN_BUCKET: &str = "paystate_callbacks_seen";
-/// Header values never stored (credentials).
-const REDACTED_HEADERS: [&str; 3] = ["authorization", "cookie", "proxy-authorization"];
+/// Header values never stored (credentials): only the scheme survives (see [`redact`]).
+const REDACTED_HEADERS: [&str; 7] = [
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "x-api-key",
+    "api-key",
+    "x-auth-token",
+    "x-webhook-token",
+];
+/// Stands for a credential header's value in stored callbacks.
+const REDACTED_VALUE: &str = "[redacted]";
 
 /// Counters for tests and logs.
 #[derive(Debug, Default)]
@@ -385,14 +395,27 @@ fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A credential header's stored form: the scheme (when the value starts with one) and
+/// `[redacted]`, nothing derived from the credential (an unkeyed digest would let a guessed
+/// token be confirmed offline against the stored callbacks). Other headers are kept.
 fn redact(name: &str, value: &str) -> String {
-    if REDACTED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
-        let digest = hex::encode(Sha256::digest(value.as_bytes()));
-        format!("<redacted sha256:{}>", &digest[..12])
-    } else {
-        value.to_string()
+    if !REDACTED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+        return value.to_string();
+    }
+    // Only a known scheme is kept: a credential that happens to contain a space is not one.
+    let scheme = value
+        .trim_start()
+        .split_once(' ')
+        .map(|(s, _)| s)
+        .filter(|s| AUTH_SCHEMES.iter().any(|k| k.eq_ignore_ascii_case(s)));
+    match scheme {
+        Some(s) => format!("{s} {REDACTED_VALUE}"),
+        None => REDACTED_VALUE.to_string(),
     }
 }
+
+/// Authorization schemes kept in front of `[redacted]` (anything else is dropped whole).
+const AUTH_SCHEMES: [&str; 6] = ["Bearer", "Basic", "Digest", "Token", "HMAC", "Signature"];
 
 fn ack(a: &Ack) -> Response {
     let status = StatusCode::from_u16(a.status).unwrap_or(StatusCode::OK);
@@ -402,4 +425,31 @@ fn ack(a: &Ack) -> Response {
         a.body.clone(),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod redact_tests {
+    use super::redact;
+
+    #[test]
+    fn credential_headers_keep_only_the_scheme() {
+        assert_eq!(
+            redact("Authorization", "Bearer plexy-test-webhook-token"),
+            "Bearer [redacted]"
+        );
+        assert_eq!(redact("authorization", "basic dTpw"), "basic [redacted]");
+        assert_eq!(redact("Authorization", "raw-api-key"), "[redacted]");
+        assert_eq!(redact("Authorization", "s3cr3t with-space"), "[redacted]");
+        assert_eq!(redact("cookie", "session=abc"), "[redacted]");
+        assert_eq!(redact("X-Api-Key", "k-123"), "[redacted]");
+        assert_eq!(
+            redact("content-type", "application/json"),
+            "application/json"
+        );
+        // Nothing derived from the token: two tokens store the same thing.
+        assert_eq!(
+            redact("authorization", "Bearer a"),
+            redact("authorization", "Bearer b")
+        );
+    }
 }
