@@ -21,3 +21,4 @@ pub use decide::{decide, Decision, COMMITS_PER_ORDER_MAX};
 pub use evolve::{evolve, EvolveError};
 pub use fold::{apply_commit, FoldError};
 pub use invariants::{check_invariants, is_legal_transition, Violation};
+pub use signals::REFERENCE_MISMATCH;

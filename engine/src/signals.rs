@@ -1,7 +1,9 @@
 //! What a provider signal means for an order. Signals are facts from outside: a well-formed
 //! signal always produces a commit, so the evidence is kept. It either moves the order
 //! forward, is recorded without effect (duplicate, late, unrecognised, outcome unknown), or is
-//! recorded as a discrepancy when it contradicts the log. State never regresses.
+//! recorded as a discrepancy when it contradicts the log. State never regresses. A signal
+//! naming a provider reference other than the order's ([`REFERENCE_MISMATCH`]) never moves
+//! the order: it is a discrepancy and flags the order for review.
 
 use paystate_events::{
     CancelledBy, Event, Evidence, MinorUnits, Money, Operation, OrderState, ProviderSignal,
@@ -9,6 +11,20 @@ use paystate_events::{
 };
 
 pub(crate) fn decide_signal(s: &OrderState, sig: &ProviderSignal) -> Vec<Event> {
+    // A report about another provider object (another payment, another exchange order) is
+    // never about this order, whatever routed it here: it is kept as evidence and a person
+    // looks at it. Only an order's first reference is its reference (see `evolve`).
+    if let Some((known, reported)) = contradicting_reference(s, sig) {
+        return discrepancy(
+            sig,
+            REFERENCE_MISMATCH,
+            format!(
+                "signal names provider reference {:?}; the order's is {:?}",
+                bounded(reported),
+                bounded(known)
+            ),
+        );
+    }
     if let Some(m) = signal_money(sig).filter(|m| m.currency != s.currency()) {
         return discrepancy(
             sig,
@@ -364,6 +380,27 @@ fn with_units(s: &OrderState, units: MinorUnits) -> Money {
         // Why: only reachable with zero; the order amount is the safe, visible fallback.
         Err(_) => s.amount,
     }
+}
+
+/// Discrepancy code of a signal whose provider reference is not the order's.
+pub const REFERENCE_MISMATCH: &str = "provider_reference_mismatch";
+/// Longest reference text quoted in a discrepancy's detail (the signal keeps it whole).
+const REFERENCE_IN_DETAIL_MAX: usize = 80;
+
+/// `(known, reported)` when the signal names a provider reference and the order already has
+/// another one.
+fn contradicting_reference<'a>(
+    s: &'a OrderState,
+    sig: &'a ProviderSignal,
+) -> Option<(&'a str, &'a str)> {
+    match (s.provider_ref.as_deref(), sig.provider_ref.as_deref()) {
+        (Some(known), Some(reported)) if known != reported => Some((known, reported)),
+        _ => None,
+    }
+}
+
+fn bounded(text: &str) -> String {
+    text.chars().take(REFERENCE_IN_DETAIL_MAX).collect()
 }
 
 fn record(sig: &ProviderSignal, disposition: Disposition) -> Vec<Event> {

@@ -42,7 +42,7 @@ const CURRENCIES: [&str; 3] = ["USD", "JPY", "KWD"];
 const STEPS_MAX: usize = 40;
 const CASES: u32 = 512;
 /// Cases the coverage test generates (deterministically).
-const COVERAGE_CASES: usize = 600;
+const COVERAGE_CASES: usize = 1000;
 
 /// Everything the generated cases must reach (see `generated_cases_reach_every_rule`).
 const EXPECTED_COVERAGE: &[&str] = &[
@@ -107,6 +107,7 @@ const EXPECTED_COVERAGE: &[&str] = &[
     "discrepancy:refund_not_captured",
     "discrepancy:settled_after_cancel",
     "discrepancy:settled_after_failure",
+    "discrepancy:provider_reference_mismatch",
     "recorded:Duplicate",
     "recorded:Late",
     "recorded:Unrecognised",
@@ -206,6 +207,8 @@ enum Action {
     Signal {
         kind: SigSpec,
         wrong_provider: bool,
+        /// Names another provider object than the order's (a report re-addressed to it).
+        foreign_ref: bool,
         evidence: u8,
     },
     /// The same provider report again (same evidence) under a new command id, as when a
@@ -344,13 +347,20 @@ fn action() -> impl Strategy<Value = Action> {
         1 => Just(CreateVariant::TooMuchMetadata),
         1 => Just(CreateVariant::AlreadyExpired),
     ];
-    let signal = (sig_spec(), prop::bool::weighted(0.04), 0u8..12).prop_map(
-        |(kind, wrong_provider, evidence)| Action::Signal {
-            kind,
-            wrong_provider,
-            evidence,
-        },
-    );
+    let signal = (
+        sig_spec(),
+        prop::bool::weighted(0.04),
+        prop::bool::weighted(0.08),
+        0u8..12,
+    )
+        .prop_map(
+            |(kind, wrong_provider, foreign_ref, evidence)| Action::Signal {
+                kind,
+                wrong_provider,
+                foreign_ref,
+                evidence,
+            },
+        );
     prop_oneof![
         2 => create.prop_map(Action::Create),
         6 => Just(Action::Start),
@@ -489,6 +499,8 @@ struct Model {
     /// is left to the weak checks, so the model adopts them). A refund command may not reuse
     /// one: the command id is the refund id.
     completed_refunds: BTreeSet<String>,
+    /// The order's provider reference, as the engine recorded it (the first one reported).
+    provider_ref: Option<String>,
 }
 
 impl Model {
@@ -513,6 +525,7 @@ impl Model {
             commits: 0,
             refund_ids: Vec::new(),
             completed_refunds: BTreeSet::new(),
+            provider_ref: None,
         }
     }
 
@@ -701,6 +714,17 @@ impl Model {
 
     fn predict_signal(&self, sig: &ProviderSignal) -> Expect {
         let v = &self.view;
+        // A report about another provider object never moves the order.
+        if let (Some(known), Some(reported)) = (&self.provider_ref, &sig.provider_ref) {
+            if known != reported {
+                let mut next = v.clone();
+                next.needs_review = true;
+                return Expect::Accepted {
+                    view: Some(next),
+                    shape: Some(Shape::Discrepancy),
+                };
+            }
+        }
         let money = match &sig.kind {
             SignalKind::Authorized { amount }
             | SignalKind::Captured { amount }
@@ -798,6 +822,7 @@ impl Model {
             .insert(env.command_id.clone(), (env.fingerprint(), self.commits));
         self.view = View::of(after);
         self.completed_refunds = after.refunds_completed.keys().cloned().collect();
+        self.provider_ref.clone_from(&after.provider_ref);
     }
 }
 
@@ -1014,6 +1039,7 @@ impl World {
                 &Action::Signal {
                     kind: SigSpec::Unrecognised,
                     wrong_provider: false,
+                    foreign_ref: false,
                     evidence: 0,
                 },
             ),
@@ -1046,6 +1072,7 @@ impl World {
             Action::Signal {
                 kind,
                 wrong_provider,
+                foreign_ref,
                 evidence,
             } => {
                 let spec = &self.specs[order];
@@ -1092,7 +1119,11 @@ impl World {
                 Command::ProviderSignal {
                     signal: ProviderSignal {
                         provider,
-                        provider_ref: Some(format!("px-{order}")),
+                        provider_ref: Some(if *foreign_ref {
+                            format!("px-other-{order}")
+                        } else {
+                            format!("px-{order}")
+                        }),
                         evidence_ref: format!("ev-{evidence}"),
                         observed_at: self.now,
                         kind,
@@ -1276,6 +1307,13 @@ fn check_step(
     prop_assert_eq!(after.amount, b.amount, "amount or currency changed");
     prop_assert_eq!(after.provider, b.provider);
     prop_assert_eq!(after.commits, b.commits + 1);
+    if b.provider_ref.is_some() {
+        prop_assert_eq!(
+            &after.provider_ref,
+            &b.provider_ref,
+            "the provider reference changed"
+        );
+    }
     prop_assert!(after.authorized >= b.authorized, "authorized decreased");
     prop_assert!(after.captured >= b.captured, "captured decreased");
     prop_assert!(after.refunded >= b.refunded, "refunded decreased");

@@ -809,3 +809,108 @@ fn a_refund_command_under_an_id_the_provider_already_used_is_rejected() {
         .when_id("r-9", refund(usd(200)))
         .then_rejected(paystate_events::RejectionCode::IdempotencyKeyReused);
 }
+
+// --- provider references ----------------------------------------------------------------
+
+/// A signal of `kind` naming another provider object than the order's `px-123`.
+fn foreign(kind: paystate_events::SignalKind) -> paystate_events::ProviderSignal {
+    let mut s = sig(kind);
+    s.provider_ref = Some("px-999".into());
+    s
+}
+
+/// Pending, with the provider's reference known (the start was accepted).
+fn in_pending_with_ref() -> Vec<paystate_events::Command> {
+    let mut v = in_pending();
+    v.push(signal(accepted()));
+    v
+}
+
+#[test]
+fn a_signal_naming_another_provider_reference_never_moves_the_order() {
+    let givens = [
+        in_pending_with_ref(),
+        in_status(Status::Authorized),
+        in_status(Status::Captured),
+        in_status(Status::Done),
+        in_status(Status::Returned),
+    ];
+    let kinds = [
+        accepted(),
+        authorized(None),
+        captured(None),
+        settled(None),
+        cancelled(),
+        failed(Operation::Payment),
+        refunded(None, None),
+        unrecognised(),
+        probed(),
+    ];
+    for g in givens {
+        for kind in kinds.clone() {
+            given(g.clone())
+                .when(provider_signal(foreign(kind)))
+                .then_discrepancy(paystate_engine::REFERENCE_MISMATCH)
+                .then_state(|st| assert_eq!(st.provider_ref.as_deref(), Some("px-123")));
+        }
+    }
+}
+
+#[test]
+fn a_contradicting_reference_is_kept_with_its_evidence() {
+    let s = foreign(captured(None));
+    let evidence = s.evidence_ref.clone();
+    given(in_pending_with_ref())
+        .when(provider_signal(s.clone()))
+        .then_events(vec![Event::DiscrepancyDetected {
+            signal: s,
+            code: paystate_engine::REFERENCE_MISMATCH.to_string(),
+            detail: r#"signal names provider reference "px-999"; the order's is "px-123""#
+                .to_string(),
+        }])
+        .then_status(Status::Pending)
+        .then_state(|st| {
+            assert!(st.needs_review);
+            let d = st.discrepancies.last().expect("kept");
+            assert_eq!(d.signal, "captured");
+            assert_eq!(d.evidence_ref, evidence);
+            assert_eq!(st.captured, MinorUnits::ZERO);
+        });
+}
+
+#[test]
+fn the_orders_own_reference_still_moves_it_after_a_contradicting_one() {
+    given(in_pending_with_ref())
+        .and(vec![provider_signal(foreign(captured(None)))])
+        .when(signal(captured(None)))
+        .then_event_names(&["payment_captured"])
+        .then_status(Status::Captured)
+        .then_state(|st| {
+            assert!(st.needs_review, "the earlier discrepancy stays flagged");
+            assert_eq!(st.provider_ref.as_deref(), Some("px-123"));
+        });
+}
+
+#[test]
+fn a_reference_is_only_checked_once_the_order_has_one() {
+    // No reference yet (start accepted without one): the first report sets it.
+    given(in_pending())
+        .when(provider_signal(foreign(authorized(None))))
+        .then_event_names(&["payment_authorized"])
+        .then_state(|st| assert_eq!(st.provider_ref.as_deref(), Some("px-999")));
+    // A report naming no reference is judged on what it says.
+    let mut unnamed = sig(captured(None));
+    unnamed.provider_ref = None;
+    given(in_status(Status::Authorized))
+        .when(provider_signal(unnamed))
+        .then_event_names(&["payment_captured"])
+        .then_state(|st| assert_eq!(st.provider_ref.as_deref(), Some("px-123")));
+}
+
+#[test]
+fn a_contradicting_reference_on_a_closed_order_is_still_a_discrepancy() {
+    // Not merely "late": the report is about something else, and a person should see it.
+    given(in_status(Status::Done))
+        .when(provider_signal(foreign(settled(None))))
+        .then_discrepancy(paystate_engine::REFERENCE_MISMATCH);
+}
