@@ -10,7 +10,6 @@ use paystate_events::{CaptureMode, Command, OrderId, PaymentInitiation, Provider
 use paystate_gateway::limits::{
     HttpLimits, CALLBACK_BODY_BYTES_MAX, QUERY_BODY_BYTES_MAX, UPLOAD_BODY_BYTES_MAX,
 };
-use paystate_sandbox::{SandboxConfig, TimeScale};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 use support::providers::*;
