@@ -1,7 +1,7 @@
 //! Fault injection: rules set at run time, each consumed a bounded number of times.
 //!
-//! Request faults act around a provider operation: `Delay` and `ServerError` before the
-//! provider acts (a 5xx means it did not act), `DropResponse` and `WithholdResponse` after
+//! Request faults act around a provider operation: `Delay`, `ServerError` and `EchoRequest`
+//! before the provider acts (a 5xx or an echoed validation error means it did not act), `DropResponse` and `WithholdResponse` after
 //! it acted. Callback faults act on the provider's outgoing callbacks.
 
 use paystate_events::Provider;
@@ -48,6 +48,9 @@ pub enum FaultKind {
     DropResponse,
     /// Act, then hold the answer for `ms` (longer than the client's timeout).
     WithholdResponse { ms: u64 },
+    /// Do not act; answer with the provider's validation error quoting the whole request
+    /// back (method, path and query, headers, body: credentials included). See `echo`.
+    EchoRequest,
     /// Send the next callback twice.
     DuplicateCallback,
     /// Hold the next callback back and send it after the one that follows it.
@@ -70,6 +73,7 @@ impl FaultKind {
                 | FaultKind::ServerError { .. }
                 | FaultKind::DropResponse
                 | FaultKind::WithholdResponse { .. }
+                | FaultKind::EchoRequest
         )
     }
 }
@@ -124,6 +128,7 @@ pub(crate) struct RequestFaults {
     pub server_error: Option<u16>,
     pub drop_response: bool,
     pub withhold_ms: Option<u64>,
+    pub echo_request: bool,
 }
 
 #[derive(Debug, Default)]
@@ -177,6 +182,7 @@ impl FaultStore {
                 FaultKind::ServerError { status } => out.server_error = Some(status),
                 FaultKind::DropResponse => out.drop_response = true,
                 FaultKind::WithholdResponse { ms } => out.withhold_ms = Some(ms),
+                FaultKind::EchoRequest => out.echo_request = true,
                 _ => {}
             }
         }

@@ -19,7 +19,8 @@ pub(crate) struct Gate {
     withhold_ms: Option<u64>,
 }
 
-/// Applies the faults that come before acting: a delay, then maybe a 5xx (no effect).
+/// Applies the faults that come before acting: a delay, then maybe an echoed validation
+/// error or a 5xx (no effect).
 pub(crate) async fn gate(
     shared: &Shared,
     provider: Provider,
@@ -29,6 +30,12 @@ pub(crate) async fn gate(
     let faults = shared.faults.take_request(provider, op, key);
     if faults.delay_ms > 0 {
         shared.sleep(Duration::from_millis(faults.delay_ms)).await;
+    }
+    if faults.echo_request {
+        shared
+            .counters
+            .bump(provider, key.unwrap_or("-"), |c| c.injected_errors += 1);
+        return Err(crate::echo::answer(provider));
     }
     if let Some(status) = faults.server_error {
         shared

@@ -14,8 +14,8 @@
 //!
 //! - [`config`]: credentials, callback targets, the time scale of retry schedules.
 //! - [`control`]: actions of the customer and the provider's back office (`/_sandbox`).
-//! - [`faults`]: delays, 5xx, dropped responses, duplicate / reordered / badly signed /
-//!   dropped callbacks, set at run time.
+//! - [`faults`]: delays, 5xx, dropped responses, echoed requests ([`echo`]), duplicate /
+//!   reordered / badly signed / dropped callbacks, set at run time.
 //! - [`counters`]: effects at the provider and callback deliveries, per order.
 //! - `outbox`: callback queues, retry schedules and acknowledgement rules.
 //! - `server`: the accept loop (which can drop a connection after acting) and the handle.
@@ -32,6 +32,7 @@
 pub mod config;
 pub mod control;
 pub mod counters;
+pub mod echo;
 pub mod exchanger;
 pub mod faults;
 pub mod flitt;

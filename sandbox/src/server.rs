@@ -100,12 +100,31 @@ impl Sandbox {
 }
 
 fn app(shared: Arc<Shared>) -> Router {
+    // Each provider's routes keep the request text for the `echo_request` fault.
+    let echo = |p: Provider| {
+        axum::middleware::from_fn_with_state((shared.clone(), p), crate::echo::capture)
+    };
     Router::new()
-        .nest("/plexy", crate::plexy::routes())
-        .nest("/paykassma", crate::paykassma::routes())
-        .nest("/plural", crate::plural::routes())
-        .nest("/exchanger", crate::exchanger::routes())
-        .nest("/flitt", crate::flitt::routes())
+        .nest(
+            "/plexy",
+            crate::plexy::routes().layer(echo(Provider::Plexy)),
+        )
+        .nest(
+            "/paykassma",
+            crate::paykassma::routes().layer(echo(Provider::Paykassma)),
+        )
+        .nest(
+            "/plural",
+            crate::plural::routes().layer(echo(Provider::Plural)),
+        )
+        .nest(
+            "/exchanger",
+            crate::exchanger::routes().layer(echo(Provider::Exchanger)),
+        )
+        .nest(
+            "/flitt",
+            crate::flitt::routes().layer(echo(Provider::Flitt)),
+        )
         .nest("/_sandbox", control::routes())
         .with_state(shared)
 }
