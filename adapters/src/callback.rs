@@ -29,12 +29,20 @@ impl InboundCallback<'_> {
 }
 
 /// How to find the order a callback is about.
+///
+/// `order_id` and `provider_ref` come only from what the provider's signature covers (or
+/// from a status query answered by the configured host). Anything else that names an order
+/// (a query parameter we put on the callback URL, an unsigned body field) is only
+/// `unsigned_order_id`: it may help find the order, but the gateway cross-checks it against
+/// the signed reference and never moves an order on it alone.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OrderHint {
-    /// Our order id, when the provider echoes something we derived from it.
+    /// Our order id, when the provider echoes something we derived from it in a signed field.
     pub order_id: Option<OrderId>,
-    /// The provider's reference (matches `OrderState::provider_ref` for most providers).
+    /// The provider's reference, from a signed field (matches `OrderState::provider_ref`).
     pub provider_ref: Option<String>,
+    /// Our order id from something the signature does not cover: a routing hint only.
+    pub unsigned_order_id: Option<OrderId>,
 }
 
 /// The answer the provider expects.
@@ -78,7 +86,13 @@ pub struct ParsedCallback {
     /// When the provider says it happened, if it says.
     pub observed_at: Option<Timestamp>,
     /// What it means, in order; may be empty for reports that carry no state (e.g. pending).
+    /// With `confirm_by_status` these are only what the unsigned body claims (evidence).
     pub signals: Vec<SignalKind>,
+    /// The provider signs nothing that says what happened (Plexy webhooks: a bearer token
+    /// only): the callback is a trigger. Before any money state moves, the gateway asks the
+    /// provider (status query to the configured host) and applies its answer instead of
+    /// `signals`, de-duplicated by what the answer says.
+    pub confirm_by_status: bool,
     /// What to answer, once the raw callback is stored.
     pub ack: Ack,
 }

@@ -5,7 +5,12 @@
 //!    paystate stops right after answering.
 //! 2. The adapter verifies the signature or token (constant time) and translates the body.
 //!    A bad or missing signature gets 4xx and a `rejected` verdict; it is never applied.
-//! 3. The order is found (the provider echoes our id, or its reference is in the refs index).
+//! 3. The order is found from what the provider signed (our id, or its reference through the
+//!    refs index). An unsigned routing hint (our `?order_id=` on the exchanger's `ipnUrl`) is
+//!    only cross-checked: if it contradicts the signed reference, nothing is applied and the
+//!    callback gets 409 and a `rejected` verdict. A callback whose body nobody signed (Plexy)
+//!    is a trigger: the order's status is asked of the provider and that answer is applied,
+//!    de-duplicated by what it says.
 //! 4. Each signal is published durably as a `provider_signal` command; a resend (same dedup
 //!    key) is recognised in the `paystate_callbacks_seen` bucket and only acknowledged.
 //! 5. The provider gets the answer it expects (`{"status":"ok"}`, HTTP 200, ...).
@@ -21,9 +26,11 @@ use axum::Router;
 use base64::Engine as _;
 use paystate_adapters::callback::{Ack, InboundCallback, ParsedCallback};
 use paystate_adapters::Adapters;
+use paystate_events::subjects::EVENTS_STREAM;
 use paystate_events::{
-    Command, CommandEnvelope, CommandId, OrderId, Provider, ProviderSignal, Timestamp,
+    Command, CommandEnvelope, CommandId, OrderId, OrderState, Provider, ProviderSignal, Timestamp,
 };
+use paystate_journal::Journal;
 use paystate_service::refs::ProviderRefs;
 use paystate_service::Client;
 use sha2::{Digest, Sha256};
@@ -76,6 +83,9 @@ struct Inner {
     stats: Arc<CallbackStats>,
     /// Files that commands refer to (uploaded at `POST /attachments`, see `attachments`).
     attachments: jetstream::object_store::ObjectStore,
+    /// The log, opened on first use: orders are read to cross-check routing hints and to
+    /// confirm unsigned callbacks.
+    journal: tokio::sync::OnceCell<Journal>,
 }
 
 impl Callbacks {
@@ -120,6 +130,7 @@ impl Callbacks {
                 client: Client::new(nats),
                 stats,
                 attachments,
+                journal: tokio::sync::OnceCell::new(),
             }),
         })
     }
@@ -196,14 +207,50 @@ async fn receive(
         .await
     {
         Ok(()) => ack(&parsed.ack),
-        Err((status, reason)) => {
+        Err(NotApplied::Later(status, reason)) => {
             inner
                 .verdict(provider, raw_seq, "not_applied", &reason, None)
                 .await;
             (status, reason).into_response()
         }
+        Err(NotApplied::Refused { detail, answer }) => {
+            inner.stats.rejected.fetch_add(1, Relaxed);
+            tracing::warn!(%provider, raw_seq, %detail, "callback refused; recorded, not applied");
+            inner
+                .verdict(provider, raw_seq, "rejected", &detail, None)
+                .await;
+            (StatusCode::CONFLICT, answer).into_response()
+        }
     }
 }
+
+/// Why a verified callback was not applied.
+enum NotApplied {
+    /// Not now (order not known yet, broker or provider unavailable): the provider retries.
+    Later(StatusCode, String),
+    /// Never: what routed it contradicts what the provider signed. Recorded as a `rejected`
+    /// verdict with `detail`; the sender gets only `answer` (no order ids or references).
+    Refused {
+        detail: String,
+        answer: &'static str,
+    },
+}
+
+impl From<(StatusCode, String)> for NotApplied {
+    fn from((status, reason): (StatusCode, String)) -> NotApplied {
+        NotApplied::Later(status, reason)
+    }
+}
+
+/// Where a callback goes, and whether its signed reference may be indexed for it.
+struct Route {
+    order: OrderId,
+    /// The signed reference is not in the refs index yet and was checked against this order.
+    index_ref: bool,
+}
+
+/// The answer to a callback whose routing hint contradicts its signed reference.
+const REFUSED_ANSWER: &str = "not applied: the order named does not match the signed reference";
 
 impl Inner {
     async fn store_raw(
@@ -251,7 +298,8 @@ impl Inner {
         }
     }
 
-    /// Routes the signals to their order and publishes them, once per dedup key.
+    /// Routes the signals to their order and publishes them, once per dedup key. A callback
+    /// whose body is not signed (`confirm_by_status`) is confirmed by a status query first.
     async fn apply(
         &self,
         provider: Provider,
@@ -259,7 +307,10 @@ impl Inner {
         parsed: &ParsedCallback,
         at: Timestamp,
         body: &[u8],
-    ) -> Result<(), (StatusCode, String)> {
+    ) -> Result<(), NotApplied> {
+        if parsed.confirm_by_status {
+            return self.confirm_and_apply(provider, raw_seq, parsed, at).await;
+        }
         if parsed.signals.is_empty() {
             self.verdict(
                 provider,
@@ -273,26 +324,60 @@ impl Inner {
         }
         // A provider's report id is unique only per order at best (and a provider's test
         // environment may reuse it), so the dedup key is scoped to the order.
-        let order = self.order_of(provider, parsed).await?;
+        let route = self.route(provider, parsed).await?;
+        let order = route.order;
         let dedup = dedup_hash(provider, &order, parsed.dedup_key.as_deref(), body);
+        let signals = Outgoing {
+            provider_ref: parsed.hint.provider_ref.clone(),
+            evidence_ref: format!("callbacks:{raw_seq}"),
+            observed_at: parsed.observed_at.unwrap_or(at),
+            kinds: &parsed.signals,
+        };
+        let n = self
+            .publish_once(provider, raw_seq, &order, &dedup, &signals, at)
+            .await?;
+        if let (true, Some(r)) = (route.index_ref, &parsed.hint.provider_ref) {
+            let _ = self.refs.remember(provider, r, &order).await;
+        }
+        if let Some(n) = n {
+            self.verdict(
+                provider,
+                raw_seq,
+                "applied",
+                &format!("{n} signal(s)"),
+                Some(&order),
+            )
+            .await;
+        }
+        Ok(())
+    }
+
+    /// Publishes `signals` once per `dedup` (the seen bucket, then the engine's command ids).
+    /// `None` when it was a duplicate (its verdict is written here).
+    async fn publish_once(
+        &self,
+        provider: Provider,
+        raw_seq: u64,
+        order: &OrderId,
+        dedup: &str,
+        signals: &Outgoing<'_>,
+        at: Timestamp,
+    ) -> Result<Option<usize>, NotApplied> {
         let seen_key = format!("{provider}.{dedup}");
         if let Ok(Some(_)) = self.seen.get(&seen_key).await {
             self.stats.duplicates.fetch_add(1, Relaxed);
             self.verdict(provider, raw_seq, "duplicate", "already applied", None)
                 .await;
-            return Ok(());
+            return Ok(None);
         }
-        let commands = commands(&order, provider, parsed, &dedup, raw_seq, at);
+        let commands = commands(order, provider, signals, dedup, at);
         for c in &commands {
             self.client.publish(c).await.map_err(|e| {
-                (
+                NotApplied::Later(
                     StatusCode::SERVICE_UNAVAILABLE,
                     format!("could not submit: {e}"),
                 )
             })?;
-        }
-        if let Some(r) = &parsed.hint.provider_ref {
-            let _ = self.refs.remember(provider, r, &order).await;
         }
         if let Err(e) = self
             .seen
@@ -302,41 +387,195 @@ impl Inner {
             tracing::warn!(raw_seq, error = %e, "dedup key not stored; a resend would be re-submitted (and applied once by the engine)");
         }
         self.stats.applied.fetch_add(1, Relaxed);
-        self.verdict(
-            provider,
-            raw_seq,
-            "applied",
-            &format!("{} signal(s)", commands.len()),
-            Some(&order),
-        )
-        .await;
-        Ok(())
+        Ok(Some(commands.len()))
     }
 
-    async fn order_of(
+    /// A callback whose body nobody signed (Plexy): it names an order (a routing hint only),
+    /// and the provider's own answer to a status query for that order, asked of the
+    /// configured host, is what is applied. The dedup key is what the answer says, so an
+    /// altered body cannot use up the key of the genuine report that follows it: both
+    /// trigger the same query, and the same answer is applied once.
+    async fn confirm_and_apply(
         &self,
         provider: Provider,
+        raw_seq: u64,
         parsed: &ParsedCallback,
-    ) -> Result<OrderId, (StatusCode, String)> {
-        if let Some(o) = &parsed.hint.order_id {
-            return Ok(o.clone());
-        }
+        at: Timestamp,
+    ) -> Result<(), NotApplied> {
         let unknown = || {
-            (
+            NotApplied::Later(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "order not known (yet); retry later".to_string(),
             )
         };
-        let reference = parsed.hint.provider_ref.as_deref().ok_or_else(unknown)?;
-        match self.refs.lookup(provider, reference).await {
-            Ok(Some(o)) => Ok(o),
-            Ok(None) => Err(unknown()),
-            Err(e) => Err((
+        let order = match (&parsed.hint.order_id, &parsed.hint.unsigned_order_id) {
+            (Some(o), _) | (None, Some(o)) => o.clone(),
+            (None, None) => self.route(provider, parsed).await?.order,
+        };
+        let state = self.load(&order).await?.ok_or_else(unknown)?;
+        if state.provider != provider {
+            return Err(NotApplied::Refused {
+                detail: format!(
+                    "names order {order}, which is not a {provider} order; nothing applied"
+                ),
+                answer: REFUSED_ANSWER,
+            });
+        }
+        let reported = self.adapters.status(&state).await.map_err(|e| {
+            tracing::warn!(%provider, %order, raw_seq, error = %e, "could not confirm a callback by a status query");
+            NotApplied::Later(
                 StatusCode::SERVICE_UNAVAILABLE,
-                format!("refs lookup failed: {e}"),
-            )),
+                format!("not confirmed (status query failed: {e}); retry later"),
+            )
+        })?;
+        let claimed: Vec<&str> = parsed.signals.iter().map(|k| k.name()).collect();
+        let confirmed: Vec<&str> = reported.signals.iter().map(|k| k.name()).collect();
+        if reported.signals.is_empty() {
+            self.verdict(
+                provider,
+                raw_seq,
+                "no_signal",
+                "the status query reports no state",
+                Some(&order),
+            )
+            .await;
+            return Ok(());
+        }
+        // The answer is the report: the same answer is the same report, whichever webhook
+        // asked for it.
+        let answer = serde_json::json!({
+            "provider_ref": reported.provider_ref,
+            "signals": reported.signals,
+        });
+        let answer_bytes = serde_json::to_vec(&answer).unwrap_or_default();
+        let dedup = dedup_hash(provider, &order, None, &answer_bytes);
+        let signals = Outgoing {
+            provider_ref: reported.provider_ref.clone(),
+            evidence_ref: format!("callbacks:{raw_seq}+call:{}", reported.call_ref),
+            observed_at: at,
+            kinds: &reported.signals,
+        };
+        let detail = format!(
+            "webhook claimed [{}]; the status query reports [{}]",
+            claimed.join(", "),
+            confirmed.join(", ")
+        );
+        if let Some(n) = self
+            .publish_once(provider, raw_seq, &order, &dedup, &signals, at)
+            .await?
+        {
+            self.verdict(
+                provider,
+                raw_seq,
+                "applied",
+                &format!("confirmed by status query: {n} signal(s); {detail}"),
+                Some(&order),
+            )
+            .await;
+        }
+        Ok(())
+    }
+
+    /// The order a callback is about. What the provider signed decides: our order id if it
+    /// signs one, else its reference through the refs index. An unsigned routing hint (our
+    /// `?order_id=` marker) is only cross-checked: when the signed reference belongs to
+    /// another order, or the named order knows another reference, nothing is applied.
+    async fn route(
+        &self,
+        provider: Provider,
+        parsed: &ParsedCallback,
+    ) -> Result<Route, NotApplied> {
+        let unknown = || {
+            NotApplied::Later(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "order not known (yet); retry later".to_string(),
+            )
+        };
+        let hint = &parsed.hint;
+        let indexed = match &hint.provider_ref {
+            Some(r) => self.refs.lookup(provider, r).await.map_err(|e| {
+                NotApplied::Later(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("refs lookup failed: {e}"),
+                )
+            })?,
+            None => None,
+        };
+        let refused = |detail: String| NotApplied::Refused {
+            detail,
+            answer: REFUSED_ANSWER,
+        };
+        if let Some(o) = &hint.order_id {
+            // Both signed: if they disagree, the engine records the contradiction.
+            return Ok(Route {
+                order: o.clone(),
+                index_ref: indexed.is_none(),
+            });
+        }
+        let reference = hint.provider_ref.as_deref();
+        match (indexed, &hint.unsigned_order_id, reference) {
+            (Some(found), Some(named), Some(r)) if found != *named => Err(refused(format!(
+                "routing hint names order {named}, but the signed reference {r:?} belongs to order {found}; nothing applied"
+            ))),
+            (Some(found), _, _) => Ok(Route {
+                order: found,
+                index_ref: false,
+            }),
+            (None, Some(named), Some(r)) => {
+                let state = self.load(named).await?.ok_or_else(unknown)?;
+                match state.provider_ref.as_deref() {
+                    _ if state.provider != provider => Err(refused(format!(
+                        "routing hint names order {named}, which is not a {provider} order; nothing applied"
+                    ))),
+                    Some(known) if known == r => Ok(Route {
+                        order: named.clone(),
+                        index_ref: true,
+                    }),
+                    Some(known) => Err(refused(format!(
+                        "routing hint names order {named}, whose reference is {known:?}, not the signed {r:?}; nothing applied"
+                    ))),
+                    // Nothing to check the hint against yet (the start is not recorded).
+                    None => Err(unknown()),
+                }
+            }
+            (None, Some(named), None) => Err(refused(format!(
+                "routing hint names order {named}, but nothing signed names an order or a reference; nothing applied"
+            ))),
+            (None, None, _) => Err(unknown()),
         }
     }
+
+    /// The order's state from the log (`None` if it does not exist).
+    async fn load(&self, order: &OrderId) -> Result<Option<OrderState>, NotApplied> {
+        let unavailable = |e: String| {
+            NotApplied::Later(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("log unavailable: {e}"),
+            )
+        };
+        let journal = self
+            .journal
+            .get_or_try_init(|| async {
+                Journal::existing(self.js.clone(), EVENTS_STREAM)
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(|e| unavailable(e.clone()))?;
+        journal
+            .load(order)
+            .await
+            .map(|l| l.state)
+            .map_err(|e| unavailable(e.to_string()))
+    }
+}
+
+/// The signals of one report, with what every one of them carries.
+struct Outgoing<'a> {
+    provider_ref: Option<String>,
+    evidence_ref: String,
+    observed_at: Timestamp,
+    kinds: &'a [paystate_events::SignalKind],
 }
 
 /// One `provider_signal` command per signal; ids are derived from the dedup key, so a resend
@@ -344,23 +583,21 @@ impl Inner {
 fn commands(
     order: &OrderId,
     provider: Provider,
-    parsed: &ParsedCallback,
+    signals: &Outgoing<'_>,
     dedup: &str,
-    raw_seq: u64,
     at: Timestamp,
 ) -> Vec<CommandEnvelope> {
-    parsed
-        .signals
+    signals
+        .kinds
         .iter()
         .enumerate()
         .filter_map(|(i, kind)| {
             let command_id = CommandId::parse(format!("cb.{provider}.{dedup}.{i}")).ok()?;
-            let observed_at = parsed.observed_at.unwrap_or(at);
             let signal = ProviderSignal {
                 provider,
-                provider_ref: parsed.hint.provider_ref.clone(),
-                evidence_ref: format!("callbacks:{raw_seq}"),
-                observed_at,
+                provider_ref: signals.provider_ref.clone(),
+                evidence_ref: signals.evidence_ref.clone(),
+                observed_at: signals.observed_at,
                 kind: kind.clone(),
             };
             Some(CommandEnvelope {

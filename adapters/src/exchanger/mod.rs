@@ -128,8 +128,10 @@ fn json_ok(op: Op, r: &HttpResponse) -> Result<serde_json::Value, AdapterError> 
     r.json().map_err(|e| unreadable(P, op, r, e))
 }
 
-/// Verifies and translates an IPN (form-urlencoded). Our `ipnUrl` carries `?order_id=`, so
-/// the hint names our order; `orderId` is the provider reference. Answered `200 OK`.
+/// Verifies and translates an IPN (form-urlencoded). State, amounts, the provider reference
+/// (`orderId`) and the dedup key come only from the signed fields; the `?order_id=` our
+/// `ipnUrl` carries is not signed, so it is only a routing hint (`unsigned_order_id`) that
+/// the gateway cross-checks against the signed `orderId`. Answered `200 OK`.
 pub fn parse_callback(
     cfg: &ExchangerConfig,
     cb: &InboundCallback<'_>,
@@ -176,8 +178,13 @@ pub fn parse_callback(
         provider: P,
         merchant_account: account,
         hint: OrderHint {
-            order_id: ours,
-            provider_ref: ipn.get("orderId").map(str::to_string),
+            // The exchanger signs its `orderId` (our provider reference), not our order id:
+            // the `?order_id=` we put on `ipnUrl` only helps find the order.
+            order_id: None,
+            provider_ref: Some(signed.order_id)
+                .filter(|r| !r.is_empty())
+                .map(str::to_string),
+            unsigned_order_id: ours,
         },
         dedup_key: Some(format!(
             "{}:{}:{}",
@@ -186,5 +193,6 @@ pub fn parse_callback(
         observed_at,
         signals,
         ack: Ack::text(200, "OK"),
+        confirm_by_status: false,
     })
 }

@@ -193,7 +193,34 @@ fn paykassma_postback_through_the_facade() {
         }]
     );
     assert_eq!(parsed.ack.body, r#"{"status":"ok"}"#);
-    assert_eq!(parsed.dedup_key.as_deref(), Some("293397556789:ingoing"));
+    assert_eq!(parsed.dedup_key.as_deref(), Some("293397556789:credited"));
+    // The top-level fields are not signed: flipping them still verifies, but decides nothing.
+    let flipped = body.replacen("\"direction\"", "\"status\": \"fail\", \"direction\"", 1);
+    let held = adapters
+        .verify_and_parse_callback(Provider::Paykassma, &cb(&[], "", flipped.as_bytes()), t0())
+        .expect("additional_data unchanged: verified");
+    assert!(
+        matches!(held.signals.as_slice(), [SignalKind::Unrecognised { .. }]),
+        "{:?}",
+        held.signals
+    );
+    assert_ne!(
+        held.dedup_key, parsed.dedup_key,
+        "cannot use up the genuine key"
+    );
+    let recurrency = body.replacen(
+        "\"currency_code\": \"BTN\"",
+        "\"currency_code\": \"USD\"",
+        1,
+    );
+    let same = adapters
+        .verify_and_parse_callback(
+            Provider::Paykassma,
+            &cb(&[], "", recurrency.as_bytes()),
+            t0(),
+        )
+        .expect("top-level currency is not signed");
+    assert_eq!(same.signals, parsed.signals, "the signed currency decides");
     let forged = body.replace("\"amount\": \"300\"", "\"amount\": \"900\"");
     let err = adapters
         .verify_and_parse_callback(Provider::Paykassma, &cb(&[], "", forged.as_bytes()), t0())
@@ -216,8 +243,17 @@ fn exchanger_ipn_through_the_facade() {
         .expect("verified");
     assert_eq!(parsed.signals, vec![SignalKind::Settled { amount: None }]);
     assert_eq!(
-        parsed.hint.order_id.map(|o| o.to_string()).as_deref(),
-        Some("ord-1")
+        parsed.hint.order_id, None,
+        "the IPN does not sign our order id"
+    );
+    assert_eq!(
+        parsed
+            .hint
+            .unsigned_order_id
+            .map(|o| o.to_string())
+            .as_deref(),
+        Some("ord-1"),
+        "the ipnUrl marker is only a routing hint"
     );
     assert_eq!(
         parsed.hint.provider_ref.as_deref(),
@@ -283,6 +319,25 @@ fn flitt_and_plexy_callbacks_through_the_facade() {
         vec![SignalKind::Authorized {
             amount: Some(money(999, "USD"))
         }]
+    );
+    assert!(
+        parsed.confirm_by_status,
+        "an unsigned body is only a trigger"
+    );
+    assert_eq!(
+        (
+            parsed.hint.order_id.clone(),
+            parsed.hint.provider_ref.clone()
+        ),
+        (None, None)
+    );
+    assert_eq!(
+        parsed
+            .hint
+            .unsigned_order_id
+            .map(|o| o.to_string())
+            .as_deref(),
+        Some("ord-1")
     );
     let bad = headers(&[("authorization", "Bearer whk_2")]);
     let err = adapters

@@ -285,11 +285,14 @@ pub fn parse_callback(
         hint: OrderHint {
             order_id: order_id.as_deref().and_then(|o| OrderId::parse(o).ok()),
             provider_ref: tf::text(&params, "payment_id"),
+            unsigned_order_id: None,
         },
         dedup_key: Some(dedup_key),
         observed_at: None,
         signals,
         ack: Ack::empty_ok(),
+        // Every non-empty parameter is signed: what it says is decided on.
+        confirm_by_status: false,
     })
 }
 

@@ -109,8 +109,8 @@ fn answer(op: Op, r: &HttpResponse) -> Result<tf::ApiAnswer, AdapterError> {
 }
 
 /// Verifies a postback (the account whose `access_key` it names; signature over
-/// `additional_data` as received) and translates it. Answer: 200 `{"status":"ok"}`, also
-/// for resends.
+/// `additional_data` as received) and translates it from the signed `additional_data` only
+/// (see [`tf::postback_signals`]). Answer: 200 `{"status":"ok"}`, also for resends.
 pub fn parse_callback(
     cfg: &ProviderConfig<PaykassmaAccount>,
     cb: &InboundCallback<'_>,
@@ -135,35 +135,40 @@ pub fn parse_callback(
             provider: P,
             reason: signature::SignatureError::Mismatch,
         })?;
-    signature::verify_postback_body(body, &account.access_key, account.private_key.expose())
-        .map_err(|reason| CallbackError::BadSignature {
-            provider: P,
-            reason,
-        })?;
-    let postback: tf::Postback =
+    let signed =
+        signature::verify_postback_body(body, &account.access_key, account.private_key.expose())
+            .map_err(|reason| CallbackError::BadSignature {
+                provider: P,
+                reason,
+            })?;
+    // Only `additional_data` is signed: the transaction, its order, amount and currency are
+    // read from exactly the text that was verified. The top-level fields are not signed.
+    let items: Vec<tf::PostbackItem> = serde_json::from_str(&signed.additional_data_compact)
+        .map_err(|e| malformed(format!("additional_data: {e}")))?;
+    let unsigned: tf::Postback =
         serde_json::from_str(body).map_err(|e| malformed(e.to_string()))?;
-    let signals = tf::postback_signals(&postback).map_err(malformed)?;
-    let item = postback.additional_data.first();
+    let decided = tf::postback_signals(&items, &unsigned).map_err(malformed)?;
+    let item = items.first();
     let custom = item.and_then(|i| i.plugin_custom_order_id.clone());
     let tx_id = item
         .and_then(|i| i.transaction_id.as_ref())
         .and_then(crate::flow::json_text);
-    // Resends of one postback share the key; a different outcome for the same transfer
-    // (rejected first, credited on a second activation) is a different report.
-    let outcome = postback.status.as_deref().or(postback.direction.as_deref());
-    let dedup_key = tx_id
-        .as_ref()
-        .map(|t| format!("{t}:{}", outcome.unwrap_or("-")));
+    // Resends of one postback share the key. The key names the signed transaction and what
+    // paystate decided, never an unsigned field as received: a copy with a flipped `status`
+    // is decided differently and cannot use up the genuine postback's key.
+    let dedup_key = tx_id.as_ref().map(|t| format!("{t}:{}", decided.label));
     Ok(ParsedCallback {
         provider: P,
         merchant_account: name.clone(),
         hint: OrderHint {
             order_id: custom.as_deref().and_then(crate::keys::order_id_of),
             provider_ref: tx_id.clone(),
+            unsigned_order_id: None,
         },
         dedup_key,
         observed_at: None,
-        signals,
+        signals: decided.signals,
         ack: Ack::json(200, tf::POSTBACK_ACK),
+        confirm_by_status: false,
     })
 }

@@ -10,8 +10,8 @@ use crate::http::{HttpRequest, HttpResponse, Method, Part, Replay};
 use crate::keys::{self, KeyRules};
 use bytes::Bytes;
 use paystate_events::{
-    Currency, CustomerAction, CustomerActionKind, Operation, OrderId, OrderState,
-    PaymentInitiation, SignalKind,
+    Currency, CustomerAction, CustomerActionKind, OrderId, OrderState, PaymentInitiation,
+    SignalKind,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -196,19 +196,17 @@ pub fn refusal(answer: &ApiAnswer, r: &HttpResponse) -> (String, String) {
     )
 }
 
-/// A postback's fields we use (the signature is checked separately on the raw text).
+/// A postback's top-level fields we look at. None of them is signed (only
+/// `additional_data` is): they may hold a report back, never decide one.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Postback {
     #[serde(default)]
     pub direction: Option<String>,
     #[serde(default)]
     pub status: Option<String>,
-    #[serde(default)]
-    pub currency_code: Option<String>,
-    #[serde(default)]
-    pub additional_data: Vec<PostbackItem>,
 }
 
+/// One transaction of the signed `additional_data`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct PostbackItem {
     #[serde(default)]
@@ -219,48 +217,85 @@ pub struct PostbackItem {
     pub amount: Option<Value>,
     #[serde(default)]
     pub currency_code: Option<String>,
+    /// Set on withdrawals (payouts), `null` on deposits.
+    #[serde(default)]
+    pub withdrawal_id: Option<Value>,
 }
 
-/// What a postback means: `ingoing` is money credited (settled, amount from
-/// `additional_data[].amount`, exact); a `status` of `fail`/`failed` is a failed payment;
-/// any other direction is recorded as unrecognised.
-pub fn postback_signals(p: &Postback) -> Result<Vec<SignalKind>, String> {
-    if let Some(status @ ("fail" | "failed")) = p.status.as_deref() {
-        let code = status.to_string();
-        return Ok(vec![SignalKind::Failed {
-            operation: Operation::Payment,
-            code,
-            message: "postback reports failure".into(),
-            refund_id: None,
-        }]);
-    }
-    match p.direction.as_deref() {
-        Some("ingoing") => Ok(vec![SignalKind::Settled {
-            amount: postback_amount(p)?,
-        }]),
-        Some(other) => Ok(vec![SignalKind::Unrecognised {
-            raw_status: format!("direction:{other}"),
-        }]),
-        None => Ok(vec![SignalKind::Unrecognised {
-            raw_status: p.status.clone().unwrap_or_default(),
-        }]),
-    }
+/// What paystate decided about a postback, and a stable label of that decision (part of the
+/// dedup key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostbackDecision {
+    pub signals: Vec<SignalKind>,
+    pub label: String,
 }
 
-fn postback_amount(p: &Postback) -> Result<Option<paystate_events::Money>, String> {
-    let Some(item) = p.additional_data.first() else {
-        return Ok(None);
+/// What a verified postback means, decided on the signed `additional_data` (`signed`):
+///
+/// - A signed deposit transaction (no `withdrawal_id`) with its signed `amount` and
+///   `currency_code` is money credited: `Settled` with that exact amount. The documented
+///   postback is sent when a deposit is credited.
+/// - Paykassma signs no outcome field: the top-level `status` and `direction` (`unsigned`)
+///   can only hold a report back, never move money. A `status` of `fail`/`failed` or a
+///   `direction` other than `ingoing` is recorded as unrecognised (`unsigned ...`), and the
+///   order waits (for the credited postback, or its expiry).
+/// - Anything else (no transaction, a withdrawal) is recorded as unrecognised.
+pub fn postback_signals(
+    signed: &[PostbackItem],
+    unsigned: &Postback,
+) -> Result<PostbackDecision, String> {
+    let held = |what: String| PostbackDecision {
+        signals: vec![SignalKind::Unrecognised {
+            raw_status: format!("unsigned {what} (not applied: Paykassma signs no outcome)"),
+        }],
+        label: format!("held:{}", what.replace(' ', "_")),
     };
-    let Some(v) = item.amount.as_ref().filter(|v| !v.is_null()) else {
-        return Ok(None);
+    let unrecognised = |what: &str| PostbackDecision {
+        signals: vec![SignalKind::Unrecognised {
+            raw_status: what.to_string(),
+        }],
+        label: what.replace(' ', "_"),
     };
+    let Some(item) = signed.first() else {
+        return Ok(unrecognised("no transaction"));
+    };
+    if item.withdrawal_id.as_ref().is_some_and(|v| !v.is_null()) {
+        return Ok(unrecognised("withdrawal"));
+    }
+    if let Some(status @ ("fail" | "failed")) = unsigned.status.as_deref() {
+        return Ok(held(format!("status:{status}")));
+    }
+    match unsigned.direction.as_deref() {
+        Some("ingoing") | None => {}
+        Some(other) => {
+            let other: String = other.chars().take(STATUS_TEXT_MAX).collect();
+            return Ok(held(format!("direction:{other}")));
+        }
+    }
+    Ok(PostbackDecision {
+        signals: vec![SignalKind::Settled {
+            amount: Some(signed_amount(item)?),
+        }],
+        label: "credited".into(),
+    })
+}
+
+/// Longest unsigned status text copied into a signal.
+const STATUS_TEXT_MAX: usize = 32;
+
+/// The credited amount, from the signed item only (amount and currency both signed).
+fn signed_amount(item: &PostbackItem) -> Result<paystate_events::Money, String> {
+    let v = item
+        .amount
+        .as_ref()
+        .filter(|v| !v.is_null())
+        .ok_or("no signed amount in additional_data")?;
     let code = item
         .currency_code
         .as_deref()
-        .or(p.currency_code.as_deref())
-        .ok_or("amount without currency")?;
+        .ok_or("no signed currency_code in additional_data")?;
     let currency = Currency::parse(code).map_err(|e| e.to_string())?;
-    json_decimal_money(v, currency).map(Some)
+    json_decimal_money(v, currency)
 }
 
 #[cfg(test)]

@@ -10,7 +10,8 @@
 //!   link itself. `status` reports the link's most advanced transaction, or, when there is
 //!   none, the link's own status (a cancelled or expired link is a cancelled payment).
 //!   Webhooks (`transaction.<status>`) are checked against each account's webhook token
-//!   ([`parse_callback`]).
+//!   ([`parse_callback`]); their body is not signed, so they only trigger a status query
+//!   (see `ParsedCallback::confirm_by_status`).
 
 pub mod signature;
 pub mod transformers;
@@ -331,7 +332,9 @@ fn check(op: Op, r: &HttpResponse) -> Result<(), AdapterError> {
 }
 
 /// Verifies (`Authorization: Bearer <webhook token>` of some account) and translates a
-/// webhook. Answered with 200.
+/// webhook. Plexy signs no webhook body, so the result is a trigger
+/// (`confirm_by_status`): the gateway confirms by a status query of the order's payment
+/// link before any money state moves, and keeps the webhook as evidence. Answered with 200.
 pub fn parse_callback(
     cfg: &PlexyConfig,
     cb: &InboundCallback<'_>,
@@ -362,13 +365,17 @@ pub fn parse_callback(
     Ok(ParsedCallback {
         provider: P,
         merchant_account: account,
+        // Nothing in the body is signed (the token says who sent it, not what it says): the
+        // order it names is a routing hint, its status and amounts are only evidence.
         hint: OrderHint {
-            order_id: reference.and_then(|r| OrderId::parse(r).ok()),
-            provider_ref: Some(tx.id.clone()),
+            order_id: None,
+            provider_ref: None,
+            unsigned_order_id: reference.and_then(|r| OrderId::parse(r).ok()),
         },
         dedup_key: Some(format!("{}:{}", tx.id, hook.name)),
         observed_at: None,
         signals,
         ack: Ack::empty_ok(),
+        confirm_by_status: true,
     })
 }

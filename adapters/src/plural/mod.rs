@@ -401,11 +401,14 @@ fn parse_webhook(
         hint: OrderHint {
             order_id: None,
             provider_ref: Some(hook.data.order_id.clone()),
+            unsigned_order_id: None,
         },
+        // `webhook-id` is in the signed message (`id.timestamp.body`).
         dedup_key: Some(format!("{id}:{}", hook.event_type)),
         observed_at,
         signals,
         ack: Ack::empty_ok(),
+        confirm_by_status: false,
     })
 }
 
@@ -463,10 +466,12 @@ fn parse_return(
         hint: OrderHint {
             order_id: None,
             provider_ref: Some(order_id),
+            unsigned_order_id: None,
         },
         dedup_key,
         observed_at: None,
         signals,
         ack: Ack::empty_ok(),
+        confirm_by_status: false,
     })
 }

@@ -107,29 +107,65 @@ fn activation_is_validated_multipart() {
     );
 }
 
+fn items(v: serde_json::Value) -> Vec<PostbackItem> {
+    serde_json::from_value(v).expect("items")
+}
+
+fn top(v: serde_json::Value) -> Postback {
+    serde_json::from_value(v).expect("pb")
+}
+
 #[test]
-fn postback_statuses() {
-    let ingoing: Postback = serde_json::from_value(json!({"direction": "ingoing", "currency_code": "BTN",
-        "additional_data": [{"amount": "300", "currency_code": "BTN", "transaction_id": "293397556789"}]})).expect("pb");
+fn postback_statuses_are_decided_on_the_signed_items() {
+    let credited = items(
+        json!([{"amount": "300", "currency_code": "BTN", "transaction_id": "293397556789", "withdrawal_id": null}]),
+    );
+    let d = postback_signals(&credited, &top(json!({"direction": "ingoing"}))).expect("maps");
     assert_eq!(
-        postback_signals(&ingoing).expect("maps"),
+        d.signals,
         vec![SignalKind::Settled {
             amount: Some(money(30000, "BTN"))
         }]
     );
-    let outgoing: Postback = serde_json::from_value(json!({"direction": "outgoing"})).expect("pb");
-    assert_eq!(
-        postback_signals(&outgoing).expect("maps"),
-        vec![SignalKind::Unrecognised {
-            raw_status: "direction:outgoing".into()
-        }]
-    );
-    let failed: Postback =
-        serde_json::from_value(json!({"status": "fail", "direction": "ingoing"})).expect("pb");
+    assert_eq!(d.label, "credited");
+    // The unsigned top-level amount and currency play no part.
+    let d2 = postback_signals(
+        &credited,
+        &top(json!({"direction": "ingoing", "amount": 1, "currency_code": "USD"})),
+    )
+    .expect("maps");
+    assert_eq!(d2, d);
+    // Unsigned fields can hold a report back, never move money.
+    for unsigned in [
+        json!({"status": "fail", "direction": "ingoing"}),
+        json!({"status": "failed"}),
+        json!({"direction": "outgoing"}),
+    ] {
+        let held = postback_signals(&credited, &top(unsigned.clone())).expect("maps");
+        assert!(
+            matches!(held.signals.as_slice(), [SignalKind::Unrecognised { raw_status }] if raw_status.starts_with("unsigned ")),
+            "{unsigned}: {held:?}"
+        );
+        assert_ne!(held.label, d.label, "a flipped copy has its own dedup key");
+    }
+    // A signed withdrawal is not a deposit credited.
+    let withdrawal = items(json!([{"amount": "300", "currency_code": "BTN", "withdrawal_id": 7}]));
     assert!(matches!(
-        postback_signals(&failed).expect("maps").as_slice(),
-        [SignalKind::Failed { .. }]
+        postback_signals(&withdrawal, &top(json!({"direction": "ingoing"})))
+            .expect("maps")
+            .signals
+            .as_slice(),
+        [SignalKind::Unrecognised { .. }]
     ));
-    let bad: Postback = serde_json::from_value(json!({"direction": "ingoing", "additional_data": [{"amount": "3.005", "currency_code": "BTN"}]})).expect("pb");
-    assert!(postback_signals(&bad).is_err());
+    // The currency must be signed too: the top-level one is not used.
+    let no_currency = items(json!([{"amount": "300", "transaction_id": "1"}]));
+    assert!(postback_signals(
+        &no_currency,
+        &top(json!({"direction": "ingoing", "currency_code": "BTN"}))
+    )
+    .is_err());
+    let no_amount = items(json!([{"currency_code": "BTN", "transaction_id": "1"}]));
+    assert!(postback_signals(&no_amount, &top(json!({"direction": "ingoing"}))).is_err());
+    let bad = items(json!([{"amount": "3.005", "currency_code": "BTN"}]));
+    assert!(postback_signals(&bad, &top(json!({"direction": "ingoing"}))).is_err());
 }
