@@ -512,3 +512,85 @@ async fn every_documented_id_gets_an_outcome_through_every_subject_and_key() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_can_repair_an_unreadable_order_on_a_protected_log() {
+    let nats = TestNats::start().await;
+    let protected = paystate_journal::LogSettings::default();
+    assert!(protected.protect_log);
+    let _engine = paystate_service::run_engine(nats.connect().await, protected, engine_config())
+        .await
+        .expect("engine");
+    let client = nats.client().await;
+    let js = jetstream::new(nats.connect().await);
+    let o = order("repair");
+    accept(&client, env(&o, create(10_000))).await;
+    let ack = js
+        .publish(events_subject(&o), "not a commit".into())
+        .await
+        .expect("publish")
+        .await
+        .expect("stored");
+    let outcome = client
+        .send(&env(&o, start()), WAIT)
+        .await
+        .expect("answered");
+    assert_eq!(
+        outcome.rejection_code(),
+        Some(RejectionCode::OrderUnreadable)
+    );
+    // The log denies deletes and JetStream cannot lift that.
+    let mut stream = js.get_stream("PAYSTATE_EVENTS").await.expect("log");
+    let mut cfg = stream.info().await.expect("info").config.clone();
+    cfg.deny_delete = false;
+    assert!(
+        js.update_stream(cfg).await.is_err(),
+        "deny_delete cannot be lifted"
+    );
+    // The documented repair (docs/security.md): quarantine the message by its sequence.
+    // A valid commit is never quarantined.
+    let seq = ack.sequence.to_string();
+    let (code, _, err) = paystate_cli(
+        &nats.url(),
+        &[
+            "quarantine",
+            o.as_str(),
+            "1",
+            "--operator",
+            "ops-1",
+            "--reason",
+            "x",
+        ],
+    )
+    .await;
+    assert_ne!(code, 0, "a commit cannot be quarantined: {err}");
+    assert!(err.contains("valid commit"), "{err}");
+    let (code, out, err) = paystate_cli(
+        &nats.url(),
+        &[
+            "quarantine",
+            o.as_str(),
+            &seq,
+            "--operator",
+            "ops-1",
+            "--reason",
+            "test junk",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        accept(&client, env(&o, start())).await.status,
+        Status::Pending
+    );
+    let (code, out, err) = paystate_cli(&nats.url(), &["audit"]).await;
+    assert_eq!(code, 0, "audit passes after the repair:\n{out}\n{err}");
+    assert!(
+        out.contains("quarantined"),
+        "the audit lists the decision:\n{out}"
+    );
+    let journal = paystate_journal::Journal::existing(js.clone(), "PAYSTATE_EVENTS")
+        .await
+        .expect("log");
+    assert_eq!(journal.read_order(&o).await.expect("readable").len(), 2);
+}

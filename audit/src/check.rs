@@ -40,6 +40,8 @@ pub struct Auditor {
     /// Chain breaks seen: (order, sequence of the commit before the break, sequence after),
     /// to name the order of a stream gap.
     pub breaks: Vec<(String, u64, u64)>,
+    /// Messages an operator quarantined: (order, stream sequence).
+    pub quarantined: std::sync::Arc<std::collections::HashSet<(String, u64)>>,
 }
 
 impl Auditor {
@@ -53,6 +55,7 @@ impl Auditor {
             orders: HashMap::new(),
             report,
             breaks: Vec::new(),
+            quarantined: Default::default(),
         }
     }
 
@@ -73,8 +76,15 @@ impl Auditor {
         let commit = match paystate_journal::scan::decode_commit(&entry.payload) {
             Ok(c) => c,
             Err(e) => {
+                let kind = match self
+                    .quarantined
+                    .contains(&(order.to_string(), entry.sequence))
+                {
+                    true => FindingKind::Quarantined,
+                    false => FindingKind::Unreadable,
+                };
                 self.finding(
-                    FindingKind::Unreadable,
+                    kind,
                     Some(&order),
                     entry.sequence,
                     None,

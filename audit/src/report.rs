@@ -16,6 +16,9 @@ pub enum FindingKind {
     SequenceGap,
     /// A message that is not a readable commit.
     Unreadable,
+    /// A message that is not a commit, set aside by an operator (`paystate quarantine`):
+    /// readers skip it (a warning: the decision is on record).
+    Quarantined,
     /// The hash header does not match the body: the body was edited.
     HashMismatch,
     /// The commit names another order than its subject, or its command another order.
@@ -47,7 +50,10 @@ pub enum FindingKind {
 impl FindingKind {
     /// Whether this finding makes the audit fail (warnings only fail with `--strict`).
     pub fn is_error(self) -> bool {
-        !matches!(self, FindingKind::ProjectionLagging)
+        !matches!(
+            self,
+            FindingKind::ProjectionLagging | FindingKind::Quarantined
+        )
     }
 }
 

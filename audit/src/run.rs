@@ -60,9 +60,13 @@ pub async fn audit(
     let started = Instant::now();
     let mut scan = journal.scan(ScanOptions::default()).await?;
     let stream = journal.stream().cached_info().config.name.clone();
+    let quarantined = paystate_journal::quarantine::all(journal.context())
+        .await
+        .map_err(AuditError::Broker)?;
     let (mut report, orders) = fold_log(
         &mut scan,
         &stream,
+        std::sync::Arc::new(quarantined),
         opts.workers.clamp(1, AUDIT_WORKERS_MAX),
         progress,
     )
@@ -81,10 +85,11 @@ pub async fn audit(
 async fn fold_log(
     scan: &mut LogScan,
     stream: &str,
+    quarantined: std::sync::Arc<std::collections::HashSet<(String, u64)>>,
     workers_n: usize,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<(Report, HashMap<OrderId, OrderTrack>), AuditError> {
-    let (senders, workers) = spawn_workers(stream, scan.end_seq, workers_n);
+    let (senders, workers) = spawn_workers(stream, scan.end_seq, workers_n, quarantined);
     let mut batches: Vec<Vec<RawEntry>> = (0..workers_n)
         .map(|_| Vec::with_capacity(BATCH_MAX))
         .collect();
@@ -142,14 +147,21 @@ type Workers = (
     Vec<std::thread::JoinHandle<Auditor>>,
 );
 
-fn spawn_workers(stream: &str, end_seq: u64, n: usize) -> Workers {
+fn spawn_workers(
+    stream: &str,
+    end_seq: u64,
+    n: usize,
+    quarantined: std::sync::Arc<std::collections::HashSet<(String, u64)>>,
+) -> Workers {
     let mut senders = Vec::with_capacity(n);
     let mut handles = Vec::with_capacity(n);
     for _ in 0..n {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<RawEntry>>(QUEUE_BATCHES_MAX);
         let stream = stream.to_string();
+        let quarantined = quarantined.clone();
         handles.push(std::thread::spawn(move || {
             let mut auditor = Auditor::new(&stream, end_seq);
+            auditor.quarantined = quarantined;
             while let Some(batch) = rx.blocking_recv() {
                 for entry in &batch {
                     auditor.observe(entry);

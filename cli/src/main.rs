@@ -46,6 +46,8 @@ enum Command {
     Send(cmd::send::Args),
     /// Show one order's commits, events and state, read from the log.
     Show(cmd::show::Args),
+    /// Set aside a message in an order's log that is not a commit (operator repair).
+    Quarantine(cmd::quarantine::Args),
     /// Write (or with --check, verify) the JSON Schemas of every command and event.
     Schemas(cmd::schemas::Args),
     /// One order from the projection (`order show <id>`).
@@ -90,6 +92,7 @@ async fn main() -> std::process::ExitCode {
             Command::Check(a) => cmd::check::run(settings, a).await,
             Command::Send(a) => cmd::send::run(settings, a).await,
             Command::Show(a) => cmd::show::run(settings, a).await,
+            Command::Quarantine(a) => cmd::quarantine::run(settings, a).await,
             Command::Schemas(a) => cmd::schemas::run(a),
             Command::Order(c) => cmd::order::run(settings, c).await,
             Command::Orders(c) => cmd::orders::run(settings, c).await,

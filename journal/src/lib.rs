@@ -7,6 +7,8 @@
 //!   (10071, and 10163/10164 on newer servers) come back as [`AppendError::Conflict`].
 //! - [`read`]: an order's commits back in order (leader message-get, read-after-write), the
 //!   order folded to its state, hash and chain verified on the way.
+//! - [`quarantine`]: operator decisions to skip a message that is not a commit (the log
+//!   denies deletes), by order and sequence.
 //! - [`scan`]: the whole log in stream order (ordered consumer), raw, up to a snapshot of its
 //!   last sequence: for projection rebuilds, audits, exports.
 //!
@@ -15,12 +17,13 @@
 //! (SHA-256 of the body) and `Paystate-Commit` (the order's commit number).
 
 pub mod append;
+pub mod quarantine;
 pub mod read;
 pub mod scan;
 pub mod setup;
 
 pub use append::{AppendError, Appended, EncodedCommit};
-pub use read::{LoadedOrder, ReadError, StoredCommit};
+pub use read::{LoadedOrder, OrderTail, ReadError, StoredCommit};
 pub use scan::{LogScan, RawEntry, ScanOptions};
 pub use setup::{check_server_version, ensure_log, LogSettings, SetupError, SERVER_VERSION_MIN};
 
@@ -40,6 +43,11 @@ impl Journal {
         settings: &LogSettings,
     ) -> Result<Journal, SetupError> {
         let events = ensure_log(&js, settings).await?;
+        // Why not fatal: only the engine and operators create it; readers treat a missing
+        // bucket as "nothing quarantined".
+        if let Err(e) = quarantine::ensure(&js, settings.replicas).await {
+            tracing::debug!(error = %e, "quarantine bucket not created by this role");
+        }
         Ok(Journal { js, events })
     }
 

@@ -33,6 +33,13 @@ pub struct LoadedOrder {
     pub last_seq: u64,
 }
 
+/// Commits read from an order's subject, and the last stream sequence seen on it.
+#[derive(Debug, Clone)]
+pub struct OrderTail {
+    pub commits: Vec<StoredCommit>,
+    pub last_seq: u64,
+}
+
 /// Why an order could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -61,9 +68,22 @@ impl Journal {
         order: &OrderId,
         from_seq: u64,
     ) -> Result<Vec<StoredCommit>, ReadError> {
+        Ok(self.read_order_tail(order, from_seq).await?.commits)
+    }
+
+    /// [`Journal::read_order_from`], with the subject's last stream sequence read (which is
+    /// past the last commit when a quarantined message follows it: the next append must
+    /// expect that sequence). A message that is not a commit fails the read unless an
+    /// operator quarantined it ([`crate::quarantine`]), in which case it is skipped.
+    pub async fn read_order_tail(
+        &self,
+        order: &OrderId,
+        from_seq: u64,
+    ) -> Result<OrderTail, ReadError> {
         let subject = events_subject(order);
-        let mut out = Vec::new();
+        let mut commits = Vec::new();
         let mut next_seq = from_seq.max(1);
+        let mut last_seq = from_seq.saturating_sub(1);
         for _ in 0..ORDER_COMMITS_READ_MAX {
             let request = self
                 .events
@@ -72,10 +92,24 @@ impl Journal {
                 .next_by_subject(subject.clone());
             match request.send().await {
                 Ok(msg) => {
-                    next_seq = msg.sequence + 1;
-                    out.push(decode_stored(order, msg)?);
+                    let sequence = msg.sequence;
+                    next_seq = sequence + 1;
+                    last_seq = sequence;
+                    match decode_stored(order, msg) {
+                        Ok(c) => commits.push(c),
+                        Err(e) => {
+                            let skip = crate::quarantine::is_quarantined(&self.js, order, sequence)
+                                .await
+                                .map_err(ReadError::Broker)?;
+                            if !skip {
+                                return Err(e);
+                            }
+                        }
+                    }
                 }
-                Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => return Ok(out),
+                Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => {
+                    return Ok(OrderTail { commits, last_seq })
+                }
                 Err(e) => return Err(ReadError::Broker(e.to_string())),
             }
         }
@@ -84,11 +118,10 @@ impl Journal {
 
     /// The order folded through the pure core, with the sequence to expect on the next append.
     pub async fn load(&self, order: &OrderId) -> Result<LoadedOrder, ReadError> {
-        let commits = self.read_order(order).await?;
-        let last_seq = commits.last().map_or(0, |c| c.sequence);
+        let tail = self.read_order_tail(order, 1).await?;
         Ok(LoadedOrder {
-            state: fold(order, &commits)?,
-            last_seq,
+            state: fold(order, &tail.commits)?,
+            last_seq: tail.last_seq,
         })
     }
 }

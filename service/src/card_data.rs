@@ -96,29 +96,71 @@ pub fn is_card_field(name: &str) -> bool {
     CARD_FIELD_NAMES.contains(&folded.as_str())
 }
 
-/// Whether `text` holds a run of 13–19 digits (single spaces or dashes between digits are
-/// allowed, as card numbers are often written in groups) that passes the Luhn check. A run
-/// is bounded by anything that is not a digit or a single separator between digits.
+/// Whether `text` holds a run of 13–19 digits that passes the Luhn check: contiguous, or
+/// grouped by single spaces or dashes the way card numbers are printed (4-4-4-4 with a
+/// shorter last group, 4-6-5, 4-6-4). Other groupings (UUIDs, dates, phone numbers) are not
+/// card numbers. A run is bounded by anything that is not a digit or such a separator.
 pub fn has_card_number(text: &str) -> bool {
     let bytes = text.as_bytes();
-    let mut digits: Vec<u8> = Vec::with_capacity(PAN_DIGITS_MAX + 1);
-    let mut i = 0;
-    while i <= bytes.len() {
-        let b = bytes.get(i).copied();
-        match b {
-            Some(d @ b'0'..=b'9') => digits.push(d - b'0'),
+    let mut groups: Vec<usize> = Vec::new();
+    let mut current = 0usize;
+    for i in 0..=bytes.len() {
+        match bytes.get(i).copied() {
+            Some(b'0'..=b'9') => current += 1,
             Some(b' ' | b'-')
-                if !digits.is_empty() && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) => {}
+                if current > 0 && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) =>
+            {
+                groups.push(current);
+                current = 0;
+            }
             _ => {
-                if (PAN_DIGITS_MIN..=PAN_DIGITS_MAX).contains(&digits.len()) && luhn(&digits) {
-                    return true;
+                if current > 0 {
+                    groups.push(current);
                 }
-                digits.clear();
+                let end = i;
+                let len: usize = groups.iter().sum::<usize>() + groups.len().saturating_sub(1);
+                if card_shaped(&groups) && (groups.len() == 1 || standalone(bytes, end - len, end))
+                {
+                    let digits: Vec<u8> = bytes[end - len..end]
+                        .iter()
+                        .filter(|b| b.is_ascii_digit())
+                        .map(|b| b - b'0')
+                        .collect();
+                    if luhn(&digits) {
+                        return true;
+                    }
+                }
+                groups.clear();
+                current = 0;
             }
         }
-        i += 1;
     }
     false
+}
+
+/// Whether `bytes[start..end]` stands alone: no letter or digit right before or after it. A
+/// grouped card number is printed as a word; inside a UUID or a longer token it is not one
+/// (which makes UUIDs, the usual idempotency keys, never match).
+fn standalone(bytes: &[u8], start: usize, end: usize) -> bool {
+    let alnum = |i: Option<usize>| {
+        i.and_then(|i| bytes.get(i))
+            .is_some_and(u8::is_ascii_alphanumeric)
+    };
+    !alnum(start.checked_sub(1)) && !alnum(Some(end))
+}
+
+/// Whether digit groups have a card number's length and printed grouping.
+fn card_shaped(groups: &[usize]) -> bool {
+    let total: usize = groups.iter().sum();
+    if !(PAN_DIGITS_MIN..=PAN_DIGITS_MAX).contains(&total) {
+        return false;
+    }
+    match groups {
+        [_] => true,
+        [4, 6, 5] | [4, 6, 4] => true,
+        [init @ .., last] => init.iter().all(|g| *g == 4) && (1..=4).contains(last),
+        [] => false,
+    }
 }
 
 /// The Luhn (mod 10) check over decimal digits.
@@ -159,6 +201,8 @@ mod tests {
             "378282246310005",
             "6011111111111117",
             "4222222222222",
+            "4222 2222 2222 2",
+            "3782 822463 10005",
         ] {
             assert!(has_card_number(pan), "{pan}");
         }
@@ -194,6 +238,27 @@ mod tests {
             find(&json!({"amount": {"minor_units": 4111111111111111u64}})),
             None
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn uuids_are_never_card_numbers(bits in proptest::prelude::any::<u128>()) {
+            let id = uuid::Uuid::from_u128(bits).hyphenated().to_string();
+            proptest::prop_assert!(!has_card_number(&id), "{}", id);
+        }
+
+        #[test]
+        fn every_card_number_is_found_however_printed(body in "[0-9]{15}", sep in "[ -]", prefix in "[a-z :=]{0,4}") {
+            let mut digits: Vec<u8> = body.bytes().map(|b| b - b'0').collect();
+            let check = (0..10u8).find(|c| { let mut d = digits.clone(); d.push(*c); luhn(&d) }).unwrap_or(0);
+            digits.push(check);
+            let pan: String = digits.iter().map(|d| char::from(b'0' + d)).collect();
+            let grouped = format!("{} {} {} {}", &pan[..4], &pan[4..8], &pan[8..12], &pan[12..]).replace(' ', &sep);
+            let prefixed = format!("{prefix}{pan}");
+            proptest::prop_assert!(has_card_number(&pan));
+            proptest::prop_assert!(has_card_number(&grouped), "{}", grouped);
+            proptest::prop_assert!(has_card_number(&prefixed), "{}", prefixed);
+        }
     }
 
     #[test]

@@ -203,11 +203,12 @@ impl Processor {
     ) -> Result<Current, LoadError> {
         let tail = self
             .journal
-            .read_order_from(&env.order_id, current.last_seq + 1)
+            .read_order_tail(&env.order_id, current.last_seq + 1)
             .await?;
         let mut state = current.state;
-        let mut last_seq = current.last_seq;
-        for c in &tail {
+        // Past the last commit if a quarantined message follows it.
+        let last_seq = tail.last_seq.max(current.last_seq);
+        for c in &tail.commits {
             match apply_commit(state.take(), &c.commit, &c.hash) {
                 Ok(s) => state = Some(s),
                 Err(e) => {
@@ -218,7 +219,6 @@ impl Processor {
                     )));
                 }
             }
-            last_seq = c.sequence;
         }
         self.cache.put(
             env.order_id.clone(),

@@ -14,6 +14,7 @@ pub mod order;
 pub mod orders;
 pub mod progress;
 pub mod project;
+pub mod quarantine;
 pub mod replay;
 pub mod run;
 pub mod sandbox;
