@@ -57,6 +57,10 @@ pub struct EngineSettings {
     pub cache_orders_max: usize,
     pub conflict_retries_max: u32,
     pub ack_wait_ms: u64,
+    /// Deliveries of a command before it is dead-lettered.
+    pub deliveries_max: i64,
+    /// Subject prefixes (ending in `.`) the engine may publish outcomes below.
+    pub inbox_prefixes: Vec<String>,
 }
 
 impl Default for Settings {
@@ -78,6 +82,8 @@ impl Default for Settings {
                 cache_orders_max: e.cache_orders_max,
                 conflict_retries_max: e.conflict_retries_max,
                 ack_wait_ms: e.ack_wait.as_millis() as u64,
+                deliveries_max: e.deliveries_max,
+                inbox_prefixes: e.inbox_prefixes,
             },
             gateway: GatewaySettings {
                 request_timeout_ms: g.request_timeout.as_millis() as u64,
@@ -113,6 +119,20 @@ impl Settings {
     fn validate(&self) -> anyhow::Result<()> {
         if ![1, 3, 5].contains(&self.replicas) {
             bail!("replicas must be 1, 3 or 5 (got {})", self.replicas);
+        }
+        if !(1..=1000).contains(&self.engine.deliveries_max) {
+            bail!(
+                "engine.deliveries_max must be 1..=1000 (got {})",
+                self.engine.deliveries_max
+            );
+        }
+        if self.engine.inbox_prefixes.is_empty() {
+            bail!("engine.inbox_prefixes must name at least one prefix (default [\"_INBOX.\"])");
+        }
+        for p in &self.engine.inbox_prefixes {
+            if !paystate_events::subjects::inbox_prefix_ok(p) {
+                bail!("engine.inbox_prefixes: {p:?} is not an inbox prefix (a literal subject prefix ending in '.', not starting with '$' or 'paystate.')");
+            }
         }
         if self.engine.partitions == 0 || self.engine.partitions > 1024 {
             bail!(
@@ -160,6 +180,8 @@ impl Settings {
             cache_orders_max: self.engine.cache_orders_max,
             conflict_retries_max: self.engine.conflict_retries_max,
             ack_wait: Duration::from_millis(self.engine.ack_wait_ms),
+            deliveries_max: self.engine.deliveries_max,
+            inbox_prefixes: self.engine.inbox_prefixes.clone(),
             ..Default::default()
         }
     }
@@ -198,12 +220,6 @@ impl Settings {
     }
 }
 
-/// Connects to NATS (one URL or a comma-separated cluster list), reconnecting forever.
-pub async fn connect(url: &str) -> anyhow::Result<async_nats::Client> {
-    paystate_service::connect(url, "paystate")
-        .await
-        .map_err(anyhow::Error::msg)
-}
 
 /// `PAYSTATE_NATS_<ROLE>_PASSWORD` (and the dev user's): variables for nats-server's config,
 /// not paystate settings.
