@@ -25,6 +25,7 @@ use paystate_events::subjects::{
     EVENTS_PREFIX, EVENTS_STREAM, OUTCOMES_BUCKET, SIGNALS_PREFIX,
 };
 use paystate_gateway::callbacks::{CALLBACKS_PREFIX, CALLBACKS_STREAM, SEEN_BUCKET};
+use paystate_journal::quarantine::QUARANTINE_BUCKET;
 use paystate_projection::layout::{ORDER_KEY_PREFIX, POINTER_BUCKET};
 use paystate_service::attachments::ATTACHMENTS_BUCKET;
 use paystate_service::refs::REFS_BUCKET;
@@ -264,10 +265,20 @@ fn open_projection(b: &mut Builder) {
     create_stream(b, &kv_stream(POINTER_BUCKET), false);
 }
 
-/// Reading the log: one order (message get), whole-log scans.
+/// Reading the log: one order (message get), whole-log scans, and the operators' quarantine
+/// decisions that readers honour (the bucket is created by whoever reads first).
 fn read_log(b: &mut Builder) {
     read_stream(b, EVENTS_STREAM);
     scan_stream(b, EVENTS_STREAM);
+    let q = kv_stream(QUARANTINE_BUCKET);
+    create_stream(b, &q, false);
+    read_stream(b, &q);
+    scan_stream(b, &q);
+}
+
+/// Denied to everyone but the operator (and admin): quarantine decisions.
+fn deny_operator_only(b: &mut Builder) {
+    b.deny_publish([format!("$KV.{QUARANTINE_BUCKET}.>")]);
 }
 
 /// Never for anyone but the admin: deleting or purging a stream or a message, changing or
@@ -292,6 +303,7 @@ fn deny_destructive(b: &mut Builder) {
         kv_stream(REFS_BUCKET),
         kv_stream(SEEN_BUCKET),
         kv_stream(POINTER_BUCKET),
+        kv_stream(QUARANTINE_BUCKET),
         CALLBACKS_STREAM.to_string(),
         obj_stream(ATTACHMENTS_BUCKET),
     ] {
@@ -345,6 +357,7 @@ pub fn layout(role: Role) -> Permissions {
             deny_destructive(&mut b);
             deny_engine_only(&mut b);
             deny_reporter_only(&mut b);
+            deny_operator_only(&mut b);
             b.deny_publish([
                 "$KV.>".into(),
                 "$O.>".into(),
@@ -372,6 +385,7 @@ pub fn layout(role: Role) -> Permissions {
             ]);
             deny_destructive(&mut b);
             deny_reporter_only(&mut b);
+            deny_operator_only(&mut b);
             b.deny_publish([format!("{COMMANDS_PREFIX}.>")]);
         }
         Role::Reporter => {
@@ -394,6 +408,7 @@ pub fn layout(role: Role) -> Permissions {
             open_projection(&mut b);
             deny_destructive(&mut b);
             deny_engine_only(&mut b);
+            deny_operator_only(&mut b);
             b.deny_publish([format!("{COMMANDS_PREFIX}.>")]);
         }
         Role::Projector => {
@@ -412,6 +427,7 @@ pub fn layout(role: Role) -> Permissions {
             deny_destructive(&mut b);
             deny_engine_only(&mut b);
             deny_reporter_only(&mut b);
+            deny_operator_only(&mut b);
             b.deny_publish([
                 format!("{COMMANDS_PREFIX}.>"),
                 format!("$JS.ACK.{EVENTS_STREAM}.{WORKERS_CONSUMER}.>"),
@@ -428,6 +444,8 @@ pub fn layout(role: Role) -> Permissions {
                 format!("$KV.*.{ORDER_KEY_PREFIX}>"),
                 format!("$KV.{POINTER_BUCKET}.>"),
                 format!("$JS.ACK.{EVENTS_STREAM}.*.>"),
+                // Quarantine decisions (`paystate quarantine`): the operator's alone.
+                format!("$KV.{QUARANTINE_BUCKET}.>"),
             ]);
             deny_destructive(&mut b);
             deny_engine_only(&mut b);
@@ -689,7 +707,10 @@ mod tests {
         assert!(covers("a.b", "a.b"));
         assert!(!covers("a.b", "a.b.c"));
         assert!(!covers("a.b.c", "a.b"));
-        assert!(covers("$JS.API.STREAM.INFO.*", "$JS.API.STREAM.INFO.PAYSTATE_EVENTS"));
+        assert!(covers(
+            "$JS.API.STREAM.INFO.*",
+            "$JS.API.STREAM.INFO.PAYSTATE_EVENTS"
+        ));
         assert!(!covers("$JS.API.STREAM.INFO.*", "$JS.API.STREAM.INFO"));
     }
 
@@ -734,7 +755,10 @@ mod tests {
             "$JS.API.CONSUMER.CREATE.PAYSTATE_COMMANDS",
             "$JS.ACK.PAYSTATE_COMMANDS.paystate-engine.1.1.1.1.1",
         ] {
-            assert!(missing(Some(&p.publish), s).is_some(), "client may publish {s}");
+            assert!(
+                missing(Some(&p.publish), s).is_some(),
+                "client may publish {s}"
+            );
         }
         assert_eq!(missing(Some(&p.publish), "paystate.cmd.o1"), None);
     }
@@ -751,7 +775,11 @@ mod tests {
                 matches!(role, Role::Reporter | Role::Admin),
                 "{role} signal"
             );
-            assert_eq!(log, matches!(role, Role::Engine | Role::Admin), "{role} log");
+            assert_eq!(
+                log,
+                matches!(role, Role::Engine | Role::Admin),
+                "{role} log"
+            );
             assert_eq!(
                 outcomes,
                 matches!(role, Role::Engine | Role::Admin),
@@ -769,7 +797,10 @@ mod tests {
         let p = Role::Engine.permissions();
         assert!(missing(Some(&p.publish), "_INBOX.abc.1").is_none());
         for s in ["paystate.cmd.o1", "other.subject", "$KV.paystate_refs.x"] {
-            assert!(missing(Some(&p.publish), s).is_some(), "engine may publish {s}");
+            assert!(
+                missing(Some(&p.publish), s).is_some(),
+                "engine may publish {s}"
+            );
         }
     }
 

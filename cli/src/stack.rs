@@ -2,6 +2,7 @@
 //! `paystate run` (roles chosen by flags), `paystate dev` (everything plus sandboxes) and the
 //! end-to-end tests (everything, with short deadlines).
 
+use crate::permissions::Role;
 use anyhow::Context;
 use paystate_adapters::config::AdaptersConfig;
 use paystate_adapters::Adapters;
@@ -13,7 +14,6 @@ use paystate_service::{run_engine, EngineConfig, EngineHandle};
 use paystate_workers::{
     run_reconciler, run_workers, ReconcilerConfig, ReconcilerHandle, WorkerConfig, WorkersHandle,
 };
-use crate::permissions::Role;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::net::TcpListener;

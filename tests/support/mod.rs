@@ -4,6 +4,7 @@
 
 pub mod load;
 pub mod providers;
+pub mod secure;
 pub mod tuned;
 
 use paystate_broker::{NatsServer, ServerOptions};

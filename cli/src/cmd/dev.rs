@@ -3,8 +3,8 @@
 //! providers — then one sample order through each provider, with its timeline.
 
 use crate::settings::{RoleNats, Settings};
-use paystate::permissions::Role;
 use anyhow::Context;
+use paystate::permissions::Role;
 use paystate::stack::GatewayListeners;
 use paystate_broker::{NatsServer, ServerOptions};
 use paystate_gateway::auth::Scope;

@@ -79,7 +79,9 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| settings.http_private.clone());
     // One NATS connection per permission role the parts need (one per distinct credential
     // set: roles configured with the same credentials share it).
-    let nats = settings.connections(&permission_roles(&roles), true).await?;
+    let nats = settings
+        .connections(&permission_roles(&roles), true)
+        .await?;
     let has = |r: &str| roles.contains(&r);
     let gateway = match has("gateway") {
         true => Some(
