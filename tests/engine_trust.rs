@@ -78,6 +78,20 @@ async fn log_messages(js: &jetstream::Context, order: &str) -> Vec<Vec<u8>> {
     }
 }
 
+/// A server, an engine on it, a client and a JetStream context.
+async fn with_engine() -> (
+    TestNats,
+    paystate_service::EngineHandle,
+    paystate_service::Client,
+    jetstream::Context,
+) {
+    let nats = TestNats::start().await;
+    let engine = nats.engine().await;
+    let client = nats.client().await;
+    let js = jetstream::new(nats.connect().await);
+    (nats, engine, client, js)
+}
+
 /// Sends `cmd` after the hostile message on the same order and waits for its outcome: the
 /// engine handles one order's commands in order, so once this is answered the hostile one
 /// was processed (the engine is quiet for this order).
@@ -90,10 +104,7 @@ async fn marker(client: &paystate_service::Client, o: &paystate_events::OrderId)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reply_header_attack_leaves_the_victim_working_and_the_log_clean() {
-    let nats = TestNats::start().await;
-    let _engine = nats.engine().await;
-    let client = nats.client().await;
-    let js = jetstream::new(nats.connect().await);
+    let (nats, _engine, client, js) = with_engine().await;
     let victim = order("victim");
     accept(&client, env(&victim, create(10_000))).await;
     let attacker = order("attacker");
@@ -152,10 +163,7 @@ async fn reply_header_attack_leaves_the_victim_working_and_the_log_clean() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_signals_on_the_client_plane_are_refused_with_nothing_written() {
-    let nats = TestNats::start().await;
-    let _engine = nats.engine().await;
-    let client = nats.client().await;
-    let js = jetstream::new(nats.connect().await);
+    let (nats, _engine, client, js) = with_engine().await;
     let o = order("forge");
     accept(&client, env(&o, create(10_000))).await;
     accept(&client, env(&o, start())).await;
@@ -186,10 +194,7 @@ async fn provider_signals_on_the_client_plane_are_refused_with_nothing_written()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_keys_and_card_data_are_refused_with_nothing_written() {
-    let nats = TestNats::start().await;
-    let _engine = nats.engine().await;
-    let client = nats.client().await;
-    let js = jetstream::new(nats.connect().await);
+    let (_nats, _engine, client, js) = with_engine().await;
     let o = order("strict");
     let cases = [
         (
@@ -247,10 +252,7 @@ async fn repeated_keys_and_card_data_are_refused_with_nothing_written() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_foreign_message_in_an_order_log_is_reported_not_retried() {
-    let nats = TestNats::start().await;
-    let _engine = nats.engine().await;
-    let client = nats.client().await;
-    let js = jetstream::new(nats.connect().await);
+    let (nats, _engine, client, js) = with_engine().await;
     let o = order("foreign");
     accept(&client, env(&o, create(10_000))).await;
     // An operator mistake (or an old bug): something that is not a commit on the order's log.
@@ -431,10 +433,7 @@ fn command_id_strategy() -> impl Strategy<Value = String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_documented_id_gets_an_outcome_through_every_subject_and_key() {
-    let nats = TestNats::start().await;
-    let _engine = nats.engine().await;
-    let client = nats.client().await;
-    let js = jetstream::new(nats.connect().await);
+    let (nats, _engine, client, js) = with_engine().await;
     let store = projection_store(&nats).await;
     let _projector = paystate_projection::start_projector(store.clone(), Default::default())
         .await
