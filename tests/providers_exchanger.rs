@@ -6,7 +6,9 @@
 mod support;
 
 use paystate_adapters::exchanger::signature::ipn_signature;
-use paystate_events::{CaptureMode, CustomerActionKind, OrderId, Provider, Status};
+use paystate_events::{
+    CaptureMode, Command, CustomerActionKind, OrderId, Provider, ProviderSignal, SignalKind, Status,
+};
 use paystate_sandbox::Action;
 use support::providers::*;
 use support::*;
@@ -199,6 +201,27 @@ async fn exchanger_ipn_signature_vector_and_tampered_variants() {
              &xml_from={from}&xml_to={to}&timestamp={ts}&{sig_field}={sig}"
         )
     };
+    // The exchanger signs its orderId, not our `?order_id=`: until the order has recorded
+    // that orderId as its reference, the unsigned marker alone moves nothing (503: the
+    // reconciler's polling, or a resend, comes back to it).
+    assert_eq!(post(form(status, inn, "sign", vector)).await, 503);
+    // The start recorded the exchanger's orderId (as the adapter worker does).
+    accept(
+        &ps.client,
+        env(
+            &o,
+            Command::ProviderSignal {
+                signal: ProviderSignal {
+                    provider: P,
+                    provider_ref: Some(id.to_string()),
+                    evidence_ref: "call:test-create".into(),
+                    observed_at: chrono::Utc::now(),
+                    kind: SignalKind::Accepted { action: None },
+                },
+            },
+        ),
+    )
+    .await;
     // Tampered: another status, another amount, a wrong secret, no signature at all.
     let wrong_secret = ipn_signature(id, status, inn, out, from, to, ts, "ipn-secret-2");
     assert_eq!(post(form("returned", inn, "sign", vector)).await, 401);
@@ -218,8 +241,111 @@ async fn exchanger_ipn_signature_vector_and_tampered_variants() {
     let verdicts = ps.callback_verdicts(P).await;
     let count = |v: &str| verdicts.iter().filter(|r| r["verdict"] == v).count();
     assert_eq!(
-        (count("rejected"), count("applied")),
-        (4, 1),
+        (count("rejected"), count("applied"), count("not_applied")),
+        (4, 1, 1),
         "{verdicts:#?}"
     );
+}
+
+/// The IPN the exchanger would send for `reference`, signed with our IPN secret.
+fn ipn_for(reference: &str, status: &str) -> String {
+    let (inn, out, from, to) = ("100", "0.5", "CARDUAH", "BTC");
+    let ts = chrono::Utc::now().timestamp().to_string();
+    let sign = ipn_signature(reference, status, inn, out, from, to, &ts, IPN_SECRET);
+    format!(
+        "orderUID=uid-{reference}&orderId={reference}&newStatus={status}&inAmount={inn}\
+         &outAmount={out}&xml_from={from}&xml_to={to}&timestamp={ts}&sign={sign}"
+    )
+}
+
+/// Posts an IPN to `/callbacks/exchanger` with `query`; the HTTP status.
+async fn post_ipn(ps: &ProviderStack, query: &str, body: String) -> u16 {
+    reqwest::Client::new()
+        .post(format!("{}/callbacks/exchanger{query}", ps.gateway_url()))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .expect("sent")
+        .status()
+        .as_u16()
+}
+
+/// Waits until the engine has handled everything sent to `o` before: a marker signal (on the
+/// signal plane, like callbacks) and its outcome. Returns the state after the marker.
+async fn quiet(ps: &ProviderStack, o: &OrderId) -> paystate_events::OrderState {
+    let marker = Command::ProviderSignal {
+        signal: ProviderSignal {
+            provider: P,
+            provider_ref: None,
+            evidence_ref: "test:marker".into(),
+            observed_at: chrono::Utc::now(),
+            kind: SignalKind::Probed {
+                answer: "marker".into(),
+            },
+        },
+    };
+    accept(&ps.client, env(o, marker)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exchanger_signed_ipn_re_addressed_to_another_order_changes_nothing() {
+    let ps = ProviderStack::start().await;
+    let (victim, _) = started(&ps, "exch-victim").await;
+    let (payer, payer_ref) = started(&ps, "exch-payer").await;
+    let before = ps
+        .journal
+        .load(&victim)
+        .await
+        .expect("load")
+        .state
+        .expect("order");
+    // The payer's correctly signed "funds received" IPN, re-addressed to the victim by the
+    // unsigned `?order_id=` (issue 11, problem 1).
+    let ipn = ipn_for(&payer_ref, "inProgressPayout");
+    assert_eq!(
+        post_ipn(&ps, &format!("?order_id={victim}"), ipn.clone()).await,
+        409
+    );
+    let verdicts = ps.callback_verdicts(P).await;
+    let refused = verdicts.last().expect("a verdict");
+    assert_eq!(refused["verdict"], "rejected", "{verdicts:#?}");
+    let detail = refused["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains(victim.as_str()) && detail.contains(payer.as_str()),
+        "the reason names both orders: {detail}"
+    );
+    let raw = ps.raw_callbacks(P).await;
+    assert!(
+        raw.iter()
+            .any(|r| r["query"] == format!("order_id={victim}")),
+        "kept as evidence: {raw:#?}"
+    );
+    let after = quiet(&ps, &victim).await;
+    assert_eq!(after.status, Status::Pending, "the victim did not move");
+    assert_eq!(after.captured.0, 0);
+    assert!(after.discrepancies.is_empty(), "{:#?}", after.discrepancies);
+    assert_eq!(
+        after.commits,
+        before.commits + 1,
+        "only the marker was added"
+    );
+    // Addressed to its own order (or by the signed orderId alone) it applies there, once.
+    assert_eq!(
+        post_ipn(&ps, &format!("?order_id={payer}"), ipn.clone()).await,
+        200
+    );
+    let captured = ps.wait_status(&payer, Status::Captured).await;
+    assert_eq!(captured.captured.0, 10_000);
+    assert_eq!(post_ipn(&ps, "", ipn).await, 200);
+    let verdicts = ps.callback_verdicts(P).await;
+    let count = |v: &str| verdicts.iter().filter(|r| r["verdict"] == v).count();
+    assert_eq!(
+        (count("rejected"), count("applied"), count("duplicate")),
+        (1, 1, 1),
+        "{verdicts:#?}"
+    );
+    let victim_now = quiet(&ps, &victim).await;
+    assert_eq!(victim_now.status, Status::Pending);
+    assert!(!victim_now.needs_review);
 }
