@@ -606,3 +606,87 @@ async fn flitt_refund_whose_every_answer_is_lost() {
         "one reversal at Flitt: {c:?}"
     );
 }
+
+/// A Flitt callback for `order_id` naming `payment_id`, signed with the stack's password.
+fn signed_callback(ps: &ProviderStack, order_id: &str, payment_id: &str) -> serde_json::Value {
+    let adapters = ps.adapters();
+    let cfg = adapters.config().flitt.as_ref().expect("flitt configured");
+    let (_, account) = cfg.accounts.iter().next().expect("an account");
+    let mut params = serde_json::Map::new();
+    for (k, v) in [
+        ("order_id", serde_json::json!(order_id)),
+        ("merchant_id", serde_json::json!(account.merchant_id)),
+        ("order_status", serde_json::json!("approved")),
+        ("response_status", serde_json::json!("success")),
+        ("amount", serde_json::json!(AMOUNT.to_string())),
+        ("currency", serde_json::json!("GEL")),
+        ("payment_id", serde_json::json!(payment_id)),
+        ("tran_type", serde_json::json!("purchase")),
+    ] {
+        params.insert(k.into(), v);
+    }
+    let sig = paystate_adapters::flitt::signature::sign(account.password.expose(), &params);
+    params.insert("signature".into(), sig.into());
+    serde_json::Value::Object(params)
+}
+
+async fn post_callback(ps: &ProviderStack, body: &serde_json::Value) -> u16 {
+    reqwest::Client::new()
+        .post(format!("{}/callbacks/flitt", ps.gateway_url()))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("sent")
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flitt_callback_with_a_contradicting_payment_id_becomes_a_discrepancy() {
+    let ps = ProviderStack::start().await;
+    let (a, b) = (order("flitt-ref-a"), order("flitt-ref-b"));
+    let a_pending = started(&ps, &a, CaptureMode::Auto, &[]).await;
+    let b_pending = started(&ps, &b, CaptureMode::Auto, &[]).await;
+    let (a_ref, b_ref) = (
+        a_pending.provider_ref.expect("payment_id of a"),
+        b_pending.provider_ref.expect("payment_id of b"),
+    );
+    assert_ne!(a_ref, b_ref);
+    // Signed by Flitt (the test holds the password): order a, but b's payment.
+    let contradicting = signed_callback(&ps, a.as_str(), &b_ref);
+    assert_eq!(post_callback(&ps, &contradicting).await, 200);
+    let flagged = ps
+        .wait_until(&a, "flagged for review", |s| s.needs_review)
+        .await;
+    assert_eq!(flagged.status, Status::Pending, "a did not move");
+    assert_eq!(flagged.captured.0, 0);
+    let d = flagged.discrepancies.last().expect("kept");
+    assert_eq!(
+        (d.code.as_str(), d.signal.as_str()),
+        (paystate_engine::REFERENCE_MISMATCH, "captured")
+    );
+    assert!(d.evidence_ref.starts_with("callbacks:"), "{d:?}");
+    assert!(
+        d.detail.contains(&b_ref) && d.detail.contains(&a_ref),
+        "{d:?}"
+    );
+    // b's genuine callback wrapped with an unsigned outer `order_id` naming a: only the
+    // signed inner parameters count, so it is b's report, applied to b.
+    let wrapped = serde_json::json!({
+        "order_id": a.as_str(),
+        "response": signed_callback(&ps, b.as_str(), &b_ref),
+    });
+    assert_eq!(post_callback(&ps, &wrapped).await, 200);
+    let b_done = ps.wait_status(&b, Status::Captured).await;
+    assert_eq!(b_done.captured.0, AMOUNT);
+    let a_now = ps
+        .journal
+        .load(&a)
+        .await
+        .expect("load")
+        .state
+        .expect("order");
+    assert_eq!((a_now.status, a_now.captured.0), (Status::Pending, 0));
+    assert_eq!(a_now.discrepancies.len(), 1, "{:#?}", a_now.discrepancies);
+}

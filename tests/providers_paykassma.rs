@@ -11,7 +11,7 @@ use paystate_adapters::paykassma::transformers::custom_transaction_id;
 use paystate_events::command::Attachment;
 use paystate_events::{
     CaptureMode, Command, CustomerActionKind, Event, OrderId, PaymentInitiation, Provider,
-    RejectionCode, Status,
+    RejectionCode, SignalKind, Status,
 };
 use paystate_sandbox::{Action, FaultKind, FaultRule};
 use support::providers::*;
@@ -184,7 +184,7 @@ async fn upload_raw(ps: &ProviderStack, body: Vec<u8>) -> u16 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn paykassma_rejected_activation_fails_the_order() {
+async fn paykassma_rejected_activation_is_recorded_and_the_order_keeps_waiting() {
     let ps = ProviderStack::start().await;
     let rejected = started(&ps, "pk-rej").await;
     let (status, body) = upload_multipart(&ps, SCREENSHOT).await;
@@ -223,8 +223,46 @@ async fn paykassma_rejected_activation_fails_the_order() {
     ps.sandbox
         .decline(P, &activation)
         .expect("back office rejects");
-    let failed = ps.wait_status(&rejected, Status::Failed).await;
-    assert_eq!(failed.failure.map(|f| f.0).as_deref(), Some("fail"));
+    // Paykassma signs no outcome (only `additional_data`): the top-level `"status": "fail"`
+    // is recorded, and the order keeps waiting (for a credited transfer, or its expiry).
+    let held = wait_held(&ps, &rejected, 1).await;
+    assert!(
+        held[0].contains("status:fail"),
+        "the unsigned failure is kept: {held:?}"
+    );
+    let state = ps
+        .journal
+        .load(&rejected)
+        .await
+        .expect("load")
+        .state
+        .expect("order");
+    assert_eq!(state.status, Status::Pending);
+    assert!(state.failure.is_none() && !state.needs_review);
+}
+
+/// Waits (with a deadline) until `n` postbacks of `o` were recorded as held back by an
+/// unsigned field; their recorded texts.
+async fn wait_held(ps: &ProviderStack, o: &OrderId, n: usize) -> Vec<String> {
+    let held = |signals: &[SignalCommit]| -> Vec<String> {
+        signals
+            .iter()
+            .filter_map(|s| match &s.kind {
+                SignalKind::Unrecognised { raw_status } if raw_status.starts_with("unsigned ") => {
+                    Some(raw_status.clone())
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    for _ in 0..800 {
+        let found = held(&ps.signals(o).await);
+        if found.len() >= n {
+            return found;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("never saw {n} held postbacks: {:#?}", ps.signals(o).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -500,6 +538,72 @@ async fn paykassma_tampered_postbacks_are_refused_the_genuine_applied_once() {
         (4, 1, 2),
         "{verdicts:#?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paykassma_flipped_unsigned_fields_change_nothing_the_genuine_applies_once() {
+    let ps = ProviderStack::start().await;
+    let o = order("pk-flip");
+    accept(
+        &ps.client,
+        env(&o, create_for(P, 30_000, "BTN", CaptureMode::Auto)),
+    )
+    .await;
+    let genuine = resigned(&SEED_POSTBACK.replace("ORDER", o.as_str()));
+    // Each still verifies (`additional_data` is untouched): only unsigned fields differ.
+    let failed = genuine.replacen("\"direction\"", "\"status\": \"fail\",\n\"direction\"", 1);
+    let outgoing = genuine.replace("\"direction\": \"ingoing\"", "\"direction\": \"outgoing\"");
+    for flipped in [&failed, &outgoing] {
+        assert_ne!(flipped, &genuine);
+        assert_eq!(
+            post_postback(&ps, flipped.clone()).await,
+            (200, OK.to_string()),
+            "answered like any postback (Paykassma would resend otherwise)"
+        );
+    }
+    wait_held(&ps, &o, 2).await;
+    let held = ps
+        .journal
+        .load(&o)
+        .await
+        .expect("load")
+        .state
+        .expect("order");
+    assert_eq!(held.status, Status::Created, "nothing moved");
+    assert!(held.failure.is_none() && !held.needs_review && held.captured.0 == 0);
+    // The flipped copies did not use up the genuine postback's dedup key.
+    assert_eq!(post_postback(&ps, genuine.clone()).await.0, 200);
+    let done = ps.wait_status(&o, Status::Done).await;
+    assert_eq!(done.captured.0, 30_000, "the signed amount");
+    // Unsigned top-level amount and currency decide nothing either: same report, once.
+    let junk = genuine
+        .replace("\"amount\": 300,", "\"amount\": 1,")
+        .replacen(
+            "\"currency_code\": \"BTN\"",
+            "\"currency_code\": \"USD\"",
+            1,
+        );
+    assert_ne!(junk, genuine);
+    assert_eq!(post_postback(&ps, junk).await.0, 200);
+    assert_eq!(post_postback(&ps, failed).await.0, 200);
+    let verdicts = ps.callback_verdicts(P).await;
+    let count = |v: &str| verdicts.iter().filter(|r| r["verdict"] == v).count();
+    assert_eq!(
+        (count("rejected"), count("applied"), count("duplicate")),
+        (0, 3, 2),
+        "{verdicts:#?}"
+    );
+    let captures = events_named(&ps.signals(&o).await, "payment_captured");
+    assert_eq!(captures, 1, "applied once");
+    let end = ps
+        .journal
+        .load(&o)
+        .await
+        .expect("load")
+        .state
+        .expect("order");
+    assert_eq!((end.status, end.captured.0), (Status::Done, 30_000));
+    assert!(end.discrepancies.is_empty(), "{:#?}", end.discrepancies);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

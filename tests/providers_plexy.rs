@@ -429,3 +429,148 @@ async fn plexy_lost_capture_answer_and_duplicate_webhooks_take_effect_once() {
         .expect("order");
     assert!(state.discrepancies.is_empty(), "{:#?}", state.discrepancies);
 }
+
+/// The webhook token of the stack's Plexy account.
+fn webhook_token(ps: &ProviderStack) -> String {
+    let adapters = ps.adapters();
+    let cfg = adapters.config().plexy.as_ref().expect("plexy configured");
+    let (_, account) = cfg.common.accounts.iter().next().expect("an account");
+    account.webhook_token.expose().to_string()
+}
+
+/// The webhook Plexy sends for the link's transaction as it stands at the sandbox.
+fn genuine_webhook(ps: &ProviderStack, link: &str) -> serde_json::Value {
+    let at_plexy = ps.sandbox.order(P, link);
+    let tx = at_plexy["transaction"].clone();
+    assert!(tx.is_object(), "a transaction exists: {at_plexy}");
+    let status = tx["status"].as_str().expect("status").to_string();
+    serde_json::json!({"name": format!("transaction.{status}"), "merchantId": "merchant-1", "data": tx})
+}
+
+/// Posts a webhook with the right bearer token; the HTTP status.
+async fn post_webhook(ps: &ProviderStack, body: &serde_json::Value) -> u16 {
+    reqwest::Client::new()
+        .post(format!("{}/callbacks/plexy", ps.gateway_url()))
+        .header("authorization", format!("Bearer {}", webhook_token(ps)))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("sent")
+        .status()
+        .as_u16()
+}
+
+fn count_verdicts(verdicts: &[serde_json::Value], v: &str) -> usize {
+    verdicts.iter().filter(|r| r["verdict"] == v).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plexy_altered_webhook_then_the_genuine_applies_the_genuine_state_once() {
+    let ps = ProviderStack::start().await;
+    let (o, link) = started(&ps, "plexy-alt", 2_500, CaptureMode::Manual).await;
+    // Plexy's own webhook for the payment is lost on the way: the test delivers it.
+    ps.sandbox
+        .add_fault(P, FaultRule::once(FaultKind::DropCallback).on_order(&link));
+    ps.sandbox.approve(P, &link).expect("customer pays");
+    assert!(ps.sandbox.wait_callbacks_idle(WAIT).await);
+    let genuine = genuine_webhook(&ps, &link);
+    assert_eq!(genuine["name"], "transaction.authorized");
+    // Someone holding the token (or a proxy) sends an altered copy first: "charged", for 1.
+    let mut altered = genuine.clone();
+    altered["name"] = "transaction.charged".into();
+    altered["data"]["status"] = "charged".into();
+    altered["data"]["amount"] = 1.into();
+    altered["data"]["processedAmount"] = 1.into();
+    assert_eq!(post_webhook(&ps, &altered).await, 200);
+    // The body is not signed: it only triggered a status query, whose answer is applied.
+    let authorized = ps.wait_status(&o, Status::Authorized).await;
+    assert_eq!((authorized.authorized.0, authorized.captured.0), (2_500, 0));
+    assert!(!authorized.needs_review, "{:#?}", authorized.discrepancies);
+    // The genuine webhook that follows is the same report: acknowledged, applied once.
+    assert_eq!(post_webhook(&ps, &genuine).await, 200);
+    let verdicts = ps.callback_verdicts(P).await;
+    assert_eq!(
+        (
+            count_verdicts(&verdicts, "applied"),
+            count_verdicts(&verdicts, "duplicate")
+        ),
+        (1, 1),
+        "{verdicts:#?}"
+    );
+    let applied = verdicts
+        .iter()
+        .find(|v| v["verdict"] == "applied")
+        .expect("applied");
+    let detail = applied["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("claimed [captured]") && detail.contains("reports [authorized]"),
+        "the claim and the confirmed answer are both kept: {detail}"
+    );
+    let signals = ps.signals(&o).await;
+    let authorizations = signals
+        .iter()
+        .filter(|s| s.event_names() == ["payment_authorized"])
+        .collect::<Vec<_>>();
+    assert_eq!(authorizations.len(), 1, "{signals:#?}");
+    // Applied from Plexy's answer to a status query (the webhook's, or the reconciler's
+    // if it asked first), never from the webhook body.
+    assert!(
+        authorizations[0]
+            .evidence_ref
+            .contains(":status=transaction.authorized"),
+        "evidence: the status answer: {:?}",
+        authorizations[0].evidence_ref
+    );
+    // The order still moves on: Plexy's later webhooks are confirmed the same way.
+    accept(&ps.client, env(&o, Command::Capture { amount: None })).await;
+    let captured = ps.wait_status(&o, Status::Captured).await;
+    assert_eq!(captured.captured.0, 2_500);
+    assert!(
+        captured.discrepancies.is_empty(),
+        "{:#?}",
+        captured.discrepancies
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plexy_webhook_re_addressed_to_another_order_changes_nothing() {
+    let ps = ProviderStack::start().await;
+    let (victim, _) = started(&ps, "plexy-victim", 4_000, CaptureMode::Manual).await;
+    let (payer, payer_link) = started(&ps, "plexy-payer", 4_000, CaptureMode::Manual).await;
+    ps.sandbox.approve(P, &payer_link).expect("customer pays");
+    ps.wait_status(&payer, Status::Authorized).await;
+    assert!(ps.sandbox.wait_callbacks_idle(WAIT).await);
+    // The payer's genuine webhook, re-addressed by its unsigned merchantReference.
+    let mut readdressed = genuine_webhook(&ps, &payer_link);
+    readdressed["data"]["merchantReference"] = victim.to_string().into();
+    assert_eq!(post_webhook(&ps, &readdressed).await, 200);
+    // It asked Plexy about the victim's own link, which nobody paid: nothing to apply.
+    let marker = Command::ProviderSignal {
+        signal: paystate_events::ProviderSignal {
+            provider: P,
+            provider_ref: None,
+            evidence_ref: "test:marker".into(),
+            observed_at: chrono::Utc::now(),
+            kind: paystate_events::SignalKind::Probed {
+                answer: "marker".into(),
+            },
+        },
+    };
+    let after = accept(&ps.client, env(&victim, marker)).await;
+    assert_eq!(after.status, Status::Pending, "the victim did not move");
+    assert_eq!((after.authorized.0, after.captured.0), (0, 0));
+    assert!(!after.needs_review, "{:#?}", after.discrepancies);
+    let verdicts = ps.callback_verdicts(P).await;
+    let last = verdicts.last().expect("a verdict");
+    assert_eq!(last["order_id"], victim.as_str(), "{last}");
+    assert!(
+        last["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("claimed [authorized]"),
+        "the claim is kept as evidence: {last}"
+    );
+    let payer_now = ps.wait_status(&payer, Status::Authorized).await;
+    assert_eq!(payer_now.authorized.0, 4_000);
+}
