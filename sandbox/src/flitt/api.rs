@@ -1,13 +1,16 @@
 //! Flitt's HTTP API: `/api/checkout/url`, `/api/checkout/token`, `/api/status/order_id`,
-//! `/api/capture/order_id`, `/api/reverse/order_id`, and the checkout page.
+//! `/api/capture/order_id`, `/api/reverse/order_id` (each also with the trailing slash the
+//! official SDKs put on every path), and the checkout page. Bodies are JSON or a form, and
+//! are answered in the same format (see `wire::Format`).
 
-use super::wire::{self, failure, int, success, text};
+use super::wire::{self, failure, int, obj, success, text, Format};
 use super::{callback, Order, Status, P};
 use crate::faults::Op;
 use crate::http::gated;
 use crate::shared::{lock, Shared};
 use crate::{ids, sig};
 use axum::extract::{Query, State};
+use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -21,55 +24,101 @@ type S = State<Arc<Shared>>;
 /// First `payment_id` handed out (the seed's example id).
 const FIRST_PAYMENT_ID: u64 = 150009301;
 
+/// The API paths as seed 004 writes them; each is served with a trailing slash too, the way
+/// the official SDKs (Python, PHP, Node) call them (`/api/checkout/url/`, ...).
+pub(crate) const API_PATHS: [&str; 5] = [
+    "/api/checkout/url",
+    "/api/checkout/token",
+    "/api/status/order_id",
+    "/api/capture/order_id",
+    "/api/reverse/order_id",
+];
+
 pub(crate) fn routes() -> Router<Arc<Shared>> {
-    Router::new()
-        .route("/api/checkout/url", post(checkout_url))
-        .route("/api/checkout/token", post(checkout_token))
-        .route("/api/status/order_id", post(status))
-        .route("/api/capture/order_id", post(capture))
-        .route("/api/reverse/order_id", post(reverse))
-        .route("/merchants/{hash}/default/index.html", get(checkout_page))
+    let mut router = Router::new();
+    for (path, handler) in API_PATHS.iter().zip([
+        post(checkout_url),
+        post(checkout_token),
+        post(status),
+        post(capture),
+        post(reverse),
+    ]) {
+        router = router
+            .route(path, handler.clone())
+            .route(&format!("{path}/"), handler);
+    }
+    router.route("/merchants/{hash}/default/index.html", get(checkout_page))
 }
 
-/// The `request` object of a body, with merchant and signature checked.
-fn request(s: &Shared, body: &[u8]) -> Result<Map<String, Value>, Response> {
-    let req = match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(mut m)) => match m.remove("request") {
-            Some(Value::Object(r)) => r,
-            _ => return Err(failure(wire::MISSING, "Parameter `request` is missing")),
+/// The request parameters (the JSON `request` object, or the form's fields), with merchant
+/// and signature checked, and the format the answer goes back in.
+fn request(
+    s: &Shared,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Map<String, Value>, Format), Response> {
+    let format = Format::of(headers, body);
+    let req = match format {
+        Format::Json => match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(mut m)) => match m.remove("request") {
+                Some(Value::Object(r)) => r,
+                _ => {
+                    return Err(failure(
+                        format,
+                        wire::MISSING,
+                        "Parameter `request` is missing",
+                    ))
+                }
+            },
+            _ => return Err(failure(format, wire::INTERNAL, "Request body is not JSON")),
         },
-        _ => return Err(failure(wire::INTERNAL, "Request body is not JSON")),
+        Format::Form => match wire::parse_form(body) {
+            Ok(r) => r,
+            Err(message) => return Err(failure(format, wire::INTERNAL, &message)),
+        },
+        Format::Xml => {
+            return Err(failure(
+                format,
+                wire::INTERNAL,
+                "XML requests are not simulated: send JSON or a form",
+            ))
+        }
     };
     if int(req.get("merchant_id")) != Some(s.config.flitt.merchant_id) {
-        return Err(failure(wire::BAD_MERCHANT, "Invalid merchant_id"));
+        return Err(failure(format, wire::BAD_MERCHANT, "Invalid merchant_id"));
     }
     if !sig::flitt_verify(&s.config.flitt.password, &req) {
-        return Err(failure(wire::BAD_SIGNATURE, "Invalid signature"));
+        return Err(failure(format, wire::BAD_SIGNATURE, "Invalid signature"));
     }
-    Ok(req)
+    Ok((req, format))
 }
 
-async fn checkout_url(State(s): S, body: Bytes) -> Response {
-    create(s, body, false).await
+async fn checkout_url(State(s): S, headers: HeaderMap, body: Bytes) -> Response {
+    create(s, &headers, body, false).await
 }
 
-async fn checkout_token(State(s): S, body: Bytes) -> Response {
-    create(s, body, true).await
+async fn checkout_token(State(s): S, headers: HeaderMap, body: Bytes) -> Response {
+    create(s, &headers, body, true).await
 }
 
 /// A new order, or the same answer again for a repeated `order_id` that is still open.
-async fn create(s: Arc<Shared>, body: Bytes, token: bool) -> Response {
-    let req = match request(&s, &body) {
+async fn create(s: Arc<Shared>, headers: &HeaderMap, body: Bytes, token: bool) -> Response {
+    let (req, format) = match request(&s, headers, &body) {
         Ok(r) => r,
         Err(resp) => return resp,
     };
     for field in ["order_id", "order_desc", "amount", "currency"] {
         if text(&req, field).is_none() {
-            return failure(wire::MISSING, &format!("Parameter `{field}` is missing"));
+            return failure(
+                format,
+                wire::MISSING,
+                &format!("Parameter `{field}` is missing"),
+            );
         }
     }
     let Some(amount) = int(req.get("amount")).filter(|a| *a > 0) else {
         return failure(
+            format,
             wire::MISSING,
             "Parameter `amount` must be a positive integer",
         );
@@ -77,18 +126,20 @@ async fn create(s: Arc<Shared>, body: Bytes, token: bool) -> Response {
     let payme = |k: &str| text(&req, k).as_deref() == Some("paybypayme");
     if !payme("payment_systems") || !payme("payment_method") {
         return failure(
+            format,
             wire::MISSING,
             "payment_systems and payment_method must be paybypayme",
         );
     }
     gated(&s, P, Op::Create, text(&req, "order_id").as_deref(), || {
-        create_now(&s, &req, amount, token)
+        create_now(&s, format, &req, amount, token)
     })
     .await
 }
 
 fn create_now(
     s: &Shared,
+    format: Format,
     req: &Map<String, Value>,
     amount: u64,
     token: bool,
@@ -97,9 +148,10 @@ fn create_now(
     let currency = text(req, "currency").unwrap_or_default();
     let mut st = lock(&s.flitt);
     let answer = |o: &Order| match token {
-        true => success(s, obj(json!({"token": o.token})), false),
+        true => success(s, format, obj(json!({"token": o.token})), false),
         false => success(
             s,
+            format,
             obj(json!({"checkout_url": o.checkout_url, "payment_id": o.payment_id.to_string()})),
             false,
         ),
@@ -109,7 +161,11 @@ fn create_now(
         let resp = if same {
             answer(o)
         } else {
-            failure(wire::DUPLICATE_ORDER, "Duplicate order_id for merchant")
+            failure(
+                format,
+                wire::DUPLICATE_ORDER,
+                "Duplicate order_id for merchant",
+            )
         };
         return (order_id, resp);
     }
@@ -143,15 +199,8 @@ fn create_now(
     (order_id, resp)
 }
 
-fn obj(v: Value) -> Map<String, Value> {
-    match v {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    }
-}
-
-async fn status(State(s): S, body: Bytes) -> Response {
-    let req = match request(&s, &body) {
+async fn status(State(s): S, headers: HeaderMap, body: Bytes) -> Response {
+    let (req, format) = match request(&s, &headers, &body) {
         Ok(r) => r,
         Err(resp) => return resp,
     };
@@ -162,34 +211,37 @@ async fn status(State(s): S, body: Bytes) -> Response {
             Some(o) => {
                 let mut params = wire::order_params(&s, o);
                 params.remove("response_status");
-                success(&s, params, true)
+                success(&s, format, params, true)
             }
-            None => failure(wire::NOT_FOUND, "Order not found"),
+            None => failure(format, wire::NOT_FOUND, "Order not found"),
         };
         (id.clone(), resp)
     })
     .await
 }
 
-async fn capture(State(s): S, body: Bytes) -> Response {
-    let req = match request(&s, &body) {
+async fn capture(State(s): S, headers: HeaderMap, body: Bytes) -> Response {
+    let (req, format) = match request(&s, &headers, &body) {
         Ok(r) => r,
         Err(resp) => return resp,
     };
     let id = text(&req, "order_id").unwrap_or_default();
     let Some(amount) = int(req.get("amount")).filter(|a| *a > 0) else {
-        return failure(wire::MISSING, "Parameter `amount` is missing");
+        return failure(format, wire::MISSING, "Parameter `amount` is missing");
     };
     let currency = text(&req, "currency").unwrap_or_default();
     gated(&s, P, Op::Capture, Some(&id), || {
         let mut st = lock(&s.flitt);
         let Some(o) = st.orders.get_mut(&id) else {
-            return (id.clone(), failure(wire::NOT_FOUND, "Order not found"));
+            return (
+                id.clone(),
+                failure(format, wire::NOT_FOUND, "Order not found"),
+            );
         };
         let answer = |o: &Order| {
             let fields = json!({"order_id": o.order_id, "merchant_id": s.config.flitt.merchant_id,
                 "capture_status": "captured", "capture_amount": o.capture_amount.to_string()});
-            success(&s, obj(fields), true)
+            success(&s, format, obj(fields), true)
         };
         match (o.status, o.captured) {
             (Status::Approved, Some(true)) => return (id.clone(), answer(o)),
@@ -197,7 +249,7 @@ async fn capture(State(s): S, body: Bytes) -> Response {
             _ => {
                 return (
                     id.clone(),
-                    failure(wire::BAD_STATE, "Order cannot be captured"),
+                    failure(format, wire::BAD_STATE, "Order cannot be captured"),
                 )
             }
         }
@@ -211,25 +263,26 @@ async fn capture(State(s): S, body: Bytes) -> Response {
     .await
 }
 
-async fn reverse(State(s): S, body: Bytes) -> Response {
-    let req = match request(&s, &body) {
+async fn reverse(State(s): S, headers: HeaderMap, body: Bytes) -> Response {
+    let (req, format) = match request(&s, &headers, &body) {
         Ok(r) => r,
         Err(resp) => return resp,
     };
     let id = text(&req, "order_id").unwrap_or_default();
     let Some(amount) = int(req.get("amount")).filter(|a| *a > 0) else {
-        return failure(wire::MISSING, "Parameter `amount` is missing");
+        return failure(format, wire::MISSING, "Parameter `amount` is missing");
     };
     let currency = text(&req, "currency").unwrap_or_default();
     let reverse_id = text(&req, "reverse_id");
     gated(&s, P, Op::Reverse, Some(&id), || {
-        reverse_now(&s, &id, amount, &currency, reverse_id)
+        reverse_now(&s, format, &id, amount, &currency, reverse_id)
     })
     .await
 }
 
 fn reverse_now(
     s: &Shared,
+    format: Format,
     id: &str,
     amount: u64,
     currency: &str,
@@ -238,18 +291,25 @@ fn reverse_now(
     let mut st = lock(&s.flitt);
     if let Some((order, answer)) = reverse_id.as_ref().and_then(|r| st.reversals.get(r)) {
         let resp = match order == id {
-            true => success(s, answer.clone(), true),
-            false => failure(wire::BAD_STATE, "reverse_id already used for another order"),
+            true => success(s, format, answer.clone(), true),
+            false => failure(
+                format,
+                wire::BAD_STATE,
+                "reverse_id already used for another order",
+            ),
         };
         return (id.to_string(), resp);
     }
     let Some(o) = st.orders.get_mut(id) else {
-        return (id.to_string(), failure(wire::NOT_FOUND, "Order not found"));
+        return (
+            id.to_string(),
+            failure(format, wire::NOT_FOUND, "Order not found"),
+        );
     };
     if o.status != Status::Approved || currency != o.currency || amount > o.reversible() {
         return (
             id.to_string(),
-            failure(wire::BAD_STATE, "Order cannot be reversed"),
+            failure(format, wire::BAD_STATE, "Order cannot be reversed"),
         );
     }
     o.reversal_amount += amount;
@@ -273,7 +333,7 @@ fn reverse_now(
     if let Some(r) = reverse_id {
         st.reversals.insert(r, (id.to_string(), answer.clone()));
     }
-    (id.to_string(), success(s, answer, true))
+    (id.to_string(), success(s, format, answer, true))
 }
 
 /// The hosted checkout: a human approves or declines from here.
