@@ -840,3 +840,75 @@ async fn wait_effect(t: &Tuned, p: Provider, pred: impl Fn(&paystate_sandbox::Co
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// Waits until the engine has handled everything sent to `o` before (a marker signal on the
+/// signal plane, like callbacks, and its outcome); the state after it.
+async fn quiet(ps: &ProviderStack, o: &OrderId, provider: Provider) -> OrderState {
+    let marker = Command::ProviderSignal {
+        signal: paystate_events::ProviderSignal {
+            provider,
+            provider_ref: None,
+            evidence_ref: "test:marker".into(),
+            observed_at: chrono::Utc::now(),
+            kind: paystate_events::SignalKind::Probed {
+                answer: "marker".into(),
+            },
+        },
+    };
+    accept(&ps.client, env(o, marker)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_callbacks_re_addressed_by_query_or_path_change_nothing() {
+    let ps = ProviderStack::start().await;
+    let orders = started_orders(&ps, Provider::Plural, 2, CaptureMode::Manual).await;
+    let ((victim, victim_before), (payer, payer_state)) = (&orders[0], &orders[1]);
+    let payer_ref = payer_state.provider_ref.clone().expect("Plural order id");
+    let hook = plural_hook(&ps, "msg-readdressed", &payer_ref, "AUTHORIZED");
+    let http = reqwest::Client::new();
+    // Re-addressed by path: another provider's callback route. Its check fails: refused,
+    // recorded, never applied.
+    for other in [Provider::Flitt, Provider::Exchanger, Provider::Plexy] {
+        let mut req = http
+            .post(format!("{}/callbacks/{other}", ps.gateway_url()))
+            .body(hook.body.clone());
+        for (k, v) in &hook.headers {
+            req = req.header(k, v);
+        }
+        let status = req.send().await.expect("sent").status().as_u16();
+        assert!((400..500).contains(&status), "{other}: {status}");
+        let verdicts = ps.callback_verdicts(other).await;
+        assert_eq!(
+            verdicts.last().map(|v| v["verdict"].clone()),
+            Some(json!("rejected")),
+            "{other}: {verdicts:#?}"
+        );
+    }
+    // Re-addressed by query: Plural signs its order id, not our `?order_id=`; the signed
+    // reference decides, so the report reaches its own order and only that one.
+    let mut req = http
+        .post(format!(
+            "{}/callbacks/plural?order_id={victim}",
+            ps.gateway_url()
+        ))
+        .body(hook.body.clone());
+    for (k, v) in &hook.headers {
+        req = req.header(k, v);
+    }
+    assert_eq!(req.send().await.expect("sent").status().as_u16(), 200);
+    let authorized = ps.wait_status(payer, Status::Authorized).await;
+    assert_eq!(authorized.authorized.0, AMOUNT);
+    let after = quiet(&ps, victim, Provider::Plural).await;
+    assert_eq!(
+        after.status, victim_before.status,
+        "the victim did not move"
+    );
+    assert_eq!((after.authorized.0, after.captured.0), (0, 0));
+    assert!(!after.needs_review, "{:#?}", after.discrepancies);
+    let verdicts = ps.callback_verdicts(Provider::Plural).await;
+    let last = verdicts.last().expect("a verdict");
+    assert_eq!(
+        (last["verdict"].clone(), last["order_id"].clone()),
+        (json!("applied"), json!(payer.as_str()))
+    );
+}
