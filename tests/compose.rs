@@ -281,3 +281,66 @@ fn only_the_public_listener_is_published() {
         "providers call the public listener back"
     );
 }
+
+/// NATS runs the shipped users config (the checked-in file, mounted), gets every role's
+/// password from the environment, and is not published to the host; each paystate service
+/// connects as the user of the permission role its parts need, and its health check checks
+/// that role's permissions.
+#[test]
+fn nats_runs_the_shipped_users_and_each_service_connects_as_its_role() {
+    use paystate::permissions::{Role, USERS_CONF_PATH};
+    let v = compose();
+    let services = v["services"].as_mapping().expect("services");
+    for (name, svc) in services {
+        let name = name.as_str().expect("service name");
+        let env = &svc["environment"];
+        if !is_paystate(svc) {
+            let command = strings(&svc["command"]);
+            let conf = flag_value(&command, "--config").expect("nats-server --config");
+            let mounted = strings(&svc["volumes"]).into_iter().any(|m| {
+                let mut p = m.split(':');
+                p.next() == Some(&format!("./{USERS_CONF_PATH}")) && p.next() == Some(conf)
+            });
+            assert!(
+                mounted,
+                "{name}: {conf} is not the mounted {USERS_CONF_PATH}"
+            );
+            for role in Role::ALL {
+                let var = role.password_env();
+                let value = env[var.as_str()].as_str().unwrap_or_default();
+                assert!(
+                    value.starts_with(&format!("${{{var}:?")),
+                    "{name}: {var} must come from the deployer's environment, never a default"
+                );
+            }
+            assert!(
+                strings(&svc["ports"]).iter().all(|p| !p.ends_with(":4222")),
+                "{name}: NATS must not be published to the host"
+            );
+            continue;
+        }
+        let command = strings(&svc["command"]);
+        let user = env["PAYSTATE_NATS__USER"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: no NATS user"));
+        let password = env["PAYSTATE_NATS__PASSWORD"].as_str().unwrap_or_default();
+        let role = match flag_value(&command, "--roles") {
+            Some(parts) => {
+                let roles: BTreeSet<Role> = parts.split(',').filter_map(Role::of_part).collect();
+                assert_eq!(roles.len(), 1, "{name}: one permission role per service");
+                roles.into_iter().next().expect("a role")
+            }
+            None => Role::Client,
+        };
+        assert_eq!(user, role.user(), "{name}: connects as its role's user");
+        assert!(
+            password.starts_with(&format!("${{{}:?", role.password_env())),
+            "{name}: its password is its role's, from the environment"
+        );
+        let health = strings(&svc["healthcheck"]["test"]);
+        assert!(
+            health.iter().any(|a| a == "--roles" || a == "--as"),
+            "{name}: the health check names the roles whose permissions it checks"
+        );
+    }
+}

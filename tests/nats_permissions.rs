@@ -88,7 +88,10 @@ async fn a_client_cannot_signal_write_the_log_or_buckets_or_delete_streams_but_c
         .await
         .expect("the client opens the outcome bucket");
     let key = paystate_service::outcomes::key(&o, &create.command_id);
-    let stored = outcomes.get(&key).await.expect("the client reads an outcome");
+    let stored = outcomes
+        .get(&key)
+        .await
+        .expect("the client reads an outcome");
     assert!(stored.is_some(), "outcome {key} readable by the client");
 
     // A provider signal on the signal plane: refused by NATS, nothing stored.
@@ -97,7 +100,9 @@ async fn a_client_cannot_signal_write_the_log_or_buckets_or_delete_streams_but_c
     let subject = format!("paystate.signal.{o}");
     assert!(!js_publish(&js, subject.clone(), signal).await);
     assert!(
-        errors.wait_for("Permissions Violation for Publish to \"paystate.signal.").await,
+        errors
+            .wait_for("Permissions Violation for Publish to \"paystate.signal.")
+            .await,
         "NATS refused the signal: {:?}",
         errors.all()
     );
@@ -110,8 +115,16 @@ async fn a_client_cannot_signal_write_the_log_or_buckets_or_delete_streams_but_c
     // The log: refused, nothing written.
     let events = format!("paystate.events.{o}");
     assert!(!js_publish(&js, events.clone(), b"{\"forged\":true}").await);
-    assert!(errors.wait_for("paystate.events.").await, "{:?}", errors.all());
-    assert_eq!(stored_on(&admin, EVENTS_STREAM, &events).await, 1, "only the creation");
+    assert!(
+        errors.wait_for("paystate.events.").await,
+        "{:?}",
+        errors.all()
+    );
+    assert_eq!(
+        stored_on(&admin, EVENTS_STREAM, &events).await,
+        1,
+        "only the creation"
+    );
 
     // Every paystate bucket: refused, nothing written.
     for (bucket, key) in [
@@ -122,7 +135,10 @@ async fn a_client_cannot_signal_write_the_log_or_buckets_or_delete_streams_but_c
         ("paystate_orders_g1", format!("order.{o}")),
     ] {
         let subject = format!("$KV.{bucket}.{key}");
-        assert!(!js_publish(&js, subject.clone(), b"forged").await, "{subject}");
+        assert!(
+            !js_publish(&js, subject.clone(), b"forged").await,
+            "{subject}"
+        );
         assert!(
             errors.wait_for(&format!("$KV.{bucket}.")).await,
             "{subject}: {:?}",
@@ -144,7 +160,10 @@ async fn a_client_cannot_signal_write_the_log_or_buckets_or_delete_streams_but_c
     // Streams: delete and purge are refused (no answer from JetStream), the log is intact.
     for stream in [EVENTS_STREAM, COMMANDS_STREAM, "KV_paystate_outcomes"] {
         let deleted = tokio::time::timeout(REFUSED_WAIT, js.delete_stream(stream)).await;
-        assert!(!matches!(deleted, Ok(Ok(_))), "{stream} deleted by a client");
+        assert!(
+            !matches!(deleted, Ok(Ok(_))),
+            "{stream} deleted by a client"
+        );
         let purge: Result<Result<async_nats::Message, _>, _> = tokio::time::timeout(
             REFUSED_WAIT,
             conn.request(format!("$JS.API.STREAM.PURGE.{stream}"), "".into()),
@@ -236,7 +255,12 @@ async fn the_whole_stack_runs_with_per_role_users_without_a_violation() {
         vec!["project", "rebuild", "--quiet"],
     ] {
         let (code, out, err) = nats.cli_as(Role::Operator, &args).await;
-        assert_eq!(code, 0, "`paystate {}` as operator: {out}{err}", args.join(" "));
+        assert_eq!(
+            code,
+            0,
+            "`paystate {}` as operator: {out}{err}",
+            args.join(" ")
+        );
     }
     // And `check` for the roles this stack ran, each as its own user.
     for (role, parts) in [
@@ -247,7 +271,9 @@ async fn the_whole_stack_runs_with_per_role_users_without_a_violation() {
         let (code, out, err) = nats.cli_as(role, &["check", "--roles", parts]).await;
         assert_eq!(code, 0, "check --roles {parts} as {role}: {out}{err}");
     }
-    let (code, out, err) = nats.cli_as(Role::Client, &["check", "--as", "client"]).await;
+    let (code, out, err) = nats
+        .cli_as(Role::Client, &["check", "--as", "client"])
+        .await;
     assert_eq!(code, 0, "check --as client: {out}{err}");
 
     stack.shutdown().await;
@@ -263,7 +289,9 @@ async fn the_whole_stack_runs_with_per_role_users_without_a_violation() {
 async fn check_names_the_permissions_a_user_is_missing() {
     let nats = SecureNats::start().await;
     // The client's user cannot run an engine: check says so, exit 1.
-    let (code, out, err) = nats.cli_as(Role::Client, &["check", "--roles", "engine"]).await;
+    let (code, out, err) = nats
+        .cli_as(Role::Client, &["check", "--roles", "engine"])
+        .await;
     assert_eq!(code, 1, "{out}{err}");
     let text = format!("{out}{err}");
     assert!(text.contains("paystate.events.>"), "{text}");
@@ -276,7 +304,9 @@ async fn check_names_the_permissions_a_user_is_missing() {
     )
     .await
     .expect("engine");
-    let (code, out, err) = nats.cli_as(Role::Engine, &["check", "--roles", "engine"]).await;
+    let (code, out, err) = nats
+        .cli_as(Role::Engine, &["check", "--roles", "engine"])
+        .await;
     assert_eq!(code, 0, "{out}{err}");
     engine.shutdown().await;
 }

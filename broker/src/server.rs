@@ -48,6 +48,8 @@ impl std::fmt::Debug for ServerEnv {
 #[derive(Clone, Default)]
 pub struct Probe {
     pub user_password: Option<(String, String)>,
+    /// A token, for servers with token authentication.
+    pub token: Option<String>,
     pub ca_file: Option<PathBuf>,
 }
 
@@ -55,6 +57,7 @@ impl std::fmt::Debug for Probe {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Probe")
             .field("user", &self.user_password.as_ref().map(|(u, _)| u))
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("ca_file", &self.ca_file)
             .finish()
     }
@@ -63,8 +66,13 @@ impl std::fmt::Debug for Probe {
 impl Probe {
     async fn connect(&self, url: String) -> Result<async_nats::Client, async_nats::ConnectError> {
         let mut opts = match &self.user_password {
-            Some((u, p)) => async_nats::ConnectOptions::with_user_and_password(u.clone(), p.clone()),
-            None => async_nats::ConnectOptions::new(),
+            Some((u, p)) => {
+                async_nats::ConnectOptions::with_user_and_password(u.clone(), p.clone())
+            }
+            None => match &self.token {
+                Some(t) => async_nats::ConnectOptions::with_token(t.clone()),
+                None => async_nats::ConnectOptions::new(),
+            },
         };
         if let Some(ca) = &self.ca_file {
             opts = opts.add_root_certificates(ca.clone()).require_tls(true);
@@ -164,7 +172,13 @@ impl NatsServer {
         let child = Command::new(&self.binary)
             .arg("-c")
             .arg(&conf)
-            .envs(self.opts.env.0.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(
+                self.opts
+                    .env
+                    .0
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

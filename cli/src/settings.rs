@@ -220,7 +220,6 @@ impl Settings {
     }
 }
 
-
 /// `PAYSTATE_NATS_<ROLE>_PASSWORD` (and the dev user's): variables for nats-server's config,
 /// not paystate settings.
 fn is_server_password_var(key: &str) -> bool {

@@ -50,7 +50,7 @@ pub fn secure_options(passwords: &BTreeMap<Role, String>, extra: &str) -> Server
         env: server_env(passwords),
         probe: Probe {
             user_password: Some((Role::Admin.user(), passwords[&Role::Admin].clone())),
-            ca_file: None,
+            ..Default::default()
         },
         ..Default::default()
     }

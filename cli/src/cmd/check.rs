@@ -48,7 +48,8 @@ fn roles_of(args: &Args, have_providers: bool) -> anyhow::Result<Vec<Role>> {
 }
 
 pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
-    let roles = roles_of(&args, settings.providers_file.is_some())?;
+    // Checking permissions needs no provider configuration: every named part counts.
+    let roles = roles_of(&args, true)?;
     let mut healthy = true;
     // No role named: the health check with the operator's (or the top-level) credentials.
     let health_role = roles.first().copied().unwrap_or(Role::Operator);
@@ -159,18 +160,33 @@ async fn user_info(nats: &async_nats::Client) -> Result<UserInfo, String> {
 /// beyond the role's layout that its deny list would take away are reported as warnings.
 fn report(role: Role, info: &UserInfo) -> bool {
     let (publish, subscribe) = required(role);
+    let layout = role.permissions();
+    // The role's allow lists hold wildcards that its own deny list narrows on purpose: a
+    // deny the layout has too is not a missing permission.
+    let unintended = |user: Option<&Rules>, own: &Rules| {
+        user.map(|u| Rules {
+            allow: u.allow.clone(),
+            deny: u
+                .deny
+                .iter()
+                .filter(|d| !own.deny.contains(d))
+                .cloned()
+                .collect(),
+        })
+    };
+    let user_publish = unintended(info.publish.as_ref(), &layout.publish);
+    let user_subscribe = unintended(info.subscribe.as_ref(), &layout.subscribe);
     let mut lacking = Vec::new();
     for s in &publish {
-        if let Some(why) = missing(info.publish.as_ref(), s) {
+        if let Some(why) = missing(user_publish.as_ref(), s) {
             lacking.push(format!("publish {s} ({why})"));
         }
     }
     for s in &subscribe {
-        if let Some(why) = missing(info.subscribe.as_ref(), s) {
+        if let Some(why) = missing(user_subscribe.as_ref(), s) {
             lacking.push(format!("subscribe {s} ({why})"));
         }
     }
-    let layout = role.permissions();
     let extra: Vec<&String> = layout
         .publish
         .deny
