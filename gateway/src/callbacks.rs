@@ -425,7 +425,8 @@ impl Inner {
             tracing::warn!(%provider, %order, raw_seq, error = %e, "could not confirm a callback by a status query");
             NotApplied::Later(
                 StatusCode::SERVICE_UNAVAILABLE,
-                format!("not confirmed (status query failed: {e}); retry later"),
+                // The detail stays in the log: the answer goes to whoever sent the webhook.
+                "not confirmed: the status query to the provider failed; retry later".to_string(),
             )
         })?;
         let claimed: Vec<&str> = parsed.signals.iter().map(|k| k.name()).collect();
