@@ -1,24 +1,55 @@
 //! Beyond one machine: a three-node NATS cluster on loopback with R3 streams, engines as real
 //! processes, the stream leader's server and an engine SIGKILLed under load; two engines
-//! racing on the same orders; a server older than the minimum refused.
+//! racing on the same orders; a server older than the minimum refused. The cluster runs the
+//! shipped users config: every process connects as its role's NATS user, and no node logs a
+//! permission violation.
 
 mod support;
 
+use paystate::permissions::Role;
 use paystate_broker::{Cluster, NatsServer, ServerOptions};
 use paystate_engine::check_invariants;
 use paystate_events::subjects::EVENTS_STREAM;
 use paystate_events::{Outcome, RejectionCode};
 use paystate_journal::Journal;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use support::load::*;
 use support::*;
 
-const R3: [(&str, &str); 1] = [("PAYSTATE_REPLICAS", "3")];
+/// Role users' passwords of a cluster running the shipped users config.
+type Passwords = BTreeMap<Role, String>;
 
-async fn existing_journal(urls: &str) -> Journal {
-    let client = paystate_service::connect(urls, "test")
+/// Connection options for `role`'s user.
+fn as_role(urls: &str, passwords: &Passwords, role: Role) -> paystate_service::NatsOptions {
+    paystate_service::NatsOptions {
+        urls: urls.to_string(),
+        auth: paystate_service::NatsAuth {
+            user: Some(role.user()),
+            password: Some(paystate_service::Secret::new(passwords[&role].clone())),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// R3 settings plus `role`'s user for a `paystate` process.
+fn role_env(passwords: &Passwords, role: Role) -> Vec<(&'static str, String)> {
+    vec![
+        ("PAYSTATE_REPLICAS", "3".to_string()),
+        ("PAYSTATE_NATS__USER", role.user()),
+        ("PAYSTATE_NATS__PASSWORD", passwords[&role].clone()),
+    ]
+}
+
+fn borrowed<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+async fn existing_journal(opts: &paystate_service::NatsOptions) -> Journal {
+    let client = paystate_service::connect_with(opts, "test")
         .await
         .expect("connect");
     for _ in 0..600 {
@@ -43,14 +74,17 @@ async fn leader_index(cluster: &Cluster, journal: &Journal) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r3_cluster_survives_leader_and_engine_kills_with_nothing_lost_or_duplicated() {
-    let mut cluster = Cluster::start(3)
+    let passwords = support::secure::role_passwords();
+    let mut cluster = Cluster::start_with(3, support::secure::secure_options(&passwords, ""))
         .await
-        .expect("three nats-servers form a cluster");
+        .expect("three nats-servers form a cluster with the shipped users");
     let urls = cluster.urls();
-    let mut engine_a = EngineProcess::start_with(&urls, &R3);
-    let _engine_b = EngineProcess::start_with(&urls, &R3);
-    let _projector = EngineProcess::start_roles(&urls, "projector", &R3);
-    let journal = existing_journal(&urls).await;
+    let engine_env = role_env(&passwords, Role::Engine);
+    let projector_env = role_env(&passwords, Role::Projector);
+    let mut engine_a = EngineProcess::start_with(&urls, &borrowed(&engine_env));
+    let _engine_b = EngineProcess::start_with(&urls, &borrowed(&engine_env));
+    let _projector = EngineProcess::start_roles(&urls, "projector", &borrowed(&projector_env));
+    let journal = existing_journal(&as_role(&urls, &passwords, Role::Operator)).await;
     let replicas = journal
         .stream()
         .get_info()
@@ -59,13 +93,24 @@ async fn r3_cluster_survives_leader_and_engine_kills_with_nothing_lost_or_duplic
         .config
         .num_replicas;
     assert_eq!(replicas, 3);
+    // The load plays the client services and the providers at once (it sends commands and
+    // provider signals), which no single role may: it connects as the admin. The processes
+    // under test run as their roles.
     let client = paystate_service::Client::new(
-        paystate_service::connect(&urls, "test-client")
+        paystate_service::connect_with(&as_role(&urls, &passwords, Role::Admin), "test-load")
             .await
-            .expect("connect"),
+            .expect("connect as paystate-admin"),
     );
     let tasks = spawn_clients(&client, "r3");
-    wait_for_log_messages(&journal, 40).await;
+    if tokio::time::timeout(Duration::from_secs(40), wait_for_log_messages(&journal, 40))
+        .await
+        .is_err()
+    {
+        panic!(
+            "the log never reached 40 messages; violations: {:#?}",
+            violations(&cluster)
+        );
+    }
     let leader = leader_index(&cluster, &journal).await;
     cluster.nodes[leader].kill().await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -78,7 +123,25 @@ async fn r3_cluster_survives_leader_and_engine_kills_with_nothing_lost_or_duplic
     let (orders, commands) = assert_all_complete(&journal, tasks).await;
     assert_eq!(orders, CLIENTS * ORDERS_PER_CLIENT);
     eprintln!("R3 cluster, leader n{} and one engine SIGKILLed: {commands} commands accepted, 0 lost, 0 duplicated", leader + 1);
-    audit_is_clean_with_matching_projection(&urls).await;
+    audit_is_clean_with_matching_projection(&urls, &role_env(&passwords, Role::Operator)).await;
+    let violations = violations(&cluster);
+    assert!(violations.is_empty(), "{violations:#?}");
+}
+
+/// Permission violations logged by any node.
+fn violations(cluster: &Cluster) -> Vec<String> {
+    cluster
+        .nodes
+        .iter()
+        .flat_map(|n| {
+            std::fs::read_to_string(n.log_path())
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| l.contains("Violation"))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -177,13 +240,13 @@ async fn a_server_older_than_the_minimum_is_refused() {
 /// `paystate audit --strict` against the cluster: the log re-folds cleanly (chains, re-decided
 /// commits, invariants) and the projection equals the fold (retried while the projector
 /// catches up).
-async fn audit_is_clean_with_matching_projection(urls: &str) {
+async fn audit_is_clean_with_matching_projection(urls: &str, env: &[(&'static str, String)]) {
     let mut last = String::new();
     for _ in 0..10 {
         let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_paystate"))
             .args(["audit", "--strict", "--quiet"])
             .env("PAYSTATE_NATS_URL", urls)
-            .env("PAYSTATE_REPLICAS", "3")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .output()
             .await
             .expect("paystate audit runs");

@@ -237,6 +237,18 @@ async fn the_whole_stack_runs_with_per_role_users_without_a_violation() {
         .expect("every sample order completes with per-role users");
     let providers: Vec<Provider> = orders.iter().map(|(p, _)| *p).collect();
     assert_eq!(providers.len(), 5);
+    // The same file uploaded twice (content-addressed): no overwrite, so no purge.
+    let store = paystate_service::attachments::open(journal.context(), 1)
+        .await
+        .expect("attachment store as the reporter");
+    let bytes = b"the same screenshot twice";
+    let first = paystate_service::attachments::put(&store, "a.png", "image/png", bytes)
+        .await
+        .expect("an upload");
+    let again = paystate_service::attachments::put(&store, "a.png", "image/png", bytes)
+        .await
+        .expect("the same upload again");
+    assert_eq!(first.object, again.object);
     // The projection catches up (projector user) and the gateway serves it (reporter user).
     wait_projection_caught_up(&stack.projection).await;
     let (_, first) = &orders[0];

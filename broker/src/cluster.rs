@@ -16,6 +16,12 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `size` nodes (3 for R3 streams) and waits until JetStream answers on each.
     pub async fn start(size: usize) -> Result<Cluster, BrokerError> {
+        Cluster::start_with(size, ServerOptions::default()).await
+    }
+
+    /// [`Cluster::start`] with every node's extra config (e.g. the users config), environment
+    /// and readiness probe taken from `template`.
+    pub async fn start_with(size: usize, template: ServerOptions) -> Result<Cluster, BrokerError> {
         let temp = tempfile::Builder::new()
             .prefix("paystate-cluster-")
             .tempdir()?;
@@ -34,10 +40,13 @@ impl Cluster {
                 store_dir: Some(temp.path().join(&names[i])),
                 name: Some(names[i].clone()),
                 extra_config: format!(
-                    "cluster {{\n  name: {CLUSTER_NAME}\n  listen: \"127.0.0.1:{}\"\n  routes: [{}]\n}}\n",
+                    "cluster {{\n  name: {CLUSTER_NAME}\n  listen: \"127.0.0.1:{}\"\n  routes: [{}]\n}}\n{}",
                     route_ports[i],
-                    routes.join(", ")
+                    routes.join(", "),
+                    template.extra_config
                 ),
+                env: template.env.clone(),
+                probe: template.probe.clone(),
                 ..Default::default()
             };
             pending.push(tokio::spawn(NatsServer::start(opts)));

@@ -47,11 +47,19 @@ pub async fn put(
     }
     let sha256 = hex::encode(Sha256::digest(bytes));
     let object = format!("sha256-{sha256}");
-    let mut reader = bytes;
-    store
-        .put(object.as_str(), &mut reader)
-        .await
-        .map_err(|e| e.to_string())?;
+    // Objects are named by their content: one already stored is this file. Writing it again
+    // would purge the stored chunks (a stream purge, which no role but the admin may do).
+    let stored = match store.info(object.as_str()).await {
+        Ok(info) => !info.deleted && info.size == bytes.len(),
+        Err(_) => false,
+    };
+    if !stored {
+        let mut reader = bytes;
+        store
+            .put(object.as_str(), &mut reader)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
     Ok(Attachment {
         object,
         file_name: file_name.into(),
