@@ -7,7 +7,7 @@
 //! | [`AdapterError::Rejected`] | the provider refused: record `SignalKind::Failed` |
 //! | [`AdapterError::NotFound`] | the provider does not know the order/payment (e.g. a create that never arrived) |
 //! | [`AdapterError::Unauthorized`], [`AdapterError::Config`] | operator must fix configuration; retry after |
-//! | [`AdapterError::Unsupported`] | the provider has no such operation (see `FEATURES`) |
+//! | [`AdapterError::Unsupported`] | the provider has no such operation (see `paystate_events::capabilities`) |
 //! | [`AdapterError::InvalidInput`] | the order or initiation lacks what the provider needs: fix the input |
 //!
 //! Messages never contain credentials: details come from provider bodies (truncated) and

@@ -1,10 +1,11 @@
 //! The provider-neutral entry point for adapter workers, the reconciler and the gateway.
 //!
-//! [`Adapters`] holds the configuration, the one [`Executor`] and Plural's token cache, and
-//! dispatches on the order's provider. Each operation returns [`Reported`] (signals to
+//! [`Adapters`] holds the configuration, the one [`Executor`] and the token cache, and
+//! dispatches through the registry ([`crate::connector`]): each call builds the order's
+//! provider's [`Connector`] and calls it. Each operation returns [`Reported`] (signals to
 //! append) or an [`AdapterError`] whose [`AdapterError::signal`] says what, if anything, to
-//! record. Unsupported operations (see [`crate::features::FEATURES`]) are
-//! `AdapterError::Unsupported`.
+//! record. Operations the capability table ([`paystate_events::capabilities`]) says a
+//! provider lacks are refused as `AdapterError::Unsupported` before any call.
 //!
 //! Secrets: every result leaves through [`Adapters::guard`] / the callback path, which
 //! pass all provider text through the one [`Redactor`] built from the configuration (see
@@ -15,13 +16,14 @@
 //! through an injectable clock, never in the translation code.
 
 use crate::callback::{InboundCallback, ParsedCallback};
-use crate::config::{AdaptersConfig, Timeouts};
+use crate::config::AdaptersConfig;
+use crate::connector::{self, AccessTokens, Connector, Env};
 use crate::error::{AdapterError, CallbackError, Op};
 use crate::executor::Executor;
-use crate::features::{supports, Feature};
-use crate::flow::{Ctx, Reported};
+use crate::flow::Reported;
+use crate::paykassma::transformers::Activation;
 use crate::redact::{self, Redact, Redactor};
-use crate::{exchanger, flitt, paykassma, plexy, plural};
+use paystate_events::capabilities::{supports, Capability};
 use paystate_events::{Money, OrderState, PaymentInitiation, Provider, Timestamp};
 
 /// Where "now" comes from (tests pin it).
@@ -35,7 +37,7 @@ fn system_clock() -> Timestamp {
 pub struct Adapters {
     config: AdaptersConfig,
     executor: Executor,
-    plural_tokens: plural::TokenStore,
+    tokens: AccessTokens,
     clock: Clock,
     redactor: Redactor,
 }
@@ -49,7 +51,7 @@ impl Adapters {
         Ok(Adapters {
             config,
             executor,
-            plural_tokens: Default::default(),
+            tokens: Default::default(),
             clock: system_clock,
             redactor,
         })
@@ -81,52 +83,24 @@ impl Adapters {
         &self.config
     }
 
-    fn ctx(&self, provider: Provider, timeouts: Timeouts) -> Ctx<'_> {
-        Ctx {
-            provider,
-            executor: &self.executor,
-            timeout: timeouts.request(),
+    /// The connector of `provider` for one call, if the capability table says it can do
+    /// `capability` (refused as `Unsupported` for `op` otherwise, before anything is built).
+    fn connector(
+        &self,
+        provider: Provider,
+        capability: Capability,
+        op: Op,
+    ) -> Result<Box<dyn Connector + '_>, AdapterError> {
+        if !supports(provider, capability) {
+            return Err(AdapterError::Unsupported { provider, op });
         }
-    }
-
-    fn plural(&self) -> Result<plural::Plural<'_>, AdapterError> {
-        let cfg = self.config.plural()?;
-        let ctx = self.ctx(Provider::Plural, cfg.timeouts);
-        Ok(plural::Plural {
-            cfg,
-            ctx,
-            tokens: &self.plural_tokens,
+        let env = Env {
+            config: &self.config,
+            executor: &self.executor,
+            tokens: &self.tokens,
             now: (self.clock)(),
-        })
-    }
-    fn plexy(&self) -> Result<plexy::Plexy<'_>, AdapterError> {
-        let cfg = self.config.plexy()?;
-        Ok(plexy::Plexy {
-            cfg,
-            ctx: self.ctx(Provider::Plexy, cfg.common.timeouts),
-            now: (self.clock)(),
-        })
-    }
-    fn flitt(&self) -> Result<flitt::Flitt<'_>, AdapterError> {
-        let cfg = self.config.flitt()?;
-        Ok(flitt::Flitt {
-            cfg,
-            ctx: self.ctx(Provider::Flitt, cfg.timeouts),
-        })
-    }
-    fn paykassma(&self) -> Result<paykassma::Paykassma<'_>, AdapterError> {
-        let cfg = self.config.paykassma()?;
-        Ok(paykassma::Paykassma {
-            cfg,
-            ctx: self.ctx(Provider::Paykassma, cfg.timeouts),
-        })
-    }
-    fn exchanger(&self) -> Result<exchanger::Exchanger<'_>, AdapterError> {
-        let cfg = self.config.exchanger()?;
-        Ok(exchanger::Exchanger {
-            cfg,
-            ctx: self.ctx(Provider::Exchanger, cfg.common.timeouts),
-        })
+        };
+        Ok(connector::connect(provider, env)?)
     }
 
     /// Starts the payment at the order's provider (the `PaymentRequested` work).
@@ -136,13 +110,8 @@ impl Adapters {
         initiation: &PaymentInitiation,
     ) -> Result<Reported, AdapterError> {
         self.guard(async {
-            match order.provider {
-                Provider::Plexy => self.plexy()?.start_payment(order, initiation).await,
-                Provider::Paykassma => self.paykassma()?.start_payment(order, initiation).await,
-                Provider::Plural => self.plural()?.start_payment(order, initiation).await,
-                Provider::Exchanger => self.exchanger()?.start_payment(order, initiation).await,
-                Provider::Flitt => self.flitt()?.start_payment(order, initiation).await,
-            }
+            let c = self.connector(order.provider, Capability::StartPayment, Op::Payment)?;
+            c.start_payment(order, initiation).await
         })
         .await
     }
@@ -154,34 +123,18 @@ impl Adapters {
         capture_id: &str,
         amount: Money,
     ) -> Result<Reported, AdapterError> {
-        unsupported(order.provider, Feature::PartialCapture, Op::Capture)?;
         self.guard(async {
-            match order.provider {
-                Provider::Plexy => self.plexy()?.capture(order, capture_id, amount).await,
-                Provider::Plural => self.plural()?.capture(order, capture_id, amount).await,
-                Provider::Flitt => self.flitt()?.capture(order, capture_id, amount).await,
-                Provider::Paykassma | Provider::Exchanger => Err(AdapterError::Unsupported {
-                    provider: order.provider,
-                    op: Op::Capture,
-                }),
-            }
+            let c = self.connector(order.provider, Capability::PartialCapture, Op::Capture)?;
+            c.capture(order, capture_id, amount).await
         })
         .await
     }
 
     /// Cancels (voids) the payment (the `CancelRequested` work).
     pub async fn cancel(&self, order: &OrderState) -> Result<Reported, AdapterError> {
-        unsupported(order.provider, Feature::Cancel, Op::Cancel)?;
         self.guard(async {
-            match order.provider {
-                Provider::Plexy => self.plexy()?.cancel(order).await,
-                Provider::Plural => self.plural()?.cancel(order).await,
-                Provider::Flitt => self.flitt()?.cancel(order).await,
-                Provider::Paykassma | Provider::Exchanger => Err(AdapterError::Unsupported {
-                    provider: order.provider,
-                    op: Op::Cancel,
-                }),
-            }
+            let c = self.connector(order.provider, Capability::Cancel, Op::Cancel)?;
+            c.cancel(order).await
         })
         .await
     }
@@ -194,69 +147,58 @@ impl Adapters {
         refund_id: &str,
         amount: Money,
     ) -> Result<Reported, AdapterError> {
-        unsupported(order.provider, Feature::Refund, Op::Refund)?;
         self.guard(async {
-            match order.provider {
-                Provider::Plexy => self.plexy()?.refund(order, refund_id, amount).await,
-                Provider::Plural => self.plural()?.refund(order, refund_id, amount).await,
-                Provider::Flitt => self.flitt()?.refund(order, refund_id, amount).await,
-                Provider::Paykassma | Provider::Exchanger => Err(AdapterError::Unsupported {
-                    provider: order.provider,
-                    op: Op::Refund,
-                }),
-            }
+            let c = self.connector(order.provider, Capability::Refund, Op::Refund)?;
+            c.refund(order, refund_id, amount).await
         })
         .await
     }
 
     /// Asks the provider where the order stands (reconciler, unknown outcomes).
     pub async fn status(&self, order: &OrderState) -> Result<Reported, AdapterError> {
-        unsupported(order.provider, Feature::StatusQuery, Op::Status)?;
         self.guard(async {
-            match order.provider {
-                Provider::Plexy => self.plexy()?.status(order).await,
-                Provider::Plural => self.plural()?.status(order).await,
-                Provider::Exchanger => self.exchanger()?.status(order).await,
-                Provider::Flitt => self.flitt()?.status(order).await,
-                Provider::Paykassma => Err(AdapterError::Unsupported {
-                    provider: order.provider,
-                    op: Op::Status,
-                }),
-            }
+            let c = self.connector(order.provider, Capability::StatusQuery, Op::Status)?;
+            c.status(order).await
         })
         .await
     }
 
-    /// Paykassma only: send the customer's transaction number and screenshot.
+    /// Transfer providers (Paykassma): send the customer's transaction number and
+    /// screenshot.
     pub async fn paykassma_activate(
         &self,
         order: &OrderState,
-        activation: &paykassma::transformers::Activation,
+        activation: &Activation,
     ) -> Result<Reported, AdapterError> {
         self.guard(async {
-            match order.provider {
-                Provider::Paykassma => self.paykassma()?.activate(order, activation).await,
-                other => Err(AdapterError::Unsupported {
-                    provider: other,
-                    op: Op::Activation,
-                }),
-            }
+            let c = self.connector(
+                order.provider,
+                Capability::TransferConfirmation,
+                Op::Activation,
+            )?;
+            c.activate(order, activation).await
         })
         .await
     }
 
-    /// Plexy only: cancel the payment link, or move its expiry.
+    /// Payment-link providers (Plexy): cancel the payment link, or move its expiry.
     pub async fn plexy_cancel_link(&self, order: &OrderState) -> Result<(), AdapterError> {
-        self.guard(async { self.plexy()?.cancel_link(order).await })
-            .await
+        self.guard(async {
+            let c = self.connector(order.provider, LINKS, Op::LinkUpdate)?;
+            c.cancel_link(order).await
+        })
+        .await
     }
     pub async fn plexy_update_link_expiry(
         &self,
         order: &OrderState,
         at: Timestamp,
     ) -> Result<(), AdapterError> {
-        self.guard(async { self.plexy()?.update_link_expiry(order, at).await })
-            .await
+        self.guard(async {
+            let c = self.connector(order.provider, LINKS, Op::LinkUpdate)?;
+            c.update_link_expiry(order, at).await
+        })
+        .await
     }
 
     /// Verifies a callback's signature (against every configured account of the provider) and
@@ -268,24 +210,20 @@ impl Adapters {
         callback: &InboundCallback<'_>,
         now: Timestamp,
     ) -> Result<ParsedCallback, CallbackError> {
-        let parsed = (|| match provider {
-            Provider::Plexy => plexy::parse_callback(self.config.plexy()?, callback),
-            Provider::Paykassma => paykassma::parse_callback(self.config.paykassma()?, callback),
-            Provider::Plural => plural::parse_callback(self.config.plural()?, callback, now),
-            Provider::Exchanger => exchanger::parse_callback(self.config.exchanger()?, callback),
-            Provider::Flitt => flitt::parse_callback(self.config.flitt()?, callback),
-        })();
+        let env = Env {
+            config: &self.config,
+            executor: &self.executor,
+            tokens: &self.tokens,
+            now,
+        };
+        let parsed = connector::connect(provider, env)
+            .map_err(CallbackError::from)
+            .and_then(|c| c.verify_and_parse_callback(callback, now));
         parsed.redact(&self.redactor)
     }
 }
 
-fn unsupported(provider: Provider, feature: Feature, op: Op) -> Result<(), AdapterError> {
-    if supports(provider, feature) {
-        Ok(())
-    } else {
-        Err(AdapterError::Unsupported { provider, op })
-    }
-}
+const LINKS: Capability = Capability::PaymentLinkUpdates;
 
 #[cfg(test)]
 mod tests;

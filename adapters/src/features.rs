@@ -1,94 +1,27 @@
-//! What each provider supports, as data (for the README and for callers that want to refuse
-//! early). The facade returns `AdapterError::Unsupported` for every `false` here.
+//! What each provider supports: the adapters' view of the one table in
+//! [`paystate_events::capabilities`], which the engine's rules read too. The facade refuses
+//! every operation whose capability is missing there (`AdapterError::Unsupported`), before
+//! any call; the README's table is [`markdown_table`] (a test keeps them equal).
 
 use paystate_events::Provider;
 
-/// Operations a provider may support.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Feature {
-    StartPayment,
-    ManualCapture,
-    PartialCapture,
-    Cancel,
-    Refund,
-    PartialRefund,
-    StatusQuery,
-    Callbacks,
-}
+pub use paystate_events::capabilities::{capabilities, supports, Capability, CAPABILITIES};
 
-impl Feature {
-    pub const ALL: [Feature; 8] = [
-        Feature::StartPayment,
-        Feature::ManualCapture,
-        Feature::PartialCapture,
-        Feature::Cancel,
-        Feature::Refund,
-        Feature::PartialRefund,
-        Feature::StatusQuery,
-        Feature::Callbacks,
-    ];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Feature::StartPayment => "start_payment",
-            Feature::ManualCapture => "manual_capture",
-            Feature::PartialCapture => "partial_capture",
-            Feature::Cancel => "cancel",
-            Feature::Refund => "refund",
-            Feature::PartialRefund => "partial_refund",
-            Feature::StatusQuery => "status_query",
-            Feature::Callbacks => "callbacks",
-        }
-    }
-}
-
-/// Provider × feature, in [`Feature::ALL`] order.
-pub const FEATURES: [(Provider, [bool; 8]); 5] = [
-    //                      start  manual partial cancel refund p.ref status callbacks
-    (
-        Provider::Plexy,
-        [true, true, true, true, true, true, true, true],
-    ),
-    (
-        Provider::Paykassma,
-        [true, false, false, false, false, false, false, true],
-    ),
-    (
-        Provider::Plural,
-        [true, true, true, true, true, true, true, true],
-    ),
-    (
-        Provider::Exchanger,
-        [true, false, false, false, false, false, true, true],
-    ),
-    (
-        Provider::Flitt,
-        [true, true, true, true, true, true, true, true],
-    ),
-];
-
-/// Whether `provider` supports `feature`.
-pub fn supports(provider: Provider, feature: Feature) -> bool {
-    let Some((_, row)) = FEATURES.iter().find(|(p, _)| *p == provider) else {
-        return false;
-    };
-    let Some(i) = Feature::ALL.iter().position(|f| *f == feature) else {
-        return false;
-    };
-    row[i]
-}
+/// The name this module used before the table moved to `paystate-events`.
+pub type Feature = Capability;
 
 /// The table as Markdown, for the README.
 pub fn markdown_table() -> String {
     let mut out = String::from("| provider |");
-    for f in Feature::ALL {
-        out.push_str(&format!(" {} |", f.as_str()));
+    for c in Capability::ALL {
+        out.push_str(&format!(" {c} |"));
     }
     out.push_str("\n|---|");
-    out.push_str(&"---|".repeat(Feature::ALL.len()));
-    for (p, row) in FEATURES {
+    out.push_str(&"---|".repeat(Capability::ALL.len()));
+    for p in Provider::ALL {
         out.push_str(&format!("\n| {p} |"));
-        for yes in row {
-            out.push_str(if yes { " yes |" } else { " no |" });
+        for c in Capability::ALL {
+            out.push_str(if supports(p, c) { " yes |" } else { " no |" });
         }
     }
     out.push('\n');
@@ -100,13 +33,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_provider_has_a_row() {
-        for p in Provider::ALL {
-            assert!(FEATURES.iter().any(|(q, _)| *q == p), "{p}");
-            assert!(supports(p, Feature::StartPayment) && supports(p, Feature::Callbacks));
-        }
-        assert!(!supports(Provider::Paykassma, Feature::Refund));
-        assert!(supports(Provider::Exchanger, Feature::StatusQuery));
+    fn the_readme_shows_the_table() {
         assert!(markdown_table().contains("| paykassma | yes | no |"));
+        let readme = include_str!("../README.md");
+        assert!(
+            readme.contains(&markdown_table()),
+            "adapters/README.md: replace the table with\n{}",
+            markdown_table()
+        );
     }
 }

@@ -6,7 +6,10 @@
 //! Map of the crate:
 //! - [`facade`]: [`Adapters`], the provider-neutral entry point (start payment, capture,
 //!   cancel, refund, status, verify-and-parse callback). Start here.
-//! - [`features`]: [`features::FEATURES`], provider × operation support, as data.
+//! - [`connector`]: the [`Connector`] trait each provider implements once, and
+//!   [`connector::REGISTRY`], one line per provider, through which the facade dispatches.
+//! - [`features`]: provider × capability support, as data: a view of
+//!   `paystate_events::capabilities`, the table the engine reads too.
 //! - [`error`]: [`AdapterError`] / [`CallbackError`], split by how the caller handles them.
 //! - [`callback`]: [`InboundCallback`] in, [`ParsedCallback`] (hint, signals, ack) out.
 //! - [`flow`]: [`Reported`] (what an operation reported) and the send-and-classify helper.
@@ -17,12 +20,13 @@
 //!   base64, hex) cut out of provider text at the facade, before it leaves the adapters.
 //! - [`secret`]: [`Secret`], a credential that prints as `***`. [`crypto`]: digests, HMACs,
 //!   constant-time comparison. [`keys`]: provider idempotency keys derived from our ids.
-//! - One module per provider, each split into the flow (`mod.rs`), `transformers` (wire
-//!   types, builders, exhaustive status map) and `signature`: [`plexy`], [`paykassma`],
+//! - One module per provider, each split into the flow and its `Connector` impl (`mod.rs`),
+//!   `transformers` (wire types, builders, exhaustive status map) and `signature`: [`plexy`], [`paykassma`],
 //!   [`plural`], [`exchanger`], [`flitt`].
 
 pub mod callback;
 pub mod config;
+pub mod connector;
 pub mod crypto;
 pub mod error;
 pub mod exchanger;
@@ -43,6 +47,7 @@ mod testing;
 
 pub use callback::{Ack, InboundCallback, OrderHint, ParsedCallback};
 pub use config::AdaptersConfig;
+pub use connector::Connector;
 pub use crypto::SignatureError;
 pub use error::{AdapterError, CallbackError, Op};
 pub use executor::{CallError, CallOutcome, Executor};

@@ -1,10 +1,11 @@
 //! `decide`: the business rules for client commands. Provider signals are in `signals`.
 
 use crate::signals;
+use paystate_events::capabilities::{self, Capability};
 use paystate_events::command::{Attachment, METADATA_ENTRIES_MAX, TEXT_LEN_MAX};
 use paystate_events::{
-    CancelledBy, Command, CommandEnvelope, Event, MinorUnits, Money, OrderState, Provider,
-    Rejection, RejectionCode as Code, Status, Timestamp,
+    CancelledBy, Command, CommandEnvelope, Event, MinorUnits, Money, OrderState, Rejection,
+    RejectionCode as Code, Status, Timestamp,
 };
 
 /// Bound on commits per order: an order with this many commits takes no more commands.
@@ -230,8 +231,6 @@ fn refund(
     }])
 }
 
-/// Providers whose customers pay by transfer and then confirm it.
-const TRANSFER_PROVIDERS: [Provider; 1] = [Provider::Paykassma];
 /// Digits in a transfer reference (Paykassma `key1`).
 const TRANSFER_REFERENCE_DIGITS: usize = 12;
 
@@ -241,7 +240,7 @@ fn confirm_transfer(
     reference: &str,
     attachment: &Attachment,
 ) -> Result<Vec<Event>, Rejection> {
-    if !TRANSFER_PROVIDERS.contains(&s.provider) {
+    if !capabilities::supports(s.provider, Capability::TransferConfirmation) {
         return Err(reject(
             Code::UnsupportedByProvider,
             format!("{} has no transfer confirmation", s.provider),

@@ -1,5 +1,7 @@
 //! paystate's vocabulary: everything that crosses a process boundary, as plain serde types.
 //!
+//! - [`capabilities`]: what each provider supports ([`capabilities::CAPABILITIES`]), shared
+//!   by the engine's rules and the adapters.
 //! - [`ids`]: order, command and refund identifiers, parsed at the edge (subject-safe).
 //! - [`money`]: integer minor units with an ISO 4217 currency; exact decimal conversion.
 //! - [`command`]: what client services and adapters ask of an order ([`CommandEnvelope`]).
@@ -14,6 +16,7 @@
 //! service, the adapters and any client written in Rust. JSON Schemas of the wire types are
 //! generated from it into `schemas/`.
 
+pub mod capabilities;
 pub mod command;
 pub mod commit;
 pub mod event;
@@ -26,6 +29,7 @@ pub mod signal;
 pub mod state;
 pub mod subjects;
 
+pub use capabilities::Capability;
 pub use command::{CaptureMode, Command, CommandEnvelope, PaymentInitiation};
 pub use commit::{Commit, CommitHash, COMMIT_SCHEMA_VERSION};
 pub use event::{CancelledBy, Event, Evidence, SignalDisposition};

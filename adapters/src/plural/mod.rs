@@ -25,70 +25,27 @@ pub mod token;
 pub mod transformers;
 
 use crate::callback::{Ack, InboundCallback, OrderHint, ParsedCallback};
-use crate::config::{PluralAccount, ProviderConfig};
+use crate::config::{ConfigError, PluralAccount, ProviderConfig};
+use crate::connector::{AccessTokens, Call, Connector, Env};
 use crate::error::{AdapterError, CallbackError, Op};
 use crate::flow::{send, unreadable, Ctx, Reported};
 use crate::http::{HttpRequest, HttpResponse};
 use crate::secret::Secret;
 use paystate_events::{Money, OrderState, PaymentInitiation, Provider, SignalKind, Timestamp};
-use std::collections::BTreeMap;
-use token::{Token, TokenCache};
+use token::Token;
 use transformers as tf;
 
 const P: Provider = Provider::Plural;
-
-/// Cached tokens by account name.
-pub type TokenStore = tokio::sync::Mutex<BTreeMap<String, TokenCache>>;
 
 /// One Plural flow: configuration, executor and token cache, at a given time.
 pub struct Plural<'a> {
     pub cfg: &'a ProviderConfig<PluralAccount>,
     pub ctx: Ctx<'a>,
-    pub tokens: &'a TokenStore,
+    pub tokens: &'a AccessTokens,
     pub now: Timestamp,
 }
 
 impl Plural<'_> {
-    pub async fn start_payment(
-        &self,
-        order: &OrderState,
-        initiation: &PaymentInitiation,
-    ) -> Result<Reported, AdapterError> {
-        let (name, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
-        let spec = tf::payment_spec(initiation).map_err(|detail| AdapterError::InvalidInput {
-            provider: P,
-            op: Op::Payment,
-            detail,
-        })?;
-        let create = |t: &Secret| tf::create_order_request(self.cfg, t, order, initiation);
-        let (mut signals, r) = self.keyed_call(Op::Payment, name, account, &create).await?;
-        let created = order_data(Op::Payment, &r)?;
-        let reference = tf::order_reference(order);
-        if created.status != tf::STATUS_CREATED {
-            // The reference named an order that already has its payment: a replay of ours
-            // (work redelivered after Plural acted). Report where it stands; never pay twice.
-            signals.extend(
-                tf::order_signals(&created).map_err(|e| unreadable(P, Op::Payment, &r, e))?,
-            );
-            return Ok(reported(created.order_id, signals, reference));
-        }
-        let id = created.order_id.as_str();
-        let pay = |t: &Secret| tf::create_payment_request(self.cfg, t, id, order, &spec);
-        let paid = match self.call(Op::Payment, name, account, &pay).await {
-            Err(AdapterError::OutcomeUnknown { detail, .. }) => {
-                let (recorded, r) = self
-                    .resolve_unknown(Op::Payment, name, account, id, detail, &pay)
-                    .await?;
-                signals.extend(recorded);
-                r
-            }
-            other => other?,
-        };
-        let d = order_data(Op::Payment, &paid)?;
-        signals.extend(tf::order_signals(&d).map_err(|e| unreadable(P, Op::Payment, &paid, e))?);
-        Ok(reported(d.order_id, signals, reference))
-    }
-
     /// Sends a write that carries one of our references. When every answer was lost (the
     /// executor already replayed it), records that and sends it once more: Plural answers a
     /// repeated reference with what it already did, the only lookup by our reference it has.
@@ -150,85 +107,6 @@ impl Plural<'_> {
         Ok((recorded, again))
     }
 
-    pub async fn capture(
-        &self,
-        order: &OrderState,
-        capture_id: &str,
-        amount: Money,
-    ) -> Result<Reported, AdapterError> {
-        let (name, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
-        let id = plural_id(order, Op::Capture)?;
-        let reference = tf::capture_reference(order, capture_id);
-        let r = self
-            .call(Op::Capture, name, account, |t| {
-                tf::capture_request(self.cfg, t, id, &reference, amount)
-            })
-            .await?;
-        let d = order_data(Op::Capture, &r)?;
-        let signals = tf::order_signals(&d).map_err(|e| unreadable(P, Op::Capture, &r, e))?;
-        Ok(Reported {
-            provider_ref: Some(d.order_id),
-            signals,
-            call_ref: reference,
-        })
-    }
-
-    /// Cancels an authorized order. Plural has no idempotency key for cancel and refuses a
-    /// second one, so the request is not replayed blindly: an unknown outcome is resolved by
-    /// a status query.
-    pub async fn cancel(&self, order: &OrderState) -> Result<Reported, AdapterError> {
-        let (name, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
-        let id = plural_id(order, Op::Cancel)?;
-        let cancel = |t: &Secret| tf::cancel_request(self.cfg, t, id);
-        let (mut signals, r) = match self.call(Op::Cancel, name, account, &cancel).await {
-            Err(AdapterError::OutcomeUnknown { detail, .. }) => {
-                self.resolve_unknown(Op::Cancel, name, account, id, detail, &cancel)
-                    .await?
-            }
-            other => (Vec::new(), other?),
-        };
-        let d = order_data(Op::Cancel, &r)?;
-        signals.extend(tf::order_signals(&d).map_err(|e| unreadable(P, Op::Cancel, &r, e))?);
-        Ok(reported(d.order_id, signals, format!("{id}:cancel")))
-    }
-
-    pub async fn refund(
-        &self,
-        order: &OrderState,
-        refund_id: &str,
-        amount: Money,
-    ) -> Result<Reported, AdapterError> {
-        let (name, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
-        let id = plural_id(order, Op::Refund)?;
-        let reference = tf::refund_reference(order, refund_id);
-        let refund = |t: &Secret| tf::refund_request(self.cfg, t, id, &reference, amount);
-        let (mut signals, r) = self.keyed_call(Op::Refund, name, account, &refund).await?;
-        let d = order_data(Op::Refund, &r)?;
-        signals.extend(tf::refund_signals(&d, refund_id, amount));
-        Ok(Reported {
-            provider_ref: Some(id.to_string()),
-            signals,
-            call_ref: reference,
-        })
-    }
-
-    pub async fn status(&self, order: &OrderState) -> Result<Reported, AdapterError> {
-        let (name, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
-        let id = plural_id(order, Op::Status)?;
-        let r = self
-            .call(Op::Status, name, account, |t| {
-                tf::get_order_request(self.cfg, t, id)
-            })
-            .await?;
-        let d = order_data(Op::Status, &r)?;
-        let signals = tf::order_signals(&d).map_err(|e| unreadable(P, Op::Status, &r, e))?;
-        Ok(Reported {
-            provider_ref: Some(d.order_id),
-            signals,
-            call_ref: format!("{id}:status"),
-        })
-    }
-
     /// Sends a request built with a valid token; on 401 renews the token and tries once more.
     async fn call(
         &self,
@@ -243,7 +121,7 @@ impl Plural<'_> {
                 self.tokens
                     .lock()
                     .await
-                    .entry(name.to_string())
+                    .entry((P, name.to_string()))
                     .or_default()
                     .clear();
                 let token = self.token(name, account).await?;
@@ -255,7 +133,7 @@ impl Plural<'_> {
 
     async fn token(&self, name: &str, account: &PluralAccount) -> Result<Secret, AdapterError> {
         let mut tokens = self.tokens.lock().await;
-        let cache = tokens.entry(name.to_string()).or_default();
+        let cache = tokens.entry((P, name.to_string())).or_default();
         if let Some(t) = cache.valid(self.now) {
             return Ok(t.clone());
         }
@@ -277,6 +155,162 @@ impl Plural<'_> {
         let value = token.value.clone();
         cache.store(token);
         Ok(value)
+    }
+}
+
+/// Plural's registration ([`crate::connector::REGISTRY`]): its flow for one call.
+pub fn connect(env: Env<'_>) -> Result<Box<dyn Connector + '_>, ConfigError> {
+    let cfg = env.config.plural()?;
+    Ok(Box::new(Plural {
+        cfg,
+        ctx: env.ctx(P, cfg.timeouts),
+        tokens: env.tokens,
+        now: env.now,
+    }))
+}
+
+impl Connector for Plural<'_> {
+    fn provider(&self) -> Provider {
+        P
+    }
+
+    fn start_payment<'a>(
+        &'a self,
+        order: &'a OrderState,
+        initiation: &'a PaymentInitiation,
+    ) -> Call<'a, Reported> {
+        Box::pin(async move {
+            let (name, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
+            let spec =
+                tf::payment_spec(initiation).map_err(|detail| AdapterError::InvalidInput {
+                    provider: P,
+                    op: Op::Payment,
+                    detail,
+                })?;
+            let create = |t: &Secret| tf::create_order_request(self.cfg, t, order, initiation);
+            let (mut signals, r) = self.keyed_call(Op::Payment, name, account, &create).await?;
+            let created = order_data(Op::Payment, &r)?;
+            let reference = tf::order_reference(order);
+            if created.status != tf::STATUS_CREATED {
+                // The reference named an order that already has its payment: a replay of ours
+                // (work redelivered after Plural acted). Report where it stands; never pay twice.
+                signals.extend(
+                    tf::order_signals(&created).map_err(|e| unreadable(P, Op::Payment, &r, e))?,
+                );
+                return Ok(reported(created.order_id, signals, reference));
+            }
+            let id = created.order_id.as_str();
+            let pay = |t: &Secret| tf::create_payment_request(self.cfg, t, id, order, &spec);
+            let paid = match self.call(Op::Payment, name, account, &pay).await {
+                Err(AdapterError::OutcomeUnknown { detail, .. }) => {
+                    let (recorded, r) = self
+                        .resolve_unknown(Op::Payment, name, account, id, detail, &pay)
+                        .await?;
+                    signals.extend(recorded);
+                    r
+                }
+                other => other?,
+            };
+            let d = order_data(Op::Payment, &paid)?;
+            signals
+                .extend(tf::order_signals(&d).map_err(|e| unreadable(P, Op::Payment, &paid, e))?);
+            Ok(reported(d.order_id, signals, reference))
+        })
+    }
+
+    fn capture<'a>(
+        &'a self,
+        order: &'a OrderState,
+        capture_id: &'a str,
+        amount: Money,
+    ) -> Call<'a, Reported> {
+        Box::pin(async move {
+            let (name, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
+            let id = plural_id(order, Op::Capture)?;
+            let reference = tf::capture_reference(order, capture_id);
+            let r = self
+                .call(Op::Capture, name, account, |t| {
+                    tf::capture_request(self.cfg, t, id, &reference, amount)
+                })
+                .await?;
+            let d = order_data(Op::Capture, &r)?;
+            let signals = tf::order_signals(&d).map_err(|e| unreadable(P, Op::Capture, &r, e))?;
+            Ok(Reported {
+                provider_ref: Some(d.order_id),
+                signals,
+                call_ref: reference,
+            })
+        })
+    }
+
+    /// Cancels an authorized order. Plural has no idempotency key for cancel and refuses a
+    /// second one, so the request is not replayed blindly: an unknown outcome is resolved by
+    /// a status query.
+    fn cancel<'a>(&'a self, order: &'a OrderState) -> Call<'a, Reported> {
+        Box::pin(async move {
+            let (name, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
+            let id = plural_id(order, Op::Cancel)?;
+            let cancel = |t: &Secret| tf::cancel_request(self.cfg, t, id);
+            let (mut signals, r) = match self.call(Op::Cancel, name, account, &cancel).await {
+                Err(AdapterError::OutcomeUnknown { detail, .. }) => {
+                    self.resolve_unknown(Op::Cancel, name, account, id, detail, &cancel)
+                        .await?
+                }
+                other => (Vec::new(), other?),
+            };
+            let d = order_data(Op::Cancel, &r)?;
+            signals.extend(tf::order_signals(&d).map_err(|e| unreadable(P, Op::Cancel, &r, e))?);
+            Ok(reported(d.order_id, signals, format!("{id}:cancel")))
+        })
+    }
+
+    fn refund<'a>(
+        &'a self,
+        order: &'a OrderState,
+        refund_id: &'a str,
+        amount: Money,
+    ) -> Call<'a, Reported> {
+        Box::pin(async move {
+            let (name, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
+            let id = plural_id(order, Op::Refund)?;
+            let reference = tf::refund_reference(order, refund_id);
+            let refund = |t: &Secret| tf::refund_request(self.cfg, t, id, &reference, amount);
+            let (mut signals, r) = self.keyed_call(Op::Refund, name, account, &refund).await?;
+            let d = order_data(Op::Refund, &r)?;
+            signals.extend(tf::refund_signals(&d, refund_id, amount));
+            Ok(Reported {
+                provider_ref: Some(id.to_string()),
+                signals,
+                call_ref: reference,
+            })
+        })
+    }
+
+    fn status<'a>(&'a self, order: &'a OrderState) -> Call<'a, Reported> {
+        Box::pin(async move {
+            let (name, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
+            let id = plural_id(order, Op::Status)?;
+            let r = self
+                .call(Op::Status, name, account, |t| {
+                    tf::get_order_request(self.cfg, t, id)
+                })
+                .await?;
+            let d = order_data(Op::Status, &r)?;
+            let signals = tf::order_signals(&d).map_err(|e| unreadable(P, Op::Status, &r, e))?;
+            Ok(Reported {
+                provider_ref: Some(d.order_id),
+                signals,
+                call_ref: format!("{id}:status"),
+            })
+        })
+    }
+
+    fn verify_and_parse_callback(
+        &self,
+        callback: &InboundCallback<'_>,
+        now: Timestamp,
+    ) -> Result<ParsedCallback, CallbackError> {
+        parse_callback(self.cfg, callback, now)
     }
 }
 
