@@ -315,6 +315,10 @@ impl Webhook {
     /// The transaction; its status from `data.status`, else from the event name.
     pub fn transaction(&self) -> Result<Transaction, String> {
         let mut data = self.data.clone();
+        // Indexing a non-object `Value` by key panics: refuse anything but an object first.
+        if !data.is_object() {
+            return Err("webhook data is not an object".into());
+        }
         if data.get("status").is_none() {
             let status = self
                 .name

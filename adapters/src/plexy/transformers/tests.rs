@@ -186,3 +186,16 @@ fn tilda_form_round_trip() {
     tampered[2].1 = "1".into();
     assert!(!verify_tilda_form(&tampered, &secret, TildaMode::HmacMd5));
 }
+
+#[test]
+fn webhook_data_that_is_not_an_object_is_refused_not_a_panic() {
+    // Found by adapters/tests/callback_fuzz.rs: `data["status"] = ...` panicked on a scalar.
+    for data in [json!(1), json!("x"), json!([1]), json!(true)] {
+        let hook = Webhook {
+            name: "transaction.charged".into(),
+            merchant_id: None,
+            data,
+        };
+        assert!(hook.transaction().is_err());
+    }
+}
