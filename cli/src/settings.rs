@@ -366,3 +366,55 @@ impl Settings {
         Ok(paystate::stack::Connections::per_role(by_role))
     }
 }
+
+#[cfg(test)]
+mod nats_settings_tests {
+    use super::*;
+
+    fn secret(s: &str) -> Option<paystate_service::Secret> {
+        Some(paystate_service::Secret::new(s))
+    }
+
+    #[test]
+    fn a_role_override_replaces_the_top_level_credentials_and_nothing_else() {
+        let mut n = NatsSettings {
+            user: Some("shared".into()),
+            password: secret("p0"),
+            inbox_prefix: Some("_INBOX_shop".into()),
+            ..Default::default()
+        };
+        n.roles.insert(
+            "engine".into(),
+            RoleNats {
+                token: secret("t1"),
+                ..Default::default()
+            },
+        );
+        let engine = n.for_role("nats://h:4222", Role::Engine);
+        assert_eq!(engine.auth.token, secret("t1"));
+        assert_eq!(
+            engine.auth.user, None,
+            "no mix of the role's and the top-level methods"
+        );
+        assert_eq!(engine.inbox_prefix.as_deref(), Some("_INBOX_shop"));
+        let client = n.for_role("nats://h:4222", Role::Client);
+        assert_eq!(client.auth.user.as_deref(), Some("shared"));
+        assert!(n.validate("nats://h:4222").is_ok());
+        // Roles with the same credentials share one connection (equal options).
+        assert_eq!(
+            n.for_role("u", Role::Projector),
+            n.for_role("u", Role::Reporter)
+        );
+        n.roles.insert("teleporter".into(), RoleNats::default());
+        let e = n.validate("nats://h:4222").unwrap_err().to_string();
+        assert!(e.contains("unknown role"), "{e}");
+    }
+
+    #[test]
+    fn server_password_variables_are_not_settings() {
+        assert!(is_server_password_var("nats_engine_password"));
+        assert!(is_server_password_var("NATS_DEV_CLI_PASSWORD"));
+        assert!(!is_server_password_var("nats.password"));
+        assert!(!is_server_password_var("nats_url"));
+    }
+}
