@@ -2,12 +2,17 @@
 //! to inboxes, provider signals only on their own plane, ambiguous JSON and card data refused
 //! with nothing written, an unreadable order refused at once, every documented id answered,
 //! poison that cannot delay valid commands, and commands that keep failing dead-lettered.
-//! (NATS permissions per role are tested in `nats_permissions`.)
+//! The server runs the shipped permission config: the engine as the engine user, clients as
+//! the client user, signals from the reporter user, inspection and operator mistakes as
+//! admin; every test ends by checking that no role hit a permission violation (the engine
+//! never tried to publish outside its allow list). The client's own refusals by NATS are in
+//! `nats_permissions`.
 
 mod support;
 
 use async_nats::jetstream;
 use async_nats::HeaderMap;
+use paystate::permissions::Role;
 use paystate_events::subjects::{
     events_subject, DEAD_LETTERS_STREAM, DEAD_REASON_HEADER, OUTCOMES_BUCKET, REPLY_HEADER,
 };
@@ -15,6 +20,7 @@ use paystate_events::{Outcome, RejectionCode, Status};
 use paystate_service::outcomes::StoredOutcome;
 use proptest::prelude::*;
 use std::time::{Duration, Instant};
+use support::secure::SecureNats;
 use support::*;
 
 /// Publishes raw bytes to `subject` durably, with an optional `Paystate-Reply-To` header.
@@ -78,18 +84,55 @@ async fn log_messages(js: &jetstream::Context, order: &str) -> Vec<Vec<u8>> {
     }
 }
 
-/// A server, an engine on it, a client and a JetStream context.
-async fn with_engine() -> (
-    TestNats,
-    paystate_service::EngineHandle,
-    paystate_service::Client,
-    jetstream::Context,
-) {
-    let nats = TestNats::start().await;
-    let engine = nats.engine().await;
-    let client = nats.client().await;
-    let js = jetstream::new(nats.connect().await);
-    (nats, engine, client, js)
+/// A server with the shipped users, an engine running as the engine user, and a connection
+/// per party.
+struct Trust {
+    nats: SecureNats,
+    _engine: paystate_service::EngineHandle,
+    /// Client service (client user): commands on `paystate.cmd.*`.
+    client: paystate_service::Client,
+    /// Adapters, gateway, reconciler (reporter user): provider signals.
+    reporter: paystate_service::Client,
+    /// The client user's JetStream view (it may read the outcome bucket).
+    js: jetstream::Context,
+    /// Inspection and operator mistakes (admin user).
+    admin: jetstream::Context,
+}
+
+impl Trust {
+    async fn start() -> Trust {
+        Trust::start_with(log_settings(), engine_config()).await
+    }
+    async fn start_with(
+        log: paystate_journal::LogSettings,
+        cfg: paystate_service::EngineConfig,
+    ) -> Trust {
+        let nats = SecureNats::start().await;
+        let engine = paystate_service::run_engine(nats.client_as(Role::Engine).await, log, cfg)
+            .await
+            .expect("engine starts as the engine user");
+        let client_conn = nats.client_as(Role::Client).await;
+        Trust {
+            client: paystate_service::Client::new(client_conn.clone()),
+            reporter: paystate_service::Client::new(nats.client_as(Role::Reporter).await),
+            js: jetstream::new(client_conn),
+            admin: jetstream::new(nats.client_as(Role::Admin).await),
+            _engine: engine,
+            nats,
+        }
+    }
+    async fn journal(&self) -> paystate_journal::Journal {
+        paystate_journal::Journal::existing(self.admin.clone(), "PAYSTATE_EVENTS")
+            .await
+            .expect("log")
+    }
+    async fn operator(&self, args: &[&str]) -> (i32, String, String) {
+        self.nats.cli_as(Role::Operator, args).await
+    }
+    fn assert_no_violations(&self) {
+        let v = self.nats.violations();
+        assert!(v.is_empty(), "permission violations: {v:#?}");
+    }
 }
 
 /// Sends `cmd` after the hostile message on the same order and waits for its outcome: the
@@ -104,7 +147,8 @@ async fn marker(client: &paystate_service::Client, o: &paystate_events::OrderId)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reply_header_attack_leaves_the_victim_working_and_the_log_clean() {
-    let (nats, _engine, client, js) = with_engine().await;
+    let t = Trust::start().await;
+    let (client, js) = (t.client.clone(), t.js.clone());
     let victim = order("victim");
     accept(&client, env(&victim, create(10_000))).await;
     let attacker = order("attacker");
@@ -135,7 +179,7 @@ async fn reply_header_attack_leaves_the_victim_working_and_the_log_clean() {
         );
     }
     // Nothing reached the victim's log, the bucket or the streams; the victim works.
-    assert_eq!(log_messages(&js, victim.as_str()).await.len(), 1);
+    assert_eq!(log_messages(&t.admin, victim.as_str()).await.len(), 1);
     assert!(stored_outcome(
         &js,
         &format!("{victim}.planted"),
@@ -157,13 +201,15 @@ async fn reply_header_attack_leaves_the_victim_working_and_the_log_clean() {
         Outcome::Accepted { duplicate, .. } => assert!(!duplicate),
         other => panic!("retry with an inbox proceeds: {other:?}"),
     }
-    let (code, out, err) = paystate_cli(&nats.url(), &["audit"]).await;
+    let (code, out, err) = t.operator(&["audit"]).await;
     assert_eq!(code, 0, "audit clean after the attack:\n{out}\n{err}");
+    t.assert_no_violations();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_signals_on_the_client_plane_are_refused_with_nothing_written() {
-    let (nats, _engine, client, js) = with_engine().await;
+    let t = Trust::start().await;
+    let client = t.client.clone();
     let o = order("forge");
     accept(&client, env(&o, create(10_000))).await;
     accept(&client, env(&o, start())).await;
@@ -177,7 +223,7 @@ async fn provider_signals_on_the_client_plane_are_refused_with_nothing_written()
         other => panic!("forged signal refused: {other:?}"),
     }
     marker(&client, &o).await;
-    let commits = nats.journal().await.read_order(&o).await.expect("read");
+    let commits = t.journal().await.read_order(&o).await.expect("read");
     assert!(
         commits
             .iter()
@@ -186,15 +232,17 @@ async fn provider_signals_on_the_client_plane_are_refused_with_nothing_written()
     );
     // The signal plane (the reporter role's) takes it.
     assert_eq!(
-        accept(&client, env(&o, authorized())).await.status,
+        accept(&t.reporter, env(&o, authorized())).await.status,
         Status::Authorized
     );
-    assert_eq!(log_messages(&js, o.as_str()).await.len(), 3);
+    assert_eq!(log_messages(&t.admin, o.as_str()).await.len(), 3);
+    t.assert_no_violations();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_keys_and_card_data_are_refused_with_nothing_written() {
-    let (_nats, _engine, client, js) = with_engine().await;
+    let t = Trust::start().await;
+    let (client, js) = (t.client.clone(), t.js.clone());
     let o = order("strict");
     let cases = [
         (
@@ -234,7 +282,7 @@ async fn repeated_keys_and_card_data_are_refused_with_nothing_written() {
         .expect("answered");
     assert_eq!(outcome.rejection_code(), Some(RejectionCode::SensitiveData));
     marker(&client, &o).await;
-    let log = log_messages(&js, o.as_str()).await;
+    let log = log_messages(&t.admin, o.as_str()).await;
     assert_eq!(log.len(), 1, "only the clean create is in the log");
     for body in &log {
         let text = String::from_utf8_lossy(body);
@@ -248,15 +296,18 @@ async fn repeated_keys_and_card_data_are_refused_with_nothing_written() {
             "no outcome stored for {id}"
         );
     }
+    t.assert_no_violations();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_foreign_message_in_an_order_log_is_reported_not_retried() {
-    let (nats, _engine, client, js) = with_engine().await;
+    let t = Trust::start().await;
+    let client = t.client.clone();
     let o = order("foreign");
     accept(&client, env(&o, create(10_000))).await;
     // An operator mistake (or an old bug): something that is not a commit on the order's log.
-    js.publish(events_subject(&o), r#"{"outcome":"rejected"}"#.into())
+    t.admin
+        .publish(events_subject(&o), r#"{"outcome":"rejected"}"#.into())
         .await
         .expect("publish")
         .await
@@ -282,28 +333,28 @@ async fn a_foreign_message_in_an_order_log_is_reported_not_retried() {
         .await
         .expect("answered");
     assert_eq!(again.rejection_code(), Some(RejectionCode::OrderUnreadable));
-    let (code, out, err) = paystate_cli(&nats.url(), &["audit"]).await;
+    let (code, out, err) = t.operator(&["audit"]).await;
     assert_eq!(code, 1, "audit fails");
     assert!(
         format!("{out}{err}").contains(&format!("order {o} seq 2")),
         "audit names the order and its sequence:\n{out}\n{err}"
     );
-    let (code, _, err) = paystate_cli(&nats.url(), &["show", o.as_str()]).await;
+    let (code, _, err) = t.operator(&["show", o.as_str()]).await;
     assert_eq!(code, 2);
     assert!(
         err.contains("unreadable") && err.contains("repair"),
         "{err}"
     );
+    t.assert_no_violations();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_commands_do_not_delay_valid_ones() {
     const POISON: usize = 25_000;
     const VALID: usize = 100;
-    let nats = TestNats::start().await;
-    let _engine = nats.engine().await;
-    let client = nats.client().await;
-    let raw = nats.connect().await;
+    let t = Trust::start().await;
+    let client = t.client.clone();
+    let raw = t.nats.client_as(Role::Client).await;
     let victim = order("poisoned");
     accept(&client, env(&victim, create(10_000))).await;
     // Every kind of junk that used to wedge or loop: ids that make invalid keys, repeated
@@ -374,22 +425,20 @@ async fn poison_commands_do_not_delay_valid_ones() {
         accept(&client, env(&victim, start())).await.status,
         Status::Pending
     );
+    t.assert_no_violations();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_that_keeps_failing_is_dead_lettered_with_its_reason() {
-    let nats = TestNats::start().await;
     let cfg = paystate_service::EngineConfig {
         deliveries_max: 3,
         retry_later: Duration::from_millis(100),
         conflict_retries_max: 0,
         ..engine_config()
     };
-    let _engine = paystate_service::run_engine(nats.connect().await, log_settings(), cfg)
-        .await
-        .expect("engine");
-    let client = nats.client().await;
-    let js = jetstream::new(nats.connect().await);
+    let t = Trust::start_with(log_settings(), cfg).await;
+    let client = t.client.clone();
+    let js = t.admin.clone();
     // Every outcome lookup now fails: the command cannot be processed on any delivery.
     js.delete_key_value(OUTCOMES_BUCKET)
         .await
@@ -418,6 +467,7 @@ async fn a_command_that_keeps_failing_is_dead_lettered_with_its_reason() {
     let mut info = commands.clone();
     let left = info.info().await.expect("info").state.messages;
     assert_eq!(left, 0, "taken off the queue");
+    t.assert_no_violations();
 }
 
 /// Ids drawn from the documented alphabet, dots at both ends and doubled included.
@@ -433,12 +483,19 @@ fn command_id_strategy() -> impl Strategy<Value = String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_documented_id_gets_an_outcome_through_every_subject_and_key() {
-    let (nats, _engine, client, js) = with_engine().await;
-    let store = projection_store(&nats).await;
+    let t = Trust::start().await;
+    let (client, js) = (t.client.clone(), t.js.clone());
+    let store = paystate_projection::ProjectionStore::open(
+        jetstream::new(t.nats.client_as(Role::Projector).await),
+        "PAYSTATE_EVENTS",
+        1,
+    )
+    .await
+    .expect("projection as the projector user");
     let _projector = paystate_projection::start_projector(store.clone(), Default::default())
         .await
         .expect("projector");
-    let journal = nats.journal().await;
+    let journal = t.journal().await;
     let seed = test_seed();
     let ids: Vec<(String, String)> = (0..48)
         .map(|i| {
@@ -488,7 +545,11 @@ async fn every_documented_id_gets_an_outcome_through_every_subject_and_key() {
             "outcome key {key}"
         );
         let signal = env(&o, authorized());
-        let _ = client.send(&signal, WAIT).await.expect("signal answered");
+        let _ = t
+            .reporter
+            .send(&signal, WAIT)
+            .await
+            .expect("signal answered");
         let retry = create_json(&order_id, command_id, "");
         let again = client
             .send_raw(&order_id, retry.into_bytes(), WAIT)
@@ -510,18 +571,16 @@ async fn every_documented_id_gets_an_outcome_through_every_subject_and_key() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+    t.assert_no_violations();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_can_repair_an_unreadable_order_on_a_protected_log() {
-    let nats = TestNats::start().await;
     let protected = paystate_journal::LogSettings::default();
     assert!(protected.protect_log);
-    let _engine = paystate_service::run_engine(nats.connect().await, protected, engine_config())
-        .await
-        .expect("engine");
-    let client = nats.client().await;
-    let js = jetstream::new(nats.connect().await);
+    let t = Trust::start_with(protected, engine_config()).await;
+    let client = t.client.clone();
+    let js = t.admin.clone();
     let o = order("repair");
     accept(&client, env(&o, create(10_000))).await;
     let ack = js
@@ -549,9 +608,8 @@ async fn an_operator_can_repair_an_unreadable_order_on_a_protected_log() {
     // The documented repair (docs/security.md): quarantine the message by its sequence.
     // A valid commit is never quarantined.
     let seq = ack.sequence.to_string();
-    let (code, _, err) = paystate_cli(
-        &nats.url(),
-        &[
+    let (code, _, err) = t
+        .operator(&[
             "quarantine",
             o.as_str(),
             "1",
@@ -559,14 +617,12 @@ async fn an_operator_can_repair_an_unreadable_order_on_a_protected_log() {
             "ops-1",
             "--reason",
             "x",
-        ],
-    )
-    .await;
+        ])
+        .await;
     assert_ne!(code, 0, "a commit cannot be quarantined: {err}");
     assert!(err.contains("valid commit"), "{err}");
-    let (code, out, err) = paystate_cli(
-        &nats.url(),
-        &[
+    let (code, out, err) = t
+        .operator(&[
             "quarantine",
             o.as_str(),
             &seq,
@@ -574,15 +630,14 @@ async fn an_operator_can_repair_an_unreadable_order_on_a_protected_log() {
             "ops-1",
             "--reason",
             "test junk",
-        ],
-    )
-    .await;
+        ])
+        .await;
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(
         accept(&client, env(&o, start())).await.status,
         Status::Pending
     );
-    let (code, out, err) = paystate_cli(&nats.url(), &["audit"]).await;
+    let (code, out, err) = t.operator(&["audit"]).await;
     assert_eq!(code, 0, "audit passes after the repair:\n{out}\n{err}");
     assert!(
         out.contains("quarantined"),
@@ -592,4 +647,5 @@ async fn an_operator_can_repair_an_unreadable_order_on_a_protected_log() {
         .await
         .expect("log");
     assert_eq!(journal.read_order(&o).await.expect("readable").len(), 2);
+    t.assert_no_violations();
 }
