@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 
-/// A provider operation in flight (boxed, so that `Connector` stays dyn-compatible).
+/// A provider operation in flight, boxed (what [`DynConnector`] returns).
 pub type Call<'a, T> = Pin<Box<dyn Future<Output = Result<T, AdapterError>> + Send + 'a>>;
 
 /// Cached bearer tokens by provider and merchant account (Plural's OAuth tokens).
@@ -53,69 +53,114 @@ impl<'a> Env<'a> {
     }
 }
 
-/// One payment provider: its operations and its callbacks. Operations the provider does not
-/// have keep the default, `Unsupported` (the capability table says so first).
+/// The result of an operation, for trait declarations (`async fn` in the impls).
+pub type Answer<T> = Result<T, AdapterError>;
+/// The result of verifying and parsing a callback.
+pub type Parsed = Result<ParsedCallback, CallbackError>;
+
+/// One payment provider: its operations and its callbacks, implemented once per provider
+/// (with `async fn`s) on its flow type. Operations the provider does not have keep the
+/// default, `Unsupported` (the capability table refuses them first). The facade calls
+/// connectors as [`DynConnector`]s, which every `Connector` is.
 pub trait Connector: Send + Sync {
-    fn provider(&self) -> Provider;
+    const PROVIDER: Provider;
 
     /// Starts the payment (the `PaymentRequested` work).
+    fn start_payment(
+        &self,
+        order: &OrderState,
+        initiation: &PaymentInitiation,
+    ) -> impl Future<Output = Answer<Reported>> + Send;
+
+    /// Captures `amount`; `capture_id` keys the provider call.
+    fn capture(
+        &self,
+        _order: &OrderState,
+        _capture_id: &str,
+        _amount: Money,
+    ) -> impl Future<Output = Answer<Reported>> + Send {
+        refuse(Self::PROVIDER, Op::Capture)
+    }
+
+    /// Cancels (voids) the payment.
+    fn cancel(&self, _order: &OrderState) -> impl Future<Output = Answer<Reported>> + Send {
+        refuse(Self::PROVIDER, Op::Cancel)
+    }
+
+    /// Refunds `amount`; `refund_id` keys the provider call.
+    fn refund(
+        &self,
+        _order: &OrderState,
+        _refund_id: &str,
+        _amount: Money,
+    ) -> impl Future<Output = Answer<Reported>> + Send {
+        refuse(Self::PROVIDER, Op::Refund)
+    }
+
+    /// Asks the provider where the order stands.
+    fn status(&self, _order: &OrderState) -> impl Future<Output = Answer<Reported>> + Send {
+        refuse(Self::PROVIDER, Op::Status)
+    }
+
+    /// Transfer providers: sends the customer's confirmation of their transfer.
+    fn activate(
+        &self,
+        _order: &OrderState,
+        _activation: &Activation,
+    ) -> impl Future<Output = Answer<Reported>> + Send {
+        refuse(Self::PROVIDER, Op::Activation)
+    }
+
+    /// Payment-link providers: cancels the link itself.
+    fn cancel_link(&self, _order: &OrderState) -> impl Future<Output = Answer<()>> + Send {
+        refuse(Self::PROVIDER, Op::LinkUpdate)
+    }
+
+    /// Payment-link providers: moves the link's expiry to `at`.
+    fn update_link_expiry(
+        &self,
+        _order: &OrderState,
+        _at: Timestamp,
+    ) -> impl Future<Output = Answer<()>> + Send {
+        refuse(Self::PROVIDER, Op::LinkUpdate)
+    }
+
+    /// Verifies a callback's signature (against every configured account) and translates
+    /// it. `now` is for replay windows.
+    fn verify_and_parse_callback(&self, cb: &InboundCallback<'_>, now: Timestamp) -> Parsed;
+}
+
+/// The refusal of an operation a provider does not have.
+fn refuse<T>(provider: Provider, op: Op) -> std::future::Ready<Answer<T>> {
+    std::future::ready(Err(AdapterError::Unsupported { provider, op }))
+}
+
+/// A [`Connector`] as a trait object: the same operations, their futures boxed. Implemented
+/// for every `Connector`; nothing else implements it.
+pub trait DynConnector: Send + Sync {
+    fn provider(&self) -> Provider;
     fn start_payment<'a>(
         &'a self,
         order: &'a OrderState,
         initiation: &'a PaymentInitiation,
     ) -> Call<'a, Reported>;
-
-    /// Captures `amount`; `capture_id` keys the provider call.
     fn capture<'a>(
         &'a self,
-        _order: &'a OrderState,
-        _capture_id: &'a str,
-        _amount: Money,
-    ) -> Call<'a, Reported> {
-        unsupported(self.provider(), Op::Capture)
-    }
-
-    /// Cancels (voids) the payment.
-    fn cancel<'a>(&'a self, _order: &'a OrderState) -> Call<'a, Reported> {
-        unsupported(self.provider(), Op::Cancel)
-    }
-
-    /// Refunds `amount`; `refund_id` keys the provider call.
+        order: &'a OrderState,
+        id: &'a str,
+        amount: Money,
+    ) -> Call<'a, Reported>;
+    fn cancel<'a>(&'a self, order: &'a OrderState) -> Call<'a, Reported>;
     fn refund<'a>(
         &'a self,
-        _order: &'a OrderState,
-        _refund_id: &'a str,
-        _amount: Money,
-    ) -> Call<'a, Reported> {
-        unsupported(self.provider(), Op::Refund)
-    }
-
-    /// Asks the provider where the order stands.
-    fn status<'a>(&'a self, _order: &'a OrderState) -> Call<'a, Reported> {
-        unsupported(self.provider(), Op::Status)
-    }
-
-    /// Transfer providers: sends the customer's confirmation of their transfer.
-    fn activate<'a>(
-        &'a self,
-        _order: &'a OrderState,
-        _activation: &'a Activation,
-    ) -> Call<'a, Reported> {
-        unsupported(self.provider(), Op::Activation)
-    }
-
-    /// Payment-link providers: cancels the link itself.
-    fn cancel_link<'a>(&'a self, _order: &'a OrderState) -> Call<'a, ()> {
-        unsupported(self.provider(), Op::LinkUpdate)
-    }
-
-    /// Payment-link providers: moves the link's expiry to `at`.
-    fn update_link_expiry<'a>(&'a self, _order: &'a OrderState, _at: Timestamp) -> Call<'a, ()> {
-        unsupported(self.provider(), Op::LinkUpdate)
-    }
-
-    /// Verifies a callback's signature (against every configured account) and translates
-    /// it. `now` is for replay windows.
+        order: &'a OrderState,
+        id: &'a str,
+        amount: Money,
+    ) -> Call<'a, Reported>;
+    fn status<'a>(&'a self, order: &'a OrderState) -> Call<'a, Reported>;
+    fn activate<'a>(&'a self, order: &'a OrderState, a: &'a Activation) -> Call<'a, Reported>;
+    fn cancel_link<'a>(&'a self, order: &'a OrderState) -> Call<'a, ()>;
+    fn update_link_expiry<'a>(&'a self, order: &'a OrderState, at: Timestamp) -> Call<'a, ()>;
     fn verify_and_parse_callback(
         &self,
         callback: &InboundCallback<'_>,
@@ -123,16 +168,62 @@ pub trait Connector: Send + Sync {
     ) -> Result<ParsedCallback, CallbackError>;
 }
 
-/// The refusal of an operation a provider does not have.
-pub fn unsupported<'a, T: Send + 'a>(provider: Provider, op: Op) -> Call<'a, T> {
-    Box::pin(std::future::ready(Err(AdapterError::Unsupported {
-        provider,
-        op,
-    })))
+impl<C: Connector> DynConnector for C {
+    fn provider(&self) -> Provider {
+        C::PROVIDER
+    }
+    fn start_payment<'a>(
+        &'a self,
+        order: &'a OrderState,
+        initiation: &'a PaymentInitiation,
+    ) -> Call<'a, Reported> {
+        Box::pin(Connector::start_payment(self, order, initiation))
+    }
+    fn capture<'a>(
+        &'a self,
+        order: &'a OrderState,
+        id: &'a str,
+        amount: Money,
+    ) -> Call<'a, Reported> {
+        Box::pin(Connector::capture(self, order, id, amount))
+    }
+    fn cancel<'a>(&'a self, order: &'a OrderState) -> Call<'a, Reported> {
+        Box::pin(Connector::cancel(self, order))
+    }
+    fn refund<'a>(
+        &'a self,
+        order: &'a OrderState,
+        id: &'a str,
+        amount: Money,
+    ) -> Call<'a, Reported> {
+        Box::pin(Connector::refund(self, order, id, amount))
+    }
+    fn status<'a>(&'a self, order: &'a OrderState) -> Call<'a, Reported> {
+        Box::pin(Connector::status(self, order))
+    }
+    fn activate<'a>(&'a self, order: &'a OrderState, a: &'a Activation) -> Call<'a, Reported> {
+        Box::pin(Connector::activate(self, order, a))
+    }
+    fn cancel_link<'a>(&'a self, order: &'a OrderState) -> Call<'a, ()> {
+        Box::pin(Connector::cancel_link(self, order))
+    }
+    fn update_link_expiry<'a>(&'a self, order: &'a OrderState, at: Timestamp) -> Call<'a, ()> {
+        Box::pin(Connector::update_link_expiry(self, order, at))
+    }
+    fn verify_and_parse_callback(
+        &self,
+        callback: &InboundCallback<'_>,
+        now: Timestamp,
+    ) -> Result<ParsedCallback, CallbackError> {
+        Connector::verify_and_parse_callback(self, callback, now)
+    }
 }
 
-/// Builds a provider's connector for one call (fails if the provider is not configured).
-pub type Connect = for<'a> fn(Env<'a>) -> Result<Box<dyn Connector + 'a>, ConfigError>;
+/// A provider's connector built for one call, or why not (the provider is not configured).
+pub type Connected<'a> = Result<Box<dyn DynConnector + 'a>, ConfigError>;
+
+/// Builds a provider's connector for one call: each provider's `connect`.
+pub type Connect = for<'a> fn(Env<'a>) -> Connected<'a>;
 
 /// Every provider, registered once.
 pub const REGISTRY: [(Provider, Connect); 5] = [
@@ -145,7 +236,10 @@ pub const REGISTRY: [(Provider, Connect); 5] = [
 
 /// The connector of `provider`, built for one call. A provider without a registration is
 /// reported as not configured (it cannot be).
-pub fn connect(provider: Provider, env: Env<'_>) -> Result<Box<dyn Connector + '_>, ConfigError> {
+pub fn connect(
+    provider: Provider,
+    env: Env<'_>,
+) -> Result<Box<dyn DynConnector + '_>, ConfigError> {
     let (_, build) = REGISTRY
         .iter()
         .find(|(p, _)| *p == provider)

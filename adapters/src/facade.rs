@@ -2,7 +2,7 @@
 //!
 //! [`Adapters`] holds the configuration, the one [`Executor`] and the token cache, and
 //! dispatches through the registry ([`crate::connector`]): each call builds the order's
-//! provider's [`Connector`] and calls it. Each operation returns [`Reported`] (signals to
+//! provider's connector ([`DynConnector`]) and calls it. Each operation returns [`Reported`] (signals to
 //! append) or an [`AdapterError`] whose [`AdapterError::signal`] says what, if anything, to
 //! record. Operations the capability table ([`paystate_events::capabilities`]) says a
 //! provider lacks are refused as `AdapterError::Unsupported` before any call.
@@ -17,7 +17,7 @@
 
 use crate::callback::{InboundCallback, ParsedCallback};
 use crate::config::AdaptersConfig;
-use crate::connector::{self, AccessTokens, Connector, Env};
+use crate::connector::{self, AccessTokens, DynConnector, Env};
 use crate::error::{AdapterError, CallbackError, Op};
 use crate::executor::Executor;
 use crate::flow::Reported;
@@ -90,7 +90,7 @@ impl Adapters {
         provider: Provider,
         capability: Capability,
         op: Op,
-    ) -> Result<Box<dyn Connector + '_>, AdapterError> {
+    ) -> Result<Box<dyn DynConnector + '_>, AdapterError> {
         if !supports(provider, capability) {
             return Err(AdapterError::Unsupported { provider, op });
         }

@@ -12,8 +12,8 @@ pub mod signature;
 pub mod transformers;
 
 use crate::callback::{Ack, InboundCallback, OrderHint, ParsedCallback};
-use crate::config::{ConfigError, ExchangerConfig};
-use crate::connector::{Call, Connector, Env};
+use crate::config::ExchangerConfig;
+use crate::connector::{Connected, Connector, Env, Parsed};
 use crate::error::{AdapterError, CallbackError, Op};
 use crate::flow::{send, unreadable, Ctx, Reported};
 use crate::http::HttpResponse;
@@ -36,108 +36,91 @@ pub struct Exchanger<'a> {
     pub ctx: Ctx<'a>,
 }
 
-impl Exchanger<'_> {}
-
-/// Exchanger's registration ([`crate::connector::REGISTRY`]): its flow for one call.
-pub fn connect(env: Env<'_>) -> Result<Box<dyn Connector + '_>, ConfigError> {
-    let cfg = env.config.exchanger()?;
-    Ok(Box::new(Exchanger {
-        cfg,
-        ctx: env.ctx(P, cfg.common.timeouts),
-    }))
-}
-
 impl Connector for Exchanger<'_> {
-    fn provider(&self) -> Provider {
-        P
-    }
+    const PROVIDER: Provider = P;
 
-    fn start_payment<'a>(
-        &'a self,
-        order: &'a OrderState,
-        initiation: &'a PaymentInitiation,
-    ) -> Call<'a, Reported> {
-        Box::pin(async move {
-            let (_, account) = self
-                .cfg
-                .common
-                .account(P, order.merchant_account.as_deref())?;
-            let req =
-                tf::create_request(self.cfg, account, order, initiation).map_err(|detail| {
-                    AdapterError::InvalidInput {
-                        provider: P,
-                        op: Op::Payment,
-                        detail,
-                    }
-                })?;
-            let r = send(self.ctx, Op::Payment, &req).await?;
-            let body = json_ok(Op::Payment, &r)?;
-            let (uid, action) = tf::created(self.cfg, account, &body)
-                .map_err(|e| unreadable(P, Op::Payment, &r, e))?;
-            let signals = vec![SignalKind::Accepted {
-                action: Some(action),
-            }];
-            Ok(Reported {
-                provider_ref: Some(uid),
-                signals,
-                call_ref: format!("{}:create", order.order_id),
-            })
+    async fn start_payment(
+        &self,
+        order: &OrderState,
+        initiation: &PaymentInitiation,
+    ) -> Result<Reported, AdapterError> {
+        let (_, account) = self
+            .cfg
+            .common
+            .account(P, order.merchant_account.as_deref())?;
+        let req = tf::create_request(self.cfg, account, order, initiation).map_err(|detail| {
+            AdapterError::InvalidInput {
+                provider: P,
+                op: Op::Payment,
+                detail,
+            }
+        })?;
+        let r = send(self.ctx, Op::Payment, &req).await?;
+        let body = json_ok(Op::Payment, &r)?;
+        let (uid, action) =
+            tf::created(self.cfg, account, &body).map_err(|e| unreadable(P, Op::Payment, &r, e))?;
+        let signals = vec![SignalKind::Accepted {
+            action: Some(action),
+        }];
+        Ok(Reported {
+            provider_ref: Some(uid),
+            signals,
+            call_ref: format!("{}:create", order.order_id),
         })
     }
 
-    fn status<'a>(&'a self, order: &'a OrderState) -> Call<'a, Reported> {
-        Box::pin(async move {
-            let (_, account) = self
-                .cfg
-                .common
-                .account(P, order.merchant_account.as_deref())?;
-            let reference =
-                order
-                    .provider_ref
-                    .as_deref()
-                    .ok_or_else(|| {
-                        AdapterError::InvalidInput {
+    async fn status(&self, order: &OrderState) -> Result<Reported, AdapterError> {
+        let (_, account) = self
+            .cfg
+            .common
+            .account(P, order.merchant_account.as_deref())?;
+        let reference =
+            order
+                .provider_ref
+                .as_deref()
+                .ok_or_else(|| AdapterError::InvalidInput {
                     provider: P,
                     op: Op::Status,
                     detail:
                         "order has no exchanger reference (create outcome unknown: needs review)"
                             .into(),
-                }
-                    })?;
-            let r = send(
-                self.ctx,
-                Op::Status,
-                &tf::status_request(self.cfg, account, reference),
-            )
-            .await?;
-            let body = json_ok(Op::Status, &r)?;
-            let obj = body.get("data").filter(|d| d.is_object()).unwrap_or(&body);
-            let text = |k: &str| obj.get(k).and_then(crate::flow::json_text);
-            let raw = text("status")
-                .or_else(|| text("newStatus"))
-                .ok_or_else(|| unreadable(P, Op::Status, &r, "no status"))?;
-            let signals = tf::status_signals(
-                &raw,
-                text("inAmount").as_deref(),
-                text("xml_from").as_deref(),
-            )
-            .map_err(|e| unreadable(P, Op::Status, &r, e))?;
-            Ok(Reported {
-                provider_ref: Some(reference.to_string()),
-                signals,
-                // The raw answer goes into the evidence: an audit sees what the exchanger said.
-                call_ref: format!("{reference}:status={}", short(&raw)),
-            })
+                })?;
+        let r = send(
+            self.ctx,
+            Op::Status,
+            &tf::status_request(self.cfg, account, reference),
+        )
+        .await?;
+        let body = json_ok(Op::Status, &r)?;
+        let obj = body.get("data").filter(|d| d.is_object()).unwrap_or(&body);
+        let text = |k: &str| obj.get(k).and_then(crate::flow::json_text);
+        let raw = text("status")
+            .or_else(|| text("newStatus"))
+            .ok_or_else(|| unreadable(P, Op::Status, &r, "no status"))?;
+        let signals = tf::status_signals(
+            &raw,
+            text("inAmount").as_deref(),
+            text("xml_from").as_deref(),
+        )
+        .map_err(|e| unreadable(P, Op::Status, &r, e))?;
+        Ok(Reported {
+            provider_ref: Some(reference.to_string()),
+            signals,
+            // The raw answer goes into the evidence: an audit sees what the exchanger said.
+            call_ref: format!("{reference}:status={}", short(&raw)),
         })
     }
 
-    fn verify_and_parse_callback(
-        &self,
-        callback: &InboundCallback<'_>,
-        _now: Timestamp,
-    ) -> Result<ParsedCallback, CallbackError> {
-        parse_callback(self.cfg, callback)
+    fn verify_and_parse_callback(&self, cb: &InboundCallback<'_>, _now: Timestamp) -> Parsed {
+        parse_callback(self.cfg, cb)
     }
+}
+
+/// Exchanger's registration ([`crate::connector::REGISTRY`]): its flow for one call.
+pub fn connect(env: Env<'_>) -> Connected<'_> {
+    let cfg = env.config.exchanger()?;
+    let ctx = env.ctx(P, cfg.common.timeouts);
+    Ok(Box::new(Exchanger { cfg, ctx }))
 }
 
 fn json_ok(op: Op, r: &HttpResponse) -> Result<serde_json::Value, AdapterError> {

@@ -16,8 +16,8 @@ pub mod signature;
 pub mod transformers;
 
 use crate::callback::{Ack, InboundCallback, OrderHint, ParsedCallback};
-use crate::config::{ConfigError, FlittAccount, ProviderConfig};
-use crate::connector::{Call, Connector, Env};
+use crate::config::{FlittAccount, ProviderConfig};
+use crate::connector::{Connected, Connector, Env, Parsed};
 use crate::error::{AdapterError, CallbackError, Op};
 use crate::flow::{send, Ctx, Reported};
 use crate::http::HttpResponse;
@@ -111,137 +111,117 @@ impl Flitt<'_> {
     }
 }
 
-/// Flitt's registration ([`crate::connector::REGISTRY`]): its flow for one call.
-pub fn connect(env: Env<'_>) -> Result<Box<dyn Connector + '_>, ConfigError> {
-    let cfg = env.config.flitt()?;
-    Ok(Box::new(Flitt {
-        cfg,
-        ctx: env.ctx(P, cfg.timeouts),
-    }))
-}
-
 impl Connector for Flitt<'_> {
-    fn provider(&self) -> Provider {
-        P
-    }
+    const PROVIDER: Provider = P;
 
-    fn start_payment<'a>(
-        &'a self,
-        order: &'a OrderState,
-        initiation: &'a PaymentInitiation,
-    ) -> Call<'a, Reported> {
-        Box::pin(async move {
-            let kind =
-                tf::checkout_kind(initiation).map_err(|detail| AdapterError::InvalidInput {
-                    provider: P,
-                    op: Op::Payment,
-                    detail,
-                })?;
-            match self.checkout(order, initiation, kind).await {
-                Err(AdapterError::OutcomeUnknown { detail, .. }) => {
-                    self.after_unknown_checkout(order, initiation, kind, detail)
-                        .await
-                }
-                other => other,
+    async fn start_payment(
+        &self,
+        order: &OrderState,
+        initiation: &PaymentInitiation,
+    ) -> Result<Reported, AdapterError> {
+        let kind = tf::checkout_kind(initiation).map_err(|detail| AdapterError::InvalidInput {
+            provider: P,
+            op: Op::Payment,
+            detail,
+        })?;
+        match self.checkout(order, initiation, kind).await {
+            Err(AdapterError::OutcomeUnknown { detail, .. }) => {
+                self.after_unknown_checkout(order, initiation, kind, detail)
+                    .await
             }
-        })
+            other => other,
+        }
     }
 
-    fn capture<'a>(
-        &'a self,
-        order: &'a OrderState,
-        capture_id: &'a str,
+    async fn capture(
+        &self,
+        order: &OrderState,
+        capture_id: &str,
         amount: Money,
-    ) -> Call<'a, Reported> {
-        Box::pin(async move {
-            let (_, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
-            let r = send(
-                self.ctx,
-                Op::Capture,
-                &tf::capture_request(self.cfg, account, order, amount),
-            )
-            .await?;
-            let params = params(Op::Capture, &r, account)?;
-            let signals = tf::capture_signals(&params, amount);
-            Ok(Reported {
-                provider_ref: order.provider_ref.clone(),
-                signals,
-                call_ref: format!("{}:capture:{capture_id}", order.order_id),
-            })
+    ) -> Result<Reported, AdapterError> {
+        let (_, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
+        let r = send(
+            self.ctx,
+            Op::Capture,
+            &tf::capture_request(self.cfg, account, order, amount),
+        )
+        .await?;
+        let params = params(Op::Capture, &r, account)?;
+        let signals = tf::capture_signals(&params, amount);
+        Ok(Reported {
+            provider_ref: order.provider_ref.clone(),
+            signals,
+            call_ref: format!("{}:capture:{capture_id}", order.order_id),
         })
     }
 
     /// Void: a full reversal of the order amount.
-    fn cancel<'a>(&'a self, order: &'a OrderState) -> Call<'a, Reported> {
-        Box::pin(async move {
-            let (_, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
-            let reverse_id = tf::reverse_id(order, "cancel", "all");
-            let req = tf::reverse_request(self.cfg, account, order, order.amount, &reverse_id);
-            let r = send(self.ctx, Op::Cancel, &req).await?;
-            let params = params(Op::Cancel, &r, account)?;
-            let signals = tf::reverse_signals(&params, order.amount, None);
-            Ok(Reported {
-                provider_ref: order.provider_ref.clone(),
-                signals,
-                call_ref: reverse_id,
-            })
+    async fn cancel(&self, order: &OrderState) -> Result<Reported, AdapterError> {
+        let (_, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
+        let reverse_id = tf::reverse_id(order, "cancel", "all");
+        let req = tf::reverse_request(self.cfg, account, order, order.amount, &reverse_id);
+        let r = send(self.ctx, Op::Cancel, &req).await?;
+        let params = params(Op::Cancel, &r, account)?;
+        let signals = tf::reverse_signals(&params, order.amount, None);
+        Ok(Reported {
+            provider_ref: order.provider_ref.clone(),
+            signals,
+            call_ref: reverse_id,
         })
     }
 
-    fn refund<'a>(
-        &'a self,
-        order: &'a OrderState,
-        refund_id: &'a str,
-        amount: Money,
-    ) -> Call<'a, Reported> {
-        Box::pin(async move {
-            let (_, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
-            let reverse_id = tf::reverse_id(order, "refund", refund_id);
-            let r = send(
-                self.ctx,
-                Op::Refund,
-                &tf::reverse_request(self.cfg, account, order, amount, &reverse_id),
-            )
-            .await?;
-            let params = params(Op::Refund, &r, account)?;
-            let signals = tf::reverse_signals(&params, amount, Some(refund_id));
-            Ok(Reported {
-                provider_ref: order.provider_ref.clone(),
-                signals,
-                call_ref: reverse_id,
-            })
-        })
-    }
-
-    fn status<'a>(&'a self, order: &'a OrderState) -> Call<'a, Reported> {
-        Box::pin(async move {
-            let (_, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
-            let r = send(
-                self.ctx,
-                Op::Status,
-                &tf::status_request(self.cfg, account, order),
-            )
-            .await?;
-            let params = params(Op::Status, &r, account)?;
-            let signals = tf::order_signals(&params, Some(order))
-                .map_err(|e| unreadable(Op::Status, &r, e))?;
-            let provider_ref =
-                tf::text(&params, "payment_id").or_else(|| order.provider_ref.clone());
-            Ok(Reported {
-                provider_ref,
-                signals,
-                call_ref: format!("{}:status", order.order_id),
-            })
-        })
-    }
-
-    fn verify_and_parse_callback(
+    async fn refund(
         &self,
-        callback: &InboundCallback<'_>,
-        _now: Timestamp,
-    ) -> Result<ParsedCallback, CallbackError> {
-        parse_callback(self.cfg, callback)
+        order: &OrderState,
+        refund_id: &str,
+        amount: Money,
+    ) -> Result<Reported, AdapterError> {
+        let (_, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
+        let reverse_id = tf::reverse_id(order, "refund", refund_id);
+        let r = send(
+            self.ctx,
+            Op::Refund,
+            &tf::reverse_request(self.cfg, account, order, amount, &reverse_id),
+        )
+        .await?;
+        let params = params(Op::Refund, &r, account)?;
+        let signals = tf::reverse_signals(&params, amount, Some(refund_id));
+        Ok(Reported {
+            provider_ref: order.provider_ref.clone(),
+            signals,
+            call_ref: reverse_id,
+        })
     }
+
+    async fn status(&self, order: &OrderState) -> Result<Reported, AdapterError> {
+        let (_, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
+        let r = send(
+            self.ctx,
+            Op::Status,
+            &tf::status_request(self.cfg, account, order),
+        )
+        .await?;
+        let params = params(Op::Status, &r, account)?;
+        let signals =
+            tf::order_signals(&params, Some(order)).map_err(|e| unreadable(Op::Status, &r, e))?;
+        let provider_ref = tf::text(&params, "payment_id").or_else(|| order.provider_ref.clone());
+        Ok(Reported {
+            provider_ref,
+            signals,
+            call_ref: format!("{}:status", order.order_id),
+        })
+    }
+
+    fn verify_and_parse_callback(&self, cb: &InboundCallback<'_>, _now: Timestamp) -> Parsed {
+        parse_callback(self.cfg, cb)
+    }
+}
+
+/// Flitt's registration ([`crate::connector::REGISTRY`]): its flow for one call.
+pub fn connect(env: Env<'_>) -> Connected<'_> {
+    let cfg = env.config.flitt()?;
+    let ctx = env.ctx(P, cfg.timeouts);
+    Ok(Box::new(Flitt { cfg, ctx }))
 }
 
 /// True when a report says only that the order waits for the customer.

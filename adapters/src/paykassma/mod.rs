@@ -13,8 +13,8 @@ pub mod signature;
 pub mod transformers;
 
 use crate::callback::{Ack, InboundCallback, OrderHint, ParsedCallback};
-use crate::config::{ConfigError, PaykassmaAccount, ProviderConfig};
-use crate::connector::{Call, Connector, Env};
+use crate::config::{PaykassmaAccount, ProviderConfig};
+use crate::connector::{Connected, Connector, Env, Parsed};
 use crate::error::{AdapterError, CallbackError, Op};
 use crate::flow::{send, unreadable, Ctx, Reported};
 use crate::http::HttpResponse;
@@ -29,89 +29,74 @@ pub struct Paykassma<'a> {
     pub ctx: Ctx<'a>,
 }
 
-impl Paykassma<'_> {}
-
-/// Paykassma's registration ([`crate::connector::REGISTRY`]): its flow for one call.
-pub fn connect(env: Env<'_>) -> Result<Box<dyn Connector + '_>, ConfigError> {
-    let cfg = env.config.paykassma()?;
-    Ok(Box::new(Paykassma {
-        cfg,
-        ctx: env.ctx(P, cfg.timeouts),
-    }))
-}
-
 impl Connector for Paykassma<'_> {
-    fn provider(&self) -> Provider {
-        P
-    }
+    const PROVIDER: Provider = P;
 
-    fn start_payment<'a>(
-        &'a self,
-        order: &'a OrderState,
-        initiation: &'a PaymentInitiation,
-    ) -> Call<'a, Reported> {
-        Box::pin(async move {
-            let (_, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
-            let label = tf::label(initiation).map_err(|detail| AdapterError::InvalidInput {
-                provider: P,
-                op: Op::Payment,
-                detail,
-            })?;
-            let r = send(
-                self.ctx,
-                Op::Payment,
-                &tf::create_request(self.cfg, account, order, &label),
-            )
-            .await?;
-            let answer = answer(Op::Payment, &r)?;
-            let action =
-                tf::wallet_action(&answer).map_err(|e| unreadable(P, Op::Payment, &r, e))?;
-            let signals = vec![SignalKind::Accepted {
-                action: Some(action),
-            }];
-            Ok(Reported {
-                provider_ref: None,
-                signals,
-                call_ref: format!("{}:create", order.order_id),
-            })
+    async fn start_payment(
+        &self,
+        order: &OrderState,
+        initiation: &PaymentInitiation,
+    ) -> Result<Reported, AdapterError> {
+        let (_, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
+        let label = tf::label(initiation).map_err(|detail| AdapterError::InvalidInput {
+            provider: P,
+            op: Op::Payment,
+            detail,
+        })?;
+        let r = send(
+            self.ctx,
+            Op::Payment,
+            &tf::create_request(self.cfg, account, order, &label),
+        )
+        .await?;
+        let answer = answer(Op::Payment, &r)?;
+        let action = tf::wallet_action(&answer).map_err(|e| unreadable(P, Op::Payment, &r, e))?;
+        let signals = vec![SignalKind::Accepted {
+            action: Some(action),
+        }];
+        Ok(Reported {
+            provider_ref: None,
+            signals,
+            call_ref: format!("{}:create", order.order_id),
         })
     }
 
     /// Sends the customer's transaction number and screenshot. Accepted means "verifying":
     /// the order stays pending until the postback.
-    fn activate<'a>(
-        &'a self,
-        order: &'a OrderState,
-        activation: &'a Activation,
-    ) -> Call<'a, Reported> {
-        Box::pin(async move {
-            let (_, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
-            let req =
-                tf::activation_request(self.cfg, account, order, activation).map_err(|detail| {
-                    AdapterError::InvalidInput {
-                        provider: P,
-                        op: Op::Activation,
-                        detail,
-                    }
-                })?;
-            let r = send(self.ctx, Op::Activation, &req).await?;
-            answer(Op::Activation, &r)?;
-            let call_ref = tf::custom_transaction_id(&order.order_id, &activation.activation_id);
-            Ok(Reported {
-                provider_ref: None,
-                signals: vec![SignalKind::Accepted { action: None }],
-                call_ref,
-            })
+    async fn activate(
+        &self,
+        order: &OrderState,
+        activation: &Activation,
+    ) -> Result<Reported, AdapterError> {
+        let (_, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
+        let req =
+            tf::activation_request(self.cfg, account, order, activation).map_err(|detail| {
+                AdapterError::InvalidInput {
+                    provider: P,
+                    op: Op::Activation,
+                    detail,
+                }
+            })?;
+        let r = send(self.ctx, Op::Activation, &req).await?;
+        answer(Op::Activation, &r)?;
+        let call_ref = tf::custom_transaction_id(&order.order_id, &activation.activation_id);
+        Ok(Reported {
+            provider_ref: None,
+            signals: vec![SignalKind::Accepted { action: None }],
+            call_ref,
         })
     }
 
-    fn verify_and_parse_callback(
-        &self,
-        callback: &InboundCallback<'_>,
-        _now: Timestamp,
-    ) -> Result<ParsedCallback, CallbackError> {
-        parse_callback(self.cfg, callback)
+    fn verify_and_parse_callback(&self, cb: &InboundCallback<'_>, _now: Timestamp) -> Parsed {
+        parse_callback(self.cfg, cb)
     }
+}
+
+/// Paykassma's registration ([`crate::connector::REGISTRY`]): its flow for one call.
+pub fn connect(env: Env<'_>) -> Connected<'_> {
+    let cfg = env.config.paykassma()?;
+    let ctx = env.ctx(P, cfg.timeouts);
+    Ok(Box::new(Paykassma { cfg, ctx }))
 }
 
 fn answer(op: Op, r: &HttpResponse) -> Result<tf::ApiAnswer, AdapterError> {

@@ -17,8 +17,8 @@ pub mod signature;
 pub mod transformers;
 
 use crate::callback::{Ack, InboundCallback, OrderHint, ParsedCallback};
-use crate::config::{ConfigError, PlexyAccount, PlexyConfig};
-use crate::connector::{Call, Connector, Env};
+use crate::config::{PlexyAccount, PlexyConfig};
+use crate::connector::{Connected, Connector, Env, Parsed};
 use crate::error::{AdapterError, CallbackError, Op};
 use crate::flow::{send, unreadable, Ctx, Reported};
 use crate::http::HttpResponse;
@@ -158,172 +158,158 @@ impl Plexy<'_> {
     }
 }
 
-/// Plexy's registration ([`crate::connector::REGISTRY`]): its flow for one call.
-pub fn connect(env: Env<'_>) -> Result<Box<dyn Connector + '_>, ConfigError> {
-    let cfg = env.config.plexy()?;
-    Ok(Box::new(Plexy {
-        cfg,
-        ctx: env.ctx(P, cfg.common.timeouts),
-        now: env.now,
-    }))
-}
-
 impl Connector for Plexy<'_> {
-    fn provider(&self) -> Provider {
-        P
-    }
+    const PROVIDER: Provider = P;
 
-    fn start_payment<'a>(
-        &'a self,
-        order: &'a OrderState,
-        initiation: &'a PaymentInitiation,
-    ) -> Call<'a, Reported> {
-        Box::pin(async move {
-            let account = self.account(order)?;
-            let ttl = chrono::Duration::seconds(
-                i64::try_from(self.cfg.link_ttl_s).unwrap_or(i64::MAX / 2),
-            );
-            let expires_at = order.expires_at.unwrap_or(self.now + ttl);
-            let r = send(
-                self.ctx,
-                Op::Payment,
-                &tf::create_link_request(self.cfg, account, order, initiation, expires_at),
-            )
-            .await?;
-            check(Op::Payment, &r)?;
-            let link: tf::PaymentLink = r.json().map_err(|e| unreadable(P, Op::Payment, &r, e))?;
-            let signals = vec![SignalKind::Accepted {
-                action: Some(tf::link_action(&link)),
-            }];
-            Ok(Reported {
-                provider_ref: Some(link.id),
-                signals,
-                call_ref: order.order_id.to_string(),
-            })
+    async fn start_payment(
+        &self,
+        order: &OrderState,
+        initiation: &PaymentInitiation,
+    ) -> Result<Reported, AdapterError> {
+        let account = self.account(order)?;
+        let ttl =
+            chrono::Duration::seconds(i64::try_from(self.cfg.link_ttl_s).unwrap_or(i64::MAX / 2));
+        let expires_at = order.expires_at.unwrap_or(self.now + ttl);
+        let r = send(
+            self.ctx,
+            Op::Payment,
+            &tf::create_link_request(self.cfg, account, order, initiation, expires_at),
+        )
+        .await?;
+        check(Op::Payment, &r)?;
+        let link: tf::PaymentLink = r.json().map_err(|e| unreadable(P, Op::Payment, &r, e))?;
+        let signals = vec![SignalKind::Accepted {
+            action: Some(tf::link_action(&link)),
+        }];
+        Ok(Reported {
+            provider_ref: Some(link.id),
+            signals,
+            call_ref: order.order_id.to_string(),
         })
     }
 
-    fn capture<'a>(
-        &'a self,
-        order: &'a OrderState,
-        capture_id: &'a str,
+    async fn capture(
+        &self,
+        order: &OrderState,
+        capture_id: &str,
         amount: Money,
-    ) -> Call<'a, Reported> {
-        Box::pin(async move {
-            let tx = self
-                .transaction(order, Op::Capture, &["authorized"])
-                .await?;
-            self.payment_op(
-                order,
-                Op::Capture,
-                &tx,
-                Some(amount),
-                format!("{}:capture:{capture_id}", tx.id),
-            )
-            .await
-        })
+    ) -> Result<Reported, AdapterError> {
+        let tx = self
+            .transaction(order, Op::Capture, &["authorized"])
+            .await?;
+        self.payment_op(
+            order,
+            Op::Capture,
+            &tx,
+            Some(amount),
+            format!("{}:capture:{capture_id}", tx.id),
+        )
+        .await
     }
 
     /// Voids the authorized transaction; with no payment yet, cancels the link instead.
-    fn cancel<'a>(&'a self, order: &'a OrderState) -> Call<'a, Reported> {
-        Box::pin(async move {
-            let txs = self.transactions(order, Op::Cancel).await?;
-            if let Some(tx) = tf::pick(&txs, &["authorized"]) {
-                return self
-                    .payment_op(order, Op::Cancel, tx, None, format!("{}:cancel", tx.id))
-                    .await;
-            }
-            if !txs.iter().all(tf::is_open) {
-                return Err(AdapterError::NotFound {
-                    provider: P,
-                    op: Op::Cancel,
-                    detail: "no authorized transaction on the payment link".into(),
-                });
-            }
-            self.cancel_link_as(order, Op::Cancel).await?;
-            Ok(Reported {
-                provider_ref: order.provider_ref.clone(),
-                signals: vec![SignalKind::Cancelled],
-                call_ref: format!("{}:cancel-link", link_id(order, Op::Cancel)?),
-            })
+    async fn cancel(&self, order: &OrderState) -> Result<Reported, AdapterError> {
+        let txs = self.transactions(order, Op::Cancel).await?;
+        if let Some(tx) = tf::pick(&txs, &["authorized"]) {
+            return self
+                .payment_op(order, Op::Cancel, tx, None, format!("{}:cancel", tx.id))
+                .await;
+        }
+        if !txs.iter().all(tf::is_open) {
+            return Err(AdapterError::NotFound {
+                provider: P,
+                op: Op::Cancel,
+                detail: "no authorized transaction on the payment link".into(),
+            });
+        }
+        self.cancel_link_as(order, Op::Cancel).await?;
+        Ok(Reported {
+            provider_ref: order.provider_ref.clone(),
+            signals: vec![SignalKind::Cancelled],
+            call_ref: format!("{}:cancel-link", link_id(order, Op::Cancel)?),
         })
     }
 
     /// A successful refund call is reported as our refund of `amount` (a partial refund may
     /// leave the transaction `charged`).
-    fn refund<'a>(
-        &'a self,
-        order: &'a OrderState,
-        refund_id: &'a str,
+    async fn refund(
+        &self,
+        order: &OrderState,
+        refund_id: &str,
         amount: Money,
-    ) -> Call<'a, Reported> {
-        Box::pin(async move {
-            let tx = self
-                .transaction(order, Op::Refund, &["charged", "refunded"])
-                .await?;
-            let mut reported = self
-                .payment_op(
-                    order,
-                    Op::Refund,
-                    &tx,
-                    Some(amount),
-                    format!("{}:refund:{refund_id}", tx.id),
-                )
-                .await?;
-            reported.signals = vec![SignalKind::Refunded {
-                refund_id: Some(refund_id.to_string()),
-                amount: Some(amount),
-            }];
-            Ok(reported)
-        })
+    ) -> Result<Reported, AdapterError> {
+        let tx = self
+            .transaction(order, Op::Refund, &["charged", "refunded"])
+            .await?;
+        let mut reported = self
+            .payment_op(
+                order,
+                Op::Refund,
+                &tx,
+                Some(amount),
+                format!("{}:refund:{refund_id}", tx.id),
+            )
+            .await?;
+        reported.signals = vec![SignalKind::Refunded {
+            refund_id: Some(refund_id.to_string()),
+            amount: Some(amount),
+        }];
+        Ok(reported)
     }
 
-    fn status<'a>(&'a self, order: &'a OrderState) -> Call<'a, Reported> {
-        Box::pin(async move {
-            let txs = self.transactions(order, Op::Status).await?;
-            let (signals, raw) = match tf::pick(&txs, &STATUS_ORDER).or(txs.first()) {
-                Some(tx) => (
-                    tf::transaction_signals(tx, self.cfg.transaction_amounts)
-                        .map_err(|detail| bad(Op::Status, detail))?,
-                    format!("transaction.{}", tx.status),
-                ),
-                // Nobody has paid: the link's own status says whether it is still open.
-                None => self.link_signals(order).await?,
-            };
-            Ok(Reported {
-                provider_ref: order.provider_ref.clone(),
-                signals,
-                // The raw answer goes into the evidence: an audit sees what Plexy said.
-                call_ref: format!("{}:status={}", order.order_id, short(&raw)),
-            })
+    async fn status(&self, order: &OrderState) -> Result<Reported, AdapterError> {
+        let txs = self.transactions(order, Op::Status).await?;
+        let (signals, raw) = match tf::pick(&txs, &STATUS_ORDER).or(txs.first()) {
+            Some(tx) => (
+                tf::transaction_signals(tx, self.cfg.transaction_amounts)
+                    .map_err(|detail| bad(Op::Status, detail))?,
+                format!("transaction.{}", tx.status),
+            ),
+            // Nobody has paid: the link's own status says whether it is still open.
+            None => self.link_signals(order).await?,
+        };
+        Ok(Reported {
+            provider_ref: order.provider_ref.clone(),
+            signals,
+            // The raw answer goes into the evidence: an audit sees what Plexy said.
+            call_ref: format!("{}:status={}", order.order_id, short(&raw)),
         })
     }
 
     /// Cancels the payment link itself (no transaction yet).
-    fn cancel_link<'a>(&'a self, order: &'a OrderState) -> Call<'a, ()> {
-        Box::pin(async move { self.cancel_link_as(order, Op::LinkUpdate).await })
+    async fn cancel_link(&self, order: &OrderState) -> Result<(), AdapterError> {
+        self.cancel_link_as(order, Op::LinkUpdate).await
     }
 
-    fn update_link_expiry<'a>(&'a self, order: &'a OrderState, at: Timestamp) -> Call<'a, ()> {
-        Box::pin(async move {
-            let link = link_id(order, Op::LinkUpdate)?;
-            let r = send(
-                self.ctx,
-                Op::LinkUpdate,
-                &tf::update_expiry_request(self.cfg, self.account(order)?, link, at),
-            )
-            .await?;
-            check(Op::LinkUpdate, &r)
-        })
-    }
-
-    fn verify_and_parse_callback(
+    async fn update_link_expiry(
         &self,
-        callback: &InboundCallback<'_>,
-        _now: Timestamp,
-    ) -> Result<ParsedCallback, CallbackError> {
-        parse_callback(self.cfg, callback)
+        order: &OrderState,
+        at: Timestamp,
+    ) -> Result<(), AdapterError> {
+        let link = link_id(order, Op::LinkUpdate)?;
+        let r = send(
+            self.ctx,
+            Op::LinkUpdate,
+            &tf::update_expiry_request(self.cfg, self.account(order)?, link, at),
+        )
+        .await?;
+        check(Op::LinkUpdate, &r)
     }
+
+    fn verify_and_parse_callback(&self, cb: &InboundCallback<'_>, _now: Timestamp) -> Parsed {
+        parse_callback(self.cfg, cb)
+    }
+}
+
+/// Plexy's registration ([`crate::connector::REGISTRY`]): its flow for one call.
+pub fn connect(env: Env<'_>) -> Connected<'_> {
+    let cfg = env.config.plexy()?;
+    let ctx = env.ctx(P, cfg.common.timeouts);
+    Ok(Box::new(Plexy {
+        cfg,
+        ctx,
+        now: env.now,
+    }))
 }
 
 fn bad(op: Op, detail: String) -> AdapterError {

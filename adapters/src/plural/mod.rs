@@ -25,8 +25,8 @@ pub mod token;
 pub mod transformers;
 
 use crate::callback::{Ack, InboundCallback, OrderHint, ParsedCallback};
-use crate::config::{ConfigError, PluralAccount, ProviderConfig};
-use crate::connector::{AccessTokens, Call, Connector, Env};
+use crate::config::{PluralAccount, ProviderConfig};
+use crate::connector::{AccessTokens, Connected, Connector, Env, Parsed};
 use crate::error::{AdapterError, CallbackError, Op};
 use crate::flow::{send, unreadable, Ctx, Reported};
 use crate::http::{HttpRequest, HttpResponse};
@@ -158,160 +158,143 @@ impl Plural<'_> {
     }
 }
 
-/// Plural's registration ([`crate::connector::REGISTRY`]): its flow for one call.
-pub fn connect(env: Env<'_>) -> Result<Box<dyn Connector + '_>, ConfigError> {
-    let cfg = env.config.plural()?;
-    Ok(Box::new(Plural {
-        cfg,
-        ctx: env.ctx(P, cfg.timeouts),
-        tokens: env.tokens,
-        now: env.now,
-    }))
-}
-
 impl Connector for Plural<'_> {
-    fn provider(&self) -> Provider {
-        P
-    }
+    const PROVIDER: Provider = P;
 
-    fn start_payment<'a>(
-        &'a self,
-        order: &'a OrderState,
-        initiation: &'a PaymentInitiation,
-    ) -> Call<'a, Reported> {
-        Box::pin(async move {
-            let (name, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
-            let spec =
-                tf::payment_spec(initiation).map_err(|detail| AdapterError::InvalidInput {
-                    provider: P,
-                    op: Op::Payment,
-                    detail,
-                })?;
-            let create = |t: &Secret| tf::create_order_request(self.cfg, t, order, initiation);
-            let (mut signals, r) = self.keyed_call(Op::Payment, name, account, &create).await?;
-            let created = order_data(Op::Payment, &r)?;
-            let reference = tf::order_reference(order);
-            if created.status != tf::STATUS_CREATED {
-                // The reference named an order that already has its payment: a replay of ours
-                // (work redelivered after Plural acted). Report where it stands; never pay twice.
-                signals.extend(
-                    tf::order_signals(&created).map_err(|e| unreadable(P, Op::Payment, &r, e))?,
-                );
-                return Ok(reported(created.order_id, signals, reference));
+    async fn start_payment(
+        &self,
+        order: &OrderState,
+        initiation: &PaymentInitiation,
+    ) -> Result<Reported, AdapterError> {
+        let (name, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
+        let spec = tf::payment_spec(initiation).map_err(|detail| AdapterError::InvalidInput {
+            provider: P,
+            op: Op::Payment,
+            detail,
+        })?;
+        let create = |t: &Secret| tf::create_order_request(self.cfg, t, order, initiation);
+        let (mut signals, r) = self.keyed_call(Op::Payment, name, account, &create).await?;
+        let created = order_data(Op::Payment, &r)?;
+        let reference = tf::order_reference(order);
+        if created.status != tf::STATUS_CREATED {
+            // The reference named an order that already has its payment: a replay of ours
+            // (work redelivered after Plural acted). Report where it stands; never pay twice.
+            signals.extend(
+                tf::order_signals(&created).map_err(|e| unreadable(P, Op::Payment, &r, e))?,
+            );
+            return Ok(reported(created.order_id, signals, reference));
+        }
+        let id = created.order_id.as_str();
+        let pay = |t: &Secret| tf::create_payment_request(self.cfg, t, id, order, &spec);
+        let paid = match self.call(Op::Payment, name, account, &pay).await {
+            Err(AdapterError::OutcomeUnknown { detail, .. }) => {
+                let (recorded, r) = self
+                    .resolve_unknown(Op::Payment, name, account, id, detail, &pay)
+                    .await?;
+                signals.extend(recorded);
+                r
             }
-            let id = created.order_id.as_str();
-            let pay = |t: &Secret| tf::create_payment_request(self.cfg, t, id, order, &spec);
-            let paid = match self.call(Op::Payment, name, account, &pay).await {
-                Err(AdapterError::OutcomeUnknown { detail, .. }) => {
-                    let (recorded, r) = self
-                        .resolve_unknown(Op::Payment, name, account, id, detail, &pay)
-                        .await?;
-                    signals.extend(recorded);
-                    r
-                }
-                other => other?,
-            };
-            let d = order_data(Op::Payment, &paid)?;
-            signals
-                .extend(tf::order_signals(&d).map_err(|e| unreadable(P, Op::Payment, &paid, e))?);
-            Ok(reported(d.order_id, signals, reference))
-        })
+            other => other?,
+        };
+        let d = order_data(Op::Payment, &paid)?;
+        signals.extend(tf::order_signals(&d).map_err(|e| unreadable(P, Op::Payment, &paid, e))?);
+        Ok(reported(d.order_id, signals, reference))
     }
 
-    fn capture<'a>(
-        &'a self,
-        order: &'a OrderState,
-        capture_id: &'a str,
+    async fn capture(
+        &self,
+        order: &OrderState,
+        capture_id: &str,
         amount: Money,
-    ) -> Call<'a, Reported> {
-        Box::pin(async move {
-            let (name, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
-            let id = plural_id(order, Op::Capture)?;
-            let reference = tf::capture_reference(order, capture_id);
-            let r = self
-                .call(Op::Capture, name, account, |t| {
-                    tf::capture_request(self.cfg, t, id, &reference, amount)
-                })
-                .await?;
-            let d = order_data(Op::Capture, &r)?;
-            let signals = tf::order_signals(&d).map_err(|e| unreadable(P, Op::Capture, &r, e))?;
-            Ok(Reported {
-                provider_ref: Some(d.order_id),
-                signals,
-                call_ref: reference,
+    ) -> Result<Reported, AdapterError> {
+        let (name, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
+        let id = plural_id(order, Op::Capture)?;
+        let reference = tf::capture_reference(order, capture_id);
+        let r = self
+            .call(Op::Capture, name, account, |t| {
+                tf::capture_request(self.cfg, t, id, &reference, amount)
             })
+            .await?;
+        let d = order_data(Op::Capture, &r)?;
+        let signals = tf::order_signals(&d).map_err(|e| unreadable(P, Op::Capture, &r, e))?;
+        Ok(Reported {
+            provider_ref: Some(d.order_id),
+            signals,
+            call_ref: reference,
         })
     }
 
     /// Cancels an authorized order. Plural has no idempotency key for cancel and refuses a
     /// second one, so the request is not replayed blindly: an unknown outcome is resolved by
     /// a status query.
-    fn cancel<'a>(&'a self, order: &'a OrderState) -> Call<'a, Reported> {
-        Box::pin(async move {
-            let (name, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
-            let id = plural_id(order, Op::Cancel)?;
-            let cancel = |t: &Secret| tf::cancel_request(self.cfg, t, id);
-            let (mut signals, r) = match self.call(Op::Cancel, name, account, &cancel).await {
-                Err(AdapterError::OutcomeUnknown { detail, .. }) => {
-                    self.resolve_unknown(Op::Cancel, name, account, id, detail, &cancel)
-                        .await?
-                }
-                other => (Vec::new(), other?),
-            };
-            let d = order_data(Op::Cancel, &r)?;
-            signals.extend(tf::order_signals(&d).map_err(|e| unreadable(P, Op::Cancel, &r, e))?);
-            Ok(reported(d.order_id, signals, format!("{id}:cancel")))
-        })
+    async fn cancel(&self, order: &OrderState) -> Result<Reported, AdapterError> {
+        let (name, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
+        let id = plural_id(order, Op::Cancel)?;
+        let cancel = |t: &Secret| tf::cancel_request(self.cfg, t, id);
+        let (mut signals, r) = match self.call(Op::Cancel, name, account, &cancel).await {
+            Err(AdapterError::OutcomeUnknown { detail, .. }) => {
+                self.resolve_unknown(Op::Cancel, name, account, id, detail, &cancel)
+                    .await?
+            }
+            other => (Vec::new(), other?),
+        };
+        let d = order_data(Op::Cancel, &r)?;
+        signals.extend(tf::order_signals(&d).map_err(|e| unreadable(P, Op::Cancel, &r, e))?);
+        Ok(reported(d.order_id, signals, format!("{id}:cancel")))
     }
 
-    fn refund<'a>(
-        &'a self,
-        order: &'a OrderState,
-        refund_id: &'a str,
-        amount: Money,
-    ) -> Call<'a, Reported> {
-        Box::pin(async move {
-            let (name, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
-            let id = plural_id(order, Op::Refund)?;
-            let reference = tf::refund_reference(order, refund_id);
-            let refund = |t: &Secret| tf::refund_request(self.cfg, t, id, &reference, amount);
-            let (mut signals, r) = self.keyed_call(Op::Refund, name, account, &refund).await?;
-            let d = order_data(Op::Refund, &r)?;
-            signals.extend(tf::refund_signals(&d, refund_id, amount));
-            Ok(Reported {
-                provider_ref: Some(id.to_string()),
-                signals,
-                call_ref: reference,
-            })
-        })
-    }
-
-    fn status<'a>(&'a self, order: &'a OrderState) -> Call<'a, Reported> {
-        Box::pin(async move {
-            let (name, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
-            let id = plural_id(order, Op::Status)?;
-            let r = self
-                .call(Op::Status, name, account, |t| {
-                    tf::get_order_request(self.cfg, t, id)
-                })
-                .await?;
-            let d = order_data(Op::Status, &r)?;
-            let signals = tf::order_signals(&d).map_err(|e| unreadable(P, Op::Status, &r, e))?;
-            Ok(Reported {
-                provider_ref: Some(d.order_id),
-                signals,
-                call_ref: format!("{id}:status"),
-            })
-        })
-    }
-
-    fn verify_and_parse_callback(
+    async fn refund(
         &self,
-        callback: &InboundCallback<'_>,
-        now: Timestamp,
-    ) -> Result<ParsedCallback, CallbackError> {
-        parse_callback(self.cfg, callback, now)
+        order: &OrderState,
+        refund_id: &str,
+        amount: Money,
+    ) -> Result<Reported, AdapterError> {
+        let (name, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
+        let id = plural_id(order, Op::Refund)?;
+        let reference = tf::refund_reference(order, refund_id);
+        let refund = |t: &Secret| tf::refund_request(self.cfg, t, id, &reference, amount);
+        let (mut signals, r) = self.keyed_call(Op::Refund, name, account, &refund).await?;
+        let d = order_data(Op::Refund, &r)?;
+        signals.extend(tf::refund_signals(&d, refund_id, amount));
+        Ok(Reported {
+            provider_ref: Some(id.to_string()),
+            signals,
+            call_ref: reference,
+        })
     }
+
+    async fn status(&self, order: &OrderState) -> Result<Reported, AdapterError> {
+        let (name, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
+        let id = plural_id(order, Op::Status)?;
+        let r = self
+            .call(Op::Status, name, account, |t| {
+                tf::get_order_request(self.cfg, t, id)
+            })
+            .await?;
+        let d = order_data(Op::Status, &r)?;
+        let signals = tf::order_signals(&d).map_err(|e| unreadable(P, Op::Status, &r, e))?;
+        Ok(Reported {
+            provider_ref: Some(d.order_id),
+            signals,
+            call_ref: format!("{id}:status"),
+        })
+    }
+
+    fn verify_and_parse_callback(&self, cb: &InboundCallback<'_>, now: Timestamp) -> Parsed {
+        parse_callback(self.cfg, cb, now)
+    }
+}
+
+/// Plural's registration ([`crate::connector::REGISTRY`]): its flow for one call.
+pub fn connect(env: Env<'_>) -> Connected<'_> {
+    let cfg = env.config.plural()?;
+    let ctx = env.ctx(P, cfg.timeouts);
+    Ok(Box::new(Plural {
+        cfg,
+        ctx,
+        tokens: env.tokens,
+        now: env.now,
+    }))
 }
 
 /// The signal that records a write whose outcome was unknown.
