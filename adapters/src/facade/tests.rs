@@ -138,6 +138,55 @@ async fn unsupported_operations_are_typed() {
         adapters.refund(&ex, "r", money(1, "UAH")).await,
         Err(AdapterError::Unsupported { .. })
     ));
+    // The extras follow the capability table too: link updates only where there are links.
+    let link = |r: Result<(), AdapterError>| {
+        matches!(
+            r,
+            Err(AdapterError::Unsupported {
+                op: Op::LinkUpdate,
+                ..
+            })
+        )
+    };
+    assert!(link(adapters.plexy_cancel_link(&ex).await));
+    assert!(link(adapters.plexy_update_link_expiry(&o, t0()).await));
+}
+
+/// Every operation the table denies is also the connector's own answer (the trait's
+/// default), and every operation it allows is implemented: no call reaches `Unsupported`
+/// through a connector whose row says yes.
+#[tokio::test]
+async fn connectors_agree_with_the_capability_table() {
+    use crate::connector::{connect, AccessTokens, Env};
+    use paystate_events::capabilities::{supports, Capability};
+    let adapters = Adapters::new(config("http://127.0.0.1:1")).expect("valid");
+    let tokens = AccessTokens::default();
+    let env = Env {
+        config: adapters.config(),
+        executor: &adapters.executor,
+        tokens: &tokens,
+        now: t0(),
+    };
+    for p in Provider::ALL {
+        let c = connect(p, env).expect("configured");
+        assert_eq!(c.provider(), p);
+        let mut o = order(p, 1000, "USD", CaptureMode::Manual);
+        o.provider_ref = Some("ref-1".into());
+        let unsupported =
+            |r: &Result<Reported, AdapterError>| matches!(r, Err(AdapterError::Unsupported { .. }));
+        let m = money(100, "USD");
+        for (cap, r) in [
+            (Capability::ManualCapture, c.capture(&o, "c-1", m).await),
+            (Capability::Cancel, c.cancel(&o).await),
+            (Capability::Refund, c.refund(&o, "r-1", m).await),
+            (Capability::StatusQuery, c.status(&o).await),
+        ] {
+            assert_eq!(unsupported(&r), !supports(p, cap), "{p} {cap}: {r:?}");
+        }
+        let r = c.cancel_link(&o).await;
+        let denied = matches!(r, Err(AdapterError::Unsupported { .. }));
+        assert_eq!(denied, !supports(p, Capability::PaymentLinkUpdates), "{p}");
+    }
 }
 
 fn cb<'a>(h: &'a [(String, String)], query: &'a str, body: &'a [u8]) -> InboundCallback<'a> {
