@@ -6,8 +6,9 @@
 //! Map of the crate:
 //! - [`facade`]: [`Adapters`], the provider-neutral entry point (start payment, capture,
 //!   cancel, refund, status, verify-and-parse callback). Start here.
-//! - [`connector`]: the [`Connector`] trait each provider implements once, and
-//!   [`connector::REGISTRY`], one line per provider, through which the facade dispatches.
+//! - [`connector`]: the [`Connector`] trait each provider implements once, its boxed view
+//!   [`connector::DynConnector`], and [`connector::REGISTRY`], one line per provider,
+//!   through which the facade dispatches.
 //! - [`features`]: provider × capability support, as data: a view of
 //!   `paystate_events::capabilities`, the table the engine reads too.
 //! - [`error`]: [`AdapterError`] / [`CallbackError`], split by how the caller handles them.
