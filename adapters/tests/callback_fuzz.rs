@@ -16,7 +16,8 @@
 //!   - whenever it is accepted, its decision (signals, order identity, provider reference,
 //!     dedup key, observed time, account) is the unmutated sample's, except where
 //!     docs/providers.md says an unsigned field may hold a report back (Paykassma) or the
-//!     callback is only a trigger (Plexy: `confirm_by_status`, no signed identity).
+//!     callback is only a trigger (Plexy, Flitt: `confirm_by_status`, no signed identity;
+//!     for Flitt the decision is also the sample's whenever the keyed view is unchanged).
 //!
 //! Default run: a few thousand cases per provider (well under a minute in a debug build):
 //!     cargo test -p paystate-adapters --test callback_fuzz
@@ -991,30 +992,33 @@ mod flitt {
                 result
             );
         }
-        if view(&p) != view(p0) && message(&p) == message(p0) {
-            // Flitt's protocol-1.0 weakness (values are signed, keys are not): a value moved
-            // to another key in the same sort position verifies. Reported in
-            // `flitt_signature_does_not_bind_keys`; not asserted here.
-            return Ok(());
-        }
         if let Ok(d) = result {
-            prop_assert_eq!(&d, original);
+            // A trigger (like Plexy): nothing of the body is signed identity or money state
+            // the gateway applies; it applies Flitt's signed status answer. Strict, with no
+            // exemption for values moved between keys (protocol 1.0 does not bind keys).
+            prop_assert!(d.confirm_by_status);
+            prop_assert_eq!(&d.order_id, &None);
+            prop_assert_eq!(&d.provider_ref, &None);
+            prop_assert_eq!(d.account.as_str(), "default");
+            if view(&p) == view(p0) {
+                prop_assert_eq!(&d, original);
+            }
         }
         Ok(())
     }
 
-    /// Open finding (not fixed here): protocol 1.0 signs the non-empty *values* in key
-    /// order, not the keys, so a value can be moved to another key that sorts into the same
-    /// place. Renaming `capture_status` → `capture_statut` and `preauth` → `preauti` on a
-    /// genuine held-preauth callback still verifies and turns `Authorized` into `Captured`
-    /// of the full amount. Ignored until Flitt callbacks are confirmed by a (signed) status
-    /// query or otherwise bound to the order's capture mode; run with `--ignored`.
+    /// Protocol 1.0 signs the non-empty *values* in key order, not the keys, so a value can
+    /// be moved to another key that sorts into the same place: renaming `capture_status` →
+    /// `capture_statut` and `preauth` → `preauti` on a genuine held-preauth callback still
+    /// verifies. It must not decide money: a callback missing a key a decision depends on is
+    /// malformed, and an accepted one is only a trigger for a status query (the gateway
+    /// applies Flitt's answer: still authorized; see `tests/providers_flitt.rs`).
     #[test]
-    #[ignore = "open finding: Flitt's signature does not bind keys"]
     fn flitt_signature_does_not_bind_keys() {
         let sample = json_sample(0);
         let body0 = sample.render();
         let original = run(Provider::Flitt, &[], "", body0.as_bytes()).expect("verifies");
+        assert!(original.confirm_by_status);
         assert!(matches!(
             original.signals.as_slice(),
             [SignalKind::Authorized { .. }]
@@ -1022,11 +1026,71 @@ mod flitt {
         let shifted = body0
             .replace("\"capture_status\"", "\"capture_statut\"")
             .replace("\"preauth\"", "\"preauti\"");
+        let p0 = params_of(body0.as_bytes(), false).expect("params");
+        let p1 = params_of(shifted.as_bytes(), false).expect("params");
+        assert_eq!(message(&p0), message(&p1), "the signature still verifies");
         let result = run(Provider::Flitt, &[], "", shifted.as_bytes());
         assert!(
-            result.as_ref().map_or(true, |d| *d == original),
-            "a key shift verified and changed the decision: {result:?}"
+            matches!(result, Err(CallbackError::Malformed { .. })),
+            "a callback without preauth/capture_status is malformed: {result:?}"
         );
+        // Values moved into neighbouring keys (renamed in place, or into a known key that
+        // is empty and sorts next to it): whatever still verifies is only a trigger.
+        let mut moved = Vec::new();
+        for (from, to) in [
+            ("\"capture_status\"", "\"capture_statt\""),
+            ("\"order_desc\"", "\"order_dest\""),
+            ("\"tran_type\"", "\"tran_typd\""),
+        ] {
+            moved.push(body0.replacen(from, to, 1));
+        }
+        // `capture_status: hold` into the empty `card_bin`, which sorts right after it: the
+        // same signed message, and the body now reads "not held".
+        let mut m = p0.clone();
+        let hold = m.insert("capture_status".into(), Value::String(String::new()));
+        m.insert("card_bin".into(), hold.expect("capture_status"));
+        assert_eq!(message(&m), message(&p0));
+        moved.push(Value::Object(m).to_string());
+        for body in moved {
+            let p = params_of(body.as_bytes(), false).expect("params");
+            let d = run(Provider::Flitt, &[], "", body.as_bytes());
+            if message(&p) == message(&p0) {
+                assert!(
+                    !matches!(d, Err(CallbackError::BadSignature { .. })),
+                    "{body}: {d:?}"
+                );
+            }
+            if let Ok(d) = d {
+                assert!(d.confirm_by_status, "{body}: {d:?}");
+                assert_eq!((d.order_id, d.provider_ref), (None, None));
+            }
+        }
+    }
+
+    /// Defence in depth: a callback without a key a decision depends on is malformed, not
+    /// defaulted (each removed from a correctly signed sample, re-signed).
+    #[test]
+    fn flitt_callback_missing_a_decisive_key_is_malformed() {
+        for key in [
+            "order_id",
+            "order_status",
+            "amount",
+            "currency",
+            "preauth",
+            "capture_status",
+        ] {
+            let mut m = signed_map(0);
+            m.remove(key);
+            m.remove("signature");
+            let sig = paystate_adapters::flitt::signature::sign(FLITT_PASSWORD, &m);
+            m.insert("signature".into(), Value::String(sig));
+            let body = Value::Object(m).to_string();
+            let result = run(Provider::Flitt, &[], "", body.as_bytes());
+            assert!(
+                matches!(result, Err(CallbackError::Malformed { .. })),
+                "without {key}: {result:?}"
+            );
+        }
     }
 
     proptest! {

@@ -330,7 +330,8 @@ fn exchanger_ipn_through_the_facade() {
 fn flitt_and_plexy_callbacks_through_the_facade() {
     let adapters = Adapters::new(config("http://127.0.0.1:1")).expect("valid");
     let mut params = match json!({"order_id": "ord-1", "merchant_id": 1549901, "order_status": "approved",
-        "amount": "12500", "currency": "GEL", "payment_id": "150009301", "response_status": "success"})
+        "amount": "12500", "currency": "GEL", "payment_id": "150009301", "response_status": "success",
+        "preauth": "N", "capture_status": ""})
     {
         Value::Object(m) => m,
         _ => unreachable!("object literal"),
@@ -349,9 +350,18 @@ fn flitt_and_plexy_callbacks_through_the_facade() {
             amount: Some(money(12500, "GEL"))
         }]
     );
+    assert!(
+        parsed.confirm_by_status,
+        "protocol 1.0 does not bind keys: a callback is only a trigger"
+    );
     assert_eq!(
-        parsed.hint.order_id.map(|o| o.to_string()).as_deref(),
-        Some("ord-1")
+        (
+            parsed.hint.order_id.clone(),
+            parsed.hint.provider_ref.clone(),
+            parsed.hint.unsigned_order_id.map(|o| o.to_string())
+        ),
+        (None, None, Some("ord-1".to_string())),
+        "order_id only says which order to ask Flitt about"
     );
     let forged = body.replace("approved", "reversed");
     assert!(adapters

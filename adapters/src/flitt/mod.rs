@@ -10,7 +10,8 @@
 //!   for again under the same `order_id`. `cancel` is a full reversal
 //!   (voids a preauth); `refund` a reversal with `reverse_id` derived from the refund id.
 //!   Callbacks (JSON or form) are verified with the account password and parsed by
-//!   [`parse_callback`].
+//!   [`parse_callback`]; they are triggers (`confirm_by_status`): protocol 1.0 does not bind
+//!   key names, so the gateway applies Flitt's signed status answer, not the callback body.
 
 pub mod signature;
 pub mod transformers;
@@ -289,26 +290,35 @@ pub fn parse_callback(
             provider: P,
             reason: signature::SignatureError::Mismatch,
         })?;
-    let signals = tf::order_signals(&params, None).map_err(|detail| CallbackError::Malformed {
+    let malformed = |detail: String| CallbackError::Malformed {
         provider: P,
         detail,
-    })?;
-    let order_id = tf::text(&params, "order_id");
+    };
+    tf::callback_complete(&params).map_err(malformed)?;
+    // What the body claims, kept as evidence only (see `confirm_by_status` below).
+    let signals = tf::order_signals(&params, None).map_err(malformed)?;
+    let order_id = tf::text(&params, "order_id")
+        .and_then(|o| OrderId::parse(o).ok())
+        .ok_or_else(|| malformed("order_id is not one of our order ids".into()))?;
     let dedup_key = tf::callback_identity(&params);
     Ok(ParsedCallback {
         provider: P,
         merchant_account: account,
+        // Protocol 1.0 signs the non-empty values in key order, not the keys: a signed value
+        // can be moved to a neighbouring (or renamed) key and still verify. So nothing in the
+        // body is signed identity: `order_id` only says which order to ask Flitt about.
         hint: OrderHint {
-            order_id: order_id.as_deref().and_then(|o| OrderId::parse(o).ok()),
-            provider_ref: tf::text(&params, "payment_id"),
-            unsigned_order_id: None,
+            order_id: None,
+            provider_ref: None,
+            unsigned_order_id: Some(order_id),
         },
         dedup_key: Some(dedup_key),
         observed_at: None,
         signals,
         ack: Ack::empty_ok(),
-        // Every non-empty parameter is signed: what it says is decided on.
-        confirm_by_status: false,
+        // A trigger: the gateway asks Flitt's status API (signed answer, over TLS from the
+        // configured host) and applies that answer, de-duplicated by what it says.
+        confirm_by_status: true,
     })
 }
 

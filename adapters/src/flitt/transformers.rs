@@ -343,6 +343,27 @@ fn is_preauth(p: &Map<String, Value>) -> bool {
     text(p, "preauth").as_deref() == Some("Y") || text(p, "capture_status").is_some()
 }
 
+/// Parameters a callback must carry as keys (values may be empty where noted): what is
+/// decided on (or located by) is never defaulted when its key is missing. Protocol 1.0 signs
+/// values, not keys, so a renamed key still verifies; a callback missing one is malformed.
+pub const CALLBACK_REQUIRED: [&str; 4] = ["order_id", "order_status", "amount", "currency"];
+/// Keys a callback must carry, possibly empty (`capture_status` is empty without preauth).
+pub const CALLBACK_REQUIRED_MAY_BE_EMPTY: [&str; 2] = ["preauth", "capture_status"];
+
+/// `Err` naming the first key a callback lacks (see [`CALLBACK_REQUIRED`]).
+pub fn callback_complete(p: &Map<String, Value>) -> Result<(), String> {
+    if let Some(k) = CALLBACK_REQUIRED.iter().find(|k| text(p, k).is_none()) {
+        return Err(format!("no {k}"));
+    }
+    match CALLBACK_REQUIRED_MAY_BE_EMPTY
+        .iter()
+        .find(|k| p.get(**k).is_none_or(Value::is_null))
+    {
+        Some(k) => Err(format!("no {k}")),
+        None => Ok(()),
+    }
+}
+
 /// What tells one callback apart from another of the same order: the transaction and the
 /// state it reports (a preauth approval, its capture and each reversal all say `approved`;
 /// they differ in `tran_type`, `capture_status` and the amounts). Resends are identical.
