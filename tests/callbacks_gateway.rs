@@ -6,7 +6,10 @@
 //!
 //! Callbacks posted here are signed exactly as the providers sign them
 //! (`plural::signature::webhook_signature`, `flitt::signature::sign`): a faithful stand-in for
-//! the providers' own sends and resends, which the sandbox delivers one at a time.
+//! the providers' own sends and resends, which the sandbox delivers one at a time. A Flitt
+//! callback is only a trigger (its signature does not bind key names): the gateway applies
+//! Flitt's signed status answer, so each Flitt order is first moved at the sandbox to the
+//! state its callbacks report, with the sandbox's own callbacks dropped.
 
 mod support;
 
@@ -173,6 +176,54 @@ fn callback_steps(t: &[Step]) -> Vec<&Step> {
         .collect()
 }
 
+/// Where Flitt's own record of a (preauth) order is put before hand-built callbacks are
+/// posted for it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FlittAt {
+    /// Approved, the amount on hold (the customer paid; `capture_status: hold`).
+    Held,
+    /// Captured at Flitt (its `/api/capture/order_id`, called here directly).
+    Captured,
+}
+
+/// A Flitt callback is only a trigger: the gateway applies Flitt's signed status answer. So
+/// Flitt's own record of each order is moved to `at` first (from created; `Captured` also
+/// expects it `Held` already), the way the customer and the merchant would, with the
+/// callback Flitt would send for each step dropped (`DropCallback`): the hand-built callbacks
+/// posted afterwards are the only ones that reach the gateway, and Flitt's answer to their
+/// status query reports `at`.
+async fn flitt_orders_at(ps: &ProviderStack, orders: &[(OrderId, OrderState)], at: FlittAt) {
+    let adapters = ps.adapters();
+    for (o, s) in orders {
+        ps.sandbox.add_fault(
+            Provider::Flitt,
+            FaultRule::once(FaultKind::DropCallback).on_order(o.as_str()),
+        );
+        match at {
+            FlittAt::Held => {
+                ps.sandbox
+                    .approve(Provider::Flitt, o.as_str())
+                    .expect("approve at Flitt");
+            }
+            FlittAt::Captured => {
+                let amount = money_in(AMOUNT, "GEL").expect("money");
+                adapters
+                    .capture(s, "test", amount)
+                    .await
+                    .expect("captured at Flitt");
+            }
+        }
+        let c = ps.sandbox.counters(Provider::Flitt, o.as_str());
+        let step = match at {
+            FlittAt::Held => c.authorized,
+            FlittAt::Captured => c.captured,
+        };
+        assert_eq!(step, 1, "{o}: Flitt acted: {c:?}");
+    }
+    let c = ps.sandbox.totals(Provider::Flitt);
+    assert_eq!(c.callbacks_attempts, 0, "Flitt sent none of its own: {c:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flood_of_1000_callbacks_a_third_resent_some_reordered() {
     let t = Tuned::start(Tuning::default()).await;
@@ -181,12 +232,20 @@ async fn flood_of_1000_callbacks_a_third_resent_some_reordered() {
     let plural_orders = started_orders(ps, Provider::Plural, n, CaptureMode::Auto).await;
     let flitt_orders = started_orders(ps, Provider::Flitt, n - 1, CaptureMode::Manual).await;
     let flood = flood_of(ps, &plural_orders, &flitt_orders);
-    let started = Instant::now();
+    // Flitt callbacks are triggers answered by Flitt's status: Flitt holds every order while
+    // wave one is posted and has captured it by wave two (the merchant captured in between),
+    // so each Flitt order, like each Plural order, has two distinct states to apply once each.
+    flitt_orders_at(ps, &flitt_orders, FlittAt::Held).await;
+    let mut flood_s = 0.0;
     let mut answers = Vec::new();
-    for w in &flood.waves {
+    for (k, w) in flood.waves.iter().enumerate() {
+        if k == 1 {
+            flitt_orders_at(ps, &flitt_orders, FlittAt::Captured).await;
+        }
+        let started = Instant::now();
         answers.extend(post_all(&ps.gateway_url(), w, FLOOD_CONCURRENCY).await);
+        flood_s += started.elapsed().as_secs_f64();
     }
-    let flood_s = started.elapsed().as_secs_f64();
     let sent = answers.len();
     let not_ok: Vec<_> = answers
         .iter()
@@ -203,7 +262,8 @@ async fn flood_of_1000_callbacks_a_third_resent_some_reordered() {
         .chain(&flitt_orders)
         .map(|(o, _)| o)
         .collect();
-    let applied = check_flooded(ps, &all, &flood.reordered).await;
+    let flitt: Vec<OrderId> = flitt_orders.iter().map(|(o, _)| o.clone()).collect();
+    let applied = check_flooded(ps, &all, &flood.reordered, &flitt).await;
     let stats = t.callback_stats();
     let received = stats.received.load(Ordering::SeqCst) as usize;
     let recognised = stats.duplicates.load(Ordering::SeqCst) as usize;
@@ -284,18 +344,33 @@ fn flood_of(
     }
 }
 
-/// Every flooded order ends captured, with each of its two callbacks applied once (the late
-/// first stage of a reordered order changes nothing). Returns the callbacks applied.
-async fn check_flooded(ps: &ProviderStack, orders: &[&OrderId], reordered: &[OrderId]) -> usize {
+/// Every flooded order ends captured, with each of its two stages applied once: a Plural
+/// order's two callbacks (the late first stage of a reordered order changes nothing); a Flitt
+/// order's two status answers, held then captured (its callbacks only trigger the query, so
+/// the order they came in does not matter: wave one's queries answer held, wave two's
+/// captured). Returns the callback commands applied.
+async fn check_flooded(
+    ps: &ProviderStack,
+    orders: &[&OrderId],
+    reordered: &[OrderId],
+    flitt: &[OrderId],
+) -> usize {
     let mut applied = 0;
     for o in orders {
         let s = ps.wait_status(o, Status::Captured).await;
         assert_eq!(s.captured.0, AMOUNT, "{o}");
         let tr = trail(&ps.journal, o).await;
         let cbs = callback_steps(&tr);
-        assert_eq!(cbs.len(), 2, "each distinct callback applied once: {tr:#?}");
+        assert_eq!(cbs.len(), 2, "each distinct stage applied once: {tr:#?}");
         assert!(no_discrepancy(&tr), "{tr:#?}");
-        if reordered.contains(o) {
+        if flitt.contains(o) {
+            let signals: Vec<_> = cbs.iter().map(|s| s.signal.as_deref()).collect();
+            assert_eq!(
+                signals,
+                [Some("authorized"), Some("captured")],
+                "what Flitt reported, in the order it reported it: {tr:#?}"
+            );
+        } else if reordered.contains(o) {
             assert_eq!(cbs[0].signal.as_deref(), Some("captured"), "{tr:#?}");
             assert_eq!(cbs[1].events, ["signal_recorded:late"], "{tr:#?}");
         }
@@ -349,9 +424,11 @@ async fn bad_and_missing_signatures_are_refused_recorded_never_applied() {
     let (po, p_state) = started_orders(ps, Provider::Plural, 1, CaptureMode::Manual)
         .await
         .remove(0);
-    let (fo, f_state) = started_orders(ps, Provider::Flitt, 1, CaptureMode::Manual)
-        .await
-        .remove(0);
+    let flitt_order = started_orders(ps, Provider::Flitt, 1, CaptureMode::Manual).await;
+    // A Flitt callback only triggers a status query: Flitt holds the payment already, so a
+    // forgery that got past the signature check would move the order; none may.
+    flitt_orders_at(ps, &flitt_order, FlittAt::Held).await;
+    let (fo, f_state) = flitt_order.into_iter().next().expect("the Flitt order");
     let good = plural_hook(
         ps,
         "msg_1",
@@ -544,9 +621,11 @@ async fn resends_are_applied_once_and_answered_alike() {
         .await
         .remove(0);
     let plural_ref = s.provider_ref.clone().expect("ref");
-    let (fo, fs) = started_orders(ps, Provider::Flitt, 1, CaptureMode::Manual)
-        .await
-        .remove(0);
+    let flitt_order = started_orders(ps, Provider::Flitt, 1, CaptureMode::Manual).await;
+    // Flitt holds the payment, so the status query each resend triggers answers the same:
+    // applied once, then recognised as that same answer.
+    flitt_orders_at(ps, &flitt_order, FlittAt::Held).await;
+    let (fo, fs) = flitt_order.into_iter().next().expect("the Flitt order");
     let flitt_hook = flitt_signed(
         ps,
         flitt_params(ps, &fo, &fs.provider_ref.clone().expect("pid"), false),
@@ -595,6 +674,11 @@ async fn gateway_crash_in_a_burst_loses_nothing() {
     let t = Tuned::start(Tuning::default()).await;
     let ps = &t.ps;
     let orders = started_orders(ps, Provider::Flitt, 40, CaptureMode::Manual).await;
+    // Flitt callbacks are triggers: the gateway applies Flitt's status answer. Flitt has
+    // captured every order before the burst, so both callbacks of an order (held, captured),
+    // cut or not, and every resend ask for the same answer, captured.
+    flitt_orders_at(ps, &orders, FlittAt::Held).await;
+    flitt_orders_at(ps, &orders, FlittAt::Captured).await;
     let hooks: Vec<Hook> = orders
         .iter()
         .flat_map(|(o, s)| {
@@ -642,13 +726,15 @@ async fn gateway_crash_in_a_burst_loses_nothing() {
     let all_again = post_all(&base, &hooks, 8).await;
     assert!(all_again.iter().all(|a| matches!(a, Some((200, _)))));
     for (o, _) in &orders {
-        ps.wait_status(o, Status::Captured).await;
+        let s = ps.wait_status(o, Status::Captured).await;
+        assert_eq!(s.captured.0, AMOUNT, "{o}");
         let tr = trail(&ps.journal, o).await;
-        assert_eq!(
-            callback_steps(&tr).len(),
-            2,
-            "both callbacks applied, once each: {tr:#?}"
-        );
+        let cbs = callback_steps(&tr);
+        // One state reported (captured), so one callback command: applied exactly once,
+        // whether its trigger was cut by the crash, answered, or resent.
+        assert_eq!(cbs.len(), 1, "Flitt's answer applied once: {tr:#?}");
+        assert_eq!(cbs[0].signal.as_deref(), Some("captured"), "{tr:#?}");
+        assert!(no_discrepancy(&tr), "{tr:#?}");
     }
     println!("gateway crash: {} callbacks, {} acknowledged before the crash cut the rest, {lost} resent after restart", hooks.len(), hooks.len() - lost);
 }
