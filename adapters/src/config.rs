@@ -41,6 +41,10 @@ pub enum ConfigError {
     /// The shared HTTP settings are out of bounds.
     #[error("http: {field}: {reason}")]
     Http { field: &'static str, reason: String },
+    /// A configured secret is too short to be told apart from ordinary text, so it could
+    /// not be redacted from provider answers (the value is never shown).
+    #[error("a configured secret is shorter than {min} characters: it could not be redacted from provider text; use a longer one")]
+    SecretTooShort { min: usize },
 }
 
 /// Per-call timeout for one provider.
@@ -326,6 +330,13 @@ impl AdaptersConfig {
         if let Some(c) = &self.flitt {
             c.validate_common(Provider::Flitt)?;
         }
+        let min = crate::redact::SECRET_CHARS_MIN;
+        if crate::redact::configured_secrets(self)
+            .iter()
+            .any(|s| s.expose().chars().count() < min)
+        {
+            return Err(ConfigError::SecretTooShort { min });
+        }
         Ok(())
     }
 
@@ -400,7 +411,7 @@ mod tests {
         [exchanger.accounts.default]
         partner = "p1"
         route_id = "r1"
-        ipn_secret = "ipn"
+        ipn_secret = "ipn-secret-9"
     "#;
 
     #[test]
@@ -482,5 +493,14 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn secrets_too_short_to_redact_are_refused_without_being_shown() {
+        let short = TOML.replace("ipn_secret = \"ipn-secret-9\"", "ipn_secret = \"ipn\"");
+        let cfg: AdaptersConfig = toml::from_str(&short).expect("parses");
+        let e = cfg.validate().expect_err("refused");
+        assert!(matches!(e, ConfigError::SecretTooShort { min: 4 }));
+        assert!(!e.to_string().contains("ipn\""), "{e}");
     }
 }

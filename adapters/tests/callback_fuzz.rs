@@ -58,13 +58,13 @@ fn adapters() -> &'static Adapters {
             base_url = "http://127.0.0.1:1"
             [plural.accounts.default]
             client_id = "cid"
-            client_secret = "cs"
+            client_secret = "cs-secret-1"
             webhook_secret = "{PLURAL_WEBHOOK_SECRET}"
             return_url_secret_hex = "{PLURAL_RETURN_HEX}"
             [paykassma]
             base_url = "http://127.0.0.1:1"
             [paykassma.accounts.default]
-            plugin_secret = "p"
+            plugin_secret = "plugin-secret-1"
             access_key = "{PAYKASSMA_ACCESS}"
             private_key = "{PAYKASSMA_PRIVATE}"
             [exchanger]
@@ -81,7 +81,7 @@ fn adapters() -> &'static Adapters {
             [plexy]
             base_url = "http://127.0.0.1:1"
             [plexy.accounts.default]
-            api_key = "k"
+            api_key = "plexy-key-1"
             webhook_token = "{PLEXY_TOKEN}"
             "#
         );

@@ -93,6 +93,14 @@ fn every_sample_is_valid_on_its_own_plane_only() {
     }
 }
 
+/// Cases per property: 2,000 in the suite, `PROPTEST_CASES` for a longer run.
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(2_000)
+}
+
 #[derive(Debug, Clone)]
 enum Mutation {
     Drop(usize),
@@ -261,7 +269,7 @@ fn value_end(text: &str, start: usize) -> usize {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2_000, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512), signal in any::<bool>()) {

@@ -55,12 +55,12 @@ fn config(plural_base: &str) -> AdaptersConfig {
         base_url = "{plural_base}"
         [plural.accounts.default]
         client_id = "cid"
-        client_secret = "cs"
+        client_secret = "cs-secret-1"
         webhook_secret = "my_plural_secret"
         [paykassma]
         base_url = "http://127.0.0.1:1"
         [paykassma.accounts.default]
-        plugin_secret = "p"
+        plugin_secret = "plugin-secret-1"
         access_key = "uowkn0b3LfBxpcWYHi4_"
         private_key = "PRIVATE_test_key_1"
         [exchanger]
@@ -77,7 +77,7 @@ fn config(plural_base: &str) -> AdaptersConfig {
         [plexy]
         base_url = "http://127.0.0.1:1"
         [plexy.accounts.default]
-        api_key = "k"
+        api_key = "plexy-key-1"
         webhook_token = "whk_1"
     "#
     );
