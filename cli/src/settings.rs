@@ -235,8 +235,12 @@ fn is_server_password_var(key: &str) -> bool {
 #[serde(deny_unknown_fields, default)]
 pub struct NatsSettings {
     pub user: Option<String>,
+    // Why skip: a secret never serializes; settings only read it.
+    #[serde(skip_serializing)]
     pub password: Option<paystate_service::Secret>,
+    #[serde(skip_serializing)]
     pub token: Option<paystate_service::Secret>,
+    #[serde(skip_serializing)]
     pub nkey_seed: Option<paystate_service::Secret>,
     pub nkey_seed_file: Option<PathBuf>,
     pub creds_file: Option<PathBuf>,
@@ -252,8 +256,12 @@ pub struct NatsSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct RoleNats {
     pub user: Option<String>,
+    // Why skip: a secret never serializes; settings only read it.
+    #[serde(skip_serializing)]
     pub password: Option<paystate_service::Secret>,
+    #[serde(skip_serializing)]
     pub token: Option<paystate_service::Secret>,
+    #[serde(skip_serializing)]
     pub nkey_seed: Option<paystate_service::Secret>,
     pub nkey_seed_file: Option<PathBuf>,
     pub creds_file: Option<PathBuf>,

@@ -11,6 +11,7 @@
 //! - [`commit`]: one atomic, hash-chained append to an order's log ([`Commit`]).
 //! - [`outcome`]: the answer a caller gets for a command, with stable rejection codes.
 //! - [`subjects`]: NATS subjects, stream and bucket names.
+//! - [`secret`]: [`Secret`], a credential that never prints and never serializes.
 //!
 //! This crate does no IO and reads no clock; it is shared by the engine, the journal, the
 //! service, the adapters and any client written in Rust. JSON Schemas of the wire types are
@@ -25,6 +26,7 @@ pub mod money;
 pub mod outcome;
 pub mod provider;
 pub mod schemas;
+pub mod secret;
 pub mod signal;
 pub mod state;
 pub mod subjects;
@@ -37,6 +39,7 @@ pub use ids::{CommandId, IdError, OrderId};
 pub use money::{Amount, Currency, MinorUnits, Money, MoneyError};
 pub use outcome::{Outcome, Rejection, RejectionCode};
 pub use provider::Provider;
+pub use secret::Secret;
 pub use signal::{CustomerAction, CustomerActionKind, Operation, ProviderSignal, SignalKind};
 pub use state::{Applied, Discrepancy, OrderState, Status};
 

@@ -9,26 +9,7 @@ use async_nats::{ConnectOptions, ServerAddr};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// A password, token or seed: compared and serialized, never printed.
-#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-    /// The value, for handing to the NATS client only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("\"<redacted>\"")
-    }
-}
+pub use paystate_events::Secret;
 
 /// How a connection authenticates: at most one method (user/password, token, NKey seed or
 /// seed file, credentials file). All empty: no authentication.
@@ -36,9 +17,13 @@ impl std::fmt::Debug for Secret {
 #[serde(deny_unknown_fields, default)]
 pub struct NatsAuth {
     pub user: Option<String>,
+    // Why skip: a secret never serializes (settings dumps, defaults); it is only read.
+    #[serde(skip_serializing)]
     pub password: Option<Secret>,
+    #[serde(skip_serializing)]
     pub token: Option<Secret>,
     /// An NKey user seed (`SU...`).
+    #[serde(skip_serializing)]
     pub nkey_seed: Option<Secret>,
     /// A file holding an NKey user seed.
     pub nkey_seed_file: Option<PathBuf>,
