@@ -12,6 +12,7 @@ mod support;
 
 use async_nats::jetstream;
 use async_nats::HeaderMap;
+use futures::StreamExt;
 use paystate::permissions::Role;
 use paystate_events::subjects::{
     events_subject, DEAD_LETTERS_STREAM, DEAD_REASON_HEADER, OUTCOMES_BUCKET, REPLY_HEADER,
@@ -647,5 +648,71 @@ async fn an_operator_can_repair_an_unreadable_order_on_a_protected_log() {
         .await
         .expect("log");
     assert_eq!(journal.read_order(&o).await.expect("readable").len(), 2);
+    t.assert_no_violations();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hot_order_does_not_hold_up_other_orders() {
+    const HOT: usize = 3_000;
+    const OTHERS: usize = 20;
+    // With a partition queue of 256 (before) every other order waited for the hot one to
+    // drain (and queued commands outlived the ack wait and were redelivered).
+    let t = Trust::start().await;
+    let raw = t.nats.client_as(Role::Client).await;
+    let js = jetstream::new(raw.clone());
+    // Thousands of commands for one order (each a business rejection the engine must look
+    // up and store), all answered on one inbox we count.
+    let inbox = raw.new_inbox();
+    let mut hot_replies = raw.subscribe(format!("{inbox}.>")).await.expect("inbox");
+    let hot = order("hot");
+    let mut acks = Vec::with_capacity(HOT);
+    for i in 0..HOT {
+        let body = format!(
+            r#"{{"command_id":"h{i}","order_id":"{hot}","issued_at":"2026-11-22T10:00:00Z","type":"capture"}}"#
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert(REPLY_HEADER, format!("{inbox}.{i}").as_str());
+        acks.push(
+            js.publish_with_headers(format!("paystate.cmd.{hot}"), headers, body.into())
+                .await
+                .expect("publish"),
+        );
+    }
+    for a in acks {
+        a.await.expect("stored");
+    }
+    // Then a few commands for other orders: they must not wait for the hot order's queue.
+    let mut tasks = Vec::new();
+    for i in 0..OTHERS {
+        let client = t.client.clone();
+        tasks.push(tokio::spawn(async move {
+            client
+                .send(&env(&order(&format!("cold{i}")), create(1_000)), WAIT)
+                .await
+        }));
+    }
+    for task in tasks {
+        assert!(matches!(task.await.expect("task"), Ok(Outcome::Accepted { .. })));
+    }
+    // Replies, not commands: a command redelivered after its ack wait is answered twice.
+    let mut answered_hot = 0;
+    while let Ok(Some(_)) =
+        tokio::time::timeout(Duration::from_millis(1), hot_replies.next()).await
+    {
+        answered_hot += 1;
+    }
+    eprintln!("when every other order was answered, {answered_hot} of {HOT} hot commands were");
+    assert!(
+        answered_hot < HOT,
+        "the other orders were answered before the hot order's queue drained"
+    );
+    // And the hot order's commands are all answered in the end.
+    let deadline = Instant::now() + WAIT * 3;
+    while answered_hot < HOT {
+        assert!(Instant::now() < deadline, "{answered_hot} of {HOT} hot answered");
+        if let Ok(Some(_)) = tokio::time::timeout(Duration::from_secs(1), hot_replies.next()).await {
+            answered_hot += 1;
+        }
+    }
     t.assert_no_violations();
 }

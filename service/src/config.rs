@@ -5,6 +5,9 @@ use std::time::Duration;
 /// Largest command accepted, in bytes; larger ones are rejected as `command_too_large`.
 pub const COMMAND_BYTES_MAX: usize = 64 * 1024;
 
+/// Default for [`EngineConfig::ack_pending_max`]: unacknowledged commands across instances.
+pub const ACK_PENDING_MAX_DEFAULT: i64 = 20_000;
+
 /// Default for [`EngineConfig::deliveries_max`]: with `retry_later` of a second and conflict
 /// retries within each delivery, a command that cannot be committed for about 20 s is given up.
 pub const DELIVERIES_MAX_DEFAULT: i64 = 20;
@@ -18,7 +21,9 @@ pub struct EngineConfig {
     /// Re-load and re-decide at most this many times on conflicts before giving the command
     /// back to the queue (it is redelivered later, never dropped).
     pub conflict_retries_max: u32,
-    /// Commands a partition may have queued before intake waits (back-pressure).
+    /// Commands a partition may have queued before intake waits. At least
+    /// `ack_pending_max` (the default): JetStream hands out no more unacknowledged commands
+    /// than that, so intake never waits on one busy order's partition while others idle.
     pub partition_queue_max: usize,
     /// Unacknowledged commands per consumer (JetStream `max_ack_pending`).
     pub ack_pending_max: i64,
@@ -40,8 +45,8 @@ impl Default for EngineConfig {
             partitions: 32,
             cache_orders_max: 100_000,
             conflict_retries_max: 16,
-            partition_queue_max: 256,
-            ack_pending_max: 20_000,
+            partition_queue_max: ACK_PENDING_MAX_DEFAULT as usize,
+            ack_pending_max: ACK_PENDING_MAX_DEFAULT,
             ack_wait: Duration::from_secs(30),
             retry_later: Duration::from_secs(1),
             deliveries_max: DELIVERIES_MAX_DEFAULT,

@@ -14,6 +14,7 @@ use paystate_events::subjects::{
 };
 use paystate_events::{Outcome, RejectionCode, Timestamp};
 use paystate_journal::{Journal, LogSettings};
+use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -216,62 +217,110 @@ pub fn partition_of(subject: &str, partitions: usize) -> usize {
     (h.finish() % partitions as u64) as usize
 }
 
-/// One partition: processes its orders' commands one at a time.
+/// One partition: its orders' commands one at a time, each order's in arrival order, the
+/// orders taken in turn (round robin), so thousands of commands queued for one order do not
+/// hold up the other orders that hash to the same partition. Everything the channel holds is
+/// taken into per-order queues at once; their total is bounded by the consumer's
+/// `max_ack_pending` (JetStream hands out no more unacknowledged commands than that).
 async fn partition(
     mut processor: Processor,
     mut rx: mpsc::Receiver<jetstream::Message>,
     client: async_nats::Client,
 ) {
-    while let Some(msg) = rx.recv().await {
-        let (received_at, delivered) = match msg.info() {
-            Ok(info) => (
-                paystate_journal::read::to_chrono(info.published),
-                info.delivered,
-            ),
-            Err(_) => (chrono::Utc::now(), 1), // Why: only a non-JetStream message lacks info; never the case here.
+    let mut queues: HashMap<String, VecDeque<jetstream::Message>> = HashMap::new();
+    let mut turns: VecDeque<String> = VecDeque::new();
+    loop {
+        if turns.is_empty() {
+            match rx.recv().await {
+                Some(msg) => enqueue(msg, &mut queues, &mut turns),
+                None => return,
+            }
+        }
+        while let Ok(msg) = rx.try_recv() {
+            enqueue(msg, &mut queues, &mut turns);
+        }
+        let Some(order) = turns.pop_front() else {
+            continue;
         };
-        let reply_to = match reply_target(&msg, &processor.cfg.inbox_prefixes) {
-            Ok(to) => to,
-            Err(refused) => {
-                refuse_reply_target(&mut processor, &msg, refused).await;
-                ack(&msg).await;
-                continue;
-            }
+        let Some(msg) = queues.get_mut(&order).and_then(VecDeque::pop_front) else {
+            continue;
         };
-        match process(&mut processor, &msg, received_at).await {
-            Disposition::Done(outcome) => {
-                if let (Some(to), Some(bytes)) = (reply_to, encode(&outcome)) {
-                    reply(&client, to, bytes).await;
+        match queues.get(&order).is_some_and(|q| !q.is_empty()) {
+            true => turns.push_back(order),
+            false => {
+                queues.remove(&order);
+            }
+        }
+        handle(&mut processor, &client, msg).await;
+    }
+}
+
+/// Queues `msg` behind its order's earlier commands; an order with nothing queued gets a turn.
+fn enqueue(
+    msg: jetstream::Message,
+    queues: &mut HashMap<String, VecDeque<jetstream::Message>>,
+    turns: &mut VecDeque<String>,
+) {
+    let order = order_token(&msg.subject)
+        .unwrap_or(&msg.subject)
+        .to_string();
+    let queue = queues.entry(order.clone()).or_default();
+    if queue.is_empty() {
+        turns.push_back(order);
+    }
+    queue.push_back(msg);
+}
+
+/// One command message, start to finish: reply target, processing, answer, acknowledgement.
+async fn handle(processor: &mut Processor, client: &async_nats::Client, msg: jetstream::Message) {
+    let (received_at, delivered) = match msg.info() {
+        Ok(info) => (
+            paystate_journal::read::to_chrono(info.published),
+            info.delivered,
+        ),
+        Err(_) => (chrono::Utc::now(), 1), // Why: only a non-JetStream message lacks info; never the case here.
+    };
+    let reply_to = match reply_target(&msg, &processor.cfg.inbox_prefixes) {
+        Ok(to) => to,
+        Err(refused) => {
+            refuse_reply_target(processor, &msg, refused).await;
+            ack(&msg).await;
+            return;
+        }
+    };
+    match process(processor, &msg, received_at).await {
+        Disposition::Done(outcome) => {
+            if let (Some(to), Some(bytes)) = (reply_to, encode(&outcome)) {
+                reply(client, to, bytes).await;
+            }
+            ack(&msg).await;
+        }
+        Disposition::Committed {
+            outcome,
+            order,
+            command,
+            fingerprint,
+        } => {
+            // The commit is durable in the log: answer first, then fill the outcome bucket
+            // with the same bytes, then acknowledge (a crash in between redelivers the
+            // command, which the log answers as a duplicate).
+            if let Some(bytes) = encode(&outcome) {
+                if let Some(to) = reply_to {
+                    reply(client, to, bytes.clone()).await;
                 }
-                ack(&msg).await;
-            }
-            Disposition::Committed {
-                outcome,
-                order,
-                command,
-                fingerprint,
-            } => {
-                // The commit is durable in the log: answer first, then fill the outcome bucket
-                // with the same bytes, then acknowledge (a crash in between redelivers the
-                // command, which the log answers as a duplicate).
-                if let Some(bytes) = encode(&outcome) {
-                    if let Some(to) = reply_to {
-                        reply(&client, to, bytes.clone()).await;
-                    }
-                    processor
-                        .remember_encoded(&order, &command, &fingerprint, &bytes)
-                        .await;
-                }
-                ack(&msg).await;
-            }
-            Disposition::RetryLater if delivered >= processor.cfg.deliveries_max => {
-                dead_letter(&processor, &client, &msg, reply_to, delivered).await;
-            }
-            Disposition::RetryLater => {
-                let _ = msg
-                    .ack_with(AckKind::Nak(Some(processor.cfg.retry_later)))
+                processor
+                    .remember_encoded(&order, &command, &fingerprint, &bytes)
                     .await;
             }
+            ack(&msg).await;
+        }
+        Disposition::RetryLater if delivered >= processor.cfg.deliveries_max => {
+            dead_letter(processor, client, &msg, reply_to, delivered).await;
+        }
+        Disposition::RetryLater => {
+            let _ = msg
+                .ack_with(AckKind::Nak(Some(processor.cfg.retry_later)))
+                .await;
         }
     }
 }
