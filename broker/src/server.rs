@@ -50,6 +50,8 @@ pub struct Probe {
     pub user_password: Option<(String, String)>,
     /// A token, for servers with token authentication.
     pub token: Option<String>,
+    /// A `.creds` file (user JWT and seed), for servers in operator mode.
+    pub creds_file: Option<PathBuf>,
     pub ca_file: Option<PathBuf>,
 }
 
@@ -58,6 +60,7 @@ impl std::fmt::Debug for Probe {
         f.debug_struct("Probe")
             .field("user", &self.user_password.as_ref().map(|(u, _)| u))
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("creds_file", &self.creds_file)
             .field("ca_file", &self.ca_file)
             .finish()
     }
@@ -69,9 +72,10 @@ impl Probe {
             Some((u, p)) => {
                 async_nats::ConnectOptions::with_user_and_password(u.clone(), p.clone())
             }
-            None => match &self.token {
-                Some(t) => async_nats::ConnectOptions::with_token(t.clone()),
-                None => async_nats::ConnectOptions::new(),
+            None => match (&self.token, &self.creds_file) {
+                (Some(t), _) => async_nats::ConnectOptions::with_token(t.clone()),
+                (None, Some(f)) => async_nats::ConnectOptions::with_credentials_file(f).await?,
+                (None, None) => async_nats::ConnectOptions::new(),
             },
         };
         if let Some(ca) = &self.ca_file {
