@@ -692,12 +692,14 @@ async fn a_hot_order_does_not_hold_up_other_orders() {
         }));
     }
     for task in tasks {
-        assert!(matches!(task.await.expect("task"), Ok(Outcome::Accepted { .. })));
+        assert!(matches!(
+            task.await.expect("task"),
+            Ok(Outcome::Accepted { .. })
+        ));
     }
     // Replies, not commands: a command redelivered after its ack wait is answered twice.
     let mut answered_hot = 0;
-    while let Ok(Some(_)) =
-        tokio::time::timeout(Duration::from_millis(1), hot_replies.next()).await
+    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(1), hot_replies.next()).await
     {
         answered_hot += 1;
     }
@@ -709,8 +711,12 @@ async fn a_hot_order_does_not_hold_up_other_orders() {
     // And the hot order's commands are all answered in the end.
     let deadline = Instant::now() + WAIT * 3;
     while answered_hot < HOT {
-        assert!(Instant::now() < deadline, "{answered_hot} of {HOT} hot answered");
-        if let Ok(Some(_)) = tokio::time::timeout(Duration::from_secs(1), hot_replies.next()).await {
+        assert!(
+            Instant::now() < deadline,
+            "{answered_hot} of {HOT} hot answered"
+        );
+        if let Ok(Some(_)) = tokio::time::timeout(Duration::from_secs(1), hot_replies.next()).await
+        {
             answered_hot += 1;
         }
     }
