@@ -1,0 +1,130 @@
+use super::*;
+
+#[test]
+fn covers_is_the_nats_subset_relation() {
+    assert!(covers(">", "a"));
+    assert!(covers(">", "a.b.>"));
+    assert!(covers("a.>", "a.b"));
+    assert!(covers("a.>", "a.*.c"));
+    assert!(!covers("a.>", "a"));
+    assert!(covers("a.*", "a.b"));
+    assert!(covers("a.*", "a.*"));
+    assert!(!covers("a.*", "a.>"));
+    assert!(!covers("a.*", "a.b.c"));
+    assert!(!covers("a.b", "a.*"));
+    assert!(covers("a.b", "a.b"));
+    assert!(!covers("a.b", "a.b.c"));
+    assert!(!covers("a.b.c", "a.b"));
+    assert!(covers(
+        "$JS.API.STREAM.INFO.*",
+        "$JS.API.STREAM.INFO.PAYSTATE_EVENTS"
+    ));
+    assert!(!covers("$JS.API.STREAM.INFO.*", "$JS.API.STREAM.INFO"));
+}
+
+#[test]
+fn intersects_finds_a_common_subject() {
+    assert!(intersects("a.>", "a.b"));
+    assert!(intersects("a.*", "*.b"));
+    assert!(intersects("a.b", "a.b"));
+    assert!(!intersects("a.b", "a.c"));
+    assert!(!intersects("a.>", "a"));
+    assert!(!intersects("a.*", "a.b.c"));
+    assert!(intersects("a.*.c", "a.>"));
+    assert!(intersects(">", "x.y"));
+}
+
+#[test]
+fn missing_honours_allow_and_deny() {
+    let r = Rules {
+        allow: vec!["paystate.>".into()],
+        deny: vec!["paystate.signal.>".into()],
+    };
+    assert_eq!(missing(Some(&r), "paystate.cmd.o1"), None);
+    assert!(missing(Some(&r), "paystate.signal.o1").is_some());
+    assert!(missing(Some(&r), "paystate.>").is_some());
+    assert!(missing(Some(&r), "other").is_some());
+    assert_eq!(missing(None, "anything"), None);
+}
+
+#[test]
+fn the_client_may_never_signal_write_the_log_or_buckets_or_delete() {
+    let p = Role::Client.permissions();
+    for s in [
+        "paystate.signal.o1",
+        "paystate.events.o1",
+        "paystate.dead.x.o1",
+        "$KV.paystate_outcomes.o1.c1",
+        "$KV.paystate_orders_g1.order.o1",
+        "$KV.paystate_projection.orders",
+        "$JS.API.STREAM.DELETE.PAYSTATE_EVENTS",
+        "$JS.API.STREAM.PURGE.PAYSTATE_COMMANDS",
+        "$JS.API.STREAM.MSG.DELETE.PAYSTATE_EVENTS",
+        "$JS.API.CONSUMER.CREATE.PAYSTATE_COMMANDS",
+        "$JS.ACK.PAYSTATE_COMMANDS.paystate-engine.1.1.1.1.1",
+    ] {
+        assert!(
+            missing(Some(&p.publish), s).is_some(),
+            "client may publish {s}"
+        );
+    }
+    assert_eq!(missing(Some(&p.publish), "paystate.cmd.o1"), None);
+}
+
+#[test]
+fn only_the_reporter_signals_and_only_the_engine_writes_the_log() {
+    for role in Role::ALL {
+        let p = role.permissions();
+        let signal = missing(Some(&p.publish), "paystate.signal.o1").is_none();
+        let log = missing(Some(&p.publish), "paystate.events.o1").is_none();
+        let outcomes = missing(Some(&p.publish), "$KV.paystate_outcomes.o.c").is_none();
+        assert_eq!(
+            signal,
+            matches!(role, Role::Reporter | Role::Admin),
+            "{role} signal"
+        );
+        assert_eq!(
+            log,
+            matches!(role, Role::Engine | Role::Admin),
+            "{role} log"
+        );
+        assert_eq!(
+            outcomes,
+            matches!(role, Role::Engine | Role::Admin),
+            "{role} outcomes"
+        );
+    }
+    let dev = dev_cli_permissions();
+    assert!(missing(Some(&dev.publish), "paystate.signal.o1").is_some());
+    assert!(missing(Some(&dev.publish), "paystate.events.o1").is_some());
+    assert!(missing(Some(&dev.publish), "paystate.cmd.o1").is_none());
+}
+
+#[test]
+fn the_engine_replies_only_to_inboxes() {
+    let p = Role::Engine.permissions();
+    assert!(missing(Some(&p.publish), "_INBOX.abc.1").is_none());
+    for s in ["paystate.cmd.o1", "other.subject", "$KV.paystate_refs.x"] {
+        assert!(
+            missing(Some(&p.publish), s).is_some(),
+            "engine may publish {s}"
+        );
+    }
+}
+
+#[test]
+fn every_user_may_ask_who_it_is() {
+    for role in Role::ALL {
+        let p = role.permissions();
+        assert!(missing(Some(&p.publish), "$SYS.REQ.USER.INFO").is_none());
+    }
+}
+
+#[test]
+fn the_readme_table_replaces_only_its_section() {
+    let text = format!("a\n{README_BEGIN}\nold\n{README_END}\nb\n");
+    let new = with_readme_table(&text).unwrap();
+    assert!(new.starts_with("a\n") && new.ends_with(&format!("{README_END}\nb\n")));
+    assert!(new.contains("paystate-engine") && !new.contains("old"));
+    assert!(with_readme_table("no markers").is_none());
+}
