@@ -15,8 +15,7 @@ use paystate_events::Outcome;
 use serde_json::{json, Value};
 use sha2::Digest as _;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-use support::*;
+use support::secure::{command_file, paystate, send_until_answered};
 
 /// A NATS v2 JWT: `claims` (without `jti`, `iat`, `iss`, `sub`) completed and signed by
 /// `issuer`. `jti` is the base32 (no padding) of the SHA-256 of the claims without it.
@@ -93,48 +92,6 @@ fn write_creds(dir: &Path, name: &str, jwt: &str, user: &KeyPair) -> PathBuf {
     let path = dir.join(format!("{name}.creds"));
     std::fs::write(&path, text).expect("write creds");
     path
-}
-
-/// Runs the binary with `env`: (exit code, stdout, stderr), within `WAIT`.
-async fn paystate(args: &[&str], env: &[(String, String)]) -> (i32, String, String) {
-    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_paystate"))
-        .args(args)
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .env("PAYSTATE_PROTECT_LOG", "false")
-        .env("PAYSTATE_WAIT_MS", "5000")
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(WAIT, run)
-        .await
-        .unwrap_or_else(|_| panic!("paystate {args:?} did not finish in {WAIT:?}"))
-        .expect("paystate runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn command_file(dir: &Path, name: &str) -> String {
-    let o = order(name);
-    let body = serde_json::to_string(&env(&o, create(700))).expect("json");
-    let path = dir.join(format!("{name}.json"));
-    std::fs::write(&path, body).expect("write");
-    path.display().to_string()
-}
-
-/// Sends until an engine answers (it may still be starting): the outcome.
-async fn send_until_answered(file: &str, env: &[(String, String)]) -> Outcome {
-    let started = Instant::now();
-    loop {
-        let (code, out, err) = paystate(&["send", file], env).await;
-        if code == 0 || code == 1 {
-            return serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
-        }
-        assert!(started.elapsed() < WAIT, "no outcome: {out}{err}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,10 +9,9 @@ mod support;
 use paystate::permissions::Role;
 use paystate_broker::{NatsServer, ServerOptions};
 use paystate_events::Outcome;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use support::secure::{command_file, paystate, send_until_answered};
 use support::secure::{random_password, role_passwords, secure_options};
-use support::*;
 
 /// A CA and a server certificate for 127.0.0.1 and localhost, written as PEM files.
 struct TestPki {
@@ -52,45 +51,6 @@ impl TestPki {
             self.path("server.pem").display().to_string(),
             self.path("server-key.pem").display().to_string()
         )
-    }
-}
-
-/// Runs the binary with `env`: (exit code, stdout, stderr).
-async fn paystate(args: &[&str], env: &[(String, String)]) -> (i32, String, String) {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_paystate"))
-        .args(args)
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .env("PAYSTATE_PROTECT_LOG", "false")
-        .env("PAYSTATE_WAIT_MS", "5000")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .expect("paystate runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn command_file(dir: &Path, name: &str) -> String {
-    let o = order(name);
-    let body = serde_json::to_string(&env(&o, create(700))).expect("json");
-    let path = dir.join(format!("{name}.json"));
-    std::fs::write(&path, body).expect("write");
-    path.display().to_string()
-}
-
-/// Sends until an engine answers (it may still be starting): the outcome.
-async fn send_until_answered(file: &str, env: &[(String, String)]) -> Outcome {
-    let started = Instant::now();
-    loop {
-        let (code, out, err) = paystate(&["send", file], env).await;
-        if code == 0 || code == 1 {
-            return serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
-        }
-        assert!(started.elapsed() < WAIT, "no outcome: {out}{err}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

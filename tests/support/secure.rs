@@ -3,11 +3,14 @@
 //! environment as the config expects. Tests connect as a role, run the binary as a role, and
 //! read the server's log for permission violations.
 
+use super::{create, env, order, WAIT};
 use paystate::permissions::Role;
 use paystate_broker::{NatsServer, Probe, ServerEnv, ServerOptions};
+use paystate_events::Outcome;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// The shipped config, as checked in.
 pub fn shipped_users_conf() -> String {
@@ -171,5 +174,49 @@ impl SecureNats {
             .filter(|l| l.contains("Violation"))
             .map(str::to_string)
             .collect()
+    }
+}
+
+// ---- Running the binary with connection settings in its environment (nats_tls, nats_creds) ----
+
+/// Runs the binary with `env`: (exit code, stdout, stderr), within `WAIT`.
+pub async fn paystate(args: &[&str], env: &[(String, String)]) -> (i32, String, String) {
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_paystate"))
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("PAYSTATE_PROTECT_LOG", "false")
+        .env("PAYSTATE_WAIT_MS", "5000")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(WAIT, run)
+        .await
+        .unwrap_or_else(|_| panic!("paystate {args:?} did not finish in {WAIT:?}"))
+        .expect("paystate runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+pub fn command_file(dir: &Path, name: &str) -> String {
+    let o = order(name);
+    let body = serde_json::to_string(&env(&o, create(700))).expect("json");
+    let path = dir.join(format!("{name}.json"));
+    std::fs::write(&path, body).expect("write");
+    path.display().to_string()
+}
+
+/// Sends until an engine answers (it may still be starting): the outcome.
+pub async fn send_until_answered(file: &str, env: &[(String, String)]) -> Outcome {
+    let started = Instant::now();
+    loop {
+        let (code, out, err) = paystate(&["send", file], env).await;
+        if code == 0 || code == 1 {
+            return serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+        }
+        assert!(started.elapsed() < WAIT, "no outcome: {out}{err}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
