@@ -15,7 +15,7 @@ use paystate_events::Outcome;
 use serde_json::{json, Value};
 use sha2::Digest as _;
 use std::path::{Path, PathBuf};
-use support::secure::{command_file, paystate, send_until_answered};
+use support::secure::{command_file, paystate, send_until_answered, spawn_engine};
 
 /// A NATS v2 JWT: `claims` (without `jti`, `iat`, `iss`, `sub`) completed and signed by
 /// `issuer`. `jti` is the base32 (no padding) of the SHA-256 of the claims without it.
@@ -142,15 +142,7 @@ async fn a_creds_file_authenticates_through_settings() {
         ]
     };
     let engine_env = with_creds(&creds);
-    let mut engine = tokio::process::Command::new(env!("CARGO_BIN_EXE_paystate"))
-        .args(["run", "--roles", "engine"])
-        .envs(engine_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .env("PAYSTATE_PROTECT_LOG", "false")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("engine process");
+    let mut engine = spawn_engine(&engine_env);
     let outcome =
         send_until_answered(&command_file(dir.path(), "creds"), &with_creds(&creds)).await;
     assert!(matches!(outcome, Outcome::Accepted { .. }), "{outcome:?}");

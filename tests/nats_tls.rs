@@ -10,7 +10,7 @@ use paystate::permissions::Role;
 use paystate_broker::{NatsServer, ServerOptions};
 use paystate_events::Outcome;
 use std::path::PathBuf;
-use support::secure::{command_file, paystate, send_until_answered};
+use support::secure::{command_file, paystate, send_until_answered, spawn_engine};
 use support::secure::{random_password, role_passwords, secure_options};
 
 /// A CA and a server certificate for 127.0.0.1 and localhost, written as PEM files.
@@ -85,15 +85,7 @@ async fn over_tls_with_the_ca_from_settings_a_command_gets_its_outcome_and_witho
         env
     };
     let engine_env = as_role(Role::Engine, true);
-    let mut engine = tokio::process::Command::new(env!("CARGO_BIN_EXE_paystate"))
-        .args(["run", "--roles", "engine"])
-        .envs(engine_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .env("PAYSTATE_PROTECT_LOG", "false")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("engine process");
+    let mut engine = spawn_engine(&engine_env);
     let dir = tempfile::tempdir().expect("temp dir");
     let file = command_file(dir.path(), "tls");
     let outcome = send_until_answered(&file, &as_role(Role::Client, true)).await;
@@ -137,15 +129,7 @@ async fn token_and_nkey_authentication_work_through_settings() {
         ("PAYSTATE_NATS_URL".to_string(), server.url()),
         ("PAYSTATE_NATS__TOKEN".to_string(), token.clone()),
     ];
-    let mut engine = tokio::process::Command::new(env!("CARGO_BIN_EXE_paystate"))
-        .args(["run", "--roles", "engine"])
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .env("PAYSTATE_PROTECT_LOG", "false")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("engine");
+    let mut engine = spawn_engine(&env);
     let outcome = send_until_answered(&command_file(dir.path(), "token"), &env).await;
     assert!(matches!(outcome, Outcome::Accepted { .. }), "{outcome:?}");
     // A wrong token is refused.
@@ -184,15 +168,7 @@ async fn token_and_nkey_authentication_work_through_settings() {
             seed_file.display().to_string(),
         ),
     ];
-    let mut engine = tokio::process::Command::new(env!("CARGO_BIN_EXE_paystate"))
-        .args(["run", "--roles", "engine"])
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .env("PAYSTATE_PROTECT_LOG", "false")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("engine");
+    let mut engine = spawn_engine(&env);
     let outcome = send_until_answered(&command_file(dir.path(), "nkey"), &env).await;
     assert!(matches!(outcome, Outcome::Accepted { .. }), "{outcome:?}");
     let _ = engine.start_kill();

@@ -200,6 +200,19 @@ pub async fn paystate(args: &[&str], env: &[(String, String)]) -> (i32, String, 
     )
 }
 
+/// A `paystate run --roles engine` process with `env` (killed when dropped).
+pub fn spawn_engine(env: &[(String, String)]) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_paystate"))
+        .args(["run", "--roles", "engine"])
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("PAYSTATE_PROTECT_LOG", "false")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("paystate run --roles engine starts")
+}
+
 pub fn command_file(dir: &Path, name: &str) -> String {
     let o = order(name);
     let body = serde_json::to_string(&env(&o, create(700))).expect("json");
