@@ -9,6 +9,8 @@
 //!   order folded to its state, hash and chain verified on the way.
 //! - [`quarantine`]: operator decisions to skip a message that is not a commit (the log
 //!   denies deletes), by order and sequence.
+//! - [`dead_letters`]: messages a consumer gave up on after its delivery bound, with their
+//!   reason: set aside ([`dead_letters::send`]), listed, shown, redriven.
 //! - [`scan`]: the whole log in stream order (ordered consumer), raw, up to a snapshot of its
 //!   last sequence: for projection rebuilds, audits, exports.
 //!
@@ -17,6 +19,7 @@
 //! (SHA-256 of the body) and `Paystate-Commit` (the order's commit number).
 
 pub mod append;
+pub mod dead_letters;
 pub mod quarantine;
 pub mod read;
 pub mod scan;
