@@ -96,3 +96,29 @@ pub struct ParsedCallback {
     /// What to answer, once the raw callback is stored.
     pub ack: Ack,
 }
+
+/// How a provider delivers callbacks: whether a callback not acknowledged comes again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Resent until acknowledged (on a schedule, or by a status-query trigger): a 503 makes
+    /// the provider try again later.
+    Resent,
+    /// Sent once (the exchanger's IPN: "IPN will be sent once ... it will not be resent"):
+    /// a callback paystate could not apply yet is kept and re-driven by paystate itself.
+    /// Only providers whose signature covers the body or query (not a header, which is
+    /// stored redacted) can be sent once: the re-drive verifies the stored request again.
+    Once,
+}
+
+/// How `provider` delivers callbacks (docs/providers.md, "callbacks" row).
+pub fn delivery(provider: Provider) -> Delivery {
+    match provider {
+        // Plural: retried at once, 5 s, 5 min, ... 10 h. Flitt: 2 s ... 24 h. Paykassma:
+        // resent until `{"status":"ok"}`. Plexy: retries undocumented, but its callbacks
+        // are only triggers for a status query, which the reconciler makes too.
+        Provider::Plural | Provider::Flitt | Provider::Paykassma | Provider::Plexy => {
+            Delivery::Resent
+        }
+        Provider::Exchanger => Delivery::Once,
+    }
+}

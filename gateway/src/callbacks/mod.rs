@@ -5,15 +5,24 @@
 //!    paystate stops right after answering.
 //! 2. The adapter verifies the signature or token (constant time) and translates the body.
 //!    A bad or missing signature gets 4xx and a `rejected` verdict; it is never applied.
-//! 3. The order is found from what the provider signed (our id, or its reference through the
-//!    refs index). An unsigned routing hint (our `?order_id=` on the exchanger's `ipnUrl`) is
-//!    only cross-checked: if it contradicts the signed reference, nothing is applied and the
-//!    callback gets 409 and a `rejected` verdict. A callback whose body nobody signed (Plexy)
-//!    is a trigger: the order's status is asked of the provider and that answer is applied,
-//!    de-duplicated by what it says.
-//! 4. Each signal is published durably as a `provider_signal` command; a resend (same dedup
-//!    key) is recognised in the `paystate_callbacks_seen` bucket and only acknowledged.
-//! 5. The provider gets the answer it expects (`{"status":"ok"}`, HTTP 200, ...).
+//! 3. [`route`]: the order is found from what the provider signed (our id, or its reference
+//!    through the refs index). An unsigned routing hint (our `?order_id=` on the exchanger's
+//!    `ipnUrl`) is only cross-checked: if it contradicts the signed reference, nothing is
+//!    applied and the callback gets 409 and a `rejected` verdict. A callback whose body
+//!    nobody signed (Plexy, Flitt) is a trigger: the order's status is asked of the provider
+//!    and that answer is applied, de-duplicated by what it says. An order not in the log yet
+//!    gets 503.
+//! 4. [`deliver`]: each signal becomes a `provider_signal` command derived only from the
+//!    report and its first receipt (a resend is a true duplicate), sent with a reply inbox;
+//!    the gateway waits (bounded) for the engine's outcome. The dedup record in
+//!    `paystate_callbacks_seen` says `applied` only once every command is in the log.
+//! 5. The provider gets its success answer (`{"status":"ok"}`, HTTP 200, ...) only when the
+//!    report is in the log, is a duplicate of one that is, or is quarantined for a person
+//!    ([`held`]: permanent engine refusals, reports too large for a command and no known
+//!    order); otherwise 503 so it resends. Providers that never resend (the exchanger's
+//!    IPN) get their answer once the callback is held, and paystate re-drives it.
+//!
+//! Map: [`keys`] (dedup keys, bucket keys), [`route`], [`deliver`], [`held`].
 
 use crate::ApiError;
 use async_nats::jetstream::{self, kv, stream};
@@ -24,18 +33,23 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use base64::Engine as _;
-use paystate_adapters::callback::{Ack, InboundCallback, ParsedCallback};
+use paystate_adapters::callback::{delivery, Ack, Delivery, InboundCallback};
 use paystate_adapters::Adapters;
-use paystate_events::subjects::EVENTS_STREAM;
-use paystate_events::{
-    Command, CommandEnvelope, CommandId, OrderId, OrderState, Provider, ProviderSignal, Timestamp,
-};
+use paystate_events::{OrderId, Provider, Timestamp};
 use paystate_journal::Journal;
 use paystate_service::refs::ProviderRefs;
 use paystate_service::Client;
-use sha2::{Digest, Sha256};
+use route::{Applied, NotApplied};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
+use std::time::Duration;
+
+mod deliver;
+pub mod held;
+mod keys;
+mod route;
+
+pub use held::{HeldCallback, HeldState, HELD_BUCKET};
 
 /// Largest callback body accepted; larger ones get 413 before anything is stored (defined
 /// with the gateway's other bounds in [`crate::limits`]).
@@ -44,7 +58,8 @@ pub use crate::limits::CALLBACK_BODY_BYTES_MAX;
 pub const CALLBACKS_STREAM: &str = "PAYSTATE_CALLBACKS";
 /// Subject prefix: `paystate.callbacks.<provider>.raw` and `.verdict`.
 pub const CALLBACKS_PREFIX: &str = "paystate.callbacks";
-/// Bucket of callback dedup keys already turned into commands.
+/// Bucket of callback dedup records: `pending` (first receipt pinned), `applied` (in the
+/// log) or `quarantined`.
 pub const SEEN_BUCKET: &str = "paystate_callbacks_seen";
 /// Header values never stored (credentials): only the scheme survives (see [`redact`]).
 const REDACTED_HEADERS: [&str; 7] = [
@@ -66,6 +81,38 @@ pub struct CallbackStats {
     pub rejected: AtomicU64,
     pub duplicates: AtomicU64,
     pub applied: AtomicU64,
+    /// Kept for paystate's re-drive (providers that never resend).
+    pub held: AtomicU64,
+    /// Set aside for a person.
+    pub quarantined: AtomicU64,
+}
+
+/// The gateway's waits for callbacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallbackTimings {
+    /// How long one signal command's outcome is awaited before the provider gets 503 (the
+    /// command stays queued; a resend or a re-drive gets its outcome). Under Plural's 5 s.
+    pub outcome_wait: Duration,
+    /// How often held callbacks are looked at.
+    pub redrive_every: Duration,
+    /// Wait before the first re-drive; doubled for each next one, up to `redrive_backoff_max`.
+    pub redrive_backoff_first: Duration,
+    pub redrive_backoff_max: Duration,
+    /// Re-drives of one held callback before it is quarantined for a person.
+    pub redrive_attempts_max: u32,
+}
+
+impl Default for CallbackTimings {
+    /// 4 s per outcome; re-drives from 2 s, doubling to 10 min, 30 of them (about 4 hours).
+    fn default() -> CallbackTimings {
+        CallbackTimings {
+            outcome_wait: Duration::from_secs(4),
+            redrive_every: Duration::from_secs(1),
+            redrive_backoff_first: Duration::from_secs(2),
+            redrive_backoff_max: Duration::from_secs(600),
+            redrive_attempts_max: 30,
+        }
+    }
 }
 
 /// What the callback handler needs. Cheap to clone.
@@ -74,10 +121,13 @@ pub struct Callbacks {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     adapters: Arc<Adapters>,
     js: jetstream::Context,
     seen: kv::Store,
+    /// Callbacks waiting for a re-drive or a person ([`held`]).
+    held: kv::Store,
+    timings: CallbackTimings,
     refs: ProviderRefs,
     client: Client,
     stats: Arc<CallbackStats>,
@@ -89,11 +139,22 @@ struct Inner {
 }
 
 impl Callbacks {
-    /// Ensures the callback stream and buckets exist.
+    /// Ensures the callback stream and buckets exist, with the default timings.
     pub async fn open(
         nats: async_nats::Client,
         adapters: Arc<Adapters>,
         replicas: usize,
+    ) -> Result<Callbacks, String> {
+        Callbacks::open_with(nats, adapters, replicas, CallbackTimings::default()).await
+    }
+
+    /// [`Callbacks::open`] with `timings`; starts the re-drive of held callbacks, which stops
+    /// once every clone of the returned value is dropped.
+    pub async fn open_with(
+        nats: async_nats::Client,
+        adapters: Arc<Adapters>,
+        replicas: usize,
+        timings: CallbackTimings,
     ) -> Result<Callbacks, String> {
         let js = jetstream::new(nats.clone());
         js.create_or_update_stream(stream::Config {
@@ -118,21 +179,27 @@ impl Callbacks {
                 .await
                 .map_err(|e| e.to_string())?,
         };
+        let held = held::open(&js, replicas).await?;
         let refs = ProviderRefs::open(&js, replicas).await?;
         let attachments = paystate_service::attachments::open(&js, replicas).await?;
         let stats = Arc::new(CallbackStats::default());
-        Ok(Callbacks {
-            inner: Arc::new(Inner {
-                adapters,
-                js,
-                seen,
-                refs,
-                client: Client::new(nats),
-                stats,
-                attachments,
-                journal: tokio::sync::OnceCell::new(),
-            }),
-        })
+        let inner = Arc::new(Inner {
+            adapters,
+            js,
+            seen,
+            held,
+            timings,
+            refs,
+            client: Client::new(nats),
+            stats,
+            attachments,
+            journal: tokio::sync::OnceCell::new(),
+        });
+        tokio::spawn(held::redrive_loop(
+            Arc::downgrade(&inner),
+            timings.redrive_every,
+        ));
+        Ok(Callbacks { inner })
     }
 
     pub fn stats(&self) -> Arc<CallbackStats> {
@@ -153,6 +220,9 @@ pub fn routes(callbacks: Callbacks) -> Router {
         .with_state(callbacks)
 }
 
+// The span every log line about this callback carries; the engine's span of each command it
+// submits carries the same order id (and the command id logged on submission).
+#[tracing::instrument(name = "callback", skip_all, fields(provider = %provider, raw_seq = tracing::field::Empty, order_id = tracing::field::Empty))]
 async fn receive(
     State(cb): State<Callbacks>,
     Path(provider): Path<String>,
@@ -188,32 +258,27 @@ async fn receive(
         query: &query,
         body: &body,
     };
-    let parsed = match inner
-        .adapters
-        .verify_and_parse_callback(provider, &inbound, received_at)
-    {
-        Ok(p) => p,
-        Err(e) => {
-            inner.stats.rejected.fetch_add(1, Relaxed);
-            tracing::warn!(%provider, raw_seq, error = %e, "callback rejected; recorded, not applied");
-            inner
-                .verdict(provider, raw_seq, "rejected", &e.to_string(), None)
-                .await;
-            return ack(&e.ack());
-        }
-    };
     match inner
-        .apply(provider, raw_seq, &parsed, received_at, &body)
+        .process(provider, raw_seq, &inbound, received_at)
         .await
     {
-        Ok(()) => ack(&parsed.ack),
-        Err(NotApplied::Later(status, reason)) => {
-            inner
-                .verdict(provider, raw_seq, "not_applied", &reason, None)
-                .await;
+        Handled::Done(_, answer) | Handled::Invalid(answer, _) => ack(&answer),
+        Handled::NotApplied(NotApplied::Later(status, reason), answer) => {
+            if delivery(provider) == Delivery::Once {
+                // Nobody will resend it: paystate keeps it and re-drives it itself.
+                match inner
+                    .hold(provider, raw_seq, &inbound, received_at, &reason)
+                    .await
+                {
+                    Ok(()) => return ack(&answer),
+                    Err(e) => {
+                        tracing::warn!(%provider, raw_seq, error = %e, "could not hold a callback that will not be resent")
+                    }
+                }
+            }
             (status, reason).into_response()
         }
-        Err(NotApplied::Refused { detail, answer }) => {
+        Handled::NotApplied(NotApplied::Refused { detail, answer }, _) => {
             inner.stats.rejected.fetch_add(1, Relaxed);
             tracing::warn!(%provider, raw_seq, %detail, "callback refused; recorded, not applied");
             inner
@@ -224,33 +289,54 @@ async fn receive(
     }
 }
 
-/// Why a verified callback was not applied.
-enum NotApplied {
-    /// Not now (order not known yet, broker or provider unavailable): the provider retries.
-    Later(StatusCode, String),
-    /// Never: what routed it contradicts what the provider signed. Recorded as a `rejected`
-    /// verdict with `detail`; the sender gets only `answer` (no order ids or references).
-    Refused {
-        detail: String,
-        answer: &'static str,
-    },
+/// What became of a stored callback.
+pub(crate) enum Handled {
+    /// In the log, a duplicate, or quarantined: the provider's success answer.
+    Done(Applied, Ack),
+    /// Bad signature or body: the adapter's answer (a `rejected` verdict is written), and why.
+    Invalid(Ack, String),
+    /// Verified, not applied (yet); the success answer it would get.
+    NotApplied(NotApplied, Ack),
 }
 
-impl From<(StatusCode, String)> for NotApplied {
-    fn from((status, reason): (StatusCode, String)) -> NotApplied {
-        NotApplied::Later(status, reason)
+impl Inner {
+    /// Verifies, translates and applies a stored callback (a request, or a re-drive).
+    pub(crate) async fn process(
+        &self,
+        provider: Provider,
+        raw_seq: u64,
+        inbound: &InboundCallback<'_>,
+        received_at: Timestamp,
+    ) -> Handled {
+        let parsed = match self
+            .adapters
+            .verify_and_parse_callback(provider, inbound, received_at)
+        {
+            Ok(p) => p,
+            Err(e) => {
+                self.stats.rejected.fetch_add(1, Relaxed);
+                tracing::warn!(%provider, raw_seq, error = %e, "callback rejected; recorded, not applied");
+                let detail = e.to_string();
+                self.verdict(provider, raw_seq, "rejected", &detail, None)
+                    .await;
+                return Handled::Invalid(e.ack(), detail);
+            }
+        };
+        match self
+            .apply(provider, raw_seq, &parsed, received_at, inbound.body)
+            .await
+        {
+            Ok(applied) => Handled::Done(applied, parsed.ack),
+            Err(n) => {
+                if let NotApplied::Later(_, reason) = &n {
+                    self.verdict(provider, raw_seq, "not_applied", reason, None)
+                        .await;
+                }
+                Handled::NotApplied(n, parsed.ack)
+            }
+        }
     }
 }
-
-/// Where a callback goes, and whether its signed reference may be indexed for it.
-struct Route {
-    order: OrderId,
-    /// The signed reference is not in the refs index yet and was checked against this order.
-    index_ref: bool,
-}
-
-/// The answer to a callback whose routing hint contradicts its signed reference.
-const REFUSED_ANSWER: &str = "not applied: the order named does not match the signed reference";
 
 impl Inner {
     async fn store_raw(
@@ -285,6 +371,13 @@ impl Inner {
         detail: &str,
         order: Option<&OrderId>,
     ) {
+        // `verdict` is one of a few literal words here: a bounded label.
+        metrics::counter!(paystate_events::metric_names::CALLBACKS_TOTAL, "provider" => provider.as_str(), "verdict" => verdict.to_string()).increment(1);
+        tracing::Span::current().record("raw_seq", raw_seq);
+        if let Some(o) = order {
+            tracing::Span::current().record("order_id", o.as_str());
+        }
+        tracing::info!(verdict, "callback verdict");
         let record = serde_json::json!({"raw_seq": raw_seq, "verdict": verdict, "detail": detail, "order_id": order});
         let bytes = serde_json::to_vec(&record).unwrap_or_default();
         let subject = format!("{CALLBACKS_PREFIX}.{provider}.verdict");
@@ -297,329 +390,6 @@ impl Inner {
             Err(e) => tracing::warn!(raw_seq, error = %e, "verdict not stored"),
         }
     }
-
-    /// Routes the signals to their order and publishes them, once per dedup key. A callback
-    /// whose body is not signed (`confirm_by_status`) is confirmed by a status query first.
-    async fn apply(
-        &self,
-        provider: Provider,
-        raw_seq: u64,
-        parsed: &ParsedCallback,
-        at: Timestamp,
-        body: &[u8],
-    ) -> Result<(), NotApplied> {
-        if parsed.confirm_by_status {
-            return self.confirm_and_apply(provider, raw_seq, parsed, at).await;
-        }
-        if parsed.signals.is_empty() {
-            self.verdict(
-                provider,
-                raw_seq,
-                "no_signal",
-                "the report carries no state",
-                None,
-            )
-            .await;
-            return Ok(());
-        }
-        // A provider's report id is unique only per order at best (and a provider's test
-        // environment may reuse it), so the dedup key is scoped to the order.
-        let route = self.route(provider, parsed).await?;
-        let order = route.order;
-        let dedup = dedup_hash(provider, &order, parsed.dedup_key.as_deref(), body);
-        let signals = Outgoing {
-            provider_ref: parsed.hint.provider_ref.clone(),
-            evidence_ref: format!("callbacks:{raw_seq}"),
-            observed_at: parsed.observed_at.unwrap_or(at),
-            kinds: &parsed.signals,
-        };
-        let n = self
-            .publish_once(provider, raw_seq, &order, &dedup, &signals, at)
-            .await?;
-        if let (true, Some(r)) = (route.index_ref, &parsed.hint.provider_ref) {
-            let _ = self.refs.remember(provider, r, &order).await;
-        }
-        if let Some(n) = n {
-            self.verdict(
-                provider,
-                raw_seq,
-                "applied",
-                &format!("{n} signal(s)"),
-                Some(&order),
-            )
-            .await;
-        }
-        Ok(())
-    }
-
-    /// Publishes `signals` once per `dedup` (the seen bucket, then the engine's command ids).
-    /// `None` when it was a duplicate (its verdict is written here).
-    async fn publish_once(
-        &self,
-        provider: Provider,
-        raw_seq: u64,
-        order: &OrderId,
-        dedup: &str,
-        signals: &Outgoing<'_>,
-        at: Timestamp,
-    ) -> Result<Option<usize>, NotApplied> {
-        let seen_key = format!("{provider}.{dedup}");
-        if let Ok(Some(_)) = self.seen.get(&seen_key).await {
-            self.stats.duplicates.fetch_add(1, Relaxed);
-            self.verdict(provider, raw_seq, "duplicate", "already applied", None)
-                .await;
-            return Ok(None);
-        }
-        let commands = commands(order, provider, signals, dedup, at);
-        for c in &commands {
-            self.client.publish(c).await.map_err(|e| {
-                NotApplied::Later(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!("could not submit: {e}"),
-                )
-            })?;
-        }
-        if let Err(e) = self
-            .seen
-            .put(&seen_key, raw_seq.to_string().into_bytes().into())
-            .await
-        {
-            tracing::warn!(raw_seq, error = %e, "dedup key not stored; a resend would be re-submitted (and applied once by the engine)");
-        }
-        self.stats.applied.fetch_add(1, Relaxed);
-        Ok(Some(commands.len()))
-    }
-
-    /// A callback whose body nobody signed (Plexy): it names an order (a routing hint only),
-    /// and the provider's own answer to a status query for that order, asked of the
-    /// configured host, is what is applied. The dedup key is what the answer says, so an
-    /// altered body cannot use up the key of the genuine report that follows it: both
-    /// trigger the same query, and the same answer is applied once.
-    async fn confirm_and_apply(
-        &self,
-        provider: Provider,
-        raw_seq: u64,
-        parsed: &ParsedCallback,
-        at: Timestamp,
-    ) -> Result<(), NotApplied> {
-        let unknown = || {
-            NotApplied::Later(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "order not known (yet); retry later".to_string(),
-            )
-        };
-        let order = match (&parsed.hint.order_id, &parsed.hint.unsigned_order_id) {
-            (Some(o), _) | (None, Some(o)) => o.clone(),
-            (None, None) => self.route(provider, parsed).await?.order,
-        };
-        let state = self.load(&order).await?.ok_or_else(unknown)?;
-        if state.provider != provider {
-            return Err(NotApplied::Refused {
-                detail: format!(
-                    "names order {order}, which is not a {provider} order; nothing applied"
-                ),
-                answer: REFUSED_ANSWER,
-            });
-        }
-        let reported = self.adapters.status(&state).await.map_err(|e| {
-            tracing::warn!(%provider, %order, raw_seq, error = %e, "could not confirm a callback by a status query");
-            NotApplied::Later(
-                StatusCode::SERVICE_UNAVAILABLE,
-                // The detail stays in the log: the answer goes to whoever sent the webhook.
-                "not confirmed: the status query to the provider failed; retry later".to_string(),
-            )
-        })?;
-        let claimed: Vec<&str> = parsed.signals.iter().map(|k| k.name()).collect();
-        let confirmed: Vec<&str> = reported.signals.iter().map(|k| k.name()).collect();
-        if reported.signals.is_empty() {
-            self.verdict(
-                provider,
-                raw_seq,
-                "no_signal",
-                "the status query reports no state",
-                Some(&order),
-            )
-            .await;
-            return Ok(());
-        }
-        // The answer is the report: the same answer is the same report, whichever webhook
-        // asked for it.
-        let answer = serde_json::json!({
-            "provider_ref": reported.provider_ref,
-            "signals": reported.signals,
-        });
-        let answer_bytes = serde_json::to_vec(&answer).unwrap_or_default();
-        let dedup = dedup_hash(provider, &order, None, &answer_bytes);
-        let signals = Outgoing {
-            provider_ref: reported.provider_ref.clone(),
-            evidence_ref: format!("callbacks:{raw_seq}+call:{}", reported.call_ref),
-            observed_at: at,
-            kinds: &reported.signals,
-        };
-        let detail = format!(
-            "webhook claimed [{}]; the status query reports [{}]",
-            claimed.join(", "),
-            confirmed.join(", ")
-        );
-        if let Some(n) = self
-            .publish_once(provider, raw_seq, &order, &dedup, &signals, at)
-            .await?
-        {
-            self.verdict(
-                provider,
-                raw_seq,
-                "applied",
-                &format!("confirmed by status query: {n} signal(s); {detail}"),
-                Some(&order),
-            )
-            .await;
-        }
-        Ok(())
-    }
-
-    /// The order a callback is about. What the provider signed decides: our order id if it
-    /// signs one, else its reference through the refs index. An unsigned routing hint (our
-    /// `?order_id=` marker) is only cross-checked: when the signed reference belongs to
-    /// another order, or the named order knows another reference, nothing is applied.
-    async fn route(
-        &self,
-        provider: Provider,
-        parsed: &ParsedCallback,
-    ) -> Result<Route, NotApplied> {
-        let unknown = || {
-            NotApplied::Later(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "order not known (yet); retry later".to_string(),
-            )
-        };
-        let hint = &parsed.hint;
-        let indexed = match &hint.provider_ref {
-            Some(r) => self.refs.lookup(provider, r).await.map_err(|e| {
-                NotApplied::Later(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!("refs lookup failed: {e}"),
-                )
-            })?,
-            None => None,
-        };
-        let refused = |detail: String| NotApplied::Refused {
-            detail,
-            answer: REFUSED_ANSWER,
-        };
-        if let Some(o) = &hint.order_id {
-            // Both signed: if they disagree, the engine records the contradiction.
-            return Ok(Route {
-                order: o.clone(),
-                index_ref: indexed.is_none(),
-            });
-        }
-        let reference = hint.provider_ref.as_deref();
-        match (indexed, &hint.unsigned_order_id, reference) {
-            (Some(found), Some(named), Some(r)) if found != *named => Err(refused(format!(
-                "routing hint names order {named}, but the signed reference {r:?} belongs to order {found}; nothing applied"
-            ))),
-            (Some(found), _, _) => Ok(Route {
-                order: found,
-                index_ref: false,
-            }),
-            (None, Some(named), Some(r)) => {
-                let state = self.load(named).await?.ok_or_else(unknown)?;
-                match state.provider_ref.as_deref() {
-                    _ if state.provider != provider => Err(refused(format!(
-                        "routing hint names order {named}, which is not a {provider} order; nothing applied"
-                    ))),
-                    Some(known) if known == r => Ok(Route {
-                        order: named.clone(),
-                        index_ref: true,
-                    }),
-                    Some(known) => Err(refused(format!(
-                        "routing hint names order {named}, whose reference is {known:?}, not the signed {r:?}; nothing applied"
-                    ))),
-                    // Nothing to check the hint against yet (the start is not recorded).
-                    None => Err(unknown()),
-                }
-            }
-            (None, Some(named), None) => Err(refused(format!(
-                "routing hint names order {named}, but nothing signed names an order or a reference; nothing applied"
-            ))),
-            (None, None, _) => Err(unknown()),
-        }
-    }
-
-    /// The order's state from the log (`None` if it does not exist).
-    async fn load(&self, order: &OrderId) -> Result<Option<OrderState>, NotApplied> {
-        let unavailable = |e: String| {
-            NotApplied::Later(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("log unavailable: {e}"),
-            )
-        };
-        let journal = self
-            .journal
-            .get_or_try_init(|| async {
-                Journal::existing(self.js.clone(), EVENTS_STREAM)
-                    .await
-                    .map_err(|e| e.to_string())
-            })
-            .await
-            .map_err(|e| unavailable(e.clone()))?;
-        journal
-            .load(order)
-            .await
-            .map(|l| l.state)
-            .map_err(|e| unavailable(e.to_string()))
-    }
-}
-
-/// The signals of one report, with what every one of them carries.
-struct Outgoing<'a> {
-    provider_ref: Option<String>,
-    evidence_ref: String,
-    observed_at: Timestamp,
-    kinds: &'a [paystate_events::SignalKind],
-}
-
-/// One `provider_signal` command per signal; ids are derived from the dedup key, so a resend
-/// that slips past the seen-bucket gets the same ids and is applied once by the engine.
-fn commands(
-    order: &OrderId,
-    provider: Provider,
-    signals: &Outgoing<'_>,
-    dedup: &str,
-    at: Timestamp,
-) -> Vec<CommandEnvelope> {
-    signals
-        .kinds
-        .iter()
-        .enumerate()
-        .filter_map(|(i, kind)| {
-            let command_id = CommandId::parse(format!("cb.{provider}.{dedup}.{i}")).ok()?;
-            let signal = ProviderSignal {
-                provider,
-                provider_ref: signals.provider_ref.clone(),
-                evidence_ref: signals.evidence_ref.clone(),
-                observed_at: signals.observed_at,
-                kind: kind.clone(),
-            };
-            Some(CommandEnvelope {
-                command_id,
-                order_id: order.clone(),
-                issued_at: at,
-                command: Command::ProviderSignal { signal },
-            })
-        })
-        .collect()
-}
-
-fn dedup_hash(provider: Provider, order: &OrderId, key: Option<&str>, body: &[u8]) -> String {
-    let mut h = Sha256::new();
-    h.update(provider.as_str().as_bytes());
-    h.update(order.as_str().as_bytes());
-    match key {
-        Some(k) => h.update(k.as_bytes()),
-        None => h.update(body),
-    }
-    hex::encode(h.finalize())[..24].to_string()
 }
 
 fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
@@ -636,7 +406,7 @@ fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
 /// A credential header's stored form: the scheme (when the value starts with one) and
 /// `[redacted]`, nothing derived from the credential (an unkeyed digest would let a guessed
 /// token be confirmed offline against the stored callbacks). Other headers are kept.
-fn redact(name: &str, value: &str) -> String {
+pub(crate) fn redact(name: &str, value: &str) -> String {
     if !REDACTED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
         return value.to_string();
     }
