@@ -9,8 +9,9 @@ use paystate_events::{
 };
 
 /// Bound on commits per order: an order with this many commits takes no more commands.
-/// Real orders have a handful; the bound keeps state (applied command ids) small.
-pub const COMMITS_PER_ORDER_MAX: u64 = 10_000;
+/// Real orders have a handful; the bound keeps state (applied command ids) small. Defined
+/// with the other limits in `paystate_events::limits`.
+pub use paystate_events::limits::COMMITS_PER_ORDER_MAX;
 
 /// What a command means for an order.
 #[derive(Debug, Clone, PartialEq, Eq)]

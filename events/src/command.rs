@@ -10,10 +10,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
-/// Most metadata entries a create command may carry.
-pub const METADATA_ENTRIES_MAX: usize = 32;
-/// Longest merchant reference, metadata key or value accepted.
-pub const TEXT_LEN_MAX: usize = 256;
+/// Most metadata entries of a create command, longest text field (defined in [`crate::limits`]).
+pub use crate::limits::{METADATA_ENTRIES_MAX, TEXT_LEN_MAX};
 
 /// A command with its id, target order and time. The id is the idempotency key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -34,6 +32,13 @@ impl CommandEnvelope {
     /// key (same id, another request). A client that retries with a fresh timestamp is still
     /// retrying the same request.
     pub fn fingerprint(&self) -> String {
+        hex::encode(Sha256::digest(self.fingerprint_input()))
+    }
+
+    /// The bytes the fingerprint hashes: compact JSON of `command_id`, `order_id`, then the
+    /// command's `type` and fields in declaration order (absent optional fields omitted, maps
+    /// sorted by key), without `issued_at`. Shown in docs/protocol.md.
+    pub fn fingerprint_input(&self) -> Vec<u8> {
         #[derive(Serialize)]
         struct Canonical<'a> {
             command_id: &'a CommandId,
@@ -47,8 +52,7 @@ impl CommandEnvelope {
             command: &self.command,
         };
         // Why: serializing our own typed value cannot fail (no maps with non-string keys).
-        let bytes = serde_json::to_vec(&canonical).unwrap_or_default();
-        hex::encode(Sha256::digest(&bytes))
+        serde_json::to_vec(&canonical).unwrap_or_default()
     }
 }
 

@@ -5,10 +5,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// Longest order id accepted (it is a NATS subject token and a KV key).
-pub const ORDER_ID_LEN_MAX: usize = 64;
-/// Longest command id accepted (it is a `Nats-Msg-Id` and a KV key).
-pub const COMMAND_ID_LEN_MAX: usize = 128;
+/// Longest order id and command id accepted (defined in [`crate::limits`]).
+pub use crate::limits::{COMMAND_ID_LEN_MAX, ORDER_ID_LEN_MAX};
 
 /// Why an identifier was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

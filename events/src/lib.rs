@@ -3,6 +3,7 @@
 //! - [`capabilities`]: what each provider supports ([`capabilities::CAPABILITIES`]), shared
 //!   by the engine's rules and the adapters.
 //! - [`ids`]: order, command and refund identifiers, parsed at the edge (subject-safe).
+//! - [`limits`]: every size bound, tied together by compile-time assertions.
 //! - [`money`]: integer minor units with an ISO 4217 currency; exact decimal conversion.
 //! - [`command`]: what client services and adapters ask of an order ([`CommandEnvelope`]).
 //! - [`signal`]: what a payment provider told us ([`ProviderSignal`]).
@@ -22,6 +23,7 @@ pub mod command;
 pub mod commit;
 pub mod event;
 pub mod ids;
+pub mod limits;
 pub mod money;
 pub mod outcome;
 pub mod provider;

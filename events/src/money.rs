@@ -7,9 +7,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// The largest amount accepted in minor units (10^15): sums of amounts within one order can
-/// never overflow `u64`, and every amount is exact in a JSON double (< 2^53).
-pub const AMOUNT_MINOR_MAX: u64 = 1_000_000_000_000_000;
+/// The largest amount accepted in minor units (10^15), defined in [`crate::limits`].
+pub use crate::limits::AMOUNT_MINOR_MAX;
 
 /// Why a money value was refused. Messages start with the stable rejection code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

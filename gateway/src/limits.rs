@@ -21,8 +21,9 @@ pub use paystate_service::attachments::ATTACHMENT_BYTES_MAX;
 pub use paystate_service::config::COMMAND_BYTES_MAX;
 use std::time::Duration;
 
-/// Largest callback body; larger ones get 413 before anything is stored.
-pub const CALLBACK_BODY_BYTES_MAX: usize = COMMAND_BYTES_MAX;
+/// Largest callback body; larger ones get 413 before anything is stored (defined in
+/// `paystate_events::limits`).
+pub use paystate_events::limits::CALLBACK_BODY_BYTES_MAX;
 /// Largest body on a query route (they read none).
 pub const QUERY_BODY_BYTES_MAX: usize = 1024;
 /// Room for multipart boundaries and part headers on top of an attachment.

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 /// Largest message the streams accept (the server's `max_payload`); the engine's own,
 /// smaller limit on commands gives callers a typed rejection instead.
-pub const STREAM_MSG_BYTES_MAX: i32 = 1024 * 1024;
+/// Defined in `paystate_events::limits` (this is its `i32` form for the stream config).
+pub const STREAM_MSG_BYTES_MAX: i32 = paystate_events::limits::STREAM_MSG_BYTES_MAX as i32;
 
 /// How the log and command streams are stored and replicated.
 #[derive(Debug, Clone)]

@@ -9,8 +9,8 @@ use tokio::io::AsyncReadExt;
 
 /// Object store bucket of attachments.
 pub const ATTACHMENTS_BUCKET: &str = "paystate_attachments";
-/// Largest attachment accepted.
-pub const ATTACHMENT_BYTES_MAX: usize = 10 * 1024 * 1024;
+/// Largest attachment accepted (defined in `paystate_events::limits`).
+pub use paystate_events::limits::ATTACHMENT_BYTES_MAX;
 
 /// Opens (or creates) the bucket.
 pub async fn open(

@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
-/// Largest command accepted, in bytes; larger ones are rejected as `command_too_large`.
-pub const COMMAND_BYTES_MAX: usize = 64 * 1024;
+/// Largest command accepted, in bytes; larger ones are rejected as `command_too_large`
+/// (defined with the other limits in `paystate_events::limits`).
+pub use paystate_events::limits::COMMAND_BYTES_MAX;
 
 /// Default for [`EngineConfig::ack_pending_max`]: unacknowledged commands across instances.
 pub const ACK_PENDING_MAX_DEFAULT: i64 = 20_000;
