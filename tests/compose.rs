@@ -33,6 +33,21 @@ fn is_paystate(svc: &Value) -> bool {
     svc.get("build").is_some()
 }
 
+fn is_nats(svc: &Value) -> bool {
+    svc.get("image")
+        .and_then(Value::as_str)
+        .is_some_and(|i| i.starts_with("nats:"))
+}
+
+/// The port a monitoring service (Prometheus, Grafana) listens on.
+fn monitoring_port(name: &str) -> Option<u16> {
+    match name {
+        "prometheus" => Some(9090),
+        "grafana" => Some(3000),
+        _ => None,
+    }
+}
+
 /// The port a command listens on (`--http` / `--listen` host:port), if it names one.
 fn listen_port(cmd: &[String]) -> Option<u16> {
     let at = cmd.iter().position(|a| a == "--http" || a == "--listen")?;
@@ -133,7 +148,7 @@ fn every_service_is_complete_and_its_command_is_real() {
                 "{name}: health check runs paystate"
             );
             dry_run(name, svc, &health[2..]);
-        } else {
+        } else if is_nats(svc) {
             nats_service(name, &command, &names);
         }
         for port in strings(svc.get("ports").unwrap_or(&Value::Null)) {
@@ -144,8 +159,10 @@ fn every_service_is_complete_and_its_command_is_real() {
                 .expect("port mapping");
             let listens = if is_paystate(svc) {
                 listen_port(&command)
-            } else {
+            } else if is_nats(svc) {
                 Some(4222)
+            } else {
+                monitoring_port(name)
             };
             assert_eq!(
                 listens,
@@ -294,6 +311,9 @@ fn nats_runs_the_shipped_users_and_each_service_connects_as_its_role() {
     for (name, svc) in services {
         let name = name.as_str().expect("service name");
         let env = &svc["environment"];
+        if !is_paystate(svc) && !is_nats(svc) {
+            continue; // Prometheus, Grafana: no NATS.
+        }
         if !is_paystate(svc) {
             let command = strings(&svc["command"]);
             let conf = flag_value(&command, "--config").expect("nats-server --config");
@@ -343,4 +363,74 @@ fn nats_runs_the_shipped_users_and_each_service_connects_as_its_role() {
             "{name}: the health check names the roles whose permissions it checks"
         );
     }
+}
+
+/// Every `paystate run` service serves its operations listener on the port Prometheus
+/// scrapes, is a scrape target, and is health-checked through `/readyz`; the Grafana
+/// dashboard reads only metrics paystate exports.
+#[test]
+fn prometheus_scrapes_every_paystate_process_and_the_dashboard_reads_real_metrics() {
+    let v = compose();
+    let text = std::fs::read_to_string(root().join("deploy/prometheus/prometheus.yml"))
+        .expect("deploy/prometheus/prometheus.yml exists");
+    let prom: Value = serde_norway::from_str(&text).expect("valid YAML");
+    let mut targets = BTreeSet::new();
+    for job in prom["scrape_configs"]
+        .as_sequence()
+        .expect("scrape_configs")
+    {
+        for group in job["static_configs"].as_sequence().expect("static_configs") {
+            targets.extend(strings(&group["targets"]));
+        }
+    }
+    let mut runs = 0;
+    for (name, svc) in v["services"].as_mapping().expect("services") {
+        let name = name.as_str().expect("service names are strings");
+        let command = strings(svc.get("command").unwrap_or(&Value::Null));
+        if !is_paystate(svc) || command.first().map(String::as_str) != Some("run") {
+            continue;
+        }
+        runs += 1;
+        let listen = svc["environment"]["PAYSTATE_METRICS_LISTEN"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: PAYSTATE_METRICS_LISTEN not set"));
+        let port = listen.rsplit(':').next().unwrap_or_default();
+        assert!(
+            targets.contains(&format!("{name}:{port}")),
+            "{name}: not scraped on {port} (targets {targets:?})"
+        );
+        let health = strings(&svc["healthcheck"]["test"]);
+        assert_eq!(
+            flag_value(&health, "--ready-url"),
+            Some(format!("http://127.0.0.1:{port}/readyz").as_str()),
+            "{name}: the health check asks /readyz"
+        );
+    }
+    assert!(runs >= 5, "{runs} paystate run services");
+    let dashboard = std::fs::read_to_string(root().join("deploy/grafana/paystate.json"))
+        .expect("deploy/grafana/paystate.json exists");
+    let _: serde_json::Value = serde_json::from_str(&dashboard).expect("dashboard is JSON");
+    let known: BTreeSet<&str> = paystate_events::metric_names::CATALOG
+        .iter()
+        .map(|m| m.name)
+        .collect();
+    let mut used = BTreeSet::new();
+    for (i, _) in dashboard.match_indices("paystate_") {
+        let name: String = dashboard[i..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        let base = ["_bucket", "_count", "_sum"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .unwrap_or(&name)
+            .to_string();
+        assert!(
+            known.contains(base.as_str()),
+            "the dashboard reads {name}, which paystate does not export"
+        );
+        used.insert(base);
+    }
+    let unused: Vec<_> = known.iter().filter(|k| !used.contains(**k)).collect();
+    assert!(unused.is_empty(), "the dashboard shows none of {unused:?}");
 }

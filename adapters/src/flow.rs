@@ -33,7 +33,50 @@ pub struct Ctx<'a> {
 /// not sent or 429 → `Retryable`; unknown, or 5xx on a write that is not replay-safe →
 /// `OutcomeUnknown`; 5xx on a replay-safe request (retries used up) → `Retryable`;
 /// 401/403 → `Unauthorized`; unbuildable request → `Config`-like `InvalidInput`.
+/// Every call is timed and its errors counted (`paystate_provider_request_duration_seconds`,
+/// `paystate_provider_errors_total`, by provider and operation).
 pub async fn send(ctx: Ctx<'_>, op: Op, req: &HttpRequest) -> Result<HttpResponse, AdapterError> {
+    let started = std::time::Instant::now();
+    let result = send_classified(ctx, op, req).await;
+    observe(ctx.provider, op, started, &result);
+    result
+}
+
+fn observe(
+    provider: Provider,
+    op: Op,
+    started: std::time::Instant,
+    result: &Result<HttpResponse, AdapterError>,
+) {
+    use paystate_events::metric_names as m;
+    let (p, o) = (provider.as_str(), op.as_str());
+    metrics::histogram!(m::PROVIDER_REQUEST_DURATION_SECONDS, "provider" => p, "operation" => o)
+        .record(started.elapsed().as_secs_f64());
+    if let Err(e) = result {
+        metrics::counter!(m::PROVIDER_ERRORS_TOTAL, "provider" => p, "operation" => o, "kind" => error_kind(e))
+            .increment(1);
+    }
+}
+
+/// The `kind` label of a provider error: the variant, as a fixed word.
+fn error_kind(e: &AdapterError) -> &'static str {
+    match e {
+        AdapterError::Retryable { .. } => "retryable",
+        AdapterError::OutcomeUnknown { .. } => "outcome_unknown",
+        AdapterError::Rejected { .. } => "rejected",
+        AdapterError::NotFound { .. } => "not_found",
+        AdapterError::Unauthorized { .. } => "unauthorized",
+        AdapterError::Config(_) => "config",
+        AdapterError::Unsupported { .. } => "unsupported",
+        AdapterError::InvalidInput { .. } => "invalid_input",
+    }
+}
+
+async fn send_classified(
+    ctx: Ctx<'_>,
+    op: Op,
+    req: &HttpRequest,
+) -> Result<HttpResponse, AdapterError> {
     let provider = ctx.provider;
     let outcome = ctx.executor.execute(req, ctx.timeout).await;
     match outcome {

@@ -5,9 +5,12 @@
 //!   callbacks) over one NATS connection, each optional; and [`stack::with_sandbox`], the same
 //!   wired to a local sandbox of all five providers (what `paystate dev` and the provider
 //!   tests run).
+//! - [`ops`]: each process's operations listener (`/metrics`, `/healthz`, `/readyz`) and
+//!   the projection sampler behind the lag and orders-by-state gauges.
 //! - [`demo`]: one sample order through each of the five providers against a sandbox,
 //!   playing the customer through the sandbox's control API (for `paystate dev`).
 
 pub mod demo;
+pub mod ops;
 pub mod permissions;
 pub mod stack;

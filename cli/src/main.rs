@@ -42,6 +42,8 @@ enum Command {
     Sandbox(cmd::sandbox::Args),
     /// Health check: NATS reachable, new enough, log present (exit 0 / 1).
     Check(cmd::check::Args),
+    /// Ask a running process's operations listener whether it is ready (`/readyz`; exit 0/1).
+    Health(cmd::health::Args),
     /// Publish a command (JSON from a file or stdin) and print its outcome.
     Send(cmd::send::Args),
     /// Show one order's commits, events and state, read from the log.
@@ -90,6 +92,7 @@ async fn main() -> std::process::ExitCode {
             Command::Run(a) => cmd::run::run(settings, a).await,
             Command::Sandbox(a) => cmd::sandbox::run(a).await,
             Command::Check(a) => cmd::check::run(settings, a).await,
+            Command::Health(a) => cmd::health::run(a).await,
             Command::Send(a) => cmd::send::run(settings, a).await,
             Command::Show(a) => cmd::show::run(settings, a).await,
             Command::Quarantine(a) => cmd::quarantine::run(settings, a).await,
@@ -128,11 +131,21 @@ fn dry_run(
     Ok(std::process::ExitCode::SUCCESS)
 }
 
+/// Logs to stderr, filtered by `PAYSTATE_LOG` (default `warn`); `PAYSTATE_LOG_FORMAT=json`
+/// writes one JSON object per line (with the current span's fields: order id, command id,
+/// provider) for log shippers instead of text.
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PAYSTATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match std::env::var("PAYSTATE_LOG_FORMAT").as_deref() {
+        Ok("json") => fmt
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+        _ => fmt.init(),
+    }
 }

@@ -30,6 +30,10 @@ pub struct Settings {
     pub http: String,
     /// Where the gateway's private listener (queries, attachments; API keys) listens.
     pub http_private: String,
+    /// Where every `run` process serves `/metrics`, `/healthz` and `/readyz` without keys
+    /// (docs/operations.md). Default `127.0.0.1:0`: a free loopback port, printed at start,
+    /// so processes on one machine never collide; empty: not served.
+    pub metrics_listen: String,
     /// Provider configuration (TOML: base URLs, accounts, secrets; see
     /// deploy/providers.sandbox.toml). Needed by the workers, the reconciler and callbacks.
     pub providers_file: Option<PathBuf>,
@@ -76,6 +80,7 @@ impl Default for Settings {
             wait_ms: 10_000,
             http: "127.0.0.1:8080".into(),
             http_private: "127.0.0.1:8081".into(),
+            metrics_listen: "127.0.0.1:0".into(),
             providers_file: None,
             engine: EngineSettings {
                 partitions: e.partitions,
@@ -106,7 +111,7 @@ impl Settings {
             .merge(
                 Env::prefixed("PAYSTATE_")
                     .split("__")
-                    .ignore(&["log", "nats_server", "roles"])
+                    .ignore(&["log", "log_format", "nats_server", "roles"])
                     // nats-server's password variables (deploy/nats/paystate-users.conf).
                     .filter(|k| !is_server_password_var(k.as_str())),
             )

@@ -90,6 +90,15 @@ impl Connections {
         }
     }
 
+    /// Every connection (for readiness checks), shared one first.
+    pub fn clients(&self) -> Vec<async_nats::Client> {
+        self.shared
+            .iter()
+            .chain(self.by_role.values())
+            .cloned()
+            .collect()
+    }
+
     /// The connection of `role`'s parts.
     pub fn get(&self, role: Role) -> anyhow::Result<async_nats::Client> {
         self.by_role

@@ -13,6 +13,7 @@
 //! - [`outcome`]: the answer a caller gets for a command, with stable rejection codes.
 //! - [`subjects`]: NATS subjects, stream and bucket names.
 //! - [`secret`]: [`Secret`], a credential that never prints and never serializes.
+//! - [`metric_names`]: every Prometheus metric name and its labels, defined once.
 //!
 //! This crate does no IO and reads no clock; it is shared by the engine, the journal, the
 //! service, the adapters and any client written in Rust. JSON Schemas of the wire types are
@@ -24,6 +25,7 @@ pub mod commit;
 pub mod event;
 pub mod ids;
 pub mod limits;
+pub mod metric_names;
 pub mod money;
 pub mod outcome;
 pub mod provider;

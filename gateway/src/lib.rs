@@ -5,8 +5,8 @@
 //!   redirects). No key is needed; each provider's signature is checked instead.
 //! - The **private** listener ([`private_router`]) faces operators and merchant back ends:
 //!   [`queries`] (`GET /orders`, `GET /orders/{id}`, `GET /projection`) with a `read` key and
-//!   [`attachments`] (`POST /attachments`) with a `write` key; later the operations
-//!   dashboard and metrics. Every request there needs `Authorization: Bearer <key>`
+//!   [`attachments`] (`POST /attachments`) with a `write` key, and `GET /metrics`
+//!   ([`telemetry`], Prometheus text) with an `admin` key. Every request there needs `Authorization: Bearer <key>`
 //!   ([`auth`]); without one every path, known or not, answers the same 401.
 //!
 //! Both listeners have a request timeout, a concurrency limit and per-route body limits
@@ -22,6 +22,7 @@ pub mod auth;
 pub mod callbacks;
 pub mod limits;
 pub mod queries;
+pub mod telemetry;
 
 use async_nats::jetstream::object_store::ObjectStore;
 use auth::{ApiKeys, Scope};
@@ -72,6 +73,8 @@ pub fn private_router(
             with_body_limit(attachments::routes(store), UPLOAD_BODY_BYTES_MAX),
         ));
     }
+    // Prometheus text format of this process's metrics (telemetry), for an `admin` key.
+    routes = routes.merge(needs(Scope::Admin, telemetry::metrics_routes()));
     let routes = routes
         .fallback(not_found)
         .layer(from_fn_with_state(keys, auth::authenticate));
@@ -92,7 +95,7 @@ fn with_body_limit(routes: Router, bytes: usize) -> Router {
 
 /// A listener's timeout and concurrency limit (one semaphore for the whole listener), and
 /// JSON bodies for the errors those layers answer with.
-fn bounded(router: Router, limits: HttpLimits) -> Router {
+pub(crate) fn bounded(router: Router, limits: HttpLimits) -> Router {
     router
         .layer(GlobalConcurrencyLimitLayer::new(limits.concurrency_max))
         .layer(TimeoutLayer::with_status_code(
@@ -102,7 +105,7 @@ fn bounded(router: Router, limits: HttpLimits) -> Router {
         .layer(map_response(json_errors))
 }
 
-async fn not_found() -> ApiError {
+pub(crate) async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
 }
 

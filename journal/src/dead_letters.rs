@@ -295,7 +295,27 @@ pub async fn send(js: &jetstream::Context, out: &Outgoing<'_>) -> Result<u64, De
         }
     }
     let ack = publish(js, subject, headers, out.payload.clone()).await?;
+    count(out);
     Ok(ack.sequence)
+}
+
+/// `paystate_dead_letters_total{consumer, reason}`: the source's name, and a fixed word for
+/// the reason (its text is free, so it is not a label).
+fn count(out: &Outgoing<'_>) {
+    use paystate_events::metric_names::consumer;
+    let source = match out.source {
+        Source::Engine => consumer::ENGINE,
+        Source::Workers => consumer::WORKERS,
+        Source::Projector => consumer::PROJECTOR,
+        Source::Reconciler => consumer::RECONCILER,
+        Source::Callbacks => consumer::CALLBACKS,
+    };
+    let reason = match out.deliveries {
+        0 => "refused",
+        _ => "deliveries_exhausted",
+    };
+    metrics::counter!(paystate_events::metric_names::DEAD_LETTERS_TOTAL, "consumer" => source, "reason" => reason)
+        .increment(1);
 }
 
 /// [`send`] for a JetStream message in hand: its subject, headers, payload, origin and

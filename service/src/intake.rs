@@ -8,6 +8,7 @@ use crate::parse::parse_command;
 use crate::processor::{Disposition, Processor, Stats};
 use async_nats::jetstream::{self, consumer::pull, AckKind};
 use futures::StreamExt;
+use paystate_events::metric_names::TYPE_UNKNOWN;
 use paystate_events::subjects::{
     check_reply_target, order_token, ReplyTargetError, DEAD_LETTERS_PREFIX, DEAD_REASON_HEADER,
     ENGINE_CONSUMER, REPLY_HEADER,
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 /// Pause before re-opening the message stream after it failed, growing up to the last value.
 const RESUBSCRIBE_BACKOFF_MS: [u64; 4] = [100, 500, 1000, 2000];
@@ -251,7 +253,8 @@ async fn partition(
                 queues.remove(&order);
             }
         }
-        handle(&mut processor, &client, msg).await;
+        let span = crate::telemetry::command_span(order_token(&msg.subject));
+        handle(&mut processor, &client, msg).instrument(span).await;
     }
 }
 
@@ -273,6 +276,7 @@ fn enqueue(
 
 /// One command message, start to finish: reply target, processing, answer, acknowledgement.
 async fn handle(processor: &mut Processor, client: &async_nats::Client, msg: jetstream::Message) {
+    let started = std::time::Instant::now();
     let (received_at, delivered) = match msg.info() {
         Ok(info) => (
             paystate_journal::read::to_chrono(info.published),
@@ -288,11 +292,13 @@ async fn handle(processor: &mut Processor, client: &async_nats::Client, msg: jet
             return;
         }
     };
-    match process(processor, &msg, received_at).await {
+    let (kind, disposition) = process(processor, &msg, received_at).await;
+    match disposition {
         Disposition::Done(outcome) => {
             if let (Some(to), Some(bytes)) = (reply_to, encode(&outcome)) {
                 reply(client, to, bytes).await;
             }
+            crate::telemetry::answered(kind, &outcome, started);
             ack(&msg).await;
         }
         Disposition::Committed {
@@ -312,12 +318,14 @@ async fn handle(processor: &mut Processor, client: &async_nats::Client, msg: jet
                     .remember_encoded(&order, &command, &fingerprint, &bytes)
                     .await;
             }
+            crate::telemetry::answered(kind, &outcome, started);
             ack(&msg).await;
         }
         Disposition::RetryLater if delivered >= processor.cfg.deliveries_max => {
             dead_letter(processor, client, &msg, reply_to, delivered).await;
         }
         Disposition::RetryLater => {
+            crate::telemetry::requeued();
             let _ = msg
                 .ack_with(AckKind::Nak(Some(processor.cfg.retry_later)))
                 .await;
@@ -355,6 +363,7 @@ async fn refuse_reply_target(
             RejectionCode::ReplyTargetRefused,
             format!("{refused}; the command was not processed (retry with a reply inbox)"),
         );
+        crate::telemetry::counted(env.command.name(), &outcome);
         processor.remember_refusal(&env, &outcome).await;
     }
 }
@@ -396,6 +405,7 @@ async fn dead_letter(
     tracing::error!(subject = %msg.subject, %reason, "command moved to the dead-letter stream");
     if let Ok(env) = parse_command(&msg.payload, &msg.subject) {
         let outcome = crate::processor::rejection(&env, RejectionCode::DeadLettered, reason);
+        crate::telemetry::counted(env.command.name(), &outcome);
         if let (Some(to), Some(bytes)) = (reply_to, encode(&outcome)) {
             reply(client, to, bytes).await;
         }
@@ -413,9 +423,15 @@ async fn process(
     processor: &mut Processor,
     msg: &jetstream::Message,
     received_at: Timestamp,
-) -> Disposition {
+) -> (&'static str, Disposition) {
     match parse_command(&msg.payload, &msg.subject) {
-        Ok(env) => processor.handle(&env, received_at).await,
+        Ok(env) => {
+            crate::telemetry::record_command(&env);
+            (
+                env.command.name(),
+                processor.handle(&env, received_at).await,
+            )
+        }
         Err(rejection) => {
             processor.stats.bad_input.fetch_add(1, Relaxed);
             tracing::warn!(subject = %msg.subject, code = %rejection.code, message = %rejection.message, "bad command rejected");
@@ -424,13 +440,14 @@ async fn process(
                 RejectionCode::SensitiveData => None,
                 _ => command_id_hint(&msg.payload),
             };
-            Disposition::Done(Outcome::Rejected {
+            let outcome = Outcome::Rejected {
                 command_id,
                 order_id: order_token(&msg.subject).map(str::to_string),
                 code: rejection.code,
                 message: rejection.message,
                 duplicate: false,
-            })
+            };
+            (TYPE_UNKNOWN, Disposition::Done(outcome))
         }
     }
 }

@@ -18,6 +18,7 @@
 //! - [`attachments`]: files commands refer to (object store), checked by hash on read.
 //! - [`refs`]: provider references → order ids (for callbacks that name only the former).
 //! - [`client`]: publishing a command and waiting for its outcome (for Rust callers).
+//! - [`telemetry`]: the engine's metrics and the tracing span every command is handled in.
 //!
 //! A command is acknowledged to JetStream only after its outcome is durable (committed, or a
 //! rejection decided), so a crash at any point leads to redelivery, and redelivery is
@@ -35,6 +36,7 @@ pub mod parse;
 pub mod processor;
 pub mod refs;
 pub mod strict_json;
+pub mod telemetry;
 
 pub use client::{Client, ClientError};
 pub use config::EngineConfig;

@@ -97,6 +97,7 @@ impl Processor {
                     }
                 },
             };
+            crate::telemetry::record_order(current.state.as_ref());
             match decide(current.state.as_ref(), env, now) {
                 Err(rejection) if !current.fresh => {
                     // Decided on a cached state: another instance may have moved the order.
@@ -137,6 +138,7 @@ impl Processor {
                         }
                         Err(Retry::Conflict) => {
                             self.stats.conflicts.fetch_add(1, Relaxed);
+                            crate::telemetry::conflict();
                             behind = true;
                         }
                         Err(Retry::Broker) => {
@@ -262,6 +264,7 @@ impl Processor {
                 Err(Retry::Conflict)
             }
             Ok(appended) => {
+                tracing::debug!(sequence = appended.sequence, "appended");
                 self.cache.put(
                     env.order_id.clone(),
                     CachedOrder {

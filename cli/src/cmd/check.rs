@@ -24,6 +24,10 @@ pub struct Args {
     /// admin), comma-separated.
     #[arg(long = "as")]
     as_roles: Option<String>,
+    /// Also ask a running process's operations listener (`metrics_listen`) for `/readyz`,
+    /// e.g. `http://127.0.0.1:9464/readyz`: unhealthy unless it answers 200.
+    #[arg(long)]
+    ready_url: Option<String>,
 }
 
 /// The permission roles to check.
@@ -90,6 +94,9 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
                 "role {role}: the server did not say what this user may do ($SYS.REQ.USER.INFO: {e}); permissions not checked"
             ),
         }
+    }
+    if let Some(url) = &args.ready_url {
+        healthy &= crate::cmd::health::report(url).await;
     }
     Ok(if healthy {
         ExitCode::SUCCESS

@@ -7,6 +7,8 @@ use anyhow::bail;
 use paystate::stack::{GatewayListeners, Stack, StackOptions};
 use paystate_workers::{ReconcilerConfig, WorkerConfig};
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 /// Every role a process can take.
 pub const ROLES: [&str; 5] = ["engine", "projector", "workers", "reconciler", "gateway"];
@@ -70,6 +72,27 @@ pub fn parse_roles(text: &str, have_providers: bool) -> anyhow::Result<Vec<&'sta
     Ok(roles)
 }
 
+/// The recorder every part's metrics go to, and the operations listener (`metrics_listen`,
+/// unless empty) with its readiness flag (set once every role runs).
+async fn serve_ops(
+    settings: &Settings,
+    nats: &paystate::stack::Connections,
+) -> anyhow::Result<Option<(String, Arc<AtomicBool>)>> {
+    paystate_gateway::telemetry::install()?;
+    if settings.metrics_listen.trim().is_empty() {
+        return Ok(None);
+    }
+    let started = Arc::new(AtomicBool::new(false));
+    let ready = paystate::ops::Readiness {
+        started: started.clone(),
+        clients: nats.clients(),
+        log_stream: settings.log().events_stream,
+    };
+    let (url, _task) =
+        paystate::ops::serve(&settings.metrics_listen, ready, settings.http_limits()).await?;
+    Ok(Some((url, started)))
+}
+
 pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
     let providers = settings.providers()?;
     let roles = parse_roles(&args.roles, providers.is_some())?;
@@ -83,6 +106,7 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
         .connections(&permission_roles(&roles), true)
         .await?;
     let has = |r: &str| roles.contains(&r);
+    let ops = serve_ops(&settings, &nats).await?;
     let gateway = match has("gateway") {
         true => Some(
             GatewayListeners::bind(
@@ -105,6 +129,15 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
         adapters: providers,
     };
     let stack = Stack::start(nats, opts).await?;
+    if has("projector") {
+        paystate::ops::spawn_projection_sampler(stack.projection.clone());
+    }
+    if let Some((url, ready)) = &ops {
+        ready.store(true, std::sync::atomic::Ordering::Release);
+        eprintln!(
+            "operations: {url}/metrics, {url}/healthz, {url}/readyz (no keys: keep it private)"
+        );
+    }
     eprintln!(
         "paystate running against {} with roles {} (Ctrl-C to stop)",
         settings.nats_url,

@@ -103,7 +103,9 @@ impl Inner {
             }
         };
         let (commands, flagged) = commands(&report, &pinned);
+        tracing::Span::current().record("order_id", report.order.as_str());
         for c in &commands {
+            tracing::debug!(command_id = %c.command_id, "submitting the reported signal");
             match self.land(c).await {
                 Landed::InLog => {}
                 Landed::Later(reason) => {
