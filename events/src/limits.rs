@@ -36,9 +36,11 @@ pub const KV_VALUE_BYTES_MAX: usize = STREAM_MSG_BYTES_MAX - MSG_HEADERS_BYTES_M
 
 /// Largest command accepted, in bytes; larger ones are rejected as `command_too_large`.
 pub const COMMAND_BYTES_MAX: usize = 64 * KIB;
-/// Largest provider callback body the gateway reads (413 above it): a provider notification
-/// is no bigger than a command.
-pub const CALLBACK_BODY_BYTES_MAX: usize = COMMAND_BYTES_MAX;
+/// Largest provider callback body the gateway reads (413 above it, nothing stored). Larger
+/// than a command on purpose: an authentic callback too large to become a command is still
+/// stored, verified and flagged for review (and answered with the provider's success), not
+/// refused for ever (the adapters' own body limits are this one).
+pub const CALLBACK_BODY_BYTES_MAX: usize = 256 * KIB;
 /// Longest order id (it is a NATS subject token and part of KV keys).
 pub const ORDER_ID_LEN_MAX: usize = 64;
 /// Longest command id (it is a `Nats-Msg-Id` and part of KV keys).
@@ -98,8 +100,10 @@ const _: () = assert!(COMMIT_BYTES_MAX + MSG_HEADERS_BYTES_MAX <= STREAM_MSG_BYT
 const _: () = assert!(STREAM_MSG_BYTES_MAX <= NATS_MAX_PAYLOAD_BYTES);
 // A command with its headers fits the command queue.
 const _: () = assert!(COMMAND_BYTES_MAX + MSG_HEADERS_BYTES_MAX <= STREAM_MSG_BYTES_MAX);
-// A provider callback is no bigger than a command.
-const _: () = assert!(CALLBACK_BODY_BYTES_MAX <= COMMAND_BYTES_MAX);
+// A provider callback may be larger than a command (it is then flagged, not applied), and
+// its raw record (base64 body, request head) fits one stream message (gateway::limits).
+const _: () = assert!(CALLBACK_BODY_BYTES_MAX >= COMMAND_BYTES_MAX);
+const _: () = assert!(CALLBACK_BODY_BYTES_MAX * 2 <= STREAM_MSG_BYTES_MAX);
 // An outcome carries a decision's events and a bounded state view, and fits a KV value.
 const _: () = assert!(
     EVENTS_BYTES_MAX + STATE_VIEW_BYTES_MAX + OUTCOME_FRAMING_BYTES_MAX <= OUTCOME_BYTES_MAX
@@ -157,7 +161,7 @@ pub fn table() -> Vec<LimitRow> {
         row("MSG_HEADERS_BYTES_MAX", MSG_HEADERS_BYTES_MAX, b, "room for message headers"),
         row("KV_VALUE_BYTES_MAX", KV_VALUE_BYTES_MAX, b, "largest KV value (outcomes, projection records)"),
         row("COMMAND_BYTES_MAX", COMMAND_BYTES_MAX, b, "largest command; above it `command_too_large`"),
-        row("CALLBACK_BODY_BYTES_MAX", CALLBACK_BODY_BYTES_MAX, b, "largest provider callback body; above it HTTP 413"),
+        row("CALLBACK_BODY_BYTES_MAX", CALLBACK_BODY_BYTES_MAX, b, "largest provider callback body; above it HTTP 413 (an authentic one whose signal would not fit a command is stored and flagged for review)"),
         row("ORDER_ID_LEN_MAX", ORDER_ID_LEN_MAX, "characters", "order id length (`A-Z a-z 0-9 _ -`); beyond it `invalid_id`"),
         row("COMMAND_ID_LEN_MAX", COMMAND_ID_LEN_MAX, "characters", "command id length (`A-Z a-z 0-9 _ - .`); beyond it `invalid_id`"),
         row("TEXT_LEN_MAX", TEXT_LEN_MAX, b, "merchant reference, merchant account, metadata keys and values, start parameters, cancel reason, attachment names; beyond it `invalid_field`"),

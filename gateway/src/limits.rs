@@ -2,9 +2,11 @@
 //! checked at compile time.
 //!
 //! - **Callbacks** (public, unauthenticated): a provider notification is a few kilobytes and
-//!   becomes at most a handful of signal commands, so its body is capped at the command size
-//!   limit ([`COMMAND_BYTES_MAX`], 64 KiB). Its raw record (body base64-encoded, plus
-//!   headers) must also fit one stream message, or it could not be stored as evidence.
+//!   becomes at most a handful of signal commands. Its body is capped at 256 KiB, above the
+//!   command size limit ([`COMMAND_BYTES_MAX`], 64 KiB) on purpose: an authentic callback
+//!   whose signal would not fit a command is stored, verified and flagged for review rather
+//!   than refused (a refused provider resends for ever). Its raw record (body
+//!   base64-encoded, plus headers) must fit one stream message, or it could not be stored.
 //! - **Queries** (private): `GET` requests; bodies are ignored, so almost none is accepted.
 //! - **Attachments** (private, `write` key): files such as transfer screenshots are larger
 //!   than any command by nature. They never travel inside a command (the command carries only
@@ -40,8 +42,9 @@ const fn base64_len(n: usize) -> usize {
     n.div_ceil(3) * 4
 }
 
-// A callback is no bigger than a command.
-const _: () = assert!(CALLBACK_BODY_BYTES_MAX <= COMMAND_BYTES_MAX);
+// A callback may be larger than a command: an authentic one whose signal does not fit a
+// command is stored and flagged for review (callbacks::deliver), never refused for ever.
+const _: () = assert!(CALLBACK_BODY_BYTES_MAX >= COMMAND_BYTES_MAX);
 // Its raw record (body in base64, headers, framing) fits one stream message.
 const _: () = assert!(
     base64_len(CALLBACK_BODY_BYTES_MAX) + REQUEST_HEAD_BYTES_MAX + RAW_RECORD_OVERHEAD_BYTES

@@ -18,8 +18,9 @@ use serde_json::value::RawValue;
 
 pub use crate::crypto::SignatureError;
 
-/// Longest postback body we compact (a postback carries one transaction).
-pub const POSTBACK_LEN_MAX: usize = 64 * 1024;
+/// Longest postback body we compact: the gateway's callback body limit, so a postback the
+/// gateway stored is never refused here as too long (it would be resent for ever).
+pub const POSTBACK_LEN_MAX: usize = paystate_events::limits::CALLBACK_BODY_BYTES_MAX;
 
 /// The postback signature for the given compact `additional_data` JSON text.
 pub fn postback_signature(

@@ -24,7 +24,7 @@ use paystate_events::subjects::{
     COMMANDS_PREFIX, COMMANDS_STREAM, DEAD_LETTERS_PREFIX, DEAD_LETTERS_STREAM, ENGINE_CONSUMER,
     EVENTS_PREFIX, EVENTS_STREAM, OUTCOMES_BUCKET, SIGNALS_PREFIX,
 };
-use paystate_gateway::callbacks::{CALLBACKS_PREFIX, CALLBACKS_STREAM, SEEN_BUCKET};
+use paystate_gateway::callbacks::{CALLBACKS_PREFIX, CALLBACKS_STREAM, HELD_BUCKET, SEEN_BUCKET};
 use paystate_journal::quarantine::QUARANTINE_BUCKET;
 use paystate_projection::layout::{ORDER_KEY_PREFIX, POINTER_BUCKET};
 use paystate_service::attachments::ATTACHMENTS_BUCKET;
@@ -302,6 +302,7 @@ fn deny_destructive(b: &mut Builder) {
         kv_stream(OUTCOMES_BUCKET),
         kv_stream(REFS_BUCKET),
         kv_stream(SEEN_BUCKET),
+        kv_stream(HELD_BUCKET),
         kv_stream(POINTER_BUCKET),
         kv_stream(QUARANTINE_BUCKET),
         CALLBACKS_STREAM.to_string(),
@@ -337,6 +338,7 @@ fn deny_reporter_only(b: &mut Builder) {
         format!("{CALLBACKS_PREFIX}.>"),
         format!("$KV.{REFS_BUCKET}.>"),
         format!("$KV.{SEEN_BUCKET}.>"),
+        format!("$KV.{HELD_BUCKET}.>"),
         format!("$O.{ATTACHMENTS_BUCKET}.>"),
     ]);
 }
@@ -401,10 +403,12 @@ pub fn layout(role: Role) -> Permissions {
             read_stream(&mut b, &obj);
             scan_stream(&mut b, &obj);
             b.publish([format!("$O.{ATTACHMENTS_BUCKET}.>")]);
-            // Gateway: raw callbacks and verdicts, dedup bucket, projection queries.
+            // Gateway: raw callbacks and verdicts, dedup bucket, held callbacks (re-drive and
+            // quarantine), projection queries.
             create_stream(&mut b, CALLBACKS_STREAM, true);
             b.publish([format!("{CALLBACKS_PREFIX}.>")]);
             kv_write(&mut b, SEEN_BUCKET);
+            kv_write(&mut b, HELD_BUCKET);
             open_projection(&mut b);
             deny_destructive(&mut b);
             deny_engine_only(&mut b);
