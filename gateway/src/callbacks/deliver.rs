@@ -73,7 +73,9 @@ pub(crate) struct Report<'a> {
 
 /// What the engine's answer to one command means for the callback.
 enum Landed {
-    InLog,
+    /// Committed now (`false`) or before (`true`: a resend, or the queued command of a
+    /// receipt that got no answer).
+    InLog(bool),
     /// A resend (or paystate's re-drive) may still get it in.
     Later(String),
     /// No resend ever will: a person must look.
@@ -104,10 +106,11 @@ impl Inner {
         };
         let (commands, flagged) = commands(&report, &pinned);
         tracing::Span::current().record("order_id", report.order.as_str());
+        let mut all_duplicates = true;
         for c in &commands {
             tracing::debug!(command_id = %c.command_id, "submitting the reported signal");
             match self.land(c).await {
-                Landed::InLog => {}
+                Landed::InLog(duplicate) => all_duplicates &= duplicate,
                 Landed::Later(reason) => {
                     return Err(NotApplied::Later(StatusCode::SERVICE_UNAVAILABLE, reason))
                 }
@@ -128,8 +131,15 @@ impl Inner {
             }
         }
         self.mark(&key, &pinned, revision, SeenState::Applied).await;
-        self.stats.applied.fetch_add(1, Relaxed);
+        match all_duplicates {
+            true => self.stats.duplicates.fetch_add(1, Relaxed),
+            false => self.stats.applied.fetch_add(1, Relaxed),
+        };
         let (verdict, what) = match flagged {
+            _ if all_duplicates => (
+                "duplicate",
+                format!("already in the log ({} signal(s))", commands.len()),
+            ),
             Some(bytes) => ("flagged", format!("too large to become a command ({bytes} bytes over {COMMAND_BYTES_MAX}); the order is flagged for review with evidence {}", pinned.evidence_ref)),
             None => ("applied", format!("{} signal(s)", commands.len())),
         };
@@ -203,7 +213,7 @@ impl Inner {
     /// Sends one command with a reply inbox and classifies its outcome.
     async fn land(&self, cmd: &CommandEnvelope) -> Landed {
         match self.client.send(cmd, self.timings.outcome_wait).await {
-            Ok(Outcome::Accepted { .. }) => Landed::InLog,
+            Ok(Outcome::Accepted { duplicate, .. }) => Landed::InLog(duplicate),
             Ok(Outcome::Rejected {
                 code,
                 message,
