@@ -9,7 +9,7 @@ pub const FINDINGS_LISTED_MAX: usize = 10_000;
 pub const DISCREPANCIES_LISTED_MAX: usize = 10_000;
 
 /// What kind of wrong.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FindingKind {
     /// Stream sequences missing: messages deleted from the log.
@@ -58,7 +58,7 @@ impl FindingKind {
 }
 
 /// One thing found wrong, with where.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Finding {
     pub kind: FindingKind,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -72,7 +72,7 @@ pub struct Finding {
 }
 
 /// A discrepancy recorded in the log (a provider report contradicting it), for review.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct DiscrepancyEntry {
     pub order: String,
     pub sequence: u64,
@@ -82,7 +82,7 @@ pub struct DiscrepancyEntry {
 }
 
 /// Per order, for every order with findings or discrepancies.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct OrderSummary {
     pub order: String,
     pub commits: u64,
@@ -96,7 +96,7 @@ pub struct OrderSummary {
 }
 
 /// How the projection compared with the fold.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct ProjectionCheck {
     pub generation: u64,
     pub records: u64,
@@ -108,7 +108,7 @@ pub struct ProjectionCheck {
 }
 
 /// The whole audit.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct Report {
     pub stream: String,
     /// The snapshot audited: stream sequences up to this one.

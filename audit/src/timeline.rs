@@ -11,7 +11,7 @@ use paystate_journal::StoredCommit;
 use serde::Serialize;
 
 /// What caused a commit.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Cause {
     /// A client command.
@@ -52,7 +52,7 @@ impl Cause {
 }
 
 /// One commit of the timeline.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Entry {
     pub sequence: u64,
     /// The broker's store time.
@@ -70,7 +70,7 @@ pub struct Entry {
 }
 
 /// A point in an order's history.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Point {
     /// After every commit stored at this stream sequence or earlier.

@@ -29,7 +29,7 @@ pub fn order_key(order: &OrderId) -> String {
 }
 
 /// One generation of the projection: which bucket, which consumer, from where in the log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Generation {
     pub generation: u64,
     pub bucket: String,

@@ -41,8 +41,9 @@ impl OrderFilter {
     }
 }
 
-/// An amount in the order's currency: exact minor units and the decimal form.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// An amount in the order's currency (the view's `currency`): exact minor units, the same
+/// integer the state and outcomes carry, and its decimal form for display.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AmountView {
     pub minor_units: u64,
     pub decimal: String,
@@ -57,8 +58,17 @@ impl AmountView {
     }
 }
 
-/// What a person or a client wants to know about an order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A capture asked of the provider and not yet answered (the state's `capture_pending`
+/// pair, with its members named).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PendingCapture {
+    pub capture_id: String,
+    pub amount: AmountView,
+}
+
+/// What a person or a client wants to know about an order (`GET /orders/{id}`, `paystate
+/// order show --json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct OrderView {
     pub order_id: String,
     pub status: Status,
@@ -84,7 +94,9 @@ pub struct OrderView {
     pub failure: Option<(String, String)>,
     pub discrepancies: Vec<Discrepancy>,
     pub needs_review: bool,
-    pub capture_pending: bool,
+    /// A capture waiting for the provider, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture_pending: Option<PendingCapture>,
     pub cancel_pending: bool,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -125,7 +137,13 @@ impl From<&ProjectedOrder> for OrderView {
             failure: s.failure.clone(),
             discrepancies: s.discrepancies.clone(),
             needs_review: s.needs_review,
-            capture_pending: s.capture_pending.is_some(),
+            capture_pending: s
+                .capture_pending
+                .as_ref()
+                .map(|(id, units)| PendingCapture {
+                    capture_id: id.clone(),
+                    amount: AmountView::of(*units, c),
+                }),
             cancel_pending: s.cancel_pending,
             created_at: s.created_at,
             updated_at: s.updated_at,
@@ -139,8 +157,8 @@ impl From<&ProjectedOrder> for OrderView {
     }
 }
 
-/// A page of matching orders.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A page of matching orders (`GET /orders`, `paystate orders list --json`).
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct OrderList {
     pub orders: Vec<OrderView>,
     /// Records examined.

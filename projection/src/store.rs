@@ -27,8 +27,9 @@ pub struct ProjectionStore {
     pub events_stream: String,
 }
 
-/// How far the live generation is behind the log.
-#[derive(Debug, Clone, serde::Serialize)]
+/// How far the live generation is behind the log (`GET /projection`, `paystate project
+/// status --json`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct ProjectionStatus {
     pub generation: Generation,
     /// Log sequences delivered to the projector and not yet acknowledged, plus those not yet

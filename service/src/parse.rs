@@ -1,14 +1,20 @@
-//! Parsing a command message. Bad input becomes a typed rejection; it never panics and
-//! never reaches the core.
+//! Parsing a command message. Bad input becomes a typed rejection whose message starts with
+//! the field's path and states the rule (`issued_at: not an RFC 3339 timestamp`); it never
+//! panics and never reaches the core. Unknown fields are refused (`invalid_field`): a
+//! misspelt optional field must not silently change what a command does.
+
+mod fields;
 
 use crate::config::COMMAND_BYTES_MAX;
 use crate::{card_data, strict_json};
 use paystate_events::subjects::{order_token, plane_of, Plane};
 use paystate_events::{Command, CommandEnvelope, Rejection, RejectionCode as Code};
+use serde_json::Value;
 
 /// Parses `bytes` published on `subject` (`paystate.cmd.<order>` or `paystate.signal.<order>`).
 /// In order: size, JSON without repeated keys, a known type allowed on the subject's plane,
-/// no card data (client plane), the typed command, the order id matching the subject.
+/// no card data (client plane), the field rules (ids, times, amounts), the typed command, no
+/// unknown fields, the order id matching the subject.
 pub fn parse_command(bytes: &[u8], subject: &str) -> Result<CommandEnvelope, Rejection> {
     let subject_order = order_token(subject);
     let plane = plane_of(subject).unwrap_or(Plane::Client);
@@ -21,30 +27,14 @@ pub fn parse_command(bytes: &[u8], subject: &str) -> Result<CommandEnvelope, Rej
             ),
         ));
     }
-    let value =
-        strict_json::from_slice(bytes).map_err(|e| match strict_json::is_duplicate_key(&e) {
-            true => Rejection::new(Code::DuplicateKey, e.to_string()),
-            false => Rejection::new(Code::MalformedJson, format!("not valid JSON: {e}")),
-        })?;
+    let value = strict_json::from_slice(bytes).map_err(|e| json_error(bytes, &e))?;
     let Some(obj) = value.as_object() else {
         return Err(Rejection::new(
             Code::MalformedJson,
             "a command is a JSON object",
         ));
     };
-    match obj.get("type").and_then(|t| t.as_str()) {
-        None => return Err(Rejection::new(Code::UnknownCommand, "missing \"type\"")),
-        Some(t) if !Command::NAMES.contains(&t) => {
-            return Err(Rejection::new(
-                Code::UnknownCommand,
-                format!(
-                    "unknown command type {t:?}; known: {}",
-                    Command::NAMES.join(", ")
-                ),
-            ))
-        }
-        Some(t) => check_plane(t, plane)?,
-    }
+    check_plane(command_type(obj.get("type"))?, plane)?;
     if plane == Plane::Client {
         // Provider signals (signal plane) carry provider references and evidence, which may
         // be long digit strings by chance; what a client sends is scanned.
@@ -58,19 +48,75 @@ pub fn parse_command(bytes: &[u8], subject: &str) -> Result<CommandEnvelope, Rej
             ));
         }
     }
-    let env: CommandEnvelope = serde_json::from_value(value).map_err(classify)?;
+    fields::check(&value)?;
+    let env = typed(&value)?;
+    if let Some(field) = serde_json::to_value(&env)
+        .ok()
+        .and_then(|back| fields::unknown_field(&value, &back))
+    {
+        return Err(Rejection::new(
+            Code::InvalidField,
+            format!(
+                "{field}: unknown field (not part of a {} command)",
+                env.command.name()
+            ),
+        ));
+    }
     if let Some(order) = subject_order {
         if order != env.order_id.as_str() {
             return Err(Rejection::new(
                 Code::SubjectMismatch,
                 format!(
-                    "published on order {order} but the body names order {}",
+                    "order_id: published on order {order} but the body names order {}",
                     env.order_id
                 ),
             ));
         }
     }
     Ok(env)
+}
+
+/// A JSON syntax error; a number too large for any parser is named by its field (an amount's
+/// `minor_units` is an amount error).
+fn json_error(bytes: &[u8], e: &serde_json::Error) -> Rejection {
+    if strict_json::is_duplicate_key(e) {
+        return Rejection::new(Code::DuplicateKey, e.to_string());
+    }
+    if e.to_string().starts_with("number out of range") {
+        let path = strict_json::path_at(bytes, strict_json::error_offset(bytes, e));
+        if path == "minor_units" || path.ends_with(".minor_units") {
+            return Rejection::new(
+                Code::AmountOverflow,
+                format!("{path}: above the maximum 10^15"),
+            );
+        }
+        return Rejection::new(Code::InvalidField, format!("{path}: number out of range"));
+    }
+    Rejection::new(Code::MalformedJson, format!("not valid JSON: {e}"))
+}
+
+/// The command `type`: present, a string, a known name.
+fn command_type(t: Option<&Value>) -> Result<&str, Rejection> {
+    let known = || Command::NAMES.join(", ");
+    match t {
+        None => Err(Rejection::new(
+            Code::UnknownCommand,
+            format!("type: missing (one of {})", known()),
+        )),
+        Some(Value::String(t)) if Command::NAMES.contains(&t.as_str()) => Ok(t),
+        Some(Value::String(t)) => Err(Rejection::new(
+            Code::UnknownCommand,
+            format!(
+                "type: unknown command type {:?}; known: {}",
+                t.chars().take(64).collect::<String>(),
+                known()
+            ),
+        )),
+        Some(_) => Err(Rejection::new(
+            Code::UnknownCommand,
+            format!("type: must be a string (one of {})", known()),
+        )),
+    }
 }
 
 /// Provider signals only on the signal plane, and only provider signals there.
@@ -89,9 +135,31 @@ fn check_plane(command_type: &str, plane: Plane) -> Result<(), Rejection> {
     }
 }
 
+/// The typed command; a failure names the field it is about.
+fn typed(value: &Value) -> Result<CommandEnvelope, Rejection> {
+    let parse = |v: &Value| serde_json::from_value::<CommandEnvelope>(v.clone());
+    let e = match parse(value) {
+        Ok(env) => return Ok(env),
+        Err(e) => e,
+    };
+    let r = classify(&e);
+    let message = fields::strip_code(&r.message).to_string();
+    if let Some(field) = message
+        .strip_prefix("missing field `")
+        .and_then(|m| m.split('`').next())
+    {
+        return Err(Rejection::new(r.code, format!("{field}: missing")));
+    }
+    let error_of = |v: &Value| parse(v).err().map(|e| e.to_string());
+    match fields::locate(value, &error_of) {
+        Some(path) => Err(Rejection::new(r.code, format!("{path}: {message}"))),
+        None => Err(Rejection::new(r.code, message)),
+    }
+}
+
 /// Maps a serde error onto a stable code. Our own validators prefix their messages with the
 /// code (`invalid_amount: ...`); serde's own messages are recognised by their wording.
-fn classify(e: serde_json::Error) -> Rejection {
+fn classify(e: &serde_json::Error) -> Rejection {
     let text = e.to_string();
     let prefix = text.split(':').next().unwrap_or_default();
     if let Some(code) = Code::parse(prefix) {

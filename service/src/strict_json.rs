@@ -22,6 +22,81 @@ pub fn is_duplicate_key(e: &serde_json::Error) -> bool {
     e.to_string().starts_with(DUPLICATE_KEY_PREFIX)
 }
 
+/// The dotted path of the member being read at byte `end` of `bytes` (e.g.
+/// `amount.minor_units`), for naming the field in a syntax-level error such as a number out
+/// of range. Array elements show as their index.
+pub fn path_at(bytes: &[u8], end: usize) -> String {
+    enum Frame {
+        Object(Option<String>),
+        Array(usize),
+    }
+    let (mut stack, mut i, mut key_next) = (Vec::new(), 0, false);
+    let end = end.min(bytes.len());
+    while i < end {
+        match bytes[i] {
+            b'{' => {
+                stack.push(Frame::Object(None));
+                key_next = true;
+            }
+            b'[' => stack.push(Frame::Array(0)),
+            b'}' | b']' => {
+                stack.pop();
+            }
+            b',' => match stack.last_mut() {
+                Some(Frame::Array(n)) => *n += 1,
+                Some(Frame::Object(_)) => key_next = true,
+                None => {}
+            },
+            b'"' => {
+                let close = string_end(bytes, i);
+                if key_next {
+                    let key = serde_json::from_slice::<String>(&bytes[i..close.min(bytes.len())])
+                        .unwrap_or_default();
+                    if let Some(Frame::Object(k)) = stack.last_mut() {
+                        *k = Some(key);
+                    }
+                    key_next = false;
+                }
+                i = close;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    let parts: Vec<String> = stack
+        .iter()
+        .filter_map(|f| match f {
+            Frame::Object(k) => k.clone(),
+            Frame::Array(n) => Some(n.to_string()),
+        })
+        .collect();
+    parts.join(".")
+}
+
+/// The index just past the string starting at `start` (an opening quote).
+fn string_end(bytes: &[u8], start: usize) -> usize {
+    let mut i = start + 1;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'"' => return i + 1,
+            _ => i += 1,
+        }
+    }
+    bytes.len()
+}
+
+/// The byte offset a parse error points at (serde_json counts lines and columns from 1).
+pub fn error_offset(bytes: &[u8], e: &serde_json::Error) -> usize {
+    let line_start = bytes
+        .split_inclusive(|b| *b == b'\n')
+        .take(e.line().saturating_sub(1))
+        .map(<[u8]>::len)
+        .sum::<usize>();
+    line_start + e.column()
+}
+
 struct Strict(Value);
 
 impl<'de> Deserialize<'de> for Strict {
@@ -121,5 +196,19 @@ mod tests {
         }
         assert!(from_slice(b"{} x").is_err());
         assert!(from_slice(b"1e400").is_err());
+    }
+
+    #[test]
+    fn a_syntax_error_is_placed_in_its_field() {
+        let text =
+            br#"{"a":{"b":[1,{"c\"d":"x,{"}],"amount":{"currency":"USD","minor_units":1e400}}}"#;
+        let e = from_slice(text).unwrap_err();
+        assert_eq!(
+            path_at(text, error_offset(text, &e)),
+            "a.amount.minor_units"
+        );
+        let text = b"{\n \"x\": [1, 2,\n 1e999]}";
+        let e = from_slice(text).unwrap_err();
+        assert_eq!(path_at(text, error_offset(text, &e)), "x.2");
     }
 }

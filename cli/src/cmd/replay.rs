@@ -31,8 +31,12 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
     let shown = timeline::until(&all, args.at);
     let state = timeline::state_at(&all, args.at);
     if args.json {
-        let out =
-            serde_json::json!({"order_id": order, "at": args.at, "entries": shown, "state": state});
+        let out = paystate::answers::ReplayOutput {
+            order_id: order,
+            at: args.at,
+            entries: shown.to_vec(),
+            state: state.cloned(),
+        };
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(ExitCode::SUCCESS);
     }

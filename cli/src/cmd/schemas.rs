@@ -1,4 +1,6 @@
-//! `paystate schemas`: write or check the JSON Schemas in schemas/.
+//! `paystate schemas`: write or check everything generated from the code: the JSON Schemas in
+//! schemas/, docs/protocol.md (the protocol reference, see `paystate::protocol`), the NATS
+//! users config and the README's permission table.
 
 use anyhow::{bail, Context};
 use std::path::PathBuf;
@@ -23,7 +25,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("cannot create {}", args.dir.display()))?;
     let mut drifted = Vec::new();
-    for (name, schema) in paystate_events::schemas::all() {
+    for (name, schema) in paystate::answers::all_schemas() {
         let path = args.dir.join(name);
         let text = paystate_events::schemas::render(&schema);
         if args.check {
@@ -38,6 +40,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     if !args.root.as_os_str().is_empty() {
         drifted.extend(permission_files(&args.root, args.check)?);
+        drifted.extend(protocol_file(&args.root, args.check)?);
     }
     if !drifted.is_empty() {
         bail!(
@@ -46,6 +49,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes (or checks) docs/protocol.md; its name if it drifted.
+fn protocol_file(root: &std::path::Path, check: bool) -> anyhow::Result<Vec<&'static str>> {
+    use paystate::protocol::{render, PROTOCOL_PATH};
+    let path = root.join(PROTOCOL_PATH);
+    let text = render();
+    if check {
+        let same = std::fs::read_to_string(&path).ok().as_deref() == Some(text.as_str());
+        return Ok(if same { vec![] } else { vec![PROTOCOL_PATH] });
+    }
+    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    println!("wrote {}", path.display());
+    Ok(vec![])
 }
 
 /// Writes (or checks) the shipped NATS users config and the README's permission table; the

@@ -46,14 +46,17 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
     }
     if args.json {
         let state = paystate_journal::read::fold(&order, &commits)?;
-        let list: Vec<_> = commits
+        let commits = commits
             .iter()
-            .map(|c| serde_json::json!({"sequence": c.sequence, "time": c.time, "hash": c.hash, "commit": c.commit}))
+            .map(|c| paystate::answers::ShownCommit {
+                sequence: c.sequence,
+                time: c.time,
+                hash: c.hash.clone(),
+                commit: c.commit.clone(),
+            })
             .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({"commits": list, "state": state}))?
-        );
+        let out = paystate::answers::ShowOutput { commits, state };
+        println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         println!("order {order}");
         print!("{}", crate::timeline::render(&commits));
