@@ -176,10 +176,7 @@ fn spawn_workers(
 
 /// Which worker folds an order (FNV-1a over the order id: stable and cheap).
 fn partition(order: &str, n: usize) -> usize {
-    let hash = order.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
-    (hash % n as u64) as usize
+    paystate_events::ids::shard_of(order, n)
 }
 
 /// Compares every projection record with the fold; `None` when there is no projection.

@@ -96,9 +96,32 @@ id_type!(
     CommandId, COMMAND_ID_LEN_MAX, true, "^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$", 128
 );
 
+/// Which of `shards` shards an order belongs to: FNV-1a (64-bit) over the order id, modulo
+/// `shards` (at least 1). Stable across builds, platforms and Rust versions (unlike
+/// `DefaultHasher`), so every process that splits work by order (audit and rebuild workers,
+/// reconciler instances) agrees on it.
+pub fn shard_of(order: &str, shards: usize) -> usize {
+    let hash = order.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    (hash % shards.max(1) as u64) as usize
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shards_are_fnv_1a_and_stable() {
+        // FNV-1a of "a" is 0xaf63dc4c8601ec8c (the published test vector).
+        assert_eq!(
+            shard_of("a", usize::MAX),
+            (0xaf63_dc4c_8601_ec8cu64 % usize::MAX as u64) as usize
+        );
+        assert_eq!(shard_of("order-1", 1), 0);
+        assert_eq!(shard_of("order-1", 0), 0, "no shards count as one");
+        assert!((0..100).all(|i| shard_of(&format!("o{i}"), 7) < 7));
+    }
 
     #[test]
     fn order_ids_are_subject_safe() {

@@ -62,6 +62,10 @@ pub const LIST_LIMIT_MAX: usize = 1_000;
 /// Most stream messages one listing looks at (markers and requests included), so a listing
 /// over a stream full of other sources stays bounded; the page says where to go on.
 pub const LIST_SCAN_MAX: usize = 10_000;
+/// Every durable consumer's `max_deliver` is its own delivery bound plus this: the consumer
+/// dead-letters a message first (with its reason); the server stops redelivering a little
+/// later even if the consumer cannot (it crashed on the message each time).
+pub const SERVER_DELIVERIES_SLACK: i64 = 3;
 /// Longest reason kept (longer ones are cut; header values are single-line).
 pub const REASON_LEN_MAX: usize = 1_000;
 
@@ -118,6 +122,12 @@ impl Source {
     pub fn redrive_subject(self) -> String {
         format!("{DEAD_LETTERS_PREFIX}.{REDRIVE_TOKEN}.{}.>", self.token())
     }
+}
+
+/// The durable consumer (on the dead-letter stream) through which `source`'s consumer takes
+/// its redrive requests.
+pub fn redrive_consumer(source: Source) -> String {
+    format!("paystate-redrive-{}", source.token())
 }
 
 impl std::fmt::Display for Source {
@@ -433,6 +443,29 @@ pub async fn show(js: &jetstream::Context, seq: u64) -> Result<DeadLetterBody, D
 /// headers (command planes) or publishes a redrive request its consumer picks up (the log's
 /// consumers), then records the redrive with a marker. Refuses a letter already redriven.
 pub async fn redrive(js: &jetstream::Context, seq: u64) -> Result<Redriven, DeadLetterError> {
+    redrive_via(js, js, seq).await
+}
+
+/// Where a redrive of `letter` publishes: its original subject (command planes) or a
+/// redrive request for its consumer. A caller picks the connection allowed to publish there
+/// (the signal plane belongs to the reporter role).
+pub fn redrive_target(letter: &DeadLetter) -> String {
+    match plane_of(&letter.subject) {
+        Some(_) => letter.subject.clone(),
+        None => format!(
+            "{DEAD_LETTERS_PREFIX}.{REDRIVE_TOKEN}.{}.{}",
+            letter.source.token(),
+            subject_token(&letter.order)
+        ),
+    }
+}
+
+/// [`redrive`], republishing through `publisher` (reads and the marker go through `js`).
+pub async fn redrive_via(
+    js: &jetstream::Context,
+    publisher: &jetstream::Context,
+    seq: u64,
+) -> Result<Redriven, DeadLetterError> {
     let body = show(js, seq).await?;
     let letter = &body.letter;
     if let Some(r) = &letter.redriven {
@@ -442,13 +475,14 @@ pub async fn redrive(js: &jetstream::Context, seq: u64) -> Result<Redriven, Dead
             to: r.to.clone(),
         });
     }
-    let (to, headers) = match plane_of(&letter.subject) {
+    let to = redrive_target(letter);
+    let headers = match plane_of(&letter.subject) {
         Some(_) => {
             let mut h = HeaderMap::new();
             for (name, value) in &body.headers {
                 h.append(name.as_str(), value.as_str());
             }
-            (letter.subject.clone(), h)
+            h
         }
         None => {
             let stream = open(js).await?;
@@ -461,15 +495,10 @@ pub async fn redrive(js: &jetstream::Context, seq: u64) -> Result<Redriven, Dead
                 async_nats::header::NATS_MESSAGE_ID,
                 format!("redrive:{seq}").as_str(),
             );
-            let to = format!(
-                "{DEAD_LETTERS_PREFIX}.{REDRIVE_TOKEN}.{}.{}",
-                letter.source.token(),
-                subject_token(&letter.order)
-            );
-            (to, h)
+            h
         }
     };
-    let ack = publish(js, to.clone(), headers, body.payload.clone()).await?;
+    let ack = publish(publisher, to.clone(), headers, body.payload.clone()).await?;
     if ack.duplicate {
         return Err(DeadLetterError::Duplicate {
             seq,

@@ -8,6 +8,8 @@
 //!   following the pointer across swaps.
 //! - [`rebuild`]: a fresh generation folded from the whole log, caught up, then swapped in
 //!   while the old one keeps serving.
+//! - [`redrive`]: the projector's dead letters: commits given back past their bound set
+//!   aside with their reason; a redrive re-projects the order from the log.
 //! - [`store`]: reading — pointer, one order, a scan of all, lag.
 //! - [`query`]: filters and views for `paystate order show`, `paystate orders list` and the
 //!   gateway's `GET /orders`.
@@ -17,6 +19,7 @@ pub mod projector;
 pub mod query;
 pub mod rebuild;
 pub mod record;
+pub mod redrive;
 pub mod store;
 
 pub use layout::Generation;

@@ -11,6 +11,8 @@
 //! gone from the log makes the record note a problem.
 //! Any number of projectors may share a generation's consumer: compare-and-set writes and
 //! the sequence check keep them from losing or repeating updates.
+//! A commit given back [`ProjectorConfig::deliveries_max`] times is set aside in the
+//! dead-letter stream with its reason ([`crate::redrive`]); a redrive re-projects its order.
 
 use crate::layout::{order_key, Generation};
 use crate::record::{apply, ProjectedOrder, Step};
@@ -35,6 +37,13 @@ use tokio::task::JoinHandle;
 /// Pause after a broker error before trying again, growing per failure up to the last value.
 const FAILURE_BACKOFF_MS: [u64; 4] = [100, 500, 1000, 2000];
 
+/// Default for [`ProjectorConfig::deliveries_max`]: with the growing pause between
+/// deliveries (`retry_delay` times the delivery count, at most ten times), about 80 s.
+pub const DELIVERIES_MAX_DEFAULT: i64 = 20;
+/// The pause before a given-back commit's next delivery grows with its deliveries up to this
+/// multiple of `retry_delay`.
+const RETRY_DELAY_FACTOR_MAX: u32 = 10;
+
 /// Projector tuning; every bound named.
 #[derive(Debug, Clone)]
 pub struct ProjectorConfig {
@@ -52,6 +61,9 @@ pub struct ProjectorConfig {
     pub pointer_check: Duration,
     /// KV writes in flight per batch.
     pub write_concurrency: usize,
+    /// Deliveries of a commit given back each time before it is set aside in the
+    /// dead-letter stream (the server's `max_deliver` is a little above).
+    pub deliveries_max: i64,
 }
 
 impl Default for ProjectorConfig {
@@ -64,6 +76,7 @@ impl Default for ProjectorConfig {
             retry_delay: Duration::from_millis(500),
             pointer_check: Duration::from_millis(500),
             write_concurrency: 64,
+            deliveries_max: DELIVERIES_MAX_DEFAULT,
         }
     }
 }
@@ -77,6 +90,7 @@ pub struct ProjectorStats {
     pub broken: AtomicU64,
     pub write_conflicts: AtomicU64,
     pub batches: AtomicU64,
+    pub dead_lettered: AtomicU64,
 }
 
 /// A running projector.
@@ -190,10 +204,18 @@ pub(crate) async fn follow(
         .await
         .map_err(broker)?;
     let mut batches = messages.ready_chunks(cfg.batch_max.max(1));
+    // Redrives are for the live generation (a rebuild catching up leaves them alone).
+    let mut redrives = match until_caught_up {
+        true => None,
+        false => crate::redrive::requests(store, cfg).await,
+    };
     let mut ticker = tokio::time::interval(cfg.pointer_check);
     loop {
         tokio::select! {
             _ = shutdown.changed() => return Ok(Exit::Shutdown),
+            Some(next) = crate::redrive::next(&mut redrives) => {
+                crate::redrive::handle(&bucket, &journal, &mut cache, next, cfg).await;
+            }
             _ = ticker.tick() => {
                 if until_caught_up {
                     if lag(store, generation).await? == 0 {
@@ -239,7 +261,7 @@ struct Slot {
     dirty: bool,
 }
 
-type Cache = LruCache<OrderId, (Option<ProjectedOrder>, u64)>;
+pub(crate) type Cache = LruCache<OrderId, (Option<ProjectedOrder>, u64)>;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Action {
@@ -258,6 +280,8 @@ async fn process_batch(
     stats.batches.fetch_add(1, Relaxed);
     let mut slots: HashMap<OrderId, Slot> = HashMap::new();
     let mut plan: Vec<(Option<OrderId>, Message, Action)> = Vec::with_capacity(batch.len());
+    // Why an order's commits are given back (the reason a dead letter keeps).
+    let mut why: HashMap<OrderId, String> = HashMap::new();
     for msg in batch {
         let entry = match raw_entry(&msg) {
             Some(x) => x,
@@ -278,6 +302,7 @@ async fn process_batch(
                 Ok(slot) => slots.insert(order.clone(), slot),
                 Err(e) => {
                     tracing::warn!(%order, error = %e, "record unreadable; giving the commit back");
+                    why.insert(order.clone(), format!("record unreadable: {e}"));
                     plan.push((Some(order), msg, Action::GiveBack));
                     continue;
                 }
@@ -300,8 +325,12 @@ async fn process_batch(
                 stats.already_applied.fetch_add(1, Relaxed);
                 Action::Ack
             }
-            Step::Ahead { .. } => {
+            Step::Ahead { expected, found } => {
                 stats.given_back.fetch_add(1, Relaxed);
+                why.insert(
+                    order.clone(),
+                    format!("commit {found} waits for commit {expected}, which could not be read from the log"),
+                );
                 Action::GiveBack
             }
             Step::Broken(detail) => {
@@ -314,7 +343,7 @@ async fn process_batch(
         plan.push((Some(order), msg, action));
     }
     let failed = write_slots(bucket, cache, slots, cfg, stats).await;
-    settle(plan, &failed, cfg).await;
+    settle(journal, plan, &failed, &why, cfg, stats).await;
 }
 
 fn raw_entry(msg: &Message) -> Option<RawEntry> {
@@ -380,15 +409,15 @@ async fn load(
     })
 }
 
-/// Writes every changed record with compare-and-set; returns the orders whose write failed
-/// (their commits are given back; the cache forgets them).
+/// Writes every changed record with compare-and-set; returns the orders whose write failed,
+/// with the error (their commits are given back; the cache forgets them).
 async fn write_slots(
     bucket: &kv::Store,
     cache: &mut Cache,
     slots: HashMap<OrderId, Slot>,
     cfg: &ProjectorConfig,
     stats: &ProjectorStats,
-) -> std::collections::HashSet<OrderId> {
+) -> HashMap<OrderId, String> {
     let mut clean = Vec::new();
     let mut writes = Vec::new();
     for (order, slot) in slots {
@@ -408,7 +437,7 @@ async fn write_slots(
         .buffer_unordered(cfg.write_concurrency.max(1))
         .collect()
         .await;
-    let mut failed = std::collections::HashSet::new();
+    let mut failed = HashMap::new();
     for (order, record, result) in results {
         match result {
             Ok(revision) => {
@@ -417,7 +446,7 @@ async fn write_slots(
             Err(e) => {
                 stats.write_conflicts.fetch_add(1, Relaxed);
                 tracing::debug!(%order, error = %e, "record write failed; commits given back");
-                failed.insert(order);
+                failed.insert(order, format!("record write failed: {e}"));
             }
         }
     }
@@ -445,17 +474,31 @@ async fn write_record(
 }
 
 async fn settle(
+    journal: &Journal,
     plan: Vec<(Option<OrderId>, Message, Action)>,
-    failed: &std::collections::HashSet<OrderId>,
+    failed: &HashMap<OrderId, String>,
+    why: &HashMap<OrderId, String>,
     cfg: &ProjectorConfig,
+    stats: &ProjectorStats,
 ) {
     for (order, msg, action) in plan {
-        let give_back =
-            action == Action::GiveBack || order.as_ref().is_some_and(|o| failed.contains(o));
-        let result = if give_back {
-            msg.ack_with(AckKind::Nak(Some(cfg.retry_delay))).await
-        } else {
+        let write_failed = order.as_ref().and_then(|o| failed.get(o));
+        let give_back = action == Action::GiveBack || write_failed.is_some();
+        let reason = write_failed.or_else(|| order.as_ref().and_then(|o| why.get(o)));
+        let delivered = msg.info().map_or(1, |i| i.delivered);
+        let result = if !give_back {
             msg.ack().await
+        } else if delivered >= cfg.deliveries_max
+            && crate::redrive::give_up(journal, &msg, delivered, reason).await
+        {
+            stats.dead_lettered.fetch_add(1, Relaxed);
+            msg.ack().await
+        } else {
+            let factor = u32::try_from(delivered.max(1))
+                .unwrap_or(RETRY_DELAY_FACTOR_MAX)
+                .min(RETRY_DELAY_FACTOR_MAX);
+            msg.ack_with(AckKind::Nak(Some(cfg.retry_delay * factor)))
+                .await
         };
         if let Err(e) = result {
             tracing::debug!(error = %e, "ack failed; the commit will be redelivered and skipped");
@@ -507,6 +550,7 @@ pub(crate) async fn durable_consumer(
         ack_policy: AckPolicy::Explicit,
         ack_wait: cfg.ack_wait,
         max_ack_pending: cfg.ack_pending_max,
+        max_deliver: cfg.deliveries_max + paystate_journal::dead_letters::SERVER_DELIVERIES_SLACK,
         deliver_policy,
         filter_subject: format!("{EVENTS_PREFIX}.>"),
         num_replicas: store.replicas,

@@ -3,6 +3,7 @@
 
 use crate::cache::OrderCache;
 use crate::config::EngineConfig;
+use crate::order_queues::{sleep_until, OrderQueues};
 use crate::outcomes::Outcomes;
 use crate::parse::parse_command;
 use crate::processor::{Disposition, Processor, Stats};
@@ -10,12 +11,10 @@ use async_nats::jetstream::{self, consumer::pull, AckKind};
 use futures::StreamExt;
 use paystate_events::metric_names::TYPE_UNKNOWN;
 use paystate_events::subjects::{
-    check_reply_target, order_token, ReplyTargetError, DEAD_LETTERS_PREFIX, DEAD_REASON_HEADER,
-    ENGINE_CONSUMER, REPLY_HEADER,
+    check_reply_target, order_token, ReplyTargetError, ENGINE_CONSUMER, REPLY_HEADER,
 };
 use paystate_events::{Outcome, RejectionCode, Timestamp};
 use paystate_journal::{Journal, LogSettings};
-use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -151,12 +150,16 @@ async fn engine_consumer(
         ack_policy: jetstream::consumer::AckPolicy::Explicit,
         ack_wait: cfg.ack_wait,
         max_ack_pending: cfg.ack_pending_max,
+        // The server gives up too, a little after the engine's own bound (which counts
+        // in-process retries as well), so nothing is delivered forever.
+        max_deliver: cfg.deliveries_max + paystate_journal::dead_letters::SERVER_DELIVERIES_SLACK,
         num_replicas: log.replicas,
         description: Some("paystate engine instances (competing consumers)".into()),
         ..Default::default()
     };
+    // Create or update: an existing consumer takes the current bounds (`max_deliver`).
     stream
-        .get_or_create_consumer(ENGINE_CONSUMER, config)
+        .create_consumer(config)
         .await
         .map_err(|e| EngineError::Consumer(e.to_string()))
 }
@@ -224,58 +227,61 @@ pub fn partition_of(subject: &str, partitions: usize) -> usize {
 /// hold up the other orders that hash to the same partition. Everything the channel holds is
 /// taken into per-order queues at once; their total is bounded by the consumer's
 /// `max_ack_pending` (JetStream hands out no more unacknowledged commands than that).
+/// A command that cannot be processed now is retried in-process, first in its order's queue,
+/// after `retry_later` (the order is parked meanwhile, the other orders go on): a later
+/// command of the same order never overtakes it. Past `deliveries_max` attempts it is
+/// dead-lettered and the order's next command goes on.
 async fn partition(
     mut processor: Processor,
     mut rx: mpsc::Receiver<jetstream::Message>,
     client: async_nats::Client,
 ) {
-    let mut queues: HashMap<String, VecDeque<jetstream::Message>> = HashMap::new();
-    let mut turns: VecDeque<String> = VecDeque::new();
+    let mut queues = OrderQueues::default();
     loop {
-        if turns.is_empty() {
-            match rx.recv().await {
-                Some(msg) => enqueue(msg, &mut queues, &mut turns),
-                None => return,
+        if !queues.ready() {
+            tokio::select! {
+                next = rx.recv() => match next {
+                    Some(msg) => queues.push(order_of(&msg).to_string(), msg),
+                    // Shutdown: what is held is redelivered after the ack wait.
+                    None => return,
+                },
+                _ = sleep_until(queues.wake_at()) => continue,
             }
         }
         while let Ok(msg) = rx.try_recv() {
-            enqueue(msg, &mut queues, &mut turns);
+            queues.push(order_of(&msg).to_string(), msg);
         }
-        let Some(order) = turns.pop_front() else {
+        let Some((order, head)) = queues.take_next() else {
             continue;
         };
-        let Some(msg) = queues.get_mut(&order).and_then(VecDeque::pop_front) else {
-            continue;
-        };
-        match queues.get(&order).is_some_and(|q| !q.is_empty()) {
-            true => turns.push_back(order),
-            false => {
-                queues.remove(&order);
+        let span = crate::telemetry::command_span(order_token(&head.item.subject));
+        let retry = handle(&mut processor, &client, head.item, head.retries)
+            .instrument(span)
+            .await;
+        match retry {
+            // Not processed: retried first in its order, after a pause.
+            Some(msg) => {
+                let at = tokio::time::Instant::now() + processor.cfg.retry_later;
+                queues.retry(order, msg, head.retries, at);
             }
+            None => queues.done(order),
         }
-        let span = crate::telemetry::command_span(order_token(&msg.subject));
-        handle(&mut processor, &client, msg).instrument(span).await;
     }
 }
 
-/// Queues `msg` behind its order's earlier commands; an order with nothing queued gets a turn.
-fn enqueue(
-    msg: jetstream::Message,
-    queues: &mut HashMap<String, VecDeque<jetstream::Message>>,
-    turns: &mut VecDeque<String>,
-) {
-    let order = order_token(&msg.subject)
-        .unwrap_or(&msg.subject)
-        .to_string();
-    let queue = queues.entry(order.clone()).or_default();
-    if queue.is_empty() {
-        turns.push_back(order);
-    }
-    queue.push_back(msg);
+/// The order a command belongs to (its subject's order token).
+fn order_of(msg: &jetstream::Message) -> &str {
+    order_token(&msg.subject).unwrap_or(&msg.subject)
 }
 
 /// One command message, start to finish: reply target, processing, answer, acknowledgement.
-async fn handle(processor: &mut Processor, client: &async_nats::Client, msg: jetstream::Message) {
+/// Gives the message back when it is to be retried in-process (`retries` so far).
+async fn handle(
+    processor: &mut Processor,
+    client: &async_nats::Client,
+    msg: jetstream::Message,
+    retries: u32,
+) -> Option<jetstream::Message> {
     let started = std::time::Instant::now();
     let (received_at, delivered) = match msg.info() {
         Ok(info) => (
@@ -289,10 +295,12 @@ async fn handle(processor: &mut Processor, client: &async_nats::Client, msg: jet
         Err(refused) => {
             refuse_reply_target(processor, &msg, refused).await;
             ack(&msg).await;
-            return;
+            return None;
         }
     };
     let (kind, disposition) = process(processor, &msg, received_at).await;
+    // Attempts so far: deliveries by the broker plus retries in this process.
+    let attempts = delivered + i64::from(retries);
     match disposition {
         Disposition::Done(outcome) => {
             if let (Some(to), Some(bytes)) = (reply_to, encode(&outcome)) {
@@ -321,16 +329,21 @@ async fn handle(processor: &mut Processor, client: &async_nats::Client, msg: jet
             crate::telemetry::answered(kind, &outcome, started);
             ack(&msg).await;
         }
-        Disposition::RetryLater if delivered >= processor.cfg.deliveries_max => {
-            dead_letter(processor, client, &msg, reply_to, delivered).await;
+        Disposition::RetryLater if attempts >= processor.cfg.deliveries_max => {
+            if !dead_letter(processor, client, &msg, reply_to, attempts).await {
+                let _ = msg.ack_with(AckKind::Progress).await;
+                return Some(msg);
+            }
         }
         Disposition::RetryLater => {
             crate::telemetry::requeued();
-            let _ = msg
-                .ack_with(AckKind::Nak(Some(processor.cfg.retry_later)))
-                .await;
+            // Held, not given back: a NAK would let the order's next command overtake it.
+            // The progress ack restarts the ack wait while it waits for its retry.
+            let _ = msg.ack_with(AckKind::Progress).await;
+            return Some(msg);
         }
     }
+    None
 }
 
 /// The command's reply subject: `None` without the header, an error for a subject outside
@@ -368,38 +381,32 @@ async fn refuse_reply_target(
     }
 }
 
-/// The last delivery of a command that could not be processed: set it aside with its reason
+/// The last attempt at a command that could not be processed: set it aside with its reason
 /// in the dead-letter stream, tell the caller, and take it off the queue. If the dead-letter
-/// write fails the command stays queued (redelivered later): nothing is dropped.
+/// write fails the command stays held (retried in-process, still first in its order's
+/// queue): nothing is dropped. True once it is set aside.
 async fn dead_letter(
     processor: &Processor,
     client: &async_nats::Client,
     msg: &jetstream::Message,
     reply_to: Option<String>,
     delivered: i64,
-) {
+) -> bool {
     let reason = format!(
         "not processed after {delivered} deliveries (broker trouble or conflicts each time)"
     );
-    let order = order_token(&msg.subject).unwrap_or("_");
-    let subject = format!("{DEAD_LETTERS_PREFIX}.cmd.{order}");
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert(DEAD_REASON_HEADER, reason.as_str());
-    headers.insert("Paystate-Dead-Subject", msg.subject.as_str());
     let js = jetstream::new(client.clone());
-    let stored = match js
-        .publish_with_headers(subject, headers, msg.payload.clone())
-        .await
-    {
-        Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
-    };
+    let stored = paystate_journal::dead_letters::send_message(
+        &js,
+        paystate_journal::dead_letters::Source::Engine,
+        ENGINE_CONSUMER,
+        msg,
+        &reason,
+    )
+    .await;
     if let Err(e) = stored {
         tracing::error!(subject = %msg.subject, error = %e, "dead-letter write failed; the command stays queued");
-        let _ = msg
-            .ack_with(AckKind::Nak(Some(processor.cfg.retry_later)))
-            .await;
-        return;
+        return false;
     }
     processor.stats.dead_lettered.fetch_add(1, Relaxed);
     tracing::error!(subject = %msg.subject, %reason, "command moved to the dead-letter stream");
@@ -411,6 +418,7 @@ async fn dead_letter(
         }
     }
     ack(msg).await;
+    true
 }
 
 async fn ack(msg: &jetstream::Message) {

@@ -15,6 +15,8 @@
 //! - [`outcomes`]: the KV bucket of outcomes by (order, command id): idempotent replies.
 //! - [`processor`]: one command, start to finish (the decide/append loop).
 //! - [`intake`]: the consumer loop, partitioning, acknowledgement, shutdown.
+//! - [`order_queues`]: a partition's per-order queues: one order's commands in order, a
+//!   failed one retried (parked) before anything behind it, the other orders going on.
 //! - [`attachments`]: files commands refer to (object store), checked by hash on read.
 //! - [`refs`]: provider references → order ids (for callbacks that name only the former).
 //! - [`client`]: publishing a command and waiting for its outcome (for Rust callers).
@@ -33,6 +35,7 @@ pub mod connect;
 pub mod intake;
 pub mod outcomes;
 pub mod parse;
+pub mod order_queues;
 pub mod processor;
 pub mod refs;
 pub mod strict_json;

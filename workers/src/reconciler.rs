@@ -2,8 +2,9 @@
 //! provider when callbacks stop), it asks the provider for the truth about orders that wait
 //! on it for too long, and submits what it learns as signals.
 //!
-//! It follows the log with an ordered consumer (from the start at boot, then live), keeping
-//! the state of every order that waits on a provider: status `pending`, a capture,
+//! It starts from the projection's waiting orders (each read back from the log, see
+//! [`startup`]; from the start of the log when there is no projection), then follows the log
+//! live with an ordered consumer, keeping the state of every order that waits on a provider: status `pending`, a capture,
 //! cancellation or refund in flight, or (for providers that finish after capturing, see
 //! [`SETTLES_AFTER_CAPTURE`]) a captured order not yet settled. Orders flagged for review
 //! (`needs_review`, by a provider report or by this reconciler) belong to a person and are
@@ -13,26 +14,39 @@
 //! Probes back off per order along a schedule; an order still waiting past the final
 //! deadline gets one `needs_review` signal and is no longer probed. Providers without a status
 //! query (Paykassma) are never probed: their orders only meet the final deadline.
+//!
+//! Probes and flags run off the log-following loop in a bounded task set ([`probes`]).
+//! Instances split the orders by a stable hash ([`paystate_events::ids::shard_of`], FNV-1a).
+//! A commit that does not fold onto the order's state is reported, not swallowed: logged,
+//! counted, and set aside in the dead-letter stream with its reason; the order is no longer
+//! tracked until a redrive (`paystate dlq redrive`) makes the reconciler read it back from the
+//! log.
 
-use crate::submit::{publish_all, signal_command};
+mod probes;
+mod startup;
+
+pub use probes::PROBES_IN_FLIGHT_MAX;
+
 use async_nats::jetstream::{self, consumer};
 use futures::StreamExt;
 use paystate_adapters::features::{supports, Feature};
 use paystate_adapters::Adapters;
-use paystate_events::subjects::{order_token, EVENTS_PREFIX};
-use paystate_events::{
-    Commit, CommitHash, OrderId, OrderState, Provider, SignalKind, Status, Timestamp,
-};
+use paystate_events::subjects::{order_token, DEAD_LETTERS_STREAM, EVENTS_PREFIX};
+use paystate_events::{Commit, CommitHash, OrderId, OrderState, Provider, Status, Timestamp};
+use paystate_journal::dead_letters::{self, Outgoing, Source};
+use paystate_journal::Journal;
 use paystate_service::Client;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-/// Most orders the reconciler tracks at once; beyond it new waiting orders are logged and
-/// left to a later restart (the log keeps them).
+/// Name the reconciler's dead letters carry as their consumer (it reads the log with an
+/// ordered consumer, which has no durable name).
+pub const RECONCILER_CONSUMER: &str = "paystate-reconciler";
+
 pub const TRACKED_ORDERS_MAX: usize = 1_000_000;
 /// Most probes per tick, so a backlog cannot flood a provider.
 pub const PROBES_PER_TICK_MAX: usize = 64;
@@ -112,6 +126,14 @@ pub struct ReconcilerStats {
     pub probes: AtomicU64,
     pub flagged: AtomicU64,
     pub tracked: AtomicU64,
+    /// Commits that did not fold onto their order's state (each dead-lettered).
+    pub fold_errors: AtomicU64,
+    /// Probe or flag results that could not be submitted.
+    pub submit_errors: AtomicU64,
+    /// Orders read back from the log (at start, or when first seen mid-history).
+    pub loaded: AtomicU64,
+    /// Whether the start came from the projection (1) or the whole log (0).
+    pub from_projection: AtomicU64,
 }
 
 pub struct ReconcilerHandle {
@@ -128,8 +150,10 @@ impl ReconcilerHandle {
 }
 
 /// One order the reconciler watches.
-struct Tracked {
+pub(crate) struct Tracked {
     state: OrderState,
+    /// Stream sequence of the last commit folded into `state` (earlier ones are skipped).
+    seq: u64,
     /// What the order waits for; a change restarts the schedule.
     waiting_on: String,
     since: Timestamp,
@@ -145,33 +169,63 @@ pub async fn run_reconciler(
     cfg: ReconcilerConfig,
 ) -> Result<ReconcilerHandle, String> {
     let js = jetstream::new(nats.clone());
-    let stream = js
-        .get_stream(events_stream)
+    let journal = Journal::existing(js.clone(), events_stream)
         .await
         .map_err(|e| e.to_string())?;
-    let follower = stream
+    let stats = Arc::new(ReconcilerStats::default());
+    let mut r = Reconciler {
+        cfg,
+        adapters,
+        client: Client::new(nats),
+        journal,
+        js: js.clone(),
+        events_stream: events_stream.to_string(),
+        tracked: HashMap::new(),
+        in_flight: HashSet::new(),
+        jobs: JoinSet::new(),
+        stats: stats.clone(),
+        caught_up: false,
+    };
+    let mine = {
+        let (instance, instances) = (r.cfg.instance, r.cfg.instances);
+        move |o: &OrderId| is_mine(o, instance, instances)
+    };
+    let deliver_policy =
+        match startup::from_projection(&js, &r.journal, events_stream, mine, TRACKED_ORDERS_MAX)
+            .await
+        {
+            Ok(start) => {
+                stats.from_projection.store(1, Relaxed);
+                for (order, loaded) in start.tracked {
+                    r.track(order, loaded);
+                }
+                consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: start.follow_from.max(1),
+                }
+            }
+            Err(e) => {
+                tracing::info!(reason = %e, "reconciler: folding the log from its start");
+                consumer::DeliverPolicy::All
+            }
+        };
+    let follower = js
+        .get_stream(events_stream)
+        .await
+        .map_err(|e| e.to_string())?
         .create_consumer(consumer::pull::OrderedConfig {
             filter_subject: format!("{EVENTS_PREFIX}.>"),
-            deliver_policy: consumer::DeliverPolicy::All,
+            deliver_policy,
             ..Default::default()
         })
         .await
         .map_err(|e| e.to_string())?;
-    // Nothing to replay: probing may start at once; otherwise after the history is folded.
-    let caught_up = follower.cached_info().num_pending == 0;
+    // Nothing to follow up to now: probing may start at once; otherwise once caught up.
+    r.caught_up = follower.cached_info().num_pending == 0;
     let messages = follower.messages().await.map_err(|e| e.to_string())?;
-    let stats = Arc::new(ReconcilerStats::default());
+    let redrives = redrive_requests(&js).await;
     let (shutdown, rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
-    let r = Reconciler {
-        cfg,
-        adapters,
-        client: Client::new(nats),
-        tracked: HashMap::new(),
-        stats: stats.clone(),
-        caught_up,
-    };
-    tasks.spawn(r.run(messages, rx));
+    tasks.spawn(r.run(messages, redrives, rx));
     Ok(ReconcilerHandle {
         shutdown,
         tasks,
@@ -179,11 +233,67 @@ pub async fn run_reconciler(
     })
 }
 
+/// Redrive requests for the reconciler, from now on (`None` when unavailable: logged).
+async fn redrive_requests(js: &jetstream::Context) -> Option<consumer::pull::Ordered> {
+    let opened = async {
+        js.get_stream_no_info(DEAD_LETTERS_STREAM)
+            .await
+            .map_err(|e| e.to_string())?
+            .create_consumer(consumer::pull::OrderedConfig {
+                filter_subject: Source::Reconciler.redrive_subject(),
+                deliver_policy: consumer::DeliverPolicy::New,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .messages()
+            .await
+            .map_err(|e| e.to_string())
+    };
+    match opened.await {
+        Ok(m) => Some(m),
+        Err(e) => {
+            tracing::warn!(error = %e, "reconciler: redrive requests unavailable");
+            None
+        }
+    }
+}
+
+async fn next_redrive(
+    redrives: &mut Option<consumer::pull::Ordered>,
+) -> Option<async_nats::jetstream::Message> {
+    loop {
+        let Some(stream) = redrives.as_mut() else {
+            return std::future::pending().await;
+        };
+        match stream.next().await {
+            Some(Ok(msg)) => return Some(msg),
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "reconciler: redrive stream error; carrying on")
+            }
+            None => *redrives = None,
+        }
+    }
+}
+
+/// Whether an instance handles `order` (FNV-1a shards, stable everywhere).
+fn is_mine(order: &OrderId, instance: u64, instances: u64) -> bool {
+    let instances = instances.max(1);
+    let shards = usize::try_from(instances).unwrap_or(usize::MAX);
+    paystate_events::ids::shard_of(order.as_str(), shards) as u64 == instance % instances
+}
+
 struct Reconciler {
     cfg: ReconcilerConfig,
     adapters: Arc<Adapters>,
     client: Client,
+    journal: Journal,
+    js: jetstream::Context,
+    events_stream: String,
     tracked: HashMap<OrderId, Tracked>,
+    /// Orders with a probe or flag job running (never two at once for one order).
+    in_flight: HashSet<OrderId>,
+    jobs: JoinSet<probes::Report>,
     stats: Arc<ReconcilerStats>,
     /// True once the history that existed at start is folded: before that, a tracked state
     /// may be stale (an order flagged or finished later in the log), so nothing is probed.
@@ -194,17 +304,25 @@ impl Reconciler {
     async fn run(
         mut self,
         mut messages: consumer::pull::Ordered,
+        mut redrives: Option<consumer::pull::Ordered>,
         mut shutdown: watch::Receiver<bool>,
     ) {
         let mut tick = tokio::time::interval(self.cfg.tick);
         loop {
             tokio::select! {
-                _ = shutdown.changed() => return,
-                _ = tick.tick(), if self.caught_up => self.probe_due(chrono::Utc::now()).await,
+                _ = shutdown.changed() => {
+                    self.jobs.abort_all();
+                    return;
+                }
+                _ = tick.tick(), if self.caught_up => self.start_due(chrono::Utc::now()),
+                Some(done) = self.jobs.join_next(), if !self.jobs.is_empty() => self.finished(done),
+                Some(msg) = next_redrive(&mut redrives) => self.redriven(&msg).await,
                 next = messages.next() => match next {
                     Some(Ok(msg)) => {
-                        self.follow(&msg.subject, &msg.payload);
-                        self.caught_up |= msg.info().is_ok_and(|i| i.pending == 0);
+                        let info = msg.info().ok().map(|i| (i.stream_sequence, i.pending));
+                        let (seq, pending) = info.unwrap_or((0, 1));
+                        self.follow(&msg.subject, &msg.payload, seq).await;
+                        self.caught_up |= pending == 0;
                     }
                     Some(Err(e)) => tracing::warn!(error = %e, "reconciler: log stream error; carrying on"),
                     None => return,
@@ -214,25 +332,37 @@ impl Reconciler {
     }
 
     /// Folds one commit into the tracked orders.
-    fn follow(&mut self, subject: &str, payload: &[u8]) {
+    async fn follow(&mut self, subject: &str, payload: &bytes::Bytes, seq: u64) {
         let Some(order) = order_token(subject).and_then(|t| OrderId::parse(t).ok()) else {
             return;
         };
-        if !self.mine(&order) {
+        if !self.mine(&order) || self.tracked.get(&order).is_some_and(|t| seq <= t.seq) {
             return;
         }
-        let Ok(commit) = Commit::decode(payload) else {
-            return;
+        let commit = match Commit::decode(payload) {
+            Ok(c) => c,
+            Err(e) => {
+                let reason = format!("unreadable commit: {e}");
+                return self
+                    .fold_failed(&order, subject, payload, seq, &reason)
+                    .await;
+            }
         };
         let hash = CommitHash::of(payload).0;
         let previous = self.tracked.remove(&order);
-        let prev_state = previous.as_ref().map(|t| t.state.clone());
-        // Orders first seen mid-history (created before tracking) are skipped until whole.
-        if prev_state.is_none() && commit.commit != 1 {
-            return;
+        if previous.is_none() && commit.commit != 1 {
+            // First seen mid-history (not waiting at start, or tracked no longer): read back.
+            return self.load(&order).await;
         }
-        let Ok(state) = paystate_engine::apply_commit(prev_state, &commit, &hash) else {
-            return;
+        let prev_state = previous.as_ref().map(|t| t.state.clone());
+        let state = match paystate_engine::apply_commit(prev_state, &commit, &hash) {
+            Ok(s) => s,
+            Err(e) => {
+                let reason = format!("commit {} does not fold onto the order: {e}", commit.commit);
+                return self
+                    .fold_failed(&order, subject, payload, seq, &reason)
+                    .await;
+            }
         };
         if state.status.is_terminal() {
             self.stats.tracked.store(self.tracked.len() as u64, Relaxed);
@@ -241,13 +371,77 @@ impl Reconciler {
         // Every open order's state is kept (later commits fold onto it); only those waiting
         // on the provider are ever due.
         let waiting = waiting_on(&state);
-        self.keep(order, state, waiting, previous, commit.decided_at);
+        self.keep(order, state, seq, waiting, previous, commit.decided_at);
+    }
+
+    /// A commit that does not fold: reported (logged, counted, dead-lettered with its
+    /// reason); the order is not tracked until redriven.
+    async fn fold_failed(
+        &mut self,
+        order: &OrderId,
+        subject: &str,
+        payload: &bytes::Bytes,
+        seq: u64,
+        reason: &str,
+    ) {
+        self.tracked.remove(order);
+        self.stats.fold_errors.fetch_add(1, Relaxed);
+        self.stats.tracked.store(self.tracked.len() as u64, Relaxed);
+        tracing::error!(%order, seq, %reason, "reconciler: commit does not fold; order no longer tracked");
+        let out = Outgoing {
+            source: Source::Reconciler,
+            consumer: RECONCILER_CONSUMER,
+            subject,
+            order: Some(order.as_str()),
+            headers: None,
+            payload: payload.clone(),
+            origin: Some((&self.events_stream, seq)),
+            deliveries: 1,
+            reason,
+        };
+        if let Err(e) = dead_letters::send(&self.js, &out).await {
+            tracing::error!(%order, seq, error = %e, "reconciler: could not set the commit aside");
+        }
+    }
+
+    /// A redrive request: the order is read back from the log and tracked again.
+    async fn redriven(&mut self, msg: &async_nats::jetstream::Message) {
+        let order = dead_letters::redrive_request(msg.headers.as_ref(), &msg.payload)
+            .and_then(|r| order_token(&r.subject).and_then(|t| OrderId::parse(t).ok()));
+        match order {
+            Some(order) if self.mine(&order) => {
+                tracing::info!(%order, "reconciler: redrive; reading the order back from the log");
+                self.tracked.remove(&order);
+                self.load(&order).await;
+            }
+            _ => {}
+        }
+    }
+
+    /// Reads `order` back from the log and tracks it if it is open.
+    async fn load(&mut self, order: &OrderId) {
+        self.stats.loaded.fetch_add(1, Relaxed);
+        if let Some(loaded) = startup::load(&self.journal, order).await {
+            self.track(order.clone(), loaded);
+        }
+    }
+
+    fn track(&mut self, order: OrderId, loaded: startup::Loaded) {
+        if self.tracked.len() >= TRACKED_ORDERS_MAX {
+            tracing::warn!(%order, "reconciler: tracking bound reached; order not tracked");
+            return;
+        }
+        let cfg = &self.cfg;
+        let tracked = loaded.into_tracked(|s| chrono_dur(first_probe_after(cfg, s)));
+        self.tracked.insert(order, tracked);
+        self.stats.tracked.store(self.tracked.len() as u64, Relaxed);
     }
 
     fn keep(
         &mut self,
         order: OrderId,
         state: OrderState,
+        seq: u64,
         waiting_on: String,
         previous: Option<Tracked>,
         at: Timestamp,
@@ -257,66 +451,70 @@ impl Reconciler {
             return;
         }
         let tracked = match previous {
-            Some(p) if p.waiting_on == waiting_on => Tracked { state, ..p },
-            _ => {
-                // A provider without a status query cannot be asked: the order only waits
-                // for its final deadline (and a callback that may still come).
-                let first = match supports(state.provider, Feature::StatusQuery) {
-                    true => self
-                        .cfg
-                        .first_probe_after
-                        .get(&state.provider)
-                        .copied()
-                        .unwrap_or(FIRST_PROBE_AFTER_DEFAULT)
-                        .min(self.cfg.final_deadline),
-                    false => self.cfg.final_deadline,
-                };
-                Tracked {
-                    state,
-                    waiting_on,
-                    since: at,
-                    next_probe: at + first,
-                    probes: 0,
-                    flagged: false,
-                }
-            }
+            Some(p) if p.waiting_on == waiting_on => Tracked { state, seq, ..p },
+            _ => Tracked {
+                next_probe: at + chrono_dur(first_probe_after(&self.cfg, &state)),
+                state,
+                seq,
+                waiting_on,
+                since: at,
+                probes: 0,
+                flagged: false,
+            },
         };
         self.tracked.insert(order, tracked);
         self.stats.tracked.store(self.tracked.len() as u64, Relaxed);
     }
 
     fn mine(&self, order: &OrderId) -> bool {
-        let instances = self.cfg.instances.max(1);
-        paystate_service::intake::partition_of(order.as_str(), instances as usize) as u64
-            == self.cfg.instance % instances
+        is_mine(order, self.cfg.instance, self.cfg.instances)
     }
 
-    /// Probes the orders that are due (bounded per tick).
-    async fn probe_due(&mut self, now: Timestamp) {
+    /// Starts jobs for the due orders: at most [`PROBES_PER_TICK_MAX`] per tick, and no more
+    /// than [`PROBES_IN_FLIGHT_MAX`] running.
+    fn start_due(&mut self, now: Timestamp) {
+        let room = PROBES_IN_FLIGHT_MAX
+            .saturating_sub(self.jobs.len())
+            .min(PROBES_PER_TICK_MAX);
         let due: Vec<OrderId> = self
             .tracked
             .iter()
-            .filter(|(_, t)| !t.waiting_on.is_empty() && !t.flagged && t.next_probe <= now)
+            .filter(|(o, t)| {
+                !t.waiting_on.is_empty()
+                    && !t.flagged
+                    && t.next_probe <= now
+                    && !self.in_flight.contains(*o)
+            })
             .map(|(o, _)| o.clone())
-            .take(PROBES_PER_TICK_MAX)
+            .take(room)
             .collect();
         for order in due {
-            let final_due = self
-                .tracked
-                .get(&order)
-                .is_some_and(|t| now - t.since >= chrono_dur(self.cfg.final_deadline));
-            if final_due {
-                self.flag(&order, now).await;
-            } else {
-                self.probe(&order, now).await;
-            }
+            let Some(job) = self.schedule(&order, now) else {
+                continue;
+            };
+            let Some(state) = self.tracked.get(&order).map(|t| t.state.clone()) else {
+                continue;
+            };
+            self.in_flight.insert(order);
+            let (adapters, client) = (self.adapters.clone(), self.client.clone());
+            self.jobs
+                .spawn(probes::run(adapters, client, state, job, now));
         }
     }
 
-    async fn probe(&mut self, order: &OrderId, now: Timestamp) {
-        let Some(t) = self.tracked.get_mut(order) else {
-            return;
-        };
+    /// The job for a due order, its schedule moved on (next probe, or flagged).
+    fn schedule(&mut self, order: &OrderId, now: Timestamp) -> Option<probes::Job> {
+        let final_deadline = chrono_dur(self.cfg.final_deadline);
+        let t = self.tracked.get_mut(order)?;
+        if now - t.since >= final_deadline {
+            t.flagged = true;
+            self.stats.flagged.fetch_add(1, Relaxed);
+            let reason = format!(
+                "still waiting on the provider ({}) after {} probes; needs a person",
+                t.waiting_on, t.probes
+            );
+            return Some(probes::Job::Flag { reason });
+        }
         t.probes += 1;
         let attempt = t.probes;
         let pause = self
@@ -327,82 +525,45 @@ impl Reconciler {
             .copied()
             .unwrap_or(Duration::from_secs(3600));
         // Never past the final deadline: the flag comes on time, not one pause late.
-        t.next_probe = (now + chrono_dur(pause)).min(t.since + chrono_dur(self.cfg.final_deadline));
-        let state = t.state.clone();
+        t.next_probe = (now + chrono_dur(pause)).min(t.since + final_deadline);
         self.stats.probes.fetch_add(1, Relaxed);
-        let prefix = format!("r.{}.{}", state.commits, attempt);
-        let commands = match self.adapters.status(&state).await {
-            Ok(reported) => {
-                let evidence = format!("probe:{attempt}:call:{}", reported.call_ref);
-                let mut kinds = reported.signals;
-                if kinds.is_empty() {
-                    kinds.push(SignalKind::Probed {
-                        answer: "no change reported".into(),
-                    });
-                }
-                kinds
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, k)| {
-                        signal_command(
-                            order,
-                            &format!("{prefix}.{i}"),
-                            state.provider,
-                            reported.provider_ref.clone(),
-                            evidence.clone(),
-                            now,
-                            k,
-                        )
-                    })
-                    .collect()
-            }
-            Err(e) => {
-                let kind = SignalKind::Probed {
-                    answer: format!("status query failed: {e}"),
-                };
-                vec![signal_command(
-                    order,
-                    &prefix,
-                    state.provider,
-                    None,
-                    format!("probe:{attempt}:error"),
-                    now,
-                    kind,
-                )]
-            }
-        };
-        if let Err(e) = publish_all(&self.client, &commands).await {
-            tracing::warn!(%order, error = %e, "reconciler: could not submit probe results");
-        }
+        Some(probes::Job::Probe { attempt })
     }
 
-    async fn flag(&mut self, order: &OrderId, now: Timestamp) {
-        let Some(t) = self.tracked.get_mut(order) else {
-            return;
-        };
-        t.flagged = true;
-        let reason = format!(
-            "still waiting on the provider ({}) after {} probes; needs a person",
-            t.waiting_on, t.probes
-        );
-        let cmd = signal_command(
-            order,
-            &format!("r.{}.review", t.state.commits),
-            t.state.provider,
-            None,
-            "reconciler:final-deadline".into(),
-            now,
-            SignalKind::NeedsReview { reason },
-        );
-        self.stats.flagged.fetch_add(1, Relaxed);
-        if let Err(e) = publish_all(&self.client, &[cmd]).await {
-            tracing::warn!(%order, error = %e, "reconciler: could not flag the order");
+    fn finished(&mut self, done: Result<probes::Report, tokio::task::JoinError>) {
+        match done {
+            Ok(report) => {
+                self.in_flight.remove(&report.order);
+                if let Some(e) = report.error {
+                    self.stats.submit_errors.fetch_add(1, Relaxed);
+                    tracing::warn!(order = %report.order, error = %e, "reconciler: could not submit probe results");
+                }
+            }
+            Err(e) => {
+                // A panicked job: its order stays marked busy until a restart; say so.
+                self.stats.submit_errors.fetch_add(1, Relaxed);
+                tracing::error!(error = %e, "reconciler: a probe job failed");
+            }
         }
     }
 }
 
+/// How long `state`'s order may wait before its first probe: its provider's setting (the
+/// final deadline for a provider without a status query, which cannot be asked).
+fn first_probe_after(cfg: &ReconcilerConfig, state: &OrderState) -> Duration {
+    match supports(state.provider, Feature::StatusQuery) {
+        true => cfg
+            .first_probe_after
+            .get(&state.provider)
+            .copied()
+            .unwrap_or(FIRST_PROBE_AFTER_DEFAULT)
+            .min(cfg.final_deadline),
+        false => cfg.final_deadline,
+    }
+}
+
 /// What the order waits on a provider for; empty when nothing (or when a person owns it).
-fn waiting_on(s: &OrderState) -> String {
+pub(crate) fn waiting_on(s: &OrderState) -> String {
     let mut parts = Vec::new();
     if s.needs_review {
         return String::new();

@@ -1,12 +1,23 @@
 //! The adapter workers' consumer: every commit in the log is looked at once (durable
 //! consumer shared by all worker instances); commits with provider work are performed and
 //! acknowledged only after their signals are stored.
+//!
+//! Work that cannot be done now ("try again later": the provider unreachable, credentials
+//! refused, configuration missing) is retried in-process along [`WorkerConfig::retry_delays`]
+//! while its order waits (a later commit of the same order never overtakes it). Past
+//! [`WorkerConfig::deliveries_max`] attempts the commit is set aside in the dead-letter
+//! stream with its reason, and the order's next work goes on. `paystate dlq redrive` sends it
+//! back: a redrive request the workers take from their own durable consumer on the
+//! dead-letter stream and perform like the commit itself.
 
 use crate::work::{perform, Done, Env};
 use async_nats::jetstream::{self, consumer::pull, AckKind};
+use futures::StreamExt;
 use paystate_adapters::Adapters;
 use paystate_events::OrderId;
+use paystate_journal::dead_letters::{self, Outgoing, Source, SERVER_DELIVERIES_SLACK};
 use paystate_journal::{Journal, LogSettings};
+use paystate_service::order_queues::{sleep_until, OrderQueues};
 use paystate_service::refs::ProviderRefs;
 use paystate_service::Client;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -17,8 +28,13 @@ use tokio::task::JoinSet;
 
 /// Durable consumer name of the adapter workers.
 pub const WORKERS_CONSUMER: &str = "paystate-workers";
-/// Redelivery delays after "try again later", by delivery count (last one repeats).
+/// Pauses before retrying after "try again later", by attempt (the last one repeats).
 const RETRY_DELAYS_MS: [u64; 5] = [500, 2_000, 10_000, 30_000, 60_000];
+/// Default for [`WorkerConfig::deliveries_max`]: along [`RETRY_DELAYS_MS`], about 17 minutes
+/// of trying before a commit's work is set aside for a person.
+pub const DELIVERIES_MAX_DEFAULT: i64 = 20;
+/// Pause before re-opening the redrive consumer after it failed.
+const REDRIVE_RESUBSCRIBE_MS: u64 = 1_000;
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -27,8 +43,14 @@ pub struct WorkerConfig {
     /// Work items a partition may hold queued.
     pub partition_queue_max: usize,
     /// How long a work item may take before JetStream redelivers it (provider calls with
-    /// retries must fit).
+    /// retries must fit; a held item's wait is restarted by a progress ack per retry, so
+    /// it must exceed the longest of `retry_delays`).
     pub ack_wait: Duration,
+    /// Attempts at a commit's work (deliveries plus in-process retries) before it is set
+    /// aside in the dead-letter stream.
+    pub deliveries_max: i64,
+    /// Pauses between attempts (the last one repeats).
+    pub retry_delays: Vec<Duration>,
 }
 
 impl Default for WorkerConfig {
@@ -37,6 +59,11 @@ impl Default for WorkerConfig {
             partitions: 16,
             partition_queue_max: 64,
             ack_wait: Duration::from_secs(120),
+            deliveries_max: DELIVERIES_MAX_DEFAULT,
+            retry_delays: RETRY_DELAYS_MS
+                .iter()
+                .map(|ms| Duration::from_millis(*ms))
+                .collect(),
         }
     }
 }
@@ -47,6 +74,8 @@ pub struct WorkerStats {
     pub performed: AtomicU64,
     pub skipped: AtomicU64,
     pub retried: AtomicU64,
+    pub dead_lettered: AtomicU64,
+    pub redriven: AtomicU64,
 }
 
 pub struct WorkersHandle {
@@ -79,21 +108,21 @@ pub async fn run_workers(
         .map_err(|e| e.to_string())?;
     let refs = ProviderRefs::open(&js, log.replicas).await?;
     let attachments = paystate_service::attachments::open(&js, log.replicas).await?;
+    // Create or update: an existing consumer takes the current bounds (`max_deliver`).
     let consumer = journal
         .stream()
-        .get_or_create_consumer(
-            WORKERS_CONSUMER,
-            pull::Config {
-                durable_name: Some(WORKERS_CONSUMER.into()),
-                ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                ack_wait: cfg.ack_wait,
-                num_replicas: log.replicas,
-                description: Some("paystate adapter workers".into()),
-                ..Default::default()
-            },
-        )
+        .create_consumer(pull::Config {
+            durable_name: Some(WORKERS_CONSUMER.into()),
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            ack_wait: cfg.ack_wait,
+            max_deliver: cfg.deliveries_max + SERVER_DELIVERIES_SLACK,
+            num_replicas: log.replicas,
+            description: Some("paystate adapter workers".into()),
+            ..Default::default()
+        })
         .await
         .map_err(|e| e.to_string())?;
+    let redrive = redrive_consumer(&js, log, &cfg).await?;
     let stats = Arc::new(WorkerStats::default());
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -106,11 +135,14 @@ pub async fn run_workers(
             attachments: attachments.clone(),
             journal: journal.clone(),
             client: Client::new(nats.clone()),
+            js: js.clone(),
             refs: refs.clone(),
             stats: stats.clone(),
+            cfg: cfg.clone(),
         };
         tasks.spawn(partition(shared, rx));
     }
+    tasks.spawn(redrive_loop(redrive, senders.clone(), shutdown_rx.clone()));
     tasks.spawn(paystate_service::intake::pull_loop(
         consumer,
         senders,
@@ -123,15 +155,129 @@ pub async fn run_workers(
     })
 }
 
+/// The workers' durable consumer of redrive requests on the dead-letter stream.
+async fn redrive_consumer(
+    js: &jetstream::Context,
+    log: &LogSettings,
+    cfg: &WorkerConfig,
+) -> Result<jetstream::consumer::Consumer<pull::Config>, String> {
+    let name = dead_letters::redrive_consumer(Source::Workers);
+    js.get_stream_no_info(paystate_events::subjects::DEAD_LETTERS_STREAM)
+        .await
+        .map_err(|e| e.to_string())?
+        .create_consumer(pull::Config {
+            durable_name: Some(name),
+            filter_subject: Source::Workers.redrive_subject(),
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            ack_wait: cfg.ack_wait,
+            max_deliver: cfg.deliveries_max + SERVER_DELIVERIES_SLACK,
+            num_replicas: log.replicas,
+            description: Some("paystate adapter workers: redriven dead letters".into()),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Routes redrive requests to the partition of their order (the original commit's subject),
+/// so they queue behind that order's other work.
+async fn redrive_loop(
+    consumer: jetstream::consumer::Consumer<pull::Config>,
+    senders: Vec<mpsc::Sender<jetstream::Message>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    while !*shutdown.borrow() {
+        let mut messages = match consumer.messages().await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot pull redrive requests; retrying");
+                tokio::time::sleep(Duration::from_millis(REDRIVE_RESUBSCRIBE_MS)).await;
+                continue;
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                next = messages.next() => match next {
+                    Some(Ok(msg)) => {
+                        let subject = Item::of(&msg).subject;
+                        let idx = paystate_service::intake::partition_of(&subject, senders.len());
+                        if senders[idx].send(msg).await.is_err() {
+                            return;
+                        }
+                    }
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "redrive stream error; carrying on");
+                        tokio::time::sleep(Duration::from_millis(REDRIVE_RESUBSCRIBE_MS)).await;
+                    }
+                    None => break,
+                },
+            }
+        }
+    }
+}
+
 struct Shared {
     adapters: Arc<Adapters>,
     attachments: async_nats::jetstream::object_store::ObjectStore,
     journal: Journal,
     client: Client,
+    js: jetstream::Context,
     refs: ProviderRefs,
     stats: Arc<WorkerStats>,
+    cfg: WorkerConfig,
 }
 
+/// A work item: a commit of the log, delivered by the log's consumer or redriven from the
+/// dead-letter stream.
+struct Item {
+    /// The commit's subject in the log (`paystate.events.<order>`).
+    subject: String,
+    headers: Option<async_nats::HeaderMap>,
+    payload: bytes::Bytes,
+    /// Its sequence in the log (0 when unknown).
+    seq: u64,
+    /// Deliveries of the message in hand.
+    delivered: i64,
+    redriven: bool,
+}
+
+impl Item {
+    fn of(msg: &jetstream::Message) -> Item {
+        let (stream_seq, delivered) = msg
+            .info()
+            .map(|i| (i.stream_sequence, i.delivered))
+            .unwrap_or((0, 1));
+        let request = match msg
+            .subject
+            .starts_with(paystate_events::subjects::DEAD_LETTERS_PREFIX)
+        {
+            true => dead_letters::redrive_request(msg.headers.as_ref(), &msg.payload),
+            false => None,
+        };
+        match request {
+            Some(r) => Item {
+                subject: r.subject,
+                headers: Some(r.headers),
+                payload: r.payload,
+                seq: r.origin_seq.unwrap_or(0),
+                delivered,
+                redriven: true,
+            },
+            None => Item {
+                subject: msg.subject.to_string(),
+                headers: msg.headers.clone(),
+                payload: msg.payload.clone(),
+                seq: stream_seq,
+                delivered,
+                redriven: false,
+            },
+        }
+    }
+}
+
+/// One partition: its orders' work one at a time, each order's in log order (see
+/// [`OrderQueues`]); work to be tried again waits, parked, before the rest of its order.
 async fn partition(shared: Shared, mut rx: mpsc::Receiver<jetstream::Message>) {
     let env = Env {
         adapters: &shared.adapters,
@@ -140,47 +286,139 @@ async fn partition(shared: Shared, mut rx: mpsc::Receiver<jetstream::Message>) {
         client: &shared.client,
         refs: &shared.refs,
     };
-    while let Some(msg) = rx.recv().await {
-        let (seq, delivered) = msg
-            .info()
-            .map(|i| (i.stream_sequence, i.delivered))
-            .unwrap_or((0, 1));
-        match handle(&env, &msg, seq).await {
-            Ok(outcomes) => {
-                for d in outcomes {
-                    match d {
-                        Done::Reported { .. } => shared.stats.performed.fetch_add(1, Relaxed),
-                        _ => shared.stats.skipped.fetch_add(1, Relaxed),
-                    };
-                }
-                if let Err(e) = msg.ack().await {
-                    tracing::warn!(error = %e, "ack failed; the work item will be looked at again");
-                }
-            }
-            Err(reason) => {
-                shared.stats.retried.fetch_add(1, Relaxed);
-                let idx = (delivered.max(1) as usize - 1).min(RETRY_DELAYS_MS.len() - 1);
-                tracing::warn!(seq, %reason, "provider work postponed");
-                let _ = msg
-                    .ack_with(AckKind::Nak(Some(Duration::from_millis(
-                        RETRY_DELAYS_MS[idx],
-                    ))))
-                    .await;
+    let mut queues = OrderQueues::default();
+    loop {
+        if !queues.ready() {
+            tokio::select! {
+                next = rx.recv() => match next {
+                    Some(msg) => queues.push(order_of(&msg), msg),
+                    // Shutdown: what is held is redelivered after the ack wait.
+                    None => return,
+                },
+                _ = sleep_until(queues.wake_at()) => continue,
             }
         }
+        while let Ok(msg) = rx.try_recv() {
+            queues.push(order_of(&msg), msg);
+        }
+        let Some((order, head)) = queues.take_next() else {
+            continue;
+        };
+        match work_on(&shared, &env, head.item, head.retries).await {
+            Some((msg, pause)) => {
+                let at = tokio::time::Instant::now() + pause;
+                queues.retry(order, msg, head.retries, at);
+            }
+            None => queues.done(order),
+        }
+    }
+}
+
+fn order_of(msg: &jetstream::Message) -> String {
+    let subject = Item::of(msg).subject;
+    paystate_events::subjects::order_token(&subject)
+        .unwrap_or(&subject)
+        .to_string()
+}
+
+/// Performs one work item; gives it back with the pause before its next attempt when it is
+/// to be tried again, or sets it aside past the bound.
+async fn work_on(
+    shared: &Shared,
+    env: &Env<'_>,
+    msg: jetstream::Message,
+    retries: u32,
+) -> Option<(jetstream::Message, Duration)> {
+    let item = Item::of(&msg);
+    let reason = match handle(env, &item).await {
+        Ok(outcomes) => {
+            for d in outcomes {
+                match d {
+                    Done::Reported { .. } => shared.stats.performed.fetch_add(1, Relaxed),
+                    _ => shared.stats.skipped.fetch_add(1, Relaxed),
+                };
+            }
+            if item.redriven {
+                shared.stats.redriven.fetch_add(1, Relaxed);
+            }
+            ack(&msg).await;
+            return None;
+        }
+        Err(reason) => reason,
+    };
+    let attempts = item.delivered + i64::from(retries);
+    if attempts >= shared.cfg.deliveries_max {
+        let reason = format!("provider work not done after {attempts} attempts: {reason}");
+        match dead_letter(shared, &msg, &item, attempts, &reason).await {
+            Ok(dead_seq) => {
+                shared.stats.dead_lettered.fetch_add(1, Relaxed);
+                tracing::error!(seq = item.seq, dead_seq, %reason, "provider work moved to the dead-letter stream");
+                ack(&msg).await;
+                return None;
+            }
+            Err(e) => {
+                tracing::error!(seq = item.seq, error = %e, "dead-letter write failed; the work stays held");
+            }
+        }
+    } else {
+        shared.stats.retried.fetch_add(1, Relaxed);
+        tracing::warn!(seq = item.seq, attempts, %reason, "provider work postponed");
+    }
+    // Held, not given back: a NAK would let the order's next work overtake it. The progress
+    // ack restarts the ack wait while it waits.
+    let _ = msg.ack_with(AckKind::Progress).await;
+    let delays = &shared.cfg.retry_delays;
+    let pause = delays
+        .get(usize::try_from(attempts.max(1) - 1).unwrap_or(usize::MAX))
+        .or(delays.last())
+        .copied()
+        .unwrap_or(Duration::from_secs(1));
+    Some((msg, pause))
+}
+
+async fn dead_letter(
+    shared: &Shared,
+    msg: &jetstream::Message,
+    item: &Item,
+    attempts: i64,
+    reason: &str,
+) -> Result<u64, dead_letters::DeadLetterError> {
+    let info = msg.info().ok();
+    let stream = info.as_ref().map(|i| i.stream.to_string());
+    let out = Outgoing {
+        source: Source::Workers,
+        consumer: WORKERS_CONSUMER,
+        subject: &item.subject,
+        order: None,
+        headers: item.headers.as_ref(),
+        payload: item.payload.clone(),
+        // The message in hand (the log's commit, or the redrive request): its own dedup id.
+        origin: stream
+            .as_deref()
+            .zip(info.as_ref().map(|i| i.stream_sequence)),
+        deliveries: u64::try_from(attempts).unwrap_or(0),
+        reason,
+    };
+    dead_letters::send(&shared.js, &out).await
+}
+
+async fn ack(msg: &jetstream::Message) {
+    if let Err(e) = msg.ack().await {
+        tracing::warn!(error = %e, "ack failed; the work item will be looked at again");
     }
 }
 
 /// Performs every piece of provider work in one commit, in order. Any "try again later"
 /// postpones the whole commit (the done parts are skipped as resolved next time).
-async fn handle(env: &Env<'_>, msg: &jetstream::Message, seq: u64) -> Result<Vec<Done>, String> {
-    let Some(token) = paystate_events::subjects::order_token(&msg.subject) else {
+async fn handle(env: &Env<'_>, item: &Item) -> Result<Vec<Done>, String> {
+    let Some(token) = paystate_events::subjects::order_token(&item.subject) else {
         return Ok(Vec::new());
     };
     let Ok(order) = OrderId::parse(token) else {
         return Ok(Vec::new());
     };
-    let commit = match paystate_events::Commit::decode(&msg.payload) {
+    let seq = item.seq;
+    let commit = match paystate_events::Commit::decode(&item.payload) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(seq, error = %e, "unreadable commit in the log; the audit will report it");

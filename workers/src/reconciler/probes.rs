@@ -1,0 +1,115 @@
+//! Probes and flags, off the log-following loop: each is a job in a bounded task set
+//! ([`PROBES_IN_FLIGHT_MAX`]); the loop starts jobs for due orders and collects their
+//! reports, so a slow provider never holds up following the log.
+
+use crate::submit::{publish_all, signal_command};
+use paystate_adapters::Adapters;
+use paystate_events::metric_names as m;
+use paystate_events::{CommandEnvelope, OrderId, OrderState, SignalKind, Timestamp};
+use paystate_service::Client;
+use std::sync::Arc;
+
+/// Probe and flag jobs running at once (per reconciler instance).
+pub const PROBES_IN_FLIGHT_MAX: usize = 16;
+
+/// What a job does.
+pub(crate) enum Job {
+    /// Ask the provider for the order's status (`attempt` counts from 1).
+    Probe { attempt: u32 },
+    /// Flag the order for a person at its final deadline.
+    Flag { reason: String },
+}
+
+/// What a job reports back to the loop.
+pub(crate) struct Report {
+    pub order: OrderId,
+    /// Why the job's signals could not be submitted (the loop logs and counts it).
+    pub error: Option<String>,
+}
+
+/// Runs one job for `state` (a snapshot of the tracked order) at `now`.
+pub(crate) async fn run(
+    adapters: Arc<Adapters>,
+    client: Client,
+    state: OrderState,
+    job: Job,
+    now: Timestamp,
+) -> Report {
+    let order = state.order_id.clone();
+    let commands = match job {
+        Job::Probe { attempt } => probe(&adapters, &state, attempt, now).await,
+        Job::Flag { reason } => {
+            metrics::counter!(m::RECONCILER_FLAGGED_TOTAL, "provider" => state.provider.as_str())
+                .increment(1);
+            vec![signal_command(
+                &order,
+                &format!("r.{}.review", state.commits),
+                state.provider,
+                None,
+                "reconciler:final-deadline".into(),
+                now,
+                SignalKind::NeedsReview { reason },
+            )]
+        }
+    };
+    let error = publish_all(&client, &commands)
+        .await
+        .err()
+        .map(|e| e.to_string());
+    Report { order, error }
+}
+
+/// A status query; its answer as signals (or a `probed` record when it changes nothing, or
+/// when the query failed), so the audit shows every question and answer.
+async fn probe(
+    adapters: &Adapters,
+    state: &OrderState,
+    attempt: u32,
+    now: Timestamp,
+) -> Vec<CommandEnvelope> {
+    let order = &state.order_id;
+    let prefix = format!("r.{}.{}", state.commits, attempt);
+    let answer = adapters.status(state).await;
+    let result = if answer.is_ok() { "answered" } else { "error" };
+    metrics::counter!(m::RECONCILER_PROBES_TOTAL, "provider" => state.provider.as_str(), "result" => result).increment(1);
+    match answer {
+        Ok(reported) => {
+            let evidence = format!("probe:{attempt}:call:{}", reported.call_ref);
+            let mut kinds = reported.signals;
+            if kinds.is_empty() {
+                kinds.push(SignalKind::Probed {
+                    answer: "no change reported".into(),
+                });
+            }
+            kinds
+                .into_iter()
+                .enumerate()
+                .map(|(i, k)| {
+                    signal_command(
+                        order,
+                        &format!("{prefix}.{i}"),
+                        state.provider,
+                        reported.provider_ref.clone(),
+                        evidence.clone(),
+                        now,
+                        k,
+                    )
+                })
+                .collect()
+        }
+        Err(e) => {
+            let kind = SignalKind::Probed {
+                answer: format!("status query failed: {e}"),
+            };
+            vec![signal_command(
+                order,
+                &prefix,
+                state.provider,
+                None,
+                format!("probe:{attempt}:error"),
+                now,
+                kind,
+            )]
+        }
+    }
+}
