@@ -9,6 +9,7 @@ mod support;
 
 use paystate_events::{CommandEnvelope, Outcome};
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::*;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -22,7 +23,12 @@ struct Process {
     _dir: tempfile::TempDir,
     private: String,
     ops: String,
+    /// Its log lines (JSON), the first [`LOG_LINES_MAX`].
+    logs: Arc<Mutex<Vec<String>>>,
 }
+
+/// Log lines kept per process (the workload logs a few hundred at debug).
+const LOG_LINES_MAX: usize = 20_000;
 
 /// Starts `paystate run --roles engine,projector,gateway` with the test keys, every listener
 /// on a free loopback port, and reads the URLs from its start-up lines.
@@ -46,6 +52,7 @@ async fn start_process(nats_url: &str) -> Process {
         .env("PAYSTATE_PROTECT_LOG", "false")
         .env("PAYSTATE_METRICS_LISTEN", "127.0.0.1:0")
         .env("PAYSTATE_LOG_FORMAT", "json")
+        .env("PAYSTATE_LOG", "warn,paystate_service=debug")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -72,12 +79,22 @@ async fn start_process(nats_url: &str) -> Process {
         }
     }
     // Keep draining stderr so the process never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let kept = logs.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let mut kept = kept.lock().expect("log lines");
+            if kept.len() < LOG_LINES_MAX {
+                kept.push(line);
+            }
+        }
+    });
     Process {
         _child: child,
         _dir: dir,
         private: private.expect("private URL"),
         ops: ops.expect("operations URL"),
+        logs,
     }
 }
 
@@ -160,6 +177,25 @@ async fn wait_for_status(url: &str, status: u16) -> String {
             started.elapsed() < WAIT,
             "{url} never answered {status}: {got} {body}"
         );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Polls the process's JSON log lines until one satisfies `ok`.
+async fn wait_for_log(p: &Process, ok: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let started = Instant::now();
+    loop {
+        let found = p
+            .logs
+            .lock()
+            .expect("log lines")
+            .iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| ok(v));
+        if let Some(v) = found {
+            return v;
+        }
+        assert!(started.elapsed() < WAIT, "no such log line");
         tokio::time::sleep(POLL).await;
     }
 }
@@ -257,6 +293,27 @@ async fn metrics_count_the_workload_and_health_follows_nats() {
     assert_eq!(get(&private_metrics, None).await.0, 401);
     assert_eq!(get(&private_metrics, Some(&keys.read)).await.0, 403);
     assert_eq!(get(&private_metrics, Some(&keys.write)).await.0, 403);
+
+    // Tracing: the engine's answer to a command is logged (JSON) inside the command's span,
+    // which names its order, command id, type and provider.
+    let first = &creates[0];
+    let answered = wait_for_log(&p, |v| {
+        v["fields"]["message"] == "answered" && v["span"]["command_id"] == first.command_id.as_str()
+    })
+    .await;
+    assert_eq!(answered["span"]["name"], "command", "{answered}");
+    assert_eq!(
+        answered["span"]["order_id"],
+        first.order_id.as_str(),
+        "{answered}"
+    );
+    assert_eq!(answered["span"]["command"], "create_order", "{answered}");
+    assert_eq!(
+        answered["span"]["provider"],
+        PROVIDER.as_str(),
+        "{answered}"
+    );
+    assert_eq!(answered["fields"]["outcome"], "accepted", "{answered}");
 
     // Health: alive and ready; then NATS goes away: still alive, no longer ready.
     assert_eq!(get(&format!("{}/healthz", p.ops), None).await.0, 200);

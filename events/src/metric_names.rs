@@ -181,9 +181,29 @@ mod tests {
                 Kind::Gauge => assert!(!m.name.ends_with("_total"), "{}", m.name),
             }
             for l in m.labels {
-                assert!(!l.contains("id"), "{}: unbounded label {l}", m.name);
+                let is_id = *l == "id" || l.ends_with("_id") || l.ends_with("_ref");
+                assert!(!is_id, "{}: unbounded label {l}", m.name);
             }
         }
         assert!(DURATION_BUCKETS_SECONDS.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn docs_operations_lists_every_metric_with_its_labels() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/operations.md");
+        let docs = std::fs::read_to_string(path).expect("docs/operations.md");
+        for m in CATALOG {
+            let row = docs
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{}` |", m.name)))
+                .unwrap_or_else(|| panic!("docs/operations.md has no row for {}", m.name));
+            for l in m.labels {
+                assert!(
+                    row.contains(&format!("`{l}`")),
+                    "{}: label {l} undocumented",
+                    m.name
+                );
+            }
+        }
     }
 }
