@@ -58,6 +58,9 @@ enum Command {
     /// Orders from the projection, filtered (`orders list --state captured ...`).
     #[command(subcommand)]
     Orders(cmd::orders::Command),
+    /// Orders flagged for review, and an operator's resolution (`review list | resolve`).
+    #[command(subcommand)]
+    Review(cmd::review::Command),
     /// An order's timeline re-derived from the log, and its state at a sequence or time.
     Replay(cmd::replay::Args),
     /// Re-fold the whole log through the core and report everything wrong (exit 1 if any).
@@ -99,6 +102,7 @@ async fn main() -> std::process::ExitCode {
             Command::Schemas(a) => cmd::schemas::run(a),
             Command::Order(c) => cmd::order::run(settings, c).await,
             Command::Orders(c) => cmd::orders::run(settings, c).await,
+            Command::Review(c) => cmd::review::run(settings, c).await,
             Command::Replay(a) => cmd::replay::run(settings, a).await,
             Command::Audit(a) => cmd::audit::run(settings, a).await,
             Command::Export(a) => cmd::export::run(settings, a).await,

@@ -80,6 +80,9 @@ pub fn describe(e: &Event) -> String {
             )
         }
         Event::DiscrepancyDetected { code, detail, .. } => format!("DISCREPANCY {code}: {detail}"),
+        Event::ReviewResolved { operator, reason } => {
+            format!("review_resolved by {operator}: {reason}")
+        }
         other => other.name().to_string(),
     }
 }

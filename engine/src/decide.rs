@@ -67,6 +67,19 @@ pub fn decide(
                 format!("order {} does not exist", cmd.order_id),
             ))
         }
+        (command, Some(s)) if s.needs_review && blocked_under_review(command) => {
+            return Err(reject(
+                Code::UnderReview,
+                format!(
+                    "order {} is flagged for review; an operator must resolve it (resolve_review) before {}",
+                    cmd.order_id,
+                    command.name()
+                ),
+            ))
+        }
+        (Command::ResolveReview { operator, reason }, Some(s)) => {
+            resolve_review(s, operator, reason)?
+        }
         (Command::StartPayment { initiation }, Some(s)) => {
             require(s, &[Status::Created], "start_payment")?;
             check_texts(initiation.params.iter().flat_map(|(k, v)| [k, v]))?;
@@ -296,6 +309,44 @@ fn expire(s: &OrderState, now: Timestamp) -> Result<Vec<Event>, Rejection> {
     }
 }
 
+/// Commands a flagged order refuses: everything a merchant asks of the provider. Provider
+/// reports are facts and still apply; expiry still applies (an order must not outlive its
+/// `expires_at` because nobody has looked at it yet); `resolve_review` is how the flag ends.
+fn blocked_under_review(command: &Command) -> bool {
+    match command {
+        Command::StartPayment { .. }
+        | Command::Capture { .. }
+        | Command::Cancel { .. }
+        | Command::Refund { .. }
+        | Command::ConfirmTransfer { .. } => true,
+        Command::CreateOrder { .. }
+        | Command::Expire
+        | Command::ResolveReview { .. }
+        | Command::ProviderSignal { .. } => false,
+    }
+}
+
+/// An operator clears the review flag, in any status (a terminal order can be flagged too).
+fn resolve_review(s: &OrderState, operator: &str, reason: &str) -> Result<Vec<Event>, Rejection> {
+    if operator.trim().is_empty() || reason.trim().is_empty() {
+        return Err(reject(
+            Code::InvalidField,
+            "resolve_review needs an operator and a reason",
+        ));
+    }
+    check_texts([operator, reason].into_iter())?;
+    if !s.needs_review {
+        return Err(reject(
+            Code::NotUnderReview,
+            format!("order {} is not flagged for review", s.order_id),
+        ));
+    }
+    Ok(vec![Event::ReviewResolved {
+        operator: operator.to_string(),
+        reason: reason.to_string(),
+    }])
+}
+
 /// Rejects unless the order is in one of `allowed`; terminal orders get `order_terminal`.
 fn require(s: &OrderState, allowed: &[Status], what: &str) -> Result<(), Rejection> {
     if allowed.contains(&s.status) {
@@ -345,9 +396,11 @@ fn amount_or(
     }
 }
 
-fn check_texts<'a>(texts: impl Iterator<Item = &'a String>) -> Result<(), Rejection> {
+fn check_texts<'a, T: AsRef<str> + ?Sized + 'a>(
+    texts: impl Iterator<Item = &'a T>,
+) -> Result<(), Rejection> {
     for t in texts {
-        if t.len() > TEXT_LEN_MAX {
+        if t.as_ref().len() > TEXT_LEN_MAX {
             return Err(reject(
                 Code::InvalidField,
                 format!("a text field exceeds {TEXT_LEN_MAX} bytes"),

@@ -104,6 +104,8 @@ pub fn evolve(state: Option<OrderState>, event: &Event) -> Result<OrderState, Ev
                 commit: s.commits,
             });
         }
+        // The discrepancies stay: they are history. Only the flag that holds the order ends.
+        Event::ReviewResolved { .. } => s.needs_review = false,
     }
     Ok(s)
 }

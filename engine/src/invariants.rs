@@ -65,6 +65,12 @@ pub fn check_invariants(s: &OrderState) -> Vec<Violation> {
         "applied_commands_mismatch",
         format!("{} commands for {} commits", s.applied.len(), s.commits),
     );
+    // The flag is only ever raised by a recorded discrepancy (and lowered by a resolution).
+    check(
+        !s.needs_review || !s.discrepancies.is_empty(),
+        "review_without_discrepancy",
+        "needs_review is set but no discrepancy is recorded".to_string(),
+    );
     let (captured, refunded) = (s.captured > MinorUnits::ZERO, s.refunded > MinorUnits::ZERO);
     let ok = match s.status {
         Status::Created | Status::Pending => !captured && s.authorized == MinorUnits::ZERO,

@@ -12,6 +12,9 @@
 //!   amount and provider never change, authorized / captured / refunded never decrease;
 //! - an accepted capture asks for at most what is authorized, an accepted refund for at most
 //!   what is refundable;
+//! - a flagged order (`needs_review`) refuses start, capture, cancel, refund and transfer
+//!   confirmation with `under_review` until a `resolve_review` clears the flag; resolving an
+//!   order that is not flagged is `not_under_review`;
 //! - signals are only ever rejected for a provider mismatch, a reused command id or a missing
 //!   order;
 //! - the reference model agrees on accept / reject (a rejection's code is one of the rules the
@@ -26,6 +29,7 @@
 mod support;
 
 use paystate_engine::{apply_commit, check_invariants, decide, is_legal_transition, Decision};
+use paystate_events::capabilities::{self, Capability};
 use paystate_events::command::METADATA_ENTRIES_MAX;
 use paystate_events::{
     Amount, CaptureMode, Command, CommandEnvelope, CommandId, Commit, Currency, Event, Money,
@@ -72,6 +76,9 @@ const EXPECTED_COVERAGE: &[&str] = &[
     "rejected:unsupported_by_provider",
     "rejected:idempotency_key_reused",
     "rejected:idempotency_key_reused:refund",
+    "rejected:under_review",
+    "rejected:not_under_review",
+    "event:review_resolved",
     "event:order_created",
     "event:payment_requested",
     "event:transfer_confirmation_submitted",
@@ -204,6 +211,8 @@ enum Action {
     Expire,
     /// A transfer confirmation with a well-formed (12-digit) reference or not.
     ConfirmTransfer(bool),
+    /// An operator's resolution, with a well-formed operator id and reason or not (empty).
+    ResolveReview(bool),
     Signal {
         kind: SigSpec,
         wrong_provider: bool,
@@ -369,6 +378,7 @@ fn action() -> impl Strategy<Value = Action> {
         8 => some_amount().prop_map(Action::Refund),
         3 => Just(Action::Expire),
         3 => any::<bool>().prop_map(Action::ConfirmTransfer),
+        3 => prop::bool::weighted(0.9).prop_map(Action::ResolveReview),
         30 => signal,
         4 => any::<usize>().prop_map(Action::ResendSignal),
     ]
@@ -545,6 +555,17 @@ impl Model {
         if !self.exists {
             return Expect::Rejected(vec![Code::OrderNotFound]);
         }
+        let merchant_operation = matches!(
+            env.command,
+            Command::StartPayment { .. }
+                | Command::Capture { .. }
+                | Command::Cancel { .. }
+                | Command::Refund { .. }
+                | Command::ConfirmTransfer { .. }
+        );
+        if self.view.needs_review && merchant_operation {
+            return Expect::Rejected(vec![Code::UnderReview]);
+        }
         match &env.command {
             Command::CreateOrder { .. } => unreachable!("handled above"),
             Command::StartPayment { .. } => self.gated(&[Status::Created], Vec::new(), |v| {
@@ -554,6 +575,20 @@ impl Model {
             Command::Cancel { .. } => self.predict_cancel(),
             Command::Refund { amount } => self.predict_refund(env.command_id.as_str(), *amount),
             Command::Expire => self.predict_expire(now),
+            Command::ResolveReview { operator, reason } => {
+                if operator.is_empty() || reason.is_empty() {
+                    return Expect::Rejected(vec![Code::InvalidField]);
+                }
+                if !self.view.needs_review {
+                    return Expect::Rejected(vec![Code::NotUnderReview]);
+                }
+                let mut view = self.view.clone();
+                view.needs_review = false;
+                Expect::Accepted {
+                    view: Some(view),
+                    shape: None,
+                }
+            }
             Command::ConfirmTransfer { .. } if self.provider != Provider::Paykassma => {
                 Expect::Rejected(vec![Code::UnsupportedByProvider])
             }
@@ -696,14 +731,20 @@ impl Model {
         if self.expires_at.is_none_or(|at| now < at) {
             broken.push(Code::NotExpired);
         }
-        if self.view.status == Status::Authorized && self.in_flight() {
+        // A started payment is voided at the provider where it can be.
+        let at_provider = match self.view.status {
+            Status::Authorized => true,
+            Status::Pending => capabilities::supports(self.provider, Capability::Cancel),
+            _ => false,
+        };
+        if at_provider && self.in_flight() {
             broken.push(Code::OperationInProgress);
         }
         self.gated(
             &[Status::Created, Status::Pending, Status::Authorized],
             broken,
             |v| {
-                if v.status == Status::Authorized {
+                if at_provider {
                     v.cancel_pending = true;
                 } else {
                     v.close(Status::Cancelled);
@@ -1058,6 +1099,10 @@ impl World {
             Action::Cancel => Command::Cancel { reason: None },
             Action::Refund(a) => Command::Refund { amount: amount(a) },
             Action::Expire => Command::Expire,
+            Action::ResolveReview(valid) => Command::ResolveReview {
+                operator: if *valid { "op-1" } else { "" }.to_string(),
+                reason: "checked at the provider".to_string(),
+            },
             Action::ConfirmTransfer(valid) => Command::ConfirmTransfer {
                 reference: if *valid { "123456789012" } else { "12345x" }.to_string(),
                 attachment: paystate_events::command::Attachment {

@@ -106,6 +106,15 @@ pub enum Command {
     /// Expire the order: after `expires_at` an order that is not yet authorized is cancelled,
     /// an authorized one has its authorization voided.
     Expire,
+    /// An operator's decision on an order flagged for review (`needs_review`): clears the
+    /// flag so the order takes commands again. Kept in the log with who decided and why; the
+    /// discrepancies stay in the order's history.
+    ResolveReview {
+        /// Who decided (an operator id from the operator's own directory; not a secret).
+        operator: String,
+        /// Why the order may move again (free text, at most [`TEXT_LEN_MAX`] bytes).
+        reason: String,
+    },
     /// Apply what a provider reported (sent by adapters, the gateway and the reconciler).
     ProviderSignal { signal: ProviderSignal },
 }
@@ -121,12 +130,13 @@ impl Command {
             Command::Refund { .. } => "refund",
             Command::ConfirmTransfer { .. } => "confirm_transfer",
             Command::Expire => "expire",
+            Command::ResolveReview { .. } => "resolve_review",
             Command::ProviderSignal { .. } => "provider_signal",
         }
     }
 
     /// Every command `type` tag, for error messages and the README.
-    pub const NAMES: [&'static str; 8] = [
+    pub const NAMES: [&'static str; 9] = [
         "create_order",
         "start_payment",
         "capture",
@@ -134,6 +144,7 @@ impl Command {
         "refund",
         "confirm_transfer",
         "expire",
+        "resolve_review",
         "provider_signal",
     ];
 }

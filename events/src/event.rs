@@ -162,6 +162,12 @@ pub enum Event {
         code: String,
         detail: String,
     },
+    /// An operator resolved the order's review: `needs_review` is cleared and the order takes
+    /// commands again. Earlier discrepancies stay recorded.
+    ReviewResolved {
+        operator: String,
+        reason: String,
+    },
 }
 
 impl Event {
@@ -186,6 +192,7 @@ impl Event {
             Event::PaymentFailed { .. } => "payment_failed",
             Event::SignalRecorded { .. } => "signal_recorded",
             Event::DiscrepancyDetected { .. } => "discrepancy_detected",
+            Event::ReviewResolved { .. } => "review_resolved",
         }
     }
 

@@ -73,6 +73,12 @@ pub enum RejectionCode {
     /// The order's log holds a message that is not a valid commit; an operator must repair
     /// it (docs/security.md) before the order takes commands again.
     OrderUnreadable,
+    /// The order is flagged for review (`needs_review`): it takes no start, capture, cancel,
+    /// refund or transfer confirmation until an operator sends `resolve_review`. Provider
+    /// reports and expiry still apply.
+    UnderReview,
+    /// `resolve_review` for an order that is not flagged for review.
+    NotUnderReview,
     // --- infrastructure: try again later ---
     /// The engine could not commit after its bounded retries (conflicts or broker errors).
     Unavailable,
@@ -112,12 +118,14 @@ impl RejectionCode {
             RejectionCode::IdempotencyKeyReused => "idempotency_key_reused",
             RejectionCode::OrderHistoryFull => "order_history_full",
             RejectionCode::OrderUnreadable => "order_unreadable",
+            RejectionCode::UnderReview => "under_review",
+            RejectionCode::NotUnderReview => "not_under_review",
             RejectionCode::Unavailable => "unavailable",
             RejectionCode::DeadLettered => "dead_lettered",
         }
     }
 
-    pub const ALL: [RejectionCode; 30] = [
+    pub const ALL: [RejectionCode; 32] = [
         RejectionCode::MalformedJson,
         RejectionCode::UnknownCommand,
         RejectionCode::MissingField,
@@ -146,6 +154,8 @@ impl RejectionCode {
         RejectionCode::IdempotencyKeyReused,
         RejectionCode::OrderHistoryFull,
         RejectionCode::OrderUnreadable,
+        RejectionCode::UnderReview,
+        RejectionCode::NotUnderReview,
         RejectionCode::Unavailable,
         RejectionCode::DeadLettered,
     ];

@@ -120,6 +120,7 @@ impl ListQuery {
                 created_before,
                 created_after,
                 has_discrepancy,
+                ..OrderFilter::default()
             },
             limit,
         ))

@@ -26,7 +26,17 @@ pub struct OrderFilter {
     /// Created at or after this instant.
     pub created_after: Option<Timestamp>,
     pub has_discrepancy: Option<bool>,
+    /// Flagged for review (true) or not (false).
+    #[serde(default)]
+    pub needs_review: Option<bool>,
+    /// Text found in the order id, the merchant reference or a provider reference
+    /// (case-insensitive substring; at most [`SEARCH_LEN_MAX`] bytes are used).
+    #[serde(default)]
+    pub search: Option<String>,
 }
+
+/// Longest search text used (longer text is cut; ids and references are shorter).
+pub const SEARCH_LEN_MAX: usize = 256;
 
 impl OrderFilter {
     pub fn matches(&self, r: &ProjectedOrder) -> bool {
@@ -38,7 +48,28 @@ impl OrderFilter {
             && self
                 .has_discrepancy
                 .is_none_or(|want| want != s.discrepancies.is_empty())
+            && self.needs_review.is_none_or(|want| want == s.needs_review)
+            && self.search.as_deref().is_none_or(|text| found(r, text))
     }
+}
+
+/// Whether `text` occurs in the order id, merchant reference or a provider reference.
+fn found(r: &ProjectedOrder, text: &str) -> bool {
+    let text = text.trim();
+    let cut = (0..=text.len().min(SEARCH_LEN_MAX))
+        .rev()
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(0);
+    let needle = text[..cut].to_lowercase();
+    if needle.is_empty() {
+        return true;
+    }
+    let s = &r.state;
+    std::iter::once(s.order_id.as_str())
+        .chain(std::iter::once(s.merchant_reference.as_str()))
+        .chain(s.provider_ref.iter().map(String::as_str))
+        .chain(r.provider_refs.iter().map(String::as_str))
+        .any(|hay| hay.to_lowercase().contains(&needle))
 }
 
 /// An amount in the order's currency (the view's `currency`): exact minor units, the same

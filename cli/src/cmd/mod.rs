@@ -17,6 +17,7 @@ pub mod progress;
 pub mod project;
 pub mod quarantine;
 pub mod replay;
+pub mod review;
 pub mod run;
 pub mod sandbox;
 pub mod schemas;

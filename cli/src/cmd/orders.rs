@@ -67,6 +67,7 @@ pub async fn run(settings: Settings, cmd: Command) -> anyhow::Result<ExitCode> {
             .map(common::instant)
             .transpose()?,
         has_discrepancy: a.has_discrepancy,
+        ..OrderFilter::default()
     };
     let h = common::open(&settings).await?;
     let page = list(&h.projection, &filter, a.limit as usize).await?;

@@ -282,6 +282,14 @@ pub fn needs_review() -> SignalKind {
     }
 }
 
+/// An operator's resolution of the order's review.
+pub fn resolve_review() -> Command {
+    Command::ResolveReview {
+        operator: "op-ana".into(),
+        reason: "checked at the provider: funds arrived".into(),
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Orders in each status (given lists)
 // ---------------------------------------------------------------------------------------
