@@ -34,7 +34,8 @@ pub const COMMANDS_TOTAL: &str = "paystate_commands_total";
 pub const COMMAND_DURATION_SECONDS: &str = "paystate_command_duration_seconds";
 /// Optimistic-concurrency conflicts (another writer moved the order; re-load, re-decide).
 pub const COMMAND_CONFLICTS_TOTAL: &str = "paystate_command_conflicts_total";
-/// Commands handed back to the queue for redelivery (conflict bound reached, broker trouble).
+/// Command attempts that ended without an answer and are retried (conflict bound reached,
+/// broker trouble); past `engine.deliveries_max` attempts the command is dead-lettered.
 pub const COMMAND_RETRIES_TOTAL: &str = "paystate_command_retries_total";
 /// Messages set aside in the dead-letter stream, by `consumer` and `reason` (counted where
 /// every consumer sets them aside: `paystate_journal::dead_letters::send`).
@@ -107,7 +108,7 @@ pub const CATALOG: [Metric; 12] = [
         name: COMMAND_RETRIES_TOTAL,
         kind: Kind::Counter,
         labels: &[],
-        help: "Commands handed back to the queue for redelivery.",
+        help: "Command attempts that ended without an answer and are retried.",
     },
     Metric {
         name: DEAD_LETTERS_TOTAL,

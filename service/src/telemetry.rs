@@ -78,7 +78,7 @@ pub fn conflict() {
     metrics::counter!(m::COMMAND_CONFLICTS_TOTAL).increment(1);
 }
 
-/// A command handed back to the queue for redelivery.
+/// A command attempt that ended without an answer (it is retried).
 pub fn requeued() {
     metrics::counter!(m::COMMAND_RETRIES_TOTAL).increment(1);
 }

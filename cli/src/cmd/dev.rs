@@ -53,6 +53,8 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
         ..Default::default()
     };
     let reconciler = ReconcilerConfig::default().scaled(DEV_RECONCILER_SPEEDUP);
+    // Metrics for the private listener's /metrics (admin key; docs/operations.md).
+    paystate_gateway::telemetry::install()?;
     let (stack, sandbox, _) = paystate::stack::with_sandbox(
         nats.clone(),
         settings.log(),
