@@ -6,6 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-nats.sh
 ./scripts/install-old-nats.sh
+# Debian's chromium and chromedriver for the dashboard's browser test (tests/dashboard_browser.rs).
+[ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] || {
+  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver
+}
 export PAYSTATE_NATS_SERVER="$PWD/.tools/nats/bin/nats-server"
 start=$(date +%s)
 echo "== cargo fmt --check"

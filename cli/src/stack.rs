@@ -205,11 +205,14 @@ impl Stack {
                     projection: projection.clone(),
                 };
                 let public = paystate_gateway::public_router(callbacks.clone(), g.limits);
-                let private = paystate_gateway::private_router(
+                let dashboard =
+                    dashboard(&nats, &opts.log, &g.keys, &projection, callbacks.as_ref()).await?;
+                let private = paystate_gateway::private_router_with_dashboard(
                     state,
                     callbacks.as_ref().map(Callbacks::attachments),
                     g.keys,
                     g.limits,
+                    Some(dashboard),
                 );
                 let (stop, stopped) = watch::channel(());
                 let stopping = |mut rx: watch::Receiver<()>| async move {
@@ -301,4 +304,37 @@ pub async fn with_sandbox(
     };
     let stack = Stack::start(nats, opts).await?;
     Ok((stack, sandbox, sandbox_cfg))
+}
+
+/// The operations dashboard of the gateway: reads with the operator's connection (the log,
+/// raw callbacks, dead letters), sends `resolve_review` with the client's. Without a client
+/// connection (a per-role setup that gives the gateway none) its actions show as unavailable.
+async fn dashboard(
+    nats: &Connections,
+    log: &LogSettings,
+    keys: &paystate_gateway::auth::ApiKeys,
+    projection: &ProjectionStore,
+    callbacks: Option<&Callbacks>,
+) -> anyhow::Result<paystate_gateway::dashboard::Dashboard> {
+    let reader = nats
+        .get(Role::Operator)
+        .or_else(|_| nats.get(Role::Reporter))?;
+    let js = async_nats::jetstream::new(reader);
+    let journal = paystate_journal::Journal::existing(js.clone(), &log.events_stream)
+        .await
+        .context("the dashboard reads the log")?;
+    let commands = nats
+        .get(Role::Client)
+        .ok()
+        .map(paystate_service::Client::new);
+    Ok(paystate_gateway::dashboard::Dashboard::new(
+        paystate_gateway::dashboard::DashboardParts {
+            keys: keys.clone(),
+            projection: projection.clone(),
+            journal,
+            js,
+            commands,
+            callback_stats: callbacks.map(Callbacks::stats),
+        },
+    ))
 }

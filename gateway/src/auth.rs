@@ -193,6 +193,19 @@ impl ApiKeys {
         found
     }
 
+    /// The name and scope of the key that `presented` is (the dashboard's login): every hash
+    /// is compared, like [`ApiKeys::scope_of`].
+    pub fn identify(&self, presented: &str) -> Option<(String, Scope)> {
+        let hash = digest(presented);
+        let mut found = None;
+        for k in self.keys.iter() {
+            if bool::from(k.hash.ct_eq(&hash)) {
+                found = Some((k.name.clone(), k.scope));
+            }
+        }
+        found
+    }
+
     /// The name of the key that `presented` is (for logs: names, never keys).
     fn name_of(&self, presented: &str) -> Option<&str> {
         let hash = digest(presented);

@@ -7,7 +7,9 @@
 //!   [`queries`] (`GET /orders`, `GET /orders/{id}`, `GET /projection`) with a `read` key and
 //!   [`attachments`] (`POST /attachments`) with a `write` key, and `GET /metrics`
 //!   ([`telemetry`], Prometheus text) with an `admin` key. Every request there needs `Authorization: Bearer <key>`
-//!   ([`auth`]); without one every path, known or not, answers the same 401.
+//!   ([`auth`]); without one every path, known or not, answers the same 401. The operations
+//!   [`dashboard`] (`/dashboard`, HTML for a browser) logs in with the same keys and keeps a
+//!   session cookie instead.
 //!
 //! Both listeners have a request timeout, a concurrency limit and per-route body limits
 //! ([`limits`]); [`serve`] runs a router on a listener until the caller's shutdown future
@@ -20,6 +22,7 @@
 pub mod attachments;
 pub mod auth;
 pub mod callbacks;
+pub mod dashboard;
 pub mod limits;
 pub mod queries;
 pub mod telemetry;
@@ -63,6 +66,18 @@ pub fn private_router(
     keys: ApiKeys,
     limits: HttpLimits,
 ) -> Router {
+    private_router_with_dashboard(state, attachments, keys, limits, None)
+}
+
+/// [`private_router`] plus the operations [`dashboard`] under `/dashboard` (its own login
+/// and session cookie instead of the bearer header; the same keys and scopes).
+pub fn private_router_with_dashboard(
+    state: AppState,
+    attachments: Option<ObjectStore>,
+    keys: ApiKeys,
+    limits: HttpLimits,
+    dashboard: Option<dashboard::Dashboard>,
+) -> Router {
     let mut routes = needs(
         Scope::Read,
         with_body_limit(queries::routes().with_state(state), QUERY_BODY_BYTES_MAX),
@@ -75,9 +90,16 @@ pub fn private_router(
     }
     // Prometheus text format of this process's metrics (telemetry), for an `admin` key.
     routes = routes.merge(needs(Scope::Admin, telemetry::metrics_routes()));
-    let routes = routes
+    let mut routes = routes
         .fallback(not_found)
         .layer(from_fn_with_state(keys, auth::authenticate));
+    if let Some(d) = dashboard {
+        // Merged after the bearer check: the dashboard checks its session cookie itself.
+        routes = routes.merge(with_body_limit(
+            dashboard::routes(d),
+            limits::DASHBOARD_FORM_BYTES_MAX,
+        ));
+    }
     bounded(routes, limits)
 }
 

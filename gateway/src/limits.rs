@@ -28,6 +28,10 @@ use std::time::Duration;
 pub use paystate_events::limits::CALLBACK_BODY_BYTES_MAX;
 /// Largest body on a query route (they read none).
 pub const QUERY_BODY_BYTES_MAX: usize = 1024;
+/// Largest dashboard form (login key, CSRF token, a review reason of at most the command
+/// text bound, urlencoded at worst three bytes per byte).
+pub const DASHBOARD_FORM_BYTES_MAX: usize = 4 * 1024;
+const _: () = assert!(DASHBOARD_FORM_BYTES_MAX > 3 * paystate_events::command::TEXT_LEN_MAX + 256);
 /// Room for multipart boundaries and part headers on top of an attachment.
 pub const MULTIPART_OVERHEAD_BYTES: usize = 64 * 1024;
 /// Largest `POST /attachments` body: one attachment plus its multipart framing.

@@ -30,7 +30,14 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
     let (url, _server, settings) = ensure_nats(settings).await?;
     // Each part runs as its role's NATS user; the demo sends as a client and reads the log
     // (and uploads its screenshot, as the gateway would) as the reporter.
-    let roles = [Role::Engine, Role::Projector, Role::Reporter, Role::Client];
+    // The dashboard reads as the operator (the log, raw callbacks, dead letters).
+    let roles = [
+        Role::Engine,
+        Role::Projector,
+        Role::Reporter,
+        Role::Client,
+        Role::Operator,
+    ];
     let nats = settings.connections(&roles, false).await?;
     // The gateway keeps the sockets it probed with: no second bind, no window to lose them.
     let public = bind_or_free_port(&settings.http, "public").await?;
@@ -77,6 +84,7 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
         "gateway: dev API key (admin, this run only): {}\n  try: curl -H 'Authorization: Bearer {}' {private}/orders",
         dev_key.key, dev_key.key
     );
+    println!("dashboard: open {private}/dashboard in a browser and log in with the dev API key");
     println!(
         "sandboxes: {} (control API {})",
         sandbox.addr(),

@@ -1,0 +1,324 @@
+//! Review resolution and the operations dashboard, end to end on a real stack (nats-server,
+//! engine, projector, workers, reconciler, gateway with the test keys, provider sandboxes):
+//!
+//! - from the CLI: a flagged order refuses capture (`under_review`), `paystate review list`
+//!   shows it, `paystate review resolve` clears it (a second resolve is `not_under_review`),
+//!   and the order is then captured;
+//! - in a real headless browser (Debian's `chromium` through `chromedriver`, W3C WebDriver):
+//!   log in with the admin key (an `HttpOnly`, `SameSite=Strict` session cookie), search the
+//!   order, open it, find its timeline entries and the raw callback behind the provider's
+//!   report, resolve its review from the review queue, and the order can then be captured.
+//!   A POST without the session's CSRF token is refused. Screenshots go to
+//!   `target/test-artifacts/dashboard/`.
+//!
+//! Every wait polls with a deadline.
+
+mod support;
+
+#[path = "dashboard_browser/webdriver.rs"]
+mod webdriver;
+
+use paystate_events::{
+    CaptureMode, Command, OrderId, Outcome, PaymentInitiation, Provider, ProviderSignal,
+    RejectionCode, SignalKind, Status,
+};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use support::providers::*;
+use support::*;
+use webdriver::Browser;
+
+const P: Provider = Provider::Flitt;
+const AMOUNT: u64 = 10_000;
+/// How long the browser waits for an element to appear.
+const PAGE_WAIT: Duration = Duration::from_secs(20);
+
+/// A Flitt order authorized by the sandbox's signed callback (so its timeline has a raw
+/// callback as evidence), then flagged for review the way the reconciler flags one at its
+/// final deadline (a `needs_review` signal on the signal plane).
+async fn flagged_order(ps: &ProviderStack, name: &str) -> OrderId {
+    let o = order(name);
+    accept(
+        &ps.client,
+        env(&o, create_for(P, AMOUNT, "GEL", CaptureMode::Manual)),
+    )
+    .await;
+    let initiation = PaymentInitiation {
+        return_url: Some("https://shop.example/back".into()),
+        ..Default::default()
+    };
+    accept(&ps.client, env(&o, Command::StartPayment { initiation })).await;
+    ps.wait_until(&o, "waiting for the customer", |s| {
+        s.customer_action.is_some()
+    })
+    .await;
+    ps.sandbox
+        .approve(P, o.as_str())
+        .expect("customer approves");
+    ps.wait_status(&o, Status::Authorized).await;
+    let flag = Command::ProviderSignal {
+        signal: ProviderSignal {
+            provider: P,
+            provider_ref: None,
+            evidence_ref: "reconciler:final-deadline".into(),
+            observed_at: chrono::Utc::now(),
+            kind: SignalKind::NeedsReview {
+                reason: "still waiting on the provider; needs a person".into(),
+            },
+        },
+    };
+    accept(&ps.client, env(&o, flag)).await;
+    let refused = ps
+        .client
+        .send(&env(&o, capture(None)), WAIT)
+        .await
+        .expect("an outcome");
+    assert_eq!(
+        refused.rejection_code(),
+        Some(RejectionCode::UnderReview),
+        "a flagged order takes no capture: {refused:?}"
+    );
+    o
+}
+
+/// Captures the order (now accepted) and waits for the provider's capture.
+async fn captured_after_resolution(ps: &ProviderStack, o: &OrderId) {
+    match ps
+        .client
+        .send(&env(o, capture(None)), WAIT)
+        .await
+        .expect("an outcome")
+    {
+        Outcome::Accepted { .. } => {}
+        other => panic!("capture after the resolution: {other:?}"),
+    }
+    let s = ps.wait_status(o, Status::Captured).await;
+    assert!(!s.needs_review && s.captured.0 == AMOUNT, "{s:#?}");
+}
+
+/// Polls `paystate <args>` until its stdout contains `want`.
+async fn cli_until(url: &str, args: &[&str], want: &str) -> String {
+    let started = Instant::now();
+    loop {
+        let (code, out, err) = paystate_cli(url, args).await;
+        if code == 0 && out.contains(want) {
+            return out;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "`paystate {}` never showed {want:?}: exit {code}\n{out}\n{err}",
+            args.join(" ")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flagged_order_is_resolved_from_the_cli_and_then_captured() {
+    let ps = ProviderStack::start().await;
+    let url = ps.nats.url();
+    let o = flagged_order(&ps, "review-cli").await;
+
+    let listed = cli_until(&url, &["review", "list"], o.as_str()).await;
+    assert!(listed.contains("needs_review"), "{listed}");
+
+    let args = [
+        "review",
+        "resolve",
+        o.as_str(),
+        "--operator",
+        "op-ana",
+        "--reason",
+        "checked at the provider",
+    ];
+    let (code, out, err) = paystate_cli(&url, &args).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("resolved") && out.contains("authorized"),
+        "{out}"
+    );
+
+    let (code, out, _) = paystate_cli(&url, &args).await;
+    assert_eq!(code, 1, "nothing left to resolve: {out}");
+    assert!(out.contains("not_under_review"), "{out}");
+
+    let commits = ps.journal.read_order(&o).await.expect("log");
+    let resolution = commits
+        .iter()
+        .find_map(|c| match &c.commit.command.command {
+            Command::ResolveReview { operator, reason } => Some((operator.clone(), reason.clone())),
+            _ => None,
+        })
+        .expect("the resolution is in the log");
+    assert_eq!(
+        resolution,
+        ("op-ana".into(), "checked at the provider".into())
+    );
+
+    captured_after_resolution(&ps, &o).await;
+    cli_until(&url, &["review", "list"], "0 orders flagged").await;
+    ps.stack.shutdown().await;
+}
+
+fn artifacts() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let dir = target.join("test-artifacts/dashboard");
+    std::fs::create_dir_all(&dir).expect("artifacts folder");
+    dir
+}
+
+/// Polls the browser's page (reloading `url`) until its source contains `want`.
+async fn page_until(b: &Browser, url: &str, want: &str) {
+    let started = Instant::now();
+    loop {
+        b.goto(url).await;
+        if b.source().await.contains(want) {
+            return;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "{url} never showed {want:?}:\n{}",
+            b.source().await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_logs_in_opens_an_order_and_resolves_its_review_in_a_browser() {
+    let ps = ProviderStack::start().await;
+    let o = flagged_order(&ps, "review-ui").await;
+    let base = format!("{}/dashboard", ps.private_url());
+    let shots = artifacts();
+    let b = Browser::start().await;
+
+    // Not logged in: every page leads to the login form. A wrong key is refused.
+    b.goto(&format!("{base}/orders")).await;
+    b.find("#login-form", PAGE_WAIT).await;
+    b.find("#key", PAGE_WAIT)
+        .await
+        .type_text("psk_not-a-configured-key")
+        .await;
+    b.find("#login", PAGE_WAIT).await.click().await;
+    b.find("#login-error", PAGE_WAIT).await;
+    b.screenshot(&shots.join("01-login-refused.png")).await;
+
+    // Log in with the admin key: a session cookie the page's scripts could not read.
+    b.find("#key", PAGE_WAIT)
+        .await
+        .type_text(&test_keys().admin)
+        .await;
+    b.find("#login", PAGE_WAIT).await.click().await;
+    b.find("table#orders", PAGE_WAIT).await;
+    let cookies = b.cookies().await;
+    let session = cookies
+        .iter()
+        .find(|c| c["name"] == "paystate_session")
+        .unwrap_or_else(|| panic!("no session cookie: {cookies:?}"));
+    assert_eq!(session["httpOnly"], true, "{session}");
+    assert_eq!(session["sameSite"], "Strict", "{session}");
+    assert!(
+        !b.source().await.contains(&test_keys().admin),
+        "the key is never shown"
+    );
+
+    // Search by order id (the projection may lag a moment behind the log).
+    let search = format!("{base}/orders?q={o}");
+    page_until(&b, &search, &format!("/dashboard/orders/{o}")).await;
+    b.screenshot(&shots.join("02-orders-search.png")).await;
+    b.find("a.order-link", PAGE_WAIT).await.click().await;
+
+    // The order page: its timeline, the provider's report with the raw callback behind it,
+    // the flag and the discrepancy.
+    b.find("ol#timeline", PAGE_WAIT).await;
+    let entries = b.find_all("li.entry").await;
+    assert!(
+        entries.len() >= 5,
+        "create, start, action, authorized, flag: {}",
+        entries.len()
+    );
+    let mut events = Vec::new();
+    for e in &entries {
+        for ev in e.find_all("span.event").await {
+            events.push(ev.text().await);
+        }
+    }
+    for want in [
+        "order_created",
+        "payment_requested",
+        "payment_authorized",
+        "discrepancy_detected",
+    ] {
+        assert!(
+            events.iter().any(|e| e.starts_with(want)),
+            "{want} not in {events:?}"
+        );
+    }
+    let source = b.source().await;
+    assert!(
+        source.contains("raw callback #"),
+        "the callback evidence is shown"
+    );
+    assert!(
+        source.contains("flitt reported"),
+        "provider reports are shown"
+    );
+    assert_eq!(
+        b.find("#review", PAGE_WAIT).await.text().await,
+        "needs review"
+    );
+    b.screenshot(&shots.join("03-order-flagged.png")).await;
+
+    // A POST without the session's CSRF token is refused, whatever the cookie.
+    let token = session["value"].as_str().expect("cookie value");
+    let forged = reqwest::Client::new()
+        .post(format!("{base}/review/{o}/resolve"))
+        .header("cookie", format!("paystate_session={token}"))
+        .form(&[("csrf", "forged"), ("reason", "no")])
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(forged.status(), 403);
+
+    // The review queue lists it; resolve it there.
+    b.goto(&format!("{base}/review")).await;
+    let row = b.find("table#review-queue tr.review", PAGE_WAIT).await;
+    assert!(row.text().await.contains(o.as_str()));
+    b.find("input.reason", PAGE_WAIT)
+        .await
+        .type_text("checked at Flitt: authorized")
+        .await;
+    b.screenshot(&shots.join("04-review-queue.png")).await;
+    b.find("button.resolve-button", PAGE_WAIT)
+        .await
+        .click()
+        .await;
+    let notice = b.find("#notice", PAGE_WAIT).await.text().await;
+    assert!(notice.starts_with("Review resolved"), "{notice}");
+    let timeline = b.find("ol#timeline", PAGE_WAIT).await.text().await;
+    assert!(
+        timeline.contains("review_resolved by dashboard:admin: checked at Flitt: authorized"),
+        "{timeline}"
+    );
+    b.screenshot(&shots.join("05-order-resolved.png")).await;
+
+    // The order moves again.
+    captured_after_resolution(&ps, &o).await;
+    page_until(&b, &format!("{base}/orders/{o}"), "payment_captured").await;
+    assert_eq!(b.find("#state", PAGE_WAIT).await.text().await, "captured");
+    b.screenshot(&shots.join("06-order-captured.png")).await;
+
+    // The other pages render: dead letters and health.
+    b.goto(&format!("{base}/dead-letters")).await;
+    b.find("#dead-empty, table#dead-letters", PAGE_WAIT).await;
+    b.goto(&format!("{base}/health")).await;
+    b.find("table#projection", PAGE_WAIT).await;
+    let providers = b.find("table#providers", PAGE_WAIT).await.text().await;
+    assert!(providers.contains("flitt"), "{providers}");
+    b.screenshot(&shots.join("07-health.png")).await;
+
+    b.quit().await;
+    ps.stack.shutdown().await;
+}
