@@ -17,7 +17,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 /// Pause between polls of an HTTP answer (never a fixed wait for the system).
 const POLL: Duration = Duration::from_millis(100);
 
-/// A `paystate run` process and the URLs it printed.
+/// A `paystate run` process and the URLs it printed (`private` empty without the gateway).
 struct Process {
     _child: tokio::process::Child,
     _dir: tempfile::TempDir,
@@ -30,9 +30,9 @@ struct Process {
 /// Log lines kept per process (the workload logs a few hundred at debug).
 const LOG_LINES_MAX: usize = 20_000;
 
-/// Starts `paystate run --roles engine,projector,gateway` with the test keys, every listener
-/// on a free loopback port, and reads the URLs from its start-up lines.
-async fn start_process(nats_url: &str) -> Process {
+/// Starts `paystate run --roles <roles>` with the test keys, every listener on a free
+/// loopback port, and reads the URLs from its start-up lines.
+async fn start_process(nats_url: &str, roles: &str) -> Process {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join("paystate.toml");
     let mut toml = String::new();
@@ -46,7 +46,7 @@ async fn start_process(nats_url: &str) -> Process {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_paystate"))
         .arg("--config")
         .arg(&config)
-        .args(["run", "--roles", "engine,projector,gateway"])
+        .args(["run", "--roles", roles])
         .args(["--http", "127.0.0.1:0", "--http-private", "127.0.0.1:0"])
         .env("PAYSTATE_NATS_URL", nats_url)
         .env("PAYSTATE_PROTECT_LOG", "false")
@@ -63,7 +63,8 @@ async fn start_process(nats_url: &str) -> Process {
     let mut lines = BufReader::new(stderr).lines();
     let (mut private, mut ops) = (None, None);
     let started = Instant::now();
-    while private.is_none() || ops.is_none() {
+    let gateway = roles.contains("gateway");
+    while (gateway && private.is_none()) || ops.is_none() {
         let line = tokio::time::timeout(WAIT.saturating_sub(started.elapsed()), lines.next_line())
             .await
             .expect("the process prints its listeners in time")
@@ -92,7 +93,7 @@ async fn start_process(nats_url: &str) -> Process {
     Process {
         _child: child,
         _dir: dir,
-        private: private.expect("private URL"),
+        private: private.unwrap_or_default(),
         ops: ops.expect("operations URL"),
         logs,
     }
@@ -211,7 +212,7 @@ fn is_accepted(o: &Outcome, duplicate: bool) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_the_workload_and_health_follows_nats() {
     let mut nats = TestNats::start().await;
-    let p = start_process(&nats.url()).await;
+    let p = start_process(&nats.url(), "engine,projector,gateway").await;
     wait_for_status(&format!("{}/readyz", p.ops), 200).await;
     let client = nats.client().await;
 
@@ -293,6 +294,20 @@ async fn metrics_count_the_workload_and_health_follows_nats() {
     assert_eq!(get(&private_metrics, None).await.0, 401);
     assert_eq!(get(&private_metrics, Some(&keys.read)).await.0, 403);
     assert_eq!(get(&private_metrics, Some(&keys.write)).await.0, 403);
+
+    // A process without the gateway has its own operations listener: a second projector
+    // (no engine) is ready, samples the same projection, and has answered no commands.
+    let projector = start_process(&nats.url(), "projector").await;
+    let projector_metrics = format!("{}/metrics", projector.ops);
+    wait_for_status(&format!("{}/readyz", projector.ops), 200).await;
+    let s = wait_for_metrics(&projector_metrics, None, "the projector's gauges", |s| {
+        gauge(s, "created") == Some(1.0) && gauge(s, "pending") == Some(2.0)
+    })
+    .await;
+    assert!(
+        !s.keys().any(|k| k.starts_with("paystate_commands_total")),
+        "a projector answers no commands: {s:?}"
+    );
 
     // Tracing: the engine's answer to a command is logged (JSON) inside the command's span,
     // which names its order, command id, type and provider.

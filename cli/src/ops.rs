@@ -3,8 +3,9 @@
 //! (see docs/operations.md), plus the projection sampler that turns the projection's status
 //! into gauges in processes that run the projector.
 //!
-//! Ready means: every role started, every NATS connection connected, and the log stream
-//! present (asked of the server, within [`READY_CHECK_TIMEOUT`]).
+//! Ready means: every role started, every NATS connection connected, and the streams the
+//! roles need present (the log; the command stream too for the engine), asked of the server
+//! within [`READY_CHECK_TIMEOUT`] each.
 
 use anyhow::Context;
 use paystate_events::metric_names as m;
@@ -32,7 +33,8 @@ pub const ORDERS_SCAN_MAX: u64 = 200_000;
 pub struct Readiness {
     pub started: Arc<AtomicBool>,
     pub clients: Vec<async_nats::Client>,
-    pub log_stream: String,
+    /// Streams that must exist (asked with the first connection).
+    pub streams: Vec<String>,
 }
 
 impl Readiness {
@@ -59,12 +61,14 @@ impl Readiness {
         }
         if let Some(client) = self.clients.first().filter(|_| disconnected == 0) {
             let js = async_nats::jetstream::new(client.clone());
-            match tokio::time::timeout(READY_CHECK_TIMEOUT, js.get_stream(&self.log_stream)).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => problems.push(format!("log stream {}: {e}", self.log_stream)),
-                Err(_) => problems.push(format!(
-                    "no answer about the log stream within {READY_CHECK_TIMEOUT:?}"
-                )),
+            for stream in &self.streams {
+                match tokio::time::timeout(READY_CHECK_TIMEOUT, js.get_stream(stream)).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => problems.push(format!("stream {stream}: {e}")),
+                    Err(_) => problems.push(format!(
+                        "no answer about stream {stream} within {READY_CHECK_TIMEOUT:?}"
+                    )),
+                }
             }
         }
         match problems.is_empty() {

@@ -77,16 +77,22 @@ pub fn parse_roles(text: &str, have_providers: bool) -> anyhow::Result<Vec<&'sta
 async fn serve_ops(
     settings: &Settings,
     nats: &paystate::stack::Connections,
+    engine: bool,
 ) -> anyhow::Result<Option<(String, Arc<AtomicBool>)>> {
     paystate_gateway::telemetry::install()?;
     if settings.metrics_listen.trim().is_empty() {
         return Ok(None);
     }
     let started = Arc::new(AtomicBool::new(false));
+    let log = settings.log();
+    let mut streams = vec![log.events_stream];
+    if engine {
+        streams.push(log.commands_stream);
+    }
     let ready = paystate::ops::Readiness {
         started: started.clone(),
         clients: nats.clients(),
-        log_stream: settings.log().events_stream,
+        streams,
     };
     let (url, _task) =
         paystate::ops::serve(&settings.metrics_listen, ready, settings.http_limits()).await?;
@@ -106,7 +112,7 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
         .connections(&permission_roles(&roles), true)
         .await?;
     let has = |r: &str| roles.contains(&r);
-    let ops = serve_ops(&settings, &nats).await?;
+    let ops = serve_ops(&settings, &nats, has("engine")).await?;
     let gateway = match has("gateway") {
         true => Some(
             GatewayListeners::bind(
