@@ -78,3 +78,14 @@ fn every_generated_schema_is_committed() {
         );
     }
 }
+
+#[test]
+fn every_answer_the_reference_lists_has_a_generated_schema() {
+    let names: Vec<&str> = paystate::answers::all_schemas()
+        .iter()
+        .map(|(n, _)| *n)
+        .collect();
+    for (name, _) in paystate::answers::ANSWERS {
+        assert!(names.contains(&name), "{name} is generated");
+    }
+}

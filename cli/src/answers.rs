@@ -5,7 +5,7 @@
 //! | schema | answer |
 //! |---|---|
 //! | `http_order` | `GET /orders/{id}`, `paystate order show --json` |
-//! | `http_orders` | `GET /orders`, `paystate orders list --json` |
+//! | `http_orders` | `GET /orders`, `paystate orders list --json`, `paystate review list --json` |
 //! | `http_projection` | `GET /projection`, `paystate project status --json` |
 //! | `http_attachment` | `POST /attachments` (201) |
 //! | `http_error` | every HTTP error: `{"error": {"code", "message"}}` |
@@ -63,6 +63,37 @@ pub struct ErrorDetail {
     pub code: String,
     pub message: String,
 }
+
+/// Which answer each schema describes, for docs/protocol.md.
+pub const ANSWERS: [(&str, &str); 9] = [
+    (
+        "http_order.schema.json",
+        "`GET /orders/{id}`; `paystate order show --json`",
+    ),
+    (
+        "http_orders.schema.json",
+        "`GET /orders?...`; `paystate orders list --json`; `paystate review list --json`",
+    ),
+    (
+        "http_projection.schema.json",
+        "`GET /projection`; `paystate project status --json`",
+    ),
+    ("http_attachment.schema.json", "`POST /attachments` (201)"),
+    (
+        "http_error.schema.json",
+        "every HTTP error: `{\"error\": {\"code\", \"message\"}}`",
+    ),
+    ("cli_show.schema.json", "`paystate show --json`"),
+    ("cli_replay.schema.json", "`paystate replay --json`"),
+    (
+        "cli_audit_report.schema.json",
+        "`paystate audit --report FILE`",
+    ),
+    (
+        "outcome.schema.json",
+        "`paystate send` (and every outcome on NATS)",
+    ),
+];
 
 /// (file name, schema) of every answer.
 pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {

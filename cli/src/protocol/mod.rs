@@ -34,6 +34,7 @@ pub fn render() -> String {
     fingerprint(&mut out);
     idempotency(&mut out);
     wire_rules(&mut out);
+    answers(&mut out);
     limits_table(&mut out);
     verifier(&mut out);
     out
@@ -57,6 +58,7 @@ by the same functions the engine uses.
 - [The command fingerprint](#the-command-fingerprint)
 - [Idempotency](#idempotency)
 - [Parsing rules: unknown fields, error messages, money](#parsing-rules)
+- [Answers: HTTP and CLI JSON, and how money is shown](#answers-http-and-cli-json-and-how-money-is-shown)
 - [Limits](#limits)
 - [Verifying a log independently](#verifying-a-log-independently)
 
@@ -472,6 +474,35 @@ Timestamps are RFC 3339 (`2026-11-22T10:00:00Z`; an offset is accepted and norma
 Money is `{\"minor_units\": <integer 1..=10^15>, \"currency\": \"<ISO 4217 code with minor \
 units>\"}` everywhere a command, event, commit or outcome carries an amount; never floats or \
 decimal strings.
+
+";
+
+fn answers(out: &mut String) {
+    let _ = writeln!(
+        out,
+        "## Answers: HTTP and CLI JSON, and how money is shown\n\n\
+         Every answer has a JSON Schema in `schemas/`, generated from the types that produce it \
+         (tests/protocol_answers.rs validates real answers of a running stack against them):\n"
+    );
+    let _ = writeln!(out, "| schema | answer |\n|---|---|");
+    for (name, what) in crate::answers::ANSWERS {
+        let _ = writeln!(out, "| `schemas/{name}` | {what} |");
+    }
+    out.push_str(MONEY);
+}
+
+const MONEY: &str = "
+**Money: one integer everywhere.** Every amount is an integer number of minor units of the \
+order's currency; nothing is ever a float. Commands, events, commits and outcomes carry an \
+amount as `{\"minor_units\", \"currency\"}`; an order's state (in outcomes and `show`) carries its \
+totals (`authorized`, `captured`, `refunded`, the refund maps) as bare integers in the currency \
+of its `amount`, and a capture waiting for the provider as `capture_pending: [capture_id, \
+minor_units]`. The read views (`GET /orders`, `paystate order show`/`orders list --json`) state \
+the `currency` once and show every amount as `{\"minor_units\", \"decimal\"}`: the same integer, \
+plus its exact decimal form with the currency's places for display (never an input); their \
+`capture_pending` is `{\"capture_id\", \"amount\"}`, absent when nothing is pending. The two shapes \
+exist because states are the engine's fold (compact, exact) and views are for people and \
+dashboards; the integer is the same in both.
 
 ";
 
