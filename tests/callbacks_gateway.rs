@@ -780,6 +780,12 @@ async fn gateway_killed_and_restarted_provider_retries_deliver() {
     t.ps.wait_status(&plural_order.0, Status::Authorized).await;
     t.ps.wait_status(&fo, Status::Authorized).await;
     for p in [Provider::Plural, Provider::Flitt] {
+        // The answer follows the commit (success only once the signal is in the log): wait
+        // for it to reach the provider.
+        let started = Instant::now();
+        while t.ps.sandbox.totals(p).callbacks_delivered == 0 && started.elapsed() < WAIT {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let c = t.ps.sandbox.totals(p);
         assert_eq!(
             (c.callbacks_delivered, c.callbacks_abandoned),
@@ -929,7 +935,7 @@ async fn wait_effect(t: &Tuned, p: Provider, pred: impl Fn(&paystate_sandbox::Co
 
 /// Waits until the engine has handled everything sent to `o` before (a marker signal on the
 /// signal plane, like callbacks, and its outcome); the state after it.
-async fn quiet(ps: &ProviderStack, o: &OrderId, provider: Provider) -> OrderState {
+async fn quiet(ps: &ProviderStack, o: &OrderId, provider: Provider) -> paystate_events::StateView {
     let marker = Command::ProviderSignal {
         signal: paystate_events::ProviderSignal {
             provider,
