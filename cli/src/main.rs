@@ -52,6 +52,9 @@ enum Command {
     Quarantine(cmd::quarantine::Args),
     /// Write (or with --check, verify) the JSON Schemas of every command and event.
     Schemas(cmd::schemas::Args),
+    /// Dead letters: messages a consumer gave up on (`dlq list | show SEQ | redrive SEQ`).
+    #[command(subcommand)]
+    Dlq(cmd::dlq::Command),
     /// One order from the projection (`order show <id>`).
     #[command(subcommand)]
     Order(cmd::order::Command),
@@ -102,6 +105,7 @@ async fn main() -> std::process::ExitCode {
             Command::Schemas(a) => cmd::schemas::run(a),
             Command::Order(c) => cmd::order::run(settings, c).await,
             Command::Orders(c) => cmd::orders::run(settings, c).await,
+            Command::Dlq(c) => cmd::dlq::run(settings, c).await,
             Command::Review(c) => cmd::review::run(settings, c).await,
             Command::Replay(a) => cmd::replay::run(settings, a).await,
             Command::Audit(a) => cmd::audit::run(settings, a).await,

@@ -4,6 +4,7 @@
 
 pub mod load;
 pub mod providers;
+pub mod quiet;
 pub mod secure;
 pub mod tuned;
 

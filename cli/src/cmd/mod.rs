@@ -9,6 +9,7 @@ pub mod check;
 pub mod common;
 pub mod dev;
 pub mod export;
+pub mod dlq;
 pub mod health;
 pub mod import;
 pub mod order;

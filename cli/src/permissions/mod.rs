@@ -25,6 +25,7 @@ use paystate_events::subjects::{
     EVENTS_PREFIX, EVENTS_STREAM, OUTCOMES_BUCKET, SIGNALS_PREFIX,
 };
 use paystate_gateway::callbacks::{CALLBACKS_PREFIX, CALLBACKS_STREAM, HELD_BUCKET, SEEN_BUCKET};
+use paystate_journal::dead_letters::{redrive_consumer, Source};
 use paystate_journal::quarantine::QUARANTINE_BUCKET;
 use paystate_projection::layout::{ORDER_KEY_PREFIX, POINTER_BUCKET};
 use paystate_service::attachments::ATTACHMENTS_BUCKET;
@@ -317,7 +318,6 @@ fn deny_destructive(b: &mut Builder) {
 fn deny_engine_only(b: &mut Builder) {
     b.deny_publish([
         format!("{EVENTS_PREFIX}.>"),
-        format!("{DEAD_LETTERS_PREFIX}.>"),
         format!("$KV.{OUTCOMES_BUCKET}.>"),
         api("STREAM.UPDATE", EVENTS_STREAM),
         api("STREAM.UPDATE", COMMANDS_STREAM),
@@ -329,6 +329,35 @@ fn deny_engine_only(b: &mut Builder) {
         format!("{}.>", api("CONSUMER.MSG.NEXT", COMMANDS_STREAM)),
         format!("$JS.ACK.{COMMANDS_STREAM}.>"),
     ]);
+}
+
+/// Dead-letter subjects (`paystate.dead.<token>.>`) each role may write: every consumer its
+/// own kind, the operator redrive requests and markers. Allowed to the role, denied to it
+/// otherwise (a deny wins over a wider allow).
+fn dead_letters(b: &mut Builder, role: Role) {
+    use paystate_journal::dead_letters::{REDRIVEN_TOKEN, REDRIVE_TOKEN};
+    let own: &[&str] = match role {
+        Role::Engine => &[Source::Engine.token()],
+        Role::Reporter => &[
+            Source::Workers.token(),
+            Source::Reconciler.token(),
+            Source::Callbacks.token(),
+        ],
+        Role::Projector => &[Source::Projector.token()],
+        Role::Operator => &[REDRIVE_TOKEN, REDRIVEN_TOKEN],
+        Role::Client | Role::Admin => &[],
+    };
+    let all = Source::ALL
+        .iter()
+        .map(|s| s.token())
+        .chain([REDRIVE_TOKEN, REDRIVEN_TOKEN]);
+    for token in all {
+        let subject = format!("{DEAD_LETTERS_PREFIX}.{token}.>");
+        match own.contains(&token) {
+            true => b.publish([subject]),
+            false => b.deny_publish([subject]),
+        };
+    }
 }
 
 /// Denied to everyone but the reporter: the signal plane and the gateway's own buckets.
@@ -356,6 +385,7 @@ pub fn layout(role: Role) -> Permissions {
             b.publish([format!("{COMMANDS_PREFIX}.>")]);
             read_outcomes(&mut b);
             read_projection(&mut b);
+            dead_letters(&mut b, role);
             deny_destructive(&mut b);
             deny_engine_only(&mut b);
             deny_reporter_only(&mut b);
@@ -381,10 +411,10 @@ pub fn layout(role: Role) -> Permissions {
             b.publish([
                 // Appends (JetStream publishes with expected-sequence headers).
                 format!("{EVENTS_PREFIX}.>"),
-                format!("{DEAD_LETTERS_PREFIX}.>"),
                 // Outcomes go to the requester's inbox, and nowhere else.
                 "_INBOX.>".into(),
             ]);
+            dead_letters(&mut b, role);
             deny_destructive(&mut b);
             deny_reporter_only(&mut b);
             deny_operator_only(&mut b);
@@ -396,6 +426,11 @@ pub fn layout(role: Role) -> Permissions {
             // Workers: the durable consumer on the log; reconciler: an ordered read of it.
             read_log(&mut b);
             durable(&mut b, EVENTS_STREAM, WORKERS_CONSUMER);
+            // Redrive requests: the workers' durable consumer, the reconciler's ordered one.
+            durable(&mut b, DEAD_LETTERS_STREAM, &redrive_consumer(Source::Workers));
+            scan_stream(&mut b, DEAD_LETTERS_STREAM);
+            // Reconciler start-up: a scan of the live projection's waiting orders.
+            scan_projection(&mut b);
             kv_write(&mut b, REFS_BUCKET);
             // Attachments: an object store (chunks under `$O.<bucket>.C.*`, meta `.M.*`).
             let obj = obj_stream(ATTACHMENTS_BUCKET);
@@ -410,6 +445,7 @@ pub fn layout(role: Role) -> Permissions {
             kv_write(&mut b, SEEN_BUCKET);
             kv_write(&mut b, HELD_BUCKET);
             open_projection(&mut b);
+            dead_letters(&mut b, role);
             deny_destructive(&mut b);
             deny_engine_only(&mut b);
             deny_operator_only(&mut b);
@@ -419,6 +455,7 @@ pub fn layout(role: Role) -> Permissions {
             base(&mut b);
             read_log(&mut b);
             open_projection(&mut b);
+            durable(&mut b, DEAD_LETTERS_STREAM, &redrive_consumer(Source::Projector));
             // Generation buckets `KV_paystate_orders_g<N>` and their durable consumers
             // `paystate-projector-g<N>` on the log: token wildcards, narrowed by the denies.
             b.publish([
@@ -428,6 +465,7 @@ pub fn layout(role: Role) -> Permissions {
                 format!("$JS.ACK.{EVENTS_STREAM}.*.>"),
             ]);
             scan_projection(&mut b);
+            dead_letters(&mut b, role);
             deny_destructive(&mut b);
             deny_engine_only(&mut b);
             deny_reporter_only(&mut b);
@@ -451,6 +489,7 @@ pub fn layout(role: Role) -> Permissions {
                 // Quarantine decisions (`paystate quarantine`): the operator's alone.
                 format!("$KV.{QUARANTINE_BUCKET}.>"),
             ]);
+            dead_letters(&mut b, role);
             deny_destructive(&mut b);
             deny_engine_only(&mut b);
             deny_reporter_only(&mut b);
@@ -487,6 +526,7 @@ pub fn dev_cli_permissions() -> Permissions {
     base(&mut b);
     b.publish([format!("{COMMANDS_PREFIX}.>")]);
     operator_reads(&mut b);
+    dead_letters(&mut b, Role::Client);
     deny_destructive(&mut b);
     deny_engine_only(&mut b);
     deny_reporter_only(&mut b);

@@ -128,3 +128,22 @@ fn the_readme_table_replaces_only_its_section() {
     assert!(new.contains("paystate-engine") && !new.contains("old"));
     assert!(with_readme_table("no markers").is_none());
 }
+
+#[test]
+fn each_consumer_writes_only_its_own_dead_letters_and_the_operator_redrives() {
+    let may = |role: Role, s: &str| missing(Some(&role.permissions().publish), s).is_none();
+    assert!(may(Role::Engine, "paystate.dead.cmd.o1"));
+    assert!(!may(Role::Engine, "paystate.dead.workers.o1"));
+    for s in ["workers", "reconciler", "callbacks"] {
+        assert!(may(Role::Reporter, &format!("paystate.dead.{s}.o1")), "{s}");
+    }
+    assert!(!may(Role::Reporter, "paystate.dead.cmd.o1"));
+    assert!(!may(Role::Reporter, "paystate.dead._redriven.1"));
+    assert!(may(Role::Projector, "paystate.dead.projector.o1"));
+    assert!(!may(Role::Projector, "paystate.dead.workers.o1"));
+    assert!(may(Role::Operator, "paystate.dead._redrive.workers.o1"));
+    assert!(may(Role::Operator, "paystate.dead._redriven.7"));
+    assert!(!may(Role::Operator, "paystate.dead.cmd.o1"));
+    assert!(!may(Role::Client, "paystate.dead._redriven.7"));
+    assert!(!may(Role::Client, "paystate.dead.cmd.o1"));
+}

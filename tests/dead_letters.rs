@@ -1,0 +1,232 @@
+//! Dead letters end to end (issue 12): a poison message in each consumer (engine, adapter
+//! workers, projector, reconciler) lands in the dead-letter stream after its delivery bound,
+//! with its reason; the order's later messages are still applied in order; `paystate dlq
+//! list | show | redrive` finds it and, once its cause is fixed, applies it.
+
+mod support;
+
+use async_nats::jetstream;
+use futures::StreamExt;
+use paystate_events::subjects::{command_subject, events_subject, OUTCOMES_BUCKET, REPLY_HEADER};
+use paystate_events::{Outcome, RejectionCode, Status};
+use paystate_journal::dead_letters::{self, DeadLetter, DeadLetterFilter, Source};
+use paystate_service::{run_engine, EngineConfig};
+use std::time::{Duration, Instant};
+use support::quiet::wait_quiet;
+use support::*;
+
+/// Dead letters of `source` for `order` (not yet redriven), waiting up to [`WAIT`] for `n`.
+async fn letters(
+    js: &jetstream::Context,
+    source: Source,
+    order: &str,
+    n: usize,
+) -> Vec<DeadLetter> {
+    let started = Instant::now();
+    loop {
+        let filter = DeadLetterFilter {
+            source: Some(source),
+            order: Some(order.to_string()),
+            ..Default::default()
+        };
+        let page = dead_letters::list(js, &filter).await.expect("list");
+        if page.letters.len() >= n {
+            return page.letters;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "{n} {source} dead letters for {order} expected, found {:?}",
+            page.letters
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The engine: while every outcome lookup fails, a capture (A) is tried `deliveries_max`
+/// times in-process, holding its order's queue, then dead-lettered; its caller gets
+/// `dead_lettered`. The order's start (B) and authorization (C), queued behind it, are applied
+/// only after A was set aside, in order. `paystate dlq redrive` then applies A.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_poison_is_set_aside_and_the_orders_next_commands_follow_in_order() {
+    let nats = TestNats::start().await;
+    let cfg = EngineConfig {
+        deliveries_max: 3,
+        retry_later: Duration::from_millis(300),
+        conflict_retries_max: 0,
+        ack_wait: Duration::from_secs(10),
+        ..engine_config()
+    };
+    let engine = run_engine(nats.connect().await, log_settings(), cfg)
+        .await
+        .expect("engine");
+    let client = nats.client().await;
+    let journal = nats.journal().await;
+    let raw = nats.connect().await;
+    let js = jetstream::new(raw.clone());
+    let o = order("poison-engine");
+    accept(&client, env(&o, create(1_000))).await;
+
+    js.delete_key_value(OUTCOMES_BUCKET)
+        .await
+        .expect("outcome bucket deleted: every lookup fails");
+    let inbox = raw.new_inbox();
+    let mut replies = raw.subscribe(inbox.clone()).await.expect("inbox");
+    let a = env_with_id(&o, "a-capture", capture(Some(500)));
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(REPLY_HEADER, inbox.as_str());
+    js.publish_with_headers(
+        command_subject(&o),
+        headers,
+        serde_json::to_vec(&a).expect("json").into(),
+    )
+    .await
+    .expect("publish")
+    .await
+    .expect("stored");
+    let b = env_with_id(&o, "b-start", start());
+    let c = env_with_id(&o, "c-authorized", authorized());
+    client.publish(&b).await.expect("B queued");
+    client.publish(&c).await.expect("C queued");
+
+    let answer = tokio::time::timeout(WAIT, replies.next())
+        .await
+        .expect("A is answered")
+        .expect("reply");
+    let outcome: Outcome = serde_json::from_slice(&answer.payload).expect("outcome");
+    assert_eq!(outcome.rejection_code(), Some(RejectionCode::DeadLettered));
+    paystate_service::outcomes::Outcomes::open(&js, 1)
+        .await
+        .expect("outcome bucket back");
+
+    let commits = wait_for_commits(&journal, &o, 3).await;
+    let ids: Vec<&str> = commits
+        .iter()
+        .map(|c| c.commit.command.command_id.as_str())
+        .collect();
+    assert_eq!(
+        &ids[1..],
+        ["b-start", "c-authorized"],
+        "B then C, A not applied"
+    );
+    let dead = letters(&js, Source::Engine, o.as_str(), 1).await;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let letter = &dead[0];
+    assert!(letter.reason.contains("3 deliveries"), "{}", letter.reason);
+    assert_eq!(letter.subject, command_subject(&o));
+    assert_eq!(letter.consumer, paystate_events::subjects::ENGINE_CONSUMER);
+    assert!(
+        letter.time <= commits[1].time,
+        "B was written only after A was set aside ({} vs {})",
+        letter.time,
+        commits[1].time
+    );
+
+    // The operator's view, then the redrive: A is applied now that its cause is gone.
+    let url = nats.url();
+    let (code, out, err) = paystate_cli(&url, &["dlq", "list", "--consumer", "engine"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(o.as_str()) && out.contains("3 deliveries"),
+        "{out}"
+    );
+    let seq = letter.seq.to_string();
+    let (code, out, err) = paystate_cli(&url, &["dlq", "show", &seq]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("a-capture") && out.contains(REPLY_HEADER),
+        "{out}"
+    );
+    let (code, out, err) = paystate_cli(&url, &["dlq", "redrive", &seq]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&command_subject(&o)), "{out}");
+    let commits = wait_for_commits(&journal, &o, 4).await;
+    assert_eq!(commits[3].commit.command.command_id.as_str(), "a-capture");
+    assert_each_command_once(&commits);
+    let (code, out, _) = paystate_cli(&url, &["dlq", "list"]).await;
+    assert_eq!(code, 0);
+    assert!(
+        !out.contains(o.as_str()),
+        "a redriven letter is not listed: {out}"
+    );
+    let (code, _, err) = paystate_cli(&url, &["dlq", "redrive", &seq]).await;
+    assert_ne!(code, 0, "a second redrive is refused");
+    assert!(err.contains("already redriven"), "{err}");
+    engine.shutdown().await;
+}
+
+/// The projector: a record it cannot read makes it give the order's new commit back; past
+/// its bound the commit is set aside with the reason. Once the record is repaired (deleted),
+/// the order's next commit is projected with everything before it, in order, and a redrive
+/// of the dead letter re-projects the order (nothing left to do).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn projector_poison_is_set_aside_and_the_order_catches_up_in_order() {
+    use paystate_projection::{start_projector, ProjectorConfig};
+    let nats = TestNats::start().await;
+    let engine = nats.engine().await;
+    let client = nats.client().await;
+    let store = projection_store(&nats).await;
+    let cfg = ProjectorConfig {
+        deliveries_max: 3,
+        retry_delay: Duration::from_millis(50),
+        ack_wait: Duration::from_secs(5),
+        ..Default::default()
+    };
+    let projector = start_projector(store.clone(), cfg)
+        .await
+        .expect("projector");
+    let js = store.context().clone();
+    let o = order("poison-projector");
+    accept(&client, env(&o, create(1_000))).await;
+    wait_projection_caught_up(&store).await;
+    let generation = store.live().await.expect("live");
+    let bucket = store.bucket(&generation).await.expect("bucket");
+    let key = paystate_projection::layout::order_key(&o);
+    bucket
+        .put(key.clone(), "not a record".into())
+        .await
+        .expect("record spoiled");
+
+    accept(&client, env(&o, start())).await;
+    let dead = letters(&js, Source::Projector, o.as_str(), 1).await;
+    assert!(
+        dead[0].reason.contains("3 deliveries") && dead[0].reason.contains("record unreadable"),
+        "{}",
+        dead[0].reason
+    );
+    assert_eq!(dead[0].subject, events_subject(&o));
+    assert_eq!(
+        projector
+            .stats
+            .dead_lettered
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+
+    bucket.delete(key).await.expect("record repaired");
+    accept(&client, env(&o, authorized())).await;
+    wait_projection_caught_up(&store).await;
+    let record = store.get(&o).await.expect("read").expect("projected");
+    assert_eq!(record.state.commits, 3, "commits 1..3 applied in order");
+    assert_eq!(record.state.status, Status::Authorized);
+
+    dead_letters::redrive(&js, dead[0].seq)
+        .await
+        .expect("redrive");
+    wait_quiet(&js).await;
+    let again = store.get(&o).await.expect("read").expect("projected");
+    assert_eq!(again.seq, record.seq, "nothing left to re-project");
+    assert!(letters_left(&js, Source::Projector, o.as_str())
+        .await
+        .is_empty());
+    projector.shutdown().await;
+    engine.shutdown().await;
+}
+
+async fn letters_left(js: &jetstream::Context, source: Source, order: &str) -> Vec<DeadLetter> {
+    let filter = DeadLetterFilter {
+        source: Some(source),
+        order: Some(order.to_string()),
+        ..Default::default()
+    };
+    dead_letters::list(js, &filter).await.expect("list").letters
+}
