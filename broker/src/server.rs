@@ -208,8 +208,10 @@ impl NatsServer {
             ""
         };
         format!(
-            "server_name: {name:?}\nlisten: \"127.0.0.1:{port}\"\nmax_payload: 1048576\nlog_file: {log:?}\njetstream {{\n  store_dir: {store:?}\n{sync}}}\n{extra}\n",
+            "server_name: {name:?}\nlisten: \"127.0.0.1:{port}\"\nmax_payload: {max_payload}\nlog_file: {log:?}\njetstream {{\n  store_dir: {store:?}\n{sync}}}\n{extra}\n",
             port = self.port,
+            // The limit every paystate size bound is checked against (events::limits).
+            max_payload = paystate_events::limits::NATS_MAX_PAYLOAD_BYTES,
             log = self.store.join(format!("nats-{}.log", self.port)).display().to_string(),
             store = self.store.display().to_string(),
             extra = self.opts.extra_config,

@@ -156,7 +156,7 @@ pub fn table() -> Vec<LimitRow> {
     }
     let b = "bytes";
     vec![
-        row("NATS_MAX_PAYLOAD_BYTES", NATS_MAX_PAYLOAD_BYTES, b, "NATS `max_payload` (server default; paystate's generated configs set it)"),
+        row("NATS_MAX_PAYLOAD_BYTES", NATS_MAX_PAYLOAD_BYTES, b, "NATS `max_payload`: the server default, set from here in the nats-server configs paystate writes (dev, tests, benchmarks)"),
         row("STREAM_MSG_BYTES_MAX", STREAM_MSG_BYTES_MAX, b, "largest message of the log, command and dead-letter streams"),
         row("MSG_HEADERS_BYTES_MAX", MSG_HEADERS_BYTES_MAX, b, "room for message headers"),
         row("KV_VALUE_BYTES_MAX", KV_VALUE_BYTES_MAX, b, "largest KV value (outcomes, projection records)"),

@@ -371,7 +371,8 @@ fn fingerprint(out: &mut String) {
         out,
         "## The command fingerprint\n\n\
          `fingerprint` = SHA-256 (lowercase hex) of the command's canonical JSON: compact (no \
-         spaces), UTF-8, with the fields `command_id`, `order_id`, then `type` and the command's \
+         spaces), UTF-8 with only JSON's required escapes (`\\\"`, `\\\\`, control characters as \
+         `\\n`, `\\t`, ... or `\\u00xx`; no escaping of `/` or of non-ASCII), with the fields `command_id`, `order_id`, then `type` and the command's \
          own fields in the order of `schemas/command.schema.json`'s definition (the order paystate \
          writes them in the commit's `command`), optional fields that are absent or empty \
          omitted, maps (`metadata`, `params`) sorted by key, and **without `issued_at`**: a retry \

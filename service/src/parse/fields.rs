@@ -12,9 +12,11 @@ use serde_json::{Map, Value};
 
 /// Objects holding the caller's own keys (metadata, provider parameters): not walked.
 const FREE_FORM: [&str; 3] = ["metadata", "params", "details"];
-/// Keys tried per object, and nesting depth, when locating a typed-parse error.
-const PROBE_KEYS_MAX: usize = 64;
+/// Keys tried per object, nesting depth, and re-parses in all, when locating a typed-parse
+/// error: bad input must not cost the engine much more than good input.
+const PROBE_KEYS_MAX: usize = 24;
 const PROBE_DEPTH_MAX: usize = 4;
+const PROBE_PARSES_MAX: usize = 32;
 
 /// Checks the envelope ids, every timestamp and every amount in `v`.
 pub fn check(v: &Value) -> Result<(), Rejection> {
@@ -148,6 +150,7 @@ fn money(obj: &Map<String, Value>, path: &str) -> Result<(), Rejection> {
 pub fn locate(v: &Value, parse: &dyn Fn(&Value) -> Option<String>) -> Option<String> {
     let original = parse(v)?;
     let mut path: Vec<String> = Vec::new();
+    let mut parses = 0;
     for _ in 0..PROBE_DEPTH_MAX {
         let here = at_path(v, &path)?.as_object()?;
         let mut weak = None;
@@ -155,6 +158,10 @@ pub fn locate(v: &Value, parse: &dyn Fn(&Value) -> Option<String>) -> Option<Str
         for key in here.keys().take(PROBE_KEYS_MAX) {
             if path.is_empty() && ENVELOPE.contains(&key.as_str()) {
                 continue;
+            }
+            parses += 1;
+            if parses > PROBE_PARSES_MAX {
+                return None;
             }
             let mut without = v.clone();
             if let Some(o) = at_path_mut(&mut without, &path).and_then(Value::as_object_mut) {
