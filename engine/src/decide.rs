@@ -295,18 +295,24 @@ fn expire(s: &OrderState, now: Timestamp) -> Result<Vec<Event>, Rejection> {
         &[Status::Created, Status::Pending, Status::Authorized],
         "expire",
     )?;
-    match s.status {
-        Status::Authorized => {
-            no_operation_in_flight(s)?;
-            Ok(vec![Event::CancelRequested {
-                reason: Some("expired".into()),
-            }])
-        }
-        _ => Ok(vec![Event::OrderCancelled {
-            by: CancelledBy::Expiry,
-            evidence: None,
-        }]),
+    // A started payment is cancelled at the provider where it can be (the worker voids it;
+    // the provider's confirmation cancels the order); otherwise only the order is cancelled
+    // here, and a payment the provider completes later becomes a discrepancy for review.
+    let at_provider = match s.status {
+        Status::Authorized => true,
+        Status::Pending => capabilities::supports(s.provider, Capability::Cancel),
+        _ => false,
+    };
+    if at_provider {
+        no_operation_in_flight(s)?;
+        return Ok(vec![Event::CancelRequested {
+            reason: Some("expired".into()),
+        }]);
     }
+    Ok(vec![Event::OrderCancelled {
+        by: CancelledBy::Expiry,
+        evidence: None,
+    }])
 }
 
 /// Commands a flagged order refuses: everything a merchant asks of the provider. Provider

@@ -543,8 +543,25 @@ fn expire_of_a_created_order_cancels_it() {
 }
 
 #[test]
-fn expire_of_a_pending_order_cancels_it() {
+fn expire_of_a_started_payment_cancels_it_at_the_provider() {
     given(vec![create_expiring(minutes(30)), start()])
+        .at(minutes(31))
+        .when(expire())
+        .then_events(vec![Event::CancelRequested {
+            reason: Some("expired".into()),
+        }])
+        .then_status(Status::Pending)
+        .then_state(|s| assert!(s.cancel_pending));
+}
+
+#[test]
+fn expire_of_a_started_payment_the_provider_cannot_cancel_cancels_the_order() {
+    let paykassma = Create {
+        provider: Provider::Paykassma,
+        expires_at: Some(minutes(30)),
+        ..Create::default()
+    };
+    given(vec![paykassma.cmd(), start()])
         .at(minutes(31))
         .when(expire())
         .then_events(vec![Event::OrderCancelled {

@@ -22,6 +22,20 @@ pub const DEAD_LETTERS_STREAM: &str = "PAYSTATE_DEAD_LETTERS";
 pub const DEAD_LETTERS_PREFIX: &str = "paystate.dead";
 /// Header of a dead letter naming why it was set aside.
 pub const DEAD_REASON_HEADER: &str = "Paystate-Dead-Reason";
+/// Stream holding expiry schedules (JetStream message scheduling, nats-server 2.12+): only
+/// the engine writes here; the command queue sources its fired messages. A separate stream
+/// because a schedule may target any subject of its own stream, and the command queue also
+/// holds the signal plane.
+pub const SCHEDULES_STREAM: &str = "PAYSTATE_SCHEDULES";
+/// Subject of an order's expiry schedule, `paystate.schedule.expire.<order_id>` (one per
+/// order: the subject is the schedule's identity).
+pub const EXPIRY_SCHEDULE_PREFIX: &str = "paystate.schedule.expire";
+/// Subject the server publishes a due expiry to, `paystate.fired.expire.<order_id>`; the
+/// command queue sources it as `paystate.cmd.<order_id>`.
+pub const EXPIRY_FIRED_PREFIX: &str = "paystate.fired.expire";
+/// Prefix of the deterministic command id of an order's scheduled expiry
+/// (`expire.<order_id>`): a duplicate firing is answered idempotently.
+pub const EXPIRY_COMMAND_ID_PREFIX: &str = "expire";
 /// Default prefix of reply inboxes: the engine publishes outcomes only below it.
 pub const INBOX_PREFIX_DEFAULT: &str = "_INBOX.";
 /// Durable consumer shared by every engine instance (competing consumers).

@@ -3,7 +3,7 @@
 use async_nats::jetstream::{self, stream};
 use paystate_events::subjects::{
     COMMANDS_PREFIX, COMMANDS_STREAM, DEAD_LETTERS_PREFIX, DEAD_LETTERS_STREAM, EVENTS_PREFIX,
-    EVENTS_STREAM, SIGNALS_PREFIX,
+    EVENTS_STREAM, EXPIRY_FIRED_PREFIX, EXPIRY_SCHEDULE_PREFIX, SCHEDULES_STREAM, SIGNALS_PREFIX,
 };
 use std::time::Duration;
 
@@ -38,10 +38,11 @@ impl Default for LogSettings {
     }
 }
 
-/// The oldest nats-server paystate runs against. The per-subject expected-sequence check
-/// that serialises each order's commits has a race on replicated streams before 2.9.21, and
-/// the 2.9 line is out of support; paystate is tested on 2.10+ (pinned: 2.15.1).
-pub const SERVER_VERSION_MIN: (u32, u32, u32) = (2, 10, 0);
+/// The oldest nats-server paystate runs against: order expiry uses JetStream message
+/// scheduling (ADR-51), new in 2.12. (Before 2.9.21 the per-subject expected-sequence check
+/// that serialises each order's commits also had a race on replicated streams.) Tested on the
+/// pinned 2.15.1.
+pub const SERVER_VERSION_MIN: (u32, u32, u32) = (2, 12, 0);
 
 /// Why the streams could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +50,7 @@ pub enum SetupError {
     #[error("stream setup failed: {0}")]
     Stream(String),
     #[error(
-        "nats-server {found} is older than the minimum paystate supports ({}.{}.{}): its optimistic-concurrency check is unreliable on replicated streams before 2.9.21 and 2.9 is out of support; upgrade nats-server (scripts/install-nats.sh installs 2.15.1)",
+        "nats-server {found} is older than the minimum paystate supports ({}.{}.{}): order expiry needs JetStream message scheduling (2.12+), and before 2.9.21 the optimistic-concurrency check is unreliable on replicated streams; upgrade nats-server (scripts/install-nats.sh installs 2.15.1)",
         SERVER_VERSION_MIN.0, SERVER_VERSION_MIN.1, SERVER_VERSION_MIN.2
     )]
     ServerTooOld { found: String },
@@ -109,8 +110,12 @@ pub async fn ensure_log(
         duplicate_window: s.duplicate_window,
         max_message_size: STREAM_MSG_BYTES_MAX,
         description: Some("paystate: commands waiting for an engine (work queue)".into()),
+        // Due expiries, fired by the server from the schedule stream, arrive as client
+        // commands on `paystate.cmd.<order_id>` even when no engine runs.
+        sources: Some(vec![expiry_source()]),
         ..Default::default()
     };
+    ensure_schedules(js, s.replicas).await?;
     js.create_or_update_stream(commands)
         .await
         .map_err(|e| SetupError::Stream(format!("{}: {e}", s.commands_stream)))?;
@@ -121,6 +126,55 @@ pub async fn ensure_log(
     js.get_stream(&s.events_stream)
         .await
         .map_err(|e| SetupError::Stream(format!("{}: {e}", s.events_stream)))
+}
+
+/// How long a fired expiry stays in the schedule stream after the command queue sourced it
+/// (`Nats-Schedule-TTL` of the fired message; Go duration syntax).
+pub const FIRED_EXPIRY_TTL: &str = "168h";
+
+/// The schedule stream: one expiry schedule per order (`paystate.schedule.expire.<id>`,
+/// written by the engine), and the messages the server publishes when one is due
+/// (`paystate.fired.expire.<id>`, kept [`FIRED_EXPIRY_TTL`]). Only the engine may publish
+/// here: a schedule's target is any subject of its stream, which is why this is not the
+/// command queue (whose signal plane only the reporter may write).
+pub async fn ensure_schedules(
+    js: &jetstream::Context,
+    replicas: usize,
+) -> Result<stream::Stream, SetupError> {
+    let cfg = stream::Config {
+        name: SCHEDULES_STREAM.to_string(),
+        subjects: vec![
+            format!("{EXPIRY_SCHEDULE_PREFIX}.>"),
+            format!("{EXPIRY_FIRED_PREFIX}.>"),
+        ],
+        storage: stream::StorageType::File,
+        retention: stream::RetentionPolicy::Limits,
+        num_replicas: replicas,
+        max_message_size: STREAM_MSG_BYTES_MAX,
+        allow_message_schedules: true,
+        allow_message_ttl: true,
+        description: Some("paystate: order expiry schedules (message scheduling)".into()),
+        ..Default::default()
+    };
+    js.create_or_update_stream(cfg)
+        .await
+        .map_err(|e| SetupError::Stream(format!("{SCHEDULES_STREAM}: {e}")))?;
+    js.get_stream(SCHEDULES_STREAM)
+        .await
+        .map_err(|e| SetupError::Stream(format!("{SCHEDULES_STREAM}: {e}")))
+}
+
+/// The command queue's source: fired expiries, `paystate.fired.expire.<id>` →
+/// `paystate.cmd.<id>`.
+fn expiry_source() -> stream::Source {
+    stream::Source {
+        name: SCHEDULES_STREAM.to_string(),
+        subject_transforms: vec![stream::SubjectTransform {
+            source: format!("{EXPIRY_FIRED_PREFIX}.*"),
+            destination: format!("{COMMANDS_PREFIX}.{{{{wildcard(1)}}}}"),
+        }],
+        ..Default::default()
+    }
 }
 
 /// How long dead letters are kept, and how much of them at most (oldest dropped first).

@@ -299,6 +299,14 @@ async fn handle(
         }
     };
     let (kind, disposition) = process(processor, &msg, received_at).await;
+    if !expiry_scheduled(client, &disposition).await {
+        // Committed, but its expiry is not stored yet: nothing is answered or acknowledged;
+        // the redelivery (a duplicate, answered from the log) writes the schedule again.
+        let _ = msg
+            .ack_with(AckKind::Nak(Some(processor.cfg.retry_later)))
+            .await;
+        return None;
+    }
     // Attempts so far: deliveries by the broker plus retries in this process.
     let attempts = delivered + i64::from(retries);
     match disposition {
@@ -344,6 +352,26 @@ async fn handle(
         }
     }
     None
+}
+
+/// Stores the expiry schedule an accepted `create_order` asks for (see [`crate::expiry`]);
+/// false if it could not be stored.
+async fn expiry_scheduled(client: &async_nats::Client, disposition: &Disposition) -> bool {
+    let outcome = match disposition {
+        Disposition::Done(o) | Disposition::Committed { outcome: o, .. } => o,
+        Disposition::RetryLater => return true,
+    };
+    let Some((order, at)) = crate::expiry::due(outcome) else {
+        return true;
+    };
+    let js = jetstream::new(client.clone());
+    match crate::expiry::schedule(&js, &order, at).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "expiry schedule not stored; the command is redelivered");
+            false
+        }
+    }
 }
 
 /// The command's reply subject: `None` without the header, an error for a subject outside

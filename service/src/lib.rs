@@ -18,6 +18,7 @@
 //! - [`order_queues`]: a partition's per-order queues: one order's commands in order, a
 //!   failed one retried (parked) before anything behind it, the other orders going on.
 //! - [`attachments`]: files commands refer to (object store), checked by hash on read.
+//! - [`expiry`]: order expiry schedules (JetStream message scheduling), written after a commit.
 //! - [`refs`]: provider references → order ids (for callbacks that name only the former).
 //! - [`client`]: publishing a command and waiting for its outcome (for Rust callers).
 //! - [`telemetry`]: the engine's metrics and the tracing span every command is handled in.
@@ -32,10 +33,11 @@ pub mod card_data;
 pub mod client;
 pub mod config;
 pub mod connect;
+pub mod expiry;
 pub mod intake;
+pub mod order_queues;
 pub mod outcomes;
 pub mod parse;
-pub mod order_queues;
 pub mod processor;
 pub mod refs;
 pub mod strict_json;

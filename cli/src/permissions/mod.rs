@@ -22,7 +22,8 @@
 
 use paystate_events::subjects::{
     COMMANDS_PREFIX, COMMANDS_STREAM, DEAD_LETTERS_PREFIX, DEAD_LETTERS_STREAM, ENGINE_CONSUMER,
-    EVENTS_PREFIX, EVENTS_STREAM, OUTCOMES_BUCKET, SIGNALS_PREFIX,
+    EVENTS_PREFIX, EVENTS_STREAM, EXPIRY_FIRED_PREFIX, EXPIRY_SCHEDULE_PREFIX, OUTCOMES_BUCKET,
+    SCHEDULES_STREAM, SIGNALS_PREFIX,
 };
 use paystate_gateway::callbacks::{CALLBACKS_PREFIX, CALLBACKS_STREAM, HELD_BUCKET, SEEN_BUCKET};
 use paystate_journal::dead_letters::{redrive_consumer, Source};
@@ -287,6 +288,8 @@ fn deny_operator_only(b: &mut Builder) {
 /// outcome, reference or callback buckets.
 fn deny_destructive(b: &mut Builder) {
     b.deny_publish([
+        // Fired expiries are published by nats-server's scheduler alone.
+        format!("{EXPIRY_FIRED_PREFIX}.>"),
         "$JS.API.STREAM.PURGE.>".into(),
         "$JS.API.STREAM.MSG.DELETE.>".into(),
         "$JS.API.STREAM.RESTORE.>".into(),
@@ -308,6 +311,7 @@ fn deny_destructive(b: &mut Builder) {
         kv_stream(QUARANTINE_BUCKET),
         CALLBACKS_STREAM.to_string(),
         obj_stream(ATTACHMENTS_BUCKET),
+        SCHEDULES_STREAM.to_string(),
     ] {
         b.deny_publish([api("STREAM.DELETE", &s)]);
     }
@@ -319,6 +323,8 @@ fn deny_engine_only(b: &mut Builder) {
     b.deny_publish([
         format!("{EVENTS_PREFIX}.>"),
         format!("$KV.{OUTCOMES_BUCKET}.>"),
+        format!("{EXPIRY_SCHEDULE_PREFIX}.>"),
+        api("STREAM.UPDATE", SCHEDULES_STREAM),
         api("STREAM.UPDATE", EVENTS_STREAM),
         api("STREAM.UPDATE", COMMANDS_STREAM),
         api("STREAM.UPDATE", DEAD_LETTERS_STREAM),
@@ -401,7 +407,12 @@ pub fn layout(role: Role) -> Permissions {
         }
         Role::Engine => {
             base(&mut b);
-            for s in [EVENTS_STREAM, COMMANDS_STREAM, DEAD_LETTERS_STREAM] {
+            for s in [
+                EVENTS_STREAM,
+                COMMANDS_STREAM,
+                DEAD_LETTERS_STREAM,
+                SCHEDULES_STREAM,
+            ] {
                 create_stream(&mut b, s, true);
             }
             read_log(&mut b);
@@ -411,6 +422,8 @@ pub fn layout(role: Role) -> Permissions {
             b.publish([
                 // Appends (JetStream publishes with expected-sequence headers).
                 format!("{EVENTS_PREFIX}.>"),
+                // Order expiry schedules (the server itself publishes them when due).
+                format!("{EXPIRY_SCHEDULE_PREFIX}.>"),
                 // Outcomes go to the requester's inbox, and nowhere else.
                 "_INBOX.>".into(),
             ]);

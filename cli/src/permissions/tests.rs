@@ -147,3 +147,27 @@ fn each_consumer_writes_only_its_own_dead_letters_and_the_operator_redrives() {
     assert!(!may(Role::Client, "paystate.dead._redriven.7"));
     assert!(!may(Role::Client, "paystate.dead.cmd.o1"));
 }
+
+#[test]
+fn only_the_engine_writes_expiry_schedules_and_only_the_server_fires_them() {
+    let schedule = "paystate.schedule.expire.o1";
+    let fired = "paystate.fired.expire.o1";
+    for role in Role::ALL {
+        let p = role.permissions();
+        let may = |s: &str| missing(Some(&p.publish), s).is_none();
+        assert_eq!(
+            may(schedule),
+            matches!(role, Role::Engine | Role::Admin),
+            "{role}"
+        );
+        assert_eq!(may(fired), role == Role::Admin, "{role}");
+        assert_eq!(
+            may("$JS.API.STREAM.UPDATE.PAYSTATE_SCHEDULES"),
+            matches!(role, Role::Engine | Role::Admin),
+            "{role}"
+        );
+    }
+    let dev = dev_cli_permissions();
+    assert!(missing(Some(&dev.publish), schedule).is_some());
+    assert!(missing(Some(&dev.publish), fired).is_some());
+}

@@ -1,0 +1,209 @@
+//! Order expiry that needs no one awake (JetStream message scheduling, nats-server 2.12+):
+//! an order created with `expires_at` is expired by the schedule the engine stored with its
+//! commit, even when no engine runs at that instant: the server fires the expire command into
+//! the command queue, where it waits for the next engine. An order captured before its expiry
+//! keeps its state: the expire is refused with a typed rejection.
+
+mod support;
+
+use chrono::Utc;
+use paystate::permissions::Role;
+use paystate_events::subjects::{COMMANDS_PREFIX, COMMANDS_STREAM};
+use paystate_events::{CancelledBy, Command, Event, OrderId, Outcome, Status};
+use paystate_journal::Journal;
+use paystate_service::expiry;
+use paystate_service::outcomes::Outcomes;
+use std::time::{Duration, Instant};
+use support::*;
+
+/// How far ahead the orders expire.
+const EXPIRES_IN: Duration = Duration::from_secs(2);
+/// The promise under test: expired within this long of an engine starting.
+const EXPIRED_WITHIN: Duration = Duration::from_secs(2);
+
+fn create_expiring(order: &OrderId, id: &str) -> paystate_events::CommandEnvelope {
+    let mut cmd = create(10_000);
+    if let Command::CreateOrder { expires_at, .. } = &mut cmd {
+        *expires_at = Some(Utc::now() + EXPIRES_IN);
+    }
+    env_with_id(order, id, cmd)
+}
+
+async fn send_accepted(client: &paystate_service::Client, cmd: paystate_events::CommandEnvelope) {
+    let outcome = client.send(&cmd, WAIT).await.expect("an outcome");
+    assert!(
+        matches!(outcome, Outcome::Accepted { .. }),
+        "{} not accepted: {outcome:?}",
+        cmd.command.name()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_expires_while_no_engine_runs_as_soon_as_one_starts() {
+    let nats = TestNats::start().await;
+    let mut engine = EngineProcess::start(&nats.url());
+    let client = nats.client().await;
+    let journal = nats.journal().await;
+    let order = order("exp");
+    send_accepted(&client, create_expiring(&order, "c-1")).await;
+    // The schedule was stored before the outcome was answered: the engine may die now.
+    engine.kill9().await;
+
+    // The server fires the expire at `expires_at`, with no engine running: it waits queued.
+    wait_until_queued(&nats, &order).await;
+    let state = journal.load(&order).await.expect("order").state;
+    assert_eq!(state.expect("order").status, Status::Created);
+
+    let started = Instant::now();
+    engine.restart().await;
+    let commits = wait_for_status(&journal, &order, Status::Cancelled).await;
+    let took = started.elapsed();
+    assert!(
+        took <= EXPIRED_WITHIN,
+        "expired {took:?} after the engine started"
+    );
+    let last = commits.last().expect("the expiry commit");
+    assert_eq!(
+        last.commit.command.command_id,
+        expiry::command_id(&order).expect("id")
+    );
+    assert_eq!(
+        last.commit.events,
+        vec![Event::OrderCancelled {
+            by: CancelledBy::Expiry,
+            evidence: None
+        }]
+    );
+    assert_each_command_once(&commits);
+    eprintln!("expired {took:?} after the engine started");
+    engine.kill9().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_captured_before_its_expiry_is_untouched() {
+    let nats = TestNats::start().await;
+    let engine = nats.engine().await;
+    let client = nats.client().await;
+    let journal = nats.journal().await;
+    let order = order("cap");
+    send_accepted(&client, create_expiring(&order, "c-1")).await;
+    send_accepted(&client, env(&order, start())).await;
+    send_accepted(&client, env(&order, authorized())).await;
+    send_accepted(&client, env(&order, capture(None))).await;
+    send_accepted(&client, env(&order, captured(10_000))).await;
+    let before = journal.read_order(&order).await.expect("order");
+
+    // The scheduled expire arrives at `expires_at`; wait until the engine has answered it.
+    let refusal = wait_for_outcome(&nats, &order).await;
+    assert_eq!(refusal["outcome"], "rejected", "{refusal}");
+    assert_eq!(refusal["code"], "invalid_transition", "{refusal}");
+
+    let after = journal.read_order(&order).await.expect("order");
+    assert_eq!(after.len(), before.len(), "the expiry wrote nothing");
+    let state = journal.load(&order).await.expect("order").state;
+    assert_eq!(state.expect("order").status, Status::Captured);
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiry_runs_within_the_shipped_permissions_and_clients_cannot_schedule() {
+    let nats = support::secure::SecureNats::start().await;
+    let engine = paystate_service::run_engine(
+        nats.client_as(Role::Engine).await,
+        log_settings(),
+        engine_config(),
+    )
+    .await
+    .expect("engine starts as the engine user");
+    let client_conn = nats.client_as(Role::Client).await;
+    let client = paystate_service::Client::new(client_conn.clone());
+    let order = order("perm");
+    send_accepted(&client, create_expiring(&order, "c-1")).await;
+    let admin = async_nats::jetstream::new(nats.client_as(Role::Admin).await);
+    let journal = Journal::existing(admin, "PAYSTATE_EVENTS")
+        .await
+        .expect("log");
+    wait_for_status(&journal, &order, Status::Cancelled).await;
+    let v = nats.violations();
+    assert!(v.is_empty(), "permission violations: {v:#?}");
+
+    // A client's own schedule would let the server publish on the signal plane for it: the
+    // command queue has no message scheduling, so the server refuses the message.
+    let js = async_nats::jetstream::new(client_conn);
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Schedule", "@at 2020-01-01T00:00:00Z");
+    headers.insert(
+        "Nats-Schedule-Target",
+        format!("paystate.signal.{order}").as_str(),
+    );
+    let refused = match js
+        .publish_with_headers(format!("{COMMANDS_PREFIX}.{order}"), headers, "{}".into())
+        .await
+    {
+        Ok(ack) => ack.await.is_err(),
+        Err(_) => true,
+    };
+    assert!(refused, "a schedule on the command queue was stored");
+    engine.shutdown().await;
+}
+
+/// Polls the command queue until the order's expire command is waiting in it.
+async fn wait_until_queued(nats: &TestNats, order: &OrderId) {
+    let js = async_nats::jetstream::new(nats.connect().await);
+    let subject = format!("{COMMANDS_PREFIX}.{order}");
+    let deadline = Instant::now() + EXPIRES_IN + WAIT;
+    loop {
+        let stream = js.get_stream(COMMANDS_STREAM).await.expect("command queue");
+        let queued = stream
+            .get_last_raw_message_by_subject(&subject)
+            .await
+            .ok()
+            .filter(|m| {
+                serde_json::from_slice::<serde_json::Value>(&m.payload)
+                    .is_ok_and(|v| v["type"] == "expire")
+            });
+        if queued.is_some() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no expire command queued for {order}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Polls the log until the order has `status`; returns its commits.
+async fn wait_for_status(
+    journal: &Journal,
+    order: &OrderId,
+    status: Status,
+) -> Vec<paystate_journal::StoredCommit> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let loaded = journal.load(order).await.expect("order");
+        if loaded.state.as_ref().map(|s| s.status) == Some(status) {
+            return journal.read_order(order).await.expect("commits");
+        }
+        assert!(Instant::now() < deadline, "order {order} never {status}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Polls the outcome bucket until the scheduled expire has an outcome; returns it as JSON.
+async fn wait_for_outcome(nats: &TestNats, order: &OrderId) -> serde_json::Value {
+    let js = async_nats::jetstream::new(nats.connect().await);
+    let outcomes = Outcomes::open(&js, 1).await.expect("outcome bucket");
+    let id = expiry::command_id(order).expect("id");
+    let deadline = Instant::now() + EXPIRES_IN + WAIT;
+    loop {
+        if let Ok(Some(stored)) = outcomes.get(order, &id).await {
+            return serde_json::to_value(&stored.outcome).expect("outcome as JSON");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expire of {order} never answered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
