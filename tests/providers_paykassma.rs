@@ -662,3 +662,102 @@ async fn paykassma_activation_faults_never_activate_twice() {
         );
     }
 }
+
+/// `paystate attach` does the merchant's two steps in one: uploads the screenshot through the
+/// private API (write key) and sends `confirm_transfer` naming it; the order is credited. Run
+/// again it is answered as a duplicate; with a read key the upload is refused (typed), the
+/// key never shown, and nothing is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paystate_attach_uploads_the_screenshot_and_confirms_the_transfer() {
+    let ps = ProviderStack::start().await;
+    let o = started(&ps, "pk-attach").await;
+    let key1 = transfer(&ps, &o);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("receipt.png");
+    std::fs::write(&file, SCREENSHOT).expect("screenshot written");
+    let file = file.to_str().expect("utf-8 path");
+    let attach = |key: &'static str| {
+        let args = [
+            "attach",
+            o.as_str(),
+            file,
+            "--reference",
+            key1.as_str(),
+            "--api",
+            &ps.private_url(),
+        ]
+        .map(str::to_string);
+        let url = ps.nats.url();
+        async move {
+            let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_paystate"))
+                .args(&args)
+                .env("PAYSTATE_NATS_URL", url)
+                .env("PAYSTATE_API_KEY", key)
+                .stdin(std::process::Stdio::null())
+                .output()
+                .await
+                .expect("paystate attach runs");
+            (
+                out.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        }
+    };
+
+    let (code, out, err) = attach(test_keys().read.as_str()).await;
+    assert_eq!(code, 2, "a read key cannot upload: {out}{err}");
+    assert!(err.contains("forbidden"), "{err}");
+    assert!(!err.contains(&test_keys().read) && !out.contains(&test_keys().read));
+
+    let (code, out, err) = attach(test_keys().write.as_str()).await;
+    assert_eq!(code, 0, "attach failed: {out}{err}");
+    let outcome: serde_json::Value = serde_json::from_str(&out).expect("outcome JSON");
+    assert_eq!(outcome["outcome"], "accepted", "{outcome}");
+    let done = ps.wait_status(&o, Status::Done).await;
+    assert_eq!(done.captured.0, 30_000, "credited 300 BTN");
+
+    let (code, out, _) = attach(test_keys().write.as_str()).await;
+    assert_eq!(code, 0);
+    let again: serde_json::Value = serde_json::from_str(&out).expect("outcome JSON");
+    assert_eq!(again["duplicate"], true, "{again}");
+
+    let sha256 = {
+        use sha2::Digest;
+        hex_lower(&sha2::Sha256::digest(SCREENSHOT))
+    };
+    let commits = ps.journal.read_order(&o).await.expect("read");
+    let confirmations: Vec<_> = commits
+        .iter()
+        .flat_map(|c| c.commit.events.iter())
+        .filter_map(|e| match e {
+            Event::TransferConfirmationSubmitted {
+                reference,
+                attachment,
+                ..
+            } => Some((reference.clone(), attachment.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(confirmations.len(), 1, "confirmed once");
+    let (reference, attachment) = &confirmations[0];
+    assert_eq!(reference, &key1);
+    assert_eq!(
+        (
+            attachment.file_name.as_str(),
+            attachment.content_type.as_str(),
+            attachment.size,
+            attachment.sha256.as_str()
+        ),
+        (
+            "receipt.png",
+            "image/png",
+            SCREENSHOT.len() as u64,
+            sha256.as_str()
+        )
+    );
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -46,15 +46,17 @@ enum Command {
     Health(cmd::health::Args),
     /// Publish a command (JSON from a file or stdin) and print its outcome.
     Send(cmd::send::Args),
+    /// Upload a file (Paykassma: the transfer screenshot) and send `confirm_transfer` naming it.
+    Attach(cmd::attach::Args),
     /// Show one order's commits, events and state, read from the log.
     Show(cmd::show::Args),
     /// Set aside a message in an order's log that is not a commit (operator repair).
     Quarantine(cmd::quarantine::Args),
-    /// Write (or with --check, verify) the JSON Schemas of every command and event.
-    Schemas(cmd::schemas::Args),
     /// Dead letters: messages a consumer gave up on (`dlq list | show SEQ | redrive SEQ`).
     #[command(subcommand)]
     Dlq(cmd::dlq::Command),
+    /// Write (or with --check, verify) the JSON Schemas of every command and event.
+    Schemas(cmd::schemas::Args),
     /// One order from the projection (`order show <id>`).
     #[command(subcommand)]
     Order(cmd::order::Command),
@@ -100,12 +102,13 @@ async fn main() -> std::process::ExitCode {
             Command::Check(a) => cmd::check::run(settings, a).await,
             Command::Health(a) => cmd::health::run(a).await,
             Command::Send(a) => cmd::send::run(settings, a).await,
+            Command::Attach(a) => cmd::attach::run(settings, a).await,
             Command::Show(a) => cmd::show::run(settings, a).await,
             Command::Quarantine(a) => cmd::quarantine::run(settings, a).await,
+            Command::Dlq(c) => cmd::dlq::run(settings, c).await,
             Command::Schemas(a) => cmd::schemas::run(a),
             Command::Order(c) => cmd::order::run(settings, c).await,
             Command::Orders(c) => cmd::orders::run(settings, c).await,
-            Command::Dlq(c) => cmd::dlq::run(settings, c).await,
             Command::Review(c) => cmd::review::run(settings, c).await,
             Command::Replay(a) => cmd::replay::run(settings, a).await,
             Command::Audit(a) => cmd::audit::run(settings, a).await,

@@ -111,7 +111,16 @@ impl Settings {
             .merge(
                 Env::prefixed("PAYSTATE_")
                     .split("__")
-                    .ignore(&["log", "log_format", "nats_server", "roles"])
+                    // Not settings: `paystate attach`'s key and API URL (also read by the
+                    // examples/), so they may sit in the same shell.
+                    .ignore(&[
+                        "log",
+                        "log_format",
+                        "nats_server",
+                        "roles",
+                        "api_key",
+                        "api_url",
+                    ])
                     // nats-server's password variables (deploy/nats/paystate-users.conf).
                     .filter(|k| !is_server_password_var(k.as_str())),
             )

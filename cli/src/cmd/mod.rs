@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod apikey;
+pub mod attach;
 pub mod audit;
 pub mod bench;
 pub mod bench_fill;
@@ -8,8 +9,8 @@ pub mod bench_read;
 pub mod check;
 pub mod common;
 pub mod dev;
-pub mod export;
 pub mod dlq;
+pub mod export;
 pub mod health;
 pub mod import;
 pub mod order;
