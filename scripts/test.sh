@@ -10,6 +10,9 @@ cd "$(dirname "$0")/.."
 [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] || {
   apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver
 }
+# nats-py for the Python client example's test (tests/python_client.rs), into .tools/python.
+[ -d .tools/python/nats ] || python3 -m pip install --quiet --disable-pip-version-check \
+  --target .tools/python nats-py==2.16.0
 export PAYSTATE_NATS_SERVER="$PWD/.tools/nats/bin/nats-server"
 start=$(date +%s)
 echo "== cargo fmt --check"
