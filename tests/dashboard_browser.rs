@@ -7,7 +7,9 @@
 //! - in a real headless browser (Debian's `chromium` through `chromedriver`, W3C WebDriver):
 //!   log in with the admin key (an `HttpOnly`, `SameSite=Strict` session cookie), search the
 //!   order, open it, find its timeline entries and the raw callback behind the provider's
-//!   report, resolve its review from the review queue, and the order can then be captured.
+//!   report, resolve its review from the review queue; its capture, set aside as a dead
+//!   letter, is redriven from the dead-letter page and captures the order; the health page
+//!   shows the projection and the providers.
 //!   A POST without the session's CSRF token is refused. Screenshots go to
 //!   `target/test-artifacts/dashboard/`.
 //!
@@ -22,6 +24,7 @@ use paystate_events::{
     CaptureMode, Command, OrderId, Outcome, PaymentInitiation, Provider, ProviderSignal,
     RejectionCode, SignalKind, Status,
 };
+use paystate_journal::dead_letters;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use support::providers::*;
@@ -160,6 +163,30 @@ async fn a_flagged_order_is_resolved_from_the_cli_and_then_captured() {
     ps.stack.shutdown().await;
 }
 
+/// Sets a capture of `o` aside in the dead-letter stream, as the engine does with a command
+/// that failed on every delivery; returns its sequence there.
+async fn set_aside_capture(ps: &ProviderStack, o: &OrderId) -> u64 {
+    let payload = serde_json::to_vec(&env(o, capture(None))).expect("command JSON");
+    let subject = paystate_events::subjects::command_subject(o);
+    let js = async_nats::jetstream::new(ps.nats.connect().await);
+    dead_letters::send(
+        &js,
+        &dead_letters::Outgoing {
+            source: dead_letters::Source::Engine,
+            consumer: paystate_events::subjects::ENGINE_CONSUMER,
+            subject: &subject,
+            order: None,
+            headers: None,
+            payload: payload.into(),
+            origin: None,
+            deliveries: 20,
+            reason: "test: failed on every delivery",
+        },
+    )
+    .await
+    .expect("set aside")
+}
+
 fn artifacts() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -188,6 +215,8 @@ async fn page_until(b: &Browser, url: &str, want: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_logs_in_opens_an_order_and_resolves_its_review_in_a_browser() {
+    // The metrics recorder `paystate run` and `dev` install: the health page reads it.
+    paystate_gateway::telemetry::install().expect("metrics recorder");
     let ps = ProviderStack::start().await;
     let o = flagged_order(&ps, "review-ui").await;
     let base = format!("{}/dashboard", ps.private_url());
@@ -304,20 +333,56 @@ async fn an_operator_logs_in_opens_an_order_and_resolves_its_review_in_a_browser
     );
     b.screenshot(&shots.join("05-order-resolved.png")).await;
 
-    // The order moves again.
-    captured_after_resolution(&ps, &o).await;
+    // The order moves again: its capture, set aside as a dead letter (as the engine does past
+    // its delivery bound), is redriven from the dead-letter page and captures the order.
+    let seq = set_aside_capture(&ps, &o).await;
+    b.goto(&format!("{base}/dead-letters")).await;
+    let row = b.find("table#dead-letters tr.dead-letter", PAGE_WAIT).await;
+    assert!(row.text().await.contains(o.as_str()));
+    b.screenshot(&shots.join("06-dead-letters.png")).await;
+    b.find(
+        &format!("form[action$='/dead-letters/{seq}/redrive'] button"),
+        PAGE_WAIT,
+    )
+    .await
+    .click()
+    .await;
+    let notice = b.find("#notice", PAGE_WAIT).await.text().await;
+    assert_eq!(
+        notice,
+        format!("Dead letter {seq} redriven to paystate.cmd.{o}.")
+    );
+    let s = ps.wait_status(&o, Status::Captured).await;
+    assert!(!s.needs_review && s.captured.0 == AMOUNT, "{s:#?}");
     page_until(&b, &format!("{base}/orders/{o}"), "payment_captured").await;
     assert_eq!(b.find("#state", PAGE_WAIT).await.text().await, "captured");
-    b.screenshot(&shots.join("06-order-captured.png")).await;
+    b.screenshot(&shots.join("07-order-captured.png")).await;
 
-    // The other pages render: dead letters and health.
-    b.goto(&format!("{base}/dead-letters")).await;
-    b.find("#dead-empty, table#dead-letters", PAGE_WAIT).await;
+    // Health: projection lag, and per provider the last callback and the counters.
     b.goto(&format!("{base}/health")).await;
     b.find("table#projection", PAGE_WAIT).await;
-    let providers = b.find("table#providers", PAGE_WAIT).await.text().await;
-    assert!(providers.contains("flitt"), "{providers}");
-    b.screenshot(&shots.join("07-health.png")).await;
+    let mut flitt = Vec::new();
+    for row in b.find_all("table#providers tr").await {
+        let cells = row.find_all("td").await;
+        if let Some(first) = cells.first() {
+            if first.text().await == "flitt" {
+                for c in &cells {
+                    flitt.push(c.text().await);
+                }
+            }
+        }
+    }
+    assert!(flitt.len() == 7 && flitt[1] != "never", "{flitt:?}");
+    let callbacks: u64 = flitt[3]
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        callbacks >= 1,
+        "the sandbox's callbacks are counted: {flitt:?}"
+    );
+    b.screenshot(&shots.join("08-health.png")).await;
 
     b.quit().await;
     ps.stack.shutdown().await;

@@ -323,10 +323,12 @@ async fn dashboard(
     let journal = paystate_journal::Journal::existing(js.clone(), &log.events_stream)
         .await
         .context("the dashboard reads the log")?;
-    let commands = nats
-        .get(Role::Client)
+    let client = nats.get(Role::Client).ok();
+    let commands = client.clone().map(paystate_service::Client::new);
+    let redrive_signals = nats
+        .get(Role::Reporter)
         .ok()
-        .map(paystate_service::Client::new);
+        .map(async_nats::jetstream::new);
     Ok(paystate_gateway::dashboard::Dashboard::new(
         paystate_gateway::dashboard::DashboardParts {
             keys: keys.clone(),
@@ -335,6 +337,8 @@ async fn dashboard(
             js,
             commands,
             callback_stats: callbacks.map(Callbacks::stats),
+            redrive_commands: client.map(async_nats::jetstream::new),
+            redrive_signals,
         },
     ))
 }

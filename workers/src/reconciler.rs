@@ -8,7 +8,9 @@
 //! cancellation or refund in flight, or (for providers that finish after capturing, see
 //! [`SETTLES_AFTER_CAPTURE`]) a captured order not yet settled. Orders flagged for review
 //! (`needs_review`, by a provider report or by this reconciler) belong to a person and are
-//! not probed again, also after a restart. An order becomes due a per-provider deadline after it
+//! not probed again, also after a restart, until an operator resolves the review
+//! (`resolve_review`; the order is then tracked afresh). An order becomes due a
+//! per-provider deadline after it
 //! started waiting; each probe is a status query whose answer is submitted as signals (or as
 //! a `probed` record when it changes nothing), so the audit shows every question and answer.
 //! Probes back off per order along a schedule; an order still waiting past the final

@@ -151,10 +151,75 @@ pub struct ProviderHealth {
     pub last_callback: Option<Timestamp>,
     /// The last verdict (`applied`, `rejected`, `duplicate`, ...) and when.
     pub last_verdict: Option<(String, Timestamp)>,
+    /// This process's counters for the provider (`None`: no metrics recorder installed).
+    pub counts: Option<ProviderCounts>,
 }
 
-/// Per provider: the last callback and the last verdict (one direct read each).
-pub async fn provider_health(js: &jetstream::Context) -> Result<Vec<ProviderHealth>, String> {
+/// One provider's counters in this process's metrics: callbacks by verdict (the gateway),
+/// provider calls and their errors (whatever calls the provider in this process: workers,
+/// reconciler, the gateway's status confirmations).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProviderCounts {
+    pub callbacks: f64,
+    pub callbacks_rejected: f64,
+    pub calls: f64,
+    pub call_errors: f64,
+}
+
+impl ProviderCounts {
+    /// `part / whole` as a percentage, when there is a whole.
+    pub fn rate(part: f64, whole: f64) -> Option<f64> {
+        (whole > 0.0).then(|| 100.0 * part / whole)
+    }
+}
+
+/// Sums the per-provider counters out of Prometheus text (as `telemetry::render` gives it).
+pub fn provider_counts(text: &str) -> BTreeMap<String, ProviderCounts> {
+    use paystate_events::metric_names::{
+        CALLBACKS_TOTAL, PROVIDER_ERRORS_TOTAL, PROVIDER_REQUEST_DURATION_SECONDS,
+    };
+    let calls = format!("{PROVIDER_REQUEST_DURATION_SECONDS}_count");
+    let mut out: BTreeMap<String, ProviderCounts> = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Ok(value) = value.trim().parse::<f64>() else {
+            continue;
+        };
+        let (name, labels) = series.split_once('{').unwrap_or((series, ""));
+        let Some(provider) = label(labels, "provider") else {
+            continue;
+        };
+        let c = out.entry(provider.to_string()).or_default();
+        if name == CALLBACKS_TOTAL {
+            c.callbacks += value;
+            if label(labels, "verdict") == Some("rejected") {
+                c.callbacks_rejected += value;
+            }
+        } else if name == calls {
+            c.calls += value;
+        } else if name == PROVIDER_ERRORS_TOTAL {
+            c.call_errors += value;
+        }
+    }
+    out
+}
+
+/// The value of label `name` in `a="x",b="y"}` (values here never hold quotes).
+fn label<'a>(labels: &'a str, name: &str) -> Option<&'a str> {
+    let start = labels.find(&format!("{name}=\""))? + name.len() + 2;
+    let rest = &labels[start..];
+    rest.find('"').map(|end| &rest[..end])
+}
+
+/// Per provider: the last callback and the last verdict (one direct read each), and this
+/// process's counters from `metrics` (Prometheus text, when a recorder is installed).
+pub async fn provider_health(
+    js: &jetstream::Context,
+    metrics: Option<&str>,
+) -> Result<Vec<ProviderHealth>, String> {
+    let counts = metrics.map(provider_counts);
     let stream = js
         .get_stream(CALLBACKS_STREAM)
         .await
@@ -182,7 +247,46 @@ pub async fn provider_health(js: &jetstream::Context) -> Result<Vec<ProviderHeal
             provider,
             last_callback,
             last_verdict,
+            counts: counts
+                .as_ref()
+                .map(|c| c.get(provider.as_str()).cloned().unwrap_or_default()),
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_counters_are_summed_from_prometheus_text() {
+        let text = "\
+# HELP paystate_callbacks_total Provider callbacks received.
+# TYPE paystate_callbacks_total counter
+paystate_callbacks_total{provider=\"flitt\",verdict=\"applied\"} 3
+paystate_callbacks_total{provider=\"flitt\",verdict=\"rejected\"} 1
+paystate_callbacks_total{provider=\"plexy\",verdict=\"duplicate\"} 2
+paystate_provider_request_duration_seconds_bucket{provider=\"flitt\",operation=\"capture\",le=\"0.1\"} 4
+paystate_provider_request_duration_seconds_count{provider=\"flitt\",operation=\"capture\"} 4
+paystate_provider_request_duration_seconds_count{provider=\"flitt\",operation=\"status\"} 6
+paystate_provider_errors_total{provider=\"flitt\",operation=\"status\",kind=\"timeout\"} 2
+paystate_commands_total{type=\"capture\",outcome=\"accepted\",code=\"\"} 9
+";
+        let c = provider_counts(text);
+        let flitt = &c["flitt"];
+        assert_eq!(
+            (
+                flitt.callbacks,
+                flitt.callbacks_rejected,
+                flitt.calls,
+                flitt.call_errors
+            ),
+            (4.0, 1.0, 10.0, 2.0)
+        );
+        assert_eq!(c["plexy"].callbacks, 2.0);
+        assert_eq!(ProviderCounts::rate(1.0, 4.0), Some(25.0));
+        assert_eq!(ProviderCounts::rate(1.0, 0.0), None);
+        assert_eq!(c.len(), 2, "series without a provider are not counted");
+    }
 }

@@ -55,6 +55,11 @@ pub struct DashboardParts {
     pub commands: Option<Client>,
     /// This gateway's callback counters, for provider health.
     pub callback_stats: Option<Arc<CallbackStats>>,
+    /// Who republishes a redriven dead letter: the command plane belongs to the client role,
+    /// the signal plane to the reporter role; anything else (a redrive request for a consumer
+    /// of the log) goes through `js`. `None`: through `js` as well.
+    pub redrive_commands: Option<jetstream::Context>,
+    pub redrive_signals: Option<jetstream::Context>,
 }
 
 struct Inner {

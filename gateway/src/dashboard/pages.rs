@@ -11,6 +11,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
+use paystate_events::subjects::{plane_of, Plane};
 use paystate_events::{Command, CommandEnvelope, CommandId, OrderId, Outcome, Provider, Status};
 use paystate_journal::dead_letters::{self, DeadLetterFilter};
 use paystate_projection::{list, OrderFilter};
@@ -322,7 +323,17 @@ async fn redrive(
         Ok(s) => s,
         Err(r) => return r.into_response(),
     };
-    let notice = match dead_letters::redrive(&d.parts().js, seq).await {
+    let parts = d.parts();
+    let publisher = match dead_letters::show(&parts.js, seq)
+        .await
+        .map(|b| plane_of(&b.letter.subject))
+    {
+        Ok(Some(Plane::Client)) => parts.redrive_commands.as_ref(),
+        Ok(Some(Plane::Signal)) => parts.redrive_signals.as_ref(),
+        Ok(None) | Err(_) => None,
+    }
+    .unwrap_or(&parts.js);
+    let notice = match dead_letters::redrive_via(&parts.js, publisher, seq).await {
         Ok(r) => {
             tracing::info!(seq, to = %r.to, operator = %s.key_name, "dead letter redriven from the dashboard");
             format!("Dead letter {seq} redriven to {}.", r.to)
@@ -339,7 +350,8 @@ async fn health(State(d): State<Dashboard>, headers: HeaderMap) -> Response {
     };
     let parts = d.parts();
     let projection = parts.projection.status().await.map_err(|e| e.to_string());
-    let providers = data::provider_health(&parts.js).await;
+    let metrics = crate::telemetry::render();
+    let providers = data::provider_health(&parts.js, metrics.as_deref()).await;
     let html = views::health_page(
         &s,
         HealthPage {

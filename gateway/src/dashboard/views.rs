@@ -2,7 +2,7 @@
 //! small stylesheet, no JavaScript. Element ids and classes are stable: the browser test
 //! finds its way by them.
 
-use super::data::{Evidence, OrderHistory, ProviderHealth};
+use super::data::{Evidence, OrderHistory, ProviderCounts, ProviderHealth};
 use super::session::Session;
 use super::BASE;
 use crate::callbacks::CallbackStats;
@@ -370,15 +370,64 @@ pub fn health_page(session: &Session, h: HealthPage<'_>) -> String {
         @match h.providers {
             Err(e) => p.error { (e) },
             Ok(list) => table #providers {
-                tr { th { "provider" } th { "last callback seen" } th { "last verdict" } }
+                tr { th { "provider" } th { "last callback seen" } th { "last verdict" }
+                     th { "callbacks (rejected)" } th { "callback error rate" }
+                     th { "provider calls (errors)" } th { "call error rate" } }
                 @for p in list {
                     tr { td { (p.provider) }
                          td { @if let Some(t) = p.last_callback { (ago(t)) } @else { "never" } }
-                         td { @if let Some((v, t)) = &p.last_verdict { (v) " at " (ago(*t)) } } }
+                         td { @if let Some((v, t)) = &p.last_verdict { (v) " at " (ago(*t)) } }
+                         @if let Some(c) = &p.counts {
+                             td { (c.callbacks) " (" (c.callbacks_rejected) ")" }
+                             td { (percent(ProviderCounts::rate(c.callbacks_rejected, c.callbacks))) }
+                             td { (c.calls) " (" (c.call_errors) ")" }
+                             td { (percent(ProviderCounts::rate(c.call_errors, c.calls))) }
+                         } @else {
+                             td colspan="4" { "no metrics recorder in this process" }
+                         }
+                    }
                 }
             },
         }
-        p { "Provider call latency and errors by operation are exported as Prometheus metrics at " code { "/metrics" } "." }
+        p { "Counters are this gateway process's since it started (all roles of a "
+            code { "paystate run" } " or " code { "paystate dev" } " process); every process exports them, with latency histograms, at "
+            code { "/metrics" } "." }
     };
     layout("Health", Some(session), body)
+}
+
+fn percent(rate: Option<f64>) -> String {
+    rate.map(|r| format!("{r:.1} %"))
+        .unwrap_or_else(|| "–".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_escaped() {
+        let page = message_page("<t>", "<script>alert(1)</script> & \"x\"");
+        assert!(!page.contains("<script>"), "{page}");
+        assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;x&quot;"));
+        assert!(page.contains("&lt;t&gt;"));
+        let login = login_page(Some("<img src=x>"));
+        assert!(!login.contains("<img") && login.contains("&lt;img src=x&gt;"));
+    }
+
+    #[test]
+    fn forms_carry_the_csrf_token() {
+        let sessions = super::super::session::Sessions::default();
+        let (_, s) = sessions
+            .open("ops", crate::auth::Scope::Write)
+            .expect("session");
+        let form = resolve_form(&s, "o-1", true).into_string();
+        assert!(
+            form.contains(&format!("name=\"csrf\" value=\"{}\"", s.csrf)),
+            "{form}"
+        );
+        assert!(!resolve_form(&s, "o-1", false)
+            .into_string()
+            .contains("<form"));
+    }
 }
