@@ -14,6 +14,13 @@ use support::*;
 
 const P: Provider = Provider::Flitt;
 
+/// What is checked, the series' name, labels it must have.
+type Check = (
+    &'static str,
+    &'static str,
+    Vec<(&'static str, &'static str)>,
+);
+
 /// A Flitt order with its payment started, waiting for the customer.
 async fn waiting(ps: &ProviderStack, name: &str) -> OrderId {
     let o = order(name);
@@ -64,7 +71,7 @@ async fn callbacks_provider_calls_and_probes_are_counted_without_order_ids() {
     let left = waiting(&ps, "metrics-left").await;
 
     let flitt = ("provider", "flitt");
-    let checks: [(&str, &str, Vec<(&str, &str)>); 5] = [
+    let checks: [Check; 5] = [
         (
             "callback applied",
             "paystate_callbacks_total",
