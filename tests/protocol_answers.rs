@@ -258,3 +258,69 @@ async fn every_http_answer_and_cli_json_output_validates_against_its_schema() {
     valid("outcome.schema.json", "paystate send", &out);
     projector.shutdown().await;
 }
+
+/// Through a real engine: bad commands are refused with their stable code and a message that
+/// names the field and the rule (the cases of issue 14), and an unknown field is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_names_the_field_of_a_bad_command() {
+    let nats = TestNats::start().await;
+    let _engine = nats.engine().await;
+    let client = nats.client().await;
+    let base = r#"{"command_id":"c-1","order_id":"o-bad","issued_at":"ISSUED","type":TYPE,"merchant_reference":"m","amount":{"minor_units":UNITS,"currency":"USD"},"provider":"plural","capture_mode":"manual"EXTRA}"#;
+    let cases = [
+        (
+            "2026-11-22",
+            "\"create_order\"",
+            "100",
+            "",
+            "invalid_field",
+            "issued_at: not an RFC 3339 timestamp",
+        ),
+        (
+            "2026-11-22T10:00:00Z",
+            "5",
+            "100",
+            "",
+            "unknown_command",
+            "type: must be a string",
+        ),
+        (
+            "2026-11-22T10:00:00Z",
+            "\"create_order\"",
+            "1e400",
+            "",
+            "amount_overflow",
+            "amount.minor_units: above the maximum 10^15",
+        ),
+        (
+            "2026-11-22T10:00:00Z",
+            "\"create_order\"",
+            "100",
+            ",\"colour\":\"red\"",
+            "invalid_field",
+            "colour: unknown field",
+        ),
+    ];
+    for (issued, ty, units, extra, code, message) in cases {
+        let body = base
+            .replace("ISSUED", issued)
+            .replace("TYPE", ty)
+            .replace("UNITS", units)
+            .replace("EXTRA", extra);
+        match client
+            .send_raw("o-bad", body.into_bytes(), WAIT)
+            .await
+            .expect("an outcome")
+        {
+            paystate_events::Outcome::Rejected {
+                code: got,
+                message: text,
+                ..
+            } => {
+                assert_eq!(got.as_str(), code, "{text}");
+                assert!(text.starts_with(message), "{text}");
+            }
+            other => panic!("refused, not {other:?}"),
+        }
+    }
+}
