@@ -263,6 +263,9 @@ async fn flood_of_1000_callbacks_a_third_resent_some_reordered() {
         .map(|(o, _)| o)
         .collect();
     let flitt: Vec<OrderId> = flitt_orders.iter().map(|(o, _)| o.clone()).collect();
+    // Every callback's command processed (the reordered orders' late second one too) before
+    // the trails are read.
+    support::quiet::wait_quiet_on(&ps.nats).await;
     let applied = check_flooded(ps, &all, &flood.reordered, &flitt).await;
     let stats = t.callback_stats();
     let received = stats.received.load(Ordering::SeqCst) as usize;
@@ -648,6 +651,7 @@ async fn resends_are_applied_once_and_answered_alike() {
         answers.iter().all(|a| a == &Some((200, String::new()))),
         "every resend answered as the first: {answers:?}"
     );
+    support::quiet::wait_quiet_on(&ps.nats).await;
     for (p, o) in [(Provider::Plural, &po), (Provider::Flitt, &fo)] {
         ps.wait_status(o, Status::Authorized).await;
         let tr = trail(&ps.journal, o).await;

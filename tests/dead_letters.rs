@@ -8,7 +8,7 @@ mod support;
 use async_nats::jetstream;
 use futures::StreamExt;
 use paystate_events::subjects::{command_subject, events_subject, OUTCOMES_BUCKET, REPLY_HEADER};
-use paystate_events::{Outcome, RejectionCode, Status};
+use paystate_events::{Outcome, Provider, RejectionCode, Status};
 use paystate_journal::dead_letters::{self, DeadLetter, DeadLetterFilter, Source};
 use paystate_service::{run_engine, EngineConfig};
 use std::time::{Duration, Instant};
@@ -229,4 +229,173 @@ async fn letters_left(js: &jetstream::Context, source: Source, order: &str) -> V
         ..Default::default()
     };
     dead_letters::list(js, &filter).await.expect("list").letters
+}
+
+/// A Plural order waiting for the customer (created, started, challenge shown).
+async fn plural_started(ps: &providers::ProviderStack, o: &paystate_events::OrderId) -> String {
+    use paystate_events::CaptureMode;
+    let create = providers::create_for(Provider::Plural, 10_000, "INR", CaptureMode::Manual);
+    accept(&ps.client, env(o, create)).await;
+    accept(&ps.client, env(o, start())).await;
+    let pending = ps
+        .wait_until(o, "waiting for the customer", |s| {
+            s.customer_action.is_some()
+        })
+        .await;
+    pending.provider_ref.clone().expect("Plural order id")
+}
+
+/// The adapter workers: a capture Plural refuses with 503 every time is tried
+/// `deliveries_max` times (the order waits), then set aside with the reason; after the
+/// provider recovers, a redrive performs it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_poison_is_set_aside_and_a_redrive_performs_it() {
+    use paystate_sandbox::{FaultKind, FaultRule, Op};
+    use paystate_workers::WorkerConfig;
+    let t = tuned::Tuned::start(tuned::Tuning {
+        workers: WorkerConfig {
+            ack_wait: tuned::TUNED_WORKER_ACK_WAIT,
+            deliveries_max: 3,
+            retry_delays: vec![Duration::from_millis(100)],
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    let ps = &t.ps;
+    let js = jetstream::new(ps.nats.connect().await);
+    let o = order("poison-worker");
+    let plural_order = plural_started(ps, &o).await;
+    ps.sandbox
+        .approve(Provider::Plural, &plural_order)
+        .expect("customer approves");
+    ps.wait_status(&o, Status::Authorized).await;
+    ps.sandbox.add_fault(
+        Provider::Plural,
+        FaultRule::once(FaultKind::ServerError { status: 503 })
+            .on_op(Op::Capture)
+            .times(1_000),
+    );
+    let capture = paystate_events::Command::Capture {
+        amount: providers::money_in(7_000, "INR"),
+    };
+    accept(&ps.client, env(&o, capture)).await;
+    let dead = letters(&js, Source::Workers, o.as_str(), 1).await;
+    assert!(
+        dead[0].reason.contains("after 3 attempts"),
+        "{}",
+        dead[0].reason
+    );
+    assert_eq!(dead[0].subject, events_subject(&o));
+    wait_quiet(&js).await;
+    let waiting = ps
+        .journal
+        .load(&o)
+        .await
+        .expect("load")
+        .state
+        .expect("order");
+    assert!(
+        waiting.capture_pending.is_some(),
+        "not captured, not failed"
+    );
+
+    ps.sandbox.clear_faults(Provider::Plural);
+    let redriven = dead_letters::redrive(&js, dead[0].seq)
+        .await
+        .expect("redrive");
+    assert!(redriven.to.starts_with("paystate.dead._redrive.workers."));
+    let captured = ps.wait_status(&o, Status::Captured).await;
+    assert_eq!(captured.captured.0, 7_000);
+    assert!(letters_left(&js, Source::Workers, o.as_str())
+        .await
+        .is_empty());
+}
+
+/// The reconciler: a message in an order's log that is not a commit does not fold; it is
+/// reported (counted, set aside with the reason) and the order is no longer probed. Once an
+/// operator quarantines the message, a redrive makes the reconciler read the order back and
+/// probe it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciler_fold_error_is_set_aside_and_a_redrive_tracks_the_order_again() {
+    use paystate_journal::quarantine::{self, QuarantineEntry};
+    use paystate_sandbox::{SandboxConfig, TimeScale};
+    use paystate_workers::ReconcilerConfig;
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut cfg = ReconcilerConfig::default();
+    cfg.first_probe_after
+        .insert(Provider::Plural, Duration::from_millis(300));
+    cfg.backoff = vec![Duration::from_millis(300)];
+    cfg.final_deadline = Duration::from_secs(600);
+    cfg.tick = Duration::from_millis(50);
+    let sandbox = SandboxConfig {
+        time_scale: TimeScale::MILLIS,
+        ..Default::default()
+    };
+    let ps = providers::ProviderStack::start_with(sandbox, cfg).await;
+    let js = jetstream::new(ps.nats.connect().await);
+    let o = order("poison-reconciler");
+    plural_started(&ps, &o).await;
+    let started = Instant::now();
+    while probes(&ps, &o).await == 0 {
+        assert!(started.elapsed() < WAIT, "probed while waiting");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let ack = js
+        .publish(events_subject(&o), "not a commit".into())
+        .await
+        .expect("publish")
+        .await
+        .expect("stored");
+    let dead = letters(&js, Source::Reconciler, o.as_str(), 1).await;
+    assert!(
+        dead[0].reason.contains("unreadable commit"),
+        "{}",
+        dead[0].reason
+    );
+    assert_eq!(dead[0].origin.as_ref().map(|(_, s)| *s), Some(ack.sequence));
+    let stats = &ps.stack.reconciler.as_ref().expect("reconciler").stats;
+    assert_eq!(stats.fold_errors.load(Relaxed), 1);
+
+    let kv = quarantine::ensure(&js, 1).await.expect("quarantine bucket");
+    let entry = QuarantineEntry {
+        operator: "test".into(),
+        reason: "not a commit".into(),
+        at: chrono::Utc::now(),
+    };
+    kv.put(
+        quarantine::key(&o, ack.sequence),
+        serde_json::to_vec(&entry).expect("json").into(),
+    )
+    .await
+    .expect("quarantined");
+    let before = probes(&ps, &o).await;
+    let loaded = stats.loaded.load(Relaxed);
+    dead_letters::redrive(&js, dead[0].seq)
+        .await
+        .expect("redrive");
+    let started = Instant::now();
+    while probes(&ps, &o).await <= before {
+        assert!(
+            started.elapsed() < WAIT,
+            "probed again after the redrive (loaded {} → {})",
+            loaded,
+            stats.loaded.load(Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        stats.loaded.load(Relaxed) > loaded,
+        "read back from the log"
+    );
+}
+
+/// The order's probe signals so far.
+async fn probes(ps: &providers::ProviderStack, o: &paystate_events::OrderId) -> usize {
+    ps.signals(o)
+        .await
+        .iter()
+        .filter(|s| s.evidence_ref.starts_with("probe:"))
+        .count()
 }

@@ -71,7 +71,7 @@ fn gel(minor: u64) -> Option<paystate_events::Money> {
 /// The order's log once every callback was delivered: no discrepancy, each command once.
 async fn settled_trail(ps: &ProviderStack, o: &OrderId) -> Vec<Step> {
     callbacks_idle(&ps.sandbox).await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    support::quiet::wait_quiet_on(&ps.nats).await;
     assert_each_command_once(&ps.journal.read_order(o).await.expect("read"));
     let t = trail(&ps.journal, o).await;
     assert!(no_discrepancy(&t), "no discrepancy expected: {t:#?}");
@@ -769,7 +769,6 @@ async fn flitt_callback_altered_by_key_renaming_does_not_capture() {
     assert_eq!(post_callback(ps, &moved).await, 200, "verifies: a trigger");
     assert_eq!(post_callback(ps, &body).await, 200, "the genuine one again");
 
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let tr = settled_trail(ps, &o).await;
     let s = ps
         .journal

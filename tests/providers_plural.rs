@@ -73,7 +73,7 @@ fn refund_inr(minor: u64) -> Command {
 /// command applied once.
 async fn settled_trail(ps: &ProviderStack, o: &OrderId) -> Vec<Step> {
     callbacks_idle(&ps.sandbox).await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    support::quiet::wait_quiet_on(&ps.nats).await;
     assert_each_command_once(&ps.journal.read_order(o).await.expect("read"));
     let t = trail(&ps.journal, o).await;
     assert!(no_discrepancy(&t), "no discrepancy expected: {t:#?}");

@@ -296,7 +296,8 @@ async fn assert_flagged_once_after_the_schedule(ps: &ProviderStack, stuck: &Orde
     );
 }
 
-/// A restarted reconciler (fresh memory, the whole log replayed) leaves flagged orders alone.
+/// A restarted reconciler (fresh memory, started from the projection: a flagged order does not
+/// wait on anyone) leaves flagged orders alone.
 async fn restart_leaves_flagged_orders_alone(ps: &mut ProviderStack, six: &Six) {
     if let Some(r) = ps.stack.reconciler.take() {
         r.shutdown().await;
@@ -312,7 +313,22 @@ async fn restart_leaves_flagged_orders_alone(ps: &mut ProviderStack, six: &Six) 
     .await
     .expect("reconciler restarts");
     let before = ps.signals(&six.stuck.0).await.len();
-    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    // Caught up with the log and two rounds of looking for due orders done, then everything
+    // they could have sent processed: only then is "nothing new" meaningful.
+    let started = Instant::now();
+    while restarted
+        .stats
+        .rounds
+        .load(std::sync::atomic::Ordering::Relaxed)
+        < 2
+    {
+        assert!(
+            started.elapsed() < WAIT,
+            "the restarted reconciler never looked"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    support::quiet::wait_quiet_on(&ps.nats).await;
     assert_eq!(
         ps.signals(&six.stuck.0).await.len(),
         before,

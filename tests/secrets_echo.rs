@@ -280,7 +280,7 @@ async fn echoed_credentials_reach_nothing_paystate_writes() {
         ps.sandbox.clear_faults(*provider);
     }
     // Let the projector and everything else catch up before reading.
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    support::quiet::wait_quiet_on(&ps.nats).await;
 
     let mut found = Vec::new();
     let nats = ps.nats.connect().await;

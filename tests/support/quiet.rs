@@ -5,7 +5,8 @@
 //! Quiet means, seen twice in a row [`QUIET_CONFIRM`] apart with nothing new in between:
 //! the command queue is empty, and every consumer of every stream (engine, workers, every
 //! projector generation, redrive consumers, the reconciler's and gateway's followers) has
-//! nothing pending and nothing unacknowledged (a message being worked on, a held retry).
+//! nothing pending and nothing unacknowledged (a message being worked on, a held retry);
+//! ephemeral consumers count while someone pulls from them.
 //! The projection's lag is its consumer's pending plus unacknowledged commits, so it is 0
 //! too. What happens outside NATS (a sandbox's own timers, the reconciler's schedule) is the
 //! test's to wait for.
@@ -44,7 +45,10 @@ pub async fn busy(js: &jetstream::Context) -> Result<(Vec<String>, Vec<(String, 
             Err(_) => continue,
         };
         for c in consumers {
-            if c.num_pending > 0 || c.num_ack_pending > 0 {
+            // An ephemeral consumer nobody pulls from any more (a scan that stopped early,
+            // waiting for the server to drop it) is not work in progress.
+            let abandoned = c.config.durable_name.is_none() && c.num_waiting == 0;
+            if c.num_ack_pending > 0 || (c.num_pending > 0 && !abandoned) {
                 busy.push(format!(
                     "{name}/{}: {} pending, {} unacknowledged",
                     c.name, c.num_pending, c.num_ack_pending
@@ -85,4 +89,9 @@ pub async fn wait_quiet_for(js: &jetstream::Context, timeout: Duration) {
 /// [`wait_quiet_for`] with the tests' usual bound.
 pub async fn wait_quiet(js: &jetstream::Context) {
     wait_quiet_for(js, super::WAIT).await
+}
+
+/// [`wait_quiet`] on a test server.
+pub async fn wait_quiet_on(nats: &super::TestNats) {
+    wait_quiet(&jetstream::new(nats.connect().await)).await
 }

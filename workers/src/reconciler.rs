@@ -136,6 +136,9 @@ pub struct ReconcilerStats {
     pub loaded: AtomicU64,
     /// Whether the start came from the projection (1) or the whole log (0).
     pub from_projection: AtomicU64,
+    /// Rounds of looking for due orders (one per tick once caught up with the log): a test
+    /// that asserts "no new probe" waits for rounds to pass, not for the clock.
+    pub rounds: AtomicU64,
 }
 
 pub struct ReconcilerHandle {
@@ -475,6 +478,7 @@ impl Reconciler {
     /// Starts jobs for the due orders: at most [`PROBES_PER_TICK_MAX`] per tick, and no more
     /// than [`PROBES_IN_FLIGHT_MAX`] running.
     fn start_due(&mut self, now: Timestamp) {
+        self.stats.rounds.fetch_add(1, Relaxed);
         let room = PROBES_IN_FLIGHT_MAX
             .saturating_sub(self.jobs.len())
             .min(PROBES_PER_TICK_MAX);
