@@ -3,7 +3,7 @@
 //! (accepted commands by type, rejections by code, the duplicate, the unparseable one), on
 //! both the operations listener (no key) and the private listener (admin key only);
 //! `/healthz` answers while the process lives; `/readyz` is 200 while NATS is up and 503 once
-//! the server is stopped.
+//! the server is stopped, and 503 at once for a process started while NATS is down.
 
 mod support;
 
@@ -337,4 +337,11 @@ async fn metrics_count_the_workload_and_health_follows_nats() {
     let body = wait_for_status(&format!("{}/readyz", p.ops), 503).await;
     assert!(body.contains("not_ready"), "{body}");
     assert_eq!(get(&format!("{}/healthz", p.ops), None).await.0, 200);
+
+    // A process started while NATS is down serves at once: alive, not ready.
+    let waiting = start_process(&nats.url(), "engine").await;
+    assert_eq!(get(&format!("{}/healthz", waiting.ops), None).await.0, 200);
+    let (status, body) = get(&format!("{}/readyz", waiting.ops), None).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("not connected to NATS yet"), "{body}");
 }

@@ -15,7 +15,7 @@ use paystate_gateway::telemetry::{ops_router, ReadyCheck};
 use paystate_projection::ProjectionStore;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -28,16 +28,37 @@ pub const PROJECTION_SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
 /// would cost more than the gauge is worth; `paystate orders list` still answers).
 pub const ORDERS_SCAN_MAX: u64 = 200_000;
 
-/// What `/readyz` checks. `started` is set by the caller once every role runs.
+/// What `/readyz` checks. The listener serves before NATS is connected (alive, not ready);
+/// the caller hands over the connections once it has them ([`Readiness::connected`]) and
+/// says when every role runs ([`Readiness::started`]).
 #[derive(Clone)]
 pub struct Readiness {
-    pub started: Arc<AtomicBool>,
-    pub clients: Vec<async_nats::Client>,
+    started: Arc<AtomicBool>,
+    clients: Arc<OnceLock<Vec<async_nats::Client>>>,
     /// Streams that must exist (asked with the first connection).
-    pub streams: Vec<String>,
+    streams: Arc<Vec<String>>,
 }
 
 impl Readiness {
+    /// Not connected, not started; `streams` must exist to be ready.
+    pub fn new(streams: Vec<String>) -> Readiness {
+        Readiness {
+            started: Arc::new(AtomicBool::new(false)),
+            clients: Arc::new(OnceLock::new()),
+            streams: Arc::new(streams),
+        }
+    }
+
+    /// The process's NATS connections (set once).
+    pub fn connected(&self, clients: Vec<async_nats::Client>) {
+        let _ = self.clients.set(clients);
+    }
+
+    /// Every role runs.
+    pub fn started(&self) {
+        self.started.store(true, Ordering::Release);
+    }
+
     /// The check, for [`ops_router`].
     pub fn check(self) -> ReadyCheck {
         Arc::new(move || {
@@ -51,17 +72,20 @@ impl Readiness {
         if !self.started.load(Ordering::Acquire) {
             problems.push("roles are still starting".to_string());
         }
-        let disconnected = self
-            .clients
+        let Some(clients) = self.clients.get() else {
+            problems.push("not connected to NATS yet".to_string());
+            return Err(problems);
+        };
+        let disconnected = clients
             .iter()
             .filter(|c| c.connection_state() != async_nats::connection::State::Connected)
             .count();
         if disconnected > 0 {
             problems.push(format!("{disconnected} NATS connection(s) not connected"));
         }
-        if let Some(client) = self.clients.first().filter(|_| disconnected == 0) {
+        if let Some(client) = clients.first().filter(|_| disconnected == 0) {
             let js = async_nats::jetstream::new(client.clone());
-            for stream in &self.streams {
+            for stream in self.streams.iter() {
                 match tokio::time::timeout(READY_CHECK_TIMEOUT, js.get_stream(stream)).await {
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => problems.push(format!("stream {stream}: {e}")),

@@ -7,8 +7,6 @@ use anyhow::bail;
 use paystate::stack::{GatewayListeners, Stack, StackOptions};
 use paystate_workers::{ReconcilerConfig, WorkerConfig};
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 /// Every role a process can take.
 pub const ROLES: [&str; 5] = ["engine", "projector", "workers", "reconciler", "gateway"];
@@ -73,30 +71,28 @@ pub fn parse_roles(text: &str, have_providers: bool) -> anyhow::Result<Vec<&'sta
 }
 
 /// The recorder every part's metrics go to, and the operations listener (`metrics_listen`,
-/// unless empty) with its readiness flag (set once every role runs).
+/// unless empty), served before NATS is connected (alive, not ready yet).
 async fn serve_ops(
     settings: &Settings,
-    nats: &paystate::stack::Connections,
     engine: bool,
-) -> anyhow::Result<Option<(String, Arc<AtomicBool>)>> {
+) -> anyhow::Result<Option<(String, paystate::ops::Readiness)>> {
     paystate_gateway::telemetry::install()?;
     if settings.metrics_listen.trim().is_empty() {
         return Ok(None);
     }
-    let started = Arc::new(AtomicBool::new(false));
     let log = settings.log();
     let mut streams = vec![log.events_stream];
     if engine {
         streams.push(log.commands_stream);
     }
-    let ready = paystate::ops::Readiness {
-        started: started.clone(),
-        clients: nats.clients(),
-        streams,
-    };
-    let (url, _task) =
-        paystate::ops::serve(&settings.metrics_listen, ready, settings.http_limits()).await?;
-    Ok(Some((url, started)))
+    let ready = paystate::ops::Readiness::new(streams);
+    let (url, _task) = paystate::ops::serve(
+        &settings.metrics_listen,
+        ready.clone(),
+        settings.http_limits(),
+    )
+    .await?;
+    Ok(Some((url, ready)))
 }
 
 pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
@@ -106,13 +102,21 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
     let http_private = args
         .http_private
         .unwrap_or_else(|| settings.http_private.clone());
+    let ops = serve_ops(&settings, roles.contains(&"engine")).await?;
+    if let Some((url, _)) = &ops {
+        eprintln!(
+            "operations: {url}/metrics, {url}/healthz, {url}/readyz (no keys: keep it private)"
+        );
+    }
     // One NATS connection per permission role the parts need (one per distinct credential
     // set: roles configured with the same credentials share it).
     let nats = settings
         .connections(&permission_roles(&roles), true)
         .await?;
     let has = |r: &str| roles.contains(&r);
-    let ops = serve_ops(&settings, &nats, has("engine")).await?;
+    if let Some((_, ready)) = &ops {
+        ready.connected(nats.clients());
+    }
     let gateway = match has("gateway") {
         true => Some(
             GatewayListeners::bind(
@@ -138,11 +142,8 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
     if has("projector") {
         paystate::ops::spawn_projection_sampler(stack.projection.clone());
     }
-    if let Some((url, ready)) = &ops {
-        ready.store(true, std::sync::atomic::Ordering::Release);
-        eprintln!(
-            "operations: {url}/metrics, {url}/healthz, {url}/readyz (no keys: keep it private)"
-        );
+    if let Some((_, ready)) = &ops {
+        ready.started();
     }
     eprintln!(
         "paystate running against {} with roles {} (Ctrl-C to stop)",
