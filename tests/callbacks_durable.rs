@@ -19,6 +19,7 @@ use paystate_events::{
 use paystate_gateway::callbacks::{
     CallbackTimings, Callbacks, HeldCallback, HeldState, HELD_BUCKET,
 };
+use paystate_journal::dead_letters;
 use paystate_sandbox::{Sandbox, SandboxConfig, SandboxHandle};
 use paystate_service::EngineHandle;
 use std::sync::Arc;
@@ -57,6 +58,10 @@ struct Durable {
 
 impl Durable {
     async fn start() -> Durable {
+        Durable::start_with(fast()).await
+    }
+
+    async fn start_with(timings: CallbackTimings) -> Durable {
         let nats = TestNats::start().await;
         let engine = Some(nats.engine().await);
         let sandbox_cfg = SandboxConfig::default();
@@ -66,7 +71,7 @@ impl Durable {
         let adapters =
             paystate_sandbox::wiring::adapters_config(&sandbox, &sandbox_cfg, "http://unused")
                 .expect("wiring");
-        let gateway = Gateway::start(nats.url(), adapters).await;
+        let gateway = Gateway::start(nats.url(), adapters, timings).await;
         Durable {
             client: nats.client().await,
             journal: nats.journal().await,
@@ -314,6 +319,21 @@ async fn engine_refusal_is_quarantined_visible_and_answered() {
         held[0].reason
     );
     assert!(d.callback_signals(&o).await.is_empty(), "nothing applied");
+    // Also beside the other dead letters (`paystate dlq list --consumer callbacks`), once.
+    let filter = dead_letters::DeadLetterFilter {
+        source: Some(dead_letters::Source::Callbacks),
+        ..Default::default()
+    };
+    let letters = dead_letters::list(&d.js, &filter)
+        .await
+        .expect("list")
+        .letters;
+    assert_eq!(letters.len(), 1, "{letters:#?}");
+    assert_eq!(letters[0].order, o.as_str());
+    assert!(
+        letters[0].reason.contains("provider_mismatch"),
+        "{letters:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -432,21 +452,65 @@ async fn exchanger_ipn_sent_while_the_engine_is_down_is_held_and_re_driven() {
     assert!(d.held().await.is_empty(), "nothing left held");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exchanger_ipn_never_applicable_is_quarantined_after_its_bounded_re_drives() {
+    let d = Durable::start_with(CallbackTimings {
+        redrive_attempts_max: 3,
+        ..fast()
+    })
+    .await;
+    // The order never records the exchanger's orderId: the routing hint alone applies nothing.
+    let o = d.order("ex-never", Provider::Exchanger, None).await;
+    let query = format!("?order_id={o}");
+    let answer = d
+        .post(
+            Provider::Exchanger,
+            &query,
+            FORM,
+            &ipn_for("exref-never", "done"),
+        )
+        .await
+        .expect("answered");
+    assert_eq!(answer.0, 200, "held: the exchanger never resends");
+    let started = Instant::now();
+    let held = loop {
+        let held = d.held().await;
+        if held.iter().all(|h| h.state == HeldState::Quarantined) || started.elapsed() > WAIT {
+            break held;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(held.len(), 1, "{held:#?}");
+    assert_eq!(held[0].state, HeldState::Quarantined, "{held:#?}");
+    assert!(
+        held[0].reason.contains("after 3 re-drives"),
+        "{}",
+        held[0].reason
+    );
+    assert!(d.callback_signals(&o).await.is_empty());
+}
+
 /// The gateway's public listener in its own runtime (see `support::providers::CrashableGateway`),
 /// with the fast timings.
 struct Gateway {
     addr: std::net::SocketAddr,
     nats_url: String,
     adapters: AdaptersConfig,
+    timings: CallbackTimings,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl Gateway {
-    async fn start(nats_url: String, adapters: AdaptersConfig) -> Gateway {
+    async fn start(
+        nats_url: String,
+        adapters: AdaptersConfig,
+        timings: CallbackTimings,
+    ) -> Gateway {
         let mut g = Gateway {
             addr: "127.0.0.1:0".parse().expect("addr"),
             nats_url,
             adapters,
+            timings,
             runtime: None,
         };
         g.serve().await;
@@ -472,7 +536,12 @@ impl Gateway {
             .build()
             .expect("runtime");
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        let (addr, url, adapters) = (self.addr, self.nats_url.clone(), self.adapters.clone());
+        let (addr, url, adapters, timings) = (
+            self.addr,
+            self.nats_url.clone(),
+            self.adapters.clone(),
+            self.timings,
+        );
         rt.spawn(async move {
             // A crashed runtime lets go of its listener in the background: wait for it.
             let started = Instant::now();
@@ -486,7 +555,7 @@ impl Gateway {
             let bound = listener.local_addr().expect("bound");
             let nats = async_nats::connect(url).await.expect("nats");
             let adapters = Arc::new(Adapters::new(adapters).expect("adapters"));
-            let callbacks = Callbacks::open_with(nats, adapters, 1, fast())
+            let callbacks = Callbacks::open_with(nats, adapters, 1, timings)
                 .await
                 .expect("callbacks");
             let router = paystate_gateway::public_router(Some(callbacks), Default::default());

@@ -9,7 +9,8 @@
 //! - **quarantined**: the engine will never take it (provider mismatch, history full, too
 //!   large, a stored refusal), or its re-drives ran out: kept for a person, with the reason
 //!   (`nats kv get paystate_callbacks_held <key>`; the raw request is in `PAYSTATE_CALLBACKS`
-//!   at `raw_seq`). Nothing is ever dropped: if the bucket cannot take an entry, the
+//!   at `raw_seq`), with a copy in the dead-letter stream (`paystate dlq list --consumer
+//!   callbacks`). Nothing is ever dropped: if the bucket cannot take an entry, the
 //!   provider gets 503 instead of its success answer.
 
 use super::keys::held_key;
@@ -19,6 +20,7 @@ use async_nats::jetstream::{self, kv, stream::RawMessageErrorKind};
 use base64::Engine as _;
 use paystate_adapters::callback::InboundCallback;
 use paystate_events::{OrderId, Provider, Timestamp};
+use paystate_journal::dead_letters;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Weak;
@@ -28,6 +30,8 @@ use std::time::Duration;
 pub const HELD_BUCKET: &str = "paystate_callbacks_held";
 /// Most bytes the held bucket keeps; when full, callbacks get 503 (never dropped).
 pub const HELD_BUCKET_BYTES_MAX: i64 = 1024 * 1024 * 1024;
+/// The name quarantined callbacks carry in the dead-letter stream as their "consumer".
+pub const DEAD_LETTER_CONSUMER: &str = "paystate-gateway-callbacks";
 /// Entries looked at per re-drive round (the rest wait for the next round).
 pub const HELD_SCAN_MAX: usize = 1_000;
 
@@ -171,9 +175,34 @@ impl Inner {
         })?;
         self.stats.quarantined.fetch_add(1, Relaxed);
         tracing::warn!(%provider, raw_seq, %reason, "callback quarantined for review");
+        self.dead_letter(&held).await;
         self.verdict(provider, raw_seq, "quarantined", reason, order)
             .await;
         Ok(Applied::Quarantined)
+    }
+
+    /// A copy in the dead-letter stream (`paystate.dead.callbacks.<order>`), so the callback
+    /// shows in `paystate dlq list` and the dashboard beside the other dead letters. Best
+    /// effort: the held entry is the record; its raw sequence is the dead letter's dedup id.
+    async fn dead_letter(&self, held: &HeldCallback) {
+        let Ok(payload) = serde_json::to_vec(held) else {
+            return;
+        };
+        let subject = format!("{}.{}.raw", super::CALLBACKS_PREFIX, held.provider);
+        let out = dead_letters::Outgoing {
+            source: dead_letters::Source::Callbacks,
+            consumer: DEAD_LETTER_CONSUMER,
+            subject: &subject,
+            order: held.order_id.as_ref().map(OrderId::as_str),
+            headers: None,
+            payload: payload.into(),
+            origin: Some((super::CALLBACKS_STREAM, held.raw_seq)),
+            deliveries: u64::from(held.attempts),
+            reason: &held.reason,
+        };
+        if let Err(e) = dead_letters::send(&self.js, &out).await {
+            tracing::warn!(raw_seq = held.raw_seq, error = %e, "quarantined callback not copied to the dead letters (it is held)");
+        }
     }
 
     async fn put_held(&self, held: &HeldCallback) -> Result<u64, String> {
