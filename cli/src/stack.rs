@@ -99,6 +99,20 @@ impl Connections {
             .collect()
     }
 
+    /// Adds a connection for `role` unless it already has one (optional users such as the
+    /// dashboard's operator and client connections).
+    pub fn with_role(mut self, role: Role, client: async_nats::Client) -> Connections {
+        if self.shared.is_none() {
+            self.by_role.entry(role).or_insert(client);
+        }
+        self
+    }
+
+    /// Whether `role`'s parts have a connection.
+    pub fn has(&self, role: Role) -> bool {
+        self.shared.is_some() || self.by_role.contains_key(&role)
+    }
+
     /// The connection of `role`'s parts.
     pub fn get(&self, role: Role) -> anyhow::Result<async_nats::Client> {
         self.by_role
@@ -205,14 +219,24 @@ impl Stack {
                     projection: projection.clone(),
                 };
                 let public = paystate_gateway::public_router(callbacks.clone(), g.limits);
+                // The dashboard is an extra: a gateway whose user cannot read the log for it
+                // still serves callbacks and queries.
                 let dashboard =
-                    dashboard(&nats, &opts.log, &g.keys, &projection, callbacks.as_ref()).await?;
+                    match dashboard(&nats, &opts.log, &g.keys, &projection, callbacks.as_ref())
+                        .await
+                    {
+                        Ok(d) => Some(d),
+                        Err(e) => {
+                            tracing::warn!(error = %format!("{e:#}"), "operations dashboard off");
+                            None
+                        }
+                    };
                 let private = paystate_gateway::private_router_with_dashboard(
                     state,
                     callbacks.as_ref().map(Callbacks::attachments),
                     g.keys,
                     g.limits,
-                    Some(dashboard),
+                    dashboard,
                 );
                 let (stop, stopped) = watch::channel(());
                 let stopping = |mut rx: watch::Receiver<()>| async move {

@@ -114,6 +114,10 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
         .connections(&permission_roles(&roles), true)
         .await?;
     let has = |r: &str| roles.contains(&r);
+    let nats = match has("gateway") {
+        true => dashboard_connections(&settings, nats).await,
+        false => nats,
+    };
     if let Some((_, ready)) = &ops {
         ready.connected(nats.clients());
     }
@@ -181,4 +185,28 @@ mod tests {
         assert!(parse_roles("engine,teleporter", true).is_err());
         assert!(parse_roles("", true).is_err());
     }
+}
+
+/// The gateway's operations dashboard reads as the operator and sends `resolve_review` as
+/// the client: connections for those roles where their credentials admit them. Without one,
+/// the dashboard reads as the reporter and its actions show as unavailable.
+async fn dashboard_connections(
+    settings: &Settings,
+    mut nats: paystate::stack::Connections,
+) -> paystate::stack::Connections {
+    use paystate::permissions::Role;
+    for role in [Role::Operator, Role::Client] {
+        if nats.has(role) {
+            continue;
+        }
+        match settings.connect_as(role).await {
+            Ok(client) => nats = nats.with_role(role, client),
+            Err(e) => tracing::warn!(
+                %role,
+                error = %e,
+                "dashboard: no connection for this role; its actions are unavailable"
+            ),
+        }
+    }
+    nats
 }

@@ -13,7 +13,7 @@ use paystate_engine::{apply_commit, decide, Decision};
 use paystate_events::commit::GENESIS_HASH;
 use paystate_events::{
     Command, CommandEnvelope, Commit, CommitHash, Event, OrderState, Provider, Rejection,
-    SignalKind, Status, Timestamp, COMMIT_SCHEMA_VERSION,
+    SignalKind, Timestamp, COMMIT_SCHEMA_VERSION,
 };
 use serde_json::{json, Value};
 
@@ -463,9 +463,4 @@ pub fn describe_state(s: &OrderState) -> String {
         parts.push("needs review".into());
     }
     parts.join(", ")
-}
-
-/// Whether `status` is terminal, as the core defines it.
-pub fn terminal(status: Status) -> bool {
-    status.is_terminal()
 }

@@ -10,6 +10,8 @@ use paystate_events::money::{Currency, AMOUNT_MINOR_MAX};
 use paystate_events::{CommandId, OrderId, Rejection, RejectionCode as Code};
 use serde_json::{Map, Value};
 
+/// The timestamp fields of commands and signals (RFC 3339 strings).
+const TIMESTAMPS: [&str; 3] = ["issued_at", "expires_at", "observed_at"];
 /// Objects holding the caller's own keys (metadata, provider parameters): not walked.
 const FREE_FORM: [&str; 3] = ["metadata", "params", "details"];
 /// Keys tried per object, nesting depth, and re-parses in all, when locating a typed-parse
@@ -50,7 +52,7 @@ fn walk(obj: &Map<String, Value>, path: &mut Vec<String>) -> Result<(), Rejectio
     }
     for (key, child) in obj {
         path.push(key.clone());
-        if key.ends_with("_at") {
+        if TIMESTAMPS.contains(&key.as_str()) {
             timestamp(&path.join("."), child)?;
         }
         if let (Some(o), false) = (child.as_object(), FREE_FORM.contains(&key.as_str())) {
