@@ -253,7 +253,8 @@ fn rejection_codes(out: &mut String) {
         "## Rejection codes\n\nA rejected outcome is `{{\"outcome\": \"rejected\", \"command_id\", \
          \"order_id\", \"code\", \"message\", \"duplicate\"}}`. Codes are stable strings; the \
          message is for people and may change. Bad-input rejections are never stored as the \
-         command's outcome (the id may be unreadable): fix the message and send it again.\n"
+         command's outcome (the id may be unreadable; `reply_target_refused` is the exception, \
+         see Idempotency): fix the message and send it again.\n"
     );
     let _ = writeln!(out, "| code | kind | meaning |\n|---|---|---|");
     for code in RejectionCode::ALL {
@@ -438,7 +439,9 @@ fn idempotency(out: &mut String) {
          same body again gets the same rejection with `\"duplicate\": true`, another body under \
          that id gets `idempotency_key_reused` (for as long as the outcome bucket keeps it).\n\
          - **Bad input** (malformed JSON, unknown type or field, invalid ids or amounts, card data, \
-         too large, wrong subject) is never stored: the id is not spent.\n\
+         too large, wrong subject) is never stored: the id is not spent. \
+         `reply_target_refused` is stored only so its caller can read why; a retry with a \
+         proper inbox is processed.\n\
          - `idempotency_key_reused` itself is never stored (it would hide the original).\n\
          - A `refund`'s command id is its refund id; a refund id that is already a completed \
          refund of the order (e.g. reported by the provider) is `idempotency_key_reused`.\n\
