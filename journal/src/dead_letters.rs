@@ -156,6 +156,14 @@ pub enum DeadLetterError {
     /// within its duplicate window): nothing was redriven; try again after the window.
     #[error("the republished message of dead letter {seq} was dropped as a duplicate by {stream}; retry after its duplicate window")]
     Duplicate { seq: u64, stream: String },
+    /// Nothing takes a redrive of this kind: a quarantined callback is a copy of the
+    /// gateway's held entry (`paystate_callbacks_held`), resolved there.
+    #[error("dead letter {seq} ({consumer}) cannot be redriven: {why}")]
+    NotRedrivable {
+        seq: u64,
+        consumer: Source,
+        why: &'static str,
+    },
     /// The broker failed, refused or timed out.
     #[error("dead-letter stream: {0}")]
     Broker(String),
@@ -468,6 +476,13 @@ pub async fn redrive_via(
 ) -> Result<Redriven, DeadLetterError> {
     let body = show(js, seq).await?;
     let letter = &body.letter;
+    if letter.source == Source::Callbacks && plane_of(&letter.subject).is_none() {
+        return Err(DeadLetterError::NotRedrivable {
+            seq,
+            consumer: letter.source,
+            why: "a quarantined callback is resolved from its held entry in paystate_callbacks_held (the raw request is in PAYSTATE_CALLBACKS)",
+        });
+    }
     if let Some(r) = &letter.redriven {
         return Err(DeadLetterError::AlreadyRedriven {
             seq,

@@ -38,7 +38,7 @@ use tokio::task::JoinHandle;
 const FAILURE_BACKOFF_MS: [u64; 4] = [100, 500, 1000, 2000];
 
 /// Default for [`ProjectorConfig::deliveries_max`]: with the growing pause between
-/// deliveries (`retry_delay` times the delivery count, at most ten times), about 80 s.
+/// deliveries (`retry_delay` times the delivery count, at most ten times), about 70 s.
 pub const DELIVERIES_MAX_DEFAULT: i64 = 20;
 /// The pause before a given-back commit's next delivery grows with its deliveries up to this
 /// multiple of `retry_delay`.

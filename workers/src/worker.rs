@@ -30,7 +30,7 @@ use tokio::task::JoinSet;
 pub const WORKERS_CONSUMER: &str = "paystate-workers";
 /// Pauses before retrying after "try again later", by attempt (the last one repeats).
 const RETRY_DELAYS_MS: [u64; 5] = [500, 2_000, 10_000, 30_000, 60_000];
-/// Default for [`WorkerConfig::deliveries_max`]: along [`RETRY_DELAYS_MS`], about 17 minutes
+/// Default for [`WorkerConfig::deliveries_max`]: along [`RETRY_DELAYS_MS`], about 16 minutes
 /// of trying before a commit's work is set aside for a person.
 pub const DELIVERIES_MAX_DEFAULT: i64 = 20;
 /// Pause before re-opening the redrive consumer after it failed.
