@@ -26,10 +26,15 @@ def verify(lines):
     heads, problems = {}, []
     for n, line in enumerate(lines, 1):
         m = members(line.rstrip("\n"))
-        if not m["subject"][0].startswith("paystate.events.") or "body" not in m:
+        if not m["subject"][0].startswith("paystate.events."):
             continue
-        raw = m["body"][1].encode()
-        commit, seq = json.loads(raw), m["sequence"][0]
+        seq = m["sequence"][0]
+        try:
+            raw = m["body"][1].encode()
+            commit = json.loads(raw)
+        except (KeyError, ValueError):
+            problems.append(f"line {n} (seq {seq}): not a JSON commit")
+            continue
         order, digest = commit["order_id"], hashlib.sha256(raw).hexdigest()
         number, prev = heads.get(order, (0, GENESIS))
         where = f"line {n} (seq {seq}) order {order} commit {commit['commit']}"
