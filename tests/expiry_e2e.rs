@@ -2,14 +2,18 @@
 //! an order created with `expires_at` is expired by the schedule the engine stored with its
 //! commit, even when no engine runs at that instant: the server fires the expire command into
 //! the command queue, where it waits for the next engine. An order captured before its expiry
-//! keeps its state: the expire is refused with a typed rejection.
+//! keeps its state: the expire is refused with a typed rejection. A started payment is voided
+//! at a provider that can cancel it (Plexy) and cancelled here where the provider cannot
+//! (Paykassma).
 
 mod support;
 
 use chrono::Utc;
 use paystate::permissions::Role;
 use paystate_events::subjects::{COMMANDS_PREFIX, COMMANDS_STREAM};
-use paystate_events::{CancelledBy, Command, Event, OrderId, Outcome, Status};
+use paystate_events::{
+    CancelledBy, CaptureMode, Command, Event, OrderId, Outcome, PaymentInitiation, Provider, Status,
+};
 use paystate_journal::Journal;
 use paystate_service::expiry;
 use paystate_service::outcomes::Outcomes;
@@ -145,6 +149,82 @@ async fn expiry_runs_within_the_shipped_permissions_and_clients_cannot_schedule(
     };
     assert!(refused, "a schedule on the command queue was stored");
     engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_started_payment_expires_at_the_provider_where_it_can_be_cancelled() {
+    let ps = support::providers::ProviderStack::start().await;
+    let start_expiring = |o: &OrderId, provider: Provider, currency: &str| {
+        let mut cmd = support::providers::create_for(provider, 30_000, currency, CaptureMode::Auto);
+        if let Command::CreateOrder { expires_at, .. } = &mut cmd {
+            *expires_at = Some(Utc::now() + EXPIRES_IN);
+        }
+        let initiation = PaymentInitiation {
+            customer_id: Some(o.to_string()),
+            ..Default::default()
+        };
+        [
+            env_with_id(o, "c-1", cmd),
+            env_with_id(o, "s-1", Command::StartPayment { initiation }),
+        ]
+    };
+    // Plexy can cancel a payment link: the expiry asks for the void, the provider confirms.
+    let plexy = order("exp-plexy");
+    // Paykassma cannot cancel a wallet transfer: the expiry cancels the order here.
+    let paykassma = order("exp-pk");
+    for cmd in start_expiring(&plexy, Provider::Plexy, "USD")
+        .into_iter()
+        .chain(start_expiring(&paykassma, Provider::Paykassma, "BTN"))
+    {
+        send_accepted(&ps.client, cmd).await;
+    }
+    let link = ps
+        .wait_until(&plexy, "showing the payment link", |s| {
+            s.provider_ref.is_some()
+        })
+        .await
+        .provider_ref
+        .expect("link");
+
+    let cancelled = wait_for_status(&ps.journal, &plexy, Status::Cancelled).await;
+    let expiry = expiry::command_id(&plexy).expect("id");
+    let asked = cancelled
+        .iter()
+        .find(|c| c.commit.command.command_id == expiry)
+        .expect("the expire command was applied");
+    assert_eq!(
+        asked.commit.events,
+        vec![Event::CancelRequested {
+            reason: Some("expired".into())
+        }]
+    );
+    assert!(
+        cancelled
+            .iter()
+            .flat_map(|c| c.commit.events.iter())
+            .any(|e| matches!(
+                e,
+                Event::OrderCancelled {
+                    by: CancelledBy::Provider,
+                    ..
+                }
+            )),
+        "the provider confirmed the cancellation"
+    );
+    assert_eq!(
+        ps.sandbox.order(Provider::Plexy, &link)["status"].as_str(),
+        Some("cancelled"),
+        "the payment link is closed at the provider"
+    );
+
+    let local = wait_for_status(&ps.journal, &paykassma, Status::Cancelled).await;
+    assert_eq!(
+        local.last().expect("last").commit.events,
+        vec![Event::OrderCancelled {
+            by: CancelledBy::Expiry,
+            evidence: None
+        }]
+    );
 }
 
 /// Polls the command queue until the order's expire command is waiting in it.
