@@ -59,18 +59,7 @@ async fn flagged_order(ps: &ProviderStack, name: &str) -> OrderId {
         .approve(P, o.as_str())
         .expect("customer approves");
     ps.wait_status(&o, Status::Authorized).await;
-    let flag = Command::ProviderSignal {
-        signal: ProviderSignal {
-            provider: P,
-            provider_ref: None,
-            evidence_ref: "reconciler:final-deadline".into(),
-            observed_at: chrono::Utc::now(),
-            kind: SignalKind::NeedsReview {
-                reason: "still waiting on the provider; needs a person".into(),
-            },
-        },
-    };
-    accept(&ps.client, env(&o, flag)).await;
+    accept(&ps.client, env(&o, flag_command())).await;
     let refused = ps
         .client
         .send(&env(&o, capture(None)), WAIT)
@@ -82,6 +71,21 @@ async fn flagged_order(ps: &ProviderStack, name: &str) -> OrderId {
         "a flagged order takes no capture: {refused:?}"
     );
     o
+}
+
+/// A `needs_review` signal like the reconciler's at its final deadline.
+fn flag_command() -> Command {
+    Command::ProviderSignal {
+        signal: ProviderSignal {
+            provider: P,
+            provider_ref: None,
+            evidence_ref: "reconciler:final-deadline".into(),
+            observed_at: chrono::Utc::now(),
+            kind: SignalKind::NeedsReview {
+                reason: "still waiting on the provider; needs a person".into(),
+            },
+        },
+    }
 }
 
 /// Captures the order (now accepted) and waits for the provider's capture.
@@ -384,6 +388,72 @@ async fn an_operator_logs_in_opens_an_order_and_resolves_its_review_in_a_browser
     );
     b.screenshot(&shots.join("08-health.png")).await;
 
+    // Logging out ends the session: the next page is the login form again.
+    b.find("header form button", PAGE_WAIT).await.click().await;
+    b.find("#login-form", PAGE_WAIT).await;
+    b.goto(&format!("{base}/orders")).await;
+    b.find("#login-form", PAGE_WAIT).await;
     b.quit().await;
+
+    // A read key may look but not act: no resolve form on a flagged order, and a resolve it
+    // forges is refused.
+    accept(&ps.client, env(&o, flag_command())).await;
+    read_key_cannot_act(&base, &o).await;
     ps.stack.shutdown().await;
+}
+
+/// Logs in over plain HTTP with the read key and tries to resolve `o` with a valid CSRF token.
+async fn read_key_cannot_act(base: &str, o: &OrderId) {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("http client");
+    let login = http
+        .post(format!("{base}/login"))
+        .form(&[("key", test_keys().read.as_str())])
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(login.status(), 303);
+    let cookie = login
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .expect("a session cookie")
+        .to_string();
+    let started = Instant::now();
+    let page = loop {
+        let page = http
+            .get(format!("{base}/orders/{o}"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .expect("an answer")
+            .text()
+            .await
+            .expect("a page");
+        if page.contains("needs a write or admin key") {
+            break page;
+        }
+        assert!(started.elapsed() < WAIT, "the flag never showed: {page}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(!page.contains("class=\"resolve\""), "{page}");
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the logout form's CSRF token")
+        .to_string();
+    let forged = http
+        .post(format!("{base}/review/{o}/resolve"))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf.as_str()), ("reason", "a read key tries")])
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(forged.status(), 403);
+    let text = forged.text().await.unwrap_or_default();
+    assert!(text.contains("needs a write key"), "{text}");
 }
