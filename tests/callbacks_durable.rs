@@ -289,6 +289,26 @@ async fn unknown_order_gets_503_then_the_resend_is_applied_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_100_kib_authentic_postback_is_stored_applied_and_answered_ok() {
+    let d = Durable::start().await;
+    let o = d.order("pk-big", Provider::Paykassma, None).await;
+    // Paykassma signs only `additional_data`: a long unsigned label keeps it authentic. The
+    // gateway's and the adapter's body limits agree (issue 12: it got 400 and was resent
+    // for ever).
+    let postback = postback_for(&o, "700000000004").replace(
+        r#""label":"labeluser""#,
+        &format!(r#""label":"{}""#, "l".repeat(100 * 1024)),
+    );
+    assert!(postback.len() > 100 * 1024);
+    for _ in 0..2 {
+        let answer = d.postback(&postback).await.expect("answered");
+        assert_eq!(answer, (200, PAYKASSMA_OK.to_string()));
+    }
+    d.quiet().await;
+    assert_eq!(d.callback_signals(&o).await.len(), 1, "applied once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn engine_refusal_is_quarantined_visible_and_answered() {
     let d = Durable::start().await;
     // A Plural order named by a genuine Paykassma postback: the engine refuses the signal
