@@ -33,8 +33,11 @@ use webdriver::Browser;
 
 const P: Provider = Provider::Flitt;
 const AMOUNT: u64 = 10_000;
-/// How long the browser waits for an element to appear.
-const PAGE_WAIT: Duration = Duration::from_secs(20);
+/// How long the browser waits for an element to appear (generous: the whole suite shares
+/// two cores with chromium).
+const PAGE_WAIT: Duration = Duration::from_secs(60);
+/// How long a page may take to show what the log already says (the projection's lag).
+const PROJECTED_WAIT: Duration = Duration::from_secs(60);
 
 /// A Flitt order authorized by the sandbox's signed callback (so its timeline has a raw
 /// callback as evidence), then flagged for review the way the reconciler flags one at its
@@ -71,6 +74,23 @@ async fn flagged_order(ps: &ProviderStack, name: &str) -> OrderId {
         "a flagged order takes no capture: {refused:?}"
     );
     o
+}
+
+/// Waits until the projection (what the dashboard's lists read) shows the order flagged.
+async fn projected_flag(ps: &ProviderStack, o: &OrderId) {
+    let started = Instant::now();
+    loop {
+        if let Ok(Some(r)) = ps.stack.projection.get(o).await {
+            if r.state.needs_review {
+                return;
+            }
+        }
+        assert!(
+            started.elapsed() < PROJECTED_WAIT,
+            "{o} never projected as flagged"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// A `needs_review` signal like the reconciler's at its final deadline.
@@ -112,7 +132,7 @@ async fn cli_until(url: &str, args: &[&str], want: &str) -> String {
             return out;
         }
         assert!(
-            started.elapsed() < WAIT,
+            started.elapsed() < PROJECTED_WAIT,
             "`paystate {}` never showed {want:?}: exit {code}\n{out}\n{err}",
             args.join(" ")
         );
@@ -209,7 +229,7 @@ async fn page_until(b: &Browser, url: &str, want: &str) {
             return;
         }
         assert!(
-            started.elapsed() < WAIT,
+            started.elapsed() < PROJECTED_WAIT,
             "{url} never showed {want:?}:\n{}",
             b.source().await
         );
@@ -223,6 +243,7 @@ async fn an_operator_logs_in_opens_an_order_and_resolves_its_review_in_a_browser
     paystate_gateway::telemetry::install().expect("metrics recorder");
     let ps = ProviderStack::start().await;
     let o = flagged_order(&ps, "review-ui").await;
+    projected_flag(&ps, &o).await;
     let base = format!("{}/dashboard", ps.private_url());
     let shots = artifacts();
     let b = Browser::start().await;
@@ -436,7 +457,10 @@ async fn read_key_cannot_act(base: &str, o: &OrderId) {
         if page.contains("needs a write or admin key") {
             break page;
         }
-        assert!(started.elapsed() < WAIT, "the flag never showed: {page}");
+        assert!(
+            started.elapsed() < PROJECTED_WAIT,
+            "the flag never showed: {page}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(!page.contains("class=\"resolve\""), "{page}");
