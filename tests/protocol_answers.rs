@@ -251,6 +251,39 @@ async fn every_http_answer_and_cli_json_output_validates_against_its_schema() {
         "paystate audit --report",
         &text,
     );
+    // A dead letter to list and show: a command the engine would have given up on.
+    let poison = env(&order("ans-dead"), create(5_000));
+    let subject = format!("paystate.cmd.{}", poison.order_id);
+    let seq = paystate_journal::dead_letters::send(
+        &js,
+        &paystate_journal::dead_letters::Outgoing {
+            source: paystate_journal::dead_letters::Source::Engine,
+            consumer: "paystate-engine",
+            subject: &subject,
+            order: None,
+            headers: None,
+            payload: serde_json::to_vec(&poison).expect("json").into(),
+            origin: Some(("PAYSTATE_COMMANDS", 1)),
+            deliveries: 20,
+            reason: "test: set aside",
+        },
+    )
+    .await
+    .expect("set aside");
+    let out = cli(vec!["dlq".into(), "list".into(), "--json".into()]).await;
+    let page = valid("cli_dlq_list.schema.json", "paystate dlq list --json", &out);
+    assert!(
+        page["letters"].as_array().is_some_and(|l| !l.is_empty()),
+        "{out}"
+    );
+    let out = cli(vec![
+        "dlq".into(),
+        "show".into(),
+        seq.to_string(),
+        "--json".into(),
+    ])
+    .await;
+    valid("cli_dlq_show.schema.json", "paystate dlq show --json", &out);
     let command = dir.path().join("create.json");
     let new_order = env(&order("ans-send"), create(5_000));
     std::fs::write(&command, serde_json::to_vec(&new_order).expect("json")).expect("write");

@@ -12,6 +12,7 @@
 //! | `cli_show` | `paystate show --json` |
 //! | `cli_replay` | `paystate replay --json` |
 //! | `cli_audit_report` | `paystate audit --report FILE` |
+//! | `cli_dlq_list`, `cli_dlq_show` | `paystate dlq list --json`, `paystate dlq show SEQ --json` |
 //! | `outcome` (wire) | `paystate send` |
 
 use paystate_audit::timeline::{Entry, Point};
@@ -50,6 +51,16 @@ pub struct ReplayOutput {
     pub state: Option<OrderState>,
 }
 
+/// `paystate dlq show SEQ --json`: the letter, the original message's headers and its
+/// payload (JSON when it is JSON, else a string).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct DlqShowOutput {
+    pub letter: paystate_journal::dead_letters::DeadLetter,
+    /// (name, value) pairs, in no particular order.
+    pub headers: Vec<(String, String)>,
+    pub payload: serde_json::Value,
+}
+
 /// Every HTTP error of the gateway's JSON routes: a stable code and a message for people.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct ErrorBody {
@@ -65,7 +76,7 @@ pub struct ErrorDetail {
 }
 
 /// Which answer each schema describes, for docs/protocol.md.
-pub const ANSWERS: [(&str, &str); 9] = [
+pub const ANSWERS: [(&str, &str); 11] = [
     (
         "http_order.schema.json",
         "`GET /orders/{id}`; `paystate order show --json`",
@@ -89,6 +100,8 @@ pub const ANSWERS: [(&str, &str); 9] = [
         "cli_audit_report.schema.json",
         "`paystate audit --report FILE`",
     ),
+    ("cli_dlq_list.schema.json", "`paystate dlq list --json`"),
+    ("cli_dlq_show.schema.json", "`paystate dlq show SEQ --json`"),
     (
         "outcome.schema.json",
         "`paystate send` (and every outcome on NATS)",
@@ -124,6 +137,11 @@ pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
             "cli_audit_report.schema.json",
             one::<paystate_audit::Report>(),
         ),
+        (
+            "cli_dlq_list.schema.json",
+            one::<paystate_journal::dead_letters::DeadLetterPage>(),
+        ),
+        ("cli_dlq_show.schema.json", one::<DlqShowOutput>()),
     ]
 }
 

@@ -70,7 +70,17 @@ pub const SERVER_DELIVERIES_SLACK: i64 = 3;
 pub const REASON_LEN_MAX: usize = 1_000;
 
 /// Which kind of consumer set the message aside: the second token of its subject.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
     /// The engine's command intake (token `cmd`).
@@ -180,7 +190,7 @@ impl DeadLetterError {
 }
 
 /// One dead letter, as listed.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct DeadLetter {
     /// Its sequence in the dead-letter stream (what `show` and `redrive` take).
     pub seq: u64,
@@ -207,7 +217,7 @@ pub struct DeadLetter {
 }
 
 /// A redrive, as recorded by its marker.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct Redriven {
     pub at: Timestamp,
     /// The subject the message went to.
@@ -250,8 +260,8 @@ impl Default for DeadLetterFilter {
     }
 }
 
-/// One page of a listing.
-#[derive(Debug, Clone, serde::Serialize)]
+/// One page of a listing (`paystate dlq list --json`).
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct DeadLetterPage {
     pub letters: Vec<DeadLetter>,
     /// Where the next page starts, when the listing stopped at its limit or scan bound.

@@ -124,11 +124,11 @@ async fn show(
         Err(_) => serde_json::Value::String(format!("<{} bytes, not UTF-8>", body.payload.len())),
     };
     if json {
-        let v = serde_json::json!({
-            "letter": body.letter,
-            "headers": body.headers,
-            "payload": payload,
-        });
+        let v = paystate::answers::DlqShowOutput {
+            letter: body.letter.clone(),
+            headers: body.headers.clone(),
+            payload,
+        };
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
