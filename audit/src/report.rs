@@ -9,7 +9,9 @@ pub const FINDINGS_LISTED_MAX: usize = 10_000;
 pub const DISCREPANCIES_LISTED_MAX: usize = 10_000;
 
 /// What kind of wrong.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum FindingKind {
     /// Stream sequences missing: messages deleted from the log.
