@@ -12,6 +12,34 @@ pub const ATTACHMENTS_BUCKET: &str = "paystate_attachments";
 /// Largest attachment accepted (defined in `paystate_events::limits`).
 pub use paystate_events::limits::ATTACHMENT_BYTES_MAX;
 
+/// Why an attachment could not be read back. [`FetchError::is_transient`]: trying again
+/// later can help; the others need a person (a missing object stays missing).
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// No such object in the bucket.
+    #[error("attachment {0} is not in the attachment store")]
+    Missing(String),
+    /// The command names a size over the limit.
+    #[error("attachment {0} is larger than the limit ({ATTACHMENT_BYTES_MAX} bytes)")]
+    TooLarge(String),
+    /// The stored bytes are not the ones the command names.
+    #[error("attachment {0} does not match its size or hash")]
+    Mismatch(String),
+    /// The broker did not answer in time.
+    #[error("attachment {0}: timed out")]
+    TimedOut(String),
+    /// The broker failed the read.
+    #[error("attachment {object}: {detail}")]
+    Broker { object: String, detail: String },
+}
+
+impl FetchError {
+    /// Whether trying again later can help.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, FetchError::TimedOut(_) | FetchError::Broker { .. })
+    }
+}
+
 /// Opens (or creates) the bucket.
 pub async fn open(
     js: &jetstream::Context,
@@ -70,24 +98,37 @@ pub async fn put(
 }
 
 /// Reads an attachment back, refusing it if its size or hash differ from the command's.
-pub async fn fetch(store: &object_store::ObjectStore, a: &Attachment) -> Result<Vec<u8>, String> {
+pub async fn fetch(
+    store: &object_store::ObjectStore,
+    a: &Attachment,
+) -> Result<Vec<u8>, FetchError> {
+    use object_store::GetErrorKind;
     if a.size as usize > ATTACHMENT_BYTES_MAX {
-        return Err(format!("attachment {} is larger than the limit", a.object));
+        return Err(FetchError::TooLarge(a.object.clone()));
     }
-    let mut object = store
-        .get(&a.object)
-        .await
-        .map_err(|e| format!("attachment {}: {e}", a.object))?;
+    let mut object = match store.get(&a.object).await {
+        Ok(o) => o,
+        Err(e) => {
+            return Err(match e.kind() {
+                GetErrorKind::NotFound => FetchError::Missing(a.object.clone()),
+                GetErrorKind::TimedOut => FetchError::TimedOut(a.object.clone()),
+                _ => FetchError::Broker {
+                    object: a.object.clone(),
+                    detail: e.to_string(),
+                },
+            })
+        }
+    };
     let mut bytes = Vec::with_capacity(a.size as usize);
     object
         .read_to_end(&mut bytes)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| FetchError::Broker {
+            object: a.object.clone(),
+            detail: e.to_string(),
+        })?;
     if bytes.len() as u64 != a.size || hex::encode(Sha256::digest(&bytes)) != a.sha256 {
-        return Err(format!(
-            "attachment {} does not match its size or hash",
-            a.object
-        ));
+        return Err(FetchError::Mismatch(a.object.clone()));
     }
     Ok(bytes)
 }

@@ -19,6 +19,9 @@ pub enum Done {
     AlreadyResolved,
     /// Nothing reached the provider, or configuration must be fixed: try again later.
     RetryLater(String),
+    /// Cannot be done until a person acts (e.g. the attachment it needs is missing or does
+    /// not match): trying again cannot help, so it is set aside at once.
+    Permanent(String),
 }
 
 /// Shared handles a work item needs.
@@ -57,7 +60,7 @@ pub async fn perform(
             attachment,
         } => match activation(env, &state, confirmation_id, reference, attachment).await {
             Ok(a) => env.adapters.paykassma_activate(&state, &a).await,
-            Err(reason) => return Done::RetryLater(reason),
+            Err(done) => return done,
         },
         _ => call(env.adapters, &state, event).await,
     };
@@ -156,13 +159,18 @@ async fn activation(
     confirmation_id: &str,
     reference: &str,
     attachment: &paystate_events::command::Attachment,
-) -> Result<paystate_adapters::paykassma::transformers::Activation, String> {
-    let bytes = paystate_service::attachments::fetch(env.attachments, attachment).await?;
+) -> Result<paystate_adapters::paykassma::transformers::Activation, Done> {
+    let bytes = match paystate_service::attachments::fetch(env.attachments, attachment).await {
+        Ok(b) => b,
+        // "Missing" is not "timed out": only the latter is worth another try.
+        Err(e) if e.is_transient() => return Err(Done::RetryLater(e.to_string())),
+        Err(e) => return Err(Done::Permanent(e.to_string())),
+    };
     let commits = env
         .journal
         .read_order(&state.order_id)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Done::RetryLater(e.to_string()))?;
     let initiation = commits
         .iter()
         .flat_map(|c| c.commit.events.iter())

@@ -330,7 +330,7 @@ async fn work_on(
     retries: u32,
 ) -> Option<(jetstream::Message, Duration)> {
     let item = Item::of(&msg);
-    let reason = match handle(env, &item).await {
+    let (reason, permanent) = match handle(env, &item).await {
         Ok(outcomes) => {
             for d in outcomes {
                 match d {
@@ -344,11 +344,14 @@ async fn work_on(
             ack(&msg).await;
             return None;
         }
-        Err(reason) => reason,
+        Err(postponed) => postponed,
     };
     let attempts = item.delivered + i64::from(retries);
-    if attempts >= shared.cfg.deliveries_max {
-        let reason = format!("provider work not done after {attempts} attempts: {reason}");
+    if permanent || attempts >= shared.cfg.deliveries_max {
+        let reason = match permanent {
+            true => format!("provider work cannot be done (trying again cannot help): {reason}"),
+            false => format!("provider work not done after {attempts} attempts: {reason}"),
+        };
         match dead_letter(shared, &msg, &item, attempts, &reason).await {
             Ok(dead_seq) => {
                 shared.stats.dead_lettered.fetch_add(1, Relaxed);
@@ -409,8 +412,9 @@ async fn ack(msg: &jetstream::Message) {
 }
 
 /// Performs every piece of provider work in one commit, in order. Any "try again later"
-/// postpones the whole commit (the done parts are skipped as resolved next time).
-async fn handle(env: &Env<'_>, item: &Item) -> Result<Vec<Done>, String> {
+/// postpones the whole commit (the done parts are skipped as resolved next time); the error
+/// says why, and whether trying again can help at all.
+async fn handle(env: &Env<'_>, item: &Item) -> Result<Vec<Done>, (String, bool)> {
     let Some(token) = paystate_events::subjects::order_token(&item.subject) else {
         return Ok(Vec::new());
     };
@@ -433,7 +437,8 @@ async fn handle(env: &Env<'_>, item: &Item) -> Result<Vec<Done>, String> {
         .filter(|(_, e)| e.is_provider_work())
     {
         match perform(env, &order, seq, index, event).await {
-            Done::RetryLater(reason) => return Err(reason),
+            Done::RetryLater(reason) => return Err((reason, false)),
+            Done::Permanent(reason) => return Err((reason, true)),
             other => done.push(other),
         }
     }
