@@ -49,7 +49,7 @@ pub fn parse_command(bytes: &[u8], subject: &str) -> Result<CommandEnvelope, Rej
         }
     }
     fields::check(&value)?;
-    let env = typed(&value)?;
+    let env = typed(&value, bytes.len())?;
     if let Some(field) = serde_json::to_value(&env)
         .ok()
         .and_then(|back| fields::unknown_field(&value, &back))
@@ -136,7 +136,7 @@ fn check_plane(command_type: &str, plane: Plane) -> Result<(), Rejection> {
 }
 
 /// The typed command; a failure names the field it is about.
-fn typed(value: &Value) -> Result<CommandEnvelope, Rejection> {
+fn typed(value: &Value, size: usize) -> Result<CommandEnvelope, Rejection> {
     let parse = |v: &Value| serde_json::from_value::<CommandEnvelope>(v.clone());
     let e = match parse(value) {
         Ok(env) => return Ok(env),
@@ -151,7 +151,7 @@ fn typed(value: &Value) -> Result<CommandEnvelope, Rejection> {
         return Err(Rejection::new(r.code, format!("{field}: missing")));
     }
     let error_of = |v: &Value| parse(v).err().map(|e| e.to_string());
-    match fields::locate(value, &error_of) {
+    match fields::locate(value, size, &error_of) {
         Some(path) => Err(Rejection::new(r.code, format!("{path}: {message}"))),
         None => Err(Rejection::new(r.code, message)),
     }

@@ -19,6 +19,8 @@ const FREE_FORM: [&str; 3] = ["metadata", "params", "details"];
 const PROBE_KEYS_MAX: usize = 24;
 const PROBE_DEPTH_MAX: usize = 4;
 const PROBE_PARSES_MAX: usize = 32;
+/// Bytes re-parsed in all when locating (a large bad command gets fewer tries).
+const PROBE_BYTES_MAX: usize = 256 * 1024;
 
 /// Checks the envelope ids, every timestamp and every amount in `v`.
 pub fn check(v: &Value) -> Result<(), Rejection> {
@@ -149,7 +151,8 @@ fn money(obj: &Map<String, Value>, path: &str) -> Result<(), Rejection> {
 /// A removal that only turns the error into "missing field" of that key is weaker evidence
 /// (a flattened struct checks its own required fields first), so such a key is chosen only
 /// when no other is found. The envelope fields were checked before ([`check`]).
-pub fn locate(v: &Value, parse: &dyn Fn(&Value) -> Option<String>) -> Option<String> {
+pub fn locate(v: &Value, size: usize, parse: &dyn Fn(&Value) -> Option<String>) -> Option<String> {
+    let budget = PROBE_PARSES_MAX.min(PROBE_BYTES_MAX / size.max(1));
     let original = parse(v)?;
     let mut path: Vec<String> = Vec::new();
     let mut parses = 0;
@@ -162,7 +165,7 @@ pub fn locate(v: &Value, parse: &dyn Fn(&Value) -> Option<String>) -> Option<Str
                 continue;
             }
             parses += 1;
-            if parses > PROBE_PARSES_MAX {
+            if parses > budget {
                 return None;
             }
             let mut without = v.clone();
