@@ -478,6 +478,20 @@ async fn read_key_cannot_act(base: &str, o: &OrderId) {
         .await
         .expect("an answer");
     assert_eq!(forged.status(), 403);
+    let header = |name: &str| {
+        forged
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(header("content-type").starts_with("text/html"));
+    assert!(
+        header("content-security-policy").starts_with("default-src 'none'"),
+        "no script may run on a dashboard page"
+    );
+    assert_eq!(header("x-frame-options"), "DENY");
     let text = forged.text().await.unwrap_or_default();
     assert!(text.contains("needs a write key"), "{text}");
 }
