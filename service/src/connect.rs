@@ -288,48 +288,91 @@ fn read_seed_file(path: &Path) -> Result<String, String> {
     Ok(seed)
 }
 
+/// Why a connection could not be made. [`ConnectError::is_transient`]: only an unreachable
+/// server may answer later; wrong settings and refused credentials need a person.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The settings are wrong (URL, credential or TLS files, inbox prefix).
+    #[error("{0}")]
+    Settings(String),
+    /// The server refused us (authentication, authorization, TLS): retrying cannot help.
+    #[error("NATS at {at} refused the connection: {detail}")]
+    Refused { at: String, detail: String },
+    /// No server answered (down, starting, unreachable): may work later.
+    #[error("cannot connect to NATS at {at}: {detail}")]
+    Unreachable { at: String, detail: String },
+    /// [`connect_with_patiently`] ran out of attempts.
+    #[error("{last} (gave up after {attempts} attempts)")]
+    GaveUp {
+        last: Box<ConnectError>,
+        attempts: u32,
+    },
+}
+
+impl ConnectError {
+    /// Whether trying again later can help.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ConnectError::Unreachable { .. })
+    }
+}
+
 /// Connects (failing fast if no server answers) to one server or a comma-separated list of cluster members
 /// (`nats://a:4222,nats://b:4222`), reconnecting forever: engines ride out broker restarts
 /// and leader elections; servers discovered from the cluster are used for failover too.
-pub async fn connect(urls: &str, name: &str) -> Result<async_nats::Client, String> {
+pub async fn connect(urls: &str, name: &str) -> Result<async_nats::Client, ConnectError> {
     connect_with(&NatsOptions::plain(urls), name).await
 }
 
 /// [`connect`] with authentication, TLS and an inbox prefix.
-pub async fn connect_with(opts: &NatsOptions, name: &str) -> Result<async_nats::Client, String> {
-    let addrs = parse_urls(&opts.urls)?;
-    opts.connect_options(name)
-        .await?
-        .connect(addrs)
+pub async fn connect_with(
+    opts: &NatsOptions,
+    name: &str,
+) -> Result<async_nats::Client, ConnectError> {
+    use async_nats::ConnectErrorKind as K;
+    let addrs = parse_urls(&opts.urls).map_err(ConnectError::Settings)?;
+    let options = opts
+        .connect_options(name)
         .await
-        .map_err(|e| format!("cannot connect to NATS at {}: {e}", opts.describe()))
+        .map_err(ConnectError::Settings)?;
+    options.connect(addrs).await.map_err(|e| {
+        let (at, detail) = (opts.describe(), e.to_string());
+        match e.kind() {
+            K::Authentication | K::AuthorizationViolation | K::Tls => {
+                ConnectError::Refused { at, detail }
+            }
+            _ => ConnectError::Unreachable { at, detail },
+        }
+    })
 }
 
 /// Attempts at the first connection in [`connect_patiently`], one second apart.
 pub const CONNECT_ATTEMPTS_MAX: u32 = 60;
 
 /// [`connect`], retried while the broker is not up yet (containers starting together).
-pub async fn connect_patiently(urls: &str, name: &str) -> Result<async_nats::Client, String> {
+pub async fn connect_patiently(urls: &str, name: &str) -> Result<async_nats::Client, ConnectError> {
     connect_with_patiently(&NatsOptions::plain(urls), name).await
 }
 
-/// [`connect_with`], retried while the broker is not up yet. Settings errors fail at once.
+/// [`connect_with`], retried while the broker is not up yet. Settings errors and refusals
+/// fail at once.
 pub async fn connect_with_patiently(
     opts: &NatsOptions,
     name: &str,
-) -> Result<async_nats::Client, String> {
-    opts.validate()?;
-    let mut last = String::new();
+) -> Result<async_nats::Client, ConnectError> {
+    opts.validate().map_err(ConnectError::Settings)?;
+    let mut last = None;
     for _ in 0..CONNECT_ATTEMPTS_MAX {
         match connect_with(opts, name).await {
             Ok(c) => return Ok(c),
-            Err(e) => last = e,
+            Err(e) if e.is_transient() => last = Some(e),
+            Err(e) => return Err(e),
         }
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
-    Err(format!(
-        "{last} (gave up after {CONNECT_ATTEMPTS_MAX} attempts)"
-    ))
+    Err(ConnectError::GaveUp {
+        last: Box::new(last.unwrap_or(ConnectError::Settings("no attempt made".into()))),
+        attempts: CONNECT_ATTEMPTS_MAX,
+    })
 }
 
 #[cfg(test)]

@@ -46,7 +46,7 @@ pub mod telemetry;
 pub use client::{Client, ClientError};
 pub use config::EngineConfig;
 pub use connect::{
-    connect, connect_patiently, connect_with, connect_with_patiently, NatsAuth, NatsOptions,
-    NatsTls, Secret,
+    connect, connect_patiently, connect_with, connect_with_patiently, ConnectError, NatsAuth,
+    NatsOptions, NatsTls, Secret,
 };
 pub use intake::{run_engine, EngineError, EngineHandle};

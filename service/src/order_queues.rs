@@ -149,7 +149,10 @@ mod tests {
         assert_eq!(h.item, 10);
         q.done(o);
         q.push("a".into(), 3);
-        assert!(q.take_next().is_none(), "a is parked; nothing of it overtakes");
+        assert!(
+            q.take_next().is_none(),
+            "a is parked; nothing of it overtakes"
+        );
         assert!(!q.ready());
         assert!(q.wake_at().is_some());
     }
