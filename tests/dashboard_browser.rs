@@ -278,9 +278,30 @@ async fn an_operator_logs_in_opens_an_order_and_resolves_its_review_in_a_browser
         "the key is never shown"
     );
 
-    // Search by order id (the projection may lag a moment behind the log).
-    let search = format!("{base}/orders?q={o}");
-    page_until(&b, &search, &format!("/dashboard/orders/{o}")).await;
+    // Search by the provider's reference, then by order id through the search form.
+    let provider_ref = ps
+        .journal
+        .load(&o)
+        .await
+        .ok()
+        .and_then(|l| l.state)
+        .and_then(|s| s.provider_ref)
+        .expect("Flitt's payment id is recorded");
+    let by_ref = format!("{base}/orders?q={provider_ref}&provider=flitt");
+    page_until(&b, &by_ref, &format!("/dashboard/orders/{o}")).await;
+    b.goto(&format!("{base}/orders")).await;
+    b.find("input#q", PAGE_WAIT)
+        .await
+        .type_text(o.as_str())
+        .await;
+    b.find("button#search", PAGE_WAIT).await.click().await;
+    let found = b
+        .find("table#orders tr.order", PAGE_WAIT)
+        .await
+        .text()
+        .await;
+    assert!(found.contains(o.as_str()), "{found}");
+    assert_eq!(b.find_all("table#orders tr.order").await.len(), 1);
     b.screenshot(&shots.join("02-orders-search.png")).await;
     b.find("a.order-link", PAGE_WAIT).await.click().await;
 
