@@ -23,7 +23,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use paystate_events::metric_names::{Kind, CATALOG, DURATION_BUCKETS_SECONDS};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// How often the recorder's histograms are compacted when nobody scrapes.
@@ -33,6 +33,8 @@ const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// The installed recorder's renderer (one per process).
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+/// Held while installing.
+static INSTALLING: Mutex<()> = Mutex::new(());
 
 /// Why the recorder could not be installed.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +46,10 @@ pub enum TelemetryError {
 /// Installs the process-wide recorder (once; later calls return the same handle) and, inside
 /// a Tokio runtime, a task that compacts its histograms every [`UPKEEP_INTERVAL`].
 pub fn install() -> Result<PrometheusHandle, TelemetryError> {
+    // Why: one installer at a time, so two callers racing both get the one recorder.
+    let _one = INSTALLING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(h) = HANDLE.get() {
         return Ok(h.clone());
     }
