@@ -20,10 +20,12 @@
 //!   age and size limits drop them, and the marker, which is newer, outlives its letter.
 //!
 //! Redrive of a message whose original subject is on a command plane (`paystate.cmd.*`,
-//! `paystate.signal.*`) republishes it to that subject with its original headers; anything
-//! else (a commit of the log) becomes a redrive request. Redriving twice is harmless: the
-//! engine answers a command it has applied as a duplicate, and the consumers of the log skip
-//! work that is already done.
+//! `paystate.signal.*`) republishes it to that subject with its original headers; a commit
+//! of the log becomes a redrive request; a quarantined callback's copy is refused
+//! ([`DeadLetterError::NotRedrivable`]: it is resolved from the gateway's held entry). A
+//! second redrive of one letter is refused; and a redrive is harmless anyway: the engine
+//! answers a command it has applied as a duplicate, and the consumers of the log skip work
+//! that is already done.
 
 use crate::read::to_chrono;
 use async_nats::jetstream::{self, message::PublishMessage, stream::Stream};
