@@ -619,6 +619,22 @@ mod tests {
     }
 
     #[test]
+    fn every_order_belongs_to_exactly_one_instance_by_fnv() {
+        for i in 0..200 {
+            let o = OrderId::parse(format!("order-{i}")).expect("id");
+            let owners = (0..3).filter(|n| is_mine(&o, *n, 3)).count();
+            assert_eq!(owners, 1, "{o}");
+            assert_eq!(
+                is_mine(&o, 1, 3),
+                paystate_events::ids::shard_of(o.as_str(), 3) == 1,
+                "the same shards as audit and rebuild"
+            );
+        }
+        let one = OrderId::parse("o").expect("id");
+        assert!(is_mine(&one, 0, 0), "no instances count as one");
+    }
+
+    #[test]
     fn what_an_order_waits_for() {
         assert_eq!(
             waiting_on(&order(Provider::Plural, Status::Pending)),
