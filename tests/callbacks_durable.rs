@@ -9,6 +9,7 @@
 
 mod support;
 
+use async_nats::jetstream::stream::RawMessageErrorKind;
 use paystate_adapters::exchanger::signature::ipn_signature;
 use paystate_adapters::paykassma::signature::{postback_signature, signed_parts};
 use paystate_adapters::{Adapters, AdaptersConfig};
@@ -166,7 +167,11 @@ impl Durable {
                 .next_by_subject(format!("$KV.{HELD_BUCKET}.>"))
                 .send()
                 .await;
-            let Ok(msg) = msg else { break };
+            let msg = match msg {
+                Ok(m) => m,
+                Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => break,
+                Err(e) => panic!("held bucket unreadable: {e}"),
+            };
             seq = msg.sequence + 1;
             let key = msg
                 .subject
@@ -179,12 +184,17 @@ impl Durable {
         out
     }
 
+    /// Commands waiting in the queue.
+    async fn queued(&self) -> u64 {
+        let mut queue = self.js.get_stream(COMMANDS_STREAM).await.expect("queue");
+        queue.info().await.expect("queue info").state.messages
+    }
+
     /// Waits until the command queue is empty and no callback waits for a re-drive.
     async fn quiet(&self) {
         let started = Instant::now();
         loop {
-            let mut queue = self.js.get_stream(COMMANDS_STREAM).await.expect("queue");
-            let queued = queue.info().await.expect("queue info").state.messages;
+            let queued = self.queued().await;
             let redrives = self
                 .held()
                 .await
@@ -420,8 +430,13 @@ async fn gateway_crash_between_store_and_apply_then_the_resend_applies_once() {
                 .map(|r| r.status().as_u16())
         })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    // ... and dies before any answer.
+    // The raw callback is stored and the signal's command queued (nobody takes it) ...
+    let started = Instant::now();
+    while d.queued().await == 0 {
+        assert!(started.elapsed() < WAIT, "the signal was never queued");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // ... and the gateway dies before any answer.
     d.gateway.restart().await;
     let cut = waiting.await.expect("joined");
     assert!(
@@ -495,7 +510,9 @@ async fn exchanger_ipn_never_applicable_is_quarantined_after_its_bounded_re_driv
     let started = Instant::now();
     let held = loop {
         let held = d.held().await;
-        if held.iter().all(|h| h.state == HeldState::Quarantined) || started.elapsed() > WAIT {
+        let quarantined =
+            !held.is_empty() && held.iter().all(|h| h.state == HeldState::Quarantined);
+        if quarantined || started.elapsed() > WAIT {
             break held;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
