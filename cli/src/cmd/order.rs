@@ -67,7 +67,7 @@ pub fn render(v: &OrderView) -> String {
         "  discrepancies  {}{}",
         v.discrepancies.len(),
         if v.needs_review {
-            " (needs review)"
+            " (needs review: `paystate review resolve ORDER --operator ID --reason TEXT`)"
         } else {
             ""
         }
