@@ -10,7 +10,7 @@ mod support;
 
 use chrono::Utc;
 use paystate::permissions::Role;
-use paystate_events::subjects::{COMMANDS_PREFIX, COMMANDS_STREAM};
+use paystate_events::subjects::{COMMANDS_PREFIX, COMMANDS_STREAM, SCHEDULES_STREAM};
 use paystate_events::{
     CancelledBy, CaptureMode, Command, Event, OrderId, Outcome, PaymentInitiation, Provider, Status,
 };
@@ -227,6 +227,43 @@ async fn a_started_payment_expires_at_the_provider_where_it_can_be_cancelled() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_whose_schedule_cannot_be_stored_is_answered_only_once_it_is() {
+    let nats = TestNats::start().await;
+    let engine = nats.engine().await;
+    let client = nats.client().await;
+    let journal = nats.journal().await;
+    let js = async_nats::jetstream::new(nats.connect().await);
+    // An operator mistake: the schedule stream is gone, so the engine cannot store schedules.
+    js.delete_stream(SCHEDULES_STREAM)
+        .await
+        .expect("schedule stream deleted");
+    let order = order("lost");
+    let cmd = create_expiring(&order, "c-1");
+    let sent = tokio::spawn({
+        let client = client.clone();
+        async move { client.send(&cmd, WAIT).await }
+    });
+    // The order is committed, but not answered while its schedule is missing.
+    wait_for_status(&journal, &order, Status::Created).await;
+    assert!(
+        !sent.is_finished(),
+        "answered before its expiry was scheduled"
+    );
+    paystate_journal::setup::ensure_schedules(&js, 1)
+        .await
+        .expect("schedule stream back");
+    let outcome = sent.await.expect("task").expect("an outcome");
+    assert!(matches!(outcome, Outcome::Accepted { .. }), "{outcome:?}");
+    // The retried schedule expires the order (the command queue's source of the recreated
+    // stream resumes after the server's own retry pause, a few seconds).
+    let answered = Instant::now();
+    let commits = wait_for_status_within(&journal, &order, Status::Cancelled, WAIT * 3).await;
+    eprintln!("expired {:?} after the answer", answered.elapsed());
+    assert_each_command_once(&commits);
+    engine.shutdown().await;
+}
+
 /// Polls the command queue until the order's expire command is waiting in it.
 async fn wait_until_queued(nats: &TestNats, order: &OrderId) {
     let js = async_nats::jetstream::new(nats.connect().await);
@@ -259,7 +296,17 @@ async fn wait_for_status(
     order: &OrderId,
     status: Status,
 ) -> Vec<paystate_journal::StoredCommit> {
-    let deadline = Instant::now() + WAIT;
+    wait_for_status_within(journal, order, status, WAIT).await
+}
+
+/// As [`wait_for_status`], with its own deadline.
+async fn wait_for_status_within(
+    journal: &Journal,
+    order: &OrderId,
+    status: Status,
+    within: Duration,
+) -> Vec<paystate_journal::StoredCommit> {
+    let deadline = Instant::now() + within;
     loop {
         let loaded = journal.load(order).await.expect("order");
         if loaded.state.as_ref().map(|s| s.status) == Some(status) {

@@ -5,9 +5,9 @@
 //! engine takes it, however long no engine runs.
 //!
 //! Durability: the schedule is written after the commit and before the outcome is answered,
-//! stored or acknowledged; if the write fails the command goes back to the queue, and its
-//! redelivery (answered from the log as a duplicate) writes the schedule again. So no commit
-//! is left without its schedule. Writing it twice is harmless: the schedule's subject is its
+//! stored or acknowledged; if the write fails the command is retried first in its order (and
+//! after a crash, redelivered), answered from the log as a duplicate, which writes the
+//! schedule again. So no commit is left without its schedule. Writing it twice is harmless: the schedule's subject is its
 //! identity (one per order), `Nats-Msg-Id` drops a retry within the duplicate window, and the
 //! expire command's id is deterministic ([`command_id`]), so a second firing is answered as a
 //! duplicate.

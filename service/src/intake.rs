@@ -300,12 +300,11 @@ async fn handle(
     };
     let (kind, disposition) = process(processor, &msg, received_at).await;
     if !expiry_scheduled(client, &disposition).await {
-        // Committed, but its expiry is not stored yet: nothing is answered or acknowledged;
-        // the redelivery (a duplicate, answered from the log) writes the schedule again.
-        let _ = msg
-            .ack_with(AckKind::Nak(Some(processor.cfg.retry_later)))
-            .await;
-        return None;
+        // Committed, but its expiry is not stored yet: nothing is answered, stored or
+        // acknowledged; the retry (first in its order, a duplicate answered from the log)
+        // writes the schedule again. Never dead-lettered: the commit is already in the log.
+        let _ = msg.ack_with(AckKind::Progress).await;
+        return Some(msg);
     }
     // Attempts so far: deliveries by the broker plus retries in this process.
     let attempts = delivered + i64::from(retries);
