@@ -529,3 +529,47 @@ async fn exchanger_lost_create_answer_and_failing_probes_are_recorded_not_guesse
         "the lost order does exist at the exchanger"
     );
 }
+
+/// A flagged order belongs to a person: the reconciler does not ask about it, even once the
+/// customer has paid. An operator's `resolve_review` hands it back: tracked afresh, its first
+/// probe learns the payment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resolved_review_is_probed_again_and_reaches_the_truth() {
+    let ps =
+        ProviderStack::start_with(sandbox_cfg(), reconciler(&[(EX, EXCHANGER_FIRST_PROBE)])).await;
+    ps.sandbox.set_ipn_drop_percent(100);
+    let (o, ex_order) = start_exchanger(&ps, "rec-resolve").await;
+    let flagged = ps
+        .wait_until(&o, "flagged at the final deadline", |s| s.needs_review)
+        .await;
+    assert_eq!(flagged.status, Status::Pending, "never guessed");
+
+    ps.sandbox.approve(EX, &ex_order).expect("paid");
+    let probed = probes(&ps, &o).await.len();
+    let stats = &ps.stack.reconciler.as_ref().expect("a reconciler").stats;
+    let rounds = |n: u64| n + stats.rounds.load(std::sync::atomic::Ordering::Relaxed);
+    let (target, started) = (rounds(2), Instant::now());
+    while rounds(0) < target {
+        assert!(started.elapsed() < WAIT, "the reconciler never looked");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    support::quiet::wait_quiet_on(&ps.nats).await;
+    assert_eq!(
+        probes(&ps, &o).await.len(),
+        probed,
+        "a flagged order is not probed"
+    );
+
+    let resolve = Command::ResolveReview {
+        operator: "op-ana".into(),
+        reason: "asked the exchanger's support: the customer paid".into(),
+    };
+    accept(&ps.client, env(&o, resolve)).await;
+    let s = ps
+        .wait_until(&o, "captured, learned by a probe", |s| {
+            s.status == Status::Captured
+        })
+        .await;
+    assert!(!s.needs_review, "{s:#?}");
+    assert!(probes(&ps, &o).await.len() > probed, "probed again");
+}
