@@ -11,12 +11,15 @@ const RUN_TIME_MAX: Duration = Duration::from_secs(240);
 const POLL_EVERY: Duration = Duration::from_millis(200);
 
 /// Every row id `paystate bench` reports (see cli/src/cmd/bench/scenarios.rs).
-const ROWS: [&str; 13] = [
+const ROWS: [&str; 16] = [
     "raw_append",
     "engine_throughput",
     "raw_read",
     "audit",
     "projection_rebuild",
+    "cache_miss_load_one_by_one",
+    "cache_miss_load_batched",
+    "cache_miss_load",
     "engine_latency_p50",
     "engine_latency_p99",
     "engine_latency_p999",

@@ -6,6 +6,7 @@ use crate::report::{Finding, FindingKind, ProjectionCheck, Report};
 use crate::AuditError;
 use paystate_events::OrderId;
 use paystate_journal::{Journal, LogScan, RawEntry, ScanOptions};
+use paystate_events::StateView;
 use paystate_projection::{ProjectedOrder, ProjectionStore};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -290,12 +291,13 @@ fn compare_one(record: &ProjectedOrder, track: &OrderTrack, acked: bool) -> Opti
     if track.broken_at.is_some() {
         return None; // reported as a chain break; the two folds differ by construction
     }
-    match &track.state {
-        Some(state) if *state == record.state => None,
-        Some(state) => {
+    // The projection keeps the bounded view of the state: compare with the fold's view.
+    match track.state.as_ref().map(|s| (s, StateView::of(s))) {
+        Some((_, view)) if view == record.state => None,
+        Some((state, view)) => {
             let detail = format!(
                 "the projection differs from the fold in: {}",
-                differing_fields(state, &record.state).join(", ")
+                differing_fields(&view, &record.state).join(", ")
             );
             Some(Finding {
                 kind: FindingKind::ProjectionDiffers,

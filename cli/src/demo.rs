@@ -18,7 +18,7 @@
 use anyhow::{anyhow, bail, Context};
 use paystate_events::{
     Amount, CaptureMode, Command, CommandEnvelope, CommandId, Currency, CustomerActionKind, Money,
-    OrderId, OrderState, Outcome, PaymentInitiation, Provider, Status,
+    OrderId, OrderState, Outcome, PaymentInitiation, Provider, StateView, Status,
 };
 use paystate_journal::Journal;
 use paystate_sandbox::{Action, SandboxHandle};
@@ -183,7 +183,7 @@ impl Driver<'_> {
     }
 
     /// Sends a command and requires its acceptance.
-    async fn send(&self, o: &OrderId, command: Command) -> anyhow::Result<OrderState> {
+    async fn send(&self, o: &OrderId, command: Command) -> anyhow::Result<StateView> {
         let name = command.name();
         let cmd = CommandEnvelope {
             command_id: CommandId::parse(uuid::Uuid::new_v4().to_string())?,

@@ -3,6 +3,7 @@
 use crate::signals;
 use paystate_events::capabilities::{self, Capability};
 use paystate_events::command::{Attachment, METADATA_ENTRIES_MAX, TEXT_LEN_MAX};
+use paystate_events::limits::REFUNDS_PENDING_MAX;
 use paystate_events::{
     CancelledBy, Command, CommandEnvelope, Event, MinorUnits, Money, OrderState, Rejection,
     RejectionCode as Code, Status, Timestamp,
@@ -220,6 +221,13 @@ fn refund(
                 "refund id {} is already a completed refund of this order",
                 cmd.command_id
             ),
+        ));
+    }
+    if s.refunds_pending.len() >= REFUNDS_PENDING_MAX {
+        // Why: the state's view (outcomes, projection records) carries every pending refund.
+        return Err(reject(
+            Code::OperationInProgress,
+            format!("{REFUNDS_PENDING_MAX} refunds are already waiting for the provider"),
         ));
     }
     let refundable = s.refundable();

@@ -9,6 +9,8 @@
 //! - [`signal`]: what a payment provider told us ([`ProviderSignal`]).
 //! - [`event`]: what happened to an order, past tense ([`Event`]).
 //! - [`state`]: the shape of an order's folded state ([`OrderState`]); the rules live in `engine`.
+//! - [`view`]: the bounded view of a state that outcomes and projection records carry
+//!   ([`StateView`]); the engine keeps its idempotency data to itself.
 //! - [`commit`]: one atomic, hash-chained append to an order's log ([`Commit`]).
 //! - [`outcome`]: the answer a caller gets for a command, with stable rejection codes.
 //! - [`subjects`]: NATS subjects, stream and bucket names.
@@ -34,6 +36,7 @@ pub mod secret;
 pub mod signal;
 pub mod state;
 pub mod subjects;
+pub mod view;
 
 pub use capabilities::Capability;
 pub use command::{CaptureMode, Command, CommandEnvelope, PaymentInitiation};
@@ -46,6 +49,7 @@ pub use provider::Provider;
 pub use secret::Secret;
 pub use signal::{CustomerAction, CustomerActionKind, Operation, ProviderSignal, SignalKind};
 pub use state::{Applied, Discrepancy, OrderState, Status};
+pub use view::StateView;
 
 /// Timestamps everywhere are UTC instants with RFC 3339 on the wire.
 pub type Timestamp = chrono::DateTime<chrono::Utc>;

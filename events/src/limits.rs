@@ -50,6 +50,9 @@ pub const COMMAND_ID_LEN_MAX: usize = 128;
 pub const TEXT_LEN_MAX: usize = 256;
 /// Most metadata entries a `create_order` may carry.
 pub const METADATA_ENTRIES_MAX: usize = 32;
+/// Most refunds of one order waiting for the provider at once; more are refused with
+/// `operation_in_progress` (the bounded state view lists every pending refund).
+pub const REFUNDS_PENDING_MAX: usize = 1024;
 /// The largest amount in minor units (10^15): sums within one order never overflow `u64`,
 /// and every amount is exact in a JSON double (< 2^53).
 pub const AMOUNT_MINOR_MAX: u64 = 1_000_000_000_000_000;
@@ -84,11 +87,11 @@ pub const ORDER_STATE_BYTES_MAX: usize =
     STATE_VIEW_BYTES_MAX + COMMITS_PER_ORDER_MAX as usize * STATE_BYTES_PER_COMMIT_MAX;
 /// The bounded state view outcomes and projection records carry (totals, status, pending
 /// operations, references), whatever the number of commits.
-pub const STATE_VIEW_BYTES_MAX: usize = 256 * KIB;
+pub const STATE_VIEW_BYTES_MAX: usize = 400 * KIB;
 /// An outcome's own fields besides its events and state view (ids, code, message, flags).
 pub const OUTCOME_FRAMING_BYTES_MAX: usize = 8 * KIB;
 /// Largest outcome: the reply to a command and the value in the outcome bucket.
-pub const OUTCOME_BYTES_MAX: usize = 512 * KIB;
+pub const OUTCOME_BYTES_MAX: usize = 576 * KIB;
 
 // --- how they fit together (checked at compile time) ---
 
@@ -109,6 +112,9 @@ const _: () = assert!(
     EVENTS_BYTES_MAX + STATE_VIEW_BYTES_MAX + OUTCOME_FRAMING_BYTES_MAX <= OUTCOME_BYTES_MAX
 );
 const _: () = assert!(OUTCOME_BYTES_MAX <= KV_VALUE_BYTES_MAX);
+// The worst-case view (every list at its bound, every text at its worst escaping) fits the
+// view's bound (`crate::view`; a unit test serializes one).
+const _: () = assert!(crate::view::STATE_VIEW_WORST_BYTES <= STATE_VIEW_BYTES_MAX);
 const _: () = assert!(KV_VALUE_BYTES_MAX + MSG_HEADERS_BYTES_MAX <= NATS_MAX_PAYLOAD_BYTES);
 // The full state of an order at its commit bound does not fit an outcome: this is why
 // outcomes and projection records carry the bounded view, never the full state.
@@ -166,6 +172,7 @@ pub fn table() -> Vec<LimitRow> {
         row("COMMAND_ID_LEN_MAX", COMMAND_ID_LEN_MAX, "characters", "command id length (`A-Z a-z 0-9 _ - .`); beyond it `invalid_id`"),
         row("TEXT_LEN_MAX", TEXT_LEN_MAX, b, "merchant reference, merchant account, metadata keys and values, start parameters, cancel reason, attachment names; beyond it `invalid_field`"),
         row("METADATA_ENTRIES_MAX", METADATA_ENTRIES_MAX, "entries", "metadata entries of `create_order`; beyond it `invalid_field`"),
+        row("REFUNDS_PENDING_MAX", REFUNDS_PENDING_MAX, "entries", "refunds of one order waiting for the provider at once; beyond it `operation_in_progress`"),
         LimitRow { name: "AMOUNT_MINOR_MAX", value: AMOUNT_MINOR_MAX, unit: "minor units", meaning: "largest amount (10^15); beyond it `amount_overflow`" },
         row("ATTACHMENT_BYTES_MAX", ATTACHMENT_BYTES_MAX, b, "largest attachment (`POST /attachments`)"),
         LimitRow { name: "COMMITS_PER_ORDER_MAX", value: COMMITS_PER_ORDER_MAX, unit: "commits", meaning: "commits per order; then `order_history_full`" },

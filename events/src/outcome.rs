@@ -1,8 +1,9 @@
-//! What a caller gets back for a command: accepted with the order's new state and events, or
-//! a typed rejection with a stable code. A retry of an already processed command gets the
-//! original outcome again with `duplicate: true`.
+//! What a caller gets back for a command: accepted with its events and the bounded view of
+//! the order's state after them ([`StateView`]), or a typed rejection with a stable code. A
+//! retry of an already processed command gets the original outcome again with
+//! `duplicate: true` (rebuilt from its commit in the log if the outcome bucket forgot it).
 
-use crate::{CommandId, Event, OrderId, OrderState};
+use crate::{CommandId, Event, OrderId, StateView};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -223,14 +224,15 @@ impl fmt::Display for Rejection {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
-    /// Committed: the events appended and the order's state after them.
+    /// Committed: the events appended and the order's state right after them (its bounded
+    /// view: no idempotency data, whatever the number of commits).
     Accepted {
         command_id: CommandId,
         order_id: OrderId,
         /// The order's commit number that holds these events.
         commit: u64,
         events: Vec<Event>,
-        state: OrderState,
+        state: StateView,
         /// True when this is a retry of a command processed before: nothing new happened.
         #[serde(default)]
         duplicate: bool,
@@ -260,7 +262,7 @@ impl Outcome {
             Outcome::Accepted { duplicate, .. } | Outcome::Rejected { duplicate, .. } => *duplicate,
         }
     }
-    pub fn state(&self) -> Option<&OrderState> {
+    pub fn state(&self) -> Option<&StateView> {
         match self {
             Outcome::Accepted { state, .. } => Some(state),
             Outcome::Rejected { .. } => None,

@@ -5,8 +5,10 @@
 //! - [`append`]: one commit = one message, appended atomically with optimistic concurrency
 //!   on the order subject's last sequence (`Nats-Expected-Last-Subject-Sequence`). Conflicts
 //!   (10071, and 10163/10164 on newer servers) come back as [`AppendError::Conflict`].
-//! - [`read`]: an order's commits back in order (leader message-get, read-after-write), the
-//!   order folded to its state, hash and chain verified on the way.
+//! - [`read`]: an order's commits back in order, in a few batched requests (read-after-write:
+//!   checked against the leader's last sequence), the order folded to its state, hash and
+//!   chain verified on the way.
+//! - [`batch_read`]: JetStream's batched direct get (many messages of a subject per request).
 //! - [`quarantine`]: operator decisions to skip a message that is not a commit (the log
 //!   denies deletes), by order and sequence.
 //! - [`dead_letters`]: messages a consumer gave up on after its delivery bound, with their
@@ -19,6 +21,7 @@
 //! (SHA-256 of the body) and `Paystate-Commit` (the order's commit number).
 
 pub mod append;
+pub mod batch_read;
 pub mod dead_letters;
 pub mod quarantine;
 pub mod read;

@@ -1,9 +1,12 @@
-//! An order's projected record and how one stored commit is applied to it. The folding is
-//! `engine::apply_commit` (the engine's own fold); this module only adds the bookkeeping a
-//! projection needs: the last applied stream sequence (idempotency) and the provider
-//! references seen.
+//! An order's projected record and how one stored commit is applied to it. The record holds
+//! the order's bounded state view ([`StateView`]: never the engine's idempotency data, so a
+//! record stays far below the KV value limit at the commit bound). The folding is
+//! `engine::apply_commit` (the engine's own fold) onto [`StateView::fold_state`], which has
+//! everything `evolve` reads; this module adds the bookkeeping a projection needs: the last
+//! applied stream sequence (idempotency), the full counts of the lists the view cuts, and
+//! the provider references seen.
 
-use paystate_events::{Command, Commit, Event, OrderState};
+use paystate_events::{Command, Commit, Event, StateView};
 use paystate_journal::StoredCommit;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -17,7 +20,7 @@ pub struct ProjectedOrder {
     /// Stream sequence of the last commit applied: a commit at this sequence or earlier is
     /// already in `state` and is skipped (redelivery, replay).
     pub seq: u64,
-    pub state: OrderState,
+    pub state: StateView,
     /// Every provider reference reported for the order (from provider signals), sorted.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub provider_refs: BTreeSet<String>,
@@ -63,46 +66,41 @@ pub fn apply(slot: &mut Option<ProjectedOrder>, c: &StoredCommit, ahead_is_final
         };
     }
     let record = slot.take();
-    let (state, refs) = match record {
+    let (view, refs) = match record {
         Some(r) => (Some(r.state), r.provider_refs),
         None => (None, BTreeSet::new()),
     };
-    // Why keep a copy: apply_commit consumes the state, and the checks it does on a commit
-    // that mentions order creation or another order can fail after the state was moved.
-    let backup = if needs_backup(state.as_ref(), commit) {
-        state.clone()
-    } else {
-        None
-    };
-    let chained = state
+    let chained = view
         .as_ref()
-        .is_none_or(|s| s.commits + 1 == commit.commit && s.head_hash == commit.prev_hash);
+        .is_none_or(|v| v.commits + 1 == commit.commit && v.head_hash == commit.prev_hash);
     if !chained {
-        let detail = match state.as_ref() {
-            Some(s) => format!(
+        let detail = match view.as_ref() {
+            Some(v) => format!(
                 "commit {} does not continue commit {} (hash chain or numbering)",
-                commit.commit, s.commits
+                commit.commit, v.commits
             ),
             None => format!("commit {} has no earlier commits", commit.commit),
         };
-        *slot = state.map(|state| ProjectedOrder {
-            seq,
-            state,
-            provider_refs: refs,
-            problem: Some(Problem {
-                seq,
-                detail: detail.clone(),
-            }),
-        });
+        *slot = broken(view, seq, refs, &detail);
         return Step::Broken(detail);
     }
+    let state = view.as_ref().map(StateView::fold_state);
     match paystate_engine::apply_commit(state, commit, &c.hash) {
         Ok(state) => {
             let mut provider_refs = refs;
             remember_refs(&mut provider_refs, commit);
+            let (refunds, discrepancies) = view.as_ref().map_or((0, 0), |v| {
+                (v.refunds_completed_count, v.discrepancies_count)
+            });
+            let added =
+                |f: fn(&Event) -> bool| commit.events.iter().filter(|e| f(e)).count() as u64;
+            let counts = (
+                refunds + added(|e| matches!(e, Event::RefundCompleted { .. })),
+                discrepancies + added(|e| matches!(e, Event::DiscrepancyDetected { .. })),
+            );
             *slot = Some(ProjectedOrder {
                 seq,
-                state,
+                state: StateView::with_counts(&state, counts),
                 provider_refs,
                 problem: None,
             });
@@ -110,18 +108,29 @@ pub fn apply(slot: &mut Option<ProjectedOrder>, c: &StoredCommit, ahead_is_final
         }
         Err(e) => {
             let detail = e.to_string();
-            *slot = backup.map(|state| ProjectedOrder {
-                seq,
-                state,
-                provider_refs: refs,
-                problem: Some(Problem {
-                    seq,
-                    detail: detail.clone(),
-                }),
-            });
+            *slot = broken(view, seq, refs, &detail);
             Step::Broken(detail)
         }
     }
+}
+
+/// The record after a commit that cannot be applied: the view before it, with the problem
+/// noted and the commit's sequence passed (`None` stays `None`).
+fn broken(
+    view: Option<StateView>,
+    seq: u64,
+    provider_refs: BTreeSet<String>,
+    detail: &str,
+) -> Option<ProjectedOrder> {
+    view.map(|state| ProjectedOrder {
+        seq,
+        state,
+        provider_refs,
+        problem: Some(Problem {
+            seq,
+            detail: detail.to_string(),
+        }),
+    })
 }
 
 /// Folds an order's stored commits from scratch: what a fresh projection of it holds.
@@ -131,17 +140,6 @@ pub fn fold_fresh(commits: &[StoredCommit]) -> Option<ProjectedOrder> {
         apply(&mut slot, c, true);
     }
     slot
-}
-
-fn needs_backup(state: Option<&paystate_events::OrderState>, commit: &Commit) -> bool {
-    state.is_some_and(|s| {
-        s.order_id != commit.order_id
-            || commit.events.is_empty()
-            || commit
-                .events
-                .iter()
-                .any(|e| matches!(e, Event::OrderCreated { .. }))
-    })
 }
 
 fn remember_refs(refs: &mut BTreeSet<String>, commit: &Commit) {

@@ -5,7 +5,7 @@ use paystate_engine::{apply_commit, decide, Decision};
 use paystate_events::command::money;
 use paystate_events::{
     CaptureMode, Command, CommandEnvelope, CommandId, Commit, OrderId, OrderState, Provider,
-    ProviderSignal, SignalKind, Timestamp, COMMIT_SCHEMA_VERSION,
+    ProviderSignal, SignalKind, StateView, Timestamp, COMMIT_SCHEMA_VERSION,
 };
 use paystate_journal::{EncodedCommit, StoredCommit};
 use paystate_projection::record::{apply, fold_fresh, Step};
@@ -41,6 +41,12 @@ fn stored(order: &str) -> (Vec<StoredCommit>, OrderState) {
         },
         sig(SignalKind::Authorized { amount: None }),
     ];
+    stored_from(&order, commands)
+}
+
+/// Commits of `commands`, decided and folded in order, stored at sequences 10, 20, 30, ...
+fn stored_from(order: &OrderId, commands: Vec<Command>) -> (Vec<StoredCommit>, OrderState) {
+    let order = order.clone();
     let mut state: Option<OrderState> = None;
     let mut out = Vec::new();
     for (n, command) in commands.into_iter().enumerate() {
@@ -50,8 +56,9 @@ fn stored(order: &str) -> (Vec<StoredCommit>, OrderState) {
             issued_at: at(0),
             command,
         };
-        let Ok(Decision::Commit(events)) = decide(state.as_ref(), &env, at(n as i64)) else {
-            panic!("accepted")
+        let decision = decide(state.as_ref(), &env, at(n as i64));
+        let Ok(Decision::Commit(events)) = decision else {
+            panic!("command {n} accepted: {decision:?}")
         };
         let (commits, prev_hash) = state.as_ref().map_or(
             (0, paystate_events::commit::GENESIS_HASH.to_string()),
@@ -83,10 +90,13 @@ fn stored(order: &str) -> (Vec<StoredCommit>, OrderState) {
 }
 
 #[test]
-fn the_record_is_the_engines_fold_with_the_last_sequence_and_provider_refs() {
+fn the_record_is_the_view_of_the_engines_fold_with_the_last_sequence_and_provider_refs() {
     let (commits, state) = stored("o1");
     let record = fold_fresh(&commits).expect("record");
-    assert_eq!((record.seq, &record.state), (30, &state));
+    assert_eq!((record.seq, &record.state), (30, &StateView::of(&state)));
+    assert!(!serde_json::to_string(&record)
+        .expect("json")
+        .contains("applied"));
     assert_eq!(
         record.provider_refs.iter().collect::<Vec<_>>(),
         vec!["pl-1"]
@@ -140,4 +150,69 @@ fn a_commit_ahead_waits_live_and_is_a_problem_in_a_rebuild() {
         "moves past the commit, keeps the state"
     );
     assert_eq!(record.problem.as_ref().map(|p| p.seq), Some(30));
+}
+
+/// A long order: more completed refunds and discrepancies than a view lists. The record,
+/// folded commit by commit onto its own bounded view, equals the view of the engine's fold.
+#[test]
+fn a_long_order_folds_onto_its_bounded_view_exactly() {
+    use paystate_events::view::{VIEW_DISCREPANCIES_MAX, VIEW_REFUNDS_COMPLETED_MAX};
+    let order = OrderId::parse("long").expect("id");
+    let sig = |kind, evidence: String| Command::ProviderSignal {
+        signal: ProviderSignal {
+            provider: Provider::Plural,
+            provider_ref: Some("pl-1".into()),
+            evidence_ref: evidence,
+            observed_at: at(0),
+            kind,
+        },
+    };
+    let refunds = 3 * VIEW_REFUNDS_COMPLETED_MAX;
+    let mut commands = vec![
+        Command::CreateOrder {
+            merchant_reference: "m".into(),
+            amount: money(100_000, "USD").expect("money"),
+            provider: Provider::Plural,
+            capture_mode: CaptureMode::Manual,
+            expires_at: None,
+            merchant_account: None,
+            metadata: Default::default(),
+        },
+        Command::StartPayment {
+            initiation: Default::default(),
+        },
+        sig(SignalKind::Authorized { amount: None }, "auth".into()),
+        sig(SignalKind::Captured { amount: None }, "cap".into()),
+    ];
+    for i in 0..refunds {
+        // Requested refunds and refunds the provider reports on its own, in turn.
+        if i % 2 == 0 {
+            commands.push(Command::Refund {
+                amount: money(10, "USD"),
+            });
+        }
+        commands.push(sig(
+            SignalKind::Refunded {
+                refund_id: None,
+                amount: money(10, "USD"),
+            },
+            format!("refund-{i}-{}", "x".repeat(300)),
+        ));
+    }
+    for i in 0..3 * VIEW_DISCREPANCIES_MAX {
+        let reason = format!("look {i}: {}", "y".repeat(500));
+        commands.push(sig(
+            SignalKind::NeedsReview { reason },
+            format!("review-{i}"),
+        ));
+    }
+    let (commits, state) = stored_from(&order, commands);
+    let record = fold_fresh(&commits).expect("record");
+    let view = StateView::of(&state);
+    assert_eq!(record.state, view);
+    assert_eq!(view.refunds_completed_count, refunds as u64);
+    assert_eq!(view.refunds_completed.len(), VIEW_REFUNDS_COMPLETED_MAX);
+    assert_eq!(view.discrepancies_count, 3 * VIEW_DISCREPANCIES_MAX as u64);
+    assert_eq!(view.discrepancies.len(), VIEW_DISCREPANCIES_MAX);
+    assert!(view.refunds_pending.is_empty());
 }

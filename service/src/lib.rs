@@ -13,6 +13,8 @@
 //!   [`strict_json`] (no repeated keys) and [`card_data`] (no PAN/CVV into the log).
 //! - [`cache`]: per-partition bounded LRU of order states with their last stream sequence.
 //! - [`outcomes`]: the KV bucket of outcomes by (order, command id): idempotent replies.
+//! - [`snapshots`]: the full state of an order every 100 commits, so a cache miss reads a
+//!   snapshot and the commits after it (verified against the hash chain).
 //! - [`processor`]: one command, start to finish (the decide/append loop).
 //! - [`intake`]: the consumer loop, partitioning, acknowledgement, shutdown.
 //! - [`order_queues`]: a partition's per-order queues: one order's commands in order, a
@@ -40,6 +42,7 @@ pub mod outcomes;
 pub mod parse;
 pub mod processor;
 pub mod refs;
+pub mod snapshots;
 pub mod strict_json;
 pub mod telemetry;
 

@@ -1,7 +1,10 @@
 //! Outcomes by (order, command id) in a JetStream KV bucket, so a retried command gets the
 //! same answer — including rejections, which leave no trace in the log. Accepted commands
-//! are also remembered by the order itself (its applied command ids), which is what makes
-//! idempotency hold even if this bucket lost an entry.
+//! are also remembered by the order itself (its applied command ids): when this bucket lost
+//! an entry (expired after [`OUTCOME_TTL`], deleted), the engine rebuilds the original
+//! outcome from the command's commit in the log and stores it again. A rejection whose entry
+//! is gone is decided again. Outcomes carry the bounded state view, so every value stays far
+//! below the KV value limit (`paystate_events::limits::OUTCOME_BYTES_MAX`).
 
 use async_nats::jetstream::{self, kv};
 use paystate_events::subjects::OUTCOMES_BUCKET;
@@ -71,6 +74,21 @@ impl Outcomes {
         let bytes = encode_stored(fingerprint, outcome_json).map_err(|e| e.to_string())?;
         self.kv
             .put(key(order, command), bytes.into())
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// The raw value at `key` (the engine's order snapshots live beside the outcomes:
+    /// [`crate::snapshots`]).
+    pub async fn get_raw(&self, key: &str) -> Result<Option<bytes::Bytes>, String> {
+        self.kv.get(key).await.map_err(|e| e.to_string())
+    }
+
+    /// Writes the raw value at `key` ([`crate::snapshots`]).
+    pub async fn put_raw(&self, key: String, bytes: Vec<u8>) -> Result<(), String> {
+        self.kv
+            .put(key, bytes.into())
             .await
             .map(|_| ())
             .map_err(|e| e.to_string())

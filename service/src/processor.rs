@@ -8,7 +8,7 @@ use crate::outcomes::{Outcomes, StoredOutcome};
 use paystate_engine::{apply_commit, check_invariants, decide, Decision};
 use paystate_events::{
     Command, CommandEnvelope, CommandId, Commit, OrderId, OrderState, Outcome, Rejection,
-    RejectionCode, Timestamp, COMMIT_SCHEMA_VERSION,
+    RejectionCode, StateView, Timestamp, COMMIT_SCHEMA_VERSION,
 };
 use paystate_journal::{AppendError, EncodedCommit, Journal};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -118,7 +118,7 @@ impl Processor {
                 }
                 Ok(Decision::AlreadyApplied { commit }) => {
                     self.stats.duplicates.fetch_add(1, Relaxed);
-                    if let Some(outcome) = self.already_applied(env, &current, commit).await {
+                    if let Some(outcome) = self.already_applied(env, commit).await {
                         self.remember(env, &fingerprint, &outcome).await;
                         return Disposition::Done(as_duplicate(outcome));
                     }
@@ -153,11 +153,11 @@ impl Processor {
         self.retry_later()
     }
 
-    /// The order from the cache, or folded from the log on a miss (then marked fresh).
-    /// `behind`: the log moved past the cached state (a conflict, an unconfirmed append), so
-    /// the cache is caught up with the log's tail first. The cached state is always a prefix
-    /// of the order's history, so its tail is all that is missing; re-reading a long order
-    /// whole would cost one request per commit (hot orders have hundreds).
+    /// The order from the cache, or on a miss from its latest snapshot plus the commits after
+    /// it ([`crate::snapshots::load`]; then marked fresh). `behind`: the log moved past the
+    /// cached state (a conflict, an unconfirmed append), so the cache is caught up with the
+    /// log's tail first. The cached state is always a prefix of the order's history, so its
+    /// tail is all that is missing; re-reading a long order whole would cost far more.
     async fn current(&mut self, env: &CommandEnvelope, behind: bool) -> Result<Current, LoadError> {
         if let Some(hit) = self.cache.get(&env.order_id) {
             let cached = Current {
@@ -184,7 +184,7 @@ impl Processor {
                 fresh: false,
             });
         }
-        let loaded = self.journal.load(&env.order_id).await?;
+        let loaded = crate::snapshots::load(&self.journal, &self.outcomes, &env.order_id).await?;
         let entry = CachedOrder {
             state: loaded.state,
             last_seq: loaded.last_seq,
@@ -265,6 +265,14 @@ impl Processor {
             }
             Ok(appended) => {
                 tracing::debug!(sequence = appended.sequence, "appended");
+                if crate::snapshots::due(&state) {
+                    if let Err(e) =
+                        crate::snapshots::put(&self.outcomes, appended.sequence, &state).await
+                    {
+                        // Harmless: loads read a longer tail (or the whole order).
+                        tracing::debug!(order = %env.order_id, error = %e, "snapshot not written");
+                    }
+                }
                 self.cache.put(
                     env.order_id.clone(),
                     CachedOrder {
@@ -278,7 +286,7 @@ impl Processor {
                     order_id: env.order_id.clone(),
                     commit: encoded.commit.commit,
                     events: encoded.commit.events,
-                    state,
+                    state: StateView::of(&state),
                     duplicate: false,
                 })
             }
@@ -292,22 +300,34 @@ impl Processor {
         }
     }
 
-    /// The outcome of a command found in the order's history: its commit, the state now.
-    async fn already_applied(
-        &mut self,
-        env: &CommandEnvelope,
-        current: &Current,
-        commit: u64,
-    ) -> Option<Outcome> {
-        let stored = self.journal.read_order(&env.order_id).await.ok()?;
-        let found = stored.into_iter().find(|c| c.commit.commit == commit)?;
+    /// The original outcome of a command found in the order's history (its outcome expired
+    /// from the bucket or was deleted): rebuilt from the log — its commit's events and the
+    /// state right after that commit, re-folded — so it is the very outcome the command got
+    /// first, never today's state. `None` if the log cannot be read now (retried).
+    async fn already_applied(&mut self, env: &CommandEnvelope, commit: u64) -> Option<Outcome> {
+        let stored = match self.journal.read_order(&env.order_id).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::warn!(order = %env.order_id, error = %e, "could not read the log to rebuild an outcome");
+                return None;
+            }
+        };
+        let end = stored.iter().position(|c| c.commit.commit == commit)?;
+        let found = &stored[end];
+        if found.commit.command.command_id != env.command_id {
+            tracing::error!(order = %env.order_id, commit, "commit does not hold the command its state says");
+            return None;
+        }
+        let state = paystate_journal::read::fold(&env.order_id, &stored[..=end])
+            .ok()
+            .flatten()?;
         Some(Outcome::Accepted {
             command_id: env.command_id.clone(),
             order_id: env.order_id.clone(),
             commit,
-            events: found.commit.events,
-            state: current.state.clone()?,
-            duplicate: true,
+            events: found.commit.events.clone(),
+            state: StateView::of(&state),
+            duplicate: false,
         })
     }
 

@@ -12,9 +12,12 @@
 //! 6. [`pure`]: `decide` + `evolve` per event on one thread (no IO).
 //! 7. [`memory`]: a `paystate run` process fed a million orders: its peak resident memory.
 //! 8. rows 1 and 2 again on a server that fsyncs every write (`sync_interval: always`).
+//! 9. [`cache_miss`]: an order with 1,000 commits loaded as on a cache miss: one request per
+//!    commit (the old read) beside the batched read and the engine's snapshot + tail.
 //!
 //! [`load`] drives clients, [`workload`] makes the commands, [`table`] prints the report.
 
+mod cache_miss;
 mod contention;
 mod cpu;
 mod engine;
@@ -33,10 +36,11 @@ use std::time::{Duration, Instant};
 use table::Report;
 
 /// Scenario names accepted by `--skip`.
-pub const SCENARIOS: [&str; 8] = [
+pub const SCENARIOS: [&str; 9] = [
     "raw",
     "engine",
     "read",
+    "cache_miss",
     "latency",
     "contention",
     "core",
@@ -64,8 +68,8 @@ pub struct Args {
     /// Offered rate of the latency run, as a share of the measured throughput.
     #[arg(long, default_value_t = 0.2)]
     latency_share: f64,
-    /// Scenarios to leave out, comma-separated: raw, engine, read, latency, contention, core,
-    /// memory, durability.
+    /// Scenarios to leave out, comma-separated: raw, engine, read, cache_miss, latency,
+    /// contention, core, memory, durability.
     #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(SCENARIOS))]
     skip: Vec<String>,
 }
@@ -82,6 +86,8 @@ pub struct Plan {
     pub hot_clients: usize,
     pub hot_commands: usize,
     pub core_budget: Duration,
+    /// How long each side of the cache-miss load row measures.
+    pub load_budget: Duration,
     pub memory_orders: usize,
     pub durable_raw_messages: usize,
     pub durable_orders: usize,
@@ -102,6 +108,7 @@ impl Plan {
             hot_clients: pick(64, 32),
             hot_commands: pick(4_000, 400),
             core_budget: Duration::from_millis(pick(2_000, 300) as u64),
+            load_budget: Duration::from_millis(pick(3_000, 500) as u64),
             memory_orders: args.memory_orders.unwrap_or(pick(1_000_000, 20_000)),
             durable_raw_messages: pick(5_000, 1_000),
             durable_orders: pick(1_000, 100),

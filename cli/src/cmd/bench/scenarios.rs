@@ -2,7 +2,7 @@
 
 use super::cpu::CpuMeter;
 use super::table::{human, Report, Row};
-use super::{contention, engine, memory, pure, raw, read, Plan};
+use super::{cache_miss, contention, engine, memory, pure, raw, read, Plan};
 
 /// Goal: engine throughput at least this share of the raw append rate.
 pub const THROUGHPUT_GOAL_RATIO: f64 = 0.5;
@@ -16,7 +16,7 @@ pub const MEMORY_GOAL_MIB: f64 = 300.0;
 const AUDIT_GOAL_RATIO: f64 = crate::cmd::bench_read::AUDIT_GOAL;
 const REBUILD_GOAL_RATIO: f64 = crate::cmd::bench_read::REBUILD_GOAL;
 
-/// Rows 1, 2, 5, 3 and 4, in that order, on one server with the default fsync interval.
+/// Rows 1, 2, 5, 9, 3 and 4, in that order, on one server with the default fsync interval.
 pub async fn on_default_server(
     url: &str,
     server_pid: Option<u32>,
@@ -52,6 +52,15 @@ pub async fn on_default_server(
         if plan.runs("read") {
             read_rows(url, plan, report).await?;
         }
+    }
+    if plan.runs("cache_miss") {
+        eprintln!(
+            "9 cache-miss load: an order with {} commits: one request per commit, batched, snapshot",
+            cache_miss::COMMITS
+        );
+        report
+            .rows
+            .extend(cache_miss::rows(url, plan.load_budget).await?);
     }
     if plan.runs("latency") {
         latency(url, plan, report).await?;

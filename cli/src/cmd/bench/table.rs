@@ -24,7 +24,7 @@ pub struct Report {
 pub struct Row {
     /// Stable id (`raw_append`, `engine_throughput`, ...).
     pub id: &'static str,
-    /// The row number (1–8).
+    /// The row number (1–9).
     pub number: u8,
     pub name: &'static str,
     pub value: f64,
