@@ -404,6 +404,10 @@ async fn an_operator_logs_in_opens_an_order_and_resolves_its_review_in_a_browser
     assert_eq!(b.find("#state", PAGE_WAIT).await.text().await, "captured");
     b.screenshot(&shots.join("07-order-captured.png")).await;
 
+    // An order nobody created: said so, not an error page.
+    b.goto(&format!("{base}/orders/no-such-order")).await;
+    b.find("#no-commits", PAGE_WAIT).await;
+
     // Health: projection lag, and per provider the last callback and the counters.
     b.goto(&format!("{base}/health")).await;
     b.find("table#projection", PAGE_WAIT).await;

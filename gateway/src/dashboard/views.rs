@@ -188,6 +188,7 @@ pub fn order_page(order_id: &str, p: OrderPage<'_>) -> String {
         h2 { "Timeline" }
         @match p.history {
             Err(e) => p.error { (e) },
+            Ok(h) if h.entries.is_empty() => p.error #no-commits { "The log has no commits for this order." },
             Ok(h) => {
                 @if h.omitted > 0 { p { (h.omitted) " older commits not shown." } }
                 ol #timeline {
