@@ -169,24 +169,6 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn roles_parse_and_need_providers_where_they_call_providers() {
-        assert_eq!(
-            parse_roles("all", false).unwrap(),
-            vec!["engine", "projector", "gateway"]
-        );
-        assert_eq!(parse_roles("all", true).unwrap().len(), 5);
-        assert_eq!(parse_roles("engine", false).unwrap(), vec!["engine"]);
-        assert!(parse_roles("workers", false).is_err());
-        assert!(parse_roles("engine,teleporter", true).is_err());
-        assert!(parse_roles("", true).is_err());
-    }
-}
-
 /// The gateway's operations dashboard reads as the operator and sends `resolve_review` as
 /// the client: connections for those roles where their credentials admit them. Without one,
 /// the dashboard reads as the reporter and its actions show as unavailable.
@@ -209,4 +191,22 @@ async fn dashboard_connections(
         }
     }
     nats
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_parse_and_need_providers_where_they_call_providers() {
+        assert_eq!(
+            parse_roles("all", false).unwrap(),
+            vec!["engine", "projector", "gateway"]
+        );
+        assert_eq!(parse_roles("all", true).unwrap().len(), 5);
+        assert_eq!(parse_roles("engine", false).unwrap(), vec!["engine"]);
+        assert!(parse_roles("workers", false).is_err());
+        assert!(parse_roles("engine,teleporter", true).is_err());
+        assert!(parse_roles("", true).is_err());
+    }
 }
