@@ -440,7 +440,11 @@ pub fn layout(role: Role) -> Permissions {
             read_log(&mut b);
             durable(&mut b, EVENTS_STREAM, WORKERS_CONSUMER);
             // Redrive requests: the workers' durable consumer, the reconciler's ordered one.
-            durable(&mut b, DEAD_LETTERS_STREAM, &redrive_consumer(Source::Workers));
+            durable(
+                &mut b,
+                DEAD_LETTERS_STREAM,
+                &redrive_consumer(Source::Workers),
+            );
             scan_stream(&mut b, DEAD_LETTERS_STREAM);
             // Reconciler start-up: a scan of the live projection's waiting orders.
             scan_projection(&mut b);
@@ -468,7 +472,11 @@ pub fn layout(role: Role) -> Permissions {
             base(&mut b);
             read_log(&mut b);
             open_projection(&mut b);
-            durable(&mut b, DEAD_LETTERS_STREAM, &redrive_consumer(Source::Projector));
+            durable(
+                &mut b,
+                DEAD_LETTERS_STREAM,
+                &redrive_consumer(Source::Projector),
+            );
             // Generation buckets `KV_paystate_orders_g<N>` and their durable consumers
             // `paystate-projector-g<N>` on the log: token wildcards, narrowed by the denies.
             b.publish([
