@@ -267,7 +267,7 @@ pub fn decode_stored(order: &OrderId, msg: StreamMessage) -> Result<StoredCommit
         sequence: msg.sequence,
         detail,
     };
-    let commit = Commit::decode(&msg.payload).map_err(|e| corrupt(e.to_string()))?;
+    let commit = crate::scan::decode_commit(&msg.payload).map_err(|e| corrupt(e.to_string()))?;
     let hash = CommitHash::of(&msg.payload).0;
     let header_hash = msg.headers.get(HASH_HEADER).map(|v| v.as_str().to_string());
     if header_hash.as_deref() != Some(hash.as_str()) {
