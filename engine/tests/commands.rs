@@ -450,6 +450,27 @@ fn refund_exceeding_what_is_left_after_completed_refunds_is_rejected() {
 }
 
 #[test]
+fn refund_while_the_most_refunds_are_pending_is_rejected() {
+    use paystate_events::limits::REFUNDS_PENDING_MAX;
+    let big = 10 * REFUNDS_PENDING_MAX as u64;
+    let mut history = vec![
+        Create {
+            amount: usd(big),
+            ..Create::default()
+        }
+        .cmd(),
+        start(),
+        signal(authorized(None)),
+        capture_all(),
+        signal(captured(None)),
+    ];
+    history.extend((0..REFUNDS_PENDING_MAX).map(|_| refund(usd(1))));
+    given(history)
+        .when(refund(usd(1)))
+        .then_rejected(Code::OperationInProgress);
+}
+
+#[test]
 fn refund_when_everything_is_in_flight_is_rejected() {
     given(in_captured())
         .and(vec![refund_all()])
