@@ -113,8 +113,10 @@ pub struct OrderView {
     pub authorized: AmountView,
     pub captured: AmountView,
     pub refunded: AmountView,
-    /// Refunds by refund id: completed and still waiting for the provider.
+    /// Refunds by refund id: completed (the first 16 by id; `refunds_completed_count` in
+    /// all) and still waiting for the provider (all of them).
     pub refunds_completed: BTreeMap<String, AmountView>,
+    pub refunds_completed_count: u64,
     pub refunds_pending: BTreeMap<String, AmountView>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_ref: Option<String>,
@@ -123,7 +125,9 @@ pub struct OrderView {
     pub customer_action: Option<CustomerAction>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<(String, String)>,
+    /// The latest discrepancies (8 at most; `discrepancies_count` in all).
     pub discrepancies: Vec<Discrepancy>,
+    pub discrepancies_count: u64,
     pub needs_review: bool,
     /// A capture waiting for the provider, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -161,12 +165,14 @@ impl From<&ProjectedOrder> for OrderView {
             captured: AmountView::of(s.captured, c),
             refunded: AmountView::of(s.refunded, c),
             refunds_completed: amounts(&s.refunds_completed),
+            refunds_completed_count: s.refunds_completed_count,
             refunds_pending: amounts(&s.refunds_pending),
             provider_ref: s.provider_ref.clone(),
             provider_refs: r.provider_refs.iter().cloned().collect(),
             customer_action: s.customer_action.clone(),
             failure: s.failure.clone(),
             discrepancies: s.discrepancies.clone(),
+            discrepancies_count: s.discrepancies_count,
             needs_review: s.needs_review,
             capture_pending: s
                 .capture_pending
