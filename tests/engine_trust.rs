@@ -1,12 +1,14 @@
 //! The engine's NATS edge against hostile publishers, through a real nats-server: replies only
-//! to inboxes, provider signals only on their own plane, ambiguous JSON and card data refused
+//! to inboxes, provider signals and operator commands only on their own planes (an existing
+//! command queue gains the operator plane on start), ambiguous JSON and card data refused
 //! with nothing written, an unreadable order refused at once, every documented id answered,
 //! poison that cannot delay valid commands, and commands that keep failing dead-lettered.
 //! The server runs the shipped permission config: the engine as the engine user, clients as
 //! the client user, signals from the reporter user, inspection and operator mistakes as
 //! admin; every test ends by checking that no role hit a permission violation (the engine
-//! never tried to publish outside its allow list). The client's own refusals by NATS are in
-//! `nats_permissions`.
+//! never tried to publish outside its allow list; the one test that provokes a refusal by
+//! NATS, a client on the operator plane, checks that it is the only one). The client's own
+//! other refusals by NATS are in `nats_permissions`.
 
 mod support;
 
@@ -15,9 +17,10 @@ use async_nats::HeaderMap;
 use futures::StreamExt;
 use paystate::permissions::Role;
 use paystate_events::subjects::{
-    events_subject, DEAD_LETTERS_STREAM, DEAD_REASON_HEADER, OUTCOMES_BUCKET, REPLY_HEADER,
+    events_subject, COMMANDS_STREAM, DEAD_LETTERS_STREAM, DEAD_REASON_HEADER, OUTCOMES_BUCKET,
+    REPLY_HEADER,
 };
-use paystate_events::{Outcome, RejectionCode, Status};
+use paystate_events::{Command, Outcome, RejectionCode, SignalKind, Status};
 use paystate_service::outcomes::StoredOutcome;
 use proptest::prelude::*;
 use std::time::{Duration, Instant};
@@ -238,6 +241,133 @@ async fn provider_signals_on_the_client_plane_are_refused_with_nothing_written()
     );
     assert_eq!(log_messages(&t.admin, o.as_str()).await.len(), 3);
     t.assert_no_violations();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resolve_review_is_taken_only_from_the_operator_on_the_operator_plane() {
+    let t = Trust::start().await;
+    let client = t.client.clone();
+    let o = order("review");
+    accept(&client, env(&o, create(10_000))).await;
+    accept(&client, env(&o, start())).await;
+    let flag = signal(
+        SignalKind::NeedsReview {
+            reason: "payout error after funds arrived".into(),
+        },
+        "ev-review",
+    );
+    assert!(accept(&t.reporter, env(&o, flag)).await.needs_review);
+    let resolve = env_with_id(
+        &o,
+        "review-client",
+        Command::ResolveReview {
+            operator: "shop-service".into(),
+            reason: "the shop says it is fine".into(),
+        },
+    );
+    let body = serde_json::to_vec(&resolve).expect("json");
+    // On the client plane: a typed refusal, nothing written.
+    match client
+        .send_raw(o.as_str(), body.clone(), WAIT)
+        .await
+        .expect("answered")
+    {
+        Outcome::Rejected { code, .. } => assert_eq!(code, RejectionCode::OperatorOnly),
+        other => panic!("resolve_review on paystate.cmd refused: {other:?}"),
+    }
+    marker(&client, &o).await;
+    // On the operator plane as the client user: refused by NATS, nothing queued.
+    assert_eq!(
+        paystate_service::client::subject_of(&resolve),
+        format!("paystate.op.{o}"),
+        "the Rust client picks the operator plane"
+    );
+    let (conn, errors) = t.nats.connect_as(Role::Client).await;
+    let js = jetstream::new(conn);
+    let published = tokio::time::timeout(Duration::from_secs(2), async {
+        js.publish(format!("paystate.op.{o}"), body.into())
+            .await?
+            .await
+    })
+    .await;
+    assert!(
+        !matches!(published, Ok(Ok(_))),
+        "the client's publish on the operator plane was stored: {published:?}"
+    );
+    assert!(
+        errors
+            .wait_for("Permissions Violation for Publish to \"paystate.op.")
+            .await,
+        "NATS refused the client on the operator plane: {:?}",
+        errors.all()
+    );
+    marker(&client, &o).await;
+    let commits = t.journal().await.read_order(&o).await.expect("read");
+    assert_eq!(commits.len(), 3, "create, start, the flag");
+    assert!(
+        commits
+            .iter()
+            .all(|c| c.commit.command.command.name() != "resolve_review"),
+        "no resolution in the log"
+    );
+    // The operator resolves it (`paystate review resolve`, as the operator user).
+    let (code, out, err) = t
+        .operator(&[
+            "review",
+            "resolve",
+            o.as_str(),
+            "--operator",
+            "op-ana",
+            "--reason",
+            "checked at the provider",
+        ])
+        .await;
+    assert_eq!(code, 0, "the operator resolves:\n{out}\n{err}");
+    assert!(out.contains("resolved"), "{out}");
+    let commits = t.journal().await.read_order(&o).await.expect("read");
+    assert_eq!(
+        commits.last().map(|c| c.commit.command.command.name()),
+        Some("resolve_review")
+    );
+    // The only violation is the client's attempt on the operator plane.
+    let v = t.nats.violations();
+    assert!(
+        !v.is_empty()
+            && v.iter()
+                .all(|l| l.contains("paystate-client") && l.contains("paystate.op.")),
+        "permission violations: {v:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_command_queue_gains_the_operator_plane_when_the_engine_starts() {
+    let nats = SecureNats::start().await;
+    let admin = jetstream::new(nats.client_as(Role::Admin).await);
+    // The queue as a deployment from before the operator plane has it.
+    admin
+        .create_stream(jetstream::stream::Config {
+            name: COMMANDS_STREAM.to_string(),
+            subjects: vec!["paystate.cmd.>".into(), "paystate.signal.>".into()],
+            retention: jetstream::stream::RetentionPolicy::WorkQueue,
+            storage: jetstream::stream::StorageType::File,
+            ..Default::default()
+        })
+        .await
+        .expect("the old command queue");
+    let _engine = paystate_service::run_engine(
+        nats.client_as(Role::Engine).await,
+        log_settings(),
+        engine_config(),
+    )
+    .await
+    .expect("engine starts as the engine user");
+    let mut queue = admin.get_stream(COMMANDS_STREAM).await.expect("queue");
+    let subjects = queue.info().await.expect("info").config.subjects.clone();
+    for plane in ["paystate.cmd.>", "paystate.signal.>", "paystate.op.>"] {
+        assert!(subjects.iter().any(|s| s == plane), "{plane}: {subjects:?}");
+    }
+    let v = nats.violations();
+    assert!(v.is_empty(), "permission violations: {v:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -331,8 +331,10 @@ pub async fn with_sandbox(
 }
 
 /// The operations dashboard of the gateway: reads with the operator's connection (the log,
-/// raw callbacks, dead letters), sends `resolve_review` with the client's. Without a client
-/// connection (a per-role setup that gives the gateway none) its actions show as unavailable.
+/// raw callbacks, dead letters) and sends `resolve_review` with it too (the operator plane,
+/// `paystate.op.<order>`, admits only the operator role). Without an operator connection (a
+/// per-role setup that gives the gateway none) it reads as the reporter and its actions show
+/// as unavailable. The client's connection, when there is one, redrives client commands.
 async fn dashboard(
     nats: &Connections,
     log: &LogSettings,
@@ -340,15 +342,17 @@ async fn dashboard(
     projection: &ProjectionStore,
     callbacks: Option<&Callbacks>,
 ) -> anyhow::Result<paystate_gateway::dashboard::Dashboard> {
-    let reader = nats
-        .get(Role::Operator)
-        .or_else(|_| nats.get(Role::Reporter))?;
+    let operator = nats.get(Role::Operator).ok();
+    let reader = match &operator {
+        Some(op) => op.clone(),
+        None => nats.get(Role::Reporter)?,
+    };
     let js = async_nats::jetstream::new(reader);
     let journal = paystate_journal::Journal::existing(js.clone(), &log.events_stream)
         .await
         .context("the dashboard reads the log")?;
     let client = nats.get(Role::Client).ok();
-    let commands = client.clone().map(paystate_service::Client::new);
+    let commands = operator.clone().map(paystate_service::Client::new);
     let redrive_signals = nats
         .get(Role::Reporter)
         .ok()
@@ -363,6 +367,7 @@ async fn dashboard(
             callback_stats: callbacks.map(Callbacks::stats),
             redrive_commands: client.map(async_nats::jetstream::new),
             redrive_signals,
+            redrive_operator: operator.map(async_nats::jetstream::new),
         },
     ))
 }

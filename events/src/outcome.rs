@@ -33,7 +33,7 @@ pub enum RejectionCode {
     CommandTooLarge,
     /// The order id in the body differs from the subject the command was published on, or
     /// the command type does not belong on that subject's plane (only `provider_signal` on
-    /// `paystate.signal.<order>`).
+    /// `paystate.signal.<order>`, only operator commands on `paystate.op.<order>`).
     SubjectMismatch,
     /// The same key appears twice in one JSON object: readers disagree on which one counts.
     DuplicateKey,
@@ -43,6 +43,9 @@ pub enum RejectionCode {
     /// A `provider_signal` published on the client command subjects: provider reports come
     /// only from the signal-reporting role, on `paystate.signal.<order>`.
     SignalNotAllowed,
+    /// An operator command (`resolve_review`) published on the client command subjects:
+    /// operator commands come only from the operator role, on `paystate.op.<order>`.
+    OperatorOnly,
     /// The `Paystate-Reply-To` header names a subject that is not a reply inbox.
     ReplyTargetRefused,
     // --- business rules: the order's state does not allow it ---
@@ -104,6 +107,7 @@ impl RejectionCode {
             RejectionCode::DuplicateKey => "duplicate_key",
             RejectionCode::SensitiveData => "sensitive_data",
             RejectionCode::SignalNotAllowed => "signal_not_allowed",
+            RejectionCode::OperatorOnly => "operator_only",
             RejectionCode::ReplyTargetRefused => "reply_target_refused",
             RejectionCode::OrderNotFound => "order_not_found",
             RejectionCode::OrderAlreadyExists => "order_already_exists",
@@ -126,7 +130,7 @@ impl RejectionCode {
         }
     }
 
-    pub const ALL: [RejectionCode; 32] = [
+    pub const ALL: [RejectionCode; 33] = [
         RejectionCode::MalformedJson,
         RejectionCode::UnknownCommand,
         RejectionCode::MissingField,
@@ -140,6 +144,7 @@ impl RejectionCode {
         RejectionCode::DuplicateKey,
         RejectionCode::SensitiveData,
         RejectionCode::SignalNotAllowed,
+        RejectionCode::OperatorOnly,
         RejectionCode::ReplyTargetRefused,
         RejectionCode::OrderNotFound,
         RejectionCode::OrderAlreadyExists,
@@ -184,6 +189,7 @@ impl RejectionCode {
                 | DuplicateKey
                 | SensitiveData
                 | SignalNotAllowed
+                | OperatorOnly
                 | ReplyTargetRefused
         )
     }

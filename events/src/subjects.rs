@@ -16,6 +16,10 @@ pub const COMMANDS_PREFIX: &str = "paystate.cmd";
 /// same command stream; only the signal-reporting role may publish here, and only
 /// `provider_signal` is accepted).
 pub const SIGNALS_PREFIX: &str = "paystate.signal";
+/// Subject prefix of operator commands: `paystate.op.<order_id>` (the operator plane, in the
+/// same command stream; only the operator role may publish here, and only operator commands
+/// (`resolve_review`) are accepted; on `paystate.cmd.*` they are refused as `operator_only`).
+pub const OPERATOR_PREFIX: &str = "paystate.op";
 /// Stream of commands that failed on every bounded delivery, kept with their reason.
 pub const DEAD_LETTERS_STREAM: &str = "PAYSTATE_DEAD_LETTERS";
 /// Subject prefix of dead letters: `paystate.dead.<source>.<order_id>`.
@@ -61,6 +65,10 @@ pub fn signal_subject(order: &OrderId) -> String {
     format!("{SIGNALS_PREFIX}.{order}")
 }
 
+pub fn operator_subject(order: &OrderId) -> String {
+    format!("{OPERATOR_PREFIX}.{order}")
+}
+
 /// Which plane a command arrived on: who could have published it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Plane {
@@ -68,6 +76,32 @@ pub enum Plane {
     Client,
     /// `paystate.signal.<order>`: adapter workers, gateway and reconciler only.
     Signal,
+    /// `paystate.op.<order>`: operators only (the CLI's `review resolve`, the dashboard).
+    Operator,
+}
+
+/// Command types accepted only on the operator plane.
+pub const OPERATOR_COMMANDS: [&str; 1] = ["resolve_review"];
+
+/// The plane a command `type` is accepted on: `provider_signal` on the signal plane,
+/// operator commands on the operator plane, everything else on the client plane.
+pub fn plane_for(command_type: &str) -> Plane {
+    if command_type == "provider_signal" {
+        Plane::Signal
+    } else if OPERATOR_COMMANDS.contains(&command_type) {
+        Plane::Operator
+    } else {
+        Plane::Client
+    }
+}
+
+/// The subject prefix of a plane.
+pub fn plane_prefix(plane: Plane) -> &'static str {
+    match plane {
+        Plane::Client => COMMANDS_PREFIX,
+        Plane::Signal => SIGNALS_PREFIX,
+        Plane::Operator => OPERATOR_PREFIX,
+    }
 }
 
 /// The plane of a command subject (`None` for any other subject).
@@ -81,17 +115,20 @@ pub fn plane_of(subject: &str) -> Option<Plane> {
         Some(Plane::Client)
     } else if token(SIGNALS_PREFIX) {
         Some(Plane::Signal)
+    } else if token(OPERATOR_PREFIX) {
+        Some(Plane::Operator)
     } else {
         None
     }
 }
 
-/// The order id token of an events, commands or signals subject, if it has one.
+/// The order id token of an events, commands, signals or operator subject, if it has one.
 pub fn order_token(subject: &str) -> Option<&str> {
     subject
         .strip_prefix(EVENTS_PREFIX)
         .or_else(|| subject.strip_prefix(COMMANDS_PREFIX))
         .or_else(|| subject.strip_prefix(SIGNALS_PREFIX))
+        .or_else(|| subject.strip_prefix(OPERATOR_PREFIX))
         .and_then(|rest| rest.strip_prefix('.'))
         .filter(|t| !t.is_empty() && !t.contains('.'))
 }
@@ -219,7 +256,16 @@ mod tests {
     fn planes_and_order_tokens() {
         assert_eq!(plane_of("paystate.cmd.o-1"), Some(Plane::Client));
         assert_eq!(plane_of("paystate.signal.o-1"), Some(Plane::Signal));
+        assert_eq!(plane_of("paystate.op.o-1"), Some(Plane::Operator));
         assert_eq!(plane_of("paystate.cmdx.o-1"), None);
+        assert_eq!(plane_of("paystate.opx.o-1"), None);
+        assert_eq!(order_token("paystate.op.o-1"), Some("o-1"));
+        assert_eq!(plane_for("resolve_review"), Plane::Operator);
+        assert_eq!(plane_for("provider_signal"), Plane::Signal);
+        assert_eq!(plane_for("capture"), Plane::Client);
+        for name in OPERATOR_COMMANDS {
+            assert!(crate::Command::NAMES.contains(&name), "{name}");
+        }
         assert_eq!(order_token("paystate.signal.o-1"), Some("o-1"));
         assert_eq!(order_token("paystate.signal.o.1"), None);
     }

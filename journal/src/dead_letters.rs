@@ -20,7 +20,7 @@
 //!   age and size limits drop them, and the marker, which is newer, outlives its letter.
 //!
 //! Redrive of a message whose original subject is on a command plane (`paystate.cmd.*`,
-//! `paystate.signal.*`) republishes it to that subject with its original headers; a commit
+//! `paystate.signal.*`, `paystate.op.*`) republishes it to that subject with its original headers; a commit
 //! of the log becomes a redrive request; a quarantined callback's copy is refused
 //! ([`DeadLetterError::NotRedrivable`]: it is resolved from the gateway's held entry). A
 //! second redrive of one letter is refused; and a redrive is harmless anyway: the engine

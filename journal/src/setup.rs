@@ -3,7 +3,8 @@
 use async_nats::jetstream::{self, stream};
 use paystate_events::subjects::{
     COMMANDS_PREFIX, COMMANDS_STREAM, DEAD_LETTERS_PREFIX, DEAD_LETTERS_STREAM, EVENTS_PREFIX,
-    EVENTS_STREAM, EXPIRY_FIRED_PREFIX, EXPIRY_SCHEDULE_PREFIX, SCHEDULES_STREAM, SIGNALS_PREFIX,
+    EVENTS_STREAM, EXPIRY_FIRED_PREFIX, EXPIRY_SCHEDULE_PREFIX, OPERATOR_PREFIX, SCHEDULES_STREAM,
+    SIGNALS_PREFIX,
 };
 use std::time::Duration;
 
@@ -98,11 +99,14 @@ pub async fn ensure_log(
     };
     let commands = stream::Config {
         name: s.commands_stream.clone(),
-        // Two planes in one queue: clients publish on the first, the signal-reporting role
-        // on the second; NATS permissions keep them apart (deploy/nats/).
+        // Three planes in one queue (one order's commands stay in order across them):
+        // clients publish on the first, the signal-reporting role on the second, operators
+        // on the third; NATS permissions keep them apart (deploy/nats/). An existing stream
+        // gets the operator plane on the next start (create or update).
         subjects: vec![
             format!("{COMMANDS_PREFIX}.>"),
             format!("{SIGNALS_PREFIX}.>"),
+            format!("{OPERATOR_PREFIX}.>"),
         ],
         storage: stream::StorageType::File,
         retention: stream::RetentionPolicy::WorkQueue,

@@ -5,8 +5,8 @@ use async_nats::jetstream::{self, message::PublishMessage};
 use async_nats::HeaderMap;
 use bytes::Bytes;
 use futures::StreamExt;
-use paystate_events::subjects::{COMMANDS_PREFIX, REPLY_HEADER, SIGNALS_PREFIX};
-use paystate_events::{Command, CommandEnvelope, Outcome};
+use paystate_events::subjects::{plane_for, plane_prefix, COMMANDS_PREFIX, REPLY_HEADER};
+use paystate_events::{CommandEnvelope, Outcome};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -76,12 +76,10 @@ impl Replies {
 }
 
 /// The subject a command is published on: provider signals on the signal plane (only the
-/// signal-reporting role may publish there), everything else on the client plane.
+/// signal-reporting role may publish there), operator commands (`resolve_review`) on the
+/// operator plane (only the operator role), everything else on the client plane.
 pub fn subject_of(cmd: &CommandEnvelope) -> String {
-    let prefix = match cmd.command {
-        Command::ProviderSignal { .. } => SIGNALS_PREFIX,
-        _ => COMMANDS_PREFIX,
-    };
+    let prefix = plane_prefix(plane_for(cmd.command.name()));
     format!("{prefix}.{}", cmd.order_id)
 }
 

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! client ──js publish──▶ PAYSTATE_COMMANDS (work queue, paystate.cmd.<order>: client plane;
-//! reporter ─────────────▶                   paystate.signal.<order>: provider signals only)
+//! reporter ─────────────▶                   paystate.signal.<order>: provider signals only;
+//! operator ─────────────▶                   paystate.op.<order>: resolve_review only)
 //!                              │ durable pull consumer "paystate-engine", shared by every instance
 //!                              ▼
 //!        intake ──by order──▶ partition task: cache ─▶ decide ─▶ journal.append (OCC) ─▶ reply

@@ -7,11 +7,12 @@ mod fields;
 
 use crate::config::COMMAND_BYTES_MAX;
 use crate::{card_data, strict_json};
-use paystate_events::subjects::{order_token, plane_of, Plane};
+use paystate_events::subjects::{order_token, plane_for, plane_of, plane_prefix, Plane};
 use paystate_events::{Command, CommandEnvelope, Rejection, RejectionCode as Code};
 use serde_json::Value;
 
-/// Parses `bytes` published on `subject` (`paystate.cmd.<order>` or `paystate.signal.<order>`).
+/// Parses `bytes` published on `subject` (`paystate.cmd.<order>`, `paystate.signal.<order>`
+/// or `paystate.op.<order>`).
 /// In order: size, JSON without repeated keys, a known type allowed on the subject's plane,
 /// no card data (client plane), the field rules (ids, times, amounts), the typed command, no
 /// unknown fields, the order id matching the subject.
@@ -35,9 +36,9 @@ pub fn parse_command(bytes: &[u8], subject: &str) -> Result<CommandEnvelope, Rej
         ));
     };
     check_plane(command_type(obj.get("type"))?, plane)?;
-    if plane == Plane::Client {
+    if plane != Plane::Signal {
         // Provider signals (signal plane) carry provider references and evidence, which may
-        // be long digit strings by chance; what a client sends is scanned.
+        // be long digit strings by chance; what a client or an operator sends is scanned.
         if let Some(found) = card_data::find(&value) {
             return Err(Rejection::new(
                 Code::SensitiveData,
@@ -119,17 +120,26 @@ fn command_type(t: Option<&Value>) -> Result<&str, Rejection> {
     }
 }
 
-/// Provider signals only on the signal plane, and only provider signals there.
+/// Provider signals only on the signal plane, operator commands (`resolve_review`) only on
+/// the operator plane, and only their own commands on those planes.
 fn check_plane(command_type: &str, plane: Plane) -> Result<(), Rejection> {
-    let signal = command_type == "provider_signal";
-    match (plane, signal) {
-        (Plane::Client, true) => Err(Rejection::new(
+    let home = plane_for(command_type);
+    match (plane, home) {
+        (Plane::Client, Plane::Signal) => Err(Rejection::new(
             Code::SignalNotAllowed,
             "provider_signal is not accepted on paystate.cmd.*: provider reports come only from the signal-reporting role on paystate.signal.<order_id>",
         )),
-        (Plane::Signal, false) => Err(Rejection::new(
+        (Plane::Client, Plane::Operator) => Err(Rejection::new(
+            Code::OperatorOnly,
+            format!("{command_type} is not accepted on paystate.cmd.*: operator commands come only from the operator role on paystate.op.<order_id>"),
+        )),
+        (Plane::Signal, _) | (Plane::Operator, _) if plane != home => Err(Rejection::new(
             Code::SubjectMismatch,
-            format!("only provider_signal is accepted on paystate.signal.*; publish {command_type} on paystate.cmd.<order_id>"),
+            format!(
+                "{command_type} is not accepted on {}.*; publish it on {}.<order_id>",
+                plane_prefix(plane),
+                plane_prefix(home)
+            ),
         )),
         _ => Ok(()),
     }
@@ -250,5 +260,14 @@ mod tests {
         assert!(parse_command(signal.as_bytes(), "paystate.signal.o-1").is_ok());
         let not_signal = parse_command(&create("1000", "USD"), "paystate.signal.o-1").unwrap_err();
         assert_eq!(not_signal.code, Code::SubjectMismatch);
+        let resolve = r#"{"command_id":"r-1","order_id":"o-1","issued_at":"2026-11-22T10:00:00Z","type":"resolve_review","operator":"ops-1","reason":"checked with the provider"}"#;
+        assert_eq!(code(resolve.as_bytes()), Code::OperatorOnly);
+        assert!(parse_command(resolve.as_bytes(), "paystate.op.o-1").is_ok());
+        let on_signal = parse_command(resolve.as_bytes(), "paystate.signal.o-1").unwrap_err();
+        assert_eq!(on_signal.code, Code::SubjectMismatch);
+        let not_operator = parse_command(&create("1000", "USD"), "paystate.op.o-1").unwrap_err();
+        assert_eq!(not_operator.code, Code::SubjectMismatch);
+        let signal_on_op = parse_command(signal.as_bytes(), "paystate.op.o-1").unwrap_err();
+        assert_eq!(signal_on_op.code, Code::SubjectMismatch);
     }
 }

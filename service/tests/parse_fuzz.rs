@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 const CLIENT: &str = "paystate.cmd.o-1";
 const SIGNAL: &str = "paystate.signal.o-1";
+const OPERATOR: &str = "paystate.op.o-1";
 
 /// One valid command of every type, with the subject it belongs on.
 fn samples() -> Vec<(Value, &'static str)> {
@@ -45,6 +46,13 @@ fn samples() -> Vec<(Value, &'static str)> {
         (with("cancel", json!({"reason": "customer asked"})), CLIENT),
         (with("refund", json!({})), CLIENT),
         (with("expire", json!({})), CLIENT),
+        (
+            with(
+                "resolve_review",
+                json!({"operator": "op-ana", "reason": "checked at the provider"}),
+            ),
+            OPERATOR,
+        ),
         (
             with(
                 "provider_signal",
@@ -81,15 +89,21 @@ fn every_sample_is_valid_on_its_own_plane_only() {
     for (v, subject) in samples() {
         let bytes = serde_json::to_vec(&v).unwrap();
         assert!(check(&bytes, subject).is_ok(), "{v}");
-        let other = if subject == CLIENT { SIGNAL } else { CLIENT };
-        let code = check(&bytes, other).unwrap_err();
-        assert!(
-            matches!(
-                code,
-                RejectionCode::SignalNotAllowed | RejectionCode::SubjectMismatch
-            ),
-            "{code:?}"
-        );
+        for other in [CLIENT, SIGNAL, OPERATOR] {
+            if other == subject {
+                continue;
+            }
+            let code = check(&bytes, other).unwrap_err();
+            assert!(
+                matches!(
+                    code,
+                    RejectionCode::SignalNotAllowed
+                        | RejectionCode::OperatorOnly
+                        | RejectionCode::SubjectMismatch
+                ),
+                "{code:?}"
+            );
+        }
     }
 }
 

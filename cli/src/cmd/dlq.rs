@@ -162,8 +162,8 @@ async fn show(
 }
 
 /// Redrives through the role allowed to publish where the letter goes: commands as the
-/// client role, signals as the reporter role, redrive requests (and the marker) as the
-/// operator.
+/// client role, signals as the reporter role, operator commands, redrive requests (and the
+/// marker) as the operator.
 async fn redrive(
     settings: &Settings,
     js: &async_nats::jetstream::Context,
@@ -174,6 +174,7 @@ async fn redrive(
     let publisher = match plane_of(&to) {
         Some(Plane::Signal) => Some(settings.connect_as(Role::Reporter).await?),
         Some(Plane::Client) => Some(settings.connect_as(Role::Client).await?),
+        Some(Plane::Operator) => Some(settings.connect_as(Role::Operator).await?),
         None => None,
     };
     let r = match publisher {

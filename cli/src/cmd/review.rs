@@ -107,7 +107,7 @@ async fn resolve(settings: Settings, a: ResolveArgs) -> anyhow::Result<ExitCode>
     };
     let client = paystate_service::Client::new(
         settings
-            .connect_as(paystate::permissions::Role::Client)
+            .connect_as(paystate::permissions::Role::Operator)
             .await?,
     );
     let outcome = client.send(&env, settings.wait()).await?;

@@ -170,8 +170,10 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// The gateway's operations dashboard reads as the operator and sends `resolve_review` as
-/// the client: connections for those roles where their credentials admit them. Without one,
-/// the dashboard reads as the reporter and its actions show as unavailable.
+/// the operator (on `paystate.op.<order>`, the operator's alone); it redrives client
+/// commands as the client: connections for those roles where their credentials admit them.
+/// Without an operator connection the dashboard reads as the reporter and its actions show
+/// as unavailable.
 async fn dashboard_connections(
     settings: &Settings,
     mut nats: paystate::stack::Connections,

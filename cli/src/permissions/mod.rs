@@ -22,8 +22,8 @@
 
 use paystate_events::subjects::{
     COMMANDS_PREFIX, COMMANDS_STREAM, DEAD_LETTERS_PREFIX, DEAD_LETTERS_STREAM, ENGINE_CONSUMER,
-    EVENTS_PREFIX, EVENTS_STREAM, EXPIRY_FIRED_PREFIX, EXPIRY_SCHEDULE_PREFIX, OUTCOMES_BUCKET,
-    SCHEDULES_STREAM, SIGNALS_PREFIX,
+    EVENTS_PREFIX, EVENTS_STREAM, EXPIRY_FIRED_PREFIX, EXPIRY_SCHEDULE_PREFIX, OPERATOR_PREFIX,
+    OUTCOMES_BUCKET, SCHEDULES_STREAM, SIGNALS_PREFIX,
 };
 use paystate_gateway::callbacks::{CALLBACKS_PREFIX, CALLBACKS_STREAM, HELD_BUCKET, SEEN_BUCKET};
 use paystate_journal::dead_letters::{redrive_consumer, Source};
@@ -280,7 +280,11 @@ fn read_log(b: &mut Builder) {
 
 /// Denied to everyone but the operator (and admin): quarantine decisions.
 fn deny_operator_only(b: &mut Builder) {
-    b.deny_publish([format!("$KV.{QUARANTINE_BUCKET}.>")]);
+    b.deny_publish([
+        // The operator plane (`resolve_review`): a person's decision, not a service's.
+        format!("{OPERATOR_PREFIX}.>"),
+        format!("$KV.{QUARANTINE_BUCKET}.>"),
+    ]);
 }
 
 /// Never for anyone but the admin: deleting or purging a stream or a message, changing or
@@ -509,6 +513,9 @@ pub fn layout(role: Role) -> Permissions {
                 format!("$JS.ACK.{EVENTS_STREAM}.*.>"),
                 // Quarantine decisions (`paystate quarantine`): the operator's alone.
                 format!("$KV.{QUARANTINE_BUCKET}.>"),
+                // The operator plane: `resolve_review` (`paystate review resolve`, the
+                // dashboard), the operator's alone.
+                format!("{OPERATOR_PREFIX}.>"),
             ]);
             dead_letters(&mut b, role);
             deny_destructive(&mut b);
@@ -557,6 +564,7 @@ pub fn dev_cli_permissions() -> Permissions {
         "$JS.API.STREAM.UPDATE.>".into(),
         "$JS.API.STREAM.DELETE.>".into(),
         format!("$JS.ACK.{EVENTS_STREAM}.*.>"),
+        format!("{OPERATOR_PREFIX}.>"),
     ]);
     b.p
 }

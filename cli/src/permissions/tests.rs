@@ -101,6 +101,21 @@ fn only_the_reporter_signals_and_only_the_engine_writes_the_log() {
 }
 
 #[test]
+fn only_the_operator_publishes_on_the_operator_plane() {
+    for role in Role::ALL {
+        let p = role.permissions();
+        let op = missing(Some(&p.publish), "paystate.op.o1").is_none();
+        assert_eq!(
+            op,
+            matches!(role, Role::Operator | Role::Admin),
+            "{role} operator plane"
+        );
+    }
+    let dev = dev_cli_permissions();
+    assert!(missing(Some(&dev.publish), "paystate.op.o1").is_some());
+}
+
+#[test]
 fn the_engine_replies_only_to_inboxes() {
     let p = Role::Engine.permissions();
     assert!(missing(Some(&p.publish), "_INBOX.abc.1").is_none());

@@ -466,8 +466,10 @@ field's path (`amount.minor_units: ...`):
 1. size (`command_too_large`, limit below);
 2. JSON without a key repeated in any object (`malformed_json`, `duplicate_key`);
 3. `type` is a string naming a command type (`unknown_command`), allowed on the subject's \
-plane (`signal_not_allowed`, `subject_mismatch`);
-4. no card data on the client plane (`sensitive_data`);
+plane (`signal_not_allowed`, `operator_only`, `subject_mismatch`): `provider_signal` only on \
+`paystate.signal.<order_id>`, `resolve_review` only on `paystate.op.<order_id>` (the operator \
+role's), every other type only on `paystate.cmd.<order_id>`;
+4. no card data on the client and operator planes (`sensitive_data`);
 5. the typed command: `missing_field`, `invalid_field`, `invalid_id`, `invalid_amount`, \
 `amount_overflow`, `unknown_currency`; **unknown fields are refused** (`invalid_field`, \
 naming the field): a misspelt optional field (`ammount` on a capture) must not silently \

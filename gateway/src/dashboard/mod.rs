@@ -51,15 +51,18 @@ pub struct DashboardParts {
     pub journal: Journal,
     /// For raw callbacks, dead letters and stream facts.
     pub js: jetstream::Context,
-    /// Sends operator commands (`resolve_review`); `None`: actions are shown as unavailable.
+    /// Sends operator commands (`resolve_review`, on `paystate.op.<order>`): a connection as
+    /// the operator role, the only one allowed there. `None`: actions are shown as unavailable.
     pub commands: Option<Client>,
     /// This gateway's callback counters, for provider health.
     pub callback_stats: Option<Arc<CallbackStats>>,
     /// Who republishes a redriven dead letter: the command plane belongs to the client role,
-    /// the signal plane to the reporter role; anything else (a redrive request for a consumer
-    /// of the log) goes through `js`. `None`: through `js` as well.
+    /// the signal plane to the reporter role, the operator plane to the operator role;
+    /// anything else (a redrive request for a consumer of the log) goes through `js`.
+    /// `None`: through `js` as well.
     pub redrive_commands: Option<jetstream::Context>,
     pub redrive_signals: Option<jetstream::Context>,
+    pub redrive_operator: Option<jetstream::Context>,
 }
 
 struct Inner {

@@ -330,6 +330,7 @@ async fn redrive(
     {
         Ok(Some(Plane::Client)) => parts.redrive_commands.as_ref(),
         Ok(Some(Plane::Signal)) => parts.redrive_signals.as_ref(),
+        Ok(Some(Plane::Operator)) => parts.redrive_operator.as_ref(),
         Ok(None) | Err(_) => None,
     }
     .unwrap_or(&parts.js);
