@@ -70,6 +70,43 @@ fn quick_bench_reports_every_row() {
         .all(|r| r["id"] != "engine_throughput" || r["ratio"].is_number()));
 }
 
+/// `paystate bench --json`'s report matches its schema (schemas/cli_bench.schema.json). Only
+/// the pure-core row runs (a few hundred milliseconds), so this one is in the default suite.
+#[test]
+fn bench_json_report_matches_its_schema() {
+    let skip = "raw,engine,read,cache_miss,latency,contention,memory,durability";
+    let (status, stdout, stderr) = run_bounded(&["bench", "--quick", "--json", "--skip", skip]);
+    assert!(status.success(), "paystate bench failed: {stderr}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&stdout).expect("stdout is the JSON report");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../schemas/cli_bench.schema.json"
+    );
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("the bench schema exists"))
+            .expect("the bench schema is JSON");
+    let validator = jsonschema::validator_for(&schema).expect("the bench schema is a schema");
+    let errors: Vec<String> = validator
+        .iter_errors(&report)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "report does not match: {errors:?}\n{report}"
+    );
+    let rows = report["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 1, "only the core row ran: {report}");
+    assert_eq!(rows[0]["id"], "core_decide_evolve");
+    // Not vacuous: a row missing its id is refused.
+    let mut broken = report.clone();
+    broken["rows"][0]
+        .as_object_mut()
+        .expect("row object")
+        .remove("id");
+    assert!(!validator.is_valid(&broken), "the schema requires a row id");
+}
+
 /// Runs `paystate ARGS`, killing it after [`RUN_TIME_MAX`]: (status, stdout, stderr).
 fn run_bounded(args: &[&str]) -> (ExitStatus, Vec<u8>, String) {
     let dir = tempfile::tempdir().expect("a temporary directory");

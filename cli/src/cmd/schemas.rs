@@ -25,7 +25,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("cannot create {}", args.dir.display()))?;
     let mut drifted = Vec::new();
-    for (name, schema) in paystate::answers::all_schemas() {
+    let mut schemas = paystate::answers::all_schemas();
+    // The benchmark report's type lives with the benchmark (in the binary, not the library).
+    schemas.push(super::bench::report_schema());
+    for (name, schema) in schemas {
         let path = args.dir.join(name);
         let text = paystate_events::schemas::render(&schema);
         if args.check {

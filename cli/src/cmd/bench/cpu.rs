@@ -13,7 +13,7 @@ pub struct CpuMeter {
 }
 
 /// Microseconds of CPU per operation.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Clone, Copy, serde::Serialize, schemars::JsonSchema)]
 pub struct CpuPerOp {
     /// This process: clients and (where they run here) engines.
     pub bench_us: f64,

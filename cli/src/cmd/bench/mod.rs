@@ -48,6 +48,14 @@ pub const SCENARIOS: [&str; 9] = [
     "durability",
 ];
 
+/// File name and JSON Schema of `paystate bench --json`'s report (written by `paystate schemas`).
+pub fn report_schema() -> (&'static str, serde_json::Value) {
+    (
+        "cli_bench.schema.json",
+        serde_json::to_value(schemars::schema_for!(Report)).unwrap_or_default(),
+    )
+}
+
 #[derive(clap::Args)]
 pub struct Args {
     /// A smoke run of about a minute with small sizes (figures are indicative only).

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 /// Everything one `paystate bench` run measured, with where and when.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Report {
     /// UTC, RFC 3339.
     pub date: String,
@@ -20,7 +20,7 @@ pub struct Report {
 }
 
 /// One measurement.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Row {
     /// Stable id (`raw_append`, `engine_throughput`, ...).
     pub id: &'static str,
