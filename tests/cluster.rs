@@ -48,19 +48,27 @@ fn borrowed<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str
     env.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
+/// How long the engines may take to set up the replicated streams.
+const LOG_CREATED_WAIT: Duration = Duration::from_secs(120);
+
 async fn existing_journal(opts: &paystate_service::NatsOptions) -> Journal {
     let client = paystate_service::connect_with(opts, "test")
         .await
         .expect("connect");
-    for _ in 0..600 {
+    // Two engines create every stream at R3 (log, command queue, dead letters, schedules,
+    // buckets); on a loaded two-core machine that was seen to take over 30 s.
+    let deadline = std::time::Instant::now() + LOG_CREATED_WAIT;
+    while std::time::Instant::now() < deadline {
         if let Ok(j) =
             Journal::existing(async_nats::jetstream::new(client.clone()), EVENTS_STREAM).await
         {
+            let waited = LOG_CREATED_WAIT.saturating_sub(deadline - std::time::Instant::now());
+            eprintln!("the engines created the log after {waited:?}");
             return j;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("the engines never created the log");
+    panic!("the engines never created the log within {LOG_CREATED_WAIT:?}");
 }
 
 async fn leader_index(cluster: &Cluster, journal: &Journal) -> usize {
