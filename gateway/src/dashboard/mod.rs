@@ -156,6 +156,20 @@ enum Denied {
     Refused(String),
 }
 
+/// A page's session, taken from the request before the handler runs; without one the
+/// request goes to the login page.
+impl axum::extract::FromRequestParts<Dashboard> for Session {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        d: &Dashboard,
+    ) -> Result<Self, Response> {
+        d.session(&parts.headers)
+            .map_err(IntoResponse::into_response)
+    }
+}
+
 impl IntoResponse for Denied {
     fn into_response(self) -> Response {
         match self {

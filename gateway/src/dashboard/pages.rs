@@ -2,7 +2,7 @@
 //! `write`, redriving a dead letter `admin`; every changing form carries the CSRF token.
 
 use super::data;
-use super::session;
+use super::session::{self, Session};
 use super::views::{self, HealthPage, OrderPage, OrdersQuery};
 use super::{refused, Dashboard, BASE, COMMAND_WAIT};
 use crate::auth::Scope;
@@ -109,15 +109,7 @@ async fn logout(
         .into_response()
 }
 
-async fn orders(
-    State(d): State<Dashboard>,
-    headers: HeaderMap,
-    Query(q): Query<OrdersQuery>,
-) -> Response {
-    let s = match d.session(&headers) {
-        Ok(s) => s,
-        Err(r) => return r.into_response(),
-    };
+async fn orders(State(d): State<Dashboard>, s: Session, Query(q): Query<OrdersQuery>) -> Response {
     let nonempty = |v: &Option<String>| {
         v.as_deref()
             .map(str::trim)
@@ -145,14 +137,10 @@ struct NoticeQuery {
 
 async fn order(
     State(d): State<Dashboard>,
-    headers: HeaderMap,
+    s: Session,
     Path(id): Path<String>,
     Query(nq): Query<NoticeQuery>,
 ) -> Response {
-    let s = match d.session(&headers) {
-        Ok(s) => s,
-        Err(r) => return r.into_response(),
-    };
     let Ok(order) = OrderId::parse(id.clone()) else {
         return refused(StatusCode::BAD_REQUEST, "that is not an order id");
     };
@@ -182,15 +170,7 @@ fn can_resolve(d: &Dashboard, s: &session::Session) -> bool {
     d.parts().commands.is_some() && s.scope.allows(Scope::Write)
 }
 
-async fn review(
-    State(d): State<Dashboard>,
-    headers: HeaderMap,
-    Query(nq): Query<NoticeQuery>,
-) -> Response {
-    let s = match d.session(&headers) {
-        Ok(s) => s,
-        Err(r) => return r.into_response(),
-    };
+async fn review(State(d): State<Dashboard>, s: Session, Query(nq): Query<NoticeQuery>) -> Response {
     let filter = OrderFilter {
         needs_review: Some(true),
         ..OrderFilter::default()
@@ -293,13 +273,9 @@ fn serde_urlencoded_notice(notice: &str) -> String {
 
 async fn dead_letters_page(
     State(d): State<Dashboard>,
-    headers: HeaderMap,
+    s: Session,
     Query(nq): Query<NoticeQuery>,
 ) -> Response {
-    let s = match d.session(&headers) {
-        Ok(s) => s,
-        Err(r) => return r.into_response(),
-    };
     let filter = DeadLetterFilter {
         limit: DEAD_LETTERS_PER_PAGE,
         ..DeadLetterFilter::default()
@@ -344,11 +320,7 @@ async fn redrive(
     see_other(&format!("{BASE}/dead-letters"), &notice)
 }
 
-async fn health(State(d): State<Dashboard>, headers: HeaderMap) -> Response {
-    let s = match d.session(&headers) {
-        Ok(s) => s,
-        Err(r) => return r.into_response(),
-    };
+async fn health(State(d): State<Dashboard>, s: Session) -> Response {
     let parts = d.parts();
     let projection = parts.projection.status().await.map_err(|e| e.to_string());
     let metrics = crate::telemetry::render();
