@@ -12,7 +12,6 @@ use paystate_events::limits::{COMMAND_ID_LEN_MAX, OUTCOME_BYTES_MAX};
 use paystate_events::subjects::{events_subject, COMMIT_HEADER, HASH_HEADER, OUTCOMES_BUCKET};
 use paystate_events::{
     CommandEnvelope, Commit, OrderId, OrderState, Outcome, RejectionCode, SignalKind, Status,
-    COMMIT_SCHEMA_VERSION,
 };
 use paystate_journal::EncodedCommit;
 use paystate_service::outcomes::{key, Outcomes, StoredOutcome};
@@ -74,20 +73,14 @@ async fn fill_from(
             Ok(Decision::Commit(events)) => events,
             other => panic!("command {n} was not decided into a commit: {other:?}"),
         };
-        let (count, prev_hash) = state.as_ref().map_or(
-            (0, paystate_events::commit::GENESIS_HASH.to_string()),
-            |s| (s.commits, s.head_hash.clone()),
-        );
-        let encoded = EncodedCommit::new(Commit {
-            v: COMMIT_SCHEMA_VERSION,
-            order_id: order.clone(),
-            commit: count + 1,
-            prev_hash,
-            decided_at: env.issued_at,
-            fingerprint: env.fingerprint(),
-            command: env,
+        let (fingerprint, decided_at) = (env.fingerprint(), env.issued_at);
+        let encoded = EncodedCommit::new(Commit::after(
+            state.as_ref(),
+            env,
+            fingerprint,
+            decided_at,
             events,
-        });
+        ));
         state = Some(apply_commit(state, &encoded.commit, &encoded.hash).expect("folds"));
         let mut headers = HeaderMap::new();
         headers.insert(HASH_HEADER, encoded.hash.as_str());

@@ -40,6 +40,33 @@ pub struct Commit {
     pub events: Vec<Event>,
 }
 
+impl Commit {
+    /// The commit that follows `state` (the order's first when there is none): the next
+    /// number, the previous commit's hash ([`GENESIS_HASH`] first), this schema version.
+    pub fn after(
+        state: Option<&crate::OrderState>,
+        command: CommandEnvelope,
+        fingerprint: String,
+        decided_at: Timestamp,
+        events: Vec<Event>,
+    ) -> Commit {
+        let (commits, prev_hash) = match state {
+            Some(s) => (s.commits, s.head_hash.clone()),
+            None => (0, GENESIS_HASH.to_string()),
+        };
+        Commit {
+            v: COMMIT_SCHEMA_VERSION,
+            order_id: command.order_id.clone(),
+            commit: commits + 1,
+            prev_hash,
+            decided_at,
+            fingerprint,
+            command,
+            events,
+        }
+    }
+}
+
 /// Why bytes could not be read as a commit.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {

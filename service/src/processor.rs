@@ -8,7 +8,7 @@ use crate::outcomes::{Outcomes, StoredOutcome};
 use paystate_engine::{apply_commit, check_invariants, decide, Decision};
 use paystate_events::{
     Command, CommandEnvelope, CommandId, Commit, OrderId, OrderState, Outcome, Rejection,
-    RejectionCode, StateView, Timestamp, COMMIT_SCHEMA_VERSION,
+    RejectionCode, StateView, Timestamp,
 };
 use paystate_journal::{AppendError, EncodedCommit, Journal};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -465,20 +465,7 @@ fn next_commit(
     now: Timestamp,
     events: Vec<paystate_events::Event>,
 ) -> Commit {
-    let (commits, prev_hash) = match state {
-        Some(s) => (s.commits, s.head_hash.clone()),
-        None => (0, paystate_events::commit::GENESIS_HASH.to_string()),
-    };
-    Commit {
-        v: COMMIT_SCHEMA_VERSION,
-        order_id: env.order_id.clone(),
-        commit: commits + 1,
-        prev_hash,
-        decided_at: now,
-        fingerprint: fingerprint.to_string(),
-        command: env.clone(),
-        events,
-    }
+    Commit::after(state, env.clone(), fingerprint.to_string(), now, events)
 }
 
 /// A rejection outcome for a parsed command.

@@ -15,7 +15,7 @@ use paystate_events::command::money;
 use paystate_events::subjects::{command_subject, events_subject, COMMIT_HEADER, HASH_HEADER};
 use paystate_events::{
     CaptureMode, Command, CommandEnvelope, CommandId, Commit, OrderId, OrderState, Provider,
-    ProviderSignal, SignalKind, Timestamp, COMMIT_SCHEMA_VERSION,
+    ProviderSignal, SignalKind, Timestamp,
 };
 use paystate_journal::{EncodedCommit, Journal};
 use std::collections::VecDeque;
@@ -268,20 +268,13 @@ fn decide_commit(state: Option<&OrderState>, env: &CommandEnvelope) -> anyhow::R
         Ok(Decision::AlreadyApplied { .. }) => anyhow::bail!("benchmark script repeated a command"),
         Err(r) => anyhow::bail!("benchmark script rejected at {}: {r}", env.command_id),
     };
-    let (commits, prev_hash) = state.map_or(
-        (0, paystate_events::commit::GENESIS_HASH.to_string()),
-        |s| (s.commits, s.head_hash.clone()),
-    );
-    Ok(Commit {
-        v: COMMIT_SCHEMA_VERSION,
-        order_id: env.order_id.clone(),
-        commit: commits + 1,
-        prev_hash,
-        decided_at: now,
-        fingerprint: env.fingerprint(),
-        command: env.clone(),
+    Ok(Commit::after(
+        state,
+        env.clone(),
+        env.fingerprint(),
+        now,
         events,
-    })
+    ))
 }
 
 fn append_message(encoded: &EncodedCommit) -> PublishMessage {

@@ -10,10 +10,9 @@
 
 use chrono::{Duration, TimeZone, Utc};
 use paystate_engine::{apply_commit, decide, Decision};
-use paystate_events::commit::GENESIS_HASH;
 use paystate_events::{
     Command, CommandEnvelope, Commit, CommitHash, Event, OrderState, Provider, Rejection,
-    SignalKind, Timestamp, COMMIT_SCHEMA_VERSION,
+    SignalKind, Timestamp,
 };
 use serde_json::{json, Value};
 
@@ -298,16 +297,7 @@ pub fn next_commit(
     now: Timestamp,
     events: Vec<Event>,
 ) -> Commit {
-    Commit {
-        v: COMMIT_SCHEMA_VERSION,
-        order_id: env.order_id.clone(),
-        commit: state.map_or(1, |s| s.commits + 1),
-        prev_hash: state.map_or(GENESIS_HASH.to_string(), |s| s.head_hash.clone()),
-        decided_at: now,
-        fingerprint: env.fingerprint(),
-        command: env.clone(),
-        events,
-    }
+    Commit::after(state, env.clone(), env.fingerprint(), now, events)
 }
 
 /// Runs `steps` (type, body) from an empty log, a minute apart; the state after the last.

@@ -11,7 +11,7 @@ use paystate_events::limits::COMMAND_ID_LEN_MAX;
 use paystate_events::subjects::{events_subject, COMMIT_HEADER, HASH_HEADER};
 use paystate_events::{
     CaptureMode, Command, CommandEnvelope, CommandId, Commit, OrderId, OrderState, Provider,
-    ProviderSignal, SignalKind, COMMIT_SCHEMA_VERSION,
+    ProviderSignal, SignalKind,
 };
 use paystate_journal::{EncodedCommit, Journal, LogSettings};
 use paystate_service::outcomes::Outcomes;
@@ -134,20 +134,14 @@ async fn fill(
             Ok(Decision::Commit(events)) => events,
             other => anyhow::bail!("bench command {n} not committed: {other:?}"),
         };
-        let (count, prev_hash) = state.as_ref().map_or(
-            (0, paystate_events::commit::GENESIS_HASH.to_string()),
-            |s| (s.commits, s.head_hash.clone()),
-        );
-        let encoded = EncodedCommit::new(Commit {
-            v: COMMIT_SCHEMA_VERSION,
-            order_id: order.clone(),
-            commit: count + 1,
-            prev_hash,
-            decided_at: env.issued_at,
-            fingerprint: env.fingerprint(),
-            command: env,
+        let (fingerprint, decided_at) = (env.fingerprint(), env.issued_at);
+        let encoded = EncodedCommit::new(Commit::after(
+            state.as_ref(),
+            env,
+            fingerprint,
+            decided_at,
             events,
-        });
+        ));
         let next = apply_commit(state, &encoded.commit, &encoded.hash)?;
         if n == keep {
             kept = Some(next.clone());
