@@ -53,6 +53,70 @@ pub const HASH_HEADER: &str = "Paystate-Commit-Hash";
 /// Header carrying a commit's number within its order.
 pub const COMMIT_HEADER: &str = "Paystate-Commit";
 
+/// Subject prefix of the fast path (request/reply, the `paystate` NATS service):
+/// `paystate.rpc.<plane>.<partition>.<order_id>` where `<plane>` is `cmd`, `signal` or `op`
+/// (the last token of the plane's queue prefix; the same roles may publish there as on the
+/// queue planes) and `<partition>` is [`rpc_partition`] of the order id in decimal. Not a
+/// stream subject: nothing is stored until the engine commits.
+pub const RPC_PREFIX: &str = "paystate.rpc";
+/// Partitions of the fast path. Each live engine instance serves a share of them (rendezvous
+/// hashing over the live instances), so one order's requests go to one instance.
+pub const RPC_PARTITIONS: usize = 64;
+/// Name of the NATS service (`nats micro info paystate`).
+pub const SERVICE_NAME: &str = "paystate";
+/// KV bucket where live engine instances announce themselves (heartbeats), so each can work
+/// out which fast-path partitions it serves.
+pub const ENGINES_BUCKET: &str = "paystate_engines";
+
+/// The fast-path partition of an order id (or of any order token): FNV-1a 64 of its bytes
+/// modulo [`RPC_PARTITIONS`] ([`crate::ids::shard_of`]).
+pub fn rpc_partition(order_token: &str) -> usize {
+    crate::ids::shard_of(order_token, RPC_PARTITIONS)
+}
+
+/// The plane token of fast-path subjects (`cmd`, `signal`, `op`).
+pub fn rpc_plane_token(plane: Plane) -> &'static str {
+    match plane {
+        Plane::Client => "cmd",
+        Plane::Signal => "signal",
+        Plane::Operator => "op",
+    }
+}
+
+/// The fast-path subject of a command for `order_token` on `plane`:
+/// `paystate.rpc.<plane>.<partition>.<order_token>`.
+pub fn rpc_subject(plane: Plane, order_token: &str) -> String {
+    format!(
+        "{RPC_PREFIX}.{}.{}.{order_token}",
+        rpc_plane_token(plane),
+        rpc_partition(order_token)
+    )
+}
+
+/// A fast-path subject read back: its plane, partition and order token. `None` for anything
+/// else, or when the partition token is not the order token's partition (a client that
+/// computed it wrongly is refused, never served by the wrong instance).
+pub fn parse_rpc_subject(subject: &str) -> Option<(Plane, usize, &str)> {
+    let rest = subject.strip_prefix(RPC_PREFIX)?.strip_prefix('.')?;
+    let mut parts = rest.splitn(3, '.');
+    let plane = match parts.next()? {
+        "cmd" => Plane::Client,
+        "signal" => Plane::Signal,
+        "op" => Plane::Operator,
+        _ => return None,
+    };
+    let partition: usize = parts.next()?.parse().ok()?;
+    let order = parts.next()?;
+    let ok = !order.is_empty() && !order.contains('.') && partition == rpc_partition(order);
+    ok.then_some((plane, partition, order))
+}
+
+/// The queue-plane subject equivalent to a fast-path subject (`paystate.<plane>.<order>`),
+/// so both paths parse and check commands the same way.
+pub fn queue_subject_of(plane: Plane, order_token: &str) -> String {
+    format!("{}.{order_token}", plane_prefix(plane))
+}
+
 pub fn events_subject(order: &OrderId) -> String {
     format!("{EVENTS_PREFIX}.{order}")
 }
@@ -250,6 +314,29 @@ mod tests {
         // A bad configured prefix never lets a reply through.
         let cfg = vec!["paystate.".to_string()];
         assert!(check_reply_target("paystate.events.o-1", &cfg).is_err());
+    }
+
+    #[test]
+    fn rpc_subjects_round_trip() {
+        for (plane, order) in [
+            (Plane::Client, "o-1"),
+            (Plane::Signal, "A_b-9"),
+            (Plane::Operator, "x"),
+        ] {
+            let subject = rpc_subject(plane, order);
+            let (p, part, o) = parse_rpc_subject(&subject).expect("parses");
+            assert_eq!((p, part, o), (plane, rpc_partition(order), order));
+            assert!(part < RPC_PARTITIONS);
+            assert_eq!(plane_of(&queue_subject_of(plane, order)), Some(plane));
+        }
+        let wrong = format!(
+            "{RPC_PREFIX}.cmd.{}.o-1",
+            (rpc_partition("o-1") + 1) % RPC_PARTITIONS
+        );
+        assert_eq!(parse_rpc_subject(&wrong), None);
+        assert_eq!(parse_rpc_subject("paystate.rpc.cmd.x.o-1"), None);
+        assert_eq!(parse_rpc_subject("paystate.rpc.evil.0.o-1"), None);
+        assert_eq!(parse_rpc_subject("paystate.cmd.o-1"), None);
     }
 
     #[test]
