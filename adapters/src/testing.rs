@@ -46,6 +46,7 @@ pub fn order(provider: Provider, minor: u64, currency: &str, mode: CaptureMode) 
         commits: 1,
         head_hash: String::new(),
         applied: BTreeMap::new(),
+        rejections_logged: 0,
     }
 }
 

@@ -3,7 +3,7 @@
 use crate::signals;
 use paystate_events::capabilities::{self, Capability};
 use paystate_events::command::{Attachment, METADATA_ENTRIES_MAX, TEXT_LEN_MAX};
-use paystate_events::limits::REFUNDS_PENDING_MAX;
+use paystate_events::limits::{REFUNDS_PENDING_MAX, REJECTIONS_LOGGED_PER_ORDER_MAX};
 use paystate_events::{
     CancelledBy, Command, CommandEnvelope, Event, MinorUnits, Money, OrderState, Rejection,
     RejectionCode as Code, Status, Timestamp,
@@ -22,6 +22,20 @@ pub enum Decision {
     /// This command id was already applied with the same body, in commit `commit`.
     /// Idempotency is an outcome, not an error: nothing is appended.
     AlreadyApplied { commit: u64 },
+}
+
+/// Whether a rejection (`code`) of a command on the order in `state` is appended to the
+/// order's log as a commit whose only event is `command_rejected` (decision 0013), so a retry
+/// is answered with it from the log. Not without an order (nothing to append to), not
+/// `idempotency_key_reused` (the id belongs to the original command), not
+/// `order_history_full` (no room), and not once the order logged
+/// [`REJECTIONS_LOGGED_PER_ORDER_MAX`] rejections (answered, decided again on retry). The
+/// audit holds logged rejections to the same rule.
+pub fn logs_rejection(state: Option<&OrderState>, code: Code) -> bool {
+    let Some(s) = state else { return false };
+    !matches!(code, Code::IdempotencyKeyReused | Code::OrderHistoryFull)
+        && s.rejections_logged < REJECTIONS_LOGGED_PER_ORDER_MAX
+        && s.commits < COMMITS_PER_ORDER_MAX
 }
 
 /// Decides what `cmd` means for the order in `state` (`None`: the order does not exist yet),

@@ -106,6 +106,9 @@ pub fn evolve(state: Option<OrderState>, event: &Event) -> Result<OrderState, Ev
         }
         // The discrepancies stay: they are history. Only the flag that holds the order ends.
         Event::ReviewResolved { .. } => s.needs_review = false,
+        // A refused command changes nothing of the order; only the count (and, in `fold`, the
+        // commit number, chain head and applied ids, as for every commit) moves.
+        Event::CommandRejected { .. } => s.rejections_logged += 1,
     }
     Ok(s)
 }
@@ -158,5 +161,6 @@ fn created(event: &Event) -> OrderState {
         commits: 0,
         head_hash: String::new(),
         applied: Default::default(),
+        rejections_logged: 0,
     }
 }

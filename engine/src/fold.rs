@@ -3,7 +3,7 @@
 
 use crate::evolve::{evolve, EvolveError};
 use paystate_events::commit::GENESIS_HASH;
-use paystate_events::{Applied, Commit, OrderState};
+use paystate_events::{Applied, Commit, Event, OrderState};
 
 /// A commit that does not continue the order's history.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -26,6 +26,8 @@ pub enum FoldError {
     },
     #[error("commit {commit} has no events")]
     Empty { commit: u64 },
+    #[error("commit {commit} has command_rejected beside other events")]
+    RejectionNotAlone { commit: u64 },
     #[error("commit {commit}: {source}")]
     Event { commit: u64, source: EvolveError },
 }
@@ -64,6 +66,13 @@ pub fn apply_commit(
     }
     if commit.events.is_empty() {
         return Err(FoldError::Empty {
+            commit: commit.commit,
+        });
+    }
+    // A refusal is a commit of its own: it must never carry events that change the order.
+    let rejects = |e: &Event| matches!(e, Event::CommandRejected { .. });
+    if commit.events.len() > 1 && commit.events.iter().any(rejects) {
+        return Err(FoldError::RejectionNotAlone {
             commit: commit.commit,
         });
     }

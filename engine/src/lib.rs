@@ -17,7 +17,7 @@ pub mod fold;
 pub mod invariants;
 mod signals;
 
-pub use decide::{decide, Decision, COMMITS_PER_ORDER_MAX};
+pub use decide::{decide, logs_rejection, Decision, COMMITS_PER_ORDER_MAX};
 pub use evolve::{evolve, EvolveError};
 pub use fold::{apply_commit, FoldError};
 pub use invariants::{check_invariants, is_legal_transition, Violation};

@@ -168,6 +168,13 @@ pub enum Event {
         operator: String,
         reason: String,
     },
+    /// The core refused the command on this order (decision 0013): the commit changes no
+    /// state but remembers the command id, so a retry is answered with this very rejection
+    /// from the log. `message` is cut to [`crate::limits::REJECTION_MESSAGE_BYTES_MAX`].
+    CommandRejected {
+        code: crate::RejectionCode,
+        message: String,
+    },
 }
 
 impl Event {
@@ -193,6 +200,22 @@ impl Event {
             Event::SignalRecorded { .. } => "signal_recorded",
             Event::DiscrepancyDetected { .. } => "discrepancy_detected",
             Event::ReviewResolved { .. } => "review_resolved",
+            Event::CommandRejected { .. } => "command_rejected",
+        }
+    }
+
+    /// The `command_rejected` event of a rejection, its message cut at a character boundary
+    /// to [`crate::limits::REJECTION_MESSAGE_BYTES_MAX`] (the core's messages are far
+    /// shorter; the cut only guarantees the commit's size bound).
+    pub fn rejected(rejection: &crate::Rejection) -> Event {
+        let max = crate::limits::REJECTION_MESSAGE_BYTES_MAX;
+        let mut end = rejection.message.len().min(max);
+        while !rejection.message.is_char_boundary(end) {
+            end -= 1;
+        }
+        Event::CommandRejected {
+            code: rejection.code,
+            message: rejection.message[..end].to_string(),
         }
     }
 

@@ -65,6 +65,12 @@ pub const ATTACHMENT_BYTES_MAX: usize = 10 * MIB;
 /// Bound on commits per order: an order with this many commits takes no more commands
 /// (`order_history_full`).
 pub const COMMITS_PER_ORDER_MAX: u64 = 10_000;
+/// Bound on `command_rejected` commits per order (decision 0013): a rejection past it is
+/// answered but not logged (a retry is decided again). They count among the order's
+/// commits; the bound keeps most of the history for commands that change the order.
+pub const REJECTIONS_LOGGED_PER_ORDER_MAX: u64 = 1_000;
+/// Longest message a `command_rejected` event keeps (the core's messages are far shorter).
+pub const REJECTION_MESSAGE_BYTES_MAX: usize = KIB;
 /// Fixed text of an event apart from what it copies from its command (names, amounts,
 /// discrepancy codes and details, times).
 pub const EVENT_FRAMING_BYTES_MAX: usize = 4 * KIB;
@@ -128,6 +134,10 @@ const _: () = assert!(AMOUNT_MINOR_MAX < (1 << 53));
 const _: () = assert!(AMOUNT_MINOR_MAX
     .checked_mul(COMMITS_PER_ORDER_MAX)
     .is_some());
+// Logged rejections leave at least nine tenths of an order's history to real commits, and a
+// rejection's message fits the framing an event may add to its command.
+const _: () = assert!(REJECTIONS_LOGGED_PER_ORDER_MAX * 10 <= COMMITS_PER_ORDER_MAX);
+const _: () = assert!(REJECTION_MESSAGE_BYTES_MAX < EVENT_FRAMING_BYTES_MAX);
 // Metadata cannot make a command larger than the command limit.
 const _: () = assert!(METADATA_ENTRIES_MAX * 2 * TEXT_LEN_MAX < COMMAND_BYTES_MAX);
 // Attachments never travel inside a command.
@@ -176,6 +186,8 @@ pub fn table() -> Vec<LimitRow> {
         LimitRow { name: "AMOUNT_MINOR_MAX", value: AMOUNT_MINOR_MAX, unit: "minor units", meaning: "largest amount (10^15); beyond it `amount_overflow`" },
         row("ATTACHMENT_BYTES_MAX", ATTACHMENT_BYTES_MAX, b, "largest attachment (`POST /attachments`)"),
         LimitRow { name: "COMMITS_PER_ORDER_MAX", value: COMMITS_PER_ORDER_MAX, unit: "commits", meaning: "commits per order; then `order_history_full`" },
+        LimitRow { name: "REJECTIONS_LOGGED_PER_ORDER_MAX", value: REJECTIONS_LOGGED_PER_ORDER_MAX, unit: "commits", meaning: "`command_rejected` commits per order (they count among its commits); past it a rejection is answered but not logged, and a retry is decided again" },
+        row("REJECTION_MESSAGE_BYTES_MAX", REJECTION_MESSAGE_BYTES_MAX, b, "message kept in a `command_rejected` event (cut at a character boundary)"),
         row("EVENTS_BYTES_MAX", EVENTS_BYTES_MAX, b, "the events of one decision"),
         row("COMMIT_BYTES_MAX", COMMIT_BYTES_MAX, b, "largest commit (command + events + framing)"),
         row("STATE_BYTES_PER_COMMIT_MAX", STATE_BYTES_PER_COMMIT_MAX, b, "what one commit may add to an order's full state (idempotency entry, refund entry)"),

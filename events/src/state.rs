@@ -141,6 +141,10 @@ pub struct OrderState {
     /// and beyond the stream's duplicate window.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub applied: BTreeMap<CommandId, Applied>,
+    /// `command_rejected` commits folded (bounded by
+    /// [`crate::limits::REJECTIONS_LOGGED_PER_ORDER_MAX`]); 0 in snapshots older than them.
+    #[serde(default)]
+    pub rejections_logged: u64,
 }
 
 /// A command applied to an order: which commit holds it and the command's fingerprint.

@@ -180,6 +180,8 @@ impl StateView {
             commits: self.commits,
             head_hash: self.head_hash.clone(),
             applied: BTreeMap::new(),
+            // Read only by the engine's decisions (the bound on logged rejections).
+            rejections_logged: 0,
         }
     }
 
@@ -296,6 +298,7 @@ mod tests {
                     (CommandId::parse(id(i as usize)).unwrap(), applied)
                 })
                 .collect(),
+            rejections_logged: 1000,
         }
     }
 

@@ -400,6 +400,7 @@ pub fn business(s: &OrderState) -> OrderState {
     s.head_hash.clear();
     s.updated_at = s.created_at;
     s.applied.clear();
+    s.rejections_logged = 0;
     s
 }
 
@@ -540,6 +541,7 @@ impl Given {
             Ok(Decision::AlreadyApplied { .. }) | Err(_) => None,
         };
         Then {
+            env,
             before: self.state,
             result,
             after,
@@ -552,6 +554,8 @@ impl Given {
 
 /// The outcome of `when`, with assertions that return `self` so they chain.
 pub struct Then {
+    /// The command `when` decided.
+    env: CommandEnvelope,
     before: Option<OrderState>,
     result: Result<Decision, Rejection>,
     /// The folded state after an accepted decision (`None` when rejected or already applied).
@@ -605,6 +609,35 @@ impl Then {
 
     pub fn then_already_applied(self, commit: u64) -> Then {
         assert_eq!(self.result, Ok(Decision::AlreadyApplied { commit }));
+        self
+    }
+
+    /// The rejection logged as the engine logs it (decision 0013): a commit whose only event
+    /// is `command_rejected`, folded onto the order and checked like any step; the business
+    /// state must not move. `and_then` continues from the state after it.
+    pub fn then_logged(mut self) -> Then {
+        let Err(rejection) = &self.result else {
+            panic!("only a rejection is logged, got {:?}", self.result)
+        };
+        let before = self
+            .before
+            .clone()
+            .expect("a rejection is logged on an order");
+        assert!(
+            paystate_engine::logs_rejection(Some(&before), rejection.code),
+            "{rejection} is not one the engine logs"
+        );
+        let events = vec![Event::rejected(rejection)];
+        let commit = commit_after(Some(&before), &self.env, events, self.now);
+        let after = fold_one(Some(before.clone()), &commit);
+        assert_step_ok(Some(&before), &after, "logged rejection");
+        assert_eq!(
+            business(&after),
+            business(&before),
+            "a logged rejection moved the order"
+        );
+        self.log.push(commit);
+        self.after = Some(after);
         self
     }
 
