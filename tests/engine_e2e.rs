@@ -164,11 +164,21 @@ async fn duplicate_command_ids_have_the_effect_of_once() {
     let r2 = client.send(&early, WAIT).await.expect("outcome");
     assert_eq!(r2.rejection_code(), Some(RejectionCode::InvalidTransition));
     assert!(r2.is_duplicate());
+    // The rejection lives in the order's log (decision 0013); its retry wrote nothing.
     let commits = nats.journal().await.read_order(&o).await.expect("read");
+    let names: Vec<Vec<&str>> = commits
+        .iter()
+        .map(|c| c.commit.events.iter().map(|e| e.name()).collect())
+        .collect();
     assert_eq!(
-        commits.len(),
-        3,
-        "create, start, authorized: nothing else written"
+        names,
+        [
+            vec!["order_created"],
+            vec!["command_rejected"],
+            vec!["payment_requested"],
+            vec!["payment_authorized"]
+        ],
+        "create, the rejected capture, start, authorized: nothing else written"
     );
 }
 

@@ -316,22 +316,12 @@ async fn handle(
             crate::telemetry::answered(kind, &outcome, started);
             ack(&msg).await;
         }
-        Disposition::Committed {
-            outcome,
-            order,
-            command,
-            fingerprint,
-        } => {
-            // The commit is durable in the log: answer first, then fill the outcome bucket
-            // with the same bytes, then acknowledge (a crash in between redelivers the
-            // command, which the log answers as a duplicate).
-            if let Some(bytes) = encode(&outcome) {
-                if let Some(to) = reply_to {
-                    reply(client, to, bytes.clone()).await;
-                }
-                processor
-                    .remember_encoded(&order, &command, &fingerprint, &bytes)
-                    .await;
+        Disposition::Committed { outcome } => {
+            // The commit is durable in the log, which is all that is stored (decision 0013):
+            // answer, then acknowledge (a crash in between redelivers the command, which the
+            // log answers as a duplicate).
+            if let (Some(to), Some(bytes)) = (reply_to, encode(&outcome)) {
+                reply(client, to, bytes).await;
             }
             crate::telemetry::answered(kind, &outcome, started);
             ack(&msg).await;

@@ -1,16 +1,24 @@
-//! One command, start to finish: stored outcome? → load (cache or log) → decide → append
-//! with optimistic concurrency → remember the outcome. Conflicts re-load and re-decide, up to
-//! a named bound; then the command goes back to the queue (never dropped).
+//! One command, start to finish: load (cache or log) → decide → append with optimistic
+//! concurrency → outcome. Conflicts re-load the log's tail and re-decide, up to a named
+//! bound; then the command goes back to its caller's queue (never dropped).
+//!
+//! Decision 0013: nothing but the commit is stored for an accepted command, and nothing is
+//! read before it. A rejection on an existing order is appended like any commit (one
+//! `command_rejected` event, the same optimistic-concurrency check), so a rejection decided
+//! on a stale cache cannot stand, and a retry finds the command id in the order's state
+//! (`Decision::AlreadyApplied`) and is answered from its commit in the log. Only rejections
+//! with no order to live in (`order_not_found`, a refused create) use the outcome bucket: read
+//! and written on that path alone.
 
 use crate::cache::{CachedOrder, OrderCache};
 use crate::config::EngineConfig;
 use crate::outcomes::{Outcomes, StoredOutcome};
-use paystate_engine::{apply_commit, check_invariants, decide, Decision};
+use paystate_engine::{apply_commit, check_invariants, decide, logs_rejection, Decision};
 use paystate_events::{
-    Command, CommandEnvelope, CommandId, Commit, OrderId, OrderState, Outcome, Rejection,
-    RejectionCode, StateView, Timestamp,
+    Command, CommandEnvelope, Commit, Event, OrderState, Outcome, Rejection, RejectionCode,
+    StateView, Timestamp,
 };
-use paystate_journal::{AppendError, EncodedCommit, Journal};
+use paystate_journal::{AppendError, EncodedCommit, Journal, StoredCommit};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,22 +26,17 @@ use std::time::Duration;
 /// Pause after a broker error before trying again, growing per attempt up to the last value.
 const BROKER_BACKOFF_MS: [u64; 5] = [5, 20, 100, 300, 1000];
 
-/// What to do with the command message after processing.
+/// What to do with the command after processing.
 #[derive(Debug)]
 // Why: one per command, consumed at once; boxing would only add an allocation.
 #[allow(clippy::large_enum_variant)]
 pub enum Disposition {
-    /// Acknowledge; reply with the outcome.
+    /// Answer with the outcome and acknowledge: nothing new was written (a duplicate, a
+    /// rejection that is not logged).
     Done(Outcome),
-    /// A new commit, already in the log: reply with the outcome, then store it in the outcome
-    /// bucket ([`Processor::remember_encoded`], the same bytes as the reply), then acknowledge.
-    /// The log holds the outcome already, so the caller does not wait for the bucket.
-    Committed {
-        outcome: Outcome,
-        order: OrderId,
-        command: CommandId,
-        fingerprint: String,
-    },
+    /// A new commit, already in the log (accepted, or a logged rejection): answer with the
+    /// outcome and acknowledge. Nothing else is stored.
+    Committed { outcome: Outcome },
     /// Give it back to the queue (broker trouble or too many conflicts); it is redelivered.
     RetryLater,
 }
@@ -59,98 +62,106 @@ pub struct Processor {
     pub stats: Arc<Stats>,
 }
 
+/// What a decision asks of the processor.
+// Why: as for `Disposition`.
+#[allow(clippy::large_enum_variant)]
+enum Step {
+    /// Append one commit with these events (accepted, or a logged rejection).
+    Append(Vec<Event>),
+    /// Answer at once.
+    Answer(Outcome),
+    /// Read the log's tail and decide again (the attempt decided on a state that may be
+    /// behind the log, and its answer is not protected by an append).
+    CatchUp,
+    /// Broker trouble: pause, then try again.
+    Pause,
+}
+
 impl Processor {
-    /// Processes `env`, received by the broker at `now`.
+    /// Processes `env`, received at `now` (the broker's receive time of a queued command, the
+    /// instance's clock for a request on the fast path).
     pub async fn handle(&mut self, env: &CommandEnvelope, now: Timestamp) -> Disposition {
         let fingerprint = env.fingerprint();
-        match self.outcomes.get(&env.order_id, &env.command_id).await {
-            // A refused reply target was recorded only so its caller could read why; the
-            // command itself was never processed, so a retry with a good inbox proceeds.
-            Ok(Some(stored))
-                if stored.outcome.rejection_code() == Some(RejectionCode::ReplyTargetRefused) => {}
-            Ok(Some(stored)) if stored.fingerprint == fingerprint => {
-                self.stats.duplicates.fetch_add(1, Relaxed);
-                return Disposition::Done(as_duplicate(stored.outcome));
-            }
-            Ok(Some(_)) => return Disposition::Done(self.reused(env)),
-            Ok(None) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "outcome lookup failed; retrying later");
-                return self.retry_later();
-            }
-        }
-        let mut caught_up: Option<Current> = None;
-        // Set after a conflict or an unconfirmed append: the cached state is behind the log.
+        // Set after a conflict, an unconfirmed append or an unprotected rejection decided on a
+        // cached state: the next attempt reads the log's tail first.
         let mut behind = false;
         for attempt in 0..=self.cfg.conflict_retries_max {
-            let current = match caught_up.take() {
-                Some(c) => c,
-                None => match self.current(env, std::mem::take(&mut behind)).await {
-                    Ok(c) => c,
-                    Err(LoadError::Unreadable(detail)) => {
-                        return Disposition::Done(self.unreadable(env, detail))
-                    }
-                    Err(LoadError::Broker(e)) => {
-                        tracing::warn!(order = %env.order_id, error = %e, "order read failed");
-                        backoff(attempt).await;
-                        continue;
-                    }
-                },
+            let current = match self.current(env, std::mem::take(&mut behind)).await {
+                Ok(c) => c,
+                Err(LoadError::Unreadable(detail)) => {
+                    return Disposition::Done(self.unreadable(env, detail))
+                }
+                Err(LoadError::Broker(e)) => {
+                    tracing::warn!(order = %env.order_id, error = %e, "order read failed");
+                    backoff(attempt).await;
+                    continue;
+                }
             };
             crate::telemetry::record_order(current.state.as_ref());
-            match decide(current.state.as_ref(), env, now) {
-                Err(rejection) if !current.fresh => {
-                    // Decided on a cached state: another instance may have moved the order.
-                    // A rejection stands only once the log's tail confirms the cache.
-                    match self.catch_up(env, current).await {
-                        Ok(fresh) => caught_up = Some(fresh),
-                        Err(LoadError::Unreadable(detail)) => {
-                            return Disposition::Done(self.unreadable(env, detail))
-                        }
-                        Err(e) => {
-                            tracing::warn!(order = %env.order_id, error = %e, %rejection, "catch-up failed");
-                            backoff(attempt).await;
-                        }
-                    }
+            let events = match self.step(env, &fingerprint, &current, now).await {
+                Step::Append(events) => events,
+                Step::Answer(outcome) => return Disposition::Done(outcome),
+                Step::CatchUp => {
+                    behind = true;
+                    continue;
                 }
-                Err(rejection) => {
-                    return Disposition::Done(self.rejected(env, &fingerprint, rejection).await)
-                }
-                Ok(Decision::AlreadyApplied { commit }) => {
-                    self.stats.duplicates.fetch_add(1, Relaxed);
-                    if let Some(outcome) = self.already_applied(env, commit).await {
-                        self.remember(env, &fingerprint, &outcome).await;
-                        return Disposition::Done(as_duplicate(outcome));
-                    }
+                Step::Pause => {
                     backoff(attempt).await;
+                    continue;
                 }
-                Ok(Decision::Commit(events)) => {
-                    let commit =
-                        next_commit(current.state.as_ref(), env, &fingerprint, now, events);
-                    match self.commit(env, current, commit).await {
-                        Ok(outcome) => {
-                            return Disposition::Committed {
-                                outcome,
-                                order: env.order_id.clone(),
-                                command: env.command_id.clone(),
-                                fingerprint,
-                            }
-                        }
-                        Err(Retry::Conflict) => {
-                            self.stats.conflicts.fetch_add(1, Relaxed);
-                            crate::telemetry::conflict();
-                            behind = true;
-                        }
-                        Err(Retry::Broker) => {
-                            behind = true;
-                            backoff(attempt).await
-                        }
-                        Err(Retry::Refused(outcome)) => return Disposition::Done(outcome),
-                    }
+            };
+            let commit = next_commit(current.state.as_ref(), env, &fingerprint, now, events);
+            match self.commit(env, current, commit).await {
+                Ok(outcome) => return Disposition::Committed { outcome },
+                Err(Retry::Conflict) => {
+                    self.stats.conflicts.fetch_add(1, Relaxed);
+                    crate::telemetry::conflict();
+                    behind = true;
                 }
+                Err(Retry::Broker) => {
+                    behind = true;
+                    backoff(attempt).await
+                }
+                Err(Retry::Refused(outcome)) => return Disposition::Done(outcome),
             }
         }
         self.retry_later()
+    }
+
+    /// Decides `env` on `current` and says what to do about it.
+    async fn step(
+        &mut self,
+        env: &CommandEnvelope,
+        fingerprint: &str,
+        current: &Current,
+        now: Timestamp,
+    ) -> Step {
+        let state = current.state.as_ref();
+        match decide(state, env, now) {
+            Ok(Decision::Commit(events)) => Step::Append(events),
+            Ok(Decision::AlreadyApplied { commit }) => {
+                self.stats.duplicates.fetch_add(1, Relaxed);
+                match self.already_applied(env, current, commit).await {
+                    Some(outcome) => Step::Answer(as_duplicate(outcome)),
+                    None => Step::Pause,
+                }
+            }
+            // Appended like any commit: the optimistic-concurrency check confirms the state
+            // it was decided on, and the log answers its retries.
+            Err(r) if logs_rejection(state, r.code) => Step::Append(vec![Event::rejected(&r)]),
+            // `idempotency_key_reused` and `order_history_full` only become truer as the log
+            // grows, so a cached state is enough; any other rejection that is not logged (no
+            // order, past the bound) stands only on the log's tail.
+            Err(r) if !current.fresh && !is_monotone(r.code) => Step::CatchUp,
+            Err(r) if state.is_none() => match self.without_order(env, fingerprint, r).await {
+                Some(outcome) => Step::Answer(outcome),
+                None => Step::Pause,
+            },
+            Err(r) => {
+                self.stats.rejected.fetch_add(1, Relaxed);
+                Step::Answer(rejection(env, r.code, r.message))
+            }
+        }
     }
 
     /// The order from the cache, or on a miss from its latest snapshot plus the commits after
@@ -280,15 +291,12 @@ impl Processor {
                         last_seq: appended.sequence,
                     },
                 );
-                self.stats.accepted.fetch_add(1, Relaxed);
-                Ok(Outcome::Accepted {
-                    command_id: env.command_id.clone(),
-                    order_id: env.order_id.clone(),
-                    commit: encoded.commit.commit,
-                    events: encoded.commit.events,
-                    state: StateView::of(&state),
-                    duplicate: false,
-                })
+                let outcome = outcome_of(env, &encoded.commit, &state);
+                match outcome {
+                    Outcome::Accepted { .. } => self.stats.accepted.fetch_add(1, Relaxed),
+                    Outcome::Rejected { .. } => self.stats.rejected.fetch_add(1, Relaxed),
+                };
+                Ok(outcome)
             }
             // The cache keeps the state before this attempt (a prefix of the log); the next
             // attempt reads only the log's tail after it.
@@ -300,11 +308,36 @@ impl Processor {
         }
     }
 
-    /// The original outcome of a command found in the order's history (its outcome expired
-    /// from the bucket or was deleted): rebuilt from the log — its commit's events and the
-    /// state right after that commit, re-folded — so it is the very outcome the command got
-    /// first, never today's state. `None` if the log cannot be read now (retried).
-    async fn already_applied(&mut self, env: &CommandEnvelope, commit: u64) -> Option<Outcome> {
+    /// The original outcome of a command found in the order's history, rebuilt from its
+    /// commit in the log: a logged rejection's code and message, or the accepted events with
+    /// the state right after that commit (never today's state). When the command is the
+    /// order's latest commit (the usual retry) only that commit is read and `current` is the
+    /// state after it; otherwise the order is read (batched) and folded up to it. `None` if the
+    /// log cannot be read now (retried).
+    async fn already_applied(
+        &mut self,
+        env: &CommandEnvelope,
+        current: &Current,
+        commit: u64,
+    ) -> Option<Outcome> {
+        if let Some(state) = current.state.as_ref().filter(|s| s.commits == commit) {
+            match self
+                .journal
+                .read_order_tail(&env.order_id, current.last_seq)
+                .await
+            {
+                Ok(tail) => {
+                    if let Some(found) = tail.commits.iter().find(|c| c.commit.commit == commit) {
+                        return self.rebuilt(env, found, || Some(state.clone()));
+                    }
+                    // A quarantined message after the commit: read the order below.
+                }
+                Err(e) => {
+                    tracing::warn!(order = %env.order_id, error = %e, "could not read the commit to rebuild an outcome");
+                    return None;
+                }
+            }
+        }
         let stored = match self.journal.read_order(&env.order_id).await {
             Ok(stored) => stored,
             Err(e) => {
@@ -313,36 +346,59 @@ impl Processor {
             }
         };
         let end = stored.iter().position(|c| c.commit.commit == commit)?;
-        let found = &stored[end];
-        if found.commit.command.command_id != env.command_id {
-            tracing::error!(order = %env.order_id, commit, "commit does not hold the command its state says");
-            return None;
-        }
-        let state = paystate_journal::read::fold(&env.order_id, &stored[..=end])
-            .ok()
-            .flatten()?;
-        Some(Outcome::Accepted {
-            command_id: env.command_id.clone(),
-            order_id: env.order_id.clone(),
-            commit,
-            events: found.commit.events.clone(),
-            state: StateView::of(&state),
-            duplicate: false,
+        self.rebuilt(env, &stored[end], || {
+            paystate_journal::read::fold(&env.order_id, &stored[..=end])
+                .ok()
+                .flatten()
         })
     }
 
-    async fn rejected(
+    /// The outcome `found` answers; `state_after` is folded only for an accepted command.
+    fn rebuilt(
+        &self,
+        env: &CommandEnvelope,
+        found: &StoredCommit,
+        state_after: impl FnOnce() -> Option<OrderState>,
+    ) -> Option<Outcome> {
+        if found.commit.command.command_id != env.command_id {
+            tracing::error!(order = %env.order_id, commit = found.commit.commit, "commit does not hold the command its state says");
+            return None;
+        }
+        if let Some(r) = logged_rejection(&found.commit) {
+            return Some(rejection(env, r.code, r.message));
+        }
+        Some(outcome_of(env, &found.commit, &state_after()?))
+    }
+
+    /// A rejection with no order to live in (`order_not_found`, a refused create; decision
+    /// 0013): the outcome bucket answers a retry (it is read on this path only), else the
+    /// rejection is stored there now. `None` if the bucket cannot be read now (retried).
+    async fn without_order(
         &mut self,
         env: &CommandEnvelope,
         fingerprint: &str,
         r: Rejection,
-    ) -> Outcome {
+    ) -> Option<Outcome> {
+        match self.outcomes.get(&env.order_id, &env.command_id).await {
+            // A refused reply target was recorded only so its caller could read why; the
+            // command itself was never processed, so a retry with a good inbox proceeds.
+            Ok(Some(stored))
+                if stored.outcome.rejection_code() == Some(RejectionCode::ReplyTargetRefused) => {}
+            Ok(Some(stored)) if stored.fingerprint == fingerprint => {
+                self.stats.duplicates.fetch_add(1, Relaxed);
+                return Some(as_duplicate(stored.outcome));
+            }
+            Ok(Some(_)) => return Some(self.reused(env)),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(order = %env.order_id, error = %e, "outcome lookup failed; retrying");
+                return None;
+            }
+        }
         self.stats.rejected.fetch_add(1, Relaxed);
         let outcome = rejection(env, r.code, r.message);
-        if r.code != RejectionCode::IdempotencyKeyReused {
-            self.remember(env, fingerprint, &outcome).await;
-        }
-        outcome
+        self.remember(env, fingerprint, &outcome).await;
+        Some(outcome)
     }
 
     /// The order's log holds something that is not a valid commit: refuse at once (no retry
@@ -392,23 +448,6 @@ impl Processor {
             .await
         {
             tracing::warn!(order = %env.order_id, error = %e, "could not store the outcome (harmless: the log is the truth)");
-        }
-    }
-
-    /// Stores a committed command's outcome, given as the JSON bytes its caller was sent.
-    pub async fn remember_encoded(
-        &self,
-        order: &OrderId,
-        command: &CommandId,
-        fingerprint: &str,
-        outcome_json: &[u8],
-    ) {
-        if let Err(e) = self
-            .outcomes
-            .put_encoded(order, command, fingerprint, outcome_json)
-            .await
-        {
-            tracing::warn!(%order, error = %e, "could not store the outcome (harmless: the log is the truth)");
         }
     }
 
@@ -477,6 +516,39 @@ pub fn rejection(env: &CommandEnvelope, code: RejectionCode, message: String) ->
         message,
         duplicate: false,
     }
+}
+
+/// The outcome a new or found commit answers: a logged rejection's, or the accepted events
+/// with `after`, the order's state right after the commit.
+fn outcome_of(env: &CommandEnvelope, commit: &Commit, after: &OrderState) -> Outcome {
+    if let Some(r) = logged_rejection(commit) {
+        return rejection(env, r.code, r.message);
+    }
+    Outcome::Accepted {
+        command_id: env.command_id.clone(),
+        order_id: env.order_id.clone(),
+        commit: commit.commit,
+        events: commit.events.clone(),
+        state: StateView::of(after),
+        duplicate: false,
+    }
+}
+
+/// The rejection a `command_rejected` commit holds (`None` for any other commit).
+fn logged_rejection(commit: &Commit) -> Option<Rejection> {
+    match commit.events.as_slice() {
+        [Event::CommandRejected { code, message }] => Some(Rejection::new(*code, message.clone())),
+        _ => None,
+    }
+}
+
+/// Rejections that only become truer as the order's log grows (a cached state, a prefix of
+/// the log, is enough to decide them).
+fn is_monotone(code: RejectionCode) -> bool {
+    matches!(
+        code,
+        RejectionCode::IdempotencyKeyReused | RejectionCode::OrderHistoryFull
+    )
 }
 
 fn as_duplicate(outcome: Outcome) -> Outcome {
