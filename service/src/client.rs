@@ -1,11 +1,24 @@
-//! Publishing commands and waiting for outcomes, for Rust callers (other languages follow the
-//! README: publish to `paystate.cmd.<order_id>` with a `Paystate-Reply-To` header).
+//! Sending commands and waiting for outcomes, for Rust callers (other languages follow the
+//! README). Two paths (decision 0013):
+//!
+//! - the fast path (default, [`Client::new`]): a core NATS request to
+//!   `paystate.rpc.<plane>.<partition>.<order_id>`, answered by the `paystate` service once the
+//!   log holds the commit; retried with the same bytes on "no responders", on a timeout of one
+//!   attempt and on a 503 service error, until the caller's wait runs out;
+//! - the queue path ([`Client::queue`], [`Client::via_queue`]): a durable publish to
+//!   `paystate.<plane>.<order_id>` in `PAYSTATE_COMMANDS` with a `Paystate-Reply-To` header,
+//!   processed even when no engine runs yet. [`Client::publish`] is always this path.
 
 use async_nats::jetstream::{self, message::PublishMessage};
+use async_nats::service::{NATS_SERVICE_ERROR, NATS_SERVICE_ERROR_CODE};
 use async_nats::HeaderMap;
+use async_nats::RequestErrorKind;
 use bytes::Bytes;
 use futures::StreamExt;
-use paystate_events::subjects::{plane_for, plane_prefix, COMMANDS_PREFIX, REPLY_HEADER};
+use paystate_events::subjects::{
+    order_token, parse_rpc_subject, plane_for, plane_of, plane_prefix, rpc_subject,
+    COMMANDS_PREFIX, REPLY_HEADER,
+};
 use paystate_events::{CommandEnvelope, Outcome};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,8 +33,10 @@ pub enum ClientError {
     /// The broker did not take the command: it was not accepted and will not be processed.
     #[error("command not accepted by the broker: {0}")]
     NotAccepted(String),
-    /// The broker accepted the command (it will be processed), but no outcome came in time.
-    #[error("command accepted but no outcome within {0:?}; it will still be processed")]
+    /// No outcome came in time. On the queue path the broker accepted the command (it will
+    /// still be processed); on the fast path it may or may not be committed: send the same
+    /// bytes again, the retry is answered from the log.
+    #[error("no outcome within {0:?}; the command may still be processed (retrying it with the same bytes is safe)")]
     Timeout(Duration),
     #[error("unreadable outcome: {0}")]
     BadReply(String),
@@ -36,7 +51,28 @@ pub struct Client {
     nats: async_nats::Client,
     js: jetstream::Context,
     replies: Arc<Replies>,
+    /// How [`Client::send`] and [`Client::send_to`] deliver commands.
+    path: Path,
 }
+
+/// The path a client's `send` takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    /// Core request to the `paystate` service (`paystate.rpc.*`): one store per command.
+    Fast,
+    /// Durable publish to the command queue with a reply header: processed even if no
+    /// engine runs when it is sent.
+    Queue,
+}
+
+/// First pause before retrying a request nobody serves right now ("no responders").
+pub const RETRY_BACKOFF_FIRST: Duration = Duration::from_millis(50);
+/// Longest pause between retries (the backoff doubles up to it).
+pub const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// Longest wait for one attempt's answer before the same bytes are sent again.
+pub const ATTEMPT_TIMEOUT_MAX: Duration = Duration::from_secs(2);
+/// Service error code of a request to retry (nothing committed now).
+const CODE_RETRY: &str = "503";
 
 /// Commands waiting for their outcome, by reply token.
 struct Replies {
@@ -99,7 +135,30 @@ async fn route_replies(mut sub: async_nats::Subscriber, replies: std::sync::Weak
 }
 
 impl Client {
+    /// A client on the fast path (request/reply to the `paystate` service).
     pub fn new(nats: async_nats::Client) -> Client {
+        Client::on(nats, Path::Fast)
+    }
+
+    /// A client on the queue path (durable publish; today's behaviour before decision 0013).
+    pub fn queue(nats: async_nats::Client) -> Client {
+        Client::on(nats, Path::Queue)
+    }
+
+    /// The same client (connection and reply inbox) on the queue path.
+    pub fn via_queue(&self) -> Client {
+        Client {
+            path: Path::Queue,
+            ..self.clone()
+        }
+    }
+
+    /// The path [`Client::send`] takes.
+    pub fn path(&self) -> Path {
+        self.path
+    }
+
+    fn on(nats: async_nats::Client, path: Path) -> Client {
         let js = jetstream::new(nats.clone());
         let replies = Arc::new(Replies {
             prefix: nats.new_inbox(),
@@ -107,7 +166,12 @@ impl Client {
             waiting: Mutex::new(HashMap::new()),
             router: OnceCell::new(),
         });
-        Client { nats, js, replies }
+        Client {
+            nats,
+            js,
+            replies,
+            path,
+        }
     }
 
     /// Subscribes to the client's reply inbox once; later calls return at once.
@@ -127,7 +191,7 @@ impl Client {
             .map(|_| ())
     }
 
-    /// Publishes `cmd` durably and waits up to `wait` for its outcome.
+    /// Sends `cmd` (fast path or queue, see [`Path`]) and waits up to `wait` for its outcome.
     pub async fn send(
         &self,
         cmd: &CommandEnvelope,
@@ -150,8 +214,73 @@ impl Client {
             .await
     }
 
-    /// Publishes raw bytes to `subject` (a command or signal subject) and waits for the outcome.
+    /// Sends raw bytes as a command on `subject` (a queue-plane subject such as
+    /// `paystate.signal.<order>`, or a fast-path subject) and waits for the outcome. On the
+    /// fast path a queue-plane subject is mapped to its `paystate.rpc` subject.
     pub async fn send_to(
+        &self,
+        subject: String,
+        bytes: Vec<u8>,
+        wait: Duration,
+    ) -> Result<Outcome, ClientError> {
+        match self.path {
+            Path::Fast => {
+                let subject = fast_subject(subject)?;
+                self.request(subject, Bytes::from(bytes), wait).await
+            }
+            Path::Queue => self.send_queued(subject, bytes, wait).await,
+        }
+    }
+
+    /// The fast path: the same bytes again on no responders (backing off), on an attempt's
+    /// timeout and on a 503, until `wait` runs out.
+    async fn request(
+        &self,
+        subject: String,
+        bytes: Bytes,
+        wait: Duration,
+    ) -> Result<Outcome, ClientError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut backoff = RETRY_BACKOFF_FIRST;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return Err(ClientError::Timeout(wait));
+            }
+            let request = async_nats::Request::new()
+                .payload(bytes.clone())
+                .timeout(Some(left.min(ATTEMPT_TIMEOUT_MAX)));
+            let pause = match self.nats.send_request(subject.clone(), request).await {
+                Ok(reply) => match service_error(&reply) {
+                    None => {
+                        return serde_json::from_slice(&reply.payload)
+                            .map_err(|e| ClientError::BadReply(e.to_string()))
+                    }
+                    Some((code, _)) if code == CODE_RETRY => true,
+                    Some((code, text)) => {
+                        return Err(ClientError::NotAccepted(format!(
+                            "refused by the engine ({code}): {text}"
+                        )))
+                    }
+                },
+                Err(e) => match e.kind() {
+                    RequestErrorKind::TimedOut => false,
+                    RequestErrorKind::NoResponders | RequestErrorKind::Other => true,
+                    RequestErrorKind::InvalidSubject | RequestErrorKind::MaxPayloadExceeded => {
+                        return Err(ClientError::NotAccepted(e.to_string()))
+                    }
+                },
+            };
+            if pause {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                tokio::time::sleep(backoff.min(left)).await;
+                backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
+            }
+        }
+    }
+
+    /// The queue path: a durable publish with a reply header, then the outcome on the inbox.
+    async fn send_queued(
         &self,
         subject: String,
         bytes: Vec<u8>,
@@ -202,5 +331,47 @@ impl Client {
         ack.await
             .map_err(|e| ClientError::NotAccepted(e.to_string()))?;
         Ok(())
+    }
+}
+
+/// The fast-path subject for `subject`: a `paystate.rpc` subject as it is, a queue-plane
+/// subject (`paystate.<plane>.<order>`) mapped to its plane and partition.
+fn fast_subject(subject: String) -> Result<String, ClientError> {
+    if parse_rpc_subject(&subject).is_some() {
+        return Ok(subject);
+    }
+    match (plane_of(&subject), order_token(&subject)) {
+        (Some(plane), Some(order)) => Ok(rpc_subject(plane, order)),
+        _ => Err(ClientError::NotAccepted(format!(
+            "{subject:?} is not a command subject"
+        ))),
+    }
+}
+
+/// The service error of a reply (`Nats-Service-Error-Code`, `Nats-Service-Error`), if any.
+fn service_error(reply: &async_nats::Message) -> Option<(String, String)> {
+    let headers = reply.headers.as_ref()?;
+    let code = headers.get(NATS_SERVICE_ERROR_CODE)?.as_str().to_string();
+    let text = headers
+        .get(NATS_SERVICE_ERROR)
+        .map(|v| v.as_str().to_string())
+        .unwrap_or_default();
+    Some((code, text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_subjects_map_to_their_fast_path_subject() {
+        let to = fast_subject("paystate.signal.o-1".into()).expect("maps");
+        assert_eq!(
+            to,
+            rpc_subject(paystate_events::subjects::Plane::Signal, "o-1")
+        );
+        assert_eq!(fast_subject(to.clone()).expect("kept"), to);
+        assert!(fast_subject("paystate.events.o-1".into()).is_err());
+        assert!(fast_subject("elsewhere".into()).is_err());
     }
 }

@@ -83,6 +83,15 @@ pub async fn run_engine(
         };
         tasks.spawn(partition(processor, rx, client.clone()));
     }
+    // The fast path (request/reply service) feeds the same partition tasks.
+    tasks.spawn(crate::fast::serve(
+        client.clone(),
+        log.replicas,
+        cfg.clone(),
+        senders.clone(),
+        shutdown_rx.clone(),
+        stats.clone(),
+    ));
     tasks.spawn(pull_loop(consumer, senders, shutdown_rx));
     Ok(EngineHandle {
         shutdown,
@@ -166,9 +175,9 @@ async fn engine_consumer(
 
 /// Pulls messages and routes them by order; re-opens the stream after broker trouble.
 /// Shared by every partitioned consumer (engine intake, adapter workers).
-pub async fn pull_loop(
+pub async fn pull_loop<T: From<jetstream::Message>>(
     consumer: jetstream::consumer::Consumer<pull::Config>,
-    senders: Vec<mpsc::Sender<jetstream::Message>>,
+    senders: Vec<mpsc::Sender<T>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut failures = 0usize;
@@ -193,7 +202,7 @@ pub async fn pull_loop(
                     Some(Ok(msg)) => {
                         failures = 0;
                         let idx = partition_of(&msg.subject, senders.len());
-                        if senders[idx].send(msg).await.is_err() {
+                        if senders[idx].send(msg.into()).await.is_err() {
                             return;
                         }
                     }
@@ -217,9 +226,37 @@ async fn pause(failures: &mut usize) {
 /// The partition of a message: by the order token of its subject, so one order's messages
 /// are always handled by the same task, in order.
 pub fn partition_of(subject: &str, partitions: usize) -> usize {
+    partition_of_order(order_token(subject).unwrap_or(subject), partitions)
+}
+
+/// The partition task of an order token: the fast path routes requests with it, so a request
+/// and a queued command of one order meet in the same task, in arrival order.
+pub fn partition_of_order(order: &str, partitions: usize) -> usize {
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    order_token(subject).unwrap_or(subject).hash(&mut h);
-    (h.finish() % partitions as u64) as usize
+    order.hash(&mut h);
+    (h.finish() % partitions.max(1) as u64) as usize
+}
+
+/// What a partition task takes in: a command from the durable queue, or a fast-path request.
+pub enum Work {
+    Queued(jetstream::Message),
+    Request(crate::fast::FastRequest),
+}
+
+impl From<jetstream::Message> for Work {
+    fn from(msg: jetstream::Message) -> Work {
+        Work::Queued(msg)
+    }
+}
+
+impl Work {
+    /// The order the work belongs to (the subject's order token).
+    pub fn order(&self) -> &str {
+        match self {
+            Work::Queued(msg) => order_of(msg),
+            Work::Request(req) => req.order(),
+        }
+    }
 }
 
 /// One partition: its orders' commands one at a time, each order's in arrival order, the
@@ -233,36 +270,47 @@ pub fn partition_of(subject: &str, partitions: usize) -> usize {
 /// dead-lettered and the order's next command goes on.
 async fn partition(
     mut processor: Processor,
-    mut rx: mpsc::Receiver<jetstream::Message>,
+    mut rx: mpsc::Receiver<Work>,
     client: async_nats::Client,
 ) {
     let mut queues = OrderQueues::default();
+    let mut requests = crate::fast::HeldRequests::default();
     loop {
         if !queues.ready() {
             tokio::select! {
                 next = rx.recv() => match next {
-                    Some(msg) => queues.push(order_of(&msg).to_string(), msg),
+                    Some(work) => requests.take_in(&mut queues, work).await,
                     // Shutdown: what is held is redelivered after the ack wait.
                     None => return,
                 },
                 _ = sleep_until(queues.wake_at()) => continue,
             }
         }
-        while let Ok(msg) = rx.try_recv() {
-            queues.push(order_of(&msg).to_string(), msg);
+        while let Ok(work) = rx.try_recv() {
+            requests.take_in(&mut queues, work).await;
         }
         let Some((order, head)) = queues.take_next() else {
             continue;
         };
-        let span = crate::telemetry::command_span(order_token(&head.item.subject));
-        let retry = handle(&mut processor, &client, head.item, head.retries)
-            .instrument(span)
-            .await;
+        let span = crate::telemetry::command_span(Some(order.as_str()));
+        let retry = match head.item {
+            Work::Queued(msg) => handle(&mut processor, &client, msg, head.retries)
+                .instrument(span)
+                .await
+                .map(Work::Queued),
+            Work::Request(req) => {
+                requests.release();
+                crate::fast::answer(&mut processor, &client, req)
+                    .instrument(span)
+                    .await;
+                None
+            }
+        };
         match retry {
             // Not processed: retried first in its order, after a pause.
-            Some(msg) => {
+            Some(work) => {
                 let at = tokio::time::Instant::now() + processor.cfg.retry_later;
-                queues.retry(order, msg, head.retries, at);
+                queues.retry(order, work, head.retries, at);
             }
             None => queues.done(order),
         }
@@ -345,7 +393,10 @@ async fn handle(
 
 /// Stores the expiry schedule an accepted `create_order` asks for (see [`crate::expiry`]);
 /// false if it could not be stored.
-async fn expiry_scheduled(client: &async_nats::Client, disposition: &Disposition) -> bool {
+pub(crate) async fn expiry_scheduled(
+    client: &async_nats::Client,
+    disposition: &Disposition,
+) -> bool {
     let outcome = match disposition {
         Disposition::Done(o) | Disposition::Committed { outcome: o, .. } => o,
         Disposition::RetryLater => return true,
@@ -449,7 +500,18 @@ async fn process(
     msg: &jetstream::Message,
     received_at: Timestamp,
 ) -> (&'static str, Disposition) {
-    match parse_command(&msg.payload, &msg.subject) {
+    process_bytes(processor, &msg.payload, &msg.subject, received_at).await
+}
+
+/// Parses and processes a command's bytes as if published on the queue subject `subject`
+/// (the fast path passes its plane's queue subject, so both paths apply the same rules).
+pub(crate) async fn process_bytes(
+    processor: &mut Processor,
+    payload: &[u8],
+    subject: &str,
+    received_at: Timestamp,
+) -> (&'static str, Disposition) {
+    match parse_command(payload, subject) {
         Ok(env) => {
             crate::telemetry::record_command(&env);
             (
@@ -459,15 +521,15 @@ async fn process(
         }
         Err(rejection) => {
             processor.stats.bad_input.fetch_add(1, Relaxed);
-            tracing::warn!(subject = %msg.subject, code = %rejection.code, message = %rejection.message, "bad command rejected");
+            tracing::warn!(subject = %subject, code = %rejection.code, message = %rejection.message, "bad command rejected");
             let command_id = match rejection.code {
                 // Why: the id itself may be where the card number is.
                 RejectionCode::SensitiveData => None,
-                _ => command_id_hint(&msg.payload),
+                _ => command_id_hint(payload),
             };
             let outcome = Outcome::Rejected {
                 command_id,
-                order_id: order_token(&msg.subject).map(str::to_string),
+                order_id: order_token(subject).map(str::to_string),
                 code: rejection.code,
                 message: rejection.message,
                 duplicate: false,
@@ -485,7 +547,7 @@ fn command_id_hint(bytes: &[u8]) -> Option<String> {
 }
 
 /// The outcome as JSON, encoded once for the reply and the outcome bucket.
-fn encode(outcome: &Outcome) -> Option<bytes::Bytes> {
+pub(crate) fn encode(outcome: &Outcome) -> Option<bytes::Bytes> {
     match serde_json::to_vec(outcome) {
         Ok(bytes) => Some(bytes.into()),
         Err(e) => {

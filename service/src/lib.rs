@@ -18,6 +18,9 @@
 //!   snapshot and the commits after it (verified against the hash chain).
 //! - [`processor`]: one command, start to finish (the decide/append loop).
 //! - [`intake`]: the consumer loop, partitioning, acknowledgement, shutdown.
+//! - [`fast`]: the fast path (decision 0013): the `paystate` NATS service, one endpoint per
+//!   partition this instance owns (rendezvous hashing over live instances), requests routed
+//!   to the same partition tasks as queued commands, answered once the log holds the commit.
 //! - [`order_queues`]: a partition's per-order queues: one order's commands in order, a
 //!   failed one retried (parked) before anything behind it, the other orders going on.
 //! - [`attachments`]: files commands refer to (object store), checked by hash on read.
@@ -37,6 +40,7 @@ pub mod client;
 pub mod config;
 pub mod connect;
 pub mod expiry;
+pub mod fast;
 pub mod intake;
 pub mod order_queues;
 pub mod outcomes;

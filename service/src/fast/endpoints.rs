@@ -1,0 +1,228 @@
+//! The `paystate` NATS service of one instance: one endpoint per owned partition.
+//!
+//! Endpoint `p07` subscribes `paystate.rpc.*.7.*` in the queue group shared by every
+//! instance. When the owned set changes, a new service registration with the new set starts
+//! first and the old one stops after (its subscriptions end once what they hold is passed
+//! on), so a partition kept across the change is never without a subscriber, and
+//! `nats micro info paystate` lists exactly what each instance serves. Statistics start
+//! afresh with each registration (the instance id stays in the metadata).
+
+use super::{respond_error, FastRequest, CODE_BAD_REQUEST};
+use crate::intake::{partition_of_order, Work};
+use crate::processor::Stats;
+use async_nats::service::{endpoint::Endpoint, Request, Service, ServiceExt};
+use futures::StreamExt;
+use paystate_events::subjects::{check_reply_target, parse_rpc_subject, RPC_PREFIX, SERVICE_NAME};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+/// Queue group of every endpoint of every instance: each request reaches one subscriber.
+pub const QUEUE_GROUP: &str = SERVICE_NAME;
+
+/// Where requests go: the partition tasks, after the reply subject and the subject are checked.
+pub struct Route {
+    pub senders: Vec<mpsc::Sender<Work>>,
+    pub inboxes: Vec<String>,
+    pub stats: Arc<Stats>,
+}
+
+/// The endpoint name of a partition (`p07`).
+pub fn endpoint_name(partition: usize) -> String {
+    format!("p{partition:02}")
+}
+
+/// The endpoint subject of a partition: every plane and order of it.
+pub fn endpoint_subject(partition: usize) -> String {
+    format!("{RPC_PREFIX}.*.{partition}.*")
+}
+
+/// The registered service and what it serves.
+pub struct Served {
+    client: async_nats::Client,
+    instance: String,
+    route: Arc<Route>,
+    service: Option<Service>,
+    owned: BTreeSet<usize>,
+    /// One task per endpoint, passing requests on (never one per request). Dropped with
+    /// this value, which aborts them (an aborted engine stops serving at once).
+    forwarders: JoinSet<()>,
+}
+
+impl Served {
+    pub fn new(client: async_nats::Client, instance: String, route: Arc<Route>) -> Served {
+        Served {
+            client,
+            instance,
+            route,
+            service: None,
+            owned: BTreeSet::new(),
+            forwarders: JoinSet::new(),
+        }
+    }
+
+    /// Serves exactly `want` from now on. On failure the current registration stays and
+    /// the next reconcile tries again.
+    pub async fn reconcile(&mut self, want: BTreeSet<usize>) {
+        while self.forwarders.try_join_next().is_some() {}
+        if self.service.is_some() && want == self.owned {
+            return;
+        }
+        let service = match self.register(&want).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "fast-path endpoints not registered; retrying");
+                return;
+            }
+        };
+        tracing::info!(
+            instance = %self.instance,
+            partitions = want.len(),
+            "fast-path partitions served"
+        );
+        self.owned = want;
+        if let Some(old) = self.service.replace(service) {
+            stop(old).await;
+        }
+    }
+
+    /// Stops serving (clean shutdown).
+    pub async fn stop(&mut self) {
+        if let Some(old) = self.service.take() {
+            stop(old).await;
+        }
+        self.owned.clear();
+    }
+
+    async fn register(&mut self, want: &BTreeSet<usize>) -> Result<Service, async_nats::Error> {
+        let metadata = HashMap::from([
+            ("instance".to_string(), self.instance.clone()),
+            ("partitions".to_string(), ranges(want)),
+        ]);
+        let service = self
+            .client
+            .service_builder()
+            .description("paystate commands: request paystate.rpc.<plane>.<partition>.<order_id>")
+            .metadata(metadata)
+            .queue_group(QUEUE_GROUP)
+            .start(SERVICE_NAME, env!("CARGO_PKG_VERSION"))
+            .await?;
+        let mut endpoints = Vec::with_capacity(want.len());
+        for &p in want {
+            let added = service
+                .endpoint_builder()
+                .name(endpoint_name(p))
+                .add(endpoint_subject(p))
+                .await;
+            match added {
+                Ok(e) => endpoints.push(e),
+                Err(e) => {
+                    stop(service).await;
+                    return Err(e);
+                }
+            }
+        }
+        for endpoint in endpoints {
+            self.forwarders.spawn(forward(endpoint, self.route.clone()));
+        }
+        Ok(service)
+    }
+}
+
+impl Drop for Served {
+    /// An aborted engine (what a crash looks like) must not go on answering `$SRV` pings:
+    /// the service's own task is stopped too.
+    fn drop(&mut self) {
+        if let Some(service) = self.service.take() {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(stop(service));
+            }
+        }
+    }
+}
+
+async fn stop(service: Service) {
+    if let Err(e) = service.stop().await {
+        tracing::warn!(error = %e, "service registration not stopped cleanly");
+    }
+}
+
+/// `0-3,7,9-10`: the partitions in the service metadata, short enough to read.
+fn ranges(set: &BTreeSet<usize>) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut iter = set.iter().copied().peekable();
+    while let Some(start) = iter.next() {
+        let mut end = start;
+        while iter.peek() == Some(&(end + 1)) {
+            end += 1;
+            iter.next();
+        }
+        out.push(match start == end {
+            true => start.to_string(),
+            false => format!("{start}-{end}"),
+        });
+    }
+    out.join(",")
+}
+
+/// Passes one endpoint's requests on until its subscription ends.
+async fn forward(mut endpoint: Endpoint, route: Arc<Route>) {
+    while let Some(request) = endpoint.next().await {
+        if !route.take(request).await {
+            return;
+        }
+    }
+}
+
+impl Route {
+    /// Checks a request and sends it to its order's partition task. A reply subject outside
+    /// the inbox prefixes gets nothing (the engine publishes only below them); a subject that
+    /// is not a fast-path subject of its partition gets a 400. False once the partition
+    /// tasks are gone (shutdown).
+    async fn take(&self, request: Request) -> bool {
+        let received_at = chrono::Utc::now();
+        let message = &request.message;
+        let reply_ok = match message.reply.as_deref() {
+            Some(reply) => check_reply_target(reply, &self.inboxes).map_err(|e| e.to_string()),
+            None => Err("no reply subject".to_string()),
+        };
+        if let Err(reason) = reply_ok {
+            self.stats.bad_input.fetch_add(1, Relaxed);
+            tracing::warn!(subject = %message.subject, %reason, "fast-path request not processed and not answered");
+            return true;
+        }
+        let Some((plane, _, order)) = parse_rpc_subject(&message.subject) else {
+            self.stats.bad_input.fetch_add(1, Relaxed);
+            respond_error(
+                &request,
+                CODE_BAD_REQUEST,
+                "not paystate.rpc.<plane>.<partition>.<order_id> with partition = FNV-1a(order_id) mod 64",
+            )
+            .await;
+            return true;
+        };
+        let idx = partition_of_order(order, self.senders.len());
+        let req = FastRequest {
+            request,
+            plane,
+            received_at,
+        };
+        self.senders[idx].send(Work::Request(req)).await.is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_ranges_read_short() {
+        let set: BTreeSet<usize> = [0, 1, 2, 3, 7, 9, 10].into_iter().collect();
+        assert_eq!(ranges(&set), "0-3,7,9-10");
+        assert_eq!(ranges(&BTreeSet::new()), "");
+        assert_eq!(endpoint_name(7), "p07");
+        assert_eq!(endpoint_subject(7), "paystate.rpc.*.7.*");
+    }
+}

@@ -1,0 +1,187 @@
+//! The fast path (decision 0013): commands as core NATS requests to the `paystate` service.
+//!
+//! ```text
+//! client ──request paystate.rpc.<plane>.<partition>.<order>──▶ endpoint p<partition>
+//!        (queue group shared by every instance; only the partition's owner subscribes)
+//!          │ reply subject checked, subject parsed (400 if wrong)
+//!          ▼
+//!        partition task of the order (the same one queued commands of the order go to)
+//!          │ parse as if on paystate.<plane>.<order>, decide, append (OCC)
+//!          ▼
+//!        reply: the outcome JSON, or a 503 service error (nothing committed: retry)
+//! ```
+//!
+//! - [`members`]: live instances from heartbeats in `paystate_engines` ([`paystate_events::subjects::ENGINES_BUCKET`]), and which partitions
+//!   this instance owns (rendezvous hashing).
+//! - [`endpoints`]: the registered service and its endpoints, one per owned partition,
+//!   re-registered when ownership changes.
+//!
+//! An instance that cannot heartbeat (NATS unreachable) keeps serving the partitions it has:
+//! when it is cut off nobody can reach it anyway, and while the others already took its
+//! partitions over, the optimistic-concurrency check on every append keeps two servers of one
+//! order correct (one of them only pays a conflict and a retry).
+
+pub mod endpoints;
+pub mod members;
+
+use crate::intake::Work;
+use crate::order_queues::OrderQueues;
+use crate::processor::{Disposition, Processor, Stats};
+use async_nats::service::{error::Error as ServiceError, Request};
+use paystate_events::subjects::{queue_subject_of, Plane};
+use paystate_events::Timestamp;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+
+/// How often an instance writes its heartbeat to [`ENGINES_BUCKET`].
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+/// An instance whose heartbeat has not been received for this long is gone (receiver's clock).
+pub const MEMBER_LEASE: Duration = Duration::from_secs(3);
+/// How often membership is re-read and the endpoints brought in line with it.
+pub const RECONCILE_INTERVAL: Duration = Duration::from_millis(250);
+/// Age limit of heartbeat entries in the bucket: stale keys of crashed instances go by
+/// themselves (the lease, not this, decides liveness).
+pub const ENGINES_BUCKET_MAX_AGE: Duration = Duration::from_secs(30);
+/// How long a starting instance waits for the bucket's current members before serving
+/// with what it knows (so it does not briefly claim every partition).
+pub const MEMBERSHIP_SETTLE_MAX: Duration = Duration::from_secs(2);
+/// Fast-path requests one partition task may hold; past it a request is answered 503 at
+/// once (the client backs off and retries) instead of queueing without bound.
+pub const REQUESTS_HELD_MAX: usize = 4096;
+
+/// Service error code: the request cannot be served as sent (wrong partition, bad subject).
+pub const CODE_BAD_REQUEST: usize = 400;
+/// Service error code: nothing was committed now (broker trouble, conflicts, busy): retry
+/// with the same bytes.
+pub const CODE_RETRY: usize = 503;
+/// Service error code: the outcome could not be encoded (a bug; retrying is safe).
+pub const CODE_INTERNAL: usize = 500;
+
+/// A fast-path request on its way to its order's partition task.
+pub struct FastRequest {
+    pub request: Request,
+    pub plane: Plane,
+    /// The engine's clock when the request was received: its `decided_at` (a core request
+    /// has no broker receive time).
+    pub received_at: Timestamp,
+}
+
+impl FastRequest {
+    /// The order token: the last token of the (already checked) request subject.
+    pub fn order(&self) -> &str {
+        let subject = self.request.message.subject.as_str();
+        subject.rsplit_once('.').map_or(subject, |(_, order)| order)
+    }
+}
+
+/// Counts the fast-path requests a partition task holds, to bound them.
+#[derive(Default)]
+pub struct HeldRequests {
+    held: usize,
+}
+
+impl HeldRequests {
+    /// Queues `work` in its order's queue, or answers a request 503 when too many are held.
+    pub(crate) async fn take_in(&mut self, queues: &mut OrderQueues<Work>, work: Work) {
+        if let Work::Request(req) = &work {
+            if self.held >= REQUESTS_HELD_MAX {
+                respond_error(&req.request, CODE_RETRY, "engine busy; retry").await;
+                return;
+            }
+            self.held += 1;
+        }
+        queues.push(work.order().to_string(), work);
+    }
+
+    /// A held request was taken out to be answered.
+    pub(crate) fn release(&mut self) {
+        self.held = self.held.saturating_sub(1);
+    }
+}
+
+/// One request, start to finish: processed by the same code as a queued command (parsed as
+/// if published on its plane's queue subject), answered with the outcome JSON once the log
+/// holds it, or with a 503 service error when nothing could be committed now. Never held
+/// for an in-process retry: the client retries.
+pub(crate) async fn answer(
+    processor: &mut Processor,
+    client: &async_nats::Client,
+    req: FastRequest,
+) {
+    let started = Instant::now();
+    let subject = queue_subject_of(req.plane, req.order());
+    let (kind, disposition) = crate::intake::process_bytes(
+        processor,
+        &req.request.message.payload,
+        &subject,
+        req.received_at,
+    )
+    .await;
+    if !crate::intake::expiry_scheduled(client, &disposition).await {
+        // Committed, but its expiry schedule is not stored: the retry is answered from the
+        // log as a duplicate, which writes the schedule again.
+        crate::telemetry::requeued();
+        respond_error(
+            &req.request,
+            CODE_RETRY,
+            "expiry schedule not stored; retry",
+        )
+        .await;
+        return;
+    }
+    let outcome = match disposition {
+        Disposition::Done(outcome) | Disposition::Committed { outcome, .. } => outcome,
+        Disposition::RetryLater => {
+            crate::telemetry::requeued();
+            respond_error(
+                &req.request,
+                CODE_RETRY,
+                "not committed (broker trouble or conflicts); retry",
+            )
+            .await;
+            return;
+        }
+    };
+    match crate::intake::encode(&outcome) {
+        Some(bytes) => {
+            if let Err(e) = req.request.respond(Ok(bytes)).await {
+                tracing::warn!(error = %e, "could not publish the outcome (a retry is answered from the log)");
+            }
+        }
+        None => respond_error(&req.request, CODE_INTERNAL, "outcome not encoded").await,
+    }
+    crate::telemetry::answered(kind, &outcome, started);
+}
+
+/// Answers a request with a service error (`Nats-Service-Error-Code`, counted in the
+/// endpoint's error statistics).
+pub(crate) async fn respond_error(request: &Request, code: usize, status: &str) {
+    let error = ServiceError {
+        status: status.to_string(),
+        code,
+    };
+    if let Err(e) = request.respond(Err(error)).await {
+        tracing::warn!(error = %e, code, "could not publish a service error");
+    }
+}
+
+/// The fast path of one engine instance until shutdown: heartbeats and membership, the
+/// service and its endpoints. Requests go to `senders` (the partition tasks).
+pub(crate) async fn serve(
+    client: async_nats::Client,
+    replicas: usize,
+    cfg: crate::config::EngineConfig,
+    senders: Vec<mpsc::Sender<Work>>,
+    shutdown: watch::Receiver<bool>,
+    stats: Arc<Stats>,
+) {
+    let route = Arc::new(endpoints::Route {
+        senders,
+        inboxes: cfg.inbox_prefixes.clone(),
+        stats,
+    });
+    let instance = uuid::Uuid::new_v4().simple().to_string();
+    let served = endpoints::Served::new(client.clone(), instance.clone(), route);
+    members::run(client, replicas, instance, served, shutdown).await;
+}
