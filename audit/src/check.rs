@@ -13,9 +13,11 @@
 use crate::report::{
     DiscrepancyEntry, Finding, FindingKind, OrderSummary, Report, DISCREPANCIES_LISTED_MAX,
 };
-use paystate_engine::{apply_commit, check_invariants, decide, is_legal_transition, Decision};
+use paystate_engine::{
+    apply_commit, check_invariants, decide, is_legal_transition, logs_rejection, Decision,
+};
 use paystate_events::commit::GENESIS_HASH;
-use paystate_events::{Commit, CommitHash, Event, OrderId, OrderState};
+use paystate_events::{Commit, CommitHash, Event, OrderId, OrderState, RejectionCode};
 
 use paystate_journal::RawEntry;
 use std::collections::HashMap;
@@ -226,31 +228,57 @@ impl Auditor {
         }
     }
 
-    /// The commit must be exactly what the core decides for its command on the state before.
+    /// The commit must be exactly what the core decides for its command on the state before: its
+    /// events, or for a `command_rejected` commit the core's rejection code.
     fn redecide(&mut self, order: &OrderId, track: &mut OrderTrack, seq: u64, commit: &Commit) {
-        let decided = decide(track.state.as_ref(), &commit.command, commit.decided_at);
-        let detail = match decided {
-            Ok(Decision::Commit(events)) if events == commit.events => return,
-            Ok(Decision::Commit(events)) => {
+        let state = track.state.as_ref();
+        let decided = decide(state, &commit.command, commit.decided_at);
+        let detail = match (decided, logged_rejection(commit)) {
+            // A logged rejection (decision 0013): the core must refuse the command with the
+            // same code, and the engine must be one that logs it (not `idempotency_key_reused`
+            // or `order_history_full`, not past the order's bound).
+            (Err(rejection), Some(code)) if rejection.code == code => {
+                if logs_rejection(state, code) {
+                    return;
+                }
                 format!(
-                    "the core decides [{}] for {} but the log has [{}]",
-                    names(&events),
-                    commit.command.command.name(),
-                    names(&commit.events)
+                    "the log has a command_rejected {code} for {} that the engine does not log here",
+                    commit.command.command.name()
                 )
             }
-            Ok(Decision::AlreadyApplied { commit: earlier }) => {
-                format!(
-                    "command {} was already applied in commit {earlier}: a repeated commit",
-                    commit.command.command_id
-                )
-            }
-            Err(rejection) => format!(
-                "the core rejects this {} ({}) but the log has [{}]",
+            (Err(rejection), Some(code)) => format!(
+                "the core rejects this {} with {} but the log has command_rejected {code}",
                 commit.command.command.name(),
-                rejection,
-                names(&commit.events)
+                rejection.code
             ),
+            (Ok(Decision::Commit(events)), Some(code)) => format!(
+                "the core decides [{}] for {} but the log has command_rejected {code}",
+                names(&events),
+                commit.command.command.name()
+            ),
+            (decided, _) => match decided {
+                Ok(Decision::Commit(events)) if events == commit.events => return,
+                Ok(Decision::Commit(events)) => {
+                    format!(
+                        "the core decides [{}] for {} but the log has [{}]",
+                        names(&events),
+                        commit.command.command.name(),
+                        names(&commit.events)
+                    )
+                }
+                Ok(Decision::AlreadyApplied { commit: earlier }) => {
+                    format!(
+                        "command {} was already applied in commit {earlier}: a repeated commit",
+                        commit.command.command_id
+                    )
+                }
+                Err(rejection) => format!(
+                    "the core rejects this {} ({}) but the log has [{}]",
+                    commit.command.command.name(),
+                    rejection,
+                    names(&commit.events)
+                ),
+            },
         };
         self.finding_for(
             track,
@@ -323,6 +351,14 @@ impl Auditor {
             commit: Some(commit),
             detail,
         });
+    }
+}
+
+/// The code of a `command_rejected` commit (its only event); `None` for any other commit.
+fn logged_rejection(commit: &Commit) -> Option<RejectionCode> {
+    match commit.events.as_slice() {
+        [Event::CommandRejected { code, .. }] => Some(*code),
+        _ => None,
     }
 }
 

@@ -10,7 +10,8 @@ use paystate_events::command::money;
 use paystate_events::subjects::{events_subject, HASH_HEADER};
 use paystate_events::{
     CaptureMode, Command, CommandEnvelope, CommandId, Commit, Event, Evidence, OrderId, OrderState,
-    Provider, ProviderSignal, SignalKind, Timestamp, COMMIT_SCHEMA_VERSION,
+    Provider, ProviderSignal, Rejection, RejectionCode, SignalKind, Timestamp,
+    COMMIT_SCHEMA_VERSION,
 };
 use paystate_journal::{EncodedCommit, RawEntry};
 
@@ -246,4 +247,50 @@ fn an_edited_body_and_a_repeated_commit_are_found() {
         "{}",
         report.render(20)
     );
+}
+
+/// Order a's log plus one `command_rejected` commit for `command` with `code` (decided after
+/// the script); returns the entries and the new commit's sequence.
+fn with_rejection(command: Command, code: RejectionCode) -> (Vec<RawEntry>, u64) {
+    let (a, _, mut entries) = two_orders();
+    let (_, state) = order_commits(&a);
+    let env = envelope(&a, 50, command);
+    let rejection = Rejection::new(code, "as logged");
+    let commit = next_commit(Some(&state), env, vec![Event::rejected(&rejection)], at(50));
+    let encoded = EncodedCommit::new(commit);
+    let seq = entries.len() as u64 + 1;
+    entries.push(entry(seq, &encoded, &encoded.hash));
+    (entries, seq)
+}
+
+#[test]
+fn a_logged_rejection_the_core_confirms_audits_clean() {
+    // The script leaves order a captured: a second capture is not allowed.
+    let capture = Command::Capture { amount: None };
+    let (entries, seq) = with_rejection(capture, RejectionCode::InvalidTransition);
+    let report = audit(&entries, seq);
+    assert!(report.is_clean(true), "{}", report.render(20));
+    assert_eq!(report.commits, 11);
+}
+
+#[test]
+fn a_logged_rejection_the_core_does_not_make_is_an_illegal_commit() {
+    let capture = Command::Capture { amount: None };
+    let refund = Command::Refund { amount: None };
+    let cases = [
+        // The core refuses the capture, but with another code.
+        (capture, RejectionCode::CurrencyMismatch),
+        // The core accepts the refund: a rejection in its place is forged.
+        (refund, RejectionCode::InvalidTransition),
+    ];
+    for (command, code) in cases {
+        let (entries, seq) = with_rejection(command, code);
+        let report = audit(&entries, seq);
+        assert!(
+            has(&report, FindingKind::IllegalCommit, "a", seq),
+            "{code}: {}",
+            report.render(20)
+        );
+        assert_eq!(report.errors_total, 1, "{}", report.render(20));
+    }
 }
