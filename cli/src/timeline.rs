@@ -83,6 +83,7 @@ pub fn describe(e: &Event) -> String {
         Event::ReviewResolved { operator, reason } => {
             format!("review_resolved by {operator}: {reason}")
         }
+        Event::CommandRejected { code, message } => format!("rejected: {code} ({message})"),
         other => other.name().to_string(),
     }
 }

@@ -1,7 +1,8 @@
 //! What a caller gets back for a command: accepted with its events and the bounded view of
 //! the order's state after them ([`StateView`]), or a typed rejection with a stable code. A
 //! retry of an already processed command gets the original outcome again with
-//! `duplicate: true` (rebuilt from its commit in the log if the outcome bucket forgot it).
+//! `duplicate: true`, rebuilt from its commit in the order's log (decision 0013; rejections
+//! with no order to live in are kept in the outcome bucket instead).
 
 use crate::{CommandId, Event, OrderId, StateView};
 use schemars::JsonSchema;
@@ -243,7 +244,9 @@ pub enum Outcome {
         #[serde(default)]
         duplicate: bool,
     },
-    /// Refused; nothing was written.
+    /// Refused: the order did not change. On an existing order the refusal is logged as a
+    /// `command_rejected` commit (its retries are answered from it); otherwise nothing was
+    /// written to the log.
     Rejected {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         command_id: Option<String>,

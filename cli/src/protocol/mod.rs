@@ -252,9 +252,10 @@ fn rejection_codes(out: &mut String) {
         out,
         "## Rejection codes\n\nA rejected outcome is `{{\"outcome\": \"rejected\", \"command_id\", \
          \"order_id\", \"code\", \"message\", \"duplicate\"}}`. Codes are stable strings; the \
-         message is for people and may change. Bad-input rejections are never stored as the \
-         command's outcome (the id may be unreadable; `reply_target_refused` is the exception, \
-         see Idempotency): fix the message and send it again.\n"
+         message is for people and may change. A rejection on an existing order is logged as a \
+         `command_rejected` commit (see Idempotency). Bad-input rejections are never stored as \
+         the command's outcome (the id may be unreadable; `reply_target_refused` is the \
+         exception): fix the message and send it again.\n"
     );
     let _ = writeln!(out, "| code | kind | meaning |\n|---|---|---|");
     for code in RejectionCode::ALL {
@@ -413,6 +414,7 @@ fn idempotency(out: &mut String) {
         &json!({"amount": {"minor_units": 5000, "currency": "USD"}}),
         at,
     );
+    let (rejected, logged) = logged_rejection(&after, at);
     let show = |r: Result<Option<(Commit, OrderState)>, paystate_events::Rejection>| match r {
         Ok(Some(_)) => "accepted: a new commit".to_string(),
         Ok(None) => {
@@ -427,22 +429,30 @@ fn idempotency(out: &mut String) {
          order (authorized), after `capture` `cap-1` of 40.00 was accepted:\n\n\
          | then | answer |\n|---|---|\n\
          | the same command again, `issued_at` five minutes later | {} |\n\
-         | `cap-1` again with 50.00 | {} |\n\n\
+         | `cap-1` again with 50.00 | {} |\n\
+         | `cap-2` (another capture while `cap-1` waits) | {} |\n\
+         | `cap-2` again, same body | {} |\n\n\
          Rules, as the engine applies them:\n\n\
-         - A command that was **accepted** is answered from the outcome bucket \
-         (`paystate_outcomes`, key `<order_id>.<command_id>`, value `{{\"fingerprint\", \
-         \"outcome\"}}`, kept 30 days) or, beyond it, from the order's own log (every accepted \
-         command id and its fingerprint is folded into the order): same fingerprint → the \
-         original outcome with `\"duplicate\": true`; another fingerprint → \
+         - Every command's id and fingerprint is folded into its order: the order's own log \
+         answers retries, for as long as the order exists. A command that was **accepted** is \
+         answered from its commit (its events and the order's state right after it): same \
+         fingerprint → the original outcome with `\"duplicate\": true`; another fingerprint → \
          `idempotency_key_reused`.\n\
-         - A command **rejected by a business rule** has its rejection stored the same way: the \
-         same body again gets the same rejection with `\"duplicate\": true`, another body under \
-         that id gets `idempotency_key_reused` (for as long as the outcome bucket keeps it).\n\
+         - A command **rejected on an existing order** is appended to the order's log as a \
+         commit whose only event is `command_rejected` (`code`, `message`): it changes nothing of \
+         the order but counts as one of its commits. The same body again gets the same rejection \
+         with `\"duplicate\": true` (even after the order moved on), another body under that id \
+         gets `idempotency_key_reused`. Not logged: `idempotency_key_reused` itself (it would \
+         hide the original), `order_history_full`, and rejections past the order's bound \
+         `REJECTIONS_LOGGED_PER_ORDER_MAX` (see Limits; answered, decided again on a retry).\n\
+         - A rejection with **no order** to live in (`order_not_found`, a refused `create_order`) \
+         is stored in the outcome bucket (`paystate_outcomes`, key `<order_id>.<command_id>`, \
+         value `{{\"fingerprint\", \"outcome\"}}`, kept 30 days) and answers its retries from \
+         there. Accepted commands are not stored there.\n\
          - **Bad input** (malformed JSON, unknown type or field, invalid ids or amounts, card data, \
          too large, wrong subject) is never stored: the id is not spent. \
-         `reply_target_refused` is stored only so its caller can read why; a retry with a \
-         proper inbox is processed.\n\
-         - `idempotency_key_reused` itself is never stored (it would hide the original).\n\
+         `reply_target_refused` is stored in the outcome bucket only so its caller can read why; \
+         a retry with a proper inbox is processed.\n\
          - A `refund`'s command id is its refund id; a refund id that is already a completed \
          refund of the order (e.g. reported by the provider) is `idempotency_key_reused`.\n\
          - The same command id on another order is another command.\n\
@@ -450,7 +460,39 @@ fn idempotency(out: &mut String) {
          (`Nats-Msg-Id: <order_id>:<command_id>`).\n",
         show(step(Some(&after), &retry, at)),
         show(step(Some(&after), &other, at)),
+        rejected,
+        logged,
     );
+}
+
+/// On the order in `after` (a capture waiting), a second capture `cap-2`: the core's answer,
+/// and the answer to its retry once the rejection is logged as the engine logs it.
+fn logged_rejection(after: &OrderState, at: paystate_events::Timestamp) -> (String, String) {
+    let second = envelope("cap-2", "capture", &json!({}), at);
+    let rejection = match step(Some(after), &second, at) {
+        Err(r) if paystate_engine::logs_rejection(Some(after), r.code) => r,
+        other => panic!("the sample second capture is a logged rejection, got {other:?}"),
+    };
+    let event = paystate_events::Event::rejected(&rejection);
+    let commit = transitions::next_commit(Some(after), &second, at, vec![event]);
+    let hash = CommitHash::of(&commit.encode()).0;
+    let Ok(logged) = paystate_engine::apply_commit(Some(after.clone()), &commit, &hash) else {
+        panic!("the logged rejection folds")
+    };
+    let retry = match step(Some(&logged), &second, at) {
+        Ok(None) => format!(
+            "already applied (commit {}): the same `{}` rejection with `\"duplicate\": true`",
+            commit.commit, rejection.code
+        ),
+        other => format!("{other:?}"),
+    };
+    (
+        format!(
+            "rejected `{}`, logged as commit {} (`command_rejected`)",
+            rejection.code, commit.commit
+        ),
+        retry,
+    )
 }
 
 fn wire_rules(out: &mut String) {

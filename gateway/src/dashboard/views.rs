@@ -241,6 +241,7 @@ fn event(e: &Event) -> Markup {
     let detail = match e {
         Event::DiscrepancyDetected { code, detail, .. } => Some(format!("{code}: {detail}")),
         Event::ReviewResolved { operator, reason } => Some(format!("by {operator}: {reason}")),
+        Event::CommandRejected { code, message } => Some(format!("rejected: {code} ({message})")),
         Event::PaymentAuthorized { amount, .. }
         | Event::PaymentCaptured { amount, .. }
         | Event::CaptureRequested { amount, .. }
