@@ -78,7 +78,9 @@ async fn a_client_cannot_signal_write_the_log_or_buckets_or_delete_streams_but_c
     let js = jetstream::new(conn.clone());
     let admin = jetstream::new(nats.client_as(Role::Admin).await);
 
-    // A normal command: accepted, and its outcome is readable from the bucket.
+    // A normal command: accepted. The outcome bucket stays readable by the client (since
+    // decision 0013 it holds only rejections that have no order; accepted outcomes are
+    // answered from the log).
     let o = order("perm");
     let create = env(&o, create(10_000));
     let state = accept(&client, create.clone()).await;
@@ -88,11 +90,10 @@ async fn a_client_cannot_signal_write_the_log_or_buckets_or_delete_streams_but_c
         .await
         .expect("the client opens the outcome bucket");
     let key = paystate_service::outcomes::key(&o, &create.command_id);
-    let stored = outcomes
+    outcomes
         .get(&key)
         .await
-        .expect("the client reads an outcome");
-    assert!(stored.is_some(), "outcome {key} readable by the client");
+        .expect("the client reads the outcome bucket");
 
     // A provider signal on the signal plane: refused by NATS, nothing stored.
     let signal = serde_json::to_vec(&env(&o, authorized())).expect("json");
@@ -111,6 +112,20 @@ async fn a_client_cannot_signal_write_the_log_or_buckets_or_delete_streams_but_c
     let sent = client.send(&env(&o, authorized()), REFUSED_WAIT).await;
     assert!(sent.is_err(), "a client's provider signal got {sent:?}");
     assert_eq!(stored_on(&admin, COMMANDS_STREAM, &subject).await, 0);
+    // The fast path's signal plane: refused by NATS too (the client went there above).
+    let rpc_signal = paystate_events::subjects::rpc_subject(
+        paystate_events::subjects::Plane::Signal,
+        o.as_str(),
+    );
+    let asked = conn.request(rpc_signal, signal.into()).await;
+    assert!(asked.is_err(), "a client's fast-path signal got {asked:?}");
+    assert!(
+        errors
+            .wait_for("Permissions Violation for Publish to \"paystate.rpc.signal.")
+            .await,
+        "NATS refused the fast-path signal: {:?}",
+        errors.all()
+    );
 
     // The log: refused, nothing written.
     let events = format!("paystate.events.{o}");
@@ -133,6 +148,11 @@ async fn a_client_cannot_signal_write_the_log_or_buckets_or_delete_streams_but_c
         ("paystate_projection", "orders".to_string()),
         ("paystate_callbacks_seen", "forged".to_string()),
         ("paystate_orders_g1", format!("order.{o}")),
+        // Engine membership: a client cannot pose as an engine instance.
+        (
+            paystate_events::subjects::ENGINES_BUCKET,
+            "forged-instance".to_string(),
+        ),
     ] {
         let subject = format!("$KV.{bucket}.{key}");
         assert!(

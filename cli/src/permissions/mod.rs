@@ -21,9 +21,10 @@
 //! places are narrowed with deny lists (a deny always wins over an allow).
 
 use paystate_events::subjects::{
-    COMMANDS_PREFIX, COMMANDS_STREAM, DEAD_LETTERS_PREFIX, DEAD_LETTERS_STREAM, ENGINE_CONSUMER,
-    EVENTS_PREFIX, EVENTS_STREAM, EXPIRY_FIRED_PREFIX, EXPIRY_SCHEDULE_PREFIX, OPERATOR_PREFIX,
-    OUTCOMES_BUCKET, SCHEDULES_STREAM, SIGNALS_PREFIX,
+    rpc_plane_token, Plane, COMMANDS_PREFIX, COMMANDS_STREAM, DEAD_LETTERS_PREFIX,
+    DEAD_LETTERS_STREAM, ENGINES_BUCKET, ENGINE_CONSUMER, EVENTS_PREFIX, EVENTS_STREAM,
+    EXPIRY_FIRED_PREFIX, EXPIRY_SCHEDULE_PREFIX, OPERATOR_PREFIX, OUTCOMES_BUCKET, RPC_PREFIX,
+    SCHEDULES_STREAM, SIGNALS_PREFIX,
 };
 use paystate_gateway::callbacks::{CALLBACKS_PREFIX, CALLBACKS_STREAM, HELD_BUCKET, SEEN_BUCKET};
 use paystate_journal::dead_letters::{redrive_consumer, Source};
@@ -161,6 +162,12 @@ fn push_all(list: &mut Vec<String>, subjects: impl IntoIterator<Item = String>) 
     }
 }
 
+/// The fast-path requests of a plane: `paystate.rpc.<plane>.>` (the same roles publish
+/// there as on the plane's queue subjects).
+fn rpc(plane: Plane) -> String {
+    format!("{RPC_PREFIX}.{}.>", rpc_plane_token(plane))
+}
+
 fn kv_stream(bucket: &str) -> String {
     format!("KV_{bucket}")
 }
@@ -283,6 +290,7 @@ fn deny_operator_only(b: &mut Builder) {
     b.deny_publish([
         // The operator plane (`resolve_review`): a person's decision, not a service's.
         format!("{OPERATOR_PREFIX}.>"),
+        rpc(Plane::Operator),
         format!("$KV.{QUARANTINE_BUCKET}.>"),
     ]);
 }
@@ -327,6 +335,8 @@ fn deny_engine_only(b: &mut Builder) {
     b.deny_publish([
         format!("{EVENTS_PREFIX}.>"),
         format!("$KV.{OUTCOMES_BUCKET}.>"),
+        // Heartbeats of live engine instances (fast-path partition owners).
+        format!("$KV.{ENGINES_BUCKET}.>"),
         format!("{EXPIRY_SCHEDULE_PREFIX}.>"),
         api("STREAM.UPDATE", SCHEDULES_STREAM),
         api("STREAM.UPDATE", EVENTS_STREAM),
@@ -374,6 +384,7 @@ fn dead_letters(b: &mut Builder, role: Role) {
 fn deny_reporter_only(b: &mut Builder) {
     b.deny_publish([
         format!("{SIGNALS_PREFIX}.>"),
+        rpc(Plane::Signal),
         format!("{CALLBACKS_PREFIX}.>"),
         format!("$KV.{REFS_BUCKET}.>"),
         format!("$KV.{SEEN_BUCKET}.>"),
@@ -392,7 +403,7 @@ pub fn layout(role: Role) -> Permissions {
         }
         Role::Client => {
             base(&mut b);
-            b.publish([format!("{COMMANDS_PREFIX}.>")]);
+            b.publish([format!("{COMMANDS_PREFIX}.>"), rpc(Plane::Client)]);
             read_outcomes(&mut b);
             read_projection(&mut b);
             dead_letters(&mut b, role);
@@ -422,6 +433,14 @@ pub fn layout(role: Role) -> Permissions {
             read_log(&mut b);
             durable(&mut b, COMMANDS_STREAM, ENGINE_CONSUMER);
             kv_write(&mut b, OUTCOMES_BUCKET);
+            // Membership of the fast path: heartbeats, and a watch (an ordered push consumer
+            // with flow control) on the engines bucket.
+            kv_write(&mut b, ENGINES_BUCKET);
+            scan_stream(&mut b, &kv_stream(ENGINES_BUCKET));
+            b.publish([format!("$JS.FC.{}.>", kv_stream(ENGINES_BUCKET))]);
+            // The `paystate` service: fast-path requests and the service API's discovery
+            // requests; answers go to the requester's inbox (below).
+            b.subscribe([format!("{RPC_PREFIX}.>"), "$SRV.>".into()]);
             open_projection(&mut b);
             b.publish([
                 // Appends (JetStream publishes with expected-sequence headers).
@@ -435,11 +454,11 @@ pub fn layout(role: Role) -> Permissions {
             deny_destructive(&mut b);
             deny_reporter_only(&mut b);
             deny_operator_only(&mut b);
-            b.deny_publish([format!("{COMMANDS_PREFIX}.>")]);
+            b.deny_publish([format!("{COMMANDS_PREFIX}.>"), format!("{RPC_PREFIX}.>")]);
         }
         Role::Reporter => {
             base(&mut b);
-            b.publish([format!("{SIGNALS_PREFIX}.>")]);
+            b.publish([format!("{SIGNALS_PREFIX}.>"), rpc(Plane::Signal)]);
             // Workers: the durable consumer on the log; reconciler: an ordered read of it.
             read_log(&mut b);
             durable(&mut b, EVENTS_STREAM, WORKERS_CONSUMER);
@@ -470,7 +489,7 @@ pub fn layout(role: Role) -> Permissions {
             deny_destructive(&mut b);
             deny_engine_only(&mut b);
             deny_operator_only(&mut b);
-            b.deny_publish([format!("{COMMANDS_PREFIX}.>")]);
+            b.deny_publish([format!("{COMMANDS_PREFIX}.>"), rpc(Plane::Client)]);
         }
         Role::Projector => {
             base(&mut b);
@@ -497,6 +516,7 @@ pub fn layout(role: Role) -> Permissions {
             deny_operator_only(&mut b);
             b.deny_publish([
                 format!("{COMMANDS_PREFIX}.>"),
+                format!("{RPC_PREFIX}.>"),
                 format!("$JS.ACK.{EVENTS_STREAM}.{WORKERS_CONSUMER}.>"),
             ]);
         }
@@ -514,8 +534,16 @@ pub fn layout(role: Role) -> Permissions {
                 // Quarantine decisions (`paystate quarantine`): the operator's alone.
                 format!("$KV.{QUARANTINE_BUCKET}.>"),
                 // The operator plane: `resolve_review` (`paystate review resolve`, the
-                // dashboard), the operator's alone.
+                // dashboard), the operator's alone; on the queue and the fast path.
                 format!("{OPERATOR_PREFIX}.>"),
+                rpc(Plane::Operator),
+                // Service discovery (`nats micro ls|info|stats paystate`).
+                "$SRV.PING".into(),
+                "$SRV.INFO".into(),
+                "$SRV.STATS".into(),
+                "$SRV.PING.>".into(),
+                "$SRV.INFO.>".into(),
+                "$SRV.STATS.>".into(),
             ]);
             dead_letters(&mut b, role);
             deny_destructive(&mut b);
@@ -523,6 +551,8 @@ pub fn layout(role: Role) -> Permissions {
             deny_reporter_only(&mut b);
             b.deny_publish([
                 format!("{COMMANDS_PREFIX}.>"),
+                rpc(Plane::Client),
+                rpc(Plane::Signal),
                 format!("$JS.ACK.{EVENTS_STREAM}.{WORKERS_CONSUMER}.>"),
             ]);
         }
@@ -552,7 +582,7 @@ fn operator_reads(b: &mut Builder) {
 pub fn dev_cli_permissions() -> Permissions {
     let mut b = Builder::default();
     base(&mut b);
-    b.publish([format!("{COMMANDS_PREFIX}.>")]);
+    b.publish([format!("{COMMANDS_PREFIX}.>"), rpc(Plane::Client)]);
     operator_reads(&mut b);
     dead_letters(&mut b, Role::Client);
     deny_destructive(&mut b);
@@ -565,6 +595,7 @@ pub fn dev_cli_permissions() -> Permissions {
         "$JS.API.STREAM.DELETE.>".into(),
         format!("$JS.ACK.{EVENTS_STREAM}.*.>"),
         format!("{OPERATOR_PREFIX}.>"),
+        rpc(Plane::Operator),
     ]);
     b.p
 }

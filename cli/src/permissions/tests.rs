@@ -186,3 +186,44 @@ fn only_the_engine_writes_expiry_schedules_and_only_the_server_fires_them() {
     assert!(missing(Some(&dev.publish), schedule).is_some());
     assert!(missing(Some(&dev.publish), fired).is_some());
 }
+
+#[test]
+fn each_fast_path_plane_has_the_publishers_of_its_queue_plane() {
+    for role in Role::ALL {
+        let p = role.permissions();
+        let may = |s: &str| missing(Some(&p.publish), s).is_none();
+        let admin = role == Role::Admin;
+        assert_eq!(
+            may("paystate.rpc.cmd.7.o1"),
+            matches!(role, Role::Client) || admin,
+            "{role} rpc cmd"
+        );
+        assert_eq!(
+            may("paystate.rpc.signal.7.o1"),
+            matches!(role, Role::Reporter) || admin,
+            "{role} rpc signal"
+        );
+        assert_eq!(
+            may("paystate.rpc.op.7.o1"),
+            matches!(role, Role::Operator) || admin,
+            "{role} rpc op"
+        );
+        // Only the engine serves the fast path and answers the service API.
+        let serves = missing(Some(&p.subscribe), "paystate.rpc.>").is_none()
+            && missing(Some(&p.subscribe), "$SRV.>").is_none();
+        assert_eq!(
+            serves,
+            matches!(role, Role::Engine) || admin,
+            "{role} serves"
+        );
+        assert_eq!(
+            may("$KV.paystate_engines.abc"),
+            matches!(role, Role::Engine) || admin,
+            "{role} engines bucket"
+        );
+    }
+    let dev = dev_cli_permissions();
+    assert!(missing(Some(&dev.publish), "paystate.rpc.cmd.7.o1").is_none());
+    assert!(missing(Some(&dev.publish), "paystate.rpc.signal.7.o1").is_some());
+    assert!(missing(Some(&dev.publish), "paystate.rpc.op.7.o1").is_some());
+}
