@@ -204,7 +204,8 @@ async fn open_bucket(js: &jetstream::Context, replicas: usize) -> Result<kv::Sto
 }
 
 async fn open_watch(bucket: Option<&kv::Store>) -> Option<kv::Watch> {
-    match bucket?.watch_all().await {
+    // The last heartbeat of every key first (the members so far), then every change.
+    match bucket?.watch_with_history(">").await {
         Ok(w) => Some(w),
         Err(e) => {
             tracing::warn!(error = %e, "cannot watch the engines bucket; retrying");
