@@ -339,6 +339,27 @@ mod tests {
         assert_eq!(parse_rpc_subject("paystate.cmd.o-1"), None);
     }
 
+    proptest::proptest! {
+        /// Every order id of the documented alphabet and length (`ids.rs`: 1..=64 of
+        /// `A-Z a-z 0-9 _ -`) makes a fast-path subject that parses back to itself, with
+        /// no wildcard and no empty token, on every plane.
+        #[test]
+        fn every_order_id_round_trips_through_its_rpc_subject(
+            order in "[A-Za-z0-9_-]{1,64}",
+            plane in proptest::sample::select(vec![Plane::Client, Plane::Signal, Plane::Operator]),
+        ) {
+            proptest::prop_assert!(crate::OrderId::parse(order.clone()).is_ok());
+            let subject = rpc_subject(plane, &order);
+            proptest::prop_assert!(subject.split('.').all(|t| !t.is_empty() && t != "*" && t != ">"));
+            proptest::prop_assert!(!subject.contains(['*', '>', ' ']));
+            let (p, part, o) = parse_rpc_subject(&subject).expect("parses");
+            proptest::prop_assert_eq!((p, part, o), (plane, rpc_partition(&order), order.as_str()));
+            proptest::prop_assert!(part < RPC_PARTITIONS);
+            let queue = queue_subject_of(plane, &order);
+            proptest::prop_assert_eq!(order_token(&queue), Some(order.as_str()));
+        }
+    }
+
     #[test]
     fn planes_and_order_tokens() {
         assert_eq!(plane_of("paystate.cmd.o-1"), Some(Plane::Client));
