@@ -337,6 +337,8 @@ mod tests {
         assert_eq!(parse_rpc_subject("paystate.rpc.cmd.x.o-1"), None);
         assert_eq!(parse_rpc_subject("paystate.rpc.evil.0.o-1"), None);
         assert_eq!(parse_rpc_subject("paystate.cmd.o-1"), None);
+        // The README's worked example: FNV-1a 64 of "o-1" is 0x1939e619211b2668, mod 64 = 40.
+        assert_eq!(rpc_subject(Plane::Client, "o-1"), "paystate.rpc.cmd.40.o-1");
     }
 
     proptest::proptest! {
