@@ -2,12 +2,15 @@
 create an order, start its payment, wait for the customer to authorize it, capture it,
 refund it, and show that a retried command has the effect of once.
 
-Commands are JSON (schemas/command.schema.json) JetStream-published to
-`paystate.cmd.<order_id>` with header `Paystate-Reply-To: <our _INBOX. subject>`; the outcome
-(schemas/outcome.schema.json) arrives on that inbox. If it does not arrive in time, the same
-command (same command_id) is published again, and as a last resort the outcome is read from
-the `paystate_outcomes` bucket (key `<order_id>.<command_id>`). The order's progress at the
-provider is read from the private HTTP API (`GET /orders/{id}`, a `read` key).
+Commands are JSON (schemas/command.schema.json) sent on the fast path (README: Sending
+commands): a core NATS request to `paystate.rpc.cmd.<partition>.<order_id>`, partition =
+FNV-1a 64 of the order id modulo 64; the reply is the outcome (schemas/outcome.schema.json).
+The same bytes are sent again on "no responders" (backing off 50 ms doubling to 1 s), on a
+timeout and on a 503 service error, until OUTCOME_WAIT_S runs out. With --queue the command
+is JetStream-published to `paystate.cmd.<order_id>` with header `Paystate-Reply-To: <our
+_INBOX. subject>` instead (stored even while no engine runs) and the outcome arrives on that
+inbox; if it does not arrive in time the same command is published again. The order's
+progress at the provider is read from the private HTTP API (`GET /orders/{id}`, a `read` key).
 
 Usage (see README.md beside this file):
     PYTHONPATH=.tools/python python3 examples/python/paystate_example.py \
@@ -25,10 +28,22 @@ import urllib.request
 import uuid
 
 import nats
+from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
 REPLY_HEADER = "Paystate-Reply-To"
-OUTCOMES_BUCKET = "paystate_outcomes"
+# The fast path: `paystate.rpc.<plane>.<partition>.<order_id>`, 64 partitions by FNV-1a 64.
+RPC_PREFIX = "paystate.rpc"
+RPC_PARTITIONS = 64
+FNV_OFFSET_BASIS = 0xCBF29CE484222325
+FNV_PRIME = 0x100000001B3
+SERVICE_ERROR_CODE_HEADER = "Nats-Service-Error-Code"
+SERVICE_ERROR_HEADER = "Nats-Service-Error"
+# Retry rule: back off on "no responders" and 503, doubling up to the maximum; one attempt
+# waits at most ATTEMPT_TIMEOUT_S for its reply.
+RETRY_BACKOFF_FIRST_S = 0.05
+RETRY_BACKOFF_MAX_S = 1.0
+ATTEMPT_TIMEOUT_S = 2.0
 # Bounds: how long one outcome is waited for, how often a command is published at most,
 # how long the order may take to reach a state at the provider, how often it is polled.
 OUTCOME_WAIT_S = 10.0
@@ -53,11 +68,23 @@ def usd(minor_units):
     return {"minor_units": minor_units, "currency": "USD"}
 
 
+def rpc_subject(plane, order_id):
+    """The fast-path subject: FNV-1a 64 of the order id's bytes, modulo 64, picks the partition."""
+    h = FNV_OFFSET_BASIS
+    for b in order_id.encode():
+        h = ((h ^ b) * FNV_PRIME) & 0xFFFFFFFFFFFFFFFF
+    return f"{RPC_PREFIX}.{plane}.{h % RPC_PARTITIONS}.{order_id}"
+
+
+assert rpc_subject("cmd", "o-1") == "paystate.rpc.cmd.40.o-1"  # README's worked example
+
+
 class Paystate:
     """Sends commands and waits for their outcomes on one reply inbox."""
 
-    def __init__(self, nc, api, key):
+    def __init__(self, nc, api, key, queue=False):
         self.nc = nc
+        self.queue = queue
         self.js = nc.jetstream()
         self.api = api.rstrip("/")
         self.key = key
@@ -68,7 +95,7 @@ class Paystate:
         self.sub = await self.nc.subscribe(self.inbox)
 
     async def send(self, order_id, command_type, command_id=None, **fields):
-        """Publishes a command and returns its accepted outcome; raises Rejected."""
+        """Sends a command and returns its accepted outcome; raises Rejected."""
         command = {
             "command_id": command_id or str(uuid.uuid4()),
             "order_id": order_id,
@@ -77,20 +104,51 @@ class Paystate:
             **fields,
         }
         body = json.dumps(command).encode()
+        if self.queue:
+            outcome = await self._send_queued(order_id, command["command_id"], body)
+        else:
+            outcome = await self._request(order_id, body)
+        if outcome.get("outcome") != "accepted":
+            raise Rejected(outcome)
+        return outcome
+
+    async def _request(self, order_id, body):
+        """The fast path, with the retry rule: always the same bytes."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + OUTCOME_WAIT_S
+        backoff = RETRY_BACKOFF_FIRST_S
+        subject = rpc_subject("cmd", order_id)
+        while True:
+            left = deadline - loop.time()
+            if left <= 0:
+                raise TimeoutError(f"no outcome in {OUTCOME_WAIT_S} s (retrying later is safe)")
+            try:
+                msg = await self.nc.request(subject, body, timeout=min(left, ATTEMPT_TIMEOUT_S))
+            except NoRespondersError:
+                # No engine serves the partition right now (starting, or a hand-over).
+                msg = None
+            except NatsTimeout:
+                continue  # maybe committed: the retry is answered from the log
+            code = (msg.headers or {}).get(SERVICE_ERROR_CODE_HEADER) if msg else "none"
+            if code is None:
+                return json.loads(msg.data)
+            if code not in ("none", "503"):
+                raise RuntimeError(f"paystate refused the request ({code}): {msg.headers.get(SERVICE_ERROR_HEADER)}")
+            await asyncio.sleep(max(0.0, min(backoff, deadline - loop.time())))
+            backoff = min(backoff * 2, RETRY_BACKOFF_MAX_S)
+
+    async def _send_queued(self, order_id, command_id, body):
+        """The queue path: a durable publish with a reply header, republished if no outcome."""
         for _ in range(PUBLISH_ATTEMPTS_MAX):
             # The publish ack means the command is stored: it will be processed even if no
             # engine runs right now. A retry with the same command_id has the effect of once.
             await self.js.publish(
                 f"paystate.cmd.{order_id}", body, headers={REPLY_HEADER: self.inbox}
             )
-            outcome = await self._outcome(command["command_id"])
+            outcome = await self._outcome(command_id)
             if outcome is not None:
-                break
-        else:
-            outcome = await self._stored_outcome(order_id, command["command_id"])
-        if outcome.get("outcome") != "accepted":
-            raise Rejected(outcome)
-        return outcome
+                return outcome
+        raise TimeoutError(f"no outcome after {PUBLISH_ATTEMPTS_MAX} publishes (retrying later is safe)")
 
     async def _outcome(self, command_id):
         """The outcome for `command_id` from our inbox, or None after OUTCOME_WAIT_S."""
@@ -106,12 +164,6 @@ class Paystate:
             outcome = json.loads(msg.data)
             if outcome.get("command_id") == command_id:
                 return outcome  # outcomes of earlier attempts are skipped
-
-    async def _stored_outcome(self, order_id, command_id):
-        """The outcome from the outcome bucket (`{"fingerprint", "outcome"}`)."""
-        kv = await self.js.key_value(OUTCOMES_BUCKET)
-        entry = await kv.get(f"{order_id}.{command_id}")
-        return json.loads(entry.value)["outcome"]
 
     def order(self, order_id):
         """`GET /orders/{id}` from the private API, or None while the projection lacks it."""
@@ -144,7 +196,7 @@ async def run(args):
         options.update(user=args.user, password=args.password)
     nc = await nats.connect(**options)
     try:
-        ps = Paystate(nc, args.api, args.key)
+        ps = Paystate(nc, args.api, args.key, queue=args.queue)
         await ps.start()
         order = args.order
         amount = 10_000
@@ -199,6 +251,7 @@ def main():
     p.add_argument("--password", default=os.environ.get("PAYSTATE_NATS__PASSWORD"))
     p.add_argument("--api", default=os.environ.get("PAYSTATE_API_URL", "http://127.0.0.1:8081"))
     p.add_argument("--key", default=os.environ.get("PAYSTATE_API_KEY"), help="a read key")
+    p.add_argument("--queue", action="store_true", help="send through the durable command queue")
     args = p.parse_args()
     if not args.key:
         p.error("--key (or PAYSTATE_API_KEY) is required: `paystate apikey new --scope read`")
