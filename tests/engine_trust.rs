@@ -142,11 +142,12 @@ impl Trust {
 /// Sends `cmd` after the hostile message on the same order and waits for its outcome: the
 /// engine handles one order's commands in order, so once this is answered the hostile one
 /// was processed (the engine is quiet for this order).
-async fn marker(client: &paystate_service::Client, o: &paystate_events::OrderId) -> Outcome {
-    client
-        .send(&env(o, paystate_events::Command::Expire), WAIT)
-        .await
-        .expect("marker answered")
+async fn marker(t: &Trust, o: &paystate_events::OrderId) -> Outcome {
+    // The order's first command again: a duplicate, answered from the log with nothing
+    // written (a refused command would now be logged as a `command_rejected` commit).
+    let commits = t.journal().await.read_order(o).await.expect("read");
+    let first = &commits.first().expect("the order exists").commit.command;
+    t.client.send(first, WAIT).await.expect("marker answered")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -226,7 +227,7 @@ async fn provider_signals_on_the_client_plane_are_refused_with_nothing_written()
         Outcome::Rejected { code, .. } => assert_eq!(code, RejectionCode::SignalNotAllowed),
         other => panic!("forged signal refused: {other:?}"),
     }
-    marker(&client, &o).await;
+    marker(&t, &o).await;
     let commits = t.journal().await.read_order(&o).await.expect("read");
     assert!(
         commits
@@ -275,7 +276,7 @@ async fn resolve_review_is_taken_only_from_the_operator_on_the_operator_plane() 
         Outcome::Rejected { code, .. } => assert_eq!(code, RejectionCode::OperatorOnly),
         other => panic!("resolve_review on paystate.cmd refused: {other:?}"),
     }
-    marker(&client, &o).await;
+    marker(&t, &o).await;
     // On the operator plane as the client user: refused by NATS, nothing queued.
     assert_eq!(
         paystate_service::client::subject_of(&resolve),
@@ -301,7 +302,7 @@ async fn resolve_review_is_taken_only_from_the_operator_on_the_operator_plane() 
         "NATS refused the client on the operator plane: {:?}",
         errors.all()
     );
-    marker(&client, &o).await;
+    marker(&t, &o).await;
     let commits = t.journal().await.read_order(&o).await.expect("read");
     assert_eq!(commits.len(), 3, "create, start, the flag");
     assert!(
@@ -412,7 +413,7 @@ async fn repeated_keys_and_card_data_are_refused_with_nothing_written() {
         .await
         .expect("answered");
     assert_eq!(outcome.rejection_code(), Some(RejectionCode::SensitiveData));
-    marker(&client, &o).await;
+    marker(&t, &o).await;
     let log = log_messages(&t.admin, o.as_str()).await;
     assert_eq!(log.len(), 1, "only the clean create is in the log");
     for body in &log {
@@ -570,13 +571,16 @@ async fn a_command_that_keeps_failing_is_dead_lettered_with_its_reason() {
     let t = Trust::start_with(log_settings(), cfg).await;
     let client = t.client.clone();
     let js = t.admin.clone();
-    // Every outcome lookup now fails: the command cannot be processed on any delivery.
+    // Every outcome lookup now fails: a command for an order that does not exist (whose
+    // rejection is kept in the outcome bucket) cannot be processed on any delivery.
     js.delete_key_value(OUTCOMES_BUCKET)
         .await
         .expect("bucket deleted");
     let o = order("doomed");
+    // Dead-lettering is the queue path's (the fast path answers 503 and its caller retries).
     let outcome = client
-        .send(&env(&o, create(1_000)), WAIT)
+        .via_queue()
+        .send(&env(&o, capture(None)), WAIT)
         .await
         .expect("answered");
     assert_eq!(outcome.rejection_code(), Some(RejectionCode::DeadLettered));
@@ -646,11 +650,14 @@ async fn every_documented_id_gets_an_outcome_through_every_subject_and_key() {
     for (order_id, command_id) in &ids {
         let valid = paystate_events::CommandId::parse(command_id.clone()).is_ok();
         // A fresh order per case (sampled ids may repeat).
-        let order_id = format!(
-            "{}{}",
-            &order_id[..order_id.len().min(56)],
-            &uuid::Uuid::new_v4().simple().to_string()[..8]
-        );
+        let fresh = |prefix: &str| {
+            format!(
+                "{}{}",
+                &prefix[..prefix.len().min(56)],
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            )
+        };
+        let (order_id, missing) = (fresh(order_id), fresh(order_id));
         let body = create_json(&order_id, command_id, "");
         let outcome = client
             .send_raw(&order_id, body.into_bytes(), WAIT)
@@ -669,8 +676,21 @@ async fn every_documented_id_gets_an_outcome_through_every_subject_and_key() {
             "{command_id:?}: {outcome:?}"
         );
         let o = paystate_events::OrderId::parse(order_id.clone()).expect("order id");
-        // The outcome key, the log subject, the signal plane, the projection key.
-        let key = format!("{order_id}.{command_id}");
+        // The outcome key (kept for a rejection with no order: decision 0013), the log
+        // subject, the signal plane, the projection key.
+        let orphan = format!(
+            r#"{{"command_id":"{command_id}","order_id":"{missing}","issued_at":"2026-11-22T10:00:00Z","type":"capture"}}"#
+        );
+        let refused = client
+            .send_raw(&missing, orphan.into_bytes(), WAIT)
+            .await
+            .expect("orphan answered");
+        assert_eq!(
+            refused.rejection_code(),
+            Some(RejectionCode::OrderNotFound),
+            "{command_id:?}"
+        );
+        let key = format!("{missing}.{command_id}");
         assert!(
             stored_outcome(&js, &key, WAIT).await.is_some(),
             "outcome key {key}"

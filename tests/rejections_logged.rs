@@ -43,10 +43,25 @@ async fn in_bucket(nats: &TestNats, env: &CommandEnvelope) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rejection_lives_in_the_log_and_answers_its_retries_after_restarts_and_moves() {
+async fn a_rejection_lives_in_the_log_and_answers_its_retries_on_the_fast_path() {
+    rejection_lives_in_the_log(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejection_lives_in_the_log_and_answers_its_retries_on_the_queue() {
+    rejection_lives_in_the_log(true).await;
+}
+
+/// The scenario of the module docs, every command on one path (request/reply or queue).
+async fn rejection_lives_in_the_log(via_queue: bool) {
     let nats = TestNats::start().await;
     let engine = nats.engine().await;
     let client = nats.client().await;
+    let client = if via_queue {
+        client.via_queue()
+    } else {
+        client
+    };
     let o = order("rej");
     let create_cmd = env_with_id(&o, "create-1", create(10_000));
     accept(&client, create_cmd.clone()).await;

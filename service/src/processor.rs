@@ -86,8 +86,9 @@ impl Processor {
         // cached state: the next attempt reads the log's tail first.
         let mut behind = false;
         for attempt in 0..=self.cfg.conflict_retries_max {
-            let current = match self.current(env, std::mem::take(&mut behind)).await {
-                Ok(c) => c,
+            let reread = std::mem::take(&mut behind);
+            let (current, step) = match self.load_and_step(env, &fingerprint, reread, now).await {
+                Ok(decided) => decided,
                 Err(LoadError::Unreadable(detail)) => {
                     return Disposition::Done(self.unreadable(env, detail))
                 }
@@ -97,15 +98,10 @@ impl Processor {
                     continue;
                 }
             };
-            crate::telemetry::record_order(current.state.as_ref());
-            let events = match self.step(env, &fingerprint, &current, now).await {
+            let events = match step {
                 Step::Append(events) => events,
                 Step::Answer(outcome) => return Disposition::Done(outcome),
-                Step::CatchUp => {
-                    behind = true;
-                    continue;
-                }
-                Step::Pause => {
+                Step::CatchUp | Step::Pause => {
                     backoff(attempt).await;
                     continue;
                 }
@@ -126,6 +122,28 @@ impl Processor {
             }
         }
         self.retry_later()
+    }
+
+    /// Loads the order (`reread`: catch up with the log's tail first) and decides. A rejection
+    /// decided on a cached state that no append protects is decided again on the log's tail
+    /// within the same attempt (that read is fresh, so this happens at most once).
+    async fn load_and_step(
+        &mut self,
+        env: &CommandEnvelope,
+        fingerprint: &str,
+        mut reread: bool,
+        now: Timestamp,
+    ) -> Result<(Current, Step), LoadError> {
+        loop {
+            let current = self.current(env, reread).await?;
+            crate::telemetry::record_order(current.state.as_ref());
+            let step = self.step(env, fingerprint, &current, now).await;
+            if matches!(step, Step::CatchUp) && !reread {
+                reread = true;
+                continue;
+            }
+            return Ok((current, step));
+        }
     }
 
     /// Decides `env` on `current` and says what to do about it.
