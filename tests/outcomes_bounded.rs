@@ -1,7 +1,8 @@
 //! Outcomes stay bounded and stay the original: an order at the commit bound, with
-//! 128-character command ids, still answers every command (reply and outcome bucket), and a
-//! retry whose outcome was deleted from the bucket gets its original outcome, rebuilt from its
-//! commit in the log, not the order's state today.
+//! 128-character command ids, still answers every command, and a retry gets its original
+//! outcome, rebuilt from its commit in the log, not the order's state today. Since decision
+//! 0013 nothing of an existing order is stored in the outcome bucket: accepted commands and
+//! rejections (logged as `command_rejected` commits) are answered from the log.
 
 mod support;
 
@@ -14,9 +15,9 @@ use paystate_events::{
     CommandEnvelope, Commit, OrderId, OrderState, Outcome, RejectionCode, SignalKind, Status,
 };
 use paystate_journal::EncodedCommit;
-use paystate_service::outcomes::{key, Outcomes, StoredOutcome};
+use paystate_service::outcomes::{key, Outcomes};
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use support::*;
 
 /// Commands the last part of the test sends through the engine (the rest is written to the
@@ -113,22 +114,6 @@ async fn bucket_entry(js: &jetstream::Context, env: &CommandEnvelope) -> Option<
     entry.expect("bucket readable").map(|b| b.to_vec())
 }
 
-/// Waits for the engine's bucket write after the reply (it follows the reply).
-async fn stored_outcome(js: &jetstream::Context, env: &CommandEnvelope) -> Vec<u8> {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(bytes) = bucket_entry(js, env).await {
-            return bytes;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no bucket entry for {}",
-            env.command_id
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_at_the_commit_bound_answers_every_command() {
     let nats = TestNats::start().await;
@@ -160,22 +145,29 @@ async fn an_order_at_the_commit_bound_answers_every_command() {
         assert_eq!(state.status, Status::Authorized);
         assert!(state.discrepancies_count >= n / 50 - 1);
         let reply = serde_json::to_vec(&outcome).expect("json").len();
-        let stored = stored_outcome(&js, &env).await;
-        let back: StoredOutcome = serde_json::from_slice(&stored).expect("stored outcome");
-        assert_eq!(back.outcome, outcome);
-        largest = largest.max(reply).max(stored.len());
+        assert!(
+            bucket_entry(&js, &env).await.is_none(),
+            "the log answers it"
+        );
+        largest = largest.max(reply);
         eprintln!("command {n}: {reply} bytes, answered in {:?}", t.elapsed());
     }
     assert!(largest < 16 * 1024, "outcomes stay small: {largest} bytes");
 
-    // Past the bound: a typed rejection, still an outcome, remembered.
+    // Past the bound: a typed rejection, still an outcome; there is no room to log it, so it
+    // is not stored anywhere and its retry is decided again (the same answer).
     let over = nth_command(&o, COMMITS_PER_ORDER_MAX + 1);
-    let outcome = client.send(&over, WAIT).await.expect("an outcome");
-    assert_eq!(
-        outcome.rejection_code(),
-        Some(RejectionCode::OrderHistoryFull)
-    );
-    stored_outcome(&js, &over).await;
+    for _ in 0..2 {
+        let outcome = client.send(&over, WAIT).await.expect("an outcome");
+        assert_eq!(
+            outcome.rejection_code(),
+            Some(RejectionCode::OrderHistoryFull)
+        );
+        assert!(!outcome.is_duplicate());
+    }
+    assert!(bucket_entry(&js, &over).await.is_none());
+    let stored = journal.load(&o).await.expect("load");
+    assert_eq!(stored.state.map(|s| s.commits), Some(COMMITS_PER_ORDER_MAX));
 
     // A retry of an early command (its outcome never stored: it was written directly) is
     // answered from the log with its original commit, its state right after it.
@@ -198,12 +190,12 @@ async fn an_order_at_the_commit_bound_answers_every_command() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_retry_after_its_outcome_was_deleted_gets_the_original_outcome() {
+async fn a_retry_gets_its_original_outcome_from_the_log_not_todays_state() {
     let nats = TestNats::start().await;
     let engine = nats.engine().await;
     let client = nats.client().await;
     let js = jetstream::new(nats.connect().await);
-    let o = order("expired");
+    let o = order("original");
     accept(&client, env(&o, create(10_000))).await;
     accept(&client, env(&o, start())).await;
     accept(&client, env(&o, authorized())).await;
@@ -214,28 +206,16 @@ async fn a_retry_after_its_outcome_was_deleted_gets_the_original_outcome() {
     };
     assert_eq!(state.status, Status::Authorized);
     assert!(state.capture_pending.is_some());
-    let original = stored_outcome(&js, &cap).await;
-    // A refund before the capture is refused (a business rejection, kept in the bucket only).
+    // A refund before the capture is refused; the refusal is logged (decision 0013).
     let refund_early = env_with_id(&o, &long_id(8), refund(Some(100)));
     let refused = client.send(&refund_early, WAIT).await.expect("an outcome");
     assert_eq!(
         refused.rejection_code(),
         Some(RejectionCode::InvalidTransition)
     );
-    stored_outcome(&js, &refund_early).await;
     // The order moves on: the provider reports the capture.
     let now = accept(&client, env(&o, captured(4_000))).await;
     assert_eq!(now.status, Status::Captured);
-
-    // The outcome expires (here: deleted by hand, as the bucket's max_age would).
-    let outcomes = Outcomes::open(&js, 1).await.expect("bucket");
-    let kv = js.get_key_value(OUTCOMES_BUCKET).await.expect("bucket");
-    kv.purge(key(&o, &cap.command_id)).await.expect("purged");
-    assert!(outcomes
-        .get(&o, &cap.command_id)
-        .await
-        .expect("read")
-        .is_none());
 
     let retry = client.send(&cap, WAIT).await.expect("an outcome");
     assert!(retry.is_duplicate());
@@ -266,21 +246,16 @@ async fn a_retry_after_its_outcome_was_deleted_gets_the_original_outcome() {
         Status::Authorized,
         "the original, not today's state"
     );
-    // The bucket holds the original outcome again, not today's state.
-    let again = stored_outcome(&js, &cap).await;
-    assert_eq!(again, original);
-
-    // A business rejection leaves nothing in the log, so there is nothing to rebuild it
-    // from: once its entry is gone, a retry is decided again on today's state (unchanged).
-    kv.purge(key(&o, &refund_early.command_id))
-        .await
-        .expect("purged");
-    let decided_again = client.send(&refund_early, WAIT).await.expect("an outcome");
+    // The refund's retry is its logged rejection, although a refund is allowed today.
+    let again = client.send(&refund_early, WAIT).await.expect("an outcome");
     assert_eq!(
-        decided_again.rejection_code(),
-        None,
-        "decided again on a captured order"
+        (again.rejection_code(), again.is_duplicate()),
+        (Some(RejectionCode::InvalidTransition), true)
     );
+    // None of it is in the outcome bucket.
+    for env in [&cap, &refund_early] {
+        assert!(bucket_entry(&js, env).await.is_none(), "{}", env.command_id);
+    }
     engine.shutdown().await;
 }
 
