@@ -42,10 +42,12 @@ async fn letters(
     }
 }
 
-/// The engine: while every outcome lookup fails, a capture (A) is tried `deliveries_max`
-/// times in-process, holding its order's queue, then dead-lettered; its caller gets
-/// `dead_lettered`. The order's start (B) and authorization (C), queued behind it, are applied
-/// only after A was set aside, in order. `paystate dlq redrive` then applies A.
+/// The engine: while every outcome lookup fails, a capture (A) for an order that does not
+/// exist yet (the one path that reads the outcome bucket, decision 0013) is tried
+/// `deliveries_max` times in-process, holding its order's queue, then dead-lettered; its
+/// caller gets `dead_lettered`. The order's create (B), start (C) and authorization (D),
+/// queued behind it, are applied only after A was set aside, in order. `paystate dlq
+/// redrive` then applies A.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn engine_poison_is_set_aside_and_the_orders_next_commands_follow_in_order() {
     let nats = TestNats::start().await;
@@ -64,8 +66,6 @@ async fn engine_poison_is_set_aside_and_the_orders_next_commands_follow_in_order
     let raw = nats.connect().await;
     let js = jetstream::new(raw.clone());
     let o = order("poison-engine");
-    accept(&client, env(&o, create(1_000))).await;
-
     js.delete_key_value(OUTCOMES_BUCKET)
         .await
         .expect("outcome bucket deleted: every lookup fails");
@@ -83,10 +83,12 @@ async fn engine_poison_is_set_aside_and_the_orders_next_commands_follow_in_order
     .expect("publish")
     .await
     .expect("stored");
-    let b = env_with_id(&o, "b-start", start());
-    let c = env_with_id(&o, "c-authorized", authorized());
-    client.publish(&b).await.expect("B queued");
-    client.publish(&c).await.expect("C queued");
+    let b = env_with_id(&o, "b-create", create(1_000));
+    let c = env_with_id(&o, "c-start", start());
+    let d = env_with_id(&o, "d-authorized", authorized());
+    for cmd in [&b, &c, &d] {
+        client.publish(cmd).await.expect("queued");
+    }
 
     let answer = tokio::time::timeout(WAIT, replies.next())
         .await
@@ -104,9 +106,9 @@ async fn engine_poison_is_set_aside_and_the_orders_next_commands_follow_in_order
         .map(|c| c.commit.command.command_id.as_str())
         .collect();
     assert_eq!(
-        &ids[1..],
-        ["b-start", "c-authorized"],
-        "B then C, A not applied"
+        ids,
+        ["b-create", "c-start", "d-authorized"],
+        "B, C, D in order, A not applied"
     );
     let dead = letters(&js, Source::Engine, o.as_str(), 1).await;
     assert_eq!(dead.len(), 1, "{dead:?}");
@@ -115,10 +117,10 @@ async fn engine_poison_is_set_aside_and_the_orders_next_commands_follow_in_order
     assert_eq!(letter.subject, command_subject(&o));
     assert_eq!(letter.consumer, paystate_events::subjects::ENGINE_CONSUMER);
     assert!(
-        letter.time <= commits[1].time,
+        letter.time <= commits[0].time,
         "B was written only after A was set aside ({} vs {})",
         letter.time,
-        commits[1].time
+        commits[0].time
     );
 
     // The operator's view, then the redrive: A is applied now that its cause is gone.
