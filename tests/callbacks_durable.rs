@@ -15,7 +15,8 @@ use paystate_adapters::paykassma::signature::{postback_signature, signed_parts};
 use paystate_adapters::{Adapters, AdaptersConfig};
 use paystate_events::subjects::COMMANDS_STREAM;
 use paystate_events::{
-    CaptureMode, Command, OrderId, Outcome, Provider, ProviderSignal, SignalKind,
+    CaptureMode, Command, Event, OrderId, Outcome, Provider, ProviderSignal, RejectionCode,
+    SignalKind,
 };
 use paystate_gateway::callbacks::{
     CallbackTimings, Callbacks, HeldCallback, HeldState, CALLBACKS_STREAM, HELD_BUCKET,
@@ -229,12 +230,26 @@ impl Durable {
             .await
             .expect("read")
             .into_iter()
+            // A refused signal is logged too (`command_rejected`, decision 0013): not applied.
+            .filter(|c| !refused(c))
             .filter_map(|c| match c.commit.command.command {
                 Command::ProviderSignal { signal }
                     if signal.evidence_ref.starts_with("callbacks:") =>
                 {
                     Some(signal)
                 }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The order's logged refusals (`command_rejected` commits), by rejection code.
+    async fn refusals(&self, o: &OrderId) -> Vec<RejectionCode> {
+        let commits = self.journal.read_order(o).await.expect("read");
+        commits
+            .iter()
+            .filter_map(|c| match c.commit.events.as_slice() {
+                [Event::CommandRejected { code, .. }] => Some(*code),
                 _ => None,
             })
             .collect()
@@ -359,6 +374,11 @@ async fn engine_refusal_is_quarantined_visible_and_answered() {
         held[0].reason
     );
     assert!(d.callback_signals(&o).await.is_empty(), "nothing applied");
+    assert_eq!(
+        d.refusals(&o).await,
+        [RejectionCode::ProviderMismatch],
+        "the refusal is logged once; the resends are its duplicates"
+    );
     // Also beside the other dead letters (`paystate dlq list --consumer callbacks`), once.
     let filter = dead_letters::DeadLetterFilter {
         source: Some(dead_letters::Source::Callbacks),
@@ -624,4 +644,9 @@ impl Drop for Gateway {
             rt.shutdown_background();
         }
     }
+}
+
+/// Whether the commit is a logged refusal (its only event is `command_rejected`).
+fn refused(c: &paystate_journal::StoredCommit) -> bool {
+    matches!(c.commit.events.as_slice(), [Event::CommandRejected { .. }])
 }
