@@ -157,7 +157,9 @@ async fn two_engines_racing_on_the_same_orders_break_no_rule() {
     let nats = TestNats::start().await;
     let a = nats.engine().await;
     let b = nats.engine().await;
-    let client = nats.client().await;
+    // The queue path: both instances pull from the shared consumer, so they race on one
+    // order (on the fast path the order's partition is served by one instance only).
+    let client = nats.client().await.via_queue();
     let o = order("race");
     for cmd in [
         create(1_000_000),

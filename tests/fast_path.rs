@@ -290,3 +290,83 @@ async fn a_request_on_the_wrong_partition_is_refused_400() {
         .unwrap_or_default();
     assert!(commits.is_empty());
 }
+
+/// Throughput of the fast path beside the raw JetStream append (the same payload size, the
+/// same concurrency) and the queue path, in one run. A measurement, not a check: run with
+/// `cargo test -p paystate --release --test fast_path -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore]
+async fn throughput_against_the_raw_append() {
+    const CONCURRENCY: usize = 64;
+    const PER_TASK: usize = 50;
+    let nats = TestNats::start().await;
+    // The shipped partition count (tests use 8): each partition task handles one command at
+    // a time, so it bounds the concurrency of both paths.
+    let cfg = paystate_service::EngineConfig {
+        partitions: paystate_service::EngineConfig::default().partitions,
+        ..engine_config()
+    };
+    let _engine = paystate_service::run_engine(nats.connect().await, log_settings(), cfg)
+        .await
+        .expect("engine");
+    let conn = nats.connect().await;
+    settled(&conn, 1).await;
+    let rate = |n: usize, took: Duration| n as f64 / took.as_secs_f64();
+
+    // Raw append: JetStream publishes of a command-sized body to a scratch stream.
+    let js = async_nats::jetstream::new(conn.clone());
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "RAW".into(),
+        subjects: vec!["raw.>".into()],
+        ..Default::default()
+    })
+    .await
+    .expect("raw stream");
+    let body = serde_json::to_vec(&env(&order("raw"), create(1_000))).expect("json");
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..CONCURRENCY)
+        .map(|t| {
+            let (js, body) = (js.clone(), body.clone());
+            tokio::spawn(async move {
+                for i in 0..PER_TASK {
+                    js.publish(format!("raw.{t}.{i}"), body.clone().into())
+                        .await
+                        .expect("publish")
+                        .await
+                        .expect("ack");
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let raw = rate(CONCURRENCY * PER_TASK, started.elapsed());
+
+    let mut rates = Vec::new();
+    for (name, client) in [
+        ("fast", Client::new(conn.clone())),
+        ("queue", Client::queue(conn.clone())),
+    ] {
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..CONCURRENCY)
+            .map(|t| {
+                let client = client.clone();
+                tokio::spawn(async move {
+                    for i in 0..PER_TASK {
+                        let o = order(&format!("{name}{t}x{i}"));
+                        accept(&client, env(&o, create(1_000))).await;
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.expect("task");
+        }
+        rates.push((name, rate(CONCURRENCY * PER_TASK, started.elapsed())));
+    }
+    println!("raw append: {raw:.0}/s");
+    for (name, r) in rates {
+        println!("{name} path: {r:.0}/s = {:.2}x raw", r / raw);
+    }
+}
