@@ -2,7 +2,8 @@
 //! an order created with `expires_at` is expired by the schedule the engine stored with its
 //! commit, even when no engine runs at that instant: the server fires the expire command into
 //! the command queue, where it waits for the next engine. An order captured before its expiry
-//! keeps its state: the expire is refused with a typed rejection. A started payment is voided
+//! keeps its state: the expire is refused, the refusal logged as a `command_rejected` commit
+//! (decision 0013). A started payment is voided
 //! at a provider that can cancel it (Plexy) and cancelled here where the provider cannot
 //! (Paykassma).
 
@@ -12,11 +13,11 @@ use chrono::Utc;
 use paystate::permissions::Role;
 use paystate_events::subjects::{COMMANDS_PREFIX, COMMANDS_STREAM, SCHEDULES_STREAM};
 use paystate_events::{
-    CancelledBy, CaptureMode, Command, Event, OrderId, Outcome, PaymentInitiation, Provider, Status,
+    CancelledBy, CaptureMode, Command, Event, OrderId, Outcome, PaymentInitiation, Provider,
+    RejectionCode, Status,
 };
 use paystate_journal::Journal;
 use paystate_service::expiry;
-use paystate_service::outcomes::Outcomes;
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -97,15 +98,30 @@ async fn an_order_captured_before_its_expiry_is_untouched() {
     send_accepted(&client, env(&order, captured(10_000))).await;
     let before = journal.read_order(&order).await.expect("order");
 
-    // The scheduled expire arrives at `expires_at`; wait until the engine has answered it.
-    let refusal = wait_for_outcome(&nats, &order).await;
-    assert_eq!(refusal["outcome"], "rejected", "{refusal}");
-    assert_eq!(refusal["code"], "invalid_transition", "{refusal}");
+    // The scheduled expire arrives at `expires_at`; its refusal is logged (decision 0013).
+    let refusal = wait_for_expire_commit(&journal, &order).await;
+    assert!(
+        matches!(
+            refusal.commit.events.as_slice(),
+            [Event::CommandRejected {
+                code: RejectionCode::InvalidTransition,
+                ..
+            }]
+        ),
+        "{:?}",
+        refusal.commit.events
+    );
 
     let after = journal.read_order(&order).await.expect("order");
-    assert_eq!(after.len(), before.len(), "the expiry wrote nothing");
+    assert_eq!(after.len(), before.len() + 1, "only the logged refusal");
     let state = journal.load(&order).await.expect("order").state;
-    assert_eq!(state.expect("order").status, Status::Captured);
+    let state = state.expect("order");
+    assert_eq!(state.status, Status::Captured);
+    assert_eq!(
+        state.captured,
+        paystate_events::MinorUnits(10_000),
+        "untouched"
+    );
     engine.shutdown().await;
 }
 
@@ -317,15 +333,20 @@ async fn wait_for_status_within(
     }
 }
 
-/// Polls the outcome bucket until the scheduled expire has an outcome; returns it as JSON.
-async fn wait_for_outcome(nats: &TestNats, order: &OrderId) -> serde_json::Value {
-    let js = async_nats::jetstream::new(nats.connect().await);
-    let outcomes = Outcomes::open(&js, 1).await.expect("outcome bucket");
+/// Polls the log until the scheduled expire's commit is in it; returns that commit.
+async fn wait_for_expire_commit(
+    journal: &Journal,
+    order: &OrderId,
+) -> paystate_journal::StoredCommit {
     let id = expiry::command_id(order).expect("id");
     let deadline = Instant::now() + EXPIRES_IN + WAIT;
     loop {
-        if let Ok(Some(stored)) = outcomes.get(order, &id).await {
-            return serde_json::to_value(&stored.outcome).expect("outcome as JSON");
+        let commits = journal.read_order(order).await.expect("order");
+        if let Some(found) = commits
+            .into_iter()
+            .find(|c| c.commit.command.command_id == id)
+        {
+            return found;
         }
         assert!(
             Instant::now() < deadline,
