@@ -147,7 +147,8 @@ fn check_plane(command_type: &str, plane: Plane) -> Result<(), Rejection> {
 
 /// The typed command; a failure names the field it is about.
 fn typed(value: &Value, size: usize) -> Result<CommandEnvelope, Rejection> {
-    let parse = |v: &Value| serde_json::from_value::<CommandEnvelope>(v.clone());
+    // Deserialized from the borrowed tree: no copy of the whole value per command.
+    let parse = |v: &Value| <CommandEnvelope as serde::Deserialize>::deserialize(v);
     let e = match parse(value) {
         Ok(env) => return Ok(env),
         Err(e) => e,

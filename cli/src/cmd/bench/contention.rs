@@ -4,7 +4,7 @@
 //! check on append decides, and the loser re-reads and re-decides (a conflict retry).
 
 use super::engine::{Counters, Engines, CLIENT_CONNECTIONS};
-use super::load::{clients, send_answered, LoadReport};
+use super::load::{clients, send_answered, LoadReport, Path};
 use super::workload::{create, envelope, order_id, refund, signal};
 use paystate_events::command::money;
 use paystate_events::{Command, SignalKind};
@@ -36,7 +36,7 @@ pub async fn hot_orders(
     commands: usize,
 ) -> anyhow::Result<Contention> {
     let engines = Engines::start(url, ENGINES).await?;
-    let clients = clients(url, CLIENT_CONNECTIONS).await?;
+    let clients = clients(url, CLIENT_CONNECTIONS, Path::Fast).await?;
     let mut setup = LoadReport::default();
     for o in 0..orders {
         for cmd in captured_order(o) {

@@ -2,7 +2,7 @@
 //! NATS connections (as `paystate run` does, with the default settings); clients publish
 //! commands to the command stream and wait for each outcome on their reply inbox.
 
-use super::load::{clients, closed_loop, open_loop, ClosedLoop, LoadReport, Mix};
+use super::load::{clients, closed_loop, open_loop, ClosedLoop, LoadReport, Mix, Path};
 use paystate_journal::LogSettings;
 use paystate_service::processor::Stats;
 use paystate_service::{run_engine, EngineConfig, EngineHandle};
@@ -37,6 +37,7 @@ impl Engines {
                 .map_err(anyhow::Error::msg)?;
             handles.push(run_engine(nats, LogSettings::default(), EngineConfig::default()).await?);
         }
+        served_once(url, n.max(1)).await?;
         Ok(Engines { handles })
     }
 
@@ -60,15 +61,17 @@ impl Engines {
     }
 }
 
-/// Row 2 (and 8 on a syncing server): `orders` lifecycles from `concurrency` clients.
+/// Row 2 (and 8 on a syncing server): `orders` lifecycles from `concurrency` clients over
+/// `path`.
 pub async fn throughput(
     url: &str,
     tag: &'static str,
     orders: usize,
     concurrency: usize,
+    path: Path,
 ) -> anyhow::Result<LoadReport> {
     let engines = Engines::start(url, 1).await?;
-    let clients = clients(url, CLIENT_CONNECTIONS).await?;
+    let clients = clients(url, CLIENT_CONNECTIONS, path).await?;
     let report = closed_loop(
         &clients,
         ClosedLoop {
@@ -91,8 +94,70 @@ pub async fn latency(
     duration: Duration,
 ) -> anyhow::Result<LoadReport> {
     let engines = Engines::start(url, 1).await?;
-    let clients = clients(url, CLIENT_CONNECTIONS).await?;
+    let clients = clients(url, CLIENT_CONNECTIONS, Path::Fast).await?;
     let report = open_loop(&clients, "lat", commands_per_s, duration).await;
     engines.stop().await;
     Ok(report)
+}
+
+/// How long the engines may take to share out the fast-path partitions.
+const SETTLE_DEADLINE: Duration = Duration::from_secs(20);
+/// How long one discovery round collects answers from the instances.
+const DISCOVERY_ROUND: Duration = Duration::from_millis(300);
+
+/// Waits until `instances` instances answer the service discovery and every fast-path
+/// partition is served by exactly one of them (the measurement must not start mid hand-over).
+pub async fn served_once(url: &str, instances: usize) -> anyhow::Result<()> {
+    use futures::StreamExt;
+    let nats = paystate_service::connect(url, "paystate-bench-discovery")
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let deadline = tokio::time::Instant::now() + SETTLE_DEADLINE;
+    let info = format!("$SRV.INFO.{}", paystate_events::subjects::SERVICE_NAME);
+    loop {
+        let inbox = nats.new_inbox();
+        let mut sub = nats.subscribe(inbox.clone()).await?;
+        nats.publish_with_reply(info.clone(), inbox, "".into())
+            .await?;
+        let mut served = vec![0usize; paystate_events::subjects::RPC_PARTITIONS];
+        let mut answered = 0usize;
+        let round = tokio::time::sleep(DISCOVERY_ROUND);
+        tokio::pin!(round);
+        loop {
+            tokio::select! {
+                _ = &mut round => break,
+                next = sub.next() => match next {
+                    Some(msg) => {
+                        answered += 1;
+                        for p in partitions_in(&msg.payload) {
+                            served[p] += 1;
+                        }
+                    }
+                    None => break,
+                },
+            }
+        }
+        if answered == instances && served.iter().all(|&n| n == 1) {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the engines did not share out the fast-path partitions within {SETTLE_DEADLINE:?} ({answered} of {instances} answered; served {served:?})"
+        );
+    }
+}
+
+/// The fast-path partitions an INFO answer lists (endpoint subjects `paystate.rpc.*.<p>.*`).
+fn partitions_in(info: &[u8]) -> Vec<usize> {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(info) else {
+        return Vec::new();
+    };
+    let endpoints = v.get("endpoints").and_then(|e| e.as_array());
+    endpoints
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.get("subject")?.as_str())
+        .filter_map(|s| s.split('.').nth(3)?.parse::<usize>().ok())
+        .filter(|&p| p < paystate_events::subjects::RPC_PARTITIONS)
+        .collect()
 }

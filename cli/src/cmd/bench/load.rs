@@ -215,14 +215,41 @@ pub async fn send_answered(client: &Client, cmd: &CommandEnvelope, report: &mut 
     STALLED.store(true, Relaxed);
 }
 
-/// `n` clients, each on its own NATS connection.
-pub async fn clients(url: &str, n: usize) -> anyhow::Result<Vec<Client>> {
+/// How the clients reach the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    /// Request/reply to the `paystate` NATS service: one store per accepted command.
+    Fast,
+    /// Published to the durable command queue, outcome on a reply inbox: two stores.
+    Queue,
+}
+
+impl Path {
+    pub fn name(self) -> &'static str {
+        match self {
+            Path::Fast => "fast path",
+            Path::Queue => "queue path",
+        }
+    }
+}
+
+/// `n` clients, each on its own NATS connection, using `path`.
+pub async fn clients(url: &str, n: usize, path: Path) -> anyhow::Result<Vec<Client>> {
     let mut out = Vec::with_capacity(n);
     for _ in 0..n.max(1) {
         let nats = paystate_service::connect(url, "paystate-bench-client")
             .await
             .map_err(anyhow::Error::msg)?;
-        out.push(Client::new(nats));
+        out.push(match path {
+            Path::Fast => Client::new(nats),
+            Path::Queue => queue_client(nats),
+        });
     }
     Ok(out)
+}
+
+/// A client on the durable queue path (switched to the client's queue constructor once the
+/// fast path lands; until then the only path there is).
+fn queue_client(nats: async_nats::Client) -> Client {
+    Client::new(nats)
 }

@@ -62,7 +62,7 @@ pub async fn engine_process(
     let pid = child.id().context("the engine process has no pid")?;
     let done = Arc::new(AtomicU64::new(0));
     let sampler = tokio::spawn(sample(pid, done.clone(), orders as u64));
-    let clients = clients(url, CLIENT_CONNECTIONS).await?;
+    let clients = clients(url, CLIENT_CONNECTIONS, super::load::Path::Fast).await?;
     let load = closed_loop(
         &clients,
         ClosedLoop {

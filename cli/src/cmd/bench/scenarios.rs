@@ -1,11 +1,18 @@
 //! Each scenario run and turned into report rows (with yardsticks, ratios and goals).
 
 use super::cpu::CpuMeter;
+use super::load::Path;
 use super::table::{human, Report, Row};
 use super::{cache_miss, contention, engine, memory, pure, raw, read, Plan};
 
-/// Goal: engine throughput at least this share of the raw append rate.
+/// Goal: fast-path throughput at least this share of the raw append, by rate and by CPU per
+/// operation (bench process and nats-server together).
 pub const THROUGHPUT_GOAL_RATIO: f64 = 0.5;
+/// Goal: queue-path throughput at least this share of the raw append rate.
+pub const QUEUE_THROUGHPUT_GOAL_RATIO: f64 = 0.25;
+/// Goals of the hot-order row: p99 latency and conflict retries per command.
+pub const HOT_P99_GOAL_MS: f64 = 100.0;
+pub const HOT_CONFLICTS_PER_COMMAND_MAX: f64 = 0.05;
 /// Goal: p99 command-to-outcome latency under this, at the latency run's offered rate.
 pub const LATENCY_P99_GOAL_MS: f64 = 5.0;
 /// Goal: events decided and folded per second on one thread.
@@ -29,26 +36,20 @@ pub async fn on_default_server(
         report.rows.push(row);
     }
     if plan.runs("engine") {
-        eprintln!(
-            "2 engine throughput: {} orders x 6 commands, {} clients",
-            plan.orders, plan.clients
-        );
-        let row = throughput_row(url, server_pid, "thr", plan.orders, plan.clients).await?;
-        let mut row = Row {
-            id: "engine_throughput",
-            number: 2,
-            name: "engine throughput",
-            ..row
-        };
-        if let Some(raw) = report.value("raw_append") {
-            row = row.against("raw append", raw);
-            let ratio = row.ratio.unwrap_or(0.0);
-            row = row.goal(
-                format!(">= {THROUGHPUT_GOAL_RATIO}x raw append"),
-                ratio >= THROUGHPUT_GOAL_RATIO,
+        for path in [Path::Fast, Path::Queue] {
+            eprintln!(
+                "2 engine throughput, {}: {} orders x 6 commands, {} clients",
+                path.name(),
+                plan.orders,
+                plan.clients
             );
+            let tag = match path {
+                Path::Fast => "thr",
+                Path::Queue => "thq",
+            };
+            let row = throughput_row(url, server_pid, tag, plan.orders, plan.clients, path).await?;
+            report.rows.extend(throughput_rows(row, path, report));
         }
-        report.rows.push(with_cpu_ratio(row, report, "raw_append"));
         if plan.runs("read") {
             read_rows(url, plan, report).await?;
         }
@@ -73,17 +74,35 @@ pub async fn on_default_server(
         let c = contention::hot_orders(url, plan.hot_orders, plan.hot_clients, plan.hot_commands)
             .await?;
         let mut r = c.report;
-        let mut row = Row::new("hot_orders", 4, "hot order contention", r.per_s(), "cmd/s");
+        let (p50, p99) = (r.percentile_ms(50.0), r.percentile_ms(99.0));
+        let per_command = c.counters.conflicts as f64 / r.commands.max(1) as f64;
+        let mut row = Row::new("hot_orders", 4, "hot orders, fast path", r.per_s(), "cmd/s");
         if let Some(base) = report.value("engine_throughput") {
             row = row.against("engine throughput", base);
         }
         let detail = format!(
-            "{} clients on {} orders, {} engines: {} conflict retries ({:.2} per command), {} given back; p50 {:.1} ms, p99 {:.1} ms; {}",
+            "{} clients on {} orders, {} engines: {} conflict retries ({per_command:.3} per command), {} given back; p50 {p50:.1} ms, p99 {p99:.1} ms; {}",
             c.clients, c.orders, contention::ENGINES, c.counters.conflicts,
-            c.counters.conflicts as f64 / r.commands.max(1) as f64, c.counters.retried_later,
-            r.percentile_ms(50.0), r.percentile_ms(99.0), outcomes(&r),
+            c.counters.retried_later, outcomes(&r),
         );
         report.rows.push(row.detail(detail));
+        report.rows.push(
+            Row::new("hot_orders_p99", 4, "hot orders p99", p99, "ms")
+                .goal(format!("p99 < {HOT_P99_GOAL_MS} ms"), p99 < HOT_P99_GOAL_MS),
+        );
+        report.rows.push(
+            Row::new(
+                "hot_orders_conflicts",
+                4,
+                "hot orders conflict retries",
+                per_command,
+                "per cmd",
+            )
+            .goal(
+                format!("< {HOT_CONFLICTS_PER_COMMAND_MAX} per command"),
+                per_command < HOT_CONFLICTS_PER_COMMAND_MAX,
+            ),
+        );
     }
     Ok(())
 }
@@ -98,6 +117,7 @@ async fn latency(url: &str, plan: &Plan, report: &mut Report) -> anyhow::Result<
         "3 engine latency: {rate:.0} cmd/s offered for {:?}",
         plan.latency_run
     );
+    let load_before = super::table::load_average();
     let mut r = engine::latency(url, rate, plan.latency_run).await?;
     let (p50, p99, p999) = (
         r.percentile_ms(50.0),
@@ -107,8 +127,8 @@ async fn latency(url: &str, plan: &Plan, report: &mut Report) -> anyhow::Result<
     let row = Row::new("engine_latency_p99", 3, "engine latency p99", p99, "ms")
         .goal(format!("p99 < {LATENCY_P99_GOAL_MS} ms"), p99 < LATENCY_P99_GOAL_MS)
         .detail(format!(
-            "offered {} cmd/s ({:.0}% of row 2), achieved {}: p50 {p50:.2} ms, p99 {p99:.2} ms, p99.9 {p999:.2} ms, max {:.1} ms; {}",
-            human(rate), plan.latency_share * 100.0, human(r.per_s()), r.percentile_ms(100.0), outcomes(&r)
+            "fast path, offered {} cmd/s ({:.0}% of row 2), achieved {}: p50 {p50:.2} ms, p99 {p99:.2} ms, p99.9 {p999:.2} ms, max {:.1} ms; load average {:.2} before, {:.2} after; {}",
+            human(rate), plan.latency_share * 100.0, human(r.per_s()), r.percentile_ms(100.0), load_before, super::table::load_average(), outcomes(&r)
         ));
     report.rows.push(Row::new(
         "engine_latency_p50",
@@ -235,7 +255,15 @@ pub async fn durability(
     }
     let raw_per_s = raw.value;
     report.rows.push(raw);
-    let row = throughput_row(url, server_pid, "dur", plan.durable_orders, plan.clients).await?;
+    let row = throughput_row(
+        url,
+        server_pid,
+        "dur",
+        plan.durable_orders,
+        plan.clients,
+        Path::Fast,
+    )
+    .await?;
     let mut row = Row {
         id: "engine_throughput_sync",
         number: 8,
@@ -281,9 +309,10 @@ async fn throughput_row(
     tag: &'static str,
     orders: usize,
     clients: usize,
+    path: Path,
 ) -> anyhow::Result<Row> {
     let cpu = CpuMeter::start(server_pid);
-    let r = engine::throughput(url, tag, orders, clients).await?;
+    let r = engine::throughput(url, tag, orders, clients, path).await?;
     let cpu = cpu.per_op(r.commands);
     Ok(Row::new(
         "engine_throughput",
@@ -294,6 +323,49 @@ async fn throughput_row(
     )
     .cpu(cpu)
     .detail(load_detail(r)))
+}
+
+/// Row 2 of one path: its rate against the raw append, and for the fast path also its CPU
+/// per command against the raw append's CPU per message (bench process and server together).
+fn throughput_rows(row: Row, path: Path, report: &Report) -> Vec<Row> {
+    let (id, name, goal) = match path {
+        Path::Fast => (
+            "engine_throughput",
+            "engine throughput, fast path",
+            THROUGHPUT_GOAL_RATIO,
+        ),
+        Path::Queue => (
+            "engine_throughput_queue",
+            "engine throughput, queue path",
+            QUEUE_THROUGHPUT_GOAL_RATIO,
+        ),
+    };
+    let mut row = Row { id, name, ..row };
+    if let Some(raw) = report.value("raw_append") {
+        row = row.against("raw append", raw);
+        let ratio = row.ratio.unwrap_or(0.0);
+        row = row.goal(format!(">= {goal}x raw append"), ratio >= goal);
+    }
+    let row = with_cpu_ratio(row, report, "raw_append");
+    let mut rows = vec![row.clone()];
+    let base = report
+        .rows
+        .iter()
+        .find(|r| r.id == "raw_append")
+        .and_then(|r| r.cpu);
+    if let (Path::Fast, Some(base), Some(own)) = (path, base, row.cpu) {
+        let ratio = base.total_us() / own.total_us();
+        let mut cpu_row = Row::new("engine_cpu", 2, "fast path, by CPU per operation", own.total_us(), "µs/cmd")
+            .goal(format!(">= {goal}x raw append by CPU"), ratio >= goal)
+            .detail(format!(
+                "{:.1} µs in the bench process (clients and engine), {:.1} µs in nats-server; raw append {:.1} µs per message",
+                own.bench_us, own.server_us, base.total_us()
+            ));
+        cpu_row.yardstick = Some("raw append CPU per message");
+        cpu_row.ratio = Some(ratio);
+        rows.push(cpu_row);
+    }
+    rows
 }
 
 /// Adds the load-independent comparison: yardstick CPU per message / CPU per command.
