@@ -13,10 +13,14 @@
 //! - [`parse`]: bytes → [`paystate_events::CommandEnvelope`] or a typed rejection; with
 //!   [`strict_json`] (no repeated keys) and [`card_data`] (no PAN/CVV into the log).
 //! - [`cache`]: per-partition bounded LRU of order states with their last stream sequence.
-//! - [`outcomes`]: the KV bucket of outcomes by (order, command id): idempotent replies.
+//! - [`outcomes`]: the KV bucket of outcomes by (order, command id), only for rejections
+//!   with no order to live in (`order_not_found`, a refused create) and refused reply
+//!   targets; everything else is answered from the order's log (decision 0013).
 //! - [`snapshots`]: the full state of an order every 100 commits, so a cache miss reads a
 //!   snapshot and the commits after it (verified against the hash chain).
-//! - [`processor`]: one command, start to finish (the decide/append loop).
+//! - [`processor`]: one command, start to finish (the decide/append loop): accepted
+//!   commands and rejections on an existing order (`command_rejected`) are appended with the
+//!   same optimistic-concurrency check; a retry is answered from its commit in the log.
 //! - [`intake`]: the consumer loop, partitioning, acknowledgement, shutdown.
 //! - [`fast`]: the fast path (decision 0013): the `paystate` NATS service, one endpoint per
 //!   partition this instance owns (rendezvous hashing over live instances), requests routed
@@ -29,9 +33,10 @@
 //! - [`client`]: publishing a command and waiting for its outcome (for Rust callers).
 //! - [`telemetry`]: the engine's metrics and the tracing span every command is handled in.
 //!
-//! A command is acknowledged to JetStream only after its outcome is durable (committed, or a
-//! rejection decided), so a crash at any point leads to redelivery, and redelivery is
-//! idempotent: the order's state remembers applied command ids.
+//! A command is acknowledged to JetStream (or answered on the fast path) only after its
+//! outcome is durable (committed, a rejection logged, or a rejection with no order decided),
+//! so a crash at any point leads to redelivery, and redelivery is idempotent: the order's
+//! state remembers every command id it logged, accepted or refused.
 
 pub mod attachments;
 pub mod cache;
