@@ -80,6 +80,9 @@ enum Command {
     /// API keys of the gateway's private listener (`apikey new --scope read`).
     #[command(subcommand)]
     Apikey(cmd::apikey::Command),
+    /// The engine's NATS service, as `nats micro ls|info|stats paystate` show it.
+    #[command(subcommand)]
+    Service(cmd::service::Command),
     /// Benchmark re-reading the log: raw ordered read vs audit vs projection rebuild (release).
     BenchRead(cmd::bench_read::Args),
     /// Benchmark the whole engine against the raw JetStream yardstick in the same run: table
@@ -116,6 +119,7 @@ async fn main() -> std::process::ExitCode {
             Command::Import(a) => cmd::import::run(settings, a).await,
             Command::Project(c) => cmd::project::run(settings, c).await,
             Command::Apikey(c) => cmd::apikey::run(c),
+            Command::Service(c) => cmd::service::run(settings, c).await,
             Command::BenchRead(a) => cmd::bench_read::run(a).await,
             Command::Bench(a) => cmd::bench::run(a).await,
         },

@@ -24,5 +24,6 @@ pub mod run;
 pub mod sandbox;
 pub mod schemas;
 pub mod send;
+pub mod service;
 pub mod serving;
 pub mod show;
