@@ -242,14 +242,9 @@ pub async fn clients(url: &str, n: usize, path: Path) -> anyhow::Result<Vec<Clie
             .map_err(anyhow::Error::msg)?;
         out.push(match path {
             Path::Fast => Client::new(nats),
-            Path::Queue => queue_client(nats),
+            Path::Queue => Client::queue(nats),
         });
     }
     Ok(out)
 }
 
-/// A client on the durable queue path (switched to the client's queue constructor once the
-/// fast path lands; until then the only path there is).
-fn queue_client(nats: async_nats::Client) -> Client {
-    Client::new(nats)
-}
