@@ -4,7 +4,9 @@
 //! `duplicate: true` from the log — after an engine restart (cold cache), after the order
 //! moved on, and from a fresh processor; another command id is decided afresh; the audit
 //! re-decides the logged rejection. Accepted commands leave nothing in the outcome bucket;
-//! a rejection with no order to live in (`order_not_found`) is kept there.
+//! a rejection with no order to live in (`order_not_found`) is kept there. A rejection
+//! decided on a stale cache conflicts on append and is decided again on the log's tail; past
+//! `REJECTIONS_LOGGED_PER_ORDER_MAX` a rejection is answered but not logged.
 
 mod support;
 
@@ -241,4 +243,95 @@ async fn a_rejection_without_an_order_is_kept_in_the_outcome_bucket() {
         (RejectionCode::IdempotencyKeyReused, false)
     );
     assert!(log_of(&nats, &o).await.is_empty(), "nothing in the log");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejection_decided_on_a_stale_cache_conflicts_and_is_decided_again() {
+    let nats = TestNats::start().await;
+    let _engine = nats.engine().await;
+    let client = nats.client().await;
+    let o = order("stale");
+    accept(&client, env(&o, create(10_000))).await;
+    accept(&client, env(&o, start())).await;
+    // This processor caches the order while it is pending.
+    let mut stale = fresh_processor(&nats).await;
+    let look = env_with_id(&o, "look", capture(None));
+    match stale.handle(&look, now()).await {
+        Disposition::Committed { outcome } => {
+            assert_eq!(
+                rejected(&outcome),
+                (RejectionCode::InvalidTransition, false)
+            )
+        }
+        other => panic!("expected a logged rejection, got {other:?}"),
+    }
+    // Another instance moves the order on; the stale processor's cache does not know.
+    accept(&client, env(&o, authorized())).await;
+    let cap = env_with_id(&o, "cap-1", capture(None));
+    match stale.handle(&cap, now()).await {
+        Disposition::Committed {
+            outcome: Outcome::Accepted { events, .. },
+        } => assert_eq!(events[0].name(), "capture_requested"),
+        other => panic!("the capture must be decided on the log's tail, got {other:?}"),
+    }
+    let conflicts = stale
+        .stats
+        .conflicts
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(conflicts, 1, "the stale rejection's append conflicted");
+    assert_eq!(
+        log_of(&nats, &o).await,
+        [
+            vec!["order_created"],
+            vec!["payment_requested"],
+            vec!["command_rejected"],
+            vec!["payment_authorized"],
+            vec!["capture_requested"]
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_bound_a_rejection_is_answered_but_not_logged() {
+    use paystate_events::limits::REJECTIONS_LOGGED_PER_ORDER_MAX;
+    let nats = TestNats::start().await;
+    let _engine = nats.engine().await;
+    let client = nats.client().await;
+    let o = order("bound");
+    accept(&client, env(&o, create(10_000))).await;
+    let mut p = fresh_processor(&nats).await;
+    let started = std::time::Instant::now();
+    for n in 0..REJECTIONS_LOGGED_PER_ORDER_MAX {
+        let early = env_with_id(&o, &format!("cap-{n}"), capture(None));
+        assert!(
+            matches!(p.handle(&early, now()).await, Disposition::Committed { .. }),
+            "rejection {n} is logged"
+        );
+    }
+    eprintln!(
+        "{REJECTIONS_LOGGED_PER_ORDER_MAX} logged rejections in {:?}",
+        started.elapsed()
+    );
+    let over = env_with_id(&o, "cap-over", capture(None));
+    for _ in 0..2 {
+        match p.handle(&over, now()).await {
+            Disposition::Done(outcome) => {
+                assert_eq!(
+                    rejected(&outcome),
+                    (RejectionCode::InvalidTransition, false)
+                )
+            }
+            other => panic!("expected an unlogged rejection, got {other:?}"),
+        }
+    }
+    let loaded = nats.journal().await.load(&o).await.expect("load");
+    let state = loaded.state.expect("order");
+    assert_eq!(state.commits, 1 + REJECTIONS_LOGGED_PER_ORDER_MAX);
+    assert_eq!(state.rejections_logged, REJECTIONS_LOGGED_PER_ORDER_MAX);
+    assert!(!state.applied.contains_key(&over.command_id));
+    // The order still takes commands that change it.
+    assert_eq!(
+        accept(&client, env(&o, start())).await.status,
+        Status::Pending
+    );
 }
