@@ -546,7 +546,7 @@ fn command_id_hint(bytes: &[u8]) -> Option<String> {
     (id.len() <= paystate_events::ids::COMMAND_ID_LEN_MAX).then(|| id.to_string())
 }
 
-/// The outcome as JSON, encoded once for the reply and the outcome bucket.
+/// The outcome as JSON, for the reply.
 pub(crate) fn encode(outcome: &Outcome) -> Option<bytes::Bytes> {
     match serde_json::to_vec(outcome) {
         Ok(bytes) => Some(bytes.into()),
@@ -559,6 +559,6 @@ pub(crate) fn encode(outcome: &Outcome) -> Option<bytes::Bytes> {
 
 async fn reply(client: &async_nats::Client, to: String, outcome_json: bytes::Bytes) {
     if let Err(e) = client.publish(to, outcome_json).await {
-        tracing::warn!(error = %e, "could not publish the outcome (the caller can read it from the outcome bucket)");
+        tracing::warn!(error = %e, "could not publish the outcome (a retry of the command is answered from the log)");
     }
 }
