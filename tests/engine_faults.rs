@@ -1,51 +1,96 @@
-//! Faults, tested rather than assumed: the engine process is SIGKILLed mid-stream and
-//! restarted; the nats-server is SIGKILLed mid-flow and restarted. Clients behave as real
-//! callers do (support::load). Afterwards every command's effect is in the log exactly once
-//! and every order is complete.
+//! Faults, tested rather than assumed, on both paths (decision 0013): the engine process is
+//! SIGKILLed mid-stream and restarted; the nats-server is SIGKILLed mid-flow and restarted.
+//! Clients behave as real callers do (support::load): on the fast path the client retries
+//! "no responders" and timeouts with the same bytes, on the queue path commands wait in the
+//! durable queue. Afterwards every command's effect is in the log exactly once and every
+//! order is complete.
 
 mod support;
 
-use std::time::Duration;
+use paystate_events::subjects::{rpc_subject, Plane};
+use std::time::{Duration, Instant};
 use support::load::*;
 use support::*;
 
+/// How long the engine (or the server) stays down: long enough that every client has a
+/// command waiting on it.
+const DOWN_FOR: Duration = Duration::from_millis(1_500);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn engine_killed_mid_stream_and_restarted_loses_and_duplicates_nothing() {
-    let nats = TestNats::start().await;
-    nats.engine().await.shutdown().await; // streams exist before clients publish
-    let mut engine = EngineProcess::start(&nats.url());
-    let client = nats.client().await;
-    let journal = nats.journal().await;
-    let tasks = spawn_clients(&client, "kill");
-    wait_for_log_messages(&journal, 40).await;
-    engine.kill9().await;
-    // Commands keep arriving while no engine runs; they wait in the queue.
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
-    let queued = queue_depth(&nats).await;
-    engine.restart().await;
-    let (orders, commands) = assert_all_complete(&journal, tasks).await;
-    assert_eq!(orders, CLIENTS * ORDERS_PER_CLIENT);
-    eprintln!("engine SIGKILL: {orders} orders, {commands} commands each applied once; {queued} queued while down");
-    engine.kill9().await;
+async fn engine_killed_mid_stream_and_restarted_loses_and_duplicates_nothing_fast_path() {
+    engine_killed_mid_stream_and_restarted(Path::Fast).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nats_server_restarted_mid_flow_loses_and_duplicates_nothing() {
+async fn engine_killed_mid_stream_and_restarted_loses_and_duplicates_nothing_queue_path() {
+    engine_killed_mid_stream_and_restarted(Path::Queue).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_server_restarted_mid_flow_loses_and_duplicates_nothing_fast_path() {
+    nats_server_restarted_mid_flow(Path::Fast).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_server_restarted_mid_flow_loses_and_duplicates_nothing_queue_path() {
+    nats_server_restarted_mid_flow(Path::Queue).await;
+}
+
+async fn engine_killed_mid_stream_and_restarted(path: Path) {
+    let nats = TestNats::start().await;
+    nats.engine().await.shutdown().await; // streams exist before clients publish
+    let mut engine = EngineProcess::start(&nats.url());
+    let client = on_path(nats.client().await, path);
+    let journal = nats.journal().await;
+    let load = spawn_clients(&client, "kill");
+    wait_for_log_messages(&journal, 40).await;
+    engine.kill9().await;
+    let killed = Instant::now();
+    // Commands keep coming while no engine runs: on the queue path they wait in the queue;
+    // on the fast path nobody serves the service and the clients retry.
+    tokio::time::sleep(DOWN_FOR).await;
+    let while_down = match path {
+        Path::Queue => {
+            let queued = queue_depth(&nats).await;
+            assert!(queued > 0, "the clients' commands wait in the queue");
+            format!("{queued} queued")
+        }
+        Path::Fast => {
+            assert_no_responders(&nats).await;
+            "requests answered 'no responders'".to_string()
+        }
+    };
+    let logged = log_messages(&journal).await;
+    engine.restart().await;
+    let down = wait_for_log_growth(&journal, logged).await - killed;
+    let done = assert_all_complete(&journal, load).await;
+    assert_fast_path_client_retried_alone(path, &done);
+    eprintln!(
+        "engine SIGKILL, {path:?} path: {done}; engine down {down:?} (kill to next commit; {while_down})"
+    );
+    engine.kill9().await;
+}
+
+async fn nats_server_restarted_mid_flow(path: Path) {
     let mut nats = TestNats::start().await;
     let _engine = nats.engine().await;
-    let client = nats.client().await;
+    let client = on_path(nats.client().await, path);
     let journal = nats.journal().await;
-    let tasks = spawn_clients(&client, "srv");
+    let load = spawn_clients(&client, "srv");
     wait_for_log_messages(&journal, 40).await;
     nats.server.kill().await;
-    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let killed = Instant::now();
+    tokio::time::sleep(DOWN_FOR).await;
     nats.server
         .restart()
         .await
         .expect("nats-server restarts on the same port and store");
-    let (orders, commands) = assert_all_complete(&journal, tasks).await;
-    assert_eq!(orders, CLIENTS * ORDERS_PER_CLIENT);
-    eprintln!("nats-server SIGKILL: {orders} orders, {commands} commands each applied once");
+    let down = killed.elapsed();
+    let done = assert_all_complete(&journal, load).await;
+    assert_fast_path_client_retried_alone(path, &done);
+    eprintln!(
+        "nats-server SIGKILL, {path:?} path: {done}; server down {down:?} (kill to restarted)"
+    );
 }
 
 async fn queue_depth(nats: &TestNats) -> u64 {
@@ -56,5 +101,29 @@ async fn queue_depth(nats: &TestNats) -> u64 {
     {
         Ok(mut s) => s.info().await.map(|i| i.state.messages).unwrap_or(0),
         Err(_) => 0,
+    }
+}
+
+/// With the only engine dead, a fast-path request finds nobody serving its partition.
+async fn assert_no_responders(nats: &TestNats) {
+    let probe = nats
+        .connect()
+        .await
+        .request(rpc_subject(Plane::Client, "probe"), "{}".into())
+        .await;
+    match probe {
+        Err(e) => assert_eq!(e.kind(), async_nats::RequestErrorKind::NoResponders, "{e}"),
+        Ok(m) => panic!("a dead engine answered: {m:?}"),
+    }
+}
+
+/// On the fast path one `Client::send` (waiting [`FAST_SEND_WAIT`]) covers the outage: it
+/// retries with the same bytes until the engine answers, the caller never sends again.
+fn assert_fast_path_client_retried_alone(path: Path, done: &Completed) {
+    if path == Path::Fast {
+        assert_eq!(
+            done.resends, 0,
+            "Client::send gave up within {FAST_SEND_WAIT:?}: {done}"
+        );
     }
 }

@@ -4,12 +4,30 @@
 use super::*;
 use paystate_engine::check_invariants;
 use paystate_events::{OrderId, Outcome, SignalKind, Status};
+pub use paystate_service::client::Path;
 use paystate_service::ClientError;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 
 pub const ORDERS_PER_CLIENT: usize = 4;
 pub const CLIENTS: usize = 8;
-/// How long a client waits for an outcome before retrying the same command.
+/// How long a queue-path client waits for an outcome before publishing the same command
+/// again (an outcome published while the client was disconnected is lost: only a resend
+/// brings it).
 pub const ATTEMPT_WAIT: Duration = Duration::from_secs(3);
+/// The wait a fast-path client passes to `Client::send`, which retries no responders,
+/// attempt timeouts and 503s inside it: long enough to cover an engine restart (the dead
+/// instance's partitions move after the 3 s lease) or a broker restart (reconnect backoff,
+/// JetStream recovery) without the caller resending.
+pub const FAST_SEND_WAIT: Duration = Duration::from_secs(10);
+
+/// The wait of one `Client::send` on `path`.
+pub fn attempt_wait(path: Path) -> Duration {
+    match path {
+        Path::Fast => FAST_SEND_WAIT,
+        Path::Queue => ATTEMPT_WAIT,
+    }
+}
 pub const ATTEMPTS_MAX: usize = 30;
 
 /// The script each order goes through; ids are deterministic so retries reuse them.
@@ -35,11 +53,51 @@ pub fn script(o: &OrderId) -> Vec<CommandEnvelope> {
     ]
 }
 
+/// A command whose outcome took longer than this waited out a fault (a healthy one takes
+/// milliseconds).
+pub const STALLED_AFTER: Duration = Duration::from_millis(500);
+
+/// What the clients went through during a fault. The fast-path client retries "no
+/// responders", attempt timeouts and 503s inside one `send` (with the same bytes), so on that
+/// path an outage shows as commands that stalled, not as resends.
+#[derive(Debug, Default)]
+pub struct LoadStats {
+    /// `Client::send` calls that ended without an outcome and were made again (same bytes).
+    pub resends: AtomicU64,
+    /// Commands answered only after [`STALLED_AFTER`].
+    pub stalled: AtomicU64,
+    /// The longest wait for one command's outcome, first send to outcome, in ms.
+    pub slowest_ms: AtomicU64,
+}
+
+/// The client on `path` (same connection and reply inbox).
+pub fn on_path(client: Client, path: Path) -> Client {
+    match path {
+        Path::Fast => client,
+        Path::Queue => client.via_queue(),
+    }
+}
+
 /// Sends `cmd` until an outcome arrives, retrying with the same id through outages.
-pub async fn send_until_answered(client: &Client, cmd: &CommandEnvelope) -> Outcome {
-    for _ in 0..ATTEMPTS_MAX {
-        match client.send(cmd, ATTEMPT_WAIT).await {
-            Ok(outcome) => return outcome,
+pub async fn send_until_answered(
+    client: &Client,
+    cmd: &CommandEnvelope,
+    stats: &LoadStats,
+) -> Outcome {
+    let started = Instant::now();
+    for attempt in 0..ATTEMPTS_MAX {
+        if attempt > 0 {
+            stats.resends.fetch_add(1, Relaxed);
+        }
+        match client.send(cmd, attempt_wait(client.path())).await {
+            Ok(outcome) => {
+                let took = started.elapsed();
+                if took > STALLED_AFTER {
+                    stats.stalled.fetch_add(1, Relaxed);
+                }
+                stats.slowest_ms.fetch_max(took.as_millis() as u64, Relaxed);
+                return outcome;
+            }
             Err(ClientError::Timeout(_)) => {}
             Err(ClientError::NotAccepted(_)) => {
                 tokio::time::sleep(Duration::from_millis(200)).await
@@ -53,12 +111,12 @@ pub async fn send_until_answered(client: &Client, cmd: &CommandEnvelope) -> Outc
     )
 }
 
-async fn drive_orders(client: Client, prefix: String) -> Vec<OrderId> {
+async fn drive_orders(client: Client, prefix: String, stats: Arc<LoadStats>) -> Vec<OrderId> {
     let mut orders = Vec::new();
     for i in 0..ORDERS_PER_CLIENT {
         let o = order(&format!("{prefix}{i}"));
         for cmd in script(&o) {
-            let outcome = send_until_answered(&client, &cmd).await;
+            let outcome = send_until_answered(&client, &cmd, &stats).await;
             assert!(
                 matches!(outcome, Outcome::Accepted { .. }),
                 "{} rejected: {outcome:?}",
@@ -70,28 +128,82 @@ async fn drive_orders(client: Client, prefix: String) -> Vec<OrderId> {
     orders
 }
 
-/// Starts [`CLIENTS`] clients, each driving [`ORDERS_PER_CLIENT`] orders through [`script`].
-pub fn spawn_clients(client: &Client, tag: &str) -> Vec<tokio::task::JoinHandle<Vec<OrderId>>> {
-    (0..CLIENTS)
-        .map(|c| tokio::spawn(drive_orders(client.clone(), format!("{tag}{c}x"))))
-        .collect()
+/// A running load: the clients' tasks and what they went through.
+pub struct Load {
+    tasks: Vec<tokio::task::JoinHandle<Vec<OrderId>>>,
+    pub stats: Arc<LoadStats>,
+    /// The path the clients send on.
+    pub path: Path,
 }
 
-/// Waits for the clients, then checks every order in the log: each command exactly once,
-/// invariants hold, the final state is the script's. Returns (orders, commands) checked.
-pub async fn assert_all_complete(
-    journal: &Journal,
-    tasks: Vec<tokio::task::JoinHandle<Vec<OrderId>>>,
-) -> (usize, usize) {
-    let (mut orders, mut commands) = (0, 0);
-    for t in tasks {
+/// Starts [`CLIENTS`] clients on `client`'s path, each driving [`ORDERS_PER_CLIENT`] orders
+/// through [`script`].
+pub fn spawn_clients(client: &Client, tag: &str) -> Load {
+    let stats = Arc::new(LoadStats::default());
+    let tasks = (0..CLIENTS)
+        .map(|c| {
+            tokio::spawn(drive_orders(
+                client.clone(),
+                format!("{tag}{c}x"),
+                stats.clone(),
+            ))
+        })
+        .collect();
+    Load {
+        tasks,
+        stats,
+        path: client.path(),
+    }
+}
+
+/// What [`assert_all_complete`] found.
+#[derive(Debug)]
+pub struct Completed {
+    pub orders: usize,
+    /// Commits checked (each a distinct command of the script).
+    pub commands: usize,
+    /// Script commands missing from their order's log.
+    pub lost: usize,
+    /// Commits beyond the first of the same command id.
+    pub duplicated: usize,
+    pub resends: u64,
+    pub stalled: u64,
+    pub slowest: Duration,
+}
+
+impl std::fmt::Display for Completed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} orders, {} commands, lost {}, duplicated {}; clients: {} stalled over {STALLED_AFTER:?}, slowest {:?}, {} resends",
+            self.orders, self.commands, self.lost, self.duplicated, self.stalled, self.slowest, self.resends
+        )
+    }
+}
+
+/// Waits for the clients, then checks every order in the log: each script command exactly
+/// once (none lost, none duplicated), invariants hold, the final state is the script's.
+pub async fn assert_all_complete(journal: &Journal, load: Load) -> Completed {
+    let (mut orders, mut commands, mut lost, mut duplicated) = (0, 0, 0, 0);
+    for t in load.tasks {
         for o in t.await.expect("client finished") {
             let commits = journal.read_order(&o).await.expect("read");
-            assert_each_command_once(&commits);
+            let ids: Vec<String> = commits
+                .iter()
+                .map(|c| c.commit.command.command_id.to_string())
+                .collect();
+            let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+            let (order_lost, order_dups) = (
+                script(&o)
+                    .iter()
+                    .filter(|c| !distinct.contains(&c.command_id.to_string()))
+                    .count(),
+                ids.len() - distinct.len(),
+            );
             assert_eq!(
-                commits.len(),
-                script(&o).len(),
-                "order {o}: every command applied exactly once"
+                (order_lost, order_dups, commits.len()),
+                (0, 0, script(&o).len()),
+                "order {o}: (lost, duplicated, commits) of its script; log: {ids:?}"
             );
             let s = paystate_journal::read::fold(&o, &commits)
                 .expect("fold")
@@ -108,9 +220,20 @@ pub async fn assert_all_complete(
             );
             orders += 1;
             commands += commits.len();
+            lost += order_lost;
+            duplicated += order_dups;
         }
     }
-    (orders, commands)
+    assert_eq!(orders, CLIENTS * ORDERS_PER_CLIENT);
+    Completed {
+        orders,
+        commands,
+        lost,
+        duplicated,
+        resends: load.stats.resends.load(Relaxed),
+        stalled: load.stats.stalled.load(Relaxed),
+        slowest: Duration::from_millis(load.stats.slowest_ms.load(Relaxed)),
+    }
 }
 
 /// How long a fault test waits for the log to grow (leader elections on a loaded 2-core
@@ -133,4 +256,21 @@ pub async fn wait_for_log_messages(journal: &Journal, at_least: u64) {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     panic!("the log never reached {at_least} messages");
+}
+
+/// Messages in the log now.
+pub async fn log_messages(journal: &Journal) -> u64 {
+    journal
+        .stream()
+        .get_info()
+        .await
+        .map(|i| i.state.messages)
+        .unwrap_or(0)
+}
+
+/// Waits until the log holds more than `before` messages; returns when it did (the end of an
+/// outage as the log sees it).
+pub async fn wait_for_log_growth(journal: &Journal, before: u64) -> Instant {
+    wait_for_log_messages(journal, before + 1).await;
+    Instant::now()
 }
