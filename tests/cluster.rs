@@ -71,8 +71,27 @@ async fn existing_journal(opts: &paystate_service::NatsOptions) -> Journal {
     panic!("the engines never created the log within {LOG_CREATED_WAIT:?}");
 }
 
+/// How long a stream info request may keep failing: with two R3 clusters and their engines
+/// on a two-core machine a single request was seen to time out right after the log appeared.
+const LOG_INFO_WAIT: Duration = Duration::from_secs(30);
+
+/// The log's stream info, asked again until [`LOG_INFO_WAIT`] passes.
+async fn log_info(journal: &Journal) -> async_nats::jetstream::stream::Info {
+    let deadline = Instant::now() + LOG_INFO_WAIT;
+    loop {
+        match journal.stream().get_info().await {
+            Ok(info) => return info,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("log info not answered ({e}); asking again");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("no log info within {LOG_INFO_WAIT:?}: {e}"),
+        }
+    }
+}
+
 async fn leader_index(cluster: &Cluster, journal: &Journal) -> usize {
-    let info = journal.stream().get_info().await.expect("stream info");
+    let info = log_info(journal).await;
     let leader = info
         .cluster
         .and_then(|c| c.leader)
@@ -90,10 +109,16 @@ async fn r3_cluster_survives_leader_and_engine_kills_with_nothing_lost_or_duplic
     r3_cluster_survives_leader_and_engine_kills(Path::Queue).await;
 }
 
+/// The R3 scenarios run one at a time: two three-node clusters with their engines on a
+/// two-core machine starved each other (stream info requests and publishes timed out, each
+/// test took over a minute).
+static R3_ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The log's leader server is SIGKILLed and restarted under load, then one of the two
 /// engines is SIGKILLed (on the fast path its partitions move to the other within the
 /// lease; on the queue path the other pulls its unacknowledged commands after the ack wait).
 async fn r3_cluster_survives_leader_and_engine_kills(path: Path) {
+    let _alone = R3_ONE_AT_A_TIME.lock().await;
     let started = Instant::now();
     let passwords = support::secure::role_passwords();
     let mut cluster = Cluster::start_with(3, support::secure::secure_options(&passwords, ""))
@@ -104,15 +129,10 @@ async fn r3_cluster_survives_leader_and_engine_kills(path: Path) {
     let projector_env = role_env(&passwords, Role::Projector);
     let mut engine_a = EngineProcess::start_with(&urls, &borrowed(&engine_env));
     let _engine_b = EngineProcess::start_with(&urls, &borrowed(&engine_env));
-    let _projector = EngineProcess::start_roles(&urls, "projector", &borrowed(&projector_env));
     let journal = existing_journal(&as_role(&urls, &passwords, Role::Operator)).await;
-    let replicas = journal
-        .stream()
-        .get_info()
-        .await
-        .expect("info")
-        .config
-        .num_replicas;
+    // Started once the log exists: started before, it exits at once ("stream not found").
+    let _projector = EngineProcess::start_roles(&urls, "projector", &borrowed(&projector_env));
+    let replicas = log_info(&journal).await.config.num_replicas;
     assert_eq!(replicas, 3);
     // The load plays the client services and the providers at once (it sends commands and
     // provider signals), which no single role may: it connects as the admin. The processes

@@ -28,7 +28,16 @@ pub fn attempt_wait(path: Path) -> Duration {
         Path::Queue => ATTEMPT_WAIT,
     }
 }
-pub const ATTEMPTS_MAX: usize = 30;
+/// How long a client keeps sending one command before the test fails: longer than any fault
+/// here lasts (after an R3 leader kill on a loaded two-core machine, publishes were refused
+/// with "no stream found for given subject" for over 6 s, and outcomes took up to 18 s).
+pub const COMMAND_WAIT_MAX: Duration = Duration::from_secs(60);
+/// Pause before sending again after the broker refused a command.
+pub const REFUSED_PAUSE: Duration = Duration::from_millis(200);
+/// Every attempt takes at least [`REFUSED_PAUSE`] or a whole send wait, so the time bound
+/// also bounds the attempts; this names it.
+pub const ATTEMPTS_MAX: usize =
+    (COMMAND_WAIT_MAX.as_millis() / REFUSED_PAUSE.as_millis()) as usize + 1;
 
 /// The script each order goes through; ids are deterministic so retries reuse them.
 pub fn script(o: &OrderId) -> Vec<CommandEnvelope> {
@@ -85,7 +94,11 @@ pub async fn send_until_answered(
     stats: &LoadStats,
 ) -> Outcome {
     let started = Instant::now();
+    let mut last_error = String::new();
     for attempt in 0..ATTEMPTS_MAX {
+        if started.elapsed() >= COMMAND_WAIT_MAX {
+            break;
+        }
         if attempt > 0 {
             stats.resends.fetch_add(1, Relaxed);
         }
@@ -98,15 +111,16 @@ pub async fn send_until_answered(
                 stats.slowest_ms.fetch_max(took.as_millis() as u64, Relaxed);
                 return outcome;
             }
-            Err(ClientError::Timeout(_)) => {}
-            Err(ClientError::NotAccepted(_)) => {
-                tokio::time::sleep(Duration::from_millis(200)).await
+            Err(e @ ClientError::Timeout(_)) => last_error = e.to_string(),
+            Err(e @ ClientError::NotAccepted(_)) => {
+                last_error = e.to_string();
+                tokio::time::sleep(REFUSED_PAUSE).await
             }
             Err(e) => panic!("{e}"),
         }
     }
     panic!(
-        "no outcome for {} after {ATTEMPTS_MAX} attempts",
+        "no outcome for {} within {COMMAND_WAIT_MAX:?}; last: {last_error}",
         cmd.command_id
     )
 }
