@@ -303,6 +303,51 @@ mod tests {
     }
 
     #[test]
+    fn outcomes_read_back_as_written_in_any_field_order() {
+        use crate::{Outcome, RejectionCode};
+        let state = worst_state();
+        let accepted = Outcome::Accepted {
+            command_id: CommandId::parse("c-1").unwrap(),
+            order_id: state.order_id.clone(),
+            commit: 7,
+            events: vec![crate::Event::rejected(&crate::Rejection::new(
+                RejectionCode::InvalidTransition,
+                "no",
+            ))],
+            state: StateView::of(&state),
+            duplicate: true,
+        };
+        let rejected = Outcome::Rejected {
+            command_id: None,
+            order_id: Some("o-1".into()),
+            code: RejectionCode::OrderNotFound,
+            message: "order o-1 does not exist".into(),
+            duplicate: false,
+        };
+        for outcome in [accepted, rejected] {
+            let json = serde_json::to_value(&outcome).unwrap();
+            assert_eq!(
+                serde_json::from_value::<Outcome>(json.clone()).unwrap(),
+                outcome
+            );
+            // The tag last, keys reversed: the same outcome.
+            let mut reversed = serde_json::Map::new();
+            for (k, v) in json.as_object().unwrap().iter().rev() {
+                reversed.insert(k.clone(), v.clone());
+            }
+            let text = serde_json::to_string(&reversed).unwrap();
+            assert_eq!(serde_json::from_str::<Outcome>(&text).unwrap(), outcome);
+        }
+        let missing = r#"{"outcome":"rejected","message":"m"}"#;
+        assert!(serde_json::from_str::<Outcome>(missing)
+            .unwrap_err()
+            .to_string()
+            .contains("code"));
+        let bad_id = r#"{"outcome":"accepted","command_id":"a b","order_id":"o","commit":1,"events":[],"state":{}}"#;
+        assert!(serde_json::from_str::<Outcome>(bad_id).is_err());
+    }
+
+    #[test]
     fn the_worst_view_fits_its_bound_and_carries_no_idempotency_data() {
         let state = worst_state();
         let view = StateView::of(&state);

@@ -6,6 +6,12 @@ use std::time::Duration;
 /// (defined with the other limits in `paystate_events::limits`).
 pub use paystate_events::limits::COMMAND_BYTES_MAX;
 
+/// Default for [`EngineConfig::partitions`]. Each partition task has one command in flight
+/// (its append awaited before the next), so this bounds the appends one instance has in
+/// flight: enough that its connection carries them in batches (the broker then reads and
+/// writes many messages per system call) rather than one by one.
+pub const PARTITIONS_DEFAULT: usize = 256;
+
 /// Default for [`EngineConfig::ack_pending_max`]: unacknowledged commands across instances.
 pub const ACK_PENDING_MAX_DEFAULT: i64 = 20_000;
 
@@ -43,7 +49,7 @@ pub struct EngineConfig {
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
-            partitions: 32,
+            partitions: PARTITIONS_DEFAULT,
             cache_orders_max: 100_000,
             conflict_retries_max: 16,
             partition_queue_max: ACK_PENDING_MAX_DEFAULT as usize,
