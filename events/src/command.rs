@@ -7,7 +7,6 @@
 use crate::{Amount, CommandId, Currency, Money, OrderId, Provider, ProviderSignal, Timestamp};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
 /// Most metadata entries of a create command, longest text field (defined in [`crate::limits`]).
@@ -32,7 +31,7 @@ impl CommandEnvelope {
     /// key (same id, another request). A client that retries with a fresh timestamp is still
     /// retrying the same request.
     pub fn fingerprint(&self) -> String {
-        hex::encode(Sha256::digest(self.fingerprint_input()))
+        crate::commit::sha256_hex(&self.fingerprint_input())
     }
 
     /// The bytes the fingerprint hashes: compact JSON of `command_id`, `order_id`, then the
