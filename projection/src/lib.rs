@@ -7,7 +7,7 @@
 //! - [`projector`]: the live durable consumer that keeps the live generation's bucket current,
 //!   following the pointer across swaps.
 //! - [`rebuild`]: a fresh generation folded from the whole log, caught up, then swapped in
-//!   while the old one keeps serving.
+//!   while the old one keeps serving; [`rebuild_fold`]: its fold, on the full state.
 //! - [`redrive`]: the projector's dead letters: commits given back past their bound set
 //!   aside with their reason; a redrive re-projects the order from the log.
 //! - [`store`]: reading — pointer, one order, a scan of all, lag.
@@ -18,6 +18,7 @@ pub mod layout;
 pub mod projector;
 pub mod query;
 pub mod rebuild;
+pub mod rebuild_fold;
 pub mod record;
 pub mod redrive;
 pub mod store;

@@ -15,7 +15,8 @@ use crate::layout::{Generation, ORDER_KEY_PREFIX};
 use crate::projector::{
     create_bucket, durable_consumer, follow, Exit, ProjectorConfig, ProjectorStats,
 };
-use crate::record::{apply, ProjectedOrder, Step};
+use crate::rebuild_fold::{apply_full, FoldedOrder};
+use crate::record::Step;
 use crate::store::{broker, ProjectionStore};
 use crate::ProjectionError;
 use async_nats::jetstream::context::PublishAckFuture;
@@ -191,8 +192,8 @@ async fn fold_snapshot(
     })
 }
 
-/// A worker's records by order id.
-type Records = HashMap<String, Option<ProjectedOrder>>;
+/// A worker's orders by order id, folded on the full state ([`crate::rebuild_fold`]).
+type Records = HashMap<String, Option<FoldedOrder>>;
 /// Serialized records on their way to the writer: (KV key, value).
 type RecordsOut = tokio::sync::mpsc::Sender<Vec<(String, Vec<u8>)>>;
 
@@ -253,11 +254,11 @@ fn spawn_workers(out: RecordsOut, n: usize) -> Workers {
 fn hand_over(records: &Records, dirty: &mut HashSet<String>, out: &RecordsOut) -> bool {
     let mut chunk = Vec::with_capacity(BATCH_MAX);
     for order in dirty.drain() {
-        let Some(Some(record)) = records.get(&order) else {
+        let Some(Some(folded)) = records.get(&order) else {
             continue;
         };
         // Why: serializing our own typed value cannot fail (all map keys are strings).
-        let bytes = serde_json::to_vec(record).unwrap_or_default();
+        let bytes = serde_json::to_vec(&folded.record()).unwrap_or_default();
         chunk.push((format!("{ORDER_KEY_PREFIX}{order}"), bytes));
         if chunk.len() >= BATCH_MAX && out.blocking_send(std::mem::take(&mut chunk)).is_err() {
             return false;
@@ -278,10 +279,16 @@ fn fold_one(records: &mut Records, dirty: &mut HashSet<String>, entry: &RawEntry
         }
         records.insert(token.to_string(), None);
     }
-    let (Some(slot), Ok(stored)) = (records.get_mut(token), entry.decode()) else {
+    // Decoded and hashed as `RawEntry::decode` does (a commit whose hash header is not its
+    // body's is not applied), without copying the subject and header into a `StoredCommit`.
+    let Ok(commit) = paystate_journal::scan::decode_commit(&entry.payload) else {
         return false;
     };
-    let step = apply(slot, &stored, true);
+    let hash = paystate_events::CommitHash::of(&entry.payload).0;
+    let (Some(slot), true) = (records.get_mut(token), entry.header_hash() == Some(hash.as_str())) else {
+        return false;
+    };
+    let step = apply_full(slot, entry.sequence, &commit, &hash);
     if matches!(step, Step::Applied | Step::Broken(_)) && !dirty.contains(token) {
         dirty.insert(token.to_string());
     }

@@ -89,15 +89,10 @@ pub fn apply(slot: &mut Option<ProjectedOrder>, c: &StoredCommit, ahead_is_final
         Ok(state) => {
             let mut provider_refs = refs;
             remember_refs(&mut provider_refs, commit);
-            let (refunds, discrepancies) = view.as_ref().map_or((0, 0), |v| {
+            let before = view.as_ref().map_or((0, 0), |v| {
                 (v.refunds_completed_count, v.discrepancies_count)
             });
-            let added =
-                |f: fn(&Event) -> bool| commit.events.iter().filter(|e| f(e)).count() as u64;
-            let counts = (
-                refunds + added(|e| matches!(e, Event::RefundCompleted { .. })),
-                discrepancies + added(|e| matches!(e, Event::DiscrepancyDetected { .. })),
-            );
+            let counts = counts_after(before, commit);
             *slot = Some(ProjectedOrder {
                 seq,
                 state: StateView::with_counts(&state, counts),
@@ -142,7 +137,17 @@ pub fn fold_fresh(commits: &[StoredCommit]) -> Option<ProjectedOrder> {
     slot
 }
 
-fn remember_refs(refs: &mut BTreeSet<String>, commit: &Commit) {
+/// The full counts a view keeps beside its cut lists, `(refunds completed, discrepancies)`,
+/// after `commit`: the counts before plus what its events add.
+pub(crate) fn counts_after((refunds, discrepancies): (u64, u64), commit: &Commit) -> (u64, u64) {
+    let added = |f: fn(&Event) -> bool| commit.events.iter().filter(|e| f(e)).count() as u64;
+    (
+        refunds + added(|e| matches!(e, Event::RefundCompleted { .. })),
+        discrepancies + added(|e| matches!(e, Event::DiscrepancyDetected { .. })),
+    )
+}
+
+pub(crate) fn remember_refs(refs: &mut BTreeSet<String>, commit: &Commit) {
     if let Command::ProviderSignal { signal } = &commit.command.command {
         if let Some(r) = &signal.provider_ref {
             if refs.len() < PROVIDER_REFS_MAX {
