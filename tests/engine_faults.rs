@@ -127,3 +127,87 @@ fn assert_fast_path_client_retried_alone(path: Path, done: &Completed) {
         );
     }
 }
+
+/// Two engines share the fast-path partitions; the nats-server is SIGKILLed and restarted
+/// (the engines bucket, memory storage, is gone with it). Within a deadline the engines find
+/// each other again and every partition is served by exactly one of them (before the fix the
+/// heartbeats kept failing on the vanished bucket and both served all 64 for good).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_engines_share_the_partitions_again_after_a_server_restart() {
+    let mut nats = TestNats::start().await;
+    let _a = nats.engine().await;
+    let _b = nats.engine().await;
+    let probe = nats.connect().await;
+    let before = served_once_within(&probe, Duration::from_secs(20)).await;
+    assert_eq!(before, Ok(()), "two engines split the partitions at start");
+    nats.server.kill().await;
+    nats.server
+        .restart()
+        .await
+        .expect("nats-server restarts on the same port and store");
+    let started = std::time::Instant::now();
+    // The failure this guards against appears only once a member's lease has run out
+    // without heartbeats: look after twice the lease, not before.
+    tokio::time::sleep(2 * paystate_service::fast::MEMBER_LEASE).await;
+    let after = served_once_within(&probe, Duration::from_secs(30)).await;
+    assert_eq!(
+        after,
+        Ok(()),
+        "after the restart every partition has one owner again"
+    );
+    eprintln!(
+        "server restart: partitions served once again {:.1} s after the restart",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// Polls `$SRV.INFO.paystate` until two instances answer and every fast-path partition is
+/// an endpoint of exactly one of them; the last coverage seen on timeout.
+async fn served_once_within(nats: &async_nats::Client, deadline: Duration) -> Result<(), String> {
+    use futures::StreamExt;
+    use paystate_events::subjects::{RPC_PARTITIONS, SERVICE_NAME};
+    let until = tokio::time::Instant::now() + deadline;
+    let mut last = String::new();
+    while tokio::time::Instant::now() < until {
+        let inbox = nats.new_inbox();
+        let Ok(mut sub) = nats.subscribe(inbox.clone()).await else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        if nats
+            .publish_with_reply(format!("$SRV.INFO.{SERVICE_NAME}"), inbox, "".into())
+            .await
+            .is_err()
+        {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
+        let mut served = vec![0usize; RPC_PARTITIONS];
+        let mut answers = 0;
+        let round = tokio::time::sleep(Duration::from_millis(300));
+        tokio::pin!(round);
+        loop {
+            tokio::select! {
+                _ = &mut round => break,
+                next = sub.next() => match next {
+                    Some(msg) => {
+                        answers += 1;
+                        let info: serde_json::Value = serde_json::from_slice(&msg.payload).unwrap_or_default();
+                        for e in info["endpoints"].as_array().into_iter().flatten() {
+                            let p = e["subject"].as_str().and_then(|s| s.split('.').nth(3)?.parse::<usize>().ok());
+                            if let Some(p) = p.filter(|&p| p < RPC_PARTITIONS) {
+                                served[p] += 1;
+                            }
+                        }
+                    }
+                    None => break,
+                },
+            }
+        }
+        if answers == 2 && served.iter().all(|&n| n == 1) {
+            return Ok(());
+        }
+        last = format!("{answers} instances answered; partitions served {served:?}");
+    }
+    Err(last)
+}

@@ -128,8 +128,11 @@ pub(crate) async fn run(
         tokio::select! {
             _ = shutdown.changed() => {}
             _ = heartbeat.tick() => {
+                let reopened = bucket.is_none();
                 beat(&js, replicas, &me, &mut bucket).await;
-                if watcher.is_none() {
+                // A bucket opened anew (first beat, or re-created after a server restart)
+                // gets a new watch: the old one watched a stream that is gone.
+                if watcher.is_none() || (reopened && bucket.is_some()) {
                     watcher = open_watch(bucket.as_ref()).await;
                     replaying = watcher.is_some();
                 }
@@ -182,6 +185,10 @@ async fn beat(js: &jetstream::Context, replicas: usize, me: &str, bucket: &mut O
     let now = chrono::Utc::now().to_rfc3339();
     if let Err(e) = kv.put(me, now.into_bytes().into()).await {
         tracing::warn!(error = %e, "heartbeat not written; serving the partitions held");
+        // The bucket may be gone (memory storage does not survive a server restart): open or
+        // create it again on the next beat, or every later heartbeat fails the same way and
+        // the instances lose sight of each other for good.
+        *bucket = None;
     }
 }
 
