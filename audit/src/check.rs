@@ -494,14 +494,18 @@ fn chain_detail(expected: u64, head: &str, commit: &Commit, prev_seq: u64, seq: 
     format!("prev_hash {} is not the hash {head} of commit {}: the previous commit was edited or replaced", commit.prev_hash, expected - 1)
 }
 
+/// Whether `apply_commit` may refuse `commit` after taking the state (which is then kept from
+/// a copy): another order, no events, an `order_created`, a `command_rejected` beside others.
 fn needs_backup(state: Option<&OrderState>, commit: &Commit) -> bool {
     state.is_some_and(|s| {
         s.order_id != commit.order_id
             || commit.events.is_empty()
-            || commit
-                .events
-                .iter()
-                .any(|e| matches!(e, Event::OrderCreated { .. }))
+            || commit.events.iter().any(|e| {
+                matches!(
+                    e,
+                    Event::OrderCreated { .. } | Event::CommandRejected { .. }
+                )
+            })
     })
 }
 

@@ -10,7 +10,7 @@
 //! every commit gives the same lists), and the counts, provider references, problem and
 //! sequence follow `record::apply` step by step.
 
-use crate::record::{counts_after, remember_refs, ProjectedOrder, Problem, Step};
+use crate::record::{counts_after, remember_refs, Problem, ProjectedOrder, Step};
 use paystate_engine::apply_commit;
 use paystate_events::{Commit, Event, OrderState, StateView};
 use std::collections::BTreeSet;
@@ -100,14 +100,17 @@ pub fn apply_full(slot: &mut Option<FoldedOrder>, seq: u64, commit: &Commit, has
 }
 
 /// Whether `engine::apply_commit` may refuse `commit`, chained onto `s`: another order, no
-/// events, or an `order_created` (`evolve` refuses it on an existing order).
+/// events, an `order_created` (`evolve` refuses it on an existing order) or a
+/// `command_rejected` (refused beside other events; rare enough to always fold on a copy).
 fn may_not_fold(s: &OrderState, commit: &Commit) -> bool {
     s.order_id != commit.order_id
         || commit.events.is_empty()
-        || commit
-            .events
-            .iter()
-            .any(|e| matches!(e, Event::OrderCreated { .. }))
+        || commit.events.iter().any(|e| {
+            matches!(
+                e,
+                Event::OrderCreated { .. } | Event::CommandRejected { .. }
+            )
+        })
 }
 
 /// Bookkeeping after `commit` folded (its state already in `folded`).
