@@ -1,0 +1,135 @@
+//! Where an audit's and a rebuild's CPU goes per commit, in memory (no broker): reads a
+//! `paystate export` file and times each step over its commits.
+//!
+//! `cargo run --release -p paystate-audit --example observe_cost -- log.jsonl`
+
+use async_nats::HeaderMap;
+use paystate_audit::Auditor;
+use paystate_events::{CommitHash, Timestamp};
+use paystate_journal::RawEntry;
+use std::collections::HashMap;
+use std::time::Instant;
+
+#[derive(serde::Deserialize)]
+struct Line {
+    sequence: u64,
+    subject: String,
+    headers: HashMap<String, Vec<String>>,
+    body: Box<serde_json::value::RawValue>,
+}
+
+fn main() -> anyhow_free::Result {
+    let path = std::env::args().nth(1).ok_or("usage: observe_cost FILE")?;
+    let text = std::fs::read_to_string(path)?;
+    let mut entries = Vec::new();
+    for line in text.lines() {
+        let l: Line = serde_json::from_str(line)?;
+        let mut headers = HeaderMap::new();
+        for (k, vs) in &l.headers {
+            for v in vs {
+                headers.append(k.as_str(), v.as_str());
+            }
+        }
+        entries.push(RawEntry {
+            sequence: l.sequence,
+            subject: l.subject,
+            time: Timestamp::default(),
+            headers: Some(headers),
+            payload: bytes::Bytes::from(l.body.get().as_bytes().to_vec()),
+        });
+    }
+    let n = entries.len() as f64;
+    let time = |name: &str, f: &mut dyn FnMut()| {
+        let t = Instant::now();
+        f();
+        println!(
+            "{name:<28} {:>7.2} us/commit",
+            t.elapsed().as_secs_f64() * 1e6 / n
+        );
+    };
+    let commits: Vec<_> = entries
+        .iter()
+        .filter_map(|e| paystate_journal::scan::decode_commit(&e.payload).ok())
+        .collect();
+    for _ in 0..2 {
+        time("decode", &mut || {
+            for e in &entries {
+                std::hint::black_box(paystate_journal::scan::decode_commit(&e.payload).ok());
+            }
+        });
+        time("hash", &mut || {
+            for e in &entries {
+                std::hint::black_box(CommitHash::of(&e.payload));
+            }
+        });
+        time("header hash", &mut || {
+            for e in &entries {
+                std::hint::black_box(e.header_hash());
+            }
+        });
+        time("header hash (HeaderMap::get)", &mut || {
+            for e in &entries {
+                std::hint::black_box(
+                    e.headers
+                        .as_ref()
+                        .and_then(|h| h.get(paystate_events::subjects::HASH_HEADER))
+                        .map(|v| v.as_str()),
+                );
+            }
+        });
+        time("fingerprint", &mut || {
+            for c in &commits {
+                std::hint::black_box(c.command.fingerprint());
+            }
+        });
+        time("audit observe (all)", &mut || {
+            let mut a = Auditor::new("s", u64::MAX);
+            for e in &entries {
+                a.observe(e);
+            }
+            assert!(
+                a.report.findings.is_empty(),
+                "{:?}",
+                a.report.findings.first()
+            );
+        });
+        time("rebuild fold (full state)", &mut || {
+            let mut slots: HashMap<String, Option<_>> = HashMap::new();
+            for (e, c) in entries.iter().zip(&commits) {
+                let hash = CommitHash::of(&e.payload).0;
+                let slot = slots.entry(c.order_id.to_string()).or_default();
+                paystate_projection::rebuild_fold::apply_full(slot, e.sequence, c, &hash);
+            }
+        });
+        time("rebuild fold (view, old)", &mut || {
+            let mut slots: HashMap<String, Option<_>> = HashMap::new();
+            for e in &entries {
+                let Ok(stored) = e.decode() else { continue };
+                let slot = slots.entry(stored.commit.order_id.to_string()).or_default();
+                paystate_projection::record::apply(slot, &stored, true);
+            }
+        });
+        let mut full: HashMap<String, Option<_>> = HashMap::new();
+        let mut old: HashMap<String, Option<_>> = HashMap::new();
+        for e in &entries {
+            let Ok(stored) = e.decode() else { continue };
+            let key = stored.commit.order_id.to_string();
+            paystate_projection::rebuild_fold::apply_full(
+                full.entry(key.clone()).or_default(),
+                e.sequence,
+                &stored.commit,
+                &stored.hash,
+            );
+            paystate_projection::record::apply(old.entry(key).or_default(), &stored, true);
+        }
+        let same = full
+            .iter()
+            .all(|(k, f)| f.as_ref().map(|f| f.record()) == old.get(k).cloned().flatten());
+        println!("records identical: {same} ({} orders)", full.len());
+    }
+    Ok(())
+}
+
+mod anyhow_free {
+    pub type Result = std::result::Result<(), Box<dyn std::error::Error>>;
+}
