@@ -297,13 +297,23 @@ async fn a_request_on_the_wrong_partition_is_refused_400() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore]
 async fn throughput_against_the_raw_append() {
-    const CONCURRENCY: usize = 64;
-    const PER_TASK: usize = 50;
+    // Overridable to see whether a run is bound by latency or by CPU.
+    let knob = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let concurrency = knob("PAYSTATE_FAST_CONCURRENCY", 64);
+    let per_task = knob("PAYSTATE_FAST_PER_TASK", 50);
     let nats = TestNats::start().await;
     // The shipped partition count (tests use 8): each partition task handles one command at
     // a time, so it bounds the concurrency of both paths.
     let cfg = paystate_service::EngineConfig {
-        partitions: paystate_service::EngineConfig::default().partitions,
+        partitions: knob(
+            "PAYSTATE_FAST_PARTITIONS",
+            paystate_service::EngineConfig::default().partitions,
+        ),
         ..engine_config()
     };
     let _engine = paystate_service::run_engine(nats.connect().await, log_settings(), cfg)
@@ -324,11 +334,11 @@ async fn throughput_against_the_raw_append() {
     .expect("raw stream");
     let body = serde_json::to_vec(&env(&order("raw"), create(1_000))).expect("json");
     let started = Instant::now();
-    let tasks: Vec<_> = (0..CONCURRENCY)
+    let tasks: Vec<_> = (0..concurrency)
         .map(|t| {
             let (js, body) = (js.clone(), body.clone());
             tokio::spawn(async move {
-                for i in 0..PER_TASK {
+                for i in 0..per_task {
                     js.publish(format!("raw.{t}.{i}"), body.clone().into())
                         .await
                         .expect("publish")
@@ -341,7 +351,7 @@ async fn throughput_against_the_raw_append() {
     for t in tasks {
         t.await.expect("task");
     }
-    let raw = rate(CONCURRENCY * PER_TASK, started.elapsed());
+    let raw = rate(concurrency * per_task, started.elapsed());
 
     let mut rates = Vec::new();
     for (name, client) in [
@@ -349,11 +359,11 @@ async fn throughput_against_the_raw_append() {
         ("queue", Client::queue(conn.clone())),
     ] {
         let started = Instant::now();
-        let tasks: Vec<_> = (0..CONCURRENCY)
+        let tasks: Vec<_> = (0..concurrency)
             .map(|t| {
                 let client = client.clone();
                 tokio::spawn(async move {
-                    for i in 0..PER_TASK {
+                    for i in 0..per_task {
                         let o = order(&format!("{name}{t}x{i}"));
                         accept(&client, env(&o, create(1_000))).await;
                     }
@@ -363,7 +373,7 @@ async fn throughput_against_the_raw_append() {
         for t in tasks {
             t.await.expect("task");
         }
-        rates.push((name, rate(CONCURRENCY * PER_TASK, started.elapsed())));
+        rates.push((name, rate(concurrency * per_task, started.elapsed())));
     }
     println!("raw append: {raw:.0}/s");
     for (name, r) in rates {
