@@ -57,6 +57,13 @@ fn main() -> anyhow_free::Result {
                 std::hint::black_box(paystate_journal::scan::decode_commit(&e.payload).ok());
             }
         });
+        time("decode (from_slice)", &mut || {
+            for e in &entries {
+                std::hint::black_box(
+                    serde_json::from_slice::<paystate_events::Commit>(&e.payload).ok(),
+                );
+            }
+        });
         time("hash", &mut || {
             for e in &entries {
                 std::hint::black_box(CommitHash::of(&e.payload));

@@ -285,7 +285,10 @@ fn fold_one(records: &mut Records, dirty: &mut HashSet<String>, entry: &RawEntry
         return false;
     };
     let hash = paystate_events::CommitHash::of(&entry.payload).0;
-    let (Some(slot), true) = (records.get_mut(token), entry.header_hash() == Some(hash.as_str())) else {
+    let (Some(slot), true) = (
+        records.get_mut(token),
+        entry.header_hash() == Some(hash.as_str()),
+    ) else {
         return false;
     };
     let step = apply_full(slot, entry.sequence, &commit, &hash);
