@@ -115,6 +115,10 @@ fn may_not_fold(s: &OrderState, commit: &Commit) -> bool {
 
 /// Bookkeeping after `commit` folded (its state already in `folded`).
 fn applied(folded: &mut FoldedOrder, seq: u64, commit: &Commit) -> Step {
+    // Why: the applied command ids (with fingerprints) grow with every commit, and neither a
+    // record nor `evolve` reads them; dropping them keeps a worker's memory near one record
+    // per order, as it was when it held the records themselves.
+    folded.state.applied.clear();
     remember_refs(&mut folded.provider_refs, commit);
     folded.counts = counts_after(folded.counts, commit);
     folded.seq = seq;
