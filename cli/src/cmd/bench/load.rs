@@ -247,4 +247,3 @@ pub async fn clients(url: &str, n: usize, path: Path) -> anyhow::Result<Vec<Clie
     }
     Ok(out)
 }
-
