@@ -161,53 +161,22 @@ async fn two_engines_share_the_partitions_again_after_a_server_restart() {
     );
 }
 
-/// Polls `$SRV.INFO.paystate` until two instances answer and every fast-path partition is
+/// Polls the service discovery until two instances answer and every fast-path partition is
 /// an endpoint of exactly one of them; the last coverage seen on timeout.
 async fn served_once_within(nats: &async_nats::Client, deadline: Duration) -> Result<(), String> {
-    use futures::StreamExt;
-    use paystate_events::subjects::{RPC_PARTITIONS, SERVICE_NAME};
     let until = tokio::time::Instant::now() + deadline;
     let mut last = String::new();
     while tokio::time::Instant::now() < until {
-        let inbox = nats.new_inbox();
-        let Ok(mut sub) = nats.subscribe(inbox.clone()).await else {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            continue;
-        };
-        if nats
-            .publish_with_reply(format!("$SRV.INFO.{SERVICE_NAME}"), inbox, "".into())
-            .await
-            .is_err()
-        {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            continue;
-        }
-        let mut served = vec![0usize; RPC_PARTITIONS];
-        let mut answers = 0;
-        let round = tokio::time::sleep(Duration::from_millis(300));
-        tokio::pin!(round);
-        loop {
-            tokio::select! {
-                _ = &mut round => break,
-                next = sub.next() => match next {
-                    Some(msg) => {
-                        answers += 1;
-                        let info: serde_json::Value = serde_json::from_slice(&msg.payload).unwrap_or_default();
-                        for e in info["endpoints"].as_array().into_iter().flatten() {
-                            let p = e["subject"].as_str().and_then(|s| s.split('.').nth(3)?.parse::<usize>().ok());
-                            if let Some(p) = p.filter(|&p| p < RPC_PARTITIONS) {
-                                served[p] += 1;
-                            }
-                        }
-                    }
-                    None => break,
-                },
+        match paystate_service::fast::discovery::coverage(nats, Duration::from_millis(300)).await {
+            Ok((2, served)) if served.iter().all(|&n| n == 1) => return Ok(()),
+            Ok((answers, served)) => {
+                last = format!("{answers} instances answered; partitions served {served:?}")
+            }
+            Err(e) => {
+                last = format!("discovery failed: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
-        if answers == 2 && served.iter().all(|&n| n == 1) {
-            return Ok(());
-        }
-        last = format!("{answers} instances answered; partitions served {served:?}");
     }
     Err(last)
 }

@@ -118,7 +118,30 @@ async fn the_service_is_discoverable_and_counts_its_requests() {
         }
         assert!(started.elapsed() < WAIT, "stats: {stats:?}");
     }
+    // The same through the CLI (for machines without the `nats` CLI).
+    let cli = |verb: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_paystate"))
+            .args(["service", verb])
+            .env("PAYSTATE_NATS_URL", nats.url())
+            .output()
+            .expect("paystate service runs")
+    };
+    let ls = cli("ls");
+    let text = String::from_utf8_lossy(&ls.stdout);
+    assert!(ls.status.success(), "{text}");
+    assert!(text.contains("serving 64 partitions"), "{text}");
+    let stats = cli("stats");
+    let text = String::from_utf8_lossy(&stats.stdout);
+    assert!(
+        stats.status.success() && text.contains("requests"),
+        "{text}"
+    );
     engine.shutdown().await;
+    let gone = cli("ls");
+    assert!(
+        !gone.status.success(),
+        "no instance answers once the engine stopped"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

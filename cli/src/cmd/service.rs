@@ -4,18 +4,15 @@
 //! their request and error counts and processing times. For machines without the `nats` CLI.
 
 use crate::settings::Settings;
-use anyhow::Context;
-use futures::StreamExt;
 use paystate::permissions::Role;
 use paystate_events::subjects::SERVICE_NAME;
+use paystate_service::fast::discovery;
 use serde_json::Value;
 use std::process::ExitCode;
 use std::time::Duration;
 
 /// How long answers are collected: every live instance answers well within it.
 const COLLECT: Duration = Duration::from_millis(500);
-/// Answers read at most (instances of one deployment).
-const ANSWERS_MAX: usize = 256;
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -36,12 +33,16 @@ pub struct Args {
 
 pub async fn run(settings: Settings, command: Command) -> anyhow::Result<ExitCode> {
     let (verb, args) = match &command {
-        Command::Ls(a) => ("PING", a),
+        // INFO rather than PING: a ping answer does not list the endpoints.
+        Command::Ls(a) => ("LS", a),
         Command::Info(a) => ("INFO", a),
         Command::Stats(a) => ("STATS", a),
     };
     let nats = settings.connect_as(Role::Operator).await?;
-    let answers = ask(&nats, verb).await?;
+    let asked = if verb == "LS" { "INFO" } else { verb };
+    let answers = discovery::ask(&nats, asked, COLLECT)
+        .await
+        .map_err(|e| anyhow::anyhow!("asking the {SERVICE_NAME} service: {e}"))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&answers)?);
     } else {
@@ -53,33 +54,6 @@ pub async fn run(settings: Settings, command: Command) -> anyhow::Result<ExitCod
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// Every instance's answer to `$SRV.<verb>.paystate`, sorted by instance id.
-pub async fn ask(nats: &async_nats::Client, verb: &str) -> anyhow::Result<Vec<Value>> {
-    let inbox = nats.new_inbox();
-    let mut sub = nats.subscribe(inbox.clone()).await?;
-    nats.publish_with_reply(format!("$SRV.{verb}.{SERVICE_NAME}"), inbox, "".into())
-        .await
-        .context("asking the service")?;
-    let mut answers = Vec::new();
-    let until = tokio::time::sleep(COLLECT);
-    tokio::pin!(until);
-    while answers.len() < ANSWERS_MAX {
-        tokio::select! {
-            _ = &mut until => break,
-            next = sub.next() => match next {
-                Some(msg) => {
-                    if let Ok(v) = serde_json::from_slice::<Value>(&msg.payload) {
-                        answers.push(v);
-                    }
-                }
-                None => break,
-            },
-        }
-    }
-    answers.sort_by(|a, b| text(a, "id").cmp(text(b, "id")));
-    Ok(answers)
 }
 
 fn text<'a>(v: &'a Value, key: &str) -> &'a str {
@@ -126,8 +100,16 @@ fn render(verb: &str, answers: &[Value]) -> String {
             };
             out.push_str(&line);
         }
-        if verb == "PING" {
-            out.push_str(&format!("  serving {} partitions\n", endpoints.len()));
+        if verb == "LS" {
+            let partitions = a
+                .get("metadata")
+                .and_then(|m| m.get("partitions"))
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "  serving {} partitions: {partitions}\n",
+                endpoints.len()
+            ));
         }
     }
     out

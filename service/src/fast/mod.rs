@@ -21,6 +21,7 @@
 //! partitions over, the optimistic-concurrency check on every append keeps two servers of one
 //! order correct (one of them only pays a conflict and a retry).
 
+pub mod discovery;
 pub mod endpoints;
 pub mod members;
 

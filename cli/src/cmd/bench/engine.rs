@@ -4,6 +4,7 @@
 
 use super::load::{clients, closed_loop, open_loop, ClosedLoop, LoadReport, Mix, Path};
 use paystate_journal::LogSettings;
+use paystate_service::fast::discovery::coverage;
 use paystate_service::processor::Stats;
 use paystate_service::{run_engine, EngineConfig, EngineHandle};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -108,35 +109,14 @@ const DISCOVERY_ROUND: Duration = Duration::from_millis(300);
 /// Waits until `instances` instances answer the service discovery and every fast-path
 /// partition is served by exactly one of them (the measurement must not start mid hand-over).
 pub async fn served_once(url: &str, instances: usize) -> anyhow::Result<()> {
-    use futures::StreamExt;
     let nats = paystate_service::connect(url, "paystate-bench-discovery")
         .await
         .map_err(anyhow::Error::msg)?;
     let deadline = tokio::time::Instant::now() + SETTLE_DEADLINE;
-    let info = format!("$SRV.INFO.{}", paystate_events::subjects::SERVICE_NAME);
     loop {
-        let inbox = nats.new_inbox();
-        let mut sub = nats.subscribe(inbox.clone()).await?;
-        nats.publish_with_reply(info.clone(), inbox, "".into())
-            .await?;
-        let mut served = vec![0usize; paystate_events::subjects::RPC_PARTITIONS];
-        let mut answered = 0usize;
-        let round = tokio::time::sleep(DISCOVERY_ROUND);
-        tokio::pin!(round);
-        loop {
-            tokio::select! {
-                _ = &mut round => break,
-                next = sub.next() => match next {
-                    Some(msg) => {
-                        answered += 1;
-                        for p in partitions_in(&msg.payload) {
-                            served[p] += 1;
-                        }
-                    }
-                    None => break,
-                },
-            }
-        }
+        let (answered, served) = coverage(&nats, DISCOVERY_ROUND)
+            .await
+            .map_err(|e| anyhow::anyhow!("service discovery: {e}"))?;
         if answered == instances && served.iter().all(|&n| n == 1) {
             return Ok(());
         }
@@ -145,19 +125,4 @@ pub async fn served_once(url: &str, instances: usize) -> anyhow::Result<()> {
             "the engines did not share out the fast-path partitions within {SETTLE_DEADLINE:?} ({answered} of {instances} answered; served {served:?})"
         );
     }
-}
-
-/// The fast-path partitions an INFO answer lists (endpoint subjects `paystate.rpc.*.<p>.*`).
-fn partitions_in(info: &[u8]) -> Vec<usize> {
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(info) else {
-        return Vec::new();
-    };
-    let endpoints = v.get("endpoints").and_then(|e| e.as_array());
-    endpoints
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.get("subject")?.as_str())
-        .filter_map(|s| s.split('.').nth(3)?.parse::<usize>().ok())
-        .filter(|&p| p < paystate_events::subjects::RPC_PARTITIONS)
-        .collect()
 }
