@@ -182,6 +182,7 @@ async fn fresh_processor(nats: &TestNats) -> Processor {
         cache: OrderCache::new(64),
         cfg: engine_config(),
         stats: std::sync::Arc::new(Stats::default()),
+        rebuilt: None,
     }
 }
 

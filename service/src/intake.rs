@@ -80,6 +80,7 @@ pub async fn run_engine(
             cache: OrderCache::new(cfg.cache_orders_max / cfg.partitions.max(1)),
             cfg: cfg.clone(),
             stats: stats.clone(),
+            rebuilt: None,
         };
         tasks.spawn(partition(processor, rx, client.clone()));
     }

@@ -60,6 +60,16 @@ pub struct Processor {
     pub cache: OrderCache,
     pub cfg: EngineConfig,
     pub stats: Arc<Stats>,
+    /// The last outcome rebuilt from the log for a retry. Rebuilding an old command of a long
+    /// order reads the order; a fast-path client whose attempt timed out meanwhile sends the
+    /// same command again, and that retry (queued behind in the order's queue) is answered
+    /// from here instead of reading the order once more. An applied command's outcome never
+    /// changes, so this can only be reused, never stale. One slot per partition task.
+    pub rebuilt: Option<(
+        paystate_events::OrderId,
+        paystate_events::CommandId,
+        Outcome,
+    )>,
 }
 
 /// What a decision asks of the processor.
@@ -159,8 +169,21 @@ impl Processor {
             Ok(Decision::Commit(events)) => Step::Append(events),
             Ok(Decision::AlreadyApplied { commit }) => {
                 self.stats.duplicates.fetch_add(1, Relaxed);
+                let recent = self.rebuilt.as_ref().filter(|(order, command, _)| {
+                    *order == env.order_id && *command == env.command_id
+                });
+                if let Some((_, _, outcome)) = recent {
+                    return Step::Answer(as_duplicate(outcome.clone()));
+                }
                 match self.already_applied(env, current, commit).await {
-                    Some(outcome) => Step::Answer(as_duplicate(outcome)),
+                    Some(outcome) => {
+                        self.rebuilt = Some((
+                            env.order_id.clone(),
+                            env.command_id.clone(),
+                            outcome.clone(),
+                        ));
+                        Step::Answer(as_duplicate(outcome))
+                    }
                     None => Step::Pause,
                 }
             }
