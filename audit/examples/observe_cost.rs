@@ -57,6 +57,26 @@ fn main() -> anyhow_free::Result {
                 std::hint::black_box(paystate_journal::scan::decode_commit(&e.payload).ok());
             }
         });
+        let mut fast_refused = 0;
+        time("decode (one pass only)", &mut || {
+            fast_refused = 0;
+            for e in &entries {
+                let text = std::str::from_utf8(&e.payload).unwrap_or("");
+                let c = paystate_events::fast_decode::decode_commit(text);
+                fast_refused += usize::from(c.is_err());
+                std::hint::black_box(c.ok());
+            }
+        });
+        println!(
+            "  one pass refused {fast_refused} of {} (serde decodes those)",
+            entries.len()
+        );
+        time("decode (serde from_str)", &mut || {
+            for e in &entries {
+                let text = std::str::from_utf8(&e.payload).unwrap_or("");
+                std::hint::black_box(serde_json::from_str::<paystate_events::Commit>(text).ok());
+            }
+        });
         time("decode (from_slice)", &mut || {
             for e in &entries {
                 std::hint::black_box(

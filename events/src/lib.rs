@@ -12,6 +12,7 @@
 //! - [`view`]: the bounded view of a state that outcomes and projection records carry
 //!   ([`StateView`]); the engine keeps its idempotency data to itself.
 //! - [`commit`]: one atomic, hash-chained append to an order's log ([`Commit`]).
+//! - [`fast_decode`]: a one-pass commit decoder for long reads, exactly serde's or refusing.
 //! - [`outcome`]: the answer a caller gets for a command, with stable rejection codes.
 //! - [`subjects`]: NATS subjects, stream and bucket names.
 //! - [`secret`]: [`Secret`], a credential that never prints and never serializes.
@@ -25,6 +26,7 @@ pub mod capabilities;
 pub mod command;
 pub mod commit;
 pub mod event;
+pub mod fast_decode;
 pub mod ids;
 pub mod limits;
 pub mod metric_names;
