@@ -11,8 +11,9 @@ const RUN_TIME_MAX: Duration = Duration::from_secs(240);
 const POLL_EVERY: Duration = Duration::from_millis(200);
 
 /// Every row id `paystate bench` reports (see cli/src/cmd/bench/scenarios.rs).
-const ROWS: [&str; 16] = [
+const ROWS: [&str; 17] = [
     "raw_append",
+    "bare_request_path",
     "engine_throughput",
     "raw_read",
     "audit",

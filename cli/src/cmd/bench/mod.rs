@@ -5,7 +5,8 @@
 //!
 //! 1. [`raw`]: pipelined JetStream publishes of real commit bodies with the journal's headers
 //!    and the per-subject expected-sequence check: the physical yardstick.
-//! 2. [`engine`]: many clients driving order lifecycles through the engine: commands/s.
+//! 2. [`engine`]: many clients driving order lifecycles through the engine: commands/s; and
+//!    [`bare`], the bare request path (request, one append, reply; no engine) as its ceiling.
 //! 5. [`read`]: raw ordered-consumer read, audit, projection rebuild over that log.
 //! 3. [`engine`] again at a fixed share of row 2's rate: latency percentiles.
 //! 4. [`contention`]: many clients on few orders, two engine instances: conflict retries.
@@ -17,6 +18,7 @@
 //!
 //! [`load`] drives clients, [`workload`] makes the commands, [`table`] prints the report.
 
+mod bare;
 mod cache_miss;
 mod contention;
 mod cpu;

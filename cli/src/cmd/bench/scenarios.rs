@@ -36,6 +36,14 @@ pub async fn on_default_server(
         report.rows.push(row);
     }
     if plan.runs("engine") {
+        let orders = plan.orders.min(BARE_ORDERS_MAX);
+        eprintln!(
+            "2 bare request path (ceiling): {orders} orders x 6 requests, {} clients",
+            plan.clients
+        );
+        report
+            .rows
+            .push(bare_row(url, server_pid, orders, plan.clients, report).await?);
         for path in [Path::Fast, Path::Queue] {
             eprintln!(
                 "2 engine throughput, {}: {} orders x 6 commands, {} clients",
@@ -300,6 +308,45 @@ async fn raw_row(url: &str, server_pid: Option<u32>, messages: usize) -> anyhow:
                 r.messages, r.bytes_per_message, r.errors
             )),
     )
+}
+
+/// Orders of the bare request path's run (enough for a steady rate; it only sets a ceiling).
+const BARE_ORDERS_MAX: usize = 20_000;
+
+/// Row 2's ceiling: the bare request path against the raw append, by rate and by CPU.
+async fn bare_row(
+    url: &str,
+    server_pid: Option<u32>,
+    orders: usize,
+    clients: usize,
+    report: &Report,
+) -> anyhow::Result<Row> {
+    let cpu = CpuMeter::start(server_pid);
+    let b = super::bare::run(url, orders, clients).await?;
+    let cpu = cpu.per_op(b.commands);
+    let mut row = Row::new(
+        "bare_request_path",
+        2,
+        "bare request path (ceiling)",
+        b.per_s,
+        "cmd/s",
+    )
+    .cpu(cpu);
+    if let Some(base) = report.value("raw_append") {
+        row = row.against("raw append", base);
+    }
+    let by_cpu = report
+        .rows
+        .iter()
+        .find(|r| r.id == "raw_append")
+        .and_then(|r| r.cpu)
+        .map(|raw| raw.total_us() / cpu.total_us().max(1e-9));
+    Ok(row.detail(format!(
+        "request, JSON parse, one awaited OCC append with a message id, reply; no engine: {} commands, {} failed; by CPU per operation {}",
+        b.commands,
+        b.errors,
+        by_cpu.map_or("-".to_string(), |r| format!("{r:.2}x raw append")),
+    )))
 }
 
 /// Lifecycles through one engine in this process, as a row (row 2; row 8 renames it).
