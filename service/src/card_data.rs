@@ -37,10 +37,17 @@ pub struct Finding {
 
 /// The first place in `value` that holds or names card data.
 pub fn find(value: &Value) -> Option<Finding> {
-    walk(value, &mut String::new(), 0)
+    walk(value, &mut Vec::new(), 0)
 }
 
-fn walk(value: &Value, path: &mut String, depth: usize) -> Option<Finding> {
+/// One step of the path to a member: the text of the path is only built for a finding (the
+/// scan runs on every client command, a finding is rare).
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+fn walk<'a>(value: &'a Value, path: &mut Vec<Step<'a>>, depth: usize) -> Option<Finding> {
     if depth > DEPTH_MAX {
         return None;
     }
@@ -50,9 +57,7 @@ fn walk(value: &Value, path: &mut String, depth: usize) -> Option<Finding> {
             what: "a card number (13-19 digits passing the Luhn check)",
         }),
         Value::Object(map) => map.iter().find_map(|(k, v)| {
-            let len = path.len();
-            path.push('.');
-            path.push_str(k);
+            path.push(Step::Key(k));
             let found = if is_card_field(k) {
                 Some(Finding {
                     path: display(path),
@@ -66,34 +71,60 @@ fn walk(value: &Value, path: &mut String, depth: usize) -> Option<Finding> {
             } else {
                 walk(v, path, depth + 1)
             };
-            path.truncate(len);
+            path.pop();
             found
         }),
         Value::Array(items) => items.iter().enumerate().find_map(|(i, v)| {
-            let len = path.len();
-            path.push_str(&format!("[{i}]"));
+            path.push(Step::Index(i));
             let found = walk(v, path, depth + 1);
-            path.truncate(len);
+            path.pop();
             found
         }),
         _ => None,
     }
 }
 
-fn display(path: &str) -> String {
-    let p = path.strip_prefix('.').unwrap_or(path);
+/// `a.b[0].c`: keys joined by dots, indexes in brackets.
+fn display(path: &[Step]) -> String {
+    let mut text = String::new();
+    for step in path {
+        match step {
+            Step::Key(k) => {
+                text.push('.');
+                text.push_str(k);
+            }
+            Step::Index(i) => text.push_str(&format!("[{i}]")),
+        }
+    }
+    let p = text.strip_prefix('.').unwrap_or(&text);
     // Why: a path is built from the message's own keys; keep it short in messages.
     p.chars().take(120).collect()
 }
 
-/// Whether `name` is a field name that only card data would go under.
+/// Longest name in [`CARD_FIELD_NAMES`] (`cardverificationvalue`).
+const CARD_FIELD_LEN_MAX: usize = 21;
+
+/// Whether `name` is a field name that only card data would go under: lower-cased, without
+/// `_`, `-` and spaces, it is one of [`CARD_FIELD_NAMES`]. Folded into a stack buffer (this
+/// runs for every key of every client command); the names are ASCII, so a folded name with
+/// any other character, or longer than the longest, is none of them.
 pub fn is_card_field(name: &str) -> bool {
-    let folded: String = name
+    let mut folded = [0u8; CARD_FIELD_LEN_MAX];
+    let mut len = 0;
+    for c in name
         .chars()
         .filter(|c| *c != '_' && *c != '-' && *c != ' ')
         .flat_map(char::to_lowercase)
-        .collect();
-    CARD_FIELD_NAMES.contains(&folded.as_str())
+    {
+        if !c.is_ascii() || len == CARD_FIELD_LEN_MAX {
+            return false;
+        }
+        folded[len] = c as u8;
+        len += 1;
+    }
+    CARD_FIELD_NAMES
+        .iter()
+        .any(|n| n.as_bytes() == &folded[..len])
 }
 
 /// Whether `text` holds a run of 13–19 digits that passes the Luhn check: contiguous, or
@@ -102,6 +133,11 @@ pub fn is_card_field(name: &str) -> bool {
 /// card numbers. A run is bounded by anything that is not a digit or such a separator.
 pub fn has_card_number(text: &str) -> bool {
     let bytes = text.as_bytes();
+    // Why: every run this finds has at least PAN_DIGITS_MIN digits of `text`; most strings
+    // (ids, names, codes) have fewer, and are answered without the run scan.
+    if bytes.iter().filter(|b| b.is_ascii_digit()).count() < PAN_DIGITS_MIN {
+        return false;
+    }
     let mut groups: Vec<usize> = Vec::new();
     let mut current = 0usize;
     for i in 0..=bytes.len() {

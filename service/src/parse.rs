@@ -3,7 +3,11 @@
 //! panics and never reaches the core. Unknown fields are refused (`invalid_field`): a
 //! misspelt optional field must not silently change what a command does.
 
+#[cfg(test)]
+mod differential;
 mod fields;
+#[cfg(test)]
+mod reference;
 
 use crate::config::COMMAND_BYTES_MAX;
 use crate::{card_data, strict_json};
