@@ -74,7 +74,13 @@ struct FastCommit {
 }
 
 struct FastEnvelope(CommandEnvelope);
-struct FastEvent(MirrorEvent);
+pub(crate) struct FastEvent(MirrorEvent);
+
+impl From<FastEvent> for Event {
+    fn from(e: FastEvent) -> Event {
+        e.0.into()
+    }
+}
 struct FastSignal(ProviderSignal);
 
 impl From<FastSignal> for ProviderSignal {
@@ -179,7 +185,7 @@ impl<'de> Visitor<'de> for SignalVisitor {
 /// A [`Timestamp`] read as chrono reads it (`DateTime<Utc>`'s `Deserialize`: RFC 3339 through
 /// `DateTime<FixedOffset>`), with the shape this build writes (`2026-11-01T00:00:00.001Z`) taken
 /// without chrono's general parser, which showed in an audit's profile (4 to 6 per commit).
-struct FastTs(Timestamp);
+pub(crate) struct FastTs(Timestamp);
 
 impl From<FastTs> for Timestamp {
     fn from(t: FastTs) -> Timestamp {
@@ -245,7 +251,7 @@ pub(crate) fn parse_utc_as_written(s: &str) -> Option<Timestamp> {
 
 /// An optional [`FastTs`] (`null` or absent is `None`, as for `Option<Timestamp>`).
 #[derive(Default)]
-struct OptTs(Option<Timestamp>);
+pub(crate) struct OptTs(Option<Timestamp>);
 
 impl From<OptTs> for Option<Timestamp> {
     fn from(t: OptTs) -> Option<Timestamp> {
@@ -534,4 +540,4 @@ mirror!(MirrorEvent => Event {
 });
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -261,9 +261,13 @@ pub enum Outcome {
     },
 }
 
-/// Every field of either outcome, read in one pass whatever their order.
+/// Every field of either outcome, read in one pass whatever their order. `E` and `S` are how
+/// events and the state are read: [`Event`] and [`StateView`] for serde's path (kept for the
+/// differential tests), [`fast::FastEvent`] and [`fast::FastStateView`] for the fast one.
+// Why the explicit bound: serde's derive would ask `E: Default` for the defaulted fields.
 #[derive(Deserialize)]
-struct FlatOutcome {
+#[serde(bound = "E: Deserialize<'de>, S: Deserialize<'de>")]
+struct FlatOutcome<E, S> {
     outcome: OutcomeKind,
     #[serde(default)]
     command_id: Option<String>,
@@ -272,9 +276,9 @@ struct FlatOutcome {
     #[serde(default)]
     commit: Option<u64>,
     #[serde(default)]
-    events: Option<Vec<Event>>,
+    events: Option<Vec<E>>,
     #[serde(default)]
-    state: Option<StateView>,
+    state: Option<S>,
     #[serde(default)]
     code: Option<RejectionCode>,
     #[serde(default)]
@@ -290,20 +294,24 @@ enum OutcomeKind {
     Rejected,
 }
 
-impl<'de> Deserialize<'de> for Outcome {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Outcome, D::Error> {
-        use serde::de::Error;
-        let f = FlatOutcome::deserialize(d)?;
-        let missing = |field: &'static str| D::Error::missing_field(field);
+impl<E: Into<Event>, S: Into<StateView>> FlatOutcome<E, S> {
+    fn into_outcome<Er: serde::de::Error>(self) -> Result<Outcome, Er> {
+        let f = self;
+        let missing = |field: &'static str| Er::missing_field(field);
         Ok(match f.outcome {
             OutcomeKind::Accepted => Outcome::Accepted {
                 command_id: CommandId::try_from(f.command_id.ok_or_else(|| missing("command_id"))?)
-                    .map_err(D::Error::custom)?,
+                    .map_err(Er::custom)?,
                 order_id: OrderId::try_from(f.order_id.ok_or_else(|| missing("order_id"))?)
-                    .map_err(D::Error::custom)?,
+                    .map_err(Er::custom)?,
                 commit: f.commit.ok_or_else(|| missing("commit"))?,
-                events: f.events.ok_or_else(|| missing("events"))?,
-                state: f.state.ok_or_else(|| missing("state"))?,
+                events: f
+                    .events
+                    .ok_or_else(|| missing("events"))?
+                    .into_iter()
+                    .map(Into::into)
+                    .collect(),
+                state: f.state.ok_or_else(|| missing("state"))?.into(),
                 duplicate: f.duplicate,
             },
             OutcomeKind::Rejected => Outcome::Rejected {
@@ -314,6 +322,34 @@ impl<'de> Deserialize<'de> for Outcome {
                 duplicate: f.duplicate,
             },
         })
+    }
+}
+
+// The state is read by [`fast::FastStateView`]: the same derived reader as `StateView`'s but
+// with timestamps read by the fast path's own parser (chrono's value for every input), so
+// this stays exactly the serde reader for any deserializer (tests: `outcome::tests`).
+impl<'de> Deserialize<'de> for Outcome {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Outcome, D::Error> {
+        FlatOutcome::<Event, fast::FastStateView>::deserialize(d)?.into_outcome()
+    }
+}
+
+impl Outcome {
+    /// Reads an outcome from JSON: the same value or refusal as `serde_json::from_slice`,
+    /// cheaper for outcomes as the engine writes them (events read in one pass, see
+    /// [`crate::fast_decode`]); anything else is read by serde.
+    pub fn from_json(bytes: &[u8]) -> Result<Outcome, serde_json::Error> {
+        match fast::one_pass(bytes) {
+            Ok(outcome) => Ok(outcome),
+            Err(_) => serde_json::from_slice(bytes),
+        }
+    }
+
+    /// serde's reader alone, as before the fast paths: the differential tests' reference and
+    /// the cost example's baseline (not for callers: [`Outcome::from_json`] reads the same).
+    #[doc(hidden)]
+    pub fn from_json_serde_only(bytes: &[u8]) -> Result<Outcome, serde_json::Error> {
+        serde_json::from_slice::<FlatOutcome<Event, StateView>>(bytes)?.into_outcome()
     }
 }
 
@@ -336,3 +372,7 @@ impl Outcome {
         }
     }
 }
+
+mod fast;
+#[cfg(test)]
+mod tests;

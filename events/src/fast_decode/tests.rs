@@ -16,15 +16,15 @@ use std::collections::BTreeMap;
 
 /// Text with the characters JSON escapes (quote, backslash, control), non-ASCII and `/`; no
 /// braces, so the mutations below find object starts by searching for `{`.
-fn text() -> impl Strategy<Value = String> {
+pub(crate) fn text() -> impl Strategy<Value = String> {
     "[a-z0-9 \"\\\\/é\u{1}\n\u{2028}]{0,6}"
 }
 
-fn opt_text() -> impl Strategy<Value = Option<String>> {
+pub(crate) fn opt_text() -> impl Strategy<Value = Option<String>> {
     prop::option::of(text())
 }
 
-fn timestamp() -> impl Strategy<Value = Timestamp> {
+pub(crate) fn timestamp() -> impl Strategy<Value = Timestamp> {
     (
         0i64..4_000_000_000,
         prop_oneof![Just(0u32), 0u32..1000, 0u32..1_000_000_000],
@@ -35,7 +35,7 @@ fn timestamp() -> impl Strategy<Value = Timestamp> {
         })
 }
 
-fn money() -> impl Strategy<Value = Money> {
+pub(crate) fn money() -> impl Strategy<Value = Money> {
     (
         1u64..1_000_000,
         prop::sample::select(vec!["USD", "EUR", "JPY", "KWD"]),
@@ -43,7 +43,7 @@ fn money() -> impl Strategy<Value = Money> {
         .prop_map(|(m, c)| Money::new(Amount::new(m).unwrap(), Currency::parse(c).unwrap()))
 }
 
-fn provider() -> impl Strategy<Value = Provider> {
+pub(crate) fn provider() -> impl Strategy<Value = Provider> {
     prop::sample::select(Provider::ALL.to_vec())
 }
 
@@ -56,7 +56,7 @@ fn operation() -> impl Strategy<Value = Operation> {
     ])
 }
 
-fn metadata() -> impl Strategy<Value = BTreeMap<String, String>> {
+pub(crate) fn metadata() -> impl Strategy<Value = BTreeMap<String, String>> {
     prop::collection::btree_map(text(), text(), 0..3)
 }
 
@@ -82,7 +82,7 @@ fn attachment() -> impl Strategy<Value = Attachment> {
     )
 }
 
-fn action() -> impl Strategy<Value = Option<CustomerAction>> {
+pub(crate) fn action() -> impl Strategy<Value = Option<CustomerAction>> {
     let kind = prop::sample::select(vec![
         CustomerActionKind::Redirect,
         CustomerActionKind::Challenge,
@@ -145,7 +145,7 @@ fn signal() -> impl Strategy<Value = ProviderSignal> {
     )
 }
 
-fn capture_mode() -> impl Strategy<Value = CaptureMode> {
+pub(crate) fn capture_mode() -> impl Strategy<Value = CaptureMode> {
     prop::sample::select(vec![CaptureMode::Auto, CaptureMode::Manual])
 }
 
@@ -188,7 +188,7 @@ fn command() -> impl Strategy<Value = Command> {
     ]
 }
 
-fn event() -> impl Strategy<Value = Event> {
+pub(crate) fn event() -> impl Strategy<Value = Event> {
     let cancelled_by = prop::sample::select(vec![
         CancelledBy::Merchant,
         CancelledBy::Provider,
