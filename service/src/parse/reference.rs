@@ -1,8 +1,6 @@
 //! The parser as it was before the fast path (issue 15), kept verbatim as the reference the
 //! differential tests compare the production parser against: same input, same answer.
 
-#![allow(dead_code)]
-
 use super::fields;
 use crate::config::COMMAND_BYTES_MAX;
 use crate::strict_json;
