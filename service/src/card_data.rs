@@ -111,6 +111,20 @@ const CARD_FIELD_LEN_MAX: usize = 21;
 pub fn is_card_field(name: &str) -> bool {
     let mut folded = [0u8; CARD_FIELD_LEN_MAX];
     let mut len = 0;
+    if name.is_ascii() {
+        // Why: an ASCII character lower-cases to exactly its ASCII lower case; field names
+        // are nearly always ASCII, and this skips the per-character Unicode mapping.
+        for b in name.bytes().filter(|b| !matches!(b, b'_' | b'-' | b' ')) {
+            if len == CARD_FIELD_LEN_MAX {
+                return false;
+            }
+            folded[len] = b.to_ascii_lowercase();
+            len += 1;
+        }
+        return CARD_FIELD_NAMES
+            .iter()
+            .any(|n| n.as_bytes() == &folded[..len]);
+    }
     for c in name
         .chars()
         .filter(|c| *c != '_' && *c != '-' && *c != ' ')

@@ -3,6 +3,7 @@
 //! first would see a different command than the log holds.
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::map::Entry;
 use serde_json::{Map, Value};
 use std::fmt;
 
@@ -151,14 +152,20 @@ impl<'de> Visitor<'de> for StrictVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut out = Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            if out.contains_key(&key) {
-                let shown: String = key.chars().take(64).collect();
-                return Err(de::Error::custom(format!(
-                    "{DUPLICATE_KEY_PREFIX}: key {shown:?} appears twice in one object"
-                )));
+            // Why one lookup per key (not a check, then an insert): this runs for every key
+            // of every command.
+            match out.entry(key) {
+                Entry::Occupied(e) => {
+                    let shown: String = e.key().chars().take(64).collect();
+                    return Err(de::Error::custom(format!(
+                        "{DUPLICATE_KEY_PREFIX}: key {shown:?} appears twice in one object"
+                    )));
+                }
+                Entry::Vacant(e) => {
+                    let Strict(v) = map.next_value()?;
+                    e.insert(v);
+                }
             }
-            let Strict(v) = map.next_value()?;
-            out.insert(key, v);
         }
         Ok(Value::Object(out))
     }

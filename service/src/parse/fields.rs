@@ -89,9 +89,46 @@ fn walk_passes(obj: &Map<String, Value>) -> bool {
 fn timestamp_passes(v: &Value) -> bool {
     match v {
         Value::Null => true,
-        Value::String(s) => s.parse::<chrono::DateTime<chrono::FixedOffset>>().is_ok(),
+        Value::String(s) => {
+            plain_utc(s) || s.parse::<chrono::DateTime<chrono::FixedOffset>>().is_ok()
+        }
         _ => false,
     }
+}
+
+/// Whether `s` is `YYYY-MM-DDTHH:MM:SSZ` (years 1000-9999, a real date, no leap second): the
+/// shape commands carry, which chrono's RFC 3339 parser accepts (a test compares); read here
+/// without chrono's general parser. `false` says nothing: chrono then decides.
+fn plain_utc(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() != 20 || [4, 7, 10, 13, 16, 19].map(|i| b[i]) != *b"--T::Z" {
+        return false;
+    }
+    let number = |from: usize, to: usize| {
+        b[from..to].iter().try_fold(0u32, |n, c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    let parts = (
+        number(0, 4),
+        number(5, 7),
+        number(8, 10),
+        number(11, 13),
+        number(14, 16),
+        number(17, 19),
+    );
+    let (Some(y), Some(mo), Some(d), Some(h), Some(mi), Some(sec)) = parts else {
+        return false;
+    };
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let days = match mo {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    (1000..=9999).contains(&y) && (1..=days).contains(&d) && h < 24 && mi < 60 && sec < 60
 }
 
 fn walk(obj: &Map<String, Value>, path: &mut Vec<String>) -> Result<(), Rejection> {
@@ -291,4 +328,44 @@ pub fn strip_code(text: &str) -> &str {
 /// At most 64 characters of a refused value, for messages.
 fn shown(s: &str) -> String {
     s.chars().take(64).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_utc;
+    use proptest::prelude::*;
+
+    fn chrono_reads(s: &str) -> bool {
+        s.parse::<chrono::DateTime<chrono::FixedOffset>>().is_ok()
+    }
+
+    #[test]
+    fn plain_utc_knows_the_calendar() {
+        assert!(plain_utc("2026-11-22T10:00:00Z"));
+        assert!(plain_utc("2024-02-29T23:59:59Z"));
+        assert!(!plain_utc("2026-02-29T10:00:00Z"));
+        assert!(!plain_utc("1900-02-29T10:00:00Z"));
+        assert!(plain_utc("2000-02-29T10:00:00Z"));
+        assert!(!plain_utc("2026-11-22T24:00:00Z"));
+        assert!(!plain_utc("2026-11-22 10:00:00Z"));
+        assert!(!plain_utc("2026-11-22T10:00:00z"));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+        /// Whatever the fast reading accepts, chrono accepts; and on real dates of this shape
+        /// they agree.
+        #[test]
+        fn plain_utc_accepts_only_what_chrono_reads(
+            s in "[0-9]{4}-[0-1][0-9]-[0-3][0-9]T[0-2][0-9]:[0-6][0-9]:[0-6][0-9][Zz+]",
+        ) {
+            if plain_utc(&s) {
+                prop_assert!(chrono_reads(&s), "{}", s);
+            }
+            if s.ends_with('Z') && chrono_reads(&s) && !s.starts_with('0') && !s[17..19].starts_with('6') {
+                prop_assert!(plain_utc(&s), "{}", s);
+            }
+        }
+    }
 }
