@@ -481,3 +481,30 @@ fn fixed_inputs_get_the_reference_answer() {
         assert_eq!(ours, theirs, "{}", String::from_utf8_lossy(bytes));
     }
 }
+
+/// The valid-command property is only worth its cases if most generated commands are
+/// accepted (the rest hit card data or odd text on purpose): the fast paths are then taken.
+#[test]
+fn most_generated_valid_commands_are_accepted() {
+    use proptest::strategy::ValueTree;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = envelope();
+    let (mut accepted, mut types) = (0, std::collections::BTreeSet::new());
+    let total = 2000;
+    for _ in 0..total {
+        let mut v = strategy.new_tree(&mut runner).unwrap().current();
+        v["command_id"] = json!("c-1");
+        v["order_id"] = json!("o-1");
+        let subject = match v["type"].as_str() {
+            Some("provider_signal") => "paystate.signal.o-1",
+            Some("resolve_review") => "paystate.op.o-1",
+            _ => "paystate.cmd.o-1",
+        };
+        if let Ok(env) = parse_command(&serde_json::to_vec(&v).unwrap(), subject) {
+            accepted += 1;
+            types.insert(env.command.name());
+        }
+    }
+    assert!(accepted * 2 > total, "{accepted} of {total} accepted");
+    assert_eq!(types.len(), Command::NAMES.len(), "{types:?}");
+}
