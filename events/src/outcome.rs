@@ -345,6 +345,12 @@ impl Outcome {
         }
     }
 
+    /// The outcome's JSON: the same bytes as `serde_json::to_vec`, written cheaper for an
+    /// accepted outcome (its state's timestamps without chrono's formatter, no regrowing).
+    pub fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
+        encode::to_vec(self)
+    }
+
     /// serde's reader alone, as before the fast paths: the differential tests' reference and
     /// the cost example's baseline (not for callers: [`Outcome::from_json`] reads the same).
     #[doc(hidden)]
@@ -373,6 +379,7 @@ impl Outcome {
     }
 }
 
+mod encode;
 mod fast;
 #[cfg(test)]
 mod tests;

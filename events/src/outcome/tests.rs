@@ -406,3 +406,51 @@ fn odd_shapes_read_as_serde_reads_them() {
         assert_all_read_as_serde(json).unwrap();
     }
 }
+
+/// Any instant chrono holds: every year (negative, five-digit), every fraction length, leap
+/// seconds.
+fn any_instant() -> impl Strategy<Value = crate::Timestamp> {
+    let secs = prop_oneof![
+        0i64..4_000_000_000,
+        -8_334_632_851_200i64..8_210_298_412_799,
+        prop::sample::select(vec![
+            -62_167_219_200i64,
+            -62_167_219_201,
+            253_402_300_799,
+            253_402_300_800
+        ]),
+    ];
+    let nanos = prop_oneof![
+        Just(0u32),
+        (0u32..1000).prop_map(|m| m * 1_000_000),
+        (0u32..1_000_000).prop_map(|u| u * 1000),
+        0u32..1_000_000_000,
+        1_000_000_000u32..2_000_000_000,
+    ];
+    (secs, nanos).prop_map(|(secs, nanos)| {
+        // A leap second is only valid at a minute's last second.
+        let secs = if nanos >= 1_000_000_000 {
+            secs - secs.rem_euclid(60) + 59
+        } else {
+            secs
+        };
+        chrono::DateTime::from_timestamp(secs, nanos).unwrap()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    #[test]
+    fn an_outcome_encodes_to_serde_jsons_bytes(o in outcome()) {
+        let fast = o.to_json().unwrap();
+        let serde = serde_json::to_vec(&o).unwrap();
+        prop_assert_eq!(String::from_utf8(fast).unwrap(), String::from_utf8(serde).unwrap());
+    }
+
+    #[test]
+    fn a_timestamp_encodes_as_chrono_writes_it(t in any_instant()) {
+        let fast = serde_json::to_string(&super::encode::TsOut(&t)).unwrap();
+        prop_assert_eq!(fast, serde_json::to_string(&t).unwrap());
+    }
+}
