@@ -549,7 +549,8 @@ fn command_id_hint(bytes: &[u8]) -> Option<String> {
 
 /// The outcome as JSON, for the reply.
 pub(crate) fn encode(outcome: &Outcome) -> Option<bytes::Bytes> {
-    match serde_json::to_vec(outcome) {
+    // Why not serde_json::to_vec: the same bytes, written cheaper (issue 15).
+    match outcome.to_json() {
         Ok(bytes) => Some(bytes.into()),
         Err(e) => {
             tracing::error!(error = %e, "outcome did not serialize");
