@@ -3,6 +3,7 @@
 //! panics and never reaches the core. Unknown fields are refused (`invalid_field`): a
 //! misspelt optional field must not silently change what a command does.
 
+mod decode;
 #[cfg(test)]
 mod differential;
 mod fields;
@@ -158,6 +159,11 @@ fn check_plane(command_type: &str, plane: Plane) -> Result<(), Rejection> {
 
 /// The typed command; a failure names the field it is about.
 fn typed(value: &Value, size: usize) -> Result<CommandEnvelope, Rejection> {
+    // Why: read field by field without serde's buffering of the flattened command; what
+    // that cannot read is read (or refused, naming the field) by serde below.
+    if let Some(env) = decode::envelope(value) {
+        return Ok(env);
+    }
     // Deserialized from the borrowed tree: no copy of the whole value per command.
     let parse = |v: &Value| <CommandEnvelope as serde::Deserialize>::deserialize(v);
     let e = match parse(value) {
