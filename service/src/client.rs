@@ -253,7 +253,7 @@ impl Client {
             let pause = match self.nats.send_request(subject.clone(), request).await {
                 Ok(reply) => match service_error(&reply) {
                     None => {
-                        return serde_json::from_slice(&reply.payload)
+                        return Outcome::from_json(&reply.payload)
                             .map_err(|e| ClientError::BadReply(e.to_string()))
                     }
                     Some((code, _)) if code == CODE_RETRY => true,
@@ -295,7 +295,7 @@ impl Client {
         }
         match tokio::time::timeout(wait, reply).await {
             Ok(Ok(payload)) => {
-                serde_json::from_slice(&payload).map_err(|e| ClientError::BadReply(e.to_string()))
+                Outcome::from_json(&payload).map_err(|e| ClientError::BadReply(e.to_string()))
             }
             Ok(Err(_)) | Err(_) => {
                 self.replies.forget(token);
