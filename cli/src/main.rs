@@ -91,26 +91,8 @@ enum Command {
     Bench(cmd::bench::Args),
 }
 
-/// The runtime without its LIFO slot (`.cargo/config.toml` says why): NATS connection writers
-/// then batch what many tasks published. `TOKIO_LIFO_SLOT=1` keeps the slot, to measure the
-/// difference (docs/benchmarks.md).
-fn main() -> std::process::ExitCode {
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    rt.enable_all();
-    #[cfg(tokio_unstable)]
-    if std::env::var("TOKIO_LIFO_SLOT").as_deref() != Ok("1") {
-        rt.disable_lifo_slot();
-    }
-    match rt.build() {
-        Ok(rt) => rt.block_on(run()),
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            std::process::ExitCode::from(1)
-        }
-    }
-}
-
-async fn run() -> std::process::ExitCode {
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_tracing();
     let result = match settings::Settings::load(cli.config.as_deref()) {
