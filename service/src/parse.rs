@@ -161,9 +161,15 @@ fn check_plane(command_type: &str, plane: Plane) -> Result<(), Rejection> {
 fn typed(value: &Value, size: usize) -> Result<CommandEnvelope, Rejection> {
     // Why: read field by field without serde's buffering of the flattened command; what
     // that cannot read is read (or refused, naming the field) by serde below.
-    if let Some(env) = decode::envelope(value) {
-        return Ok(env);
+    match decode::envelope(value) {
+        Some(env) => Ok(env),
+        None => typed_by_serde(value, size),
     }
+}
+
+/// The typed command by serde's reader: the value, or the error naming the field. Also the
+/// reference parser's (`reference`) whole typed step.
+fn typed_by_serde(value: &Value, size: usize) -> Result<CommandEnvelope, Rejection> {
     // Deserialized from the borrowed tree: no copy of the whole value per command.
     let parse = |v: &Value| <CommandEnvelope as serde::Deserialize>::deserialize(v);
     let e = match parse(value) {

@@ -1,12 +1,13 @@
 //! The parser as it was before the fast path (issue 15), kept verbatim as the reference the
-//! differential tests compare the production parser against: same input, same answer.
+//! differential tests compare the production parser against: same input, same answer. The
+//! steps this pass did not change (JSON errors, the command type, the plane check, serde's
+//! typed read and its error classes) are the production parser's own, called from here.
 
-use super::fields;
+use super::{check_plane, command_type, fields, json_error, typed_by_serde as typed};
 use crate::config::COMMAND_BYTES_MAX;
 use crate::strict_json;
-use paystate_events::subjects::{order_token, plane_for, plane_of, plane_prefix, Plane};
-use paystate_events::{Command, CommandEnvelope, Rejection, RejectionCode as Code};
-use serde_json::Value;
+use paystate_events::subjects::{order_token, plane_of, Plane};
+use paystate_events::{CommandEnvelope, Rejection, RejectionCode as Code};
 
 /// Parses `bytes` published on `subject` (`paystate.cmd.<order>`, `paystate.signal.<order>`
 /// or `paystate.op.<order>`).
@@ -72,114 +73,6 @@ pub fn parse_command(bytes: &[u8], subject: &str) -> Result<CommandEnvelope, Rej
         }
     }
     Ok(env)
-}
-
-/// A JSON syntax error; a number too large for any parser is named by its field (an amount's
-/// `minor_units` is an amount error).
-fn json_error(bytes: &[u8], e: &serde_json::Error) -> Rejection {
-    if strict_json::is_duplicate_key(e) {
-        return Rejection::new(Code::DuplicateKey, e.to_string());
-    }
-    if e.to_string().starts_with("number out of range") {
-        let path = strict_json::path_at(bytes, strict_json::error_offset(bytes, e));
-        if path == "minor_units" || path.ends_with(".minor_units") {
-            return Rejection::new(
-                Code::AmountOverflow,
-                format!("{path}: above the maximum 10^15"),
-            );
-        }
-        return Rejection::new(Code::InvalidField, format!("{path}: number out of range"));
-    }
-    Rejection::new(Code::MalformedJson, format!("not valid JSON: {e}"))
-}
-
-/// The command `type`: present, a string, a known name.
-fn command_type(t: Option<&Value>) -> Result<&str, Rejection> {
-    let known = || Command::NAMES.join(", ");
-    match t {
-        None => Err(Rejection::new(
-            Code::UnknownCommand,
-            format!("type: missing (one of {})", known()),
-        )),
-        Some(Value::String(t)) if Command::NAMES.contains(&t.as_str()) => Ok(t),
-        Some(Value::String(t)) => Err(Rejection::new(
-            Code::UnknownCommand,
-            format!(
-                "type: unknown command type {:?}; known: {}",
-                t.chars().take(64).collect::<String>(),
-                known()
-            ),
-        )),
-        Some(_) => Err(Rejection::new(
-            Code::UnknownCommand,
-            format!("type: must be a string (one of {})", known()),
-        )),
-    }
-}
-
-/// Provider signals only on the signal plane, operator commands (`resolve_review`) only on
-/// the operator plane, and only their own commands on those planes.
-fn check_plane(command_type: &str, plane: Plane) -> Result<(), Rejection> {
-    let home = plane_for(command_type);
-    match (plane, home) {
-        (Plane::Client, Plane::Signal) => Err(Rejection::new(
-            Code::SignalNotAllowed,
-            "provider_signal is not accepted on paystate.cmd.*: provider reports come only from the signal-reporting role on paystate.signal.<order_id>",
-        )),
-        (Plane::Client, Plane::Operator) => Err(Rejection::new(
-            Code::OperatorOnly,
-            format!("{command_type} is not accepted on paystate.cmd.*: operator commands come only from the operator role on paystate.op.<order_id>"),
-        )),
-        (Plane::Signal, _) | (Plane::Operator, _) if plane != home => Err(Rejection::new(
-            Code::SubjectMismatch,
-            format!(
-                "{command_type} is not accepted on {}.*; publish it on {}.<order_id>",
-                plane_prefix(plane),
-                plane_prefix(home)
-            ),
-        )),
-        _ => Ok(()),
-    }
-}
-
-/// The typed command; a failure names the field it is about.
-fn typed(value: &Value, size: usize) -> Result<CommandEnvelope, Rejection> {
-    // Deserialized from the borrowed tree: no copy of the whole value per command.
-    let parse = |v: &Value| <CommandEnvelope as serde::Deserialize>::deserialize(v);
-    let e = match parse(value) {
-        Ok(env) => return Ok(env),
-        Err(e) => e,
-    };
-    let r = classify(&e);
-    let message = fields::strip_code(&r.message).to_string();
-    if let Some(field) = message
-        .strip_prefix("missing field `")
-        .and_then(|m| m.split('`').next())
-    {
-        return Err(Rejection::new(r.code, format!("{field}: missing")));
-    }
-    let error_of = |v: &Value| parse(v).err().map(|e| e.to_string());
-    match fields::locate(value, size, &error_of) {
-        Some(path) => Err(Rejection::new(r.code, format!("{path}: {message}"))),
-        None => Err(Rejection::new(r.code, message)),
-    }
-}
-
-/// Maps a serde error onto a stable code. Our own validators prefix their messages with the
-/// code (`invalid_amount: ...`); serde's own messages are recognised by their wording.
-fn classify(e: &serde_json::Error) -> Rejection {
-    let text = e.to_string();
-    let prefix = text.split(':').next().unwrap_or_default();
-    if let Some(code) = Code::parse(prefix) {
-        return Rejection::new(code, text);
-    }
-    if text.starts_with("missing field") {
-        return Rejection::new(Code::MissingField, text);
-    }
-    if text.contains("unknown variant") && text.contains("tag") {
-        return Rejection::new(Code::UnknownCommand, text);
-    }
-    Rejection::new(Code::InvalidField, text)
 }
 
 /// The card-data scan as it was (allocating a folded name per key and a path per member).
