@@ -537,14 +537,8 @@ pub fn layout(role: Role) -> Permissions {
                 // dashboard), the operator's alone; on the queue and the fast path.
                 format!("{OPERATOR_PREFIX}.>"),
                 rpc(Plane::Operator),
-                // Service discovery (`nats micro ls|info|stats paystate`).
-                "$SRV.PING".into(),
-                "$SRV.INFO".into(),
-                "$SRV.STATS".into(),
-                "$SRV.PING.>".into(),
-                "$SRV.INFO.>".into(),
-                "$SRV.STATS.>".into(),
             ]);
+            b.publish(service_discovery());
             dead_letters(&mut b, role);
             deny_destructive(&mut b);
             deny_engine_only(&mut b);
@@ -577,6 +571,19 @@ fn operator_reads(b: &mut Builder) {
     ]);
 }
 
+/// Service discovery requests (`nats micro ls|info|stats paystate`, `paystate service`):
+/// read-only questions every instance answers about itself.
+fn service_discovery() -> [String; 6] {
+    [
+        "$SRV.PING".into(),
+        "$SRV.INFO".into(),
+        "$SRV.STATS".into(),
+        "$SRV.PING.>".into(),
+        "$SRV.INFO.>".into(),
+        "$SRV.STATS.>".into(),
+    ]
+}
+
 /// `paystate dev`'s convenience user (the server's `no_auth_user`): what a client and a
 /// read-only operator may do; no signals, no log, bucket or projection writes.
 pub fn dev_cli_permissions() -> Permissions {
@@ -584,6 +591,7 @@ pub fn dev_cli_permissions() -> Permissions {
     base(&mut b);
     b.publish([format!("{COMMANDS_PREFIX}.>"), rpc(Plane::Client)]);
     operator_reads(&mut b);
+    b.publish(service_discovery());
     dead_letters(&mut b, Role::Client);
     deny_destructive(&mut b);
     deny_engine_only(&mut b);

@@ -223,6 +223,12 @@ fn each_fast_path_plane_has_the_publishers_of_its_queue_plane() {
         );
     }
     let dev = dev_cli_permissions();
+    // `nats micro ls|info|stats paystate` and `paystate service` work as the dev user, who
+    // still cannot answer them (serve) nor subscribe to the service subjects.
+    for s in ["$SRV.PING", "$SRV.INFO.paystate", "$SRV.STATS.paystate.abc"] {
+        assert!(missing(Some(&dev.publish), s).is_none(), "dev {s}");
+    }
+    assert!(missing(Some(&dev.subscribe), "paystate.rpc.>").is_some());
     assert!(missing(Some(&dev.publish), "paystate.rpc.cmd.7.o1").is_none());
     assert!(missing(Some(&dev.publish), "paystate.rpc.signal.7.o1").is_some());
     assert!(missing(Some(&dev.publish), "paystate.rpc.op.7.o1").is_some());
