@@ -11,9 +11,10 @@ const RUN_TIME_MAX: Duration = Duration::from_secs(240);
 const POLL_EVERY: Duration = Duration::from_millis(200);
 
 /// Every row id `paystate bench` reports (see cli/src/cmd/bench/scenarios.rs).
-const ROWS: [&str; 17] = [
+const ROWS: [&str; 18] = [
     "raw_append",
     "bare_request_path",
+    "bare_request_path_batched",
     "engine_throughput",
     "raw_read",
     "audit",

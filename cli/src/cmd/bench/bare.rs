@@ -5,6 +5,11 @@
 //! is NATS's own cost of the six messages per command (request in and out, append, ack,
 //! reply in and out) against the raw append's two. The engine's fast path cannot be faster
 //! than this; how far below it the engine is, is the engine's own cost.
+//!
+//! [`Shape::Batched`] is the same with fewer messages: each client connection gathers the
+//! commands waiting on it into one request (a JSON array, at most [`BATCH_COMMANDS_MAX`]),
+//! the responder appends each one (pipelined, every ack awaited) and answers one array. It
+//! measures what a batching protocol would leave for the engine's own work on this machine.
 
 use super::engine::CLIENT_CONNECTIONS;
 use super::raw::RAW_STREAM;
@@ -17,7 +22,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// Requests are served on this prefix; appends go to the yardstick stream's subjects.
 const REQUEST_PREFIX: &str = "bench.bare.req";
@@ -29,6 +34,20 @@ const WORKERS: usize = 256;
 const WORKER_QUEUE_MAX: usize = 1024;
 /// Longest wait for one reply (a lost one is counted, never waited on forever).
 const REPLY_WAIT: Duration = Duration::from_secs(10);
+/// Batched shape: requests go to `bench.bare.batch.<connection>`.
+const BATCH_PREFIX: &str = "bench.bare.batch";
+/// Batched shape: commands in one request at most (64 commands of about 600 bytes stay far
+/// below the server's payload limit).
+pub const BATCH_COMMANDS_MAX: usize = 64;
+
+/// How the bare path's clients send their commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// One request per command (the fast path's protocol).
+    OnePerRequest,
+    /// Every command waiting on a client connection in one request, the outcomes in one reply.
+    Batched,
+}
 
 pub struct Bare {
     pub commands: u64,
@@ -39,7 +58,12 @@ pub struct Bare {
 
 /// `orders` lifecycles (6 commands each) from `concurrency` sequential request clients over
 /// [`CLIENT_CONNECTIONS`] connections to one responder on its own connection.
-pub async fn run(url: &str, orders: usize, concurrency: usize) -> anyhow::Result<Bare> {
+pub async fn run(
+    url: &str,
+    orders: usize,
+    concurrency: usize,
+    shape: Shape,
+) -> anyhow::Result<Bare> {
     let responder = paystate_service::connect(url, "paystate-bench-bare-responder")
         .await
         .map_err(anyhow::Error::msg)?;
@@ -48,25 +72,30 @@ pub async fn run(url: &str, orders: usize, concurrency: usize) -> anyhow::Result
         .await
         .context("the yardstick stream (row 1 creates it)")?;
     let errors = Arc::new(AtomicU64::new(0));
-    let mut senders = Vec::with_capacity(WORKERS);
-    for _ in 0..WORKERS {
+    let (workers, prefix) = match shape {
+        Shape::OnePerRequest => (WORKERS, REQUEST_PREFIX),
+        Shape::Batched => (CLIENT_CONNECTIONS, BATCH_PREFIX),
+    };
+    let mut senders = Vec::with_capacity(workers);
+    for _ in 0..workers {
         let (tx, rx) = mpsc::channel(WORKER_QUEUE_MAX);
         senders.push(tx);
-        tokio::spawn(worker(rx, js.clone(), responder.clone(), errors.clone()));
+        let (js, nats) = (js.clone(), responder.clone());
+        match shape {
+            Shape::OnePerRequest => tokio::spawn(worker(rx, js, nats)),
+            Shape::Batched => tokio::spawn(batch_worker(rx, js, nats)),
+        };
     }
     let mut sub = responder
-        .queue_subscribe(format!("{REQUEST_PREFIX}.>"), "bare".to_string())
+        .queue_subscribe(format!("{prefix}.>"), "bare".to_string())
         .await
         .map_err(|e| anyhow::anyhow!("subscribing: {e}"))?;
     let router = tokio::spawn(async move {
         while let Some(msg) = sub.next().await {
             let mut h = std::collections::hash_map::DefaultHasher::new();
             msg.subject.as_str().hash(&mut h);
-            if senders[(h.finish() % WORKERS as u64) as usize]
-                .send(msg)
-                .await
-                .is_err()
-            {
+            let to = (h.finish() % senders.len() as u64) as usize;
+            if senders[to].send(msg).await.is_err() {
                 return;
             }
         }
@@ -83,11 +112,21 @@ pub async fn run(url: &str, orders: usize, concurrency: usize) -> anyhow::Result
                 .map_err(anyhow::Error::msg)?,
         );
     }
+    let batchers: Vec<Batcher> = match shape {
+        Shape::OnePerRequest => Vec::new(),
+        Shape::Batched => conns.iter().enumerate().map(batcher).collect(),
+    };
+    // Each shape its own orders: both append to the yardstick stream in one run.
+    let tag = match shape {
+        Shape::OnePerRequest => "bare",
+        Shape::Batched => "bareb",
+    };
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut clients = tokio::task::JoinSet::new();
     for c in 0..concurrency.max(1) {
         let (nats, next, errors) = (conns[c % conns.len()].clone(), next.clone(), errors.clone());
+        let batch = batchers.get(c % conns.len().max(1)).cloned();
         clients.spawn(async move {
             let mut sent = 0u64;
             loop {
@@ -95,18 +134,25 @@ pub async fn run(url: &str, orders: usize, concurrency: usize) -> anyhow::Result
                 if i >= orders {
                     return sent;
                 }
-                let order = order_id("bare", i);
+                let order = order_id(tag, i);
                 for env in lifecycle(&order) {
                     let Ok(body) = serde_json::to_vec(&env) else {
                         errors.fetch_add(1, Relaxed);
                         continue;
                     };
-                    let request = nats.request(format!("{REQUEST_PREFIX}.{order}"), body.into());
-                    match tokio::time::timeout(REPLY_WAIT, request).await {
-                        Ok(Ok(reply)) if reply.payload.starts_with(b"{\"seq\"") => {}
-                        _ => {
-                            errors.fetch_add(1, Relaxed);
+                    let answered = match &batch {
+                        Some(batch) => batched_request(batch, body).await,
+                        None => {
+                            let subject = format!("{REQUEST_PREFIX}.{order}");
+                            let request = nats.request(subject, body.into());
+                            matches!(
+                                tokio::time::timeout(REPLY_WAIT, request).await,
+                                Ok(Ok(reply)) if reply.payload.starts_with(b"{\"seq\"")
+                            )
                         }
+                    };
+                    if !answered {
+                        errors.fetch_add(1, Relaxed);
                     }
                     sent += 1;
                 }
@@ -132,7 +178,6 @@ async fn worker(
     mut rx: mpsc::Receiver<async_nats::Message>,
     js: jetstream::Context,
     nats: async_nats::Client,
-    errors: Arc<AtomicU64>,
 ) {
     let mut last_seq: HashMap<String, (u64, u64)> = HashMap::new();
     while let Some(msg) = rx.recv().await {
@@ -169,11 +214,111 @@ async fn worker(
             }
             Err(e) => format!("{{\"error\":{:?}}}", e.to_string()),
         };
-        if answer.starts_with("{\"error\"") {
-            errors.fetch_add(1, Relaxed);
+        // A reply not sent is counted by its client (no answer within REPLY_WAIT).
+        let _ = nats.publish(reply, answer.into()).await;
+    }
+}
+
+/// A command waiting in its connection's batch, and where its answer goes.
+type Waiting = (Vec<u8>, oneshot::Sender<bool>);
+/// Where a client hands a command to its connection's batch.
+type Batcher = mpsc::Sender<Waiting>;
+
+/// Sends `body` in its connection's next batch; true once its append is acknowledged.
+async fn batched_request(batch: &Batcher, body: Vec<u8>) -> bool {
+    let (tx, rx) = oneshot::channel();
+    batch.send((body, tx)).await.is_ok() && rx.await.unwrap_or(false)
+}
+
+/// The batch task of client connection `index`: one request in flight at a time, carrying
+/// every command that arrived while the previous one was out (at most [`BATCH_COMMANDS_MAX`]).
+fn batcher((index, nats): (usize, &async_nats::Client)) -> Batcher {
+    let (tx, mut rx) = mpsc::channel::<Waiting>(WORKER_QUEUE_MAX);
+    let nats = nats.clone();
+    tokio::spawn(async move {
+        let subject = format!("{BATCH_PREFIX}.{index}");
+        while let Some(first) = rx.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < BATCH_COMMANDS_MAX {
+                match rx.try_recv() {
+                    Ok(waiting) => batch.push(waiting),
+                    Err(_) => break,
+                }
+            }
+            let mut body = Vec::with_capacity(batch.iter().map(|(b, _)| b.len() + 1).sum());
+            body.push(b'[');
+            for (i, (command, _)) in batch.iter().enumerate() {
+                if i > 0 {
+                    body.push(b',');
+                }
+                body.extend_from_slice(command);
+            }
+            body.push(b']');
+            let request = nats.request(subject.clone(), body.into());
+            let answers = match tokio::time::timeout(REPLY_WAIT, request).await {
+                Ok(Ok(reply)) => serde_json::from_slice::<Vec<serde_json::Value>>(&reply.payload)
+                    .unwrap_or_default(),
+                _ => Vec::new(),
+            };
+            for (i, (_, answer)) in batch.into_iter().enumerate() {
+                let ok = answers.get(i).is_some_and(|a| a.get("seq").is_some());
+                let _ = answer.send(ok);
+            }
         }
-        if nats.publish(reply, answer.into()).await.is_err() {
-            errors.fetch_add(1, Relaxed);
+    });
+    tx
+}
+
+/// One batch worker: parse the array, send every append (the order's expected last sequence
+/// and a message id each), await every ack, answer one array in the request's order.
+async fn batch_worker(
+    mut rx: mpsc::Receiver<async_nats::Message>,
+    js: jetstream::Context,
+    nats: async_nats::Client,
+) {
+    let mut last_seq: HashMap<String, (u64, u64)> = HashMap::new();
+    while let Some(msg) = rx.recv().await {
+        let Some(reply) = msg.reply.clone() else {
+            continue;
+        };
+        // Parsed whole and written again per command: the ceiling errs low, never high.
+        let commands: Vec<serde_json::Value> =
+            serde_json::from_slice(&msg.payload).unwrap_or_default();
+        let mut pending = Vec::with_capacity(commands.len());
+        for command in commands {
+            let order = command.get("order_id").and_then(|o| o.as_str());
+            let (Some(order), Ok(body)) = (order, serde_json::to_vec(&command)) else {
+                pending.push(None);
+                continue;
+            };
+            let order = order.to_string();
+            let (seq, n) = last_seq.get(&order).copied().unwrap_or((0, 0));
+            let publish = PublishMessage::build()
+                .payload(body.into())
+                .message_id(format!("bare-{order}:{}", n + 1))
+                .expected_last_subject_sequence(seq);
+            let sent = js.send_publish(format!("{APPEND_PREFIX}.{order}"), publish);
+            pending.push(sent.await.ok().map(|ack| (order, n, ack)));
         }
+        let mut answer = String::from("[");
+        for (i, sent) in pending.into_iter().enumerate() {
+            if i > 0 {
+                answer.push(',');
+            }
+            let acked = match sent {
+                Some((order, n, ack)) => ack.await.ok().map(|a| (order, n, a.sequence)),
+                None => None,
+            };
+            match acked {
+                Some((order, n, sequence)) => {
+                    last_seq.insert(order, (sequence, n + 1));
+                    answer.push_str(&format!("{{\"seq\":{sequence}}}"));
+                }
+                None => answer.push_str("{\"error\":\"not appended\"}"),
+            }
+        }
+        answer.push(']');
+        // A reply not sent is counted by its client (no answer within REPLY_WAIT).
+        let _ = nats.publish(reply, answer.into()).await;
     }
 }

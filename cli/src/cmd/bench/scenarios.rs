@@ -1,5 +1,6 @@
 //! Each scenario run and turned into report rows (with yardsticks, ratios and goals).
 
+use super::bare::Shape;
 use super::cpu::CpuMeter;
 use super::load::Path;
 use super::table::{human, Report, Row};
@@ -38,12 +39,13 @@ pub async fn on_default_server(
     if plan.runs("engine") {
         let orders = plan.orders.min(BARE_ORDERS_MAX);
         eprintln!(
-            "2 bare request path (ceiling): {orders} orders x 6 requests, {} clients",
+            "2 bare request path (ceiling), one command and batched: {orders} orders x 6 requests, {} clients",
             plan.clients
         );
-        report
-            .rows
-            .push(bare_row(url, server_pid, orders, plan.clients, report).await?);
+        for shape in [Shape::OnePerRequest, Shape::Batched] {
+            let row = bare_row(url, server_pid, orders, plan.clients, shape, report).await?;
+            report.rows.push(row);
+        }
         for path in [Path::Fast, Path::Queue] {
             eprintln!(
                 "2 engine throughput, {}: {} orders x 6 commands, {} clients",
@@ -313,25 +315,34 @@ async fn raw_row(url: &str, server_pid: Option<u32>, messages: usize) -> anyhow:
 /// Orders of the bare request path's run (enough for a steady rate; it only sets a ceiling).
 const BARE_ORDERS_MAX: usize = 20_000;
 
-/// Row 2's ceiling: the bare request path against the raw append, by rate and by CPU.
+/// Row 2's ceilings: the bare request path against the raw append, by rate and by CPU.
 async fn bare_row(
     url: &str,
     server_pid: Option<u32>,
     orders: usize,
     clients: usize,
+    shape: Shape,
     report: &Report,
 ) -> anyhow::Result<Row> {
     let cpu = CpuMeter::start(server_pid);
-    let b = super::bare::run(url, orders, clients).await?;
+    let b = super::bare::run(url, orders, clients, shape).await?;
     let cpu = cpu.per_op(b.commands);
-    let mut row = Row::new(
-        "bare_request_path",
-        2,
-        "bare request path (ceiling)",
-        b.per_s,
-        "cmd/s",
-    )
-    .cpu(cpu);
+    let (id, label, what) = match shape {
+        Shape::OnePerRequest => (
+            "bare_request_path",
+            "bare request path (ceiling)",
+            "request, JSON parse, one awaited OCC append with a message id, reply".to_string(),
+        ),
+        Shape::Batched => (
+            "bare_request_path_batched",
+            "bare path, batched (ceiling)",
+            format!(
+                "one request per client connection carrying every waiting command (at most {}), an OCC append with a message id each, one reply",
+                super::bare::BATCH_COMMANDS_MAX
+            ),
+        ),
+    };
+    let mut row = Row::new(id, 2, label, b.per_s, "cmd/s").cpu(cpu);
     if let Some(base) = report.value("raw_append") {
         row = row.against("raw append", base);
     }
@@ -342,7 +353,7 @@ async fn bare_row(
         .and_then(|r| r.cpu)
         .map(|raw| raw.total_us() / cpu.total_us().max(1e-9));
     Ok(row.detail(format!(
-        "request, JSON parse, one awaited OCC append with a message id, reply; no engine: {} commands, {} failed; by CPU per operation {}",
+        "{what}; no engine: {} commands, {} failed; by CPU per operation {}",
         b.commands,
         b.errors,
         by_cpu.map_or("-".to_string(), |r| format!("{r:.2}x raw append")),
