@@ -199,10 +199,20 @@ fn violations(cluster: &Cluster) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_engines_racing_on_the_same_orders_break_no_rule() {
     let nats = TestNats::start().await;
-    let a = nats.engine().await;
-    let b = nats.engine().await;
-    // The queue path: both instances pull from the shared consumer, so they race on one
-    // order (on the fast path the order's partition is served by one instance only).
+    // The queue path without order affinity: both instances pull from the shared consumer
+    // and decide what they pull, so they race on one order (with affinity, the default, the
+    // instance not serving the order's partition forwards it: tests/fast_path.rs).
+    let racing = || paystate_service::EngineConfig {
+        queue_affinity: false,
+        ..engine_config()
+    };
+    let racing_engine = || async {
+        paystate_service::run_engine(nats.connect().await, log_settings(), racing())
+            .await
+            .expect("engine starts")
+    };
+    let a = racing_engine().await;
+    let b = racing_engine().await;
     let client = nats.client().await.via_queue();
     let o = order("race");
     for cmd in [

@@ -251,6 +251,76 @@ async fn two_engines_split_the_partitions_and_the_survivor_takes_them_all() {
     assert_eq!(second.stats.accepted.load(Relaxed), handled_by_second + 8);
 }
 
+/// Order affinity on the queue path: both engines pull from the shared queue, yet each
+/// order's commands are decided by the instance serving its partition (the other forwards
+/// them and relays the outcome), so clients racing on a few hot orders cause almost no
+/// optimistic-concurrency conflicts. tests/cluster.rs races the same way with affinity off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_commands_are_decided_by_their_partitions_owner() {
+    const ORDERS: usize = 4;
+    const CLIENTS: usize = 8;
+    const REFUNDS_EACH: usize = 40;
+    const REFUND_MINOR: u64 = 1_000;
+    let nats = TestNats::start().await;
+    let a = nats.engine().await;
+    let b = nats.engine().await;
+    let conn = nats.connect().await;
+    let map = settled(&conn, 2).await;
+    let client = Client::new(conn.clone()).via_queue();
+    let orders: Vec<_> = (0..ORDERS).map(|i| order(&format!("aff{i}"))).collect();
+    for o in &orders {
+        for cmd in [
+            create(1_000_000),
+            start(),
+            authorized(),
+            capture(None),
+            captured(1_000_000),
+        ] {
+            accept(&client, env(o, cmd)).await;
+        }
+    }
+    let mut tasks = Vec::new();
+    for c in 0..CLIENTS {
+        let (client, orders) = (client.clone(), orders.clone());
+        tasks.push(tokio::spawn(async move {
+            for k in 0..REFUNDS_EACH {
+                let o = &orders[(c + k) % ORDERS];
+                accept(&client, env(o, refund(Some(REFUND_MINOR)))).await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("client");
+    }
+    let journal = nats.journal().await;
+    let mut refunds = 0;
+    for o in &orders {
+        let commits = journal.read_order(o).await.expect("read");
+        assert_each_command_once(&commits);
+        let s = paystate_journal::read::fold(o, &commits)
+            .expect("fold")
+            .expect("exists");
+        refunds += s.refunds_pending.len();
+    }
+    assert_eq!(refunds, CLIENTS * REFUNDS_EACH, "every refund once");
+    let commands = (ORDERS * 5 + CLIENTS * REFUNDS_EACH) as u64;
+    let forwarded = a.stats.forwarded.load(Relaxed) + b.stats.forwarded.load(Relaxed);
+    let conflicts = a.stats.conflicts.load(Relaxed) + b.stats.conflicts.load(Relaxed);
+    let owners: BTreeSet<&String> = orders
+        .iter()
+        .flat_map(|o| &map[&rpc_partition(o.as_str())])
+        .collect();
+    println!(
+        "two engines, queue path, {ORDERS} hot orders ({} owner(s)), {commands} commands: {forwarded} forwarded, {conflicts} conflicts",
+        owners.len()
+    );
+    assert!(forwarded > 0, "the instance not serving an order forwards");
+    assert!(
+        (conflicts as f64) < 0.05 * commands as f64,
+        "{conflicts} conflicts in {commands} commands"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_replying_outside_the_inboxes_is_neither_answered_nor_committed() {
     let nats = TestNats::start().await;

@@ -44,6 +44,10 @@ pub struct EngineConfig {
     /// Subject prefixes (each ending in `.`) below which outcomes may be published: the
     /// `Paystate-Reply-To` header must name a subject below one of them.
     pub inbox_prefixes: Vec<String>,
+    /// Order affinity on the queue path: a queued command of a fast-path partition another
+    /// live instance serves is handed to that instance ([`crate::fast::forward`]). Off, every
+    /// instance decides what it pulls and the optimistic-concurrency check settles races.
+    pub queue_affinity: bool,
 }
 
 impl Default for EngineConfig {
@@ -58,6 +62,7 @@ impl Default for EngineConfig {
             retry_later: Duration::from_secs(1),
             deliveries_max: DELIVERIES_MAX_DEFAULT,
             inbox_prefixes: vec![paystate_events::subjects::INBOX_PREFIX_DEFAULT.to_string()],
+            queue_affinity: true,
         }
     }
 }

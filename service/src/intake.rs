@@ -71,6 +71,9 @@ pub async fn run_engine(
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let mut senders = Vec::with_capacity(cfg.partitions);
+    // The fast-path partitions this instance serves: queued commands of the others are
+    // handed to their owner (order affinity on the queue path too).
+    let ownership = Arc::new(crate::fast::forward::Ownership::default());
     for _ in 0..cfg.partitions.max(1) {
         let (tx, rx) = mpsc::channel(cfg.partition_queue_max.max(1));
         senders.push(tx);
@@ -82,7 +85,8 @@ pub async fn run_engine(
             stats: stats.clone(),
             rebuilt: None,
         };
-        tasks.spawn(partition(processor, rx, client.clone()));
+        let affinity = cfg.queue_affinity.then(|| ownership.clone());
+        tasks.spawn(partition(processor, rx, client.clone(), affinity));
     }
     // The fast path (request/reply service) feeds the same partition tasks.
     tasks.spawn(crate::fast::serve(
@@ -92,6 +96,7 @@ pub async fn run_engine(
         senders.clone(),
         shutdown_rx.clone(),
         stats.clone(),
+        ownership,
     ));
     tasks.spawn(pull_loop(consumer, senders, shutdown_rx));
     Ok(EngineHandle {
@@ -273,6 +278,7 @@ async fn partition(
     mut processor: Processor,
     mut rx: mpsc::Receiver<Work>,
     client: async_nats::Client,
+    affinity: Option<Arc<crate::fast::forward::Ownership>>,
 ) {
     let mut queues = OrderQueues::default();
     let mut requests = crate::fast::HeldRequests::default();
@@ -295,10 +301,16 @@ async fn partition(
         };
         let span = crate::telemetry::command_span(Some(order.as_str()));
         let retry = match head.item {
-            Work::Queued(msg) => handle(&mut processor, &client, msg, head.retries)
-                .instrument(span)
-                .await
-                .map(Work::Queued),
+            Work::Queued(msg) => handle(
+                &mut processor,
+                &client,
+                affinity.as_deref(),
+                msg,
+                head.retries,
+            )
+            .instrument(span)
+            .await
+            .map(Work::Queued),
             Work::Request(req) => {
                 requests.release();
                 crate::fast::answer(&mut processor, &client, req)
@@ -318,6 +330,21 @@ async fn partition(
     }
 }
 
+/// The owner's outcome of a queued command of a fast-path partition another instance serves;
+/// `None` when this instance serves it, affinity is off, or the owner gave no outcome.
+async fn forwarded(
+    client: &async_nats::Client,
+    affinity: Option<&crate::fast::forward::Ownership>,
+    msg: &jetstream::Message,
+) -> Option<bytes::Bytes> {
+    let order = order_token(&msg.subject)?;
+    if !affinity?.elsewhere(order) {
+        return None;
+    }
+    let plane = paystate_events::subjects::plane_of(&msg.subject)?;
+    crate::fast::forward::to_owner(client, plane, order, msg.payload.clone()).await
+}
+
 /// The order a command belongs to (its subject's order token).
 fn order_of(msg: &jetstream::Message) -> &str {
     order_token(&msg.subject).unwrap_or(&msg.subject)
@@ -328,6 +355,7 @@ fn order_of(msg: &jetstream::Message) -> &str {
 async fn handle(
     processor: &mut Processor,
     client: &async_nats::Client,
+    affinity: Option<&crate::fast::forward::Ownership>,
     msg: jetstream::Message,
     retries: u32,
 ) -> Option<jetstream::Message> {
@@ -347,6 +375,16 @@ async fn handle(
             return None;
         }
     };
+    if let Some(outcome_json) = forwarded(client, affinity, &msg).await {
+        // The owner decided it and the log holds it: relay, then acknowledge (a crash in
+        // between redelivers the command, which is answered from the log as a duplicate).
+        if let Some(to) = reply_to {
+            reply(client, to, outcome_json).await;
+        }
+        processor.stats.forwarded.fetch_add(1, Relaxed);
+        ack(&msg).await;
+        return None;
+    }
     let (kind, disposition) = process(processor, &msg, received_at).await;
     if !expiry_scheduled(client, &disposition).await {
         // Committed, but its expiry is not stored yet: nothing is answered, stored or

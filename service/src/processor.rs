@@ -52,6 +52,8 @@ pub struct Stats {
     pub bad_input: AtomicU64,
     pub dead_lettered: AtomicU64,
     pub unreadable: AtomicU64,
+    /// Queued commands handed to their fast-path partition's owner and answered by it.
+    pub forwarded: AtomicU64,
 }
 
 pub struct Processor {

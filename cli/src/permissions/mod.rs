@@ -144,6 +144,11 @@ impl Builder {
         push_all(&mut self.p.publish.deny, subjects);
         self
     }
+    /// Takes `subjects` off the publish deny list (a role's one exception to a shared denial).
+    fn undeny_publish(&mut self, subjects: &[String]) -> &mut Self {
+        self.p.publish.deny.retain(|s| !subjects.contains(s));
+        self
+    }
     fn subscribe(&mut self, subjects: impl IntoIterator<Item = String>) -> &mut Self {
         push_all(&mut self.p.subscribe.allow, subjects);
         self
@@ -454,7 +459,13 @@ pub fn layout(role: Role) -> Permissions {
             deny_destructive(&mut b);
             deny_reporter_only(&mut b);
             deny_operator_only(&mut b);
-            b.deny_publish([format!("{COMMANDS_PREFIX}.>"), format!("{RPC_PREFIX}.>")]);
+            b.deny_publish([format!("{COMMANDS_PREFIX}.>")]);
+            // Order affinity on the queue path: a queued command of a partition another
+            // instance serves is handed to it as a fast-path request on the plane it was
+            // queued on (only its reporter or operator could queue it there). No new power:
+            // the engine writes the log itself.
+            let forwarding = [rpc(Plane::Client), rpc(Plane::Signal), rpc(Plane::Operator)];
+            b.undeny_publish(&forwarding).publish(forwarding);
         }
         Role::Reporter => {
             base(&mut b);

@@ -195,17 +195,20 @@ fn each_fast_path_plane_has_the_publishers_of_its_queue_plane() {
         let admin = role == Role::Admin;
         assert_eq!(
             may("paystate.rpc.cmd.7.o1"),
-            matches!(role, Role::Client) || admin,
+            // The engine forwards queued commands to their partition's owner.
+            matches!(role, Role::Client | Role::Engine) || admin,
             "{role} rpc cmd"
         );
         assert_eq!(
             may("paystate.rpc.signal.7.o1"),
-            matches!(role, Role::Reporter) || admin,
+            // The engine forwards queued commands to their partition's owner.
+            matches!(role, Role::Reporter | Role::Engine) || admin,
             "{role} rpc signal"
         );
         assert_eq!(
             may("paystate.rpc.op.7.o1"),
-            matches!(role, Role::Operator) || admin,
+            // The engine forwards queued commands to their partition's owner.
+            matches!(role, Role::Operator | Role::Engine) || admin,
             "{role} rpc op"
         );
         // Only the engine serves the fast path and answers the service API.

@@ -44,6 +44,8 @@ pub struct Served {
     client: async_nats::Client,
     instance: String,
     route: Arc<Route>,
+    /// What this instance serves, for the queue path's forwarding ([`super::forward`]).
+    ownership: Arc<super::forward::Ownership>,
     service: Option<Service>,
     owned: BTreeSet<usize>,
     /// One task per endpoint, passing requests on (never one per request). Dropped with
@@ -52,11 +54,17 @@ pub struct Served {
 }
 
 impl Served {
-    pub fn new(client: async_nats::Client, instance: String, route: Arc<Route>) -> Served {
+    pub fn new(
+        client: async_nats::Client,
+        instance: String,
+        route: Arc<Route>,
+        ownership: Arc<super::forward::Ownership>,
+    ) -> Served {
         Served {
             client,
             instance,
             route,
+            ownership,
             service: None,
             owned: BTreeSet::new(),
             forwarders: JoinSet::new(),
@@ -82,6 +90,7 @@ impl Served {
             partitions = want.len(),
             "fast-path partitions served"
         );
+        self.ownership.set(&want);
         self.owned = want;
         if let Some(old) = self.service.replace(service) {
             stop(old).await;
@@ -90,6 +99,7 @@ impl Served {
 
     /// Stops serving (clean shutdown).
     pub async fn stop(&mut self) {
+        self.ownership.forget();
         if let Some(old) = self.service.take() {
             stop(old).await;
         }
@@ -135,6 +145,7 @@ impl Drop for Served {
     /// An aborted engine (what a crash looks like) must not go on answering `$SRV` pings:
     /// the service's own task is stopped too.
     fn drop(&mut self) {
+        self.ownership.forget();
         if let Some(service) = self.service.take() {
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 rt.spawn(stop(service));

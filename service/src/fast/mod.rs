@@ -23,6 +23,7 @@
 
 pub mod discovery;
 pub mod endpoints;
+pub mod forward;
 pub mod members;
 
 use crate::intake::Work;
@@ -176,6 +177,7 @@ pub(crate) async fn serve(
     senders: Vec<mpsc::Sender<Work>>,
     shutdown: watch::Receiver<bool>,
     stats: Arc<Stats>,
+    ownership: Arc<forward::Ownership>,
 ) {
     let route = Arc::new(endpoints::Route {
         senders,
@@ -183,6 +185,6 @@ pub(crate) async fn serve(
         stats,
     });
     let instance = uuid::Uuid::new_v4().simple().to_string();
-    let served = endpoints::Served::new(client.clone(), instance.clone(), route);
+    let served = endpoints::Served::new(client.clone(), instance.clone(), route, ownership);
     members::run(client, replicas, instance, served, shutdown).await;
 }
