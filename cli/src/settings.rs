@@ -148,6 +148,22 @@ impl Settings {
                 bail!("engine.inbox_prefixes: {p:?} is not an inbox prefix (a literal subject prefix ending in '.', not starting with '$' or 'paystate.')");
             }
         }
+        if let Some(p) = &self.nats.inbox_prefix {
+            // Every paystate process of these settings replies-to below it: clients' commands
+            // and the engine's own forwarded ones (queue-path affinity) go unanswered otherwise.
+            let inbox = format!("{p}.");
+            if !self
+                .engine
+                .inbox_prefixes
+                .iter()
+                .any(|e| inbox.starts_with(e.as_str()))
+            {
+                bail!(
+                    "nats.inbox_prefix {p:?} is not below any of engine.inbox_prefixes {:?}: the engine would answer nothing sent with it",
+                    self.engine.inbox_prefixes
+                );
+            }
+        }
         if self.engine.partitions == 0 || self.engine.partitions > 1024 {
             bail!(
                 "engine.partitions must be 1..=1024 (got {})",
@@ -430,6 +446,18 @@ mod nats_settings_tests {
         n.roles.insert("teleporter".into(), RoleNats::default());
         let e = n.validate("nats://h:4222").unwrap_err().to_string();
         assert!(e.contains("unknown role"), "{e}");
+    }
+
+    #[test]
+    fn a_connection_inbox_prefix_must_be_one_the_engine_answers() {
+        let mut s = Settings::default();
+        s.nats.inbox_prefix = Some("_INBOX_shop".into());
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("nats.inbox_prefix"), "{e}");
+        s.engine.inbox_prefixes.push("_INBOX_shop.".into());
+        assert!(s.validate().is_ok());
+        s.nats.inbox_prefix = Some("_INBOX.shop".into());
+        assert!(s.validate().is_ok(), "below the default _INBOX.");
     }
 
     #[test]
