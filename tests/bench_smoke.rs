@@ -11,7 +11,7 @@ const RUN_TIME_MAX: Duration = Duration::from_secs(240);
 const POLL_EVERY: Duration = Duration::from_millis(200);
 
 /// Every row id `paystate bench` reports (see cli/src/cmd/bench/scenarios.rs).
-const ROWS: [&str; 18] = [
+const ROWS: [&str; 19] = [
     "raw_append",
     "bare_request_path",
     "bare_request_path_batched",
@@ -26,6 +26,7 @@ const ROWS: [&str; 18] = [
     "engine_latency_p99",
     "engine_latency_p999",
     "hot_orders",
+    "hot_orders_queue",
     "core_decide_evolve",
     "memory_peak",
     "raw_append_sync",

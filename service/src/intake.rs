@@ -282,6 +282,10 @@ async fn partition(
 ) {
     let mut queues = OrderQueues::default();
     let mut requests = crate::fast::HeldRequests::default();
+    // Queued commands handed to their partition's owner come back here; their order stays
+    // busy meanwhile (its next command waits), the other orders go on. Bounded by the
+    // commands this task holds (`max_ack_pending`).
+    let (forwarded_tx, mut forwarded_rx) = mpsc::unbounded_channel::<Forwarded>();
     loop {
         if !queues.ready() {
             tokio::select! {
@@ -290,27 +294,43 @@ async fn partition(
                     // Shutdown: what is held is redelivered after the ack wait.
                     None => return,
                 },
+                Some(back) = forwarded_rx.recv() => {
+                    settle(&mut processor, &client, &mut queues, back).await;
+                    continue;
+                }
                 _ = sleep_until(queues.wake_at()) => continue,
             }
         }
         while let Ok(work) = rx.try_recv() {
             requests.take_in(&mut queues, work).await;
         }
+        while let Ok(back) = forwarded_rx.try_recv() {
+            settle(&mut processor, &client, &mut queues, back).await;
+        }
         let Some((order, head)) = queues.take_next() else {
             continue;
         };
         let span = crate::telemetry::command_span(Some(order.as_str()));
         let retry = match head.item {
-            Work::Queued(msg) => handle(
-                &mut processor,
-                &client,
-                affinity.as_deref(),
-                msg,
-                head.retries,
-            )
-            .instrument(span)
-            .await
-            .map(Work::Queued),
+            Work::Queued(msg) if forwards(&processor, affinity.as_deref(), &msg) => {
+                // Never awaited here: the owner may be waiting on this very task (it may
+                // be forwarding to this instance too), and the other orders go on.
+                let (client, back) = (client.clone(), forwarded_tx.clone());
+                tokio::spawn(async move {
+                    let outcome = to_owner(&client, &msg).await;
+                    let _ = back.send(Forwarded {
+                        order,
+                        msg,
+                        retries: head.retries,
+                        outcome,
+                    });
+                });
+                continue;
+            }
+            Work::Queued(msg) => handle(&mut processor, &client, msg, head.retries)
+                .instrument(span)
+                .await
+                .map(Work::Queued),
             Work::Request(req) => {
                 requests.release();
                 crate::fast::answer(&mut processor, &client, req)
@@ -319,28 +339,87 @@ async fn partition(
                 None
             }
         };
-        match retry {
-            // Not processed: retried first in its order, after a pause.
-            Some(work) => {
-                let at = tokio::time::Instant::now() + processor.cfg.retry_later;
-                queues.retry(order, work, head.retries, at);
-            }
-            None => queues.done(order),
-        }
+        finish(&mut processor, &mut queues, order, retry, head.retries);
     }
 }
 
-/// The owner's outcome of a queued command of a fast-path partition another instance serves;
-/// `None` when this instance serves it, affinity is off, or the owner gave no outcome.
-async fn forwarded(
+/// The head of `order` is finished (`None`) or to be retried first in its order after a pause.
+fn finish(
+    processor: &mut Processor,
+    queues: &mut OrderQueues<Work>,
+    order: String,
+    retry: Option<Work>,
+    retries: u32,
+) {
+    match retry {
+        Some(work) => {
+            let at = tokio::time::Instant::now() + processor.cfg.retry_later;
+            queues.retry(order, work, retries, at);
+        }
+        None => queues.done(order),
+    }
+}
+
+/// A queued command back from its partition's owner.
+struct Forwarded {
+    order: String,
+    msg: jetstream::Message,
+    retries: u32,
+    /// The owner's outcome JSON; `None`: it gave none, decide it here.
+    outcome: Option<bytes::Bytes>,
+}
+
+/// Relays the owner's outcome and acknowledges the command (the owner answered once the log
+/// held it; a crash in between redelivers the command, answered from the log as a
+/// duplicate), or decides it here when the owner gave no outcome.
+async fn settle(
+    processor: &mut Processor,
     client: &async_nats::Client,
+    queues: &mut OrderQueues<Work>,
+    back: Forwarded,
+) {
+    let Forwarded {
+        order,
+        msg,
+        retries,
+        outcome,
+    } = back;
+    let Some(outcome_json) = outcome else {
+        let span = crate::telemetry::command_span(Some(order.as_str()));
+        let retry = handle(processor, client, msg, retries)
+            .instrument(span)
+            .await
+            .map(Work::Queued);
+        finish(processor, queues, order, retry, retries);
+        return;
+    };
+    // Checked before it was forwarded.
+    if let Ok(Some(to)) = reply_target(&msg, &processor.cfg.inbox_prefixes) {
+        reply(client, to, outcome_json).await;
+    }
+    processor.stats.forwarded.fetch_add(1, Relaxed);
+    ack(&msg).await;
+    queues.done(order);
+}
+
+/// Whether a queued command goes to its fast-path partition's owner: affinity on, another
+/// instance serves its partition, and its reply target is one the engine answers (a refused
+/// one is handled here).
+fn forwards(
+    processor: &Processor,
     affinity: Option<&crate::fast::forward::Ownership>,
     msg: &jetstream::Message,
-) -> Option<bytes::Bytes> {
+) -> bool {
+    let elsewhere = match (affinity, order_token(&msg.subject)) {
+        (Some(owned), Some(order)) => owned.elsewhere(order),
+        _ => false,
+    };
+    elsewhere && reply_target(msg, &processor.cfg.inbox_prefixes).is_ok()
+}
+
+/// The owner's outcome JSON for a queued command, on the plane it was queued on.
+async fn to_owner(client: &async_nats::Client, msg: &jetstream::Message) -> Option<bytes::Bytes> {
     let order = order_token(&msg.subject)?;
-    if !affinity?.elsewhere(order) {
-        return None;
-    }
     let plane = paystate_events::subjects::plane_of(&msg.subject)?;
     crate::fast::forward::to_owner(client, plane, order, msg.payload.clone()).await
 }
@@ -355,7 +434,6 @@ fn order_of(msg: &jetstream::Message) -> &str {
 async fn handle(
     processor: &mut Processor,
     client: &async_nats::Client,
-    affinity: Option<&crate::fast::forward::Ownership>,
     msg: jetstream::Message,
     retries: u32,
 ) -> Option<jetstream::Message> {
@@ -375,16 +453,6 @@ async fn handle(
             return None;
         }
     };
-    if let Some(outcome_json) = forwarded(client, affinity, &msg).await {
-        // The owner decided it and the log holds it: relay, then acknowledge (a crash in
-        // between redelivers the command, which is answered from the log as a duplicate).
-        if let Some(to) = reply_to {
-            reply(client, to, outcome_json).await;
-        }
-        processor.stats.forwarded.fetch_add(1, Relaxed);
-        ack(&msg).await;
-        return None;
-    }
     let (kind, disposition) = process(processor, &msg, received_at).await;
     if !expiry_scheduled(client, &disposition).await {
         // Committed, but its expiry is not stored yet: nothing is answered, stored or

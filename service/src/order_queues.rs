@@ -6,7 +6,7 @@
 //! Bounded by what is put in: the consumers' `max_ack_pending` bounds the messages a
 //! partition holds.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use tokio::time::Instant;
 
 /// A message waiting in its order's queue, with the in-process retries it has had.
@@ -22,6 +22,9 @@ pub struct OrderQueues<T> {
     turns: VecDeque<String>,
     /// Orders whose head waits for its retry, and when it is due.
     parked: Vec<(Instant, String)>,
+    /// Orders whose head is taken and not yet done or retried: what arrives for them meanwhile
+    /// waits (their turn comes back with `done`).
+    busy: HashSet<String>,
 }
 
 impl<T> Default for OrderQueues<T> {
@@ -30,6 +33,7 @@ impl<T> Default for OrderQueues<T> {
             queues: HashMap::new(),
             turns: VecDeque::new(),
             parked: Vec::new(),
+            busy: HashSet::new(),
         }
     }
 }
@@ -38,7 +42,7 @@ impl<T> OrderQueues<T> {
     /// Queues `item` behind its order's earlier ones; an order with nothing queued gets a turn.
     pub fn push(&mut self, order: String, item: T) {
         let queue = self.queues.entry(order.clone()).or_default();
-        if queue.is_empty() {
+        if queue.is_empty() && !self.busy.contains(&order) {
             self.turns.push_back(order);
         }
         queue.push_back(Queued { item, retries: 0 });
@@ -51,6 +55,7 @@ impl<T> OrderQueues<T> {
         loop {
             let order = self.turns.pop_front()?;
             if let Some(head) = self.queues.get_mut(&order).and_then(VecDeque::pop_front) {
+                self.busy.insert(order.clone());
                 return Some((order, head));
             }
             self.queues.remove(&order);
@@ -59,6 +64,7 @@ impl<T> OrderQueues<T> {
 
     /// The head taken by [`OrderQueues::take_next`] is finished: the order's next one gets a turn.
     pub fn done(&mut self, order: String) {
+        self.busy.remove(&order);
         match self.queues.get(&order).is_some_and(|q| !q.is_empty()) {
             true => self.turns.push_back(order),
             false => {
@@ -70,6 +76,7 @@ impl<T> OrderQueues<T> {
     /// The head taken by [`OrderQueues::take_next`] failed: it goes back first in its order's
     /// queue, and the order waits (parked) until `at`.
     pub fn retry(&mut self, order: String, item: T, retries: u32, at: Instant) {
+        self.busy.remove(&order);
         let queue = self.queues.entry(order.clone()).or_default();
         queue.push_front(Queued {
             item,
@@ -155,6 +162,19 @@ mod tests {
         );
         assert!(!q.ready());
         assert!(q.wake_at().is_some());
+    }
+
+    #[test]
+    fn what_arrives_while_the_head_is_out_waits_for_it() {
+        let mut q = OrderQueues::default();
+        q.push("a".into(), 1);
+        let (o, h) = q.take_next().expect("a");
+        assert_eq!(h.item, 1);
+        q.push("a".into(), 2);
+        assert!(q.take_next().is_none(), "1 is still out: 2 waits");
+        q.done(o);
+        let (_, h) = q.take_next().expect("then 2");
+        assert_eq!(h.item, 2);
     }
 
     #[test]

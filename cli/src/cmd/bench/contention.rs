@@ -34,12 +34,18 @@ pub async fn hot_orders(
     orders: usize,
     concurrency: usize,
     commands: usize,
+    path: Path,
 ) -> anyhow::Result<Contention> {
     let engines = Engines::start(url, ENGINES).await?;
-    let clients = clients(url, CLIENT_CONNECTIONS, Path::Fast).await?;
+    let clients = clients(url, CLIENT_CONNECTIONS, path).await?;
+    // Each path its own orders (both runs share one server).
+    let tag = match path {
+        Path::Fast => "hot",
+        Path::Queue => "hotq",
+    };
     let mut setup = LoadReport::default();
     for o in 0..orders {
-        for cmd in captured_order(o) {
+        for cmd in captured_order(tag, o) {
             send_answered(&clients[0], &cmd, &mut setup).await;
         }
     }
@@ -60,7 +66,7 @@ pub async fn hot_orders(
                 if k >= commands {
                     return report;
                 }
-                let order = order_id("hot", k % orders.max(1));
+                let order = order_id(tag, k % orders.max(1));
                 let cmd = envelope(&order, &format!("r-{k}"), refund(REFUND_EACH_MINOR));
                 send_answered(&client, &cmd, &mut report).await;
             }
@@ -82,6 +88,7 @@ pub async fn hot_orders(
             rejected: after.rejected - before.rejected,
             conflicts: after.conflicts - before.conflicts,
             retried_later: after.retried_later - before.retried_later,
+            forwarded: after.forwarded - before.forwarded,
         },
         orders,
         clients: concurrency,
@@ -89,8 +96,8 @@ pub async fn hot_orders(
 }
 
 /// Create, start, authorized, capture all, captured: ready for many refunds.
-fn captured_order(o: usize) -> Vec<paystate_events::CommandEnvelope> {
-    let order = order_id("hot", o);
+fn captured_order(tag: &str, o: usize) -> Vec<paystate_events::CommandEnvelope> {
+    let order = order_id(tag, o);
     let all = money(HOT_AMOUNT_MINOR, "USD");
     vec![
         envelope(&order, "create", create(HOT_AMOUNT_MINOR)),

@@ -21,6 +21,8 @@ pub struct Counters {
     pub rejected: u64,
     pub conflicts: u64,
     pub retried_later: u64,
+    /// Queued commands handed to the instance serving their order.
+    pub forwarded: u64,
 }
 
 /// Engine instances running in this process.
@@ -50,6 +52,7 @@ impl Engines {
             c.rejected += s.rejected.load(Relaxed);
             c.conflicts += s.conflicts.load(Relaxed);
             c.retried_later += s.retried_later.load(Relaxed);
+            c.forwarded += s.forwarded.load(Relaxed);
         }
         c
     }
