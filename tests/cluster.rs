@@ -215,13 +215,7 @@ async fn two_engines_racing_on_the_same_orders_break_no_rule() {
     let b = racing_engine().await;
     let client = nats.client().await.via_queue();
     let o = order("race");
-    for cmd in [
-        create(1_000_000),
-        start(),
-        authorized(),
-        capture(None),
-        captured(1_000_000),
-    ] {
+    for cmd in to_captured(1_000_000) {
         accept(&client, env(&o, cmd)).await;
     }
     let mut tasks = Vec::new();

@@ -269,13 +269,7 @@ async fn queued_commands_are_decided_by_their_partitions_owner() {
     let client = Client::new(conn.clone()).via_queue();
     let orders: Vec<_> = (0..ORDERS).map(|i| order(&format!("aff{i}"))).collect();
     for o in &orders {
-        for cmd in [
-            create(1_000_000),
-            start(),
-            authorized(),
-            capture(None),
-            captured(1_000_000),
-        ] {
+        for cmd in to_captured(1_000_000) {
             accept(&client, env(o, cmd)).await;
         }
     }

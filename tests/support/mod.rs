@@ -252,6 +252,18 @@ pub fn captured(minor: u64) -> Command {
     )
 }
 
+/// The commands that take a new order to captured in full (create, start, authorized,
+/// capture all, captured): ready for refunds.
+pub fn to_captured(amount_minor: u64) -> [Command; 5] {
+    [
+        create(amount_minor),
+        start(),
+        authorized(),
+        capture(None),
+        captured(amount_minor),
+    ]
+}
+
 /// Sends and expects acceptance; returns the state.
 pub async fn accept(client: &Client, cmd: CommandEnvelope) -> StateView {
     match client.send(&cmd, WAIT).await.expect("an outcome") {
