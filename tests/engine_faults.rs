@@ -71,6 +71,35 @@ async fn engine_killed_mid_stream_and_restarted(path: Path) {
     engine.kill9().await;
 }
 
+/// Order affinity under a crash: two engine processes share the queue, each forwarding the
+/// commands of the other's partitions to it. One is SIGKILLed mid-stream and stays dead:
+/// forwards to it find no responders (or time out, when it died holding one) and the
+/// survivor decides them itself, then takes over all partitions; what the dead one held is
+/// redelivered. Every command lands exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_of_two_engines_killed_with_queue_affinity_loses_and_duplicates_nothing() {
+    let nats = TestNats::start().await;
+    nats.engine().await.shutdown().await; // streams exist before clients publish
+    let mut doomed = EngineProcess::start(&nats.url());
+    let mut survivor = EngineProcess::start(&nats.url());
+    // Both serve their share before the load starts, so commands are forwarded both ways.
+    served_once_within(&nats.connect().await, Duration::from_secs(30))
+        .await
+        .expect("two engines share the partitions");
+    let client = on_path(nats.client().await, Path::Queue);
+    let journal = nats.journal().await;
+    let load = spawn_clients(&client, "aff");
+    wait_for_log_messages(&journal, 40).await;
+    doomed.kill9().await;
+    let killed = Instant::now();
+    let done = assert_all_complete(&journal, load).await;
+    eprintln!(
+        "one of two engines SIGKILLed, queue path with affinity: {done}; all complete {:?} after the kill",
+        killed.elapsed()
+    );
+    survivor.kill9().await;
+}
+
 async fn nats_server_restarted_mid_flow(path: Path) {
     let mut nats = TestNats::start().await;
     let _engine = nats.engine().await;
