@@ -376,3 +376,59 @@ async fn an_engine_process_and_a_client_run_as_their_users_through_settings() {
     let violations = nats.violations();
     assert!(violations.is_empty(), "{violations:#?}");
 }
+
+/// Queue-path order affinity under the shipped permissions: two engines, each on the engine
+/// user, forward the queued commands of the other's partitions to it (a fast-path request on
+/// the plane they were queued on). Client commands and provider signals (queued by the
+/// reporter user) are all decided, some forwarded, and the server logs no violation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_engines_forward_queued_commands_under_the_shipped_permissions() {
+    let nats = SecureNats::start().await;
+    let engine = || async {
+        paystate_service::run_engine(
+            nats.client_as(Role::Engine).await,
+            log_settings(),
+            engine_config(),
+        )
+        .await
+        .expect("engine starts as the engine user")
+    };
+    let (a, b) = (engine().await, engine().await);
+    let operator = nats.client_as(Role::Operator).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (answered, served) =
+            paystate_service::fast::discovery::coverage(&operator, Duration::from_millis(300))
+                .await
+                .expect("discovery as the operator");
+        if answered == 2 && served.iter().all(|&n| n == 1) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the engines did not split the partitions"
+        );
+    }
+    let client = Client::queue(nats.client_as(Role::Client).await);
+    let reporter = Client::queue(nats.client_as(Role::Reporter).await);
+    for i in 0..16 {
+        let o = order(&format!("fwd{i}"));
+        accept(&client, env(&o, create(1_000))).await;
+        accept(&client, env(&o, support::start())).await;
+        accept(&reporter, env(&o, authorized())).await;
+    }
+    let forwarded = a.stats.forwarded.load(std::sync::atomic::Ordering::Relaxed)
+        + b.stats.forwarded.load(std::sync::atomic::Ordering::Relaxed);
+    println!("48 queued commands over two engines as their users: {forwarded} forwarded");
+    assert!(
+        forwarded > 0,
+        "some commands were pulled by the other instance"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+    let violations = nats.violations();
+    assert!(
+        violations.is_empty(),
+        "permission violations: {violations:#?}"
+    );
+}
