@@ -316,8 +316,9 @@ async fn partition(
                 // Never awaited here: the owner may be waiting on this very task (it may
                 // be forwarding to this instance too), and the other orders go on.
                 let (client, back) = (client.clone(), forwarded_tx.clone());
+                let wait = crate::fast::forward::forward_wait(processor.cfg.ack_wait);
                 tokio::spawn(async move {
-                    let outcome = to_owner(&client, &msg).await;
+                    let outcome = to_owner(&client, &msg, wait).await;
                     let _ = back.send(Forwarded {
                         order,
                         msg,
@@ -418,10 +419,14 @@ fn forwards(
 }
 
 /// The owner's outcome JSON for a queued command, on the plane it was queued on.
-async fn to_owner(client: &async_nats::Client, msg: &jetstream::Message) -> Option<bytes::Bytes> {
+async fn to_owner(
+    client: &async_nats::Client,
+    msg: &jetstream::Message,
+    wait: Duration,
+) -> Option<bytes::Bytes> {
     let order = order_token(&msg.subject)?;
     let plane = paystate_events::subjects::plane_of(&msg.subject)?;
-    crate::fast::forward::to_owner(client, plane, order, msg.payload.clone()).await
+    crate::fast::forward::to_owner(client, plane, order, msg.payload.clone(), wait).await
 }
 
 /// The order a command belongs to (its subject's order token).

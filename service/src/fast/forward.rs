@@ -19,8 +19,14 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Longest wait for the owner's outcome before deciding the command here.
+/// Longest wait for the owner's outcome before deciding the command here (at most half the
+/// consumer's ack wait, so the queued command is not redelivered meanwhile).
 pub const FORWARD_WAIT: Duration = Duration::from_secs(2);
+
+/// How long a forward waits under an ack wait of `ack_wait`.
+pub fn forward_wait(ack_wait: Duration) -> Duration {
+    FORWARD_WAIT.min(ack_wait / 2)
+}
 
 // The owned set is one bit per fast-path partition.
 const _: () = assert!(RPC_PARTITIONS <= u64::BITS as usize);
@@ -63,9 +69,10 @@ pub async fn to_owner(
     plane: Plane,
     order_token: &str,
     payload: Bytes,
+    wait: Duration,
 ) -> Option<Bytes> {
     let request = client.request(rpc_subject(plane, order_token), payload);
-    let reply = match tokio::time::timeout(FORWARD_WAIT, request).await {
+    let reply = match tokio::time::timeout(wait, request).await {
         Ok(Ok(reply)) => reply,
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "owner did not answer a forwarded command; deciding it here");
@@ -86,6 +93,12 @@ pub async fn to_owner(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_forward_never_outlasts_half_the_ack_wait() {
+        assert_eq!(forward_wait(Duration::from_secs(30)), FORWARD_WAIT);
+        assert_eq!(forward_wait(Duration::from_secs(2)), Duration::from_secs(1));
+    }
 
     #[test]
     fn unknown_ownership_decides_everything_here() {
