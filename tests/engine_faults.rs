@@ -83,7 +83,7 @@ async fn one_of_two_engines_killed_with_queue_affinity_loses_and_duplicates_noth
     let mut doomed = EngineProcess::start(&nats.url());
     let mut survivor = EngineProcess::start(&nats.url());
     // Both serve their share before the load starts, so commands are forwarded both ways.
-    served_once_within(&nats.connect().await, Duration::from_secs(30))
+    served_once_within(&nats.connect().await, 2, Duration::from_secs(30))
         .await
         .expect("two engines share the partitions");
     let client = on_path(nats.client().await, Path::Queue);
@@ -167,7 +167,7 @@ async fn two_engines_share_the_partitions_again_after_a_server_restart() {
     let _a = nats.engine().await;
     let _b = nats.engine().await;
     let probe = nats.connect().await;
-    let before = served_once_within(&probe, Duration::from_secs(20)).await;
+    let before = served_once_within(&probe, 2, Duration::from_secs(20)).await;
     assert_eq!(before, Ok(()), "two engines split the partitions at start");
     nats.server.kill().await;
     nats.server
@@ -178,7 +178,7 @@ async fn two_engines_share_the_partitions_again_after_a_server_restart() {
     // The failure this guards against appears only once a member's lease has run out
     // without heartbeats: look after twice the lease, not before.
     tokio::time::sleep(2 * paystate_service::fast::MEMBER_LEASE).await;
-    let after = served_once_within(&probe, Duration::from_secs(30)).await;
+    let after = served_once_within(&probe, 2, Duration::from_secs(30)).await;
     assert_eq!(
         after,
         Ok(()),
@@ -188,24 +188,4 @@ async fn two_engines_share_the_partitions_again_after_a_server_restart() {
         "server restart: partitions served once again {:.1} s after the restart",
         started.elapsed().as_secs_f64()
     );
-}
-
-/// Polls the service discovery until two instances answer and every fast-path partition is
-/// an endpoint of exactly one of them; the last coverage seen on timeout.
-async fn served_once_within(nats: &async_nats::Client, deadline: Duration) -> Result<(), String> {
-    let until = tokio::time::Instant::now() + deadline;
-    let mut last = String::new();
-    while tokio::time::Instant::now() < until {
-        match paystate_service::fast::discovery::coverage(nats, Duration::from_millis(300)).await {
-            Ok((2, served)) if served.iter().all(|&n| n == 1) => return Ok(()),
-            Ok((answers, served)) => {
-                last = format!("{answers} instances answered; partitions served {served:?}")
-            }
-            Err(e) => {
-                last = format!("discovery failed: {e}");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-    }
-    Err(last)
 }

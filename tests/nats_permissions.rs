@@ -394,21 +394,13 @@ async fn two_engines_forward_queued_commands_under_the_shipped_permissions() {
         .expect("engine starts as the engine user")
     };
     let (a, b) = (engine().await, engine().await);
-    let operator = nats.client_as(Role::Operator).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (answered, served) =
-            paystate_service::fast::discovery::coverage(&operator, Duration::from_millis(300))
-                .await
-                .expect("discovery as the operator");
-        if answered == 2 && served.iter().all(|&n| n == 1) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the engines did not split the partitions"
-        );
-    }
+    served_once_within(
+        &nats.client_as(Role::Operator).await,
+        2,
+        Duration::from_secs(30),
+    )
+    .await
+    .expect("the engines split the partitions (discovery as the operator)");
     let client = Client::queue(nats.client_as(Role::Client).await);
     let reporter = Client::queue(nats.client_as(Role::Reporter).await);
     for i in 0..16 {

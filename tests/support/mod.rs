@@ -578,3 +578,29 @@ pub async fn wait_until_live(store: &ProjectionStore) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Polls the service discovery until `instances` instances answer and every fast-path
+/// partition is an endpoint of exactly one of them; the last coverage seen on timeout.
+pub async fn served_once_within(
+    nats: &async_nats::Client,
+    instances: usize,
+    deadline: Duration,
+) -> Result<(), String> {
+    let until = tokio::time::Instant::now() + deadline;
+    let mut last = String::new();
+    while tokio::time::Instant::now() < until {
+        match paystate_service::fast::discovery::coverage(nats, Duration::from_millis(300)).await {
+            Ok((answered, served)) if answered == instances && served.iter().all(|&n| n == 1) => {
+                return Ok(())
+            }
+            Ok((answered, served)) => {
+                last = format!("{answered} instances answered; partitions served {served:?}")
+            }
+            Err(e) => {
+                last = format!("discovery failed: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    Err(last)
+}
