@@ -35,9 +35,15 @@ pub struct OrderTrack {
     pub unverified: u64,
 }
 
+/// Every order's track, by order.
+pub type Tracks = HashMap<OrderId, Box<OrderTrack>>;
+
 /// Feeds on log messages in stream order; see the module docs.
 pub struct Auditor {
-    pub orders: HashMap<OrderId, OrderTrack>,
+    /// Why boxed: a track holds the order's whole state (over 500 bytes); boxed, the map's
+    /// growth moves a pointer per order instead of the track (a visible share of an audit of
+    /// many orders: copies and fresh pages while the map doubled).
+    pub orders: Tracks,
     pub report: Report,
     /// Chain breaks seen: (order, sequence of the commit before the break, sequence after),
     /// to name the order of a stream gap.
@@ -421,7 +427,7 @@ pub fn assemble(
     snapshot_last_seq: u64,
     gaps: SequenceGaps,
     parts: Vec<Auditor>,
-) -> (Report, HashMap<OrderId, OrderTrack>) {
+) -> (Report, Tracks) {
     let mut report = Report {
         stream: stream.to_string(),
         snapshot_last_seq,

@@ -1,7 +1,7 @@
 //! Running an audit against NATS: scan the log into the [`Auditor`], then compare the
 //! projection's records with the fold.
 
-use crate::check::{assemble, Auditor, OrderTrack, SequenceGaps};
+use crate::check::{assemble, Auditor, OrderTrack, SequenceGaps, Tracks};
 use crate::report::{Finding, FindingKind, ProjectionCheck, Report};
 use crate::AuditError;
 use paystate_events::OrderId;
@@ -89,7 +89,7 @@ async fn fold_log(
     quarantined: std::sync::Arc<std::collections::HashSet<(String, u64)>>,
     workers_n: usize,
     progress: &mut dyn FnMut(u64, u64),
-) -> Result<(Report, HashMap<OrderId, OrderTrack>), AuditError> {
+) -> Result<(Report, Tracks), AuditError> {
     let (senders, workers) = spawn_workers(stream, scan.end_seq, workers_n, quarantined);
     let mut batches: Vec<Vec<RawEntry>> = (0..workers_n)
         .map(|_| Vec::with_capacity(BATCH_MAX))
@@ -183,7 +183,7 @@ fn partition(order: &str, n: usize) -> usize {
 /// Compares every projection record with the fold; `None` when there is no projection.
 async fn compare_projection(
     store: &ProjectionStore,
-    orders: &HashMap<OrderId, OrderTrack>,
+    orders: &Tracks,
     report: &mut Report,
     wait: Duration,
 ) -> Result<Option<ProjectionCheck>, AuditError> {
