@@ -309,6 +309,12 @@ async fn queued_commands_are_decided_by_their_partitions_owner() {
         owners.len()
     );
     assert!(forwarded > 0, "the instance not serving an order forwards");
+    let fallbacks =
+        a.stats.forward_fallbacks.load(Relaxed) + b.stats.forward_fallbacks.load(Relaxed);
+    assert_eq!(
+        fallbacks, 0,
+        "steady instances: every forward answered by the owner"
+    );
     assert!(
         (conflicts as f64) < 0.05 * commands as f64,
         "{conflicts} conflicts in {commands} commands"

@@ -386,6 +386,7 @@ async fn settle(
         outcome,
     } = back;
     let Some(outcome_json) = outcome else {
+        processor.stats.forward_fallbacks.fetch_add(1, Relaxed);
         let span = crate::telemetry::command_span(Some(order.as_str()));
         let retry = handle(processor, client, msg, retries)
             .instrument(span)

@@ -54,6 +54,10 @@ pub struct Stats {
     pub unreadable: AtomicU64,
     /// Queued commands handed to their fast-path partition's owner and answered by it.
     pub forwarded: AtomicU64,
+    /// Queued commands handed to the owner that gave no outcome (no responders, an error,
+    /// no answer in time), decided here instead: expected when an instance dies or the
+    /// partitions move, never while the instances are steady.
+    pub forward_fallbacks: AtomicU64,
 }
 
 pub struct Processor {

@@ -78,10 +78,22 @@ impl Served {
         if self.service.is_some() && want == self.owned {
             return;
         }
+        // Why ownership covers both sets while they change: from the new registration's
+        // first subscription until the old one has stopped, this instance serves both. A
+        // queued command of a partition it serves but took for someone else's would be
+        // forwarded to itself, find its order busy with that very forward, and wait out the
+        // forward's timeout before being decided here.
+        let both: BTreeSet<usize> = self.owned.union(&want).copied().collect();
+        if self.service.is_some() {
+            self.ownership.set(&both);
+        }
         let service = match self.register(&want).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, "fast-path endpoints not registered; retrying");
+                if self.service.is_some() {
+                    self.ownership.set(&self.owned);
+                }
                 return;
             }
         };
@@ -90,11 +102,12 @@ impl Served {
             partitions = want.len(),
             "fast-path partitions served"
         );
-        self.ownership.set(&want);
+        self.ownership.set(&both);
         self.owned = want;
         if let Some(old) = self.service.replace(service) {
             stop(old).await;
         }
+        self.ownership.set(&self.owned);
     }
 
     /// Stops serving (clean shutdown).

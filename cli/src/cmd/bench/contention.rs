@@ -89,6 +89,7 @@ pub async fn hot_orders(
             conflicts: after.conflicts - before.conflicts,
             retried_later: after.retried_later - before.retried_later,
             forwarded: after.forwarded - before.forwarded,
+            forward_fallbacks: after.forward_fallbacks - before.forward_fallbacks,
         },
         orders,
         clients: concurrency,

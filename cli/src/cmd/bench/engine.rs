@@ -23,6 +23,8 @@ pub struct Counters {
     pub retried_later: u64,
     /// Queued commands handed to the instance serving their order.
     pub forwarded: u64,
+    /// Queued commands handed on that the owner gave no outcome for (decided here instead).
+    pub forward_fallbacks: u64,
 }
 
 /// Engine instances running in this process.
@@ -53,6 +55,7 @@ impl Engines {
             c.conflicts += s.conflicts.load(Relaxed);
             c.retried_later += s.retried_later.load(Relaxed);
             c.forwarded += s.forwarded.load(Relaxed);
+            c.forward_fallbacks += s.forward_fallbacks.load(Relaxed);
         }
         c
     }

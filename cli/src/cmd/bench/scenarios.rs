@@ -124,9 +124,9 @@ async fn hot_orders(url: &str, plan: &Plan, path: Path, report: &mut Report) -> 
         row = row.against("engine throughput", base);
     }
     let detail = format!(
-        "{} clients on {} orders, {} engines: {} conflict retries ({per_command:.3} per command), {} given back, {} forwarded to the order's instance; p50 {p50:.1} ms, p99 {p99:.1} ms; {}",
+        "{} clients on {} orders, {} engines: {} conflict retries ({per_command:.3} per command), {} given back, {} forwarded to the order's instance, {} handed on but decided here after no answer; p50 {p50:.1} ms, p99 {p99:.1} ms; {}",
         c.clients, c.orders, contention::ENGINES, c.counters.conflicts,
-        c.counters.retried_later, c.counters.forwarded, outcomes(&r),
+        c.counters.retried_later, c.counters.forwarded, c.counters.forward_fallbacks, outcomes(&r),
     );
     report.rows.push(row.detail(detail));
     if path == Path::Fast {
