@@ -56,7 +56,7 @@ pub async fn audit(
     journal: &Journal,
     projection: Option<&ProjectionStore>,
     opts: &AuditOptions,
-    progress: &mut dyn FnMut(u64, u64),
+    progress: &mut (dyn FnMut(u64, u64) + Send),
 ) -> Result<Report, AuditError> {
     let started = Instant::now();
     let mut scan = journal.scan(ScanOptions::default()).await?;
@@ -88,7 +88,7 @@ async fn fold_log(
     stream: &str,
     quarantined: std::sync::Arc<std::collections::HashSet<(String, u64)>>,
     workers_n: usize,
-    progress: &mut dyn FnMut(u64, u64),
+    progress: &mut (dyn FnMut(u64, u64) + Send),
 ) -> Result<(Report, Tracks), AuditError> {
     let (senders, workers) = spawn_workers(stream, scan.end_seq, workers_n, quarantined);
     let mut batches: Vec<Vec<RawEntry>> = (0..workers_n)

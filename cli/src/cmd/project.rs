@@ -61,13 +61,20 @@ pub async fn run(settings: Settings, cmd: Command) -> anyhow::Result<ExitCode> {
                 keep_old: a.keep_old,
                 ..Default::default()
             };
-            let mut progress = Progress::new("rebuild", "commits", a.quiet);
-            let mut last = (0, 0);
-            let report = rebuild(&h.projection, &h.journal, &opts, &mut |d, t| {
-                last = (d, t);
-                progress.update(d, t);
+            let (projection, journal, quiet) = (h.projection.clone(), h.journal.clone(), a.quiet);
+            // A task, as `paystate audit` runs its audit (see there).
+            let (report, mut progress, last) = tokio::spawn(async move {
+                let mut progress = Progress::new("rebuild", "commits", quiet);
+                let mut last = (0, 0);
+                let report = rebuild(&projection, &journal, &opts, &mut |d, t| {
+                    last = (d, t);
+                    progress.update(d, t);
+                })
+                .await;
+                (report, progress, last)
             })
             .await?;
+            let report = report?;
             progress.finish(last.0, last.1);
             println!(
                 "generation {} built: {} commits, {} orders, {} broken, {} writes, fold {} ms, total {} ms; {}",
