@@ -20,7 +20,7 @@ pub struct AuditOptions {
     pub compare_projection: bool,
     /// Longest wait for the projector to acknowledge the snapshot before comparing.
     pub projection_wait: Duration,
-    /// Threads folding the log (orders are split among them); default: one per core.
+    /// Threads folding the log (orders are split among them); default: one per core but one.
     pub workers: usize,
 }
 

@@ -28,7 +28,7 @@ pub struct Args {
     /// No progress output.
     #[arg(long, short)]
     quiet: bool,
-    /// Threads folding the log (default: one per core).
+    /// Threads folding the log (default: one per core but one, at least one).
     #[arg(long, default_value_t = paystate_audit::run::default_workers())]
     workers: usize,
 }

@@ -128,7 +128,7 @@ pub async fn measure(
     rows.push(row("raw ordered read", raw, raw, filled, cpu));
     let cpu = cpu_seconds();
     let t = Instant::now();
-    // BENCH_AUDIT_WORKERS overrides the worker count (one per core) for experiments.
+    // BENCH_AUDIT_WORKERS overrides the worker count (one per core but one) for experiments.
     let workers = std::env::var("BENCH_AUDIT_WORKERS")
         .ok()
         .and_then(|w| w.parse().ok())
