@@ -192,8 +192,10 @@ async fn fold_snapshot(
     })
 }
 
-/// A worker's orders by order id, folded on the full state ([`crate::rebuild_fold`]).
-type Records = HashMap<String, Option<FoldedOrder>>;
+/// A worker's orders by order id, folded on the full state ([`crate::rebuild_fold`]). Boxed
+/// for the reason the audit's tracks are (`paystate_audit::check::Tracks`): the map's growth
+/// then moves a pointer per order, not a 500-byte state.
+type Records = HashMap<String, Option<Box<FoldedOrder>>>;
 /// Serialized records on their way to the writer: (KV key, value).
 type RecordsOut = tokio::sync::mpsc::Sender<Vec<(String, Vec<u8>)>>;
 

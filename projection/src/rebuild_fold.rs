@@ -41,20 +41,25 @@ impl FoldedOrder {
 
 /// Applies the commit at stream sequence `seq` (whose bytes hash to `hash`) to the order in
 /// `slot`, as `record::apply(slot, commit, ahead_is_final = true)` does to a record.
-pub fn apply_full(slot: &mut Option<FoldedOrder>, seq: u64, commit: &Commit, hash: &str) -> Step {
-    let Some(folded) = slot.as_mut() else {
+pub fn apply_full(
+    slot: &mut Option<Box<FoldedOrder>>,
+    seq: u64,
+    commit: &Commit,
+    hash: &str,
+) -> Step {
+    let Some(folded) = slot.as_deref_mut() else {
         // The order's first commit (or a first one that did not fold: it stays unknown).
         return match apply_commit(None, commit, hash) {
             Ok(state) => {
                 let mut provider_refs = BTreeSet::new();
                 remember_refs(&mut provider_refs, commit);
-                *slot = Some(FoldedOrder {
+                *slot = Some(Box::new(FoldedOrder {
                     seq,
                     state,
                     counts: counts_after((0, 0), commit),
                     provider_refs,
                     problem: None,
-                });
+                }));
                 Step::Applied
             }
             Err(e) => Step::Broken(e.to_string()),

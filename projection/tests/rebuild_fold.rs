@@ -11,13 +11,13 @@ mod support;
 use support::stored;
 /// Feeds `commits` to both folds and checks the steps and records stay equal throughout.
 fn same_as_record_apply(commits: &[StoredCommit]) {
-    let (mut record, mut full): (_, Option<FoldedOrder>) = (None, None);
+    let (mut record, mut full): (_, Option<Box<FoldedOrder>>) = (None, None);
     for c in commits {
         let expected = apply(&mut record, c, true);
         let step = apply_full(&mut full, c.sequence, &c.commit, &c.hash);
         assert_eq!(step, expected, "step at seq {}", c.sequence);
         assert_eq!(
-            full.as_ref().map(FoldedOrder::record),
+            full.as_deref().map(FoldedOrder::record),
             record,
             "record after seq {}",
             c.sequence
