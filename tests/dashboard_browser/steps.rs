@@ -82,6 +82,10 @@ impl Ui {
             .type_text(o.as_str())
             .await;
         b.find("button#search", PAGE_WAIT).await.click().await;
+        // Why: the click submits the search form, and until the browser has navigated, the
+        // rows of the unfiltered list are still there: reading one of them then fails as a
+        // stale element (seen once in the suite).
+        b.url_until("q=", PAGE_WAIT).await;
         let found = b.find("table#orders tr.order", PAGE_WAIT).await;
         assert!(found.text().await.contains(o.as_str()));
         assert_eq!(b.find_all("table#orders tr.order").await.len(), 1);

@@ -157,6 +157,22 @@ impl Browser {
         }
     }
 
+    /// Waits up to `wait` until the current URL contains `part` (a navigation has happened).
+    pub async fn url_until(&self, part: &str, wait: Duration) {
+        let started = Instant::now();
+        loop {
+            let url = self.url().await;
+            if url.contains(part) {
+                return;
+            }
+            assert!(
+                started.elapsed() < wait,
+                "the URL never contained {part:?} within {wait:?}: {url}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The browser's cookies (name, value, httpOnly, sameSite).
     pub async fn cookies(&self) -> Vec<Value> {
         self.query("/cookie")
