@@ -11,11 +11,13 @@ const RUN_TIME_MAX: Duration = Duration::from_secs(240);
 const POLL_EVERY: Duration = Duration::from_millis(200);
 
 /// Every row id `paystate bench` reports (see cli/src/cmd/bench/scenarios.rs).
-const ROWS: [&str; 19] = [
+const ROWS: [&str; 21] = [
     "raw_append",
     "bare_request_path",
     "bare_request_path_batched",
     "engine_throughput",
+    "engine_throughput_queue",
+    "engine_throughput_queue_ff",
     "raw_read",
     "audit",
     "projection_rebuild",

@@ -2,14 +2,16 @@
 //! NATS connections (as `paystate run` does, with the default settings); clients publish
 //! commands to the command stream and wait for each outcome on their reply inbox.
 
-use super::load::{clients, closed_loop, open_loop, ClosedLoop, LoadReport, Mix, Path};
+use super::load::{
+    clients, closed_loop, open_loop, publish_all, ClosedLoop, LoadReport, Mix, Path,
+};
 use paystate_journal::LogSettings;
 use paystate_service::fast::discovery::coverage;
 use paystate_service::processor::Stats;
 use paystate_service::{run_engine, EngineConfig, EngineHandle};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// NATS connections the clients share.
 pub const CLIENT_CONNECTIONS: usize = 4;
@@ -90,6 +92,51 @@ pub async fn throughput(
         },
     )
     .await;
+    engines.stop().await;
+    Ok(report)
+}
+
+/// How long the engine may go without deciding a queued command before a fire-and-forget
+/// run is given up (the rest counted unanswered).
+const DRAIN_STALL_MAX: Duration = Duration::from_secs(30);
+/// How often a fire-and-forget run looks at the engine's counters.
+const DRAIN_POLL: Duration = Duration::from_millis(5);
+
+/// Row 2, queue path as fire-and-forget callers use it: `orders` lifecycles published to the
+/// durable queue by `publishers` tasks that await the broker's ack of each publish and no
+/// outcome. The run ends when the engine has decided every stored command (its counters, not
+/// the clock); the rate is commands decided per second from the first publish.
+pub async fn queue_fire_and_forget(
+    url: &str,
+    tag: &'static str,
+    orders: usize,
+    publishers: usize,
+) -> anyhow::Result<LoadReport> {
+    let engines = Engines::start(url, 1).await?;
+    let clients = clients(url, CLIENT_CONNECTIONS, Path::Queue).await?;
+    let before = engines.counters();
+    let started = Instant::now();
+    let mut report = publish_all(&clients, tag, orders, publishers).await;
+    let stored = report.commands - report.unanswered;
+    let decided = |c: Counters| (c.accepted + c.rejected) - (before.accepted + before.rejected);
+    let (mut seen, mut progressed) = (0, Instant::now());
+    loop {
+        let now = decided(engines.counters());
+        if now >= stored {
+            break;
+        }
+        if now > seen {
+            (seen, progressed) = (now, Instant::now());
+        } else if progressed.elapsed() > DRAIN_STALL_MAX {
+            report.unanswered += stored - now;
+            break;
+        }
+        tokio::time::sleep(DRAIN_POLL).await;
+    }
+    report.elapsed = started.elapsed();
+    let after = engines.counters();
+    report.accepted = after.accepted - before.accepted;
+    report.rejected = after.rejected - before.rejected;
     engines.stop().await;
     Ok(report)
 }

@@ -126,6 +126,58 @@ pub async fn closed_loop(clients: &[Client], run: ClosedLoop) -> LoadReport {
     total
 }
 
+/// Fire-and-forget publishing (the queue path as its callers use it): `publishers` tasks,
+/// each taking the next order and publishing its commands one after the other to the
+/// durable queue, each publish awaited only for the broker's ack (the command is stored),
+/// never for an outcome. Counts the commands stored; a publish the broker refuses is sent
+/// again after a pause, up to [`SEND_ATTEMPTS_MAX`] times.
+pub async fn publish_all(
+    clients: &[Client],
+    tag: &'static str,
+    orders: usize,
+    publishers: usize,
+) -> LoadReport {
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = JoinSet::new();
+    for w in 0..publishers.max(1) {
+        let (client, next) = (clients[w % clients.len()].clone(), next.clone());
+        tasks.spawn(async move {
+            let mut report = LoadReport::default();
+            loop {
+                let i = next.fetch_add(1, Relaxed);
+                if i >= orders {
+                    return report;
+                }
+                for cmd in script(Mix::Lifecycle, tag, i) {
+                    report.commands += 1;
+                    if !publish_stored(&client, &cmd, &mut report).await {
+                        report.unanswered += 1;
+                    }
+                }
+            }
+        });
+    }
+    let mut total = LoadReport::default();
+    while let Some(part) = tasks.join_next().await {
+        if let Ok(part) = part {
+            total.merge(part);
+        }
+    }
+    total
+}
+
+/// Publishes `cmd` to the durable queue until the broker stores it; false if it never did.
+async fn publish_stored(client: &Client, cmd: &CommandEnvelope, report: &mut LoadReport) -> bool {
+    for _ in 0..SEND_ATTEMPTS_MAX {
+        if client.publish(cmd).await.is_ok() {
+            return true;
+        }
+        report.resent += 1;
+        tokio::time::sleep(REFUSED_PAUSE).await;
+    }
+    false
+}
+
 /// An open-loop run: orders started at `commands_per_s / 6` per second for `duration`, each
 /// sending its lifecycle as fast as its outcomes come back.
 pub async fn open_loop(

@@ -60,6 +60,12 @@ pub async fn on_default_server(
             let row = throughput_row(url, server_pid, tag, plan.orders, plan.clients, path).await?;
             report.rows.extend(throughput_rows(row, path, report));
         }
+        eprintln!(
+            "2 engine throughput, queue path, fire-and-forget: {} orders x 6 commands, {} publishers",
+            plan.orders, plan.clients
+        );
+        let row = fire_and_forget_row(url, server_pid, plan.orders, plan.clients, report).await?;
+        report.rows.push(row);
         if plan.runs("read") {
             read_rows(url, plan, report).await?;
         }
@@ -411,6 +417,38 @@ async fn throughput_row(
     )
     .cpu(cpu)
     .detail(load_detail(r)))
+}
+
+/// The queue path as fire-and-forget callers use it (row 2): publish, the broker's ack, no
+/// outcome awaited; the rate of commands the engine decided.
+async fn fire_and_forget_row(
+    url: &str,
+    server_pid: Option<u32>,
+    orders: usize,
+    publishers: usize,
+    report: &Report,
+) -> anyhow::Result<Row> {
+    let cpu = CpuMeter::start(server_pid);
+    let r = engine::queue_fire_and_forget(url, "thf", orders, publishers).await?;
+    let cpu = cpu.per_op(r.commands);
+    let mut row = Row::new(
+        "engine_throughput_queue_ff",
+        2,
+        "queue path, fire-and-forget",
+        r.per_s(),
+        "cmd/s",
+    )
+    .cpu(cpu)
+    .detail(format!(
+        "{} commands published (each awaited for the broker's ack only) and decided in {:.1} s; {}",
+        human(r.commands as f64),
+        r.elapsed.as_secs_f64(),
+        outcomes(&r)
+    ));
+    if let Some(raw) = report.value("raw_append") {
+        row = row.against("raw append", raw);
+    }
+    Ok(with_cpu_ratio(row, report, "raw_append"))
 }
 
 /// Row 2 of one path: its rate against the raw append, and for the fast path also its CPU
