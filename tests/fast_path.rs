@@ -7,7 +7,9 @@ mod support;
 
 use async_nats::service::NATS_SERVICE_ERROR_CODE;
 use futures::StreamExt;
-use paystate_events::subjects::{rpc_partition, rpc_subject, Plane, RPC_PARTITIONS, SERVICE_NAME};
+use paystate_events::subjects::{
+    rpc_partition, rpc_subject, Plane, QUEUED_SEQ_HEADER, RPC_PARTITIONS, SERVICE_NAME,
+};
 use paystate_events::{Outcome, Status};
 use paystate_service::Client;
 use std::collections::{BTreeMap, BTreeSet};
@@ -319,6 +321,117 @@ async fn queued_commands_are_decided_by_their_partitions_owner() {
         (conflicts as f64) < 0.05 * commands as f64,
         "{conflicts} conflicts in {commands} commands"
     );
+}
+
+/// The reply to a fast-path request: the service error code if it is one.
+async fn request_with_header(
+    conn: &async_nats::Client,
+    subject: String,
+    bytes: Vec<u8>,
+    queued_seq: &str,
+) -> async_nats::Message {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(QUEUED_SEQ_HEADER, queued_seq);
+    let request = async_nats::Request::new()
+        .payload(bytes.into())
+        .headers(headers)
+        .timeout(Some(WAIT));
+    conn.send_request(subject, request)
+        .await
+        .expect("an answer")
+}
+
+fn error_code(reply: &async_nats::Message) -> Option<String> {
+    reply
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(NATS_SERVICE_ERROR_CODE))
+        .map(|v| v.as_str().to_string())
+}
+
+/// A queued command handed to its partition's owner is decided at the time the queue stored
+/// it, exactly as the instance that pulled it would have, not at the owner's clock; the
+/// sequence header only locates the command, so one that names other bytes, no command or
+/// no number is refused 400 and nothing is committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarded_command_is_decided_at_its_queued_time() {
+    use async_nats::jetstream::consumer::PullConsumer;
+    use paystate_events::subjects::{COMMANDS_STREAM, ENGINE_CONSUMER};
+    let nats = TestNats::start().await;
+    // The consumer's ack wait must outlast the test's hold on the queued command.
+    let config = || paystate_service::EngineConfig {
+        ack_wait: Duration::from_secs(60),
+        ..engine_config()
+    };
+    let start = || async {
+        paystate_service::run_engine(nats.connect().await, log_settings(), config())
+            .await
+            .expect("engine starts")
+    };
+    // Queued while no engine runs; then held (pulled, not acknowledged) as the instance that
+    // hands it on holds it.
+    start().await.shutdown().await;
+    let conn = nats.connect().await;
+    let o = order("fwdtime");
+    let cmd = env(&o, create(10_000));
+    Client::queue(conn.clone())
+        .publish(&cmd)
+        .await
+        .expect("queued");
+    let js = async_nats::jetstream::new(conn.clone());
+    let consumer: PullConsumer = js
+        .get_consumer_from_stream(ENGINE_CONSUMER, COMMANDS_STREAM)
+        .await
+        .expect("the engines' consumer");
+    let mut batch = consumer
+        .fetch()
+        .max_messages(1)
+        .expires(WAIT)
+        .messages()
+        .await
+        .expect("fetch");
+    let held = batch
+        .next()
+        .await
+        .expect("the queued command")
+        .expect("message");
+    let info = held.info().expect("JetStream message");
+    let (seq, queued_at) = (
+        info.stream_sequence,
+        paystate_journal::read::to_chrono(info.published),
+    );
+    let engine = start().await;
+    settled(&conn, 1).await;
+    let subject = rpc_subject(Plane::Client, o.as_str());
+    let bytes = serde_json::to_vec(&cmd).expect("json");
+    let other = serde_json::to_vec(&env(&o, create(20_000))).expect("json");
+    for (payload, header, why) in [
+        (other, seq.to_string(), "other bytes at that sequence"),
+        (bytes.clone(), (seq + 1_000).to_string(), "no command there"),
+        (bytes.clone(), "12abc".to_string(), "not a sequence"),
+        (bytes.clone(), "0".to_string(), "not a sequence"),
+    ] {
+        let reply = request_with_header(&conn, subject.clone(), payload, &header).await;
+        assert_eq!(
+            error_code(&reply).as_deref(),
+            Some("400"),
+            "{why}: {reply:?}"
+        );
+    }
+    let journal = nats.journal().await;
+    assert!(journal.read_order(&o).await.unwrap_or_default().is_empty());
+    let reply = request_with_header(&conn, subject, bytes, &seq.to_string()).await;
+    assert_eq!(error_code(&reply), None, "{reply:?}");
+    let outcome = Outcome::from_json(&reply.payload).expect("an outcome");
+    assert!(matches!(outcome, Outcome::Accepted { .. }), "{outcome:?}");
+    let commits = journal.read_order(&o).await.expect("read");
+    assert_eq!(commits.len(), 1);
+    assert_eq!(
+        commits[0].commit.decided_at, queued_at,
+        "decided at the queue's receive time, not the owner's clock"
+    );
+    held.ack().await.expect("ack");
+    assert_eq!(engine.stats.accepted.load(Relaxed), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

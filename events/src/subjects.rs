@@ -48,6 +48,11 @@ pub const ENGINE_CONSUMER: &str = "paystate-engine";
 pub const OUTCOMES_BUCKET: &str = "paystate_outcomes";
 /// Header naming the subject the engine publishes the command's [`crate::Outcome`] to.
 pub const REPLY_HEADER: &str = "Paystate-Reply-To";
+/// Header of a queued command handed to its fast-path partition's owner: the command's
+/// sequence in [`COMMANDS_STREAM`]. A locator, never trusted: the owner reads the command
+/// there and decides it at its stored time (the broker's receive time, as the instance that
+/// pulled it would have) only if the stored subject and bytes are the request's.
+pub const QUEUED_SEQ_HEADER: &str = "Paystate-Queued-Seq";
 /// Header carrying a commit's hash.
 pub const HASH_HEADER: &str = "Paystate-Commit-Hash";
 /// Header carrying a commit's number within its order.

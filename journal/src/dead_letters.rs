@@ -406,7 +406,7 @@ pub async fn list(
             .await
         {
             Ok(m) => m,
-            Err(e) if is_no_message(&e) => {
+            Err(e) if crate::read::is_no_message(&e) => {
                 return Ok(DeadLetterPage {
                     letters,
                     next_seq: None,
@@ -441,7 +441,7 @@ pub async fn show(js: &jetstream::Context, seq: u64) -> Result<DeadLetterBody, D
     let stream = open(js).await?;
     let msg = match stream.get_raw_message(seq).await {
         Ok(m) => m,
-        Err(e) if is_no_message(&e) => return Err(DeadLetterError::NotFound(seq)),
+        Err(e) if crate::read::is_no_message(&e) => return Err(DeadLetterError::NotFound(seq)),
         Err(e) => return Err(DeadLetterError::Broker(e.to_string())),
     };
     if !is_letter(msg.subject.as_str()) {
@@ -612,18 +612,8 @@ async fn redriven(stream: &Stream<()>, seq: u64) -> Result<Option<Redriven>, Dea
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(0),
         })),
-        Err(e) if is_no_message(&e) => Ok(None),
+        Err(e) if crate::read::is_no_message(&e) => Ok(None),
         Err(e) => Err(DeadLetterError::Broker(e.to_string())),
-    }
-}
-
-fn is_no_message(e: &async_nats::jetstream::stream::LastRawMessageError) -> bool {
-    use async_nats::jetstream::stream::LastRawMessageErrorKind as K;
-    match e.kind() {
-        K::NoMessageFound => true,
-        // Why: 10037 is JetStream's "no message found"; some paths report it as an API error.
-        K::JetStream(j) => j.error_code() == async_nats::jetstream::ErrorCode::NO_MESSAGE_FOUND,
-        _ => false,
     }
 }
 

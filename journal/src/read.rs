@@ -285,6 +285,17 @@ pub fn decode_stored(order: &OrderId, msg: StreamMessage) -> Result<StoredCommit
     })
 }
 
+/// Whether a message get failed because there is no message there (not broker trouble).
+pub fn is_no_message(e: &async_nats::jetstream::stream::LastRawMessageError) -> bool {
+    use async_nats::jetstream::stream::LastRawMessageErrorKind as K;
+    match e.kind() {
+        K::NoMessageFound => true,
+        // Why: 10037 is JetStream's "no message found"; some paths report it as an API error.
+        K::JetStream(j) => j.error_code() == async_nats::jetstream::ErrorCode::NO_MESSAGE_FOUND,
+        _ => false,
+    }
+}
+
 /// Converts the broker's timestamp.
 pub fn to_chrono(t: time::OffsetDateTime) -> Timestamp {
     let nanos = t.unix_timestamp_nanos();

@@ -427,7 +427,8 @@ async fn to_owner(
 ) -> Option<bytes::Bytes> {
     let order = order_token(&msg.subject)?;
     let plane = paystate_events::subjects::plane_of(&msg.subject)?;
-    crate::fast::forward::to_owner(client, plane, order, msg.payload.clone(), wait).await
+    let seq = msg.info().ok()?.stream_sequence;
+    crate::fast::forward::to_owner(client, plane, order, msg.payload.clone(), seq, wait).await
 }
 
 /// The order a command belongs to (its subject's order token).

@@ -466,6 +466,9 @@ pub fn layout(role: Role) -> Permissions {
             // the engine writes the log itself.
             let forwarding = [rpc(Plane::Client), rpc(Plane::Signal), rpc(Plane::Operator)];
             b.undeny_publish(&forwarding).publish(forwarding);
+            // The instance a command was handed to reads it back from the queue by sequence
+            // to decide it at its queued time (the header only locates it).
+            b.publish([api("STREAM.MSG.GET", COMMANDS_STREAM)]);
         }
         Role::Reporter => {
             base(&mut b);

@@ -7,7 +7,8 @@
 //! `nats micro info paystate` lists exactly what each instance serves. Statistics start
 //! afresh with each registration (the instance id stays in the metadata).
 
-use super::{respond_error, FastRequest, CODE_BAD_REQUEST};
+use super::forward::{queued_at, queued_seq, QueuedAtError};
+use super::{respond_error, FastRequest, CODE_BAD_REQUEST, CODE_RETRY};
 use crate::intake::{partition_of_order, Work};
 use crate::processor::Stats;
 use async_nats::service::{endpoint::Endpoint, Request, Service, ServiceExt};
@@ -27,6 +28,10 @@ pub struct Route {
     pub senders: Vec<mpsc::Sender<Work>>,
     pub inboxes: Vec<String>,
     pub stats: Arc<Stats>,
+    /// Reads forwarded queued commands back from the command queue (their queued time).
+    pub js: async_nats::jetstream::Context,
+    /// Queued-time reads in flight, at most [`super::QUEUED_AT_READS_MAX`].
+    pub queued_reads: Arc<tokio::sync::Semaphore>,
 }
 
 /// The endpoint name of a partition (`p07`).
@@ -228,12 +233,60 @@ impl Route {
             return true;
         };
         let idx = partition_of_order(order, self.senders.len());
-        let req = FastRequest {
-            request,
-            plane,
-            received_at,
+        let seq = match queued_seq(message.headers.as_ref()) {
+            None => {
+                let req = FastRequest {
+                    request,
+                    plane,
+                    received_at,
+                };
+                return self.senders[idx].send(Work::Request(req)).await.is_ok();
+            }
+            Some(Ok(seq)) => seq,
+            Some(Err(e)) => {
+                self.stats.bad_input.fetch_add(1, Relaxed);
+                respond_error(&request, CODE_BAD_REQUEST, &e.to_string()).await;
+                return true;
+            }
         };
-        self.senders[idx].send(Work::Request(req)).await.is_ok()
+        // A queued command another instance handed on: decided at its queued time, read back
+        // beside this loop (the other partitions' requests go on meanwhile).
+        let Ok(permit) = self.queued_reads.clone().try_acquire_owned() else {
+            respond_error(&request, CODE_RETRY, "engine busy; retry").await;
+            return true;
+        };
+        let (js, sender, stats) = (
+            self.js.clone(),
+            self.senders[idx].clone(),
+            self.stats.clone(),
+        );
+        let order = order.to_string();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let payload = &request.message.payload;
+            match queued_at(&js, seq, plane, &order, payload).await {
+                Ok(received_at) => {
+                    let req = FastRequest {
+                        request,
+                        plane,
+                        received_at,
+                    };
+                    let _ = sender.send(Work::Request(req)).await;
+                }
+                Err(e) => {
+                    let code = match e {
+                        QueuedAtError::Broker(_) => CODE_RETRY,
+                        _ => {
+                            stats.bad_input.fetch_add(1, Relaxed);
+                            CODE_BAD_REQUEST
+                        }
+                    };
+                    tracing::warn!(error = %e, "forwarded command not taken; its sender decides it");
+                    respond_error(&request, code, &e.to_string()).await;
+                }
+            }
+        });
+        true
     }
 }
 

@@ -14,7 +14,11 @@
 
 use async_nats::service::NATS_SERVICE_ERROR_CODE;
 use bytes::Bytes;
-use paystate_events::subjects::{rpc_partition, rpc_subject, Plane, RPC_PARTITIONS};
+use paystate_events::subjects::{
+    queue_subject_of, rpc_partition, rpc_subject, Plane, COMMANDS_STREAM, QUEUED_SEQ_HEADER,
+    RPC_PARTITIONS,
+};
+use paystate_events::Timestamp;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -63,15 +67,24 @@ impl Ownership {
     }
 }
 
-/// The owner's outcome JSON for a queued command, or `None` when it gave none (decide here).
+/// The owner's outcome JSON for the queued command at `queued_seq` in the command queue, or
+/// `None` when it gave none (decide here). The sequence goes along in
+/// [`QUEUED_SEQ_HEADER`] so the owner decides the command at its queued time, as this
+/// instance would have (see [`queued_at`]).
 pub async fn to_owner(
     client: &async_nats::Client,
     plane: Plane,
     order_token: &str,
     payload: Bytes,
+    queued_seq: u64,
     wait: Duration,
 ) -> Option<Bytes> {
-    let request = client.request(rpc_subject(plane, order_token), payload);
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(QUEUED_SEQ_HEADER, queued_seq.to_string().as_str());
+    let request = client.send_request(
+        rpc_subject(plane, order_token),
+        async_nats::Request::new().payload(payload).headers(headers),
+    );
     let reply = match tokio::time::timeout(wait, request).await {
         Ok(Ok(reply)) => reply,
         Ok(Err(e)) => {
@@ -90,9 +103,114 @@ pub async fn to_owner(
     (!service_error).then_some(reply.payload)
 }
 
+/// Why a forwarded command's queued time could not be established (the request is then
+/// refused with a service error, and the forwarding instance decides the command itself).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum QueuedAtError {
+    #[error("{QUEUED_SEQ_HEADER} is not a stream sequence")]
+    BadSequence,
+    #[error("no queued command at that sequence (already settled or never queued)")]
+    NotQueued,
+    #[error("the queued command at that sequence is not this request's (subject or bytes differ)")]
+    Mismatch,
+    #[error("the command queue could not be read: {0}")]
+    Broker(String),
+}
+
+/// The header's sequence, if the request carries one (a forwarded queued command).
+pub fn queued_seq(headers: Option<&async_nats::HeaderMap>) -> Option<Result<u64, QueuedAtError>> {
+    let value = headers?.get(QUEUED_SEQ_HEADER)?.as_str();
+    let digits = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
+    Some(
+        digits
+            .then(|| value.parse::<u64>().ok())
+            .flatten()
+            .filter(|&s| s > 0)
+            .ok_or(QueuedAtError::BadSequence),
+    )
+}
+
+/// When the command queue received the command a forwarded request carries: read back from
+/// [`COMMANDS_STREAM`] at `seq`, and only if the stored message is this very command (the
+/// queue subject of the request's plane and order, the same bytes). The header only locates;
+/// what decides is what the broker stored, so a caller cannot move its decision time.
+pub async fn queued_at(
+    js: &async_nats::jetstream::Context,
+    seq: u64,
+    plane: Plane,
+    order_token: &str,
+    payload: &[u8],
+) -> Result<Timestamp, QueuedAtError> {
+    let queue = js
+        .get_stream_no_info(COMMANDS_STREAM)
+        .await
+        .map_err(|e| QueuedAtError::Broker(e.to_string()))?;
+    let stored = match queue.get_raw_message(seq).await {
+        Ok(m) => m,
+        Err(e) if paystate_journal::read::is_no_message(&e) => {
+            return Err(QueuedAtError::NotQueued)
+        }
+        Err(e) => return Err(QueuedAtError::Broker(e.to_string())),
+    };
+    if stored.subject.as_str() != queue_subject_of(plane, order_token) || stored.payload != payload
+    {
+        return Err(QueuedAtError::Mismatch);
+    }
+    Ok(paystate_journal::read::to_chrono(stored.time))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn with_seq(value: &str) -> async_nats::HeaderMap {
+        let mut h = async_nats::HeaderMap::new();
+        h.insert(QUEUED_SEQ_HEADER, value);
+        h
+    }
+
+    #[test]
+    fn the_queued_sequence_is_a_positive_decimal_or_refused() {
+        assert_eq!(queued_seq(None), None);
+        assert_eq!(queued_seq(Some(&async_nats::HeaderMap::new())), None);
+        assert_eq!(queued_seq(Some(&with_seq("42"))), Some(Ok(42)));
+        assert_eq!(
+            queued_seq(Some(&with_seq(&u64::MAX.to_string()))),
+            Some(Ok(u64::MAX))
+        );
+        for bad in [
+            "",
+            "0",
+            "-1",
+            "+1",
+            " 1",
+            "1 ",
+            "1.0",
+            "0x10",
+            "18446744073709551616",
+            "٣",
+        ] {
+            assert_eq!(
+                queued_seq(Some(&with_seq(bad))),
+                Some(Err(QueuedAtError::BadSequence)),
+                "{bad:?}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        /// Over any header text: a sequence only for a canonical-or-zero-padded positive
+        /// decimal that fits a u64, refused otherwise, never a panic.
+        #[test]
+        fn any_header_text_is_a_sequence_or_refused(value in "[ -~]{0,24}|[0-9]{1,21}") {
+            let got = queued_seq(Some(&with_seq(&value)));
+            let digits = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
+            match value.parse::<u64>() {
+                Ok(n) if n > 0 && digits => proptest::prop_assert_eq!(got, Some(Ok(n))),
+                _ => proptest::prop_assert_eq!(got, Some(Err(QueuedAtError::BadSequence))),
+            }
+        }
+    }
 
     #[test]
     fn a_forward_never_outlasts_half_the_ack_wait() {

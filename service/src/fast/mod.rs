@@ -52,6 +52,10 @@ pub const MEMBERSHIP_SETTLE_MAX: Duration = Duration::from_secs(2);
 /// once (the client backs off and retries) instead of queueing without bound.
 pub const REQUESTS_HELD_MAX: usize = 4096;
 
+/// Forwarded queued commands whose queued time one instance reads back at once; past it a
+/// forward is answered 503 and its sender decides the command itself (as without affinity).
+pub const QUEUED_AT_READS_MAX: usize = 256;
+
 /// Service error code: the request cannot be served as sent (wrong partition, bad subject).
 pub const CODE_BAD_REQUEST: usize = 400;
 /// Service error code: nothing was committed now (broker trouble, conflicts, busy): retry
@@ -183,6 +187,8 @@ pub(crate) async fn serve(
         senders,
         inboxes: cfg.inbox_prefixes.clone(),
         stats,
+        js: async_nats::jetstream::new(client.clone()),
+        queued_reads: Arc::new(tokio::sync::Semaphore::new(QUEUED_AT_READS_MAX)),
     });
     let instance = uuid::Uuid::new_v4().simple().to_string();
     let served = endpoints::Served::new(client.clone(), instance.clone(), route, ownership);
