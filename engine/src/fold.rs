@@ -1,7 +1,7 @@
 //! Folding whole commits, the unit the journal stores. A commit is applied only if it is the
 //! next one of its order (number and hash chain); its events are folded with [`evolve`].
 
-use crate::evolve::{evolve, EvolveError};
+use crate::evolve::{evolve_in_place, EvolveError};
 use paystate_events::commit::GENESIS_HASH;
 use paystate_events::{Applied, Commit, Event, OrderState};
 
@@ -76,17 +76,18 @@ pub fn apply_commit(
             commit: commit.commit,
         });
     }
-    let mut state = state.map(|mut s| {
+    let mut state = state;
+    if let Some(s) = state.as_mut() {
         s.commits = commit.commit;
-        s
-    });
+    }
     for event in &commit.events {
-        let mut next = evolve(state, event).map_err(|source| FoldError::Event {
+        evolve_in_place(&mut state, event).map_err(|source| FoldError::Event {
             commit: commit.commit,
             source,
         })?;
-        next.commits = commit.commit;
-        state = Some(next);
+        if let Some(s) = state.as_mut() {
+            s.commits = commit.commit;
+        }
     }
     // Why: the loop ran at least once (events is not empty), so state is Some.
     let mut s = state.ok_or(FoldError::Empty {

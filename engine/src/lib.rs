@@ -18,7 +18,7 @@ pub mod invariants;
 mod signals;
 
 pub use decide::{decide, logs_rejection, Decision, COMMITS_PER_ORDER_MAX};
-pub use evolve::{evolve, EvolveError};
+pub use evolve::{evolve, evolve_in_place, EvolveError};
 pub use fold::{apply_commit, FoldError};
 pub use invariants::{check_invariants, is_legal_transition, Violation};
 pub use signals::REFERENCE_MISMATCH;

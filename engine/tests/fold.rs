@@ -4,7 +4,8 @@
 mod support;
 
 use paystate_engine::{
-    apply_commit, check_invariants, evolve, is_legal_transition, EvolveError, FoldError,
+    apply_commit, check_invariants, evolve, evolve_in_place, is_legal_transition, EvolveError,
+    FoldError,
 };
 use paystate_events::commit::GENESIS_HASH;
 use paystate_events::{Commit, Event, MinorUnits, OrderState, Status};
@@ -216,6 +217,29 @@ fn evolve_refuses_events_before_order_created() {
         evolve(None, &ev),
         Err(EvolveError::NotCreated("payment_requested"))
     );
+}
+
+#[test]
+fn evolving_in_place_refuses_without_touching_the_state_and_otherwise_equals_evolve() {
+    let log = log();
+    let s = replay(&log[..2]).unwrap();
+    // Refused: an order created twice, an event before any order. Nothing changes.
+    let mut held = Some(s.clone());
+    assert_eq!(
+        evolve_in_place(&mut held, &log[0].events[0]),
+        Err(EvolveError::CreatedTwice)
+    );
+    assert_eq!(held.as_ref(), Some(&s));
+    let mut none = None;
+    assert!(evolve_in_place(&mut none, &log[1].events[0]).is_err());
+    assert_eq!(none, None);
+    // Accepted: the same state as folding by value, event by event, through the whole log.
+    let (mut in_place, mut by_value) = (None, None::<OrderState>);
+    for e in log.iter().flat_map(|c| &c.events) {
+        evolve_in_place(&mut in_place, e).expect("folds in place");
+        by_value = Some(evolve(by_value, e).expect("folds by value"));
+        assert_eq!(in_place, by_value);
+    }
 }
 
 // --- invariants -------------------------------------------------------------------------
