@@ -2,9 +2,7 @@
 //! NATS connections (as `paystate run` does, with the default settings); clients publish
 //! commands to the command stream and wait for each outcome on their reply inbox.
 
-use super::load::{
-    clients, closed_loop, open_loop, publish_all, ClosedLoop, LoadReport, Mix, Path,
-};
+use super::load::{clients, closed_loop, open_loop, ClosedLoop, LoadReport, Mix, Path, Wait};
 use paystate_journal::LogSettings;
 use paystate_service::fast::discovery::coverage;
 use paystate_service::processor::Stats;
@@ -89,6 +87,7 @@ pub async fn throughput(
             concurrency,
             mix: Mix::Lifecycle,
             done: Arc::new(AtomicU64::new(0)),
+            wait: Wait::Outcome,
         },
     )
     .await;
@@ -116,7 +115,18 @@ pub async fn queue_fire_and_forget(
     let clients = clients(url, CLIENT_CONNECTIONS, Path::Queue).await?;
     let before = engines.counters();
     let started = Instant::now();
-    let mut report = publish_all(&clients, tag, orders, publishers).await;
+    let mut report = closed_loop(
+        &clients,
+        ClosedLoop {
+            tag,
+            orders,
+            concurrency: publishers,
+            mix: Mix::Lifecycle,
+            done: Arc::new(AtomicU64::new(0)),
+            wait: Wait::Stored,
+        },
+    )
+    .await;
     let stored = report.commands - report.unanswered;
     let decided = |c: Counters| (c.accepted + c.rejected) - (before.accepted + before.rejected);
     let (mut seen, mut progressed) = (0, Instant::now());

@@ -92,6 +92,17 @@ pub struct ClosedLoop {
     pub mix: Mix,
     /// Orders completed so far (for samplers running beside the load).
     pub done: Arc<AtomicU64>,
+    /// Whether each command's outcome is awaited, or only the broker's ack of its publish.
+    pub wait: Wait,
+}
+
+/// What a closed-loop client waits for after each command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// The outcome (resending the same command when none comes in time).
+    Outcome,
+    /// The broker's ack of a durable publish (fire and forget; the queue path only).
+    Stored,
 }
 
 pub async fn closed_loop(clients: &[Client], run: ClosedLoop) -> LoadReport {
@@ -100,8 +111,14 @@ pub async fn closed_loop(clients: &[Client], run: ClosedLoop) -> LoadReport {
     let mut workers = JoinSet::new();
     for w in 0..run.concurrency.max(1) {
         let client = clients[w % clients.len()].clone();
-        let (next, done, tag, mix, orders) =
-            (next.clone(), run.done.clone(), run.tag, run.mix, run.orders);
+        let (next, done, tag, mix, orders, wait) = (
+            next.clone(),
+            run.done.clone(),
+            run.tag,
+            run.mix,
+            run.orders,
+            run.wait,
+        );
         workers.spawn(async move {
             let mut report = LoadReport::default();
             loop {
@@ -110,7 +127,10 @@ pub async fn closed_loop(clients: &[Client], run: ClosedLoop) -> LoadReport {
                     return report;
                 }
                 for cmd in script(mix, tag, i) {
-                    send_answered(&client, &cmd, &mut report).await;
+                    match wait {
+                        Wait::Outcome => send_answered(&client, &cmd, &mut report).await,
+                        Wait::Stored => publish_stored(&client, &cmd, &mut report).await,
+                    }
                 }
                 done.fetch_add(1, Relaxed);
             }
@@ -126,56 +146,19 @@ pub async fn closed_loop(clients: &[Client], run: ClosedLoop) -> LoadReport {
     total
 }
 
-/// Fire-and-forget publishing (the queue path as its callers use it): `publishers` tasks,
-/// each taking the next order and publishing its commands one after the other to the
-/// durable queue, each publish awaited only for the broker's ack (the command is stored),
-/// never for an outcome. Counts the commands stored; a publish the broker refuses is sent
-/// again after a pause, up to [`SEND_ATTEMPTS_MAX`] times.
-pub async fn publish_all(
-    clients: &[Client],
-    tag: &'static str,
-    orders: usize,
-    publishers: usize,
-) -> LoadReport {
-    let next = Arc::new(AtomicUsize::new(0));
-    let mut tasks = JoinSet::new();
-    for w in 0..publishers.max(1) {
-        let (client, next) = (clients[w % clients.len()].clone(), next.clone());
-        tasks.spawn(async move {
-            let mut report = LoadReport::default();
-            loop {
-                let i = next.fetch_add(1, Relaxed);
-                if i >= orders {
-                    return report;
-                }
-                for cmd in script(Mix::Lifecycle, tag, i) {
-                    report.commands += 1;
-                    if !publish_stored(&client, &cmd, &mut report).await {
-                        report.unanswered += 1;
-                    }
-                }
-            }
-        });
-    }
-    let mut total = LoadReport::default();
-    while let Some(part) = tasks.join_next().await {
-        if let Ok(part) = part {
-            total.merge(part);
-        }
-    }
-    total
-}
-
-/// Publishes `cmd` to the durable queue until the broker stores it; false if it never did.
-async fn publish_stored(client: &Client, cmd: &CommandEnvelope, report: &mut LoadReport) -> bool {
+/// Publishes `cmd` to the durable queue until the broker stores it (fire and forget: no
+/// outcome awaited), recording it; a publish the broker refuses is sent again after a pause,
+/// up to [`SEND_ATTEMPTS_MAX`] times, then counted unanswered.
+async fn publish_stored(client: &Client, cmd: &CommandEnvelope, report: &mut LoadReport) {
+    report.commands += 1;
     for _ in 0..SEND_ATTEMPTS_MAX {
         if client.publish(cmd).await.is_ok() {
-            return true;
+            return;
         }
         report.resent += 1;
         tokio::time::sleep(REFUSED_PAUSE).await;
     }
-    false
+    report.unanswered += 1;
 }
 
 /// An open-loop run: orders started at `commands_per_s / 6` per second for `duration`, each

@@ -71,6 +71,7 @@ pub async fn engine_process(
             concurrency,
             mix: Mix::CreatesWithLifecycleEvery(LIFECYCLE_EVERY),
             done,
+            wait: super::load::Wait::Outcome,
         },
     );
     // If the engine process dies, nothing would answer the clients: stop at once.
