@@ -1,5 +1,6 @@
 //! Folding whole commits, the unit the journal stores. A commit is applied only if it is the
-//! next one of its order (number and hash chain); its events are folded with [`evolve`].
+//! next one of its order (number and hash chain); its events are folded in place with
+//! [`evolve_in_place`].
 
 use crate::evolve::{evolve_in_place, EvolveError};
 use paystate_events::commit::GENESIS_HASH;
@@ -34,7 +35,7 @@ pub enum FoldError {
 
 /// Folds `commit` (whose bytes hash to `hash`) into `state`.
 pub fn apply_commit(
-    state: Option<OrderState>,
+    mut state: Option<OrderState>,
     commit: &Commit,
     hash: &str,
 ) -> Result<OrderState, FoldError> {
@@ -76,7 +77,6 @@ pub fn apply_commit(
             commit: commit.commit,
         });
     }
-    let mut state = state;
     if let Some(s) = state.as_mut() {
         s.commits = commit.commit;
     }
