@@ -112,7 +112,8 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!("\nserving on {url}; publish commands to paystate.cmd.<order_id>; try `paystate orders list` (Ctrl-C to stop)");
-    tokio::signal::ctrl_c().await?;
+    let signal = crate::cmd::stop::stop_signal().await?;
+    println!("{signal}: stopping the parts and the nats-server started for this run");
     stack.shutdown().await;
     sandbox.shutdown().await;
     Ok(ExitCode::SUCCESS)

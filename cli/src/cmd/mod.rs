@@ -27,3 +27,4 @@ pub mod send;
 pub mod service;
 pub mod serving;
 pub mod show;
+pub mod stop;

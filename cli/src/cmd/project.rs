@@ -52,7 +52,7 @@ pub async fn run(settings: Settings, cmd: Command) -> anyhow::Result<ExitCode> {
                 "projector running against {} (Ctrl-C to stop)",
                 settings.nats_url
             );
-            tokio::signal::ctrl_c().await?;
+            crate::cmd::stop::stop_signal().await?;
             projector.shutdown().await;
         }
         Command::Rebuild(a) => {

@@ -163,8 +163,8 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
             eprintln!("gateway: no API keys configured (gateway.api_keys): the private API answers 401 to everyone; create one with `paystate apikey new --scope read`");
         }
     }
-    tokio::signal::ctrl_c().await?;
-    eprintln!("stopping: finishing work in hand");
+    let signal = crate::cmd::stop::stop_signal().await?;
+    eprintln!("{signal}: stopping, finishing work in hand");
     stack.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }

@@ -37,7 +37,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("  {p:<10} {}", sandbox.base_url(p));
     }
     println!("  control    {}", sandbox.control_url());
-    tokio::signal::ctrl_c().await?;
+    crate::cmd::stop::stop_signal().await?;
     sandbox.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
