@@ -27,7 +27,46 @@ pub struct Args {
 }
 
 pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
-    let (url, _server, settings) = ensure_nats(settings).await?;
+    // Listening from the first line: a stop signal while the parts start or the demo runs
+    // drops what has started, and the nats-server this run started with it (before, such a
+    // signal ended the process on the spot and left that server running without a parent).
+    let mut stop = crate::cmd::stop::Stop::listen()?;
+    let (url, server, settings) = tokio::select! {
+        started = ensure_nats(settings) => started?,
+        signal = stop.signal() => return Ok(stopped_early(signal)),
+    };
+    let (stack, sandbox) = tokio::select! {
+        up = start_and_demo(settings, server.is_none()) => up?,
+        signal = stop.signal() => return Ok(stopped_early(signal)),
+    };
+    if args.exit_after_demo {
+        stack.shutdown().await;
+        sandbox.shutdown().await;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("\nserving on {url}; publish commands to paystate.cmd.<order_id>; try `paystate orders list` (Ctrl-C to stop)");
+    let signal = stop.signal().await;
+    println!("{signal}: stopping the parts and the nats-server started for this run");
+    stack.shutdown().await;
+    sandbox.shutdown().await;
+    drop(server);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A stop signal before `dev` served: what had started is dropped with the caller's frame
+/// (the nats-server this run started is stopped with it); exits as interrupted.
+fn stopped_early(signal: &str) -> ExitCode {
+    println!("{signal} while starting: stopping what had started (and the nats-server started for this run)");
+    ExitCode::from(130)
+}
+
+/// Starts every part and the sandbox, then drives the sample orders and prints their
+/// timelines. `existing_server`: the server was already running, so check first that it
+/// takes this run's credentials.
+async fn start_and_demo(
+    settings: Settings,
+    existing_server: bool,
+) -> anyhow::Result<(paystate::stack::Stack, paystate_sandbox::SandboxHandle)> {
     // Each part runs as its role's NATS user; the demo sends as a client and reads the log
     // (and uploads its screenshot, as the gateway would) as the reporter.
     // The dashboard reads as the operator (the log, raw callbacks, dead letters).
@@ -39,6 +78,10 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
         Role::Operator,
     ];
     let nats = settings.connections(&roles, false).await?;
+    if existing_server {
+        let store = settings.data_dir.join("nats");
+        jetstream_answers(&settings.nats_url, &store, nats.get(Role::Engine)?).await?;
+    }
     // The gateway keeps the sockets it probed with: no second bind, no window to lose them.
     let public = bind_or_free_port(&settings.http, "public").await?;
     let private = bind_or_free_port(&settings.http_private, "private").await?;
@@ -106,17 +149,7 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
     if let Some((_, first)) = orders.first() {
         crate::cmd::serving::show_projected(&stack.projection, &private, first).await;
     }
-    if args.exit_after_demo {
-        stack.shutdown().await;
-        sandbox.shutdown().await;
-        return Ok(ExitCode::SUCCESS);
-    }
-    println!("\nserving on {url}; publish commands to paystate.cmd.<order_id>; try `paystate orders list` (Ctrl-C to stop)");
-    let signal = crate::cmd::stop::stop_signal().await?;
-    println!("{signal}: stopping the parts and the nats-server started for this run");
-    stack.shutdown().await;
-    sandbox.shutdown().await;
-    Ok(ExitCode::SUCCESS)
+    Ok((stack, sandbox))
 }
 
 /// Binds `addr`, or a free loopback port if it is taken.
@@ -220,6 +253,39 @@ async fn ensure_nats(
     );
     settings.nats_url = server.url();
     Ok((server.url(), Some(server), settings))
+}
+
+/// How long a server that was already running gets to answer the engine's first JetStream
+/// request before `dev` says it will not.
+const EXISTING_SERVER_ANSWER: Duration = Duration::from_secs(5);
+
+/// Whether the server that was already running serves JetStream to the engine's
+/// credentials. A server left by an earlier `paystate dev` (killed so that it could not stop
+/// its server) answers on the port but knows only that run's passwords: connections without
+/// them are the dev CLI user, which may not call the JetStream API, and every part would then
+/// fail on its first request with a bare timeout.
+async fn jetstream_answers(
+    url: &str,
+    dev_store: &std::path::Path,
+    engine: async_nats::Client,
+) -> anyhow::Result<()> {
+    let js = async_nats::jetstream::new(engine);
+    match tokio::time::timeout(EXISTING_SERVER_ANSWER, js.query_account()).await {
+        Ok(Ok(_)) => Ok(()),
+        failed => {
+            let why = match failed {
+                Ok(Err(e)) => e.to_string(),
+                _ => format!("no answer in {} s", EXISTING_SERVER_ANSWER.as_secs()),
+            };
+            anyhow::bail!(
+                "the nats-server already listening at {url} does not serve JetStream to this run's \
+                 engine credentials ({why}). If it is one an earlier `paystate dev` left behind, stop \
+                 it (`pkill -f 'nats-server -c {}'`) and run again; to use a server of your own, \
+                 give each role's credentials in the config (`[nats.roles.<role>]`, README)",
+                dev_store.display()
+            )
+        }
+    }
 }
 
 /// nats-server's variable for the dev CLI user's password.
