@@ -331,18 +331,20 @@ impl Processor {
                         tracing::debug!(order = %env.order_id, error = %e, "snapshot not written");
                     }
                 }
-                self.cache.put(
-                    env.order_id.clone(),
-                    CachedOrder {
-                        state: Some(state.clone()),
-                        last_seq: appended.sequence,
-                    },
-                );
                 let outcome = outcome_of(env, &encoded.commit, &state);
                 match outcome {
                     Outcome::Accepted { .. } => self.stats.accepted.fetch_add(1, Relaxed),
                     Outcome::Rejected { .. } => self.stats.rejected.fetch_add(1, Relaxed),
                 };
+                // The outcome holds its own view of the state, so the state moves into the
+                // cache (no copy of the order per command).
+                self.cache.put(
+                    env.order_id.clone(),
+                    CachedOrder {
+                        state: Some(state),
+                        last_seq: appended.sequence,
+                    },
+                );
                 Ok(outcome)
             }
             // The cache keeps the state before this attempt (a prefix of the log); the next
