@@ -189,7 +189,7 @@ impl Settings {
             if !url.trim().starts_with("nats://") && !url.trim().starts_with("tls://") {
                 bail!(
                     "nats_url must be nats:// or tls:// URLs, comma-separated (got {:?})",
-                    self.nats_url
+                    paystate_service::connect::redacted_urls(&self.nats_url)
                 );
             }
         }

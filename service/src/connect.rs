@@ -216,7 +216,7 @@ impl NatsOptions {
         } else {
             ""
         };
-        format!("{} ({auth}{tls})", self.urls)
+        format!("{} ({auth}{tls})", redacted_urls(&self.urls))
     }
 }
 
@@ -238,6 +238,26 @@ pub fn check_inbox_prefix(prefix: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// `urls` (one NATS URL or a comma-separated list) fit to print: the credentials a URL may
+/// carry (`nats://user:password@host`) replaced by `***`; everything else as given.
+pub fn redacted_urls(urls: &str) -> String {
+    urls.split(',')
+        .map(|url| {
+            let (scheme, rest) = match url.find("://") {
+                Some(i) => url.split_at(i + 3),
+                None => ("", url),
+            };
+            // Why the last '@' of the whole rest: an unencoded '@' or '/' in a password
+            // must not end the part that is hidden.
+            match rest.rfind('@') {
+                Some(at) => format!("{scheme}***{}", &rest[at..]),
+                None => url.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn parse_urls(urls: &str) -> Result<Vec<ServerAddr>, String> {
     let addrs: Vec<ServerAddr> = urls
         .split(',')
@@ -245,7 +265,7 @@ fn parse_urls(urls: &str) -> Result<Vec<ServerAddr>, String> {
         .filter(|u| !u.is_empty())
         .map(|u| {
             u.parse::<ServerAddr>()
-                .map_err(|e| format!("bad NATS URL {u:?}: {e}"))
+                .map_err(|e| format!("bad NATS URL {:?}: {e}", redacted_urls(u)))
         })
         .collect::<Result<_, _>>()?;
     if addrs.is_empty() {
@@ -378,6 +398,39 @@ pub async fn connect_with_patiently(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever a URL's user and password hold (any printable ASCII but the comma that
+        /// separates URLs, '@' and '/' included), the printable form keeps neither and keeps
+        /// the host and port.
+        #[test]
+        fn printed_urls_never_carry_their_credentials(
+            user in "[ -+\\--~]{0,24}",
+            password in "[ -+\\--~]{1,24}",
+            port in 1u16..,
+            scheme in prop::sample::select(vec!["nats://", "tls://", ""]),
+        ) {
+            let url = format!("{scheme}{user}:{password}@127.0.0.1:{port}");
+            let list = format!("nats://127.0.0.1:4222,{url}");
+            let shown = redacted_urls(&list);
+            prop_assert_eq!(shown, format!("nats://127.0.0.1:4222,{scheme}***@127.0.0.1:{port}"));
+            // A URL that does not parse is named in the error the same way.
+            let bad = format!("{scheme}{user}:{password}@");
+            if let Err(e) = parse_urls(&bad) {
+                prop_assert!(e.contains(&format!("{scheme}***@")), "{e}");
+                prop_assert!(!e.contains(&format!("{user}:{password}")), "{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn urls_without_credentials_print_as_given() {
+        let urls = "nats://a:4222, tls://b.example:4443,c:4222";
+        assert_eq!(redacted_urls(urls), urls);
+        assert_eq!(redacted_urls("nats://u:p@h:1"), "nats://***@h:1");
+        assert_eq!(redacted_urls("nats://tok@h:1"), "nats://***@h:1");
+    }
 
     #[test]
     fn one_auth_method_and_complete_pairs() {

@@ -80,7 +80,8 @@ async fn start_and_demo(
     let nats = settings.connections(&roles, false).await?;
     if existing_server {
         let store = settings.data_dir.join("nats");
-        jetstream_answers(&settings.nats_url, &store, nats.get(Role::Engine)?).await?;
+        let shown = paystate_service::connect::redacted_urls(&settings.nats_url);
+        jetstream_answers(&shown, &store, nats.get(Role::Engine)?).await?;
     }
     // The gateway keeps the sockets it probed with: no second bind, no window to lose them.
     let public = bind_or_free_port(&settings.http, "public").await?;
@@ -189,11 +190,9 @@ async fn ensure_nats(
     )
     .await;
     if let Ok(Ok(_)) = probe {
-        println!(
-            "nats: using the server at {} with the configured credentials",
-            settings.nats_url
-        );
-        return Ok((settings.nats_url.clone(), None, settings));
+        let shown = paystate_service::connect::redacted_urls(&settings.nats_url);
+        println!("nats: using the server at {shown} with the configured credentials");
+        return Ok((shown, None, settings));
     }
     let port = settings
         .nats_url

@@ -50,7 +50,7 @@ pub async fn run(settings: Settings, cmd: Command) -> anyhow::Result<ExitCode> {
                 start_projector(h.projection.clone(), ProjectorConfig::default()).await?;
             eprintln!(
                 "projector running against {} (Ctrl-C to stop)",
-                settings.nats_url
+                paystate_service::connect::redacted_urls(&settings.nats_url)
             );
             crate::cmd::stop::stop_signal().await?;
             projector.shutdown().await;

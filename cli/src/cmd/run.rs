@@ -151,7 +151,7 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
     }
     eprintln!(
         "paystate running against {} with roles {} (Ctrl-C to stop)",
-        settings.nats_url,
+        paystate_service::connect::redacted_urls(&settings.nats_url),
         roles.join(",")
     );
     if let (Some(public), Some(private)) = (&stack.gateway_url, &stack.private_url) {
