@@ -13,8 +13,10 @@
 //!   denies deletes), by order and sequence.
 //! - [`dead_letters`]: messages a consumer gave up on after its delivery bound, with their
 //!   reason: set aside ([`dead_letters::send`]), listed, shown, redriven.
-//! - [`scan`]: the whole log in stream order (ordered consumer), raw, up to a snapshot of its
-//!   last sequence: for projection rebuilds, audits, exports.
+//! - [`scan`]: the whole log in stream order, raw, up to a snapshot of its last sequence: for
+//!   projection rebuilds, audits, exports.
+//! - [`pull`]: a pull consumer's messages with the count of what is due kept by the reader
+//!   (async-nats's own pull streams can stall; see there).
 //!
 //! Layout: stream `PAYSTATE_EVENTS`, subjects `paystate.events.<order_id>`, file storage;
 //! each message is a JSON [`paystate_events::Commit`] with headers `Paystate-Commit-Hash`
@@ -23,6 +25,7 @@
 pub mod append;
 pub mod batch_read;
 pub mod dead_letters;
+pub mod pull;
 pub mod quarantine;
 pub mod read;
 pub mod scan;

@@ -1,24 +1,40 @@
-//! Reading the whole log in stream order with an ordered consumer: what projection rebuilds,
-//! audits, exports and benchmarks read. Messages come back raw (bytes, headers, sequence):
-//! a caller that audits the log decides for itself what an unreadable message means.
+//! Reading the whole log in stream order: what projection rebuilds, audits, exports and
+//! benchmarks read. Messages come back raw (bytes, headers, sequence): a caller that audits
+//! the log decides for itself what an unreadable message means.
 //!
 //! A scan is a snapshot: it stops at the stream's last sequence as of when it was opened, so
 //! a live log does not keep it running. Deleted messages leave gaps in the sequence numbers,
 //! which the caller sees (the consumer skips them).
+//!
+//! It reads an ephemeral consumer without acks through [`crate::pull::Puller`] (not
+//! async-nats's ordered consumer, whose pull accounting can stall a read; see that module),
+//! with the ordered consumer's guarantee: a message lost between the server and this reader
+//! shows as a gap in the consumer's sequence, and the scan then starts a new consumer at the
+//! first stream sequence it has not read (a bounded number of times).
 
+use crate::pull::{PullError, Puller};
 use crate::read::{to_chrono, ReadError, StoredCommit};
 use crate::Journal;
-use async_nats::jetstream::consumer::pull::{Ordered, OrderedConfig};
-use async_nats::jetstream::consumer::DeliverPolicy;
+use async_nats::jetstream;
+use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
 use async_nats::HeaderMap;
 use bytes::Bytes;
-use futures::StreamExt;
 use paystate_events::subjects::{order_token, EVENTS_PREFIX, HASH_HEADER};
 use paystate_events::{Commit, CommitHash, OrderId, Timestamp};
 use std::time::Duration;
 
 /// Longest wait for the next message before a scan gives up (the server stopped answering).
 pub const SCAN_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Messages asked for per pull request.
+const SCAN_BATCH: usize = 500;
+/// Consumers a scan may start after its first (a message lost on the way, a consumer the
+/// server dropped) before it gives up.
+const SCAN_RESTARTS_MAX: u32 = 5;
+/// How long the server keeps a scan's consumer once nobody reads it.
+const SCAN_CONSUMER_INACTIVE: Duration = Duration::from_secs(30);
+
+// Idle heartbeats must come well within the idle bound, or a quiet wait reads as dead.
+const _: () = assert!(crate::pull::PULL_HEARTBEAT.as_nanos() * 2 <= SCAN_IDLE_TIMEOUT.as_nanos());
 
 /// One message of the log as stored, undecoded.
 #[derive(Debug, Clone)]
@@ -108,7 +124,7 @@ pub struct ScanOptions {
 
 /// An open scan over the log (see the module docs).
 pub struct LogScan {
-    messages: Option<Ordered>,
+    source: Option<Source>,
     /// The stream's last sequence when the scan was opened: the scan ends there.
     pub end_seq: u64,
     /// The stream's first sequence when the scan was opened.
@@ -116,6 +132,19 @@ pub struct LogScan {
     /// Messages in the stream when the scan was opened.
     pub messages_total: u64,
     done: bool,
+}
+
+/// Where a scan's messages come from, and how to start over after a lost message.
+struct Source {
+    js: jetstream::Context,
+    stream: jetstream::stream::Stream,
+    filter_subject: String,
+    puller: Puller,
+    /// The consumer sequence of the last message read (0: none yet from this consumer).
+    consumer_seq: u64,
+    /// The first stream sequence not read yet.
+    next_seq: u64,
+    restarts: u32,
 }
 
 impl Journal {
@@ -134,7 +163,7 @@ impl Journal {
         let start = opts.from_seq.max(1);
         if total == 0 || start > end_seq {
             return Ok(LogScan {
-                messages: None,
+                source: None,
                 end_seq,
                 first_seq,
                 messages_total: total,
@@ -145,25 +174,18 @@ impl Journal {
             Some(o) => paystate_events::subjects::events_subject(o),
             None => format!("{EVENTS_PREFIX}.>"),
         };
-        let config = OrderedConfig {
-            filter_subject,
-            deliver_policy: DeliverPolicy::ByStartSequence {
-                start_sequence: start,
-            },
-            description: Some("paystate: whole-log scan".into()),
-            ..Default::default()
-        };
-        let consumer = self
-            .stream()
-            .create_consumer(config)
-            .await
-            .map_err(|e| ReadError::Broker(e.to_string()))?;
-        let messages = consumer
-            .messages()
-            .await
-            .map_err(|e| ReadError::Broker(e.to_string()))?;
+        let stream = self.stream().clone();
+        let puller = open_consumer(&self.js, &stream, &filter_subject, start).await?;
         Ok(LogScan {
-            messages: Some(messages),
+            source: Some(Source {
+                js: self.js.clone(),
+                stream,
+                filter_subject,
+                puller,
+                consumer_seq: 0,
+                next_seq: start,
+                restarts: 0,
+            }),
             end_seq,
             first_seq,
             messages_total: total,
@@ -172,47 +194,132 @@ impl Journal {
     }
 }
 
+/// A fresh consumer of the log from `start` (no acks, in memory, gone once unread) and its
+/// puller.
+async fn open_consumer(
+    js: &jetstream::Context,
+    stream: &jetstream::stream::Stream,
+    filter_subject: &str,
+    start: u64,
+) -> Result<Puller, ReadError> {
+    let broker = |e: String| ReadError::Broker(e);
+    let config = pull::Config {
+        filter_subject: filter_subject.to_string(),
+        deliver_policy: DeliverPolicy::ByStartSequence {
+            start_sequence: start,
+        },
+        ack_policy: AckPolicy::None,
+        max_deliver: 1,
+        memory_storage: true,
+        num_replicas: 1,
+        inactive_threshold: SCAN_CONSUMER_INACTIVE,
+        description: Some("paystate: whole-log scan".into()),
+        ..Default::default()
+    };
+    let consumer = stream
+        .create_consumer(config)
+        .await
+        .map_err(|e| broker(e.to_string()))?;
+    let name = consumer.cached_info().name.clone();
+    let stream_name = stream.cached_info().config.name.clone();
+    Puller::start(js, &stream_name, &name, SCAN_BATCH)
+        .await
+        .map_err(|e| broker(e.to_string()))
+}
+
 impl LogScan {
     /// The next message, `None` once the snapshot's end is reached.
     pub async fn next(&mut self) -> Option<Result<RawEntry, ReadError>> {
-        if self.done {
-            return None;
-        }
-        let messages = self.messages.as_mut()?;
-        let next = match tokio::time::timeout(SCAN_IDLE_TIMEOUT, messages.next()).await {
-            Ok(Some(Ok(msg))) => msg,
-            Ok(Some(Err(e))) => return Some(Err(self.fail(e.to_string()))),
-            Ok(None) => return Some(Err(self.fail("the consumer closed".into()))),
-            Err(_) => {
-                return Some(Err(
-                    self.fail(format!("no message for {SCAN_IDLE_TIMEOUT:?}"))
-                ))
+        loop {
+            if self.done {
+                return None;
             }
-        };
-        let info = match next.info() {
-            Ok(i) => (i.stream_sequence, i.pending, to_chrono(i.published)),
-            Err(e) => {
-                return Some(Err(
-                    self.fail(format!("message without JetStream metadata: {e}"))
-                ))
+            let source = self.source.as_mut()?;
+            let next = match source.puller.next(SCAN_IDLE_TIMEOUT).await {
+                Ok(msg) => msg,
+                Err(PullError::Idle(_)) => {
+                    return Some(Err(
+                        self.fail(format!("no message for {SCAN_IDLE_TIMEOUT:?}"))
+                    ))
+                }
+                Err(e @ (PullError::Gone(_) | PullError::Closed)) => {
+                    if let Err(e) = self.restart(&e.to_string()).await {
+                        return Some(Err(e));
+                    }
+                    continue;
+                }
+                Err(e) => return Some(Err(self.fail(e.to_string()))),
+            };
+            let info = match next.info() {
+                Ok(i) => (
+                    i.consumer_sequence,
+                    i.stream_sequence,
+                    i.pending,
+                    to_chrono(i.published),
+                ),
+                Err(e) => {
+                    return Some(Err(
+                        self.fail(format!("message without JetStream metadata: {e}"))
+                    ))
+                }
+            };
+            let (consumer_seq, sequence, pending, time) = info;
+            if consumer_seq != source.consumer_seq + 1 {
+                let why = format!(
+                    "consumer sequence {consumer_seq} after {}: a message was lost on the way",
+                    source.consumer_seq
+                );
+                if let Err(e) = self.restart(&why).await {
+                    return Some(Err(e));
+                }
+                continue;
             }
+            source.consumer_seq = consumer_seq;
+            source.next_seq = sequence + 1;
+            if sequence >= self.end_seq || pending == 0 {
+                self.done = true;
+            }
+            if sequence > self.end_seq {
+                // Written after the snapshot: not part of this scan.
+                return None;
+            }
+            let msg = next.message;
+            return Some(Ok(RawEntry {
+                sequence,
+                subject: msg.subject.to_string(),
+                time,
+                headers: msg.headers,
+                payload: msg.payload,
+            }));
+        }
+    }
+
+    /// Starts a new consumer at the first stream sequence not read yet (bounded).
+    async fn restart(&mut self, why: &str) -> Result<(), ReadError> {
+        let Some(source) = self.source.as_mut() else {
+            return Err(self.fail(why.to_string()));
         };
-        let (sequence, pending, time) = info;
-        if sequence >= self.end_seq || pending == 0 {
-            self.done = true;
+        if source.restarts >= SCAN_RESTARTS_MAX {
+            let detail = format!("{why}; gave up after {SCAN_RESTARTS_MAX} new consumers");
+            return Err(self.fail(detail));
         }
-        if sequence > self.end_seq {
-            // Written after the snapshot: not part of this scan.
-            return None;
+        source.restarts += 1;
+        tracing::warn!(reason = %why, from = source.next_seq, "log scan: starting a new consumer");
+        match open_consumer(
+            &source.js,
+            &source.stream,
+            &source.filter_subject,
+            source.next_seq,
+        )
+        .await
+        {
+            Ok(puller) => {
+                source.puller = puller;
+                source.consumer_seq = 0;
+                Ok(())
+            }
+            Err(e) => Err(self.fail(e.to_string())),
         }
-        let msg = next.message;
-        Some(Ok(RawEntry {
-            sequence,
-            subject: msg.subject.to_string(),
-            time,
-            headers: msg.headers,
-            payload: msg.payload,
-        }))
     }
 
     fn fail(&mut self, detail: String) -> ReadError {
