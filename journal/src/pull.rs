@@ -21,13 +21,17 @@ use std::time::Duration;
 /// says how many it did not deliver).
 pub const PULL_EXPIRES: Duration = Duration::from_secs(30);
 /// How often the server says "still here" while a request waits with nothing to deliver.
-pub const PULL_HEARTBEAT: Duration = Duration::from_secs(5);
+pub const PULL_HEARTBEAT: Duration = Duration::from_secs(4);
+/// How long a long-running reader waits for a message or a heartbeat before it takes the
+/// request as lost (a server restart, a new consumer leader) and pulls anew.
+pub const PULL_IDLE_MAX: Duration = Duration::from_secs(10);
 /// The header of a 408/409 status that says how many messages of a request were not sent.
 const PENDING_MESSAGES_HEADER: &str = "Nats-Pending-Messages";
 
-// The reader's idle bound must leave room for a heartbeat (the server requires the heartbeat
-// under half the expiry).
+// The server requires the heartbeat under half the expiry; a reader's idle bound must let
+// two heartbeats go by before it gives a request up.
 const _: () = assert!(PULL_HEARTBEAT.as_nanos() * 2 <= PULL_EXPIRES.as_nanos());
+const _: () = assert!(PULL_HEARTBEAT.as_nanos() * 2 < PULL_IDLE_MAX.as_nanos());
 
 /// Why no message came.
 #[derive(Debug, thiserror::Error)]
@@ -118,11 +122,18 @@ impl Puller {
                     });
                 }
                 Some(StatusCode::IDLE_HEARTBEAT) => {}
-                Some(StatusCode::TIMEOUT) | Some(StatusCode::REQUEST_TERMINATED) => {
+                Some(status @ (StatusCode::TIMEOUT | StatusCode::REQUEST_TERMINATED)) => {
                     let description = message.description.clone().unwrap_or_default();
                     if description.contains("Consumer Deleted") {
                         return Err(PullError::Gone(description));
                     }
+                    // A request the consumer's limits refuse would be refused again: the
+                    // caller backs off instead of asking again at once.
+                    if description.starts_with("Exceeded Max") {
+                        return Err(PullError::Status(status.as_u16(), description));
+                    }
+                    // Expired, a new consumer leader, a server going down: what the request
+                    // did not deliver is no longer due.
                     self.due -= released(&message, self.batch);
                 }
                 Some(StatusCode::NO_RESPONDERS) => {

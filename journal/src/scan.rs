@@ -34,7 +34,7 @@ const SCAN_RESTARTS_MAX: u32 = 5;
 const SCAN_CONSUMER_INACTIVE: Duration = Duration::from_secs(30);
 
 // Idle heartbeats must come well within the idle bound, or a quiet wait reads as dead.
-const _: () = assert!(crate::pull::PULL_HEARTBEAT.as_nanos() * 2 <= SCAN_IDLE_TIMEOUT.as_nanos());
+const _: () = assert!(crate::pull::PULL_HEARTBEAT.as_nanos() * 2 < SCAN_IDLE_TIMEOUT.as_nanos());
 
 /// One message of the log as stored, undecoded.
 #[derive(Debug, Clone)]

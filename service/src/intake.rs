@@ -8,12 +8,12 @@ use crate::outcomes::Outcomes;
 use crate::parse::parse_command;
 use crate::processor::{Disposition, Processor, Stats};
 use async_nats::jetstream::{self, consumer::pull, AckKind};
-use futures::StreamExt;
 use paystate_events::metric_names::TYPE_UNKNOWN;
 use paystate_events::subjects::{
     check_reply_target, order_token, ReplyTargetError, ENGINE_CONSUMER, REPLY_HEADER,
 };
 use paystate_events::{Outcome, RejectionCode, Timestamp};
+use paystate_journal::pull::{Puller, PULL_IDLE_MAX};
 use paystate_journal::{Journal, LogSettings};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::Ordering::Relaxed;
@@ -98,7 +98,7 @@ pub async fn run_engine(
         stats.clone(),
         ownership,
     ));
-    tasks.spawn(pull_loop(consumer, senders, shutdown_rx));
+    tasks.spawn(pull_loop(js.clone(), consumer, senders, shutdown_rx));
     Ok(EngineHandle {
         shutdown,
         tasks,
@@ -180,21 +180,24 @@ async fn engine_consumer(
 }
 
 /// Pulls messages and routes them by order; re-opens the stream after broker trouble.
-/// Shared by every partitioned consumer (engine intake, adapter workers).
+/// Shared by every partitioned consumer (engine intake, adapter workers). Pulls through
+/// [`Puller`] (the reader keeps the count of what is due; async-nats's pull stream can lose
+/// it and then wait up to 35 s with commands queued). A request the server lost (a restart,
+/// a new consumer leader) shows as silence past [`PULL_IDLE_MAX`]; the loop then pulls anew.
 pub async fn pull_loop<T: From<jetstream::Message>>(
+    js: jetstream::Context,
     consumer: jetstream::consumer::Consumer<pull::Config>,
     senders: Vec<mpsc::Sender<T>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let (stream, name) = {
+        let info = consumer.cached_info();
+        (info.stream_name.clone(), info.name.clone())
+    };
     let mut failures = 0usize;
     while !*shutdown.borrow() {
-        let mut messages = match consumer
-            .stream()
-            .max_messages_per_batch(PULL_BATCH_MAX)
-            .messages()
-            .await
-        {
-            Ok(m) => m,
+        let mut puller = match Puller::start(&js, &stream, &name, PULL_BATCH_MAX).await {
+            Ok(p) => p,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot pull commands; retrying");
                 pause(&mut failures).await;
@@ -204,19 +207,19 @@ pub async fn pull_loop<T: From<jetstream::Message>>(
         loop {
             tokio::select! {
                 _ = shutdown.changed() => return,
-                next = messages.next() => match next {
-                    Some(Ok(msg)) => {
+                next = puller.next(PULL_IDLE_MAX) => match next {
+                    Ok(msg) => {
                         failures = 0;
                         let idx = partition_of(&msg.subject, senders.len());
                         if senders[idx].send(msg.into()).await.is_err() {
                             return;
                         }
                     }
-                    Some(Err(e)) => {
-                        tracing::warn!(error = %e, "command stream error; carrying on");
+                    Err(e) => {
+                        tracing::warn!(error = %e, "command pull interrupted; pulling anew");
                         pause(&mut failures).await;
+                        break;
                     }
-                    None => break,
                 },
             }
         }

@@ -144,6 +144,7 @@ pub async fn run_workers(
     }
     tasks.spawn(redrive_loop(redrive, senders.clone(), shutdown_rx.clone()));
     tasks.spawn(paystate_service::intake::pull_loop(
+        js.clone(),
         consumer,
         senders,
         shutdown_rx,
