@@ -3,16 +3,19 @@
 use crate::layout::{order_key, Generation, ORDER_KEY_PREFIX, POINTER_BUCKET, POINTER_KEY};
 use crate::record::ProjectedOrder;
 use crate::ProjectionError;
-use async_nats::jetstream::consumer::pull::OrderedConfig;
-use async_nats::jetstream::consumer::DeliverPolicy;
+use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
 use async_nats::jetstream::kv::{self, Operation};
 use async_nats::jetstream::{self, stream::StorageType};
-use futures::StreamExt;
 use paystate_events::OrderId;
+use paystate_journal::pull::Puller;
 use std::time::Duration;
 
 /// Longest wait for the next record while scanning a bucket.
 const SCAN_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Records asked for per pull request of a scan.
+const SCAN_BATCH: usize = 500;
+/// How long the server keeps a scan's consumer once nobody reads it.
+const SCAN_CONSUMER_INACTIVE: Duration = Duration::from_secs(30);
 /// Header the KV layer puts on deletes and purges.
 const KV_OPERATION_HEADER: &str = "KV-Operation";
 
@@ -154,9 +157,16 @@ impl ProjectionStore {
         F: FnMut(ProjectedOrder) -> bool,
     {
         let bucket = self.bucket(generation).await?;
-        let config = OrderedConfig {
+        // An ephemeral consumer without acks, read through the reader-counted puller
+        // (decision 0014: async-nats's ordered consumer can stall a read).
+        let config = pull::Config {
             filter_subject: format!("{}{ORDER_KEY_PREFIX}>", bucket.prefix),
             deliver_policy: DeliverPolicy::LastPerSubject,
+            ack_policy: AckPolicy::None,
+            max_deliver: 1,
+            memory_storage: true,
+            num_replicas: 1,
+            inactive_threshold: SCAN_CONSUMER_INACTIVE,
             description: Some("paystate: projection scan".into()),
             ..Default::default()
         };
@@ -165,20 +175,32 @@ impl ProjectionStore {
             .create_consumer(config)
             .await
             .map_err(broker)?;
-        if consumer.info().await.map_err(broker)?.num_pending == 0 {
+        let info = consumer.info().await.map_err(broker)?;
+        if info.num_pending == 0 {
             return Ok(0);
         }
-        let mut messages = consumer.messages().await.map_err(broker)?;
+        let (stream, name) = (info.stream_name.clone(), info.name.clone());
+        let mut puller = Puller::start(&self.js, &stream, &name, SCAN_BATCH)
+            .await
+            .map_err(broker)?;
         let mut visited = 0;
+        let mut consumer_seq = 0;
         loop {
-            let msg = match tokio::time::timeout(SCAN_IDLE_TIMEOUT, messages.next()).await {
-                Ok(Some(Ok(m))) => m,
-                Ok(Some(Err(e))) => return Err(broker(e)),
-                Ok(None) | Err(_) => {
-                    return Err(ProjectionError::Broker("projection scan stalled".into()))
-                }
-            };
-            let pending = msg.info().map(|i| i.pending).unwrap_or(0);
+            let msg = puller
+                .next(SCAN_IDLE_TIMEOUT)
+                .await
+                .map_err(|e| ProjectionError::Broker(format!("projection scan stalled: {e}")))?;
+            let (seq, pending) = msg
+                .info()
+                .map(|i| (i.consumer_sequence, i.pending))
+                .unwrap_or((0, 0));
+            if seq != consumer_seq + 1 {
+                return Err(ProjectionError::Broker(format!(
+                    "projection scan lost a message on the way (consumer sequence {seq} after \
+                     {consumer_seq}); try again"
+                )));
+            }
+            consumer_seq = seq;
             if !is_delete(&msg.message) {
                 let record = decode(&msg.subject, &msg.payload)?;
                 visited += 1;
