@@ -161,3 +161,36 @@ fn released(status: &async_nats::Message, batch: i64) -> i64 {
         .filter(|n| (0..=batch).contains(n))
         .unwrap_or(batch)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(pending: Option<&str>) -> async_nats::Message {
+        let mut headers = async_nats::HeaderMap::new();
+        if let Some(p) = pending {
+            headers.insert(PENDING_MESSAGES_HEADER, p);
+        }
+        async_nats::Message {
+            subject: "_INBOX.x".into(),
+            reply: None,
+            payload: Bytes::new(),
+            headers: Some(headers),
+            status: Some(StatusCode::TIMEOUT),
+            description: Some("Request Timeout".into()),
+            length: 0,
+        }
+    }
+
+    #[test]
+    fn a_status_releases_what_it_names_and_never_more_than_a_batch() {
+        assert_eq!(released(&status(Some("120")), 500), 120);
+        assert_eq!(released(&status(Some(" 7 ")), 500), 7);
+        assert_eq!(released(&status(Some("0")), 500), 0);
+        // Unreadable or out of range: the request is taken as not delivered at all.
+        assert_eq!(released(&status(Some("-3")), 500), 500);
+        assert_eq!(released(&status(Some("501")), 500), 500);
+        assert_eq!(released(&status(Some("many")), 500), 500);
+        assert_eq!(released(&status(None), 500), 500);
+    }
+}
