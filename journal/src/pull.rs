@@ -14,7 +14,7 @@
 use async_nats::jetstream;
 use async_nats::StatusCode;
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use std::time::Duration;
 
 /// How long a pull request waits on the server for messages (then it ends with a 408 that
@@ -96,56 +96,91 @@ impl Puller {
     /// The next message; gives up after `idle` without a message or a heartbeat.
     pub async fn next(&mut self, idle: Duration) -> Result<jetstream::Message, PullError> {
         loop {
-            if self.due <= self.batch / 2 {
-                self.context
-                    .client()
-                    .publish_with_reply(
-                        self.next_subject.clone(),
-                        self.inbox.clone(),
-                        self.request.clone(),
-                    )
-                    .await
-                    .map_err(|e| PullError::Request(e.to_string()))?;
-                self.due += self.batch;
-            }
+            self.ask_if_low().await?;
             let message = match tokio::time::timeout(idle, self.subscription.next()).await {
                 Err(_) => return Err(PullError::Idle(idle)),
                 Ok(None) => return Err(PullError::Closed),
                 Ok(Some(m)) => m,
             };
-            match message.status {
-                None | Some(StatusCode::OK) => {
-                    self.due -= 1;
-                    return Ok(jetstream::Message {
-                        message,
-                        context: self.context.clone(),
-                    });
-                }
-                Some(StatusCode::IDLE_HEARTBEAT) => {}
-                Some(status @ (StatusCode::TIMEOUT | StatusCode::REQUEST_TERMINATED)) => {
-                    let description = message.description.clone().unwrap_or_default();
-                    if description.contains("Consumer Deleted") {
-                        return Err(PullError::Gone(description));
-                    }
-                    // A request the consumer's limits refuse would be refused again: the
-                    // caller backs off instead of asking again at once.
-                    if description.starts_with("Exceeded Max") {
-                        return Err(PullError::Status(status.as_u16(), description));
-                    }
-                    // Expired, a new consumer leader, a server going down: what the request
-                    // did not deliver is no longer due.
-                    self.due -= released(&message, self.batch);
-                }
-                Some(StatusCode::NO_RESPONDERS) => {
-                    return Err(PullError::Gone("no responders".into()))
-                }
-                Some(other) => {
-                    return Err(PullError::Status(
-                        other.as_u16(),
-                        message.description.unwrap_or_default(),
-                    ))
-                }
+            if let Some(message) = self.take(message)? {
+                return Ok(message);
             }
+        }
+    }
+
+    /// The next message (waiting as [`Puller::next`] does), then as many more as have already
+    /// arrived, `max` in all.
+    pub async fn next_batch(
+        &mut self,
+        max: usize,
+        idle: Duration,
+    ) -> Result<Vec<jetstream::Message>, PullError> {
+        let mut batch = vec![self.next(idle).await?];
+        while batch.len() < max {
+            self.ask_if_low().await?;
+            let Some(arrived) = self.subscription.next().now_or_never() else {
+                break;
+            };
+            let message = arrived.ok_or(PullError::Closed)?;
+            if let Some(message) = self.take(message)? {
+                batch.push(message);
+            }
+        }
+        Ok(batch)
+    }
+
+    /// Asks for the next batch once half of the last is no longer due.
+    async fn ask_if_low(&mut self) -> Result<(), PullError> {
+        if self.due <= self.batch / 2 {
+            self.context
+                .client()
+                .publish_with_reply(
+                    self.next_subject.clone(),
+                    self.inbox.clone(),
+                    self.request.clone(),
+                )
+                .await
+                .map_err(|e| PullError::Request(e.to_string()))?;
+            self.due += self.batch;
+        }
+        Ok(())
+    }
+
+    /// What an arrived message means: a message of the consumer, or a status that changes
+    /// what is due (`None`), or the end of this pull.
+    fn take(
+        &mut self,
+        message: async_nats::Message,
+    ) -> Result<Option<jetstream::Message>, PullError> {
+        match message.status {
+            None | Some(StatusCode::OK) => {
+                self.due -= 1;
+                Ok(Some(jetstream::Message {
+                    message,
+                    context: self.context.clone(),
+                }))
+            }
+            Some(StatusCode::IDLE_HEARTBEAT) => Ok(None),
+            Some(status @ (StatusCode::TIMEOUT | StatusCode::REQUEST_TERMINATED)) => {
+                let description = message.description.clone().unwrap_or_default();
+                if description.contains("Consumer Deleted") {
+                    return Err(PullError::Gone(description));
+                }
+                // A request the consumer's limits refuse would be refused again: the caller
+                // backs off instead of asking again at once.
+                if description.starts_with("Exceeded Max") {
+                    return Err(PullError::Status(status.as_u16(), description));
+                }
+                // Expired, a new consumer leader, a server going down: what the request did
+                // not deliver is no longer due.
+                self.due -= released(&message, self.batch);
+                Ok(None)
+            }
+            Some(StatusCode::NO_RESPONDERS) => Err(PullError::Gone("no responders".into())),
+            Some(other) => Err(PullError::Status(
+                other.as_u16(),
+                message.description.unwrap_or_default(),
+            )),
         }
     }
 }

@@ -24,6 +24,7 @@ use futures::StreamExt;
 use lru::LruCache;
 use paystate_events::subjects::EVENTS_PREFIX;
 use paystate_events::OrderId;
+use paystate_journal::pull::{PullError, Puller, PULL_IDLE_MAX};
 use paystate_journal::read::to_chrono;
 use paystate_journal::{Journal, RawEntry, StoredCommit};
 use std::collections::HashMap;
@@ -197,13 +198,14 @@ pub(crate) async fn follow(
         .map_err(broker)?;
     let mut cache =
         LruCache::new(NonZeroUsize::new(cfg.cache_orders_max.max(1)).unwrap_or(NonZeroUsize::MIN));
-    let messages = consumer
-        .stream()
-        .max_messages_per_batch(cfg.batch_max)
-        .messages()
-        .await
-        .map_err(broker)?;
-    let mut batches = messages.ready_chunks(cfg.batch_max.max(1));
+    // Pulled through the reader-counted puller (decision 0014: async-nats's pull stream can
+    // wait up to 35 s for messages it never asked for).
+    let (stream_name, consumer_name) = {
+        let info = consumer.cached_info();
+        (info.stream_name.clone(), info.name.clone())
+    };
+    let pull_from = || Puller::start(store.context(), &stream_name, &consumer_name, cfg.batch_max);
+    let mut puller = pull_from().await.map_err(broker)?;
     // Redrives are for the live generation (a rebuild catching up leaves them alone).
     let mut redrives = match until_caught_up {
         true => None,
@@ -225,14 +227,15 @@ pub(crate) async fn follow(
                     return Ok(Exit::Swapped);
                 }
             }
-            next = batches.next() => {
-                let Some(batch) = next else { return Err(ProjectionError::Broker("consumer closed".into())) };
-                let mut msgs = Vec::with_capacity(batch.len());
-                for m in batch {
-                    msgs.push(m.map_err(broker)?);
+            next = puller.next_batch(cfg.batch_max.max(1), PULL_IDLE_MAX) => match next {
+                Ok(msgs) => process_batch(&bucket, &journal, &mut cache, msgs, cfg, stats).await,
+                // The server lost the request (a restart, a new consumer leader): pull anew.
+                Err(e @ (PullError::Idle(_) | PullError::Closed)) => {
+                    tracing::warn!(error = %e, "projection pull interrupted; pulling anew");
+                    puller = pull_from().await.map_err(broker)?;
                 }
-                process_batch(&bucket, &journal, &mut cache, msgs, cfg, stats).await;
-            }
+                Err(e) => return Err(broker(e)),
+            },
         }
     }
 }
