@@ -12,6 +12,7 @@
 //! reads on, and counts in signed numbers, so what it believes is due is what the server owes.
 
 use async_nats::jetstream;
+use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
 use async_nats::StatusCode;
 use bytes::Bytes;
 use futures::{FutureExt, StreamExt};
@@ -25,6 +26,8 @@ pub const PULL_HEARTBEAT: Duration = Duration::from_secs(4);
 /// How long a long-running reader waits for a message or a heartbeat before it takes the
 /// request as lost (a server restart, a new consumer leader) and pulls anew.
 pub const PULL_IDLE_MAX: Duration = Duration::from_secs(10);
+/// How long the server keeps a scan's consumer once nobody reads it.
+pub const SCAN_CONSUMER_INACTIVE: Duration = Duration::from_secs(30);
 /// The header of a 408/409 status that says how many messages of a request were not sent.
 const PENDING_MESSAGES_HEADER: &str = "Nats-Pending-Messages";
 
@@ -32,6 +35,26 @@ const PENDING_MESSAGES_HEADER: &str = "Nats-Pending-Messages";
 // two heartbeats go by before it gives a request up.
 const _: () = assert!(PULL_HEARTBEAT.as_nanos() * 2 <= PULL_EXPIRES.as_nanos());
 const _: () = assert!(PULL_HEARTBEAT.as_nanos() * 2 < PULL_IDLE_MAX.as_nanos());
+
+/// The consumer a one-off read (a scan) pulls through a [`Puller`]: no acks, in memory, one
+/// replica, dropped by the server [`SCAN_CONSUMER_INACTIVE`] after its last read.
+pub fn scan_consumer(
+    filter_subject: String,
+    deliver_policy: DeliverPolicy,
+    description: &str,
+) -> pull::Config {
+    pull::Config {
+        filter_subject,
+        deliver_policy,
+        ack_policy: AckPolicy::None,
+        max_deliver: 1,
+        memory_storage: true,
+        num_replicas: 1,
+        inactive_threshold: SCAN_CONSUMER_INACTIVE,
+        description: Some(description.to_string()),
+        ..Default::default()
+    }
+}
 
 /// Why no message came.
 #[derive(Debug, thiserror::Error)]

@@ -12,11 +12,11 @@
 //! shows as a gap in the consumer's sequence, and the scan then starts a new consumer at the
 //! first stream sequence it has not read (a bounded number of times).
 
-use crate::pull::{PullError, Puller};
+use crate::pull::{scan_consumer, PullError, Puller};
 use crate::read::{to_chrono, ReadError, StoredCommit};
 use crate::Journal;
 use async_nats::jetstream;
-use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::HeaderMap;
 use bytes::Bytes;
 use paystate_events::subjects::{order_token, EVENTS_PREFIX, HASH_HEADER};
@@ -30,8 +30,6 @@ const SCAN_BATCH: usize = 500;
 /// Consumers a scan may start after its first (a message lost on the way, a consumer the
 /// server dropped) before it gives up.
 const SCAN_RESTARTS_MAX: u32 = 5;
-/// How long the server keeps a scan's consumer once nobody reads it.
-const SCAN_CONSUMER_INACTIVE: Duration = Duration::from_secs(30);
 
 // Idle heartbeats must come well within the idle bound, or a quiet wait reads as dead.
 const _: () = assert!(crate::pull::PULL_HEARTBEAT.as_nanos() * 2 < SCAN_IDLE_TIMEOUT.as_nanos());
@@ -194,8 +192,7 @@ impl Journal {
     }
 }
 
-/// A fresh consumer of the log from `start` (no acks, in memory, gone once unread) and its
-/// puller.
+/// A fresh consumer of the log from `start` ([`scan_consumer`]) and its puller.
 async fn open_consumer(
     js: &jetstream::Context,
     stream: &jetstream::stream::Stream,
@@ -203,19 +200,13 @@ async fn open_consumer(
     start: u64,
 ) -> Result<Puller, ReadError> {
     let broker = |e: String| ReadError::Broker(e);
-    let config = pull::Config {
-        filter_subject: filter_subject.to_string(),
-        deliver_policy: DeliverPolicy::ByStartSequence {
+    let config = scan_consumer(
+        filter_subject.to_string(),
+        DeliverPolicy::ByStartSequence {
             start_sequence: start,
         },
-        ack_policy: AckPolicy::None,
-        max_deliver: 1,
-        memory_storage: true,
-        num_replicas: 1,
-        inactive_threshold: SCAN_CONSUMER_INACTIVE,
-        description: Some("paystate: whole-log scan".into()),
-        ..Default::default()
-    };
+        "paystate: whole-log scan",
+    );
     let consumer = stream
         .create_consumer(config)
         .await

@@ -3,19 +3,17 @@
 use crate::layout::{order_key, Generation, ORDER_KEY_PREFIX, POINTER_BUCKET, POINTER_KEY};
 use crate::record::ProjectedOrder;
 use crate::ProjectionError;
-use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::kv::{self, Operation};
 use async_nats::jetstream::{self, stream::StorageType};
 use paystate_events::OrderId;
-use paystate_journal::pull::Puller;
+use paystate_journal::pull::{scan_consumer, Puller};
 use std::time::Duration;
 
 /// Longest wait for the next record while scanning a bucket.
 const SCAN_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Records asked for per pull request of a scan.
 const SCAN_BATCH: usize = 500;
-/// How long the server keeps a scan's consumer once nobody reads it.
-const SCAN_CONSUMER_INACTIVE: Duration = Duration::from_secs(30);
 /// Header the KV layer puts on deletes and purges.
 const KV_OPERATION_HEADER: &str = "KV-Operation";
 
@@ -159,17 +157,11 @@ impl ProjectionStore {
         let bucket = self.bucket(generation).await?;
         // An ephemeral consumer without acks, read through the reader-counted puller
         // (decision 0014: async-nats's ordered consumer can stall a read).
-        let config = pull::Config {
-            filter_subject: format!("{}{ORDER_KEY_PREFIX}>", bucket.prefix),
-            deliver_policy: DeliverPolicy::LastPerSubject,
-            ack_policy: AckPolicy::None,
-            max_deliver: 1,
-            memory_storage: true,
-            num_replicas: 1,
-            inactive_threshold: SCAN_CONSUMER_INACTIVE,
-            description: Some("paystate: projection scan".into()),
-            ..Default::default()
-        };
+        let config = scan_consumer(
+            format!("{}{ORDER_KEY_PREFIX}>", bucket.prefix),
+            DeliverPolicy::LastPerSubject,
+            "paystate: projection scan",
+        );
         let mut consumer = bucket
             .stream
             .create_consumer(config)
