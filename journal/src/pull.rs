@@ -117,6 +117,8 @@ impl Puller {
     }
 
     /// The next message; gives up after `idle` without a message or a heartbeat.
+    /// Cancel-safe (a `select!` branch may drop it): it awaits only the request's send (not
+    /// counted until sent) and the subscription (a message is taken only when returned).
     pub async fn next(&mut self, idle: Duration) -> Result<jetstream::Message, PullError> {
         loop {
             self.ask_if_low().await?;
@@ -132,7 +134,8 @@ impl Puller {
     }
 
     /// The next message (waiting as [`Puller::next`] does), then as many more as have already
-    /// arrived, `max` in all.
+    /// arrived, `max` in all. Cancel-safe like [`Puller::next`]: once it holds a message it
+    /// no longer waits for anything (the next call asks for more).
     pub async fn next_batch(
         &mut self,
         max: usize,
@@ -140,7 +143,6 @@ impl Puller {
     ) -> Result<Vec<jetstream::Message>, PullError> {
         let mut batch = vec![self.next(idle).await?];
         while batch.len() < max {
-            self.ask_if_low().await?;
             let Some(arrived) = self.subscription.next().now_or_never() else {
                 break;
             };
