@@ -143,12 +143,16 @@ impl Puller {
     ) -> Result<Vec<jetstream::Message>, PullError> {
         let mut batch = vec![self.next(idle).await?];
         while batch.len() < max {
-            let Some(arrived) = self.subscription.next().now_or_never() else {
+            // Why an end or a refusal here only ends the batch: the messages in hand are
+            // handed out first; the next call meets the same end (the subscription stays
+            // closed, a refused or unanswered request is refused again) and reports it.
+            let Some(Some(message)) = self.subscription.next().now_or_never() else {
                 break;
             };
-            let message = arrived.ok_or(PullError::Closed)?;
-            if let Some(message) = self.take(message)? {
-                batch.push(message);
+            match self.take(message) {
+                Ok(Some(message)) => batch.push(message),
+                Ok(None) => {}
+                Err(_) => break,
             }
         }
         Ok(batch)
