@@ -86,11 +86,10 @@ pub struct Puller {
 }
 
 impl Puller {
-    /// Pulls from `consumer` of `stream` (a pull consumer that exists).
+    /// Pulls from the pull consumer `consumer` describes (its stream and name).
     pub async fn start(
         context: &jetstream::Context,
-        stream: &str,
-        consumer: &str,
+        consumer: &jetstream::consumer::Info,
         batch: usize,
     ) -> Result<Puller, PullError> {
         let client = context.client();
@@ -107,7 +106,10 @@ impl Puller {
         });
         Ok(Puller {
             context: context.clone(),
-            next_subject: format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"),
+            next_subject: format!(
+                "$JS.API.CONSUMER.MSG.NEXT.{}.{}",
+                consumer.stream_name, consumer.name
+            ),
             inbox,
             subscription,
             request: Bytes::from(request.to_string()),

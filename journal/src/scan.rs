@@ -199,7 +199,6 @@ async fn open_consumer(
     filter_subject: &str,
     start: u64,
 ) -> Result<Puller, ReadError> {
-    let broker = |e: String| ReadError::Broker(e);
     let config = scan_consumer(
         filter_subject.to_string(),
         DeliverPolicy::ByStartSequence {
@@ -210,12 +209,10 @@ async fn open_consumer(
     let consumer = stream
         .create_consumer(config)
         .await
-        .map_err(|e| broker(e.to_string()))?;
-    let name = consumer.cached_info().name.clone();
-    let stream_name = stream.cached_info().config.name.clone();
-    Puller::start(js, &stream_name, &name, SCAN_BATCH)
+        .map_err(|e| ReadError::Broker(e.to_string()))?;
+    Puller::start(js, consumer.cached_info(), SCAN_BATCH)
         .await
-        .map_err(|e| broker(e.to_string()))
+        .map_err(|e| ReadError::Broker(e.to_string()))
 }
 
 impl LogScan {

@@ -200,11 +200,7 @@ pub(crate) async fn follow(
         LruCache::new(NonZeroUsize::new(cfg.cache_orders_max.max(1)).unwrap_or(NonZeroUsize::MIN));
     // Pulled through the reader-counted puller (decision 0014: async-nats's pull stream can
     // wait up to 35 s for messages it never asked for).
-    let (stream_name, consumer_name) = {
-        let info = consumer.cached_info();
-        (info.stream_name.clone(), info.name.clone())
-    };
-    let pull_from = || Puller::start(store.context(), &stream_name, &consumer_name, cfg.batch_max);
+    let pull_from = || Puller::start(store.context(), consumer.cached_info(), cfg.batch_max);
     let mut puller = pull_from().await.map_err(broker)?;
     // Redrives are for the live generation (a rebuild catching up leaves them alone).
     let mut redrives = match until_caught_up {

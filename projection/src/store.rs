@@ -171,8 +171,7 @@ impl ProjectionStore {
         if info.num_pending == 0 {
             return Ok(0);
         }
-        let (stream, name) = (info.stream_name.clone(), info.name.clone());
-        let mut puller = Puller::start(&self.js, &stream, &name, SCAN_BATCH)
+        let mut puller = Puller::start(&self.js, info, SCAN_BATCH)
             .await
             .map_err(broker)?;
         let mut visited = 0;

@@ -190,13 +190,9 @@ pub async fn pull_loop<T: From<jetstream::Message>>(
     senders: Vec<mpsc::Sender<T>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let (stream, name) = {
-        let info = consumer.cached_info();
-        (info.stream_name.clone(), info.name.clone())
-    };
     let mut failures = 0usize;
     while !*shutdown.borrow() {
-        let mut puller = match Puller::start(&js, &stream, &name, PULL_BATCH_MAX).await {
+        let mut puller = match Puller::start(&js, consumer.cached_info(), PULL_BATCH_MAX).await {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot pull commands; retrying");
