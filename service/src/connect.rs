@@ -246,12 +246,9 @@ pub fn redacted_urls(urls: &str) -> String {
             // Why a scheme must look like one (a letter, then letters, digits, '+', '-',
             // '.'): a password holding "://" must not pass for the end of a scheme.
             let is_scheme = |s: &str| {
-                s.trim_start()
-                    .chars()
-                    .next()
-                    .is_some_and(|c| c.is_ascii_alphabetic())
-                    && s.trim_start()
-                        .chars()
+                let s = s.trim_start();
+                s.starts_with(|c: char| c.is_ascii_alphabetic())
+                    && s.chars()
                         .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
             };
             let (scheme, rest) = match url.find("://") {

@@ -36,7 +36,7 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
         signal = stop.signal() => return Ok(stopped_early(signal)),
     };
     let (stack, sandbox) = tokio::select! {
-        up = start_and_demo(settings, server.is_none()) => up?,
+        up = start_and_demo(settings, server.is_none().then_some(url.as_str())) => up?,
         signal = stop.signal() => return Ok(stopped_early(signal)),
     };
     if args.exit_after_demo {
@@ -61,11 +61,11 @@ fn stopped_early(signal: &str) -> ExitCode {
 }
 
 /// Starts every part and the sandbox, then drives the sample orders and prints their
-/// timelines. `existing_server`: the server was already running, so check first that it
-/// takes this run's credentials.
+/// timelines. `existing_server`: the (printable) URL of a server that was already running,
+/// so check first that it takes this run's credentials.
 async fn start_and_demo(
     settings: Settings,
-    existing_server: bool,
+    existing_server: Option<&str>,
 ) -> anyhow::Result<(paystate::stack::Stack, paystate_sandbox::SandboxHandle)> {
     // Each part runs as its role's NATS user; the demo sends as a client and reads the log
     // (and uploads its screenshot, as the gateway would) as the reporter.
@@ -78,10 +78,9 @@ async fn start_and_demo(
         Role::Operator,
     ];
     let nats = settings.connections(&roles, false).await?;
-    if existing_server {
+    if let Some(url) = existing_server {
         let store = settings.data_dir.join("nats");
-        let shown = paystate_service::connect::redacted_urls(&settings.nats_url);
-        jetstream_answers(&shown, &store, nats.get(Role::Engine)?).await?;
+        jetstream_answers(url, &store, nats.get(Role::Engine)?).await?;
     }
     // The gateway keeps the sockets it probed with: no second bind, no window to lose them.
     let public = bind_or_free_port(&settings.http, "public").await?;
