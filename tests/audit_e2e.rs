@@ -342,3 +342,73 @@ async fn a_scan_that_loses_its_consumer_reads_each_message_once_in_order() {
     assert_eq!(seen.len() as u64, MESSAGES);
     assert_eq!(seen, expected, "each message once, in stream order");
 }
+
+/// A follow of the log (the reconciler's view) returns every message once and in order,
+/// those written while it follows too, when its consumer disappears mid-read: it starts a
+/// new consumer at the first sequence it has not returned.
+#[tokio::test]
+async fn a_follow_that_loses_its_consumer_returns_each_message_once_in_order() {
+    use futures::TryStreamExt;
+    use paystate_journal::follow::Follow;
+    const BEFORE: u64 = 2_000;
+    const DURING: u64 = 500;
+    const DROP_AFTER: u64 = 1_000;
+    const NEXT_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+    let nats = TestNats::start().await;
+    let journal = nats.journal().await;
+    let js = async_nats::jetstream::new(nats.connect().await);
+    let publish = |from: u64, to: u64| {
+        let js = js.clone();
+        async move {
+            let mut acks = Vec::new();
+            for i in from..to {
+                let subject = format!("paystate.events.follow-{}", i % 7);
+                let ack = js
+                    .publish(subject, format!("message {i}").into())
+                    .await
+                    .expect("published");
+                acks.push(ack);
+            }
+            for ack in acks {
+                ack.await.expect("stored");
+            }
+        }
+    };
+    publish(0, BEFORE).await;
+    let mut follow = Follow::ordered(
+        journal.context(),
+        journal.stream(),
+        "paystate.events.>",
+        1,
+        "test follow",
+    );
+    let mut seen = Vec::new();
+    let mut dropped = 0;
+    while (seen.len() as u64) < BEFORE + DURING {
+        let msg = tokio::time::timeout(NEXT_WAIT, follow.next())
+            .await
+            .expect("the follow goes on");
+        seen.push(msg.info().expect("metadata").stream_sequence);
+        if seen.len() as u64 == DROP_AFTER {
+            let stream = journal.stream();
+            let names: Vec<String> = stream
+                .consumer_names()
+                .try_collect()
+                .await
+                .expect("consumers listed");
+            for name in names {
+                stream
+                    .delete_consumer(&name)
+                    .await
+                    .expect("consumer deleted");
+                dropped += 1;
+            }
+        }
+        if seen.len() as u64 == BEFORE {
+            publish(BEFORE, BEFORE + DURING).await;
+        }
+    }
+    assert_eq!(dropped, 1, "the follow's consumer was dropped mid-read");
+    let expected: Vec<u64> = (1..=BEFORE + DURING).collect();
+    assert_eq!(seen, expected, "each message once, in stream order");
+}

@@ -17,6 +17,8 @@
 //!   projection rebuilds, audits, exports.
 //! - [`pull`]: a pull consumer's messages with the count of what is due kept by the reader
 //!   (async-nats's own pull streams can stall; see there).
+//! - [`follow`]: a consumer followed for as long as a process runs (durable, or in stream
+//!   order without acks), pulled anew after whatever ends a pull.
 //!
 //! Layout: stream `PAYSTATE_EVENTS`, subjects `paystate.events.<order_id>`, file storage;
 //! each message is a JSON [`paystate_events::Commit`] with headers `Paystate-Commit-Hash`
@@ -25,6 +27,7 @@
 pub mod append;
 pub mod batch_read;
 pub mod dead_letters;
+pub mod follow;
 pub mod pull;
 pub mod quarantine;
 pub mod read;

@@ -12,15 +12,18 @@ use crate::store::{broker, get_record, ProjectionStore};
 use crate::ProjectionError;
 use async_nats::jetstream::consumer::{pull, AckPolicy};
 use async_nats::jetstream::{kv, AckKind, Message};
-use futures::StreamExt;
 use paystate_events::subjects::{order_token, DEAD_LETTERS_STREAM};
 use paystate_events::OrderId;
 use paystate_journal::dead_letters::{self, Source, SERVER_DELIVERIES_SLACK};
+use paystate_journal::follow::Follow;
 use paystate_journal::Journal;
 use std::time::Duration;
 
 /// Pause before a failed redrive request is delivered again.
 const REDRIVE_RETRY_DELAY: Duration = Duration::from_secs(1);
+/// Redrive requests asked for per pull (an operator's redrive is a handful; each re-reads an
+/// order, so few are held at once).
+const REDRIVE_BATCH: usize = 16;
 
 /// Sets `msg` aside with `reason`; true once it is stored (only then is it acknowledged).
 pub(crate) async fn give_up(
@@ -59,17 +62,14 @@ pub(crate) async fn give_up(
 
 /// The projector's redrive requests (its durable consumer on the dead-letter stream); `None`
 /// when it cannot be opened (logged: redrives then wait for the next start).
-pub(crate) async fn requests(
-    store: &ProjectionStore,
-    cfg: &ProjectorConfig,
-) -> Option<pull::Stream> {
+pub(crate) async fn requests(store: &ProjectionStore, cfg: &ProjectorConfig) -> Option<Follow> {
     let opened = async {
         let stream = store
             .context()
             .get_stream_no_info(DEAD_LETTERS_STREAM)
             .await
             .map_err(broker)?;
-        let consumer = stream
+        stream
             .create_consumer(pull::Config {
                 durable_name: Some(dead_letters::redrive_consumer(Source::Projector)),
                 filter_subject: Source::Projector.redrive_subject(),
@@ -81,11 +81,14 @@ pub(crate) async fn requests(
                 ..Default::default()
             })
             .await
-            .map_err(broker)?;
-        consumer.messages().await.map_err(broker)
+            .map_err(broker)
     };
     match opened.await {
-        Ok(m) => Some(m),
+        Ok(consumer) => Some(Follow::durable(
+            store.context(),
+            consumer.cached_info(),
+            REDRIVE_BATCH,
+        )),
         Err(e) => {
             tracing::warn!(error = %e, "projector: redrive requests unavailable");
             None
@@ -93,20 +96,11 @@ pub(crate) async fn requests(
     }
 }
 
-/// The next redrive request (pending forever without a consumer or after it ended).
-pub(crate) async fn next(requests: &mut Option<pull::Stream>) -> Option<Message> {
-    loop {
-        let Some(stream) = requests.as_mut() else {
-            return std::future::pending().await;
-        };
-        match stream.next().await {
-            Some(Ok(msg)) => return Some(msg),
-            Some(Err(e)) => {
-                tracing::warn!(error = %e, "projector: redrive stream error; carrying on");
-                tokio::time::sleep(REDRIVE_RETRY_DELAY).await;
-            }
-            None => *requests = None,
-        }
+/// The next redrive request (pending forever without a consumer).
+pub(crate) async fn next(requests: &mut Option<Follow>) -> Message {
+    match requests.as_mut() {
+        Some(follow) => follow.next().await,
+        None => std::future::pending().await,
     }
 }
 

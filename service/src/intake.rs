@@ -13,7 +13,7 @@ use paystate_events::subjects::{
     check_reply_target, order_token, ReplyTargetError, ENGINE_CONSUMER, REPLY_HEADER,
 };
 use paystate_events::{Outcome, RejectionCode, Timestamp};
-use paystate_journal::pull::{Puller, PULL_IDLE_MAX};
+use paystate_journal::follow::Follow;
 use paystate_journal::{Journal, LogSettings};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::Ordering::Relaxed;
@@ -23,8 +23,6 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-/// Pause before re-opening the message stream after it failed, growing up to the last value.
-const RESUBSCRIBE_BACKOFF_MS: [u64; 4] = [100, 500, 1000, 2000];
 /// Attempts at creating streams, bucket and consumer, one second apart (cluster elections).
 const SETUP_ATTEMPTS_MAX: u32 = 30;
 /// Commands pulled per request from the consumer.
@@ -98,7 +96,13 @@ pub async fn run_engine(
         stats.clone(),
         ownership,
     ));
-    tasks.spawn(pull_loop(js.clone(), consumer, senders, shutdown_rx));
+    tasks.spawn(pull_loop(
+        js.clone(),
+        consumer,
+        senders,
+        by_subject,
+        shutdown_rx,
+    ));
     Ok(EngineHandle {
         shutdown,
         tasks,
@@ -179,53 +183,36 @@ async fn engine_consumer(
         .map_err(|e| EngineError::Consumer(e.to_string()))
 }
 
-/// Pulls messages and routes them by order; re-opens the stream after broker trouble.
-/// Shared by every partitioned consumer (engine intake, adapter workers). Pulls through
-/// [`Puller`] (the reader keeps the count of what is due; async-nats's pull stream can lose
+/// Pulls messages and routes them by order (`route`: the partition of a message among
+/// `senders.len()`); pulls anew after broker trouble. Shared by every partitioned consumer
+/// (engine intake, adapter workers and their redrive requests). Pulls through
+/// [`Follow`] (the reader keeps the count of what is due; async-nats's pull stream can lose
 /// it and then wait up to 35 s with commands queued). A request the server lost (a restart,
-/// a new consumer leader) shows as silence past [`PULL_IDLE_MAX`]; the loop then pulls anew.
+/// a new consumer leader) shows as silence past its idle bound; the follow then pulls anew.
 pub async fn pull_loop<T: From<jetstream::Message>>(
     js: jetstream::Context,
     consumer: jetstream::consumer::Consumer<pull::Config>,
     senders: Vec<mpsc::Sender<T>>,
+    route: fn(&jetstream::Message, usize) -> usize,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut failures = 0usize;
+    let mut follow = Follow::durable(&js, consumer.cached_info(), PULL_BATCH_MAX);
     while !*shutdown.borrow() {
-        let mut puller = match Puller::start(&js, consumer.cached_info(), PULL_BATCH_MAX).await {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot pull commands; retrying");
-                pause(&mut failures).await;
-                continue;
-            }
-        };
-        loop {
-            tokio::select! {
-                _ = shutdown.changed() => return,
-                next = puller.next(PULL_IDLE_MAX) => match next {
-                    Ok(msg) => {
-                        failures = 0;
-                        let idx = partition_of(&msg.subject, senders.len());
-                        if senders[idx].send(msg.into()).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "command pull interrupted; pulling anew");
-                        pause(&mut failures).await;
-                        break;
-                    }
-                },
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            msg = follow.next() => {
+                let idx = route(&msg, senders.len());
+                if senders[idx].send(msg.into()).await.is_err() {
+                    return;
+                }
             }
         }
     }
 }
 
-async fn pause(failures: &mut usize) {
-    let idx = (*failures).min(RESUBSCRIBE_BACKOFF_MS.len() - 1);
-    *failures += 1;
-    tokio::time::sleep(Duration::from_millis(RESUBSCRIBE_BACKOFF_MS[idx])).await;
+/// [`pull_loop`]'s route for messages on order subjects: by the subject's order token.
+pub fn by_subject(msg: &jetstream::Message, partitions: usize) -> usize {
+    partition_of(&msg.subject, partitions)
 }
 
 /// The partition of a message: by the order token of its subject, so one order's messages

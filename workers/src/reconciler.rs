@@ -29,13 +29,13 @@ mod startup;
 
 pub use probes::PROBES_IN_FLIGHT_MAX;
 
-use async_nats::jetstream::{self, consumer};
-use futures::StreamExt;
+use async_nats::jetstream;
 use paystate_adapters::features::{supports, Feature};
 use paystate_adapters::Adapters;
 use paystate_events::subjects::{order_token, DEAD_LETTERS_STREAM, EVENTS_PREFIX};
 use paystate_events::{Commit, CommitHash, OrderId, OrderState, Provider, Status, Timestamp};
 use paystate_journal::dead_letters::{self, Outgoing, Source};
+use paystate_journal::follow::Follow;
 use paystate_journal::Journal;
 use paystate_service::Client;
 use std::collections::{HashMap, HashSet};
@@ -195,7 +195,7 @@ pub async fn run_reconciler(
         let (instance, instances) = (r.cfg.instance, r.cfg.instances);
         move |o: &OrderId| is_mine(o, instance, instances)
     };
-    let deliver_policy =
+    let start_seq =
         match startup::from_projection(&js, &r.journal, events_stream, mine, TRACKED_ORDERS_MAX)
             .await
         {
@@ -204,29 +204,27 @@ pub async fn run_reconciler(
                 for (order, loaded) in start.tracked {
                     r.track(order, loaded);
                 }
-                consumer::DeliverPolicy::ByStartSequence {
-                    start_sequence: start.follow_from.max(1),
-                }
+                start.follow_from.max(1)
             }
             Err(e) => {
                 tracing::info!(reason = %e, "reconciler: folding the log from its start");
-                consumer::DeliverPolicy::All
+                1
             }
         };
-    let follower = js
+    let stream = js
         .get_stream(events_stream)
-        .await
-        .map_err(|e| e.to_string())?
-        .create_consumer(consumer::pull::OrderedConfig {
-            filter_subject: format!("{EVENTS_PREFIX}.>"),
-            deliver_policy,
-            ..Default::default()
-        })
         .await
         .map_err(|e| e.to_string())?;
     // Nothing to follow up to now: probing may start at once; otherwise once caught up.
-    r.caught_up = follower.cached_info().num_pending == 0;
-    let messages = follower.messages().await.map_err(|e| e.to_string())?;
+    let last = stream.cached_info().state.last_sequence;
+    r.caught_up = start_seq > last;
+    let messages = Follow::ordered(
+        &js,
+        &stream,
+        &format!("{EVENTS_PREFIX}.>"),
+        start_seq,
+        "paystate reconciler: the log, followed",
+    );
     let redrives = redrive_requests(&js).await;
     let (shutdown, rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -239,24 +237,23 @@ pub async fn run_reconciler(
 }
 
 /// Redrive requests for the reconciler, from now on (`None` when unavailable: logged).
-async fn redrive_requests(js: &jetstream::Context) -> Option<consumer::pull::Ordered> {
+async fn redrive_requests(js: &jetstream::Context) -> Option<Follow> {
     let opened = async {
-        js.get_stream_no_info(DEAD_LETTERS_STREAM)
+        let stream = js
+            .get_stream(DEAD_LETTERS_STREAM)
             .await
-            .map_err(|e| e.to_string())?
-            .create_consumer(consumer::pull::OrderedConfig {
-                filter_subject: Source::Reconciler.redrive_subject(),
-                deliver_policy: consumer::DeliverPolicy::New,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| e.to_string())?
-            .messages()
-            .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        let from = stream.cached_info().state.last_sequence + 1;
+        Ok::<_, String>(Follow::ordered(
+            js,
+            &stream,
+            &Source::Reconciler.redrive_subject(),
+            from,
+            "paystate reconciler: redrive requests",
+        ))
     };
     match opened.await {
-        Ok(m) => Some(m),
+        Ok(f) => Some(f),
         Err(e) => {
             tracing::warn!(error = %e, "reconciler: redrive requests unavailable");
             None
@@ -264,20 +261,10 @@ async fn redrive_requests(js: &jetstream::Context) -> Option<consumer::pull::Ord
     }
 }
 
-async fn next_redrive(
-    redrives: &mut Option<consumer::pull::Ordered>,
-) -> Option<async_nats::jetstream::Message> {
-    loop {
-        let Some(stream) = redrives.as_mut() else {
-            return std::future::pending().await;
-        };
-        match stream.next().await {
-            Some(Ok(msg)) => return Some(msg),
-            Some(Err(e)) => {
-                tracing::warn!(error = %e, "reconciler: redrive stream error; carrying on")
-            }
-            None => *redrives = None,
-        }
+async fn next_redrive(redrives: &mut Option<Follow>) -> async_nats::jetstream::Message {
+    match redrives.as_mut() {
+        Some(follow) => follow.next().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -308,8 +295,8 @@ struct Reconciler {
 impl Reconciler {
     async fn run(
         mut self,
-        mut messages: consumer::pull::Ordered,
-        mut redrives: Option<consumer::pull::Ordered>,
+        mut messages: Follow,
+        mut redrives: Option<Follow>,
         mut shutdown: watch::Receiver<bool>,
     ) {
         let mut tick = tokio::time::interval(self.cfg.tick);
@@ -321,17 +308,13 @@ impl Reconciler {
                 }
                 _ = tick.tick(), if self.caught_up => self.start_due(chrono::Utc::now()),
                 Some(done) = self.jobs.join_next(), if !self.jobs.is_empty() => self.finished(done),
-                Some(msg) = next_redrive(&mut redrives) => self.redriven(&msg).await,
-                next = messages.next() => match next {
-                    Some(Ok(msg)) => {
-                        let info = msg.info().ok().map(|i| (i.stream_sequence, i.pending));
-                        let (seq, pending) = info.unwrap_or((0, 1));
-                        self.follow(&msg.subject, &msg.payload, seq).await;
-                        self.caught_up |= pending == 0;
-                    }
-                    Some(Err(e)) => tracing::warn!(error = %e, "reconciler: log stream error; carrying on"),
-                    None => return,
-                },
+                msg = next_redrive(&mut redrives) => self.redriven(&msg).await,
+                msg = messages.next() => {
+                    let info = msg.info().ok().map(|i| (i.stream_sequence, i.pending));
+                    let (seq, pending) = info.unwrap_or((0, 1));
+                    self.follow(&msg.subject, &msg.payload, seq).await;
+                    self.caught_up |= pending == 0;
+                }
             }
         }
     }

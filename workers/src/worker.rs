@@ -12,7 +12,6 @@
 
 use crate::work::{perform, Done, Env};
 use async_nats::jetstream::{self, consumer::pull, AckKind};
-use futures::StreamExt;
 use paystate_adapters::Adapters;
 use paystate_events::OrderId;
 use paystate_journal::dead_letters::{self, Outgoing, Source, SERVER_DELIVERIES_SLACK};
@@ -33,8 +32,6 @@ const RETRY_DELAYS_MS: [u64; 5] = [500, 2_000, 10_000, 30_000, 60_000];
 /// Default for [`WorkerConfig::deliveries_max`]: along [`RETRY_DELAYS_MS`], about 16 minutes
 /// of trying before a commit's work is set aside for a person.
 pub const DELIVERIES_MAX_DEFAULT: i64 = 20;
-/// Pause before re-opening the redrive consumer after it failed.
-const REDRIVE_RESUBSCRIBE_MS: u64 = 1_000;
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -142,11 +139,18 @@ pub async fn run_workers(
         };
         tasks.spawn(partition(shared, rx));
     }
-    tasks.spawn(redrive_loop(redrive, senders.clone(), shutdown_rx.clone()));
+    tasks.spawn(paystate_service::intake::pull_loop(
+        js.clone(),
+        redrive,
+        senders.clone(),
+        by_redriven_subject,
+        shutdown_rx.clone(),
+    ));
     tasks.spawn(paystate_service::intake::pull_loop(
         js.clone(),
         consumer,
         senders,
+        paystate_service::intake::by_subject,
         shutdown_rx,
     ));
     Ok(WorkersHandle {
@@ -180,42 +184,10 @@ async fn redrive_consumer(
         .map_err(|e| e.to_string())
 }
 
-/// Routes redrive requests to the partition of their order (the original commit's subject),
-/// so they queue behind that order's other work.
-async fn redrive_loop(
-    consumer: jetstream::consumer::Consumer<pull::Config>,
-    senders: Vec<mpsc::Sender<jetstream::Message>>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    while !*shutdown.borrow() {
-        let mut messages = match consumer.messages().await {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot pull redrive requests; retrying");
-                tokio::time::sleep(Duration::from_millis(REDRIVE_RESUBSCRIBE_MS)).await;
-                continue;
-            }
-        };
-        loop {
-            tokio::select! {
-                _ = shutdown.changed() => return,
-                next = messages.next() => match next {
-                    Some(Ok(msg)) => {
-                        let subject = Item::of(&msg).subject;
-                        let idx = paystate_service::intake::partition_of(&subject, senders.len());
-                        if senders[idx].send(msg).await.is_err() {
-                            return;
-                        }
-                    }
-                    Some(Err(e)) => {
-                        tracing::warn!(error = %e, "redrive stream error; carrying on");
-                        tokio::time::sleep(Duration::from_millis(REDRIVE_RESUBSCRIBE_MS)).await;
-                    }
-                    None => break,
-                },
-            }
-        }
-    }
+/// [`paystate_service::intake::pull_loop`]'s route for redrive requests: the partition of
+/// their order (the original commit's subject), so they queue behind that order's other work.
+fn by_redriven_subject(msg: &jetstream::Message, partitions: usize) -> usize {
+    paystate_service::intake::partition_of(&Item::of(msg).subject, partitions)
 }
 
 struct Shared {

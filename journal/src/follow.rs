@@ -1,0 +1,186 @@
+//! Following a consumer for as long as a process runs, on [`Puller`]s: whatever ends a pull
+//! (a lost request, a server restart, a new consumer leader, a deleted consumer) costs a
+//! pause and a new pull, never a stall and never the end of the follow.
+//!
+//! - [`Follow::durable`]: a durable consumer with acknowledgements (command queues, redrive
+//!   requests). What a lost pull had delivered and nobody acknowledged is redelivered by
+//!   the server after its ack wait; nothing is tracked here.
+//! - [`Follow::ordered`]: every message of a stream's subjects in stream order, without acks
+//!   (the reconciler's view of the log): an ephemeral consumer per pull, and a gap in the
+//!   consumer sequence (a message lost on the way) or anything that ends a pull starts a new
+//!   consumer at the first stream sequence not returned yet, so each message is returned
+//!   once and in order.
+//!
+//! Pauses grow per failure in a row up to the last of [`FOLLOW_BACKOFF`]: a broker that stays
+//! away is asked a bounded number of times a minute, and the first message resets the count.
+
+use crate::pull::{scan_consumer, PullError, Puller, PULL_IDLE_MAX, SCAN_CONSUMER_INACTIVE};
+use async_nats::jetstream;
+use async_nats::jetstream::consumer::DeliverPolicy;
+use std::time::Duration;
+
+/// Pause before the n-th new pull after failures in a row (the last one repeats).
+pub const FOLLOW_BACKOFF: [Duration; 4] = [
+    Duration::from_millis(100),
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+];
+
+/// Messages asked for per pull request by a follow.
+pub const FOLLOW_BATCH: usize = 512;
+
+/// What a follow reads.
+enum Kind {
+    /// A durable consumer that outlives the pulls (its info names stream and consumer).
+    Durable(Box<jetstream::consumer::Info>),
+    /// Ephemeral consumers, one after another, from the first stream sequence not returned.
+    Ordered(Box<Ordered>),
+}
+
+struct Ordered {
+    stream: jetstream::stream::Stream,
+    filter_subject: String,
+    description: String,
+    /// The first stream sequence not returned yet.
+    next_seq: u64,
+    /// The consumer sequence of the last message returned by the current consumer.
+    consumer_seq: u64,
+}
+
+/// A consumer followed until the caller stops asking (see the module docs).
+pub struct Follow {
+    context: jetstream::Context,
+    kind: Kind,
+    batch: usize,
+    puller: Option<Puller>,
+    failures: usize,
+    /// What the follow is, in its log lines.
+    name: String,
+}
+
+impl Follow {
+    /// Follows the durable pull consumer `consumer` describes, `batch` messages per request.
+    pub fn durable(
+        context: &jetstream::Context,
+        consumer: &jetstream::consumer::Info,
+        batch: usize,
+    ) -> Follow {
+        Follow {
+            context: context.clone(),
+            name: format!("{}/{}", consumer.stream_name, consumer.name),
+            kind: Kind::Durable(Box::new(consumer.clone())),
+            batch,
+            puller: None,
+            failures: 0,
+        }
+    }
+
+    /// Follows `filter_subject` of `stream` in stream order from `start_seq` (1: from the
+    /// start, or from the first message the stream still holds).
+    pub fn ordered(
+        context: &jetstream::Context,
+        stream: &jetstream::stream::Stream,
+        filter_subject: &str,
+        start_seq: u64,
+        description: &str,
+    ) -> Follow {
+        Follow {
+            context: context.clone(),
+            name: filter_subject.to_string(),
+            kind: Kind::Ordered(Box::new(Ordered {
+                stream: stream.clone(),
+                filter_subject: filter_subject.to_string(),
+                description: description.to_string(),
+                next_seq: start_seq.max(1),
+                consumer_seq: 0,
+            })),
+            batch: FOLLOW_BATCH,
+            puller: None,
+            failures: 0,
+        }
+    }
+
+    /// The next message. Never ends by itself: a failure is logged and pulled past after a
+    /// pause. Cancel-safe (a `select!` branch may drop it): a message is taken only when
+    /// returned, and an interrupted start or pause is begun again by the next call.
+    pub async fn next(&mut self) -> jetstream::Message {
+        loop {
+            let Some(puller) = self.puller.as_mut() else {
+                match self.start().await {
+                    Ok(p) => self.puller = Some(p),
+                    Err(e) => self.failed(&e).await,
+                }
+                continue;
+            };
+            match puller.next(PULL_IDLE_MAX).await {
+                Ok(msg) => match self.in_order(&msg) {
+                    Ok(()) => {
+                        self.failures = 0;
+                        return msg;
+                    }
+                    Err(e) => self.failed(&e).await,
+                },
+                Err(e) => self.failed(&e.to_string()).await,
+            }
+        }
+    }
+
+    /// A new pull: on the durable consumer, or on a new consumer from the first stream
+    /// sequence not returned yet.
+    async fn start(&mut self) -> Result<Puller, String> {
+        let info = match &mut self.kind {
+            Kind::Durable(info) => (**info).clone(),
+            Kind::Ordered(o) => {
+                let mut config = scan_consumer(
+                    o.filter_subject.clone(),
+                    DeliverPolicy::ByStartSequence {
+                        start_sequence: o.next_seq,
+                    },
+                    &o.description,
+                );
+                // Why longer than a scan's: a follower may wait a long time between messages
+                // (the server drops the consumer only once nobody pulls it).
+                config.inactive_threshold = SCAN_CONSUMER_INACTIVE * 10;
+                let consumer = o
+                    .stream
+                    .create_consumer(config)
+                    .await
+                    .map_err(|e| format!("consumer not created: {e}"))?;
+                o.consumer_seq = 0;
+                consumer.cached_info().clone()
+            }
+        };
+        Puller::start(&self.context, &info, self.batch)
+            .await
+            .map_err(|e: PullError| e.to_string())
+    }
+
+    /// Checks an ordered follow's message continues the consumer's sequence and moves past it.
+    fn in_order(&mut self, msg: &jetstream::Message) -> Result<(), String> {
+        let Kind::Ordered(o) = &mut self.kind else {
+            return Ok(());
+        };
+        let info = msg
+            .info()
+            .map_err(|e| format!("a message without JetStream metadata: {e}"))?;
+        if info.consumer_sequence != o.consumer_seq + 1 {
+            return Err(format!(
+                "consumer sequence {} after {}: a message was lost on the way",
+                info.consumer_sequence, o.consumer_seq
+            ));
+        }
+        o.consumer_seq = info.consumer_sequence;
+        o.next_seq = info.stream_sequence + 1;
+        Ok(())
+    }
+
+    /// Drops the current pull and pauses before the next one.
+    async fn failed(&mut self, why: &str) {
+        self.puller = None;
+        let pause = FOLLOW_BACKOFF[self.failures.min(FOLLOW_BACKOFF.len() - 1)];
+        self.failures += 1;
+        tracing::warn!(follow = %self.name, reason = %why, ?pause, "pull interrupted; pulling anew");
+        tokio::time::sleep(pause).await;
+    }
+}
