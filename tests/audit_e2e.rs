@@ -295,24 +295,12 @@ async fn export_import_into_a_fresh_server_audits_clean_with_identical_projectio
 /// not read.
 #[tokio::test]
 async fn a_scan_that_loses_its_consumer_reads_each_message_once_in_order() {
-    use futures::TryStreamExt;
     const MESSAGES: u64 = 3_000;
     const DROP_AFTER: usize = 1_000;
     let nats = TestNats::start().await;
     let journal = nats.journal().await;
     let js = async_nats::jetstream::new(nats.connect().await);
-    let mut acks = Vec::new();
-    for i in 0..MESSAGES {
-        let subject = format!("paystate.events.scan-{}", i % 7);
-        let ack = js
-            .publish(subject, format!("message {i}").into())
-            .await
-            .expect("published");
-        acks.push(ack);
-    }
-    for ack in acks {
-        ack.await.expect("stored");
-    }
+    publish_numbered(&js, "scan", 0, MESSAGES).await;
     let mut scan = journal
         .scan(paystate_journal::ScanOptions::default())
         .await
@@ -322,19 +310,7 @@ async fn a_scan_that_loses_its_consumer_reads_each_message_once_in_order() {
     while let Some(entry) = scan.next().await {
         seen.push(entry.expect("the scan reads on").sequence);
         if seen.len() == DROP_AFTER {
-            let stream = journal.stream();
-            let names: Vec<String> = stream
-                .consumer_names()
-                .try_collect()
-                .await
-                .expect("consumers listed");
-            for name in names {
-                stream
-                    .delete_consumer(&name)
-                    .await
-                    .expect("consumer deleted");
-                dropped += 1;
-            }
+            dropped += drop_consumers(&journal).await;
         }
     }
     assert_eq!(dropped, 1, "the scan's consumer was dropped mid-read");
@@ -348,7 +324,6 @@ async fn a_scan_that_loses_its_consumer_reads_each_message_once_in_order() {
 /// new consumer at the first sequence it has not returned.
 #[tokio::test]
 async fn a_follow_that_loses_its_consumer_returns_each_message_once_in_order() {
-    use futures::TryStreamExt;
     use paystate_journal::follow::Follow;
     const BEFORE: u64 = 2_000;
     const DURING: u64 = 500;
@@ -357,24 +332,7 @@ async fn a_follow_that_loses_its_consumer_returns_each_message_once_in_order() {
     let nats = TestNats::start().await;
     let journal = nats.journal().await;
     let js = async_nats::jetstream::new(nats.connect().await);
-    let publish = |from: u64, to: u64| {
-        let js = js.clone();
-        async move {
-            let mut acks = Vec::new();
-            for i in from..to {
-                let subject = format!("paystate.events.follow-{}", i % 7);
-                let ack = js
-                    .publish(subject, format!("message {i}").into())
-                    .await
-                    .expect("published");
-                acks.push(ack);
-            }
-            for ack in acks {
-                ack.await.expect("stored");
-            }
-        }
-    };
-    publish(0, BEFORE).await;
+    publish_numbered(&js, "follow", 0, BEFORE).await;
     let mut follow = Follow::ordered(
         journal.context(),
         journal.stream(),
@@ -390,25 +348,82 @@ async fn a_follow_that_loses_its_consumer_returns_each_message_once_in_order() {
             .expect("the follow goes on");
         seen.push(msg.info().expect("metadata").stream_sequence);
         if seen.len() as u64 == DROP_AFTER {
-            let stream = journal.stream();
-            let names: Vec<String> = stream
-                .consumer_names()
-                .try_collect()
-                .await
-                .expect("consumers listed");
-            for name in names {
-                stream
-                    .delete_consumer(&name)
-                    .await
-                    .expect("consumer deleted");
-                dropped += 1;
-            }
+            dropped += drop_consumers(&journal).await;
         }
         if seen.len() as u64 == BEFORE {
-            publish(BEFORE, BEFORE + DURING).await;
+            publish_numbered(&js, "follow", BEFORE, BEFORE + DURING).await;
         }
     }
     assert_eq!(dropped, 1, "the follow's consumer was dropped mid-read");
     let expected: Vec<u64> = (1..=BEFORE + DURING).collect();
     assert_eq!(seen, expected, "each message once, in stream order");
+}
+
+/// Publishes messages `from..to` on seven order subjects `paystate.events.<tag>-<n>` and
+/// waits until each is stored.
+async fn publish_numbered(js: &async_nats::jetstream::Context, tag: &str, from: u64, to: u64) {
+    let mut acks = Vec::new();
+    for i in from..to {
+        let subject = format!("paystate.events.{tag}-{}", i % 7);
+        let ack = js
+            .publish(subject, format!("message {i}").into())
+            .await
+            .expect("published");
+        acks.push(ack);
+    }
+    for ack in acks {
+        ack.await.expect("stored");
+    }
+}
+
+/// Deletes every consumer of the log (what a server dropping them looks like to a reader);
+/// how many there were.
+async fn drop_consumers(journal: &paystate_journal::Journal) -> usize {
+    use futures::TryStreamExt;
+    let stream = journal.stream();
+    let names: Vec<String> = stream
+        .consumer_names()
+        .try_collect()
+        .await
+        .expect("consumers listed");
+    for name in &names {
+        stream
+            .delete_consumer(name)
+            .await
+            .expect("consumer deleted");
+    }
+    names.len()
+}
+
+/// A follow that cannot pull (its stream is gone) keeps to its growing pauses even when the
+/// caller's `select!` drops its future every millisecond: three or four attempts in 1.5 s,
+/// not one per wake-up.
+#[tokio::test]
+async fn a_follow_that_cannot_pull_keeps_its_pauses_when_interrupted() {
+    use paystate_journal::follow::Follow;
+    let nats = TestNats::start().await;
+    let journal = nats.journal().await;
+    let js = async_nats::jetstream::new(nats.connect().await);
+    let name = journal.stream().cached_info().config.name.clone();
+    js.delete_stream(&name).await.expect("stream deleted");
+    let mut follow = Follow::ordered(
+        journal.context(),
+        journal.stream(),
+        "paystate.events.>",
+        1,
+        "test follow",
+    );
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(1));
+    let until = tokio::time::Instant::now() + std::time::Duration::from_millis(1_500);
+    while tokio::time::Instant::now() < until {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = follow.next() => panic!("a message from a deleted stream"),
+        }
+    }
+    let attempts = follow.failures_in_a_row();
+    assert!(
+        (2..=4).contains(&attempts),
+        "{attempts} failed attempts in 1.5 s (pauses 0.1, 0.5, 1 s)"
+    );
 }

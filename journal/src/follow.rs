@@ -16,7 +16,7 @@
 
 use crate::pull::{scan_consumer, PullError, Puller, PULL_IDLE_MAX, SCAN_CONSUMER_INACTIVE};
 use async_nats::jetstream;
-use async_nats::jetstream::consumer::DeliverPolicy;
+use async_nats::jetstream::consumer::{pull, DeliverPolicy};
 use std::time::Duration;
 
 /// Pause before the n-th new pull after failures in a row (the last one repeats).
@@ -54,7 +54,12 @@ pub struct Follow {
     kind: Kind,
     batch: usize,
     puller: Option<Puller>,
+    /// A new pull being set up (in its own task: see [`Follow::next`]).
+    starting: Option<tokio::task::JoinHandle<Result<Puller, String>>>,
+    /// Failures in a row (the pause grows with them).
     failures: usize,
+    /// No new pull before this instant (after a failure).
+    resume_at: Option<tokio::time::Instant>,
     /// What the follow is, in its log lines.
     name: String,
 }
@@ -72,7 +77,9 @@ impl Follow {
             kind: Kind::Durable(Box::new(consumer.clone())),
             batch,
             puller: None,
+            starting: None,
             failures: 0,
+            resume_at: None,
         }
     }
 
@@ -97,19 +104,38 @@ impl Follow {
             })),
             batch: FOLLOW_BATCH,
             puller: None,
+            starting: None,
             failures: 0,
+            resume_at: None,
         }
     }
 
     /// The next message. Never ends by itself: a failure is logged and pulled past after a
-    /// pause. Cancel-safe (a `select!` branch may drop it): a message is taken only when
-    /// returned, and an interrupted start or pause is begun again by the next call.
+    /// pause. Cancel-safe (a `select!` branch may drop it and call again at once): a message
+    /// is taken only when returned, a pause ends when it was due whoever waits for it, and a
+    /// new pull is set up in a task of its own, so a dropped call neither repeats the pause's
+    /// work early nor leaves a consumer half made.
     pub async fn next(&mut self) -> jetstream::Message {
         loop {
+            if let Some(at) = self.resume_at {
+                tokio::time::sleep_until(at).await;
+                self.resume_at = None;
+            }
             let Some(puller) = self.puller.as_mut() else {
-                match self.start().await {
-                    Ok(p) => self.puller = Some(p),
-                    Err(e) => self.failed(&e).await,
+                let starting = self.starting.get_or_insert_with(|| {
+                    tokio::spawn(start(self.context.clone(), self.kind.plan(), self.batch))
+                });
+                let started = starting.await;
+                self.starting = None;
+                match started {
+                    Ok(Ok(p)) => {
+                        if let Kind::Ordered(o) = &mut self.kind {
+                            o.consumer_seq = 0;
+                        }
+                        self.puller = Some(p);
+                    }
+                    Ok(Err(e)) => self.failed(&e),
+                    Err(e) => self.failed(&format!("the pull's setup ended: {e}")),
                 }
                 continue;
             };
@@ -119,41 +145,11 @@ impl Follow {
                         self.failures = 0;
                         return msg;
                     }
-                    Err(e) => self.failed(&e).await,
+                    Err(e) => self.failed(&e),
                 },
-                Err(e) => self.failed(&e.to_string()).await,
+                Err(e) => self.failed(&e.to_string()),
             }
         }
-    }
-
-    /// A new pull: on the durable consumer, or on a new consumer from the first stream
-    /// sequence not returned yet.
-    async fn start(&mut self) -> Result<Puller, String> {
-        let info = match &mut self.kind {
-            Kind::Durable(info) => (**info).clone(),
-            Kind::Ordered(o) => {
-                let mut config = scan_consumer(
-                    o.filter_subject.clone(),
-                    DeliverPolicy::ByStartSequence {
-                        start_sequence: o.next_seq,
-                    },
-                    &o.description,
-                );
-                // Why longer than a scan's: a follower may wait a long time between messages
-                // (the server drops the consumer only once nobody pulls it).
-                config.inactive_threshold = SCAN_CONSUMER_INACTIVE * 10;
-                let consumer = o
-                    .stream
-                    .create_consumer(config)
-                    .await
-                    .map_err(|e| format!("consumer not created: {e}"))?;
-                o.consumer_seq = 0;
-                consumer.cached_info().clone()
-            }
-        };
-        Puller::start(&self.context, &info, self.batch)
-            .await
-            .map_err(|e: PullError| e.to_string())
     }
 
     /// Checks an ordered follow's message continues the consumer's sequence and moves past it.
@@ -175,12 +171,67 @@ impl Follow {
         Ok(())
     }
 
-    /// Drops the current pull and pauses before the next one.
-    async fn failed(&mut self, why: &str) {
+    /// Failed pulls in a row (0 once a message came): for health reports and tests.
+    pub fn failures_in_a_row(&self) -> usize {
+        self.failures
+    }
+
+    /// Drops the current pull; the next one starts after a pause.
+    fn failed(&mut self, why: &str) {
         self.puller = None;
         let pause = FOLLOW_BACKOFF[self.failures.min(FOLLOW_BACKOFF.len() - 1)];
         self.failures += 1;
+        self.resume_at = Some(tokio::time::Instant::now() + pause);
         tracing::warn!(follow = %self.name, reason = %why, ?pause, "pull interrupted; pulling anew");
-        tokio::time::sleep(pause).await;
     }
+}
+
+/// What a new pull needs, owned (it is set up in a task of its own).
+enum Plan {
+    Durable(Box<jetstream::consumer::Info>),
+    Ordered {
+        stream: Box<jetstream::stream::Stream>,
+        config: pull::Config,
+    },
+}
+
+impl Kind {
+    fn plan(&self) -> Plan {
+        match self {
+            Kind::Durable(info) => Plan::Durable(info.clone()),
+            Kind::Ordered(o) => {
+                let mut config = scan_consumer(
+                    o.filter_subject.clone(),
+                    DeliverPolicy::ByStartSequence {
+                        start_sequence: o.next_seq,
+                    },
+                    &o.description,
+                );
+                // Why longer than a scan's: a follower may wait a long time between messages
+                // (the server drops the consumer only once nobody pulls it).
+                config.inactive_threshold = SCAN_CONSUMER_INACTIVE * 10;
+                Plan::Ordered {
+                    stream: Box::new(o.stream.clone()),
+                    config,
+                }
+            }
+        }
+    }
+}
+
+/// A new pull: on the durable consumer, or on a new consumer from the first stream sequence
+/// not returned yet.
+async fn start(context: jetstream::Context, plan: Plan, batch: usize) -> Result<Puller, String> {
+    let info = match plan {
+        Plan::Durable(info) => *info,
+        Plan::Ordered { stream, config } => stream
+            .create_consumer(config)
+            .await
+            .map_err(|e| format!("consumer not created: {e}"))?
+            .cached_info()
+            .clone(),
+    };
+    Puller::start(&context, &info, batch)
+        .await
+        .map_err(|e: PullError| e.to_string())
 }
