@@ -191,7 +191,7 @@ enum Plan {
     Durable(Box<jetstream::consumer::Info>),
     Ordered {
         stream: Box<jetstream::stream::Stream>,
-        config: pull::Config,
+        config: Box<pull::Config>,
     },
 }
 
@@ -212,7 +212,7 @@ impl Kind {
                 config.inactive_threshold = SCAN_CONSUMER_INACTIVE * 10;
                 Plan::Ordered {
                     stream: Box::new(o.stream.clone()),
-                    config,
+                    config: Box::new(config),
                 }
             }
         }
@@ -225,7 +225,7 @@ async fn start(context: jetstream::Context, plan: Plan, batch: usize) -> Result<
     let info = match plan {
         Plan::Durable(info) => *info,
         Plan::Ordered { stream, config } => stream
-            .create_consumer(config)
+            .create_consumer(*config)
             .await
             .map_err(|e| format!("consumer not created: {e}"))?
             .cached_info()
