@@ -128,12 +128,7 @@ impl Follow {
                 let started = starting.await;
                 self.starting = None;
                 match started {
-                    Ok(Ok(p)) => {
-                        if let Kind::Ordered(o) = &mut self.kind {
-                            o.consumer_seq = 0;
-                        }
-                        self.puller = Some(p);
-                    }
+                    Ok(Ok(p)) => self.install(p),
                     Ok(Err(e)) => self.failed(&e),
                     Err(e) => self.failed(&format!("the pull's setup ended: {e}")),
                 }
@@ -169,6 +164,25 @@ impl Follow {
         o.consumer_seq = info.consumer_sequence;
         o.next_seq = info.stream_sequence + 1;
         Ok(())
+    }
+
+    /// Sets up the first pull now, so a follow that cannot start at all (no such stream, no
+    /// permission) is an error its caller can report at start-up instead of a warning every
+    /// few seconds. Later failures are [`Follow::next`]'s to ride out.
+    pub async fn open(&mut self) -> Result<(), String> {
+        if self.puller.is_none() && self.starting.is_none() {
+            let puller = start(self.context.clone(), self.kind.plan(), self.batch).await?;
+            self.install(puller);
+        }
+        Ok(())
+    }
+
+    /// A new pull takes over (an ordered follow's new consumer counts from its first message).
+    fn install(&mut self, puller: Puller) {
+        if let Kind::Ordered(o) = &mut self.kind {
+            o.consumer_seq = 0;
+        }
+        self.puller = Some(puller);
     }
 
     /// Failed pulls in a row (0 once a message came): for health reports and tests.

@@ -218,13 +218,14 @@ pub async fn run_reconciler(
     // Nothing to follow up to now: probing may start at once; otherwise once caught up.
     let last = stream.cached_info().state.last_sequence;
     r.caught_up = start_seq > last;
-    let messages = Follow::ordered(
+    let mut messages = Follow::ordered(
         &js,
         &stream,
         &format!("{EVENTS_PREFIX}.>"),
         start_seq,
         "paystate reconciler: the log, followed",
     );
+    messages.open().await?;
     let redrives = redrive_requests(&js).await;
     let (shutdown, rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
