@@ -427,3 +427,49 @@ async fn a_follow_that_cannot_pull_keeps_its_pauses_when_interrupted() {
         "{attempts} failed attempts in 1.5 s (pauses 0.1, 0.5, 1 s)"
     );
 }
+
+/// A follow of the log across a nats-server SIGKILL and restart (the reconciler's view of a
+/// broker outage): every message once and in order, those written after the restart too.
+/// The lost pull shows as silence past the idle bound; the follow then starts a new consumer
+/// at the first sequence it has not returned (the in-memory one died with the server).
+#[tokio::test]
+async fn a_follow_rides_out_a_server_restart_with_each_message_once_in_order() {
+    use paystate_journal::follow::Follow;
+    const BEFORE: u64 = 1_000;
+    const AFTER: u64 = 500;
+    const RESTART_AFTER: u64 = 500;
+    // The idle bound (10 s) plus a new consumer, with room for a slow machine.
+    const NEXT_WAIT: std::time::Duration = std::time::Duration::from_secs(40);
+    let mut nats = TestNats::start().await;
+    let journal = nats.journal().await;
+    let js = async_nats::jetstream::new(nats.connect().await);
+    let log = journal.stream().cached_info().config.name.clone();
+    publish_numbered(&js, "outage", 0, BEFORE).await;
+    let mut follow = Follow::ordered(
+        journal.context(),
+        journal.stream(),
+        "paystate.events.>",
+        1,
+        "test follow",
+    );
+    let mut seen = Vec::new();
+    while (seen.len() as u64) < BEFORE + AFTER {
+        let msg = tokio::time::timeout(NEXT_WAIT, follow.next())
+            .await
+            .expect("the follow goes on");
+        seen.push(msg.info().expect("metadata").stream_sequence);
+        if seen.len() as u64 == RESTART_AFTER {
+            nats.server.restart().await.expect("nats-server restarts");
+        }
+        if seen.len() as u64 == BEFORE {
+            let deadline = tokio::time::Instant::now() + NEXT_WAIT;
+            while js.get_stream(&log).await.is_err() {
+                assert!(tokio::time::Instant::now() < deadline, "the log is back");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            publish_numbered(&js, "outage", BEFORE, BEFORE + AFTER).await;
+        }
+    }
+    let expected: Vec<u64> = (1..=BEFORE + AFTER).collect();
+    assert_eq!(seen, expected, "each message once, in stream order");
+}
