@@ -324,7 +324,6 @@ async fn a_scan_that_loses_its_consumer_reads_each_message_once_in_order() {
 /// new consumer at the first sequence it has not returned.
 #[tokio::test]
 async fn a_follow_that_loses_its_consumer_returns_each_message_once_in_order() {
-    use paystate_journal::follow::Follow;
     const BEFORE: u64 = 2_000;
     const DURING: u64 = 500;
     const DROP_AFTER: u64 = 1_000;
@@ -333,20 +332,11 @@ async fn a_follow_that_loses_its_consumer_returns_each_message_once_in_order() {
     let journal = nats.journal().await;
     let js = async_nats::jetstream::new(nats.connect().await);
     publish_numbered(&js, "follow", 0, BEFORE).await;
-    let mut follow = Follow::ordered(
-        journal.context(),
-        journal.stream(),
-        "paystate.events.>",
-        1,
-        "test follow",
-    );
+    let mut follow = follow_log(&journal);
     let mut seen = Vec::new();
     let mut dropped = 0;
     while (seen.len() as u64) < BEFORE + DURING {
-        let msg = tokio::time::timeout(NEXT_WAIT, follow.next())
-            .await
-            .expect("the follow goes on");
-        seen.push(msg.info().expect("metadata").stream_sequence);
+        seen.push(next_seq(&mut follow, NEXT_WAIT).await);
         if seen.len() as u64 == DROP_AFTER {
             dropped += drop_consumers(&journal).await;
         }
@@ -400,19 +390,12 @@ async fn drop_consumers(journal: &paystate_journal::Journal) -> usize {
 /// not one per wake-up.
 #[tokio::test]
 async fn a_follow_that_cannot_pull_keeps_its_pauses_when_interrupted() {
-    use paystate_journal::follow::Follow;
     let nats = TestNats::start().await;
     let journal = nats.journal().await;
     let js = async_nats::jetstream::new(nats.connect().await);
     let name = journal.stream().cached_info().config.name.clone();
     js.delete_stream(&name).await.expect("stream deleted");
-    let mut follow = Follow::ordered(
-        journal.context(),
-        journal.stream(),
-        "paystate.events.>",
-        1,
-        "test follow",
-    );
+    let mut follow = follow_log(&journal);
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(1));
     let until = tokio::time::Instant::now() + std::time::Duration::from_millis(1_500);
     while tokio::time::Instant::now() < until {
@@ -434,7 +417,6 @@ async fn a_follow_that_cannot_pull_keeps_its_pauses_when_interrupted() {
 /// at the first sequence it has not returned (the in-memory one died with the server).
 #[tokio::test]
 async fn a_follow_rides_out_a_server_restart_with_each_message_once_in_order() {
-    use paystate_journal::follow::Follow;
     const BEFORE: u64 = 1_000;
     const AFTER: u64 = 500;
     const RESTART_AFTER: u64 = 500;
@@ -445,19 +427,10 @@ async fn a_follow_rides_out_a_server_restart_with_each_message_once_in_order() {
     let js = async_nats::jetstream::new(nats.connect().await);
     let log = journal.stream().cached_info().config.name.clone();
     publish_numbered(&js, "outage", 0, BEFORE).await;
-    let mut follow = Follow::ordered(
-        journal.context(),
-        journal.stream(),
-        "paystate.events.>",
-        1,
-        "test follow",
-    );
+    let mut follow = follow_log(&journal);
     let mut seen = Vec::new();
     while (seen.len() as u64) < BEFORE + AFTER {
-        let msg = tokio::time::timeout(NEXT_WAIT, follow.next())
-            .await
-            .expect("the follow goes on");
-        seen.push(msg.info().expect("metadata").stream_sequence);
+        seen.push(next_seq(&mut follow, NEXT_WAIT).await);
         if seen.len() as u64 == RESTART_AFTER {
             nats.server.restart().await.expect("nats-server restarts");
         }
@@ -472,4 +445,23 @@ async fn a_follow_rides_out_a_server_restart_with_each_message_once_in_order() {
     }
     let expected: Vec<u64> = (1..=BEFORE + AFTER).collect();
     assert_eq!(seen, expected, "each message once, in stream order");
+}
+
+/// A follow of the whole log from its start.
+fn follow_log(journal: &paystate_journal::Journal) -> paystate_journal::follow::Follow {
+    paystate_journal::follow::Follow::ordered(
+        journal.context(),
+        journal.stream(),
+        "paystate.events.>",
+        1,
+        "test follow",
+    )
+}
+
+/// The stream sequence of the follow's next message, waiting at most `wait`.
+async fn next_seq(follow: &mut paystate_journal::follow::Follow, wait: std::time::Duration) -> u64 {
+    let msg = tokio::time::timeout(wait, follow.next())
+        .await
+        .expect("the follow goes on");
+    msg.info().expect("metadata").stream_sequence
 }
