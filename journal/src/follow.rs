@@ -14,9 +14,8 @@
 //! Pauses grow per failure in a row up to the last of [`FOLLOW_BACKOFF`]: a broker that stays
 //! away is asked a bounded number of times a minute, and the first message resets the count.
 
-use crate::pull::{scan_consumer, PullError, Puller, PULL_IDLE_MAX, SCAN_CONSUMER_INACTIVE};
+use crate::pull::{open_ordered, OrderedPosition, Puller, PULL_IDLE_MAX, SCAN_CONSUMER_INACTIVE};
 use async_nats::jetstream;
-use async_nats::jetstream::consumer::{pull, DeliverPolicy};
 use std::time::Duration;
 
 /// Pause before the n-th new pull after failures in a row (the last one repeats).
@@ -42,10 +41,8 @@ struct Ordered {
     stream: jetstream::stream::Stream,
     filter_subject: String,
     description: String,
-    /// The first stream sequence not returned yet.
-    next_seq: u64,
-    /// The consumer sequence of the last message returned by the current consumer.
-    consumer_seq: u64,
+    /// Where the next consumer starts, and the current one's last message.
+    position: OrderedPosition,
 }
 
 /// A consumer followed until the caller stops asking (see the module docs).
@@ -99,8 +96,7 @@ impl Follow {
                 stream: stream.clone(),
                 filter_subject: filter_subject.to_string(),
                 description: description.to_string(),
-                next_seq: start_seq.max(1),
-                consumer_seq: 0,
+                position: OrderedPosition::from(start_seq),
             })),
             batch: FOLLOW_BATCH,
             puller: None,
@@ -155,15 +151,8 @@ impl Follow {
         let info = msg
             .info()
             .map_err(|e| format!("a message without JetStream metadata: {e}"))?;
-        if info.consumer_sequence != o.consumer_seq + 1 {
-            return Err(format!(
-                "consumer sequence {} after {}: a message was lost on the way",
-                info.consumer_sequence, o.consumer_seq
-            ));
-        }
-        o.consumer_seq = info.consumer_sequence;
-        o.next_seq = info.stream_sequence + 1;
-        Ok(())
+        o.position
+            .advance(info.consumer_sequence, info.stream_sequence)
     }
 
     /// Sets up the first pull now, so a follow that cannot start at all (no such stream, no
@@ -180,7 +169,7 @@ impl Follow {
     /// A new pull takes over (an ordered follow's new consumer counts from its first message).
     fn install(&mut self, puller: Puller) {
         if let Kind::Ordered(o) = &mut self.kind {
-            o.consumer_seq = 0;
+            o.position.new_consumer();
         }
         self.puller = Some(puller);
     }
@@ -205,7 +194,9 @@ enum Plan {
     Durable(Box<jetstream::consumer::Info>),
     Ordered {
         stream: Box<jetstream::stream::Stream>,
-        config: Box<pull::Config>,
+        filter_subject: String,
+        description: String,
+        start: u64,
     },
 }
 
@@ -213,39 +204,46 @@ impl Kind {
     fn plan(&self) -> Plan {
         match self {
             Kind::Durable(info) => Plan::Durable(info.clone()),
-            Kind::Ordered(o) => {
-                let mut config = scan_consumer(
-                    o.filter_subject.clone(),
-                    DeliverPolicy::ByStartSequence {
-                        start_sequence: o.next_seq,
-                    },
-                    &o.description,
-                );
-                // Why longer than a scan's: a follower may wait a long time between messages
-                // (the server drops the consumer only once nobody pulls it).
-                config.inactive_threshold = SCAN_CONSUMER_INACTIVE * 10;
-                Plan::Ordered {
-                    stream: Box::new(o.stream.clone()),
-                    config: Box::new(config),
-                }
-            }
+            Kind::Ordered(o) => Plan::Ordered {
+                stream: Box::new(o.stream.clone()),
+                filter_subject: o.filter_subject.clone(),
+                description: o.description.clone(),
+                start: o.position.next_seq,
+            },
         }
     }
 }
 
+/// How long the server keeps a follow's abandoned consumer. Why longer than a scan's: a
+/// follower may wait a long time between messages (the server drops the consumer only once
+/// nobody pulls it).
+const FOLLOW_CONSUMER_INACTIVE: Duration =
+    Duration::from_secs(SCAN_CONSUMER_INACTIVE.as_secs() * 10);
+
 /// A new pull: on the durable consumer, or on a new consumer from the first stream sequence
 /// not returned yet.
 async fn start(context: jetstream::Context, plan: Plan, batch: usize) -> Result<Puller, String> {
-    let info = match plan {
-        Plan::Durable(info) => *info,
-        Plan::Ordered { stream, config } => stream
-            .create_consumer(*config)
+    match plan {
+        Plan::Durable(info) => Puller::start(&context, &info, batch)
             .await
-            .map_err(|e| format!("consumer not created: {e}"))?
-            .cached_info()
-            .clone(),
-    };
-    Puller::start(&context, &info, batch)
-        .await
-        .map_err(|e: PullError| e.to_string())
+            .map_err(|e| e.to_string()),
+        Plan::Ordered {
+            stream,
+            filter_subject,
+            description,
+            start,
+        } => {
+            let consumer = (description.as_str(), FOLLOW_CONSUMER_INACTIVE);
+            open_ordered(&context, &stream, &filter_subject, start, consumer, batch).await
+        }
+    }
+}
+
+/// The next message of `follow`, or never when there is none (a `select!` branch over a
+/// consumer that could not be opened).
+pub async fn next_if_any(follow: &mut Option<Follow>) -> jetstream::Message {
+    match follow.as_mut() {
+        Some(follow) => follow.next().await,
+        None => std::future::pending().await,
+    }
 }

@@ -56,6 +56,75 @@ pub fn scan_consumer(
     }
 }
 
+/// Where an ordered read (a log scan, an ordered follow) stands: the first stream sequence
+/// not read yet, and the current consumer's last sequence, by which a message lost between the
+/// server and the reader shows as a gap.
+#[derive(Debug, Clone, Copy)]
+pub struct OrderedPosition {
+    /// The first stream sequence not read yet: where a new consumer starts.
+    pub next_seq: u64,
+    /// The consumer sequence of the last message read (0: none yet from this consumer).
+    consumer_seq: u64,
+}
+
+impl OrderedPosition {
+    /// Before the first message, reading from stream sequence `start` (at least 1).
+    pub fn from(start: u64) -> OrderedPosition {
+        OrderedPosition {
+            next_seq: start.max(1),
+            consumer_seq: 0,
+        }
+    }
+
+    /// A new consumer from [`OrderedPosition::next_seq`] takes over (its first message is
+    /// consumer sequence 1).
+    pub fn new_consumer(&mut self) {
+        self.consumer_seq = 0;
+    }
+
+    /// Moves past a message of the current consumer; an error (why) when it does not follow
+    /// the last one, and then nothing moves.
+    pub fn advance(&mut self, consumer_seq: u64, stream_seq: u64) -> Result<(), String> {
+        if consumer_seq != self.consumer_seq + 1 {
+            return Err(format!(
+                "consumer sequence {consumer_seq} after {}: a message was lost on the way",
+                self.consumer_seq
+            ));
+        }
+        self.consumer_seq = consumer_seq;
+        self.next_seq = stream_seq + 1;
+        Ok(())
+    }
+}
+
+/// A new ephemeral consumer of `filter_subject` from stream sequence `start`
+/// ([`scan_consumer`], dropped by the server `inactive` after its last read) and its puller:
+/// how an ordered read starts, and starts over after a gap or a lost consumer.
+pub async fn open_ordered(
+    context: &jetstream::Context,
+    stream: &jetstream::stream::Stream,
+    filter_subject: &str,
+    start: u64,
+    (description, inactive): (&str, Duration),
+    batch: usize,
+) -> Result<Puller, String> {
+    let mut config = scan_consumer(
+        filter_subject.to_string(),
+        DeliverPolicy::ByStartSequence {
+            start_sequence: start,
+        },
+        description,
+    );
+    config.inactive_threshold = inactive;
+    let consumer = stream
+        .create_consumer(config)
+        .await
+        .map_err(|e| format!("consumer not created: {e}"))?;
+    Puller::start(context, consumer.cached_info(), batch)
+        .await
+        .map_err(|e| e.to_string())
+}
+
 /// Why no message came.
 #[derive(Debug, thiserror::Error)]
 pub enum PullError {
@@ -258,5 +327,26 @@ mod tests {
         assert_eq!(released(&status(Some("501")), 500), 500);
         assert_eq!(released(&status(Some("many")), 500), 500);
         assert_eq!(released(&status(None), 500), 500);
+    }
+
+    #[test]
+    fn an_ordered_position_moves_only_on_the_next_consumer_sequence() {
+        let mut at = OrderedPosition::from(0);
+        assert_eq!(
+            at.next_seq, 1,
+            "a read starts at sequence 1 at the earliest"
+        );
+        assert!(at.advance(1, 5).is_ok());
+        assert_eq!(at.next_seq, 6);
+        // A gap (consumer sequence 3 after 1): refused, nothing moves.
+        assert!(at.advance(3, 9).is_err());
+        assert_eq!(at.next_seq, 6);
+        assert!(at.advance(2, 7).is_ok());
+        assert_eq!(at.next_seq, 8);
+        // A new consumer from sequence 8 counts from 1 again.
+        at.new_consumer();
+        assert!(at.advance(2, 8).is_err());
+        assert!(at.advance(1, 8).is_ok());
+        assert_eq!(at.next_seq, 9);
     }
 }

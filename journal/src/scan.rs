@@ -12,11 +12,10 @@
 //! shows as a gap in the consumer's sequence, and the scan then starts a new consumer at the
 //! first stream sequence it has not read (a bounded number of times).
 
-use crate::pull::{scan_consumer, PullError, Puller};
+use crate::pull::{open_ordered, OrderedPosition, PullError, Puller, SCAN_CONSUMER_INACTIVE};
 use crate::read::{to_chrono, ReadError, StoredCommit};
 use crate::Journal;
 use async_nats::jetstream;
-use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::HeaderMap;
 use bytes::Bytes;
 use paystate_events::subjects::{order_token, EVENTS_PREFIX, HASH_HEADER};
@@ -138,10 +137,7 @@ struct Source {
     stream: jetstream::stream::Stream,
     filter_subject: String,
     puller: Puller,
-    /// The consumer sequence of the last message read (0: none yet from this consumer).
-    consumer_seq: u64,
-    /// The first stream sequence not read yet.
-    next_seq: u64,
+    position: OrderedPosition,
     restarts: u32,
 }
 
@@ -180,8 +176,7 @@ impl Journal {
                 stream,
                 filter_subject,
                 puller,
-                consumer_seq: 0,
-                next_seq: start,
+                position: OrderedPosition::from(start),
                 restarts: 0,
             }),
             end_seq,
@@ -192,27 +187,17 @@ impl Journal {
     }
 }
 
-/// A fresh consumer of the log from `start` ([`scan_consumer`]) and its puller.
+/// A fresh consumer of the log from `start` and its puller.
 async fn open_consumer(
     js: &jetstream::Context,
     stream: &jetstream::stream::Stream,
     filter_subject: &str,
     start: u64,
 ) -> Result<Puller, ReadError> {
-    let config = scan_consumer(
-        filter_subject.to_string(),
-        DeliverPolicy::ByStartSequence {
-            start_sequence: start,
-        },
-        "paystate: whole-log scan",
-    );
-    let consumer = stream
-        .create_consumer(config)
+    let consumer = ("paystate: whole-log scan", SCAN_CONSUMER_INACTIVE);
+    open_ordered(js, stream, filter_subject, start, consumer, SCAN_BATCH)
         .await
-        .map_err(|e| ReadError::Broker(e.to_string()))?;
-    Puller::start(js, consumer.cached_info(), SCAN_BATCH)
-        .await
-        .map_err(|e| ReadError::Broker(e.to_string()))
+        .map_err(ReadError::Broker)
 }
 
 impl LogScan {
@@ -252,18 +237,12 @@ impl LogScan {
                 }
             };
             let (consumer_seq, sequence, pending, time) = info;
-            if consumer_seq != source.consumer_seq + 1 {
-                let why = format!(
-                    "consumer sequence {consumer_seq} after {}: a message was lost on the way",
-                    source.consumer_seq
-                );
+            if let Err(why) = source.position.advance(consumer_seq, sequence) {
                 if let Err(e) = self.restart(&why).await {
                     return Some(Err(e));
                 }
                 continue;
             }
-            source.consumer_seq = consumer_seq;
-            source.next_seq = sequence + 1;
             if sequence >= self.end_seq || pending == 0 {
                 self.done = true;
             }
@@ -292,18 +271,12 @@ impl LogScan {
             return Err(self.fail(detail));
         }
         source.restarts += 1;
-        tracing::warn!(reason = %why, from = source.next_seq, "log scan: starting a new consumer");
-        match open_consumer(
-            &source.js,
-            &source.stream,
-            &source.filter_subject,
-            source.next_seq,
-        )
-        .await
-        {
+        let from = source.position.next_seq;
+        tracing::warn!(reason = %why, from, "log scan: starting a new consumer");
+        match open_consumer(&source.js, &source.stream, &source.filter_subject, from).await {
             Ok(puller) => {
                 source.puller = puller;
-                source.consumer_seq = 0;
+                source.position.new_consumer();
                 Ok(())
             }
             Err(e) => Err(self.fail(e.to_string())),

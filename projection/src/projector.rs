@@ -211,7 +211,7 @@ pub(crate) async fn follow(
     loop {
         tokio::select! {
             _ = shutdown.changed() => return Ok(Exit::Shutdown),
-            next = crate::redrive::next(&mut redrives) => {
+            next = paystate_journal::follow::next_if_any(&mut redrives) => {
                 crate::redrive::handle(&bucket, &journal, &mut cache, next, cfg).await;
             }
             _ = ticker.tick() => {

@@ -96,14 +96,6 @@ pub(crate) async fn requests(store: &ProjectionStore, cfg: &ProjectorConfig) -> 
     }
 }
 
-/// The next redrive request (pending forever without a consumer).
-pub(crate) async fn next(requests: &mut Option<Follow>) -> Message {
-    match requests.as_mut() {
-        Some(follow) => follow.next().await,
-        None => std::future::pending().await,
-    }
-}
-
 /// One redrive request: re-project its order, then acknowledge; a failure gives it back, and
 /// past the bound it is set aside again.
 pub(crate) async fn handle(

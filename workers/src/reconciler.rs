@@ -35,7 +35,7 @@ use paystate_adapters::Adapters;
 use paystate_events::subjects::{order_token, DEAD_LETTERS_STREAM, EVENTS_PREFIX};
 use paystate_events::{Commit, CommitHash, OrderId, OrderState, Provider, Status, Timestamp};
 use paystate_journal::dead_letters::{self, Outgoing, Source};
-use paystate_journal::follow::Follow;
+use paystate_journal::follow::{next_if_any, Follow};
 use paystate_journal::Journal;
 use paystate_service::Client;
 use std::collections::{HashMap, HashSet};
@@ -262,13 +262,6 @@ async fn redrive_requests(js: &jetstream::Context) -> Option<Follow> {
     }
 }
 
-async fn next_redrive(redrives: &mut Option<Follow>) -> async_nats::jetstream::Message {
-    match redrives.as_mut() {
-        Some(follow) => follow.next().await,
-        None => std::future::pending().await,
-    }
-}
-
 /// Whether an instance handles `order` (FNV-1a shards, stable everywhere).
 fn is_mine(order: &OrderId, instance: u64, instances: u64) -> bool {
     let instances = instances.max(1);
@@ -309,7 +302,7 @@ impl Reconciler {
                 }
                 _ = tick.tick(), if self.caught_up => self.start_due(chrono::Utc::now()),
                 Some(done) = self.jobs.join_next(), if !self.jobs.is_empty() => self.finished(done),
-                msg = next_redrive(&mut redrives) => self.redriven(&msg).await,
+                msg = next_if_any(&mut redrives) => self.redriven(&msg).await,
                 msg = messages.next() => {
                     let info = msg.info().ok().map(|i| (i.stream_sequence, i.pending));
                     let (seq, pending) = info.unwrap_or((0, 1));
