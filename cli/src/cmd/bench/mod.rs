@@ -38,9 +38,11 @@ use std::time::{Duration, Instant};
 use table::Report;
 
 /// Scenario names accepted by `--skip`.
-pub const SCENARIOS: [&str; 9] = [
+pub const SCENARIOS: [&str; 11] = [
     "raw",
     "engine",
+    "bare",
+    "queue",
     "read",
     "cache_miss",
     "latency",
@@ -79,7 +81,9 @@ pub struct Args {
     #[arg(long, default_value_t = 0.2)]
     latency_share: f64,
     /// Scenarios to leave out, comma-separated: raw, engine, read, cache_miss, latency,
-    /// contention, core, memory, durability.
+    /// contention, core, memory, durability; within row 2 (engine) also bare (the request
+    /// path's ceilings) and queue (the queue path and fire-and-forget), so that
+    /// `--skip bare,queue,read,...` measures the fast path alone beside its yardstick.
     #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(SCENARIOS))]
     skip: Vec<String>,
 }

@@ -38,15 +38,21 @@ pub async fn on_default_server(
     }
     if plan.runs("engine") {
         let orders = plan.orders.min(BARE_ORDERS_MAX);
-        eprintln!(
-            "2 bare request path (ceiling), one command and batched: {orders} orders x 6 requests, {} clients",
-            plan.clients
-        );
-        for shape in [Shape::OnePerRequest, Shape::Batched] {
-            let row = bare_row(url, server_pid, orders, plan.clients, shape, report).await?;
-            report.rows.push(row);
+        if plan.runs("bare") {
+            eprintln!(
+                "2 bare request path (ceiling), one command and batched: {orders} orders x 6 requests, {} clients",
+                plan.clients
+            );
+            for shape in [Shape::OnePerRequest, Shape::Batched] {
+                let row = bare_row(url, server_pid, orders, plan.clients, shape, report).await?;
+                report.rows.push(row);
+            }
         }
-        for path in [Path::Fast, Path::Queue] {
+        let paths = match plan.runs("queue") {
+            true => &[Path::Fast, Path::Queue][..],
+            false => &[Path::Fast][..],
+        };
+        for &path in paths {
             eprintln!(
                 "2 engine throughput, {}: {} orders x 6 commands, {} clients",
                 path.name(),
@@ -60,12 +66,15 @@ pub async fn on_default_server(
             let row = throughput_row(url, server_pid, tag, plan.orders, plan.clients, path).await?;
             report.rows.extend(throughput_rows(row, path, report));
         }
-        eprintln!(
-            "2 engine throughput, queue path, fire-and-forget: {} orders x 6 commands, {} publishers",
-            plan.orders, plan.clients
-        );
-        let row = fire_and_forget_row(url, server_pid, plan.orders, plan.clients, report).await?;
-        report.rows.push(row);
+        if plan.runs("queue") {
+            eprintln!(
+                "2 engine throughput, queue path, fire-and-forget: {} orders x 6 commands, {} publishers",
+                plan.orders, plan.clients
+            );
+            let row =
+                fire_and_forget_row(url, server_pid, plan.orders, plan.clients, report).await?;
+            report.rows.push(row);
+        }
         if plan.runs("read") {
             read_rows(url, plan, report).await?;
         }
