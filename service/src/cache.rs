@@ -1,6 +1,12 @@
 //! Hot order state, bounded. Each partition task owns one cache, so there is no locking.
 //! An entry is only a shortcut: the optimistic-concurrency check on append catches a stale
 //! entry (another instance wrote the order), which is then dropped and re-read from the log.
+//!
+//! The processor takes an order's entry out while it handles a command of it and puts the
+//! state it ends with back ([`OrderCache::take`], [`OrderCache::put`]): the state moves, it is
+//! never copied per command. An attempt that ends without a state it can vouch for (a
+//! conflict, an unconfirmed append) leaves the order out, and the next command of it reads
+//! the log.
 
 use lru::LruCache;
 use paystate_events::{OrderId, OrderState};
@@ -26,8 +32,9 @@ impl OrderCache {
             entries: LruCache::new(cap),
         }
     }
-    pub fn get(&mut self, order: &OrderId) -> Option<CachedOrder> {
-        self.entries.get(order).cloned()
+    /// Takes the order's entry out (the caller puts back what it ends with).
+    pub fn take(&mut self, order: &OrderId) -> Option<CachedOrder> {
+        self.entries.pop(order)
     }
     pub fn put(&mut self, order: OrderId, entry: CachedOrder) {
         self.entries.put(order, entry);

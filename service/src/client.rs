@@ -16,7 +16,7 @@ use async_nats::RequestErrorKind;
 use bytes::Bytes;
 use futures::StreamExt;
 use paystate_events::subjects::{
-    order_token, parse_rpc_subject, plane_for, plane_of, plane_prefix, rpc_subject,
+    order_token, parse_rpc_subject, plane_for, plane_of, queue_subject_of, rpc_subject,
     COMMANDS_PREFIX, REPLY_HEADER,
 };
 use paystate_events::{CommandEnvelope, Outcome};
@@ -115,8 +115,7 @@ impl Replies {
 /// signal-reporting role may publish there), operator commands (`resolve_review`) on the
 /// operator plane (only the operator role), everything else on the client plane.
 pub fn subject_of(cmd: &CommandEnvelope) -> String {
-    let prefix = plane_prefix(plane_for(cmd.command.name()));
-    format!("{prefix}.{}", cmd.order_id)
+    queue_subject_of(plane_for(cmd.command.name()), cmd.order_id.as_str())
 }
 
 /// Routes each reply to the command waiting for it; replies nobody waits for (a duplicate
@@ -198,8 +197,14 @@ impl Client {
         wait: Duration,
     ) -> Result<Outcome, ClientError> {
         let bytes = serde_json::to_vec(cmd).map_err(|e| ClientError::NotAccepted(e.to_string()))?;
-        let subject = subject_of(cmd);
-        self.send_to(subject, bytes, wait).await
+        let plane = plane_for(cmd.command.name());
+        match self.path {
+            Path::Fast => {
+                let subject = rpc_subject(plane, cmd.order_id.as_str());
+                self.request(subject, Bytes::from(bytes), wait).await
+            }
+            Path::Queue => self.send_queued(subject_of(cmd), bytes, wait).await,
+        }
     }
 
     /// Publishes raw bytes as a command for `order_token` (used for bad-input tests and the

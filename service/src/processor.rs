@@ -116,8 +116,12 @@ impl Processor {
             };
             let events = match step {
                 Step::Append(events) => events,
-                Step::Answer(outcome) => return Disposition::Done(outcome),
+                Step::Answer(outcome) => {
+                    self.keep(env, current);
+                    return Disposition::Done(outcome);
+                }
                 Step::CatchUp | Step::Pause => {
+                    self.keep(env, current);
                     backoff(attempt).await;
                     continue;
                 }
@@ -155,6 +159,7 @@ impl Processor {
             crate::telemetry::record_order(current.state.as_ref());
             let step = self.step(env, fingerprint, &current, now).await;
             if matches!(step, Step::CatchUp) && !reread {
+                self.keep(env, current);
                 reread = true;
                 continue;
             }
@@ -211,13 +216,14 @@ impl Processor {
         }
     }
 
-    /// The order from the cache, or on a miss from its latest snapshot plus the commits after
-    /// it ([`crate::snapshots::load`]; then marked fresh). `behind`: the log moved past the
-    /// cached state (a conflict, an unconfirmed append), so the cache is caught up with the
-    /// log's tail first. The cached state is always a prefix of the order's history, so its
-    /// tail is all that is missing; re-reading a long order whole would cost far more.
+    /// The order taken out of the cache, or on a miss from its latest snapshot plus the
+    /// commits after it ([`crate::snapshots::load`]; then marked fresh). `behind`: the log
+    /// moved past the cached state (a conflict, an unconfirmed append), so it is caught up
+    /// with the log's tail first. The cached state is always a prefix of the order's history,
+    /// so its tail is all that is missing; re-reading a long order whole would cost far more.
+    /// The caller puts back the state it ends with ([`Processor::keep`], or the commit).
     async fn current(&mut self, env: &CommandEnvelope, behind: bool) -> Result<Current, LoadError> {
-        if let Some(hit) = self.cache.get(&env.order_id) {
+        if let Some(hit) = self.cache.take(&env.order_id) {
             let cached = Current {
                 state: hit.state,
                 last_seq: hit.last_seq,
@@ -243,28 +249,46 @@ impl Processor {
             });
         }
         let loaded = crate::snapshots::load(&self.journal, &self.outcomes, &env.order_id).await?;
-        let entry = CachedOrder {
+        Ok(Current {
             state: loaded.state,
             last_seq: loaded.last_seq,
-        };
-        self.cache.put(env.order_id.clone(), entry.clone());
-        Ok(Current {
-            state: entry.state,
-            last_seq: entry.last_seq,
             fresh: true,
         })
     }
 
-    /// Folds the log's tail after the cached state into the cache: the result is current.
+    /// Puts the state a command was decided on back into the cache: a prefix of the order's
+    /// history, as read or as left by the last commit. "No order" assumed for a create
+    /// without a read is not kept (it was never read).
+    fn keep(&mut self, env: &CommandEnvelope, current: Current) {
+        if current.state.is_none() && current.last_seq == 0 && !current.fresh {
+            return;
+        }
+        self.cache.put(
+            env.order_id.clone(),
+            CachedOrder {
+                state: current.state,
+                last_seq: current.last_seq,
+            },
+        );
+    }
+
+    /// Folds the log's tail after the cached state into it: the result is current.
     async fn catch_up(
         &mut self,
         env: &CommandEnvelope,
         current: Current,
     ) -> Result<Current, LoadError> {
-        let tail = self
+        let tail = match self
             .journal
             .read_order_tail(&env.order_id, current.last_seq + 1)
-            .await?;
+            .await
+        {
+            Ok(tail) => tail,
+            Err(e) => {
+                self.keep(env, current);
+                return Err(e.into());
+            }
+        };
         let mut state = current.state;
         // Past the last commit if a quarantined message follows it.
         let last_seq = tail.last_seq.max(current.last_seq);
@@ -272,7 +296,6 @@ impl Processor {
             match apply_commit(state.take(), &c.commit, &c.hash) {
                 Ok(s) => state = Some(s),
                 Err(e) => {
-                    self.cache.forget(&env.order_id);
                     return Err(LoadError::Unreadable(format!(
                         "commit at sequence {} does not fold: {e}",
                         c.sequence
@@ -280,13 +303,6 @@ impl Processor {
                 }
             }
         }
-        self.cache.put(
-            env.order_id.clone(),
-            CachedOrder {
-                state: state.clone(),
-                last_seq,
-            },
-        );
         Ok(Current {
             state,
             last_seq,
@@ -347,8 +363,9 @@ impl Processor {
                 );
                 Ok(outcome)
             }
-            // The cache keeps the state before this attempt (a prefix of the log); the next
-            // attempt reads only the log's tail after it.
+            // The state this attempt was decided on was folded into the refused commit, so
+            // the order is out of the cache: the next attempt reads it (rare with order
+            // affinity; the cost of not copying the state for every command).
             Err(AppendError::Conflict) => Err(Retry::Conflict),
             Err(AppendError::Unconfirmed(e)) => {
                 tracing::warn!(order = %env.order_id, error = %e, "append not confirmed; catching up with the log");
