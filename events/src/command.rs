@@ -20,6 +20,7 @@ pub struct CommandEnvelope {
     /// The order this command is about (also the NATS subject token it is published on).
     pub order_id: OrderId,
     /// When the caller issued it (the caller's clock; recorded, not trusted for rules).
+    #[serde(serialize_with = "crate::timestamp_json::write")]
     pub issued_at: Timestamp,
     #[serde(flatten)]
     pub command: Command,
@@ -65,7 +66,11 @@ pub enum Command {
         amount: Money,
         provider: Provider,
         capture_mode: CaptureMode,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            serialize_with = "crate::timestamp_json::write_opt"
+        )]
         expires_at: Option<Timestamp>,
         /// Which configured merchant account of the provider to use (default account if absent).
         #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -31,6 +31,7 @@ pub struct Commit {
     /// Hash of the order's previous commit ([`GENESIS_HASH`] for the first).
     pub prev_hash: String,
     /// When the engine decided: the broker's receive time of the command, never a local clock.
+    #[serde(serialize_with = "crate::timestamp_json::write")]
     pub decided_at: Timestamp,
     /// Fingerprint of the command (see `CommandEnvelope::fingerprint`).
     pub fingerprint: String,

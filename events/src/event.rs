@@ -17,6 +17,7 @@ pub struct Evidence {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_ref: Option<String>,
     pub evidence_ref: String,
+    #[serde(serialize_with = "crate::timestamp_json::write")]
     pub observed_at: Timestamp,
 }
 
@@ -68,12 +69,17 @@ pub enum Event {
         amount: Money,
         provider: Provider,
         capture_mode: CaptureMode,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            serialize_with = "crate::timestamp_json::write_opt"
+        )]
         expires_at: Option<Timestamp>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         merchant_account: Option<String>,
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         metadata: BTreeMap<String, String>,
+        #[serde(serialize_with = "crate::timestamp_json::write")]
         created_at: Timestamp,
     },
     /// Adapter work: start the payment at the provider.

@@ -38,6 +38,7 @@ pub mod secret;
 pub mod signal;
 pub mod state;
 pub mod subjects;
+mod timestamp_json;
 pub mod view;
 
 pub use capabilities::Capability;

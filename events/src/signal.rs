@@ -19,6 +19,7 @@ pub struct ProviderSignal {
     /// callback) or `call:<idempotency key>` (an adapter's API response).
     pub evidence_ref: String,
     /// When the provider said it (or, if unknown, when we received it).
+    #[serde(serialize_with = "crate::timestamp_json::write")]
     pub observed_at: Timestamp,
     /// What it said.
     #[serde(flatten)]

@@ -87,11 +87,17 @@ pub struct StateView {
     pub discrepancies_count: u64,
     #[serde(default)]
     pub needs_review: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::timestamp_json::write_opt"
+    )]
     pub expires_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
+    #[serde(serialize_with = "crate::timestamp_json::write")]
     pub created_at: Timestamp,
+    #[serde(serialize_with = "crate::timestamp_json::write")]
     pub updated_at: Timestamp,
     /// Number of commits folded (the order's version).
     pub commits: u64,

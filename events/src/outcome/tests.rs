@@ -450,7 +450,7 @@ proptest! {
 
     #[test]
     fn a_timestamp_encodes_as_chrono_writes_it(t in any_instant()) {
-        let fast = serde_json::to_string(&super::encode::TsOut(&t)).unwrap();
+        let fast = serde_json::to_string(&crate::timestamp_json::TsOut(&t)).unwrap();
         prop_assert_eq!(fast, serde_json::to_string(&t).unwrap());
     }
 }
