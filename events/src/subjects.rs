@@ -91,25 +91,23 @@ pub fn rpc_plane_token(plane: Plane) -> &'static str {
 /// The fast-path subject of a command for `order_token` on `plane`:
 /// `paystate.rpc.<plane>.<partition>.<order_token>`.
 pub fn rpc_subject(plane: Plane, order_token: &str) -> String {
-    let partition = rpc_partition(order_token);
-    let mut digits = [b'0'; 2];
-    digits[0] += (partition / 10) as u8;
-    digits[1] += (partition % 10) as u8;
-    let digits = match partition < 10 {
-        true => &digits[1..],
-        false => &digits[..],
-    };
     // Why not format!: built once per fast-path command (issue 15); the same bytes.
     const _: () = assert!(RPC_PARTITIONS <= 100, "two decimal digits at most");
-    joined(&[
-        RPC_PREFIX,
-        ".",
-        rpc_plane_token(plane),
-        ".",
-        std::str::from_utf8(digits).unwrap_or("0"),
-        ".",
-        order_token,
-    ])
+    let partition = rpc_partition(order_token);
+    let digit = |d: usize| char::from(b'0' + (d % 10) as u8);
+    let plane = rpc_plane_token(plane);
+    let mut out = String::with_capacity(RPC_PREFIX.len() + plane.len() + order_token.len() + 5);
+    out.push_str(RPC_PREFIX);
+    out.push('.');
+    out.push_str(plane);
+    out.push('.');
+    if partition >= 10 {
+        out.push(digit(partition / 10));
+    }
+    out.push(digit(partition));
+    out.push('.');
+    out.push_str(order_token);
+    out
 }
 
 /// `parts` concatenated into one string of exactly their length.

@@ -203,7 +203,10 @@ impl Client {
                 let subject = rpc_subject(plane, cmd.order_id.as_str());
                 self.request(subject, Bytes::from(bytes), wait).await
             }
-            Path::Queue => self.send_queued(subject_of(cmd), bytes, wait).await,
+            Path::Queue => {
+                let subject = queue_subject_of(plane, cmd.order_id.as_str());
+                self.send_queued(subject, bytes, wait).await
+            }
         }
     }
 
