@@ -3,7 +3,9 @@
 use crate::signals;
 use paystate_events::capabilities::{self, Capability};
 use paystate_events::command::{Attachment, METADATA_ENTRIES_MAX, TEXT_LEN_MAX};
-use paystate_events::limits::{REFUNDS_PENDING_MAX, REJECTIONS_LOGGED_PER_ORDER_MAX};
+use paystate_events::limits::{
+    EXPIRES_AT_MAX_UNIX_S, REFUNDS_PENDING_MAX, REJECTIONS_LOGGED_PER_ORDER_MAX,
+};
 use paystate_events::{
     CancelledBy, Command, CommandEnvelope, Event, MinorUnits, Money, OrderState, Rejection,
     RejectionCode as Code, Status, Timestamp,
@@ -164,6 +166,12 @@ fn create(cmd: &CommandEnvelope, now: Timestamp) -> Result<Vec<Event>, Rejection
             return Err(reject(
                 Code::InvalidField,
                 "expires_at is not in the future",
+            ));
+        }
+        if *exp > latest_expiry() {
+            return Err(reject(
+                Code::InvalidField,
+                "expires_at is after 9999-12-31T23:59:59Z (the latest expiry that can be scheduled)",
             ));
         }
     }
@@ -436,6 +444,11 @@ fn check_texts<'a, T: AsRef<str> + ?Sized + 'a>(
         }
     }
     Ok(())
+}
+
+/// [`EXPIRES_AT_MAX_UNIX_S`] as a time.
+fn latest_expiry() -> Timestamp {
+    Timestamp::from_timestamp(EXPIRES_AT_MAX_UNIX_S, 0).unwrap_or_default()
 }
 
 pub(crate) fn reject(code: Code, message: impl Into<String>) -> Rejection {

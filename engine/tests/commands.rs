@@ -129,6 +129,26 @@ fn create_expiring_in_the_past_or_now_is_rejected() {
         .then_rejected(Code::InvalidField);
 }
 
+/// The expiry schedule carries a four-digit year (rounded up to the second): the latest
+/// second of year 9999 is the last expiry accepted.
+#[test]
+fn create_expiring_after_the_latest_schedulable_second_is_rejected() {
+    let latest =
+        chrono::DateTime::from_timestamp(paystate_events::limits::EXPIRES_AT_MAX_UNIX_S, 0)
+            .expect("a time");
+    given_no_order()
+        .when(create_expiring(latest))
+        .then_state(|s| assert_eq!(s.expires_at, Some(latest)));
+    for later in [
+        latest + chrono::Duration::nanoseconds(1),
+        latest + chrono::Duration::days(400),
+    ] {
+        given_no_order()
+            .when(create_expiring(later))
+            .then_rejected(Code::InvalidField);
+    }
+}
+
 #[test]
 fn create_expiring_in_the_future_keeps_the_expiry() {
     given_no_order()

@@ -45,6 +45,10 @@ pub const CALLBACK_BODY_BYTES_MAX: usize = 256 * KIB;
 pub const ORDER_ID_LEN_MAX: usize = 64;
 /// Longest command id (it is a `Nats-Msg-Id` and part of KV keys).
 pub const COMMAND_ID_LEN_MAX: usize = 128;
+/// Latest `expires_at` an order may have, in Unix seconds (9999-12-31T23:59:59Z): its expiry
+/// schedule is stored with a four-digit year, rounded up to the whole second, and the broker
+/// refuses any other; a later one is rejected at create instead of committed unscheduled.
+pub const EXPIRES_AT_MAX_UNIX_S: i64 = 253_402_300_799;
 /// Longest merchant reference, merchant account, metadata key or value, start parameter,
 /// cancel reason or attachment name, in bytes.
 pub const TEXT_LEN_MAX: usize = 256;
