@@ -49,6 +49,9 @@ async fn an_order_expires_while_no_engine_runs_as_soon_as_one_starts() {
     let mut engine = EngineProcess::start(&nats.url());
     let client = nats.client().await;
     let journal = nats.journal().await;
+    // The engine process may take seconds to start on a busy machine: wait until it answers
+    // (another order's create) before the clock of the expiring order starts.
+    send_accepted(&client, env(&order("warm"), create(10_000))).await;
     let order = order("exp");
     send_accepted(&client, create_expiring(&order, "c-1")).await;
     // The schedule was stored before the outcome was answered: the engine may die now.

@@ -297,7 +297,7 @@ async fn paykassma_cancel_is_refused_and_expiry_cancels() {
 
     // Expiry cancels an unpaid wallet transfer (nothing to undo at Paykassma): the scheduled
     // expire arrives by itself (an explicit one could race it and find the order cancelled).
-    let soon = chrono::Utc::now() + chrono::Duration::milliseconds(300);
+    let soon = chrono::Utc::now() + chrono::Duration::milliseconds(1500);
     let expiring = order("pk-exp");
     let mut create = create_for(P, 30_000, "BTN", CaptureMode::Auto);
     if let Command::CreateOrder { expires_at, .. } = &mut create {
