@@ -283,6 +283,68 @@ async fn a_commit_whose_schedule_cannot_be_stored_is_answered_only_once_it_is() 
     engine.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_commit_whose_schedule_keeps_failing_is_set_aside_and_redriven_later() {
+    use paystate_journal::dead_letters::{self, DeadLetterFilter, Source};
+    let nats = TestNats::start().await;
+    let cfg = paystate_service::EngineConfig {
+        deliveries_max: 3,
+        retry_later: Duration::from_millis(100),
+        ..engine_config()
+    };
+    let engine = paystate_service::run_engine(nats.connect().await, log_settings(), cfg)
+        .await
+        .expect("engine starts");
+    let client = nats.client().await.via_queue();
+    let journal = nats.journal().await;
+    let js = async_nats::jetstream::new(nats.connect().await);
+    js.delete_stream(SCHEDULES_STREAM)
+        .await
+        .expect("schedule stream deleted");
+    let order = order("never");
+    // Long enough that the order cannot expire before the schedule is stored again.
+    let mut cmd = create(10_000);
+    if let Command::CreateOrder { expires_at, .. } = &mut cmd {
+        *expires_at = Some(Utc::now() + Duration::from_secs(6));
+    }
+    // Bounded: after three attempts the command is set aside and its outcome (the commit is
+    // in the log) answered, so the order's next command is no longer held behind it.
+    let outcome = client
+        .send(&env_with_id(&order, "c-1", cmd), WAIT)
+        .await
+        .expect("an outcome");
+    assert!(matches!(outcome, Outcome::Accepted { .. }), "{outcome:?}");
+    let filter = DeadLetterFilter {
+        source: Some(Source::Engine),
+        order: Some(order.to_string()),
+        ..Default::default()
+    };
+    let letters = dead_letters::list(&js, &filter)
+        .await
+        .expect("list")
+        .letters;
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert!(
+        letters[0]
+            .reason
+            .contains("expiry schedule was not stored after 3 attempts"),
+        "{}",
+        letters[0].reason
+    );
+
+    // Once schedules can be stored, the redriven command writes the schedule (answered from
+    // the log as a duplicate) and the order expires at its time.
+    paystate_journal::setup::ensure_schedules(&js, 1)
+        .await
+        .expect("schedule stream back");
+    dead_letters::redrive(&js, letters[0].seq)
+        .await
+        .expect("redrive");
+    let commits = wait_for_status_within(&journal, &order, Status::Cancelled, WAIT * 3).await;
+    assert_each_command_once(&commits);
+    engine.shutdown().await;
+}
+
 /// Polls the command queue until the order's expire command is waiting in it.
 async fn wait_until_queued(nats: &TestNats, order: &OrderId) {
     let js = async_nats::jetstream::new(nats.connect().await);

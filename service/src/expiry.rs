@@ -7,7 +7,9 @@
 //! Durability: the schedule is written after the commit and before the outcome is answered,
 //! stored or acknowledged; if the write fails the command is retried first in its order (and
 //! after a crash, redelivered), answered from the log as a duplicate, which writes the
-//! schedule again. So no commit is left without its schedule. Writing it twice is harmless: the schedule's subject is its
+//! schedule again; past `deliveries_max` attempts a queued command is set aside in the
+//! dead-letter stream (its redrive writes the schedule) and answered, so the retry is bounded
+//! (decision 0010). Writing it twice is harmless: the schedule's subject is its
 //! identity (one per order), `Nats-Msg-Id` drops a retry within the duplicate window, and the
 //! expire command's id is deterministic ([`command_id`]), so a second firing is answered as a
 //! duplicate.

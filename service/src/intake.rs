@@ -447,15 +447,27 @@ async fn handle(
         }
     };
     let (kind, disposition) = process(processor, &msg, received_at).await;
-    if !expiry_scheduled(client, &disposition).await {
-        // Committed, but its expiry is not stored yet: nothing is answered, stored or
-        // acknowledged; the retry (first in its order, a duplicate answered from the log)
-        // writes the schedule again. Never dead-lettered: the commit is already in the log.
-        let _ = msg.ack_with(AckKind::Progress).await;
-        return Some(msg);
-    }
     // Attempts so far: deliveries by the broker plus retries in this process.
     let attempts = delivered + i64::from(retries);
+    if !expiry_scheduled(client, &disposition).await {
+        // Committed, but its expiry is not stored yet: nothing is answered or acknowledged;
+        // the retry (first in its order, a duplicate answered from the log) writes the
+        // schedule again. Bounded like every retry: past `deliveries_max` attempts the
+        // command is set aside in the dead-letter stream (redriving it, once schedules can be
+        // stored, writes the schedule: it is answered from the log again) and its outcome,
+        // already in the log, is answered below.
+        let reason = format!(
+            "committed, but its expiry schedule was not stored after {attempts} attempts; \
+             redrive this command once schedules can be stored (it is answered from the log \
+             and its schedule written again)"
+        );
+        let held = attempts < processor.cfg.deliveries_max
+            || !set_aside(processor, client, &msg, &reason).await;
+        if held {
+            let _ = msg.ack_with(AckKind::Progress).await;
+            return Some(msg);
+        }
+    }
     match disposition {
         Disposition::Done(outcome) => {
             if let (Some(to), Some(bytes)) = (reply_to, encode(&outcome)) {
@@ -563,21 +575,9 @@ async fn dead_letter(
     let reason = format!(
         "not processed after {delivered} deliveries (broker trouble or conflicts each time)"
     );
-    let js = jetstream::new(client.clone());
-    let stored = paystate_journal::dead_letters::send_message(
-        &js,
-        paystate_journal::dead_letters::Source::Engine,
-        ENGINE_CONSUMER,
-        msg,
-        &reason,
-    )
-    .await;
-    if let Err(e) = stored {
-        tracing::error!(subject = %msg.subject, error = %e, "dead-letter write failed; the command stays queued");
+    if !set_aside(processor, client, msg, &reason).await {
         return false;
     }
-    processor.stats.dead_lettered.fetch_add(1, Relaxed);
-    tracing::error!(subject = %msg.subject, %reason, "command moved to the dead-letter stream");
     if let Ok(env) = parse_command(&msg.payload, &msg.subject) {
         let outcome = crate::processor::rejection(&env, RejectionCode::DeadLettered, reason);
         crate::telemetry::counted(env.command.name(), &outcome);
@@ -586,6 +586,31 @@ async fn dead_letter(
         }
     }
     ack(msg).await;
+    true
+}
+
+/// Writes `msg` to the dead-letter stream with `reason`; true once it is stored.
+async fn set_aside(
+    processor: &Processor,
+    client: &async_nats::Client,
+    msg: &jetstream::Message,
+    reason: &str,
+) -> bool {
+    let js = jetstream::new(client.clone());
+    let stored = paystate_journal::dead_letters::send_message(
+        &js,
+        paystate_journal::dead_letters::Source::Engine,
+        ENGINE_CONSUMER,
+        msg,
+        reason,
+    )
+    .await;
+    if let Err(e) = stored {
+        tracing::error!(subject = %msg.subject, error = %e, "dead-letter write failed; the command stays queued");
+        return false;
+    }
+    processor.stats.dead_lettered.fetch_add(1, Relaxed);
+    tracing::error!(subject = %msg.subject, %reason, "command moved to the dead-letter stream");
     true
 }
 
