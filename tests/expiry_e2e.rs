@@ -285,6 +285,18 @@ async fn a_commit_whose_schedule_cannot_be_stored_is_answered_only_once_it_is() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queued_commit_whose_schedule_keeps_failing_is_set_aside_and_redriven_later() {
+    schedule_keeps_failing(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fast_path_commit_whose_schedule_keeps_failing_is_set_aside_and_redriven_later() {
+    schedule_keeps_failing(false).await;
+}
+
+/// The schedule stream is gone: a command that commits an expiring order is answered once it
+/// has been set aside after `deliveries_max` attempts; its redrive, once the stream is back,
+/// writes the schedule and the order expires.
+async fn schedule_keeps_failing(queued: bool) {
     use paystate_journal::dead_letters::{self, DeadLetterFilter, Source};
     let nats = TestNats::start().await;
     let cfg = paystate_service::EngineConfig {
@@ -295,7 +307,10 @@ async fn a_queued_commit_whose_schedule_keeps_failing_is_set_aside_and_redriven_
     let engine = paystate_service::run_engine(nats.connect().await, log_settings(), cfg)
         .await
         .expect("engine starts");
-    let client = nats.client().await.via_queue();
+    let client = match queued {
+        true => nats.client().await.via_queue(),
+        false => nats.client().await,
+    };
     let journal = nats.journal().await;
     let js = async_nats::jetstream::new(nats.connect().await);
     js.delete_stream(SCHEDULES_STREAM)

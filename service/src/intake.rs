@@ -320,7 +320,7 @@ async fn partition(
                 .map(Work::Queued),
             Work::Request(req) => {
                 requests.release();
-                crate::fast::answer(&mut processor, &client, req)
+                crate::fast::answer(&mut processor, &client, &mut requests, req)
                     .instrument(span)
                     .await;
                 None

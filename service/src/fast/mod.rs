@@ -32,6 +32,7 @@ use crate::processor::{Disposition, Processor, Stats};
 use async_nats::service::{error::Error as ServiceError, Request};
 use paystate_events::subjects::{queue_subject_of, Plane};
 use paystate_events::Timestamp;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
@@ -81,10 +82,41 @@ impl FastRequest {
     }
 }
 
-/// Counts the fast-path requests a partition task holds, to bound them.
+/// Orders whose expiry schedule failed on the fast path that one partition task remembers;
+/// past it a failing order is set aside at its first failure (the bound holds regardless).
+pub const SCHEDULE_FAILURES_HELD_MAX: usize = 1024;
+
+/// The consumer named in a dead letter the fast path writes (it has no durable consumer).
+pub const FAST_PATH_CONSUMER: &str = "paystate-rpc";
+
+/// Counts the fast-path requests a partition task holds, to bound them, and the orders whose
+/// expiry schedule could not be stored, to bound their retries.
 #[derive(Default)]
 pub struct HeldRequests {
     held: usize,
+    /// Failed schedule writes per order since its last success (each client retry is one).
+    schedule_failures: std::collections::HashMap<String, i64>,
+}
+
+impl HeldRequests {
+    /// One more failed schedule write for `order`: the failures so far.
+    fn schedule_failed(&mut self, order: &str) -> i64 {
+        if !self.schedule_failures.contains_key(order)
+            && self.schedule_failures.len() >= SCHEDULE_FAILURES_HELD_MAX
+        {
+            return i64::MAX;
+        }
+        let n = self.schedule_failures.entry(order.to_string()).or_default();
+        *n += 1;
+        *n
+    }
+
+    /// `order`'s schedule is stored (or set aside): its count starts afresh.
+    fn schedule_stored(&mut self, order: &str) {
+        if !self.schedule_failures.is_empty() {
+            self.schedule_failures.remove(order);
+        }
+    }
 }
 
 impl HeldRequests {
@@ -113,6 +145,7 @@ impl HeldRequests {
 pub(crate) async fn answer(
     processor: &mut Processor,
     client: &async_nats::Client,
+    held: &mut HeldRequests,
     req: FastRequest,
 ) {
     let started = Instant::now();
@@ -124,17 +157,27 @@ pub(crate) async fn answer(
         req.received_at,
     )
     .await;
-    if !crate::intake::expiry_scheduled(client, &disposition).await {
-        // Committed, but its expiry schedule is not stored: the retry is answered from the
-        // log as a duplicate, which writes the schedule again.
+    if crate::intake::expiry_scheduled(client, &disposition).await {
+        held.schedule_stored(req.order());
+    } else {
+        // Committed, but its expiry schedule is not stored: the client's retry is answered
+        // from the log as a duplicate, which writes the schedule again. Bounded as on the
+        // queue path: past `deliveries_max` failures the command is set aside in the
+        // dead-letter stream (its redrive writes the schedule) and its outcome answered.
         crate::telemetry::requeued();
-        respond_error(
-            &req.request,
-            CODE_RETRY,
-            "expiry schedule not stored; retry",
-        )
-        .await;
-        return;
+        let failures = held.schedule_failed(req.order());
+        let set_aside = failures >= processor.cfg.deliveries_max
+            && set_aside(processor, client, &req, &subject, failures).await;
+        if !set_aside {
+            respond_error(
+                &req.request,
+                CODE_RETRY,
+                "expiry schedule not stored; retry",
+            )
+            .await;
+            return;
+        }
+        held.schedule_stored(req.order());
     }
     let outcome = match disposition {
         Disposition::Done(outcome) | Disposition::Committed { outcome, .. } => outcome,
@@ -158,6 +201,45 @@ pub(crate) async fn answer(
         None => respond_error(&req.request, CODE_INTERNAL, "outcome not encoded").await,
     }
     crate::telemetry::answered(kind, &outcome, started);
+}
+
+/// Writes a request whose expiry schedule keeps failing to the dead-letter stream, as if it
+/// had been queued on `subject` (a redrive sends it there); true once it is stored.
+async fn set_aside(
+    processor: &Processor,
+    client: &async_nats::Client,
+    req: &FastRequest,
+    subject: &str,
+    failures: i64,
+) -> bool {
+    let reason = format!(
+        "committed, but its expiry schedule was not stored after {failures} attempts; \
+         redrive this command once schedules can be stored (it is answered from the log and \
+         its schedule written again)"
+    );
+    let js = async_nats::jetstream::new(client.clone());
+    let out = paystate_journal::dead_letters::Outgoing {
+        source: paystate_journal::dead_letters::Source::Engine,
+        consumer: FAST_PATH_CONSUMER,
+        subject,
+        order: None,
+        headers: None,
+        payload: req.request.message.payload.clone(),
+        origin: None,
+        deliveries: u64::try_from(failures).unwrap_or(u64::MAX),
+        reason: &reason,
+    };
+    match paystate_journal::dead_letters::send(&js, &out).await {
+        Ok(_) => {
+            processor.stats.dead_lettered.fetch_add(1, Relaxed);
+            tracing::error!(%subject, %reason, "fast-path command moved to the dead-letter stream");
+            true
+        }
+        Err(e) => {
+            tracing::error!(%subject, error = %e, "dead-letter write failed; the client retries");
+            false
+        }
+    }
 }
 
 /// Answers a request with a service error (`Nats-Service-Error-Code`, counted in the
