@@ -21,7 +21,10 @@ pub struct CachedOrder {
 }
 
 pub struct OrderCache {
-    entries: LruCache<OrderId, CachedOrder>,
+    /// `None`: the order's state is taken out (being handled) or was left out after an
+    /// attempt it cannot vouch for; either way a miss. The slot stays, so taking and putting
+    /// back moves no key and no LRU node (no allocation per command).
+    entries: LruCache<OrderId, Option<CachedOrder>>,
 }
 
 impl OrderCache {
@@ -32,20 +35,63 @@ impl OrderCache {
             entries: LruCache::new(cap),
         }
     }
-    /// Takes the order's entry out (the caller puts back what it ends with).
+    /// Takes the order's entry out (the caller puts back what it ends with); marks it most
+    /// recently used.
     pub fn take(&mut self, order: &OrderId) -> Option<CachedOrder> {
-        self.entries.pop(order)
+        self.entries.get_mut(order).and_then(Option::take)
     }
-    pub fn put(&mut self, order: OrderId, entry: CachedOrder) {
-        self.entries.put(order, entry);
+    /// Puts the order's entry (back) in; the id is copied only for an order not in the cache.
+    pub fn put(&mut self, order: &OrderId, entry: CachedOrder) {
+        match self.entries.get_mut(order) {
+            Some(slot) => *slot = Some(entry),
+            None => {
+                self.entries.put(order.clone(), Some(entry));
+            }
+        }
     }
     pub fn forget(&mut self, order: &OrderId) {
         self.entries.pop(order);
     }
+    /// Orders with a slot (an entry, or one taken out).
     pub fn len(&self) -> usize {
         self.entries.len()
     }
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(last_seq: u64) -> CachedOrder {
+        CachedOrder {
+            state: None,
+            last_seq,
+        }
+    }
+
+    #[test]
+    fn a_taken_entry_is_a_miss_until_put_back_and_the_bound_holds() {
+        let mut cache = OrderCache::new(2);
+        let (a, b, c) = (
+            OrderId::parse("a").expect("id"),
+            OrderId::parse("b").expect("id"),
+            OrderId::parse("c").expect("id"),
+        );
+        cache.put(&a, entry(1));
+        assert_eq!(cache.take(&a).map(|e| e.last_seq), Some(1));
+        assert!(cache.take(&a).is_none(), "taken out: a miss");
+        cache.put(&a, entry(2));
+        cache.put(&b, entry(3));
+        // `a` was used last before `b`: a third order evicts `a`, never more than two.
+        cache.put(&c, entry(4));
+        assert_eq!(cache.len(), 2);
+        assert!(cache.take(&a).is_none());
+        assert_eq!(cache.take(&b).map(|e| e.last_seq), Some(3));
+        assert_eq!(cache.take(&c).map(|e| e.last_seq), Some(4));
+        cache.forget(&c);
+        assert_eq!(cache.len(), 1);
     }
 }

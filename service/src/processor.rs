@@ -264,7 +264,7 @@ impl Processor {
             return;
         }
         self.cache.put(
-            env.order_id.clone(),
+            &env.order_id,
             CachedOrder {
                 state: current.state,
                 last_seq: current.last_seq,
@@ -355,7 +355,7 @@ impl Processor {
                 // The outcome holds its own view of the state, so the state moves into the
                 // cache (no copy of the order per command).
                 self.cache.put(
-                    env.order_id.clone(),
+                    &env.order_id,
                     CachedOrder {
                         state: Some(state),
                         last_seq: appended.sequence,
