@@ -11,7 +11,7 @@ const RUN_TIME_MAX: Duration = Duration::from_secs(240);
 const POLL_EVERY: Duration = Duration::from_millis(200);
 
 /// Every row id `paystate bench` reports (see cli/src/cmd/bench/scenarios.rs).
-const ROWS: [&str; 21] = [
+const ROWS: [&str; 22] = [
     "raw_append",
     "bare_request_path",
     "bare_request_path_batched",
@@ -24,6 +24,7 @@ const ROWS: [&str; 21] = [
     "cache_miss_load_one_by_one",
     "cache_miss_load_batched",
     "cache_miss_load",
+    "bare_latency_p99",
     "engine_latency_p50",
     "engine_latency_p99",
     "engine_latency_p999",

@@ -12,6 +12,7 @@
 //! measures what a batching protocol would leave for the engine's own work on this machine.
 
 use super::engine::CLIENT_CONNECTIONS;
+use super::load::{open_loop_with, LoadReport};
 use super::raw::RAW_STREAM;
 use super::workload::{lifecycle, order_id};
 use anyhow::Context;
@@ -56,6 +57,118 @@ pub struct Bare {
     pub errors: u64,
 }
 
+/// The bare responder (one queue-group subscription, its workers), serving until dropped.
+struct Responder {
+    router: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Responder {
+    /// The router goes, its senders with it, and the workers end.
+    fn drop(&mut self) {
+        self.router.abort();
+    }
+}
+
+impl Responder {
+    async fn start(url: &str, shape: Shape) -> anyhow::Result<Responder> {
+        let responder = paystate_service::connect(url, "paystate-bench-bare-responder")
+            .await
+            .map_err(anyhow::Error::msg)?;
+        let js = jetstream::new(responder.clone());
+        js.get_stream(RAW_STREAM)
+            .await
+            .context("the yardstick stream (row 1 creates it)")?;
+        let (workers, prefix) = match shape {
+            Shape::OnePerRequest => (WORKERS, REQUEST_PREFIX),
+            Shape::Batched => (CLIENT_CONNECTIONS, BATCH_PREFIX),
+        };
+        let mut senders = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            let (tx, rx) = mpsc::channel(WORKER_QUEUE_MAX);
+            senders.push(tx);
+            let (js, nats) = (js.clone(), responder.clone());
+            match shape {
+                Shape::OnePerRequest => tokio::spawn(worker(rx, js, nats)),
+                Shape::Batched => tokio::spawn(batch_worker(rx, js, nats)),
+            };
+        }
+        let mut sub = responder
+            .queue_subscribe(format!("{prefix}.>"), "bare".to_string())
+            .await
+            .map_err(|e| anyhow::anyhow!("subscribing: {e}"))?;
+        let router = tokio::spawn(async move {
+            while let Some(msg) = sub.next().await {
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                msg.subject.as_str().hash(&mut h);
+                let to = (h.finish() % senders.len() as u64) as usize;
+                if senders[to].send(msg).await.is_err() {
+                    return;
+                }
+            }
+        });
+        responder
+            .flush()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(Responder { router })
+    }
+}
+
+/// Row 3's yardstick: the bare request path (one request per command) offered
+/// `commands_per_s` in the same open loop as the engine's latency row (orders started at a
+/// fixed rate, each sending its lifecycle request by request); every round trip recorded.
+/// What this machine's NATS gives six messages and one store per command at that rate, with
+/// none of paystate's work.
+pub async fn latency(
+    url: &str,
+    commands_per_s: f64,
+    duration: Duration,
+) -> anyhow::Result<LoadReport> {
+    let _responder = Responder::start(url, Shape::OnePerRequest).await?;
+    let mut conns = Vec::with_capacity(CLIENT_CONNECTIONS);
+    for _ in 0..CLIENT_CONNECTIONS {
+        conns.push(
+            paystate_service::connect(url, "paystate-bench-bare-client")
+                .await
+                .map_err(anyhow::Error::msg)?,
+        );
+    }
+    let report = open_loop_with(commands_per_s, duration, move |i| {
+        let nats = conns[i % conns.len()].clone();
+        async move {
+            let mut report = LoadReport::default();
+            let order = order_id("barelat", i);
+            for env in lifecycle(&order) {
+                report.commands += 1;
+                let Ok(body) = serde_json::to_vec(&env) else {
+                    report.unanswered += 1;
+                    continue;
+                };
+                let started = Instant::now();
+                if one_request(&nats, order.as_str(), body).await {
+                    let us = started.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
+                    report.latencies_us.push(us);
+                    report.accepted += 1;
+                } else {
+                    report.unanswered += 1;
+                }
+            }
+            report
+        }
+    })
+    .await;
+    Ok(report)
+}
+
+/// One command as one request; true once its append is acknowledged.
+async fn one_request(nats: &async_nats::Client, order: &str, body: Vec<u8>) -> bool {
+    let request = nats.request(format!("{REQUEST_PREFIX}.{order}"), body.into());
+    matches!(
+        tokio::time::timeout(REPLY_WAIT, request).await,
+        Ok(Ok(reply)) if reply.payload.starts_with(b"{\"seq\"")
+    )
+}
+
 /// `orders` lifecycles (6 commands each) from `concurrency` sequential request clients over
 /// [`CLIENT_CONNECTIONS`] connections to one responder on its own connection.
 pub async fn run(
@@ -64,46 +177,8 @@ pub async fn run(
     concurrency: usize,
     shape: Shape,
 ) -> anyhow::Result<Bare> {
-    let responder = paystate_service::connect(url, "paystate-bench-bare-responder")
-        .await
-        .map_err(anyhow::Error::msg)?;
-    let js = jetstream::new(responder.clone());
-    js.get_stream(RAW_STREAM)
-        .await
-        .context("the yardstick stream (row 1 creates it)")?;
+    let responder = Responder::start(url, shape).await?;
     let errors = Arc::new(AtomicU64::new(0));
-    let (workers, prefix) = match shape {
-        Shape::OnePerRequest => (WORKERS, REQUEST_PREFIX),
-        Shape::Batched => (CLIENT_CONNECTIONS, BATCH_PREFIX),
-    };
-    let mut senders = Vec::with_capacity(workers);
-    for _ in 0..workers {
-        let (tx, rx) = mpsc::channel(WORKER_QUEUE_MAX);
-        senders.push(tx);
-        let (js, nats) = (js.clone(), responder.clone());
-        match shape {
-            Shape::OnePerRequest => tokio::spawn(worker(rx, js, nats)),
-            Shape::Batched => tokio::spawn(batch_worker(rx, js, nats)),
-        };
-    }
-    let mut sub = responder
-        .queue_subscribe(format!("{prefix}.>"), "bare".to_string())
-        .await
-        .map_err(|e| anyhow::anyhow!("subscribing: {e}"))?;
-    let router = tokio::spawn(async move {
-        while let Some(msg) = sub.next().await {
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            msg.subject.as_str().hash(&mut h);
-            let to = (h.finish() % senders.len() as u64) as usize;
-            if senders[to].send(msg).await.is_err() {
-                return;
-            }
-        }
-    });
-    responder
-        .flush()
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut conns = Vec::with_capacity(CLIENT_CONNECTIONS);
     for _ in 0..CLIENT_CONNECTIONS {
         conns.push(
@@ -142,14 +217,7 @@ pub async fn run(
                     };
                     let answered = match &batch {
                         Some(batch) => batched_request(batch, body).await,
-                        None => {
-                            let subject = format!("{REQUEST_PREFIX}.{order}");
-                            let request = nats.request(subject, body.into());
-                            matches!(
-                                tokio::time::timeout(REPLY_WAIT, request).await,
-                                Ok(Ok(reply)) if reply.payload.starts_with(b"{\"seq\"")
-                            )
-                        }
+                        None => one_request(&nats, order.as_str(), body).await,
                     };
                     if !answered {
                         errors.fetch_add(1, Relaxed);
@@ -164,7 +232,7 @@ pub async fn run(
         commands += sent.unwrap_or(0);
     }
     let elapsed = started.elapsed().as_secs_f64();
-    router.abort();
+    drop(responder);
     Ok(Bare {
         commands,
         per_s: commands as f64 / elapsed.max(1e-9),

@@ -169,6 +169,28 @@ pub async fn open_loop(
     commands_per_s: f64,
     duration: Duration,
 ) -> LoadReport {
+    let clients = clients.to_vec();
+    open_loop_with(commands_per_s, duration, move |i| {
+        let client = clients[i % clients.len()].clone();
+        async move {
+            let mut report = LoadReport::default();
+            for cmd in script(Mix::Lifecycle, tag, i) {
+                send_answered(&client, &cmd, &mut report).await;
+            }
+            report
+        }
+    })
+    .await
+}
+
+/// The open loop itself: order `i` started (`order(i)`, which sends its whole lifecycle and
+/// reports it) when `i / (commands_per_s / 6)` seconds have passed, for `duration`; an order
+/// due while [`OPEN_ORDERS_IN_FLIGHT_MAX`] are in flight is counted as overload, not started.
+pub async fn open_loop_with<F, Fut>(commands_per_s: f64, duration: Duration, order: F) -> LoadReport
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = LoadReport> + Send + 'static,
+{
     let orders_per_s = commands_per_s / LIFECYCLE_COMMANDS as f64;
     let in_flight = Arc::new(AtomicUsize::new(0));
     let mut tasks = JoinSet::new();
@@ -187,12 +209,9 @@ pub async fn open_loop(
                 continue;
             }
             in_flight.fetch_add(1, Relaxed);
-            let (client, in_flight) = (clients[i % clients.len()].clone(), in_flight.clone());
+            let (run, in_flight) = (order(i), in_flight.clone());
             tasks.spawn(async move {
-                let mut report = LoadReport::default();
-                for cmd in script(Mix::Lifecycle, tag, i) {
-                    send_answered(&client, &cmd, &mut report).await;
-                }
+                let report = run.await;
                 in_flight.fetch_sub(1, Relaxed);
                 report
             });

@@ -80,6 +80,15 @@ pub struct Args {
     /// Offered rate of the latency run, as a share of the measured throughput.
     #[arg(long, default_value_t = 0.2)]
     latency_share: f64,
+    /// How long the latency run (and its bare-path yardstick before it) offers load, seconds
+    /// [default: 20; quick: 5].
+    #[arg(long)]
+    latency_seconds: Option<u64>,
+    /// Pause before the latency run, seconds: the broker then measures it after it has
+    /// digested row 2's burst (the log's 2-minute duplicate window holds every command of
+    /// it until then) rather than right after [default: 0].
+    #[arg(long, default_value_t = 0)]
+    latency_pause_seconds: u64,
     /// Scenarios to leave out, comma-separated: raw, engine, read, cache_miss, latency,
     /// contention, core, memory, durability; within row 2 (engine) also bare (the request
     /// path's ceilings) and queue (the queue path and fire-and-forget), so that
@@ -96,6 +105,7 @@ pub struct Plan {
     pub clients: usize,
     pub latency_share: f64,
     pub latency_run: Duration,
+    pub latency_pause: Duration,
     pub hot_orders: usize,
     pub hot_clients: usize,
     pub hot_commands: usize,
@@ -117,7 +127,10 @@ impl Plan {
             orders: args.orders.unwrap_or(pick(100_000, 2_000)),
             clients: args.clients.unwrap_or(256),
             latency_share: args.latency_share,
-            latency_run: Duration::from_secs(pick(20, 5) as u64),
+            latency_run: Duration::from_secs(
+                args.latency_seconds.unwrap_or(pick(20, 5) as u64).max(1),
+            ),
+            latency_pause: Duration::from_secs(args.latency_pause_seconds),
             hot_orders: pick(8, 4),
             hot_clients: pick(64, 32),
             hot_commands: pick(4_000, 400),
