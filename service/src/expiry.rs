@@ -49,6 +49,16 @@ pub fn due(outcome: &Outcome) -> Option<(OrderId, Timestamp)> {
     })
 }
 
+/// The dead-letter reason of a command whose commit is in the log but whose expiry schedule
+/// could not be stored in `attempts` attempts (decision 0010).
+pub fn not_stored_reason(attempts: i64) -> String {
+    format!(
+        "committed, but its expiry schedule was not stored after {attempts} attempts; redrive \
+         this command once schedules can be stored (it is answered from the log and its \
+         schedule written again)"
+    )
+}
+
 /// The deterministic id of an order's scheduled expire command: `expire.<order_id>`.
 pub fn command_id(order: &OrderId) -> Result<CommandId, String> {
     CommandId::parse(format!("{EXPIRY_COMMAND_ID_PREFIX}.{order}")).map_err(|e| e.to_string())

@@ -456,11 +456,7 @@ async fn handle(
         // command is set aside in the dead-letter stream (redriving it, once schedules can be
         // stored, writes the schedule: it is answered from the log again) and its outcome,
         // already in the log, is answered below.
-        let reason = format!(
-            "committed, but its expiry schedule was not stored after {attempts} attempts; \
-             redrive this command once schedules can be stored (it is answered from the log \
-             and its schedule written again)"
-        );
+        let reason = crate::expiry::not_stored_reason(attempts);
         let held = attempts < processor.cfg.deliveries_max
             || !set_aside(processor, client, &msg, &reason).await;
         if held {

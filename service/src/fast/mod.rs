@@ -99,16 +99,22 @@ pub struct HeldRequests {
 }
 
 impl HeldRequests {
-    /// One more failed schedule write for `order`: the failures so far.
-    fn schedule_failed(&mut self, order: &str) -> i64 {
-        if !self.schedule_failures.contains_key(order)
-            && self.schedule_failures.len() >= SCHEDULE_FAILURES_HELD_MAX
-        {
-            return i64::MAX;
-        }
-        let n = self.schedule_failures.entry(order.to_string()).or_default();
-        *n += 1;
-        *n
+    /// One more failed schedule write for `order`: `Some(failures)` once it is to be set
+    /// aside (`bound` reached, or too many orders failing at once to count one more).
+    fn schedule_failed(&mut self, order: &str, bound: i64) -> Option<i64> {
+        let full = self.schedule_failures.len() >= SCHEDULE_FAILURES_HELD_MAX;
+        let failures = match self.schedule_failures.get_mut(order) {
+            Some(n) => {
+                *n += 1;
+                *n
+            }
+            None if full => return Some(1),
+            None => {
+                self.schedule_failures.insert(order.to_string(), 1);
+                1
+            }
+        };
+        (failures >= bound).then_some(failures)
     }
 
     /// `order`'s schedule is stored (or set aside): its count starts afresh.
@@ -165,9 +171,10 @@ pub(crate) async fn answer(
         // queue path: past `deliveries_max` failures the command is set aside in the
         // dead-letter stream (its redrive writes the schedule) and its outcome answered.
         crate::telemetry::requeued();
-        let failures = held.schedule_failed(req.order());
-        let set_aside = failures >= processor.cfg.deliveries_max
-            && set_aside(processor, client, &req, &subject, failures).await;
+        let set_aside = match held.schedule_failed(req.order(), processor.cfg.deliveries_max) {
+            Some(failures) => set_aside(processor, client, &req, &subject, failures).await,
+            None => false,
+        };
         if !set_aside {
             respond_error(
                 &req.request,
@@ -212,11 +219,7 @@ async fn set_aside(
     subject: &str,
     failures: i64,
 ) -> bool {
-    let reason = format!(
-        "committed, but its expiry schedule was not stored after {failures} attempts; \
-         redrive this command once schedules can be stored (it is answered from the log and \
-         its schedule written again)"
-    );
+    let reason = crate::expiry::not_stored_reason(failures);
     let js = async_nats::jetstream::new(client.clone());
     let out = paystate_journal::dead_letters::Outgoing {
         source: paystate_journal::dead_letters::Source::Engine,
@@ -275,4 +278,39 @@ pub(crate) async fn serve(
     let instance = uuid::Uuid::new_v4().simple().to_string();
     let served = endpoints::Served::new(client.clone(), instance.clone(), route, ownership);
     members::run(client, replicas, instance, served, shutdown).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_failures_are_set_aside_at_the_bound_and_counted_afresh_after() {
+        let mut held = HeldRequests::default();
+        assert_eq!(held.schedule_failed("o-1", 3), None);
+        assert_eq!(held.schedule_failed("o-1", 3), None);
+        assert_eq!(held.schedule_failed("o-2", 3), None, "counted per order");
+        assert_eq!(held.schedule_failed("o-1", 3), Some(3));
+        held.schedule_stored("o-1");
+        assert_eq!(held.schedule_failed("o-1", 3), None, "afresh after success");
+    }
+
+    #[test]
+    fn with_too_many_orders_failing_a_new_one_is_set_aside_at_once() {
+        let mut held = HeldRequests::default();
+        for i in 0..SCHEDULE_FAILURES_HELD_MAX {
+            assert_eq!(held.schedule_failed(&format!("o-{i}"), 20), None);
+        }
+        assert_eq!(held.schedule_failed("another", 20), Some(1));
+        assert_eq!(
+            held.schedule_failures.len(),
+            SCHEDULE_FAILURES_HELD_MAX,
+            "bounded"
+        );
+        assert_eq!(
+            held.schedule_failed("o-0", 20),
+            None,
+            "known orders still counted"
+        );
+    }
 }
