@@ -125,14 +125,7 @@ pub async fn latency(
     duration: Duration,
 ) -> anyhow::Result<LoadReport> {
     let _responder = Responder::start(url, Shape::OnePerRequest).await?;
-    let mut conns = Vec::with_capacity(CLIENT_CONNECTIONS);
-    for _ in 0..CLIENT_CONNECTIONS {
-        conns.push(
-            paystate_service::connect(url, "paystate-bench-bare-client")
-                .await
-                .map_err(anyhow::Error::msg)?,
-        );
-    }
+    let conns = client_connections(url).await?;
     let report = open_loop_with(commands_per_s, duration, move |i| {
         let nats = conns[i % conns.len()].clone();
         async move {
@@ -160,6 +153,19 @@ pub async fn latency(
     Ok(report)
 }
 
+/// The bare path's client connections ([`CLIENT_CONNECTIONS`], as the engine rows use).
+async fn client_connections(url: &str) -> anyhow::Result<Vec<async_nats::Client>> {
+    let mut conns = Vec::with_capacity(CLIENT_CONNECTIONS);
+    for _ in 0..CLIENT_CONNECTIONS {
+        conns.push(
+            paystate_service::connect(url, "paystate-bench-bare-client")
+                .await
+                .map_err(anyhow::Error::msg)?,
+        );
+    }
+    Ok(conns)
+}
+
 /// One command as one request; true once its append is acknowledged.
 async fn one_request(nats: &async_nats::Client, order: &str, body: Vec<u8>) -> bool {
     let request = nats.request(format!("{REQUEST_PREFIX}.{order}"), body.into());
@@ -179,14 +185,7 @@ pub async fn run(
 ) -> anyhow::Result<Bare> {
     let responder = Responder::start(url, shape).await?;
     let errors = Arc::new(AtomicU64::new(0));
-    let mut conns = Vec::with_capacity(CLIENT_CONNECTIONS);
-    for _ in 0..CLIENT_CONNECTIONS {
-        conns.push(
-            paystate_service::connect(url, "paystate-bench-bare-client")
-                .await
-                .map_err(anyhow::Error::msg)?,
-        );
-    }
+    let conns = client_connections(url).await?;
     let batchers: Vec<Batcher> = match shape {
         Shape::OnePerRequest => Vec::new(),
         Shape::Batched => conns.iter().enumerate().map(batcher).collect(),

@@ -86,7 +86,7 @@ pub struct Args {
     latency_seconds: Option<u64>,
     /// Pause before the latency run, seconds: the broker then measures it after it has
     /// digested row 2's burst (the log's 2-minute duplicate window holds every command of
-    /// it until then) rather than right after [default: 0].
+    /// it until then) rather than right after.
     #[arg(long, default_value_t = 0)]
     latency_pause_seconds: u64,
     /// Scenarios to leave out, comma-separated: raw, engine, read, cache_miss, latency,
