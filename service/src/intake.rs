@@ -456,9 +456,14 @@ async fn handle(
         // command is set aside in the dead-letter stream (redriving it, once schedules can be
         // stored, writes the schedule: it is answered from the log again) and its outcome,
         // already in the log, is answered below.
-        let reason = crate::expiry::not_stored_reason(attempts);
         let held = attempts < processor.cfg.deliveries_max
-            || !set_aside(processor, client, &msg, &reason).await;
+            || !set_aside(
+                processor,
+                client,
+                &msg,
+                &crate::expiry::not_stored_reason(attempts),
+            )
+            .await;
         if held {
             let _ = msg.ack_with(AckKind::Progress).await;
             return Some(msg);
@@ -601,12 +606,23 @@ async fn set_aside(
         reason,
     )
     .await;
+    counted_aside(processor, &msg.subject, reason, stored)
+}
+
+/// Counts and logs a dead-letter write (either path's); true once it is stored. A failed
+/// write leaves the command to be retried: held on the queue path, the client's on the fast.
+pub(crate) fn counted_aside(
+    processor: &Processor,
+    subject: &str,
+    reason: &str,
+    stored: Result<u64, paystate_journal::dead_letters::DeadLetterError>,
+) -> bool {
     if let Err(e) = stored {
-        tracing::error!(subject = %msg.subject, error = %e, "dead-letter write failed; the command stays queued");
+        tracing::error!(%subject, error = %e, "dead-letter write failed; the command is retried");
         return false;
     }
     processor.stats.dead_lettered.fetch_add(1, Relaxed);
-    tracing::error!(subject = %msg.subject, %reason, "command moved to the dead-letter stream");
+    tracing::error!(%subject, %reason, "command moved to the dead-letter stream");
     true
 }
 

@@ -32,7 +32,6 @@ use crate::processor::{Disposition, Processor, Stats};
 use async_nats::service::{error::Error as ServiceError, Request};
 use paystate_events::subjects::{queue_subject_of, Plane};
 use paystate_events::Timestamp;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
@@ -232,17 +231,8 @@ async fn set_aside(
         deliveries: u64::try_from(failures).unwrap_or(u64::MAX),
         reason: &reason,
     };
-    match paystate_journal::dead_letters::send(&js, &out).await {
-        Ok(_) => {
-            processor.stats.dead_lettered.fetch_add(1, Relaxed);
-            tracing::error!(%subject, %reason, "fast-path command moved to the dead-letter stream");
-            true
-        }
-        Err(e) => {
-            tracing::error!(%subject, error = %e, "dead-letter write failed; the client retries");
-            false
-        }
-    }
+    let stored = paystate_journal::dead_letters::send(&js, &out).await;
+    crate::intake::counted_aside(processor, subject, &reason, stored)
 }
 
 /// Answers a request with a service error (`Nats-Service-Error-Code`, counted in the
