@@ -27,9 +27,18 @@ const EXPIRES_IN: Duration = Duration::from_secs(2);
 const EXPIRED_WITHIN: Duration = Duration::from_secs(2);
 
 fn create_expiring(order: &OrderId, id: &str) -> paystate_events::CommandEnvelope {
+    create_expiring_in(order, id, EXPIRES_IN)
+}
+
+/// A create of `order` expiring `within` from now.
+fn create_expiring_in(
+    order: &OrderId,
+    id: &str,
+    within: Duration,
+) -> paystate_events::CommandEnvelope {
     let mut cmd = create(10_000);
     if let Command::CreateOrder { expires_at, .. } = &mut cmd {
-        *expires_at = Some(Utc::now() + EXPIRES_IN);
+        *expires_at = Some(Utc::now() + within);
     }
     env_with_id(order, id, cmd)
 }
@@ -318,16 +327,10 @@ async fn schedule_keeps_failing(queued: bool) {
         .expect("schedule stream deleted");
     let order = order("never");
     // Long enough that the order cannot expire before the schedule is stored again.
-    let mut cmd = create(10_000);
-    if let Command::CreateOrder { expires_at, .. } = &mut cmd {
-        *expires_at = Some(Utc::now() + Duration::from_secs(6));
-    }
+    let cmd = create_expiring_in(&order, "c-1", Duration::from_secs(6));
     // Bounded: after three attempts the command is set aside and its outcome (the commit is
     // in the log) answered, so the order's next command is no longer held behind it.
-    let outcome = client
-        .send(&env_with_id(&order, "c-1", cmd), WAIT)
-        .await
-        .expect("an outcome");
+    let outcome = client.send(&cmd, WAIT).await.expect("an outcome");
     assert!(matches!(outcome, Outcome::Accepted { .. }), "{outcome:?}");
     let filter = DeadLetterFilter {
         source: Some(Source::Engine),
