@@ -336,3 +336,55 @@ async fn two_engine_instances_share_the_order_space() {
         assert!(check_invariants(&s).is_empty());
     }
 }
+
+/// The queue path hears the broker's answer to its publish on the reply inbox it waits on:
+/// a publish no stream takes, or one the stream refuses, fails at once with the broker's
+/// reason (not after the caller's wait); a stored one waits for its outcome.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_client_hears_the_brokers_refusal_at_once() {
+    use async_nats::jetstream::stream;
+    use paystate_service::client::{Client, ClientError};
+    use std::time::{Duration, Instant};
+
+    let nats = TestNats::start().await;
+    let client = Client::queue(nats.connect().await);
+    let o = order("refused");
+    let wait = Duration::from_secs(20);
+    // No stream yet: nothing stores the subject.
+    let started = Instant::now();
+    let sent = client.send(&env(&o, create(100)), wait).await;
+    assert!(
+        matches!(&sent, Err(ClientError::NotAccepted(why)) if why.contains("no stream")),
+        "{sent:?}"
+    );
+    let published = client.publish(&env(&o, create(100))).await;
+    assert!(
+        matches!(&published, Err(ClientError::NotAccepted(why)) if why.contains("no stream")),
+        "{published:?}"
+    );
+    // A stream that takes one message and refuses the next.
+    let js = async_nats::jetstream::new(nats.connect().await);
+    js.create_stream(stream::Config {
+        name: "ONE_ONLY".into(),
+        subjects: vec!["paystate.cmd.>".into()],
+        max_messages: 1,
+        discard: stream::DiscardPolicy::New,
+        ..Default::default()
+    })
+    .await
+    .expect("stream");
+    client
+        .publish(&env(&o, create(100)))
+        .await
+        .expect("the first is stored");
+    let sent = client.send(&env(&o, start()), wait).await;
+    assert!(
+        matches!(&sent, Err(ClientError::NotAccepted(why)) if why.contains("maximum messages")),
+        "{sent:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "refusals answered at once, not after the wait: {:?}",
+        started.elapsed()
+    );
+}

@@ -7,9 +7,10 @@
 //!   attempt and on a 503 service error, until the caller's wait runs out;
 //! - the queue path ([`Client::queue`], [`Client::via_queue`]): a durable publish to
 //!   `paystate.<plane>.<order_id>` in `PAYSTATE_COMMANDS` with a `Paystate-Reply-To` header,
-//!   processed even when no engine runs yet. [`Client::publish`] is always this path.
+//!   processed even when no engine runs yet. [`Client::publish`] is always this path. The
+//!   broker's acknowledgement of the publish (its PubAck) comes back on the same reply inbox
+//!   as the outcome: one subscription and one wait per command (see [`Reply`]).
 
-use async_nats::jetstream::{self, message::PublishMessage};
 use async_nats::service::{NATS_SERVICE_ERROR, NATS_SERVICE_ERROR_CODE};
 use async_nats::HeaderMap;
 use async_nats::RequestErrorKind;
@@ -49,7 +50,6 @@ pub enum ClientError {
 #[derive(Clone)]
 pub struct Client {
     nats: async_nats::Client,
-    js: jetstream::Context,
     replies: Arc<Replies>,
     /// How [`Client::send`] and [`Client::send_to`] deliver commands.
     path: Path,
@@ -71,15 +71,83 @@ pub const RETRY_BACKOFF_FIRST: Duration = Duration::from_millis(50);
 pub const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// Longest wait for one attempt's answer before the same bytes are sent again.
 pub const ATTEMPT_TIMEOUT_MAX: Duration = Duration::from_secs(2);
+/// Longest wait for the broker's acknowledgement of a fire-and-forget publish
+/// ([`Client::publish`]); async-nats's JetStream default.
+pub const STORE_WAIT: Duration = Duration::from_secs(5);
 /// Service error code of a request to retry (nothing committed now).
 const CODE_RETRY: &str = "503";
+
+/// What came back on a queued command's reply inbox (`<prefix>.<token>`): the broker's answer
+/// to the publish (published with the inbox as its reply subject), then the engine's outcome
+/// (the `Paystate-Reply-To` header names the same inbox).
+#[derive(Debug, PartialEq)]
+enum Reply {
+    /// The broker stored the command (a PubAck without error).
+    Stored,
+    /// The broker did not store it: a PubAck with an error, or "no responders" (no stream
+    /// takes the subject).
+    Refused(String),
+    /// Anything else: the engine's outcome (read, or refused as unreadable, by the caller).
+    Outcome(Bytes),
+}
+
+impl Reply {
+    fn of(msg: async_nats::Message) -> Reply {
+        if msg.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
+            return Reply::Refused("no stream stores this subject (is paystate set up?)".into());
+        }
+        // Why the prefix first: every outcome the engine writes starts so (`outcome` is the
+        // tag serde writes first), and it spares the probe below on the common reply.
+        if msg.payload.starts_with(br#"{"outcome""#) {
+            return Reply::Outcome(msg.payload);
+        }
+        match serde_json::from_slice::<PubAck>(&msg.payload) {
+            Ok(PubAck { error: Some(e), .. }) => {
+                Reply::Refused(format!("{} ({})", e.description, e.code))
+            }
+            Ok(PubAck {
+                stream: Some(_),
+                seq: Some(_),
+                error: None,
+            }) => Reply::Stored,
+            _ => Reply::Outcome(msg.payload),
+        }
+    }
+}
+
+/// The fields of JetStream's answer to a publish that tell stored from refused.
+#[derive(serde::Deserialize)]
+struct PubAck {
+    #[serde(default)]
+    stream: Option<String>,
+    #[serde(default)]
+    seq: Option<u64>,
+    #[serde(default)]
+    error: Option<PubAckError>,
+}
+
+#[derive(serde::Deserialize)]
+struct PubAckError {
+    #[serde(default)]
+    code: u16,
+    #[serde(default)]
+    description: String,
+}
+
+/// One command waiting on its reply token.
+struct Waiter {
+    tx: oneshot::Sender<Reply>,
+    /// Waits for the outcome ([`Client::send`]): the broker's "stored" is passed over.
+    /// Otherwise ([`Client::publish`]) the broker's answer is all it waits for.
+    outcome: bool,
+}
 
 /// Commands waiting for their outcome, by reply token.
 struct Replies {
     /// `_INBOX.<unique>`; replies arrive on `<prefix>.<token>`.
     prefix: String,
     next_token: AtomicU64,
-    waiting: Mutex<HashMap<u64, oneshot::Sender<Bytes>>>,
+    waiting: Mutex<HashMap<u64, Waiter>>,
     /// The task routing replies to waiters, started on first use; stopped when the last
     /// clone of the client is dropped (its subscription goes with it).
     router: OnceCell<AbortHandle>,
@@ -94,10 +162,10 @@ impl Drop for Replies {
 }
 
 impl Replies {
-    fn wait_for(&self) -> (u64, oneshot::Receiver<Bytes>) {
+    fn wait_for(&self, outcome: bool) -> (u64, oneshot::Receiver<Reply>) {
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        self.lock().insert(token, tx);
+        self.lock().insert(token, Waiter { tx, outcome });
         (token, rx)
     }
 
@@ -105,7 +173,22 @@ impl Replies {
         self.lock().remove(&token);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<Bytes>>> {
+    /// Hands `reply` to the command waiting on `token`, if it waits for it; a command waiting
+    /// for its outcome keeps waiting after the broker's "stored".
+    fn deliver(&self, token: u64, reply: Reply) {
+        let mut waiting = self.lock();
+        let Some(waiter) = waiting.get(&token) else {
+            return;
+        };
+        if waiter.outcome && reply == Reply::Stored {
+            return;
+        }
+        if let Some(waiter) = waiting.remove(&token) {
+            let _ = waiter.tx.send(reply);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Waiter>> {
         // Why: the map stays consistent even if a holder panicked (single inserts/removes).
         self.waiting.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -126,9 +209,8 @@ async fn route_replies(mut sub: async_nats::Subscriber, replies: std::sync::Weak
             return;
         };
         let token = msg.subject.rsplit('.').next().and_then(|t| t.parse().ok());
-        let waiter = token.and_then(|t| replies.lock().remove(&t));
-        if let Some(tx) = waiter {
-            let _ = tx.send(msg.payload);
+        if let Some(token) = token {
+            replies.deliver(token, Reply::of(msg));
         }
     }
 }
@@ -158,7 +240,6 @@ impl Client {
     }
 
     fn on(nats: async_nats::Client, path: Path) -> Client {
-        let js = jetstream::new(nats.clone());
         let replies = Arc::new(Replies {
             prefix: nats.new_inbox(),
             next_token: AtomicU64::new(0),
@@ -167,7 +248,6 @@ impl Client {
         });
         Client {
             nats,
-            js,
             replies,
             path,
         }
@@ -287,58 +367,74 @@ impl Client {
         }
     }
 
-    /// The queue path: a durable publish with a reply header, then the outcome on the inbox.
+    /// The queue path: a durable publish with a reply header, then the outcome on the inbox
+    /// (the broker's refusal of the publish, if it refuses, on the same inbox).
     async fn send_queued(
         &self,
         subject: String,
         bytes: Vec<u8>,
         wait: Duration,
     ) -> Result<Outcome, ClientError> {
-        self.ensure_router().await?;
-        let (token, reply) = self.replies.wait_for();
-        let inbox = format!("{}.{token}", self.replies.prefix);
-        if let Err(e) = self.publish_raw(subject, bytes, Some(&inbox)).await {
-            self.replies.forget(token);
-            return Err(e);
-        }
-        match tokio::time::timeout(wait, reply).await {
-            Ok(Ok(payload)) => {
+        match self.publish_queued(subject, bytes, true, wait).await? {
+            Some(payload) => {
                 Outcome::from_json(&payload).map_err(|e| ClientError::BadReply(e.to_string()))
             }
+            // Why: a waiter for the outcome is never handed "stored" (Replies::deliver).
+            None => Err(ClientError::BadReply("no outcome in the reply".into())),
+        }
+    }
+
+    /// Publishes durably without waiting for the outcome; returns once the broker stored it.
+    /// No answer from the broker within [`STORE_WAIT`] is a timeout: it may have stored the
+    /// command (publishing the same bytes again is safe: the log answers it as a duplicate).
+    pub async fn publish(&self, cmd: &CommandEnvelope) -> Result<(), ClientError> {
+        let bytes = serde_json::to_vec(cmd).map_err(|e| ClientError::NotAccepted(e.to_string()))?;
+        match self
+            .publish_queued(subject_of(cmd), bytes, false, STORE_WAIT)
+            .await?
+        {
+            None => Ok(()),
+            Some(_) => Err(ClientError::BadReply(
+                "the broker's answer to the publish is not a JetStream acknowledgement".into(),
+            )),
+        }
+    }
+
+    /// Publishes `bytes` to the command queue with the client's inbox as the reply subject
+    /// (the broker's answer) and, if `outcome`, as the `Paystate-Reply-To` header (the
+    /// engine's); waits up to `wait` for the outcome (`Some`), or for the broker's "stored"
+    /// (`None`).
+    async fn publish_queued(
+        &self,
+        subject: String,
+        bytes: Vec<u8>,
+        outcome: bool,
+        wait: Duration,
+    ) -> Result<Option<Bytes>, ClientError> {
+        self.ensure_router().await?;
+        let (token, reply) = self.replies.wait_for(outcome);
+        let inbox = format!("{}.{token}", self.replies.prefix);
+        let mut headers = HeaderMap::new();
+        if outcome {
+            headers.insert(REPLY_HEADER, inbox.as_str());
+        }
+        if let Err(e) = self
+            .nats
+            .publish_with_reply_and_headers(subject, inbox, headers, bytes.into())
+            .await
+        {
+            self.replies.forget(token);
+            return Err(ClientError::NotAccepted(e.to_string()));
+        }
+        match tokio::time::timeout(wait, reply).await {
+            Ok(Ok(Reply::Refused(why))) => Err(ClientError::NotAccepted(why)),
+            Ok(Ok(Reply::Stored)) => Ok(None),
+            Ok(Ok(Reply::Outcome(payload))) => Ok(Some(payload)),
             Ok(Err(_)) | Err(_) => {
                 self.replies.forget(token);
                 Err(ClientError::Timeout(wait))
             }
         }
-    }
-
-    /// Publishes durably without waiting for the outcome; returns once the broker stored it.
-    pub async fn publish(&self, cmd: &CommandEnvelope) -> Result<(), ClientError> {
-        let bytes = serde_json::to_vec(cmd).map_err(|e| ClientError::NotAccepted(e.to_string()))?;
-        self.publish_raw(subject_of(cmd), bytes, None).await
-    }
-
-    async fn publish_raw(
-        &self,
-        subject: String,
-        bytes: Vec<u8>,
-        reply_to: Option<&str>,
-    ) -> Result<(), ClientError> {
-        let mut headers = HeaderMap::new();
-        if let Some(to) = reply_to {
-            headers.insert(REPLY_HEADER, to);
-        }
-        let publish = PublishMessage::build()
-            .payload(bytes.into())
-            .headers(headers);
-        let ack = self
-            .js
-            .send_publish(subject, publish)
-            .await
-            .map_err(|e| ClientError::NotAccepted(e.to_string()))?;
-        ack.await
-            .map_err(|e| ClientError::NotAccepted(e.to_string()))?;
-        Ok(())
     }
 }
 
@@ -370,6 +466,74 @@ fn service_error(reply: &async_nats::Message) -> Option<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn on_inbox(payload: &[u8], status: Option<async_nats::StatusCode>) -> async_nats::Message {
+        async_nats::Message {
+            subject: "_INBOX.x.1".into(),
+            reply: None,
+            payload: Bytes::copy_from_slice(payload),
+            headers: None,
+            status,
+            description: None,
+            length: payload.len(),
+        }
+    }
+
+    #[test]
+    fn the_brokers_answers_and_the_outcome_are_told_apart() {
+        let stored = [
+            &br#"{"stream":"PAYSTATE_COMMANDS", "seq":7}"#[..],
+            br#"{"stream":"PAYSTATE_COMMANDS","seq":8,"duplicate":true}"#,
+            br#"{"stream":"PAYSTATE_COMMANDS","domain":"hub","seq":9}"#,
+        ];
+        for payload in stored {
+            assert_eq!(Reply::of(on_inbox(payload, None)), Reply::Stored);
+        }
+        let refused =
+            br#"{"error":{"code":503,"err_code":10077,"description":"maximum messages exceeded"}}"#;
+        assert_eq!(
+            Reply::of(on_inbox(refused, None)),
+            Reply::Refused("maximum messages exceeded (503)".into())
+        );
+        let nobody = Reply::of(on_inbox(b"", Some(async_nats::StatusCode::NO_RESPONDERS)));
+        assert!(matches!(nobody, Reply::Refused(why) if why.contains("no stream")));
+        // The outcome, and whatever is neither (left for the outcome reader to refuse).
+        for payload in [
+            &br#"{"outcome":"accepted","order_id":"o-1"}"#[..],
+            br#"{"outcome":"rejected"}"#,
+            b"not json",
+            br#"{"stream":"S"}"#,
+            b"",
+        ] {
+            assert_eq!(
+                Reply::of(on_inbox(payload, None)),
+                Reply::Outcome(Bytes::copy_from_slice(payload))
+            );
+        }
+    }
+
+    #[test]
+    fn a_command_waiting_for_its_outcome_passes_over_the_brokers_stored() {
+        let replies = Replies {
+            prefix: "_INBOX.x".into(),
+            next_token: AtomicU64::new(0),
+            waiting: Mutex::new(HashMap::new()),
+            router: OnceCell::new(),
+        };
+        let (sent, mut outcome) = replies.wait_for(true);
+        let (published, mut stored) = replies.wait_for(false);
+        replies.deliver(sent, Reply::Stored);
+        assert!(outcome.try_recv().is_err(), "still waiting for the outcome");
+        replies.deliver(published, Reply::Stored);
+        assert_eq!(stored.try_recv().ok(), Some(Reply::Stored));
+        let answer = Bytes::from_static(br#"{"outcome":"accepted"}"#);
+        replies.deliver(sent, Reply::Outcome(answer.clone()));
+        assert_eq!(outcome.try_recv().ok(), Some(Reply::Outcome(answer)));
+        assert!(replies.lock().is_empty(), "every waiter answered once");
+        // A late or repeated reply finds nobody waiting and is dropped.
+        replies.deliver(sent, Reply::Stored);
+        assert!(replies.lock().is_empty());
+    }
 
     #[test]
     fn queue_subjects_map_to_their_fast_path_subject() {

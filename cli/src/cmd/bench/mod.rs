@@ -38,10 +38,11 @@ use std::time::{Duration, Instant};
 use table::Report;
 
 /// Scenario names accepted by `--skip`.
-pub const SCENARIOS: [&str; 11] = [
+pub const SCENARIOS: [&str; 12] = [
     "raw",
     "engine",
     "bare",
+    "fast",
     "queue",
     "read",
     "cache_miss",
@@ -91,8 +92,9 @@ pub struct Args {
     latency_pause_seconds: u64,
     /// Scenarios to leave out, comma-separated: raw, engine, read, cache_miss, latency,
     /// contention, core, memory, durability; within row 2 (engine) also bare (the request
-    /// path's ceilings) and queue (the queue path and fire-and-forget), so that
-    /// `--skip bare,queue,read,...` measures the fast path alone beside its yardstick.
+    /// path's ceilings), fast (the fast path; row 3 then has no offered rate) and queue
+    /// (the queue path and fire-and-forget), so that `--skip bare,queue,read,...` measures
+    /// the fast path alone beside its yardstick, `--skip bare,fast,read,...` the queue path.
     #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(SCENARIOS))]
     skip: Vec<String>,
 }

@@ -48,11 +48,11 @@ pub async fn on_default_server(
                 report.rows.push(row);
             }
         }
-        let paths = match plan.runs("queue") {
-            true => &[Path::Fast, Path::Queue][..],
-            false => &[Path::Fast][..],
-        };
-        for &path in paths {
+        let paths = [(Path::Fast, "fast"), (Path::Queue, "queue")];
+        for path in paths
+            .into_iter()
+            .filter_map(|(p, name)| plan.runs(name).then_some(p))
+        {
             eprintln!(
                 "2 engine throughput, {}: {} orders x 6 commands, {} clients",
                 path.name(),
