@@ -102,9 +102,12 @@ impl Reply {
             return Reply::Outcome(msg.payload);
         }
         match serde_json::from_slice::<PubAck>(&msg.payload) {
-            Ok(PubAck { error: Some(e), .. }) => {
-                Reply::Refused(format!("{} ({})", e.description, e.code))
-            }
+            // Why cut: the text is the broker's, shown to callers and logs; keep it short.
+            Ok(PubAck { error: Some(e), .. }) => Reply::Refused(format!(
+                "{} ({})",
+                paystate_events::view::cut(&e.description),
+                e.code
+            )),
             Ok(PubAck {
                 stream: Some(_),
                 seq: Some(_),
@@ -495,6 +498,14 @@ mod tests {
             Reply::of(on_inbox(refused, None)),
             Reply::Refused("maximum messages exceeded (503)".into())
         );
+        let long = format!(
+            r#"{{"error":{{"code":400,"description":"{}"}}}}"#,
+            "é".repeat(5000)
+        );
+        let Reply::Refused(why) = Reply::of(on_inbox(long.as_bytes(), None)) else {
+            panic!("a refusal")
+        };
+        assert!(why.len() < 200 && why.ends_with("(400)"), "{why}");
         let nobody = Reply::of(on_inbox(b"", Some(async_nats::StatusCode::NO_RESPONDERS)));
         assert!(matches!(nobody, Reply::Refused(why) if why.contains("no stream")));
         // The outcome, and whatever is neither (left for the outcome reader to refuse).
@@ -508,6 +519,20 @@ mod tests {
             assert_eq!(
                 Reply::of(on_inbox(payload, None)),
                 Reply::Outcome(Bytes::copy_from_slice(payload))
+            );
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever arrives on the inbox is classified without panicking, and anything that
+        /// starts as an outcome is handed to the outcome reader, never taken for the broker's.
+        #[test]
+        fn any_reply_is_classified(tail in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            let _ = Reply::of(on_inbox(&tail, None));
+            let outcome = [&br#"{"outcome""#[..], &tail].concat();
+            proptest::prop_assert_eq!(
+                Reply::of(on_inbox(&outcome, None)),
+                Reply::Outcome(Bytes::from(outcome))
             );
         }
     }
