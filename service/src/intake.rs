@@ -441,7 +441,7 @@ async fn handle(
     let reply_to = match reply_target(&msg, &processor.cfg.inbox_prefixes) {
         Ok(to) => to,
         Err(refused) => {
-            refuse_reply_target(processor, &msg, refused).await;
+            Box::pin(refuse_reply_target(processor, &msg, refused)).await;
             ack(&msg).await;
             return None;
         }
@@ -457,12 +457,12 @@ async fn handle(
         // stored, writes the schedule: it is answered from the log again) and its outcome,
         // already in the log, is answered below.
         let held = attempts < processor.cfg.deliveries_max
-            || !set_aside(
+            || !Box::pin(set_aside(
                 processor,
                 client,
                 &msg,
                 &crate::expiry::not_stored_reason(attempts),
-            )
+            ))
             .await;
         if held {
             let _ = msg.ack_with(AckKind::Progress).await;
@@ -488,7 +488,7 @@ async fn handle(
             ack(&msg).await;
         }
         Disposition::RetryLater if attempts >= processor.cfg.deliveries_max => {
-            if !dead_letter(processor, client, &msg, reply_to, attempts).await {
+            if !Box::pin(dead_letter(processor, client, &msg, reply_to, attempts)).await {
                 let _ = msg.ack_with(AckKind::Progress).await;
                 return Some(msg);
             }
@@ -518,7 +518,8 @@ pub(crate) async fn expiry_scheduled(
         return true;
     };
     let js = jetstream::new(client.clone());
-    match crate::expiry::schedule(&js, &order, at).await {
+    // Boxed: only creates with an expiry get here; every command's future stays small.
+    match Box::pin(crate::expiry::schedule(&js, &order, at)).await {
         Ok(()) => true,
         Err(e) => {
             tracing::warn!(error = %e, "expiry schedule not stored; the command is redelivered");

@@ -127,8 +127,15 @@ impl Processor {
                 }
             };
             let commit = next_commit(current.state.as_ref(), env, &fingerprint, now, events);
-            match self.commit(env, current, commit).await {
-                Ok(outcome) => return Disposition::Committed { outcome },
+            let (encoded, state) = match self.fold(env, current.state, commit) {
+                Ok(folded) => folded,
+                Err(refused) => return Disposition::Done(*refused),
+            };
+            match self.commit(env, &encoded, &state, current.last_seq).await {
+                Ok(sequence) => {
+                    let outcome = self.committed(env, &encoded, state, sequence);
+                    return Disposition::Committed { outcome };
+                }
                 Err(Retry::Conflict) => {
                     self.stats.conflicts.fetch_add(1, Relaxed);
                     crate::telemetry::conflict();
@@ -138,7 +145,6 @@ impl Processor {
                     behind = true;
                     backoff(attempt).await
                 }
-                Err(Retry::Refused(outcome)) => return Disposition::Done(outcome),
             }
         }
         self.retry_later()
@@ -186,7 +192,7 @@ impl Processor {
                 if let Some((_, _, outcome)) = recent {
                     return Step::Answer(as_duplicate(outcome.clone()));
                 }
-                match self.already_applied(env, current, commit).await {
+                match Box::pin(self.already_applied(env, current, commit)).await {
                     Some(outcome) => {
                         self.rebuilt = Some((
                             env.order_id.clone(),
@@ -205,10 +211,12 @@ impl Processor {
             // grows, so a cached state is enough; any other rejection that is not logged (no
             // order, past the bound) stands only on the log's tail.
             Err(r) if !current.fresh && !is_monotone(r.code) => Step::CatchUp,
-            Err(r) if state.is_none() => match self.without_order(env, fingerprint, r).await {
-                Some(outcome) => Step::Answer(outcome),
-                None => Step::Pause,
-            },
+            Err(r) if state.is_none() => {
+                match Box::pin(self.without_order(env, fingerprint, r)).await {
+                    Some(outcome) => Step::Answer(outcome),
+                    None => Step::Pause,
+                }
+            }
             Err(r) => {
                 self.stats.rejected.fetch_add(1, Relaxed);
                 Step::Answer(rejection(env, r.code, r.message))
@@ -230,7 +238,9 @@ impl Processor {
                 fresh: false,
             };
             return if behind {
-                self.catch_up(env, cached).await
+                // Boxed, like every read below: rare, and their futures would otherwise set
+                // the size (and the copying) of every command's future.
+                Box::pin(self.catch_up(env, cached)).await
             } else {
                 Ok(cached)
             };
@@ -248,7 +258,12 @@ impl Processor {
                 fresh: false,
             });
         }
-        let loaded = crate::snapshots::load(&self.journal, &self.outcomes, &env.order_id).await?;
+        let loaded = Box::pin(crate::snapshots::load(
+            &self.journal,
+            &self.outcomes,
+            &env.order_id,
+        ))
+        .await?;
         Ok(Current {
             state: loaded.state,
             last_seq: loaded.last_seq,
@@ -310,58 +325,51 @@ impl Processor {
         })
     }
 
-    /// Folds and checks the commit, then appends it; on success the cache holds the new state.
+    /// Encodes the commit and folds it into `state`: the commit and the state after it, or
+    /// the outcome refusing it (it does not fold, or would break an invariant).
+    fn fold(
+        &mut self,
+        env: &CommandEnvelope,
+        state: Option<OrderState>,
+        commit: Commit,
+    ) -> Result<(EncodedCommit, OrderState), Box<Outcome>> {
+        let encoded = EncodedCommit::new(commit);
+        let state = apply_commit(state, &encoded.commit, &encoded.hash)
+            .map_err(|e| Box::new(self.internal(env, format!("commit does not fold: {e}"))))?;
+        let violations = check_invariants(&state);
+        if !violations.is_empty() {
+            let refused = self.internal(env, format!("invariants would break: {violations:?}"));
+            return Err(Box::new(refused));
+        }
+        Ok((encoded, state))
+    }
+
+    /// Appends the folded commit after `last_seq`: its sequence in the log once it holds it.
+    /// The caller keeps the commit and the state (borrowed here, so each command's future
+    /// holds them once: the future is moved whole, its size copied, at every call).
     async fn commit(
         &mut self,
         env: &CommandEnvelope,
-        current: Current,
-        commit: Commit,
-    ) -> Result<Outcome, Retry> {
-        let encoded = EncodedCommit::new(commit);
-        let state = match apply_commit(current.state, &encoded.commit, &encoded.hash) {
-            Ok(s) => s,
-            Err(e) => {
-                return Err(Retry::Refused(
-                    self.internal(env, format!("commit does not fold: {e}")),
-                ))
-            }
-        };
-        let violations = check_invariants(&state);
-        if !violations.is_empty() {
-            return Err(Retry::Refused(
-                self.internal(env, format!("invariants would break: {violations:?}")),
-            ));
-        }
-        match self.journal.append(&encoded, current.last_seq).await {
+        encoded: &EncodedCommit,
+        state: &OrderState,
+        last_seq: u64,
+    ) -> Result<u64, Retry> {
+        match self.journal.append(encoded, last_seq).await {
             Ok(appended) if appended.duplicate => {
                 // Our own earlier write of this very command: catch up to answer from the log.
                 Err(Retry::Conflict)
             }
             Ok(appended) => {
                 tracing::debug!(sequence = appended.sequence, "appended");
-                if crate::snapshots::due(&state) {
-                    if let Err(e) =
-                        crate::snapshots::put(&self.outcomes, appended.sequence, &state).await
-                    {
+                if crate::snapshots::due(state) {
+                    // Boxed: one commit in many writes a snapshot.
+                    let put = crate::snapshots::put(&self.outcomes, appended.sequence, state);
+                    if let Err(e) = Box::pin(put).await {
                         // Harmless: loads read a longer tail (or the whole order).
                         tracing::debug!(order = %env.order_id, error = %e, "snapshot not written");
                     }
                 }
-                let outcome = outcome_of(env, &encoded.commit, &state);
-                match outcome {
-                    Outcome::Accepted { .. } => self.stats.accepted.fetch_add(1, Relaxed),
-                    Outcome::Rejected { .. } => self.stats.rejected.fetch_add(1, Relaxed),
-                };
-                // The outcome holds its own view of the state, so the state moves into the
-                // cache (no copy of the order per command).
-                self.cache.put(
-                    &env.order_id,
-                    CachedOrder {
-                        state: Some(state),
-                        last_seq: appended.sequence,
-                    },
-                );
-                Ok(outcome)
+                Ok(appended.sequence)
             }
             // The state this attempt was decided on was folded into the refused commit, so
             // the order is out of the cache: the next attempt reads it (rare with order
@@ -372,6 +380,31 @@ impl Processor {
                 Err(Retry::Broker)
             }
         }
+    }
+
+    /// The outcome of a commit the log holds at `sequence`, counted; the state after it moves
+    /// into the cache (the outcome holds its own view of it: no copy of the order per
+    /// command).
+    fn committed(
+        &mut self,
+        env: &CommandEnvelope,
+        encoded: &EncodedCommit,
+        state: OrderState,
+        sequence: u64,
+    ) -> Outcome {
+        let outcome = outcome_of(env, &encoded.commit, &state);
+        match outcome {
+            Outcome::Accepted { .. } => self.stats.accepted.fetch_add(1, Relaxed),
+            Outcome::Rejected { .. } => self.stats.rejected.fetch_add(1, Relaxed),
+        };
+        self.cache.put(
+            &env.order_id,
+            CachedOrder {
+                state: Some(state),
+                last_seq: sequence,
+            },
+        );
+        outcome
     }
 
     /// The original outcome of a command found in the order's history, rebuilt from its
@@ -555,12 +588,10 @@ struct Current {
     fresh: bool,
 }
 
-// Why: as for `Disposition`.
-#[allow(clippy::large_enum_variant)]
+/// Why an append is tried again.
 enum Retry {
     Conflict,
     Broker,
-    Refused(Outcome),
 }
 
 fn next_commit(

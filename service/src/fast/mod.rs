@@ -171,7 +171,9 @@ pub(crate) async fn answer(
         // dead-letter stream (its redrive writes the schedule) and its outcome answered.
         crate::telemetry::requeued();
         let set_aside = match held.schedule_failed(req.order(), processor.cfg.deliveries_max) {
-            Some(failures) => set_aside(processor, client, &req, &subject, failures).await,
+            Some(failures) => {
+                Box::pin(set_aside(processor, client, &req, &subject, failures)).await
+            }
             None => false,
         };
         if !set_aside {
