@@ -103,35 +103,39 @@ impl Processor {
         let mut behind = false;
         for attempt in 0..=self.cfg.conflict_retries_max {
             let reread = std::mem::take(&mut behind);
-            let (current, step) = match self.load_and_step(env, &fingerprint, reread, now).await {
-                Ok(decided) => decided,
+            // Why no await inside this `match`: what it takes apart (the read, the step, the
+            // state before the commit) then ends with the statement instead of staying in
+            // this future beside the append.
+            let folded = match self.load_and_step(env, &fingerprint, reread, now).await {
+                Ok((current, Step::Append(events))) => {
+                    let commit =
+                        next_commit(current.state.as_ref(), env, &fingerprint, now, events);
+                    match self.fold(env, current.state, commit) {
+                        Ok((encoded, state)) => Some((encoded, state, current.last_seq)),
+                        Err(refused) => return Disposition::Done(*refused),
+                    }
+                }
+                Ok((current, Step::Answer(outcome))) => {
+                    self.keep(env, current);
+                    return Disposition::Done(outcome);
+                }
+                Ok((current, Step::CatchUp | Step::Pause)) => {
+                    self.keep(env, current);
+                    None
+                }
                 Err(LoadError::Unreadable(detail)) => {
                     return Disposition::Done(self.unreadable(env, detail))
                 }
                 Err(LoadError::Broker(e)) => {
                     tracing::warn!(order = %env.order_id, error = %e, "order read failed");
-                    backoff(attempt).await;
-                    continue;
+                    None
                 }
             };
-            let events = match step {
-                Step::Append(events) => events,
-                Step::Answer(outcome) => {
-                    self.keep(env, current);
-                    return Disposition::Done(outcome);
-                }
-                Step::CatchUp | Step::Pause => {
-                    self.keep(env, current);
-                    backoff(attempt).await;
-                    continue;
-                }
+            let Some((encoded, state, last_seq)) = folded else {
+                backoff(attempt).await;
+                continue;
             };
-            let commit = next_commit(current.state.as_ref(), env, &fingerprint, now, events);
-            let (encoded, state) = match self.fold(env, current.state, commit) {
-                Ok(folded) => folded,
-                Err(refused) => return Disposition::Done(*refused),
-            };
-            match self.commit(env, &encoded, &state, current.last_seq).await {
+            match self.commit(env, &encoded, &state, last_seq).await {
                 Ok(sequence) => {
                     let outcome = self.committed(env, &encoded, state, sequence);
                     return Disposition::Committed { outcome };
