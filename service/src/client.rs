@@ -21,7 +21,7 @@ use paystate_events::subjects::{
     COMMANDS_PREFIX, REPLY_HEADER,
 };
 use paystate_events::{CommandEnvelope, Outcome};
-use std::collections::HashMap;
+use std::collections::hash_map::{Entry, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -180,15 +180,13 @@ impl Replies {
     /// for its outcome keeps waiting after the broker's "stored".
     fn deliver(&self, token: u64, reply: Reply) {
         let mut waiting = self.lock();
-        let Some(waiter) = waiting.get(&token) else {
+        let Entry::Occupied(waiter) = waiting.entry(token) else {
             return;
         };
-        if waiter.outcome && reply == Reply::Stored {
+        if waiter.get().outcome && reply == Reply::Stored {
             return;
         }
-        if let Some(waiter) = waiting.remove(&token) {
-            let _ = waiter.tx.send(reply);
-        }
+        let _ = waiter.remove().tx.send(reply);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Waiter>> {

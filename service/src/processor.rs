@@ -332,7 +332,7 @@ impl Processor {
     /// Encodes the commit and folds it into `state`: the commit and the state after it, or
     /// the outcome refusing it (it does not fold, or would break an invariant).
     fn fold(
-        &mut self,
+        &self,
         env: &CommandEnvelope,
         state: Option<OrderState>,
         commit: Commit,
@@ -352,7 +352,7 @@ impl Processor {
     /// The caller keeps the commit and the state (borrowed here, so each command's future
     /// holds them once: the future is moved whole, its size copied, at every call).
     async fn commit(
-        &mut self,
+        &self,
         env: &CommandEnvelope,
         encoded: &EncodedCommit,
         state: &OrderState,
