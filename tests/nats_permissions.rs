@@ -424,3 +424,45 @@ async fn two_engines_forward_queued_commands_under_the_shipped_permissions() {
         "permission violations: {violations:#?}"
     );
 }
+
+/// A client may publish a queued command with any NATS reply subject, and nats-server sends
+/// its answer to the publish (the PubAck) there on the account's behalf, without checking the
+/// client's publish permissions (the confused-deputy class of nats-io/nats-server#8274).
+/// Named `paystate.events.<order>`, the PubAck is stored in that order's log as a message
+/// that is not a commit, and the order cannot be read until an operator quarantines it.
+/// Fails today (found in issue 15's tenth pass); the fix is an account split (the streams in
+/// an account that the clients' account imports only the command subjects from, so that a
+/// PubAck is a service response routed back to the requester alone).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "known hole, see the doc comment: run with --ignored to reproduce"]
+async fn a_clients_reply_subject_cannot_make_the_broker_write_into_an_orders_log() {
+    let nats = SecureNats::start().await;
+    let _engine = paystate_service::run_engine(
+        nats.client_as(Role::Engine).await,
+        log_settings(),
+        engine_config(),
+    )
+    .await
+    .expect("the engine starts as paystate-engine");
+    let (conn, _errors) = nats.connect_as(Role::Client).await;
+    let admin = jetstream::new(nats.client_as(Role::Admin).await);
+    let journal = paystate_journal::Journal::open(admin.clone(), &log_settings())
+        .await
+        .expect("journal");
+    let o = order("hostile-reply");
+    accept(&Client::queue(conn.clone()), env(&o, create(10_000))).await;
+    let body = serde_json::to_vec(&env(&o, start())).expect("json");
+    conn.publish_with_reply(
+        format!("paystate.cmd.{o}"),
+        format!("paystate.events.{o}"),
+        body.into(),
+    )
+    .await
+    .expect("published");
+    conn.flush().await.expect("flushed");
+    // The start is applied (two commits) and nothing else is in the order's log.
+    let commits = wait_for_commits(&journal, &o, 2).await;
+    assert_eq!(commits.len(), 2);
+    let mut log = admin.get_stream(EVENTS_STREAM).await.expect("the log");
+    assert_eq!(log.info().await.expect("info").state.messages, 2);
+}
