@@ -344,19 +344,14 @@ async fn reconciler_fold_error_is_set_aside_and_a_redrive_tracks_the_order_again
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    let ack = js
-        .publish(events_subject(&o), "not a commit".into())
-        .await
-        .expect("publish")
-        .await
-        .expect("stored");
+    let broken = write_broken_commit(&js, &o).await;
     let dead = letters(&js, Source::Reconciler, o.as_str(), 1).await;
     assert!(
         dead[0].reason.contains("unreadable commit"),
         "{}",
         dead[0].reason
     );
-    assert_eq!(dead[0].origin.as_ref().map(|(_, s)| *s), Some(ack.sequence));
+    assert_eq!(dead[0].origin.as_ref().map(|(_, s)| *s), Some(broken));
     let stats = &ps.stack.reconciler.as_ref().expect("reconciler").stats;
     assert_eq!(stats.fold_errors.load(Relaxed), 1);
 
@@ -367,7 +362,7 @@ async fn reconciler_fold_error_is_set_aside_and_a_redrive_tracks_the_order_again
         at: chrono::Utc::now(),
     };
     kv.put(
-        quarantine::key(&o, ack.sequence),
+        quarantine::key(&o, broken),
         serde_json::to_vec(&entry).expect("json").into(),
     )
     .await

@@ -271,13 +271,7 @@ async fn batched_reads_agree_with_one_request_per_commit() {
     let (a, b) = (order("batched"), order("other"));
     let state = fill(&js, &a, 1_500).await;
     fill(&js, &b, 10).await;
-    let garbage = js
-        .publish(events_subject(&a), "not a commit".into())
-        .await
-        .expect("published")
-        .await
-        .expect("stored")
-        .sequence;
+    let garbage = write_broken_commit(&js, &a).await;
     fill_from(&js, &a, Some(state), 2_600).await;
 
     let same = |x: &paystate_journal::OrderTail, y: &paystate_journal::OrderTail| {

@@ -84,12 +84,15 @@ impl Auditor {
         let commit = match paystate_journal::scan::decode_commit(&entry.payload) {
             Ok(c) => c,
             Err(e) => {
-                let kind = match self
+                let kind = if self
                     .quarantined
                     .contains(&(order.to_string(), entry.sequence))
                 {
-                    true => FindingKind::Quarantined,
-                    false => FindingKind::Unreadable,
+                    FindingKind::Quarantined
+                } else if entry.is_stray() {
+                    FindingKind::Stray
+                } else {
+                    FindingKind::Unreadable
                 };
                 self.finding(
                     kind,

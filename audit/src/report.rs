@@ -21,6 +21,11 @@ pub enum FindingKind {
     /// A message that is not a commit, set aside by an operator (`paystate quarantine`):
     /// readers skip it (a warning: the decision is on record).
     Quarantined,
+    /// A message that is not a commit and carries no commit hash header, so paystate did not
+    /// write it: typically nats-server's answer to a client's publish that named the order's
+    /// subject as its reply subject (docs/security.md, "Known limits"). Readers skip it (a
+    /// warning: it changes no order, but says some client aimed at this order).
+    Stray,
     /// The hash header does not match the body: the body was edited.
     HashMismatch,
     /// The commit names another order than its subject, or its command another order.
@@ -54,7 +59,7 @@ impl FindingKind {
     pub fn is_error(self) -> bool {
         !matches!(
             self,
-            FindingKind::ProjectionLagging | FindingKind::Quarantined
+            FindingKind::ProjectionLagging | FindingKind::Quarantined | FindingKind::Stray
         )
     }
 }

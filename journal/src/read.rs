@@ -221,8 +221,12 @@ impl<'a> TailReader<'a> {
         self.next_seq = sequence + 1;
         self.last_seq = sequence;
         self.read += 1;
+        let stray = is_stray(Some(&msg.headers), &msg.payload);
         match decode_stored(self.order, msg) {
             Ok(c) => self.commits.push(c),
+            Err(e) if stray => {
+                tracing::warn!(order = %self.order, sequence, error = %e, "{STRAY_SKIPPED}");
+            }
             Err(e) => {
                 let skip = crate::quarantine::is_quarantined(&journal.js, self.order, sequence)
                     .await
@@ -258,6 +262,26 @@ pub fn fold(order: &OrderId, commits: &[StoredCommit]) -> Result<Option<OrderSta
         );
     }
     Ok(state)
+}
+
+/// What readers say of a stray they skip.
+pub const STRAY_SKIPPED: &str = "a message on the order's subject that is not a commit and has \
+    no commit hash header (a broker's answer sent there as a publish's reply subject?): skipped";
+
+/// Whether a message on an order's subject is a *stray*: it carries no `Paystate-Commit-Hash`
+/// header ([`HASH_HEADER`]), which every append writes ([`crate::append`]), and its body is
+/// not a commit. paystate did not write it: typically it is nats-server's answer to some
+/// client's publish that named the order's subject as its reply subject (the broker sends it
+/// on the account's behalf, past the client's permissions; docs/security.md). Readers skip
+/// strays without an operator's quarantine: a stray applies nothing, and what could be a lost
+/// commit (a body that reads as one, whatever its headers) is never a stray. The audit lists
+/// strays as warnings. Only a message without the header is decoded here (the rare case).
+pub fn is_stray(headers: Option<&async_nats::HeaderMap>, payload: &[u8]) -> bool {
+    let hashed = headers.is_some_and(|h| {
+        h.iter()
+            .any(|(name, _)| AsRef::<str>::as_ref(name) == HASH_HEADER)
+    });
+    !hashed && crate::scan::decode_commit(payload).is_err()
 }
 
 /// Decodes a stored message into a commit, checking its hash header.
@@ -304,4 +328,77 @@ pub fn to_chrono(t: time::OffsetDateTime) -> Timestamp {
         (nanos % 1_000_000_000) as u32,
     )
     .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod stray_tests {
+    use super::*;
+    use crate::EncodedCommit;
+    use paystate_events::command::{money, CaptureMode, Command, CommandEnvelope};
+    use paystate_events::{CommandId, Provider};
+    use proptest::prelude::*;
+
+    /// A real first commit's bytes, as the engine writes them.
+    fn commit_bytes() -> Vec<u8> {
+        let order = OrderId::parse("o-stray").expect("order id");
+        let env = CommandEnvelope {
+            command_id: CommandId::parse("c-1").expect("command id"),
+            order_id: order,
+            issued_at: chrono::Utc::now(),
+            command: Command::CreateOrder {
+                merchant_reference: "m-1".into(),
+                amount: money(1_000, "EUR").expect("money"),
+                provider: Provider::Plexy,
+                capture_mode: CaptureMode::Manual,
+                expires_at: None,
+                merchant_account: None,
+                metadata: Default::default(),
+            },
+        };
+        let events = match paystate_engine::decide(None, &env, env.issued_at) {
+            Ok(paystate_engine::Decision::Commit(events)) => events,
+            other => panic!("not a commit: {other:?}"),
+        };
+        let fingerprint = env.fingerprint();
+        let at = env.issued_at;
+        EncodedCommit::new(Commit::after(None, env, fingerprint, at, events)).bytes
+    }
+
+    fn hashed() -> async_nats::HeaderMap {
+        let mut h = async_nats::HeaderMap::new();
+        h.insert(HASH_HEADER, "0".repeat(64).as_str());
+        h
+    }
+
+    #[test]
+    fn a_brokers_answer_without_the_hash_header_is_a_stray() {
+        let ack = br#"{"stream":"PAYSTATE_EVENTS","seq":7}"#;
+        assert!(is_stray(None, ack));
+        assert!(is_stray(Some(&async_nats::HeaderMap::new()), ack));
+        let mut other = async_nats::HeaderMap::new();
+        other.insert("Nats-Stream", "KV_paystate_outcomes");
+        assert!(is_stray(Some(&other), br#"{"outcome":"rejected"}"#));
+    }
+
+    #[test]
+    fn a_message_with_the_hash_header_is_never_a_stray() {
+        assert!(!is_stray(Some(&hashed()), b"not a commit"));
+        assert!(!is_stray(Some(&hashed()), &commit_bytes()));
+    }
+
+    #[test]
+    fn a_commit_without_its_header_is_never_a_stray() {
+        // Could be a lost commit: an operator decides (quarantine refuses valid commits).
+        assert!(!is_stray(None, &commit_bytes()));
+    }
+
+    proptest! {
+        #[test]
+        fn without_the_header_any_bytes_are_a_stray_unless_they_read_as_a_commit(
+            body in proptest::collection::vec(any::<u8>(), 0..512)
+        ) {
+            prop_assert_eq!(is_stray(None, &body), crate::scan::decode_commit(&body).is_err());
+            prop_assert!(!is_stray(Some(&hashed()), &body));
+        }
+    }
 }

@@ -57,6 +57,11 @@ impl RawEntry {
         values.first().map(|v| v.as_str())
     }
 
+    /// Whether this is a stray, not written by paystate ([`crate::read::is_stray`]).
+    pub fn is_stray(&self) -> bool {
+        crate::read::is_stray(self.headers.as_ref(), &self.payload)
+    }
+
     /// The order named by the subject, if the subject is a well-formed order subject.
     pub fn subject_order(&self) -> Option<&str> {
         order_token(&self.subject)

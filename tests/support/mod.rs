@@ -296,6 +296,28 @@ pub async fn wait_for_commits(
     }
 }
 
+/// Writes a message on `order`'s log that claims to be a commit (it carries the commit hash
+/// header, as a buggy writer's would) but is not one: the order becomes unreadable until an
+/// operator quarantines it. (A message without that header is a stray, which readers skip:
+/// see `paystate_journal::read::is_stray`.) Returns its stream sequence.
+pub async fn write_broken_commit(js: &async_nats::jetstream::Context, order: &OrderId) -> u64 {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(
+        paystate_events::subjects::HASH_HEADER,
+        "0".repeat(64).as_str(),
+    );
+    js.publish_with_headers(
+        paystate_events::subjects::events_subject(order),
+        headers,
+        "not a commit".into(),
+    )
+    .await
+    .expect("publish")
+    .await
+    .expect("stored")
+    .sequence
+}
+
 /// Every command id in the order's log exactly once.
 pub fn assert_each_command_once(commits: &[StoredCommit]) {
     let mut seen = std::collections::HashSet::new();

@@ -306,7 +306,13 @@ impl Reconciler {
                 msg = messages.next() => {
                     let info = msg.info().ok().map(|i| (i.stream_sequence, i.pending));
                     let (seq, pending) = info.unwrap_or((0, 1));
-                    self.follow(&msg.subject, &msg.payload, seq).await;
+                    if paystate_journal::read::is_stray(msg.headers.as_ref(), &msg.payload) {
+                        // Not written by paystate (a broker's answer sent to the order's
+                        // subject): no commit to fold; the order stays tracked.
+                        tracing::warn!(subject = %msg.subject, seq, "reconciler: {}", paystate_journal::read::STRAY_SKIPPED);
+                    } else {
+                        self.follow(&msg.subject, &msg.payload, seq).await;
+                    }
                     self.caught_up |= pending == 0;
                 }
             }

@@ -397,6 +397,10 @@ async fn handle(env: &Env<'_>, item: &Item) -> Result<Vec<Done>, (String, bool)>
     let seq = item.seq;
     let commit = match paystate_events::Commit::decode(&item.payload) {
         Ok(c) => c,
+        Err(e) if paystate_journal::read::is_stray(item.headers.as_ref(), &item.payload) => {
+            tracing::warn!(seq, error = %e, "{}", paystate_journal::read::STRAY_SKIPPED);
+            return Ok(Vec::new());
+        }
         Err(e) => {
             tracing::error!(seq, error = %e, "unreadable commit in the log; the audit will report it");
             return Ok(Vec::new());
