@@ -40,6 +40,12 @@ pub const COMMAND_RETRIES_TOTAL: &str = "paystate_command_retries_total";
 /// Messages set aside in the dead-letter stream, by `consumer` and `reason` (counted where
 /// every consumer sets them aside: `paystate_journal::dead_letters::send`).
 pub const DEAD_LETTERS_TOTAL: &str = "paystate_dead_letters_total";
+/// Strays skipped on orders' logs: messages that are not commits and carry no commit hash
+/// header, which paystate never writes (typically nats-server's answer to a client's publish
+/// that named an order's subject as its reply subject; `paystate_journal::read::is_stray`).
+/// Counted by every reader that skips one (an order's read, the workers, the reconciler), so
+/// one stray counts once per reader: any increase means someone aimed at an order's log.
+pub const LOG_STRAYS_TOTAL: &str = "paystate_log_strays_total";
 
 // --- projection (sampled by processes with the projector role) ---
 /// Log messages the live projection generation has not applied yet.
@@ -85,7 +91,7 @@ pub mod consumer {
 }
 
 /// Every metric, for the exporter's help text and the documentation check.
-pub const CATALOG: [Metric; 12] = [
+pub const CATALOG: [Metric; 13] = [
     Metric {
         name: COMMANDS_TOTAL,
         kind: Kind::Counter,
@@ -115,6 +121,12 @@ pub const CATALOG: [Metric; 12] = [
         kind: Kind::Counter,
         labels: &["consumer", "reason"],
         help: "Messages moved to the dead-letter stream.",
+    },
+    Metric {
+        name: LOG_STRAYS_TOTAL,
+        kind: Kind::Counter,
+        labels: &[],
+        help: "Strays (not commits, no commit hash header) skipped on orders' logs.",
     },
     Metric {
         name: PROJECTION_LAG_MESSAGES,

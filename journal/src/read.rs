@@ -225,6 +225,7 @@ impl<'a> TailReader<'a> {
         match decode_stored(self.order, msg) {
             Ok(c) => self.commits.push(c),
             Err(e) if stray => {
+                metrics::counter!(paystate_events::metric_names::LOG_STRAYS_TOTAL).increment(1);
                 tracing::warn!(order = %self.order, sequence, error = %e, "{STRAY_SKIPPED}");
             }
             Err(e) => {
