@@ -223,6 +223,12 @@ async fn a_client_cannot_signal_write_the_log_or_buckets_or_delete_streams_but_c
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_stack_runs_with_per_role_users_without_a_violation() {
     let nats = SecureNats::start().await;
+    // Another client service, listening to every client inbox (as it may): it must not hear
+    // what paystate's own processes receive (their reads of the log, callbacks and
+    // attachments; outcomes of signals), which go below their roles' own inboxes.
+    let snooper = nats.client_as(Role::Client).await;
+    let mut heard = snooper.subscribe("_INBOX.>").await.expect("subscribe");
+    snooper.flush().await.expect("flush");
     let conns = nats
         .connections(&[Role::Engine, Role::Projector, Role::Reporter])
         .await;
@@ -244,7 +250,8 @@ async fn the_whole_stack_runs_with_per_role_users_without_a_violation() {
     )
     .await
     .expect("the stack starts with per-role users");
-    let client = Client::new(nats.client_as(Role::Client).await);
+    const OWN_INBOX: &str = "_INBOX.test_client";
+    let client = Client::new(nats.connect_as_with_inbox(Role::Client, OWN_INBOX).await.0);
     // The demo reads the log and uploads a screenshot as the gateway would: the reporter.
     let journal = paystate_journal::Journal::existing(
         jetstream::new(nats.client_as(Role::Reporter).await),
@@ -303,6 +310,25 @@ async fn the_whole_stack_runs_with_per_role_users_without_a_violation() {
         let (code, out, err) = nats.cli_as(role, &["check", "--roles", parts]).await;
         assert_eq!(code, 0, "check --roles {parts} as {role}: {out}{err}");
     }
+    // Everything routed to the snooper so far is in its subscription once a flush returns.
+    snooper.flush().await.expect("flush");
+    let (mut own, mut others) = (0, Vec::new());
+    while let Some(Some(msg)) =
+        futures::FutureExt::now_or_never(futures::StreamExt::next(&mut heard))
+    {
+        match msg.subject.starts_with(OWN_INBOX) {
+            true => own += 1,
+            false => others.push(msg.subject.to_string()),
+        }
+    }
+    // It hears a client's replies (the test client's outcomes), so it would hear others'.
+    assert!(own > 0, "the snooper hears client inboxes");
+    assert!(
+        others.is_empty(),
+        "a client heard {} replies meant for paystate's processes: {:?}",
+        others.len(),
+        &others[..others.len().min(5)]
+    );
     let (code, out, err) = nats
         .cli_as(Role::Client, &["check", "--as", "client"])
         .await;

@@ -274,7 +274,8 @@ pub struct NatsSettings {
     pub nkey_seed: Option<paystate_service::Secret>,
     pub nkey_seed_file: Option<PathBuf>,
     pub creds_file: Option<PathBuf>,
-    /// Prefix of reply inboxes (default `_INBOX`); the engine must be configured to accept it.
+    /// Prefix of reply inboxes of every role (default: `_INBOX` for the client role, the role's
+    /// own for the others, see `Role::inbox_prefix`); the engine must be configured to accept it.
     pub inbox_prefix: Option<String>,
     pub tls: paystate_service::NatsTls,
     pub roles: std::collections::BTreeMap<String, RoleNats>,
@@ -332,11 +333,18 @@ impl NatsSettings {
                 tls.key_file = r.key_file.clone();
             }
         }
+        // Why a prefix per role: the shipped permissions let each role subscribe only below
+        // its own (Role::inbox_prefix), so no other role reads its replies; `nats.inbox_prefix`
+        // replaces it for every role (its permissions are then the operator's to set).
+        let inbox_prefix = self
+            .inbox_prefix
+            .clone()
+            .or_else(|| (role != Role::Client).then(|| role.inbox_prefix().to_string()));
         paystate_service::NatsOptions {
             urls: urls.to_string(),
             auth,
             tls,
-            inbox_prefix: self.inbox_prefix.clone(),
+            inbox_prefix,
         }
     }
 
@@ -374,8 +382,9 @@ impl Settings {
             .map_err(anyhow::Error::msg)
     }
 
-    /// One connection per distinct credential set among `roles` (retried while the broker
-    /// is not up yet when `patient`): roles that share credentials share a connection.
+    /// One connection per distinct set of options among `roles` (retried while the broker
+    /// is not up yet when `patient`): roles with the same credentials and inbox prefix share
+    /// a connection (each role has its own prefix unless `nats.inbox_prefix` sets one).
     pub async fn connections(
         &self,
         roles: &[Role],

@@ -42,6 +42,20 @@ pub const EXPIRY_FIRED_PREFIX: &str = "paystate.fired.expire";
 pub const EXPIRY_COMMAND_ID_PREFIX: &str = "expire";
 /// Default prefix of reply inboxes: the engine publishes outcomes only below it.
 pub const INBOX_PREFIX_DEFAULT: &str = "_INBOX.";
+/// Reply inbox prefixes of paystate's own processes, one per NATS role other than the
+/// client's (without the trailing dot). The shipped permissions let no other role subscribe
+/// below them, so what those processes receive on their inboxes (JetStream reads and
+/// consumer deliveries of the log, callbacks and attachments; outcomes of signals and
+/// operator commands) is theirs alone. Client services keep NATS's default `_INBOX`.
+pub const ENGINE_INBOX: &str = "_INBOX_engine";
+pub const REPORTER_INBOX: &str = "_INBOX_reporter";
+pub const PROJECTOR_INBOX: &str = "_INBOX_projector";
+pub const OPERATOR_INBOX: &str = "_INBOX_operator";
+pub const ADMIN_INBOX: &str = "_INBOX_admin";
+/// The own inboxes of the roles that send commands and wait for outcomes (reporters'
+/// signals, operators' commands, an engine's forwards to another instance): the engine
+/// answers below these as well as below its configured `inbox_prefixes`.
+pub const PAYSTATE_REPLY_INBOXES: [&str; 3] = [ENGINE_INBOX, REPORTER_INBOX, OPERATOR_INBOX];
 /// Durable consumer shared by every engine instance (competing consumers).
 pub const ENGINE_CONSUMER: &str = "paystate-engine";
 /// KV bucket of command outcomes by command id (idempotent replies).

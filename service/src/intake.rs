@@ -61,8 +61,16 @@ impl EngineHandle {
 pub async fn run_engine(
     client: async_nats::Client,
     log: LogSettings,
-    cfg: EngineConfig,
+    mut cfg: EngineConfig,
 ) -> Result<EngineHandle, EngineError> {
+    // paystate's own processes wait below their role's inbox (`subjects::ENGINE_INBOX`...):
+    // answered whatever prefixes the clients are configured with.
+    for own in paystate_events::subjects::PAYSTATE_REPLY_INBOXES {
+        let prefix = format!("{own}.");
+        if !cfg.inbox_prefixes.contains(&prefix) {
+            cfg.inbox_prefixes.push(prefix);
+        }
+    }
     let js = jetstream::new(client.clone());
     let (journal, outcomes, consumer) = setup(&js, &log, &cfg).await?;
     let stats = Arc::new(Stats::default());

@@ -100,6 +100,15 @@ impl SecureNats {
 
     /// Connects as `role`'s user; the server's errors to this connection are collected.
     pub async fn connect_as(&self, role: Role) -> (async_nats::Client, ServerErrors) {
+        self.connect_as_with_inbox(role, role.inbox_prefix()).await
+    }
+
+    /// [`SecureNats::connect_as`] with replies below `inbox` instead of the role's prefix.
+    pub async fn connect_as_with_inbox(
+        &self,
+        role: Role,
+        inbox: &str,
+    ) -> (async_nats::Client, ServerErrors) {
         let errors = ServerErrors::default();
         let sink = errors.clone();
         let client = async_nats::ConnectOptions::with_user_and_password(
@@ -117,6 +126,8 @@ impl SecureNats {
             }
         })
         .max_reconnects(None)
+        // As `paystate` connects as the role: below the role's own inbox prefix.
+        .custom_inbox_prefix(inbox)
         .connect(self.url())
         .await
         .expect("connect as a role");

@@ -88,7 +88,16 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
                 continue;
             }
         };
-        match user_info(&nats).await {
+        let info = match user_info(&nats).await {
+            Ok(info) => Ok(info),
+            // A user that may not subscribe below the role's own inbox hears no answer there:
+            // ask below NATS's default inbox instead, to name what it lacks.
+            Err(e) => match default_inbox_user_info(&settings, role).await {
+                Some(info) => Ok(info),
+                None => Err(e),
+            },
+        };
+        match info {
             Ok(info) => healthy &= report(role, &info),
             Err(e) => eprintln!(
                 "role {role}: the server did not say what this user may do ($SYS.REQ.USER.INFO: {e}); permissions not checked"
@@ -130,6 +139,18 @@ fn rules(v: Option<&serde_json::Value>) -> Option<Rules> {
         allow: list("allow"),
         deny: list("deny"),
     })
+}
+
+/// `role`'s user as the server describes it, asked below the default `_INBOX` (the client
+/// role's prefix) rather than the role's own; `None` if that gets no answer either.
+async fn default_inbox_user_info(settings: &Settings, role: Role) -> Option<UserInfo> {
+    let mut opts = settings.nats_for(role);
+    // A role without a prefix of its own was already asked there.
+    opts.inbox_prefix.take()?;
+    let nats = paystate_service::connect_with(&opts, &format!("paystate-check-{role}"))
+        .await
+        .ok()?;
+    user_info(&nats).await.ok()
 }
 
 /// Parses a `$SYS.REQ.USER.INFO` answer.

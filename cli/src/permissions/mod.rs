@@ -72,6 +72,22 @@ impl Role {
         Role::ALL.into_iter().find(|r| r.name() == name)
     }
 
+    /// Prefix of this role's reply inboxes (without the trailing dot). The client role keeps
+    /// NATS's default `_INBOX` (client services in any language use it); every other role
+    /// has its own, below which only it may subscribe, so a client cannot read what internal
+    /// processes receive on their inboxes (see `paystate_events::subjects::ENGINE_INBOX`).
+    pub fn inbox_prefix(self) -> &'static str {
+        use paystate_events::subjects as s;
+        match self {
+            Role::Client => "_INBOX",
+            Role::Engine => s::ENGINE_INBOX,
+            Role::Reporter => s::REPORTER_INBOX,
+            Role::Projector => s::PROJECTOR_INBOX,
+            Role::Operator => s::OPERATOR_INBOX,
+            Role::Admin => s::ADMIN_INBOX,
+        }
+    }
+
     /// The NATS user name in the shipped config.
     pub fn user(self) -> String {
         format!("paystate-{}", self.name())
@@ -186,10 +202,11 @@ fn api(op: &str, stream: &str) -> String {
     format!("$JS.API.{op}.{stream}")
 }
 
-/// What every user may do: ask who it is, ask JetStream account info, receive replies.
-fn base(b: &mut Builder) {
+/// What every user may do: ask who it is, ask JetStream account info, receive replies below
+/// its own inbox prefix ([`Role::inbox_prefix`]).
+fn base(b: &mut Builder, role: Role) {
     b.publish(["$SYS.REQ.USER.INFO".into(), "$JS.API.INFO".into()])
-        .subscribe(["_INBOX.>".into()]);
+        .subscribe([format!("{}.>", role.inbox_prefix())]);
 }
 
 /// Stream info (read-only metadata) of any stream: the projection's buckets are
@@ -407,7 +424,7 @@ pub fn layout(role: Role) -> Permissions {
             return b.p;
         }
         Role::Client => {
-            base(&mut b);
+            base(&mut b, role);
             b.publish([format!("{COMMANDS_PREFIX}.>"), rpc(Plane::Client)]);
             read_outcomes(&mut b);
             read_projection(&mut b);
@@ -426,7 +443,7 @@ pub fn layout(role: Role) -> Permissions {
             ]);
         }
         Role::Engine => {
-            base(&mut b);
+            base(&mut b, role);
             for s in [
                 EVENTS_STREAM,
                 COMMANDS_STREAM,
@@ -452,9 +469,16 @@ pub fn layout(role: Role) -> Permissions {
                 format!("{EVENTS_PREFIX}.>"),
                 // Order expiry schedules (the server itself publishes them when due).
                 format!("{EXPIRY_SCHEDULE_PREFIX}.>"),
-                // Outcomes go to the requester's inbox, and nowhere else.
+                // Outcomes go to the requester's inbox, and nowhere else: clients', and
+                // those of paystate's roles that send commands (signals, operator commands,
+                // forwards between instances).
                 "_INBOX.>".into(),
             ]);
+            b.publish(
+                paystate_events::subjects::PAYSTATE_REPLY_INBOXES
+                    .into_iter()
+                    .map(|p| format!("{p}.>")),
+            );
             dead_letters(&mut b, role);
             deny_destructive(&mut b);
             deny_reporter_only(&mut b);
@@ -471,7 +495,7 @@ pub fn layout(role: Role) -> Permissions {
             b.publish([api("STREAM.MSG.GET", COMMANDS_STREAM)]);
         }
         Role::Reporter => {
-            base(&mut b);
+            base(&mut b, role);
             b.publish([format!("{SIGNALS_PREFIX}.>"), rpc(Plane::Signal)]);
             // Workers: the durable consumer on the log; reconciler: an ordered read of it.
             read_log(&mut b);
@@ -506,7 +530,7 @@ pub fn layout(role: Role) -> Permissions {
             b.deny_publish([format!("{COMMANDS_PREFIX}.>"), rpc(Plane::Client)]);
         }
         Role::Projector => {
-            base(&mut b);
+            base(&mut b, role);
             read_log(&mut b);
             open_projection(&mut b);
             durable(
@@ -535,7 +559,9 @@ pub fn layout(role: Role) -> Permissions {
             ]);
         }
         Role::Operator => {
-            base(&mut b);
+            base(&mut b, role);
+            // The `nats` CLI (`nats micro ls|info|stats paystate`) waits below `_INBOX`.
+            b.subscribe(["_INBOX.>".into()]);
             operator_reads(&mut b);
             // Projection rebuild and swap: new generation buckets and consumers, the pointer,
             // dropping an old generation.
@@ -602,7 +628,9 @@ fn service_discovery() -> [String; 6] {
 /// read-only operator may do; no signals, no log, bucket or projection writes.
 pub fn dev_cli_permissions() -> Permissions {
     let mut b = Builder::default();
-    base(&mut b);
+    base(&mut b, Role::Client);
+    // Its read-only operator commands connect as the operator role, below its inbox.
+    b.subscribe([format!("{}.>", Role::Operator.inbox_prefix())]);
     b.publish([format!("{COMMANDS_PREFIX}.>"), rpc(Plane::Client)]);
     operator_reads(&mut b);
     b.publish(service_discovery());

@@ -236,3 +236,60 @@ fn each_fast_path_plane_has_the_publishers_of_its_queue_plane() {
     assert!(missing(Some(&dev.publish), "paystate.rpc.signal.7.o1").is_some());
     assert!(missing(Some(&dev.publish), "paystate.rpc.op.7.o1").is_some());
 }
+
+#[test]
+fn a_role_receives_replies_only_below_its_own_inbox() {
+    let prefixes: Vec<&str> = Role::ALL.iter().map(|r| r.inbox_prefix()).collect();
+    let unique: std::collections::BTreeSet<&str> = prefixes.iter().copied().collect();
+    assert_eq!(unique.len(), prefixes.len(), "one prefix per role");
+    for role in Role::ALL {
+        let p = role.permissions();
+        let own = format!("{}.abc.1", role.inbox_prefix());
+        assert!(
+            missing(Some(&p.subscribe), &own).is_none(),
+            "{role}: own inbox"
+        );
+        for other in Role::ALL.into_iter().filter(|o| *o != role) {
+            let theirs = format!("{}.abc.1", other.inbox_prefix());
+            // Who may read others' replies: the admin (everything), the operator (clients',
+            // for the `nats` CLI).
+            let may = role == Role::Admin || (role == Role::Operator && other == Role::Client);
+            assert_eq!(
+                missing(Some(&p.subscribe), &theirs).is_none(),
+                may,
+                "{role} subscribing {theirs}"
+            );
+        }
+    }
+    // A client cannot read what any internal process receives, wildcards included.
+    let client = Role::Client.permissions();
+    for s in ["_INBOX_engine.>", "_INBOX_reporter.x.y", ">", "*.>"] {
+        assert!(
+            missing(Some(&client.subscribe), s).is_some(),
+            "client subscribing {s}"
+        );
+    }
+}
+
+#[test]
+fn the_engine_answers_every_role_that_sends_commands() {
+    let p = Role::Engine.permissions();
+    for role in [Role::Client, Role::Engine, Role::Reporter, Role::Operator] {
+        let inbox = format!("{}.abc.1", role.inbox_prefix());
+        assert!(
+            missing(Some(&p.publish), &inbox).is_none(),
+            "{role}'s outcomes"
+        );
+    }
+    for own in paystate_events::subjects::PAYSTATE_REPLY_INBOXES {
+        assert!(
+            Role::ALL.iter().any(|r| r.inbox_prefix() == own),
+            "{own} is a role's inbox"
+        );
+    }
+    // Not below the roles that send none.
+    for role in [Role::Projector, Role::Admin] {
+        let inbox = format!("{}.abc.1", role.inbox_prefix());
+        assert!(missing(Some(&p.publish), &inbox).is_some(), "{role}");
+    }
+}
