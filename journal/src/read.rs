@@ -4,7 +4,7 @@ use crate::batch_read::{self, DIRECT_BATCH_MAX};
 use crate::Journal;
 use async_nats::jetstream::message::StreamMessage;
 use async_nats::jetstream::stream::RawMessageErrorKind;
-use paystate_events::subjects::{events_subject, HASH_HEADER};
+use paystate_events::subjects::events_subject;
 use paystate_events::{Commit, CommitHash, OrderId, OrderState, Timestamp};
 
 /// Most commits read for one order (mirrors the engine's bound on commits per order).
@@ -224,10 +224,7 @@ impl<'a> TailReader<'a> {
         let stray = is_stray(Some(&msg.headers), &msg.payload);
         match decode_stored(self.order, msg) {
             Ok(c) => self.commits.push(c),
-            Err(e) if stray => {
-                metrics::counter!(paystate_events::metric_names::LOG_STRAYS_TOTAL).increment(1);
-                tracing::warn!(order = %self.order, sequence, error = %e, "{STRAY_SKIPPED}");
-            }
+            Err(_) if stray => stray_skipped("read", &events_subject(self.order), sequence),
             Err(e) => {
                 let skip = crate::quarantine::is_quarantined(&journal.js, self.order, sequence)
                     .await
@@ -265,12 +262,21 @@ pub fn fold(order: &OrderId, commits: &[StoredCommit]) -> Result<Option<OrderSta
     Ok(state)
 }
 
-/// What readers say of a stray they skip.
-pub const STRAY_SKIPPED: &str = "a message on the order's subject that is not a commit and has \
-    no commit hash header (a broker's answer sent there as a publish's reply subject?): skipped";
+/// Records that `reader` skipped the stray at `sequence` on `subject` ([`is_stray`]): counted
+/// in `paystate_log_strays_total` and logged as a warning (someone aimed at an order's log).
+pub fn stray_skipped(reader: &str, subject: &str, sequence: u64) {
+    metrics::counter!(paystate_events::metric_names::LOG_STRAYS_TOTAL).increment(1);
+    tracing::warn!(
+        reader,
+        subject,
+        sequence,
+        "a message on an order's log that is not a commit and has no commit hash header (a \
+         broker's answer sent there as a publish's reply subject?): skipped"
+    );
+}
 
 /// Whether a message on an order's subject is a *stray*: it carries no `Paystate-Commit-Hash`
-/// header ([`HASH_HEADER`]), which every append writes ([`crate::append`]), and its body is
+/// header ([`paystate_events::subjects::HASH_HEADER`]), which every append writes ([`crate::append`]), and its body is
 /// not a commit. paystate did not write it: typically it is nats-server's answer to some
 /// client's publish that named the order's subject as its reply subject (the broker sends it
 /// on the account's behalf, past the client's permissions; docs/security.md). Readers skip
@@ -278,10 +284,7 @@ pub const STRAY_SKIPPED: &str = "a message on the order's subject that is not a 
 /// commit (a body that reads as one, whatever its headers) is never a stray. The audit lists
 /// strays as warnings. Only a message without the header is decoded here (the rare case).
 pub fn is_stray(headers: Option<&async_nats::HeaderMap>, payload: &[u8]) -> bool {
-    let hashed = headers.is_some_and(|h| {
-        h.iter()
-            .any(|(name, _)| AsRef::<str>::as_ref(name) == HASH_HEADER)
-    });
+    let hashed = headers.and_then(crate::scan::hash_header).is_some();
     !hashed && crate::scan::decode_commit(payload).is_err()
 }
 
@@ -294,7 +297,7 @@ pub fn decode_stored(order: &OrderId, msg: StreamMessage) -> Result<StoredCommit
     };
     let commit = crate::scan::decode_commit(&msg.payload).map_err(|e| corrupt(e.to_string()))?;
     let hash = CommitHash::of(&msg.payload).0;
-    let header_hash = msg.headers.get(HASH_HEADER).map(|v| v.as_str().to_string());
+    let header_hash = crate::scan::hash_header(&msg.headers).map(str::to_string);
     if header_hash.as_deref() != Some(hash.as_str()) {
         return Err(corrupt(format!(
             "hash header {header_hash:?} does not match the body's hash {hash}"
@@ -336,6 +339,7 @@ mod stray_tests {
     use super::*;
     use crate::EncodedCommit;
     use paystate_events::command::{money, CaptureMode, Command, CommandEnvelope};
+    use paystate_events::subjects::HASH_HEADER;
     use paystate_events::{CommandId, Provider};
     use proptest::prelude::*;
 

@@ -44,17 +44,21 @@ pub struct RawEntry {
     pub payload: Bytes,
 }
 
+/// The `Paystate-Commit-Hash` header of a message as written (`None` if absent).
+pub fn hash_header(headers: &HeaderMap) -> Option<&str> {
+    // Why a scan of the two or three headers instead of `HeaderMap::get`: `get` turns the
+    // name into a `HeaderName` (validation, a compare against every standard header, an
+    // allocation) on every call, a visible share of an audit's time per commit.
+    let (_, values) = headers
+        .iter()
+        .find(|(name, _)| AsRef::<str>::as_ref(*name) == HASH_HEADER)?;
+    values.first().map(|v| v.as_str())
+}
+
 impl RawEntry {
     /// The hash header as written (`None` if absent).
     pub fn header_hash(&self) -> Option<&str> {
-        // Why a scan of the two or three headers instead of `HeaderMap::get`: `get` turns the
-        // name into a `HeaderName` (validation, a compare against every standard header, an
-        // allocation) on every call, a visible share of an audit's time per commit.
-        let headers = self.headers.as_ref()?;
-        let (_, values) = headers
-            .iter()
-            .find(|(name, _)| AsRef::<str>::as_ref(*name) == HASH_HEADER)?;
-        values.first().map(|v| v.as_str())
+        hash_header(self.headers.as_ref()?)
     }
 
     /// Whether this is a stray, not written by paystate ([`crate::read::is_stray`]).

@@ -309,8 +309,7 @@ impl Reconciler {
                     if paystate_journal::read::is_stray(msg.headers.as_ref(), &msg.payload) {
                         // Not written by paystate (a broker's answer sent to the order's
                         // subject): no commit to fold; the order stays tracked.
-                        metrics::counter!(paystate_events::metric_names::LOG_STRAYS_TOTAL).increment(1);
-                        tracing::warn!(subject = %msg.subject, seq, "reconciler: {}", paystate_journal::read::STRAY_SKIPPED);
+                        paystate_journal::read::stray_skipped("reconciler", &msg.subject, seq);
                     } else {
                         self.follow(&msg.subject, &msg.payload, seq).await;
                     }

@@ -397,9 +397,8 @@ async fn handle(env: &Env<'_>, item: &Item) -> Result<Vec<Done>, (String, bool)>
     let seq = item.seq;
     let commit = match paystate_events::Commit::decode(&item.payload) {
         Ok(c) => c,
-        Err(e) if paystate_journal::read::is_stray(item.headers.as_ref(), &item.payload) => {
-            metrics::counter!(paystate_events::metric_names::LOG_STRAYS_TOTAL).increment(1);
-            tracing::warn!(seq, error = %e, "{}", paystate_journal::read::STRAY_SKIPPED);
+        Err(_) if paystate_journal::read::is_stray(item.headers.as_ref(), &item.payload) => {
+            paystate_journal::read::stray_skipped("workers", &item.subject, seq);
             return Ok(Vec::new());
         }
         Err(e) => {
