@@ -104,6 +104,16 @@ fn main() -> anyhow_free::Result {
                 );
             }
         });
+        time("events encode", &mut || {
+            for c in &commits {
+                std::hint::black_box(serde_json::to_vec(&c.events).ok());
+            }
+        });
+        time("command encode", &mut || {
+            for c in &commits {
+                std::hint::black_box(serde_json::to_vec(&c.command).ok());
+            }
+        });
         time("fingerprint", &mut || {
             for c in &commits {
                 std::hint::black_box(c.command.fingerprint());

@@ -3,8 +3,10 @@
 //! 1. Fold the whole log (a [`paystate_journal::LogScan`] snapshot) in memory, one record per
 //!    order, on one thread per core but one ([`rebuild_workers`]) that split the orders (each order's
 //!    commits stay in stream order). Changed records are handed to a writer every
-//!    [`FLUSH_EVERY`] commits and written with pipelined puts while the read goes on (the
-//!    new bucket has no other writer yet). Memory: one record per order, never the log.
+//!    [`FLUSH_EVERY`] commits (those changed within the last [`RECENT_WINDOW`] sequences wait
+//!    for the next hand-over: they are probably not done changing) and written with pipelined
+//!    puts while the read goes on (the new bucket has no other writer yet). Memory: one
+//!    record per order, never the log.
 //! 2. Create the generation's durable consumer starting right after the snapshot and catch up
 //!    with the live projector's code until the lag is zero.
 //! 3. Swap: compare-and-set the pointer from the old generation to the new one. Readers that
@@ -63,7 +65,8 @@ pub struct RebuildReport {
     pub orders: u64,
     /// Commits that could not be applied (broken history; see `paystate audit`).
     pub broken: u64,
-    /// Records written (an order open across a hand-over to the writer is written again).
+    /// Records written (an order that changes again more than [`RECENT_WINDOW`] sequences
+    /// after a hand-over wrote it is written again).
     pub writes: u64,
     pub snapshot_last_seq: u64,
     pub swapped: bool,
@@ -218,6 +221,11 @@ const QUEUE_BATCHES_MAX: usize = 16;
 /// A worker hands its changed records to the writer every this many commits. Orders open
 /// across a hand-over are written again later (the last write is the full record).
 pub const FLUSH_EVERY: u64 = 32_768;
+/// At a hand-over, an order whose last commit is within this many stream sequences of the
+/// newest one read stays changed for a later hand-over (or the last): it is probably still
+/// in its lifecycle, and writing it now would only be overwritten. Half the hand-over
+/// period, so what is held back waits at most one more period.
+pub const RECENT_WINDOW: u64 = FLUSH_EVERY / 2;
 
 type Workers = (
     Vec<tokio::sync::mpsc::Sender<Vec<RawEntry>>>,
@@ -236,17 +244,20 @@ fn spawn_workers(out: RecordsOut, n: usize) -> Workers {
             let mut records = Records::new();
             let mut dirty: HashSet<String> = HashSet::new();
             let (mut broken, mut folded) = (0u64, 0u64);
+            let mut newest = 0u64;
             while let Some(batch) = rx.blocking_recv() {
                 for entry in &batch {
                     broken += u64::from(!fold_one(&mut records, &mut dirty, entry));
                 }
+                newest = batch.last().map_or(newest, |e| e.sequence);
                 folded += batch.len() as u64;
-                if folded >= FLUSH_EVERY && !hand_over(&records, &mut dirty, &out) {
+                let settled_before = newest.saturating_sub(RECENT_WINDOW);
+                if folded >= FLUSH_EVERY && !hand_over(&records, &mut dirty, settled_before, &out) {
                     break; // the writer failed; its error is reported
                 }
                 folded %= FLUSH_EVERY;
             }
-            hand_over(&records, &mut dirty, &out);
+            hand_over(&records, &mut dirty, u64::MAX, &out);
             let orders = records.values().filter(|r| r.is_some()).count() as u64;
             (orders, broken)
         }));
@@ -255,10 +266,20 @@ fn spawn_workers(out: RecordsOut, n: usize) -> Workers {
     (senders, handles)
 }
 
-/// Serializes the changed records and sends them to the writer; false if it is gone.
-fn hand_over(records: &Records, dirty: &mut HashSet<String>, out: &RecordsOut) -> bool {
+/// Serializes the changed records whose last commit came at or before `settled_before` and
+/// sends them to the writer (the others stay changed, see [`RECENT_WINDOW`]); false if the
+/// writer is gone.
+fn hand_over(
+    records: &Records,
+    dirty: &mut HashSet<String>,
+    settled_before: u64,
+    out: &RecordsOut,
+) -> bool {
+    let seq_of = |order: &str| records.get(order).and_then(|r| r.as_ref()).map(|f| f.seq);
+    let (settled, recent) = split_settled(std::mem::take(dirty), seq_of, settled_before);
+    *dirty = recent;
     let mut chunk = Vec::with_capacity(BATCH_MAX);
-    for order in dirty.drain() {
+    for order in settled {
         let Some(Some(folded)) = records.get(&order) else {
             continue;
         };
@@ -270,6 +291,19 @@ fn hand_over(records: &Records, dirty: &mut HashSet<String>, out: &RecordsOut) -
         }
     }
     chunk.is_empty() || out.blocking_send(chunk).is_ok()
+}
+
+/// The changed orders to write now (last commit at or before `settled_before`, or no record
+/// to hold back) and those to keep for a later hand-over.
+fn split_settled(
+    dirty: HashSet<String>,
+    seq_of: impl Fn(&str) -> Option<u64>,
+    settled_before: u64,
+) -> (Vec<String>, HashSet<String>) {
+    let (recent, settled): (HashSet<String>, HashSet<String>) = dirty
+        .into_iter()
+        .partition(|order| seq_of(order).is_some_and(|seq| seq > settled_before));
+    (settled.into_iter().collect(), recent)
 }
 
 /// Applies one message to its order's record (noting the order as changed); false when it
@@ -436,5 +470,25 @@ impl BulkWriter {
             ack.await.map_err(broker)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn orders_changed_within_the_recent_window_wait_for_a_later_hand_over() {
+        let seqs: HashMap<&str, u64> = [("old", 10), ("edge", 100), ("recent", 101)].into();
+        let dirty: HashSet<String> = ["old", "edge", "recent", "unknown"]
+            .map(String::from)
+            .into();
+        let (mut settled, recent) = split_settled(dirty, |o| seqs.get(o).copied(), 100);
+        settled.sort();
+        assert_eq!(settled, ["edge", "old", "unknown"]);
+        assert_eq!(recent, HashSet::from(["recent".to_string()]));
+        let (settled, recent) = split_settled(recent, |o| seqs.get(o).copied(), u64::MAX);
+        assert_eq!(settled, ["recent"], "the last hand-over writes everything");
+        assert!(recent.is_empty());
     }
 }

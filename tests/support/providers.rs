@@ -198,23 +198,51 @@ impl ProviderStack {
 
 impl ProviderStack {
     /// Every verdict the gateway recorded for `provider`'s callbacks (`applied`,
-    /// `duplicate`, `rejected`, ...), oldest first.
+    /// `duplicate`, `rejected`, ...), oldest first, once every stored callback has one (see
+    /// [`settled_verdicts`]).
     pub async fn callback_verdicts(&self, provider: Provider) -> Vec<serde_json::Value> {
-        callbacks_subject(
-            &self.nats,
-            &format!("paystate.callbacks.{provider}.verdict"),
-        )
-        .await
+        settled_verdicts(&self.nats, provider).await
     }
 
     /// Every raw callback the gateway stored for `provider`, oldest first.
     pub async fn raw_callbacks(&self, provider: Provider) -> Vec<serde_json::Value> {
-        callbacks_subject(&self.nats, &format!("paystate.callbacks.{provider}.raw")).await
+        callbacks_subject(&self.nats, &format!("paystate.callbacks.{provider}.raw"))
+            .await
+            .into_iter()
+            .map(|(_, record)| record)
+            .collect()
     }
 }
 
-/// The JSON records of one subject of the callbacks stream, oldest first.
-async fn callbacks_subject(nats: &TestNats, subject: &str) -> Vec<serde_json::Value> {
+/// The verdicts the gateway stored for `provider`'s callbacks, oldest first, read once every
+/// raw callback stored so far has at least one. Why wait: the gateway stores a callback, has
+/// it applied, answers, and writes its verdict last, so a test that saw the order move can
+/// otherwise read before the verdict is there. Past [`WAIT`] it returns what there is (a
+/// callback whose gateway crashed before its verdict never gets one).
+pub async fn settled_verdicts(nats: &TestNats, provider: Provider) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let raw = callbacks_subject(nats, &format!("paystate.callbacks.{provider}.raw")).await;
+        let verdicts: Vec<serde_json::Value> =
+            callbacks_subject(nats, &format!("paystate.callbacks.{provider}.verdict"))
+                .await
+                .into_iter()
+                .map(|(_, record)| record)
+                .collect();
+        let judged: std::collections::HashSet<u64> = verdicts
+            .iter()
+            .filter_map(|v| v["raw_seq"].as_u64())
+            .collect();
+        if raw.iter().all(|(seq, _)| judged.contains(seq)) || Instant::now() >= deadline {
+            return verdicts;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The JSON records of one subject of the callbacks stream with their stream sequences,
+/// oldest first.
+async fn callbacks_subject(nats: &TestNats, subject: &str) -> Vec<(u64, serde_json::Value)> {
     use async_nats::jetstream::consumer::pull::OrderedConfig;
     let js = async_nats::jetstream::new(nats.connect().await);
     let stream = js
@@ -237,7 +265,11 @@ async fn callbacks_subject(nats: &TestNats, subject: &str) -> Vec<serde_json::Va
             .expect("stored record")
             .expect("stream open")
             .expect("message");
-        out.push(serde_json::from_slice(&msg.payload).unwrap_or(serde_json::Value::Null));
+        let seq = msg.info().map_or(0, |i| i.stream_sequence);
+        out.push((
+            seq,
+            serde_json::from_slice(&msg.payload).unwrap_or(serde_json::Value::Null),
+        ));
     }
     out
 }

@@ -8,7 +8,7 @@ use paystate::stack::{Stack, StackOptions};
 use paystate_adapters::config::AdaptersConfig;
 use paystate_adapters::Adapters;
 use paystate_events::Event;
-use paystate_gateway::callbacks::{CallbackStats, Callbacks, CALLBACKS_PREFIX, CALLBACKS_STREAM};
+use paystate_gateway::callbacks::{CallbackStats, Callbacks};
 use paystate_sandbox::{Sandbox, SandboxConfig, SandboxHandle, TimeScale};
 use paystate_workers::{ReconcilerConfig, WorkerConfig};
 use std::sync::Arc;
@@ -290,31 +290,7 @@ pub fn signal_kinds(trail: &[Step]) -> Vec<String> {
 }
 
 /// The verdicts the gateway stored for `provider`'s callbacks (`applied`, `duplicate`,
-/// `rejected`, ...), oldest first.
+/// `rejected`, ...), oldest first, once every stored callback has one.
 pub async fn verdicts_of(nats: &TestNats, provider: Provider) -> Vec<serde_json::Value> {
-    use futures::StreamExt as _;
-    let js = async_nats::jetstream::new(nats.connect().await);
-    let stream = js
-        .get_stream(CALLBACKS_STREAM)
-        .await
-        .expect("callbacks stream");
-    let consumer = stream
-        .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
-            filter_subject: format!("{CALLBACKS_PREFIX}.{provider}.verdict"),
-            ..Default::default()
-        })
-        .await
-        .expect("ordered consumer");
-    let pending = consumer.cached_info().num_pending;
-    let mut messages = consumer.messages().await.expect("messages");
-    let mut out = Vec::new();
-    for _ in 0..pending {
-        let msg = tokio::time::timeout(WAIT, messages.next())
-            .await
-            .expect("a stored verdict")
-            .expect("stream open")
-            .expect("message");
-        out.push(serde_json::from_slice(&msg.payload).expect("JSON verdict"));
-    }
-    out
+    super::providers::settled_verdicts(nats, provider).await
 }
