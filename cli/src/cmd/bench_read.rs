@@ -4,6 +4,7 @@
 //! and the projection rebuild, and prints a table with rates and ratios.
 //! Goals: audit ≥ [`AUDIT_GOAL`]× raw, rebuild ≥ [`REBUILD_GOAL`]× raw. Run it in release mode.
 
+use crate::cmd::bench::cpu::CpuMeter;
 use crate::cmd::bench_fill::{fill_via_core, fill_via_engine, Filled};
 use paystate_audit::{audit, AuditOptions};
 use paystate_broker::{NatsServer, ServerOptions};
@@ -44,9 +45,27 @@ pub struct Row {
     pub commits_per_sec: f64,
     pub events_per_sec: f64,
     pub ratio_to_raw: f64,
-    /// CPU seconds this process used in the step (the broker's are not counted).
+    /// CPU seconds this process used in the step.
     pub cpu_seconds: f64,
+    /// CPU seconds the nats-server used in the step (0 when its process is not known).
+    pub server_cpu_seconds: f64,
     pub rss_mb: f64,
+}
+
+impl Row {
+    /// CPU of this process and the server together per second of the step.
+    pub fn cores_busy(&self) -> f64 {
+        (self.cpu_seconds + self.server_cpu_seconds) / self.seconds.max(1e-9)
+    }
+
+    /// CPU per commit: (this process, the server), in microseconds.
+    pub fn cpu_per_commit_us(&self) -> (f64, f64) {
+        let commits = (self.commits_per_sec * self.seconds).max(1.0);
+        (
+            self.cpu_seconds * 1e6 / commits,
+            self.server_cpu_seconds * 1e6 / commits,
+        )
+    }
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -85,7 +104,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         filled.orders,
         info.state.bytes / 1_000_000
     );
-    let (rows, writes) = measure(&journal, &js, &log, &filled).await?;
+    let (rows, writes) = measure(&journal, &js, &log, &filled, server.pid()).await?;
     print_table(&rows, &filled, info.state.bytes, writes);
     let (decode_us, audit_us) = cpu_costs(&journal).await?;
     println!("CPU per commit, in memory: decode + hash {decode_us:.2} us; whole audit check {audit_us:.2} us");
@@ -119,14 +138,15 @@ pub async fn measure(
     js: &async_nats::jetstream::Context,
     log: &LogSettings,
     filled: &Filled,
+    server_pid: Option<u32>,
 ) -> anyhow::Result<(Vec<Row>, u64)> {
     let mut rows = Vec::new();
-    let cpu = cpu_seconds();
+    let cpu = CpuMeter::start(server_pid);
     // Every step runs as a task on the runtime, as `paystate audit` runs its audit (see there).
     let j = journal.clone();
     let raw = tokio::spawn(async move { raw_read(&j).await }).await??;
-    rows.push(row("raw ordered read", raw, raw, filled, cpu));
-    let cpu = cpu_seconds();
+    rows.push(row("raw ordered read", raw, raw, filled, &cpu));
+    let cpu = CpuMeter::start(server_pid);
     let t = Instant::now();
     // BENCH_AUDIT_WORKERS overrides the worker count (one per core but one) for experiments.
     let workers = std::env::var("BENCH_AUDIT_WORKERS")
@@ -146,9 +166,9 @@ pub async fn measure(
         "the benchmark log did not audit clean: {}",
         report.render(10)
     );
-    rows.push(row("audit", audit_secs, raw, filled, cpu));
+    rows.push(row("audit", audit_secs, raw, filled, &cpu));
     let store = ProjectionStore::open(js.clone(), &log.events_stream, 1).await?;
-    let cpu = cpu_seconds();
+    let cpu = CpuMeter::start(server_pid);
     let t = Instant::now();
     let (j, s) = (journal.clone(), store.clone());
     let rebuilt =
@@ -161,7 +181,7 @@ pub async fn measure(
         "rebuild: fold and write {} ms of {} ms ({} records)",
         rebuilt.fold_ms, rebuilt.total_ms, rebuilt.writes
     );
-    rows.push(row("projection rebuild", rebuild_secs, raw, filled, cpu));
+    rows.push(row("projection rebuild", rebuild_secs, raw, filled, &cpu));
     // Not timed: the rebuilt projection must equal the audit's fold, order by order.
     let check = AuditOptions {
         compare_projection: true,
@@ -198,21 +218,17 @@ async fn raw_read(journal: &Journal) -> anyhow::Result<f64> {
     Ok(secs)
 }
 
-fn row(
-    step: &'static str,
-    seconds: f64,
-    raw_seconds: f64,
-    filled: &Filled,
-    cpu_before: f64,
-) -> Row {
+fn row(step: &'static str, seconds: f64, raw_seconds: f64, filled: &Filled, cpu: &CpuMeter) -> Row {
     let secs = seconds.max(1e-9);
+    let (cpu_seconds, server_cpu_seconds) = cpu.seconds();
     Row {
         step,
         seconds,
         commits_per_sec: filled.commits as f64 / secs,
         events_per_sec: filled.events as f64 / secs,
         ratio_to_raw: raw_seconds / secs,
-        cpu_seconds: cpu_seconds() - cpu_before,
+        cpu_seconds,
+        server_cpu_seconds,
         rss_mb: rss_mb(),
     }
 }
@@ -221,42 +237,26 @@ fn print_table(rows: &[Row], filled: &Filled, stored_bytes: u64, writes: u64) {
     println!();
     println!("log: {} events in {} commits of {} orders, {:.0} MB stored; rebuild wrote {writes} records", filled.events, filled.commits, filled.orders, stored_bytes as f64 / 1e6);
     println!(
-        "{:<20} {:>9} {:>13} {:>13} {:>8} {:>8} {:>9}",
-        "step", "seconds", "commits/s", "events/s", "x raw", "CPU s", "RSS MB"
+        "{:<20} {:>9} {:>13} {:>13} {:>8} {:>8} {:>10} {:>6} {:>9}",
+        "step", "seconds", "commits/s", "events/s", "x raw", "CPU s", "server s", "cores", "RSS MB"
     );
     for r in rows {
         println!(
-            "{:<20} {:>9.2} {:>13.0} {:>13.0} {:>8.2} {:>8.2} {:>9.0}",
+            "{:<20} {:>9.2} {:>13.0} {:>13.0} {:>8.2} {:>8.2} {:>10.2} {:>6.2} {:>9.0}",
             r.step,
             r.seconds,
             r.commits_per_sec,
             r.events_per_sec,
             r.ratio_to_raw,
             r.cpu_seconds,
+            r.server_cpu_seconds,
+            r.cores_busy(),
             r.rss_mb
         );
     }
+    println!("cores: CPU seconds of this process and the nats-server together per second of the step (the machine has {}); a step near the machine's cores is bound by CPU, one below it by waiting", std::thread::available_parallelism().map_or(1, |n| n.get()));
     println!("peak RSS of this process: {:.0} MB", peak_rss_mb());
 }
-
-/// CPU time (user + system) this process has used, from /proc (0 where unavailable).
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name (which may hold spaces) start after the last ')'.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15 of the stat line: 12 and 13 after the name.
-    (ticks(11) + ticks(12)) / CLOCK_TICKS_PER_SEC
-}
-
-/// The kernel's USER_HZ on Linux.
-const CLOCK_TICKS_PER_SEC: f64 = 100.0;
 
 /// Resident memory now, from /proc (0 where unavailable).
 fn rss_mb() -> f64 {

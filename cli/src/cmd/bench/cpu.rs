@@ -38,14 +38,20 @@ impl CpuMeter {
     /// CPU used since `start`, per operation of `ops`.
     pub fn per_op(&self, ops: u64) -> CpuPerOp {
         let ops = ops.max(1) as f64;
-        let own = cpu_s("self") - self.own_s;
-        let server = self
-            .server_pid
-            .map_or(0.0, |p| cpu_s(&p.to_string()) - self.server_s);
+        let (own, server) = self.seconds();
         CpuPerOp {
             bench_us: own * 1e6 / ops,
             server_us: server * 1e6 / ops,
         }
+    }
+
+    /// CPU seconds used since `start`: (this process, the server).
+    pub fn seconds(&self) -> (f64, f64) {
+        let own = cpu_s("self") - self.own_s;
+        let server = self
+            .server_pid
+            .map_or(0.0, |p| cpu_s(&p.to_string()) - self.server_s);
+        (own, server)
     }
 }
 

@@ -21,7 +21,7 @@
 mod bare;
 mod cache_miss;
 mod contention;
-mod cpu;
+pub(crate) mod cpu;
 mod engine;
 mod load;
 mod memory;

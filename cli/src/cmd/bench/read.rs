@@ -10,7 +10,7 @@ use paystate_journal::{Journal, LogSettings};
 const EVENTS_PER_COMMIT: u64 = 1;
 
 /// Raw read, audit and rebuild rows over the whole log as it is now.
-pub async fn rows(url: &str, orders: u64) -> anyhow::Result<Vec<Row>> {
+pub async fn rows(url: &str, server_pid: Option<u32>, orders: u64) -> anyhow::Result<Vec<Row>> {
     let nats = paystate_service::connect(url, "paystate-bench-read")
         .await
         .map_err(anyhow::Error::msg)?;
@@ -23,5 +23,5 @@ pub async fn rows(url: &str, orders: u64) -> anyhow::Result<Vec<Row>> {
         events: commits * EVENTS_PER_COMMIT,
         orders,
     };
-    Ok(measure(&journal, &js, &log, &filled).await?.0)
+    Ok(measure(&journal, &js, &log, &filled, server_pid).await?.0)
 }

@@ -1,7 +1,7 @@
 //! Each scenario run and turned into report rows (with yardsticks, ratios and goals).
 
 use super::bare::Shape;
-use super::cpu::CpuMeter;
+use super::cpu::{CpuMeter, CpuPerOp};
 use super::load::Path;
 use super::table::{human, Report, Row};
 use super::{cache_miss, contention, engine, memory, pure, raw, read, Plan};
@@ -76,7 +76,7 @@ pub async fn on_default_server(
             report.rows.push(row);
         }
         if plan.runs("read") {
-            read_rows(url, plan, report).await?;
+            read_rows(url, server_pid, plan, report).await?;
         }
     }
     if plan.runs("cache_miss") {
@@ -228,9 +228,14 @@ async fn latency(url: &str, plan: &Plan, report: &mut Report) -> anyhow::Result<
     Ok(())
 }
 
-async fn read_rows(url: &str, plan: &Plan, report: &mut Report) -> anyhow::Result<()> {
+async fn read_rows(
+    url: &str,
+    server_pid: Option<u32>,
+    plan: &Plan,
+    report: &mut Report,
+) -> anyhow::Result<()> {
     eprintln!("5 read: raw ordered read, audit, projection rebuild over the engine's log");
-    let rows = read::rows(url, plan.orders as u64).await?;
+    let rows = read::rows(url, server_pid, plan.orders as u64).await?;
     let ids = [
         ("raw_read", "raw read (yardstick)"),
         ("audit", "audit"),
@@ -238,10 +243,18 @@ async fn read_rows(url: &str, plan: &Plan, report: &mut Report) -> anyhow::Resul
     ];
     let raw = rows.first().map_or(f64::NAN, |r| r.commits_per_sec);
     for (r, (id, name)) in rows.iter().zip(ids) {
-        let mut row = Row::new(id, 5, name, r.commits_per_sec, "commit/s").detail(format!(
-            "{:.2} s, {:.0} events/s",
-            r.seconds, r.events_per_sec
-        ));
+        let (bench_us, server_us) = r.cpu_per_commit_us();
+        let mut row = Row::new(id, 5, name, r.commits_per_sec, "commit/s")
+            .detail(format!(
+                "{:.2} s, {:.0} events/s; {:.2} cores busy (this process and nats-server)",
+                r.seconds,
+                r.events_per_sec,
+                r.cores_busy()
+            ))
+            .cpu(CpuPerOp {
+                bench_us,
+                server_us,
+            });
         match id {
             "audit" => {
                 row = row.against("raw read", raw);
