@@ -216,9 +216,9 @@ impl ProviderStack {
 
 /// The verdicts the gateway stored for `provider`'s callbacks, oldest first, read once every
 /// raw callback stored so far has at least one. Why wait: the gateway stores a callback, has
-/// it applied, answers, and writes its verdict last, so a test that saw the order move can
-/// otherwise read before the verdict is there. Past [`WAIT`] it returns what there is (a
-/// callback whose gateway crashed before its verdict never gets one).
+/// it applied (the order moves), then writes its verdict before answering, so a test that saw
+/// the order move can otherwise read before the verdict is there. Past [`WAIT`] it returns
+/// what there is (a callback whose gateway crashed before its verdict never gets one).
 pub async fn settled_verdicts(nats: &TestNats, provider: Provider) -> Vec<serde_json::Value> {
     let deadline = Instant::now() + WAIT;
     loop {
