@@ -265,10 +265,10 @@ async fn callbacks_subject(nats: &TestNats, subject: &str) -> Vec<(u64, serde_js
             .expect("stored record")
             .expect("stream open")
             .expect("message");
-        let seq = msg.info().map_or(0, |i| i.stream_sequence);
+        let seq = msg.info().expect("JetStream metadata").stream_sequence;
         out.push((
             seq,
-            serde_json::from_slice(&msg.payload).unwrap_or(serde_json::Value::Null),
+            serde_json::from_slice(&msg.payload).expect("a JSON record"),
         ));
     }
     out
