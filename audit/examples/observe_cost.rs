@@ -32,7 +32,7 @@ fn main() -> anyhow_free::Result {
         }
         entries.push(RawEntry {
             sequence: l.sequence,
-            subject: l.subject,
+            subject: l.subject.into(),
             time: Timestamp::default(),
             headers: Some(headers),
             payload: bytes::Bytes::from(l.body.get().as_bytes().to_vec()),

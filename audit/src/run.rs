@@ -81,8 +81,25 @@ pub async fn audit(
     }
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     report.commits_per_sec = report.commits as f64 / started.elapsed().as_secs_f64().max(1e-9);
+    free_aside(orders);
     Ok(report)
 }
+
+/// Frees the folded orders on a thread of their own. Why: freeing every order's state is no
+/// part of the answer, and takes long enough to be seen (`paystate bench-read`, 80,000
+/// orders: 2.7 % of the audit's samples, all of it after the last commit was checked). If no
+/// thread can be started they are freed here.
+fn free_aside(orders: Tracks) {
+    if orders.len() < FREE_ASIDE_FROM {
+        return;
+    }
+    let _ = std::thread::Builder::new()
+        .name("audit-free".into())
+        .spawn(move || drop(orders));
+}
+
+/// Below this many orders the fold is freed in place (a thread would cost more).
+const FREE_ASIDE_FROM: usize = 4096;
 
 /// Reads the snapshot, checking sequence gaps here and handing each order's messages to its
 /// worker thread; then joins the workers' results.

@@ -70,7 +70,7 @@ impl Line {
             .then(|| base64::engine::general_purpose::STANDARD.encode(&entry.payload));
         Line {
             sequence: entry.sequence,
-            subject: entry.subject.clone(),
+            subject: entry.subject.to_string(),
             time: entry.time,
             headers,
             body: verbatim,

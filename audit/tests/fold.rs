@@ -103,7 +103,7 @@ fn entry(seq: u64, c: &EncodedCommit, header_hash: &str) -> RawEntry {
     headers.insert(HASH_HEADER, header_hash);
     RawEntry {
         sequence: seq,
-        subject: events_subject(&c.commit.order_id),
+        subject: events_subject(&c.commit.order_id).into(),
         time: at(0),
         headers: Some(headers),
         payload: c.bytes.clone().into(),

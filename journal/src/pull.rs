@@ -144,6 +144,9 @@ pub enum PullError {
 /// batch is still due, so the server always has one queued).
 pub struct Puller {
     context: jetstream::Context,
+    /// A context lent to each message [`Puller::next_with_info`] reads its metadata from and
+    /// taken back (a long scan clones no context per message).
+    spare: Option<jetstream::Context>,
     next_subject: String,
     inbox: String,
     subscription: async_nats::Subscriber,
@@ -175,6 +178,7 @@ impl Puller {
         });
         Ok(Puller {
             context: context.clone(),
+            spare: Some(context.clone()),
             next_subject: format!(
                 "$JS.API.CONSUMER.MSG.NEXT.{}.{}",
                 consumer.stream_name, consumer.name
@@ -191,6 +195,26 @@ impl Puller {
     /// Cancel-safe (a `select!` branch may drop it): it awaits only the request's send (not
     /// counted until sent) and the subscription (a message is taken only when returned).
     pub async fn next(&mut self, idle: Duration) -> Result<jetstream::Message, PullError> {
+        let message = self.next_raw(idle).await?;
+        Ok(self.wrap(message))
+    }
+
+    /// The next message (as [`Puller::next`]) with its JetStream metadata, unwrapped: what a
+    /// long read that never acknowledges needs, without a context per message.
+    pub async fn next_with_info(
+        &mut self,
+        idle: Duration,
+    ) -> Result<(async_nats::Message, Result<Meta, String>), PullError> {
+        let message = self.next_raw(idle).await?;
+        let context = self.spare.take().unwrap_or_else(|| self.context.clone());
+        let wrapped = jetstream::Message { message, context };
+        let meta = wrapped.info().map(Meta::from).map_err(|e| e.to_string());
+        let jetstream::Message { message, context } = wrapped;
+        self.spare = Some(context);
+        Ok((message, meta))
+    }
+
+    async fn next_raw(&mut self, idle: Duration) -> Result<async_nats::Message, PullError> {
         loop {
             self.ask_if_low().await?;
             let message = match tokio::time::timeout(idle, self.subscription.next()).await {
@@ -201,6 +225,13 @@ impl Puller {
             if let Some(message) = self.take(message)? {
                 return Ok(message);
             }
+        }
+    }
+
+    fn wrap(&self, message: async_nats::Message) -> jetstream::Message {
+        jetstream::Message {
+            message,
+            context: self.context.clone(),
         }
     }
 
@@ -221,7 +252,7 @@ impl Puller {
                 break;
             };
             match self.take(message) {
-                Ok(Some(message)) => batch.push(message),
+                Ok(Some(message)) => batch.push(self.wrap(message)),
                 Ok(None) => {}
                 Err(_) => break,
             }
@@ -251,14 +282,11 @@ impl Puller {
     fn take(
         &mut self,
         message: async_nats::Message,
-    ) -> Result<Option<jetstream::Message>, PullError> {
+    ) -> Result<Option<async_nats::Message>, PullError> {
         match message.status {
             None | Some(StatusCode::OK) => {
                 self.due -= 1;
-                Ok(Some(jetstream::Message {
-                    message,
-                    context: self.context.clone(),
-                }))
+                Ok(Some(message))
             }
             Some(StatusCode::IDLE_HEARTBEAT) => Ok(None),
             Some(status @ (StatusCode::TIMEOUT | StatusCode::REQUEST_TERMINATED)) => {
@@ -281,6 +309,30 @@ impl Puller {
                 other.as_u16(),
                 message.description.unwrap_or_default(),
             )),
+        }
+    }
+}
+
+/// The numbers of a message's JetStream metadata (its `$JS.ACK` reply subject).
+#[derive(Debug, Clone, Copy)]
+pub struct Meta {
+    pub stream_sequence: u64,
+    pub consumer_sequence: u64,
+    pub delivered: i64,
+    /// Messages the server still had for the consumer after this one.
+    pub pending: u64,
+    /// When the server stored the message.
+    pub published: time::OffsetDateTime,
+}
+
+impl From<jetstream::message::Info<'_>> for Meta {
+    fn from(i: jetstream::message::Info<'_>) -> Meta {
+        Meta {
+            stream_sequence: i.stream_sequence,
+            consumer_sequence: i.consumer_sequence,
+            delivered: i.delivered,
+            pending: i.pending,
+            published: i.published,
         }
     }
 }

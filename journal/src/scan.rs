@@ -37,7 +37,8 @@ const _: () = assert!(crate::pull::PULL_HEARTBEAT.as_nanos() * 2 < SCAN_IDLE_TIM
 #[derive(Debug, Clone)]
 pub struct RawEntry {
     pub sequence: u64,
-    pub subject: String,
+    /// As the broker sent it (no copy per message on a long read).
+    pub subject: async_nats::Subject,
     /// The broker's store time.
     pub time: Timestamp,
     pub headers: Option<HeaderMap>,
@@ -89,7 +90,7 @@ impl RawEntry {
         }
         Ok(StoredCommit {
             sequence: self.sequence,
-            subject: self.subject.clone(),
+            subject: self.subject.to_string(),
             time: self.time,
             hash,
             header_hash,
@@ -217,8 +218,8 @@ impl LogScan {
                 return None;
             }
             let source = self.source.as_mut()?;
-            let next = match source.puller.next(SCAN_IDLE_TIMEOUT).await {
-                Ok(msg) => msg,
+            let (msg, meta) = match source.puller.next_with_info(SCAN_IDLE_TIMEOUT).await {
+                Ok(next) => next,
                 Err(PullError::Idle(_)) => {
                     return Some(Err(
                         self.fail(format!("no message for {SCAN_IDLE_TIMEOUT:?}"))
@@ -232,12 +233,12 @@ impl LogScan {
                 }
                 Err(e) => return Some(Err(self.fail(e.to_string()))),
             };
-            let info = match next.info() {
-                Ok(i) => (
-                    i.consumer_sequence,
-                    i.stream_sequence,
-                    i.pending,
-                    to_chrono(i.published),
+            let info = match meta {
+                Ok(m) => (
+                    m.consumer_sequence,
+                    m.stream_sequence,
+                    m.pending,
+                    to_chrono(m.published),
                 ),
                 Err(e) => {
                     return Some(Err(
@@ -259,10 +260,9 @@ impl LogScan {
                 // Written after the snapshot: not part of this scan.
                 return None;
             }
-            let msg = next.message;
             return Some(Ok(RawEntry {
                 sequence,
-                subject: msg.subject.to_string(),
+                subject: msg.subject,
                 time,
                 headers: msg.headers,
                 payload: msg.payload,

@@ -349,7 +349,7 @@ fn raw_entry(msg: &Message) -> Option<RawEntry> {
     let info = msg.info().ok()?;
     let entry = RawEntry {
         sequence: info.stream_sequence,
-        subject: msg.subject.to_string(),
+        subject: msg.subject.clone(),
         time: to_chrono(info.published),
         headers: msg.headers.clone(),
         payload: msg.payload.clone(),
