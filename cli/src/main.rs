@@ -1,6 +1,7 @@
 //! `paystate`: the binary. Thin: parse arguments, load settings, run one subcommand.
 
 mod cmd;
+mod runtime;
 mod settings;
 mod timeline;
 
@@ -92,8 +93,13 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    match runtime() {
-        Ok(rt) => rt.block_on(run()),
+    let cli = Cli::parse();
+    let built = match serves(&cli.command) {
+        true => runtime::serving(),
+        false => runtime::reading(),
+    };
+    match built {
+        Ok(rt) => rt.block_on(run(cli)),
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
             std::process::ExitCode::FAILURE
@@ -101,19 +107,16 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// Tokio's multi-threaded runtime, without its LIFO slot where the build allows it
-/// (decision 0015): a task woken by the running one then queues behind the others instead
-/// of running next, so a connection's writer sends what several tasks queued in one write.
-fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    builder.enable_all();
-    #[cfg(tokio_unstable)]
-    builder.disable_lifo_slot();
-    builder.build()
+/// Whether a command serves requests (the engine, the whole stack, the bench driving them):
+/// those run on [`runtime::serving`], every other command on [`runtime::reading`].
+fn serves(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Dev(_) | Command::Run(_) | Command::Bench(_)
+    )
 }
 
-async fn run() -> std::process::ExitCode {
-    let cli = Cli::parse();
+async fn run(cli: Cli) -> std::process::ExitCode {
     init_tracing();
     let result = match settings::Settings::load(cli.config.as_deref()) {
         Err(e) => Err(e),
