@@ -42,6 +42,7 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
     if args.exit_after_demo {
         stack.shutdown().await;
         sandbox.shutdown().await;
+        stop_server(server).await;
         return Ok(ExitCode::SUCCESS);
     }
     println!("\nserving on {url}; publish commands to paystate.cmd.<order_id>; try `paystate orders list` (Ctrl-C to stop)");
@@ -49,8 +50,17 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
     println!("{signal}: stopping the parts and the nats-server started for this run");
     stack.shutdown().await;
     sandbox.shutdown().await;
-    drop(server);
+    stop_server(server).await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Stops the nats-server this run started and waits for it to end. Why not dropping it: a
+/// dropped server is killed but not waited for, and with the process ending right after, it
+/// stays a zombie wherever the machine's first process does not reap orphans.
+async fn stop_server(server: Option<NatsServer>) {
+    if let Some(mut server) = server {
+        server.kill().await;
+    }
 }
 
 /// A stop signal before `dev` served: what had started is dropped with the caller's frame
