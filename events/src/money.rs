@@ -61,8 +61,7 @@ fn code_slot(code: &str) -> Option<usize> {
 /// Every currency iso_currency knows, at its code's [`code_slot`]. Why not `from_code` alone:
 /// it compares the code with each of its ~180 codes in turn (1 % of an audit's samples, and
 /// in every amount a command or commit carries); this is one index. Filled from the numeric
-/// codes (each currency has one); a code it misses still goes to `from_code`, and a test
-/// checks every three-letter code against it.
+/// codes (each currency has one); a test checks every three-letter code against `from_code`.
 static BY_CODE: std::sync::LazyLock<Vec<Option<iso_currency::Currency>>> =
     std::sync::LazyLock::new(|| {
         let mut table = vec![None; 26 * 26 * 26];
@@ -77,11 +76,13 @@ static BY_CODE: std::sync::LazyLock<Vec<Option<iso_currency::Currency>>> =
         table
     });
 
-/// [`iso_currency::Currency::from_code`], looked up in [`BY_CODE`] first.
+/// [`iso_currency::Currency::from_code`]: from [`BY_CODE`] for an upper-case three-letter code
+/// (an unknown one is not compared with every code again), from `from_code` for anything else.
 fn currency_of(code: &str) -> Option<iso_currency::Currency> {
-    code_slot(code)
-        .and_then(|slot| BY_CODE.get(slot).copied().flatten())
-        .or_else(|| iso_currency::Currency::from_code(code))
+    match code_slot(code) {
+        Some(slot) => BY_CODE.get(slot).copied().flatten(),
+        None => iso_currency::Currency::from_code(code),
+    }
 }
 
 impl Currency {

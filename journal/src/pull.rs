@@ -318,7 +318,6 @@ impl Puller {
 pub struct Meta {
     pub stream_sequence: u64,
     pub consumer_sequence: u64,
-    pub delivered: i64,
     /// Messages the server still had for the consumer after this one.
     pub pending: u64,
     /// When the server stored the message.
@@ -330,7 +329,6 @@ impl From<jetstream::message::Info<'_>> for Meta {
         Meta {
             stream_sequence: i.stream_sequence,
             consumer_sequence: i.consumer_sequence,
-            delivered: i.delivered,
             pending: i.pending,
             published: i.published,
         }
