@@ -2,7 +2,8 @@
 //! fresh data directory.
 //!
 //! - A stop signal while dev is still starting (its nats-server up, the parts and the demo
-//!   not done) stops dev *and* the nats-server it started: nothing is left listening.
+//!   not done) stops dev *and* the nats-server it started: nothing is left listening, and the
+//!   server was waited for (no zombie).
 //! - A nats-server already listening where dev looks, which does not serve JetStream to dev's
 //!   credentials (what an earlier dev killed with SIGKILL leaves behind), is named as such at
 //!   once, not met with a JetStream timeout from deep inside the first part.
@@ -64,8 +65,9 @@ async fn a_stop_signal_while_dev_starts_stops_the_nats_server_it_started() {
         }
     }
     assert!(listening(port).await, "dev's nats-server listens on {port}");
-    // ... when it gets SIGTERM before it serves ...
     let pid = child.id().expect("dev runs").to_string();
+    let server = child_nats_server(&pid).expect("dev's nats-server is its child");
+    // ... when it gets SIGTERM before it serves ...
     let sent = std::process::Command::new("kill")
         .args(["-TERM", &pid])
         .status()
@@ -101,6 +103,37 @@ async fn a_stop_signal_while_dev_starts_stops_the_nats_server_it_started() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Waited for, not only killed: a killed child nobody waits for stays behind as a zombie
+    // where the machine's first process does not reap orphans (as on these machines).
+    assert_eq!(
+        process_state(&server),
+        None,
+        "dev's nats-server (pid {server}) was left behind after dev exited"
+    );
+}
+
+/// The pid of the nats-server whose parent is `parent`, from /proc.
+fn child_nats_server(parent: &str) -> Option<String> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid = entry.file_name().to_string_lossy().into_owned();
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            let field = |name: &str| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
+            };
+            (field("Name:")? == "nats-server" && field("PPid:")? == parent).then_some(pid)
+        })
+}
+
+/// The state letter of process `pid` (`Z` for a zombie), `None` once it is gone.
+fn process_state(pid: &str) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().next().map(str::to_string)
 }
 
 #[tokio::test]

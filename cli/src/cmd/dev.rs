@@ -37,7 +37,10 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
     };
     let (stack, sandbox) = tokio::select! {
         up = start_and_demo(settings, server.is_none().then_some(url.as_str())) => up?,
-        signal = stop.signal() => return Ok(stopped_early(signal)),
+        signal = stop.signal() => {
+            stop_server(server).await;
+            return Ok(stopped_early(signal));
+        }
     };
     if args.exit_after_demo {
         stack.shutdown().await;
@@ -63,8 +66,9 @@ async fn stop_server(server: Option<NatsServer>) {
     }
 }
 
-/// A stop signal before `dev` served: what had started is dropped with the caller's frame
-/// (the nats-server this run started is stopped with it); exits as interrupted.
+/// A stop signal before `dev` served: what had started is dropped with the caller's frame (the
+/// nats-server this run started is stopped and waited for once it runs; a signal while it
+/// starts drops it with the starting future, killed); exits as interrupted.
 fn stopped_early(signal: &str) -> ExitCode {
     println!("{signal} while starting: stopping what had started (and the nats-server started for this run)");
     ExitCode::from(130)
