@@ -3,7 +3,7 @@
 //!
 //! - A stop signal while dev is still starting (its nats-server up, the parts and the demo
 //!   not done) stops dev *and* the nats-server it started: nothing is left listening, and the
-//!   server was waited for (no zombie).
+//!   server was waited for (no zombie), also when the signal lands while the server starts.
 //! - A nats-server already listening where dev looks, which does not serve JetStream to dev's
 //!   credentials (what an earlier dev killed with SIGKILL leaves behind), is named as such at
 //!   once, not met with a JetStream timeout from deep inside the first part.
@@ -109,6 +109,58 @@ async fn a_stop_signal_while_dev_starts_stops_the_nats_server_it_started() {
         process_state(&server),
         None,
         "dev's nats-server (pid {server}) was left behind after dev exited"
+    );
+}
+
+#[tokio::test]
+async fn a_stop_signal_while_dev_starts_its_nats_server_leaves_no_zombie() {
+    // Given dev starting its nats-server (the signal lands at a spread of moments around the
+    // server's spawn and readiness wait) ...
+    let mut servers_seen = 0;
+    for delay_ms in [30u64, 50, 70, 90, 110, 150, 400, 1000] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut child = dev(dir.path(), port())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("paystate binary runs");
+        let pid = child.id().expect("dev runs").to_string();
+        // Every nats-server dev spawns, watched from the first moment (a zombie's parent is
+        // no longer dev once dev has exited).
+        let watched = pid.clone();
+        let watcher = tokio::spawn(async move {
+            let mut seen = std::collections::BTreeSet::new();
+            while std::path::Path::new(&format!("/proc/{watched}")).exists() {
+                seen.extend(child_nats_server(&watched));
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            seen
+        });
+        // ... when it gets SIGTERM ...
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "SIGTERM sent");
+        tokio::time::timeout(WAIT, child.wait())
+            .await
+            .expect("dev exits in time")
+            .expect("exit status");
+        let seen = watcher.await.expect("watcher ran");
+        servers_seen += seen.len();
+        // ... then every nats-server it started was stopped and waited for.
+        for server in seen {
+            assert_eq!(
+                process_state(&server),
+                None,
+                "SIGTERM {delay_ms} ms after dev started: its nats-server (pid {server}) was left behind"
+            );
+        }
+    }
+    assert!(
+        servers_seen > 0,
+        "no signal landed after dev spawned its nats-server: the test proved nothing"
     );
 }
 

@@ -85,7 +85,7 @@ impl Probe {
     }
 }
 
-/// A running child nats-server. Dropping it kills the process.
+/// A running child nats-server. Dropping it kills the process and waits for it (bounded).
 pub struct NatsServer {
     child: Option<Child>,
     opts: ServerOptions,
@@ -94,6 +94,29 @@ pub struct NatsServer {
     _temp: Option<tempfile::TempDir>,
     binary: PathBuf,
 }
+
+/// Why a `Drop` beside tokio's `kill_on_drop`: that kills the server but nobody waits for it,
+/// and a killed child nobody waits for stays a zombie once this process ends wherever the
+/// machine's first process does not reap orphans (as on these machines). The wait is bounded
+/// (SIGKILL ends a nats-server within milliseconds) and blocks only the dropping thread.
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let _ = child.start_kill();
+        let deadline = Instant::now() + DROP_WAIT;
+        while let Ok(None) = child.try_wait() {
+            if Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+/// Longest a dropped server is waited for after its SIGKILL.
+const DROP_WAIT: Duration = Duration::from_secs(2);
 
 /// A free TCP port on 127.0.0.1 (bound then released; tiny race, fine for tests).
 pub fn free_port() -> Result<u16, BrokerError> {

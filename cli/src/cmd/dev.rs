@@ -57,9 +57,8 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Stops the nats-server this run started and waits for it to end. Why not dropping it: a
-/// dropped server is killed but not waited for, and with the process ending right after, it
-/// stays a zombie wherever the machine's first process does not reap orphans.
+/// Stops the nats-server this run started and waits for it to end, without blocking a
+/// runtime thread (a dropped server is waited for too, but in `Drop`, blocking the thread).
 async fn stop_server(server: Option<NatsServer>) {
     if let Some(mut server) = server {
         server.kill().await;
