@@ -8,14 +8,17 @@
 //!   is how the fault tests take the broker away mid-flow.
 //!
 //! - [`Cluster`]: three (or more) such servers routed into one JetStream cluster.
+//! - [`cpu_seconds`]: CPU a process (a server, the bench) has used, for per-operation figures.
 //!
 //! `paystate dev`, the end-to-end tests and `paystate bench` all start servers through here.
 
 mod cluster;
+mod cpu;
 mod locate;
 mod server;
 
 pub use cluster::{Cluster, CLUSTER_NAME};
+pub use cpu::cpu_seconds;
 pub use locate::{locate, server_version, Version, PINNED_VERSION};
 pub use server::{free_port, NatsServer, Probe, ServerEnv, ServerOptions};
 

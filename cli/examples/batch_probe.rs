@@ -13,6 +13,7 @@ use anyhow::{bail, Context};
 use async_nats::jetstream::{self, message::PublishMessage, stream};
 use async_nats::{Client, HeaderMap, Message};
 use futures::stream::{FuturesUnordered, StreamExt};
+use paystate_broker::cpu_seconds as cpu_s;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -226,18 +227,4 @@ fn settle_batch(log: &mut Subjects, subjects: &[usize], committed: Committed) {
     if committed.is_none() {
         log.refused += 1;
     }
-}
-
-/// utime + stime of /proc/<pid>/stat in seconds (0 where unreadable).
-fn cpu_s(pid: &str) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
 }

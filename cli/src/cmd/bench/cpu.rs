@@ -2,8 +2,7 @@
 //! per operation. Unlike rates, CPU per operation hardly moves when other work shares the
 //! machine, so it is the steadier comparison on a busy 2-core box.
 
-/// Clock ticks per second of /proc's utime and stime (USER_HZ; 100 on Linux everywhere).
-const TICKS_PER_S: f64 = 100.0;
+use paystate_broker::cpu_seconds as cpu_s;
 
 /// CPU seconds used so far by this process and the server.
 pub struct CpuMeter {
@@ -53,24 +52,4 @@ impl CpuMeter {
             .map_or(0.0, |p| cpu_s(&p.to_string()) - self.server_s);
         (own, server)
     }
-}
-
-/// utime + stime of /proc/<pid>/stat in seconds (0 where unreadable).
-fn cpu_s(pid: &str) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0.0;
-    };
-    // Fields after the command name (which may hold spaces) start after the last ')'.
-    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-        return 0.0;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the line; `rest` starts at field 3.
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / TICKS_PER_S
 }

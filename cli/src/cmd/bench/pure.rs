@@ -58,22 +58,9 @@ fn rate(budget: Duration, mut pass: impl FnMut() -> usize) -> (f64, f64) {
     (events as f64 / cpu, events as f64 / wall)
 }
 
-/// This thread's CPU time (utime + stime of /proc/thread-self/stat, 100 ticks a second).
+/// This thread's CPU time (utime + stime of /proc/thread-self/stat).
 fn thread_cpu_s() -> f64 {
-    const TICKS_PER_S: f64 = 100.0;
-    let Ok(stat) = std::fs::read_to_string("/proc/thread-self/stat") else {
-        return 0.0;
-    };
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / TICKS_PER_S
+    paystate_broker::cpu_seconds("thread-self")
 }
 
 /// Decides each command on the state so far and folds its events; the events handled.
