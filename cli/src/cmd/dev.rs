@@ -66,8 +66,8 @@ async fn stop_server(server: Option<NatsServer>) {
 }
 
 /// A stop signal before `dev` served: what had started is dropped with the caller's frame (the
-/// nats-server this run started is stopped and waited for once it runs; a signal while it
-/// starts drops it with the starting future, killed); exits as interrupted.
+/// nats-server this run started is stopped and waited for: by `stop_server` once it runs, by
+/// its `Drop` while it starts); exits as interrupted.
 fn stopped_early(signal: &str) -> ExitCode {
     println!("{signal} while starting: stopping what had started (and the nats-server started for this run)");
     ExitCode::from(130)
