@@ -31,7 +31,13 @@ async fn main() -> anyhow::Result<()> {
     let [url, pid, mode, messages, rest @ ..] = args.as_slice() else {
         bail!("usage: batch_probe URL SERVER_PID raw|atomic MESSAGES [BATCH]");
     };
+    if !matches!(mode.as_str(), "raw" | "atomic") {
+        bail!("mode {mode:?}: raw or atomic");
+    }
     let messages: usize = messages.parse().context("MESSAGES")?;
+    if messages == 0 {
+        bail!("MESSAGES: at least 1");
+    }
     let batch: usize = rest
         .first()
         .map_or(Ok(64), |b| b.parse())
