@@ -10,6 +10,8 @@
 
 use paystate_broker::{free_port, NatsServer, Probe, ServerOptions};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -125,12 +127,13 @@ async fn a_stop_signal_while_dev_starts_its_nats_server_leaves_no_zombie() {
             .spawn()
             .expect("paystate binary runs");
         let pid = child.id().expect("dev runs").to_string();
-        // Every nats-server dev spawns, watched from the first moment (a zombie's parent is
-        // no longer dev once dev has exited).
-        let watched = pid.clone();
+        // Every nats-server dev spawns, watched from the first moment until dev has been
+        // waited for (a zombie's parent is no longer dev once dev has exited).
+        let (watched, exited) = (pid.clone(), Arc::new(AtomicBool::new(false)));
+        let done = exited.clone();
         let watcher = tokio::spawn(async move {
             let mut seen = std::collections::BTreeSet::new();
-            while std::path::Path::new(&format!("/proc/{watched}")).exists() {
+            while !done.load(Ordering::Acquire) {
                 seen.extend(child_nats_server(&watched));
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
@@ -147,6 +150,7 @@ async fn a_stop_signal_while_dev_starts_its_nats_server_leaves_no_zombie() {
             .await
             .expect("dev exits in time")
             .expect("exit status");
+        exited.store(true, Ordering::Release);
         let seen = watcher.await.expect("watcher ran");
         servers_seen += seen.len();
         // ... then every nats-server it started was stopped and waited for.
