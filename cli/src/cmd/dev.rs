@@ -37,15 +37,11 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
     };
     let (stack, sandbox) = tokio::select! {
         up = start_and_demo(settings, server.is_none().then_some(url.as_str())) => up?,
-        signal = stop.signal() => {
-            stop_server(server).await;
-            return Ok(stopped_early(signal));
-        }
+        signal = stop.signal() => return Ok(stopped_early(signal)),
     };
     if args.exit_after_demo {
         stack.shutdown().await;
         sandbox.shutdown().await;
-        stop_server(server).await;
         return Ok(ExitCode::SUCCESS);
     }
     println!("\nserving on {url}; publish commands to paystate.cmd.<order_id>; try `paystate orders list` (Ctrl-C to stop)");
@@ -53,21 +49,13 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
     println!("{signal}: stopping the parts and the nats-server started for this run");
     stack.shutdown().await;
     sandbox.shutdown().await;
-    stop_server(server).await;
+    drop(server);
     Ok(ExitCode::SUCCESS)
 }
 
-/// Stops the nats-server this run started and waits for it to end, without blocking a
-/// runtime thread (a dropped server is waited for too, but in `Drop`, blocking the thread).
-async fn stop_server(server: Option<NatsServer>) {
-    if let Some(mut server) = server {
-        server.kill().await;
-    }
-}
-
 /// A stop signal before `dev` served: what had started is dropped with the caller's frame (the
-/// nats-server this run started is stopped and waited for: by `stop_server` once it runs, by
-/// its `Drop` while it starts); exits as interrupted.
+/// nats-server this run started is killed and waited for by its `Drop`, on every path out of
+/// `run`); exits as interrupted.
 fn stopped_early(signal: &str) -> ExitCode {
     println!("{signal} while starting: stopping what had started (and the nats-server started for this run)");
     ExitCode::from(130)
