@@ -56,10 +56,10 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     let mut log = Subjects::new((messages / PER_SUBJECT).max(1));
     let (own0, server0, started) = (cpu_s("self"), cpu_s(pid), Instant::now());
-    match mode.as_str() {
-        "raw" => singles(&js, &mut log, messages).await?,
-        "atomic" => batches(&client, &mut log, messages, batch.max(1)).await?,
-        other => bail!("mode {other:?}: raw or atomic"),
+    if mode == "raw" {
+        singles(&js, &mut log, messages).await?;
+    } else {
+        batches(&client, &mut log, messages, batch.max(1)).await?;
     }
     let elapsed = started.elapsed().as_secs_f64();
     let (own, server) = (cpu_s("self") - own0, cpu_s(pid) - server0);
