@@ -113,6 +113,51 @@ fn bench_json_report_matches_its_schema() {
     assert!(!validator.is_valid(&broken), "the schema requires a row id");
 }
 
+/// `paystate bench-read` fills a fresh server both ways (the pure core appending, and the real
+/// engine fed commands as clients and signal reporters publish them) and measures the three
+/// read steps over a log that audits clean. Small sizes: a few seconds in a debug build. (The
+/// engine way once stalled for good: it published provider signals on the client plane, which
+/// the engine refuses, and then waited 30 minutes for commits that could never come.)
+#[test]
+fn bench_read_fills_through_the_core_and_through_the_engine() {
+    for via in ["core", "engine"] {
+        let (status, stdout, stderr) = run_bounded(&[
+            "bench-read",
+            "--via",
+            via,
+            "--events",
+            "3000",
+            "--orders-in-flight",
+            "100",
+            "--json",
+        ]);
+        assert!(status.success(), "bench-read --via {via} failed: {stderr}");
+        let stdout = String::from_utf8_lossy(&stdout);
+        let (start, end) = (stdout.find("\n{"), stdout.rfind("\n}"));
+        let (Some(start), Some(end)) = (start, end) else {
+            panic!("no JSON report in stdout:\n{stdout}");
+        };
+        let report: serde_json::Value =
+            serde_json::from_str(&stdout[start + 1..end + 2]).expect("the JSON report");
+        assert_eq!(report["filled"]["events"], 3000, "{report}");
+        let steps: Vec<&str> = report["rows"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .filter_map(|r| r["step"].as_str())
+            .collect();
+        assert_eq!(
+            steps,
+            ["raw ordered read", "audit", "projection rebuild"],
+            "{report}"
+        );
+        assert!(
+            stderr.contains("rebuilt projection equals the fold: 400 records compared"),
+            "via {via}: {stderr}"
+        );
+    }
+}
+
 /// Runs `paystate ARGS`, killing it after [`RUN_TIME_MAX`]: (status, stdout, stderr).
 fn run_bounded(args: &[&str]) -> (ExitStatus, Vec<u8>, String) {
     let dir = tempfile::tempdir().expect("a temporary directory");

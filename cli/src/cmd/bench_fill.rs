@@ -12,7 +12,7 @@ use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMes
 use async_nats::HeaderMap;
 use paystate_engine::{apply_commit, decide, Decision};
 use paystate_events::command::money;
-use paystate_events::subjects::{command_subject, events_subject, COMMIT_HEADER, HASH_HEADER};
+use paystate_events::subjects::{events_subject, COMMIT_HEADER, HASH_HEADER};
 use paystate_events::{
     CaptureMode, Command, CommandEnvelope, CommandId, Commit, OrderId, OrderState, Provider,
     ProviderSignal, SignalKind, Timestamp,
@@ -26,6 +26,13 @@ use std::time::{Duration, Instant};
 const PUBLISH_WINDOW_MAX: usize = 2048;
 /// Longest wait for the engine to process everything published.
 const ENGINE_DRAIN_TIMEOUT: Duration = Duration::from_secs(1800);
+/// Longest the log may stay the same length while commits are still missing before the fill
+/// gives up (the engine refused commands or stopped): a stalled fill ends with its reason
+/// instead of waiting out [`ENGINE_DRAIN_TIMEOUT`].
+const ENGINE_STALL_MAX: Duration = Duration::from_secs(30);
+/// How often the fill looks at the log's length while the engine drains.
+const ENGINE_DRAIN_POLL: Duration = Duration::from_secs(2);
+const _: () = assert!(ENGINE_DRAIN_POLL.as_nanos() * 4 <= ENGINE_STALL_MAX.as_nanos());
 
 /// What was written.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -292,7 +299,9 @@ fn append_message(encoded: &EncodedCommit) -> PublishMessage {
 }
 
 /// Fills through the real engine: every order's whole script is published (the engine
-/// applies an order's commands in order), then waits until the log holds every commit.
+/// applies an order's commands in order), each command on its plane's subject as a real
+/// client would publish it (provider signals on `paystate.signal.<order>`), then waits until
+/// the log holds every commit, or fails once it stops growing for [`ENGINE_STALL_MAX`].
 pub async fn fill_via_engine(
     client: async_nats::Client,
     journal: &Journal,
@@ -321,7 +330,7 @@ pub async fn fill_via_engine(
         let bytes = serde_json::to_vec(&env)?;
         inflight.push_back(
             js.send_publish(
-                command_subject(&env.order_id),
+                paystate_service::client::subject_of(&env),
                 PublishMessage::build().payload(bytes.into()),
             )
             .await?,
@@ -331,18 +340,28 @@ pub async fn fill_via_engine(
         ack.await?;
     }
     let started = Instant::now();
+    let (mut last, mut last_moved) = (0u64, Instant::now());
     loop {
         let have = journal.stream().get_info().await?.state.messages;
         if have >= filled.commits {
             break;
         }
+        if have != last {
+            (last, last_moved) = (have, Instant::now());
+        }
+        anyhow::ensure!(
+            last_moved.elapsed() < ENGINE_STALL_MAX,
+            "the engine stopped appending: {have} of {} commits, none for {ENGINE_STALL_MAX:?} \
+             (commands refused? see the engine's warnings)",
+            filled.commits
+        );
         anyhow::ensure!(
             started.elapsed() < ENGINE_DRAIN_TIMEOUT,
             "the engine appended {have} of {} commits in time",
             filled.commits
         );
         eprintln!("  engine: {have}/{} commits", filled.commits);
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        tokio::time::sleep(ENGINE_DRAIN_POLL).await;
     }
     engine.shutdown().await;
     Ok(filled)
