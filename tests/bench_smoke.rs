@@ -2,6 +2,7 @@
 //! `paystate run` process) and reports every row of the benchmark table with a number.
 //! Sizes are cut further than `--quick` so a debug build stays well under a minute.
 
+use paystate_broker::{child_named, process_state};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -156,6 +157,65 @@ fn bench_read_fills_through_the_core_and_through_the_engine() {
             "via {via}: {stderr}"
         );
     }
+}
+
+/// A benchmark stopped by a signal (`kill`, a CI job's timeout, a closed terminal) stops the
+/// nats-server it started and waits for it: before, SIGTERM ended `paystate bench-read` on the
+/// spot and its server ran on without a parent.
+#[test]
+fn a_stopped_benchmark_leaves_no_nats_server_behind() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let err_path = dir.path().join("stderr");
+    // Given bench-read filling its own server with more events than it will get to ...
+    let mut child = Command::new(env!("CARGO_BIN_EXE_paystate"))
+        .args(["bench-read", "--events", "5000000"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err_path).expect("stderr file"))
+        .spawn()
+        .expect("the paystate binary runs");
+    let pid = child.id().to_string();
+    let started = Instant::now();
+    let server = loop {
+        let filling = std::fs::read_to_string(&err_path)
+            .unwrap_or_default()
+            .contains("filling");
+        if let (true, Some(server)) = (filling, child_named(&pid, "nats-server")) {
+            break server;
+        }
+        assert!(
+            child.try_wait().expect("wait for paystate").is_none(),
+            "bench-read ended before filling: {}",
+            std::fs::read_to_string(&err_path).unwrap_or_default()
+        );
+        assert!(
+            started.elapsed() < RUN_TIME_MAX,
+            "bench-read never started filling"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // ... when it gets SIGTERM ...
+    let sent = Command::new("kill").args(["-TERM", &pid]).status();
+    assert!(sent.expect("kill runs").success(), "SIGTERM sent");
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for paystate") {
+            break status;
+        }
+        assert!(started.elapsed() < RUN_TIME_MAX, "bench-read did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // ... then it says so, exits as interrupted, and its nats-server is gone (not a zombie).
+    let left = process_state(&server);
+    if left.is_some() {
+        let _ = Command::new("kill").args(["-KILL", &server]).status();
+    }
+    let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
+    assert_eq!(status.code(), Some(130), "stderr: {stderr}");
+    assert!(stderr.contains("terminate: stopped"), "stderr: {stderr}");
+    assert_eq!(
+        left, None,
+        "bench-read's nats-server (pid {server}) was left behind"
+    );
 }
 
 /// Runs `paystate ARGS`, killing it after [`RUN_TIME_MAX`]: (status, stdout, stderr).

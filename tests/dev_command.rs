@@ -8,7 +8,7 @@
 //!   credentials (what an earlier dev killed with SIGKILL leaves behind), is named as such at
 //!   once, not met with a JetStream timeout from deep inside the first part.
 
-use paystate_broker::{free_port, NatsServer, Probe, ServerOptions};
+use paystate_broker::{child_named, free_port, process_state, NatsServer, Probe, ServerOptions};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -68,7 +68,7 @@ async fn a_stop_signal_while_dev_starts_stops_the_nats_server_it_started() {
     }
     assert!(listening(port).await, "dev's nats-server listens on {port}");
     let pid = child.id().expect("dev runs").to_string();
-    let server = child_nats_server(&pid).expect("dev's nats-server is its child");
+    let server = child_named(&pid, "nats-server").expect("dev's nats-server is its child");
     // ... when it gets SIGTERM before it serves ...
     let sent = std::process::Command::new("kill")
         .args(["-TERM", &pid])
@@ -134,7 +134,7 @@ async fn a_stop_signal_while_dev_starts_its_nats_server_leaves_no_zombie() {
         let watcher = tokio::spawn(async move {
             let mut seen = std::collections::BTreeSet::new();
             while !done.load(Ordering::Acquire) {
-                seen.extend(child_nats_server(&watched));
+                seen.extend(child_named(&watched, "nats-server"));
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
             seen
@@ -166,30 +166,6 @@ async fn a_stop_signal_while_dev_starts_its_nats_server_leaves_no_zombie() {
         servers_seen > 0,
         "no signal landed after dev spawned its nats-server: the test proved nothing"
     );
-}
-
-/// The pid of the nats-server whose parent is `parent`, from /proc.
-fn child_nats_server(parent: &str) -> Option<String> {
-    std::fs::read_dir("/proc")
-        .ok()?
-        .flatten()
-        .find_map(|entry| {
-            let pid = entry.file_name().to_string_lossy().into_owned();
-            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-            let field = |name: &str| {
-                status
-                    .lines()
-                    .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
-            };
-            (field("Name:")? == "nats-server" && field("PPid:")? == parent).then_some(pid)
-        })
-}
-
-/// The state letter of process `pid` (`Z` for a zombie), `None` once it is gone.
-fn process_state(pid: &str) -> Option<String> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = stat.rsplit_once(')')?;
-    rest.split_whitespace().next().map(str::to_string)
 }
 
 #[tokio::test]

@@ -13,13 +13,13 @@
 //! `paystate dev`, the end-to-end tests and `paystate bench` all start servers through here.
 
 mod cluster;
-mod cpu;
 mod locate;
+mod procfs;
 mod server;
 
 pub use cluster::{Cluster, CLUSTER_NAME};
-pub use cpu::cpu_seconds;
 pub use locate::{locate, server_version, Version, PINNED_VERSION};
+pub use procfs::{child_named, cpu_seconds, process_state};
 pub use server::{free_port, NatsServer, Probe, ServerEnv, ServerOptions};
 
 /// Why a nats-server could not be found or started.

@@ -143,8 +143,8 @@ async fn run(cli: Cli) -> std::process::ExitCode {
             Command::Project(c) => cmd::project::run(settings, c).await,
             Command::Apikey(c) => cmd::apikey::run(c),
             Command::Service(c) => cmd::service::run(settings, c).await,
-            Command::BenchRead(a) => cmd::bench_read::run(a).await,
-            Command::Bench(a) => cmd::bench::run(a).await,
+            Command::BenchRead(a) => until_stopped(cmd::bench_read::run(a)).await,
+            Command::Bench(a) => until_stopped(cmd::bench::run(a)).await,
         },
     };
     match result {
@@ -152,6 +152,24 @@ async fn run(cli: Cli) -> std::process::ExitCode {
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs a command that starts its own nats-server and processes (the benchmarks) until it ends
+/// or a stop signal comes (Ctrl-C, SIGTERM, SIGHUP). On a signal the command is dropped, and
+/// with it its nats-server (stopped and waited for) and the processes it started (killed on
+/// drop); exit code 130. Before, any signal but a terminal's Ctrl-C ended the process on the
+/// spot and left its nats-server running without a parent.
+async fn until_stopped(
+    work: impl std::future::Future<Output = anyhow::Result<std::process::ExitCode>>,
+) -> anyhow::Result<std::process::ExitCode> {
+    let mut stop = cmd::stop::Stop::listen()?;
+    tokio::select! {
+        result = work => result,
+        signal = stop.signal() => {
+            eprintln!("{signal}: stopped; the benchmark's nats-server and processes are stopped");
+            Ok(std::process::ExitCode::from(130))
         }
     }
 }
