@@ -1,7 +1,9 @@
 //! Where an audit's and a rebuild's CPU goes per commit, in memory (no broker): reads a
 //! `paystate export` file and times each step over its commits.
 //!
-//! `cargo run --release -p paystate-audit --example observe_cost -- log.jsonl`
+//! `cargo run --release -p paystate-audit --example observe_cost -- log.jsonl [observe]`
+//! (`observe`: only the whole audit check, five times: for `perf stat`, whose instruction
+//! counts move by less than the machine's noise in time).
 
 use async_nats::HeaderMap;
 use paystate_audit::Auditor;
@@ -9,6 +11,10 @@ use paystate_events::{CommitHash, Timestamp};
 use paystate_journal::RawEntry;
 use std::collections::HashMap;
 use std::time::Instant;
+
+/// The allocator the `paystate` binary runs on, so the figures here are the audit's there.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(serde::Deserialize)]
 struct Line {
@@ -47,6 +53,18 @@ fn main() -> anyhow_free::Result {
             t.elapsed().as_secs_f64() * 1e6 / n
         );
     };
+    if std::env::args().nth(2).as_deref() == Some("observe") {
+        for _ in 0..5 {
+            time("audit observe (all)", &mut || {
+                let mut a = Auditor::new("s", u64::MAX);
+                for e in &entries {
+                    a.observe(e);
+                }
+                assert!(a.report.findings.is_empty());
+            });
+        }
+        return Ok(());
+    }
     let commits: Vec<_> = entries
         .iter()
         .filter_map(|e| paystate_journal::scan::decode_commit(&e.payload).ok())
