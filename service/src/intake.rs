@@ -559,7 +559,9 @@ async fn refuse_reply_target(
     refused: ReplyTargetError,
 ) {
     processor.stats.bad_input.fetch_add(1, Relaxed);
-    tracing::warn!(subject = %msg.subject, reason = %refused, "reply target refused; command not processed");
+    if let Some(not_logged) = crate::telemetry::bad_input_warning() {
+        tracing::warn!(subject = %msg.subject, reason = %refused, earlier_not_logged = not_logged, "reply target refused; command not processed");
+    }
     if let Ok(env) = parse_command(&msg.payload, &msg.subject) {
         let outcome = crate::processor::rejection(
             &env,
@@ -667,7 +669,9 @@ pub(crate) async fn process_bytes(
         }
         Err(rejection) => {
             processor.stats.bad_input.fetch_add(1, Relaxed);
-            tracing::warn!(subject = %subject, code = %rejection.code, message = %rejection.message, "bad command rejected");
+            if let Some(not_logged) = crate::telemetry::bad_input_warning() {
+                tracing::warn!(subject = %subject, code = %rejection.code, message = %rejection.message, earlier_not_logged = not_logged, "bad command rejected");
+            }
             let command_id = match rejection.code {
                 // Why: the id itself may be where the card number is.
                 RejectionCode::SensitiveData => None,

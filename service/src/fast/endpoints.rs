@@ -219,7 +219,9 @@ impl Route {
         };
         if let Err(reason) = reply_ok {
             self.stats.bad_input.fetch_add(1, Relaxed);
-            tracing::warn!(subject = %message.subject, %reason, "fast-path request not processed and not answered");
+            if let Some(not_logged) = crate::telemetry::bad_input_warning() {
+                tracing::warn!(subject = %message.subject, %reason, earlier_not_logged = not_logged, "fast-path request not processed and not answered");
+            }
             return true;
         }
         let Some((plane, _, order)) = parse_rpc_subject(&message.subject) else {
