@@ -319,6 +319,57 @@ async fn a_scan_that_loses_its_consumer_reads_each_message_once_in_order() {
     assert_eq!(seen, expected, "each message once, in stream order");
 }
 
+/// A scan asks for thousands of messages per request but at most `PULL_BYTES_MAX` bytes: over
+/// messages near the largest the stream takes, each request ends at its byte bound (the server
+/// says what it did not send) and the scan still reads every message once, in order.
+#[tokio::test]
+async fn a_scan_over_large_messages_reads_each_once_in_order_within_its_byte_bound() {
+    const LARGE: usize = 900 * 1024;
+    const MESSAGES: u64 = 40;
+    let nats = TestNats::start().await;
+    let journal = nats.journal().await;
+    let js = async_nats::jetstream::new(nats.connect().await);
+    // Given a log where every other message is near the largest size (about 18 MB in all,
+    // more than two requests' byte bound) ...
+    let mut acks = Vec::new();
+    for i in 0..MESSAGES {
+        let body = match i % 2 {
+            0 => vec![b'x'; LARGE],
+            _ => format!("message {i}").into_bytes(),
+        };
+        let subject = format!("paystate.events.large-{}", i % 3);
+        acks.push(js.publish(subject, body.into()).await.expect("published"));
+    }
+    for ack in acks {
+        ack.await.expect("stored");
+    }
+    const _: () = assert!(
+        (MESSAGES as usize / 2) * LARGE > 2 * paystate_journal::pull::PULL_BYTES_MAX,
+        "the log must exceed the byte bound of more than one request"
+    );
+    // ... when it is scanned ...
+    let mut scan = journal
+        .scan(paystate_journal::ScanOptions::default())
+        .await
+        .expect("the scan opens");
+    let mut seen = Vec::new();
+    while let Some(entry) = scan.next().await {
+        let entry = entry.expect("the scan reads on");
+        let large = seen.len() % 2 == 0;
+        assert_eq!(
+            entry.payload.len() == LARGE,
+            large,
+            "seq {}",
+            entry.sequence
+        );
+        seen.push(entry.sequence);
+    }
+    // ... then every message came once, in stream order.
+    let expected: Vec<u64> = (scan.first_seq..=scan.end_seq).collect();
+    assert_eq!(seen.len() as u64, MESSAGES);
+    assert_eq!(seen, expected, "each message once, in stream order");
+}
+
 /// A follow of the log (the reconciler's view) returns every message once and in order,
 /// those written while it follows too, when its consumer disappears mid-read: it starts a
 /// new consumer at the first sequence it has not returned.

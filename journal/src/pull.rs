@@ -28,6 +28,19 @@ pub const PULL_HEARTBEAT: Duration = Duration::from_secs(4);
 pub const PULL_IDLE_MAX: Duration = Duration::from_secs(10);
 /// How long the server keeps a scan's consumer once nobody reads it.
 pub const SCAN_CONSUMER_INACTIVE: Duration = Duration::from_secs(30);
+/// Most bytes one pull request asks for, whatever its batch: bounds what a reader holds in
+/// flight (a scan asks for thousands of messages, and a commit may be up to
+/// [`paystate_events::limits::COMMIT_BYTES_MAX`]). The server ends a request that reaches it
+/// with a 409 (`Message Size Exceeds MaxBytes`) naming what it did not send, which is then no
+/// longer due.
+pub const PULL_BYTES_MAX: usize = 8 * 1024 * 1024;
+// A request must be able to carry the largest message the stream holds, or one such message
+// would end every request without being delivered.
+const _: () = assert!(
+    PULL_BYTES_MAX
+        >= paystate_events::limits::STREAM_MSG_BYTES_MAX
+            + paystate_events::limits::MSG_HEADERS_BYTES_MAX
+);
 /// The header of a 408/409 status that says how many messages of a request were not sent.
 const PENDING_MESSAGES_HEADER: &str = "Nats-Pending-Messages";
 
@@ -173,6 +186,7 @@ impl Puller {
         let batch = batch.max(2);
         let request = serde_json::json!({
             "batch": batch,
+            "max_bytes": PULL_BYTES_MAX,
             "expires": PULL_EXPIRES.as_nanos() as u64,
             "idle_heartbeat": PULL_HEARTBEAT.as_nanos() as u64,
         });

@@ -24,8 +24,12 @@ use std::time::Duration;
 
 /// Longest wait for the next message before a scan gives up (the server stopped answering).
 pub const SCAN_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Messages asked for per pull request.
-const SCAN_BATCH: usize = 500;
+/// Messages asked for per pull request (and at most [`crate::pull::PULL_BYTES_MAX`] bytes).
+/// Why this many: the raw read of 1.19 M commits took 5.0–5.3 s asking for 500 at a time, 4.8–5.1
+/// s for 1,000, 4.5–4.7 s for 2,000, 4.1–4.3 s for 4,000, 4.1 s for 8,000 and 4.0 s for 16,000
+/// (`bench-read --events 1200000`, alternating, docs/benchmarks.md fifteenth pass); the audit,
+/// bound by CPU, took the same time with each.
+const SCAN_BATCH: usize = 4000;
 /// Consumers a scan may start after its first (a message lost on the way, a consumer the
 /// server dropped) before it gives up.
 const SCAN_RESTARTS_MAX: u32 = 5;
