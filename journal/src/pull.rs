@@ -313,9 +313,10 @@ impl Puller {
                 if description.starts_with("Exceeded Max") {
                     return Err(PullError::Status(status.as_u16(), description));
                 }
-                // Expired, a new consumer leader, a server going down: what the request did
-                // not deliver is no longer due.
-                self.due -= released(&message, self.batch);
+                // Expired, cut at its byte bound, a new consumer leader, a server going down:
+                // what the request did not deliver is no longer due.
+                self.due -= ended_request(&message, &description, self.batch)
+                    .map_err(|why| PullError::Status(status.as_u16(), why))?;
                 Ok(None)
             }
             Some(StatusCode::NO_RESPONDERS) => Err(PullError::Gone("no responders".into())),
@@ -347,6 +348,27 @@ impl From<jetstream::message::Info<'_>> for Meta {
             published: i.published,
         }
     }
+}
+
+/// How many messages a request that ended early (a 408/409 `status` with `description`)
+/// leaves undelivered; an error when asking again could never deliver the next message: the
+/// request ended at its byte bound ([`PULL_BYTES_MAX`]) before delivering anything, so the
+/// next message is larger than any request may carry (a stream whose messages the server
+/// allows larger than paystate's streams do). Without it the reader would ask, be refused
+/// and ask again without end.
+fn ended_request(
+    status: &async_nats::Message,
+    description: &str,
+    batch: i64,
+) -> Result<i64, String> {
+    let undelivered = released(status, batch);
+    if description.contains("MaxBytes") && undelivered >= batch {
+        return Err(format!(
+            "{description}: the next message is larger than a pull request's bound of \
+             {PULL_BYTES_MAX} bytes and can never be delivered"
+        ));
+    }
+    Ok(undelivered)
 }
 
 /// How many messages of a request a 408/409 status releases: its `Nats-Pending-Messages`,
@@ -391,6 +413,26 @@ mod tests {
         assert_eq!(released(&status(Some("501")), 500), 500);
         assert_eq!(released(&status(Some("many")), 500), 500);
         assert_eq!(released(&status(None), 500), 500);
+    }
+
+    #[test]
+    fn a_request_cut_at_its_byte_bound_releases_the_rest_unless_it_delivered_nothing() {
+        let cut = |pending| {
+            let mut m = status(Some(pending));
+            m.status = Some(StatusCode::REQUEST_TERMINATED);
+            m
+        };
+        let bytes = "Message Size Exceeds MaxBytes";
+        // Cut after some messages: the rest is no longer due, the reader asks again.
+        assert_eq!(ended_request(&cut("3982"), bytes, 4000), Ok(3982));
+        // Cut before the first: that message can never come; an error, not a loop.
+        let stuck = ended_request(&cut("4000"), bytes, 4000).unwrap_err();
+        assert!(stuck.contains("can never be delivered"), "{stuck}");
+        // An expiry that delivered nothing is only an idle request.
+        assert_eq!(
+            ended_request(&cut("4000"), "Request Timeout", 4000),
+            Ok(4000)
+        );
     }
 
     #[test]
