@@ -234,7 +234,15 @@ async fn start(context: jetstream::Context, plan: Plan, batch: usize) -> Result<
             start,
         } => {
             let consumer = (description.as_str(), FOLLOW_CONSUMER_INACTIVE);
-            open_ordered(&context, &stream, &filter_subject, start, consumer, batch).await
+            open_ordered(
+                &context,
+                &stream,
+                &filter_subject,
+                start,
+                consumer,
+                batch.into(),
+            )
+            .await
         }
     }
 }

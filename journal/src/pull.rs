@@ -28,11 +28,11 @@ pub const PULL_HEARTBEAT: Duration = Duration::from_secs(4);
 pub const PULL_IDLE_MAX: Duration = Duration::from_secs(10);
 /// How long the server keeps a scan's consumer once nobody reads it.
 pub const SCAN_CONSUMER_INACTIVE: Duration = Duration::from_secs(30);
-/// Most bytes one pull request asks for, whatever its batch: bounds what a reader holds in
-/// flight (a scan asks for thousands of messages, and a commit may be up to
+/// Most bytes one pull request of a long read asks for, whatever its batch: bounds what a
+/// scan holds in flight (it asks for thousands of messages, and a commit may be up to
 /// [`paystate_events::limits::COMMIT_BYTES_MAX`]). The server ends a request that reaches it
 /// with a 409 (`Message Size Exceeds MaxBytes`) naming what it did not send, which is then no
-/// longer due.
+/// longer due. Followers ask for small batches and set no byte bound.
 pub const PULL_BYTES_MAX: usize = 8 * 1024 * 1024;
 // A request must be able to carry the largest message the stream holds, or one such message
 // would end every request without being delivered.
@@ -119,7 +119,7 @@ pub async fn open_ordered(
     filter_subject: &str,
     start: u64,
     (description, inactive): (&str, Duration),
-    batch: usize,
+    size: PullSize,
 ) -> Result<Puller, String> {
     let mut config = scan_consumer(
         filter_subject.to_string(),
@@ -133,7 +133,7 @@ pub async fn open_ordered(
         .create_consumer(config)
         .await
         .map_err(|e| format!("consumer not created: {e}"))?;
-    Puller::start(context, consumer.cached_info(), batch)
+    Puller::start(context, consumer.cached_info(), size)
         .await
         .map_err(|e| e.to_string())
 }
@@ -151,6 +151,21 @@ pub enum PullError {
     Closed,
     #[error("unexpected status {0}: {1}")]
     Status(u16, String),
+}
+
+/// How much one pull request asks for: `batch` messages, and at most `bytes` bytes when set
+/// (a long read's bound, [`PULL_BYTES_MAX`]).
+#[derive(Debug, Clone, Copy)]
+pub struct PullSize {
+    pub batch: usize,
+    pub bytes: Option<usize>,
+}
+
+impl From<usize> for PullSize {
+    /// `batch` messages a request, no byte bound.
+    fn from(batch: usize) -> PullSize {
+        PullSize { batch, bytes: None }
+    }
 }
 
 /// One consumer's messages, pulled `batch` at a time (the next request goes out when half a
@@ -175,21 +190,24 @@ impl Puller {
     pub async fn start(
         context: &jetstream::Context,
         consumer: &jetstream::consumer::Info,
-        batch: usize,
+        size: impl Into<PullSize>,
     ) -> Result<Puller, PullError> {
+        let size = size.into();
         let client = context.client();
         let inbox = client.new_inbox();
         let subscription = client
             .subscribe(inbox.clone())
             .await
             .map_err(|e| PullError::Request(e.to_string()))?;
-        let batch = batch.max(2);
-        let request = serde_json::json!({
+        let batch = size.batch.max(2);
+        let mut request = serde_json::json!({
             "batch": batch,
-            "max_bytes": PULL_BYTES_MAX,
             "expires": PULL_EXPIRES.as_nanos() as u64,
             "idle_heartbeat": PULL_HEARTBEAT.as_nanos() as u64,
         });
+        if let Some(bytes) = size.bytes {
+            request["max_bytes"] = bytes.into();
+        }
         Ok(Puller {
             context: context.clone(),
             spare: Some(context.clone()),

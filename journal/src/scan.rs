@@ -12,7 +12,10 @@
 //! shows as a gap in the consumer's sequence, and the scan then starts a new consumer at the
 //! first stream sequence it has not read (a bounded number of times).
 
-use crate::pull::{open_ordered, OrderedPosition, PullError, Puller, SCAN_CONSUMER_INACTIVE};
+use crate::pull::{
+    open_ordered, OrderedPosition, PullError, PullSize, Puller, PULL_BYTES_MAX,
+    SCAN_CONSUMER_INACTIVE,
+};
 use crate::read::{to_chrono, ReadError, StoredCommit};
 use crate::Journal;
 use async_nats::jetstream;
@@ -24,7 +27,7 @@ use std::time::Duration;
 
 /// Longest wait for the next message before a scan gives up (the server stopped answering).
 pub const SCAN_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Messages asked for per pull request (and at most [`crate::pull::PULL_BYTES_MAX`] bytes).
+/// Messages asked for per pull request (and at most [`PULL_BYTES_MAX`] bytes).
 /// Why this many: the raw read of 1.19 M commits took 5.0–5.3 s asking for 500 at a time, 4.8–5.1
 /// s for 1,000, 4.5–4.7 s for 2,000, 4.1–4.3 s for 4,000, 4.1 s for 8,000 and 4.0 s for 16,000
 /// (`bench-read --events 1200000`, alternating, docs/benchmarks.md fifteenth pass); the audit,
@@ -209,7 +212,11 @@ async fn open_consumer(
     start: u64,
 ) -> Result<Puller, ReadError> {
     let consumer = ("paystate: whole-log scan", SCAN_CONSUMER_INACTIVE);
-    open_ordered(js, stream, filter_subject, start, consumer, SCAN_BATCH)
+    let size = PullSize {
+        batch: SCAN_BATCH,
+        bytes: Some(PULL_BYTES_MAX),
+    };
+    open_ordered(js, stream, filter_subject, start, consumer, size)
         .await
         .map_err(ReadError::Broker)
 }
