@@ -180,6 +180,8 @@ pub struct Puller {
     subscription: async_nats::Subscriber,
     request: Bytes,
     batch: i64,
+    /// The byte bound of each request, if any ([`PullSize::bytes`]).
+    bytes: Option<usize>,
     /// Messages asked for and neither received nor released by a status. Signed: counted in
     /// the order things happen in this task, it never needs to saturate.
     due: i64,
@@ -219,6 +221,7 @@ impl Puller {
             subscription,
             request: Bytes::from(request.to_string()),
             batch: batch as i64,
+            bytes: size.bytes,
             due: 0,
         })
     }
@@ -333,7 +336,7 @@ impl Puller {
                 }
                 // Expired, cut at its byte bound, a new consumer leader, a server going down:
                 // what the request did not deliver is no longer due.
-                self.due -= ended_request(&message, &description, self.batch)
+                self.due -= ended_request(&message, &description, self.batch, self.bytes)
                     .map_err(|why| PullError::Status(status.as_u16(), why))?;
                 Ok(None)
             }
@@ -370,21 +373,24 @@ impl From<jetstream::message::Info<'_>> for Meta {
 
 /// How many messages a request that ended early (a 408/409 `status` with `description`)
 /// leaves undelivered; an error when asking again could never deliver the next message: the
-/// request ended at its byte bound ([`PULL_BYTES_MAX`]) before delivering anything, so the
-/// next message is larger than any request may carry (a stream whose messages the server
-/// allows larger than paystate's streams do). Without it the reader would ask, be refused
-/// and ask again without end.
+/// request ended at its byte bound (`bytes`) before delivering anything, so the next message
+/// is larger than any request may carry (a stream whose messages the server allows larger
+/// than paystate's streams do). Without it the reader would ask, be refused and ask again
+/// without end.
 fn ended_request(
     status: &async_nats::Message,
     description: &str,
     batch: i64,
+    bytes: Option<usize>,
 ) -> Result<i64, String> {
     let undelivered = released(status, batch);
-    if description.contains("MaxBytes") && undelivered >= batch {
-        return Err(format!(
-            "{description}: the next message is larger than a pull request's bound of \
-             {PULL_BYTES_MAX} bytes and can never be delivered"
-        ));
+    if let (Some(bound), true) = (bytes, description.contains("MaxBytes")) {
+        if undelivered >= batch {
+            return Err(format!(
+                "{description}: the next message is larger than a pull request's bound of \
+                 {bound} bytes and can never be delivered"
+            ));
+        }
     }
     Ok(undelivered)
 }
@@ -442,13 +448,15 @@ mod tests {
         };
         let bytes = "Message Size Exceeds MaxBytes";
         // Cut after some messages: the rest is no longer due, the reader asks again.
-        assert_eq!(ended_request(&cut("3982"), bytes, 4000), Ok(3982));
+        let bound = Some(PULL_BYTES_MAX);
+        assert_eq!(ended_request(&cut("3982"), bytes, 4000, bound), Ok(3982));
         // Cut before the first: that message can never come; an error, not a loop.
-        let stuck = ended_request(&cut("4000"), bytes, 4000).unwrap_err();
+        let stuck = ended_request(&cut("4000"), bytes, 4000, bound).unwrap_err();
         assert!(stuck.contains("can never be delivered"), "{stuck}");
+        assert!(stuck.contains(&PULL_BYTES_MAX.to_string()), "{stuck}");
         // An expiry that delivered nothing is only an idle request.
         assert_eq!(
-            ended_request(&cut("4000"), "Request Timeout", 4000),
+            ended_request(&cut("4000"), "Request Timeout", 4000, bound),
             Ok(4000)
         );
     }
