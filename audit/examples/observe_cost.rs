@@ -2,8 +2,8 @@
 //! `paystate export` file and times each step over its commits.
 //!
 //! `cargo run --release -p paystate-audit --example observe_cost -- log.jsonl [observe]`
-//! (`observe`: only the whole audit check, five times: for `perf stat`, whose instruction
-//! counts move by less than the machine's noise in time).
+//! (`observe`: only the whole audit check, five times: for A/B timing of a change to the
+//! check, the best of the five being the steadiest figure on a shared machine).
 
 use async_nats::HeaderMap;
 use paystate_audit::Auditor;

@@ -7,12 +7,14 @@ use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::kv::{self, Operation};
 use async_nats::jetstream::{self, stream::StorageType};
 use paystate_events::OrderId;
-use paystate_journal::pull::{scan_consumer, Puller};
+use paystate_journal::pull::{scan_consumer, PullSize, Puller, PULL_BYTES_MAX};
 use std::time::Duration;
 
 /// Longest wait for the next record while scanning a bucket.
 const SCAN_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Records asked for per pull request of a scan.
+/// Records asked for per pull request of a scan (and at most [`PULL_BYTES_MAX`] bytes: a
+/// record may be up to `STATE_VIEW_BYTES_MAX`, so a batch unbounded in bytes could hold
+/// hundreds of megabytes).
 const SCAN_BATCH: usize = 500;
 /// Header the KV layer puts on deletes and purges.
 const KV_OPERATION_HEADER: &str = "KV-Operation";
@@ -171,9 +173,11 @@ impl ProjectionStore {
         if info.num_pending == 0 {
             return Ok(0);
         }
-        let mut puller = Puller::start(&self.js, info, SCAN_BATCH)
-            .await
-            .map_err(broker)?;
+        let size = PullSize {
+            batch: SCAN_BATCH,
+            bytes: Some(PULL_BYTES_MAX),
+        };
+        let mut puller = Puller::start(&self.js, info, size).await.map_err(broker)?;
         let mut visited = 0;
         let mut consumer_seq = 0;
         loop {
