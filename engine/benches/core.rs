@@ -3,101 +3,24 @@
 //! `cargo bench -p paystate-engine`; `paystate bench` measures the same workload in its
 //! table (row 6) so the table is complete without criterion.
 
-use chrono::{DateTime, Utc};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use paystate_engine::{decide, evolve_in_place, Decision};
-use paystate_events::command::money;
-use paystate_events::{
-    CaptureMode, Command, CommandEnvelope, CommandId, Event, OrderId, OrderState, Provider,
-    ProviderSignal, SignalKind,
-};
+use paystate_events::samples::instant as now;
+use paystate_events::{CommandEnvelope, Event, OrderId, OrderState, Timestamp};
 use std::hint::black_box;
 
 /// Orders in the workload; each goes through [`lifecycle`] (six commands, six events).
 const ORDERS: usize = 1_000;
 
-fn now() -> DateTime<Utc> {
-    "2026-11-22T10:00:00Z".parse().expect("a valid instant")
-}
-
-fn usd(minor: u64) -> paystate_events::Money {
-    money(minor, "USD").expect("a valid amount")
-}
-
-fn signal(kind: SignalKind, evidence: &str) -> Command {
-    Command::ProviderSignal {
-        signal: ProviderSignal {
-            provider: Provider::Plural,
-            provider_ref: Some("bench-ref".into()),
-            evidence_ref: evidence.into(),
-            observed_at: now(),
-            kind,
-        },
-    }
-}
-
 /// Create, start, authorized, capture, captured, refund: the same lifecycle as `paystate bench`.
 fn lifecycle(i: usize) -> Vec<CommandEnvelope> {
     let order = OrderId::parse(format!("core-{i}")).expect("a valid order id");
-    let commands = [
-        (
-            "create",
-            Command::CreateOrder {
-                merchant_reference: "bench-shop".into(),
-                amount: usd(10_000),
-                provider: Provider::Plural,
-                capture_mode: CaptureMode::Manual,
-                expires_at: None,
-                merchant_account: None,
-                metadata: Default::default(),
-            },
-        ),
-        (
-            "start",
-            Command::StartPayment {
-                initiation: Default::default(),
-            },
-        ),
-        (
-            "auth",
-            signal(SignalKind::Authorized { amount: None }, "ev-auth"),
-        ),
-        (
-            "capture",
-            Command::Capture {
-                amount: Some(usd(8_000)),
-            },
-        ),
-        (
-            "captured",
-            signal(
-                SignalKind::Captured {
-                    amount: Some(usd(8_000)),
-                },
-                "ev-capture",
-            ),
-        ),
-        (
-            "refund",
-            Command::Refund {
-                amount: Some(usd(1_000)),
-            },
-        ),
-    ];
-    commands
-        .into_iter()
-        .map(|(id, command)| CommandEnvelope {
-            command_id: CommandId::parse(id).expect("a valid command id"),
-            order_id: order.clone(),
-            issued_at: now(),
-            command,
-        })
-        .collect()
+    paystate_events::samples::lifecycle(&order)
 }
 
 /// Decides every command on the state so far and folds its events; calls `keep` with each
 /// decision's events (the timed loop drops them, the setup keeps them).
-fn decide_all(script: &[CommandEnvelope], at: DateTime<Utc>, mut keep: impl FnMut(Vec<Event>)) {
+fn decide_all(script: &[CommandEnvelope], at: Timestamp, mut keep: impl FnMut(Vec<Event>)) {
     let mut state: Option<OrderState> = None;
     for env in script {
         if let Ok(Decision::Commit(events)) = decide(state.as_ref(), env, at) {

@@ -17,6 +17,7 @@
 //! - [`subjects`]: NATS subjects, stream and bucket names.
 //! - [`secret`]: [`Secret`], a credential that never prints and never serializes.
 //! - [`metric_names`]: every Prometheus metric name and its labels, defined once.
+//! - [`samples`]: the sample order lifecycle every benchmark sends.
 //!
 //! This crate does no IO and reads no clock; it is shared by the engine, the journal, the
 //! service, the adapters and any client written in Rust. JSON Schemas of the wire types are
@@ -33,6 +34,7 @@ pub mod metric_names;
 pub mod money;
 pub mod outcome;
 pub mod provider;
+pub mod samples;
 pub mod schemas;
 pub mod secret;
 pub mod signal;

@@ -15,10 +15,10 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use paystate_engine::{apply_commit, check_invariants, decide, Decision};
-use paystate_events::command::money;
+use paystate_events::samples::{lifecycle, LIFECYCLE_COMMANDS};
 use paystate_events::{
-    CaptureMode, Command, CommandEnvelope, CommandId, Commit, CommitHash, OrderId, OrderState,
-    Outcome, Provider, ProviderSignal, SignalKind, StateView, Timestamp,
+    Command, CommandEnvelope, Commit, CommitHash, OrderId, OrderState, Outcome, StateView,
+    Timestamp,
 };
 use paystate_service::parse::parse_command;
 use std::collections::HashMap;
@@ -52,6 +52,7 @@ fn main() {
                 OrderId::parse(format!("floor-{pass}-{i:06}")).unwrap_or_else(|e| panic!("{e}"))
             })
             .collect();
+        let scripts: Vec<Vec<CommandEnvelope>> = orders.iter().map(lifecycle).collect();
         let mut cache: HashMap<OrderId, OrderState> = HashMap::with_capacity(ORDERS);
         let mut spent = [Duration::ZERO; STEPS.len()];
         let mut lap = |step: usize, started: &mut Instant| {
@@ -60,20 +61,16 @@ fn main() {
             *started = t;
         };
         let whole = Instant::now();
-        for (step_id, command) in lifecycle() {
-            for order in &orders {
-                let env = CommandEnvelope {
-                    command_id: CommandId::parse(step_id).unwrap_or_else(|e| panic!("{e}")),
-                    order_id: order.clone(),
-                    issued_at: now,
-                    command: command.clone(),
-                };
+        for step in 0..LIFECYCLE_COMMANDS {
+            for (order, script) in orders.iter().zip(&scripts) {
+                let env = &script[step];
+                let step_id = env.command_id.as_str();
                 let subject = match env.command {
                     Command::ProviderSignal { .. } => format!("paystate.signal.{order}"),
                     _ => format!("paystate.cmd.{order}"),
                 };
                 let mut t = Instant::now();
-                let body = serde_json::to_vec(&env).unwrap_or_default();
+                let body = serde_json::to_vec(env).unwrap_or_default();
                 lap(0, &mut t);
                 let parsed = match parse_command(black_box(&body), &subject) {
                     Ok(p) => p,
@@ -118,11 +115,10 @@ fn main() {
             *b = (*b).min(s);
         }
     }
-    let commands = (ORDERS * lifecycle().len()) as f64;
+    let commands = (ORDERS * LIFECYCLE_COMMANDS) as f64;
     let per = |d: Duration| d.as_secs_f64() * 1e6 / commands;
     println!(
-        "{ORDERS} orders x {} commands, best of {PASSES} passes, µs per command:",
-        lifecycle().len()
+        "{ORDERS} orders x {LIFECYCLE_COMMANDS} commands, best of {PASSES} passes, µs per command:"
     );
     for (name, d) in STEPS.iter().zip(best) {
         println!("  {name:<32} {:>6.2}", per(d));
@@ -138,64 +134,4 @@ fn main() {
 
 fn at(s: &str) -> Timestamp {
     s.parse().unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// The bench's lifecycle (`paystate bench` row 2): create, start, authorized, capture,
-/// captured, refund.
-fn lifecycle() -> Vec<(&'static str, Command)> {
-    let usd = |m| money(m, "USD").unwrap_or_else(|| unreachable!());
-    let signal = |kind, evidence: &str| Command::ProviderSignal {
-        signal: ProviderSignal {
-            provider: Provider::Plural,
-            provider_ref: Some("bench-ref".into()),
-            evidence_ref: evidence.into(),
-            observed_at: at("2026-11-22T10:00:00Z"),
-            kind,
-        },
-    };
-    vec![
-        (
-            "create",
-            Command::CreateOrder {
-                merchant_reference: "bench-shop".into(),
-                amount: usd(10_000),
-                provider: Provider::Plural,
-                capture_mode: CaptureMode::Manual,
-                expires_at: None,
-                merchant_account: None,
-                metadata: Default::default(),
-            },
-        ),
-        (
-            "start",
-            Command::StartPayment {
-                initiation: Default::default(),
-            },
-        ),
-        (
-            "auth",
-            signal(SignalKind::Authorized { amount: None }, "ev-auth"),
-        ),
-        (
-            "capture",
-            Command::Capture {
-                amount: Some(usd(8_000)),
-            },
-        ),
-        (
-            "captured",
-            signal(
-                SignalKind::Captured {
-                    amount: Some(usd(8_000)),
-                },
-                "ev-capture",
-            ),
-        ),
-        (
-            "refund",
-            Command::Refund {
-                amount: Some(usd(1_000)),
-            },
-        ),
-    ]
 }

@@ -4,10 +4,7 @@
 //! them) is parsed by the engine's parser and by the parser before issue 15
 //! (`parse::reference`), in alternating rounds so both see the same machine load.
 
-use paystate_events::command::money;
-use paystate_events::{
-    CaptureMode, Command, CommandEnvelope, CommandId, OrderId, Provider, ProviderSignal, SignalKind,
-};
+use paystate_events::{Command, CommandEnvelope, OrderId};
 use paystate_service::parse::{parse_command, reference};
 use std::time::Instant;
 
@@ -15,88 +12,26 @@ use std::time::Instant;
 const PARSES: usize = 20_000;
 const ROUNDS: usize = 5;
 
-fn lifecycle() -> Vec<(&'static str, Vec<u8>, &'static str)> {
-    let usd = |m| money(m, "USD").unwrap_or_else(|| unreachable!());
-    let signal = |kind, evidence: &str| Command::ProviderSignal {
-        signal: ProviderSignal {
-            provider: Provider::Plural,
-            provider_ref: Some("bench-ref".into()),
-            evidence_ref: evidence.into(),
-            observed_at: at(),
-            kind,
-        },
-    };
-    let commands = vec![
-        (
-            "create",
-            Command::CreateOrder {
-                merchant_reference: "bench-shop".into(),
-                amount: usd(10_000),
-                provider: Provider::Plural,
-                capture_mode: CaptureMode::Manual,
-                expires_at: None,
-                merchant_account: None,
-                metadata: Default::default(),
-            },
-        ),
-        (
-            "start",
-            Command::StartPayment {
-                initiation: Default::default(),
-            },
-        ),
-        (
-            "auth",
-            signal(SignalKind::Authorized { amount: None }, "ev-auth"),
-        ),
-        (
-            "capture",
-            Command::Capture {
-                amount: Some(usd(8_000)),
-            },
-        ),
-        (
-            "captured",
-            signal(
-                SignalKind::Captured {
-                    amount: Some(usd(8_000)),
-                },
-                "ev-capture",
-            ),
-        ),
-        (
-            "refund",
-            Command::Refund {
-                amount: Some(usd(1_000)),
-            },
-        ),
-    ];
-    commands
+/// The bench's lifecycle ([`paystate_events::samples`]) as the bench sends it: each command's
+/// step, its JSON body and the subject it goes on.
+fn lifecycle() -> Vec<(String, Vec<u8>, &'static str)> {
+    let order = OrderId::parse("thr-12345").unwrap_or_else(|e| panic!("{e}"));
+    paystate_events::samples::lifecycle(&order)
         .into_iter()
-        .map(|(step, command)| {
-            let subject = match command {
+        .map(|env: CommandEnvelope| {
+            let subject = match env.command {
                 Command::ProviderSignal { .. } => "paystate.signal.thr-12345",
                 _ => "paystate.cmd.thr-12345",
             };
-            let env = CommandEnvelope {
-                command_id: CommandId::parse(step).unwrap_or_else(|e| panic!("{e}")),
-                order_id: OrderId::parse("thr-12345").unwrap_or_else(|e| panic!("{e}")),
-                issued_at: at(),
-                command,
-            };
             let body = serde_json::to_vec(&env).unwrap_or_default();
-            (step, body, subject)
+            (env.command_id.to_string(), body, subject)
         })
         .collect()
 }
 
-fn at() -> paystate_events::Timestamp {
-    "2026-11-22T10:00:00Z".parse().unwrap_or_default()
-}
-
 /// Microseconds per parse of each command, best of the rounds.
 fn cost(
-    commands: &[(&str, Vec<u8>, &str)],
+    commands: &[(String, Vec<u8>, &str)],
     parse: fn(&[u8], &str) -> Result<CommandEnvelope, paystate_events::Rejection>,
     best: &mut [f64],
 ) {

@@ -1,29 +1,16 @@
 //! The commands every scenario sends: one order's lifecycle (create, start, authorized,
-//! capture, captured, refund), with deterministic ids so a retry reuses them, and the real
-//! commits those commands produce (what the raw yardstick publishes: the same bytes).
+//! capture, captured, refund, defined in [`paystate_events::samples`]), with deterministic ids
+//! so a retry reuses them, and the real commits those commands produce (what the raw
+//! yardstick publishes: the same bytes).
 
 use paystate_engine::{apply_commit, decide, Decision};
-use paystate_events::command::money;
 use paystate_events::commit::GENESIS_HASH;
-use paystate_events::{
-    CaptureMode, Command, CommandEnvelope, CommandId, Commit, CommitHash, OrderId, OrderState,
-    Provider, ProviderSignal, SignalKind, Timestamp, COMMIT_SCHEMA_VERSION,
+pub use paystate_events::samples::{
+    create, envelope, instant, lifecycle, refund, signal, LIFECYCLE_COMMANDS, ORDER_AMOUNT_MINOR,
 };
-
-/// Commands in one order's full lifecycle ([`lifecycle`]).
-pub const LIFECYCLE_COMMANDS: usize = 6;
-/// Amount of every benchmark order, in minor units.
-const ORDER_AMOUNT_MINOR: u64 = 10_000;
-const CAPTURE_MINOR: u64 = 8_000;
-const REFUND_MINOR: u64 = 1_000;
-/// The provider every benchmark order names (any works: no provider is called).
-const PROVIDER: Provider = Provider::Plural;
-
-/// A fixed instant: the core never reads a clock, and neither does the workload.
-pub fn instant() -> Timestamp {
-    // Why: a constant, well-formed RFC 3339 literal.
-    "2026-11-22T10:00:00Z".parse().unwrap_or_default()
-}
+use paystate_events::{
+    CommandEnvelope, Commit, CommitHash, OrderId, OrderState, COMMIT_SCHEMA_VERSION,
+};
 
 /// The order id of order number `i` of a scenario tagged `tag`.
 pub fn order_id(tag: &str, i: usize) -> OrderId {
@@ -36,78 +23,9 @@ fn unreachable_id() -> OrderId {
     OrderId::parse("bench").unwrap_or_else(|e| panic!("benchmark order id: {e}"))
 }
 
-/// A command with a deterministic id (`<step>`), so a resend is a retry, not a new command.
-pub fn envelope(order: &OrderId, step: &str, command: Command) -> CommandEnvelope {
-    CommandEnvelope {
-        command_id: CommandId::parse(step).unwrap_or_else(|e| panic!("benchmark step id: {e}")),
-        order_id: order.clone(),
-        issued_at: instant(),
-        command,
-    }
-}
-
-pub fn create(amount_minor: u64) -> Command {
-    Command::CreateOrder {
-        merchant_reference: "bench-shop".into(),
-        amount: usd(amount_minor),
-        provider: PROVIDER,
-        capture_mode: CaptureMode::Manual,
-        expires_at: None,
-        merchant_account: None,
-        metadata: Default::default(),
-    }
-}
-
-pub fn signal(kind: SignalKind, evidence: &str) -> Command {
-    Command::ProviderSignal {
-        signal: ProviderSignal {
-            provider: PROVIDER,
-            provider_ref: Some("bench-ref".into()),
-            evidence_ref: evidence.to_string(),
-            observed_at: instant(),
-            kind,
-        },
-    }
-}
-
-pub fn refund(minor: u64) -> Command {
-    Command::Refund {
-        amount: Some(usd(minor)),
-    }
-}
-
-fn usd(minor: u64) -> paystate_events::Money {
-    money(minor, "USD").unwrap_or_else(|| panic!("benchmark amount {minor} USD"))
-}
-
 /// The create command alone (the bulk of the memory scenario).
 pub fn create_only(order: &OrderId) -> Vec<CommandEnvelope> {
     vec![envelope(order, "create", create(ORDER_AMOUNT_MINOR))]
-}
-
-/// One order's lifecycle: create, start, authorized, capture, captured, refund.
-pub fn lifecycle(order: &OrderId) -> Vec<CommandEnvelope> {
-    let start = Command::StartPayment {
-        initiation: Default::default(),
-    };
-    let authorized = signal(SignalKind::Authorized { amount: None }, "ev-auth");
-    let capture = Command::Capture {
-        amount: Some(usd(CAPTURE_MINOR)),
-    };
-    let captured = signal(
-        SignalKind::Captured {
-            amount: Some(usd(CAPTURE_MINOR)),
-        },
-        "ev-capture",
-    );
-    vec![
-        envelope(order, "create", create(ORDER_AMOUNT_MINOR)),
-        envelope(order, "start", start),
-        envelope(order, "auth", authorized),
-        envelope(order, "capture", capture),
-        envelope(order, "captured", captured),
-        envelope(order, "refund", refund(REFUND_MINOR)),
-    ]
 }
 
 /// The commits the engine writes for one order's lifecycle, encoded: body and hash.
