@@ -218,8 +218,10 @@ impl Visitor<'_> for TsVisitor {
 }
 
 /// `YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z`, a valid date and time, seconds below 60 (a leap second
-/// goes to chrono); `None` for anything else.
-pub(crate) fn parse_utc_as_written(s: &str) -> Option<Timestamp> {
+/// goes to chrono); `None` for anything else. Where it answers, the instant is the one chrono's
+/// `Deserialize` for `DateTime<Utc>` reads (a proptest compares); readers of commands use it
+/// too, before chrono's general parser.
+pub fn parse_utc_as_written(s: &str) -> Option<Timestamp> {
     let b = s.as_bytes();
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' {
         return None;

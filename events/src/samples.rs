@@ -19,10 +19,15 @@ pub const REFUND_MINOR: u64 = 1_000;
 /// The provider every sample order names (any works: no provider is called).
 pub const PROVIDER: Provider = Provider::Plural;
 
-/// The fixed instant every sample command is issued and observed at.
+/// The fixed instant every sample command is issued and observed at: 2026-11-22T10:00:00Z.
+/// Built from its parts, not parsed: the bench builds every command's envelope with it, and
+/// its clients' CPU counts in the fast path's figure.
 pub fn instant() -> Timestamp {
-    // Why: a constant, well-formed RFC 3339 literal.
-    "2026-11-22T10:00:00Z".parse().unwrap_or_default()
+    use chrono::TimeZone;
+    chrono::Utc
+        .with_ymd_and_hms(2026, 11, 22, 10, 0, 0)
+        .single()
+        .unwrap_or_default()
 }
 
 /// A command with a deterministic id (`<step>`), so a resend is a retry, not a new command.
@@ -110,5 +115,13 @@ mod tests {
             ["create", "start", "auth", "capture", "captured", "refund"]
         );
         assert_eq!(steps.len(), LIFECYCLE_COMMANDS);
+    }
+
+    #[test]
+    fn the_instant_is_the_documented_one() {
+        let parsed: Timestamp = "2026-11-22T10:00:00Z"
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(instant(), parsed);
     }
 }

@@ -53,7 +53,7 @@ pub fn envelope(v: &Value) -> Option<CommandEnvelope> {
     Some(CommandEnvelope {
         command_id: required(obj, "command_id")?,
         order_id: required(obj, "order_id")?,
-        issued_at: required(obj, "issued_at")?,
+        issued_at: timestamp(obj, "issued_at")?,
         command,
     })
 }
@@ -61,6 +61,17 @@ pub fn envelope(v: &Value) -> Option<CommandEnvelope> {
 /// A field without a default: present and readable.
 fn required<'a, T: Deserialize<'a>>(obj: &'a Map<String, Value>, key: &str) -> Option<T> {
     T::deserialize(obj.get(key)?).ok()
+}
+
+/// A required timestamp: the shape commands carry read without chrono's general parser (the
+/// same instant, `parse_utc_as_written`'s proptest shows), anything else as [`required`].
+fn timestamp(obj: &Map<String, Value>, key: &str) -> Option<paystate_events::Timestamp> {
+    match obj.get(key)? {
+        Value::String(s) => {
+            paystate_events::fast_decode::parse_utc_as_written(s).or_else(|| required(obj, key))
+        }
+        _ => required(obj, key),
+    }
 }
 
 /// A `#[serde(default)]` field (every `Option` field of a command is one): the default when
