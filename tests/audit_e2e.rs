@@ -13,19 +13,22 @@ use support::*;
 
 /// Runs `paystate audit --report` and returns (exit code, report JSON, stdout).
 async fn audit_cli(url: &str) -> (i32, serde_json::Value, String) {
+    audit_cli_with(url, &[]).await
+}
+
+/// [`audit_cli`] with more arguments.
+async fn audit_cli_with(url: &str, more: &[&str]) -> (i32, serde_json::Value, String) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("report.json");
-    let (code, out, err) = paystate_cli(
-        url,
-        &[
-            "audit",
-            "--report",
-            path.to_str().expect("utf-8 path"),
-            "--projection-wait-ms",
-            "5000",
-        ],
-    )
-    .await;
+    let mut args = vec![
+        "audit",
+        "--report",
+        path.to_str().expect("utf-8 path"),
+        "--projection-wait-ms",
+        "5000",
+    ];
+    args.extend_from_slice(more);
+    let (code, out, err) = paystate_cli(url, &args).await;
     let report = std::fs::read(&path)
         .map(|b| serde_json::from_slice(&b).expect("report is JSON"))
         .unwrap_or_else(|_| panic!("no report: {out}\n{err}"));
@@ -102,6 +105,80 @@ async fn audit_catches_a_deleted_message_with_its_order_and_sequence() {
         out.contains(victim.as_str()),
         "the printed report names the order: {out}"
     );
+    projector.shutdown().await;
+}
+
+/// An audit whose orders exceed one pass's bound reads the log in several passes, each
+/// checking its share of the orders (and of the projection's records): the report is the
+/// one-pass report, finding for finding, with a message deleted. Each later pass reads the
+/// first pass's snapshot, not what was written since.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audit_in_several_passes_reports_what_one_pass_does() {
+    let nats = TestNats::start().await;
+    let _engine = nats.engine().await;
+    let store = projection_store(&nats).await;
+    let projector = start_projector(store.clone(), ProjectorConfig::default())
+        .await
+        .expect("projector");
+    let orders = healthy_log(&nats, "pass", 12).await;
+    let journal = nats.journal().await;
+    let commits = journal.read_order(&orders[5]).await.expect("read");
+    assert!(journal
+        .stream()
+        .delete_message(commits[1].sequence)
+        .await
+        .expect("delete-message API"));
+    wait_projection_caught_up(&store).await;
+    let (code_one, one, out_one) = audit_cli_with(&nats.url(), &["--orders-per-pass", "12"]).await;
+    let (code_four, four, out_four) =
+        audit_cli_with(&nats.url(), &["--orders-per-pass", "3"]).await;
+    assert_eq!((code_one, code_four), (1, 1), "{out_one}\n{out_four}");
+    assert_eq!((&one["passes"], &four["passes"]), (&1.into(), &4.into()));
+    assert!(out_four.contains("in 4 passes"), "{out_four}");
+    for field in [
+        "commits",
+        "events",
+        "orders",
+        "findings_total",
+        "errors_total",
+        "findings_by_kind",
+        "findings",
+        "orders_flagged",
+        "snapshot_last_seq",
+    ] {
+        assert_eq!(one[field], four[field], "{field}: {one:#}\n{four:#}");
+    }
+    for field in ["records", "compared", "newer"] {
+        assert_eq!(
+            one["projection"][field], four["projection"][field],
+            "{field}"
+        );
+    }
+    assert_eq!(one["projection"]["compared"], 12, "{one:#}");
+    assert_eq!(one["orders"], 12);
+    assert!(
+        findings_of(&four, "sequence_gap")
+            .iter()
+            .any(|f| f["order"] == orders[5].as_str()),
+        "{four:#}"
+    );
+    let (_, twelve, out) = audit_cli_with(&nats.url(), &["--orders-per-pass", "1"]).await;
+    assert_eq!(twelve["passes"], 12, "{out}");
+    assert_eq!(one["findings"], twelve["findings"], "{twelve:#}");
+    assert_eq!(one["orders_flagged"], twelve["orders_flagged"]);
+    // What a later pass reads: the snapshot's end, whatever came after it.
+    let end = one["snapshot_last_seq"].as_u64().expect("snapshot");
+    healthy_log(&nats, "later", 1).await;
+    let opts = paystate_journal::ScanOptions {
+        until_seq: Some(end),
+        ..Default::default()
+    };
+    let mut scan = journal.scan(opts).await.expect("scan");
+    let mut last = 0;
+    while let Some(entry) = scan.next().await {
+        last = entry.expect("entry").sequence;
+    }
+    assert_eq!((scan.end_seq, last), (end, end));
     projector.shutdown().await;
 }
 

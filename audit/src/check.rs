@@ -431,9 +431,27 @@ pub fn assemble(
     gaps: SequenceGaps,
     parts: Vec<Auditor>,
 ) -> (Report, Tracks) {
+    let mut joined = join(stream, snapshot_last_seq, parts);
+    place_gaps(&mut joined.report, gaps.findings, &joined.breaks);
+    (joined.report, joined.orders)
+}
+
+/// The auditors of one pass over the log, joined: their report without the stream-level
+/// gaps, their orders' tracks and the chain breaks they saw.
+pub struct Joined {
+    pub report: Report,
+    pub orders: Tracks,
+    /// (order, sequence of the commit before the break, sequence after), to name a gap's order.
+    pub breaks: Vec<(String, u64, u64)>,
+}
+
+/// Joins auditors that shared the orders (see [`assemble`]; an audit in several passes joins
+/// each pass's, then [`place_gaps`] once).
+pub fn join(stream: &str, snapshot_last_seq: u64, parts: Vec<Auditor>) -> Joined {
     let mut report = Report {
         stream: stream.to_string(),
         snapshot_last_seq,
+        passes: 1,
         ..Default::default()
     };
     let mut orders = HashMap::new();
@@ -443,21 +461,6 @@ pub fn assemble(
         breaks.extend(part.breaks);
         orders.extend(part.orders);
     }
-    for mut f in gaps.findings {
-        if let Some(gap) = f.sequence {
-            let mut owners = breaks
-                .iter()
-                .filter(|(_, before, after)| *before < gap && gap < *after);
-            if let (Some((order, _, _)), None) = (owners.next(), owners.next()) {
-                f.order = Some(order.clone());
-                f.detail
-                    .push_str(&format!("; order {order}'s chain breaks over it"));
-            }
-        }
-        report.add(f);
-    }
-    report.findings.sort_by_key(|f| (f.sequence, f.kind));
-    report.discrepancies.sort_by_key(|d| d.sequence);
     report.orders = orders.len() as u64;
     for (order, t) in &orders {
         if t.findings > 0 || t.discrepancies > 0 || t.unverified > 0 {
@@ -472,8 +475,32 @@ pub fn assemble(
             });
         }
     }
+    Joined {
+        report,
+        orders,
+        breaks,
+    }
+}
+
+/// Adds the stream-level gap findings to `report` (a gap inside exactly one order's chain
+/// break named as that order's) and puts the listings in stream order.
+pub fn place_gaps(report: &mut Report, gaps: Vec<Finding>, breaks: &[(String, u64, u64)]) {
+    for mut f in gaps {
+        if let Some(gap) = f.sequence {
+            let mut owners = breaks
+                .iter()
+                .filter(|(_, before, after)| *before < gap && gap < *after);
+            if let (Some((order, _, _)), None) = (owners.next(), owners.next()) {
+                f.order = Some(order.clone());
+                f.detail
+                    .push_str(&format!("; order {order}'s chain breaks over it"));
+            }
+        }
+        report.add(f);
+    }
+    report.findings.sort_by_key(|f| (f.sequence, f.kind));
+    report.discrepancies.sort_by_key(|d| d.sequence);
     report.orders_flagged.sort_by(|a, b| a.order.cmp(&b.order));
-    (report, orders)
 }
 
 /// Puts the order's chain head where `commit` says it was, so folding can go on after a break.

@@ -132,6 +132,9 @@ pub struct Report {
     pub orders_flagged: Vec<OrderSummary>,
     /// `None` when no projection was compared.
     pub projection: Option<ProjectionCheck>,
+    /// Passes over the log: 1, or more when the log holds more orders than one pass keeps in
+    /// memory (each pass checks its share of the orders; `AuditOptions::orders_per_pass`).
+    pub passes: u64,
     pub elapsed_ms: u64,
     pub commits_per_sec: f64,
 }
@@ -165,6 +168,25 @@ impl Report {
             .extend(other.discrepancies.into_iter().take(room));
     }
 
+    /// Adds one pass's report (its share of the orders, with their projection comparison)
+    /// to the audit's: [`Report::absorb`] plus the orders and the projection's counts.
+    pub(crate) fn absorb_pass(&mut self, mut pass: Report) {
+        self.orders += pass.orders;
+        self.orders_flagged
+            .extend(std::mem::take(&mut pass.orders_flagged));
+        if let Some(p) = pass.projection.take() {
+            let sum = self.projection.get_or_insert_with(|| ProjectionCheck {
+                generation: p.generation,
+                ..Default::default()
+            });
+            sum.records += p.records;
+            sum.compared += p.compared;
+            sum.newer += p.newer;
+            sum.lag = sum.lag.max(p.lag);
+        }
+        self.absorb(pass);
+    }
+
     /// True when nothing is wrong (`strict`: no warnings and no discrepancies either).
     pub fn is_clean(&self, strict: bool) -> bool {
         if strict {
@@ -189,6 +211,13 @@ impl Report {
             self.elapsed_ms as f64 / 1000.0,
             self.commits_per_sec
         );
+        if self.passes > 1 {
+            let _ = writeln!(
+                out,
+                "in {} passes over the log (each checked its share of the orders)",
+                self.passes
+            );
+        }
         if let Some(p) = &self.projection {
             let _ = writeln!(out, "projection generation {}: {} records, {} compared, {} newer than the snapshot, lag {}", p.generation, p.records, p.compared, p.newer, p.lag);
         }

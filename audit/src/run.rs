@@ -1,7 +1,7 @@
 //! Running an audit against NATS: scan the log into the [`Auditor`], then compare the
 //! projection's records with the fold.
 
-use crate::check::{assemble, Auditor, OrderTrack, SequenceGaps, Tracks};
+use crate::check::{join, place_gaps, Auditor, OrderTrack, SequenceGaps, Tracks};
 use crate::report::{Finding, FindingKind, ProjectionCheck, Report};
 use crate::AuditError;
 use paystate_events::OrderId;
@@ -22,6 +22,9 @@ pub struct AuditOptions {
     pub projection_wait: Duration,
     /// Threads folding the log (orders are split among them); default: one per core but one.
     pub workers: usize,
+    /// Most orders one pass over the log keeps in memory ([`ORDERS_PER_PASS_DEFAULT`]); a log
+    /// with more is read in several passes, each checking its share of the orders.
+    pub orders_per_pass: u64,
 }
 
 impl Default for AuditOptions {
@@ -30,7 +33,58 @@ impl Default for AuditOptions {
             compare_projection: true,
             projection_wait: Duration::from_secs(10),
             workers: default_workers(),
+            orders_per_pass: ORDERS_PER_PASS_DEFAULT,
         }
+    }
+}
+
+/// Default for [`AuditOptions::orders_per_pass`]. The audit keeps each order's whole state
+/// while it reads (it may get another commit anywhere later in the log): about 3 KB per
+/// order of the bench's lifecycle (`paystate bench-read --events 1200000`: 479 MB resident
+/// for 160,000 orders, 39 MB for the read alone), so about 1.5 GB at this bound.
+pub const ORDERS_PER_PASS_DEFAULT: u64 = 500_000;
+
+/// Most passes one audit makes: a log needing more asks for a larger `orders_per_pass`
+/// (each pass reads the whole log).
+pub const AUDIT_PASSES_MAX: u64 = 256;
+
+/// Passes needed for `orders` orders at `per_pass` per pass (at least one).
+pub fn passes_for(orders: u64, per_pass: u64) -> u64 {
+    orders.div_ceil(per_pass.max(1)).max(1)
+}
+
+/// [`passes_for`], refused beyond [`AUDIT_PASSES_MAX`] with what to change.
+fn plan_passes(orders: u64, per_pass: u64) -> Result<u64, AuditError> {
+    let passes = passes_for(orders, per_pass);
+    if passes > AUDIT_PASSES_MAX {
+        return Err(AuditError::TooManyPasses {
+            orders,
+            passes,
+            per_pass,
+            max: AUDIT_PASSES_MAX,
+        });
+    }
+    Ok(passes)
+}
+
+/// Which pass and which worker check an order: one FNV-1a shard of `passes × workers`, so with
+/// one pass an order goes to the worker it always did.
+#[derive(Debug, Clone, Copy)]
+struct Share {
+    pass: u64,
+    passes: u64,
+    workers: usize,
+}
+
+impl Share {
+    /// The worker of this pass that checks `order`, `None` if another pass does.
+    fn worker(&self, order: &str) -> Option<usize> {
+        let shards = usize::try_from(self.passes)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(self.workers);
+        let shard = paystate_events::ids::shard_of(order, shards);
+        let pass = (shard / self.workers.max(1)) as u64;
+        (pass == self.pass).then_some(shard % self.workers.max(1))
     }
 }
 
@@ -54,7 +108,7 @@ const BATCH_MAX: usize = 256;
 const QUEUE_BATCHES_MAX: usize = 16;
 
 /// Audits the log (and the projection, when there is one). `progress` gets (commits read,
-/// messages in the snapshot).
+/// commits to read): the snapshot's messages times the passes.
 pub async fn audit(
     journal: &Journal,
     projection: Option<&ProjectionStore>,
@@ -64,24 +118,62 @@ pub async fn audit(
     let started = Instant::now();
     let mut scan = journal.scan(ScanOptions::default()).await?;
     let stream = journal.stream().cached_info().config.name.clone();
-    let quarantined = paystate_journal::quarantine::all(journal.context())
-        .await
-        .map_err(AuditError::Broker)?;
-    let (mut report, orders) = fold_log(
-        &mut scan,
-        &stream,
-        std::sync::Arc::new(quarantined),
-        opts.workers.clamp(1, AUDIT_WORKERS_MAX),
-        progress,
-    )
-    .await?;
-    if let (true, Some(store)) = (opts.compare_projection, projection) {
-        report.projection =
-            compare_projection(store, &orders, &mut report, opts.projection_wait).await?;
+    let quarantined = std::sync::Arc::new(
+        paystate_journal::quarantine::all(journal.context())
+            .await
+            .map_err(AuditError::Broker)?,
+    );
+    let passes = plan_passes(scan.subjects_total, opts.orders_per_pass)?;
+    let (end_seq, total) = (scan.end_seq, scan.messages_total);
+    let mut report = Report {
+        stream: stream.clone(),
+        snapshot_last_seq: end_seq,
+        passes,
+        ..Default::default()
+    };
+    let (mut gaps, mut breaks) = (Vec::new(), Vec::new());
+    for pass in 0..passes {
+        if pass > 0 {
+            // The same snapshot again: what was written since is not part of this audit.
+            let again = ScanOptions {
+                until_seq: Some(end_seq),
+                ..ScanOptions::default()
+            };
+            scan = journal.scan(again).await?;
+        }
+        let share = Share {
+            pass,
+            passes,
+            workers: opts.workers.clamp(1, AUDIT_WORKERS_MAX),
+        };
+        let done_before = pass.saturating_mul(total);
+        let (mut part, pass_gaps) = fold_log(
+            &mut scan,
+            &stream,
+            quarantined.clone(),
+            share,
+            &mut |read, _| progress(done_before + read, passes.saturating_mul(total)),
+        )
+        .await?;
+        for gap in pass_gaps.findings {
+            // A gap every pass sees is one finding; one that appears in a later pass (a
+            // message deleted while the audit ran) is another.
+            if !gaps.contains(&gap) {
+                gaps.push(gap);
+            }
+        }
+        if let (true, Some(store)) = (opts.compare_projection, projection) {
+            let wait = opts.projection_wait;
+            part.report.projection =
+                compare_projection(store, &part.orders, &mut part.report, wait, share).await?;
+        }
+        breaks.append(&mut part.breaks);
+        report.absorb_pass(part.report);
+        free_aside(part.orders);
     }
+    place_gaps(&mut report, gaps, &breaks);
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     report.commits_per_sec = report.commits as f64 / started.elapsed().as_secs_f64().max(1e-9);
-    free_aside(orders);
     Ok(report)
 }
 
@@ -101,15 +193,16 @@ fn free_aside(orders: Tracks) {
 /// Below this many orders the fold is freed in place (a thread would cost more).
 const FREE_ASIDE_FROM: usize = 4096;
 
-/// Reads the snapshot, checking sequence gaps here and handing each order's messages to its
-/// worker thread; then joins the workers' results.
+/// Reads the snapshot, checking sequence gaps here and handing each message of this pass's
+/// orders to its worker thread; then joins the workers' results.
 async fn fold_log(
     scan: &mut LogScan,
     stream: &str,
     quarantined: std::sync::Arc<std::collections::HashSet<(String, u64)>>,
-    workers_n: usize,
+    share: Share,
     progress: &mut (dyn FnMut(u64, u64) + Send),
-) -> Result<(Report, Tracks), AuditError> {
+) -> Result<(crate::check::Joined, SequenceGaps), AuditError> {
+    let workers_n = share.workers;
     let (senders, workers) = spawn_workers(stream, scan.end_seq, workers_n, quarantined);
     let mut batches: Vec<Vec<RawEntry>> = (0..workers_n)
         .map(|_| Vec::with_capacity(BATCH_MAX))
@@ -126,16 +219,18 @@ async fn fold_log(
         };
         read += 1;
         gaps.observe(entry.sequence);
-        let w = partition(entry.subject_order().unwrap_or(&entry.subject), workers_n);
+        if read.is_multiple_of(PROGRESS_EVERY) {
+            progress(read, scan.messages_total);
+        }
+        let Some(w) = share.worker(entry.subject_order().unwrap_or(&entry.subject)) else {
+            continue; // another pass checks this order
+        };
         batches[w].push(entry);
         if batches[w].len() >= BATCH_MAX {
             let full = std::mem::replace(&mut batches[w], Vec::with_capacity(BATCH_MAX));
             if senders[w].send(full).await.is_err() {
                 break; // the worker is gone; joining it below reports why
             }
-        }
-        if read.is_multiple_of(PROGRESS_EVERY) {
-            progress(read, scan.messages_total);
         }
     }
     for (w, batch) in batches
@@ -160,7 +255,7 @@ async fn fold_log(
         return Err(e.into());
     }
     gaps.finish(scan.end_seq);
-    Ok(assemble(stream, scan.end_seq, gaps, parts))
+    Ok((join(stream, scan.end_seq, parts), gaps))
 }
 
 type Workers = (
@@ -195,17 +290,14 @@ fn spawn_workers(
     (senders, handles)
 }
 
-/// Which worker folds an order (FNV-1a over the order id: stable and cheap).
-fn partition(order: &str, n: usize) -> usize {
-    paystate_events::ids::shard_of(order, n)
-}
-
-/// Compares every projection record with the fold; `None` when there is no projection.
+/// Compares every projection record of this pass's orders with the fold; `None` when there
+/// is no projection.
 async fn compare_projection(
     store: &ProjectionStore,
     orders: &Tracks,
     report: &mut Report,
     wait: Duration,
+    share: Share,
 ) -> Result<Option<ProjectionCheck>, AuditError> {
     let Some((generation, _)) = store.current().await? else {
         return Ok(None);
@@ -221,6 +313,9 @@ async fn compare_projection(
     let mut findings = Vec::new();
     store
         .scan(&generation, |record| {
+            if share.worker(record.state.order_id.as_str()).is_none() {
+                return true; // another pass compares this record
+            }
             check.records += 1;
             if record.seq > snapshot {
                 check.newer += 1;
@@ -355,4 +450,45 @@ fn differing_fields<T: serde::Serialize>(a: &T, b: &T) -> Vec<String> {
         .filter(|k| a.get(*k) != b.get(*k))
         .cloned()
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn passes_cover_the_orders_at_their_bound() {
+        assert_eq!(passes_for(0, 500_000), 1, "an empty log is one pass");
+        assert_eq!(passes_for(500_000, 500_000), 1);
+        assert_eq!(passes_for(500_001, 500_000), 2);
+        assert_eq!(passes_for(12, 3), 4);
+        assert_eq!(passes_for(12, 0), 12, "a bound of 0 counts as 1");
+        assert_eq!(plan_passes(256, 1).ok(), Some(256));
+        let refused = plan_passes(257, 1).expect_err("too many passes");
+        assert!(
+            refused.to_string().contains("raise the orders per pass"),
+            "{refused}"
+        );
+    }
+
+    proptest! {
+        /// Every order (and any subject a stray message has) is checked by exactly one pass,
+        /// by a worker that exists; in one pass by the worker it always had.
+        #[test]
+        fn each_order_has_exactly_one_pass_and_worker(
+            order in prop_oneof!["[A-Za-z0-9_-]{1,64}", any::<String>()],
+            passes in 1u64..=AUDIT_PASSES_MAX,
+            workers in 1usize..=AUDIT_WORKERS_MAX,
+        ) {
+            let claims: Vec<(u64, usize)> = (0..passes)
+                .filter_map(|pass| Share { pass, passes, workers }.worker(&order).map(|w| (pass, w)))
+                .collect();
+            prop_assert_eq!(claims.len(), 1);
+            prop_assert!(claims[0].1 < workers);
+            let one = Share { pass: 0, passes: 1, workers };
+            prop_assert_eq!(one.worker(&order), Some(paystate_events::ids::shard_of(&order, workers)));
+            prop_assert_eq!(claims[0].1, paystate_events::ids::shard_of(&order, workers));
+        }
+    }
 }

@@ -123,6 +123,7 @@ pub async fn export(
     let opts = ScanOptions {
         from_seq: filter.from_seq.unwrap_or(1),
         order: single,
+        ..ScanOptions::default()
     };
     let mut scan = journal.scan(opts).await?;
     let (mut summary, mut read, mut orders) = (TransferSummary::default(), 0u64, HashSet::new());

@@ -134,6 +134,10 @@ pub struct ScanOptions {
     pub from_seq: u64,
     /// Only this order's subject (default: every order).
     pub order: Option<OrderId>,
+    /// Last stream sequence to read (default: the stream's last when the scan is opened). A
+    /// scan repeated over the same snapshot (an audit in several passes) ends where the
+    /// first one did, whatever was written since.
+    pub until_seq: Option<u64>,
 }
 
 /// An open scan over the log (see the module docs).
@@ -145,6 +149,8 @@ pub struct LogScan {
     pub first_seq: u64,
     /// Messages in the stream when the scan was opened.
     pub messages_total: u64,
+    /// Subjects in the stream when the scan was opened: the orders, on the log.
+    pub subjects_total: u64,
     done: bool,
 }
 
@@ -166,11 +172,13 @@ impl Journal {
             .get_info()
             .await
             .map_err(|e| ReadError::Broker(e.to_string()))?;
-        let (first_seq, end_seq, total) = (
+        let (first_seq, last_seq, total) = (
             info.state.first_sequence,
             info.state.last_sequence,
             info.state.messages,
         );
+        let end_seq = opts.until_seq.map_or(last_seq, |until| until.min(last_seq));
+        let subjects_total = info.state.subjects_count;
         let start = opts.from_seq.max(1);
         if total == 0 || start > end_seq {
             return Ok(LogScan {
@@ -178,6 +186,7 @@ impl Journal {
                 end_seq,
                 first_seq,
                 messages_total: total,
+                subjects_total,
                 done: true,
             });
         }
@@ -199,6 +208,7 @@ impl Journal {
             end_seq,
             first_seq,
             messages_total: total,
+            subjects_total,
             done: false,
         })
     }

@@ -31,6 +31,11 @@ pub struct Args {
     /// Threads folding the log (default: one per core but one, at least one).
     #[arg(long, default_value_t = paystate_audit::run::default_workers())]
     workers: usize,
+    /// Most orders one pass over the log keeps in memory (about 3 KB each); a log with more
+    /// is read in several passes, each checking its share of the orders.
+    #[arg(long, default_value_t = paystate_audit::run::ORDERS_PER_PASS_DEFAULT,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    orders_per_pass: u64,
 }
 
 pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
@@ -39,6 +44,7 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
         compare_projection: !args.no_projection,
         projection_wait: Duration::from_millis(args.projection_wait_ms),
         workers: args.workers,
+        orders_per_pass: args.orders_per_pass,
     };
     let (journal, projection, quiet) = (h.journal.clone(), h.projection.clone(), args.quiet);
     // Why a task instead of the main thread: the scan's messages then go from the

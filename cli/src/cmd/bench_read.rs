@@ -153,9 +153,16 @@ pub async fn measure(
         .ok()
         .and_then(|w| w.parse().ok())
         .unwrap_or_else(paystate_audit::run::default_workers);
+    // BENCH_AUDIT_ORDERS_PER_PASS overrides the orders one audit pass keeps (several passes
+    // over the log past it), to measure the audit's memory and time per pass.
+    let orders_per_pass = std::env::var("BENCH_AUDIT_ORDERS_PER_PASS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(paystate_audit::run::ORDERS_PER_PASS_DEFAULT);
     let opts = AuditOptions {
         compare_projection: false,
         workers,
+        orders_per_pass,
         ..Default::default()
     };
     let (j, o) = (journal.clone(), opts.clone());
