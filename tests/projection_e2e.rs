@@ -182,6 +182,55 @@ async fn rebuild_swaps_in_a_fresh_generation_while_the_old_one_serves_and_http_q
     projector.shutdown().await;
 }
 
+/// A log of more orders than one pass may fold is rebuilt in several passes, each writing
+/// its share of the records: the rebuilt generation equals the live one, record for record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_in_several_passes_writes_the_same_records() {
+    let nats = TestNats::start().await;
+    let _engine = nats.engine().await;
+    let store = projection_store(&nats).await;
+    let projector = start_projector(store.clone(), ProjectorConfig::default())
+        .await
+        .expect("projector");
+    let client = nats.client().await;
+    let done = run_workload(
+        &client,
+        "passes",
+        sample(workload_strategy(10, 8), test_seed()),
+    )
+    .await;
+    wait_projection_caught_up(&store).await;
+    let before = projection_records(&store).await;
+    assert!(before.len() >= 2, "a workload of several orders");
+    let journal = nats.journal().await;
+    let opts = RebuildOptions {
+        orders_per_pass: 3,
+        ..Default::default()
+    };
+    let report = rebuild(&store, &journal, &opts, &mut |_, _| {})
+        .await
+        .expect("rebuild");
+    let orders = journal
+        .stream()
+        .get_info()
+        .await
+        .expect("info")
+        .state
+        .subjects_count;
+    assert_eq!(report.passes, orders.div_ceil(3), "{report:?}");
+    assert!(report.passes > 1, "{report:?}");
+    assert_eq!(report.orders, before.len() as u64, "{report:?}");
+    assert!(report.swapped);
+    assert_eq!(
+        projection_records(&store).await,
+        before,
+        "rebuilt in passes, the generation equals the live one it replaced"
+    );
+    let all: Vec<_> = done.iter().map(|(o, _)| o.clone()).collect();
+    assert_projection_equals_fold(&store, &journal, &all).await;
+    projector.shutdown().await;
+}
+
 async fn http_queries(
     store: &paystate_projection::ProjectionStore,
     captured_order: &paystate_events::OrderId,

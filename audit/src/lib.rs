@@ -48,16 +48,8 @@ pub enum AuditError {
     #[error("internal: {0}")]
     Internal(String),
     /// The log holds more orders than the passes allowed can keep in memory.
-    #[error(
-        "the log holds {orders} orders: {passes} passes of {per_pass} orders, more than {max}; \
-         raise the orders per pass (memory: about 3 KB per order)"
-    )]
-    TooManyPasses {
-        orders: u64,
-        passes: u64,
-        per_pass: u64,
-        max: u64,
-    },
+    #[error(transparent)]
+    TooManyPasses(#[from] paystate_journal::passes::TooManyPasses),
     /// Import only loads into an empty stream.
     #[error(
         "stream {stream} already holds {messages} messages; import loads only into an empty stream"

@@ -6,6 +6,8 @@ use crate::report::{Finding, FindingKind, ProjectionCheck, Report};
 use crate::AuditError;
 use paystate_events::OrderId;
 use paystate_events::StateView;
+use paystate_journal::passes::Share;
+pub use paystate_journal::passes::{passes_for, ORDERS_PER_PASS_DEFAULT, PASSES_MAX};
 use paystate_journal::{Journal, LogScan, RawEntry, ScanOptions};
 use paystate_projection::{ProjectedOrder, ProjectionStore};
 use std::collections::HashMap;
@@ -22,8 +24,9 @@ pub struct AuditOptions {
     pub projection_wait: Duration,
     /// Threads folding the log (orders are split among them); default: one per core but one.
     pub workers: usize,
-    /// Most orders one pass over the log keeps in memory ([`ORDERS_PER_PASS_DEFAULT`]); a log
-    /// with more is read in several passes, each checking its share of the orders.
+    /// Most orders one pass over the log keeps in memory ([`ORDERS_PER_PASS_DEFAULT`], about
+    /// 3 KB each); a log with more is read in several passes ([`paystate_journal::passes`]),
+    /// each checking its share of the orders.
     pub orders_per_pass: u64,
 }
 
@@ -35,56 +38,6 @@ impl Default for AuditOptions {
             workers: default_workers(),
             orders_per_pass: ORDERS_PER_PASS_DEFAULT,
         }
-    }
-}
-
-/// Default for [`AuditOptions::orders_per_pass`]. The audit keeps each order's whole state
-/// while it reads (it may get another commit anywhere later in the log): about 3 KB per
-/// order of the bench's lifecycle (`paystate bench-read --events 1200000`: 479 MB resident
-/// for 160,000 orders, 39 MB for the read alone), so about 1.5 GB at this bound.
-pub const ORDERS_PER_PASS_DEFAULT: u64 = 500_000;
-
-/// Most passes one audit makes: a log needing more asks for a larger `orders_per_pass`
-/// (each pass reads the whole log).
-pub const AUDIT_PASSES_MAX: u64 = 256;
-
-/// Passes needed for `orders` orders at `per_pass` per pass (at least one).
-pub fn passes_for(orders: u64, per_pass: u64) -> u64 {
-    orders.div_ceil(per_pass.max(1)).max(1)
-}
-
-/// [`passes_for`], refused beyond [`AUDIT_PASSES_MAX`] with what to change.
-fn plan_passes(orders: u64, per_pass: u64) -> Result<u64, AuditError> {
-    let passes = passes_for(orders, per_pass);
-    if passes > AUDIT_PASSES_MAX {
-        return Err(AuditError::TooManyPasses {
-            orders,
-            passes,
-            per_pass,
-            max: AUDIT_PASSES_MAX,
-        });
-    }
-    Ok(passes)
-}
-
-/// Which pass and which worker check an order: one FNV-1a shard of `passes × workers`, so with
-/// one pass an order goes to the worker it always did.
-#[derive(Debug, Clone, Copy)]
-struct Share {
-    pass: u64,
-    passes: u64,
-    workers: usize,
-}
-
-impl Share {
-    /// The worker of this pass that checks `order`, `None` if another pass does.
-    fn worker(&self, order: &str) -> Option<usize> {
-        let shards = usize::try_from(self.passes)
-            .unwrap_or(usize::MAX)
-            .saturating_mul(self.workers);
-        let shard = paystate_events::ids::shard_of(order, shards);
-        let pass = (shard / self.workers.max(1)) as u64;
-        (pass == self.pass).then_some(shard % self.workers.max(1))
     }
 }
 
@@ -123,7 +76,7 @@ pub async fn audit(
             .await
             .map_err(AuditError::Broker)?,
     );
-    let passes = plan_passes(scan.subjects_total, opts.orders_per_pass)?;
+    let passes = paystate_journal::passes::plan(scan.subjects_total, opts.orders_per_pass)?;
     let (end_seq, total) = (scan.end_seq, scan.messages_total);
     let mut report = Report {
         stream: stream.clone(),
@@ -450,45 +403,4 @@ fn differing_fields<T: serde::Serialize>(a: &T, b: &T) -> Vec<String> {
         .filter(|k| a.get(*k) != b.get(*k))
         .cloned()
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    #[test]
-    fn passes_cover_the_orders_at_their_bound() {
-        assert_eq!(passes_for(0, 500_000), 1, "an empty log is one pass");
-        assert_eq!(passes_for(500_000, 500_000), 1);
-        assert_eq!(passes_for(500_001, 500_000), 2);
-        assert_eq!(passes_for(12, 3), 4);
-        assert_eq!(passes_for(12, 0), 12, "a bound of 0 counts as 1");
-        assert_eq!(plan_passes(256, 1).ok(), Some(256));
-        let refused = plan_passes(257, 1).expect_err("too many passes");
-        assert!(
-            refused.to_string().contains("raise the orders per pass"),
-            "{refused}"
-        );
-    }
-
-    proptest! {
-        /// Every order (and any subject a stray message has) is checked by exactly one pass,
-        /// by a worker that exists; in one pass by the worker it always had.
-        #[test]
-        fn each_order_has_exactly_one_pass_and_worker(
-            order in prop_oneof!["[A-Za-z0-9_-]{1,64}", any::<String>()],
-            passes in 1u64..=AUDIT_PASSES_MAX,
-            workers in 1usize..=AUDIT_WORKERS_MAX,
-        ) {
-            let claims: Vec<(u64, usize)> = (0..passes)
-                .filter_map(|pass| Share { pass, passes, workers }.worker(&order).map(|w| (pass, w)))
-                .collect();
-            prop_assert_eq!(claims.len(), 1);
-            prop_assert!(claims[0].1 < workers);
-            let one = Share { pass: 0, passes: 1, workers };
-            prop_assert_eq!(one.worker(&order), Some(paystate_events::ids::shard_of(&order, workers)));
-            prop_assert_eq!(claims[0].1, paystate_events::ids::shard_of(&order, workers));
-        }
-    }
 }

@@ -28,6 +28,7 @@ pub mod append;
 pub mod batch_read;
 pub mod dead_letters;
 pub mod follow;
+pub mod passes;
 pub mod pull;
 pub mod quarantine;
 pub mod read;

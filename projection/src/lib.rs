@@ -48,6 +48,9 @@ pub enum ProjectionError {
     /// Reading the log failed.
     #[error("log: {0}")]
     Log(#[from] paystate_journal::ReadError),
+    /// The log holds more orders than the passes allowed can fold in memory.
+    #[error(transparent)]
+    TooManyPasses(#[from] paystate_journal::passes::TooManyPasses),
     /// The pointer changed under a swap (another rebuild swapped first).
     #[error("the projection pointer changed meanwhile (now generation {0}); nothing swapped")]
     SwapRace(u64),

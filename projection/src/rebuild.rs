@@ -23,7 +23,8 @@ use crate::store::{broker, ProjectionStore};
 use crate::ProjectionError;
 use async_nats::jetstream::context::PublishAckFuture;
 use paystate_events::OrderId;
-use paystate_journal::{Journal, RawEntry, ScanOptions};
+use paystate_journal::passes::{Share, ORDERS_PER_PASS_DEFAULT};
+use paystate_journal::{Journal, LogScan, RawEntry, ScanOptions};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -43,6 +44,9 @@ pub struct RebuildOptions {
     pub keep_old: bool,
     /// Longest wait for the new generation to catch up with the live log before swapping.
     pub catch_up_timeout: Duration,
+    /// Most orders one pass over the log folds in memory; a log with more is folded in
+    /// several passes ([`paystate_journal::passes`]), each writing its share of the records.
+    pub orders_per_pass: u64,
 }
 
 impl Default for RebuildOptions {
@@ -51,6 +55,7 @@ impl Default for RebuildOptions {
             swap: true,
             keep_old: false,
             catch_up_timeout: Duration::from_secs(60),
+            orders_per_pass: ORDERS_PER_PASS_DEFAULT,
         }
     }
 }
@@ -70,6 +75,8 @@ pub struct RebuildReport {
     pub writes: u64,
     pub snapshot_last_seq: u64,
     pub swapped: bool,
+    /// Passes over the log's snapshot (more than one past `orders_per_pass` orders).
+    pub passes: u64,
     /// Time to read and fold the snapshot and write the bucket.
     pub fold_ms: u64,
     pub total_ms: u64,
@@ -89,7 +96,7 @@ pub async fn rebuild(
     let draft = Generation::new(number, 1, chrono::Utc::now());
     discard(store, &draft).await; // leftovers of an interrupted rebuild of the same number
     create_bucket(store, &draft).await?;
-    let mut folded = fold_snapshot(store, journal, &draft, progress).await?;
+    let mut folded = fold_snapshot(store, journal, &draft, opts.orders_per_pass, progress).await?;
     let generation = Generation {
         start_seq: folded.snapshot_last_seq + 1,
         ..draft
@@ -113,17 +120,19 @@ pub async fn rebuild(
     Ok(folded)
 }
 
+/// Folds the log's snapshot into the new bucket, in as many passes as its orders need.
 async fn fold_snapshot(
     store: &ProjectionStore,
     journal: &Journal,
     generation: &Generation,
+    orders_per_pass: u64,
     progress: &mut (dyn FnMut(u64, u64) + Send),
 ) -> Result<RebuildReport, ProjectionError> {
     let mut scan = journal.scan(ScanOptions::default()).await?;
+    let passes = paystate_journal::passes::plan(scan.subjects_total, orders_per_pass)?;
+    let (end_seq, total) = (scan.end_seq, scan.messages_total);
     let (out_tx, mut out_rx) =
         tokio::sync::mpsc::channel::<Vec<(String, Vec<u8>)>>(QUEUE_BATCHES_MAX);
-    let workers_n = rebuild_workers();
-    let (senders, workers) = spawn_workers(out_tx, workers_n);
     // Records are written while the log is still being read (workers hand over what changed
     // every `FLUSH_EVERY` commits), so the bucket fills alongside the fold.
     let mut bulk = BulkWriter::new(store, generation);
@@ -134,6 +143,77 @@ async fn fold_snapshot(
         bulk.finish().await?;
         Ok::<u64, ProjectionError>(bulk.written)
     });
+    let (mut commits, mut orders, mut broken, mut failure) = (0u64, 0u64, 0u64, None);
+    for pass in 0..passes {
+        if pass > 0 {
+            // The same snapshot again: what was written since, the catch-up applies.
+            let again = ScanOptions {
+                until_seq: Some(end_seq),
+                ..ScanOptions::default()
+            };
+            scan = match journal.scan(again).await {
+                Ok(scan) => scan,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            };
+        }
+        let share = Share {
+            pass,
+            passes,
+            workers: rebuild_workers(),
+        };
+        let done_before = pass.saturating_mul(total);
+        let mut report = |read, _| progress(done_before + read, passes.saturating_mul(total));
+        let folded = fold_pass(&mut scan, share, out_tx.clone(), &mut report).await?;
+        commits = folded.commits;
+        orders += folded.orders;
+        broken += folded.broken;
+        if let Some(e) = folded.failure {
+            failure = Some(e);
+            break;
+        }
+    }
+    drop(out_tx); // the writer ends once the workers' last records are written
+    let written = writer.await.map_err(broker)??;
+    if let Some(e) = failure {
+        return Err(e.into());
+    }
+    Ok(RebuildReport {
+        generation: generation.clone(),
+        previous: None,
+        commits,
+        orders,
+        broken,
+        writes: written,
+        snapshot_last_seq: end_seq,
+        swapped: false,
+        passes,
+        fold_ms: 0,
+        total_ms: 0,
+    })
+}
+
+/// What one pass folded: commits read (all of the snapshot's), its orders, its commits that
+/// could not be applied, and the read's failure if it failed.
+struct Pass {
+    commits: u64,
+    orders: u64,
+    broken: u64,
+    failure: Option<paystate_journal::ReadError>,
+}
+
+/// Reads the snapshot once, folding this pass's share of the orders on the worker threads
+/// (which write their records through `out` as they go and at the end).
+async fn fold_pass(
+    scan: &mut LogScan,
+    share: Share,
+    out: RecordsOut,
+    progress: &mut (dyn FnMut(u64, u64) + Send),
+) -> Result<Pass, ProjectionError> {
+    let workers_n = share.workers;
+    let (senders, workers) = spawn_workers(out, workers_n);
     let mut batches: Vec<Vec<RawEntry>> = (0..workers_n)
         .map(|_| Vec::with_capacity(BATCH_MAX))
         .collect();
@@ -150,7 +230,9 @@ async fn fold_snapshot(
         if commits.is_multiple_of(PROGRESS_EVERY) {
             progress(commits, scan.messages_total);
         }
-        let w = partition(entry.subject_order().unwrap_or(&entry.subject), workers_n);
+        let Some(w) = share.worker(entry.subject_order().unwrap_or(&entry.subject)) else {
+            continue; // another pass folds this order
+        };
         batches[w].push(entry);
         if batches[w].len() >= BATCH_MAX {
             let full = std::mem::replace(&mut batches[w], Vec::with_capacity(BATCH_MAX));
@@ -168,7 +250,6 @@ async fn fold_snapshot(
     }
     drop(senders); // the workers now write what they still hold
     progress(commits, scan.messages_total);
-    let written = writer.await.map_err(broker)??;
     let parts = tokio::task::spawn_blocking(move || {
         workers
             .into_iter()
@@ -178,20 +259,11 @@ async fn fold_snapshot(
     .await
     .map_err(broker)?
     .map_err(|_| ProjectionError::Broker("a rebuild worker panicked".into()))?;
-    if let Some(e) = failure {
-        return Err(e.into());
-    }
-    Ok(RebuildReport {
-        generation: generation.clone(),
-        previous: None,
+    Ok(Pass {
         commits,
         orders: parts.iter().map(|p| p.0).sum(),
         broken: parts.iter().map(|p| p.1).sum(),
-        writes: written,
-        snapshot_last_seq: scan.end_seq,
-        swapped: false,
-        fold_ms: 0,
-        total_ms: 0,
+        failure,
     })
 }
 
@@ -335,11 +407,6 @@ fn fold_one(records: &mut Records, dirty: &mut HashSet<String>, entry: &RawEntry
         dirty.insert(token.to_string());
     }
     !matches!(step, Step::Broken(_))
-}
-
-/// Which worker folds an order (FNV-1a over the order id: stable and cheap).
-fn partition(order: &str, n: usize) -> usize {
-    paystate_events::ids::shard_of(order, n)
 }
 
 /// Runs the live projector's loop on `generation` until its lag is zero.

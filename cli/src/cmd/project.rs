@@ -36,6 +36,11 @@ pub struct RebuildArgs {
     keep_old: bool,
     #[arg(long, short)]
     quiet: bool,
+    /// Most orders one pass over the log folds in memory (about 2.5 KB each); a log with more
+    /// is folded in several passes, each writing its share of the records.
+    #[arg(long, default_value_t = paystate_journal::passes::ORDERS_PER_PASS_DEFAULT,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    orders_per_pass: u64,
 }
 
 pub async fn run(settings: Settings, cmd: Command) -> anyhow::Result<ExitCode> {
@@ -59,6 +64,7 @@ pub async fn run(settings: Settings, cmd: Command) -> anyhow::Result<ExitCode> {
             let opts = RebuildOptions {
                 swap: !a.no_swap,
                 keep_old: a.keep_old,
+                orders_per_pass: a.orders_per_pass,
                 ..Default::default()
             };
             let (projection, journal, quiet) = (h.projection.clone(), h.journal.clone(), a.quiet);
@@ -77,12 +83,13 @@ pub async fn run(settings: Settings, cmd: Command) -> anyhow::Result<ExitCode> {
             let report = report?;
             progress.finish(last.0, last.1);
             println!(
-                "generation {} built: {} commits, {} orders, {} broken, {} writes, fold {} ms, total {} ms; {}",
+                "generation {} built: {} commits, {} orders, {} broken, {} writes{}, fold {} ms, total {} ms; {}",
                 report.generation.generation,
                 report.commits,
                 report.orders,
                 report.broken,
                 report.writes,
+                if report.passes > 1 { format!(" in {} passes", report.passes) } else { String::new() },
                 report.fold_ms,
                 report.total_ms,
                 if report.swapped { "swapped in".to_string() } else { format!("not swapped (`paystate project swap {}`)", report.generation.generation) }
