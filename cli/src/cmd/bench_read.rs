@@ -153,9 +153,9 @@ pub async fn measure(
         .ok()
         .and_then(|w| w.parse().ok())
         .unwrap_or_else(paystate_audit::run::default_workers);
-    // BENCH_AUDIT_ORDERS_PER_PASS overrides the orders one audit pass keeps (several passes
-    // over the log past it), to measure the audit's memory and time per pass.
-    let orders_per_pass = std::env::var("BENCH_AUDIT_ORDERS_PER_PASS")
+    // BENCH_ORDERS_PER_PASS overrides the orders one pass of the audit and of the rebuild
+    // keeps (several passes over the log past it), to measure their memory and time per pass.
+    let orders_per_pass = std::env::var("BENCH_ORDERS_PER_PASS")
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(paystate_audit::run::ORDERS_PER_PASS_DEFAULT);
@@ -178,15 +178,16 @@ pub async fn measure(
     let cpu = CpuMeter::start(server_pid);
     let t = Instant::now();
     let (j, s) = (journal.clone(), store.clone());
+    let rebuild_opts = RebuildOptions {
+        orders_per_pass,
+        ..Default::default()
+    };
     let rebuilt =
-        tokio::spawn(
-            async move { rebuild(&s, &j, &RebuildOptions::default(), &mut |_, _| {}).await },
-        )
-        .await??;
+        tokio::spawn(async move { rebuild(&s, &j, &rebuild_opts, &mut |_, _| {}).await }).await??;
     let rebuild_secs = t.elapsed().as_secs_f64();
     eprintln!(
-        "rebuild: fold and write {} ms of {} ms ({} records)",
-        rebuilt.fold_ms, rebuilt.total_ms, rebuilt.writes
+        "rebuild: fold and write {} ms of {} ms ({} records, {} passes); audit: {} passes",
+        rebuilt.fold_ms, rebuilt.total_ms, rebuilt.writes, rebuilt.passes, report.passes
     );
     rows.push(row("projection rebuild", rebuild_secs, raw, filled, &cpu));
     // Not timed: the rebuilt projection must equal the audit's fold, order by order.
