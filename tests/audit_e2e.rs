@@ -67,11 +67,7 @@ async fn healthy_log(nats: &TestNats, prefix: &str, n: usize) -> Vec<paystate_ev
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_catches_a_deleted_message_with_its_order_and_sequence() {
     let nats = TestNats::start().await;
-    let _engine = nats.engine().await;
-    let store = projection_store(&nats).await;
-    let projector = start_projector(store.clone(), ProjectorConfig::default())
-        .await
-        .expect("projector");
+    let (_engine, store, projector) = projected(&nats).await;
     let orders = healthy_log(&nats, "del", 4).await;
     wait_projection_caught_up(&store).await;
     let (code, report, out) = audit_cli(&nats.url()).await;
@@ -115,11 +111,7 @@ async fn audit_catches_a_deleted_message_with_its_order_and_sequence() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_audit_in_several_passes_reports_what_one_pass_does() {
     let nats = TestNats::start().await;
-    let _engine = nats.engine().await;
-    let store = projection_store(&nats).await;
-    let projector = start_projector(store.clone(), ProjectorConfig::default())
-        .await
-        .expect("projector");
+    let (_engine, store, projector) = projected(&nats).await;
     let orders = healthy_log(&nats, "pass", 12).await;
     let journal = nats.journal().await;
     let commits = journal.read_order(&orders[5]).await.expect("read");
@@ -185,11 +177,7 @@ async fn an_audit_in_several_passes_reports_what_one_pass_does() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_catches_a_forged_commit_that_bypasses_the_engine() {
     let nats = TestNats::start().await;
-    let _engine = nats.engine().await;
-    let store = projection_store(&nats).await;
-    let projector = start_projector(store.clone(), ProjectorConfig::default())
-        .await
-        .expect("projector");
+    let (_engine, store, projector) = projected(&nats).await;
     let client = nats.client().await;
     let o = order("forged");
     let mut state = accept(&client, env(&o, create(10_000))).await;

@@ -119,11 +119,7 @@ async fn projector_killed_mid_stream_and_restarted_applies_everything_exactly_on
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rebuild_swaps_in_a_fresh_generation_while_the_old_one_serves_and_http_queries_it() {
     let nats = TestNats::start().await;
-    let _engine = nats.engine().await;
-    let store = projection_store(&nats).await;
-    let projector = start_projector(store.clone(), ProjectorConfig::default())
-        .await
-        .expect("projector");
+    let (_engine, store, projector) = projected(&nats).await;
     let client = nats.client().await;
     let done = run_workload(
         &client,
@@ -187,11 +183,7 @@ async fn rebuild_swaps_in_a_fresh_generation_while_the_old_one_serves_and_http_q
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rebuild_in_several_passes_writes_the_same_records() {
     let nats = TestNats::start().await;
-    let _engine = nats.engine().await;
-    let store = projection_store(&nats).await;
-    let projector = start_projector(store.clone(), ProjectorConfig::default())
-        .await
-        .expect("projector");
+    let (_engine, store, projector) = projected(&nats).await;
     let client = nats.client().await;
     let done = run_workload(
         &client,

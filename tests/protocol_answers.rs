@@ -6,7 +6,6 @@
 mod support;
 
 use paystate_events::OrderId;
-use paystate_projection::{start_projector, ProjectorConfig};
 use serde_json::Value;
 use support::*;
 
@@ -90,11 +89,7 @@ async fn orders(client: &paystate_service::Client) -> (OrderId, OrderId) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_http_answer_and_cli_json_output_validates_against_its_schema() {
     let nats = TestNats::start().await;
-    let _engine = nats.engine().await;
-    let store = projection_store(&nats).await;
-    let projector = start_projector(store.clone(), ProjectorConfig::default())
-        .await
-        .expect("projector");
+    let (_engine, store, projector) = projected(&nats).await;
     let client = nats.client().await;
     let (waiting, refunding) = orders(&client).await;
     wait_projection_caught_up(&store).await;

@@ -360,6 +360,23 @@ pub async fn projection_store(nats: &TestNats) -> ProjectionStore {
         .expect("projection store")
 }
 
+/// An engine and a projector (default settings) on the test server, and the projection
+/// they keep.
+pub async fn projected(
+    nats: &TestNats,
+) -> (
+    EngineHandle,
+    ProjectionStore,
+    paystate_projection::ProjectorHandle,
+) {
+    let engine = nats.engine().await;
+    let store = projection_store(nats).await;
+    let projector = paystate_projection::start_projector(store.clone(), Default::default())
+        .await
+        .expect("projector");
+    (engine, store, projector)
+}
+
 /// Waits until the live projection has no lag (panics after a while).
 pub async fn wait_projection_caught_up(store: &ProjectionStore) {
     let lag = paystate_projection::wait_caught_up(store, WAIT * 3)
