@@ -85,6 +85,7 @@ pub async fn audit(
         ..Default::default()
     };
     let (mut gaps, mut breaks) = (Vec::new(), Vec::new());
+    let mut gaps_seen = std::collections::HashSet::new();
     for pass in 0..passes {
         if pass > 0 {
             // The same snapshot again: what was written since is not part of this audit.
@@ -111,7 +112,7 @@ pub async fn audit(
         for gap in pass_gaps.findings {
             // A gap every pass sees is one finding; one that appears in a later pass (a
             // message deleted while the audit ran) is another.
-            if !gaps.contains(&gap) {
+            if gaps_seen.insert((gap.sequence, gap.detail.clone())) {
                 gaps.push(gap);
             }
         }
