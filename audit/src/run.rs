@@ -6,15 +6,11 @@ use crate::report::{Finding, FindingKind, ProjectionCheck, Report};
 use crate::AuditError;
 use paystate_events::OrderId;
 use paystate_events::StateView;
-use paystate_journal::passes::Share;
-pub use paystate_journal::passes::{passes_for, ORDERS_PER_PASS_DEFAULT, PASSES_MAX};
+use paystate_journal::passes::{feed, Plan, Share, ORDERS_PER_PASS_DEFAULT};
 use paystate_journal::{Journal, LogScan, RawEntry, ScanOptions};
 use paystate_projection::{ProjectedOrder, ProjectionStore};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-
-/// Progress is reported every this many commits.
-pub const PROGRESS_EVERY: u64 = 4096;
 
 #[derive(Debug, Clone)]
 pub struct AuditOptions {
@@ -55,8 +51,6 @@ pub fn default_workers() -> usize {
         .map_or(1, |n| n.get().saturating_sub(1))
         .clamp(1, AUDIT_WORKERS_MAX)
 }
-/// Messages handed to a worker at a time.
-const BATCH_MAX: usize = 256;
 /// Batches queued per worker before the reader waits (bounds memory).
 const QUEUE_BATCHES_MAX: usize = 16;
 
@@ -76,37 +70,28 @@ pub async fn audit(
             .await
             .map_err(AuditError::Broker)?,
     );
-    let passes = paystate_journal::passes::plan(scan.subjects_total, opts.orders_per_pass)?;
-    let (end_seq, total) = (scan.end_seq, scan.messages_total);
+    let plan = Plan::of(&scan, opts.orders_per_pass)?;
+    let workers = opts.workers.clamp(1, AUDIT_WORKERS_MAX);
     let mut report = Report {
         stream: stream.clone(),
-        snapshot_last_seq: end_seq,
-        passes,
+        snapshot_last_seq: plan.end_seq,
+        passes: plan.passes,
         ..Default::default()
     };
     let (mut gaps, mut breaks) = (Vec::new(), Vec::new());
     let mut gaps_seen = std::collections::HashSet::new();
-    for pass in 0..passes {
+    for pass in 0..plan.passes {
         if pass > 0 {
-            // The same snapshot again: what was written since is not part of this audit.
-            let again = ScanOptions {
-                until_seq: Some(end_seq),
-                ..ScanOptions::default()
-            };
-            scan = journal.scan(again).await?;
+            scan = plan.rescan(journal).await?;
         }
-        let share = Share {
-            pass,
-            passes,
-            workers: opts.workers.clamp(1, AUDIT_WORKERS_MAX),
-        };
-        let done_before = pass.saturating_mul(total);
         let (mut part, pass_gaps) = fold_log(
             &mut scan,
             &stream,
             quarantined.clone(),
-            share,
-            &mut |read, _| progress(done_before + read, passes.saturating_mul(total)),
+            &plan,
+            pass,
+            workers,
+            progress,
         )
         .await?;
         for gap in pass_gaps.findings {
@@ -118,6 +103,7 @@ pub async fn audit(
         }
         if let (true, Some(store)) = (opts.compare_projection, projection) {
             let wait = opts.projection_wait;
+            let share = plan.share(pass, workers);
             part.report.projection =
                 compare_projection(store, &part.orders, &mut part.report, wait, share).await?;
         }
@@ -147,55 +133,24 @@ fn free_aside(orders: Tracks) {
 /// Below this many orders the fold is freed in place (a thread would cost more).
 const FREE_ASIDE_FROM: usize = 4096;
 
-/// Reads the snapshot, checking sequence gaps here and handing each message of this pass's
-/// orders to its worker thread; then joins the workers' results.
+/// Reads the snapshot once (pass `pass` of `plan`, on `workers` threads), checking sequence
+/// gaps here and handing each message of the pass's orders to its worker thread; then joins
+/// the workers' results.
 async fn fold_log(
     scan: &mut LogScan,
     stream: &str,
     quarantined: std::sync::Arc<std::collections::HashSet<(String, u64)>>,
-    share: Share,
+    plan: &Plan,
+    pass: u64,
+    workers_n: usize,
     progress: &mut (dyn FnMut(u64, u64) + Send),
 ) -> Result<(crate::check::Joined, SequenceGaps), AuditError> {
-    let workers_n = share.workers;
     let (senders, workers) = spawn_workers(stream, scan.end_seq, workers_n, quarantined);
-    let mut batches: Vec<Vec<RawEntry>> = (0..workers_n)
-        .map(|_| Vec::with_capacity(BATCH_MAX))
-        .collect();
     let mut gaps = SequenceGaps::new();
-    let (mut read, mut failure) = (0u64, None);
-    while let Some(entry) = scan.next().await {
-        let entry = match entry {
-            Ok(e) => e,
-            Err(e) => {
-                failure = Some(e);
-                break;
-            }
-        };
-        read += 1;
-        gaps.observe(entry.sequence);
-        if read.is_multiple_of(PROGRESS_EVERY) {
-            progress(read, scan.messages_total);
-        }
-        let Some(w) = share.worker(entry.subject_order().unwrap_or(&entry.subject)) else {
-            continue; // another pass checks this order
-        };
-        batches[w].push(entry);
-        if batches[w].len() >= BATCH_MAX {
-            let full = std::mem::replace(&mut batches[w], Vec::with_capacity(BATCH_MAX));
-            if senders[w].send(full).await.is_err() {
-                break; // the worker is gone; joining it below reports why
-            }
-        }
-    }
-    for (w, batch) in batches
-        .into_iter()
-        .enumerate()
-        .filter(|(_, b)| !b.is_empty())
-    {
-        let _ = senders[w].send(batch).await;
-    }
-    drop(senders);
-    progress(read, scan.messages_total);
+    let (_, failure) = feed(scan, plan, pass, senders, progress, |entry| {
+        gaps.observe(entry.sequence)
+    })
+    .await;
     let parts = tokio::task::spawn_blocking(move || {
         workers
             .into_iter()

@@ -5,7 +5,9 @@
 //! [`paystate_events::ids::shard_of`]). Every pass reads the whole log, so memory is traded
 //! for time.
 
+use crate::{Journal, LogScan, RawEntry, ReadError, ScanOptions};
 use paystate_events::ids::shard_of;
+use tokio::sync::mpsc;
 
 /// Default for the orders one pass keeps. The audit keeps each order's whole state while it
 /// reads (an order may get its next commit anywhere later in the log), about 3 KB per order
@@ -48,6 +50,115 @@ pub fn plan(orders: u64, per_pass: u64) -> Result<u64, TooManyPasses> {
         });
     }
     Ok(passes)
+}
+
+/// Progress is reported every this many messages read.
+pub const PROGRESS_EVERY: u64 = 4096;
+/// Messages handed to a worker thread at a time.
+pub const FEED_BATCH_MAX: usize = 256;
+
+/// The passes of one whole-log read: the first scan's snapshot and how many passes its
+/// orders take.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    pub passes: u64,
+    /// The snapshot's last sequence: every pass ends there.
+    pub end_seq: u64,
+    /// Messages in the snapshot (for progress).
+    pub messages: u64,
+}
+
+impl Plan {
+    /// The passes `first` (a whole-log scan just opened) needs at `per_pass` orders per pass.
+    pub fn of(first: &LogScan, per_pass: u64) -> Result<Plan, TooManyPasses> {
+        Ok(Plan {
+            passes: plan(first.subjects_total, per_pass)?,
+            end_seq: first.end_seq,
+            messages: first.messages_total,
+        })
+    }
+
+    /// The scan of a pass after the first: the same snapshot again, whatever was written since.
+    pub async fn rescan(&self, journal: &Journal) -> Result<LogScan, ReadError> {
+        let again = ScanOptions {
+            until_seq: Some(self.end_seq),
+            ..ScanOptions::default()
+        };
+        journal.scan(again).await
+    }
+
+    /// The share of `pass`, split over `workers` threads.
+    pub fn share(&self, pass: u64, workers: usize) -> Share {
+        Share {
+            pass,
+            passes: self.passes,
+            workers,
+        }
+    }
+
+    /// `(done, to do)` over all passes once `pass` has read `read` messages.
+    fn progress(&self, pass: u64, read: u64) -> (u64, u64) {
+        let all = self.passes.saturating_mul(self.messages);
+        (pass.saturating_mul(self.messages).saturating_add(read), all)
+    }
+}
+
+/// Reads `scan` (pass `pass` of `plan`) to its end, showing every message to `each` and
+/// handing those of the pass's orders to their worker (`senders`, one per worker thread, at
+/// least one; in batches of [`FEED_BATCH_MAX`]; the senders are dropped at the end, so the
+/// workers finish). `progress` gets (messages read,
+/// messages to read) over all the plan's passes every [`PROGRESS_EVERY`] and at the end. Returns the messages read
+/// and the read's failure, if it failed; a worker that is gone ends the read early (joining it
+/// says why).
+pub async fn feed(
+    scan: &mut LogScan,
+    plan: &Plan,
+    pass: u64,
+    senders: Vec<mpsc::Sender<Vec<RawEntry>>>,
+    progress: &mut (dyn FnMut(u64, u64) + Send),
+    mut each: impl FnMut(&RawEntry),
+) -> (u64, Option<ReadError>) {
+    let share = plan.share(pass, senders.len());
+    let mut batches: Vec<Vec<RawEntry>> = senders
+        .iter()
+        .map(|_| Vec::with_capacity(FEED_BATCH_MAX))
+        .collect();
+    let (mut read, mut failure) = (0u64, None);
+    while let Some(entry) = scan.next().await {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        };
+        read += 1;
+        each(&entry);
+        if read.is_multiple_of(PROGRESS_EVERY) {
+            let (done, all) = plan.progress(pass, read);
+            progress(done, all);
+        }
+        let Some(w) = share.worker(entry.subject_order().unwrap_or(&entry.subject)) else {
+            continue; // another pass handles this order
+        };
+        // Why indexing cannot fail: `w` < the share's workers = `senders.len()` (at least one).
+        batches[w].push(entry);
+        if batches[w].len() >= FEED_BATCH_MAX {
+            let full = std::mem::replace(&mut batches[w], Vec::with_capacity(FEED_BATCH_MAX));
+            if senders[w].send(full).await.is_err() {
+                break; // the worker is gone; joining it says why
+            }
+        }
+    }
+    for (batch, sender) in batches.into_iter().zip(&senders) {
+        if !batch.is_empty() {
+            let _ = sender.send(batch).await;
+        }
+    }
+    drop(senders);
+    let (done, all) = plan.progress(pass, read);
+    progress(done, all);
+    (read, failure)
 }
 
 /// Which pass, and which of the pass's worker threads, handle an order: one FNV-1a shard of

@@ -23,7 +23,7 @@ use crate::store::{broker, ProjectionStore};
 use crate::ProjectionError;
 use async_nats::jetstream::context::PublishAckFuture;
 use paystate_events::OrderId;
-use paystate_journal::passes::{Share, ORDERS_PER_PASS_DEFAULT};
+use paystate_journal::passes::{feed, Plan, ORDERS_PER_PASS_DEFAULT};
 use paystate_journal::{Journal, LogScan, RawEntry, ScanOptions};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -33,8 +33,6 @@ use std::time::{Duration, Instant};
 const PUT_WINDOW_MAX: usize = 2048;
 /// How long an old generation keeps serving readers that resolved the pointer before a swap.
 pub const RETIRE_GRACE: Duration = Duration::from_secs(2);
-/// Progress is reported every this many commits.
-pub const PROGRESS_EVERY: u64 = 4096;
 
 #[derive(Debug, Clone)]
 pub struct RebuildOptions {
@@ -129,8 +127,7 @@ async fn fold_snapshot(
     progress: &mut (dyn FnMut(u64, u64) + Send),
 ) -> Result<RebuildReport, ProjectionError> {
     let mut scan = journal.scan(ScanOptions::default()).await?;
-    let passes = paystate_journal::passes::plan(scan.subjects_total, orders_per_pass)?;
-    let (end_seq, total) = (scan.end_seq, scan.messages_total);
+    let plan = Plan::of(&scan, orders_per_pass)?;
     let (out_tx, mut out_rx) =
         tokio::sync::mpsc::channel::<Vec<(String, Vec<u8>)>>(QUEUE_BATCHES_MAX);
     // Records are written while the log is still being read (workers hand over what changed
@@ -144,14 +141,10 @@ async fn fold_snapshot(
         Ok::<u64, ProjectionError>(bulk.written)
     });
     let (mut commits, mut orders, mut broken, mut failure) = (0u64, 0u64, 0u64, None);
-    for pass in 0..passes {
+    for pass in 0..plan.passes {
         if pass > 0 {
             // The same snapshot again: what was written since, the catch-up applies.
-            let again = ScanOptions {
-                until_seq: Some(end_seq),
-                ..ScanOptions::default()
-            };
-            scan = match journal.scan(again).await {
+            scan = match plan.rescan(journal).await {
                 Ok(scan) => scan,
                 Err(e) => {
                     failure = Some(e);
@@ -159,14 +152,7 @@ async fn fold_snapshot(
                 }
             };
         }
-        let share = Share {
-            pass,
-            passes,
-            workers: rebuild_workers(),
-        };
-        let done_before = pass.saturating_mul(total);
-        let mut report = |read, _| progress(done_before + read, passes.saturating_mul(total));
-        let folded = fold_pass(&mut scan, share, out_tx.clone(), &mut report).await?;
+        let folded = fold_pass(&mut scan, &plan, pass, out_tx.clone(), progress).await?;
         commits = folded.commits;
         orders += folded.orders;
         broken += folded.broken;
@@ -187,9 +173,9 @@ async fn fold_snapshot(
         orders,
         broken,
         writes: written,
-        snapshot_last_seq: end_seq,
+        snapshot_last_seq: plan.end_seq,
         swapped: false,
-        passes,
+        passes: plan.passes,
         fold_ms: 0,
         total_ms: 0,
     })
@@ -204,52 +190,17 @@ struct Pass {
     failure: Option<paystate_journal::ReadError>,
 }
 
-/// Reads the snapshot once, folding this pass's share of the orders on the worker threads
-/// (which write their records through `out` as they go and at the end).
+/// Reads the snapshot once (pass `pass` of `plan`), folding the pass's share of the orders
+/// on the worker threads (which write their records through `out` as they go and at the end).
 async fn fold_pass(
     scan: &mut LogScan,
-    share: Share,
+    plan: &Plan,
+    pass: u64,
     out: RecordsOut,
     progress: &mut (dyn FnMut(u64, u64) + Send),
 ) -> Result<Pass, ProjectionError> {
-    let workers_n = share.workers;
-    let (senders, workers) = spawn_workers(out, workers_n);
-    let mut batches: Vec<Vec<RawEntry>> = (0..workers_n)
-        .map(|_| Vec::with_capacity(BATCH_MAX))
-        .collect();
-    let (mut commits, mut failure) = (0u64, None);
-    while let Some(entry) = scan.next().await {
-        let entry = match entry {
-            Ok(e) => e,
-            Err(e) => {
-                failure = Some(e);
-                break;
-            }
-        };
-        commits += 1;
-        if commits.is_multiple_of(PROGRESS_EVERY) {
-            progress(commits, scan.messages_total);
-        }
-        let Some(w) = share.worker(entry.subject_order().unwrap_or(&entry.subject)) else {
-            continue; // another pass folds this order
-        };
-        batches[w].push(entry);
-        if batches[w].len() >= BATCH_MAX {
-            let full = std::mem::replace(&mut batches[w], Vec::with_capacity(BATCH_MAX));
-            if senders[w].send(full).await.is_err() {
-                break; // the worker is gone; joining it below reports why
-            }
-        }
-    }
-    for (w, batch) in batches
-        .into_iter()
-        .enumerate()
-        .filter(|(_, b)| !b.is_empty())
-    {
-        let _ = senders[w].send(batch).await;
-    }
-    drop(senders); // the workers now write what they still hold
-    progress(commits, scan.messages_total);
+    let (senders, workers) = spawn_workers(out, rebuild_workers());
+    let (commits, failure) = feed(scan, plan, pass, senders, progress, |_| {}).await;
     let parts = tokio::task::spawn_blocking(move || {
         workers
             .into_iter()
@@ -286,7 +237,7 @@ pub fn rebuild_workers() -> usize {
         .map_or(1, |n| n.get().saturating_sub(1))
         .clamp(1, REBUILD_WORKERS_MAX)
 }
-/// Messages (or serialized records) handed over at a time.
+/// Serialized records handed to the writer at a time.
 const BATCH_MAX: usize = 256;
 /// Batches queued per channel before the sender waits (bounds memory).
 const QUEUE_BATCHES_MAX: usize = 16;

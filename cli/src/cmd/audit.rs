@@ -33,7 +33,7 @@ pub struct Args {
     workers: usize,
     /// Most orders one pass over the log keeps in memory (about 3 KB each); a log with more
     /// is read in several passes, each checking its share of the orders.
-    #[arg(long, default_value_t = paystate_audit::run::ORDERS_PER_PASS_DEFAULT,
+    #[arg(long, default_value_t = paystate_journal::passes::ORDERS_PER_PASS_DEFAULT,
           value_parser = clap::value_parser!(u64).range(1..))]
     orders_per_pass: u64,
 }

@@ -158,7 +158,7 @@ pub async fn measure(
     let orders_per_pass = std::env::var("BENCH_ORDERS_PER_PASS")
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(paystate_audit::run::ORDERS_PER_PASS_DEFAULT);
+        .unwrap_or(paystate_journal::passes::ORDERS_PER_PASS_DEFAULT);
     let opts = AuditOptions {
         compare_projection: false,
         workers,
