@@ -136,6 +136,7 @@ async fn an_audit_in_several_passes_reports_what_one_pass_does() {
         "findings_by_kind",
         "findings",
         "orders_flagged",
+        "orders_flagged_total",
         "snapshot_last_seq",
     ] {
         assert_eq!(one[field], four[field], "{field}: {one:#}\n{four:#}");
@@ -158,6 +159,8 @@ async fn an_audit_in_several_passes_reports_what_one_pass_does() {
     assert_eq!(twelve["passes"], 12, "{out}");
     assert_eq!(one["findings"], twelve["findings"], "{twelve:#}");
     assert_eq!(one["orders_flagged"], twelve["orders_flagged"]);
+    assert_eq!(one["orders_flagged_total"], twelve["orders_flagged_total"]);
+    assert!(one["orders_flagged_total"].as_u64() >= Some(1), "{one:#}");
     // What a later pass reads: the snapshot's end, whatever came after it.
     let end = one["snapshot_last_seq"].as_u64().expect("snapshot");
     healthy_log(&nats, "later", 1).await;

@@ -12,6 +12,7 @@
 
 use crate::report::{
     DiscrepancyEntry, Finding, FindingKind, OrderSummary, Report, DISCREPANCIES_LISTED_MAX,
+    FINDINGS_LISTED_MAX, ORDERS_FLAGGED_LISTED_MAX,
 };
 use paystate_engine::{
     apply_commit, check_invariants, decide, is_legal_transition, logs_rejection, Decision,
@@ -45,9 +46,8 @@ pub struct Auditor {
     /// many orders: copies and fresh pages while the map doubled).
     pub orders: Tracks,
     pub report: Report,
-    /// Chain breaks seen: (order, sequence of the commit before the break, sequence after),
-    /// to name the order of a stream gap.
-    pub breaks: Vec<(String, u64, u64)>,
+    /// Chain breaks seen, to name the order of a stream gap.
+    pub breaks: Breaks,
     /// Messages an operator quarantined: (order, stream sequence).
     pub quarantined: std::sync::Arc<std::collections::HashSet<(String, u64)>>,
 }
@@ -62,7 +62,7 @@ impl Auditor {
         Auditor {
             orders: HashMap::new(),
             report,
-            breaks: Vec::new(),
+            breaks: Breaks::default(),
             quarantined: Default::default(),
         }
     }
@@ -173,7 +173,7 @@ impl Auditor {
         };
         if commit.commit != expected || commit.prev_hash != head {
             let detail = chain_detail(expected, head, commit, track.last_seq, seq);
-            self.breaks.push((order.to_string(), track.last_seq, seq));
+            self.breaks.push(order, track.last_seq, seq);
             self.finding_for(
                 track,
                 FindingKind::ChainBroken,
@@ -376,18 +376,28 @@ fn logged_rejection(commit: &Commit) -> Option<RejectionCode> {
     }
 }
 
+/// Gap ranges an audit holds, to list and to tell apart across passes; past it further ranges
+/// are counted, not held (a log with millions of deleted ranges audits in bounded memory).
+pub const GAPS_HELD_MAX: usize = FINDINGS_LISTED_MAX;
+/// Chain breaks an audit holds to name the order of a gap; past it no gap is named.
+pub const BREAKS_HELD_MAX: usize = 10 * FINDINGS_LISTED_MAX;
+
 /// Stream-level check: sequence numbers missing between the messages read (deleted ones).
 #[derive(Debug, Default)]
 pub struct SequenceGaps {
     next_seq: u64,
-    pub findings: Vec<Finding>,
+    /// The first missing ranges, `(first, last)`, in stream order: at most [`GAPS_HELD_MAX`].
+    pub held: Vec<(u64, u64)>,
+    /// Missing ranges past `held`'s bound: counted only.
+    pub more: u64,
 }
 
 impl SequenceGaps {
     pub fn new() -> SequenceGaps {
         SequenceGaps {
             next_seq: 1,
-            findings: Vec::new(),
+            held: Vec::new(),
+            more: 0,
         }
     }
 
@@ -407,18 +417,104 @@ impl SequenceGaps {
     }
 
     fn gap(&mut self, first: u64, last: u64) {
-        let detail = if first == last {
-            format!("stream sequence {first} is missing (deleted)")
+        if self.held.len() < GAPS_HELD_MAX {
+            self.held.push((first, last));
         } else {
-            format!("stream sequences {first}..={last} are missing (deleted)")
-        };
-        self.findings.push(Finding {
-            kind: FindingKind::SequenceGap,
-            order: None,
-            sequence: Some(first),
-            commit: None,
-            detail,
-        });
+            self.more += 1;
+        }
+    }
+}
+
+/// The gaps of every pass of an audit: a range every pass sees is one finding; one that
+/// appears only in a later pass (a message deleted while the audit ran) is another. Distinct
+/// ranges are held up to [`GAPS_HELD_MAX`]; past it they are counted, from each pass's own
+/// count (exact unless a log with more ranges than the bound also lost messages mid-audit).
+#[derive(Debug, Default)]
+pub struct GapsSeen {
+    held: Vec<(u64, u64)>,
+    seen: std::collections::HashSet<(u64, u64)>,
+    /// Distinct ranges of a later pass that did not fit.
+    new_past_bound: u64,
+    /// The largest count of ranges past a pass's own bound.
+    more_max: u64,
+}
+
+impl GapsSeen {
+    pub fn absorb(&mut self, pass: SequenceGaps) {
+        for range in pass.held {
+            if self.seen.contains(&range) {
+                continue;
+            }
+            if self.held.len() < GAPS_HELD_MAX {
+                self.seen.insert(range);
+                self.held.push(range);
+            } else {
+                self.new_past_bound += 1;
+            }
+        }
+        self.more_max = self.more_max.max(pass.more);
+    }
+
+    /// Ranges found, held or not.
+    pub fn total(&self) -> u64 {
+        self.held.len() as u64 + self.new_past_bound + self.more_max
+    }
+}
+
+fn gap_finding((first, last): (u64, u64)) -> Finding {
+    let detail = if first == last {
+        format!("stream sequence {first} is missing (deleted)")
+    } else {
+        format!("stream sequences {first}..={last} are missing (deleted)")
+    };
+    Finding {
+        kind: FindingKind::SequenceGap,
+        order: None,
+        sequence: Some(first),
+        commit: None,
+        detail,
+    }
+}
+
+/// Chain breaks seen, `(order, sequence of the commit before the break, sequence after)`, to
+/// name the order of a gap: at most [`BREAKS_HELD_MAX`]. Once one is dropped no gap is named
+/// (a dropped break could be a second one over the gap, and a wrong name is worse than none).
+#[derive(Debug, Default)]
+pub struct Breaks {
+    pub held: Vec<(String, u64, u64)>,
+    pub dropped: u64,
+}
+
+impl Breaks {
+    pub fn push(&mut self, order: &OrderId, before: u64, after: u64) {
+        if self.held.len() < BREAKS_HELD_MAX {
+            self.held.push((order.to_string(), before, after));
+        } else {
+            self.dropped += 1;
+        }
+    }
+
+    pub fn absorb(&mut self, other: Breaks) {
+        let room = BREAKS_HELD_MAX.saturating_sub(self.held.len());
+        let offered = other.held.len();
+        self.held.extend(other.held.into_iter().take(room));
+        self.dropped += other.dropped + offered.saturating_sub(room) as u64;
+    }
+
+    /// The one order whose chain breaks over stream sequence `gap`, if exactly one does and
+    /// every break is held.
+    fn owner(&self, gap: u64) -> Option<&str> {
+        if self.dropped > 0 {
+            return None;
+        }
+        let mut owners = self
+            .held
+            .iter()
+            .filter(|(_, before, after)| *before < gap && gap < *after);
+        match (owners.next(), owners.next()) {
+            (Some((order, _, _)), None) => Some(order),
+            _ => None,
+        }
     }
 }
 
@@ -432,7 +528,9 @@ pub fn assemble(
     parts: Vec<Auditor>,
 ) -> (Report, Tracks) {
     let mut joined = join(stream, snapshot_last_seq, parts);
-    place_gaps(&mut joined.report, gaps.findings, &joined.breaks);
+    let mut seen = GapsSeen::default();
+    seen.absorb(gaps);
+    place_gaps(&mut joined.report, seen, &joined.breaks);
     (joined.report, joined.orders)
 }
 
@@ -441,8 +539,8 @@ pub fn assemble(
 pub struct Joined {
     pub report: Report,
     pub orders: Tracks,
-    /// (order, sequence of the commit before the break, sequence after), to name a gap's order.
-    pub breaks: Vec<(String, u64, u64)>,
+    /// To name a gap's order.
+    pub breaks: Breaks,
 }
 
 /// Joins auditors that shared the orders (see [`assemble`]; an audit in several passes joins
@@ -455,15 +553,19 @@ pub fn join(stream: &str, snapshot_last_seq: u64, parts: Vec<Auditor>) -> Joined
         ..Default::default()
     };
     let mut orders = HashMap::new();
-    let mut breaks = Vec::new();
+    let mut breaks = Breaks::default();
     for part in parts {
         report.absorb(part.report);
-        breaks.extend(part.breaks);
+        breaks.absorb(part.breaks);
         orders.extend(part.orders);
     }
     report.orders = orders.len() as u64;
     for (order, t) in &orders {
         if t.findings > 0 || t.discrepancies > 0 || t.unverified > 0 {
+            report.orders_flagged_total += 1;
+            if report.orders_flagged.len() >= ORDERS_FLAGGED_LISTED_MAX {
+                continue;
+            }
             report.orders_flagged.push(OrderSummary {
                 order: order.to_string(),
                 commits: t.commits_seen,
@@ -483,21 +585,20 @@ pub fn join(stream: &str, snapshot_last_seq: u64, parts: Vec<Auditor>) -> Joined
 }
 
 /// Adds the stream-level gap findings to `report` (a gap inside exactly one order's chain
-/// break named as that order's) and puts the listings in stream order.
-pub fn place_gaps(report: &mut Report, gaps: Vec<Finding>, breaks: &[(String, u64, u64)]) {
-    for mut f in gaps {
-        if let Some(gap) = f.sequence {
-            let mut owners = breaks
-                .iter()
-                .filter(|(_, before, after)| *before < gap && gap < *after);
-            if let (Some((order, _, _)), None) = (owners.next(), owners.next()) {
-                f.order = Some(order.clone());
-                f.detail
-                    .push_str(&format!("; order {order}'s chain breaks over it"));
-            }
+/// break named as that order's; those past the held bound only counted) and puts the listings
+/// in stream order.
+pub fn place_gaps(report: &mut Report, gaps: GapsSeen, breaks: &Breaks) {
+    let unlisted = gaps.total() - gaps.held.len() as u64;
+    for range in gaps.held {
+        let mut f = gap_finding(range);
+        if let Some(order) = breaks.owner(range.0) {
+            f.order = Some(order.to_string());
+            f.detail
+                .push_str(&format!("; order {order}'s chain breaks over it"));
         }
         report.add(f);
     }
+    report.count_unlisted(FindingKind::SequenceGap, unlisted);
     report.findings.sort_by_key(|f| (f.sequence, f.kind));
     report.discrepancies.sort_by_key(|d| d.sequence);
     report.orders_flagged.sort_by(|a, b| a.order.cmp(&b.order));
@@ -556,4 +657,113 @@ fn names(events: &[Event]) -> String {
         .map(|e| e.name())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every other sequence missing: `ranges` gaps of one sequence each.
+    fn gaps_every_other(ranges: u64) -> SequenceGaps {
+        let mut gaps = SequenceGaps::new();
+        for i in 0..ranges {
+            gaps.observe(2 * i + 2);
+        }
+        gaps
+    }
+
+    #[test]
+    fn gaps_past_the_bound_are_counted_not_held() {
+        let gaps = gaps_every_other(GAPS_HELD_MAX as u64 + 5);
+        assert_eq!(gaps.held.len(), GAPS_HELD_MAX);
+        assert_eq!(gaps.more, 5);
+        assert_eq!(gaps.held[0], (1, 1), "held in stream order");
+        let mut report = Report::default();
+        let mut seen = GapsSeen::default();
+        seen.absorb(gaps);
+        place_gaps(&mut report, seen, &Breaks::default());
+        assert_eq!(report.findings_total, GAPS_HELD_MAX as u64 + 5);
+        assert_eq!(report.errors_total, GAPS_HELD_MAX as u64 + 5);
+        assert_eq!(
+            report.findings_by_kind[&FindingKind::SequenceGap],
+            GAPS_HELD_MAX as u64 + 5
+        );
+        assert_eq!(report.findings.len(), FINDINGS_LISTED_MAX);
+    }
+
+    #[test]
+    fn a_gap_every_pass_sees_is_one_finding_and_a_new_one_another() {
+        let mut seen = GapsSeen::default();
+        for _ in 0..3 {
+            seen.absorb(gaps_every_other(4));
+        }
+        assert_eq!(seen.total(), 4, "the same ranges in three passes");
+        let mut later = gaps_every_other(4);
+        later.observe(20); // 10..=19 deleted while the audit ran
+        seen.absorb(later);
+        assert_eq!(seen.total(), 5);
+        // Past the bound: each pass's own count, not the sum of the passes'.
+        let mut seen = GapsSeen::default();
+        for _ in 0..3 {
+            seen.absorb(gaps_every_other(GAPS_HELD_MAX as u64 + 7));
+        }
+        assert_eq!(seen.total(), GAPS_HELD_MAX as u64 + 7);
+        assert_eq!(seen.held.len(), GAPS_HELD_MAX);
+        assert!(seen.seen.len() <= GAPS_HELD_MAX);
+    }
+
+    #[test]
+    fn a_gap_is_named_only_when_one_held_break_covers_it_and_none_was_dropped() {
+        let (a, b) = (
+            OrderId::parse("a").expect("id"),
+            OrderId::parse("b").expect("id"),
+        );
+        let mut breaks = Breaks::default();
+        breaks.push(&a, 3, 9);
+        breaks.push(&b, 7, 12);
+        assert_eq!(breaks.owner(5), Some("a"));
+        assert_eq!(breaks.owner(8), None, "two orders break over it");
+        assert_eq!(breaks.owner(10), Some("b"));
+        assert_eq!(breaks.owner(3), None, "not inside");
+        let mut full = Breaks::default();
+        for i in 0..BREAKS_HELD_MAX as u64 {
+            full.push(&b, 100 + i, 101 + i);
+        }
+        full.absorb(breaks);
+        assert_eq!(full.held.len(), BREAKS_HELD_MAX);
+        assert_eq!(full.dropped, 2);
+        assert_eq!(full.owner(5), None, "a dropped break could cover it");
+    }
+
+    #[test]
+    fn flagged_orders_past_the_bound_are_counted_not_listed() {
+        let flagged = |from: usize, n: usize| {
+            let mut auditor = Auditor::new("TEST", 0);
+            for i in from..from + n {
+                let order = OrderId::parse(format!("o-{i}")).expect("id");
+                auditor.orders.insert(
+                    order,
+                    Box::new(OrderTrack {
+                        findings: 1,
+                        ..Default::default()
+                    }),
+                );
+            }
+            join("TEST", 0, vec![auditor]).report
+        };
+        let one = flagged(0, ORDERS_FLAGGED_LISTED_MAX + 3);
+        assert_eq!(
+            one.orders_flagged_total,
+            ORDERS_FLAGGED_LISTED_MAX as u64 + 3
+        );
+        assert_eq!(one.orders_flagged.len(), ORDERS_FLAGGED_LISTED_MAX);
+        let mut audit = Report::default();
+        audit.absorb_pass(flagged(0, 6));
+        audit.absorb_pass(one);
+        assert_eq!(
+            audit.orders_flagged_total,
+            ORDERS_FLAGGED_LISTED_MAX as u64 + 9
+        );
+        assert_eq!(audit.orders_flagged.len(), ORDERS_FLAGGED_LISTED_MAX);
+    }
 }

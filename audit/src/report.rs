@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 pub const FINDINGS_LISTED_MAX: usize = 10_000;
 /// Discrepancies listed individually; beyond this they are only counted.
 pub const DISCREPANCIES_LISTED_MAX: usize = 10_000;
+/// Flagged orders listed individually; beyond this they are only counted.
+pub const ORDERS_FLAGGED_LISTED_MAX: usize = 10_000;
 
 /// What kind of wrong.
 #[derive(
@@ -129,7 +131,10 @@ pub struct Report {
     pub findings: Vec<Finding>,
     pub discrepancies_total: u64,
     pub discrepancies: Vec<DiscrepancyEntry>,
+    /// Orders with findings, discrepancies or unverified commits: the first
+    /// [`ORDERS_FLAGGED_LISTED_MAX`] listed, all counted in `orders_flagged_total`.
     pub orders_flagged: Vec<OrderSummary>,
+    pub orders_flagged_total: u64,
     /// `None` when no projection was compared.
     pub projection: Option<ProjectionCheck>,
     /// Passes over the log: 1, or more when the log holds more orders than one pass keeps in
@@ -149,6 +154,18 @@ impl Report {
         if self.findings.len() < FINDINGS_LISTED_MAX {
             self.findings.push(f);
         }
+    }
+
+    /// Counts `n` findings of `kind` that are not listed (past a held bound).
+    pub(crate) fn count_unlisted(&mut self, kind: FindingKind, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.findings_total += n;
+        if kind.is_error() {
+            self.errors_total += n;
+        }
+        *self.findings_by_kind.entry(kind).or_default() += n;
     }
 
     /// Adds another part's counts and listings (see `check::assemble`).
@@ -172,8 +189,13 @@ impl Report {
     /// to the audit's: [`Report::absorb`] plus the orders and the projection's counts.
     pub(crate) fn absorb_pass(&mut self, mut pass: Report) {
         self.orders += pass.orders;
-        self.orders_flagged
-            .extend(std::mem::take(&mut pass.orders_flagged));
+        self.orders_flagged_total += pass.orders_flagged_total;
+        let room = ORDERS_FLAGGED_LISTED_MAX.saturating_sub(self.orders_flagged.len());
+        self.orders_flagged.extend(
+            std::mem::take(&mut pass.orders_flagged)
+                .into_iter()
+                .take(room),
+        );
         if let Some(p) = pass.projection.take() {
             let sum = self.projection.get_or_insert_with(|| ProjectionCheck {
                 generation: p.generation,

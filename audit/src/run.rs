@@ -1,7 +1,7 @@
 //! Running an audit against NATS: scan the log into the [`Auditor`], then compare the
 //! projection's records with the fold.
 
-use crate::check::{join, place_gaps, Auditor, OrderTrack, SequenceGaps, Tracks};
+use crate::check::{join, place_gaps, Auditor, Breaks, GapsSeen, OrderTrack, SequenceGaps, Tracks};
 use crate::report::{Finding, FindingKind, ProjectionCheck, Report};
 use crate::AuditError;
 use paystate_events::OrderId;
@@ -78,8 +78,7 @@ pub async fn audit(
         passes: plan.passes,
         ..Default::default()
     };
-    let (mut gaps, mut breaks) = (Vec::new(), Vec::new());
-    let mut gaps_seen = std::collections::HashSet::new();
+    let (mut gaps, mut breaks) = (GapsSeen::default(), Breaks::default());
     for pass in 0..plan.passes {
         if pass > 0 {
             scan = plan.rescan(journal).await?;
@@ -94,20 +93,14 @@ pub async fn audit(
             progress,
         )
         .await?;
-        for gap in pass_gaps.findings {
-            // A gap every pass sees is one finding; one that appears in a later pass (a
-            // message deleted while the audit ran) is another.
-            if gaps_seen.insert((gap.sequence, gap.detail.clone())) {
-                gaps.push(gap);
-            }
-        }
+        gaps.absorb(pass_gaps);
         if let (true, Some(store)) = (opts.compare_projection, projection) {
             let wait = opts.projection_wait;
             let share = plan.share(pass, workers);
             part.report.projection =
                 compare_projection(store, &part.orders, &mut part.report, wait, share).await?;
         }
-        breaks.append(&mut part.breaks);
+        breaks.absorb(std::mem::take(&mut part.breaks));
         report.absorb_pass(part.report);
         free_aside(part.orders);
     }
