@@ -560,22 +560,30 @@ pub fn join(stream: &str, snapshot_last_seq: u64, parts: Vec<Auditor>) -> Joined
         orders.extend(part.orders);
     }
     report.orders = orders.len() as u64;
-    for (order, t) in &orders {
-        if t.findings > 0 || t.discrepancies > 0 || t.unverified > 0 {
-            report.orders_flagged_total += 1;
-            if report.orders_flagged.len() >= ORDERS_FLAGGED_LISTED_MAX {
-                continue;
-            }
-            report.orders_flagged.push(OrderSummary {
-                order: order.to_string(),
-                commits: t.commits_seen,
-                last_sequence: t.last_seq,
-                status: t.state.as_ref().map(|s| s.status.to_string()),
-                findings: t.findings,
-                discrepancies: t.discrepancies,
-                unverified_commits: t.unverified,
-            });
-        }
+    // Why the flagged orders are listed by the smallest ids rather than as found: the listing
+    // is then the same whatever the map's order, the workers and the passes.
+    let mut flagged: Vec<(&OrderId, &OrderTrack)> = orders
+        .iter()
+        .filter(|(_, t)| t.findings > 0 || t.discrepancies > 0 || t.unverified > 0)
+        .map(|(order, t)| (order, &**t))
+        .collect();
+    report.orders_flagged_total = flagged.len() as u64;
+    if flagged.len() > ORDERS_FLAGGED_LISTED_MAX {
+        flagged.select_nth_unstable_by(ORDERS_FLAGGED_LISTED_MAX, |a, b| {
+            a.0.as_str().cmp(b.0.as_str())
+        });
+        flagged.truncate(ORDERS_FLAGGED_LISTED_MAX);
+    }
+    for (order, t) in flagged {
+        report.orders_flagged.push(OrderSummary {
+            order: order.to_string(),
+            commits: t.commits_seen,
+            last_sequence: t.last_seq,
+            status: t.state.as_ref().map(|s| s.status.to_string()),
+            findings: t.findings,
+            discrepancies: t.discrepancies,
+            unverified_commits: t.unverified,
+        });
     }
     Joined {
         report,
@@ -757,13 +765,31 @@ mod tests {
             ORDERS_FLAGGED_LISTED_MAX as u64 + 3
         );
         assert_eq!(one.orders_flagged.len(), ORDERS_FLAGGED_LISTED_MAX);
+        let smallest = |r: &Report| {
+            let mut listed: Vec<String> =
+                r.orders_flagged.iter().map(|o| o.order.clone()).collect();
+            listed.sort();
+            listed
+        };
+        let mut ids: Vec<String> = (0..ORDERS_FLAGGED_LISTED_MAX + 3)
+            .map(|i| format!("o-{i}"))
+            .collect();
+        ids.sort();
+        ids.truncate(ORDERS_FLAGGED_LISTED_MAX);
+        assert_eq!(
+            smallest(&one),
+            ids,
+            "the smallest ids, whatever the map's order"
+        );
+        // The same orders split over two passes list the same.
         let mut audit = Report::default();
-        audit.absorb_pass(flagged(0, 6));
-        audit.absorb_pass(one);
+        audit.absorb_pass(flagged(0, 5_000));
+        audit.absorb_pass(flagged(5_000, ORDERS_FLAGGED_LISTED_MAX - 5_000 + 3));
         assert_eq!(
             audit.orders_flagged_total,
-            ORDERS_FLAGGED_LISTED_MAX as u64 + 9
+            ORDERS_FLAGGED_LISTED_MAX as u64 + 3
         );
         assert_eq!(audit.orders_flagged.len(), ORDERS_FLAGGED_LISTED_MAX);
+        assert_eq!(smallest(&audit), ids);
     }
 }

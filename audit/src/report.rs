@@ -131,8 +131,8 @@ pub struct Report {
     pub findings: Vec<Finding>,
     pub discrepancies_total: u64,
     pub discrepancies: Vec<DiscrepancyEntry>,
-    /// Orders with findings, discrepancies or unverified commits: the first
-    /// [`ORDERS_FLAGGED_LISTED_MAX`] listed, all counted in `orders_flagged_total`.
+    /// Orders with findings, discrepancies or unverified commits: those with the smallest ids
+    /// listed, at most [`ORDERS_FLAGGED_LISTED_MAX`], all counted in `orders_flagged_total`.
     pub orders_flagged: Vec<OrderSummary>,
     pub orders_flagged_total: u64,
     /// `None` when no projection was compared.
@@ -190,12 +190,13 @@ impl Report {
     pub(crate) fn absorb_pass(&mut self, mut pass: Report) {
         self.orders += pass.orders;
         self.orders_flagged_total += pass.orders_flagged_total;
-        let room = ORDERS_FLAGGED_LISTED_MAX.saturating_sub(self.orders_flagged.len());
-        self.orders_flagged.extend(
-            std::mem::take(&mut pass.orders_flagged)
-                .into_iter()
-                .take(room),
-        );
+        // The smallest ids of all passes, as one pass lists them.
+        self.orders_flagged
+            .append(&mut std::mem::take(&mut pass.orders_flagged));
+        if self.orders_flagged.len() > ORDERS_FLAGGED_LISTED_MAX {
+            self.orders_flagged.sort_by(|a, b| a.order.cmp(&b.order));
+            self.orders_flagged.truncate(ORDERS_FLAGGED_LISTED_MAX);
+        }
         if let Some(p) = pass.projection.take() {
             let sum = self.projection.get_or_insert_with(|| ProjectionCheck {
                 generation: p.generation,
