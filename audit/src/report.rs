@@ -146,18 +146,15 @@ pub struct Report {
 
 impl Report {
     pub(crate) fn add(&mut self, f: Finding) {
-        self.findings_total += 1;
-        if f.kind.is_error() {
-            self.errors_total += 1;
-        }
-        *self.findings_by_kind.entry(f.kind).or_default() += 1;
+        self.count(f.kind, 1);
         if self.findings.len() < FINDINGS_LISTED_MAX {
             self.findings.push(f);
         }
     }
 
-    /// Counts `n` findings of `kind` that are not listed (past a held bound).
-    pub(crate) fn count_unlisted(&mut self, kind: FindingKind, n: u64) {
+    /// Counts `n` findings of `kind` without listing them (past a held bound; [`Report::add`]
+    /// lists what it counts while there is room).
+    pub(crate) fn count(&mut self, kind: FindingKind, n: u64) {
         if n == 0 {
             return;
         }
