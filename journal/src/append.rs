@@ -55,6 +55,28 @@ impl EncodedCommit {
     }
 }
 
+/// A commit sent to the log, its acknowledgement still to come ([`Journal::send`]): several
+/// commits of different orders can be in flight from one task, each confirmed on its own.
+pub struct Sent {
+    ack: async_nats::jetstream::context::PublishAckFuture,
+    hash: String,
+}
+
+impl Sent {
+    /// The broker's answer: in the log, a conflict, or not confirmed.
+    pub async fn confirmed(self) -> Result<Appended, AppendError> {
+        match self.ack.await {
+            Ok(ack) => Ok(Appended {
+                sequence: ack.sequence,
+                hash: self.hash,
+                duplicate: ack.duplicate,
+            }),
+            Err(e) if is_conflict(&e) => Err(AppendError::Conflict),
+            Err(e) => Err(AppendError::Unconfirmed(e.to_string())),
+        }
+    }
+}
+
 impl Journal {
     /// Appends the commit to its order's subject if the subject's last stream sequence is
     /// still `expected_last_seq` (0: the order has no commit yet).
@@ -63,6 +85,19 @@ impl Journal {
         encoded: &EncodedCommit,
         expected_last_seq: u64,
     ) -> Result<Appended, AppendError> {
+        self.send(encoded, expected_last_seq)
+            .await?
+            .confirmed()
+            .await
+    }
+
+    /// Sends the commit as [`Journal::append`] does without waiting for the broker's answer;
+    /// [`Sent::confirmed`] waits for it.
+    pub async fn send(
+        &self,
+        encoded: &EncodedCommit,
+        expected_last_seq: u64,
+    ) -> Result<Sent, AppendError> {
         let (commit, hash) = (&encoded.commit, encoded.hash.clone());
         let mut headers = HeaderMap::new();
         headers.insert(HASH_HEADER, hash.as_str());
@@ -74,16 +109,8 @@ impl Journal {
             .message_id(msg_id)
             .expected_last_subject_sequence(expected_last_seq);
         let subject = events_subject(&commit.order_id);
-        let ack = match self.js.send_publish(subject, publish).await {
-            Ok(fut) => fut.await,
-            Err(e) => Err(e),
-        };
-        match ack {
-            Ok(ack) => Ok(Appended {
-                sequence: ack.sequence,
-                hash,
-                duplicate: ack.duplicate,
-            }),
+        match self.js.send_publish(subject, publish).await {
+            Ok(ack) => Ok(Sent { ack, hash }),
             Err(e) if is_conflict(&e) => Err(AppendError::Conflict),
             Err(e) => Err(AppendError::Unconfirmed(e.to_string())),
         }

@@ -32,9 +32,9 @@ const APPEND_PREFIX: &str = "bench.raw.bare";
 /// partition tasks do): one awaited append at a time per worker.
 const WORKERS: usize = 256;
 /// Requests queued per worker.
-const WORKER_QUEUE_MAX: usize = 1024;
+pub(super) const WORKER_QUEUE_MAX: usize = 1024;
 /// Longest wait for one reply (a lost one is counted, never waited on forever).
-const REPLY_WAIT: Duration = Duration::from_secs(10);
+pub(super) const REPLY_WAIT: Duration = Duration::from_secs(10);
 /// Batched shape: requests go to `bench.bare.batch.<connection>`.
 const BATCH_PREFIX: &str = "bench.bare.batch";
 /// Batched shape: commands in one request at most (64 commands of about 600 bytes stay far
@@ -48,6 +48,8 @@ pub enum Shape {
     OnePerRequest,
     /// Every command waiting on a client connection in one request, the outcomes in one reply.
     Batched,
+    /// [`Shape::Batched`] with paystate's own work per command ([`super::batched_work`]).
+    BatchedWork,
 }
 
 pub struct Bare {
@@ -81,15 +83,30 @@ impl Responder {
         let (workers, prefix) = match shape {
             Shape::OnePerRequest => (WORKERS, REQUEST_PREFIX),
             Shape::Batched => (CLIENT_CONNECTIONS, BATCH_PREFIX),
+            Shape::BatchedWork => (CLIENT_CONNECTIONS, super::batched_work::PREFIX),
+        };
+        let journal = match shape {
+            Shape::BatchedWork => Some(
+                paystate_journal::Journal::open(
+                    js.clone(),
+                    &paystate_journal::LogSettings::default(),
+                )
+                .await
+                .context("the engine's log stream")?,
+            ),
+            _ => None,
         };
         let mut senders = Vec::with_capacity(workers);
         for _ in 0..workers {
             let (tx, rx) = mpsc::channel(WORKER_QUEUE_MAX);
             senders.push(tx);
             let (js, nats) = (js.clone(), responder.clone());
-            match shape {
-                Shape::OnePerRequest => tokio::spawn(worker(rx, js, nats)),
-                Shape::Batched => tokio::spawn(batch_worker(rx, js, nats)),
+            match (shape, &journal) {
+                (Shape::BatchedWork, Some(journal)) => {
+                    tokio::spawn(super::batched_work::worker(rx, journal.clone(), nats))
+                }
+                (Shape::Batched, _) => tokio::spawn(batch_worker(rx, js, nats)),
+                _ => tokio::spawn(worker(rx, js, nats)),
             };
         }
         let mut sub = responder
@@ -189,11 +206,17 @@ pub async fn run(
     let batchers: Vec<Batcher> = match shape {
         Shape::OnePerRequest => Vec::new(),
         Shape::Batched => conns.iter().enumerate().map(batcher).collect(),
+        Shape::BatchedWork => conns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| super::batched_work::batcher(i, c))
+            .collect(),
     };
-    // Each shape its own orders: both append to the yardstick stream in one run.
+    // Each shape its own orders: they append to the same streams in one run.
     let tag = match shape {
         Shape::OnePerRequest => "bare",
         Shape::Batched => "bareb",
+        Shape::BatchedWork => "barew",
     };
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -210,7 +233,11 @@ pub async fn run(
                 }
                 let order = order_id(tag, i);
                 for env in lifecycle(&order) {
-                    let Ok(body) = serde_json::to_vec(&env) else {
+                    let body = match shape {
+                        Shape::BatchedWork => super::batched_work::frame(&env),
+                        _ => serde_json::to_vec(&env).ok(),
+                    };
+                    let Some(body) = body else {
                         errors.fetch_add(1, Relaxed);
                         continue;
                     };
@@ -287,9 +314,9 @@ async fn worker(
 }
 
 /// A command waiting in its connection's batch, and where its answer goes.
-type Waiting = (Vec<u8>, oneshot::Sender<bool>);
+pub(super) type Waiting = (Vec<u8>, oneshot::Sender<bool>);
 /// Where a client hands a command to its connection's batch.
-type Batcher = mpsc::Sender<Waiting>;
+pub(super) type Batcher = mpsc::Sender<Waiting>;
 
 /// Sends `body` in its connection's next batch; true once its append is acknowledged.
 async fn batched_request(batch: &Batcher, body: Vec<u8>) -> bool {

@@ -19,6 +19,7 @@
 //! [`load`] drives clients, [`workload`] makes the commands, [`table`] prints the report.
 
 mod bare;
+mod batched_work;
 mod cache_miss;
 mod contention;
 pub(crate) mod cpu;

@@ -40,10 +40,10 @@ pub async fn on_default_server(
         let orders = plan.orders.min(BARE_ORDERS_MAX);
         if plan.runs("bare") {
             eprintln!(
-                "2 bare request path (ceiling), one command and batched: {orders} orders x 6 requests, {} clients",
+                "2 bare request path (ceiling): one command, batched, batched with the engine's work: {orders} orders x 6 requests, {} clients",
                 plan.clients
             );
-            for shape in [Shape::OnePerRequest, Shape::Batched] {
+            for shape in [Shape::OnePerRequest, Shape::Batched, Shape::BatchedWork] {
                 let row = bare_row(url, server_pid, orders, plan.clients, shape, report).await?;
                 report.rows.push(row);
             }
@@ -424,6 +424,14 @@ async fn bare_row(
             "bare path, batched (ceiling)",
             format!(
                 "one request per client connection carrying every waiting command (at most {}), an OCC append with a message id each, one reply",
+                super::bare::BATCH_COMMANDS_MAX
+            ),
+        ),
+        Shape::BatchedWork => (
+            "bare_request_path_batched_work",
+            "batched, engine work (ceiling)",
+            format!(
+                "as batched (at most {}), each command parsed, decided on its cached order, its commit encoded, hashed and sent to the engine's log stream, folded, its outcome encoded and decoded",
                 super::bare::BATCH_COMMANDS_MAX
             ),
         ),
