@@ -500,20 +500,42 @@ impl Breaks {
         self.dropped += other.dropped + offered.saturating_sub(room) as u64;
     }
 
-    /// The one order whose chain breaks over stream sequence `gap`, if exactly one does and
-    /// every break is held.
-    fn owner(&self, gap: u64) -> Option<&str> {
+    /// For each of `gaps` (ascending stream sequences), the one order whose chain breaks over
+    /// it, if exactly one does and every break is held. One sweep over the breaks sorted by
+    /// where they open and where they close, so the held bounds cost a sort, not their product.
+    fn owners(&self, gaps: &[u64]) -> Vec<Option<&str>> {
         if self.dropped > 0 {
-            return None;
+            return vec![None; gaps.len()];
         }
-        let mut owners = self
+        // A break covers the sequences strictly between `before` and `after`; one covering
+        // none is left out (it would open in the sweep after it had closed).
+        let spans: Vec<&(String, u64, u64)> = self
             .held
             .iter()
-            .filter(|(_, before, after)| *before < gap && gap < *after);
-        match (owners.next(), owners.next()) {
-            (Some((order, _, _)), None) => Some(order),
-            _ => None,
-        }
+            .filter(|(_, before, after)| before.saturating_add(1) < *after)
+            .collect();
+        let mut opening: Vec<usize> = (0..spans.len()).collect();
+        opening.sort_unstable_by_key(|&i| spans[i].1);
+        let mut closing = opening.clone();
+        closing.sort_unstable_by_key(|&i| spans[i].2);
+        let (mut opened, mut closed) = (0, 0);
+        let mut covering = std::collections::BTreeSet::new();
+        gaps.iter()
+            .map(|&gap| {
+                while let Some(&i) = opening.get(opened).filter(|&&i| spans[i].1 < gap) {
+                    covering.insert(i);
+                    opened += 1;
+                }
+                while let Some(&i) = closing.get(closed).filter(|&&i| spans[i].2 <= gap) {
+                    covering.remove(&i);
+                    closed += 1;
+                }
+                match (covering.len(), covering.first()) {
+                    (1, Some(&i)) => Some(spans[i].0.as_str()),
+                    _ => None,
+                }
+            })
+            .collect()
     }
 }
 
@@ -596,9 +618,11 @@ pub fn join(stream: &str, snapshot_last_seq: u64, parts: Vec<Auditor>) -> Joined
 /// in stream order.
 pub fn place_gaps(report: &mut Report, gaps: GapsSeen, breaks: &Breaks) {
     let unlisted = gaps.total() - gaps.held.len() as u64;
-    for range in gaps.held {
+    let starts: Vec<u64> = gaps.held.iter().map(|range| range.0).collect();
+    let owners = breaks.owners(&starts);
+    for (range, owner) in gaps.held.into_iter().zip(owners) {
         let mut f = gap_finding(range);
-        if let Some(order) = breaks.owner(range.0) {
+        if let Some(order) = owner {
             f.order = Some(order.to_string());
             f.detail
                 .push_str(&format!("; order {order}'s chain breaks over it"));
@@ -727,10 +751,11 @@ mod tests {
         let mut breaks = Breaks::default();
         breaks.push(&a, 3, 9);
         breaks.push(&b, 7, 12);
-        assert_eq!(breaks.owner(5), Some("a"));
-        assert_eq!(breaks.owner(8), None, "two orders break over it");
-        assert_eq!(breaks.owner(10), Some("b"));
-        assert_eq!(breaks.owner(3), None, "not inside");
+        assert_eq!(
+            breaks.owners(&[3, 5, 8, 10, 12]),
+            [None, Some("a"), None, Some("b"), None],
+            "not inside, one, two orders over it, one, not inside"
+        );
         let mut full = Breaks::default();
         for i in 0..BREAKS_HELD_MAX as u64 {
             full.push(&b, 100 + i, 101 + i);
@@ -738,7 +763,39 @@ mod tests {
         full.absorb(breaks);
         assert_eq!(full.held.len(), BREAKS_HELD_MAX);
         assert_eq!(full.dropped, 2);
-        assert_eq!(full.owner(5), None, "a dropped break could cover it");
+        assert_eq!(full.owners(&[5]), [None], "a dropped break could cover it");
+    }
+
+    proptest::proptest! {
+        /// The sweep names what the definition names: the one held break strictly around
+        /// each gap, none where zero or several are (breaks of any shape, overlapping,
+        /// empty or backwards, sequences up to the top of the range).
+        #[test]
+        fn owners_agree_with_the_definition(
+            spans in proptest::collection::vec((0u8..4, 0u64..40, 0u64..40), 0..24),
+            mut gaps in proptest::collection::vec(0u64..42, 0..16),
+            top in proptest::bool::ANY,
+        ) {
+            let shift = if top { u64::MAX - 41 } else { 0 };
+            let mut breaks = Breaks::default();
+            for (order, before, after) in &spans {
+                let order = OrderId::parse(format!("o-{order}")).expect("id");
+                breaks.push(&order, before + shift, after + shift);
+            }
+            gaps.sort_unstable();
+            let gaps: Vec<u64> = gaps.iter().map(|g| g + shift).collect();
+            let expected: Vec<Option<&str>> = gaps
+                .iter()
+                .map(|&gap| {
+                    let mut over = breaks.held.iter().filter(|(_, b, a)| *b < gap && gap < *a);
+                    match (over.next(), over.next()) {
+                        (Some((order, _, _)), None) => Some(order.as_str()),
+                        _ => None,
+                    }
+                })
+                .collect();
+            proptest::prop_assert_eq!(breaks.owners(&gaps), expected);
+        }
     }
 
     #[test]
