@@ -104,13 +104,21 @@ impl Report {
             after = self.load_after,
             secs = self.seconds,
         );
+        // The scenario column as wide as its longest name, so the numbers line up.
+        let w = self
+            .rows
+            .iter()
+            .map(|r| r.name.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(28);
         out += &format!(
-            "{:<3} {:<28} {:>16} {:<20} {:>7}  {:<20} {:<5}\n",
+            "{:<3} {:<w$} {:>16} {:<20} {:>7}  {:<20} {:<5}\n",
             "#", "scenario", "measured", "yardstick", "ratio", "goal", "holds"
         );
         for r in &self.rows {
             out += &format!(
-                "{:<3} {:<28} {:>16} {:<20} {:>7}  {:<20} {:<5}\n",
+                "{:<3} {:<w$} {:>16} {:<20} {:>7}  {:<20} {:<5}\n",
                 r.number,
                 r.name,
                 format!("{} {}", human(r.value), r.unit),
@@ -191,4 +199,40 @@ pub fn load_average() -> f64 {
         .ok()
         .and_then(|s| s.split_whitespace().next()?.parse().ok())
         .unwrap_or(f64::NAN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_measured_column_lines_up_whatever_the_names_length() {
+        let report = Report {
+            date: "2026-12-05T08:00:00Z".into(),
+            machine: "test".into(),
+            nats_server: "2.15.1".into(),
+            mode: "quick",
+            load_before: 0.0,
+            load_after: 0.0,
+            seconds: 1.0,
+            rows: vec![
+                Row::new("a", 1, "short", 1.0, "msg/s"),
+                Row::new(
+                    "b",
+                    2,
+                    "a scenario name longer than twenty-eight",
+                    2.0,
+                    "msg/s",
+                ),
+            ],
+        };
+        let text = report.render();
+        let ends: Vec<usize> = text
+            .lines()
+            .filter(|l| l.contains("msg/s"))
+            .filter_map(|l| l.find("msg/s"))
+            .collect();
+        assert_eq!(ends.len(), 2, "{text}");
+        assert_eq!(ends[0], ends[1], "{text}");
+    }
 }
