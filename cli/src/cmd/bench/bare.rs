@@ -32,9 +32,9 @@ const APPEND_PREFIX: &str = "bench.raw.bare";
 /// partition tasks do): one awaited append at a time per worker.
 const WORKERS: usize = 256;
 /// Requests queued per worker.
-pub(super) const WORKER_QUEUE_MAX: usize = 1024;
+const WORKER_QUEUE_MAX: usize = 1024;
 /// Longest wait for one reply (a lost one is counted, never waited on forever).
-pub(super) const REPLY_WAIT: Duration = Duration::from_secs(10);
+const REPLY_WAIT: Duration = Duration::from_secs(10);
 /// Batched shape: requests go to `bench.bare.batch.<connection>`.
 const BATCH_PREFIX: &str = "bench.bare.batch";
 /// Batched shape: commands in one request at most (64 commands of about 600 bytes stay far
@@ -324,13 +324,23 @@ async fn batched_request(batch: &Batcher, body: Vec<u8>) -> bool {
     batch.send((body, tx)).await.is_ok() && rx.await.unwrap_or(false)
 }
 
-/// The batch task of client connection `index`: one request in flight at a time, carrying
+/// How a batched shape frames its commands into one request and reads each command's
+/// answer (true: appended or accepted) from the reply.
+pub(super) struct Framing {
+    pub body: fn(&[Waiting]) -> Vec<u8>,
+    pub answers: fn(&[u8], usize) -> Vec<bool>,
+}
+
+/// A client connection's batch task on `subject`: one request in flight at a time, carrying
 /// every command that arrived while the previous one was out (at most [`BATCH_COMMANDS_MAX`]).
-fn batcher((index, nats): (usize, &async_nats::Client)) -> Batcher {
+pub(super) fn spawn_batcher(
+    nats: &async_nats::Client,
+    subject: String,
+    framing: Framing,
+) -> Batcher {
     let (tx, mut rx) = mpsc::channel::<Waiting>(WORKER_QUEUE_MAX);
     let nats = nats.clone();
     tokio::spawn(async move {
-        let subject = format!("{BATCH_PREFIX}.{index}");
         while let Some(first) = rx.recv().await {
             let mut batch = vec![first];
             while batch.len() < BATCH_COMMANDS_MAX {
@@ -339,6 +349,26 @@ fn batcher((index, nats): (usize, &async_nats::Client)) -> Batcher {
                     Err(_) => break,
                 }
             }
+            let request = nats.request(subject.clone(), (framing.body)(&batch).into());
+            let reply = match tokio::time::timeout(REPLY_WAIT, request).await {
+                Ok(Ok(reply)) => reply.payload,
+                _ => Default::default(),
+            };
+            let answers = (framing.answers)(&reply, batch.len());
+            let answers = answers.into_iter().chain(std::iter::repeat(false));
+            for ((_, answer), ok) in batch.into_iter().zip(answers) {
+                let _ = answer.send(ok);
+            }
+        }
+    });
+    tx
+}
+
+/// The batch task of client connection `index` for [`Shape::Batched`]: a JSON array of the
+/// commands, answered by an array of `{"seq"}` objects.
+fn batcher((index, nats): (usize, &async_nats::Client)) -> Batcher {
+    let framing = Framing {
+        body: |batch| {
             let mut body = Vec::with_capacity(batch.iter().map(|(b, _)| b.len() + 1).sum());
             body.push(b'[');
             for (i, (command, _)) in batch.iter().enumerate() {
@@ -348,19 +378,17 @@ fn batcher((index, nats): (usize, &async_nats::Client)) -> Batcher {
                 body.extend_from_slice(command);
             }
             body.push(b']');
-            let request = nats.request(subject.clone(), body.into());
-            let answers = match tokio::time::timeout(REPLY_WAIT, request).await {
-                Ok(Ok(reply)) => serde_json::from_slice::<Vec<serde_json::Value>>(&reply.payload)
-                    .unwrap_or_default(),
-                _ => Vec::new(),
-            };
-            for (i, (_, answer)) in batch.into_iter().enumerate() {
-                let ok = answers.get(i).is_some_and(|a| a.get("seq").is_some());
-                let _ = answer.send(ok);
-            }
-        }
-    });
-    tx
+            body
+        },
+        answers: |reply, _| {
+            serde_json::from_slice::<Vec<serde_json::Value>>(reply)
+                .unwrap_or_default()
+                .iter()
+                .map(|a| a.get("seq").is_some())
+                .collect()
+        },
+    };
+    spawn_batcher(nats, format!("{BATCH_PREFIX}.{index}"), framing)
 }
 
 /// One batch worker: parse the array, send every append (the order's expected last sequence

@@ -16,7 +16,7 @@
 //! Framing (a prototype's, not a protocol): a request is `<subject> <length>\n<command>`
 //! repeated, a reply `<length>\n<outcome>` repeated (`-\n` for a command that failed).
 
-use super::bare::{Batcher, Waiting, BATCH_COMMANDS_MAX, REPLY_WAIT, WORKER_QUEUE_MAX};
+use super::bare::{spawn_batcher, Batcher, Framing, BATCH_COMMANDS_MAX};
 
 use paystate_engine::{apply_commit, check_invariants, decide, Decision};
 use paystate_events::{Command, CommandEnvelope, OrderId, OrderState, Outcome, StateView};
@@ -36,34 +36,20 @@ pub fn subject_of(env: &CommandEnvelope) -> String {
     }
 }
 
-/// The batch task of client connection `index`: one request in flight at a time, carrying
-/// every command that arrived while the previous one was out; each answer is the decoded
-/// outcome's acceptance.
+/// The batch task of client connection `index`: the framed commands one after another,
+/// each answered by its outcome, decoded (true: accepted, not as a duplicate).
 pub fn batcher(index: usize, nats: &async_nats::Client) -> Batcher {
-    let (tx, mut rx) = mpsc::channel::<Waiting>(WORKER_QUEUE_MAX);
-    let nats = nats.clone();
-    tokio::spawn(async move {
-        let subject = format!("{PREFIX}.{index}");
-        while let Some(first) = rx.recv().await {
-            let mut batch = vec![first];
-            while batch.len() < BATCH_COMMANDS_MAX {
-                match rx.try_recv() {
-                    Ok(waiting) => batch.push(waiting),
-                    Err(_) => break,
-                }
-            }
-            let mut body = Vec::with_capacity(batch.iter().map(|(b, _)| b.len() + 64).sum());
-            for (framed, _) in &batch {
-                body.extend_from_slice(framed);
-            }
-            let request = nats.request(subject.clone(), body.into());
-            let reply = match tokio::time::timeout(REPLY_WAIT, request).await {
-                Ok(Ok(reply)) => reply.payload,
-                _ => Default::default(),
-            };
-            let mut outcomes = Frames(&reply);
-            for (_, answer) in batch {
-                let accepted = outcomes.next().is_some_and(|(_, outcome)| {
+    let framing = Framing {
+        body: |batch| {
+            batch
+                .iter()
+                .map(|(framed, _)| framed.as_slice())
+                .collect::<Vec<_>>()
+                .concat()
+        },
+        answers: |reply, _| {
+            Frames(reply)
+                .map(|(_, outcome)| {
                     matches!(
                         Outcome::from_json(outcome),
                         Ok(Outcome::Accepted {
@@ -71,12 +57,11 @@ pub fn batcher(index: usize, nats: &async_nats::Client) -> Batcher {
                             ..
                         })
                     )
-                });
-                let _ = answer.send(accepted);
-            }
-        }
-    });
-    tx
+                })
+                .collect()
+        },
+    };
+    spawn_batcher(nats, format!("{PREFIX}.{index}"), framing)
 }
 
 /// One command framed for a batch: `<subject> <length>\n<body>`.
