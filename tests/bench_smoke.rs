@@ -12,11 +12,12 @@ const RUN_TIME_MAX: Duration = Duration::from_secs(240);
 const POLL_EVERY: Duration = Duration::from_millis(200);
 
 /// Every row id `paystate bench` reports (see cli/src/cmd/bench/scenarios.rs).
-const ROWS: [&str; 23] = [
+const ROWS: [&str; 24] = [
     "raw_append",
     "bare_request_path",
     "bare_request_path_batched",
     "bare_request_path_batched_work",
+    "bare_request_path_micro_batched",
     "engine_throughput",
     "engine_throughput_queue",
     "engine_throughput_queue_ff",

@@ -34,7 +34,7 @@ const WORKERS: usize = 256;
 /// Requests queued per worker.
 const WORKER_QUEUE_MAX: usize = 1024;
 /// Longest wait for one reply (a lost one is counted, never waited on forever).
-const REPLY_WAIT: Duration = Duration::from_secs(10);
+pub(super) const REPLY_WAIT: Duration = Duration::from_secs(10);
 /// Batched shape: requests go to `bench.bare.batch.<connection>`.
 const BATCH_PREFIX: &str = "bench.bare.batch";
 /// Batched shape: commands in one request at most (64 commands of about 600 bytes stay far
@@ -50,6 +50,9 @@ pub enum Shape {
     Batched,
     /// [`Shape::Batched`] with paystate's own work per command ([`super::batched_work`]).
     BatchedWork,
+    /// One request per command, paystate's work done in batches of the requests waiting
+    /// ([`super::batched_work::micro_worker`]).
+    MicroBatched,
 }
 
 pub struct Bare {
@@ -84,9 +87,10 @@ impl Responder {
             Shape::OnePerRequest => (WORKERS, REQUEST_PREFIX),
             Shape::Batched => (CLIENT_CONNECTIONS, BATCH_PREFIX),
             Shape::BatchedWork => (CLIENT_CONNECTIONS, super::batched_work::PREFIX),
+            Shape::MicroBatched => (CLIENT_CONNECTIONS, super::batched_work::MICRO_PREFIX),
         };
         let journal = match shape {
-            Shape::BatchedWork => Some(
+            Shape::BatchedWork | Shape::MicroBatched => Some(
                 paystate_journal::Journal::open(
                     js.clone(),
                     &paystate_journal::LogSettings::default(),
@@ -104,6 +108,9 @@ impl Responder {
             match (shape, &journal) {
                 (Shape::BatchedWork, Some(journal)) => {
                     tokio::spawn(super::batched_work::worker(rx, journal.clone(), nats))
+                }
+                (Shape::MicroBatched, Some(journal)) => {
+                    tokio::spawn(super::batched_work::micro_worker(rx, journal.clone(), nats))
                 }
                 (Shape::Batched, _) => tokio::spawn(batch_worker(rx, js, nats)),
                 _ => tokio::spawn(worker(rx, js, nats)),
@@ -204,7 +211,7 @@ pub async fn run(
     let errors = Arc::new(AtomicU64::new(0));
     let conns = client_connections(url).await?;
     let batchers: Vec<Batcher> = match shape {
-        Shape::OnePerRequest => Vec::new(),
+        Shape::OnePerRequest | Shape::MicroBatched => Vec::new(),
         Shape::Batched => conns.iter().enumerate().map(batcher).collect(),
         Shape::BatchedWork => conns
             .iter()
@@ -217,6 +224,7 @@ pub async fn run(
         Shape::OnePerRequest => "bare",
         Shape::Batched => "bareb",
         Shape::BatchedWork => "barew",
+        Shape::MicroBatched => "barem",
     };
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -234,7 +242,9 @@ pub async fn run(
                 let order = order_id(tag, i);
                 for env in lifecycle(&order) {
                     let body = match shape {
-                        Shape::BatchedWork => super::batched_work::frame(&env),
+                        Shape::BatchedWork | Shape::MicroBatched => {
+                            super::batched_work::frame(&env)
+                        }
                         _ => serde_json::to_vec(&env).ok(),
                     };
                     let Some(body) = body else {
@@ -243,6 +253,9 @@ pub async fn run(
                     };
                     let answered = match &batch {
                         Some(batch) => batched_request(batch, body).await,
+                        None if shape == Shape::MicroBatched => {
+                            super::batched_work::micro_request(&nats, order.as_str(), body).await
+                        }
                         None => one_request(&nats, order.as_str(), body).await,
                     };
                     if !answered {

@@ -135,6 +135,66 @@ pub async fn worker(
     }
 }
 
+/// Requests of [`super::bare::Shape::MicroBatched`] go to `bench.batw1.<order>`.
+pub const MICRO_PREFIX: &str = "bench.batw1";
+
+/// One command as one request (framed as in a batch); true once its outcome says accepted.
+pub async fn micro_request(nats: &async_nats::Client, order: &str, framed: Vec<u8>) -> bool {
+    let request = nats.request(format!("{MICRO_PREFIX}.{order}"), framed.into());
+    match tokio::time::timeout(super::bare::REPLY_WAIT, request).await {
+        Ok(Ok(reply)) => matches!(
+            Outcome::from_json(&reply.payload),
+            Ok(Outcome::Accepted {
+                duplicate: false,
+                ..
+            })
+        ),
+        _ => false,
+    }
+}
+
+/// One micro-batching worker: one request per command as the fast path has, but the worker
+/// takes every request waiting for it at once (at most [`BATCH_COMMANDS_MAX`]), decides and
+/// sends all their commits, then confirms each and answers each request with its outcome:
+/// what a pipelined processor would give without a change of protocol.
+pub async fn micro_worker(
+    mut rx: mpsc::Receiver<async_nats::Message>,
+    journal: Journal,
+    nats: async_nats::Client,
+) {
+    let mut orders: HashMap<OrderId, (OrderState, u64)> = HashMap::new();
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < BATCH_COMMANDS_MAX {
+            match rx.try_recv() {
+                Ok(msg) => batch.push(msg),
+                Err(_) => break,
+            }
+        }
+        let now = chrono::Utc::now();
+        let mut in_flight = Vec::with_capacity(batch.len());
+        for msg in &batch {
+            let sent = match Frames(&msg.payload).next() {
+                Some((subject, body)) => send(&journal, &mut orders, subject, body, now).await,
+                None => None,
+            };
+            in_flight.push(sent);
+        }
+        for (msg, sent) in batch.into_iter().zip(in_flight) {
+            let outcome = match sent {
+                Some(sent) => settle(&mut orders, sent).await,
+                None => None,
+            };
+            if let Some(reply) = msg.reply {
+                // A reply not sent is counted by its client (no answer within REPLY_WAIT).
+                let _ = nats
+                    .publish(reply, outcome.unwrap_or_default().into())
+                    .await;
+            }
+        }
+    }
+}
+
 /// Parses, decides and sends one command; `None` if any step failed.
 async fn send(
     journal: &Journal,

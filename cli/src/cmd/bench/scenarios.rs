@@ -40,10 +40,15 @@ pub async fn on_default_server(
         let orders = plan.orders.min(BARE_ORDERS_MAX);
         if plan.runs("bare") {
             eprintln!(
-                "2 bare request path (ceiling): one command, batched, batched with the engine's work: {orders} orders x 6 requests, {} clients",
+                "2 bare request path (ceilings): one command, batched, batched with the engine's work, one command with the work batched: {orders} orders x 6 requests, {} clients",
                 plan.clients
             );
-            for shape in [Shape::OnePerRequest, Shape::Batched, Shape::BatchedWork] {
+            for shape in [
+                Shape::OnePerRequest,
+                Shape::Batched,
+                Shape::BatchedWork,
+                Shape::MicroBatched,
+            ] {
                 let row = bare_row(url, server_pid, orders, plan.clients, shape, report).await?;
                 report.rows.push(row);
             }
@@ -424,6 +429,15 @@ async fn bare_row(
             "bare path, batched (ceiling)",
             format!(
                 "one request per client connection carrying every waiting command (at most {}), an OCC append with a message id each, one reply",
+                super::bare::BATCH_COMMANDS_MAX
+            ),
+        ),
+        Shape::MicroBatched => (
+            "bare_request_path_micro_batched",
+            "one request each, work batched (ceiling)",
+            format!(
+                "one request per command as on the fast path; each of {} responder tasks takes every request waiting (at most {}), decides and sends all their commits, confirms each and answers each with its outcome (the engine's work as in the batched row)",
+                super::engine::CLIENT_CONNECTIONS,
                 super::bare::BATCH_COMMANDS_MAX
             ),
         ),
