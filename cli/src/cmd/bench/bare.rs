@@ -344,6 +344,19 @@ pub(super) struct Framing {
     pub answers: fn(&[u8], usize) -> Vec<bool>,
 }
 
+/// The next item of `rx` and every other one already waiting, at most
+/// [`BATCH_COMMANDS_MAX`]; `None` once `rx` is closed and empty.
+pub(super) async fn gather<T>(rx: &mut mpsc::Receiver<T>) -> Option<Vec<T>> {
+    let mut batch = vec![rx.recv().await?];
+    while batch.len() < BATCH_COMMANDS_MAX {
+        match rx.try_recv() {
+            Ok(item) => batch.push(item),
+            Err(_) => break,
+        }
+    }
+    Some(batch)
+}
+
 /// A client connection's batch task on `subject`: one request in flight at a time, carrying
 /// every command that arrived while the previous one was out (at most [`BATCH_COMMANDS_MAX`]).
 pub(super) fn spawn_batcher(
@@ -354,14 +367,7 @@ pub(super) fn spawn_batcher(
     let (tx, mut rx) = mpsc::channel::<Waiting>(WORKER_QUEUE_MAX);
     let nats = nats.clone();
     tokio::spawn(async move {
-        while let Some(first) = rx.recv().await {
-            let mut batch = vec![first];
-            while batch.len() < BATCH_COMMANDS_MAX {
-                match rx.try_recv() {
-                    Ok(waiting) => batch.push(waiting),
-                    Err(_) => break,
-                }
-            }
+        while let Some(batch) = gather(&mut rx).await {
             let request = nats.request(subject.clone(), (framing.body)(&batch).into());
             let reply = match tokio::time::timeout(REPLY_WAIT, request).await {
                 Ok(Ok(reply)) => reply.payload,

@@ -163,14 +163,7 @@ pub async fn micro_worker(
     nats: async_nats::Client,
 ) {
     let mut orders: HashMap<OrderId, (OrderState, u64)> = HashMap::new();
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < BATCH_COMMANDS_MAX {
-            match rx.try_recv() {
-                Ok(msg) => batch.push(msg),
-                Err(_) => break,
-            }
-        }
+    while let Some(batch) = super::bare::gather(&mut rx).await {
         let now = chrono::Utc::now();
         let mut in_flight = Vec::with_capacity(batch.len());
         for msg in &batch {
