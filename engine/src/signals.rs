@@ -113,14 +113,6 @@ fn authorized(
             ),
         ),
         Status::Captured | Status::Done | Status::Returned => record(sig, Disposition::Late),
-        // Callbacks come in any order: the authorization the order had before it was
-        // cancelled (or failed), delivered after that, is late news, not a contradiction. An
-        // authorization of an order that never had one, or of another amount, is.
-        Status::Cancelled | Status::Failed
-            if s.authorized > MinorUnits::ZERO && amount.minor_units.units() == s.authorized =>
-        {
-            record(sig, Disposition::Late)
-        }
         Status::Cancelled => discrepancy(
             sig,
             "authorized_after_cancel",

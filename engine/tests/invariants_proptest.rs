@@ -886,10 +886,6 @@ fn authorized_rule(v: &mut View, units: u64) -> Shape {
         Status::Authorized if units == v.authorized => Shape::Recorded,
         Status::Authorized => Shape::Discrepancy,
         Status::Captured | Status::Done | Status::Returned => Shape::Recorded,
-        // The authorization it had before it closed, arriving late.
-        Status::Cancelled | Status::Failed if v.authorized > 0 && units == v.authorized => {
-            Shape::Recorded
-        }
         Status::Cancelled | Status::Failed => Shape::Discrepancy,
     }
 }

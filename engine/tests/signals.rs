@@ -155,23 +155,6 @@ fn authorized_after_cancel_or_failure_is_a_discrepancy() {
         .then_discrepancy("authorized_after_failure");
 }
 
-#[test]
-fn the_authorization_a_cancelled_order_had_arriving_late_is_late() {
-    // Authorized, cancelled by the provider, then the authorization's own callback.
-    let authorized_then_cancelled = || {
-        let mut v = in_authorized();
-        v.push(signal(cancelled()));
-        v
-    };
-    given(authorized_then_cancelled())
-        .when(signal(authorized(None)))
-        .then_recorded(Disposition::Late)
-        .then_status(Status::Cancelled);
-    given(authorized_then_cancelled())
-        .when(signal(authorized(Some(usd(AMOUNT - 1)))))
-        .then_discrepancy("authorized_after_cancel");
-}
-
 // --- captured ---------------------------------------------------------------------------
 
 #[test]

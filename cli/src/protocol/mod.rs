@@ -78,11 +78,7 @@ fn transition_overview(out: &mut String) {
          `⚠ code` (accepted as `discrepancy_detected` with that code: the order is flagged \
          `needs_review`), `✗ code` (rejected, nothing written), `duplicate` (already applied). Provider signals are never \
          rejected once the order exists and the provider matches: they are recorded \
-         (`signal_recorded`) or flagged (`discrepancy_detected`, which sets `needs_review`). \
-         The `cancelled` and `failed` columns are orders closed before any authorization; an \
-         order that had been authorized records that authorization arriving after it closed (the \
-         same amount: callbacks come in any order) as `late`, and another amount as the \
-         discrepancy.\n",
+         (`signal_recorded`) or flagged (`discrepancy_detected`, which sets `needs_review`).\n",
         TABLE_PROVIDER.as_str()
     );
     let _ = write!(out, "| input |");
