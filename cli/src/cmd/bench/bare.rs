@@ -10,6 +10,9 @@
 //! commands waiting on it into one request (a JSON array, at most [`BATCH_COMMANDS_MAX`]),
 //! the responder appends each one (pipelined, every ack awaited) and answers one array. It
 //! measures what a batching protocol would leave for the engine's own work on this machine.
+//!
+//! [`Shape::BatchedWork`] and [`Shape::MicroBatched`] add the engine's own work per command to
+//! the batched and the one-request shapes ([`super::batched_work`]).
 
 use super::engine::CLIENT_CONNECTIONS;
 use super::load::{open_loop_with, LoadReport};
@@ -341,7 +344,7 @@ async fn batched_request(batch: &Batcher, body: Vec<u8>) -> bool {
 /// answer (true: appended or accepted) from the reply.
 pub(super) struct Framing {
     pub body: fn(&[Waiting]) -> Vec<u8>,
-    pub answers: fn(&[u8], usize) -> Vec<bool>,
+    pub answers: fn(&[u8]) -> Vec<bool>,
 }
 
 /// The next item of `rx` and every other one already waiting, at most
@@ -373,7 +376,7 @@ pub(super) fn spawn_batcher(
                 Ok(Ok(reply)) => reply.payload,
                 _ => Default::default(),
             };
-            let answers = (framing.answers)(&reply, batch.len());
+            let answers = (framing.answers)(&reply);
             let answers = answers.into_iter().chain(std::iter::repeat(false));
             for ((_, answer), ok) in batch.into_iter().zip(answers) {
                 let _ = answer.send(ok);
@@ -399,7 +402,7 @@ fn batcher((index, nats): (usize, &async_nats::Client)) -> Batcher {
             body.push(b']');
             body
         },
-        answers: |reply, _| {
+        answers: |reply| {
             serde_json::from_slice::<Vec<serde_json::Value>>(reply)
                 .unwrap_or_default()
                 .iter()

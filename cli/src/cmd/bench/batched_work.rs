@@ -13,11 +13,15 @@
 //! retry answered from the log, conflicts and retries, the cache's bound, counters and spans,
 //! the service's statistics. So it errs high: a batching engine would not be faster than this.
 //!
+//! Row 2 "one request each, work batched" ([`micro_worker`]): the same work with today's
+//! protocol, one request per command, the responder taking every request waiting for it and
+//! deciding, sending and confirming them together: what a pipelined processor alone would give.
+//!
 //! Framing (a prototype's, not a protocol): a request is `<subject> <length>\n<command>`
-//! repeated, a reply `<length>\n<outcome>` repeated (`-\n` for a command that failed).
+//! repeated, a reply `<length>\n<outcome>` repeated (`0\n`, an empty outcome, for a command
+//! that failed).
 
 use super::bare::{spawn_batcher, Batcher, Framing, BATCH_COMMANDS_MAX};
-
 use paystate_engine::{apply_commit, check_invariants, decide, Decision};
 use paystate_events::{Command, CommandEnvelope, OrderId, OrderState, Outcome, StateView};
 use paystate_journal::append::{EncodedCommit, Sent};
@@ -47,7 +51,7 @@ pub fn batcher(index: usize, nats: &async_nats::Client) -> Batcher {
                 .collect::<Vec<_>>()
                 .concat()
         },
-        answers: |reply, _| {
+        answers: |reply| {
             Frames(reply)
                 .map(|(_, outcome)| {
                     matches!(
