@@ -17,8 +17,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use paystate_engine::{apply_commit, check_invariants, decide, Decision};
 use paystate_events::samples::{lifecycle, LIFECYCLE_COMMANDS};
 use paystate_events::{
-    Command, CommandEnvelope, Commit, CommitHash, OrderId, OrderState, Outcome, StateView,
-    Timestamp,
+    Command, CommandEnvelope, Commit, CommitHash, OrderId, OrderState, Outcome, Timestamp,
 };
 use paystate_service::parse::parse_command;
 use std::collections::HashMap;
@@ -94,14 +93,7 @@ fn main() {
                 let after = apply_commit(state, &commit, &hash).unwrap_or_else(|e| panic!("{e}"));
                 assert!(check_invariants(&after).is_empty());
                 lap(6, &mut t);
-                let outcome = Outcome::Accepted {
-                    command_id: parsed.command_id.clone(),
-                    order_id: parsed.order_id.clone(),
-                    commit: commit.commit,
-                    events: commit.events.clone(),
-                    state: StateView::of(&after),
-                    duplicate: false,
-                };
+                let outcome = paystate_service::processor::outcome_of(&parsed, &commit, &after);
                 let reply = outcome.to_json().unwrap_or_else(|e| panic!("{e}"));
                 lap(7, &mut t);
                 black_box(Outcome::from_json(&reply).unwrap_or_else(|e| panic!("{e}")));

@@ -621,7 +621,7 @@ pub fn rejection(env: &CommandEnvelope, code: RejectionCode, message: String) ->
 
 /// The outcome a new or found commit answers: a logged rejection's, or the accepted events
 /// with `after`, the order's state right after the commit.
-fn outcome_of(env: &CommandEnvelope, commit: &Commit, after: &OrderState) -> Outcome {
+pub fn outcome_of(env: &CommandEnvelope, commit: &Commit, after: &OrderState) -> Outcome {
     if let Some(r) = logged_rejection(commit) {
         return rejection(env, r.code, r.message);
     }

@@ -23,7 +23,7 @@
 
 use super::bare::{spawn_batcher, Batcher, Framing, BATCH_COMMANDS_MAX};
 use paystate_engine::{apply_commit, check_invariants, decide, Decision};
-use paystate_events::{Command, CommandEnvelope, OrderId, OrderState, Outcome, StateView};
+use paystate_events::{Command, CommandEnvelope, OrderId, OrderState, Outcome};
 use paystate_journal::append::{EncodedCommit, Sent};
 use paystate_journal::Journal;
 use std::collections::HashMap;
@@ -237,15 +237,8 @@ async fn settle(
     if !check_invariants(&after).is_empty() {
         return None;
     }
-    let commit = encoded.commit;
-    let outcome = Outcome::Accepted {
-        command_id: commit.command.command_id.clone(),
-        order_id: commit.order_id.clone(),
-        commit: commit.commit,
-        events: commit.events,
-        state: StateView::of(&after),
-        duplicate: false,
-    };
+    let commit = &encoded.commit;
+    let outcome = paystate_service::processor::outcome_of(&commit.command, commit, &after);
     let json = outcome.to_json().ok();
     orders.insert(order, (after, appended.sequence));
     json
