@@ -19,7 +19,7 @@ use paystate_events::{
     SignalKind,
 };
 use paystate_gateway::callbacks::{
-    CallbackTimings, Callbacks, HeldCallback, HeldState, CALLBACKS_STREAM, HELD_BUCKET,
+    CallbackTimings, Callbacks, HeldCallback, HeldState, CALLBACKS_STREAM, HELD_BUCKET, SEEN_BUCKET,
 };
 use paystate_journal::dead_letters;
 use paystate_sandbox::{Sandbox, SandboxConfig, SandboxHandle};
@@ -321,6 +321,76 @@ async fn unknown_order_gets_503_then_the_resend_is_applied_once() {
     let signals = d.callback_signals(&o).await;
     assert_eq!(signals.len(), 1, "in the log exactly once: {signals:#?}");
     assert!(d.held().await.is_empty());
+}
+
+/// Anyone who may publish can have nats-server store its PubAck at any key of the account's
+/// buckets (docs/security.md, known limits). Planted at a report's seen key, that junk must
+/// not read as "already applied": the provider's resend is applied, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_brokers_answer_planted_at_a_seen_key_does_not_silence_the_report() {
+    let mut d = Durable::start().await;
+    let o = d.order("pk-planted", Provider::Paykassma, None).await;
+    let postback = postback_for(&o, "700000000042");
+    // Given a first receipt that could not reach the engine: its seen record is pending.
+    d.engine_down().await;
+    let first = d.postback(&postback).await.expect("answered");
+    assert_eq!(first.0, 503, "{first:?}");
+    let seen = d.js.get_key_value(SEEN_BUCKET).await.expect("seen bucket");
+    let keys: Vec<String> = {
+        use futures::TryStreamExt;
+        seen.keys()
+            .await
+            .expect("keys")
+            .try_collect()
+            .await
+            .expect("keys")
+    };
+    let [key] = keys.as_slice() else {
+        panic!("one seen key expected: {keys:?}");
+    };
+    // When a publisher names that key as the reply subject of a JetStream publish, the
+    // broker stores its answer there.
+    let nats = d.nats.connect().await;
+    nats.publish_with_reply(
+        format!("paystate.cmd.{o}"),
+        format!("$KV.{SEEN_BUCKET}.{key}"),
+        "junk".into(),
+    )
+    .await
+    .expect("publish");
+    nats.flush().await.expect("flush");
+    let planted = poll_until(|| async {
+        let v = seen.get(key).await.ok().flatten()?;
+        (!v.is_empty() && !v.starts_with(b"{\"state\"")).then_some(v)
+    })
+    .await;
+    assert!(
+        String::from_utf8_lossy(&planted).contains("\"seq\""),
+        "the broker's PubAck is stored at the seen key: {planted:?}"
+    );
+    // Then the provider's resend is applied (not answered as a duplicate and dropped), once.
+    d.engine_up().await;
+    let answer = d.postback(&postback).await.expect("answered");
+    assert_eq!(answer, (200, PAYKASSMA_OK.to_string()));
+    d.quiet().await;
+    let signals = d.callback_signals(&o).await;
+    assert_eq!(signals.len(), 1, "in the log exactly once: {signals:#?}");
+}
+
+/// Polls `f` until it gives a value (up to [`WAIT`]).
+async fn poll_until<T, F, Fut>(mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(started.elapsed() < WAIT, "never happened");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

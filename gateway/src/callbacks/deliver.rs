@@ -185,12 +185,28 @@ impl Inner {
             let Some(entry) = entry.filter(|e| e.operation == kv::Operation::Put) else {
                 continue;
             };
-            return Ok(match serde_json::from_slice::<SeenRecord>(&entry.value) {
-                Ok(r) if r.state == SeenState::Pending => Pinned::Pending(r, entry.revision),
-                Ok(r) => Pinned::Done(r.state),
-                // Written by an earlier version (the raw sequence only): applied then.
-                Err(_) => Pinned::Done(SeenState::Applied),
-            });
+            match read_seen(&entry.value) {
+                SeenValue::Record(r) if r.state == SeenState::Pending => {
+                    return Ok(Pinned::Pending(r, entry.revision))
+                }
+                SeenValue::Record(r) => return Ok(Pinned::Done(r.state)),
+                SeenValue::Legacy => return Ok(Pinned::Done(SeenState::Applied)),
+                // Why not "applied": anyone who may publish can have the broker store its
+                // answer (a PubAck) at this key (docs/security.md, known limits), which
+                // would then silence the provider's genuine report. Junk is read as absent:
+                // this receipt takes the key over, if nobody changed it meanwhile.
+                SeenValue::Junk => {
+                    tracing::warn!(key, "seen record unreadable (not written by paystate); replaced by this receipt's");
+                    match self
+                        .seen
+                        .update(key, bytes.clone().into(), entry.revision)
+                        .await
+                    {
+                        Ok(revision) => return Ok(Pinned::Pending(fresh, revision)),
+                        Err(_) => continue, // changed under us: read it again
+                    }
+                }
+            }
         }
         Err(later("seen record changed under us; retry".into()))
     }
@@ -241,6 +257,32 @@ fn classify(code: RejectionCode, message: String, duplicate: bool) -> Landed {
 enum Pinned {
     Pending(SeenRecord, u64),
     Done(SeenState),
+}
+
+/// A value found in the seen bucket.
+#[derive(Debug)]
+enum SeenValue {
+    Record(SeenRecord),
+    /// Written by a version before the seen record (the raw sequence in decimal, nothing
+    /// else): that callback was applied then.
+    Legacy,
+    /// Anything else: not paystate's.
+    Junk,
+}
+
+fn read_seen(value: &[u8]) -> SeenValue {
+    if let Ok(r) = serde_json::from_slice::<SeenRecord>(value) {
+        return SeenValue::Record(r);
+    }
+    let legacy = !value.is_empty()
+        && value.len() <= 20
+        && value.iter().all(u8::is_ascii_digit)
+        && std::str::from_utf8(value).is_ok_and(|v| v.parse::<u64>().is_ok());
+    if legacy {
+        SeenValue::Legacy
+    } else {
+        SeenValue::Junk
+    }
 }
 
 fn state_name(s: SeenState) -> &'static str {
@@ -366,6 +408,29 @@ mod tests {
             matches!(&signal.kind, SignalKind::NeedsReview { reason } if reason.contains("callbacks:3"))
         );
         assert!(serde_json::to_vec(&cmds[0]).expect("json").len() < COMMAND_BYTES_MAX);
+    }
+
+    #[test]
+    fn a_seen_value_not_written_by_paystate_reads_as_junk_not_applied() {
+        let junk = [
+            &br#"{"stream":"PAYSTATE_COMMANDS","seq":7}"#[..],
+            br#"{"error":{"code":503,"err_code":10077,"description":"x"}}"#,
+            b"",
+            b"\xff\xfe",
+            b"12a",
+            b"-3",
+            b"123456789012345678901234567890",
+        ];
+        for v in junk {
+            assert!(matches!(read_seen(v), SeenValue::Junk), "{v:?}");
+        }
+        assert!(matches!(read_seen(b"4711"), SeenValue::Legacy));
+        let o = OrderId::parse("o-1").expect("id");
+        let record = pin(&report(&o, &[]));
+        let bytes = serde_json::to_vec(&record).expect("json");
+        assert!(
+            matches!(read_seen(&bytes), SeenValue::Record(r) if r.evidence_ref == record.evidence_ref && r.state == SeenState::Pending)
+        );
     }
 
     #[test]
