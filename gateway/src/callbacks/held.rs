@@ -32,7 +32,7 @@ pub const HELD_BUCKET: &str = "paystate_callbacks_held";
 pub const HELD_BUCKET_BYTES_MAX: i64 = 1024 * 1024 * 1024;
 /// The name quarantined callbacks carry in the dead-letter stream as their "consumer".
 pub const DEAD_LETTER_CONSUMER: &str = "paystate-gateway-callbacks";
-/// Entries looked at per re-drive round (the rest wait for the next round).
+/// Entries looked at per re-drive round by default (the next round goes on from there).
 pub const HELD_SCAN_MAX: usize = 1_000;
 
 /// What a held entry waits for.
@@ -213,8 +213,14 @@ impl Inner {
             .map_err(|e| e.to_string())
     }
 
-    /// One re-drive round: every due `redrive` entry (at most [`HELD_SCAN_MAX`]) is claimed
-    /// and driven once more.
+    /// One re-drive round: the next [`CallbackTimings::redrive_scan_max`] entries of the
+    /// bucket from where the last round stopped (from the start again once it reached the
+    /// end); every due `redrive` entry among them is claimed and driven once more.
+    ///
+    /// Why a cursor: the bucket's stream keeps quarantined entries, the delete markers of
+    /// re-driven ones and whatever strays a publisher had the broker store there, oldest
+    /// first. A round that always started at the front would, once a bounded scan's worth
+    /// of those piled up, never reach a callback held after them.
     pub(crate) async fn redrive_round(&self) -> Result<usize, String> {
         let stream = self
             .js
@@ -222,8 +228,9 @@ impl Inner {
             .await
             .map_err(|e| e.to_string())?;
         let subject = format!("$KV.{HELD_BUCKET}.>");
-        let (mut next_seq, mut driven) = (1u64, 0usize);
-        for _ in 0..HELD_SCAN_MAX {
+        let mut next_seq = self.redrive_cursor.load(Relaxed).max(1);
+        let mut driven = 0usize;
+        for _ in 0..self.timings.redrive_scan_max {
             let msg = stream
                 .raw_message_builder()
                 .sequence(next_seq)
@@ -232,8 +239,14 @@ impl Inner {
                 .await;
             let msg = match msg {
                 Ok(m) => m,
-                Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => break,
-                Err(e) => return Err(e.to_string()),
+                Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => {
+                    next_seq = 1;
+                    break;
+                }
+                Err(e) => {
+                    self.redrive_cursor.store(next_seq, Relaxed);
+                    return Err(e.to_string());
+                }
             };
             next_seq = msg.sequence + 1;
             let Some(key) = msg.subject.strip_prefix(&format!("$KV.{HELD_BUCKET}.")) else {
@@ -243,6 +256,7 @@ impl Inner {
                 driven += 1;
             }
         }
+        self.redrive_cursor.store(next_seq, Relaxed);
         Ok(driven)
     }
 

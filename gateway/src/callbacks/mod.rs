@@ -100,6 +100,9 @@ pub struct CallbackTimings {
     pub redrive_backoff_max: Duration,
     /// Re-drives of one held callback before it is quarantined for a person.
     pub redrive_attempts_max: u32,
+    /// Held entries looked at per re-drive round; the next round goes on where this one
+    /// stopped, so every entry is looked at within `entries / redrive_scan_max` rounds.
+    pub redrive_scan_max: usize,
 }
 
 impl Default for CallbackTimings {
@@ -111,6 +114,7 @@ impl Default for CallbackTimings {
             redrive_backoff_first: Duration::from_secs(2),
             redrive_backoff_max: Duration::from_secs(600),
             redrive_attempts_max: 30,
+            redrive_scan_max: held::HELD_SCAN_MAX,
         }
     }
 }
@@ -127,6 +131,8 @@ pub(crate) struct Inner {
     seen: kv::Store,
     /// Callbacks waiting for a re-drive or a person ([`held`]).
     held: kv::Store,
+    /// Where the next re-drive round starts in the held bucket's stream.
+    redrive_cursor: std::sync::atomic::AtomicU64,
     timings: CallbackTimings,
     refs: ProviderRefs,
     client: Client,
@@ -188,6 +194,7 @@ impl Callbacks {
             js,
             seen,
             held,
+            redrive_cursor: std::sync::atomic::AtomicU64::new(1),
             timings,
             refs,
             client: Client::new(nats),
