@@ -12,7 +12,7 @@ use paystate_events::metric_names::TYPE_UNKNOWN;
 use paystate_events::subjects::{
     check_reply_target, order_token, ReplyTargetError, ENGINE_CONSUMER, REPLY_HEADER,
 };
-use paystate_events::{Outcome, RejectionCode, Timestamp};
+use paystate_events::{Outcome, Rejection, RejectionCode, Timestamp};
 use paystate_journal::follow::Follow;
 use paystate_journal::{Journal, LogSettings};
 use std::hash::{Hash, Hasher};
@@ -668,24 +668,36 @@ pub(crate) async fn process_bytes(
             )
         }
         Err(rejection) => {
-            processor.stats.bad_input.fetch_add(1, Relaxed);
-            if let Some(not_logged) = crate::telemetry::bad_input_warning() {
-                tracing::warn!(subject = %subject, code = %rejection.code, message = %rejection.message, earlier_not_logged = not_logged, "bad command rejected");
-            }
-            let command_id = match rejection.code {
-                // Why: the id itself may be where the card number is.
-                RejectionCode::SensitiveData => None,
-                _ => command_id_hint(payload),
-            };
-            let outcome = Outcome::Rejected {
-                command_id,
-                order_id: order_token(subject).map(str::to_string),
-                code: rejection.code,
-                message: rejection.message,
-                duplicate: false,
-            };
+            bad_command_seen(&processor.stats, subject, &rejection);
+            let outcome = bad_command_outcome(payload, subject, rejection);
             (TYPE_UNKNOWN, Disposition::Done(outcome))
         }
+    }
+}
+
+/// Counts a command the parser refused as bad input, and logs it (rate-limited).
+pub(crate) fn bad_command_seen(stats: &Stats, subject: &str, rejection: &Rejection) {
+    stats.bad_input.fetch_add(1, Relaxed);
+    if let Some(not_logged) = crate::telemetry::bad_input_warning() {
+        tracing::warn!(subject = %subject, code = %rejection.code, message = %rejection.message, earlier_not_logged = not_logged, "bad command rejected");
+    }
+}
+
+/// The answer to a command the parser refused (published on `subject`): its rejection, with
+/// the command id when it can be read. Also what the fast path's endpoint answers to a
+/// request too large to be a command, so both paths answer alike.
+pub(crate) fn bad_command_outcome(payload: &[u8], subject: &str, rejection: Rejection) -> Outcome {
+    let command_id = match rejection.code {
+        // Why: the id itself may be where the card number is.
+        RejectionCode::SensitiveData => None,
+        _ => command_id_hint(payload),
+    };
+    Outcome::Rejected {
+        command_id,
+        order_id: order_token(subject).map(str::to_string),
+        code: rejection.code,
+        message: rejection.message,
+        duplicate: false,
     }
 }
 

@@ -16,26 +16,18 @@ pub mod reference;
 use crate::config::COMMAND_BYTES_MAX;
 use crate::{card_data, strict_json};
 use paystate_events::subjects::{order_token, plane_for, plane_of, plane_prefix, Plane};
-use paystate_events::{Command, CommandEnvelope, Rejection, RejectionCode as Code};
+use paystate_events::{Command, CommandEnvelope, OrderId, Rejection, RejectionCode as Code};
 use serde_json::Value;
 
 /// Parses `bytes` published on `subject` (`paystate.cmd.<order>`, `paystate.signal.<order>`
 /// or `paystate.op.<order>`).
-/// In order: size, JSON without repeated keys, a known type allowed on the subject's plane,
-/// no card data (client plane), the field rules (ids, times, amounts), the typed command, no
-/// unknown fields, the order id matching the subject.
+/// In order: size, the subject's form (one order token), JSON without repeated keys, a known
+/// type allowed on the subject's plane, no card data (client plane), the field rules (ids,
+/// times, amounts), the typed command, no unknown fields, the order id matching the subject.
 pub fn parse_command(bytes: &[u8], subject: &str) -> Result<CommandEnvelope, Rejection> {
-    let subject_order = order_token(subject);
     let plane = plane_of(subject).unwrap_or(Plane::Client);
-    if bytes.len() > COMMAND_BYTES_MAX {
-        return Err(Rejection::new(
-            Code::CommandTooLarge,
-            format!(
-                "command is {} bytes; the limit is {COMMAND_BYTES_MAX}",
-                bytes.len()
-            ),
-        ));
-    }
+    check_size(bytes)?;
+    let subject_order = subject_order(subject)?;
     let value = strict_json::from_slice(bytes).map_err(|e| json_error(bytes, &e))?;
     let Some(obj) = value.as_object() else {
         return Err(Rejection::new(
@@ -87,6 +79,52 @@ pub fn parse_command(bytes: &[u8], subject: &str) -> Result<CommandEnvelope, Rej
         }
     }
     Ok(env)
+}
+
+/// A command of at most [`COMMAND_BYTES_MAX`] bytes; above it `command_too_large`. Also the
+/// fast path's endpoint check (`fast::endpoints`), so both paths refuse with the same words.
+pub fn check_size(bytes: &[u8]) -> Result<(), Rejection> {
+    if bytes.len() <= COMMAND_BYTES_MAX {
+        return Ok(());
+    }
+    Err(Rejection::new(
+        Code::CommandTooLarge,
+        format!(
+            "command is {} bytes; the limit is {COMMAND_BYTES_MAX}",
+            bytes.len()
+        ),
+    ))
+}
+
+/// Subject text quoted in a rejection at most (the subject is the publisher's; only its
+/// start is needed to recognise it).
+const SUBJECT_QUOTED_CHARS_MAX: usize = 96;
+
+/// The order token of a command subject, to match against the body's `order_id`. A subject on
+/// a plane must be `<plane prefix>.<order_id>` with one valid order id: anything else (more
+/// tokens, an empty one, a wildcard) is `subject_mismatch`, because intake routes by the
+/// whole subject and `paystate.cmd.V.1`, `paystate.cmd.V.2`... would otherwise all reach
+/// order V's log from different partition tasks, outside its per-order ordering. A subject
+/// on no plane (only tests and tools parse those) is matched as before, if it has a token.
+fn subject_order(subject: &str) -> Result<Option<&str>, Rejection> {
+    let Some(plane) = plane_of(subject) else {
+        return Ok(order_token(subject));
+    };
+    let prefix = plane_prefix(plane);
+    let token = subject
+        .strip_prefix(prefix)
+        .and_then(|rest| rest.strip_prefix('.'))
+        .filter(|token| OrderId::parse(*token).is_ok());
+    match token {
+        Some(token) => Ok(Some(token)),
+        None => Err(Rejection::new(
+            Code::SubjectMismatch,
+            format!(
+                "subject: published on {:?}, which is not {prefix}.<order_id> (one token of A-Z a-z 0-9 _ -, the body's order_id)",
+                subject.chars().take(SUBJECT_QUOTED_CHARS_MAX).collect::<String>()
+            ),
+        )),
+    }
 }
 
 /// A JSON syntax error; a number too large for any parser is named by its field (an amount's
@@ -261,6 +299,90 @@ mod tests {
             .replace("CUR", "USD")
             .replace("\"c-1\"", "\"c 1\"");
         assert_eq!(code(bad_id.as_bytes()), Code::InvalidId);
+    }
+
+    /// An `expire` for `order` (valid on the client plane with any valid order id).
+    fn expire_for(order: &str) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "command_id": "c-1",
+            "order_id": order,
+            "issued_at": "2026-11-22T10:00:00Z",
+            "type": "expire",
+        }))
+        .expect("a JSON object serializes")
+    }
+
+    #[test]
+    fn a_subject_on_a_plane_without_exactly_one_order_token_is_refused_naming_the_form() {
+        // Given a valid command for order V, when it is published on a subject of its plane
+        // with more than one token, an empty one or a wildcard-like one ...
+        let body = expire_for("V");
+        for subject in [
+            "paystate.cmd.V.1",
+            "paystate.cmd.V.",
+            "paystate.cmd.",
+            "paystate.cmd..V",
+            "paystate.cmd.*",
+            "paystate.cmd.>",
+            "paystate.cmd.V.>",
+            "paystate.cmd.V*",
+        ] {
+            let r = parse_command(&body, subject).expect_err(subject);
+            // ... then it is refused as a subject mismatch that names the expected form.
+            assert_eq!(r.code, Code::SubjectMismatch, "{subject}");
+            assert!(
+                r.message.contains("paystate.cmd.<order_id>"),
+                "{subject}: {}",
+                r.message
+            );
+        }
+        // The plane's own prefix is named on the other planes.
+        let resolve = br#"{"command_id":"r-1","order_id":"V","issued_at":"2026-11-22T10:00:00Z","type":"resolve_review","operator":"ops-1","reason":"checked"}"#;
+        let r = parse_command(resolve, "paystate.op.V.1").expect_err("dotted operator subject");
+        assert_eq!(r.code, Code::SubjectMismatch);
+        assert!(
+            r.message.contains("paystate.op.<order_id>"),
+            "{}",
+            r.message
+        );
+        // The one-token subject, the form the fast path parses on, is accepted.
+        let queue_subject = paystate_events::subjects::queue_subject_of(Plane::Client, "V");
+        assert_eq!(queue_subject, "paystate.cmd.V");
+        assert!(parse_command(&body, &queue_subject).is_ok());
+        assert!(parse_command(resolve, "paystate.op.V").is_ok());
+    }
+
+    #[test]
+    fn an_oversize_command_is_refused_before_its_subject_is_read() {
+        // Given a command over the limit on a dotted subject, when parsed, then the size is
+        // what is refused: the fast path refuses on size alone with the same rejection.
+        let big = vec![b' '; COMMAND_BYTES_MAX + 1];
+        let r = parse_command(&big, "paystate.cmd.V.1").expect_err("too large");
+        assert_eq!(r.code, Code::CommandTooLarge);
+        assert_eq!(check_size(&big), Err(r));
+        assert_eq!(check_size(&big[..COMMAND_BYTES_MAX]), Ok(()));
+    }
+
+    proptest::proptest! {
+        /// Over the whole order id alphabet: `paystate.cmd.<id>` is accepted exactly when the
+        /// body names the same id, and `paystate.cmd.<id>.<anything>` never is.
+        #[test]
+        fn an_order_subject_is_accepted_iff_it_is_one_token_naming_the_body_order(
+            id in "[A-Za-z0-9_-]{1,64}",
+            other in "[A-Za-z0-9_-]{1,64}",
+            same in proptest::bool::ANY,
+            tail in "[ -~]{0,16}",
+        ) {
+            let named = if same { id.clone() } else { other.clone() };
+            let body = expire_for(&named);
+            let answer = parse_command(&body, &format!("paystate.cmd.{id}"));
+            proptest::prop_assert_eq!(answer.is_ok(), named == id, "{:?}", answer);
+            if let Err(r) = answer {
+                proptest::prop_assert_eq!(r.code, Code::SubjectMismatch);
+            }
+            let dotted = parse_command(&expire_for(&id), &format!("paystate.cmd.{id}.{tail}"));
+            proptest::prop_assert_eq!(dotted.map_err(|r| r.code), Err(Code::SubjectMismatch));
+        }
     }
 
     #[test]

@@ -506,17 +506,20 @@ Checked in this order, each refusal with its stable code and a message that star
 field's path (`amount.minor_units: ...`):
 
 1. size (`command_too_large`, limit below);
-2. JSON without a key repeated in any object (`malformed_json`, `duplicate_key`);
-3. `type` is a string naming a command type (`unknown_command`), allowed on the subject's \
+2. the subject's form: one order id token after the plane's prefix, `paystate.cmd.<order_id>`, \
+`paystate.signal.<order_id>` or `paystate.op.<order_id>` (`subject_mismatch`; more tokens, an \
+empty one or a wildcard are refused);
+3. JSON without a key repeated in any object (`malformed_json`, `duplicate_key`);
+4. `type` is a string naming a command type (`unknown_command`), allowed on the subject's \
 plane (`signal_not_allowed`, `operator_only`, `subject_mismatch`): `provider_signal` only on \
 `paystate.signal.<order_id>`, `resolve_review` only on `paystate.op.<order_id>` (the operator \
 role's), every other type only on `paystate.cmd.<order_id>`;
-4. no card data on the client and operator planes (`sensitive_data`);
-5. the typed command: `missing_field`, `invalid_field`, `invalid_id`, `invalid_amount`, \
+5. no card data on the client and operator planes (`sensitive_data`);
+6. the typed command: `missing_field`, `invalid_field`, `invalid_id`, `invalid_amount`, \
 `amount_overflow`, `unknown_currency`; **unknown fields are refused** (`invalid_field`, \
 naming the field): a misspelt optional field (`ammount` on a capture) must not silently \
 capture everything;
-6. the body's `order_id` matches the subject's (`subject_mismatch`).
+7. the body's `order_id` matches the subject's (`subject_mismatch`).
 
 Timestamps are RFC 3339 (`2026-11-22T10:00:00Z`; an offset is accepted and normalised to UTC). \
 Money is `{\"minor_units\": <integer 1..=10^15>, \"currency\": \"<ISO 4217 code with minor \

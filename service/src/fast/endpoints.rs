@@ -8,12 +8,17 @@
 //! afresh with each registration (the instance id stays in the metadata).
 
 use super::forward::{queued_at, queued_seq, QueuedAtError};
-use super::{respond_error, FastRequest, CODE_BAD_REQUEST, CODE_RETRY};
-use crate::intake::{partition_of_order, Work};
+use super::{respond_error, FastRequest, CODE_BAD_REQUEST, CODE_INTERNAL, CODE_RETRY};
+use crate::intake::{bad_command_outcome, bad_command_seen, encode, partition_of_order, Work};
+use crate::parse::check_size;
 use crate::processor::Stats;
 use async_nats::service::{endpoint::Endpoint, Request, Service, ServiceExt};
 use futures::StreamExt;
-use paystate_events::subjects::{check_reply_target, parse_rpc_subject, RPC_PREFIX, SERVICE_NAME};
+use paystate_events::limits::MSG_HEADERS_BYTES_MAX;
+use paystate_events::metric_names::TYPE_UNKNOWN;
+use paystate_events::subjects::{
+    check_reply_target, parse_rpc_subject, queue_subject_of, Plane, RPC_PREFIX, SERVICE_NAME,
+};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -208,8 +213,9 @@ async fn forward(mut endpoint: Endpoint, route: Arc<Route>) {
 impl Route {
     /// Checks a request and sends it to its order's partition task. A reply subject outside
     /// the inbox prefixes gets nothing (the engine publishes only below them); a subject that
-    /// is not a fast-path subject of its partition gets a 400. False once the partition
-    /// tasks are gone (shutdown).
+    /// is not a fast-path subject of its partition gets a 400; a request too large to hold
+    /// is answered at once ([`size_refusal`]). False once the partition tasks are gone
+    /// (shutdown).
     async fn take(&self, request: Request) -> bool {
         let received_at = chrono::Utc::now();
         let message = &request.message;
@@ -234,6 +240,10 @@ impl Route {
             .await;
             return true;
         };
+        if let Some(refusal) = size_refusal(message, plane, order) {
+            self.refuse_size(&request, refusal).await;
+            return true;
+        }
         let idx = partition_of_order(order, self.senders.len());
         let seq = match queued_seq(message.headers.as_ref()) {
             None => {
@@ -292,9 +302,142 @@ impl Route {
     }
 }
 
+/// Why a request is answered at the endpoint for its size, never queued.
+#[derive(Debug, PartialEq)]
+enum SizeRefusal {
+    /// The payload is larger than a command: the parser's `command_too_large` rejection of
+    /// it on `subject` (its plane's queue subject, as a partition task would parse it).
+    TooLarge {
+        subject: String,
+        rejection: paystate_events::Rejection,
+    },
+    /// The headers take this many bytes, more than [`MSG_HEADERS_BYTES_MAX`].
+    Headers(usize),
+}
+
+impl Route {
+    /// Answers a request refused for its size, on its own reply inbox (already checked): a
+    /// payload too large with the outcome the parser's refusal gets on either path, headers
+    /// too large with a 400.
+    async fn refuse_size(&self, request: &Request, refusal: SizeRefusal) {
+        let (subject, rejection) = match refusal {
+            SizeRefusal::TooLarge { subject, rejection } => (subject, rejection),
+            SizeRefusal::Headers(bytes) => {
+                self.stats.bad_input.fetch_add(1, Relaxed);
+                let status = format!(
+                    "request headers are {bytes} bytes; the limit is {MSG_HEADERS_BYTES_MAX}"
+                );
+                respond_error(request, CODE_BAD_REQUEST, &status).await;
+                return;
+            }
+        };
+        let started = std::time::Instant::now();
+        bad_command_seen(&self.stats, &subject, &rejection);
+        let outcome = bad_command_outcome(&request.message.payload, &subject, rejection);
+        match encode(&outcome) {
+            Some(bytes) => {
+                if let Err(e) = request.respond(Ok(bytes)).await {
+                    tracing::warn!(error = %e, "could not publish a command_too_large outcome");
+                }
+            }
+            None => respond_error(request, CODE_INTERNAL, "outcome not encoded").await,
+        }
+        crate::telemetry::answered(TYPE_UNKNOWN, &outcome, started);
+    }
+}
+
+/// Whether a request is refused for its size before it is queued. Why at the endpoint: a
+/// partition task holds up to [`super::REQUESTS_HELD_MAX`] requests, and NATS delivers
+/// requests of up to its `max_payload` (1 MiB), while no command is larger than
+/// `COMMAND_BYTES_MAX`; a parked order or a slow partition could otherwise hold gigabytes.
+/// Refused here, a held request takes at most [`super::REQUEST_BYTES_MAX`] (besides its
+/// subjects, which the server's control-line limit bounds).
+fn size_refusal(message: &async_nats::Message, plane: Plane, order: &str) -> Option<SizeRefusal> {
+    if let Err(rejection) = check_size(&message.payload) {
+        return Some(SizeRefusal::TooLarge {
+            subject: queue_subject_of(plane, order),
+            rejection,
+        });
+    }
+    let headers = header_bytes(message);
+    (headers > MSG_HEADERS_BYTES_MAX).then_some(SizeRefusal::Headers(headers))
+}
+
+/// The bytes of a message's headers: its length (subject, reply subject, headers and
+/// payload as received) less the rest.
+fn header_bytes(message: &async_nats::Message) -> usize {
+    let reply = message.reply.as_ref().map_or(0, |r| r.len());
+    let rest = message.payload.len() + message.subject.len() + reply;
+    message.length.saturating_sub(rest)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::COMMAND_BYTES_MAX;
+    use paystate_events::subjects::rpc_subject;
+    use paystate_events::{Outcome, RejectionCode};
+
+    /// A fast-path request for `order` as the endpoint receives it.
+    fn request(order: &str, payload: Vec<u8>, header_bytes: usize) -> async_nats::Message {
+        let subject = rpc_subject(Plane::Client, order);
+        let reply = "_INBOX.abc.1";
+        async_nats::Message {
+            length: subject.len() + reply.len() + header_bytes + payload.len(),
+            subject: subject.into(),
+            reply: Some(reply.into()),
+            payload: payload.into(),
+            headers: None,
+            status: None,
+            description: None,
+        }
+    }
+
+    #[test]
+    fn an_oversize_request_is_answered_command_too_large_without_being_queued() {
+        // Given a request one byte over the command limit, naming its command id ...
+        let mut body = br#"{"command_id":"c-9","order_id":"V","pad":""#.to_vec();
+        body.resize(COMMAND_BYTES_MAX - 1, b'x');
+        body.extend_from_slice(br#""}"#);
+        assert_eq!(body.len(), COMMAND_BYTES_MAX + 1);
+        let message = request("V", body.clone(), 0);
+        let (plane, _, order) = parse_rpc_subject(&message.subject).expect("a fast-path subject");
+        // ... when the endpoint looks at it, then it is refused there (and so never sent to a
+        // partition task) with the rejection the parser gives the same bytes on the queue
+        // subject, and answered with the outcome the queue path would give.
+        let Some(SizeRefusal::TooLarge { subject, rejection }) =
+            size_refusal(&message, plane, order)
+        else {
+            panic!("an oversize request is refused at the endpoint");
+        };
+        assert_eq!(subject, "paystate.cmd.V");
+        let parsed = crate::parse::parse_command(&body, &subject).expect_err("too large");
+        assert_eq!(rejection, parsed);
+        let outcome = bad_command_outcome(&body, &subject, rejection);
+        let Outcome::Rejected {
+            command_id,
+            order_id,
+            code,
+            ..
+        } = &outcome
+        else {
+            panic!("rejected: {outcome:?}");
+        };
+        assert_eq!(*code, RejectionCode::CommandTooLarge);
+        assert_eq!(command_id.as_deref(), Some("c-9"));
+        assert_eq!(order_id.as_deref(), Some("V"));
+    }
+
+    #[test]
+    fn requests_up_to_the_limits_go_on_and_large_headers_are_refused() {
+        let at_limit = request("V", vec![b' '; COMMAND_BYTES_MAX], MSG_HEADERS_BYTES_MAX);
+        assert_eq!(size_refusal(&at_limit, Plane::Client, "V"), None);
+        let headers = request("V", b"{}".to_vec(), MSG_HEADERS_BYTES_MAX + 1);
+        assert_eq!(
+            size_refusal(&headers, Plane::Client, "V"),
+            Some(SizeRefusal::Headers(MSG_HEADERS_BYTES_MAX + 1))
+        );
+    }
 
     #[test]
     fn partition_ranges_read_short() {

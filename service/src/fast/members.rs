@@ -20,6 +20,30 @@ use std::collections::{BTreeSet, HashMap};
 use tokio::sync::watch;
 use tokio::time::{interval, Instant, MissedTickBehavior};
 
+/// Length of a member id: a v4 UUID in simple form (32 lowercase hex digits).
+const MEMBER_ID_LEN: usize = 32;
+
+/// A new instance's member id, the key of its heartbeats: a v4 UUID in simple form.
+pub fn new_member_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// Whether a bucket entry is a member's heartbeat: a key of the form [`new_member_id`]
+/// writes, holding an RFC 3339 time as [`beat`] writes it. Why both: the broker stores its
+/// own answer to a publish (PubAck or error JSON) at any key a client names as its reply
+/// subject (`$KV.paystate_engines.<key>`, docs/security.md "Known limits"); such an entry
+/// must not become a member (rendezvous hashing would give partitions to an instance that
+/// does not exist), so a value that does not decode is read as absent.
+pub fn is_heartbeat(key: &str, value: &[u8]) -> bool {
+    let member_id = key.len() == MEMBER_ID_LEN
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    member_id
+        && std::str::from_utf8(value)
+            .is_ok_and(|text| chrono::DateTime::parse_from_rfc3339(text).is_ok())
+}
+
 /// The members this instance knows of, by when their last heartbeat arrived.
 #[derive(Debug)]
 pub struct Members {
@@ -230,11 +254,19 @@ async fn next_entry(
     }
 }
 
-/// Folds one bucket entry into the members. Entries replayed when the watch opens may be
-/// old: they count from when they were written (bounded by the lease), so a crashed
-/// instance's last heartbeat does not look fresh; live ones count from their receipt.
+/// Folds one bucket entry into the members; a put that is not a heartbeat ([`is_heartbeat`])
+/// is ignored. Entries replayed when the watch opens may be old: they count from when they
+/// were written (bounded by the lease), so a crashed instance's last heartbeat does not look
+/// fresh; live ones count from their receipt.
 fn apply(members: &mut Members, entry: &kv::Entry, live: bool) {
     match entry.operation {
+        // Neither refreshes nor removes a member whose key it took: that member's next
+        // heartbeat (within a second) is read as usual.
+        kv::Operation::Put if !is_heartbeat(&entry.key, &entry.value) => {
+            if let Some(not_logged) = crate::telemetry::bad_input_warning() {
+                tracing::warn!(key = %entry.key, earlier_not_logged = not_logged, "engines bucket entry is not a heartbeat; ignored");
+            }
+        }
         kv::Operation::Put => {
             let now = Instant::now();
             let at = if live {
@@ -256,6 +288,91 @@ fn apply(members: &mut Members, entry: &kv::Entry, live: bool) {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    /// What the broker stores at a key named as a publish's reply subject: its PubAck, or
+    /// its error, as JSON.
+    const JUNK: [&[u8]; 5] = [
+        br#"{"stream":"KV_paystate_engines","seq":5}"#,
+        br#"{"stream":"KV_paystate_engines","domain":"hub","seq":7,"duplicate":true}"#,
+        br#"{"error":{"code":503,"err_code":10077,"description":"maximum messages exceeded"}}"#,
+        b"",
+        b"\xff\xfe2026-11-22T10:00:00Z",
+    ];
+
+    fn entry(key: &str, value: &[u8], operation: kv::Operation) -> kv::Entry {
+        kv::Entry {
+            bucket: ENGINES_BUCKET.to_string(),
+            key: key.to_string(),
+            value: bytes::Bytes::copy_from_slice(value),
+            revision: 1,
+            delta: 0,
+            created: time::OffsetDateTime::now_utc(),
+            operation,
+            seen_current: true,
+        }
+    }
+
+    fn heartbeat_now() -> Vec<u8> {
+        chrono::Utc::now().to_rfc3339().into_bytes()
+    }
+
+    #[test]
+    fn only_a_timestamp_at_a_member_id_is_a_heartbeat() {
+        let id = new_member_id();
+        assert!(is_heartbeat(&id, &heartbeat_now()), "what beat writes");
+        assert!(is_heartbeat(&id, b"2026-11-22T10:00:00.123+02:00"));
+        for junk in JUNK {
+            assert!(
+                !is_heartbeat(&id, junk),
+                "{}",
+                String::from_utf8_lossy(junk)
+            );
+        }
+        assert!(!is_heartbeat(&id, b"2026-11-22 10:00:00"), "not RFC 3339");
+        for key in [
+            "ghost1",
+            "",
+            &id.to_uppercase(),
+            &id[1..],
+            &format!("{id}0"),
+        ] {
+            assert!(!is_heartbeat(key, &heartbeat_now()), "key {key:?}");
+        }
+    }
+
+    #[test]
+    fn junk_puts_never_become_members_nor_touch_real_ones() {
+        // Given this instance and one real member ...
+        let (me, other) = (new_member_id(), new_member_id());
+        let mut members = Members::new(me.clone());
+        apply(
+            &mut members,
+            &entry(&other, &heartbeat_now(), kv::Operation::Put),
+            true,
+        );
+        let before = members.seen.clone();
+        assert_eq!(members.live().len(), 2);
+        // ... when the broker stores junk at ghost keys, at member-like keys and at the real
+        // member's own key, replayed or live ...
+        for (i, junk) in JUNK.iter().enumerate() {
+            for key in [
+                format!("ghost{i}"),
+                new_member_id(),
+                other.clone(),
+                me.clone(),
+            ] {
+                for live in [false, true] {
+                    apply(&mut members, &entry(&key, junk, kv::Operation::Put), live);
+                }
+            }
+        }
+        // ... then the members are exactly as before, none refreshed (so the real one still
+        // expires on its lease if its heartbeats stop) and none removed.
+        assert_eq!(members.seen, before);
+        let mut live = vec![me.as_str(), other.as_str()];
+        live.sort_unstable();
+        assert_eq!(members.live(), live);
+    }
 
     #[test]
     fn every_partition_has_exactly_one_owner() {

@@ -26,10 +26,12 @@ pub mod endpoints;
 pub mod forward;
 pub mod members;
 
+use crate::config::COMMAND_BYTES_MAX;
 use crate::intake::Work;
 use crate::order_queues::OrderQueues;
 use crate::processor::{Disposition, Processor, Stats};
 use async_nats::service::{error::Error as ServiceError, Request};
+use paystate_events::limits::{MSG_HEADERS_BYTES_MAX, NATS_MAX_PAYLOAD_BYTES};
 use paystate_events::subjects::{queue_subject_of, Plane};
 use paystate_events::Timestamp;
 use std::sync::Arc;
@@ -51,6 +53,17 @@ pub const MEMBERSHIP_SETTLE_MAX: Duration = Duration::from_secs(2);
 /// Fast-path requests one partition task may hold; past it a request is answered 503 at
 /// once (the client backs off and retries) instead of queueing without bound.
 pub const REQUESTS_HELD_MAX: usize = 4096;
+/// Largest fast-path request a partition task holds: a command and its headers. Larger ones
+/// are answered at the endpoint and never queued (`endpoints::size_refusal`).
+pub const REQUEST_BYTES_MAX: usize = COMMAND_BYTES_MAX + MSG_HEADERS_BYTES_MAX;
+/// What the requests one partition task holds take at most (288 MiB).
+pub const REQUEST_BYTES_HELD_MAX: usize = REQUESTS_HELD_MAX * REQUEST_BYTES_MAX;
+
+// The endpoint's size check is what bounds a held request: NATS alone lets one be as large
+// as its `max_payload`, which would let one partition hold 4 GiB. (And the bound stated above
+// stays the bound.)
+const _: () = assert!(REQUEST_BYTES_MAX < NATS_MAX_PAYLOAD_BYTES);
+const _: () = assert!(REQUEST_BYTES_HELD_MAX <= 288 * 1024 * 1024);
 
 /// Forwarded queued commands whose queued time one instance reads back at once; past it a
 /// forward is answered 503 and its sender decides the command itself (as without affinity).
@@ -267,7 +280,7 @@ pub(crate) async fn serve(
         js: async_nats::jetstream::new(client.clone()),
         queued_reads: Arc::new(tokio::sync::Semaphore::new(QUEUED_AT_READS_MAX)),
     });
-    let instance = uuid::Uuid::new_v4().simple().to_string();
+    let instance = members::new_member_id();
     let served = endpoints::Served::new(client.clone(), instance.clone(), route, ownership);
     members::run(client, replicas, instance, served, shutdown).await;
 }

@@ -404,7 +404,11 @@ fn subject() -> impl Strategy<Value = String> {
             "paystate.op",
             "other",
         ]),
-        prop::sample::select(vec!["o-1", "o-2"]),
+        // Dotted, empty and wildcard tokens too: both parsers refuse them alike.
+        prop_oneof![
+            6 => prop::sample::select(vec!["o-1", "o-2"]),
+            1 => prop::sample::select(vec!["o-1.x", "", "*", ">", "o-1.>"]),
+        ],
     )
         .prop_map(|(p, o)| format!("{p}.{o}"))
 }

@@ -1,21 +1,24 @@
 //! The parser as it was before the fast path (issue 15), kept verbatim as the reference the
 //! differential tests compare the production parser against: same input, same answer. The
 //! steps this pass did not change (JSON errors, the command type, the plane check, serde's
-//! typed read and its error classes) are the production parser's own, called from here.
+//! typed read and its error classes) are the production parser's own, called from here; so
+//! is the check of the subject's form, a later fix made to both (a subject on a plane must
+//! have exactly one valid order token).
 
-use super::{check_plane, command_type, fields, json_error, typed_by_serde as typed};
+use super::{
+    check_plane, command_type, fields, json_error, subject_order, typed_by_serde as typed,
+};
 use crate::config::COMMAND_BYTES_MAX;
 use crate::strict_json;
-use paystate_events::subjects::{order_token, plane_of, Plane};
+use paystate_events::subjects::{plane_of, Plane};
 use paystate_events::{CommandEnvelope, Rejection, RejectionCode as Code};
 
 /// Parses `bytes` published on `subject` (`paystate.cmd.<order>`, `paystate.signal.<order>`
 /// or `paystate.op.<order>`).
-/// In order: size, JSON without repeated keys, a known type allowed on the subject's plane,
-/// no card data (client plane), the field rules (ids, times, amounts), the typed command, no
-/// unknown fields, the order id matching the subject.
+/// In order: size, the subject's form, JSON without repeated keys, a known type allowed on
+/// the subject's plane, no card data (client plane), the field rules (ids, times, amounts),
+/// the typed command, no unknown fields, the order id matching the subject.
 pub fn parse_command(bytes: &[u8], subject: &str) -> Result<CommandEnvelope, Rejection> {
-    let subject_order = order_token(subject);
     let plane = plane_of(subject).unwrap_or(Plane::Client);
     if bytes.len() > COMMAND_BYTES_MAX {
         return Err(Rejection::new(
@@ -26,6 +29,8 @@ pub fn parse_command(bytes: &[u8], subject: &str) -> Result<CommandEnvelope, Rej
             ),
         ));
     }
+    // Not in the original: a fix to both parsers (a dotted or empty order token on a plane).
+    let subject_order = subject_order(subject)?;
     let value = strict_json::from_slice(bytes).map_err(|e| json_error(bytes, &e))?;
     let Some(obj) = value.as_object() else {
         return Err(Rejection::new(
