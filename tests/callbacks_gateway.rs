@@ -487,6 +487,88 @@ async fn bad_and_missing_signatures_are_refused_recorded_never_applied() {
     assert_eq!(t.callback_stats().rejected.load(Ordering::SeqCst), 6);
 }
 
+/// Anyone who can reach the public routes can post. Refused callbacks are evidence kept
+/// within a budget per route and for a week: a flood of large forged ones stores a bounded
+/// amount (it filled the broker's disk, which the log shares), each is still refused and
+/// counted, and an authentic callback after it is applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_forged_callbacks_stores_a_bounded_amount_of_evidence() {
+    use paystate_gateway::limits::{REFUSED_EVIDENCE_BURST_BYTES, REFUSED_EVIDENCE_TTL};
+    let t = Tuned::start(Tuning::default()).await;
+    let ps = &t.ps;
+    let (base, http) = (ps.gateway_url(), reqwest::Client::new());
+    let (o, s) = started_orders(ps, Provider::Plural, 1, CaptureMode::Auto)
+        .await
+        .remove(0);
+    let plural_ref = s.provider_ref.clone().expect("Plural order id");
+    // Given 48 forged Plural webhooks of 128 KiB each (6 MiB, six times the burst) ...
+    let forged = 48;
+    let pad = "x".repeat(128 * 1024);
+    for i in 0..forged {
+        let id = format!("msg-forged-{i}");
+        let ts = chrono::Utc::now().timestamp().to_string();
+        let body = serde_json::to_vec(&json!({"event_type": "ORDER_PROCESSED", "data": {
+            "order_id": plural_ref, "status": "PROCESSED", "pad": pad}}))
+        .expect("json");
+        let sig = plural::signature::webhook_signature("not-the-secret", &id, &ts, &body);
+        let headers = [
+            ("content-type", "application/json"),
+            ("webhook-id", id.as_str()),
+            ("webhook-timestamp", ts.as_str()),
+            ("webhook-signature", sig.as_str()),
+        ];
+        let hook = Hook {
+            provider: Provider::Plural,
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body,
+        };
+        // ... each is refused ...
+        let answer = post(&http, &base, &hook).await.expect("an answer");
+        assert_eq!(answer.0, 401, "{answer:?}");
+    }
+    // ... and counted, and the callbacks stream holds at most the burst's worth of them,
+    // each record set to expire.
+    let stats = t.callback_stats();
+    assert_eq!(stats.rejected.load(Ordering::SeqCst), forged);
+    let unrecorded = stats.refused_unrecorded.load(Ordering::SeqCst);
+    assert!(
+        unrecorded >= forged - 8,
+        "past the budget: {unrecorded} of {forged}"
+    );
+    let js = async_nats::jetstream::new(ps.nats.connect().await);
+    let mut stream = js
+        .get_stream(paystate_gateway::callbacks::CALLBACKS_STREAM)
+        .await
+        .expect("callbacks stream");
+    let info = stream.info().await.expect("info").clone();
+    assert!(
+        info.state.bytes <= REFUSED_EVIDENCE_BURST_BYTES as u64 + 64 * 1024,
+        "refused evidence stored: {} bytes",
+        info.state.bytes
+    );
+    let raw = stream
+        .get_raw_message(info.state.first_sequence)
+        .await
+        .expect("the first refused record");
+    let ttl = raw.headers.get("Nats-TTL").map(|v| v.to_string());
+    assert_eq!(
+        ttl,
+        Some(format!("{}s", REFUSED_EVIDENCE_TTL.as_secs())),
+        "refused evidence expires"
+    );
+    assert_eq!(
+        ps.raw_callbacks(Provider::Plural).await.len() as u64,
+        forged - unrecorded
+    );
+    // Then an authentic callback is stored and applied as ever.
+    let good = plural_hook(ps, "msg-authentic", &plural_ref, "PROCESSED");
+    assert_eq!(post(&http, &base, &good).await.map(|a| a.0), Some(200));
+    ps.wait_status(&o, Status::Captured).await;
+}
+
 /// A Plural webhook signed with another secret, without signature headers, signed an hour
 /// ago (a replay), and with its body changed after signing.
 fn plural_forgeries(ps: &ProviderStack, good: &Hook) -> Vec<Hook> {

@@ -50,14 +50,33 @@ const fn base64_len(n: usize) -> usize {
 // command is stored and flagged for review (callbacks::deliver), never refused for ever.
 const _: () = assert!(CALLBACK_BODY_BYTES_MAX >= COMMAND_BYTES_MAX);
 // Its raw record (body in base64, headers, framing) fits one stream message.
-const _: () = assert!(
-    base64_len(CALLBACK_BODY_BYTES_MAX) + REQUEST_HEAD_BYTES_MAX + RAW_RECORD_OVERHEAD_BYTES
-        <= STREAM_MSG_BYTES_MAX as usize
-);
+const _: () = assert!(RAW_RECORD_BYTES_MAX <= STREAM_MSG_BYTES_MAX as usize);
 // The upload limit lets through every attachment the store accepts, and queries read less
 // than any command.
 const _: () = assert!(UPLOAD_BODY_BYTES_MAX > ATTACHMENT_BYTES_MAX);
 const _: () = assert!(QUERY_BODY_BYTES_MAX < COMMAND_BYTES_MAX);
+
+/// Largest raw callback record (body in base64, the request head, JSON framing).
+pub const RAW_RECORD_BYTES_MAX: usize =
+    base64_len(CALLBACK_BODY_BYTES_MAX) + REQUEST_HEAD_BYTES_MAX + RAW_RECORD_OVERHEAD_BYTES;
+
+/// Refused callbacks (bad signature or body: anyone on the internet can send them) are kept
+/// as evidence only within a budget per provider route: this many bytes of records a
+/// minute, ...
+pub const REFUSED_EVIDENCE_BYTES_PER_MINUTE: usize = 64 * 1024;
+/// ... up to this many at once (one largest record fits), ...
+pub const REFUSED_EVIDENCE_BURST_BYTES: usize = 1024 * 1024;
+/// ... each kept this long (`Nats-TTL`), so what refused callbacks take in the callbacks
+/// stream is bounded whatever is sent: [`REFUSED_EVIDENCE_BYTES_HELD_MAX`]. Past the budget
+/// a refused callback is counted and logged, not stored.
+pub const REFUSED_EVIDENCE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The most refused callbacks' evidence takes, all provider routes together (~3.1 GiB).
+pub const REFUSED_EVIDENCE_BYTES_HELD_MAX: u64 = paystate_events::Provider::ALL.len() as u64
+    * (REFUSED_EVIDENCE_BURST_BYTES as u64
+        + REFUSED_EVIDENCE_BYTES_PER_MINUTE as u64 * REFUSED_EVIDENCE_TTL.as_secs() / 60);
+
+const _: () = assert!(REFUSED_EVIDENCE_BURST_BYTES >= RAW_RECORD_BYTES_MAX);
+const _: () = assert!(REFUSED_EVIDENCE_BYTES_HELD_MAX <= 4 * 1024 * 1024 * 1024);
 
 /// Default time for one whole request (head, body, answer).
 pub const REQUEST_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);

@@ -47,6 +47,7 @@ use std::time::Duration;
 mod deliver;
 pub mod held;
 mod keys;
+mod refused;
 mod route;
 
 pub use held::{HeldCallback, HeldState, HELD_BUCKET};
@@ -85,6 +86,8 @@ pub struct CallbackStats {
     pub held: AtomicU64,
     /// Set aside for a person.
     pub quarantined: AtomicU64,
+    /// Refused (counted in `rejected` too) past the evidence budget: not stored.
+    pub refused_unrecorded: AtomicU64,
 }
 
 /// The gateway's waits for callbacks.
@@ -133,6 +136,8 @@ pub(crate) struct Inner {
     held: kv::Store,
     /// Where the next re-drive round starts in the held bucket's stream.
     redrive_cursor: std::sync::atomic::AtomicU64,
+    /// What refused callbacks may still store ([`refused`]).
+    refused_budget: refused::Budget,
     timings: CallbackTimings,
     refs: ProviderRefs,
     client: Client,
@@ -169,6 +174,8 @@ impl Callbacks {
             storage: stream::StorageType::File,
             num_replicas: replicas,
             description: Some("paystate: raw provider callbacks and verdicts (evidence)".into()),
+            // Refused callbacks' evidence expires (`refused`); authentic ones' never does.
+            allow_message_ttl: true,
             ..Default::default()
         })
         .await
@@ -195,6 +202,7 @@ impl Callbacks {
             seen,
             held,
             redrive_cursor: std::sync::atomic::AtomicU64::new(1),
+            refused_budget: refused::Budget::default(),
             timings,
             refs,
             client: Client::new(nats),
@@ -250,23 +258,35 @@ async fn receive(
     let received_at = chrono::Utc::now();
     let pairs = header_pairs(&headers);
     let query = query.unwrap_or_default();
-    let raw_seq = match inner
-        .store_raw(provider, &pairs, &query, &body, received_at)
-        .await
+    let inbound = InboundCallback {
+        headers: &pairs,
+        query: &query,
+        body: &body,
+    };
+    // Verified before anything is stored: a refused callback is evidence kept within a
+    // budget ([`refused`]), an authentic one is stored for ever before it is applied.
+    let parsed = match inner
+        .adapters
+        .verify_and_parse_callback(provider, &inbound, received_at)
     {
+        Ok(p) => p,
+        Err(e) => {
+            let detail = e.to_string();
+            inner
+                .refused(provider, &inbound, received_at, &detail)
+                .await;
+            return ack(&e.ack());
+        }
+    };
+    let raw_seq = match inner.store_raw(provider, &inbound, received_at, None).await {
         Ok(seq) => seq,
         Err(e) => {
             tracing::warn!(%provider, error = %e, "could not store a callback; asking the provider to retry");
             return (StatusCode::SERVICE_UNAVAILABLE, "storage unavailable").into_response();
         }
     };
-    let inbound = InboundCallback {
-        headers: &pairs,
-        query: &query,
-        body: &body,
-    };
     match inner
-        .process(provider, raw_seq, &inbound, received_at)
+        .process_verified(provider, raw_seq, parsed, inbound.body, received_at)
         .await
     {
         Handled::Done(_, answer) | Handled::Invalid(answer, _) => ack(&answer),
@@ -329,8 +349,21 @@ impl Inner {
                 return Handled::Invalid(e.ack(), detail);
             }
         };
+        self.process_verified(provider, raw_seq, parsed, inbound.body, received_at)
+            .await
+    }
+
+    /// Applies a verified callback stored at `raw_seq`.
+    pub(crate) async fn process_verified(
+        &self,
+        provider: Provider,
+        raw_seq: u64,
+        parsed: paystate_adapters::callback::ParsedCallback,
+        body: &[u8],
+        received_at: Timestamp,
+    ) -> Handled {
         match self
-            .apply(provider, raw_seq, &parsed, received_at, inbound.body)
+            .apply(provider, raw_seq, &parsed, received_at, body)
             .await
         {
             Ok(applied) => Handled::Done(applied, parsed.ack),
@@ -346,28 +379,75 @@ impl Inner {
 }
 
 impl Inner {
+    /// Stores a callback's raw record; with `ttl` (a `Nats-TTL` value) it expires.
     async fn store_raw(
         &self,
         provider: Provider,
-        headers: &[(String, String)],
-        query: &str,
-        body: &[u8],
+        inbound: &InboundCallback<'_>,
         at: Timestamp,
+        ttl: Option<&str>,
     ) -> Result<u64, String> {
-        let record = serde_json::json!({
-            "provider": provider,
-            "received_at": at,
-            "headers": headers.iter().map(|(k, v)| [k.clone(), redact(k, v)]).collect::<Vec<_>>(),
-            "query": query,
-            "body_b64": base64::engine::general_purpose::STANDARD.encode(body),
-        });
-        let bytes = serde_json::to_vec(&record).map_err(|e| e.to_string())?;
+        let bytes = raw_record(provider, inbound, at)?;
+        self.store(format!("{CALLBACKS_PREFIX}.{provider}.raw"), bytes, ttl)
+            .await
+    }
+
+    async fn store(
+        &self,
+        subject: String,
+        bytes: Vec<u8>,
+        ttl: Option<&str>,
+    ) -> Result<u64, String> {
+        let mut headers = async_nats::HeaderMap::new();
+        if let Some(ttl) = ttl {
+            headers.insert("Nats-TTL", ttl);
+        }
         let ack = self
             .js
-            .publish(format!("{CALLBACKS_PREFIX}.{provider}.raw"), bytes.into())
+            .publish_with_headers(subject, headers, bytes.into())
             .await
             .map_err(|e| e.to_string())?;
         ack.await.map(|a| a.sequence).map_err(|e| e.to_string())
+    }
+
+    /// Records a callback refused before it was stored (bad signature or body): its raw
+    /// record and a `rejected` verdict, kept for [`crate::limits::REFUSED_EVIDENCE_TTL`], if
+    /// the route's evidence budget holds them; else only counted and logged.
+    async fn refused(
+        &self,
+        provider: Provider,
+        inbound: &InboundCallback<'_>,
+        at: Timestamp,
+        detail: &str,
+    ) {
+        self.stats.rejected.fetch_add(1, Relaxed);
+        let raw = raw_record(provider, inbound, at);
+        let verdict_bytes = verdict_record(0, "rejected", detail, None).len();
+        let wanted = raw.as_ref().map_or(0, Vec::len) + verdict_bytes;
+        let (Ok(raw), true) = (
+            raw,
+            self.refused_budget
+                .take(provider, wanted, std::time::Instant::now()),
+        ) else {
+            self.stats.refused_unrecorded.fetch_add(1, Relaxed);
+            metrics::counter!(paystate_events::metric_names::CALLBACKS_TOTAL, "provider" => provider.as_str(), "verdict" => "rejected_unrecorded").increment(1);
+            if let Some(not_logged) = paystate_service::telemetry::bad_input_warning() {
+                tracing::warn!(%provider, %detail, earlier_not_logged = not_logged, "callback refused past the evidence budget; counted, not stored");
+            }
+            return;
+        };
+        let ttl = refused::ttl_header();
+        let subject = format!("{CALLBACKS_PREFIX}.{provider}.raw");
+        match self.store(subject, raw, Some(&ttl)).await {
+            Ok(raw_seq) => {
+                tracing::warn!(%provider, raw_seq, %detail, "callback rejected; recorded, not applied");
+                self.verdict_with_ttl(provider, raw_seq, "rejected", detail, None, Some(&ttl))
+                    .await;
+            }
+            Err(e) => {
+                tracing::warn!(%provider, %detail, error = %e, "callback rejected; its evidence could not be stored");
+            }
+        }
     }
 
     async fn verdict(
@@ -385,18 +465,47 @@ impl Inner {
             tracing::Span::current().record("order_id", o.as_str());
         }
         tracing::info!(verdict, "callback verdict");
-        let record = serde_json::json!({"raw_seq": raw_seq, "verdict": verdict, "detail": detail, "order_id": order});
-        let bytes = serde_json::to_vec(&record).unwrap_or_default();
+        self.verdict_with_ttl(provider, raw_seq, verdict, detail, order, None)
+            .await;
+    }
+
+    /// Stores a verdict record (expiring with `ttl`, a `Nats-TTL` value).
+    async fn verdict_with_ttl(
+        &self,
+        provider: Provider,
+        raw_seq: u64,
+        verdict: &str,
+        detail: &str,
+        order: Option<&OrderId>,
+        ttl: Option<&str>,
+    ) {
+        let bytes = verdict_record(raw_seq, verdict, detail, order);
         let subject = format!("{CALLBACKS_PREFIX}.{provider}.verdict");
-        match self.js.publish(subject, bytes.into()).await {
-            Ok(ack) => {
-                if let Err(e) = ack.await {
-                    tracing::warn!(raw_seq, error = %e, "verdict not stored");
-                }
-            }
-            Err(e) => tracing::warn!(raw_seq, error = %e, "verdict not stored"),
+        if let Err(e) = self.store(subject, bytes, ttl).await {
+            tracing::warn!(raw_seq, error = %e, "verdict not stored");
         }
     }
+}
+
+/// A callback's raw record: provider, time, headers (credentials redacted), query, body.
+fn raw_record(
+    provider: Provider,
+    inbound: &InboundCallback<'_>,
+    at: Timestamp,
+) -> Result<Vec<u8>, String> {
+    let record = serde_json::json!({
+        "provider": provider,
+        "received_at": at,
+        "headers": inbound.headers.iter().map(|(k, v)| [k.clone(), redact(k, v)]).collect::<Vec<_>>(),
+        "query": inbound.query,
+        "body_b64": base64::engine::general_purpose::STANDARD.encode(inbound.body),
+    });
+    serde_json::to_vec(&record).map_err(|e| e.to_string())
+}
+
+fn verdict_record(raw_seq: u64, verdict: &str, detail: &str, order: Option<&OrderId>) -> Vec<u8> {
+    let record = serde_json::json!({"raw_seq": raw_seq, "verdict": verdict, "detail": detail, "order_id": order});
+    serde_json::to_vec(&record).unwrap_or_default()
 }
 
 fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
