@@ -12,6 +12,12 @@
 //! secret behind, [`crate::http::HttpResponse::body_excerpt`] redacts the whole body before
 //! cutting, with the redactor the facade puts in scope for the call ([`in_scope`]).
 //!
+//! Secrets a provider issues while running (Plural's OAuth access tokens, sent as `Bearer`
+//! headers and quoted back like any other header) are not in the configuration: the flow that
+//! receives one registers it with [`remember_in_scope`] before using it, and from then on the
+//! facade's redactor cuts it out too. They are kept per provider account, current and
+//! previous only ([`runtime`]).
+//!
 //! Forms matched for every secret, each replaced by [`REDACTED`]:
 //! - the raw value, and each character in any mix of: itself, `%XX` (either hex case, one per
 //!   UTF-8 byte), `+` for a space, JSON escapes (`\"`, `\\`, `\/`, `\n`..., `\uXXXX`
@@ -41,6 +47,8 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+pub mod runtime;
+
 /// What a secret is replaced by.
 pub const REDACTED: &str = "[redacted]";
 /// Secrets shorter than this (in characters) are not redacted: they cannot be told apart
@@ -55,10 +63,16 @@ const PASSES_MAX: usize = 4;
 /// Compiled pattern size bound (a configuration has at most a few hundred secrets).
 const REGEX_SIZE_LIMIT: usize = 64 * 1024 * 1024;
 
-/// Replaces every configured secret, in every form above, by [`REDACTED`]. Cheap to clone.
+/// Replaces every configured secret, and every secret learnt at run time (see
+/// [`Redactor::remember`]), in every form above, by [`REDACTED`]. Cheap to clone; clones share
+/// the run-time secrets, so one remembered inside a facade call (through [`in_scope`]'s
+/// redactor) is also cut out at the facade's boundary.
 #[derive(Clone, Default)]
 pub struct Redactor {
+    /// The configured secrets' patterns, fixed when the redactor is built.
     inner: Option<Arc<Patterns>>,
+    /// Secrets the providers issue while running (Plural's access tokens).
+    runtime: Arc<runtime::RuntimeSecrets>,
 }
 
 struct Patterns {
@@ -74,9 +88,10 @@ impl std::fmt::Debug for Redactor {
     }
 }
 
-impl Redactor {
-    /// A redactor for these secret values (those under [`SECRET_CHARS_MIN`] are ignored).
-    pub fn new<'a>(secrets: impl IntoIterator<Item = &'a str>) -> Redactor {
+impl Patterns {
+    /// The patterns of these secret values (those under [`SECRET_CHARS_MIN`] are ignored);
+    /// `None` when none is left.
+    fn compile<'a>(secrets: impl IntoIterator<Item = &'a str>) -> Option<Patterns> {
         let mut secrets: Vec<&str> = secrets
             .into_iter()
             .filter(|s| s.chars().count() >= SECRET_CHARS_MIN)
@@ -85,7 +100,7 @@ impl Redactor {
         secrets.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
         secrets.dedup();
         if secrets.is_empty() {
-            return Redactor::default();
+            return None;
         }
         let mut direct = Vec::new();
         let mut cores = Vec::new();
@@ -121,8 +136,32 @@ impl Redactor {
         } else {
             build(&cores).ok()
         };
+        Some(Patterns { direct, base64 })
+    }
+
+    /// Replaces every match in `out`; true when something was replaced.
+    fn apply(&self, out: &mut Cow<'_, str>) -> bool {
+        let mut changed = false;
+        if self.direct.is_match(out) {
+            *out = Cow::Owned(self.direct.replace_all(out, REDACTED).into_owned());
+            changed = true;
+        }
+        if let Some(b64) = &self.base64 {
+            if let Some(replaced) = replace_base64_runs(b64, out) {
+                *out = Cow::Owned(replaced);
+                changed = true;
+            }
+        }
+        changed
+    }
+}
+
+impl Redactor {
+    /// A redactor for these secret values (those under [`SECRET_CHARS_MIN`] are ignored).
+    pub fn new<'a>(secrets: impl IntoIterator<Item = &'a str>) -> Redactor {
         Redactor {
-            inner: Some(Arc::new(Patterns { direct, base64 })),
+            inner: Patterns::compile(secrets).map(Arc::new),
+            runtime: Arc::default(),
         }
     }
 
@@ -133,28 +172,43 @@ impl Redactor {
         Redactor::new(secrets.iter().map(|s| s.expose()))
     }
 
+    /// Adds a secret a provider issued at run time (an access token) under `slot` (one per
+    /// provider account), for this redactor and every clone of it. A slot keeps its newest
+    /// [`runtime::SECRETS_PER_SLOT_MAX`] values: a call made with the previous token may
+    /// still be answered after the renewal. Values under [`SECRET_CHARS_MIN`] are ignored.
+    pub fn remember(&self, slot: &str, secret: &Secret) {
+        let value = secret.expose();
+        if value.chars().count() < SECRET_CHARS_MIN || self.runtime.holds(slot, value) {
+            return;
+        }
+        // Compiled before the lock is taken: redaction elsewhere does not wait for it.
+        if let Some(p) = Patterns::compile([value]) {
+            self.runtime.insert(slot, secret.clone(), Arc::new(p));
+        }
+    }
+
     /// True when there is nothing to redact.
     pub fn is_empty(&self) -> bool {
-        self.inner.is_none()
+        self.inner.is_none() && self.runtime.is_empty()
     }
 
     /// `text` with every form of every secret replaced by [`REDACTED`].
     pub fn redact<'t>(&self, text: &'t str) -> Cow<'t, str> {
-        let Some(p) = &self.inner else {
-            return Cow::Borrowed(text);
-        };
+        let runtime = self.runtime.patterns();
+        let all: Vec<&Patterns> = self
+            .inner
+            .iter()
+            .chain(runtime.iter())
+            .map(AsRef::as_ref)
+            .collect();
         let mut out = Cow::Borrowed(text);
+        if all.is_empty() {
+            return out;
+        }
         for _ in 0..PASSES_MAX {
             let mut changed = false;
-            if p.direct.is_match(&out) {
-                out = Cow::Owned(p.direct.replace_all(&out, REDACTED).into_owned());
-                changed = true;
-            }
-            if let Some(b64) = &p.base64 {
-                if let Some(replaced) = replace_base64_runs(b64, &out) {
-                    out = Cow::Owned(replaced);
-                    changed = true;
-                }
+            for p in &all {
+                changed |= p.apply(&mut out);
             }
             if !changed {
                 break;
@@ -338,6 +392,13 @@ pub(crate) fn in_scope(text: &str) -> Cow<'_, str> {
         .ok()
         .flatten()
         .map_or(Cow::Borrowed(text), Cow::Owned)
+}
+
+/// Remembers a secret issued at run time (see [`Redactor::remember`]) in the redactor of the
+/// facade call in progress, which the facade also applies to what the call returns. False
+/// outside a facade call (nothing is redacted there).
+pub(crate) fn remember_in_scope(slot: &str, secret: &Secret) -> bool {
+    ACTIVE.try_with(|r| r.remember(slot, secret)).is_ok()
 }
 
 /// Values that may carry provider text out of the adapters.

@@ -8,6 +8,10 @@
 //!   Plural order id is the provider reference for everything after. `status` reads the
 //!   order. Webhooks are verified and parsed by [`parse_callback`]; their order is not
 //!   guaranteed (PROCESSED may precede AUTHORIZED), which the engine handles.
+//! - Return URLs are read from their signed message ([`tf::read_return`]). A signed error
+//!   code beside any status but FAILED (the seed's failed return says AUTHORIZED) is never
+//!   a success: it is recorded as a claim and confirmed by a status query
+//!   (`confirm_by_status`), like an unsigned callback.
 //!
 //! Unknown outcomes: create order and capture/refund carry our references, so the executor
 //! replays them and Plural answers a repeat with what it already did; when every answer to
@@ -19,6 +23,9 @@
 //! (work redelivered after a crash) reports it instead of paying again.
 //!
 //! A request refused with 401 clears the cached token and is retried once with a new one.
+//! Every token received is registered with the facade call's redactor before it is used
+//! ([`crate::redact::remember_in_scope`]): it is not in the configuration, yet Plural's error
+//! answers may quote the `Authorization` header back.
 
 pub mod signature;
 pub mod token;
@@ -147,7 +154,16 @@ impl Plural<'_> {
                 message,
             });
         }
-        let body: tf::TokenResponse = r.json().map_err(|e| unreadable(P, Op::Token, &r, e))?;
+        // Never `unreadable`: it quotes the body, and this body is the live token.
+        let body = tf::token_response(&r).map_err(|problem| AdapterError::Retryable {
+            provider: P,
+            op: Op::Token,
+            detail: format!("unreadable token response (HTTP {}): {problem}", r.status),
+        })?;
+        // Before its first use: a provider answer that quotes the request (the Authorization
+        // header) is then redacted like any configured secret, at the facade's boundary and
+        // in response excerpts.
+        crate::redact::remember_in_scope(&token_slot(name), &body.access_token);
         let expires_in = body
             .expires_in
             .or_else(|| seconds_until(body.expires_at.as_deref(), self.now));
@@ -315,6 +331,11 @@ fn reported(plural_order_id: String, signals: Vec<SignalKind>, call_ref: String)
     }
 }
 
+/// The redactor slot of an account's access tokens ([`crate::redact::Redactor::remember`]).
+fn token_slot(account: &str) -> String {
+    format!("{P}/{account}")
+}
+
 fn seconds_until(expires_at: Option<&str>, now: Timestamp) -> Option<i64> {
     let at = chrono::DateTime::parse_from_rfc3339(expires_at?).ok()?;
     Some((at.with_timezone(&chrono::Utc) - now).num_seconds())
@@ -451,44 +472,32 @@ fn parse_return(
             provider: P,
             reason: signature::SignatureError::Mismatch,
         })?;
-    let get = |k: &str| {
-        fields
-            .iter()
-            .find(|(n, _)| *n == k)
-            .map(|(_, v)| v.to_string())
-    };
-    let malformed = |detail: &str| CallbackError::Malformed {
+    // Read from what was signed: every received field but `signature` is in the message.
+    let message = signature::return_url_message(&fields);
+    let report = tf::read_return(&message).map_err(|detail| CallbackError::Malformed {
         provider: P,
-        detail: detail.to_string(),
+        detail,
+    })?;
+    // A signed report that does not say what happened is a trigger, as an unsigned one is:
+    // the gateway applies Plural's answer to a status query, never the claim.
+    let (signals, confirm_by_status) = match report.meaning {
+        tf::ReturnMeaning::Conclusive(signals) => (signals, false),
+        tf::ReturnMeaning::Inconclusive(claim) => (vec![claim], true),
     };
-    let order_id = get("order_id").ok_or_else(|| malformed("no order_id"))?;
-    let status = get("payment_status")
-        .or_else(|| get("status"))
-        .ok_or_else(|| malformed("no status"))?;
-    let data = tf::OrderData {
-        order_id: order_id.clone(),
-        merchant_order_reference: None,
-        status,
-        challenge_url: None,
-        order_amount: None,
-        payments: vec![],
-    };
-    let signals = tf::order_signals(&data).map_err(|d| malformed(&d))?;
-    // The redirect has no body and no id: what it says (the signed fields) identifies it, so
-    // a reloaded page is a resend and another order's return is not.
-    let dedup_key = Some(format!("return:{}", signature::return_url_message(&fields)));
     Ok(ParsedCallback {
         provider: P,
         merchant_account: account,
         hint: OrderHint {
             order_id: None,
-            provider_ref: Some(order_id),
+            provider_ref: Some(report.order_id),
             unsigned_order_id: None,
         },
-        dedup_key,
+        // The redirect has no body and no id: what it says (the signed message) identifies
+        // it, so a reloaded page is a resend and another order's return is not.
+        dedup_key: Some(format!("return:{message}")),
         observed_at: None,
         signals,
         ack: Ack::empty_ok(),
-        confirm_by_status: false,
+        confirm_by_status,
     })
 }

@@ -2,7 +2,7 @@
 
 use crate::config::{PluralAccount, ProviderConfig};
 use crate::flow::minor_money;
-use crate::http::{HttpRequest, HttpResponse, Method, Replay};
+use crate::http::{HttpRequest, HttpResponse, Method, Replay, BODY_EXCERPT_CHARS_MAX};
 use crate::keys::{self, KeyRules};
 use crate::secret::Secret;
 use paystate_events::{
@@ -70,14 +70,44 @@ pub fn token_request(cfg: &ProviderConfig<PluralAccount>, account: &PluralAccoun
     HttpRequest::new(Method::Post, cfg.url(TOKEN_PATH), Replay::Safe).json(body)
 }
 
-#[derive(Debug, Deserialize)]
+/// A token answer.
+#[derive(Debug)]
 pub struct TokenResponse {
     pub access_token: Secret,
-    #[serde(default)]
     pub expires_in: Option<i64>,
     /// The SDK's model also knows an absolute expiry (RFC 3339).
-    #[serde(default)]
     pub expires_at: Option<String>,
+}
+
+/// Reads a token answer field by field. The error names the field that failed and quotes
+/// nothing: the body holds a live access token, and a serde message would quote values
+/// (`invalid type: string "…"`).
+pub fn token_response(r: &HttpResponse) -> Result<TokenResponse, &'static str> {
+    let body: serde_json::Value = r.json().map_err(|_| "the body is not JSON")?;
+    let body = body.as_object().ok_or("the body is not a JSON object")?;
+    let field = |name: &str| body.get(name).filter(|v| !v.is_null());
+    let access_token = match field("access_token") {
+        Some(serde_json::Value::String(t)) if !t.is_empty() => Secret::new(t.clone()),
+        Some(_) => return Err("field access_token is not a non-empty string"),
+        None => return Err("field access_token is missing"),
+    };
+    let expires_in = match field("expires_in") {
+        Some(v) => Some(
+            v.as_i64()
+                .ok_or("field expires_in is not a whole number of seconds")?,
+        ),
+        None => None,
+    };
+    let expires_at = match field("expires_at") {
+        Some(serde_json::Value::String(at)) => Some(at.clone()),
+        Some(_) => return Err("field expires_at is not a string"),
+        None => None,
+    };
+    Ok(TokenResponse {
+        access_token,
+        expires_in,
+        expires_at,
+    })
 }
 
 fn authed(method: Method, url: String, token: &Secret, replay: Replay) -> HttpRequest {
@@ -422,13 +452,104 @@ fn failure(d: &OrderData) -> (String, String) {
     )
 }
 
-/// Code and message of an error response.
+/// Code and message of an error response, each bounded like a body excerpt. Plural's
+/// messages may quote our request (credentials, the bearer token): the cut is made after
+/// the facade call's redactor has run, so it never leaves part of a secret behind.
 pub fn error_of(r: &HttpResponse) -> (String, String) {
     let body: ErrorBody = r.json().unwrap_or_default();
     (
-        body.code.unwrap_or_else(|| format!("http_{}", r.status)),
-        body.message.unwrap_or_else(|| r.body_excerpt()),
+        body.code
+            .map(|c| excerpt(&c))
+            .unwrap_or_else(|| format!("http_{}", r.status)),
+        body.message
+            .map(|m| excerpt(&m))
+            .unwrap_or_else(|| r.body_excerpt()),
     )
+}
+
+/// Provider text, redacted within the facade call, then cut to [`BODY_EXCERPT_CHARS_MAX`].
+fn excerpt(text: &str) -> String {
+    crate::redact::in_scope(text)
+        .chars()
+        .take(BODY_EXCERPT_CHARS_MAX)
+        .collect()
+}
+
+/// What a verified return URL means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReturnMeaning {
+    /// Applied as it is.
+    Conclusive(Vec<SignalKind>),
+    /// Signed, but it does not say what happened: an error code next to a status other than
+    /// FAILED (the seed's failed return reads `payment_status=AUTHORIZED` with
+    /// `error_code=USER_AUTHENTICATION_REQUIRED`), or two different statuses. The signal
+    /// records the claim; the order moves only on Plural's answer to a status query.
+    Inconclusive(SignalKind),
+}
+
+/// A verified return URL: the Plural order id and what the report means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReturnReport {
+    pub order_id: String,
+    pub meaning: ReturnMeaning,
+}
+
+/// Reads a return URL from its signed message (`k=v` sorted, joined with `&`, not encoded;
+/// see [`super::signature::return_url_message`]). The message, not the decoded fields, is
+/// what Plural signed: fields can be regrouped without changing it (a key
+/// `error_code=E&error_message` hides `error_code` from a lookup by name), so it is split
+/// here one way only, at each `&` and the first `=`, and the same signed message always
+/// means the same thing. Only `order_id`, the status (`payment_status` or `status`: the seed
+/// uses both), `error_code` and `error_message` are read.
+pub fn read_return(message: &str) -> Result<ReturnReport, String> {
+    let pairs: Vec<(&str, &str)> = message
+        .split('&')
+        .map(|p| p.split_once('=').unwrap_or((p, "")))
+        .collect();
+    let values = |key: &str| -> Vec<&str> {
+        pairs
+            .iter()
+            .filter(|(k, _)| *k == key)
+            .map(|(_, v)| *v)
+            .collect()
+    };
+    let order_id = match values("order_id").as_slice() {
+        [id] if !id.is_empty() => id.to_string(),
+        _ => return Err("no single order_id".to_string()),
+    };
+    let mut statuses = values("payment_status");
+    statuses.extend(values("status"));
+    statuses.sort_unstable();
+    statuses.dedup();
+    let error_code = values("error_code").into_iter().find(|c| !c.is_empty());
+    let error_message = values("error_message").into_iter().find(|m| !m.is_empty());
+    let meaning = match (statuses.as_slice(), error_code) {
+        ([], _) => return Err("no status".to_string()),
+        ([_, _, ..], _) => ReturnMeaning::Inconclusive(SignalKind::Unrecognised {
+            raw_status: format!("several statuses: {}", statuses.join(", ")),
+        }),
+        ([status], None) => ReturnMeaning::Conclusive(order_signals(&OrderData {
+            order_id: order_id.clone(),
+            merchant_order_reference: None,
+            status: status.to_string(),
+            challenge_url: None,
+            order_amount: None,
+            payments: vec![],
+        })?),
+        ([status], Some(code)) => match PluralStatus::parse(status) {
+            Some(PluralStatus::Failed) => ReturnMeaning::Conclusive(vec![SignalKind::Failed {
+                operation: Operation::Payment,
+                code: code.to_string(),
+                message: error_message.unwrap_or("payment failed").to_string(),
+                refund_id: None,
+            }]),
+            // Never a success: a signed error code makes the status a claim to check.
+            _ => ReturnMeaning::Inconclusive(SignalKind::Unrecognised {
+                raw_status: format!("{status} with error_code {code}"),
+            }),
+        },
+    };
+    Ok(ReturnReport { order_id, meaning })
 }
 
 /// A webhook body: `{"event_type": "ORDER_…", "data": {order_id, status, …}}`.

@@ -172,6 +172,86 @@ fn base64_runs_are_replaced_whole() {
 }
 
 #[test]
+fn a_token_remembered_at_run_time_is_redacted_by_every_clone() {
+    // Given the facade's redactor, and the clone a call runs with.
+    let facade = Redactor::new(["cs-secret-1"]);
+    let in_call = facade.clone();
+    // When the call learns a token.
+    in_call.remember("plural/default", &Secret::new("tok-AAAA-1111"));
+    // Then both cut it out, in every form, next to the configured secret.
+    let echo = "authorization: Bearer tok-AAAA-1111 | body: {\"client_secret\":\"cs-secret-1\"}";
+    for r in [&facade, &in_call] {
+        assert_eq!(
+            r.redact(echo),
+            "authorization: Bearer [redacted] | body: {\"client_secret\":\"[redacted]\"}"
+        );
+        assert_eq!(r.redact("t=tok%2DAAAA%2D1111"), "t=[redacted]");
+    }
+    // And a redactor built apart from them knows nothing of it.
+    assert_eq!(
+        Redactor::new(["cs-secret-1"]).redact("tok-AAAA-1111"),
+        "tok-AAAA-1111"
+    );
+}
+
+#[test]
+fn a_slot_keeps_the_current_and_the_previous_token() {
+    // Given a redactor with nothing configured.
+    let r = Redactor::default();
+    assert!(r.is_empty());
+    // When an account's token is renewed twice (and another account has its own).
+    r.remember("plural/a", &Secret::new("token-one"));
+    r.remember("plural/b", &Secret::new("token-bee"));
+    r.remember("plural/a", &Secret::new("token-two"));
+    r.remember("plural/a", &Secret::new("token-two"));
+    r.remember("plural/a", &Secret::new("token-three"));
+    // Then the current and previous tokens of each slot are redacted; older ones are not.
+    assert!(!r.is_empty());
+    assert_eq!(
+        r.redact("token-three token-two token-bee"),
+        "[redacted] [redacted] [redacted]"
+    );
+    assert_eq!(r.redact("token-one"), "token-one");
+    assert_eq!(r.runtime.patterns().len(), 3);
+}
+
+#[test]
+fn run_time_slots_are_bounded() {
+    // Given every slot taken.
+    let r = Redactor::default();
+    for i in 0..runtime::SLOTS_MAX {
+        r.remember(&format!("slot-{i}"), &Secret::new(format!("token-{i:04}")));
+    }
+    // When one more account is issued a token.
+    r.remember("slot-new", &Secret::new("token-new"));
+    // Then the slot renewed longest ago makes room for it.
+    assert_eq!(r.runtime.patterns().len(), runtime::SLOTS_MAX);
+    assert_eq!(r.redact("token-0000"), "token-0000");
+    assert_eq!(r.redact("token-0001 token-new"), "[redacted] [redacted]");
+}
+
+#[tokio::test]
+async fn remembering_in_scope_reaches_the_facades_redactor() {
+    // Given the facade's redactor, put in scope for a call.
+    let facade = Redactor::default();
+    // When the call remembers a token (and something outside any call tries to).
+    assert!(!remember_in_scope(
+        "plural/x",
+        &Secret::new("outside-token")
+    ));
+    let inside = scope(facade.clone(), async {
+        remember_in_scope("plural/x", &Secret::new("inside-token"))
+    })
+    .await;
+    // Then the facade's redactor knows the one from inside the call.
+    assert!(inside);
+    assert_eq!(
+        facade.redact("inside-token outside-token"),
+        "[redacted] outside-token"
+    );
+}
+
+#[test]
 fn configured_secrets_cover_every_provider() {
     let text = r#"
         [plexy]

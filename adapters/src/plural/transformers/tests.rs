@@ -208,3 +208,52 @@ fn refund_responses_name_our_refund() {
     );
     assert!(refund_signals(&data("PENDING"), "r-1", amount).is_empty());
 }
+
+fn token_answer(body: &str) -> Result<TokenResponse, &'static str> {
+    token_response(&HttpResponse {
+        status: 200,
+        headers: vec![],
+        body: body.to_string().into(),
+    })
+}
+
+#[test]
+fn a_token_answer_is_read_field_by_field_and_its_errors_quote_nothing() {
+    // Given token answers, readable and not.
+    let ok = token_answer(r#"{"access_token":"eyJ.zq9.sig","expires_in":3600}"#).expect("readable");
+    assert_eq!(
+        (ok.access_token.expose(), ok.expires_in, ok.expires_at),
+        ("eyJ.zq9.sig", Some(3600), None)
+    );
+    let at = token_answer(
+        r#"{"access_token":"eyJ.zq9.sig","expires_at":"2026-01-01T00:00:00Z","expires_in":null}"#,
+    )
+    .expect("readable");
+    assert_eq!(at.expires_at.as_deref(), Some("2026-01-01T00:00:00Z"));
+    // When one field is wrong, then the error names it and quotes no value.
+    let cases = [
+        (
+            r#"{"access_token":"eyJ.zq9.sig","expires_in":"3600"}"#,
+            "expires_in",
+        ),
+        (
+            r#"{"access_token":"eyJ.zq9.sig","expires_in":1.5}"#,
+            "expires_in",
+        ),
+        (
+            r#"{"access_token":"eyJ.zq9.sig","expires_at":7}"#,
+            "expires_at",
+        ),
+        (r#"{"access_token":""}"#, "access_token"),
+        (r#"{"access_token":7}"#, "access_token"),
+        (r#"{"token":"eyJ.zq9.sig"}"#, "access_token"),
+        (r#"["eyJ.zq9.sig"]"#, "object"),
+        (r#"{"access_token":"eyJ.zq9.sig""#, "not JSON"),
+    ];
+    for (body, named) in cases {
+        let problem = token_answer(body).expect_err(body);
+        assert!(problem.contains(named), "{body}: {problem}");
+        assert!(!problem.contains("zq9"), "{body}: {problem}");
+        assert!(!problem.contains("3600"), "{body}: {problem}");
+    }
+}
