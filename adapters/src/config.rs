@@ -5,6 +5,9 @@
 //!
 //! Everything deserializes with serde (the binary loads TOML, then environment overrides);
 //! [`AdaptersConfig::validate`] checks bounds once at start. Credentials are [`Secret`]s.
+//! Base URLs must be https: status answers decide money, so they must come from the
+//! configured host over TLS. Plain http is accepted only to loopback (the local sandboxes of
+//! `paystate dev` and the tests) and to hosts named in `plain_http_hosts`.
 
 use crate::exchanger::transformers::Encoding as ExchangerEncoding;
 use crate::plexy::signature::TildaMode;
@@ -13,6 +16,7 @@ use crate::secret::Secret;
 use paystate_events::Provider;
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 /// The account used when an order names none.
@@ -41,6 +45,9 @@ pub enum ConfigError {
     /// The shared HTTP settings are out of bounds.
     #[error("http: {field}: {reason}")]
     Http { field: &'static str, reason: String },
+    /// A top-level adapters setting is out of bounds.
+    #[error("{field}: {reason}")]
+    Setting { field: &'static str, reason: String },
     /// A configured secret is too short to be told apart from ordinary text, so it could
     /// not be redacted from provider answers (the value is never shown).
     #[error("a configured secret is shorter than {min} characters: it could not be redacted from provider text; use a longer one")]
@@ -78,7 +85,8 @@ impl Timeouts {
 #[derive(Debug, Clone, Deserialize)]
 pub struct ProviderConfig<A> {
     /// e.g. `https://api.pluralpay.in` or a sandbox `http://127.0.0.1:8081`. No trailing path
-    /// segments are added beyond the documented ones.
+    /// segments are added beyond the documented ones. Must be https, except to a loopback
+    /// host or one in [`AdaptersConfig::plain_http_hosts`] (see [`AdaptersConfig::validate`]).
     pub base_url: String,
     #[serde(default)]
     pub timeouts: Timeouts,
@@ -110,16 +118,17 @@ impl<A> ProviderConfig<A> {
         format!("{}{}", self.base_url.trim_end_matches('/'), path)
     }
 
-    fn validate_common(&self, provider: Provider) -> Result<(), ConfigError> {
+    fn validate_common(
+        &self,
+        provider: Provider,
+        plain_http_hosts: &[String],
+    ) -> Result<(), ConfigError> {
         let invalid = |field, reason: &str| ConfigError::Invalid {
             provider,
             field,
             reason: reason.to_string(),
         };
-        match reqwest::Url::parse(&self.base_url) {
-            Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
-            _ => return Err(invalid("base_url", "must be an http(s) URL")),
-        }
+        check_base_url(&self.base_url, plain_http_hosts).map_err(|r| invalid("base_url", r))?;
         if self.accounts.is_empty() || self.accounts.len() > ACCOUNTS_MAX {
             return Err(invalid(
                 "accounts",
@@ -298,6 +307,12 @@ impl Default for HttpConfig {
 pub struct AdaptersConfig {
     #[serde(default)]
     pub http: HttpConfig,
+    /// Hosts besides loopback that a `base_url` may reach over plain http, as the URL names
+    /// them (IPv6 in brackets): sandboxes on a private network only (docker-compose's
+    /// `sandboxes`). Empty by default. Never a real provider's host: its status answers
+    /// decide money, and over plain http anyone on the path could give them.
+    #[serde(default)]
+    pub plain_http_hosts: Vec<String>,
     #[serde(default)]
     pub plexy: Option<PlexyConfig>,
     #[serde(default)]
@@ -311,24 +326,28 @@ pub struct AdaptersConfig {
 }
 
 impl AdaptersConfig {
-    /// Checks every configured provider once, at start.
+    /// Checks every configured provider once, at start. A plain http `base_url` to a host
+    /// that is neither loopback nor listed in `plain_http_hosts` is refused
+    /// ([`ConfigError::Invalid`] on `base_url`; the URL itself is never shown).
     pub fn validate(&self) -> Result<(), ConfigError> {
         crate::executor::RetryPolicy::from_config(&self.http)?;
+        validate_plain_http_hosts(&self.plain_http_hosts)?;
+        let plain = self.plain_http_hosts.as_slice();
         if let Some(c) = &self.plexy {
-            c.common.validate_common(Provider::Plexy)?;
+            c.common.validate_common(Provider::Plexy, plain)?;
         }
         if let Some(c) = &self.paykassma {
-            c.validate_common(Provider::Paykassma)?;
+            c.validate_common(Provider::Paykassma, plain)?;
         }
         if let Some(c) = &self.plural {
-            c.validate_common(Provider::Plural)?;
+            c.validate_common(Provider::Plural, plain)?;
             validate_plural_secrets(c)?;
         }
         if let Some(c) = &self.exchanger {
-            c.common.validate_common(Provider::Exchanger)?;
+            c.common.validate_common(Provider::Exchanger, plain)?;
         }
         if let Some(c) = &self.flitt {
-            c.validate_common(Provider::Flitt)?;
+            c.validate_common(Provider::Flitt, plain)?;
         }
         let min = crate::redact::SECRET_CHARS_MIN;
         if crate::redact::configured_secrets(self)
@@ -365,6 +384,63 @@ impl AdaptersConfig {
             .as_ref()
             .ok_or(ConfigError::ProviderNotConfigured(Provider::Flitt))
     }
+}
+
+/// Most entries of [`AdaptersConfig::plain_http_hosts`] (one per private sandbox host).
+pub const PLAIN_HTTP_HOSTS_MAX: usize = 8;
+
+/// Why a `base_url` with another scheme is refused.
+const NOT_HTTP: &str = "must be an http(s) URL";
+/// Why a plain http `base_url` is refused. States the rule, never the URL (it may carry
+/// credentials as userinfo).
+const PLAIN_HTTP_REFUSED: &str = "must be https (plain http only for a loopback sandbox: \
+127.0.0.0/8, localhost, [::1], or a host listed in plain_http_hosts)";
+
+/// `base_url` is https, or plain http to a loopback host or a listed sandbox host.
+/// Plexy's, Flitt's and the exchanger's status answers decide money (Plexy's and the
+/// exchanger's are unsigned), so TLS to the configured host is what authenticates them.
+fn check_base_url(base_url: &str, plain_http_hosts: &[String]) -> Result<(), &'static str> {
+    let url = reqwest::Url::parse(base_url).map_err(|_| NOT_HTTP)?;
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback(&url) || is_listed(&url, plain_http_hosts) => Ok(()),
+        "http" => Err(PLAIN_HTTP_REFUSED),
+        _ => Err(NOT_HTTP),
+    }
+}
+
+/// The URL's host is `localhost`, in 127.0.0.0/8 or `[::1]`. Read from the parsed URL, whose
+/// host the url crate has already separated from userinfo, port and path and normalised
+/// (IPv4 in dotted decimal however it was written, IPv6 in brackets and compressed, names
+/// lowercased), so `127.0.0.1.nip.io` and `http://127.0.0.1@evil.com/` name other hosts.
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return v6.parse::<Ipv6Addr>().is_ok_and(|a| a.is_loopback());
+    }
+    host == "localhost" || host.parse::<Ipv4Addr>().is_ok_and(|a| a.is_loopback())
+}
+
+/// The URL's host is exactly one of `hosts` (names compare case-insensitively).
+fn is_listed(url: &reqwest::Url, hosts: &[String]) -> bool {
+    url.host_str()
+        .is_some_and(|h| hosts.iter().any(|l| l.eq_ignore_ascii_case(h)))
+}
+
+fn validate_plain_http_hosts(hosts: &[String]) -> Result<(), ConfigError> {
+    let invalid = |reason: String| ConfigError::Setting {
+        field: "plain_http_hosts",
+        reason,
+    };
+    if hosts.len() > PLAIN_HTTP_HOSTS_MAX {
+        return Err(invalid(format!("at most {PLAIN_HTTP_HOSTS_MAX} hosts")));
+    }
+    if hosts.iter().any(|h| h.is_empty()) {
+        return Err(invalid("an empty host".to_string()));
+    }
+    Ok(())
 }
 
 fn validate_plural_secrets(c: &ProviderConfig<PluralAccount>) -> Result<(), ConfigError> {
@@ -493,6 +569,201 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    /// `TOML` with plural's base URL replaced, validated.
+    fn with_plural_base(url: &str) -> Result<(), ConfigError> {
+        // A TOML basic string escapes backslashes.
+        let text = TOML.replace("http://127.0.0.1:9001", &url.replace('\\', "\\\\"));
+        let cfg: AdaptersConfig = toml::from_str(&text).expect("parses");
+        cfg.validate()
+    }
+
+    fn refused_as_plain_http(r: Result<(), ConfigError>) -> bool {
+        matches!(r, Err(ConfigError::Invalid { provider: Provider::Plural, field: "base_url", ref reason })
+            if reason == PLAIN_HTTP_REFUSED)
+    }
+
+    #[test]
+    fn base_urls_must_be_https_except_to_loopback() {
+        for ok in [
+            "https://api.pluralpay.in",
+            "https://pluraluat.v2.pinepg.in/",
+            "https://10.0.0.7:8443/plural",
+            "http://127.0.0.1:9001",
+            "http://127.5.6.7/plural",
+            "http://localhost:8080",
+            "http://LOCALHOST:8080",
+            "http://[::1]:9000/plural",
+            "http://[0:0:0:0:0:0:0:1]/",
+            "http://user:pw@127.0.0.1:1/",
+        ] {
+            assert_eq!(with_plural_base(ok), Ok(()), "{ok}");
+        }
+        for refused in [
+            "http://api.plexypay.com",
+            "http://api.pluralpay.in/",
+            "http://10.1.2.3:9000",
+            "http://192.168.1.10",
+            "http://0.0.0.0:9000",
+            "http://localhost.evil.com",
+            "http://127.0.0.1.nip.io:9000",
+            "http://foo.localhost",
+            "http://localhost./",
+            "http://127.0.0.1@evil.com/",
+            "http://127.0.0.1:9001@evil.com/",
+            "http://localhost@evil.com/",
+            "http://evil.com#@127.0.0.1/",
+            "http://evil.com\\@127.0.0.1/",
+            "http://[::2]/",
+            "http://[::ffff:127.0.0.1]/",
+        ] {
+            assert!(
+                refused_as_plain_http(with_plural_base(refused)),
+                "{refused}: {:?}",
+                with_plural_base(refused)
+            );
+        }
+        let e = with_plural_base("http://api.pluralpay.in").expect_err("refused");
+        assert_eq!(
+            e.to_string(),
+            "plural: base_url: must be https (plain http only for a loopback sandbox: \
+             127.0.0.0/8, localhost, [::1], or a host listed in plain_http_hosts)"
+        );
+        for not_http in ["ftp://127.0.0.1", "127.0.0.1:9001", "file:///etc/passwd"] {
+            assert!(
+                matches!(with_plural_base(not_http), Err(ConfigError::Invalid { ref reason, .. }) if reason == NOT_HTTP),
+                "{not_http}"
+            );
+        }
+    }
+
+    /// The refusal states the rule, never the URL: userinfo may be a credential.
+    #[test]
+    fn a_refused_base_url_is_not_shown() {
+        let e = with_plural_base("http://svc-user:Hunter2Secret@api.pluralpay.in/x")
+            .expect_err("refused");
+        let shown = format!("{e} {e:?}");
+        assert!(
+            !shown.contains("Hunter2Secret")
+                && !shown.contains("svc-user")
+                && !shown.contains("pluralpay"),
+            "{shown}"
+        );
+    }
+
+    /// docker-compose's sandboxes are reached by service name over a private network: plain
+    /// http there is an explicit, exact-host opt-in.
+    #[test]
+    fn listed_sandbox_hosts_may_use_plain_http() {
+        let listed = |hosts: &str, url: &str| {
+            let text = format!(
+                "plain_http_hosts = {hosts}\n{}",
+                TOML.replace("http://127.0.0.1:9001", url)
+            );
+            let cfg: AdaptersConfig = toml::from_str(&text).expect("parses");
+            cfg.validate()
+        };
+        assert_eq!(
+            listed(r#"["sandboxes"]"#, "http://sandboxes:9000/plural"),
+            Ok(())
+        );
+        assert_eq!(
+            listed(r#"["Sandboxes"]"#, "http://SANDBOXES:9000/plural"),
+            Ok(())
+        );
+        for other in [
+            "http://sandboxes.evil.com:9000",
+            "http://sandboxes@evil.com/",
+            "http://evil.com/sandboxes",
+        ] {
+            assert!(
+                refused_as_plain_http(listed(r#"["sandboxes"]"#, other)),
+                "{other}"
+            );
+        }
+        assert!(refused_as_plain_http(with_plural_base(
+            "http://sandboxes:9000/plural"
+        )));
+        assert!(matches!(
+            listed(r#"[""]"#, "https://x.example"),
+            Err(ConfigError::Setting {
+                field: "plain_http_hosts",
+                ..
+            })
+        ));
+        let many = format!("{:?}", vec!["h"; PLAIN_HTTP_HOSTS_MAX + 1]);
+        assert!(matches!(
+            listed(&many, "https://x.example"),
+            Err(ConfigError::Setting {
+                field: "plain_http_hosts",
+                ..
+            })
+        ));
+    }
+
+    /// The host as the url crate reads it; an independent statement of "loopback".
+    fn loopback_oracle(url: &str) -> bool {
+        let Ok(u) = reqwest::Url::parse(url) else {
+            return false;
+        };
+        match u.host_str() {
+            Some("localhost") | Some("[::1]") => true,
+            Some(h) => h.parse::<Ipv4Addr>().is_ok_and(|a| a.octets()[0] == 127),
+            None => false,
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 512, ..Default::default() })]
+
+        /// Over the characters a URL's authority is made of, around loopback spellings so
+        /// both answers are reached: plain http is accepted exactly when the parsed host is
+        /// loopback, and https whenever the URL is valid.
+        #[test]
+        fn plain_http_only_reaches_loopback(
+            before in "[a-z0-9.:@\\[\\]%#/\\\\-]{0,8}",
+            loopback in proptest::sample::select(vec![
+                "", "127.0.0.1", "127.9.8.7", "127.1", "2130706433", "0x7f.1", "localhost",
+                "LocalHost", "[::1]", "[0::1]", "[::ffff:127.0.0.1]",
+            ]),
+            after in "[a-z0-9.:@\\[\\]%#/\\\\-]{0,8}",
+        ) {
+            let authority = format!("{before}{loopback}{after}");
+            let http = format!("http://{authority}");
+            let accepted = check_base_url(&http, &[]).is_ok();
+            proptest::prop_assert_eq!(accepted, loopback_oracle(&http), "{}", http);
+            let https = format!("https://{authority}");
+            proptest::prop_assert_eq!(
+                check_base_url(&https, &[]).is_ok(),
+                reqwest::Url::parse(&https).is_ok(),
+                "{}", https
+            );
+        }
+
+        /// Loopback names used as a prefix, suffix or userinfo of another host are refused.
+        #[test]
+        fn loopback_look_alikes_are_refused(d in "[a-z][a-z0-9-]{0,20}(\\.[a-z][a-z0-9-]{0,10}){0,2}") {
+            proptest::prop_assume!(d != "localhost");
+            for url in [
+                format!("http://{d}/"),
+                format!("http://localhost.{d}/"),
+                format!("http://{d}.localhost/"),
+                format!("http://127.0.0.1.{d}/"),
+                format!("http://127.0.0.1@{d}/"),
+                format!("http://localhost:80@{d}/"),
+                format!("http://{d}#@127.0.0.1/"),
+            ] {
+                proptest::prop_assert!(check_base_url(&url, &[]).is_err(), "{}", url);
+            }
+        }
+
+        /// Every IPv4 address: plain http is accepted exactly for 127.0.0.0/8.
+        #[test]
+        fn plain_http_ipv4(a: u8, b: u8, c: u8, d: u8) {
+            let url = format!("http://{a}.{b}.{c}.{d}:9000/p");
+            proptest::prop_assert_eq!(check_base_url(&url, &[]).is_ok(), a == 127);
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ use paystate_events::{
     PaymentInitiation, SignalKind,
 };
 use serde_json::{json, Map, Value};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 pub const CHECKOUT_URL_PATH: &str = "/api/checkout/url";
@@ -213,7 +214,12 @@ pub fn response_params(
 
 /// A parameter as text (numbers too); `None` when absent, null or empty.
 pub fn text(p: &Map<String, Value>, key: &str) -> Option<String> {
-    match p.get(key)? {
+    text_value(p.get(key)?)
+}
+
+/// A value as text (numbers too); `None` when null, empty or not a string or number.
+fn text_value(v: &Value) -> Option<String> {
+    match v {
         Value::String(s) if !s.is_empty() => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
@@ -265,13 +271,13 @@ impl FlittStatus {
 /// What an order report (callback or status response) means. `known` is the order as
 /// paystate knows it (status queries have it; callbacks do not).
 ///
-/// `approved` is "authorized" for a preauth order not yet captured (`preauth: Y`, or a
-/// non-empty `capture_status` other than `captured`), else "captured". A partial reversal
-/// keeps `approved` with `reversal_amount` > 0, the total reversed so far: with `known`, the
-/// part paystate has not recorded yet is reported as a refund (our pending refund of that
-/// amount, if there is one); without it, nothing is said about refunds, because each
-/// reversal is reported by the reverse call with our refund id and a total cannot be told
-/// apart from a new refund. `reversed` is "cancelled" before capture and "returned" after.
+/// `approved` is "authorized" for a preauth order not yet captured, else "captured"; which
+/// one is [`capture_state`]'s call. A partial reversal keeps `approved` with
+/// `reversal_amount` > 0, the total reversed so far: with `known`, the part paystate has not
+/// recorded yet is reported as a refund (our pending refund of that amount, if there is
+/// one); without it, nothing is said about refunds, because each reversal is reported by the
+/// reverse call with our refund id and a total cannot be told apart from a new refund.
+/// `reversed` is "cancelled" before capture and "returned" after.
 pub fn order_signals(
     p: &Map<String, Value>,
     known: Option<&OrderState>,
@@ -280,12 +286,13 @@ pub fn order_signals(
     let Some(status) = FlittStatus::parse(&raw) else {
         return Ok(vec![SignalKind::Unrecognised { raw_status: raw }]);
     };
-    let preauth_held = is_preauth(p) && text(p, "capture_status").as_deref() != Some("captured");
+    let p = &with_additional_info(p);
+    let held = || capture_state(p, known).map(|c| c == CaptureState::Held);
     Ok(match status {
         FlittStatus::Created | FlittStatus::Processing => {
             vec![SignalKind::Accepted { action: None }]
         }
-        FlittStatus::Approved if preauth_held => vec![SignalKind::Authorized {
+        FlittStatus::Approved if held()? => vec![SignalKind::Authorized {
             amount: amount_of(p, "amount")?,
         }],
         FlittStatus::Approved => approved_captured(p, known)?,
@@ -296,12 +303,88 @@ pub fn order_signals(
             refund_id: None,
         }],
         FlittStatus::Expired => vec![SignalKind::Cancelled],
-        FlittStatus::Reversed if preauth_held => vec![SignalKind::Cancelled],
+        FlittStatus::Reversed if held()? => vec![SignalKind::Cancelled],
         FlittStatus::Reversed => vec![SignalKind::Refunded {
             refund_id: None,
             amount: None,
         }],
     })
+}
+
+/// Whether an approved order's funds are only held (a preauth not captured yet) or taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptureState {
+    Held,
+    Captured,
+}
+
+/// Held or captured, on the report's own (signed) evidence first, in this order:
+///
+/// 1. `capture_status`: `captured` is captured; `hold` or any other value is a preauth not
+///    captured yet (Flitt sends it empty for orders without preauth).
+/// 2. A non-zero `capture_amount`: captured.
+/// 3. `preauth`: `Y` is held; `N` is a one-stage payment, so approved means charged (Flitt
+///    charges at once where preauth is not supported, whatever was asked).
+/// 4. Nothing said: the order's own capture mode. Flitt's documented status answer carries
+///    none of the above at its top level (only in `additional_info`, see
+///    [`with_additional_info`], and there `null` until a capture), and paystate creates a
+///    manual-capture order with `preauth: Y`: reading its approval as captured would mean
+///    paystate never captures and the hold expires. So a manual-capture order paystate has
+///    not recorded a capture for is held; any other known order is captured. A callback (no
+///    `known`) is only evidence (the status answer is applied), and reads as captured.
+pub fn capture_state(
+    p: &Map<String, Value>,
+    known: Option<&OrderState>,
+) -> Result<CaptureState, String> {
+    let p = &with_additional_info(p);
+    match text(p, "capture_status").as_deref() {
+        Some("captured") => return Ok(CaptureState::Captured),
+        Some(_) => return Ok(CaptureState::Held),
+        None => {}
+    }
+    if amount_of(p, "capture_amount")?.is_some() {
+        return Ok(CaptureState::Captured);
+    }
+    match text(p, "preauth").as_deref() {
+        Some("Y") => return Ok(CaptureState::Held),
+        Some("N") => return Ok(CaptureState::Captured),
+        _ => {}
+    }
+    let held = known.is_some_and(|o| o.capture_mode == CaptureMode::Manual && o.captured.0 == 0);
+    Ok(if held {
+        CaptureState::Held
+    } else {
+        CaptureState::Captured
+    })
+}
+
+/// The parameter Flitt's status answer nests capture facts in: a JSON object, sent as a
+/// string (`"{\"capture_status\": null, \"capture_amount\": null, ...}"`). Its text is a
+/// signed value like any other.
+pub const ADDITIONAL_INFO: &str = "additional_info";
+/// The capture facts read from [`ADDITIONAL_INFO`] when the top level does not say them.
+const ADDITIONAL_INFO_CAPTURE_FIELDS: [&str; 2] = ["capture_status", "capture_amount"];
+
+/// `p` with `capture_status` and `capture_amount` taken from `additional_info` where the top
+/// level has none (absent, null or empty). An `additional_info` that is not a JSON object
+/// adds nothing: the report is then read on its other fields and the order's capture mode.
+fn with_additional_info(p: &Map<String, Value>) -> Cow<'_, Map<String, Value>> {
+    let info = match p.get(ADDITIONAL_INFO) {
+        Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
+            Ok(Value::Object(m)) => m,
+            _ => return Cow::Borrowed(p),
+        },
+        Some(Value::Object(m)) => m.clone(),
+        _ => return Cow::Borrowed(p),
+    };
+    let mut merged = Cow::Borrowed(p);
+    for key in ADDITIONAL_INFO_CAPTURE_FIELDS {
+        let nested = info.get(key).filter(|v| text_value(v).is_some());
+        if let (None, Some(v)) = (text(p, key), nested) {
+            merged.to_mut().insert(key.to_string(), v.clone());
+        }
+    }
+    merged
 }
 
 fn approved_captured(
@@ -335,12 +418,6 @@ fn unrecorded_reversal(total: Money, order: &OrderState) -> Result<Option<Signal
         refund_id,
         amount: Some(minor_money(new, total.currency.code())?),
     }))
-}
-
-/// A preauth order: `preauth: Y`, or a `capture_status` that says something (Flitt sends it
-/// empty for orders without preauth).
-fn is_preauth(p: &Map<String, Value>) -> bool {
-    text(p, "preauth").as_deref() == Some("Y") || text(p, "capture_status").is_some()
 }
 
 /// Parameters a callback must carry as keys (values may be empty where noted): what is

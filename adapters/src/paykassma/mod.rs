@@ -8,6 +8,8 @@
 //!   (`direction: ingoing`) settles the order. Paykassma has no capture, cancel, refund or
 //!   status query: those are `Unsupported`. Postbacks are resent until answered with
 //!   [`transformers::POSTBACK_ACK`]; the account is chosen by the postback's `access_key`.
+//!   A postback whose `additional_data` holds several transactions is decided on the first
+//!   and flags the others for review (see [`transformers::postback_signals`]).
 
 pub mod signature;
 pub mod transformers;
@@ -162,6 +164,8 @@ pub fn parse_callback(
     let unsigned: tf::Postback =
         serde_json::from_str(body).map_err(|e| malformed(e.to_string()))?;
     let decided = tf::postback_signals(&items, &unsigned).map_err(malformed)?;
+    // The first signed item names the order and the transaction; any further items are
+    // listed for review on that order by `postback_signals`, never dropped or applied.
     let item = items.first();
     let custom = item.and_then(|i| i.plugin_custom_order_id.clone());
     let tx_id = item
@@ -185,4 +189,65 @@ pub fn parse_callback(
         ack: Ack::json(200, tf::POSTBACK_ACK),
         confirm_by_status: false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> ProviderConfig<PaykassmaAccount> {
+        toml::from_str(
+            r#"base_url = "https://api.paykassma.test"
+            [accounts.default]
+            plugin_secret = "plug-1"
+            access_key = "uowkn0b3LfBxpcWYHi4_"
+            private_key = "PRIVATE_test_key_1""#,
+        )
+        .expect("valid config")
+    }
+
+    /// A postback signed over `additional_data` as the provider would send it.
+    fn signed_postback(additional_data: &serde_json::Value) -> String {
+        let compact = additional_data.to_string();
+        let sig =
+            signature::postback_signature("uowkn0b3LfBxpcWYHi4_", "PRIVATE_test_key_1", &compact);
+        format!(
+            r#"{{"signature":"{sig}","wallet_type":"bnb_ml","amount":300,"currency_code":"BTN","direction":"ingoing","access_key":"uowkn0b3LfBxpcWYHi4_","additional_data":{compact}}}"#
+        )
+    }
+
+    /// Through the whole parser: the second signed transaction of a postback is recorded on
+    /// the order the first names, and its presence changes the dedup key.
+    #[test]
+    fn a_signed_two_item_postback_keeps_the_second_item() {
+        let item = |tx: &str, order: &str, amount: &str| {
+            serde_json::json!({"amount": amount, "currency_code": "BTN", "transaction_id": tx,
+                "plugin_custom_order_id": order, "withdrawal_id": null})
+        };
+        let body = signed_postback(&serde_json::json!([
+            item("293397556789", "ord-1.act.a1", "300"),
+            item("293397556790", "ord-2.act.b2", "150"),
+        ]));
+        let cb = InboundCallback {
+            headers: &[],
+            query: "",
+            body: body.as_bytes(),
+        };
+        let parsed = parse_callback(&cfg(), &cb).expect("verifies");
+        assert_eq!(
+            parsed.hint.order_id.map(|o| o.to_string()).as_deref(),
+            Some("ord-1")
+        );
+        assert_eq!(parsed.hint.provider_ref.as_deref(), Some("293397556789"));
+        assert!(
+            matches!(parsed.signals.as_slice(),
+                [SignalKind::Settled { .. }, SignalKind::NeedsReview { reason }]
+                    if reason.contains("293397556790") && reason.contains("ord-2.act.b2")),
+            "{:?}",
+            parsed.signals
+        );
+        let key = parsed.dedup_key.expect("a key");
+        assert!(key.starts_with("293397556789:credited+1:"), "{key}");
+        assert_eq!(parsed.ack.body, tf::POSTBACK_ACK);
+    }
 }

@@ -240,7 +240,27 @@ pub struct PostbackDecision {
 ///   `direction` other than `ingoing` is recorded as unrecognised (`unsigned ...`), and the
 ///   order waits (for the credited postback, or its expiry).
 /// - Anything else (no transaction, a withdrawal) is recorded as unrecognised.
+///
+/// The first item decides (it also names the order, see `parse_callback`). `additional_data`
+/// is an array and the seed shows one item; what further items would mean (other orders,
+/// split payments) is unconfirmed, so none is dropped or applied: they are listed in a
+/// `NeedsReview` after the first item's signals, and are part of the label, so a later
+/// postback with other extra items is not taken for a resend of this one.
 pub fn postback_signals(
+    signed: &[PostbackItem],
+    unsigned: &Postback,
+) -> Result<PostbackDecision, String> {
+    let mut decision = first_item_signals(signed, unsigned)?;
+    if let Some(extra @ [_, ..]) = signed.get(1..) {
+        decision.signals.push(SignalKind::NeedsReview {
+            reason: extra_items_reason(extra),
+        });
+        decision.label.push_str(&extra_items_label(extra));
+    }
+    Ok(decision)
+}
+
+fn first_item_signals(
     signed: &[PostbackItem],
     unsigned: &Postback,
 ) -> Result<PostbackDecision, String> {
@@ -279,6 +299,75 @@ pub fn postback_signals(
         label: "credited".into(),
     })
 }
+
+/// Most extra items a needs-review reason names one by one; the rest are counted.
+pub const EXTRA_ITEMS_LISTED_MAX: usize = 8;
+/// Longest text copied from one field of an extra item into the reason.
+const ITEM_FIELD_TEXT_MAX: usize = 64;
+
+/// What an operator needs to find the extra items: each one's signed transaction id, order
+/// reference, amount and currency, and whether it is a withdrawal.
+fn extra_items_reason(extra: &[PostbackItem]) -> String {
+    let field = |v: Option<String>| -> String {
+        v.map(|t| t.chars().take(ITEM_FIELD_TEXT_MAX).collect())
+            .unwrap_or_else(|| "-".into())
+    };
+    let listed: Vec<String> = extra
+        .iter()
+        .take(EXTRA_ITEMS_LISTED_MAX)
+        .map(|i| {
+            let withdrawal = i.withdrawal_id.as_ref().is_some_and(|v| !v.is_null());
+            format!(
+                "transaction_id {} (plugin_custom_order_id {}, amount {} {}{})",
+                field(i.transaction_id.as_ref().and_then(crate::flow::json_text)),
+                field(i.plugin_custom_order_id.clone()),
+                field(i.amount.as_ref().and_then(crate::flow::json_text)),
+                field(i.currency_code.clone()),
+                if withdrawal { ", withdrawal" } else { "" },
+            )
+        })
+        .collect();
+    let more = extra.len().saturating_sub(EXTRA_ITEMS_LISTED_MAX);
+    let tail = if more > 0 {
+        format!("; and {more} more")
+    } else {
+        String::new()
+    };
+    format!(
+        "paykassma postback: {} more signed transaction(s) after the first, not applied: {}{tail}",
+        extra.len(),
+        listed.join("; ")
+    )
+}
+
+/// The part of the dedup label that tells the extra items apart: their count and a digest
+/// of their signed fields (the same for a resend, another for other items).
+fn extra_items_label(extra: &[PostbackItem]) -> String {
+    let text = |v: &Option<Value>| v.as_ref().and_then(crate::flow::json_text);
+    let rendered: Vec<String> = extra
+        .iter()
+        .map(|i| {
+            [
+                text(&i.transaction_id),
+                i.plugin_custom_order_id.clone(),
+                text(&i.amount),
+                i.currency_code.clone(),
+                text(&i.withdrawal_id),
+            ]
+            .map(Option::unwrap_or_default)
+            .join("\u{1f}")
+        })
+        .collect();
+    let digest = crate::crypto::sha256(rendered.join("\u{1e}").as_bytes());
+    format!(
+        "+{}:{}",
+        extra.len(),
+        &hex::encode(digest)[..EXTRA_DIGEST_HEX_LEN]
+    )
+}
+
+/// Hex characters of the extra items' digest kept in the label (64 bits).
+const EXTRA_DIGEST_HEX_LEN: usize = 16;
 
 /// Longest unsigned status text copied into a signal.
 const STATUS_TEXT_MAX: usize = 32;

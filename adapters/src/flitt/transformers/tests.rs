@@ -315,3 +315,231 @@ fn capture_and_reverse_answers() {
     ));
     assert!(reverse_signals(&obj(json!({"reverse_status": "created"})), m, Some("r")).is_empty());
 }
+
+/// Flitt's documented status answer (docs.flitt.com, "Order status"): no `preauth` and no
+/// `capture_status` at the top level; capture facts in `additional_info`, a JSON string,
+/// `null` until a capture.
+fn documented_status_answer(order_status: &str, additional_info: &str) -> Map<String, Value> {
+    obj(json!({
+        "order_id": "ord-1", "merchant_id": 1549901, "order_status": order_status,
+        "response_status": "success", "tran_type": "purchase", "payment_id": 814543587,
+        "amount": "12500", "actual_amount": "12500", "currency": "GEL", "reversal_amount": "0",
+        "settlement_amount": "0", "response_code": "", "rrn": "111111111111",
+        "additional_info": additional_info,
+    }))
+}
+
+const INFO_NOT_CAPTURED: &str =
+    r#"{"capture_status": null, "capture_amount": null, "reservation_data": null}"#;
+
+fn known(mode: CaptureMode) -> OrderState {
+    order(Provider::Flitt, 12500, "GEL", mode)
+}
+
+/// Regression: a manual-capture (preauth) order's status answer without `preauth` or
+/// `capture_status` was read as captured, so paystate never captured and the hold expired.
+#[test]
+fn a_manual_capture_approval_without_capture_evidence_is_held() {
+    let answer = documented_status_answer("approved", INFO_NOT_CAPTURED);
+    assert_eq!(
+        order_signals(&answer, Some(&known(CaptureMode::Manual))).expect("maps"),
+        vec![SignalKind::Authorized {
+            amount: Some(money(12500, "GEL"))
+        }]
+    );
+    let mut bare = answer.clone();
+    bare.remove(ADDITIONAL_INFO);
+    assert_eq!(
+        capture_state(&bare, Some(&known(CaptureMode::Manual))),
+        Ok(CaptureState::Held),
+        "no additional_info at all"
+    );
+    bare.insert(ADDITIONAL_INFO.into(), json!("not json"));
+    assert_eq!(
+        capture_state(&bare, Some(&known(CaptureMode::Manual))),
+        Ok(CaptureState::Held),
+        "an unreadable additional_info adds nothing"
+    );
+}
+
+#[test]
+fn an_automatic_capture_approval_without_capture_evidence_is_captured() {
+    let answer = documented_status_answer("approved", INFO_NOT_CAPTURED);
+    assert_eq!(
+        order_signals(&answer, Some(&known(CaptureMode::Auto))).expect("maps"),
+        vec![SignalKind::Captured {
+            amount: Some(money(12500, "GEL"))
+        }]
+    );
+    assert_eq!(
+        capture_state(&answer, None),
+        Ok(CaptureState::Captured),
+        "a callback is evidence only and keeps its old reading"
+    );
+}
+
+/// Explicit, signed capture facts decide whatever the order's capture mode.
+#[test]
+fn explicit_capture_evidence_decides_over_the_capture_mode() {
+    let manual = known(CaptureMode::Manual);
+    let auto = known(CaptureMode::Auto);
+    let nested = documented_status_answer(
+        "approved",
+        r#"{"capture_status": "captured", "capture_amount": 10000}"#,
+    );
+    assert_eq!(
+        order_signals(&nested, Some(&manual)).expect("maps"),
+        vec![SignalKind::Captured {
+            amount: Some(money(10000, "GEL"))
+        }],
+        "capture facts read from additional_info"
+    );
+    let hold = documented_status_answer("approved", r#"{"capture_status": "hold"}"#);
+    assert_eq!(capture_state(&hold, Some(&auto)), Ok(CaptureState::Held));
+    let mut top = documented_status_answer("approved", INFO_NOT_CAPTURED);
+    top.insert("capture_status".into(), json!("captured"));
+    assert_eq!(
+        capture_state(&top, Some(&manual)),
+        Ok(CaptureState::Captured)
+    );
+    top.insert("capture_status".into(), json!("hold"));
+    assert_eq!(capture_state(&top, Some(&auto)), Ok(CaptureState::Held));
+    let mut amount_only = documented_status_answer("approved", INFO_NOT_CAPTURED);
+    amount_only.insert("capture_amount".into(), json!("12500"));
+    assert_eq!(
+        capture_state(&amount_only, Some(&manual)),
+        Ok(CaptureState::Captured)
+    );
+    let mut one_stage = documented_status_answer("approved", INFO_NOT_CAPTURED);
+    one_stage.insert("preauth".into(), json!("N"));
+    assert_eq!(
+        capture_state(&one_stage, Some(&manual)),
+        Ok(CaptureState::Captured),
+        "Flitt says it ran no preauth: approved is charged"
+    );
+    one_stage.insert("preauth".into(), json!("Y"));
+    assert_eq!(
+        capture_state(&one_stage, Some(&auto)),
+        Ok(CaptureState::Held)
+    );
+}
+
+/// A manual-capture order paystate already recorded as captured stays captured when an
+/// answer says nothing about capture; a reversal is then a return, not a void.
+#[test]
+fn reversals_follow_what_the_order_shows_when_the_answer_is_silent() {
+    let mut manual = known(CaptureMode::Manual);
+    let reversed = documented_status_answer("reversed", INFO_NOT_CAPTURED);
+    assert_eq!(
+        order_signals(&reversed, Some(&manual)).expect("maps"),
+        vec![SignalKind::Cancelled],
+        "a held preauth reversed is voided"
+    );
+    manual.status = paystate_events::Status::Captured;
+    manual.captured = paystate_events::MinorUnits(12500);
+    assert_eq!(
+        order_signals(&reversed, Some(&manual)).expect("maps"),
+        vec![SignalKind::Refunded {
+            refund_id: None,
+            amount: None
+        }]
+    );
+    let approved = documented_status_answer("approved", INFO_NOT_CAPTURED);
+    assert_eq!(
+        capture_state(&approved, Some(&manual)),
+        Ok(CaptureState::Captured)
+    );
+    assert_eq!(
+        order_signals(&reversed, Some(&known(CaptureMode::Auto))).expect("maps"),
+        vec![SignalKind::Refunded {
+            refund_id: None,
+            amount: None
+        }]
+    );
+}
+
+mod capture_state_props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A field's presence and value: absent, null, empty, or one of `values`.
+    fn field(values: &'static [&'static str]) -> impl Strategy<Value = Option<Value>> {
+        prop_oneof![
+            Just(None),
+            Just(Some(Value::Null)),
+            Just(Some(json!(""))),
+            proptest::sample::select(values).prop_map(|v| Some(json!(v))),
+            "[a-z0-9_]{1,8}".prop_map(|v| Some(json!(v))),
+        ]
+    }
+
+    fn report(
+        capture_status: Option<Value>,
+        capture_amount: Option<Value>,
+        preauth: Option<Value>,
+        nested: bool,
+    ) -> Map<String, Value> {
+        let mut p = documented_status_answer("approved", INFO_NOT_CAPTURED);
+        let mut info = Map::new();
+        for (k, v) in [
+            ("capture_status", capture_status),
+            ("capture_amount", capture_amount),
+        ] {
+            if let Some(v) = v {
+                if nested {
+                    info.insert(k.into(), v);
+                } else {
+                    p.insert(k.into(), v);
+                }
+            }
+        }
+        if nested {
+            p.insert(
+                ADDITIONAL_INFO.into(),
+                json!(Value::Object(info).to_string()),
+            );
+        }
+        if let Some(v) = preauth {
+            p.insert("preauth".into(), v);
+        }
+        p
+    }
+
+    proptest! {
+        /// Over every spelling of the three capture fields, at the top level or nested: an
+        /// explicit `capture_status` decides; without one, a manual-capture order with no
+        /// recorded capture is captured only on a captured amount or `preauth: N`.
+        #[test]
+        fn capture_evidence_decides_and_silence_follows_the_mode(
+            cs in field(&["captured", "hold"]),
+            amount in field(&["0", "12500", "1"]),
+            preauth in field(&["Y", "N"]),
+            nested: bool,
+            manual: bool,
+        ) {
+            let mode = if manual { CaptureMode::Manual } else { CaptureMode::Auto };
+            let p = report(cs.clone(), amount.clone(), preauth.clone(), nested);
+            let got = capture_state(&p, Some(&known(mode)));
+            let text_of = |v: &Option<Value>| v.as_ref().and_then(text_value);
+            match text_of(&cs).as_deref() {
+                Some("captured") => prop_assert_eq!(got, Ok(CaptureState::Captured)),
+                Some(_) => prop_assert_eq!(got, Ok(CaptureState::Held)),
+                None => {
+                    let amount = text_of(&amount);
+                    if amount.as_deref().is_some_and(|a| a.parse::<u64>().is_err()) {
+                        prop_assert!(got.is_err(), "a capture_amount that is no amount");
+                        return Ok(());
+                    }
+                    let captured_amount = amount.is_some_and(|a| a != "0");
+                    let expected = match (captured_amount, text_of(&preauth).as_deref()) {
+                        (true, _) | (false, Some("N")) => CaptureState::Captured,
+                        (false, Some("Y")) => CaptureState::Held,
+                        _ if manual => CaptureState::Held,
+                        _ => CaptureState::Captured,
+                    };
+                    prop_assert_eq!(got, Ok(expected));
+                }
+            }
+        }
+    }
+}

@@ -169,3 +169,146 @@ fn postback_statuses_are_decided_on_the_signed_items() {
     let bad = items(json!([{"amount": "3.005", "currency_code": "BTN"}]));
     assert!(postback_signals(&bad, &top(json!({"direction": "ingoing"}))).is_err());
 }
+
+fn deposit(tx: &str, order: &str, amount: &str) -> serde_json::Value {
+    json!({"amount": amount, "currency_code": "BTN", "transaction_id": tx,
+        "plugin_custom_order_id": order, "withdrawal_id": null})
+}
+
+/// Regression: only the first signed item was read; a second one produced nothing and the
+/// postback was acknowledged, so it was never resent and the transaction was lost.
+#[test]
+fn a_two_item_postback_settles_the_first_and_flags_the_second() {
+    let ingoing = top(json!({"direction": "ingoing"}));
+    let two = items(json!([
+        deposit("293397556789", "ord-1.act.a1", "300"),
+        deposit("293397556790", "ord-2.act.b2", "150"),
+    ]));
+    let d = postback_signals(&two, &ingoing).expect("maps");
+    let [SignalKind::Settled { amount }, SignalKind::NeedsReview { reason }] = d.signals.as_slice()
+    else {
+        panic!("{d:?}")
+    };
+    assert_eq!(*amount, Some(money(30000, "BTN")), "the first item alone");
+    assert!(
+        reason.contains("transaction_id 293397556790")
+            && reason.contains("ord-2.act.b2")
+            && reason.contains("150 BTN")
+            && !reason.contains("293397556789"),
+        "{reason}"
+    );
+    assert!(d.label.starts_with("credited+1:"), "{}", d.label);
+    let one = items(json!([deposit("293397556789", "ord-1.act.a1", "300")]));
+    let single = postback_signals(&one, &ingoing).expect("maps");
+    assert_eq!(
+        single.label, "credited",
+        "one-item postbacks keep their keys"
+    );
+    assert_ne!(single.label, d.label, "an added item is not a resend");
+    let other = items(json!([
+        deposit("293397556789", "ord-1.act.a1", "300"),
+        deposit("293397556791", "ord-2.act.b2", "150"),
+    ]));
+    assert_ne!(
+        postback_signals(&other, &ingoing).expect("maps").label,
+        d.label,
+        "other extra items, another key"
+    );
+    assert_eq!(
+        postback_signals(&two, &ingoing).expect("maps"),
+        d,
+        "resends agree"
+    );
+}
+
+/// Extra items are flagged whatever the first item says, and never move money.
+#[test]
+fn extra_items_are_flagged_when_the_first_is_held_or_a_withdrawal() {
+    let extra = deposit("2", "ord-2.act.b", "150");
+    let withdrawal_first = items(json!([
+        {"amount": "300", "currency_code": "BTN", "transaction_id": "1", "withdrawal_id": 7},
+        extra.clone(),
+    ]));
+    let d = postback_signals(&withdrawal_first, &top(json!({}))).expect("maps");
+    assert!(
+        matches!(
+            d.signals.as_slice(),
+            [
+                SignalKind::Unrecognised { .. },
+                SignalKind::NeedsReview { .. }
+            ]
+        ),
+        "{d:?}"
+    );
+    let held = postback_signals(
+        &items(json!([deposit("1", "ord-1.act.a", "300"), extra])),
+        &top(json!({"status": "fail"})),
+    )
+    .expect("maps");
+    assert!(
+        matches!(held.signals.as_slice(), [SignalKind::Unrecognised { .. }, SignalKind::NeedsReview { reason }] if reason.contains("transaction_id 2 ")),
+        "{held:?}"
+    );
+}
+
+#[test]
+fn the_review_reason_is_bounded() {
+    let many: Vec<serde_json::Value> = (0..40)
+        .map(|n| deposit(&format!("{n:0>300}"), &"o".repeat(500), "1"))
+        .collect();
+    let d = postback_signals(&items(json!(many)), &top(json!({}))).expect("maps");
+    let Some(SignalKind::NeedsReview { reason }) = d.signals.last() else {
+        panic!("{d:?}")
+    };
+    assert!(reason.ends_with("; and 31 more"), "{reason}");
+    assert!(reason.len() < 2048, "{}", reason.len());
+    assert!(d.label.len() < 64, "{}", d.label);
+}
+
+mod extra_item_props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn item() -> impl Strategy<Value = serde_json::Value> {
+        (
+            "[0-9a-zA-Z._-]{0,20}",
+            "[0-9a-z.-]{0,20}",
+            "[1-9][0-9]{0,5}",
+            any::<bool>(),
+        )
+            .prop_map(|(tx, order, amount, withdrawal)| {
+                json!({"transaction_id": tx, "plugin_custom_order_id": order, "amount": amount,
+                    "currency_code": "BTN", "withdrawal_id": if withdrawal { json!(9) } else { json!(null) }})
+            })
+    }
+
+    proptest! {
+        /// Over any signed items: the first alone decides (the same signals as a postback of
+        /// it alone), money moves at most once, and every further item is flagged for
+        /// review, named by its transaction id while within the listed bound.
+        #[test]
+        fn no_signed_item_is_dropped(list in proptest::collection::vec(item(), 1..12)) {
+            let all = items(json!(list));
+            let ingoing = top(json!({"direction": "ingoing"}));
+            let d = postback_signals(&all, &ingoing).expect("maps");
+            let first = postback_signals(&all[..1], &ingoing).expect("maps");
+            prop_assert_eq!(&d.signals[..first.signals.len()], first.signals.as_slice());
+            prop_assert!(d.label.starts_with(&first.label));
+            let moving = d.signals.iter().filter(|s| matches!(s, SignalKind::Settled { .. })).count();
+            prop_assert!(moving <= 1);
+            if all.len() == 1 {
+                prop_assert_eq!(d, first);
+            } else {
+                let Some(SignalKind::NeedsReview { reason }) = d.signals.last() else {
+                    return Err(TestCaseError::fail(format!("{d:?}")));
+                };
+                prop_assert_eq!(d.signals.len(), first.signals.len() + 1);
+                for i in all.iter().skip(1).take(EXTRA_ITEMS_LISTED_MAX) {
+                    let tx = i.transaction_id.as_ref().and_then(crate::flow::json_text).unwrap_or_else(|| "-".into());
+                    let named = format!("transaction_id {tx} ");
+                    prop_assert!(reason.contains(&named), "{} not in {}", named, reason);
+                }
+            }
+        }
+    }
+}
