@@ -89,7 +89,8 @@ pub struct ParsedCallback {
     /// With `confirm_by_status` these are only what the unsigned body claims (evidence).
     pub signals: Vec<SignalKind>,
     /// The provider signs nothing that says what happened (Plexy webhooks: a bearer token
-    /// only): the callback is a trigger. Before any money state moves, the gateway asks the
+    /// only), or what it signed is inconclusive (a Plural return URL with an error code
+    /// beside a success status): the callback is a trigger. Before any money state moves, the gateway asks the
     /// provider (status query to the configured host) and applies its answer instead of
     /// `signals`, de-duplicated by what the answer says.
     pub confirm_by_status: bool,
