@@ -270,6 +270,45 @@ async fn every_bad_input_gets_its_typed_rejection_and_writes_nothing() {
     accept(&client, env(&order("after-bad"), create(100))).await;
 }
 
+/// On the queue path a publish larger than any command is refused by the broker before it
+/// is stored (an engine holds up to `ack_pending_max` queued commands: none may be larger
+/// than a command), with an error that says so; the fast path answers `command_too_large`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_publish_larger_than_a_command_is_refused_before_it_is_stored() {
+    use paystate_events::limits::QUEUED_COMMAND_BYTES_MAX;
+    let nats = TestNats::start().await;
+    let _engine = nats.engine().await;
+    let queue = paystate_service::Client::queue(nats.connect().await);
+    let big = vec![b' '; QUEUED_COMMAND_BYTES_MAX + 1];
+    let refused = queue.send_raw("big-1", big.clone(), WAIT).await;
+    match refused {
+        Err(paystate_service::ClientError::NotAccepted(why)) => {
+            assert!(why.to_lowercase().contains("size"), "{why}")
+        }
+        other => panic!("refused by the broker, got {other:?}"),
+    }
+    let js = async_nats::jetstream::new(nats.connect().await);
+    let mut commands = js
+        .get_stream(paystate_events::subjects::COMMANDS_STREAM)
+        .await
+        .expect("command stream");
+    let info = commands.info().await.expect("info");
+    assert_eq!(info.state.messages, 0, "nothing stored");
+    let fast = nats.client().await;
+    let outcome = fast.send_raw("big-1", big, WAIT).await.expect("an outcome");
+    assert_eq!(
+        outcome.rejection_code(),
+        Some(RejectionCode::CommandTooLarge)
+    );
+    // A command at the limit still goes through the queue (refused by the engine, as ever).
+    let at_limit = vec![b' '; paystate_events::limits::COMMAND_BYTES_MAX];
+    let outcome = queue
+        .send_raw("big-1", at_limit, WAIT)
+        .await
+        .expect("an outcome");
+    assert_eq!(outcome.rejection_code(), Some(RejectionCode::MalformedJson));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_published_while_no_engine_runs_are_processed_when_one_starts() {
     let nats = TestNats::start().await;

@@ -23,8 +23,9 @@ const MIB: usize = 1024 * KIB;
 /// NATS `max_payload`: the largest message (headers included) the server accepts. The
 /// server's default, and what paystate writes into the configs it generates.
 pub const NATS_MAX_PAYLOAD_BYTES: usize = MIB;
-/// Largest message the paystate streams accept (`max_message_size` of the log, the command
-/// queue and the dead letters): the broker's own limit.
+/// Largest message the paystate streams accept (`max_message_size` of the log and the dead
+/// letters; the command queue takes less, [`QUEUED_COMMAND_BYTES_MAX`]): the broker's own
+/// limit.
 pub const STREAM_MSG_BYTES_MAX: usize = NATS_MAX_PAYLOAD_BYTES;
 /// Room kept for the headers paystate puts on a message (`Paystate-Commit-Hash`,
 /// `Nats-Msg-Id`, expected-sequence headers, KV bookkeeping).
@@ -36,6 +37,10 @@ pub const KV_VALUE_BYTES_MAX: usize = STREAM_MSG_BYTES_MAX - MSG_HEADERS_BYTES_M
 
 /// Largest command accepted, in bytes; larger ones are rejected as `command_too_large`.
 pub const COMMAND_BYTES_MAX: usize = 64 * KIB;
+/// Largest message the command queue stores (`max_message_size`): a command and its headers.
+/// Larger publishes are refused by the broker before they are stored, so the commands an
+/// engine holds unacknowledged (up to its `ack_pending_max`) are each at most this big.
+pub const QUEUED_COMMAND_BYTES_MAX: usize = COMMAND_BYTES_MAX + MSG_HEADERS_BYTES_MAX;
 /// Largest provider callback body the gateway reads (413 above it, nothing stored). Larger
 /// than a command on purpose: an authentic callback too large to become a command is still
 /// stored, verified and flagged for review (and answered with the provider's success), not
@@ -111,6 +116,7 @@ const _: () =
 // ... and a commit with its headers fits one stream message, which the server accepts.
 const _: () = assert!(COMMIT_BYTES_MAX + MSG_HEADERS_BYTES_MAX <= STREAM_MSG_BYTES_MAX);
 const _: () = assert!(STREAM_MSG_BYTES_MAX <= NATS_MAX_PAYLOAD_BYTES);
+const _: () = assert!(QUEUED_COMMAND_BYTES_MAX <= STREAM_MSG_BYTES_MAX);
 // A command with its headers fits the command queue.
 const _: () = assert!(COMMAND_BYTES_MAX + MSG_HEADERS_BYTES_MAX <= STREAM_MSG_BYTES_MAX);
 // A provider callback may be larger than a command (it is then flagged, not applied), and
@@ -177,10 +183,11 @@ pub fn table() -> Vec<LimitRow> {
     let b = "bytes";
     vec![
         row("NATS_MAX_PAYLOAD_BYTES", NATS_MAX_PAYLOAD_BYTES, b, "NATS `max_payload`: the server default, set from here in the nats-server configs paystate writes (dev, tests, benchmarks)"),
-        row("STREAM_MSG_BYTES_MAX", STREAM_MSG_BYTES_MAX, b, "largest message of the log, command and dead-letter streams"),
+        row("STREAM_MSG_BYTES_MAX", STREAM_MSG_BYTES_MAX, b, "largest message of the log and dead-letter streams"),
         row("MSG_HEADERS_BYTES_MAX", MSG_HEADERS_BYTES_MAX, b, "room for message headers"),
         row("KV_VALUE_BYTES_MAX", KV_VALUE_BYTES_MAX, b, "largest KV value (outcomes, projection records)"),
         row("COMMAND_BYTES_MAX", COMMAND_BYTES_MAX, b, "largest command; above it `command_too_large`"),
+        row("QUEUED_COMMAND_BYTES_MAX", QUEUED_COMMAND_BYTES_MAX, b, "largest message the command queue stores (a command and its headers); a larger publish is refused by the broker (the queue client's error names it) and never stored"),
         row("CALLBACK_BODY_BYTES_MAX", CALLBACK_BODY_BYTES_MAX, b, "largest provider callback body; above it HTTP 413 (an authentic one whose signal would not fit a command is stored and flagged for review)"),
         row("ORDER_ID_LEN_MAX", ORDER_ID_LEN_MAX, "characters", "order id length (`A-Z a-z 0-9 _ -`); beyond it `invalid_id`"),
         row("COMMAND_ID_LEN_MAX", COMMAND_ID_LEN_MAX, "characters", "command id length (`A-Z a-z 0-9 _ - .`); beyond it `invalid_id`"),

@@ -112,7 +112,10 @@ pub async fn ensure_log(
         retention: stream::RetentionPolicy::WorkQueue,
         num_replicas: s.replicas,
         duplicate_window: s.duplicate_window,
-        max_message_size: STREAM_MSG_BYTES_MAX,
+        // Why not the broker's 1 MiB: an engine holds up to `ack_pending_max` commands
+        // unacknowledged; a command is at most 64 KiB, so anything larger is refused here,
+        // before it is stored, and never held.
+        max_message_size: paystate_events::limits::QUEUED_COMMAND_BYTES_MAX as i32,
         description: Some("paystate: commands waiting for an engine (work queue)".into()),
         // Due expiries, fired by the server from the schedule stream, arrive as client
         // commands on `paystate.cmd.<order_id>` even when no engine runs.
@@ -154,7 +157,10 @@ pub async fn ensure_schedules(
         storage: stream::StorageType::File,
         retention: stream::RetentionPolicy::Limits,
         num_replicas: replicas,
-        max_message_size: STREAM_MSG_BYTES_MAX,
+        // The command queue sources this stream, and the broker wants a source's messages
+        // to fit its target: no larger than a queued command (expiries are a few hundred
+        // bytes).
+        max_message_size: paystate_events::limits::QUEUED_COMMAND_BYTES_MAX as i32,
         allow_message_schedules: true,
         allow_message_ttl: true,
         description: Some("paystate: order expiry schedules (message scheduling)".into()),
