@@ -43,8 +43,9 @@ pub mod plexy;
 pub mod plural;
 pub mod redact;
 pub mod secret;
-#[cfg(test)]
-mod testing;
+/// Fixtures for the crate's own tests and its integration tests; not for production use.
+#[doc(hidden)]
+pub mod testing;
 
 pub use callback::{Ack, InboundCallback, OrderHint, ParsedCallback};
 pub use config::AdaptersConfig;

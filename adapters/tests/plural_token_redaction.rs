@@ -8,22 +8,15 @@
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use paystate_adapters::testing::t0;
 use paystate_adapters::{AdapterError, Adapters, AdaptersConfig};
-use paystate_events::{
-    Amount, CaptureMode, Currency, MinorUnits, Money, OrderId, OrderState, PaymentInitiation,
-    Provider, Status, Timestamp,
-};
+use paystate_events::{CaptureMode, OrderState, PaymentInitiation, Provider};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 
 /// A token shaped like Plural's (a JWT).
 const TOKEN: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJjaWQiLCJleHAiOjE3MjEzODUyMDN9.Xq3v9LpT0sK8mN2rB7wYcD4fG6hJ1kZ5aE0uI3oP9sQ";
 /// Its signature segment: the part no other token shares.
 const TOKEN_PIECE: &str = "LpT0sK8mN2rB7wYcD4fG6hJ1kZ5aE0uI3oP9sQ";
-
-fn t0() -> Timestamp {
-    chrono::DateTime::from_timestamp(1_721_381_603, 0).expect("valid time")
-}
 
 /// How the fake Plural answers the token request.
 #[derive(Clone, Copy)]
@@ -100,36 +93,10 @@ fn adapters(base: &str) -> Adapters {
 }
 
 fn order(provider_ref: Option<&str>) -> OrderState {
-    let currency = Currency::parse("INR").expect("ISO code");
-    OrderState {
-        order_id: OrderId::parse("ord-1").expect("valid id"),
-        status: Status::Pending,
-        merchant_reference: "m-1".to_string(),
-        provider: Provider::Plural,
-        merchant_account: None,
-        capture_mode: CaptureMode::Manual,
-        amount: Money::new(Amount::new(1100).expect("positive"), currency),
-        authorized: MinorUnits::ZERO,
-        captured: MinorUnits::ZERO,
-        refunded: MinorUnits::ZERO,
-        capture_pending: None,
-        cancel_pending: false,
-        refunds_pending: BTreeMap::new(),
-        refunds_completed: BTreeMap::new(),
-        provider_ref: provider_ref.map(str::to_string),
-        customer_action: None,
-        failure: None,
-        discrepancies: vec![],
-        needs_review: false,
-        expires_at: None,
-        metadata: BTreeMap::new(),
-        created_at: t0(),
-        updated_at: t0(),
-        commits: 1,
-        head_hash: String::new(),
-        applied: BTreeMap::new(),
-        rejections_logged: 0,
-    }
+    let mut o =
+        paystate_adapters::testing::order(Provider::Plural, 1100, "INR", CaptureMode::Manual);
+    o.provider_ref = provider_ref.map(str::to_string);
+    o
 }
 
 /// Everything an error lets out: its text (logged), its debug form, and the signal it
