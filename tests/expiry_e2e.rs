@@ -5,7 +5,10 @@
 //! keeps its state: the expire is refused, the refusal logged as a `command_rejected` commit
 //! (decision 0013). A started payment is voided
 //! at a provider that can cancel it (Plexy) and cancelled here where the provider cannot
-//! (Paykassma).
+//! (Paykassma). An expiry that did not end the order (refused while a capture was in flight,
+//! or a void the provider refused) is tried again once that operation failed, under a new
+//! deterministic id per attempt, a bounded number of times; then the reconciler flags the
+//! order for a person (decision 0010).
 
 mod support;
 
@@ -14,7 +17,7 @@ use paystate::permissions::Role;
 use paystate_events::subjects::{COMMANDS_PREFIX, COMMANDS_STREAM, SCHEDULES_STREAM};
 use paystate_events::{
     CancelledBy, CaptureMode, Command, Event, OrderId, Outcome, PaymentInitiation, Provider,
-    RejectionCode, Status,
+    RejectionCode, SignalKind, Status,
 };
 use paystate_journal::Journal;
 use paystate_service::expiry;
@@ -361,6 +364,238 @@ async fn schedule_keeps_failing(queued: bool) {
     let commits = wait_for_status_within(&journal, &order, Status::Cancelled, WAIT * 3).await;
     assert_each_command_once(&commits);
     engine.shutdown().await;
+}
+
+/// Engine settings with expiry retries a second apart (the default waits minutes).
+fn fast_expiry_retries() -> paystate_service::EngineConfig {
+    paystate_service::EngineConfig {
+        expiry_retry_after: [Duration::from_secs(1); expiry::RETRIES_MAX as usize],
+        ..engine_config()
+    }
+}
+
+/// The provider's report that `operation` failed.
+fn failed(operation: paystate_events::Operation, evidence: &str) -> Command {
+    let kind = SignalKind::Failed {
+        operation,
+        code: "refused".into(),
+        message: "refused by the provider".into(),
+        refund_id: None,
+    };
+    signal(kind, evidence)
+}
+
+/// Sends a command that must be accepted with exactly the events `events` names.
+async fn send_accepted_with(
+    client: &paystate_service::Client,
+    cmd: paystate_events::CommandEnvelope,
+    events: &[&str],
+) {
+    let name = cmd.command.name();
+    match client.send(&cmd, WAIT).await.expect("an outcome") {
+        Outcome::Accepted { events: got, .. } => {
+            let got: Vec<&str> = got.iter().map(Event::name).collect();
+            assert_eq!(got, events, "{name}");
+        }
+        other => panic!("{name} not accepted: {other:?}"),
+    }
+}
+
+/// No schedule of `attempt` is stored for `order`, fired or not (the retries are bounded).
+async fn assert_never_scheduled(nats: &TestNats, order: &OrderId, attempt: u32) {
+    let js = async_nats::jetstream::new(nats.connect().await);
+    let stream = js.get_stream(SCHEDULES_STREAM).await.expect("schedules");
+    let subject = expiry::schedule_subject(order, attempt);
+    assert!(
+        stream
+            .get_last_raw_message_by_subject(&subject)
+            .await
+            .is_err(),
+        "a schedule for attempt {attempt} was stored"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expiry_refused_while_a_capture_is_in_flight_is_retried_once_the_capture_fails() {
+    use paystate_events::Operation;
+    let nats = TestNats::start().await;
+    let cfg = fast_expiry_retries();
+    let engine = paystate_service::run_engine(nats.connect().await, log_settings(), cfg.clone())
+        .await
+        .expect("engine starts");
+    let client = nats.client().await;
+    let journal = nats.journal().await;
+    // Plural, manual capture: authorized, and a capture waiting for the provider when the
+    // order's expiry fires.
+    let order = order("inflight");
+    send_accepted(&client, create_expiring(&order, "c-1")).await;
+    send_accepted(&client, env(&order, start())).await;
+    send_accepted(&client, env(&order, authorized())).await;
+    send_accepted_with(&client, env(&order, capture(None)), &["capture_requested"]).await;
+    let refusal = wait_for_expire_commit(&journal, &order).await;
+    assert!(
+        matches!(
+            refusal.commit.events.as_slice(),
+            [Event::CommandRejected {
+                code: RejectionCode::OperationInProgress,
+                ..
+            }]
+        ),
+        "{:?}",
+        refusal.commit.events
+    );
+
+    // The capture fails: the order is authorized past its expiry, funds held. The commit
+    // that says so schedules the next attempt before it is answered, so the engine may stop
+    // now; the attempt waits in the queue for the next one.
+    send_accepted_with(
+        &client,
+        env(&order, failed(Operation::Capture, "ev-capture-failed")),
+        &["capture_failed"],
+    )
+    .await;
+    engine.shutdown().await;
+    let engine = paystate_service::run_engine(nats.connect().await, log_settings(), cfg)
+        .await
+        .expect("engine restarts");
+
+    let retry = wait_for_attempt(&journal, &order, 1).await;
+    assert_eq!(
+        retry.commit.events,
+        vec![Event::CancelRequested {
+            reason: Some("expired".into())
+        }],
+        "the second attempt asks the provider to void the authorization"
+    );
+    // The provider confirms the void.
+    send_accepted(
+        &client,
+        env(&order, signal(SignalKind::Cancelled, "ev-void")),
+    )
+    .await;
+    let commits = wait_for_status(&journal, &order, Status::Cancelled).await;
+    assert_each_command_once(&commits);
+    let attempts: Vec<_> = commits
+        .iter()
+        .map(|c| c.commit.command.command_id.to_string())
+        .filter(|id| id.starts_with("expire."))
+        .collect();
+    assert_eq!(
+        attempts,
+        [0, 1].map(|n| expiry::attempt_id(&order, n).expect("id").to_string()),
+        "one command per attempt, each once"
+    );
+    assert_never_scheduled(&nats, &order, 2).await;
+    // Every commit re-decides to itself (decision 0004): no rule changed.
+    let (code, out, err) = paystate_cli(&nats.url(), &["audit"]).await;
+    assert_eq!(code, 0, "audit: {out}\n{err}");
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expiry_whose_void_keeps_failing_is_retried_up_to_the_bound_then_flagged() {
+    use paystate_events::Operation;
+    let nats = TestNats::start().await;
+    let engine =
+        paystate_service::run_engine(nats.connect().await, log_settings(), fast_expiry_retries())
+            .await
+            .expect("engine starts");
+    // A reconciler that never probes here (nothing waits on a provider for an hour): only its
+    // flag for an order whose expiry ran out of attempts is under test.
+    let adapters = paystate_adapters::Adapters::new(Default::default()).expect("adapters");
+    let reconciler = paystate_workers::run_reconciler(
+        nats.connect().await,
+        &log_settings().events_stream,
+        std::sync::Arc::new(adapters),
+        paystate_workers::ReconcilerConfig {
+            first_probe_after: Provider::ALL
+                .into_iter()
+                .map(|p| (p, Duration::from_secs(3600)))
+                .collect(),
+            tick: Duration::from_millis(20),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("reconciler starts");
+    let client = nats.client().await;
+    let journal = nats.journal().await;
+    let order = order("void");
+    send_accepted(&client, create_expiring(&order, "c-1")).await;
+    send_accepted(&client, env(&order, start())).await;
+    send_accepted(&client, env(&order, authorized())).await;
+
+    // Every attempt asks for the void; the provider refuses each.
+    for attempt in 0..=expiry::RETRIES_MAX {
+        let asked = wait_for_attempt(&journal, &order, attempt).await;
+        assert_eq!(
+            asked.commit.events,
+            vec![Event::CancelRequested {
+                reason: Some("expired".into())
+            }],
+            "attempt {attempt}"
+        );
+        let evidence = format!("ev-void-refused-{attempt}");
+        send_accepted_with(
+            &client,
+            env(&order, failed(Operation::Cancel, &evidence)),
+            &["cancel_failed"],
+        )
+        .await;
+    }
+
+    // Past the bound: no further attempt, a person is asked to decide.
+    let deadline = Instant::now() + WAIT;
+    let state = loop {
+        let state = journal.load(&order).await.expect("order").state;
+        let state = state.expect("order");
+        if state.needs_review {
+            break state;
+        }
+        assert!(Instant::now() < deadline, "never flagged: {state:#?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(state.status, Status::Authorized);
+    assert!(
+        state.discrepancies.iter().any(|d| d.code == "needs_review"
+            && d.evidence_ref == "reconciler:expiry-attempts-exhausted"),
+        "{:?}",
+        state.discrepancies
+    );
+    let commits = journal.read_order(&order).await.expect("commits");
+    assert_each_command_once(&commits);
+    let attempts = commits
+        .iter()
+        .filter(|c| c.commit.command.command_id.as_str().starts_with("expire."))
+        .count();
+    assert_eq!(attempts, expiry::RETRIES_MAX as usize + 1, "bounded");
+    assert_never_scheduled(&nats, &order, expiry::RETRIES_MAX + 1).await;
+    reconciler.shutdown().await;
+    engine.shutdown().await;
+}
+
+/// Polls the log until the order's expiry attempt `attempt` has its commit; returns it.
+async fn wait_for_attempt(
+    journal: &Journal,
+    order: &OrderId,
+    attempt: u32,
+) -> paystate_journal::StoredCommit {
+    let id = expiry::attempt_id(order, attempt).expect("id");
+    let deadline = Instant::now() + EXPIRES_IN + WAIT;
+    loop {
+        let commits = journal.read_order(order).await.expect("order");
+        if let Some(found) = commits
+            .into_iter()
+            .find(|c| c.commit.command.command_id == id)
+        {
+            return found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expiry attempt {attempt} of {order} never decided"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Polls the command queue until the order's expire command is waiting in it.

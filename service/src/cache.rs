@@ -49,6 +49,11 @@ impl OrderCache {
             }
         }
     }
+    /// The order's entry, without taking it out or marking it used (`None`: not cached, or
+    /// taken out). What the expiry reads after a command to see the state it left.
+    pub fn peek(&self, order: &OrderId) -> Option<&CachedOrder> {
+        self.entries.peek(order).and_then(Option::as_ref)
+    }
     pub fn forget(&mut self, order: &OrderId) {
         self.entries.pop(order);
     }

@@ -48,6 +48,10 @@ pub struct EngineConfig {
     /// live instance serves is handed to that instance ([`crate::fast::forward`]). Off, every
     /// instance decides what it pulls and the optimistic-concurrency check settles races.
     pub queue_affinity: bool,
+    /// Pause before each retry of an order's expiry, counted from the commit that made it due
+    /// (a capture or void failed on an order its expiry already tried): one per retry, at
+    /// most [`crate::expiry::RETRIES_MAX`] (decision 0010).
+    pub expiry_retry_after: [Duration; crate::expiry::RETRIES_MAX as usize],
 }
 
 impl Default for EngineConfig {
@@ -63,6 +67,7 @@ impl Default for EngineConfig {
             deliveries_max: DELIVERIES_MAX_DEFAULT,
             inbox_prefixes: vec![paystate_events::subjects::INBOX_PREFIX_DEFAULT.to_string()],
             queue_affinity: true,
+            expiry_retry_after: crate::expiry::RETRY_AFTER_DEFAULT,
         }
     }
 }

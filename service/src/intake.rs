@@ -457,7 +457,7 @@ async fn handle(
     let (kind, disposition) = process(processor, &msg, received_at).await;
     // Attempts so far: deliveries by the broker plus retries in this process.
     let attempts = delivered + i64::from(retries);
-    if !expiry_scheduled(client, &disposition).await {
+    if !expiry_scheduled(processor, client, &disposition).await {
         // Committed, but its expiry is not stored yet: nothing is answered or acknowledged;
         // the retry (first in its order, a duplicate answered from the log) writes the
         // schedule again. Bounded like every retry: past `deliveries_max` attempts the
@@ -512,9 +512,11 @@ async fn handle(
     None
 }
 
-/// Stores the expiry schedule an accepted `create_order` asks for (see [`crate::expiry`]);
-/// false if it could not be stored.
+/// Stores the expiry schedule an outcome asks for (see [`crate::expiry::due`]: an accepted
+/// `create_order` with `expires_at`, or a failed capture or void that leaves open an order its
+/// expiry already tried); false if it could not be stored.
 pub(crate) async fn expiry_scheduled(
+    processor: &Processor,
     client: &async_nats::Client,
     disposition: &Disposition,
 ) -> bool {
@@ -522,12 +524,14 @@ pub(crate) async fn expiry_scheduled(
         Disposition::Done(o) | Disposition::Committed { outcome: o, .. } => o,
         Disposition::RetryLater => return true,
     };
-    let Some((order, at)) = crate::expiry::due(outcome) else {
+    let retry_after = &processor.cfg.expiry_retry_after;
+    let Some(due) = crate::expiry::due(outcome, &processor.cache, retry_after) else {
         return true;
     };
     let js = jetstream::new(client.clone());
-    // Boxed: only creates with an expiry get here; every command's future stays small.
-    match Box::pin(crate::expiry::schedule(&js, &order, at)).await {
+    // Boxed: only expiring creates and expiry retries get here; every command's future stays
+    // small.
+    match Box::pin(crate::expiry::schedule(&js, &due)).await {
         Ok(()) => true,
         Err(e) => {
             tracing::warn!(error = %e, "expiry schedule not stored; the command is redelivered");

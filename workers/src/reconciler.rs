@@ -17,6 +17,11 @@
 //! deadline gets one `needs_review` signal and is no longer probed. Providers without a status
 //! query (Paykassma) are never probed: their orders only meet the final deadline.
 //!
+//! Expiry: the engine retries an order's expiry a bounded number of times (decision 0010,
+//! [`paystate_service::expiry`]); an order still open and idle past its `expires_at` after the
+//! last attempt ([`paystate_service::expiry::exhausted`]) gets one `needs_review` signal with
+//! a deterministic id, so a restart or a second look never flags it twice.
+//!
 //! Probes and flags run off the log-following loop in a bounded task set ([`probes`]).
 //! Instances split the orders by a stable hash ([`paystate_events::ids::shard_of`], FNV-1a).
 //! A commit that does not fold onto the order's state is reported, not swallowed: logged,
@@ -165,6 +170,9 @@ pub(crate) struct Tracked {
     next_probe: Timestamp,
     probes: u32,
     flagged: bool,
+    /// The expiry-exhausted flag was sent for this order by this process (its command id is
+    /// deterministic: a second one would be answered as a duplicate, not applied).
+    expiry_flagged: bool,
 }
 
 pub async fn run_reconciler(
@@ -448,6 +456,7 @@ impl Reconciler {
                 since: at,
                 probes: 0,
                 flagged: false,
+                expiry_flagged: false,
             },
         };
         self.tracked.insert(order, tracked);
@@ -469,10 +478,8 @@ impl Reconciler {
             .tracked
             .iter()
             .filter(|(o, t)| {
-                !t.waiting_on.is_empty()
-                    && !t.flagged
-                    && t.next_probe <= now
-                    && !self.in_flight.contains(*o)
+                let probe_due = !t.waiting_on.is_empty() && !t.flagged && t.next_probe <= now;
+                (probe_due || expiry_flag_due(t)) && !self.in_flight.contains(*o)
             })
             .map(|(o, _)| o.clone())
             .take(room)
@@ -495,6 +502,11 @@ impl Reconciler {
     fn schedule(&mut self, order: &OrderId, now: Timestamp) -> Option<probes::Job> {
         let final_deadline = chrono_dur(self.cfg.final_deadline);
         let t = self.tracked.get_mut(order)?;
+        if expiry_flag_due(t) {
+            t.expiry_flagged = true;
+            self.stats.flagged.fetch_add(1, Relaxed);
+            return Some(probes::Job::ExpiryFlag);
+        }
         if now - t.since >= final_deadline {
             t.flagged = true;
             self.stats.flagged.fetch_add(1, Relaxed);
@@ -549,6 +561,12 @@ fn first_probe_after(cfg: &ReconcilerConfig, state: &OrderState) -> Duration {
             .min(cfg.final_deadline),
         false => cfg.final_deadline,
     }
+}
+
+/// Whether `t`'s expiry made every attempt and the order is still open past its `expires_at`:
+/// a person must decide (flagged once; the engine schedules nothing more).
+fn expiry_flag_due(t: &Tracked) -> bool {
+    !t.expiry_flagged && paystate_service::expiry::exhausted(&t.state)
 }
 
 /// What the order waits on a provider for; empty when nothing (or when a person owns it).
@@ -637,5 +655,43 @@ mod tests {
         let mut flagged = order(Provider::Exchanger, Status::Pending);
         flagged.needs_review = true;
         assert_eq!(waiting_on(&flagged), "", "a person owns a flagged order");
+    }
+
+    #[test]
+    fn an_order_whose_expiry_ran_out_of_attempts_is_flagged_once_under_one_id() {
+        let mut s = order(Provider::Plural, Status::Authorized);
+        s.expires_at = Some("2026-01-01T01:00:00Z".parse().expect("time"));
+        let mut t = Tracked {
+            state: s.clone(),
+            seq: 1,
+            waiting_on: String::new(),
+            since: s.created_at,
+            next_probe: s.created_at,
+            probes: 0,
+            flagged: false,
+            expiry_flagged: false,
+        };
+        assert!(!expiry_flag_due(&t), "no attempt made yet");
+        for n in 0..=paystate_service::expiry::RETRIES_MAX {
+            let id = paystate_service::expiry::attempt_id(&s.order_id, n).expect("id");
+            let applied = paystate_events::Applied {
+                commit: u64::from(n) + 2,
+                fingerprint: String::new(),
+            };
+            t.state.applied.insert(id, applied);
+        }
+        assert!(expiry_flag_due(&t), "every attempt made, still authorized");
+        t.state.cancel_pending = true;
+        assert!(!expiry_flag_due(&t), "a void is still in flight");
+        t.state.cancel_pending = false;
+        t.expiry_flagged = true;
+        assert!(!expiry_flag_due(&t), "flagged once per process");
+
+        // After a restart (or an operator's resolve_review) the same flag is the same command:
+        // answered as a duplicate, never a second flag.
+        let first = probes::expiry_flag(&t.state, "2026-01-01T02:00:00Z".parse().expect("time"));
+        let again = probes::expiry_flag(&t.state, "2026-01-03T00:00:00Z".parse().expect("time"));
+        assert_eq!(first, again);
+        assert!(first.command_id.as_str().starts_with("r.expiry."));
     }
 }

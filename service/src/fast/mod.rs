@@ -175,7 +175,7 @@ pub(crate) async fn answer(
         req.received_at,
     )
     .await;
-    if crate::intake::expiry_scheduled(client, &disposition).await {
+    if crate::intake::expiry_scheduled(processor, client, &disposition).await {
         held.schedule_stored(req.order());
     } else {
         // Committed, but its expiry schedule is not stored: the client's retry is answered

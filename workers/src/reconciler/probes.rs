@@ -18,6 +18,9 @@ pub(crate) enum Job {
     Probe { attempt: u32 },
     /// Flag the order for a person at its final deadline.
     Flag { reason: String },
+    /// Flag the order for a person: its expiry made every attempt and it is still open
+    /// ([`paystate_service::expiry::exhausted`]).
+    ExpiryFlag,
 }
 
 /// What a job reports back to the loop.
@@ -51,12 +54,42 @@ pub(crate) async fn run(
                 SignalKind::NeedsReview { reason },
             )]
         }
+        Job::ExpiryFlag => {
+            metrics::counter!(m::RECONCILER_FLAGGED_TOTAL, "provider" => state.provider.as_str())
+                .increment(1);
+            vec![expiry_flag(&state, now)]
+        }
     };
     let error = publish_all(&client, &commands)
         .await
         .err()
         .map(|e| e.to_string());
     Report { order, error }
+}
+
+/// The `needs_review` signal for an order whose expiry ran out of attempts. Its body is a
+/// function of the order alone (observed at `expires_at`, a fixed reason), so its command id
+/// is too: flagged once, however often the reconciler restarts or looks again (also after an
+/// operator resolved the review: the order is then theirs to decide).
+pub(crate) fn expiry_flag(state: &OrderState, now: Timestamp) -> CommandEnvelope {
+    use paystate_service::expiry::RETRIES_MAX;
+    let at = state.expires_at.unwrap_or(now);
+    let reason = format!(
+        "expiry: {} attempts (expires_at {}) did not end the order; it is still {}, the \
+         provider may still hold the funds; needs a person",
+        RETRIES_MAX + 1,
+        at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        state.status
+    );
+    signal_command(
+        &state.order_id,
+        "r.expiry",
+        state.provider,
+        None,
+        "reconciler:expiry-attempts-exhausted".into(),
+        at,
+        SignalKind::NeedsReview { reason },
+    )
 }
 
 /// A status query; its answer as signals (or a `probed` record when it changes nothing, or

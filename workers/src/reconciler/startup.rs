@@ -4,9 +4,10 @@
 //! With a projection: the live projector's ack floor `F` is read first (every commit at or
 //! below it is in the records), then the records are scanned for open orders that wait on a
 //! provider; each of those is read back from the log (its own commits only) to know its
-//! full state and since when it waits. The log is followed from `F + 1`; commits already in
-//! a loaded order are skipped by their sequence. Orders that start waiting later are read
-//! from the log when their commit arrives.
+//! full state and since when it waits (and, likewise, open orders past their `expires_at`,
+//! whose expiry may have run out of attempts). The log is followed from `F + 1`; commits
+//! already in a loaded order are skipped by their sequence. Orders that start waiting later
+//! are read from the log when their commit arrives.
 
 use super::{waiting_on, Tracked};
 use crate::reconciler::SETTLES_AFTER_CAPTURE;
@@ -47,6 +48,7 @@ impl Loaded {
             next_probe,
             probes: 0,
             flagged: false,
+            expiry_flagged: false,
         }
     }
 }
@@ -77,10 +79,17 @@ pub(crate) async fn from_projection(
         return Err(StartError::NoProjection);
     };
     let floor = store.status().await?.applied_seq;
+    let now = chrono::Utc::now();
     let mut waiting = Vec::new();
     store
         .scan(&generation, |r| {
             let s = &r.state;
+            // Open past its expiry: its expiry may have made every attempt (then it is flagged).
+            let outlived = s.expires_at.is_some_and(|at| at <= now)
+                && matches!(
+                    s.status,
+                    Status::Created | Status::Pending | Status::Authorized
+                );
             let waits = !s.needs_review
                 && !s.status.is_terminal()
                 && (s.status == Status::Pending
@@ -88,7 +97,8 @@ pub(crate) async fn from_projection(
                         && SETTLES_AFTER_CAPTURE.contains(&s.provider))
                     || s.capture_pending.is_some()
                     || s.cancel_pending
-                    || !s.refunds_pending.is_empty());
+                    || !s.refunds_pending.is_empty()
+                    || outlived);
             if waits && mine(&s.order_id) {
                 waiting.push(s.order_id.clone());
             }
