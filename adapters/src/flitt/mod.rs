@@ -8,7 +8,8 @@
 //!   is Flitt's `order_id`, so an existing order is ours); a create whose every answer was
 //!   lost is recorded as unknown and resolved by a status query, then the checkout is asked
 //!   for again under the same `order_id`. `cancel` is a full reversal
-//!   (voids a preauth); `refund` a reversal with `reverse_id` derived from the refund id.
+//!   (voids a preauth); `refund` a reversal with `reverse_id` derived from the refund id (one
+//!   whose outcome is unknown is resolved by a status query that knows which refund it was).
 //!   Callbacks (JSON or form) are verified with the account password and parsed by
 //!   [`parse_callback`]; they are triggers (`confirm_by_status`): protocol 1.0 does not bind
 //!   key names, so the gateway applies Flitt's signed status answer, not the callback body.
@@ -171,7 +172,33 @@ impl Connector for Flitt<'_> {
         })
     }
 
+    /// A reversal under `reverse_id` derived from the refund id; when its outcome is unknown,
+    /// the status query that resolves it knows which refund was attempted.
     async fn refund(
+        &self,
+        order: &OrderState,
+        refund_id: &str,
+        amount: Money,
+    ) -> Result<Reported, AdapterError> {
+        match self.reverse_refund(order, refund_id, amount).await {
+            Err(AdapterError::OutcomeUnknown { detail, .. }) => {
+                self.after_unknown_refund(order, refund_id, detail).await
+            }
+            other => other,
+        }
+    }
+
+    async fn status(&self, order: &OrderState) -> Result<Reported, AdapterError> {
+        self.status_after(order, None).await
+    }
+
+    fn verify_and_parse_callback(&self, cb: &InboundCallback<'_>, _now: Timestamp) -> Parsed {
+        parse_callback(self.cfg, cb)
+    }
+}
+
+impl Flitt<'_> {
+    async fn reverse_refund(
         &self,
         order: &OrderState,
         refund_id: &str,
@@ -194,7 +221,43 @@ impl Connector for Flitt<'_> {
         })
     }
 
-    async fn status(&self, order: &OrderState) -> Result<Reported, AdapterError> {
+    /// A reverse call for `refund_id` whose outcome is unknown (every answer lost, or one
+    /// that does not read): records that and asks Flitt where the order stands, knowing which
+    /// refund was just attempted (a status query elsewhere cannot tell which of two pending
+    /// refunds of one amount Flitt made). When the status query fails too, whatever its
+    /// error, the outcome stays unknown: the caller records it and resolves it later.
+    async fn after_unknown_refund(
+        &self,
+        order: &OrderState,
+        refund_id: &str,
+        detail: String,
+    ) -> Result<Reported, AdapterError> {
+        let mut reported = match self.status_after(order, Some(refund_id)).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(order = %order.order_id, error = %e, "status query after a refund of unknown outcome failed");
+                return Err(AdapterError::OutcomeUnknown {
+                    provider: P,
+                    op: Op::Refund,
+                    detail,
+                });
+            }
+        };
+        let unknown = SignalKind::OutcomeUnknown {
+            operation: Operation::Refund,
+            detail,
+        };
+        reported.signals.insert(0, unknown);
+        Ok(reported)
+    }
+
+    /// The status query; `attempted_refund` is our refund whose reverse call's outcome is
+    /// unknown, if that is why we ask ([`tf::order_signals_for`]).
+    async fn status_after(
+        &self,
+        order: &OrderState,
+        attempted_refund: Option<&str>,
+    ) -> Result<Reported, AdapterError> {
         let (_, account) = self.cfg.account(P, order.merchant_account.as_deref())?;
         let r = send(
             self.ctx,
@@ -203,18 +266,14 @@ impl Connector for Flitt<'_> {
         )
         .await?;
         let params = params(Op::Status, &r, account)?;
-        let signals =
-            tf::order_signals(&params, Some(order)).map_err(|e| unreadable(Op::Status, &r, e))?;
+        let signals = tf::order_signals_for(&params, Some(order), attempted_refund)
+            .map_err(|e| unreadable(Op::Status, &r, e))?;
         let provider_ref = tf::text(&params, "payment_id").or_else(|| order.provider_ref.clone());
         Ok(Reported {
             provider_ref,
             signals,
             call_ref: format!("{}:status", order.order_id),
         })
-    }
-
-    fn verify_and_parse_callback(&self, cb: &InboundCallback<'_>, _now: Timestamp) -> Parsed {
-        parse_callback(self.cfg, cb)
     }
 }
 

@@ -274,13 +274,25 @@ impl FlittStatus {
 /// `approved` is "authorized" for a preauth order not yet captured, else "captured"; which
 /// one is [`capture_state`]'s call. A partial reversal keeps `approved` with
 /// `reversal_amount` > 0, the total reversed so far: with `known`, the part paystate has not
-/// recorded yet is reported as a refund (our pending refund of that amount, if there is
-/// one); without it, nothing is said about refunds, because each reversal is reported by the
-/// reverse call with our refund id and a total cannot be told apart from a new refund.
-/// `reversed` is "cancelled" before capture and "returned" after.
+/// recorded yet is attributed by [`unrecorded_reversal`] (to a refund only when the answer
+/// or a single candidate says which); without it, nothing is said about refunds, because
+/// each reversal is reported by the reverse call with our refund id and a total cannot be
+/// told apart from a new refund. `reversed` is "cancelled" before capture and "returned"
+/// after.
 pub fn order_signals(
     p: &Map<String, Value>,
     known: Option<&OrderState>,
+) -> Result<Vec<SignalKind>, String> {
+    order_signals_for(p, known, None)
+}
+
+/// [`order_signals`] for a status query asked right after our own reverse call for
+/// `attempted_refund` (our refund id) whose outcome is unknown: that refund is the first
+/// candidate for a reversal the order does not show yet.
+pub fn order_signals_for(
+    p: &Map<String, Value>,
+    known: Option<&OrderState>,
+    attempted_refund: Option<&str>,
 ) -> Result<Vec<SignalKind>, String> {
     let raw = text(p, "order_status").ok_or("no order_status")?;
     let Some(status) = FlittStatus::parse(&raw) else {
@@ -295,7 +307,7 @@ pub fn order_signals(
         FlittStatus::Approved if held()? => vec![SignalKind::Authorized {
             amount: amount_of(p, "amount")?,
         }],
-        FlittStatus::Approved => approved_captured(p, known)?,
+        FlittStatus::Approved => approved_captured(p, known, attempted_refund)?,
         FlittStatus::Declined => vec![SignalKind::Failed {
             operation: Operation::Payment,
             code: text(p, "response_code").unwrap_or_else(|| "declined".into()),
@@ -362,12 +374,20 @@ pub fn capture_state(
 /// string (`"{\"capture_status\": null, \"capture_amount\": null, ...}"`). Its text is a
 /// signed value like any other.
 pub const ADDITIONAL_INFO: &str = "additional_info";
-/// The capture facts read from [`ADDITIONAL_INFO`] when the top level does not say them.
-const ADDITIONAL_INFO_CAPTURE_FIELDS: [&str; 2] = ["capture_status", "capture_amount"];
+/// The facts read from [`ADDITIONAL_INFO`] when the top level does not say them: capture
+/// status and amount, and the reversal facts [`unrecorded_reversal`] prefers to match by
+/// (Flitt's reverse answer echoes `reverse_id`; its documented status answer carries none at
+/// the top level, so it is read wherever it appears).
+const ADDITIONAL_INFO_FIELDS: [&str; 4] = [
+    "capture_status",
+    "capture_amount",
+    "reverse_id",
+    "transaction_id",
+];
 
-/// `p` with `capture_status` and `capture_amount` taken from `additional_info` where the top
-/// level has none (absent, null or empty). An `additional_info` that is not a JSON object
-/// adds nothing: the report is then read on its other fields and the order's capture mode.
+/// `p` with [`ADDITIONAL_INFO_FIELDS`] taken from `additional_info` where the top level has
+/// none (absent, null or empty). An `additional_info` that is not a JSON object adds nothing:
+/// the report is then read on its other fields and the order's capture mode.
 fn with_additional_info(p: &Map<String, Value>) -> Cow<'_, Map<String, Value>> {
     let info = match p.get(ADDITIONAL_INFO) {
         Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
@@ -378,7 +398,7 @@ fn with_additional_info(p: &Map<String, Value>) -> Cow<'_, Map<String, Value>> {
         _ => return Cow::Borrowed(p),
     };
     let mut merged = Cow::Borrowed(p);
-    for key in ADDITIONAL_INFO_CAPTURE_FIELDS {
+    for key in ADDITIONAL_INFO_FIELDS {
         let nested = info.get(key).filter(|v| text_value(v).is_some());
         if let (None, Some(v)) = (text(p, key), nested) {
             merged.to_mut().insert(key.to_string(), v.clone());
@@ -390,6 +410,7 @@ fn with_additional_info(p: &Map<String, Value>) -> Cow<'_, Map<String, Value>> {
 fn approved_captured(
     p: &Map<String, Value>,
     known: Option<&OrderState>,
+    attempted_refund: Option<&str>,
 ) -> Result<Vec<SignalKind>, String> {
     let captured = match amount_of(p, "capture_amount")? {
         Some(m) => Some(m),
@@ -397,28 +418,125 @@ fn approved_captured(
     };
     let mut out = vec![SignalKind::Captured { amount: captured }];
     if let (Some(total), Some(order)) = (amount_of(p, "reversal_amount")?, known) {
-        out.extend(unrecorded_reversal(total, order)?);
+        out.extend(unrecorded_reversal(p, total, order, attempted_refund)?);
     }
     Ok(out)
 }
 
-/// The part of a reversal total that `order` does not show as refunded yet, as a refund:
-/// the pending refund of exactly that amount when there is one.
-fn unrecorded_reversal(total: Money, order: &OrderState) -> Result<Option<SignalKind>, String> {
-    let new = total.minor_units.get().saturating_sub(order.refunded.0);
-    if new == 0 {
-        return Ok(None);
+/// How many candidate refunds an unattributed reversal's record names (the rest are counted).
+const REVERSAL_CANDIDATES_LISTED_MAX: usize = 8;
+
+/// The part of a reversal total that `order` does not show as refunded yet, attributed only
+/// where nothing else could explain it:
+///
+/// 1. A pending refund the answer names (its echoed `reverse_id` is the one we derive for
+///    it), then `attempted_refund` (our reverse call just now, outcome unknown), each
+///    credited with its own amount when that fits in what is new.
+/// 2. What is left, when exactly one pending refund could be part of it and it is exactly
+///    that amount: that refund. When no pending refund could be part of it: a refund we did
+///    not ask for (`refund_id: None`; no pending refund matches its amount, so the core books
+///    it under the evidence).
+/// 3. Otherwise (two pending refunds of that amount, or one smaller than it): which refund
+///    Flitt made cannot be told. Crediting one would complete a refund Flitt never made and
+///    the worker would then skip it; `refund_id: None` would be booked as a refund we did not
+///    ask for and counted again when the worker reports it. So the answer is recorded as
+///    `Unrecognised` (amount, candidates, Flitt's references) and changes nothing: the
+///    worker's own report (the reverse call's answer, with our refund id) decides, or a
+///    person when the reconciler's final deadline flags the order.
+fn unrecorded_reversal(
+    p: &Map<String, Value>,
+    total: Money,
+    order: &OrderState,
+    attempted_refund: Option<&str>,
+) -> Result<Vec<SignalKind>, String> {
+    let mut rest = total.minor_units.get().saturating_sub(order.refunded.0);
+    let mut pending = order.refunds_pending.clone();
+    let currency = total.currency.code();
+    let named = text(p, "reverse_id").and_then(|r| {
+        pending
+            .keys()
+            .find(|id| reverse_id(order, "refund", id) == r)
+            .cloned()
+    });
+    let mut out = Vec::new();
+    for id in [named.as_deref(), attempted_refund].into_iter().flatten() {
+        let Some(units) = pending
+            .get(id)
+            .map(|a| a.0)
+            .filter(|a| *a > 0 && *a <= rest)
+        else {
+            continue;
+        };
+        pending.remove(id);
+        rest -= units;
+        out.push(SignalKind::Refunded {
+            refund_id: Some(id.to_string()),
+            amount: Some(minor_money(units, currency)?),
+        });
     }
-    let refund_id = order
-        .refunds_pending
+    if rest == 0 {
+        return Ok(out);
+    }
+    let candidates: Vec<(&String, u64)> = pending
         .iter()
-        .find(|(_, pending)| pending.0 == new)
-        .map(|(id, _)| id.clone());
-    Ok(Some(SignalKind::Refunded {
-        refund_id,
-        amount: Some(minor_money(new, total.currency.code())?),
-    }))
+        .map(|(id, a)| (id, a.0))
+        .filter(|(_, a)| *a <= rest)
+        .collect();
+    out.push(match candidates.as_slice() {
+        [] => SignalKind::Refunded {
+            refund_id: None,
+            amount: Some(minor_money(rest, currency)?),
+        },
+        [(id, units)] if *units == rest => SignalKind::Refunded {
+            refund_id: Some((*id).clone()),
+            amount: Some(minor_money(rest, currency)?),
+        },
+        _ => SignalKind::Unrecognised {
+            raw_status: unattributed_reversal(p, total, rest, &candidates),
+        },
+    });
+    Ok(out)
 }
+
+/// The record of a reversal no single refund explains: what Flitt says and which of ours
+/// could be part of it (at most [`REVERSAL_CANDIDATES_LISTED_MAX`] named).
+fn unattributed_reversal(
+    p: &Map<String, Value>,
+    total: Money,
+    rest: u64,
+    candidates: &[(&String, u64)],
+) -> String {
+    let listed: Vec<String> = candidates
+        .iter()
+        .take(REVERSAL_CANDIDATES_LISTED_MAX)
+        .map(|(id, units)| format!("{id}={units}"))
+        .collect();
+    let more = candidates
+        .len()
+        .saturating_sub(REVERSAL_CANDIDATES_LISTED_MAX);
+    let mut out = format!(
+        "reversal_amount:{} {}: {rest} not attributable to one refund (pending refunds that \
+         could be part of it: {}{})",
+        total.minor_units.get(),
+        total.currency.code(),
+        listed.join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        },
+    );
+    for key in ["reverse_id", "transaction_id", "payment_id"] {
+        if let Some(v) = text(p, key) {
+            let v: String = v.chars().take(REFERENCE_CHARS_MAX).collect();
+            out.push_str(&format!("; {key}:{v}"));
+        }
+    }
+    out
+}
+
+/// How much of one of Flitt's references a record keeps (its `reverse_id` is at most 50).
+const REFERENCE_CHARS_MAX: usize = 64;
 
 /// Parameters a callback must carry as keys (values may be empty where noted): what is
 /// decided on (or located by) is never defaulted when its key is missing. Protocol 1.0 signs

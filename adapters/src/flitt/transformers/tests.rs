@@ -238,6 +238,170 @@ fn reversal_totals_become_refunds_only_against_the_known_order() {
     );
 }
 
+/// A captured 10000 GEL order with `pending` refunds (our id, minor units) and nothing
+/// refunded yet, and a status answer saying `reversal_amount` plus `extra`.
+fn reversed_so_far(
+    pending: &[(&str, u64)],
+    reversal_amount: u64,
+    extra: Value,
+) -> (OrderState, Map<String, Value>) {
+    let mut o = crate::testing::order(Provider::Flitt, 10000, "GEL", CaptureMode::Auto);
+    o.status = paystate_events::Status::Captured;
+    o.captured = paystate_events::MinorUnits(10000);
+    for (id, units) in pending {
+        o.refunds_pending
+            .insert(id.to_string(), paystate_events::MinorUnits(*units));
+    }
+    let mut answer = obj(
+        json!({"order_status": "approved", "amount": "10000", "currency": "GEL",
+        "actual_amount": "10000", "reversal_amount": reversal_amount.to_string(),
+        "payment_id": 814277784, "capture_status": "", "preauth": "N"}),
+    );
+    answer.extend(obj(extra));
+    (o, answer)
+}
+
+fn refunded(id: Option<&str>, minor: u64) -> SignalKind {
+    SignalKind::Refunded {
+        refund_id: id.map(str::to_string),
+        amount: Some(money(minor, "GEL")),
+    }
+}
+
+/// The reversal signals of a status answer (after its `captured`).
+fn reversal_signals(
+    answer: &Map<String, Value>,
+    o: &OrderState,
+    attempted: Option<&str>,
+) -> Vec<SignalKind> {
+    let mut signals = order_signals_for(answer, Some(o), attempted).expect("maps");
+    assert_eq!(
+        signals.first(),
+        Some(&SignalKind::Captured {
+            amount: Some(money(10000, "GEL"))
+        })
+    );
+    signals.remove(0);
+    signals
+}
+
+/// Regression: refunds r-b and r-a (30 each) pending, Flitt made r-b, and a status answer
+/// (the gateway confirming the reverse callback, or a reconciler probe) came before r-b's
+/// own report: the new 30 was credited to r-a (first in key order), so the worker found r-a
+/// no longer pending and never sent it. Which refund Flitt made cannot be told from the
+/// total: nothing is completed, the answer is recorded for the worker's report or a person.
+#[test]
+fn a_reversal_two_pending_refunds_could_be_is_not_credited_to_either() {
+    let (o, answer) = reversed_so_far(&[("r-b", 3000), ("r-a", 3000)], 3000, json!({}));
+    let signals = reversal_signals(&answer, &o, None);
+    let [SignalKind::Unrecognised { raw_status }] = signals.as_slice() else {
+        panic!("recorded, not credited: {signals:?}");
+    };
+    assert!(
+        raw_status.contains("reversal_amount:3000 GEL")
+            && raw_status.contains("r-a=3000, r-b=3000")
+            && raw_status.contains("payment_id:814277784"),
+        "says what Flitt reported and which refunds it could be: {raw_status}"
+    );
+    // The same with one refund recorded already: 60 reversed, 30 in the log, two pending.
+    let (mut o, answer) = reversed_so_far(&[("r-b", 3000), ("r-a", 3000)], 6000, json!({}));
+    o.refunds_completed
+        .insert("r-0".into(), paystate_events::MinorUnits(3000));
+    o.refunded = paystate_events::MinorUnits(3000);
+    assert!(matches!(
+        reversal_signals(&answer, &o, None).as_slice(),
+        [SignalKind::Unrecognised { .. }]
+    ));
+}
+
+/// A pending refund smaller than what is new could be part of it (with a reversal we did
+/// not ask for): not credited, and not booked as a reversal we did not ask for either (the
+/// worker's report of the pending refund would then count it twice).
+#[test]
+fn a_reversal_a_smaller_pending_refund_could_be_part_of_is_not_attributed() {
+    let (o, answer) = reversed_so_far(&[("r-a", 1000)], 3000, json!({}));
+    assert!(matches!(
+        reversal_signals(&answer, &o, None).as_slice(),
+        [SignalKind::Unrecognised { .. }]
+    ));
+}
+
+/// One pending refund of exactly the new amount, nothing else that could be part of it:
+/// credited as before (a larger pending refund cannot be part of it).
+#[test]
+fn a_reversal_only_one_pending_refund_explains_completes_it() {
+    let (o, answer) = reversed_so_far(&[("r-a", 3000), ("r-z", 5000)], 3000, json!({}));
+    assert_eq!(
+        reversal_signals(&answer, &o, None),
+        vec![refunded(Some("r-a"), 3000)]
+    );
+    let (o, answer) = reversed_so_far(&[], 3000, json!({}));
+    assert_eq!(
+        reversal_signals(&answer, &o, None),
+        vec![refunded(None, 3000)],
+        "no pending refund: a reversal we did not ask for"
+    );
+}
+
+/// Where the answer names the reversal by the `reverse_id` we sent (derived from our refund
+/// id), that refund is credited, also among pending refunds of the same amount; at the top
+/// level or in `additional_info`.
+#[test]
+fn a_reversal_is_matched_by_the_reverse_id_it_echoes() {
+    let (o, _) = reversed_so_far(&[], 0, json!({}));
+    let r_b = reverse_id(&o, "refund", "r-b");
+    let top = json!({ "reverse_id": r_b });
+    let info = json!({ "additional_info": json!({"capture_status": null, "reverse_id": r_b,
+        "transaction_id": 2011273408u64}).to_string() });
+    for extra in [top, info] {
+        let (o, answer) = reversed_so_far(&[("r-b", 3000), ("r-a", 3000)], 3000, extra);
+        assert_eq!(
+            reversal_signals(&answer, &o, None),
+            vec![refunded(Some("r-b"), 3000)]
+        );
+    }
+    // 60 new, r-b named: r-b, and the rest is r-a, the only refund left that explains it.
+    let extra = json!({ "reverse_id": r_b });
+    let (o, answer) = reversed_so_far(&[("r-b", 3000), ("r-a", 3000)], 6000, extra);
+    assert_eq!(
+        reversal_signals(&answer, &o, None),
+        vec![refunded(Some("r-b"), 3000), refunded(Some("r-a"), 3000)]
+    );
+    // A reverse_id that is none of our pending refunds (the void's, or unknown) names nothing.
+    let extra = json!({ "reverse_id": reverse_id(&o, "cancel", "all") });
+    let (o, answer) = reversed_so_far(&[("r-b", 3000), ("r-a", 3000)], 3000, extra);
+    assert!(matches!(
+        reversal_signals(&answer, &o, None).as_slice(),
+        [SignalKind::Unrecognised { .. }]
+    ));
+}
+
+/// Our own reverse call for r-b had an unknown outcome and its status query shows 30 new:
+/// that is r-b (the worker performs an order's work one at a time, so r-a was not sent).
+#[test]
+fn a_reversal_after_our_unknown_reverse_call_is_the_refund_attempted() {
+    let (o, answer) = reversed_so_far(&[("r-b", 3000), ("r-a", 3000)], 3000, json!({}));
+    assert_eq!(
+        reversal_signals(&answer, &o, Some("r-b")),
+        vec![refunded(Some("r-b"), 3000)]
+    );
+    assert!(
+        reversal_signals(
+            &reversed_so_far(&[("r-b", 3000)], 0, json!({})).1,
+            &o,
+            Some("r-b")
+        )
+        .is_empty(),
+        "nothing reversed: nothing credited"
+    );
+    let (o, answer) = reversed_so_far(&[("r-b", 5000), ("r-a", 3000)], 3000, json!({}));
+    assert_eq!(
+        reversal_signals(&answer, &o, Some("r-b")),
+        vec![refunded(Some("r-a"), 3000)],
+        "the attempted refund does not fit what is new: the usual rule"
+    );
+}
+
 /// Regression: a preauth approval and its capture both say `approved` and were taken for
 /// resends of each other, so the capture callback was dropped as a duplicate.
 #[test]
