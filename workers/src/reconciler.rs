@@ -57,6 +57,8 @@ pub const RECONCILER_CONSUMER: &str = "paystate-reconciler";
 pub const TRACKED_ORDERS_MAX: usize = 1_000_000;
 /// Most probes per tick, so a backlog cannot flood a provider.
 pub const PROBES_PER_TICK_MAX: usize = 64;
+/// Wait before a review flag whose submission failed is sent again (on a later tick).
+pub const FLAG_RETRY_AFTER: Duration = Duration::from_secs(30);
 /// First probe of a provider the configuration does not name.
 const FIRST_PROBE_AFTER_DEFAULT: Duration = Duration::from_secs(900);
 /// Providers whose captured orders still wait on them: the exchanger's `inProgressPayout`
@@ -173,6 +175,9 @@ pub(crate) struct Tracked {
     /// The expiry-exhausted flag was sent for this order by this process (its command id is
     /// deterministic: a second one would be answered as a duplicate, not applied).
     expiry_flagged: bool,
+    /// A flag's submission failed: neither flag nor probe before this time (then the flag
+    /// is sent again).
+    flag_retry_at: Option<Timestamp>,
 }
 
 pub async fn run_reconciler(
@@ -457,6 +462,7 @@ impl Reconciler {
                 probes: 0,
                 flagged: false,
                 expiry_flagged: false,
+                flag_retry_at: None,
             },
         };
         self.tracked.insert(order, tracked);
@@ -479,7 +485,8 @@ impl Reconciler {
             .iter()
             .filter(|(o, t)| {
                 let probe_due = !t.waiting_on.is_empty() && !t.flagged && t.next_probe <= now;
-                (probe_due || expiry_flag_due(t)) && !self.in_flight.contains(*o)
+                let retry_wait_over = t.flag_retry_at.is_none_or(|at| at <= now);
+                (probe_due || expiry_flag_due(t)) && retry_wait_over && !self.in_flight.contains(*o)
             })
             .map(|(o, _)| o.clone())
             .take(room)
@@ -535,9 +542,12 @@ impl Reconciler {
         match done {
             Ok(report) => {
                 self.in_flight.remove(&report.order);
-                if let Some(e) = report.error {
+                if let Some(e) = &report.error {
                     self.stats.submit_errors.fetch_add(1, Relaxed);
                     tracing::warn!(order = %report.order, error = %e, "reconciler: could not submit probe results");
+                }
+                if let Some(t) = self.tracked.get_mut(&report.order) {
+                    flag_settled(t, &report, chrono::Utc::now());
                 }
             }
             Err(e) => {
@@ -561,6 +571,21 @@ fn first_probe_after(cfg: &ReconcilerConfig, state: &OrderState) -> Duration {
             .min(cfg.final_deadline),
         false => cfg.final_deadline,
     }
+}
+
+/// A flag job's end: a flag whose submission failed is unmarked, so a later tick (after
+/// [`FLAG_RETRY_AFTER`]) sends it again instead of the order being taken as flagged while
+/// nobody was told.
+fn flag_settled(t: &mut Tracked, report: &probes::Report, now: Timestamp) {
+    let (Some(flag), Some(_)) = (report.flag, &report.error) else {
+        t.flag_retry_at = None;
+        return;
+    };
+    match flag {
+        probes::FlagKind::Deadline => t.flagged = false,
+        probes::FlagKind::Expiry => t.expiry_flagged = false,
+    }
+    t.flag_retry_at = Some(now + chrono_dur(FLAG_RETRY_AFTER));
 }
 
 /// Whether `t`'s expiry made every attempt and the order is still open past its `expires_at`:
@@ -658,6 +683,52 @@ mod tests {
     }
 
     #[test]
+    fn a_flag_that_was_not_submitted_is_sent_again_after_a_pause_one_that_was_is_not() {
+        let s = order(Provider::Plexy, Status::Pending);
+        let now: Timestamp = "2026-01-01T00:00:00Z".parse().expect("time");
+        let mut t = Tracked {
+            state: s.clone(),
+            seq: 1,
+            waiting_on: "capture".into(),
+            since: s.created_at,
+            next_probe: s.created_at,
+            probes: 3,
+            flagged: true,
+            expiry_flagged: true,
+            flag_retry_at: None,
+        };
+        let report = |flag, error: Option<&str>| probes::Report {
+            order: s.order_id.clone(),
+            flag,
+            error: error.map(str::to_string),
+        };
+        // Given a deadline flag whose submission failed: unmarked, retried after the pause.
+        flag_settled(
+            &mut t,
+            &report(Some(probes::FlagKind::Deadline), Some("broker down")),
+            now,
+        );
+        assert!(!t.flagged, "sent again");
+        assert!(t.expiry_flagged, "the other flag untouched");
+        assert_eq!(t.flag_retry_at, Some(now + chrono_dur(FLAG_RETRY_AFTER)));
+        // The same for the expiry flag.
+        flag_settled(
+            &mut t,
+            &report(Some(probes::FlagKind::Expiry), Some("broker down")),
+            now,
+        );
+        assert!(!t.expiry_flagged);
+        // Then once one is submitted, the order counts as flagged and nothing waits.
+        t.flagged = true;
+        flag_settled(&mut t, &report(Some(probes::FlagKind::Deadline), None), now);
+        assert!(t.flagged);
+        assert_eq!(t.flag_retry_at, None);
+        // A probe's failed submission unmarks no flag.
+        flag_settled(&mut t, &report(None, Some("broker down")), now);
+        assert!(t.flagged);
+    }
+
+    #[test]
     fn an_order_whose_expiry_ran_out_of_attempts_is_flagged_once_under_one_id() {
         let mut s = order(Provider::Plural, Status::Authorized);
         s.expires_at = Some("2026-01-01T01:00:00Z".parse().expect("time"));
@@ -670,6 +741,7 @@ mod tests {
             probes: 0,
             flagged: false,
             expiry_flagged: false,
+            flag_retry_at: None,
         };
         assert!(!expiry_flag_due(&t), "no attempt made yet");
         for n in 0..=paystate_service::expiry::RETRIES_MAX {

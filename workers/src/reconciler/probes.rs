@@ -23,9 +23,20 @@ pub(crate) enum Job {
     ExpiryFlag,
 }
 
+/// Which review flag a job carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FlagKind {
+    /// [`Job::Flag`]: still waiting on the provider at the final deadline.
+    Deadline,
+    /// [`Job::ExpiryFlag`].
+    Expiry,
+}
+
 /// What a job reports back to the loop.
 pub(crate) struct Report {
     pub order: OrderId,
+    /// The flag it carried, if it was a flag job (unmarked again if it was not submitted).
+    pub flag: Option<FlagKind>,
     /// Why the job's signals could not be submitted (the loop logs and counts it).
     pub error: Option<String>,
 }
@@ -39,6 +50,11 @@ pub(crate) async fn run(
     now: Timestamp,
 ) -> Report {
     let order = state.order_id.clone();
+    let flag = match &job {
+        Job::Probe { .. } => None,
+        Job::Flag { .. } => Some(FlagKind::Deadline),
+        Job::ExpiryFlag => Some(FlagKind::Expiry),
+    };
     let commands = match job {
         Job::Probe { attempt } => probe(&adapters, &state, attempt, now).await,
         Job::Flag { reason } => {
@@ -64,7 +80,7 @@ pub(crate) async fn run(
         .await
         .err()
         .map(|e| e.to_string());
-    Report { order, error }
+    Report { order, flag, error }
 }
 
 /// The `needs_review` signal for an order whose expiry ran out of attempts. Its body is a

@@ -49,6 +49,7 @@ impl Loaded {
             probes: 0,
             flagged: false,
             expiry_flagged: false,
+            flag_retry_at: None,
         }
     }
 }
