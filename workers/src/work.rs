@@ -1,5 +1,14 @@
 //! One unit of provider work: an event that asks for a provider call.
+//!
+//! A provider's answer, once worked out into signal commands, is held by the worker
+//! ([`HeldAnswers`]) until its commit is acknowledged: if submitting the commands fails, the
+//! next attempt re-sends those very commands (same ids) and never calls the provider again.
+//! Their ids hash the report and its time, so working the answer out again would make new
+//! ids, and calling again would be a second effect at a provider without an idempotency key.
+//! What the in-memory hold does not cover (a worker dying between the call and the
+//! submission) is in [`crate::held`].
 
+use crate::held::HeldAnswers;
 use crate::submit::{publish_all, signal_command};
 use paystate_adapters::error::AdapterError;
 use paystate_adapters::flow::Reported;
@@ -15,10 +24,17 @@ pub enum Done {
     /// The provider answered (or refused, or its outcome is recorded as unknown): signals
     /// submitted; acknowledge.
     Reported { signals: usize },
+    /// An answer held from an earlier attempt (whose submission failed) was submitted now;
+    /// the provider was not called again. Acknowledge.
+    Resent { signals: usize },
     /// The order already moved past this work (a redelivery after the work was done).
     AlreadyResolved,
     /// Nothing reached the provider, or configuration must be fixed: try again later.
     RetryLater(String),
+    /// The provider's answer is known and held as `signals` commands, but submitting them
+    /// failed (broker hiccup, leader election): try again later, re-sending the held commands
+    /// without calling the provider.
+    Unsubmitted { signals: usize, reason: String },
     /// Cannot be done until a person acts (e.g. the attachment it needs is missing or does
     /// not match): trying again cannot help, so it is set aside at once.
     Permanent(String),
@@ -34,14 +50,23 @@ pub struct Env<'a> {
 }
 
 /// Performs the provider work `event` (found at stream sequence `seq`, event `index` of its
-/// commit) for `order`.
+/// commit) for `order`. An answer `answers` holds from an earlier attempt is re-sent as it
+/// is; a new answer is held there before it is submitted.
 pub async fn perform(
     env: &Env<'_>,
+    answers: &mut HeldAnswers,
     order: &OrderId,
     seq: u64,
     index: usize,
     event: &Event,
 ) -> Done {
+    if let Some(commands) = answers.get(order.as_str(), seq, index, event) {
+        tracing::info!(%order, seq, index, "re-sending a provider answer held from an earlier attempt");
+        return match submit(env.client, commands).await {
+            Done::Reported { signals } => Done::Resent { signals },
+            other => other,
+        };
+    }
     let state = match env.journal.load(order).await {
         Ok(loaded) => match loaded.state {
             Some(s) => s,
@@ -52,26 +77,57 @@ pub async fn perform(
     if !still_pending(&state, event) {
         return Done::AlreadyResolved;
     }
+    let signals = match ask(env, &state, &format!("w.{seq}.{index}"), event).await {
+        Ok(signals) => signals,
+        Err(done) => return done,
+    };
+    // Held before the first submission: from here on the provider is never asked again for
+    // this event (while this worker holds the commit).
+    answers.hold(order.as_str(), seq, index, event, signals.clone());
+    submit(env.client, &signals).await
+}
+
+/// Submits an answer's commands; `Unsubmitted` if the broker did not take them all (the
+/// ones it took are applied once when sent again: same ids).
+async fn submit(client: &Client, commands: &[CommandEnvelope]) -> Done {
+    match publish_all(client, commands).await {
+        Ok(()) => Done::Reported {
+            signals: commands.len(),
+        },
+        Err(e) => Done::Unsubmitted {
+            signals: commands.len(),
+            reason: format!("could not submit signals: {e}"),
+        },
+    }
+}
+
+/// Calls the provider for `event` and works its answer (or refusal, or unknown outcome) out
+/// into signal commands with ids under `prefix`; `Err` when nothing is to be submitted.
+async fn ask(
+    env: &Env<'_>,
+    state: &OrderState,
+    prefix: &str,
+    event: &Event,
+) -> Result<Vec<CommandEnvelope>, Done> {
     let (op, refund_id) = operation(event);
     let result = match event {
         Event::TransferConfirmationSubmitted {
             confirmation_id,
             reference,
             attachment,
-        } => match activation(env, &state, confirmation_id, reference, attachment).await {
-            Ok(a) => env.adapters.paykassma_activate(&state, &a).await,
-            Err(done) => return done,
-        },
-        _ => call(env.adapters, &state, event).await,
+        } => {
+            let a = activation(env, state, confirmation_id, reference, attachment).await?;
+            env.adapters.paykassma_activate(state, &a).await
+        }
+        _ => call(env.adapters, state, event).await,
     };
-    let prefix = format!("w.{seq}.{index}");
-    let signals = match result {
-        Ok(reported) => reported_signals(env, &state, &prefix, reported).await,
+    match result {
+        Ok(reported) => Ok(reported_signals(env, state, prefix, reported).await),
         Err(AdapterError::OutcomeUnknown { detail, .. }) => {
             // Record that we do not know, then ask the provider instead of resending.
             let mut out = vec![signal(
-                &state,
-                &prefix,
+                state,
+                prefix,
                 None,
                 "call:unknown".into(),
                 SignalKind::OutcomeUnknown {
@@ -79,26 +135,27 @@ pub async fn perform(
                     detail,
                 },
             )];
-            if let Ok(status) = env.adapters.status(&state).await {
-                out.extend(reported_signals(env, &state, &format!("{prefix}.s"), status).await);
+            if let Ok(status) = env.adapters.status(state).await {
+                out.extend(reported_signals(env, state, &format!("{prefix}.s"), status).await);
             }
-            out
+            Ok(out)
         }
-        Err(e) if e.is_retryable() => return Done::RetryLater(e.to_string()),
+        Err(e) if e.is_retryable() => Err(Done::RetryLater(e.to_string())),
         Err(e @ (AdapterError::Unauthorized { .. } | AdapterError::Config(_))) => {
-            return Done::RetryLater(e.to_string())
+            Err(Done::RetryLater(e.to_string()))
         }
         Err(e) => {
             let kind = e
                 .signal(refund_id.as_deref())
                 .unwrap_or_else(|| failed(op, &e, refund_id.as_deref()));
-            vec![signal(&state, &prefix, None, "call:refused".into(), kind)]
+            Ok(vec![signal(
+                state,
+                prefix,
+                None,
+                "call:refused".into(),
+                kind,
+            )])
         }
-    };
-    let count = signals.len();
-    match publish_all(env.client, &signals).await {
-        Ok(()) => Done::Reported { signals: count },
-        Err(e) => Done::RetryLater(format!("could not submit signals: {e}")),
     }
 }
 

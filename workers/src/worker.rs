@@ -9,7 +9,18 @@
 //! stream with its reason, and the order's next work goes on. `paystate dlq redrive` sends it
 //! back: a redrive request the workers take from their own durable consumer on the
 //! dead-letter stream and perform like the commit itself.
+//!
+//! Every message a partition holds (being worked on, queued behind its order's earlier work,
+//! or parked until its retry) gets a progress ack every `ack_wait /`
+//! [`PROGRESS_ACKS_PER_ACK_WAIT`], so JetStream never hands it to a second worker while a
+//! slow provider call or a long queue keeps this one busy; a redelivered copy of a held
+//! message is not worked twice (see [`crate::held`]). A provider's answer that could not be
+//! submitted is re-sent on the next attempt, never asked for again (see [`crate::work`]).
 
+use crate::held::{
+    progress_every, HeldAnswers, HeldKey, Holding, ACK_WAIT_MIN, LOG_ACK_PENDING_MAX,
+    PROGRESS_ACKS_PER_ACK_WAIT, REDRIVE_ACK_PENDING_MAX,
+};
 use crate::work::{perform, Done, Env};
 use async_nats::jetstream::{self, consumer::pull, AckKind};
 use paystate_adapters::Adapters;
@@ -37,17 +48,35 @@ pub const DELIVERIES_MAX_DEFAULT: i64 = 20;
 pub struct WorkerConfig {
     /// Partition tasks; one order's work is always done by the same task, in log order.
     pub partitions: usize,
-    /// Work items a partition may hold queued.
+    /// Messages on their way from the consumers to a partition (the partition takes them in
+    /// at once, even while it works; what it holds is bounded by the consumers'
+    /// `max_ack_pending`, [`crate::held::HELD_MESSAGES_MAX`]).
     pub partition_queue_max: usize,
-    /// How long a work item may take before JetStream redelivers it (provider calls with
-    /// retries must fit; a held item's wait is restarted by a progress ack per retry, so
-    /// it must exceed the longest of `retry_delays`).
+    /// How long JetStream waits for word from the worker holding a message before handing it
+    /// to another. Every held message (in work, queued or parked) gets a progress ack every
+    /// `ack_wait / PROGRESS_ACKS_PER_ACK_WAIT`, so neither provider calls with their retries
+    /// nor queues nor `retry_delays` need to fit in it; it is how long a crashed worker's
+    /// messages wait before another worker takes them. At least [`ACK_WAIT_MIN`].
     pub ack_wait: Duration,
     /// Attempts at a commit's work (deliveries plus in-process retries) before it is set
     /// aside in the dead-letter stream.
     pub deliveries_max: i64,
     /// Pauses between attempts (the last one repeats).
     pub retry_delays: Vec<Duration>,
+}
+
+impl WorkerConfig {
+    /// Refuses settings the workers cannot keep their promises with (checked at start).
+    pub fn check(&self) -> Result<(), String> {
+        if self.ack_wait < ACK_WAIT_MIN {
+            return Err(format!(
+                "workers ack_wait {:?} is under {ACK_WAIT_MIN:?}: progress acks go out every \
+                 {PROGRESS_ACKS_PER_ACK_WAIT}th of it and must keep that pace",
+                self.ack_wait
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for WorkerConfig {
@@ -73,6 +102,10 @@ pub struct WorkerStats {
     pub retried: AtomicU64,
     pub dead_lettered: AtomicU64,
     pub redriven: AtomicU64,
+    /// Redelivered copies of messages a partition already held (not worked twice).
+    pub duplicates: AtomicU64,
+    /// Provider answers re-sent from what the worker held (their first submission failed).
+    pub resubmitted: AtomicU64,
 }
 
 pub struct WorkersHandle {
@@ -99,6 +132,7 @@ pub async fn run_workers(
     adapters: Arc<Adapters>,
     cfg: WorkerConfig,
 ) -> Result<WorkersHandle, String> {
+    cfg.check()?;
     let js = jetstream::new(nats.clone());
     let journal = Journal::existing(js.clone(), &log.events_stream)
         .await
@@ -113,6 +147,8 @@ pub async fn run_workers(
             ack_policy: jetstream::consumer::AckPolicy::Explicit,
             ack_wait: cfg.ack_wait,
             max_deliver: cfg.deliveries_max + SERVER_DELIVERIES_SLACK,
+            // What a worker can hold (and progress-ack) is bounded by this.
+            max_ack_pending: LOG_ACK_PENDING_MAX as i64,
             num_replicas: log.replicas,
             description: Some("paystate adapter workers".into()),
             ..Default::default()
@@ -176,6 +212,7 @@ async fn redrive_consumer(
             ack_policy: jetstream::consumer::AckPolicy::Explicit,
             ack_wait: cfg.ack_wait,
             max_deliver: cfg.deliveries_max + SERVER_DELIVERIES_SLACK,
+            max_ack_pending: REDRIVE_ACK_PENDING_MAX as i64,
             num_replicas: log.replicas,
             description: Some("paystate adapter workers: redriven dead letters".into()),
             ..Default::default()
@@ -216,6 +253,11 @@ struct Item {
 }
 
 impl Item {
+    /// The order token of its subject ("" if it has none: such an item holds no answers).
+    fn order(&self) -> &str {
+        paystate_events::subjects::order_token(&self.subject).unwrap_or("")
+    }
+
     fn of(msg: &jetstream::Message) -> Item {
         let (stream_seq, delivered) = msg
             .info()
@@ -251,6 +293,8 @@ impl Item {
 
 /// One partition: its orders' work one at a time, each order's in log order (see
 /// [`OrderQueues`]); work to be tried again waits, parked, before the rest of its order.
+/// While an item is worked on, the partition still takes in what arrives and sends the
+/// progress acks of everything it holds (see the module docs).
 async fn partition(shared: Shared, mut rx: mpsc::Receiver<jetstream::Message>) {
     let env = Env {
         adapters: &shared.adapters,
@@ -260,31 +304,104 @@ async fn partition(shared: Shared, mut rx: mpsc::Receiver<jetstream::Message>) {
         refs: &shared.refs,
     };
     let mut queues = OrderQueues::default();
+    let mut holding = Holding::default();
+    let mut answers = HeldAnswers::default();
+    let mut sweep = tokio::time::interval(progress_every(shared.cfg.ack_wait));
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // False once the consumers stopped (shutdown): what is ready is still done, then the
+    // task ends; what is held is redelivered after the ack wait.
+    let mut open = true;
     loop {
-        if !queues.ready() {
-            tokio::select! {
-                next = rx.recv() => match next {
-                    Some(msg) => queues.push(order_of(&msg), msg),
-                    // Shutdown: what is held is redelivered after the ack wait.
-                    None => return,
-                },
-                _ = sleep_until(queues.wake_at()) => continue,
-            }
-        }
         while let Ok(msg) = rx.try_recv() {
-            queues.push(order_of(&msg), msg);
+            admit(&shared, &mut queues, &mut holding, msg).await;
         }
-        let Some((order, head)) = queues.take_next() else {
-            continue;
-        };
-        match work_on(&shared, &env, head.item, head.retries).await {
-            Some((msg, pause)) => {
-                let at = tokio::time::Instant::now() + pause;
-                queues.retry(order, msg, head.retries, at);
+        if let Some((order, head)) = queues.take_next() {
+            let key = held_key(&head.item);
+            let work = work_on(&shared, &env, &mut answers, head.item, head.retries);
+            tokio::pin!(work);
+            let outcome = loop {
+                tokio::select! {
+                    out = &mut work => break out,
+                    next = rx.recv(), if open => match next {
+                        Some(msg) => admit(&shared, &mut queues, &mut holding, msg).await,
+                        None => open = false,
+                    },
+                    _ = sweep.tick() => progress(&holding).await,
+                }
+            };
+            match outcome {
+                Some((msg, pause)) => {
+                    let at = tokio::time::Instant::now() + pause;
+                    queues.retry(order, msg, head.retries, at);
+                }
+                None => {
+                    if let Some(key) = key {
+                        holding.release(&key);
+                    }
+                    queues.done(order);
+                }
             }
-            None => queues.done(order),
+            continue;
+        }
+        if !open {
+            return;
+        }
+        tokio::select! {
+            next = rx.recv() => match next {
+                Some(msg) => admit(&shared, &mut queues, &mut holding, msg).await,
+                None => open = false,
+            },
+            _ = sleep_until(queues.wake_at()) => {}
+            _ = sweep.tick() => progress(&holding).await,
         }
     }
+}
+
+/// Takes a message in: held and queued behind its order's earlier work, unless it is a
+/// redelivered copy of one already held (its ack wait ran out before a progress ack reached
+/// the broker): then the held one goes on and the copy only restarts the wait.
+async fn admit(
+    shared: &Shared,
+    queues: &mut OrderQueues<jetstream::Message>,
+    holding: &mut Holding<jetstream::Message>,
+    msg: jetstream::Message,
+) {
+    let Some(key) = held_key(&msg) else {
+        // Not a JetStream message: nothing to acknowledge, nothing to hold.
+        queues.push(order_of(&msg), msg);
+        return;
+    };
+    if holding.admit(key.clone(), msg.clone()).is_ok() {
+        queues.push(order_of(&msg), msg);
+        return;
+    }
+    shared.stats.duplicates.fetch_add(1, Relaxed);
+    tracing::warn!(stream = %key.0, seq = key.1, "redelivered copy of a message this worker holds; not worked twice");
+    let _ = msg.ack_with(AckKind::Progress).await;
+}
+
+/// Restarts the ack wait of every message the partition holds.
+async fn progress(holding: &Holding<jetstream::Message>) {
+    let mut failed = 0_usize;
+    for msg in holding.items() {
+        if msg.ack_with(AckKind::Progress).await.is_err() {
+            failed += 1;
+        }
+    }
+    if failed > 0 {
+        tracing::warn!(
+            failed,
+            held = holding.len(),
+            "progress acks not sent; held work may be redelivered to another worker"
+        );
+    }
+}
+
+/// Which message this is, for [`Holding`]: its stream and stream sequence.
+fn held_key(msg: &jetstream::Message) -> Option<HeldKey> {
+    msg.info()
+        .ok()
+        .map(|i| (i.stream.to_string(), i.stream_sequence))
 }
 
 fn order_of(msg: &jetstream::Message) -> String {
@@ -299,21 +416,27 @@ fn order_of(msg: &jetstream::Message) -> String {
 async fn work_on(
     shared: &Shared,
     env: &Env<'_>,
+    answers: &mut HeldAnswers,
     msg: jetstream::Message,
     retries: u32,
 ) -> Option<(jetstream::Message, Duration)> {
     let item = Item::of(&msg);
-    let (reason, permanent) = match handle(env, &item).await {
+    let (reason, permanent) = match handle(env, answers, &item).await {
         Ok(outcomes) => {
             for d in outcomes {
                 match d {
                     Done::Reported { .. } => shared.stats.performed.fetch_add(1, Relaxed),
+                    Done::Resent { .. } => {
+                        shared.stats.resubmitted.fetch_add(1, Relaxed);
+                        shared.stats.performed.fetch_add(1, Relaxed)
+                    }
                     _ => shared.stats.skipped.fetch_add(1, Relaxed),
                 };
             }
             if item.redriven {
                 shared.stats.redriven.fetch_add(1, Relaxed);
             }
+            answers.release(item.order(), item.seq);
             ack(&msg).await;
             return None;
         }
@@ -329,6 +452,7 @@ async fn work_on(
             Ok(dead_seq) => {
                 shared.stats.dead_lettered.fetch_add(1, Relaxed);
                 tracing::error!(seq = item.seq, dead_seq, %reason, "provider work moved to the dead-letter stream");
+                unsubmitted_set_aside(&item, answers.release(item.order(), item.seq));
                 ack(&msg).await;
                 return None;
             }
@@ -341,7 +465,7 @@ async fn work_on(
         tracing::warn!(seq = item.seq, attempts, %reason, "provider work postponed");
     }
     // Held, not given back: a NAK would let the order's next work overtake it. The progress
-    // ack restarts the ack wait while it waits.
+    // ack restarts the ack wait at once (the partition's sweep keeps it going while it waits).
     let _ = msg.ack_with(AckKind::Progress).await;
     let delays = &shared.cfg.retry_delays;
     let pause = delays
@@ -350,6 +474,22 @@ async fn work_on(
         .copied()
         .unwrap_or(Duration::from_secs(1));
     Some((msg, pause))
+}
+
+/// A commit set aside with a provider answer that was never submitted: the answer is
+/// dropped with it, so it goes to the log for the person who looks at the dead letter (a
+/// redrive would call the provider again: ask the provider first).
+fn unsubmitted_set_aside(item: &Item, dropped: Vec<paystate_events::CommandEnvelope>) {
+    if dropped.is_empty() {
+        return;
+    }
+    let commands = serde_json::to_string(&dropped).unwrap_or_default();
+    tracing::error!(
+        seq = item.seq,
+        order = item.order(),
+        %commands,
+        "a provider answer set aside unsubmitted: a redrive calls the provider again; check the provider's status first"
+    );
 }
 
 async fn dead_letter(
@@ -385,9 +525,13 @@ async fn ack(msg: &jetstream::Message) {
 }
 
 /// Performs every piece of provider work in one commit, in order. Any "try again later"
-/// postpones the whole commit (the done parts are skipped as resolved next time); the error
-/// says why, and whether trying again can help at all.
-async fn handle(env: &Env<'_>, item: &Item) -> Result<Vec<Done>, (String, bool)> {
+/// postpones the whole commit (the done parts are re-sent from `answers` next time, or
+/// skipped as resolved); the error says why, and whether trying again can help at all.
+async fn handle(
+    env: &Env<'_>,
+    answers: &mut HeldAnswers,
+    item: &Item,
+) -> Result<Vec<Done>, (String, bool)> {
     let Some(token) = paystate_events::subjects::order_token(&item.subject) else {
         return Ok(Vec::new());
     };
@@ -413,8 +557,13 @@ async fn handle(env: &Env<'_>, item: &Item) -> Result<Vec<Done>, (String, bool)>
         .enumerate()
         .filter(|(_, e)| e.is_provider_work())
     {
-        match perform(env, &order, seq, index, event).await {
+        match perform(env, answers, &order, seq, index, event).await {
             Done::RetryLater(reason) => return Err((reason, false)),
+            Done::Unsubmitted { signals, reason } => {
+                let reason =
+                    format!("answer known, not yet submitted ({signals} signals): {reason}");
+                return Err((reason, false));
+            }
             Done::Permanent(reason) => return Err((reason, true)),
             other => done.push(other),
         }
