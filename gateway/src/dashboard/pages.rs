@@ -271,20 +271,28 @@ fn serde_urlencoded_notice(notice: &str) -> String {
     out
 }
 
+#[derive(serde::Deserialize)]
+struct DeadLettersQuery {
+    notice: Option<String>,
+    /// Where the page starts in the dead-letter stream (the previous page's `next_seq`).
+    from: Option<u64>,
+}
+
 async fn dead_letters_page(
     State(d): State<Dashboard>,
     s: Session,
-    Query(nq): Query<NoticeQuery>,
+    Query(q): Query<DeadLettersQuery>,
 ) -> Response {
     let filter = DeadLetterFilter {
         limit: DEAD_LETTERS_PER_PAGE,
+        from_seq: q.from.unwrap_or(1).max(1),
         ..DeadLetterFilter::default()
     };
     let result = dead_letters::list(&d.parts().js, &filter).await;
     let can = s.scope.allows(Scope::Admin);
     let html = match &result {
-        Ok(p) => views::dead_letters_page(&s, Ok(&p.letters), can, nq.notice.as_deref()),
-        Err(e) => views::dead_letters_page(&s, Err(&e.to_string()), can, nq.notice.as_deref()),
+        Ok(p) => views::dead_letters_page(&s, Ok(p), can, q.notice.as_deref()),
+        Err(e) => views::dead_letters_page(&s, Err(&e.to_string()), can, q.notice.as_deref()),
     };
     page(html)
 }

@@ -9,7 +9,7 @@ use crate::callbacks::CallbackStats;
 use maud::{html, Markup, DOCTYPE};
 use paystate_audit::timeline::{Cause, Entry};
 use paystate_events::{Event, Provider, Status};
-use paystate_journal::dead_letters::DeadLetter;
+use paystate_journal::dead_letters::DeadLetterPage;
 use paystate_projection::{OrderList, OrderView, ProjectionStatus};
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -285,7 +285,11 @@ pub fn review_page(
         @match list {
             Err(e) => p.error { (e) },
             Ok(list) if list.orders.is_empty() => p #review-empty { "Nothing to review." },
-            Ok(list) => table #review-queue {
+            Ok(list) => {
+                @if list.truncated {
+                    p #review-truncated.error { "Showing the first " (list.orders.len()) " flagged orders; more are waiting (resolve these, or list them all with " code { "paystate review list" } ")." }
+                }
+                table #review-queue {
                 tr { th { "order" } th { "state" } th { "provider" } th { "last discrepancy" } th { "resolve" } }
                 @for v in &list.orders {
                     tr.review {
@@ -295,6 +299,7 @@ pub fn review_page(
                         td { (resolve_form(session, &v.order_id, can_resolve)) }
                     }
                 }
+                }
             },
         }
     };
@@ -303,14 +308,20 @@ pub fn review_page(
 
 pub fn dead_letters_page(
     session: &Session,
-    letters: Result<&[DeadLetter], &str>,
+    page: Result<&DeadLetterPage, &str>,
     can_redrive: bool,
     notice_text: Option<&str>,
 ) -> String {
+    // Why the next page's link even when this one is empty: a listing stops at its scan bound
+    // (redriven letters and markers count), so an empty page is not "none waiting" while the
+    // stream goes on.
+    let next = page.ok().and_then(|p| p.next_seq);
+    let letters = page.map(|p| p.letters.as_slice());
     let body = html! {
         (notice(notice_text))
         @match letters {
             Err(e) => p.error { (e) },
+            Ok([]) if next.is_some() => p #dead-none-here { "None waiting in this part of the dead-letter stream." },
             Ok([]) => p #dead-empty { "No dead letters waiting." },
             Ok(letters) => table #dead-letters {
                 tr { th { "seq" } th { "source" } th { "order" } th { "reason" } th { "set aside" } th { "deliveries" } th { "redrive" } }
@@ -331,6 +342,9 @@ pub fn dead_letters_page(
                     }
                 }
             },
+        }
+        @if let Some(n) = next {
+            p #dead-next { a href={ (BASE) "/dead-letters?from=" (n) } { "Next page (from stream sequence " (n) ")" } }
         }
     };
     layout("Dead letters", Some(session), body)
@@ -415,6 +429,58 @@ mod tests {
         assert!(page.contains("&lt;t&gt;"));
         let login = login_page(Some("<img src=x>"));
         assert!(!login.contains("<img") && login.contains("&lt;img src=x&gt;"));
+    }
+
+    #[test]
+    fn an_empty_stretch_of_dead_letters_is_not_none_waiting_and_links_the_next_page() {
+        let sessions = super::super::session::Sessions::default();
+        let (_, s) = sessions
+            .open("ops", crate::auth::Scope::Admin)
+            .expect("session");
+        // Given a listing that stopped at its scan bound with nothing to show yet ...
+        let stopped = DeadLetterPage {
+            letters: vec![],
+            next_seq: Some(10_001),
+        };
+        let page = dead_letters_page(&s, Ok(&stopped), true, None);
+        // ... then the page does not say none are waiting, and links where to go on.
+        assert!(!page.contains("No dead letters waiting"), "{page}");
+        assert!(page.contains("dead-letters?from=10001"), "{page}");
+        // And a listing that reached the end says so, with no link.
+        let end = DeadLetterPage {
+            letters: vec![],
+            next_seq: None,
+        };
+        let page = dead_letters_page(&s, Ok(&end), true, None);
+        assert!(page.contains("No dead letters waiting") && !page.contains("from="));
+    }
+
+    #[test]
+    fn a_cut_review_queue_says_more_are_waiting() {
+        let sessions = super::super::session::Sessions::default();
+        let (_, s) = sessions
+            .open("ops", crate::auth::Scope::Read)
+            .expect("session");
+        let state = paystate_adapters::testing::order(
+            Provider::Plural,
+            100,
+            "INR",
+            paystate_events::CaptureMode::Manual,
+        );
+        let view = OrderView::from(&paystate_projection::ProjectedOrder {
+            seq: 1,
+            state: paystate_events::StateView::of(&state),
+            provider_refs: Default::default(),
+            problem: None,
+        });
+        let list = |truncated| OrderList {
+            orders: vec![view.clone()],
+            scanned: 1,
+            truncated,
+            generation: 1,
+        };
+        assert!(review_page(&s, Ok(&list(true)), false, None).contains("more are waiting"));
+        assert!(!review_page(&s, Ok(&list(false)), false, None).contains("more are waiting"));
     }
 
     #[test]
