@@ -584,3 +584,177 @@ async fn next_seq(follow: &mut paystate_journal::follow::Follow, wait: std::time
         .expect("the follow goes on");
     msg.info().expect("metadata").stream_sequence
 }
+
+/// Has the broker store its answer to a publish (a PubAck) at `target`, as any client can:
+/// nats-server answers on whatever reply subject the publisher names (docs/security.md,
+/// Known limits). Returns once something is stored at `target` per `stored`.
+async fn plant_pub_ack<F, Fut>(nats: &TestNats, target: String, mut stored: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let raw = nats.connect().await;
+    raw.publish_with_reply(
+        paystate_events::subjects::command_subject(&order("planter")),
+        target.clone(),
+        "junk".into(),
+    )
+    .await
+    .expect("publish");
+    raw.flush().await.expect("flush");
+    let started = std::time::Instant::now();
+    while !stored().await {
+        assert!(
+            started.elapsed() < WAIT,
+            "the broker's answer stored at {target}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// A broker's answer stored at the quarantine key of a message that is not a commit is no
+/// operator's decision: the audit still reports the message as an error (exit 1) and readers
+/// still refuse the order; a real quarantine still sets it aside.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_brokers_answer_at_a_quarantine_key_sets_nothing_aside() {
+    use paystate_journal::quarantine::{self, QUARANTINE_BUCKET};
+    let nats = TestNats::start().await;
+    let _engine = nats.engine().await;
+    let client = nats.client().await;
+    let journal = nats.journal().await;
+    let js = journal.context().clone();
+    let o = order("q-planted");
+    accept(&client, env(&o, create(10_000))).await;
+    let broken = write_broken_commit(&js, &o).await;
+    let key = quarantine::key(&o, broken);
+    let kv = js.get_key_value(QUARANTINE_BUCKET).await.expect("bucket");
+    plant_pub_ack(&nats, format!("$KV.{QUARANTINE_BUCKET}.{key}"), || async {
+        kv.get(&key)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|v| String::from_utf8_lossy(&v).contains("\"seq\""))
+    })
+    .await;
+
+    let (code, report, out) = audit_cli_with(&nats.url(), &["--no-projection"]).await;
+    assert_eq!(code, 1, "the message is still an error: {out}");
+    let unreadable = findings_of(&report, "unreadable");
+    assert!(
+        unreadable
+            .iter()
+            .any(|f| f["order"] == o.as_str() && f["sequence"] == broken),
+        "{report:#}"
+    );
+    assert!(findings_of(&report, "quarantined").is_empty(), "{report:#}");
+    let read = journal.read_order(&o).await;
+    assert!(
+        matches!(read, Err(paystate_journal::ReadError::Corrupt { sequence, .. }) if sequence == broken),
+        "readers still refuse the order: {read:?}"
+    );
+    let outcome = client
+        .send(&env(&o, start()), WAIT)
+        .await
+        .expect("answered");
+    assert_eq!(
+        outcome.rejection_code(),
+        Some(paystate_events::RejectionCode::OrderUnreadable)
+    );
+
+    // An operator's decision still counts.
+    let seq = broken.to_string();
+    let args = [
+        "quarantine",
+        o.as_str(),
+        &seq,
+        "--operator",
+        "ops-1",
+        "--reason",
+        "junk",
+    ];
+    let (code, out, err) = paystate_cli(&nats.url(), &args).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(journal.read_order(&o).await.expect("readable").len(), 1);
+    let (code, report, out) = audit_cli_with(&nats.url(), &["--no-projection"]).await;
+    assert_eq!(code, 0, "quarantined: a warning: {out}");
+    assert!(
+        findings_of(&report, "quarantined")
+            .iter()
+            .any(|f| f["order"] == o.as_str() && f["sequence"] == broken),
+        "{report:#}"
+    );
+}
+
+/// A stray (a broker's answer stored on an order's log) and a quarantined message are left
+/// out of an export, which says so; the file imports into a fresh server and the imported log
+/// audits clean, each order folding to the state it had.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_with_a_stray_and_a_quarantined_message_exports_and_imports_clean() {
+    let a = TestNats::start().await;
+    let _engine = a.engine().await;
+    let client = a.client().await;
+    let journal_a = a.journal().await;
+    let (o, q) = (order("exp-stray"), order("exp-quarantined"));
+    for target in [&o, &q] {
+        accept(&client, env(target, create(10_000))).await;
+    }
+    let log = journal_a.stream().clone();
+    let subject = events_subject(&o);
+    plant_pub_ack(&a, subject.clone(), || async {
+        log.get_last_raw_message_by_subject(&subject)
+            .await
+            .is_ok_and(|m| m.headers.get(HASH_HEADER).is_none())
+    })
+    .await;
+    let broken = write_broken_commit(journal_a.context(), &q).await;
+    let seq = broken.to_string();
+    let args = [
+        "quarantine",
+        q.as_str(),
+        &seq,
+        "--operator",
+        "ops-1",
+        "--reason",
+        "junk",
+    ];
+    let (code, out, err) = paystate_cli(&a.url(), &args).await;
+    assert_eq!(code, 0, "{out}{err}");
+    for target in [&o, &q] {
+        accept(&client, env(target, start())).await;
+    }
+    let (code, report, out) = audit_cli_with(&a.url(), &["--no-projection"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(findings_of(&report, "stray").len(), 1, "{report:#}");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("log.jsonl");
+    let file_arg = file.to_str().expect("utf-8 path");
+    let (code, _, err) = paystate_cli(&a.url(), &["export", "--out", file_arg]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("left out 1 strays and 1 quarantined"),
+        "the export says what it left out: {err}"
+    );
+    let lines = std::fs::read_to_string(&file)
+        .expect("export")
+        .lines()
+        .count();
+    assert_eq!(lines, 4, "two commits of each order");
+    let b = TestNats::start().await;
+    let (code, _, err) = paystate_cli(&b.url(), &["import", file_arg, "--quiet"]).await;
+    assert_eq!(code, 0, "import: {err}");
+    let (code, report, out) = audit_cli_with(&b.url(), &["--no-projection"]).await;
+    assert_eq!(code, 0, "the imported log audits clean: {out}");
+    assert_eq!(
+        report["findings"].as_array().map(Vec::len),
+        Some(0),
+        "{report:#}"
+    );
+    let journal_b = b.journal().await;
+    for target in [&o, &q] {
+        let was = journal_a.load(target).await.expect("a").state;
+        let is = journal_b.load(target).await.expect("b").state;
+        assert_eq!(is, was, "{target} folds to the state it had");
+        assert_eq!(is.map(|s| s.commits), Some(2));
+    }
+}

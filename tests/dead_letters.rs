@@ -396,3 +396,105 @@ async fn probes(ps: &providers::ProviderStack, o: &paystate_events::OrderId) -> 
         .filter(|s| s.evidence_ref.starts_with("probe:"))
         .count()
 }
+
+/// A broker's answer stored on a dead letter's redrive-marker subject (any client can have
+/// one stored at any subject of the stream: docs/security.md, Known limits) is no marker: the
+/// letter is still listed and can be redriven; once it is, junk stored after its real marker
+/// does not bring it back or allow a second redrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_brokers_answer_on_a_marker_subject_neither_hides_a_letter_nor_blocks_its_redrive() {
+    let nats = TestNats::start().await;
+    let engine = nats.engine().await;
+    let journal = nats.journal().await;
+    let js = journal.context().clone();
+    let o = order("dl-planted");
+    let subject = command_subject(&o);
+    let command = env_with_id(&o, "c-create", create(1_000));
+    let payload = serde_json::to_vec(&command).expect("json");
+    let out = dead_letters::Outgoing {
+        source: Source::Engine,
+        consumer: paystate_events::subjects::ENGINE_CONSUMER,
+        subject: &subject,
+        order: None,
+        headers: None,
+        payload: payload.into(),
+        origin: None,
+        deliveries: 20,
+        reason: "test: set aside",
+    };
+    let seq = dead_letters::send(&js, &out).await.expect("set aside");
+    let marker = format!("paystate.dead.{}.{seq}", dead_letters::REDRIVEN_TOKEN);
+    let planted = plant_pub_ack(&nats, &js, &marker).await;
+
+    let listed = letters_left(&js, Source::Engine, o.as_str()).await;
+    assert_eq!(
+        listed.iter().map(|l| l.seq).collect::<Vec<_>>(),
+        [seq],
+        "still listed"
+    );
+    let (code, out, err) = paystate_cli(&nats.url(), &["dlq", "list"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(o.as_str()), "{out}");
+    let shown = dead_letters::show(&js, seq).await.expect("show");
+    assert_eq!(shown.letter.redriven, None);
+    let redriven = dead_letters::redrive(&js, seq).await.expect("redriven");
+    assert_eq!(redriven.to, subject);
+    let commits = wait_for_commits(&journal, &o, 1).await;
+    assert_eq!(commits[0].commit.command.command_id.as_str(), "c-create");
+
+    // Redriven: not listed, and junk stored after the real marker changes nothing.
+    assert!(letters_left(&js, Source::Engine, o.as_str())
+        .await
+        .is_empty());
+    let after = plant_pub_ack(&nats, &js, &marker).await;
+    assert!(after > planted);
+    assert!(letters_left(&js, Source::Engine, o.as_str())
+        .await
+        .is_empty());
+    let again = dead_letters::redrive(&js, seq).await;
+    assert!(
+        matches!(
+            again,
+            Err(dead_letters::DeadLetterError::AlreadyRedriven { .. })
+        ),
+        "{again:?}"
+    );
+    engine.shutdown().await;
+}
+
+/// Has the broker store its answer to a publish (a PubAck, no headers) at `target` of the
+/// dead-letter stream, as any client can; returns its sequence there.
+async fn plant_pub_ack(nats: &TestNats, js: &jetstream::Context, target: &str) -> u64 {
+    let stream = js
+        .get_stream(paystate_events::subjects::DEAD_LETTERS_STREAM)
+        .await
+        .expect("dead-letter stream");
+    let before = stream
+        .get_last_raw_message_by_subject(target)
+        .await
+        .map_or(0, |m| m.sequence);
+    let raw = nats.connect().await;
+    raw.publish_with_reply(
+        command_subject(&order("planter")),
+        target.to_string(),
+        "junk".into(),
+    )
+    .await
+    .expect("publish");
+    raw.flush().await.expect("flush");
+    let started = Instant::now();
+    loop {
+        if let Ok(m) = stream.get_last_raw_message_by_subject(target).await {
+            if m.sequence > before {
+                assert!(m.headers.is_empty(), "a PubAck carries no headers");
+                assert!(String::from_utf8_lossy(&m.payload).contains("\"seq\""));
+                return m.sequence;
+            }
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "the broker's answer stored at {target}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

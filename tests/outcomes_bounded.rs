@@ -291,7 +291,13 @@ async fn batched_reads_agree_with_one_request_per_commit() {
     assert!(journal.read_order_tail_one_by_one(&a, 1).await.is_err());
 
     let kv = quarantine::ensure(&js, 1).await.expect("quarantine bucket");
-    kv.put(quarantine::key(&a, garbage), "{}".into())
+    let decision = quarantine::QuarantineEntry {
+        operator: "test".into(),
+        reason: "not a commit".into(),
+        at: chrono::Utc::now(),
+    };
+    let decision = serde_json::to_vec(&decision).expect("json");
+    kv.put(quarantine::key(&a, garbage), decision.into())
         .await
         .expect("quarantined");
     let t = Instant::now();

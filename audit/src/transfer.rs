@@ -9,13 +9,22 @@
 //! every order's hash chain over the whole file first and refuses a broken one, then loads
 //! into an empty stream in file order (each publish expects the stream's previous sequence,
 //! so nothing can interleave), preserving per-order order and chains.
+//!
+//! Export leaves out what no reader applies: strays (a broker's answer stored on an order's
+//! log, [`paystate_journal::read::is_stray`]) and messages an operator quarantined that do not
+//! decode; it counts them ([`TransferSummary::skipped_strays`],
+//! [`TransferSummary::skipped_quarantined`]) and logs a warning. Both are skipped by every
+//! reader and never part of a chain, so the imported log folds and audits the same, only
+//! without them (its stream sequences are renumbered from 1 in file order). Any other message
+//! that is not a commit is exported and refuses the import: a person decides about it first.
+//! Only lines on the log's subjects (`paystate.events.<order>`) are imported.
 
 use crate::AuditError;
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::HeaderMap;
 use base64::Engine as _;
 use paystate_events::commit::GENESIS_HASH;
-use paystate_events::subjects::order_token;
+use paystate_events::subjects::{order_token, EVENTS_PREFIX};
 use paystate_events::{Commit, CommitHash, OrderId, Timestamp};
 use paystate_journal::{Journal, RawEntry, ScanOptions};
 use serde::{Deserialize, Serialize};
@@ -109,9 +118,43 @@ pub struct TransferSummary {
     pub orders: u64,
     pub first_seq: u64,
     pub last_seq: u64,
+    /// Export: strays left out (not commits, no commit hash header: a broker's answer).
+    pub skipped_strays: u64,
+    /// Export: quarantined messages left out (not commits, set aside by an operator).
+    pub skipped_quarantined: u64,
 }
 
-/// Writes the selected messages as JSON Lines. `progress` gets (messages read, in snapshot).
+/// Why export leaves a message out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Skipped {
+    /// Not a commit and without the commit hash header: paystate did not write it.
+    Stray,
+    /// Not a commit, and an operator's decision sets it aside.
+    Quarantined,
+}
+
+/// Whether export leaves `entry` out (see the module docs): what every reader skips.
+fn skipped(entry: &RawEntry, quarantined: &HashSet<(String, u64)>) -> Option<Skipped> {
+    if entry.is_stray() {
+        return Some(Skipped::Stray);
+    }
+    let order = entry.subject_order()?;
+    let set_aside = quarantined.contains(&(order.to_string(), entry.sequence))
+        && paystate_journal::scan::decode_commit(&entry.payload).is_err();
+    set_aside.then_some(Skipped::Quarantined)
+}
+
+/// The order token of a subject of the log (`paystate.events.<order>`); `None` for any
+/// other subject (commands, signals, operator commands are not the log).
+fn log_order(subject: &str) -> Option<&str> {
+    subject
+        .strip_prefix(EVENTS_PREFIX)?
+        .strip_prefix('.')
+        .filter(|t| !t.is_empty() && !t.contains('.'))
+}
+
+/// Writes the selected messages as JSON Lines, leaving out strays and quarantined messages
+/// (counted in the summary). `progress` gets (messages read, in snapshot).
 pub async fn export(
     journal: &Journal,
     filter: &ExportFilter,
@@ -125,6 +168,9 @@ pub async fn export(
         order: single,
         ..ScanOptions::default()
     };
+    let quarantined = paystate_journal::quarantine::all(journal.context())
+        .await
+        .map_err(AuditError::Broker)?;
     let mut scan = journal.scan(opts).await?;
     let (mut summary, mut read, mut orders) = (TransferSummary::default(), 0u64, HashSet::new());
     while let Some(entry) = scan.next().await {
@@ -143,6 +189,13 @@ pub async fn export(
         if !(in_time && in_orders) {
             continue;
         }
+        if let Some(why) = skipped(&entry, &quarantined) {
+            match why {
+                Skipped::Stray => summary.skipped_strays += 1,
+                Skipped::Quarantined => summary.skipped_quarantined += 1,
+            }
+            continue;
+        }
         serde_json::to_writer(&mut *out, &Line::of(&entry))
             .map_err(|e| AuditError::Io(e.to_string()))?;
         out.write_all(b"\n")
@@ -157,20 +210,30 @@ pub async fn export(
     out.flush().map_err(|e| AuditError::Io(e.to_string()))?;
     progress(read, scan.messages_total);
     summary.orders = orders.len() as u64;
+    if summary.skipped_strays + summary.skipped_quarantined > 0 {
+        tracing::warn!(
+            strays = summary.skipped_strays,
+            quarantined = summary.skipped_quarantined,
+            "export left out {} strays and {} quarantined messages (not commits; every reader \
+             skips them)",
+            summary.skipped_strays,
+            summary.skipped_quarantined
+        );
+    }
     Ok(summary)
 }
 
-/// Checks every line of an export: readable, hash header = body hash, subject = order, and
-/// each order's commits numbered from 1 and hash-chained. Returns the summary or the first
-/// problem (line number, order, sequence).
+/// Checks every line of an export: readable, on the log (`paystate.events.<order>`), hash
+/// header = body hash, subject = order, and each order's commits numbered from 1 and
+/// hash-chained. Returns the summary or the first problem (line number, order, sequence).
 pub fn verify_file(input: &mut dyn BufRead) -> Result<TransferSummary, AuditError> {
     let mut heads: HashMap<String, (u64, String)> = HashMap::new();
     let mut summary = TransferSummary::default();
     let mut last_seq = 0u64;
     for_each_line(input, |n, line| {
         let bytes = line.body_bytes().map_err(|e| refused(n, &line, e))?;
-        let token = order_token(&line.subject)
-            .ok_or_else(|| refused(n, &line, "not an order subject".into()))?;
+        let token = log_order(&line.subject)
+            .ok_or_else(|| refused(n, &line, "not a subject of the log".into()))?;
         let commit = Commit::decode(&bytes).map_err(|e| refused(n, &line, e.to_string()))?;
         let hash = CommitHash::of(&bytes).0;
         let header = line
@@ -248,6 +311,9 @@ pub async fn import(
     let mut published = 0u64;
     let mut reader = LineReader::default();
     while let Some((n, line)) = reader.next(input)? {
+        if log_order(&line.subject).is_none() {
+            return Err(refused(n, &line, "not a subject of the log".into()));
+        }
         let bytes = line.body_bytes().map_err(|e| refused(n, &line, e))?;
         let mut headers = HeaderMap::new();
         for (name, values) in line
@@ -352,5 +418,94 @@ fn refused(n: u64, line: &Line, detail: String) -> AuditError {
         order: order_token(&line.subject).map(str::to_string),
         sequence: Some(line.sequence),
         detail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paystate_events::samples;
+    use paystate_events::subjects::HASH_HEADER;
+
+    /// A real first commit of `order`, as the engine writes it: (bytes, hash).
+    fn first_commit(order: &OrderId) -> (Vec<u8>, String) {
+        let env = samples::envelope(order, "c-1", samples::create(1_000));
+        let at = env.issued_at;
+        let events = match paystate_engine::decide(None, &env, at) {
+            Ok(paystate_engine::Decision::Commit(events)) => events,
+            other => panic!("not a commit: {other:?}"),
+        };
+        let fingerprint = env.fingerprint();
+        let bytes = Commit::after(None, env, fingerprint, at, events).encode();
+        let hash = CommitHash::of(&bytes).0;
+        (bytes, hash)
+    }
+
+    fn line(subject: &str, bytes: &[u8], hash: &str) -> String {
+        let body = std::str::from_utf8(bytes).expect("utf-8");
+        format!(
+            r#"{{"sequence":1,"subject":"{subject}","time":"2026-11-22T10:00:00Z","headers":{{"{HASH_HEADER}":["{hash}"]}},"body":{body}}}"#
+        )
+    }
+
+    fn entry(headers: Option<HeaderMap>, payload: &[u8]) -> RawEntry {
+        RawEntry {
+            sequence: 7,
+            subject: "paystate.events.o-1".into(),
+            time: samples::instant(),
+            headers,
+            payload: bytes::Bytes::copy_from_slice(payload),
+        }
+    }
+
+    #[test]
+    fn only_lines_on_the_log_are_imported() {
+        let order = OrderId::parse("o-1").expect("order");
+        let (bytes, hash) = first_commit(&order);
+        let on_log = line("paystate.events.o-1", &bytes, &hash);
+        let summary = verify_file(&mut on_log.as_bytes()).expect("a commit on the log");
+        assert_eq!((summary.messages, summary.orders), (1, 1));
+        for subject in [
+            "paystate.cmd.o-1",
+            "paystate.signal.o-1",
+            "paystate.op.o-1",
+            "paystate.events",
+            "paystate.eventsx.o-1",
+            "paystate.events.o-1.x",
+        ] {
+            let text = line(subject, &bytes, &hash);
+            let refused = verify_file(&mut text.as_bytes());
+            assert!(
+                matches!(&refused, Err(AuditError::Refused { detail, .. }) if detail.contains("not a subject of the log")),
+                "{subject}: {refused:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn export_leaves_out_strays_and_quarantined_messages_only() {
+        let order = OrderId::parse("o-1").expect("order");
+        let (bytes, hash) = first_commit(&order);
+        let mut hashed = HeaderMap::new();
+        hashed.insert(HASH_HEADER, hash.as_str());
+        let none = HashSet::new();
+        let set_aside: HashSet<(String, u64)> = [("o-1".to_string(), 7)].into();
+        let pub_ack = br#"{"stream":"PAYSTATE_COMMANDS","seq":5}"#;
+        assert_eq!(skipped(&entry(None, pub_ack), &none), Some(Skipped::Stray));
+        let broken = entry(Some(hashed.clone()), b"not a commit");
+        assert_eq!(
+            skipped(&broken, &none),
+            None,
+            "refused at import, not hidden"
+        );
+        assert_eq!(skipped(&broken, &set_aside), Some(Skipped::Quarantined));
+        let commit = entry(Some(hashed), &bytes);
+        assert_eq!(skipped(&commit, &none), None);
+        assert_eq!(
+            skipped(&commit, &set_aside),
+            None,
+            "a commit is never left out"
+        );
+        assert_eq!(skipped(&entry(None, &bytes), &set_aside), None);
     }
 }

@@ -18,6 +18,11 @@
 //!   (headers [`REDRIVEN_TO_HEADER`], [`REDRIVEN_SEQ_HEADER`]). Dead letters are never deleted
 //!   by a redrive (the stream refuses message deletes to every role but admin); the stream's
 //!   age and size limits drop them, and the marker, which is newer, outlives its letter.
+//!   A marker counts only as paystate writes it ([`marker_of`]): its target is the letter's
+//!   [`redrive_target`], its sequence a number, its `Nats-Msg-Id` `redriven:<seq>`. Any
+//!   client can make the broker store its answer to a publish (a PubAck, no headers) at any
+//!   subject of the stream (docs/security.md, Known limits); such a message is no marker, so
+//!   it neither hides a letter from the listing nor blocks its redrive.
 //!
 //! Redrive of a message whose original subject is on a command plane (`paystate.cmd.*`,
 //! `paystate.signal.*`, `paystate.op.*`) republishes it to that subject with its original headers; a commit
@@ -425,7 +430,7 @@ pub async fn list(
             );
             continue;
         };
-        letter.redriven = redriven(&stream, letter.seq).await?;
+        letter.redriven = redriven(&stream, &letter).await?;
         if filter.include_redriven || letter.redriven.is_none() {
             letters.push(letter);
         }
@@ -451,7 +456,7 @@ pub async fn show(js: &jetstream::Context, seq: u64) -> Result<DeadLetterBody, D
         });
     }
     let mut letter = letter_of(&msg)?;
-    letter.redriven = redriven(&stream, seq).await?;
+    letter.redriven = redriven(&stream, &letter).await?;
     Ok(DeadLetterBody {
         letter,
         headers: original_headers(&msg.headers),
@@ -599,22 +604,76 @@ fn marker_subject(seq: u64) -> String {
     format!("{DEAD_LETTERS_PREFIX}.{REDRIVEN_TOKEN}.{seq}")
 }
 
-/// The redrive marker of `seq`, if any.
-async fn redriven(stream: &Stream<()>, seq: u64) -> Result<Option<Redriven>, DeadLetterError> {
-    match stream
-        .get_last_raw_message_by_subject(&marker_subject(seq))
-        .await
-    {
-        Ok(m) => Ok(Some(Redriven {
-            at: to_chrono(m.time),
-            to: header(&m.headers, REDRIVEN_TO_HEADER).unwrap_or_default(),
-            seq: header(&m.headers, REDRIVEN_SEQ_HEADER)
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0),
-        })),
-        Err(e) if crate::read::is_no_message(&e) => Ok(None),
-        Err(e) => Err(DeadLetterError::Broker(e.to_string())),
+/// The redrive marker of `letter`, if any: the last message on its marker subject when that
+/// is a marker paystate wrote ([`marker_of`]); otherwise (something else was stored there
+/// after it) the first marker on the subject, looking at most [`MARKERS_SCANNED_MAX`]
+/// messages. Messages that are not markers are ignored (and logged).
+async fn redriven(
+    stream: &Stream<()>,
+    letter: &DeadLetter,
+) -> Result<Option<Redriven>, DeadLetterError> {
+    let subject = marker_subject(letter.seq);
+    let last = match stream.get_last_raw_message_by_subject(&subject).await {
+        Ok(m) => m,
+        Err(e) if crate::read::is_no_message(&e) => return Ok(None),
+        Err(e) => return Err(DeadLetterError::Broker(e.to_string())),
+    };
+    if let Some(r) = marker_of(letter, &last) {
+        return Ok(Some(r));
     }
+    not_a_marker(letter.seq, last.sequence);
+    let mut from = 1;
+    for _ in 0..MARKERS_SCANNED_MAX {
+        let m = match stream
+            .raw_message_builder()
+            .sequence(from)
+            .next_by_subject(subject.clone())
+            .send()
+            .await
+        {
+            Ok(m) => m,
+            Err(e) if crate::read::is_no_message(&e) => return Ok(None),
+            Err(e) => return Err(DeadLetterError::Broker(e.to_string())),
+        };
+        if m.sequence >= last.sequence {
+            return Ok(None);
+        }
+        if let Some(r) = marker_of(letter, &m) {
+            return Ok(Some(r));
+        }
+        not_a_marker(letter.seq, m.sequence);
+        from = m.sequence + 1;
+    }
+    Ok(None)
+}
+
+/// Most messages on one letter's marker subject looked at for its marker, when the last one
+/// there is not a marker (something else was stored on the subject).
+pub const MARKERS_SCANNED_MAX: usize = 32;
+
+fn not_a_marker(letter: u64, sequence: u64) {
+    tracing::warn!(
+        letter,
+        sequence,
+        "a message on a dead letter's redrive-marker subject is not a marker paystate wrote (a \
+         broker's answer planted there?): ignored"
+    );
+}
+
+/// A redrive marker of `letter` as [`redrive_via`] writes it, or `None`: the marker names the
+/// letter's redrive target and the sequence the message got there, and carries the
+/// `Nats-Msg-Id` `redriven:<letter seq>`. (A broker's PubAck stored on the subject carries no
+/// headers at all.)
+fn marker_of(letter: &DeadLetter, m: &jetstream::message::StreamMessage) -> Option<Redriven> {
+    let h = &m.headers;
+    let to = header(h, REDRIVEN_TO_HEADER).filter(|to| *to == redrive_target(letter))?;
+    let seq = header(h, REDRIVEN_SEQ_HEADER)?.parse().ok()?;
+    let id = h.get(async_nats::header::NATS_MESSAGE_ID)?.as_str();
+    (id == format!("redriven:{}", letter.seq)).then(|| Redriven {
+        at: to_chrono(m.time),
+        to,
+        seq,
+    })
 }
 
 /// Whether a dead-letter stream subject is a letter (not a redrive request or marker).
@@ -742,6 +801,70 @@ mod tests {
         assert_eq!(one_line(" \n"), "no reason given");
         let long = "é".repeat(REASON_LEN_MAX);
         assert!(one_line(&long).len() <= REASON_LEN_MAX);
+    }
+
+    fn letter(seq: u64) -> DeadLetter {
+        DeadLetter {
+            seq,
+            source: Source::Engine,
+            consumer: "paystate-engine".into(),
+            order: "o1".into(),
+            reason: "r".into(),
+            time: chrono::Utc::now(),
+            size: 0,
+            subject: "paystate.cmd.o1".into(),
+            origin: None,
+            deliveries: None,
+            redriven: None,
+        }
+    }
+
+    fn stored(
+        seq: u64,
+        headers: HeaderMap,
+        payload: &'static [u8],
+    ) -> jetstream::message::StreamMessage {
+        jetstream::message::StreamMessage {
+            subject: marker_subject(7).into(),
+            sequence: seq,
+            headers,
+            payload: Bytes::from_static(payload),
+            time: time::OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    fn marker_headers(to: &str, seq: &str, id: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(REDRIVEN_TO_HEADER, to);
+        h.insert(REDRIVEN_SEQ_HEADER, seq);
+        h.insert(async_nats::header::NATS_MESSAGE_ID, id);
+        h
+    }
+
+    #[test]
+    fn a_marker_counts_only_as_paystate_writes_it() {
+        let l = letter(7);
+        let real = stored(
+            9,
+            marker_headers("paystate.cmd.o1", "42", "redriven:7"),
+            b"",
+        );
+        let r = marker_of(&l, &real).expect("a marker");
+        assert_eq!((r.to.as_str(), r.seq), ("paystate.cmd.o1", 42));
+        let pub_ack = stored(
+            9,
+            HeaderMap::new(),
+            br#"{"stream":"PAYSTATE_COMMANDS","seq":5}"#,
+        );
+        assert_eq!(marker_of(&l, &pub_ack), None, "a broker's answer");
+        for (to, seq, id) in [
+            ("paystate.cmd.o2", "42", "redriven:7"),
+            ("paystate.cmd.o1", "x", "redriven:7"),
+            ("paystate.cmd.o1", "42", "redriven:8"),
+        ] {
+            let m = stored(9, marker_headers(to, seq, id), b"");
+            assert_eq!(marker_of(&l, &m), None, "{to} {seq} {id}");
+        }
     }
 
     #[test]
