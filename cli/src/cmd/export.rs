@@ -64,5 +64,13 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<ExitCode> {
             summary.messages, summary.orders, summary.first_seq, summary.last_seq
         );
     }
+    // Said even with --quiet: the file is not the whole log.
+    if summary.skipped_strays + summary.skipped_quarantined > 0 {
+        eprintln!(
+            "left out {} strays (not commits: a broker's answer aimed at an order's log) and {} \
+             quarantined messages; the audit lists both",
+            summary.skipped_strays, summary.skipped_quarantined
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
