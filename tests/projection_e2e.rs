@@ -6,7 +6,11 @@
 mod support;
 
 use paystate_events::{Outcome, Status};
-use paystate_projection::{rebuild, start_projector, ProjectorConfig, RebuildOptions};
+use paystate_projection::layout::{order_key, POINTER_BUCKET, POINTER_KEY};
+use paystate_projection::{
+    list, rebuild, start_projector, Generation, OrderFilter, ProjectedOrder, ProjectorConfig,
+    RebuildOptions, LIST_LIMIT_DEFAULT,
+};
 use std::time::Duration;
 use support::*;
 
@@ -221,6 +225,289 @@ async fn a_rebuild_in_several_passes_writes_the_same_records() {
     let all: Vec<_> = done.iter().map(|(o, _)| o.clone()).collect();
     assert_projection_equals_fold(&store, &journal, &all).await;
     projector.shutdown().await;
+}
+
+/// Anyone who may publish can have the broker store its answer (a PubAck) at the projection
+/// pointer (docs/security.md, Known limits). Readers look past it to the generation written
+/// before it; a rebuild, a starting projector and a running one each take the key over with a
+/// revision-checked write (with that generation, not a new generation 1); projecting goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_brokers_answer_planted_at_the_projection_pointer_stops_nothing() {
+    let nats = TestNats::start().await;
+    let (_engine, store, projector) = projected(&nats).await;
+    let client = nats.client().await;
+    let journal = nats.journal().await;
+    let a = order("ptr-a");
+    for cmd in to_captured(5_000) {
+        accept(&client, env(&a, cmd)).await;
+    }
+    wait_projection_caught_up(&store).await;
+    projector.shutdown().await;
+    // Given the broker's answer at the pointer, and no projector running to take it over.
+    let pointer = store
+        .context()
+        .get_key_value(POINTER_BUCKET)
+        .await
+        .expect("pointer bucket");
+    let planted = plant::<Generation>(&nats, &pointer, POINTER_KEY).await;
+    // Then readers still follow generation 1: one order, a listing, the status.
+    assert_eq!(store.live().await.expect("live").generation, 1);
+    let record = store.get(&a).await.expect("get").expect("projected");
+    assert_eq!(record.state.status, Status::Captured);
+    assert!(projection_records(&store).await.contains_key(a.as_str()));
+    assert_eq!(
+        store.status().await.expect("status").generation.generation,
+        1
+    );
+    // When a rebuild runs, it swaps its generation in over the planted value.
+    let report = rebuild(&store, &journal, &RebuildOptions::default(), &mut |_, _| {})
+        .await
+        .expect("rebuild");
+    assert!(report.swapped, "{report:?}");
+    assert_eq!(report.generation.generation, 2);
+    assert_eq!(report.previous.map(|g| g.generation), Some(1));
+    assert_pointer(&pointer, 2, planted).await;
+    // When a projector starts on a planted value, it writes the generation before it back.
+    let planted = plant::<Generation>(&nats, &pointer, POINTER_KEY).await;
+    let projector = start_projector(store.clone(), ProjectorConfig::default())
+        .await
+        .expect("a projector starts");
+    assert_pointer(&pointer, 2, planted).await;
+    // And a running projector takes over the next one.
+    let before = pointer_revision(&pointer).await;
+    plant_raw(&nats, POINTER_BUCKET, POINTER_KEY).await;
+    poll_until(|| async {
+        let e = pointer.entry(POINTER_KEY).await.ok().flatten()?;
+        let g = serde_json::from_slice::<Generation>(&e.value).ok()?;
+        (e.revision > before + 1).then_some(g.generation)
+    })
+    .await;
+    let junk = pointer
+        .entry_for_revision(POINTER_KEY, before + 1)
+        .await
+        .expect("entry")
+        .expect("the planted value");
+    assert!(serde_json::from_slice::<Generation>(&junk.value).is_err());
+    assert_pointer(&pointer, 2, before + 1).await;
+    // Projecting goes on.
+    let b = order("ptr-b");
+    accept(&client, env(&b, create(1_000))).await;
+    accept(&client, env(&a, refund(Some(1_000)))).await;
+    wait_projection_caught_up(&store).await;
+    assert_projection_equals_fold(&store, &journal, &[a, b]).await;
+    projector.shutdown().await;
+}
+
+/// The broker's answer stored at the key of no order in a generation bucket: one order, a
+/// listing and the audit's projection comparison all go on without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_brokers_answer_planted_at_a_generation_key_is_skipped_by_scans() {
+    let nats = TestNats::start().await;
+    let (_engine, store, projector) = projected(&nats).await;
+    let client = nats.client().await;
+    let journal = nats.journal().await;
+    let a = order("scan-a");
+    for cmd in to_captured(5_000) {
+        accept(&client, env(&a, cmd)).await;
+    }
+    wait_projection_caught_up(&store).await;
+    let generation = store.live().await.expect("live");
+    let bucket = store.bucket(&generation).await.expect("bucket");
+    let planted = order("planted");
+    plant::<ProjectedOrder>(&nats, &bucket, &order_key(&planted)).await;
+    assert_eq!(
+        store.get(&planted).await.expect("a read, not an error"),
+        None
+    );
+    let records = projection_records(&store).await;
+    assert_eq!(
+        records.keys().collect::<Vec<_>>(),
+        [a.as_str()],
+        "the planted value is skipped"
+    );
+    let listed = list(&store, &OrderFilter::default(), LIST_LIMIT_DEFAULT)
+        .await
+        .expect("list");
+    assert_eq!(listed.scanned, 1);
+    assert_eq!(listed.orders.len(), 1);
+    let report = paystate_audit::audit(
+        &journal,
+        Some(&store),
+        &paystate_audit::AuditOptions::default(),
+        &mut |_, _| {},
+    )
+    .await
+    .expect("the audit runs");
+    let check = report.projection.as_ref().expect("projection compared");
+    assert_eq!((check.records, check.compared), (1, 1), "{report:#?}");
+    assert_eq!(report.findings_total, 0, "{report:#?}");
+    projector.shutdown().await;
+}
+
+/// The broker's answer stored at a real order's record: read as no record (not an error) until
+/// the order's next commit, when the projector folds the order's log from its start and writes
+/// the record over the planted value; nothing is given back or dead-lettered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_brokers_answer_planted_at_an_orders_record_is_written_over_from_the_log() {
+    let nats = TestNats::start().await;
+    let (_engine, store, projector) = projected(&nats).await;
+    let client = nats.client().await;
+    let journal = nats.journal().await;
+    let (a, other) = (order("rec-a"), order("rec-other"));
+    for cmd in [create(5_000), start(), authorized()] {
+        accept(&client, env(&a, cmd)).await;
+    }
+    accept(&client, env(&other, create(1_000))).await;
+    wait_projection_caught_up(&store).await;
+    let generation = store.live().await.expect("live");
+    let bucket = store.bucket(&generation).await.expect("bucket");
+    let key = order_key(&a);
+    let planted = plant::<ProjectedOrder>(&nats, &bucket, &key).await;
+    assert_eq!(store.get(&a).await.expect("a read, not an error"), None);
+    assert_eq!(
+        projection_records(&store).await.keys().collect::<Vec<_>>(),
+        [other.as_str()]
+    );
+    // When the order's next commits come (and another order's), they are projected.
+    accept(&client, env(&a, capture(None))).await;
+    accept(&client, env(&a, captured(5_000))).await;
+    accept(&client, env(&other, start())).await;
+    wait_projection_caught_up(&store).await;
+    assert_projection_equals_fold(&store, &journal, &[a.clone(), other]).await;
+    let record = store.get(&a).await.expect("get").expect("projected");
+    assert_eq!(
+        (record.state.status, record.state.commits),
+        (Status::Captured, 5)
+    );
+    let entry = bucket.entry(&key).await.expect("entry").expect("record");
+    assert!(entry.revision > planted, "written over the planted value");
+    let dead = projector
+        .stats
+        .dead_lettered
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(dead, 0, "nothing dead-lettered");
+    projector.shutdown().await;
+}
+
+/// `paystate project swap` after `project rebuild --no-swap`, with commits in between that
+/// nobody projected into the new generation: readers see the latest state, not the snapshot
+/// the generation was built from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swap_catches_the_generation_up_before_readers_see_it() {
+    let nats = TestNats::start().await;
+    let (_engine, store, projector) = projected(&nats).await;
+    let client = nats.client().await;
+    let journal = nats.journal().await;
+    let a = order("swap-a");
+    for cmd in [create(5_000), start(), authorized()] {
+        accept(&client, env(&a, cmd)).await;
+    }
+    wait_projection_caught_up(&store).await;
+    let opts = RebuildOptions {
+        swap: false,
+        ..Default::default()
+    };
+    let report = rebuild(&store, &journal, &opts, &mut |_, _| {})
+        .await
+        .expect("rebuild --no-swap");
+    assert_eq!((report.generation.generation, report.swapped), (2, false));
+    // Later: more commits, projected into the live generation 1 only.
+    let b = order("swap-b");
+    accept(&client, env(&a, capture(None))).await;
+    accept(&client, env(&a, captured(5_000))).await;
+    accept(&client, env(&b, create(1_000))).await;
+    wait_projection_caught_up(&store).await;
+    projector.shutdown().await;
+    let (code, out, err) = paystate_cli(&nats.url(), &["project", "swap", "2"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    // Readers, at once: generation 2, with every commit.
+    assert_eq!(store.live().await.expect("live").generation, 2);
+    let record = store.get(&a).await.expect("get").expect("projected");
+    assert_eq!(
+        (record.state.status, record.state.commits),
+        (Status::Captured, 5)
+    );
+    assert!(store.get(&b).await.expect("get").is_some(), "the new order");
+    assert_projection_equals_fold(&store, &journal, &[a, b]).await;
+}
+
+/// Has nats-server store its answer to a JetStream publish at `key` of `bucket`, as any
+/// client may: a command publish naming the key as its reply subject (docs/security.md, Known
+/// limits). Returns the planted value's revision, once it is there (a value that does not
+/// decode as `T`, paystate's own type for the key).
+async fn plant<T: serde::de::DeserializeOwned>(
+    nats: &TestNats,
+    bucket: &async_nats::jetstream::kv::Store,
+    key: &str,
+) -> u64 {
+    let before = bucket
+        .entry(key)
+        .await
+        .expect("entry")
+        .map_or(0, |e| e.revision);
+    let name = bucket.name.clone();
+    plant_raw(nats, &name, key).await;
+    let (revision, value) = poll_until(|| async {
+        let e = bucket.entry(key).await.ok().flatten()?;
+        (e.revision > before).then_some((e.revision, e.value))
+    })
+    .await;
+    assert!(serde_json::from_slice::<T>(&value).is_err(), "{value:?}");
+    assert!(
+        String::from_utf8_lossy(&value).contains("\"seq\""),
+        "the broker's PubAck is stored at {key}: {value:?}"
+    );
+    revision
+}
+
+async fn plant_raw(nats: &TestNats, bucket: &str, key: &str) {
+    let planter = nats.connect().await;
+    planter
+        .publish_with_reply(
+            format!("paystate.cmd.{}", order("planter")),
+            format!("$KV.{bucket}.{key}"),
+            "junk".into(),
+        )
+        .await
+        .expect("publish");
+    planter.flush().await.expect("flush");
+}
+
+async fn pointer_revision(pointer: &async_nats::jetstream::kv::Store) -> u64 {
+    pointer
+        .entry(POINTER_KEY)
+        .await
+        .expect("entry")
+        .expect("pointer")
+        .revision
+}
+
+/// The pointer names `generation`, written after the planted value at `planted`.
+async fn assert_pointer(pointer: &async_nats::jetstream::kv::Store, generation: u64, planted: u64) {
+    let e = pointer
+        .entry(POINTER_KEY)
+        .await
+        .expect("entry")
+        .expect("pointer");
+    let g: Generation = serde_json::from_slice(&e.value).expect("a generation paystate wrote");
+    assert_eq!(g.generation, generation);
+    assert!(e.revision > planted, "written over the planted value");
+}
+
+/// Polls `f` until it gives a value (up to [`WAIT`]).
+async fn poll_until<T, F, Fut>(mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(started.elapsed() < WAIT, "never happened");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 async fn http_queries(

@@ -10,7 +10,10 @@
 //!   while the old one keeps serving; [`rebuild_fold`]: its fold, on the full state.
 //! - [`redrive`]: the projector's dead letters: commits given back past their bound set
 //!   aside with their reason; a redrive re-projects the order from the log.
-//! - [`store`]: reading — pointer, one order, a scan of all, lag.
+//! - [`store`]: reading — pointer, one order, a scan of all, lag. A value paystate did not
+//!   write (anyone who may publish can have the broker store its answer at any key) reads as
+//!   absent: the pointer as the generation written before it, a record as none; the
+//!   projector, a rebuild or a swap writes over it, revision-checked.
 //! - [`query`]: filters and views for `paystate order show`, `paystate orders list` and the
 //!   gateway's `GET /orders`.
 
@@ -29,9 +32,9 @@ pub use projector::{
     ProjectorStats,
 };
 pub use query::{list, OrderFilter, OrderList, OrderView, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX};
-pub use rebuild::{rebuild, swap_to, RebuildOptions, RebuildReport};
+pub use rebuild::{rebuild, swap_to, RebuildOptions, RebuildReport, CATCH_UP_TIMEOUT_DEFAULT};
 pub use record::{fold_fresh, ProjectedOrder, Step};
-pub use store::{ProjectionStatus, ProjectionStore};
+pub use store::{Pointer, ProjectionStatus, ProjectionStore};
 
 /// Why a projection operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -16,7 +16,7 @@
 
 use crate::layout::{order_key, Generation};
 use crate::record::{apply, ProjectedOrder, Step};
-use crate::store::{broker, get_record, ProjectionStore};
+use crate::store::{broker, get_record, Pointer, ProjectionStore};
 use crate::ProjectionError;
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
 use async_nats::jetstream::{kv, AckKind, Message};
@@ -130,15 +130,72 @@ pub async fn start_projector(
     })
 }
 
-/// The live generation, creating generation 1 if there is none yet.
+/// The live generation, creating generation 1 if there is none yet. A pointer holding a value
+/// paystate did not write is taken over (compare-and-set on that value's revision, never over
+/// a generation): with the generation written before it, else as if there were none.
 pub async fn ensure_generation(store: &ProjectionStore) -> Result<Generation, ProjectionError> {
-    if let Some((g, _)) = store.current().await? {
-        return Ok(g);
+    resolve(store, None).await
+}
+
+/// The generation to follow, as [`ensure_generation`]. `following`: the generation a running
+/// projector follows; it leaves an unset pointer unset ([`ProjectionError::NoProjection`]) and
+/// takes a planted value over with it when the key's history holds no generation.
+async fn resolve(
+    store: &ProjectionStore,
+    following: Option<&Generation>,
+) -> Result<Generation, ProjectionError> {
+    match store.pointer().await? {
+        Pointer::Set { generation, .. } => Ok(generation),
+        Pointer::Junk { revision, before } => match before.or_else(|| following.cloned()) {
+            Some(g) => take_over(store, g, revision).await,
+            None => {
+                tracing::warn!(
+                    revision,
+                    "the projection pointer holds a value paystate did not write and its \
+                     history no generation: starting generation 1 from the log (if a later \
+                     generation was live, `paystate project rebuild` makes a complete one)"
+                );
+                create_first(store, revision).await
+            }
+        },
+        Pointer::Unset { revision } => match following {
+            None => create_first(store, revision).await,
+            Some(_) => Err(ProjectionError::NoProjection),
+        },
     }
+}
+
+/// Writes `generation` over the planted pointer value at `revision`.
+async fn take_over(
+    store: &ProjectionStore,
+    generation: Generation,
+    revision: u64,
+) -> Result<Generation, ProjectionError> {
+    match store.set_pointer(&generation, revision).await {
+        Ok(_) => {
+            tracing::warn!(
+                generation = generation.generation,
+                revision,
+                "the projection pointer held a value paystate did not write; generation written over it"
+            );
+            Ok(generation)
+        }
+        // Someone wrote the pointer meanwhile (another projector, a swap): theirs stands.
+        Err(ProjectionError::SwapRace(_)) => store.live().await,
+        Err(e) => Err(e),
+    }
+}
+
+/// Generation 1, folding the log from its start, pointed at if the pointer is still at
+/// `revision` (0: unset).
+async fn create_first(
+    store: &ProjectionStore,
+    revision: u64,
+) -> Result<Generation, ProjectionError> {
     let first = Generation::new(1, 1, chrono::Utc::now());
     create_bucket(store, &first).await?;
     durable_consumer(store, &first, &ProjectorConfig::default()).await?;
-    match store.set_pointer(&first, 0).await {
+    match store.set_pointer(&first, revision).await {
         Ok(_) => Ok(first),
         // Another projector created it first: use theirs.
         Err(ProjectionError::SwapRace(_)) => store.live().await,
@@ -161,8 +218,9 @@ async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut failures = 0usize;
+    let mut following: Option<Generation> = None;
     while !*shutdown.borrow() {
-        let generation = match store.live().await {
+        let generation = match resolve(&store, following.as_ref()).await {
             Ok(g) => g,
             Err(e) => {
                 tracing::warn!(error = %e, "projection pointer unreadable; retrying");
@@ -170,6 +228,7 @@ async fn run(
                 continue;
             }
         };
+        following = Some(generation.clone());
         match follow(&store, &generation, &cfg, &stats, &mut shutdown, false).await {
             Ok(Exit::Shutdown) => return,
             Ok(_) => failures = 0,
@@ -219,7 +278,9 @@ pub(crate) async fn follow(
                     if lag(store, generation).await? == 0 {
                         return Ok(Exit::CaughtUp);
                     }
-                } else if store.live().await?.generation != generation.generation {
+                } else if resolve(store, Some(generation)).await?.generation
+                    != generation.generation
+                {
                     return Ok(Exit::Swapped);
                 }
             }
@@ -397,10 +458,10 @@ async fn load(
             dirty: false,
         });
     }
-    let (record, revision) = match get_record(bucket, order).await? {
-        Some((r, rev)) => (Some(r), rev),
-        None => (None, 0),
-    };
+    // A value paystate did not write is no record (with its revision, so the write takes the
+    // key over): the order's first commit applies onto it, a later one reads the order's log
+    // from its start (`fill_gap`).
+    let (record, revision) = get_record(bucket, order).await?;
     Ok(Slot {
         record,
         revision,

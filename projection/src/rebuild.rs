@@ -15,11 +15,11 @@
 
 use crate::layout::{Generation, ORDER_KEY_PREFIX};
 use crate::projector::{
-    create_bucket, durable_consumer, follow, Exit, ProjectorConfig, ProjectorStats,
+    create_bucket, durable_consumer, follow, lag, Exit, ProjectorConfig, ProjectorStats,
 };
 use crate::rebuild_fold::{apply_full, FoldedOrder};
 use crate::record::Step;
-use crate::store::{broker, ProjectionStore};
+use crate::store::{broker, Pointer, ProjectionStore};
 use crate::ProjectionError;
 use async_nats::jetstream::context::PublishAckFuture;
 use paystate_events::OrderId;
@@ -33,6 +33,13 @@ use std::time::{Duration, Instant};
 const PUT_WINDOW_MAX: usize = 2048;
 /// How long an old generation keeps serving readers that resolved the pointer before a swap.
 pub const RETIRE_GRACE: Duration = Duration::from_secs(2);
+/// Longest wait for a generation to catch up with the log before it is swapped in (a rebuild's
+/// default, and `paystate project swap`'s); past it nothing is swapped, and trying again
+/// resumes the catch-up where it stopped (the generation's consumer is durable).
+pub const CATCH_UP_TIMEOUT_DEFAULT: Duration = Duration::from_secs(60);
+/// Compare-and-set attempts of a swap whose pointer was rewritten meanwhile with the same
+/// generation (a planted value, or a projector taking one over).
+const SWAP_ATTEMPTS_MAX: usize = 3;
 
 #[derive(Debug, Clone)]
 pub struct RebuildOptions {
@@ -52,7 +59,7 @@ impl Default for RebuildOptions {
         RebuildOptions {
             swap: true,
             keep_old: false,
-            catch_up_timeout: Duration::from_secs(60),
+            catch_up_timeout: CATCH_UP_TIMEOUT_DEFAULT,
             orders_per_pass: ORDERS_PER_PASS_DEFAULT,
         }
     }
@@ -89,8 +96,8 @@ pub async fn rebuild(
     progress: &mut (dyn FnMut(u64, u64) + Send),
 ) -> Result<RebuildReport, ProjectionError> {
     let started = Instant::now();
-    let previous = store.current().await?;
-    let number = previous.as_ref().map_or(0, |(g, _)| g.generation) + 1;
+    let previous = store.pointer().await?;
+    let number = previous.generation().map_or(0, |g| g.generation) + 1;
     let draft = Generation::new(number, 1, chrono::Utc::now());
     discard(store, &draft).await; // leftovers of an interrupted rebuild of the same number
     create_bucket(store, &draft).await?;
@@ -105,15 +112,13 @@ pub async fn rebuild(
     durable_consumer(store, &generation, &cfg).await?;
     catch_up(store, &generation, &cfg, opts.catch_up_timeout).await?;
     if opts.swap {
-        store
-            .set_pointer(&generation, previous.as_ref().map_or(0, |(_, rev)| *rev))
-            .await?;
+        swap_pointer(store, &generation, &previous).await?;
         folded.swapped = true;
-        if let Some((old, _)) = &previous {
+        if let Some(old) = previous.generation() {
             retire(store, old, opts.keep_old).await;
         }
     }
-    folded.previous = previous.map(|(g, _)| g);
+    folded.previous = previous.generation().cloned();
     folded.total_ms = started.elapsed().as_millis() as u64;
     Ok(folded)
 }
@@ -380,20 +385,69 @@ async fn catch_up(
             "catching up stopped: {other:?}"
         ))),
         Ok(Err(e)) => Err(e),
-        Err(_) => Err(ProjectionError::Broker(format!(
-            "generation {} did not catch up within {timeout:?}",
-            generation.generation
-        ))),
+        Err(_) => {
+            let behind = match lag(store, generation).await {
+                Ok(lag) => format!(" ({lag} events behind)"),
+                Err(_) => String::new(),
+            };
+            Err(ProjectionError::Broker(format!(
+                "generation {} did not catch up with the log within {timeout:?}{behind}; \
+                 nothing swapped (trying again resumes the catch-up)",
+                generation.generation
+            )))
+        }
     }
 }
 
-/// Points readers at an existing generation (after `paystate project rebuild --no-swap`).
+/// Points readers at `target` if the pointer still names what `expected` named: a rewrite of
+/// the same generation meanwhile (a planted value, a projector taking one over) is no race.
+async fn swap_pointer(
+    store: &ProjectionStore,
+    target: &Generation,
+    expected: &Pointer,
+) -> Result<(), ProjectionError> {
+    let mut revision = expected.revision();
+    for _ in 1..SWAP_ATTEMPTS_MAX {
+        match store.set_pointer(target, revision).await {
+            Err(ProjectionError::SwapRace(now)) => {
+                let pointer = store.pointer().await?;
+                if pointer.generation() != expected.generation() {
+                    return Err(ProjectionError::SwapRace(now));
+                }
+                revision = pointer.revision();
+            }
+            other => return other.map(|_| ()),
+        }
+    }
+    store.set_pointer(target, revision).await.map(|_| ())
+}
+
+/// Points readers at an existing generation (after `paystate project rebuild --no-swap`), once
+/// it has caught up with the log: nobody may have followed it since it was built, and readers
+/// must never be sent to a generation behind the one they leave (decision 0005). A generation
+/// that does not catch up within [`CATCH_UP_TIMEOUT_DEFAULT`] is not swapped in.
 pub async fn swap_to(
     store: &ProjectionStore,
     generation: u64,
     keep_old: bool,
 ) -> Result<Generation, ProjectionError> {
-    let current = store.current().await?;
+    let current = store.pointer().await?;
+    let target = existing_generation(store, generation).await?;
+    let cfg = ProjectorConfig::default();
+    catch_up(store, &target, &cfg, CATCH_UP_TIMEOUT_DEFAULT).await?;
+    swap_pointer(store, &target, &current).await?;
+    if let Some(old) = current.generation().filter(|g| g.generation != generation) {
+        retire(store, old, keep_old).await;
+    }
+    Ok(target)
+}
+
+/// Generation `generation` as built: its bucket and consumer must exist; where its consumer
+/// starts in the log.
+async fn existing_generation(
+    store: &ProjectionStore,
+    generation: u64,
+) -> Result<Generation, ProjectionError> {
     let target = Generation::new(generation, 1, chrono::Utc::now());
     let bucket = store
         .bucket(&target)
@@ -414,17 +468,10 @@ pub async fn swap_to(
         }
         _ => 1,
     };
-    let target = Generation {
+    Ok(Generation {
         start_seq,
         ..target
-    };
-    store
-        .set_pointer(&target, current.as_ref().map_or(0, |(_, rev)| *rev))
-        .await?;
-    if let Some((old, _)) = current.filter(|(g, _)| g.generation != generation) {
-        retire(store, &old, keep_old).await;
-    }
-    Ok(target)
+    })
 }
 
 /// Removes an old generation's consumer and, after the grace period, its bucket.

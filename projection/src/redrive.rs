@@ -141,10 +141,7 @@ pub async fn reproject(
     journal: &Journal,
     order: &OrderId,
 ) -> Result<(), ProjectionError> {
-    let (mut record, revision) = match get_record(bucket, order).await? {
-        Some((r, rev)) => (Some(r), rev),
-        None => (None, 0),
-    };
+    let (mut record, revision) = get_record(bucket, order).await?;
     let from = record.as_ref().map_or(1, |r| r.seq + 1);
     let tail = journal.read_order_from(order, from).await?;
     let mut changed = false;

@@ -5,10 +5,12 @@ use crate::record::ProjectedOrder;
 use crate::ProjectionError;
 use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::kv::{self, Operation};
+use async_nats::jetstream::stream::RawMessageErrorKind;
 use async_nats::jetstream::{self, stream::StorageType};
 use paystate_events::OrderId;
 use paystate_journal::pull::{scan_consumer, PullSize, Puller, PULL_BYTES_MAX};
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// Longest wait for the next record while scanning a bucket.
 const SCAN_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -18,6 +20,57 @@ const SCAN_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 const SCAN_BATCH: usize = 500;
 /// Header the KV layer puts on deletes and purges.
 const KV_OPERATION_HEADER: &str = "KV-Operation";
+/// Values the pointer bucket keeps per key: what lets a reader look past a planted value to
+/// the generation paystate wrote before it.
+const POINTER_HISTORY: i64 = 5;
+/// Most values of the pointer key read while looking past a planted one (the bucket keeps
+/// [`POINTER_HISTORY`]; one made by hand may keep more, and then the look gives up rather
+/// than stop at an older generation).
+const POINTER_HISTORY_READ_MAX: usize = 64;
+const _: () = assert!(POINTER_HISTORY as usize <= POINTER_HISTORY_READ_MAX);
+/// At most one warning per kind of planted value in this long: readers meet one on every
+/// query until it is taken over.
+const JUNK_WARN_EVERY: Duration = Duration::from_secs(60);
+
+/// What the pointer key holds. Anyone who may publish can have the broker store its answer
+/// there (docs/security.md, Known limits): a value that does not decode is not paystate's
+/// and is read as if it had never been written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pointer {
+    /// Never set (`revision` 0) or deleted (the delete marker's revision).
+    Unset { revision: u64 },
+    /// A generation paystate wrote.
+    Set {
+        generation: Generation,
+        revision: u64,
+    },
+    /// A value paystate did not write, at `revision`; `before`: the last generation paystate
+    /// wrote before it, from the key's history (`None`: none left, or deleted before it).
+    Junk {
+        revision: u64,
+        before: Option<Generation>,
+    },
+}
+
+impl Pointer {
+    /// The generation readers follow: the one set, or the one written before a planted value.
+    pub fn generation(&self) -> Option<&Generation> {
+        match self {
+            Pointer::Set { generation, .. } => Some(generation),
+            Pointer::Junk { before, .. } => before.as_ref(),
+            Pointer::Unset { .. } => None,
+        }
+    }
+
+    /// The key's revision: what a compare-and-set of the pointer expects (0: no key).
+    pub fn revision(&self) -> u64 {
+        match self {
+            Pointer::Unset { revision }
+            | Pointer::Set { revision, .. }
+            | Pointer::Junk { revision, .. } => *revision,
+        }
+    }
+}
 
 /// Handle on the projection (pointer bucket plus the generation buckets). Cheap to clone.
 #[derive(Clone)]
@@ -58,7 +111,7 @@ impl ProjectionStore {
             Err(_) => js
                 .create_key_value(kv::Config {
                     bucket: POINTER_BUCKET.to_string(),
-                    history: 5,
+                    history: POINTER_HISTORY,
                     storage: StorageType::File,
                     num_replicas: replicas,
                     description: "paystate: which generation of each projection is live".into(),
@@ -79,19 +132,86 @@ impl ProjectionStore {
         &self.js
     }
 
-    /// The live generation and the pointer's revision (for a compare-and-set swap).
+    /// The live generation and the pointer's revision (for a compare-and-set swap). A value
+    /// paystate did not write is looked past: the generation is the one written before it,
+    /// the revision the planted value's (so a swap takes the key over); `None` when no
+    /// generation is left to follow.
     pub async fn current(&self) -> Result<Option<(Generation, u64)>, ProjectionError> {
-        match self.pointer.entry(POINTER_KEY).await.map_err(broker)? {
-            Some(e) if e.operation == Operation::Put => {
-                let generation =
-                    serde_json::from_slice(&e.value).map_err(|err| ProjectionError::Corrupt {
-                        key: POINTER_KEY.into(),
-                        detail: err.to_string(),
-                    })?;
-                Ok(Some((generation, e.revision)))
+        let pointer = self.pointer().await?;
+        Ok(pointer
+            .generation()
+            .cloned()
+            .map(|g| (g, pointer.revision())))
+    }
+
+    /// What the pointer key holds (see [`Pointer`]).
+    pub async fn pointer(&self) -> Result<Pointer, ProjectionError> {
+        let entry = match self.pointer.entry(POINTER_KEY).await.map_err(broker)? {
+            Some(e) if e.operation == Operation::Put => e,
+            Some(e) => {
+                return Ok(Pointer::Unset {
+                    revision: e.revision,
+                })
             }
-            _ => Ok(None),
+            None => return Ok(Pointer::Unset { revision: 0 }),
+        };
+        if let Ok(generation) = serde_json::from_slice::<Generation>(&entry.value) {
+            return Ok(Pointer::Set {
+                generation,
+                revision: entry.revision,
+            });
         }
+        let before = self.written_before(entry.revision).await?;
+        if POINTER_JUNK_WARN.allow() {
+            tracing::warn!(
+                revision = entry.revision,
+                following = ?before.as_ref().map(|g| g.generation),
+                "the projection pointer holds a value paystate did not write (a broker's answer \
+                 planted there?); read past it until a projector takes the key over"
+            );
+        }
+        Ok(Pointer::Junk {
+            revision: entry.revision,
+            before,
+        })
+    }
+
+    /// The last generation paystate wrote at the pointer before `revision`: the key's values
+    /// read oldest first. `None` when a delete came after it, none is left, or the history is
+    /// longer than [`POINTER_HISTORY_READ_MAX`].
+    async fn written_before(&self, revision: u64) -> Result<Option<Generation>, ProjectionError> {
+        let subject = format!("{}{POINTER_KEY}", self.pointer.prefix);
+        let mut last = None;
+        let mut from = 1;
+        for _ in 0..POINTER_HISTORY_READ_MAX {
+            let sent = self
+                .pointer
+                .stream
+                .raw_message_builder()
+                .sequence(from)
+                .next_by_subject(subject.clone())
+                .send()
+                .await;
+            let msg = match sent {
+                Ok(msg) => msg,
+                Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => return Ok(last),
+                Err(e) => return Err(broker(e)),
+            };
+            if msg.sequence >= revision {
+                return Ok(last);
+            }
+            let deleted = msg
+                .headers
+                .get(KV_OPERATION_HEADER)
+                .is_some_and(|v| v.as_str() == "DEL" || v.as_str() == "PURGE");
+            match serde_json::from_slice::<Generation>(&msg.payload) {
+                _ if deleted => last = None,
+                Ok(g) => last = Some(g),
+                Err(_) => {} // another planted value: still the one before it
+            }
+            from = msg.sequence + 1;
+        }
+        Ok(None)
     }
 
     /// The live generation, or [`ProjectionError::NoProjection`].
@@ -137,17 +257,19 @@ impl ProjectionStore {
             .map_err(broker)
     }
 
-    /// One order's record from the live generation (`None`: the projection has no such order).
+    /// One order's record from the live generation (`None`: the projection has no such order,
+    /// or its key holds a value paystate did not write).
     pub async fn get(&self, order: &OrderId) -> Result<Option<ProjectedOrder>, ProjectionError> {
         let generation = self.live().await?;
         get_record(&self.bucket(&generation).await?, order)
             .await
-            .map(|e| e.map(|(r, _)| r))
+            .map(|(record, _)| record)
     }
 
     /// Calls `visit` with every order record of `generation`'s bucket (latest values), in key
     /// order of the bucket's stream. Stops early when `visit` returns false. Returns the number
-    /// of records visited.
+    /// of records visited. A value paystate did not write (a broker's answer planted at a
+    /// key) is skipped, counted and warned about (at most once a minute).
     pub async fn scan<F>(
         &self,
         generation: &Generation,
@@ -179,8 +301,9 @@ impl ProjectionStore {
         };
         let mut puller = Puller::start(&self.js, info, size).await.map_err(broker)?;
         let mut visited = 0;
+        let mut junk = Junk::default();
         let mut consumer_seq = 0;
-        loop {
+        let visited = loop {
             let msg = puller
                 .next(SCAN_IDLE_TIMEOUT)
                 .await
@@ -197,16 +320,22 @@ impl ProjectionStore {
             }
             consumer_seq = seq;
             if !is_delete(&msg.message) {
-                let record = decode(&msg.subject, &msg.payload)?;
-                visited += 1;
-                if !visit(record) {
-                    return Ok(visited);
+                match decode(&msg.subject, &msg.payload) {
+                    Ok(record) => {
+                        visited += 1;
+                        if !visit(record) {
+                            break visited;
+                        }
+                    }
+                    Err(e) => junk.note(&msg.subject, e),
                 }
             }
             if pending == 0 {
-                return Ok(visited);
+                break visited;
             }
-        }
+        };
+        junk.warn(&generation.bucket);
+        Ok(visited)
     }
 
     /// The live generation's lag behind the log.
@@ -246,18 +375,89 @@ impl ProjectionStore {
     }
 }
 
-/// An order's record and its KV revision.
+/// An order's record and the KV revision a compare-and-set write of it expects (0: no key,
+/// or a deleted one: a create). A value paystate did not write reads as no record, with its
+/// revision, so that the next write takes the key over (warned about, at most once a minute).
 pub async fn get_record(
     bucket: &kv::Store,
     order: &OrderId,
-) -> Result<Option<(ProjectedOrder, u64)>, ProjectionError> {
+) -> Result<(Option<ProjectedOrder>, u64), ProjectionError> {
     match bucket.entry(order_key(order)).await.map_err(broker)? {
-        Some(e) if e.operation == Operation::Put => {
-            Ok(Some((decode(&e.key, &e.value)?, e.revision)))
-        }
-        _ => Ok(None),
+        Some(e) if e.operation == Operation::Put => match decode(&e.key, &e.value) {
+            Ok(record) => Ok((Some(record), e.revision)),
+            Err(err) => {
+                if RECORD_JUNK_WARN.allow() {
+                    tracing::warn!(
+                        key = %e.key,
+                        revision = e.revision,
+                        error = %err,
+                        "an order record holds a value paystate did not write; read as no \
+                         record until it is written over"
+                    );
+                }
+                Ok((None, e.revision))
+            }
+        },
+        _ => Ok((None, 0)),
     }
 }
+
+/// Values a scan skipped because paystate did not write them.
+#[derive(Default)]
+struct Junk {
+    count: u64,
+    first: Option<(String, String)>,
+}
+
+impl Junk {
+    fn note(&mut self, key: &str, error: ProjectionError) {
+        self.count += 1;
+        if self.first.is_none() {
+            self.first = Some((key.to_string(), error.to_string()));
+        }
+    }
+
+    fn warn(&self, bucket: &str) {
+        let Some((key, error)) = &self.first else {
+            return;
+        };
+        if RECORD_JUNK_WARN.allow() {
+            tracing::warn!(
+                bucket,
+                skipped = self.count,
+                first_key = %key,
+                %error,
+                "projection scan skipped values paystate did not write"
+            );
+        }
+    }
+}
+
+/// One warning per [`JUNK_WARN_EVERY`] (a planted value is met on every read of it).
+struct WarnEvery(Mutex<Option<Instant>>);
+
+impl WarnEvery {
+    const fn new() -> WarnEvery {
+        WarnEvery(Mutex::new(None))
+    }
+
+    /// Whether to warn now (and then not again for a while).
+    fn allow(&self) -> bool {
+        // Why: a poisoned lock only means another thread panicked while holding an `Instant`.
+        let mut last = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if last.is_some_and(|t| now.duration_since(t) < JUNK_WARN_EVERY) {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
+}
+
+/// Warnings about a planted pointer value.
+static POINTER_JUNK_WARN: WarnEvery = WarnEvery::new();
+/// Warnings about planted order records.
+static RECORD_JUNK_WARN: WarnEvery = WarnEvery::new();
 
 fn decode(key: &str, bytes: &[u8]) -> Result<ProjectedOrder, ProjectionError> {
     serde_json::from_slice(bytes).map_err(|e| ProjectionError::Corrupt {
