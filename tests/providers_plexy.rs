@@ -1,8 +1,9 @@
 //! Plexy (PlexyPay) end to end: commands → engine → adapter worker → sandbox → webhooks →
 //! gateway → engine, over a real nats-server and real HTTP on loopback. Payment links,
 //! partial capture, repeated partial refunds, void, link cancellation and expiry, declines
-//! and system failures, bearer-token webhooks (a wrong token is rejected and recorded), and
-//! the Tilda form signature.
+//! and system failures, bearer-token webhooks (a wrong token is rejected and recorded), the
+//! Tilda form signature, and writes whose answer is lost (a link create resolved by the order
+//! reference, a capture not made failed so it can be made again).
 
 mod support;
 
@@ -12,7 +13,10 @@ use paystate_adapters::Secret;
 use paystate_events::OrderId;
 use paystate_events::{CaptureMode, Command, CustomerActionKind, Provider, Status};
 use paystate_sandbox::{Action, FaultKind, FaultRule};
+use paystate_workers::ReconcilerConfig;
+use std::time::{Duration, Instant};
 use support::providers::*;
+use support::tuned::{trail, Tuned, Tuning};
 use support::*;
 
 const P: Provider = Provider::Plexy;
@@ -573,4 +577,268 @@ async fn plexy_webhook_re_addressed_to_another_order_changes_nothing() {
     );
     let payer_now = ps.wait_status(&payer, Status::Authorized).await;
     assert_eq!(payer_now.authorized.0, 4_000);
+}
+
+/// Signals of `kind` in the order's log, with the events the engine made of each.
+async fn named(ps: &ProviderStack, o: &OrderId, kind: &str) -> Vec<SignalCommit> {
+    let all = ps.signals(o).await;
+    all.into_iter().filter(|s| s.kind.name() == kind).collect()
+}
+
+/// The `Failed` signals of the order that carry `code`, as the events they became.
+async fn failed_with(ps: &ProviderStack, o: &OrderId, code: &str) -> Vec<Vec<&'static str>> {
+    let failed = named(ps, o, "failed").await;
+    failed
+        .iter()
+        .filter(
+            |s| matches!(&s.kind, paystate_events::SignalKind::Failed { code: c, .. } if c == code),
+        )
+        .map(|s| s.event_names())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plexy_link_create_with_a_lost_answer_is_found_by_reference_or_waits() {
+    let ps = ProviderStack::start().await;
+    // Plexy creates the link, then the connection closes before its answer: the link is
+    // found by our order reference and shown; no second link is made.
+    ps.sandbox.add_fault(
+        P,
+        FaultRule::once(FaultKind::DropResponse).on_op(paystate_sandbox::Op::Create),
+    );
+    let (found, link) = started(&ps, "plexy-lost-create", 4_000, CaptureMode::Manual).await;
+    assert_eq!(ps.sandbox.totals(P).dropped_responses, 1);
+    assert_eq!(
+        ps.sandbox.totals(P).created,
+        1,
+        "one link, never created twice"
+    );
+    assert_eq!(named(&ps, &found, "outcome_unknown").await.len(), 1);
+    ps.sandbox
+        .approve(P, &link)
+        .expect("the customer pays the link");
+    ps.wait_status(&found, Status::Authorized).await;
+
+    // Plexy fails the create without making it (5xx): no link under the reference. That is
+    // recorded but not taken as proof the create did not happen (the lookup's path is not in
+    // the documents we hold): the order keeps waiting, nothing is created twice, and the
+    // reconciler flags it at its final deadline.
+    ps.sandbox.add_fault(
+        P,
+        FaultRule::once(FaultKind::ServerError { status: 503 }).on_op(paystate_sandbox::Op::Create),
+    );
+    let lost = order("plexy-no-link");
+    accept(
+        &ps.client,
+        env(&lost, create_for(P, 4_000, "USD", CaptureMode::Manual)),
+    )
+    .await;
+    accept(&ps.client, env(&lost, start())).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    while named(&ps, &lost, "probed").await.is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no link found is recorded"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let waiting = ps
+        .journal
+        .load(&lost)
+        .await
+        .expect("load")
+        .state
+        .expect("order");
+    assert_eq!(waiting.status, Status::Pending);
+    assert_eq!(waiting.provider_ref, None);
+    assert_eq!(named(&ps, &lost, "outcome_unknown").await.len(), 1);
+    assert_eq!(
+        ps.sandbox.totals(P).created,
+        1,
+        "the failed create made nothing"
+    );
+    for o in [&found, &lost] {
+        let s = ps
+            .journal
+            .load(o)
+            .await
+            .expect("load")
+            .state
+            .expect("order");
+        assert!(s.discrepancies.is_empty(), "{:#?}", s.discrepancies);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plexy_capture_not_made_fails_and_is_made_once_when_asked_again() {
+    let ps = ProviderStack::start().await;
+    let (o, link) = started(&ps, "plexy-cap-5xx", 8_000, CaptureMode::Manual).await;
+    ps.sandbox.approve(P, &link).expect("customer pays");
+    ps.wait_status(&o, Status::Authorized).await;
+    // Plexy fails the capture without making it: the transaction stays authorized, so the
+    // capture is reported failed and the order takes a new capture.
+    ps.sandbox.add_fault(
+        P,
+        FaultRule::once(FaultKind::ServerError { status: 502 })
+            .on_op(paystate_sandbox::Op::Capture)
+            .on_order(&link),
+    );
+    let capture = |minor| {
+        env(
+            &o,
+            Command::Capture {
+                amount: money_in(minor, "USD"),
+            },
+        )
+    };
+    accept(&ps.client, capture(5_000)).await;
+    let freed = ps
+        .wait_until(&o, "free for another capture", |s| {
+            s.status == Status::Authorized && s.capture_pending.is_none() && s.commits > 4
+        })
+        .await;
+    assert_eq!(freed.captured.0, 0);
+    assert_eq!(
+        failed_with(&ps, &o, "not_captured").await,
+        vec![vec!["capture_failed"]]
+    );
+    assert_eq!(named(&ps, &o, "outcome_unknown").await.len(), 1);
+    assert_eq!(ps.sandbox.counters(P, &link).captured, 0);
+
+    accept(&ps.client, capture(5_000)).await;
+    let captured = ps.wait_status(&o, Status::Captured).await;
+    assert_eq!(captured.captured.0, 5_000);
+    let c = ps.sandbox.counters(P, &link);
+    assert_eq!((c.captured, c.injected_errors), (1, 1), "{c:?}");
+    assert!(
+        captured.discrepancies.is_empty(),
+        "{:#?}",
+        captured.discrepancies
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plexy_unknown_outcomes_whose_first_question_fails_are_resolved_by_the_reconciler() {
+    // Adapter calls time out after 1.5 s, so a status query concludes "not made" once an
+    // order's log has been quiet for 3 s (`SETTLE_TIMEOUTS`); the reconciler first probes an
+    // order 6 s after it starts waiting (15 min / 150).
+    let t = Tuned::start(Tuning {
+        reconciler: ReconcilerConfig::default().scaled(150),
+        ..Default::default()
+    })
+    .await;
+    let ps = &t.ps;
+    let (o, link) = started(ps, "plexy-rec-cap", 6_000, CaptureMode::Manual).await;
+    ps.sandbox.approve(P, &link).expect("customer pays");
+    ps.wait_status(&o, Status::Authorized).await;
+    // The capture and the create fail without acting, and so do the reads right after them
+    // (three attempts each: the adapter's own question and the worker's status query). The
+    // capture's answer is held back a second, so that its reads fail only after the read
+    // that found the transaction to capture.
+    let on_capture = || {
+        FaultRule::once(FaultKind::ServerError { status: 503 })
+            .on_op(paystate_sandbox::Op::Capture)
+            .on_order(&link)
+    };
+    ps.sandbox.add_fault(P, on_capture());
+    ps.sandbox.add_fault(
+        P,
+        FaultRule {
+            kind: FaultKind::Delay { ms: 1_000 },
+            ..on_capture()
+        },
+    );
+    let lost = order("plexy-rec-link");
+    ps.sandbox.add_fault(
+        P,
+        FaultRule::once(FaultKind::ServerError { status: 503 }).on_op(paystate_sandbox::Op::Create),
+    );
+    ps.sandbox.add_fault(
+        P,
+        FaultRule::once(FaultKind::ServerError { status: 503 })
+            .on_op(paystate_sandbox::Op::Status)
+            .on_order(lost.as_str())
+            .times(6),
+    );
+    accept(&ps.client, env(&o, capture(Some(6_000)))).await;
+    let started_at = Instant::now();
+    while ps
+        .sandbox
+        .faults(P)
+        .iter()
+        .any(|f| f.op == Some(paystate_sandbox::Op::Capture))
+    {
+        assert!(started_at.elapsed() < WAIT, "the capture reached Plexy");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    ps.sandbox.add_fault(
+        P,
+        FaultRule::once(FaultKind::ServerError { status: 503 })
+            .on_op(paystate_sandbox::Op::Status)
+            .on_order(&link)
+            .times(6),
+    );
+    accept(
+        &ps.client,
+        env(&lost, create_for(P, 4_000, "USD", CaptureMode::Manual)),
+    )
+    .await;
+    accept(&ps.client, env(&lost, start())).await;
+
+    let freed = ps
+        .wait_until(&o, "capture failed by a reconciler probe", |s| {
+            s.status == Status::Authorized && s.capture_pending.is_none() && s.commits > 4
+        })
+        .await;
+    assert_eq!(freed.captured.0, 0);
+    // The lost create: a reconciler probe finds no link under the reference, which is
+    // recorded and decides nothing (the order waits for a person at the final deadline).
+    let deadline = Instant::now() + WAIT;
+    while !named(ps, &lost, "probed")
+        .await
+        .iter()
+        .any(|s| s.evidence_ref.starts_with("probe:"))
+    {
+        assert!(Instant::now() < deadline, "a probe recorded no link found");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let waiting = ps
+        .journal
+        .load(&lost)
+        .await
+        .expect("load")
+        .state
+        .expect("order");
+    assert_eq!(waiting.status, Status::Pending);
+    let steps = trail(&ps.journal, &o).await;
+    let decided = steps
+        .iter()
+        .find(|s| s.events.iter().any(|e| e == "capture_failed"))
+        .expect("resolved");
+    assert!(
+        decided
+            .evidence
+            .as_deref()
+            .is_some_and(|e| e.starts_with("probe:")),
+        "resolved by a reconciler probe: {steps:#?}"
+    );
+    assert_eq!(
+        failed_with(ps, &o, "not_captured").await.len(),
+        1,
+        "{steps:#?}"
+    );
+    for order in [&o, &lost] {
+        assert_eq!(named(ps, order, "outcome_unknown").await.len(), 1);
+    }
+    let c = ps.sandbox.counters(P, &link);
+    assert_eq!((c.captured, c.injected_errors), (0, 7), "{c:?}");
+    assert_eq!(
+        ps.sandbox.totals(P).created,
+        1,
+        "only the first order's link"
+    );
+    assert!(
+        ps.sandbox.faults(P).is_empty(),
+        "every injected fault was met"
+    );
 }

@@ -245,3 +245,44 @@ async fn links_are_cancelled_and_their_expiry_moved_only_while_unpaid() {
     assert_eq!(status, 404);
     sb.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_link_is_found_by_its_order_reference() {
+    let sb = sandbox(|_| {}).await;
+    let by_ref = |r: &str| format!("/v1/payment-links/by-order-reference/{r}");
+    let (status, v) = call(&sb, KEY, &by_ref("proj_9"), None).await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (404, Some("not_found")),
+        "{v}"
+    );
+    let id = link(&sb, "proj_9", false).await;
+    let (status, v) = call(&sb, KEY, &by_ref("proj_9"), None).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        (
+            v["id"].as_str(),
+            v["orderReference"].as_str(),
+            v["amount"].as_u64(),
+            v["currency"].as_str(),
+            v["status"].as_str()
+        ),
+        (
+            Some(id.as_str()),
+            Some("proj_9"),
+            Some(1050),
+            Some("USD"),
+            Some("active")
+        )
+    );
+    assert!(v["url"].as_str().is_some_and(|u| u.ends_with(&id)), "{v}");
+    let (status, _) = call(&sb, "wrong-key", &by_ref("proj_9"), None).await;
+    assert_eq!(status, 401);
+    sb.add_fault(
+        P,
+        FaultRule::once(FaultKind::ServerError { status: 503 }).on_order("proj_9"),
+    );
+    let (status, _) = call(&sb, KEY, &by_ref("proj_9"), None).await;
+    assert_eq!(status, 503, "request faults match the reference");
+    sb.shutdown().await;
+}

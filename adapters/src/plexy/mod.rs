@@ -12,6 +12,19 @@
 //!   Webhooks (`transaction.<status>`) are checked against each account's webhook token
 //!   ([`parse_callback`]); their body is not signed, so they only trigger a status query
 //!   (see `ParsedCallback::confirm_by_status`).
+//!
+//! Unknown outcomes (no idempotency key is documented, so no write is replayed): the write
+//! that lost its answer asks Plexy at once, its own call being over, and Plexy's answer
+//! decides. A create is looked up by our order reference: the link found is reported (after
+//! checking it is this order's); none found is recorded (`probed`) but decides nothing, since
+//! the lookup's path is not in the documents we hold and a wrong one answers 404 too — the
+//! order waits for the reconciler, which flags it at its final deadline. A capture or void finds the transaction still `authorized`
+//! when it was not made, and reports it failed (`not_captured` / `not_cancelled`), which
+//! frees the order for another attempt. When that first question fails too, `status` does
+//! the same for the reconciler, but only once the order's log has been quiet for
+//! [`SETTLE_TIMEOUTS`] request timeouts (a call of ours may still be on its way before):
+//! a link found by reference is always reported. A capture or void that finds its
+//! transaction already `charged` / `cancelled` reports that instead of failing.
 
 pub mod signature;
 pub mod transformers;
@@ -23,7 +36,7 @@ use crate::error::{AdapterError, CallbackError, Op};
 use crate::flow::{send, unreadable, Ctx, Reported};
 use crate::http::HttpResponse;
 use paystate_events::{
-    Money, OrderId, OrderState, PaymentInitiation, Provider, SignalKind, Timestamp,
+    Money, OrderId, OrderState, PaymentInitiation, Provider, SignalKind, Status, Timestamp,
 };
 use transformers as tf;
 
@@ -36,17 +49,14 @@ fn short(raw: &str) -> String {
 }
 
 const P: Provider = Provider::Plexy;
-/// Transaction states in order of preference for a status report (most advanced first).
-const STATUS_ORDER: [&str; 8] = [
-    "refunded",
-    "charged",
-    "cancelled",
-    "authorized",
-    "3d",
-    "created",
-    "rejected",
-    "failed",
-];
+
+/// A plain status query concludes that a write did not happen (no link under our reference;
+/// a pending capture or void whose transaction is still `authorized`) only when the order's
+/// log has been quiet for this many request timeouts: our call for the last request, sent
+/// after that commit, has been answered or has timed out by then. Sooner, the write may still
+/// be on its way (the reconciler and the gateway ask at any time). The write that lost its
+/// answer asks with its own call over and concludes at once.
+pub const SETTLE_TIMEOUTS: u32 = 2;
 
 /// One Plexy flow: configuration and executor, at a given time.
 pub struct Plexy<'a> {
@@ -75,13 +85,12 @@ impl Plexy<'_> {
         check(op, &r)
     }
 
-    /// A link without transactions: `active` (or any open status) is still waiting for the
-    /// customer; `cancelled` / `expired` closed it without payment.
+    /// Reads a link without transactions: is it still open, or closed without payment?
     async fn link_signals(
         &self,
         order: &OrderState,
+        link: &str,
     ) -> Result<(Vec<SignalKind>, String), AdapterError> {
-        let link = link_id(order, Op::Status)?;
         let r = send(
             self.ctx,
             Op::Status,
@@ -90,16 +99,7 @@ impl Plexy<'_> {
         .await?;
         check(Op::Status, &r)?;
         let link: tf::PaymentLink = r.json().map_err(|e| unreadable(P, Op::Status, &r, e))?;
-        let closed = link
-            .status
-            .as_deref()
-            .is_some_and(|s| tf::LINK_CLOSED_STATUSES.contains(&s));
-        let signal = match closed {
-            true => SignalKind::Cancelled,
-            false => SignalKind::Accepted { action: None },
-        };
-        let raw = format!("link.{}", link.status.as_deref().unwrap_or("unknown"));
-        Ok((vec![signal], raw))
+        Ok(tf::link_status_signals(&link))
     }
 
     async fn transactions(
@@ -107,7 +107,15 @@ impl Plexy<'_> {
         order: &OrderState,
         op: Op,
     ) -> Result<Vec<tf::Transaction>, AdapterError> {
-        let link = link_id(order, op)?;
+        self.link_transactions(order, link_id(order, op)?, op).await
+    }
+
+    async fn link_transactions(
+        &self,
+        order: &OrderState,
+        link: &str,
+        op: Op,
+    ) -> Result<Vec<tf::Transaction>, AdapterError> {
         let r = send(
             self.ctx,
             op,
@@ -156,12 +164,112 @@ impl Plexy<'_> {
             call_ref,
         })
     }
-}
 
-impl Connector for Plexy<'_> {
-    const PROVIDER: Provider = P;
+    /// Where the link stands: its most advanced transaction (and, when `conclude`, the
+    /// order's pending capture or void it shows was not made, [`tf::not_made`]), or, without
+    /// transactions, the link's own status. With the raw status, for the evidence.
+    async fn link_report(
+        &self,
+        order: &OrderState,
+        link: &str,
+        txs: &[tf::Transaction],
+        conclude: bool,
+    ) -> Result<(Vec<SignalKind>, String), AdapterError> {
+        let Some(tx) = tf::reported(txs) else {
+            return self.link_signals(order, link).await;
+        };
+        let mut signals = tf::transaction_signals(tx, self.cfg.transaction_amounts)
+            .map_err(|detail| bad(Op::Status, detail))?;
+        if conclude {
+            signals.extend(tf::not_made(order, txs));
+        }
+        Ok((signals, format!("transaction.{}", tx.status)))
+    }
 
-    async fn start_payment(
+    /// Whether the order's log has been quiet for [`SETTLE_TIMEOUTS`] request timeouts.
+    fn settled(&self, order: &OrderState) -> bool {
+        let settle = self
+            .ctx
+            .timeout
+            .checked_mul(SETTLE_TIMEOUTS)
+            .and_then(|d| chrono::Duration::from_std(d).ok())
+            .unwrap_or(chrono::Duration::MAX);
+        self.now.signed_duration_since(order.updated_at) >= settle
+    }
+
+    /// The payment link Plexy holds under our order reference; `None` when it has none (404).
+    async fn link_by_reference(
+        &self,
+        order: &OrderState,
+    ) -> Result<Option<tf::PaymentLink>, AdapterError> {
+        let req = tf::link_by_reference_request(self.cfg, self.account(order)?, &order.order_id);
+        let r = send(self.ctx, Op::Status, &req).await?;
+        if r.status == 404 {
+            return Ok(None);
+        }
+        check(Op::Status, &r)?;
+        let link = r.json().map_err(|e| unreadable(P, Op::Status, &r, e))?;
+        Ok(Some(link))
+    }
+
+    /// Status of an order whose link id we never learned (its create lost its answer): the
+    /// link found by our order reference, or, when `conclude`, that the create did not happen.
+    async fn status_by_reference(
+        &self,
+        order: &OrderState,
+        conclude: bool,
+    ) -> Result<Reported, AdapterError> {
+        match self.link_by_reference(order).await? {
+            Some(link) => self.found_link(order, link).await,
+            None => Ok(Reported {
+                provider_ref: None,
+                signals: match conclude {
+                    true => vec![tf::no_link_found(order)],
+                    false => Vec::new(),
+                },
+                call_ref: format!("{}:status=by-reference.none", order.order_id),
+            }),
+        }
+    }
+
+    /// Reports a link found by our order reference: its id becomes the order's reference, and
+    /// its transactions (or its own status) say where the payment stands; a link still waiting
+    /// for the customer is shown as the redirect. A link that is not this order's
+    /// ([`tf::foreign_link`]) decides nothing: a person looks at it.
+    async fn found_link(
+        &self,
+        order: &OrderState,
+        link: tf::PaymentLink,
+    ) -> Result<Reported, AdapterError> {
+        if let Some(reason) = tf::foreign_link(order, &link) {
+            return Ok(Reported {
+                provider_ref: None,
+                signals: vec![SignalKind::NeedsReview { reason }],
+                call_ref: format!("{}:status=by-reference.foreign", order.order_id),
+            });
+        }
+        let txs = self.link_transactions(order, &link.id, Op::Status).await?;
+        let (mut signals, raw) = match tf::reported(&txs) {
+            Some(tx) => (
+                tf::transaction_signals(tx, self.cfg.transaction_amounts)
+                    .map_err(|detail| bad(Op::Status, detail))?,
+                format!("transaction.{}", tx.status),
+            ),
+            None => tf::link_status_signals(&link),
+        };
+        if signals == [SignalKind::Accepted { action: None }] {
+            signals = vec![SignalKind::Accepted {
+                action: Some(tf::link_action(&link)),
+            }];
+        }
+        Ok(Reported {
+            provider_ref: Some(link.id),
+            signals,
+            call_ref: format!("{}:status=by-reference.{}", order.order_id, short(&raw)),
+        })
+    }
+
+    async fn create_link(
         &self,
         order: &OrderState,
         initiation: &PaymentInitiation,
@@ -188,39 +296,143 @@ impl Connector for Plexy<'_> {
         })
     }
 
+    /// A create whose answer was lost: recorded, then the link is looked up by our order
+    /// reference, and Plexy's answer decides (our call is over). When the lookup fails too,
+    /// the outcome stays unknown for the worker's and the reconciler's status queries.
+    async fn after_unknown_create(
+        &self,
+        order: &OrderState,
+        detail: String,
+    ) -> Result<Reported, AdapterError> {
+        match self.status_by_reference(order, true).await {
+            Ok(mut reported) => {
+                reported.signals.splice(0..0, unknown(Op::Payment, detail));
+                Ok(reported)
+            }
+            Err(e) => {
+                tracing::warn!(order = %order.order_id, error = %e, "looking up a payment link of unknown outcome failed");
+                Err(AdapterError::OutcomeUnknown {
+                    provider: P,
+                    op: Op::Payment,
+                    detail,
+                })
+            }
+        }
+    }
+
+    /// A capture or void whose answer was lost: recorded, then the link's transactions are
+    /// read (our call is over) and decide: made, or still `authorized` = not made.
+    async fn after_unknown_op(
+        &self,
+        order: &OrderState,
+        op: Op,
+        detail: String,
+        call_ref: &str,
+    ) -> Result<Reported, AdapterError> {
+        let link = link_id(order, op)?;
+        let answer = match self.link_transactions(order, link, Op::Status).await {
+            Ok(txs) => self.link_report(order, link, &txs, true).await,
+            Err(e) => Err(e),
+        };
+        match answer {
+            Ok((signals, raw)) => Ok(Reported {
+                provider_ref: order.provider_ref.clone(),
+                signals: unknown(op, detail).into_iter().chain(signals).collect(),
+                call_ref: format!("{call_ref}:status={}", short(&raw)),
+            }),
+            Err(e) => {
+                tracing::warn!(order = %order.order_id, %op, error = %e, "status query after an unknown outcome failed");
+                Err(AdapterError::OutcomeUnknown {
+                    provider: P,
+                    op,
+                    detail,
+                })
+            }
+        }
+    }
+
+    /// No `authorized` transaction to act on: one that shows the operation `done` already (a
+    /// call of ours whose answer was lost with its worker, or the merchant's dashboard) is
+    /// reported as it stands; otherwise there is nothing to act on.
+    fn made_before(
+        &self,
+        order: &OrderState,
+        txs: &[tf::Transaction],
+        op: Op,
+        done: &str,
+    ) -> Result<Reported, AdapterError> {
+        let tx = tf::pick(txs, &[done]).ok_or_else(|| AdapterError::NotFound {
+            provider: P,
+            op,
+            detail: "no authorized transaction on the payment link".into(),
+        })?;
+        let signals = tf::transaction_signals(tx, self.cfg.transaction_amounts)
+            .map_err(|detail| bad(op, detail))?;
+        Ok(Reported {
+            provider_ref: order.provider_ref.clone(),
+            signals,
+            call_ref: format!("{}:{op}:status=transaction.{}", tx.id, short(&tx.status)),
+        })
+    }
+}
+
+impl Connector for Plexy<'_> {
+    const PROVIDER: Provider = P;
+
+    async fn start_payment(
+        &self,
+        order: &OrderState,
+        initiation: &PaymentInitiation,
+    ) -> Result<Reported, AdapterError> {
+        match self.create_link(order, initiation).await {
+            Err(AdapterError::OutcomeUnknown { detail, .. }) => {
+                self.after_unknown_create(order, detail).await
+            }
+            other => other,
+        }
+    }
+
     async fn capture(
         &self,
         order: &OrderState,
         capture_id: &str,
         amount: Money,
     ) -> Result<Reported, AdapterError> {
-        let tx = self
-            .transaction(order, Op::Capture, &["authorized"])
-            .await?;
-        self.payment_op(
-            order,
-            Op::Capture,
-            &tx,
-            Some(amount),
-            format!("{}:capture:{capture_id}", tx.id),
-        )
-        .await
+        let txs = self.transactions(order, Op::Capture).await?;
+        let Some(tx) = tf::pick(&txs, &["authorized"]) else {
+            return self.made_before(order, &txs, Op::Capture, "charged");
+        };
+        let call_ref = format!("{}:capture:{capture_id}", tx.id);
+        let made = self
+            .payment_op(order, Op::Capture, tx, Some(amount), call_ref.clone())
+            .await;
+        match made {
+            Err(AdapterError::OutcomeUnknown { detail, .. }) => {
+                self.after_unknown_op(order, Op::Capture, detail, &call_ref)
+                    .await
+            }
+            other => other,
+        }
     }
 
     /// Voids the authorized transaction; with no payment yet, cancels the link instead.
     async fn cancel(&self, order: &OrderState) -> Result<Reported, AdapterError> {
         let txs = self.transactions(order, Op::Cancel).await?;
         if let Some(tx) = tf::pick(&txs, &["authorized"]) {
-            return self
-                .payment_op(order, Op::Cancel, tx, None, format!("{}:cancel", tx.id))
+            let call_ref = format!("{}:cancel", tx.id);
+            let made = self
+                .payment_op(order, Op::Cancel, tx, None, call_ref.clone())
                 .await;
+            return match made {
+                Err(AdapterError::OutcomeUnknown { detail, .. }) => {
+                    self.after_unknown_op(order, Op::Cancel, detail, &call_ref)
+                        .await
+                }
+                other => other,
+            };
         }
         if !txs.iter().all(tf::is_open) {
-            return Err(AdapterError::NotFound {
-                provider: P,
-                op: Op::Cancel,
-                detail: "no authorized transaction on the payment link".into(),
-            });
+            return self.made_before(order, &txs, Op::Cancel, "cancelled");
         }
         self.cancel_link_as(order, Op::Cancel).await?;
         Ok(Reported {
@@ -257,17 +469,16 @@ impl Connector for Plexy<'_> {
         Ok(reported)
     }
 
+    /// The link's transactions (see [`Plexy::link_report`]); for an order whose create lost
+    /// its answer, the link found by our order reference.
     async fn status(&self, order: &OrderState) -> Result<Reported, AdapterError> {
-        let txs = self.transactions(order, Op::Status).await?;
-        let (signals, raw) = match tf::pick(&txs, &STATUS_ORDER).or(txs.first()) {
-            Some(tx) => (
-                tf::transaction_signals(tx, self.cfg.transaction_amounts)
-                    .map_err(|detail| bad(Op::Status, detail))?,
-                format!("transaction.{}", tx.status),
-            ),
-            // Nobody has paid: the link's own status says whether it is still open.
-            None => self.link_signals(order).await?,
-        };
+        let conclude = self.settled(order);
+        if order.provider_ref.is_none() && awaiting_link(order) {
+            return self.status_by_reference(order, conclude).await;
+        }
+        let link = link_id(order, Op::Status)?;
+        let txs = self.link_transactions(order, link, Op::Status).await?;
+        let (signals, raw) = self.link_report(order, link, &txs, conclude).await?;
         Ok(Reported {
             provider_ref: order.provider_ref.clone(),
             signals,
@@ -318,6 +529,21 @@ fn bad(op: Op, detail: String) -> AdapterError {
         op,
         detail: format!("unreadable transaction: {detail}"),
     }
+}
+
+/// The signal that records a write whose outcome was unknown.
+fn unknown(op: Op, detail: String) -> Vec<SignalKind> {
+    let e = AdapterError::OutcomeUnknown {
+        provider: P,
+        op,
+        detail,
+    };
+    e.signal(None).into_iter().collect()
+}
+
+/// A started order still waiting for its payment link (no customer action shown yet).
+fn awaiting_link(order: &OrderState) -> bool {
+    order.status == Status::Pending && order.customer_action.is_none()
 }
 
 fn link_id(order: &OrderState, op: Op) -> Result<&str, AdapterError> {

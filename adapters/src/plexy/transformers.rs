@@ -6,16 +6,17 @@
 //! transaction and webhook amounts (`amount`, `processedAmount`) is not documented: it is
 //! [`AmountUnit`] configuration, minor units by default (the transaction echoes the link's
 //! `amount`, which is documented in minor units). Capture/cancel/refund paths follow the older official
-//! docs (`/payments/{transactionId}/...`); the link cancel/expiry paths are our reading of
-//! the docs' operation names. All of them are constants here, the one place to change.
+//! docs (`/payments/{transactionId}/...`); the link cancel/expiry paths and the lookup by
+//! order reference ([`LINK_BY_REFERENCE_PATH`]) are our reading of the docs' operation names.
+//! All of them are constants here, the one place to change.
 
 use crate::config::{PlexyAccount, PlexyConfig};
 use crate::flow::{json_decimal_money, json_minor, minor_money};
 use crate::http::{HttpRequest, HttpResponse, Method, Replay};
 use crate::secret::Secret;
 use paystate_events::{
-    CaptureMode, Currency, CustomerAction, CustomerActionKind, Money, Operation, OrderState,
-    PaymentInitiation, SignalKind, Timestamp,
+    CaptureMode, Currency, CustomerAction, CustomerActionKind, Money, Operation, OrderId,
+    OrderState, PaymentInitiation, SignalKind, Timestamp,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -24,6 +25,10 @@ use std::collections::BTreeMap;
 pub const LINKS_PATH: &str = "/v1/payment-links";
 pub const TX_BY_LINK_PATH: &str = "/v1/transactions/by-payment-link";
 pub const PAYMENTS_PATH: &str = "/v1/payments";
+/// "Retrieve Payment Link by Order Reference" (seed 000 names the operation, a GET; the path
+/// is our reading, after `/v1/transactions/by-payment-link/{id}`). Answers the link
+/// (`response.PaymentLink`: id, url, status, amount, currency, orderReference); 404 = none.
+pub const LINK_BY_REFERENCE_PATH: &str = "/v1/payment-links/by-order-reference";
 /// Webhook event names are `transaction.<status>`.
 pub const WEBHOOK_PREFIX: &str = "transaction.";
 
@@ -84,6 +89,22 @@ pub fn link_request(cfg: &PlexyConfig, account: &PlexyAccount, link_id: &str) ->
     authed(
         Method::Get,
         cfg.common.url(&format!("{LINKS_PATH}/{link_id}")),
+        account,
+        Replay::Safe,
+    )
+}
+
+/// Finds the payment link created under our order reference (`orderReference` = our order
+/// id): how a create whose answer was lost is resolved.
+pub fn link_by_reference_request(
+    cfg: &PlexyConfig,
+    account: &PlexyAccount,
+    reference: &OrderId,
+) -> HttpRequest {
+    authed(
+        Method::Get,
+        cfg.common
+            .url(&format!("{LINK_BY_REFERENCE_PATH}/{}", reference.as_str())),
         account,
         Replay::Safe,
     )
@@ -151,14 +172,94 @@ pub enum AmountUnit {
 /// customer), or closed without payment (`cancelled`, `expired`).
 pub const LINK_CLOSED_STATUSES: [&str; 2] = ["cancelled", "expired"];
 
-/// The created link.
+/// A payment link (create and read answers). `amount` is integer minor units (documented).
 #[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PaymentLink {
     pub id: String,
     #[serde(default)]
     pub url: Option<String>,
     #[serde(default)]
     pub status: Option<String>,
+    #[serde(default)]
+    pub amount: Option<Value>,
+    #[serde(default)]
+    pub currency: Option<String>,
+    #[serde(default)]
+    pub order_reference: Option<String>,
+}
+
+/// Why a link found by our order reference is not this order's (`None`: it is). The lookup
+/// asked by our reference; what the answer echoes must agree with the order: the reference,
+/// and the amount and currency when the answer has them.
+pub fn foreign_link(order: &OrderState, link: &PaymentLink) -> Option<String> {
+    let ours = order.order_id.as_str();
+    if let Some(r) = link.order_reference.as_deref().filter(|r| *r != ours) {
+        return Some(format!(
+            "payment link {} found by order reference {ours} names reference {}",
+            short_text(&link.id),
+            short_text(r)
+        ));
+    }
+    let currency = order.currency().code();
+    if let Some(c) = link.currency.as_deref().filter(|c| *c != currency) {
+        return Some(format!(
+            "payment link {} found by order reference {ours} is in {}, the order in {currency}",
+            short_text(&link.id),
+            short_text(c)
+        ));
+    }
+    let want = order.amount.minor_units.get();
+    match link.amount.as_ref().filter(|v| !v.is_null()) {
+        None => None,
+        Some(v) if json_minor(v) == Some(want) => None,
+        Some(v) => Some(format!(
+            "payment link {} found by order reference {ours} is for amount {}, the order for {want}",
+            short_text(&link.id),
+            short_text(&v.to_string())
+        )),
+    }
+}
+
+/// Longest provider text quoted in a review reason.
+const TEXT_IN_REASON_MAX: usize = 80;
+
+fn short_text(s: &str) -> String {
+    s.chars().take(TEXT_IN_REASON_MAX).collect()
+}
+
+/// What a link without transactions says, and its raw status for the evidence: `active` (or
+/// any open status) is still waiting for the customer; `cancelled` / `expired` closed it
+/// without payment.
+pub fn link_status_signals(link: &PaymentLink) -> (Vec<SignalKind>, String) {
+    let closed = link
+        .status
+        .as_deref()
+        .is_some_and(|s| LINK_CLOSED_STATUSES.contains(&s));
+    let signal = match closed {
+        true => SignalKind::Cancelled,
+        false => SignalKind::Accepted { action: None },
+    };
+    let raw = format!("link.{}", link.status.as_deref().unwrap_or("unknown"));
+    (vec![signal], raw)
+}
+
+/// The create did not happen: Plexy has no payment link under our order reference. The
+/// payment fails (the engine starts a payment only from `created`: the merchant starts a new
+/// order, whose new reference cannot meet this one's link should it appear late).
+/// What a lookup by our order reference that found no link records. Why not "the create did
+/// not happen" (a failed payment): the lookup's path is not in the provider documents we hold
+/// (seed 000 names the operation only), and a wrong path answers 404 too — a payment failed
+/// on it could still be paid through a link that exists. So the order keeps waiting: the
+/// reconciler asks again and flags it for a person at its final deadline.
+pub fn no_link_found(order: &OrderState) -> SignalKind {
+    SignalKind::Probed {
+        answer: format!(
+            "no payment link found under order reference {} (not taken as proof that the \
+             create did not happen)",
+            order.order_id
+        ),
+    }
 }
 
 pub fn link_action(link: &PaymentLink) -> CustomerAction {
@@ -199,6 +300,61 @@ pub fn transactions_of(body: &Value) -> Result<Vec<Transaction>, String> {
         _ => return Err("transactions response is not a list".into()),
     };
     serde_json::from_value(list.clone()).map_err(|e| e.to_string())
+}
+
+/// Transaction states in order of preference for a status report (most advanced first).
+pub const STATUS_ORDER: [&str; 8] = [
+    "refunded",
+    "charged",
+    "cancelled",
+    "authorized",
+    "3d",
+    "created",
+    "rejected",
+    "failed",
+];
+
+/// The transaction a status report is about: the most advanced, else the first listed.
+pub fn reported(txs: &[Transaction]) -> Option<&Transaction> {
+    pick(txs, &STATUS_ORDER).or(txs.first())
+}
+
+/// The operations the order waits for that the link's transactions show were not made.
+/// Capture and void are made only from `authorized` and move the transaction on (`charged`,
+/// `cancelled`; the documented vocabulary has no in-between state), so a link whose most
+/// advanced transaction is still `authorized` shows that a pending capture or void did not
+/// happen. Only an unambiguous answer concludes: a transaction whose status we do not know
+/// (it could be a capture in progress) concludes nothing. The caller decides whether our
+/// own call can still be on its way (see `Plexy::settled`).
+pub fn not_made(order: &OrderState, txs: &[Transaction]) -> Vec<SignalKind> {
+    let all_known = txs.iter().all(|t| PlexyStatus::parse(&t.status).is_some());
+    let Some(tx) = reported(txs).filter(|t| all_known && t.status == "authorized") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if let Some((capture_id, _)) = &order.capture_pending {
+        out.push(SignalKind::Failed {
+            operation: Operation::Capture,
+            code: "not_captured".to_string(),
+            message: format!(
+                "capture {capture_id} not made: Plexy shows transaction {} still authorized",
+                short_text(&tx.id)
+            ),
+            refund_id: None,
+        });
+    }
+    if order.cancel_pending {
+        out.push(SignalKind::Failed {
+            operation: Operation::Cancel,
+            code: "not_cancelled".to_string(),
+            message: format!(
+                "void not made: Plexy shows transaction {} still authorized",
+                short_text(&tx.id)
+            ),
+            refund_id: None,
+        });
+    }
+    out
 }
 
 /// The transaction an operation acts on: the first in `wanted` status order.

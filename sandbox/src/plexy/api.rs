@@ -1,4 +1,5 @@
-//! Plexy's HTTP API: `/v1/payment-links` (create, read, cancel, expiry update),
+//! Plexy's HTTP API: `/v1/payment-links` (create, read, read by order reference, cancel,
+//! expiry update),
 //! `/v1/transactions/...`, and `/payments/{id}/capture|cancel|refund` (served with and
 //! without the `/v1` prefix).
 
@@ -24,6 +25,10 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
     let mut r = Router::new()
         .route("/v1/payment-links", post(create_link))
         .route("/v1/payment-links/{id}", get(get_link))
+        .route(
+            "/v1/payment-links/by-order-reference/{reference}",
+            get(by_reference),
+        )
         .route("/v1/payment-links/{id}/cancel", post(cancel_link))
         .route("/v1/payment-links/{id}/expiration", put(update_expiration))
         .route("/v1/transactions/by-payment-link/{id}", get(by_link))
@@ -142,6 +147,30 @@ async fn create_link(State(s): S, headers: HeaderMap, body: Bytes) -> Response {
 
 async fn get_link(State(s): S, headers: HeaderMap, Path(id): Path<String>) -> Response {
     read(&s, &headers, &id, wire::link_json).await
+}
+
+/// "Retrieve Payment Link by Order Reference" (seed 000 names it; the path is the adapters'
+/// reading): the link created under `orderReference`, 404 when there is none. Request faults
+/// match the reference (no link id is known before the lookup).
+async fn by_reference(State(s): S, headers: HeaderMap, Path(reference): Path<String>) -> Response {
+    if let Err(r) = authorize(&s, &headers) {
+        return r;
+    }
+    gated(&s, P, Op::Status, Some(&reference), || {
+        let st = lock(&s.plexy);
+        match st
+            .by_reference
+            .get(&reference)
+            .and_then(|id| st.links.get(id))
+        {
+            Some(l) => (l.id.clone(), json(StatusCode::OK, wire::link_json(l))),
+            None => (
+                reference.clone(),
+                error(StatusCode::NOT_FOUND, "not_found", "payment link not found"),
+            ),
+        }
+    })
+    .await
 }
 
 /// Closes an unpaid link (`active` → `cancelled`); a paid or closed link is 400.

@@ -199,3 +199,112 @@ fn webhook_data_that_is_not_an_object_is_refused_not_a_panic() {
         assert!(hook.transaction().is_err());
     }
 }
+
+#[test]
+fn link_lookup_by_order_reference() {
+    let c = cfg();
+    let o = order(Provider::Plexy, 999, "USD", CaptureMode::Manual);
+    let req = link_by_reference_request(&c, &c.common.accounts["default"], &o.order_id);
+    assert_eq!(
+        req.url,
+        "https://api.plexy.test/v1/payment-links/by-order-reference/ord-1"
+    );
+    assert_eq!(req.header_value("authorization"), Some("sk_live_1"));
+    assert!(req.json_body().is_none(), "a read");
+}
+
+fn found(v: serde_json::Value) -> PaymentLink {
+    serde_json::from_value(v).expect("link")
+}
+
+#[test]
+fn a_link_found_by_reference_must_be_the_orders() {
+    let o = order(Provider::Plexy, 999, "USD", CaptureMode::Manual);
+    let ours = json!({"id": "pl_1", "url": "https://pay/pl_1", "status": "active",
+        "amount": 999, "currency": "USD", "orderReference": "ord-1"});
+    assert_eq!(foreign_link(&o, &found(ours.clone())), None);
+    assert_eq!(
+        foreign_link(&o, &found(json!({"id": "pl_1"}))),
+        None,
+        "what the answer does not say is not contradicted"
+    );
+    for (field, value) in [
+        ("orderReference", json!("ord-2")),
+        ("currency", json!("EUR")),
+        ("amount", json!(1000)),
+        ("amount", json!("9.99")),
+    ] {
+        let mut other = ours.clone();
+        other[field] = value;
+        assert!(
+            foreign_link(&o, &found(other.clone())).is_some(),
+            "not ours: {other}"
+        );
+    }
+    let none = no_link_found(&o);
+    assert!(
+        matches!(&none, SignalKind::Probed { answer } if answer.contains("not taken as proof")),
+        "a link not found decides nothing: {none:?}"
+    );
+}
+
+#[test]
+fn link_without_transactions() {
+    let (open, raw) = link_status_signals(&found(json!({"id": "pl_1", "status": "active"})));
+    assert_eq!(
+        (open, raw.as_str()),
+        (vec![SignalKind::Accepted { action: None }], "link.active")
+    );
+    for s in LINK_CLOSED_STATUSES {
+        let (closed, _) = link_status_signals(&found(json!({"id": "pl_1", "status": s})));
+        assert_eq!(closed, vec![SignalKind::Cancelled]);
+    }
+}
+
+fn txs(statuses: &[&str]) -> Vec<Transaction> {
+    statuses
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            serde_json::from_value(json!({"id": format!("tx_{i}"), "status": s})).expect("tx")
+        })
+        .collect()
+}
+
+#[test]
+fn a_pending_capture_or_void_is_not_made_while_the_transaction_stays_authorized() {
+    let mut o = order(Provider::Plexy, 999, "USD", CaptureMode::Manual);
+    assert!(
+        not_made(&o, &txs(&["authorized"])).is_empty(),
+        "nothing pending"
+    );
+    o.capture_pending = Some(("cap-1".into(), paystate_events::MinorUnits(500)));
+    let failed = not_made(&o, &txs(&["authorized"]));
+    assert!(
+        matches!(failed.as_slice(), [SignalKind::Failed { operation: Operation::Capture, code, message, .. }]
+            if code == "not_captured" && message.contains("cap-1")),
+        "{failed:?}"
+    );
+    for unsettled in [
+        &["charged"][..],
+        &["cancelled"],
+        &["refunded"],
+        &["3d"],
+        &["authorized", "charged"],
+        &["authorized", "capturing"],
+        &[],
+    ] {
+        assert!(
+            not_made(&o, &txs(unsettled)).is_empty(),
+            "{unsettled:?} says nothing about a capture not made"
+        );
+    }
+    o.capture_pending = None;
+    o.cancel_pending = true;
+    let failed = not_made(&o, &txs(&["failed", "authorized"]));
+    assert!(
+        matches!(failed.as_slice(), [SignalKind::Failed { operation: Operation::Cancel, code, .. }]
+            if code == "not_cancelled"),
+        "{failed:?}"
+    );
+}
