@@ -74,8 +74,18 @@ pub const ATTEMPT_TIMEOUT_MAX: Duration = Duration::from_secs(2);
 /// Longest wait for the broker's acknowledgement of a fire-and-forget publish
 /// ([`Client::publish`]); async-nats's JetStream default.
 pub const STORE_WAIT: Duration = Duration::from_secs(5);
-/// Service error code of a request to retry (nothing committed now).
+/// Service error code of a request to retry (the engine could not settle it now).
 const CODE_RETRY: &str = "503";
+/// The engine's "outcome not encoded" (`fast::CODE_INTERNAL`): it may follow a commit, so it
+/// is no refusal; the same bytes again are answered from the log.
+const CODE_INTERNAL: &str = "500";
+
+/// Whether a service error code means "send the same bytes again": the engine may or may not
+/// have committed the command, and a retry is answered from the log (decision 0013). Any
+/// other code is a refusal of the request itself (a malformed subject or reply inbox).
+fn retry_on(code: &str) -> bool {
+    code == CODE_RETRY || code == CODE_INTERNAL
+}
 
 /// What came back on a queued command's reply inbox (`<prefix>.<token>`): the broker's answer
 /// to the publish (published with the inbox as its reply subject), then the engine's outcome
@@ -345,7 +355,7 @@ impl Client {
                         return Outcome::from_json(&reply.payload)
                             .map_err(|e| ClientError::BadReply(e.to_string()))
                     }
-                    Some((code, _)) if code == CODE_RETRY => true,
+                    Some((code, _)) if retry_on(&code) => true,
                     Some((code, text)) => {
                         return Err(ClientError::NotAccepted(format!(
                             "refused by the engine ({code}): {text}"
@@ -467,6 +477,16 @@ fn service_error(reply: &async_nats::Message) -> Option<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_answer_that_may_follow_a_commit_is_retried_not_reported_refused() {
+        assert!(retry_on("503"), "busy, or not settled now");
+        assert!(
+            retry_on("500"),
+            "outcome not encoded: the command may be committed"
+        );
+        assert!(!retry_on("400"), "a malformed request is refused");
+    }
 
     fn on_inbox(payload: &[u8], status: Option<async_nats::StatusCode>) -> async_nats::Message {
         async_nats::Message {

@@ -207,7 +207,7 @@ pub(crate) async fn answer(
             respond_error(
                 &req.request,
                 CODE_RETRY,
-                "not committed (broker trouble or conflicts); retry",
+                "outcome unknown (broker trouble or conflicts): send the same bytes again, a retry is answered from the log",
             )
             .await;
             return;
