@@ -252,7 +252,14 @@ impl Route {
                     plane,
                     received_at,
                 };
-                return self.senders[idx].send(Work::Request(req)).await.is_ok();
+                return match offer(&self.senders[idx], Work::Request(req)) {
+                    Offer::Taken => true,
+                    Offer::Full(work) => {
+                        busy(work).await;
+                        true
+                    }
+                    Offer::Closed => false,
+                };
             }
             Some(Ok(seq)) => seq,
             Some(Err(e)) => {
@@ -283,7 +290,9 @@ impl Route {
                         plane,
                         received_at,
                     };
-                    let _ = sender.send(Work::Request(req)).await;
+                    if let Offer::Full(work) = offer(&sender, Work::Request(req)) {
+                        busy(work).await;
+                    }
                 }
                 Err(e) => {
                     let code = match e {
@@ -299,6 +308,36 @@ impl Route {
             }
         });
         true
+    }
+}
+
+/// What became of a request offered to its partition task.
+#[derive(Debug)]
+enum Offer<T> {
+    Taken,
+    /// The task's channel is full: answered 503 at once (the client backs off and sends the
+    /// same bytes again) instead of waiting. Why: the channel is shared with the command
+    /// queue's intake, so waiting on one busy partition would stall this endpoint's requests
+    /// for every partition and the queue's intake with them; and a request waiting in the
+    /// channel is counted by no bound ([`super::REQUESTS_HELD_MAX`] counts the task's own).
+    Full(T),
+    /// The partition tasks are gone (shutdown).
+    Closed,
+}
+
+fn offer<T>(tx: &tokio::sync::mpsc::Sender<T>, item: T) -> Offer<T> {
+    match tx.try_send(item) {
+        Ok(()) => Offer::Taken,
+        Err(tokio::sync::mpsc::error::TrySendError::Full(item)) => Offer::Full(item),
+        Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => Offer::Closed,
+    }
+}
+
+/// Answers a request its partition could not take now.
+async fn busy(work: Work) {
+    if let Work::Request(req) = work {
+        crate::telemetry::requeued();
+        respond_error(&req.request, CODE_RETRY, "engine busy; retry").await;
     }
 }
 
@@ -426,6 +465,20 @@ mod tests {
         assert_eq!(*code, RejectionCode::CommandTooLarge);
         assert_eq!(command_id.as_deref(), Some("c-9"));
         assert_eq!(order_id.as_deref(), Some("V"));
+    }
+
+    #[test]
+    fn a_full_partition_channel_refuses_at_once_instead_of_waiting() {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<u32>(1);
+        assert!(matches!(offer(&tx, 1), Offer::Taken));
+        assert!(
+            matches!(offer(&tx, 2), Offer::Full(2)),
+            "handed back to be answered 503"
+        );
+        assert_eq!(rx.try_recv().ok(), Some(1));
+        assert!(matches!(offer(&tx, 3), Offer::Taken));
+        drop(rx);
+        assert!(matches!(offer(&tx, 4), Offer::Closed));
     }
 
     #[test]
