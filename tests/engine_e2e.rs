@@ -270,6 +270,69 @@ async fn every_bad_input_gets_its_typed_rejection_and_writes_nothing() {
     accept(&client, env(&order("after-bad"), create(100))).await;
 }
 
+/// A command whose last attempt ends on an append the log already holds (its own earlier
+/// write under the same message id, or an acknowledgement that was lost) is answered from the
+/// log: with no conflict retries and one delivery allowed, the engine gave it up instead —
+/// dead-lettered, and the caller told `dead_lettered` ("nothing was written") while the log
+/// held its commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_whose_last_attempt_finds_it_committed_is_answered_from_the_log() {
+    use paystate_engine::{decide, Decision};
+    use paystate_events::Commit;
+    use paystate_journal::EncodedCommit;
+    let nats = TestNats::start().await;
+    let cfg = paystate_service::EngineConfig {
+        conflict_retries_max: 0,
+        deliveries_max: 1,
+        ..engine_config()
+    };
+    let _engine = paystate_service::run_engine(nats.connect().await, log_settings(), cfg)
+        .await
+        .expect("engine starts");
+    let queue = paystate_service::Client::queue(nats.connect().await);
+    // Given an order the engine holds in its cache ...
+    let o = order("settle");
+    accept(&queue, env(&o, create(1_000))).await;
+    // ... and its start committed behind the engine's cache, under the message id the
+    // engine's own append of that command would carry ...
+    let start_env = env(&o, start());
+    let journal = nats.journal().await;
+    let loaded = journal.load(&o).await.expect("load");
+    let events = match decide(loaded.state.as_ref(), &start_env, start_env.issued_at) {
+        Ok(Decision::Commit(events)) => events,
+        other => panic!("a commit: {other:?}"),
+    };
+    let encoded = EncodedCommit::new(Commit::after(
+        loaded.state.as_ref(),
+        start_env.clone(),
+        start_env.fingerprint(),
+        start_env.issued_at,
+        events,
+    ));
+    journal
+        .append(&encoded, loaded.last_seq)
+        .await
+        .expect("appended");
+    // ... when the start is sent, its one attempt's append is answered as a duplicate (no
+    // retry left), then it is answered from the log, accepted, not dead-lettered.
+    let outcome = queue.send(&start_env, WAIT).await.expect("an outcome");
+    assert!(
+        matches!(
+            outcome,
+            Outcome::Accepted {
+                duplicate: true,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    let js = async_nats::jetstream::new(nats.connect().await);
+    let dead = paystate_journal::dead_letters::list(&js, &Default::default())
+        .await
+        .expect("dead letters");
+    assert!(dead.letters.is_empty(), "{:?}", dead.letters);
+}
+
 /// On the queue path a publish larger than any command is refused by the broker before it
 /// is stored (an engine holds up to `ack_pending_max` queued commands: none may be larger
 /// than a command), with an error that says so; the fast path answers `command_too_large`.

@@ -151,7 +151,37 @@ impl Processor {
                 }
             }
         }
+        // Why one more read before giving up: the last attempt may have ended on an append
+        // the log holds after all (its acknowledgement was lost, or it was our own earlier
+        // write). Given up, the command would be retried, or at its bound dead-lettered and
+        // answered "nothing was written", while the log says it was.
+        if let Some(outcome) = self.answer_if_committed(env, now).await {
+            return Disposition::Done(outcome);
+        }
         self.retry_later()
+    }
+
+    /// The command's original outcome, answered from the log (as a duplicate), if the log's
+    /// tail shows it applied; `None` if it does not, or the log cannot be read now.
+    async fn answer_if_committed(
+        &mut self,
+        env: &CommandEnvelope,
+        now: Timestamp,
+    ) -> Option<Outcome> {
+        let current = self.current(env, true).await.ok()?;
+        let applied = match decide(current.state.as_ref(), env, now) {
+            Ok(Decision::AlreadyApplied { commit }) => Some(commit),
+            _ => None,
+        };
+        let outcome = match applied {
+            Some(commit) => {
+                self.stats.duplicates.fetch_add(1, Relaxed);
+                Box::pin(self.already_applied(env, &current, commit)).await
+            }
+            None => None,
+        };
+        self.keep(env, current);
+        outcome.map(as_duplicate)
     }
 
     /// Loads the order (`reread`: catch up with the log's tail first) and decides. A rejection
