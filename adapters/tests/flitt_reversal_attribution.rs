@@ -3,11 +3,13 @@
 //! Flitt made. Each test runs the facade against a fake Flitt on port 0 that has made one
 //! reversal of 30 for an order paystate knows with refunds r-b and r-a (30 each) pending.
 
+mod support;
+
 use axum::routing::post;
 use axum::{Json, Router};
 use paystate_adapters::flitt::signature;
 use paystate_adapters::testing::t0;
-use paystate_adapters::{Adapters, AdaptersConfig};
+use paystate_adapters::Adapters;
 use paystate_events::{CaptureMode, MinorUnits, OrderState, Provider, SignalKind, Status};
 use serde_json::{json, Map, Value};
 
@@ -40,23 +42,12 @@ async fn fake_flitt() -> String {
             "/api/status/order_id",
             post(|| async { Json(status_answer()) }),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind port 0");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    format!("http://{addr}")
+    support::serve(app).await
 }
 
 fn adapters(base: &str) -> Adapters {
-    let text = format!(
+    let provider = format!(
         r#"
-        [http]
-        attempts_max = 2
-        backoff_base_ms = 1
-        backoff_max_ms = 5
         [flitt]
         base_url = "{base}"
         [flitt.accounts.default]
@@ -64,8 +55,7 @@ fn adapters(base: &str) -> Adapters {
         password = "{PASSWORD}"
         "#
     );
-    let config: AdaptersConfig = toml::from_str(&text).expect("valid config");
-    Adapters::new(config).expect("valid").with_clock(t0)
+    support::adapters(&format!("{}{provider}", support::FAST_RETRIES), t0)
 }
 
 /// Captured 100.00 GEL, refunds r-b and r-a of 30.00 each pending, nothing refunded yet.

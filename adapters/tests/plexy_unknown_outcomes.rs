@@ -5,12 +5,14 @@
 //! query (the reconciler's, the gateway's) concludes "not made" only once the order's log has
 //! been quiet for `SETTLE_TIMEOUTS` request timeouts.
 
+mod support;
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use paystate_adapters::testing::{money, t0};
-use paystate_adapters::{AdapterError, Adapters, AdaptersConfig};
+use paystate_adapters::{AdapterError, Adapters};
 use paystate_events::{
     CaptureMode, CustomerActionKind, MinorUnits, Operation, OrderState, PaymentInitiation,
     Provider, SignalKind, Status, Timestamp,
@@ -90,14 +92,7 @@ async fn fake_plexy() -> (String, Shared) {
             ),
         )
         .with_state(shared.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind port 0");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (format!("http://{addr}"), shared)
+    (support::serve(app).await, shared)
 }
 
 /// The order's last commit is at `t0`; the request timeout is 30 s, so the log is quiet
@@ -121,8 +116,7 @@ fn adapters(base: &str, clock: fn() -> Timestamp) -> Adapters {
         webhook_token = "whk-token-1"
         "#
     );
-    let config: AdaptersConfig = toml::from_str(&text).expect("valid config");
-    Adapters::new(config).expect("valid").with_clock(clock)
+    support::adapters(&text, clock)
 }
 
 /// A started order whose create lost its answer: pending, no link, no customer action.

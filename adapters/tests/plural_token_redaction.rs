@@ -5,11 +5,13 @@
 //! returned (error text, debug form, the signal the engine would store) for the token and
 //! for a distinctive piece of it.
 
+mod support;
+
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use paystate_adapters::testing::t0;
-use paystate_adapters::{AdapterError, Adapters, AdaptersConfig};
+use paystate_adapters::{AdapterError, Adapters};
 use paystate_events::{CaptureMode, OrderState, PaymentInitiation, Provider};
 use serde_json::{json, Value};
 
@@ -63,23 +65,12 @@ async fn fake_plural(token: TokenAnswer) -> String {
                 (StatusCode::INTERNAL_SERVER_ERROR, Json(answer))
             }),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind port 0");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    format!("http://{addr}")
+    support::serve(app).await
 }
 
 fn adapters(base: &str) -> Adapters {
-    let text = format!(
+    let provider = format!(
         r#"
-        [http]
-        attempts_max = 2
-        backoff_base_ms = 1
-        backoff_max_ms = 5
         [plural]
         base_url = "{base}"
         [plural.accounts.default]
@@ -88,8 +79,7 @@ fn adapters(base: &str) -> Adapters {
         webhook_secret = "my_plural_secret"
         "#
     );
-    let config: AdaptersConfig = toml::from_str(&text).expect("valid config");
-    Adapters::new(config).expect("valid").with_clock(t0)
+    support::adapters(&format!("{}{provider}", support::FAST_RETRIES), t0)
 }
 
 fn order(provider_ref: Option<&str>) -> OrderState {
