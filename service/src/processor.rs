@@ -169,19 +169,40 @@ impl Processor {
         now: Timestamp,
     ) -> Option<Outcome> {
         let current = self.current(env, true).await.ok()?;
-        let applied = match decide(current.state.as_ref(), env, now) {
-            Ok(Decision::AlreadyApplied { commit }) => Some(commit),
+        let outcome = match decide(current.state.as_ref(), env, now) {
+            Ok(Decision::AlreadyApplied { commit }) => {
+                Box::pin(self.answer_applied(env, &current, commit)).await
+            }
             _ => None,
         };
-        let outcome = match applied {
-            Some(commit) => {
-                self.stats.duplicates.fetch_add(1, Relaxed);
-                Box::pin(self.already_applied(env, &current, commit)).await
-            }
-            None => None,
-        };
         self.keep(env, current);
-        outcome.map(as_duplicate)
+        outcome
+    }
+
+    /// The answer to a command the log holds as commit `commit`: its original outcome as a
+    /// duplicate (the last one rebuilt is kept, for a client retrying in a loop); `None` if
+    /// the log cannot be read now.
+    async fn answer_applied(
+        &mut self,
+        env: &CommandEnvelope,
+        current: &Current,
+        commit: u64,
+    ) -> Option<Outcome> {
+        self.stats.duplicates.fetch_add(1, Relaxed);
+        let recent = self
+            .rebuilt
+            .as_ref()
+            .filter(|(order, command, _)| *order == env.order_id && *command == env.command_id);
+        if let Some((_, _, outcome)) = recent {
+            return Some(as_duplicate(outcome.clone()));
+        }
+        let outcome = Box::pin(self.already_applied(env, current, commit)).await?;
+        self.rebuilt = Some((
+            env.order_id.clone(),
+            env.command_id.clone(),
+            outcome.clone(),
+        ));
+        Some(as_duplicate(outcome))
     }
 
     /// Loads the order (`reread`: catch up with the log's tail first) and decides. A rejection
@@ -219,22 +240,8 @@ impl Processor {
         match decide(state, env, now) {
             Ok(Decision::Commit(events)) => Step::Append(events),
             Ok(Decision::AlreadyApplied { commit }) => {
-                self.stats.duplicates.fetch_add(1, Relaxed);
-                let recent = self.rebuilt.as_ref().filter(|(order, command, _)| {
-                    *order == env.order_id && *command == env.command_id
-                });
-                if let Some((_, _, outcome)) = recent {
-                    return Step::Answer(as_duplicate(outcome.clone()));
-                }
-                match Box::pin(self.already_applied(env, current, commit)).await {
-                    Some(outcome) => {
-                        self.rebuilt = Some((
-                            env.order_id.clone(),
-                            env.command_id.clone(),
-                            outcome.clone(),
-                        ));
-                        Step::Answer(as_duplicate(outcome))
-                    }
+                match Box::pin(self.answer_applied(env, current, commit)).await {
+                    Some(outcome) => Step::Answer(outcome),
                     None => Step::Pause,
                 }
             }
